@@ -1,0 +1,32 @@
+/**
+ * Process entry of `autotune`: provides the platform services once, logs to
+ * stderr (stdout carries results only) and turns the program's Exit into the
+ * exit code of its exit_reason (SPEC H-2; 130 on interrupt, STYLE pitfall 1).
+ */
+import { NodeContext, NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { Cause, Console, Effect, Logger, Schema } from "effect"
+import { run } from "./Cli.js"
+import { AutotuneError } from "./domain/AutotuneError.js"
+import { exitCode, fromExit } from "./domain/ExitReason.js"
+
+const isAutotuneError = Schema.is(AutotuneError)
+
+run(process.argv).pipe(
+  // One place prints a failure, to stderr: a typed error by its message (CLI
+  // ValidationErrors were already printed by @effect/cli), a defect in full.
+  Effect.tapErrorCause((cause) =>
+    Cause.isInterruptedOnly(cause) ? Effect.void : Cause.failureOption(cause).pipe(
+      (o) => o._tag === "Some"
+        ? (isAutotuneError(o.value) ? Console.error(`autotune: ${o.value.message}`) : Effect.void)
+        : Console.error(`autotune: internal error\n${Cause.pretty(cause)}`))),
+  Effect.provide([
+    NodeContext.layer,
+    NodeHttpClient.layerUndici,
+    Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false }))
+  ]),
+  NodeRuntime.runMain({
+    disablePrettyLogger: true,
+    disableErrorReporting: true,
+    teardown: (exit, onExit) => onExit(exitCode[fromExit(exit)])
+  })
+)

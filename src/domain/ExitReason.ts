@@ -1,0 +1,69 @@
+import { ValidationError } from "@effect/cli"
+import { Cause, Exit, Option, Schema } from "effect"
+import { AutotuneError } from "./AutotuneError.js"
+
+/** The closed set of run outcomes (SPEC H-2). */
+export const ExitReason = Schema.Literal(
+  "ok",
+  "all_infeasible",
+  "budget_exhausted",
+  "interrupted",
+  "provider_conflict",
+  "pre_warm_integrity_failure",
+  "config_error",
+  "apply_failed",
+  "internal_error"
+)
+export type ExitReason = typeof ExitReason.Type
+
+/** The one place a typed error becomes an exit_reason (SPEC H-2): an unmapped tag does not compile. */
+const byTag: { readonly [K in AutotuneError["_tag"]]: ExitReason } = {
+  UsageError: "config_error",
+  AllInfeasible: "all_infeasible",
+  PreWarmIntegrityFailure: "pre_warm_integrity_failure",
+  ProviderConflict: "provider_conflict",
+  BudgetExhausted: "budget_exhausted",
+  ApplyFailed: "apply_failed",
+  StoreFailed: "internal_error",
+  ProviderStartFailed: "internal_error",
+  ServeFailed: "internal_error",
+  SynthFailed: "internal_error"
+}
+
+const isAutotuneError = Schema.is(AutotuneError)
+
+/** exit_reason of a typed error (SPEC H-2). */
+export const fromError = (e: AutotuneError): ExitReason => byTag[e._tag]
+
+/**
+ * exit_reason of a finished program: success is `ok`, interruption alone is
+ * `interrupted`, a CLI ValidationError is `config_error`, a typed error maps by
+ * tag, anything else (a defect) is `internal_error`.
+ */
+export const fromExit = (exit: Exit.Exit<unknown, unknown>): ExitReason =>
+  Exit.isSuccess(exit)
+    ? "ok"
+    : Cause.isInterruptedOnly(exit.cause)
+    ? "interrupted"
+    : Option.match(Cause.failureOption(exit.cause), {
+      onNone: () => "internal_error",
+      onSome: (e): ExitReason =>
+        ValidationError.isValidationError(e)
+          ? "config_error"
+          : isAutotuneError(e)
+          ? byTag[e._tag]
+          : "internal_error"
+    })
+
+/** Process exit code per exit_reason: 64 is EX_USAGE (sysexits.h), 130 is 128+SIGINT. */
+export const exitCode: { readonly [K in ExitReason]: number } = {
+  ok: 0,
+  internal_error: 1,
+  all_infeasible: 2,
+  budget_exhausted: 3,
+  provider_conflict: 4,
+  pre_warm_integrity_failure: 5,
+  apply_failed: 6,
+  config_error: 64,
+  interrupted: 130
+}
