@@ -35,8 +35,8 @@ const serveCommand = Command.make("serve",
   (o) => Effect.gen(function*() {
     const port = yield* positive("port", o.port)
     const batch = yield* positive("max-batch", o.maxBatch)
-    yield* Effect.forEach([o.maxContext, o.threads], (v, i) =>
-      Option.match(v, { onNone: () => Effect.void, onSome: (n) => positive(i === 0 ? "max-context" : "threads", n) }))
+    if (Option.isSome(o.maxContext)) yield* positive("max-context", o.maxContext.value)
+    if (Option.isSome(o.threads)) yield* positive("threads", o.threads.value)
     return yield* serve({
       modelPath: o.model, port, host: o.host, maxBatch: batch, maxContext: o.maxContext, threads: o.threads,
       kvBits: Option.map(o.kvBits, (b) => (b === "4" ? 4 : 8) as 4 | 8)

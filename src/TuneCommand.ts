@@ -1,3 +1,187 @@
-import { Command } from "@effect/cli"
-import { Effect } from "effect"
-export const tuneCommand = Command.make("tune", {}, () => Effect.void)
+/**
+ * `autotune tune`: parses and validates every flag (usage errors exit 64
+ * before anything is touched, SPEC B-1), builds the plan, prints it for
+ * `--dry-run` (SPEC H-5), else opens the trial store and runs the pipeline.
+ */
+import { Command, Options } from "@effect/cli"
+import { Console, Effect, Layer, Option } from "effect"
+import * as fs from "node:fs"
+import * as os from "node:os"
+import * as path from "node:path"
+import { type Axes, cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "./domain/Axes.js"
+import { UsageError } from "./domain/AutotuneError.js"
+import { describeKnobs } from "./domain/Knobs.js"
+import { Machine } from "./domain/TuneDocument.js"
+import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
+import { tune, type TunePlan } from "./Pipeline.js"
+import { embedded } from "./providers/Embedded.js"
+import { macProvider } from "./providers/MacProvider.js"
+import type { ProviderAdapter, ProviderName } from "./providers/ProviderAdapter.js"
+import { CandidateProvider } from "./services/CandidateProvider.js"
+import { TrialStore } from "./services/TrialStore.js"
+import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
+import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
+
+const opt = {
+  provider: Options.choice("provider", ["embedded", "macprovider"]).pipe(Options.optional,
+    Options.withDescription("provider to tune (default: macprovider when macprovider-cli is on PATH, else embedded)")),
+  providerBin: Options.text("provider-bin").pipe(Options.optional,
+    Options.withDescription("provider executable (default: macprovider-cli on PATH; embedded: this tool's own `serve`)")),
+  candidateModels: Options.text("candidate-models").pipe(Options.optional,
+    Options.withDescription("comma-separated model ids or GGUF paths, tried in this order (default: the built-in ladder)")),
+  targetContext: Options.integer("target-context").pipe(Options.optional,
+    Options.withDescription("prompt context of each probe, in tokens (default 2048; demo ladder 1024)")),
+  gateTtftMs: Options.integer("gate-ttft-ms").pipe(Options.optional,
+    Options.withDescription("time-to-first-token gate, in ms (default 60000; demo ladder 8000)")),
+  stage1Replicates: Options.integer("stage1-replicates").pipe(Options.withDefault(3),
+    Options.withDescription("requests per Stage 1 candidate (default 3)")),
+  stage2Replicates: Options.integer("stage2-replicates").pipe(Options.withDefault(3),
+    Options.withDescription("requests per Stage 2 cell (default 3)")),
+  kvBitsAxis: Options.text("kv-bits-axis").pipe(Options.optional,
+    Options.withDescription("Stage 2 KV-cache bits, from 4, 8, unset (default unset; demo ladder unset,8)")),
+  maxContextAxis: Options.text("max-context-axis").pipe(Options.withDefault(""),
+    Options.withDescription("Stage 2 context caps in tokens, each >= --target-context (default: the target context)")),
+  maxBatchAxis: Options.text("max-batch-axis").pipe(Options.optional,
+    Options.withDescription("Stage 2 parallel requests (default 1; demo ladder 1,2)")),
+  threadsAxis: Options.text("threads-axis").pipe(Options.optional,
+    Options.withDescription("Stage 2 CPU threads, embedded only (default: the core count)")),
+  tpsTieEpsilon: Options.float("tps-tie-epsilon").pipe(Options.withDefault(0.1),
+    Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
+  maxTokens: Options.integer("max-tokens").pipe(Options.withDefault(64),
+    Options.withDescription("reply length of each probe, in tokens (default 64)")),
+  dbPath: Options.text("db-path").pipe(Options.optional,
+    Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
+  json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
+  dryRun: Options.boolean("dry-run").pipe(Options.withDescription("print the plan and touch nothing (SPEC H-5)"))
+}
+
+const allOptions = Options.all(opt)
+type Flags = typeof allOptions extends Options.Options<infer A> ? A : never
+
+/** Is `name` an executable on PATH? */
+const onPath = (name: string): boolean =>
+  (process.env.PATH ?? "").split(path.delimiter).some((d) => {
+    try {
+      fs.accessSync(path.join(d, name), fs.constants.X_OK)
+      return true
+    } catch {
+      return false
+    }
+  })
+
+const requirePositive = (flag: string, n: number, min = 1) =>
+  Number.isInteger(n) && n >= min
+    ? Effect.void
+    : Effect.fail(new UsageError({ flag, message: `--${flag} must be an integer >= ${min}, got ${n}` }))
+
+/** A plan before candidates are resolved: the demo ladder's files may not exist yet. */
+interface Draft {
+  readonly plan: Omit<TunePlan, "candidates">
+  readonly candidateIds: ReadonlyArray<string> | null
+  readonly dbPath: string
+}
+
+const machineOf = (adapter: ProviderAdapter, bin: Option.Option<string>): Machine =>
+  new Machine({
+    ram_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    chip: os.cpus()[0]?.model.trim() ?? os.arch(),
+    os_version: `${os.type()} ${os.release()}`,
+    binary_version: adapter.name === "embedded" && Option.isNone(bin) ? "llm-autotune 0.1.0 (node-llama-cpp 3.22.1)" : null
+  })
+
+/** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
+const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
+  Effect.gen(function*() {
+    const providerName: ProviderName = Option.getOrElse(f.provider, () => onPath("macprovider-cli") ? "macprovider" : "embedded")
+    const adapter = providerName === "embedded"
+      ? embedded(Option.getOrNull(f.providerBin))
+      : macProvider(Option.getOrElse(f.providerBin, () => "macprovider-cli"))
+    const demo = Option.isNone(f.candidateModels)
+    if (demo && providerName !== "embedded") {
+      return yield* new UsageError({ flag: "candidate-models", message: "--candidate-models is required with --provider macprovider" })
+    }
+    const candidateIds = Option.isSome(f.candidateModels) ? yield* parseCandidateList(f.candidateModels.value) : null
+    const targetContext = Option.getOrElse(f.targetContext, () => demo ? DEMO_DEFAULTS.targetContext : 2048)
+    const gateTtftMs = Option.getOrElse(f.gateTtftMs, () => demo ? DEMO_DEFAULTS.gateTtftMs : 60_000)
+    yield* requirePositive("target-context", targetContext)
+    yield* requirePositive("gate-ttft-ms", gateTtftMs)
+    yield* requirePositive("stage1-replicates", f.stage1Replicates)
+    yield* requirePositive("stage2-replicates", f.stage2Replicates)
+    yield* requirePositive("max-tokens", f.maxTokens, 2)
+    if (!(f.tpsTieEpsilon >= 0 && f.tpsTieEpsilon < 1)) {
+      return yield* new UsageError({ flag: "tps-tie-epsilon", message: `--tps-tie-epsilon must be in [0, 1), got ${f.tpsTieEpsilon}` })
+    }
+    if (Option.isSome(f.threadsAxis) && !adapter.hasThreads) {
+      return yield* new UsageError({ flag: "threads-axis", message: `--threads-axis: the ${adapter.name} provider has no thread-count setting` })
+    }
+    const axes: Axes = {
+      kvBits: yield* parseKvBitsAxis(Option.getOrElse(f.kvBitsAxis, () => demo ? DEMO_DEFAULTS.kvBitsAxis : "unset")),
+      maxContext: yield* parseMaxContextAxis(f.maxContextAxis, targetContext),
+      maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => demo ? DEMO_DEFAULTS.maxBatchAxis : "1")),
+      threads: adapter.hasThreads
+        ? yield* parseThreadsAxis(Option.getOrElse(f.threadsAxis, () => `${os.availableParallelism()}`))
+        : []
+    }
+    const dbPath = Option.getOrElse(f.dbPath, defaultDbPath)
+    return {
+      candidateIds,
+      dbPath,
+      plan: {
+        adapter,
+        targetContext,
+        gateTtftMs,
+        maxTokens: f.maxTokens,
+        requestTimeoutMs: gateTtftMs + 120_000,
+        readyTimeoutMs: 120_000,
+        logDir: path.join(path.dirname(path.resolve(dbPath)), "logs"),
+        stage1Replicates: f.stage1Replicates,
+        stage2Replicates: f.stage2Replicates,
+        axes,
+        tpsTieEpsilon: f.tpsTieEpsilon,
+        machine: machineOf(adapter, f.providerBin),
+        json: f.json
+      }
+    }
+  })
+
+/** The `--dry-run` plan (SPEC H-5): candidates in order, axes and cells, gate, where results would go. */
+const renderPlan = (d: Draft, ids: ReadonlyArray<string>): string => {
+  const p = d.plan
+  const grid = cells(p.axes)
+  return [
+    `provider:        ${p.adapter.name}`,
+    `candidates:      (tried in this order; stop at the first feasible)`,
+    ...ids.map((id, i) => `  #${i + 1} ${id}`),
+    `target context:  ${p.targetContext} tokens, reply ${p.maxTokens} tokens`,
+    `TTFT gate:       ${p.gateTtftMs} ms`,
+    `replicates:      stage 1 ${p.stage1Replicates}, stage 2 ${p.stage2Replicates}`,
+    `stage 2 axes:    kv-bits ${p.axes.kvBits.map((b) => b ?? "unset").join(",")} × max-context ${p.axes.maxContext.join(",")} × max-batch ${p.axes.maxBatch.join(",")}${
+      p.axes.threads.length > 0 ? ` × threads ${p.axes.threads.join(",")}` : ""
+    } = ${grid.length} cell(s)`,
+    ...grid.map((k, i) => `  cell ${i + 1}: ${describeKnobs(k)}`),
+    `tie band:        ${p.tpsTieEpsilon}`,
+    `budget:          none`,
+    `database:        ${d.dbPath}`,
+    `dry run: nothing was started or written`
+  ].join("\n")
+}
+
+const run = (f: Flags) =>
+  Effect.gen(function*() {
+    const d = yield* draft(f)
+    const ladderDir = path.join(cacheDir(), "models")
+    const ids = d.candidateIds ?? LADDER.map((r) => rungPath(ladderDir, r))
+    if (f.dryRun) return yield* Console.log(renderPlan(d, ids))
+    if (d.candidateIds === null) yield* ensureLadder(ladderDir)
+    const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
+    yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(d.dbPath)), { recursive: true }))
+    yield* tune({ ...d.plan, candidates }).pipe(
+      Effect.provide(Layer.mergeAll(TrialStore.layer(d.dbPath), CandidateProvider.Default))
+    )
+  })
+
+/** `autotune tune` (SPEC §2). */
+export const tuneCommand = Command.make("tune", opt, run).pipe(
+  Command.withDescription("Measure candidates and recommend the biggest model this machine serves well, with its knobs")
+)
+

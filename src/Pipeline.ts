@@ -1,0 +1,182 @@
+/**
+ * One tune run, step by step (SPEC §2): run row → Stage 1 → Stage 2 →
+ * recommend, with the run row updated and the result printed on every exit
+ * path (Effect.onExit), each candidate provider in its own Scope.
+ */
+import type { HttpClient } from "@effect/platform"
+import { Console, Effect, type Exit, Ref } from "effect"
+import { randomUUID } from "node:crypto"
+import type { Axes } from "./domain/Axes.js"
+import { cells } from "./domain/Axes.js"
+import type { AllInfeasible, StoreFailed } from "./domain/AutotuneError.js"
+import type { Candidate } from "./domain/Candidate.js"
+import { fromExit } from "./domain/ExitReason.js"
+import { describeKnobs, Knobs } from "./domain/Knobs.js"
+import { TrialRow } from "./domain/Trial.js"
+import { encodeTuneDocument, Inputs, type Machine, SPEC_VERSION } from "./domain/TuneDocument.js"
+import type { CandidateProvider } from "./services/CandidateProvider.js"
+import { TrialStore } from "./services/TrialStore.js"
+import { hillClimb } from "./steps/HillClimb.js"
+import { buildDocument, type Recommended, renderBlock } from "./steps/Recommend.js"
+import type { TrialOutcome, TrialSettings } from "./steps/RunTrial.js"
+import { runTrial } from "./steps/RunTrial.js"
+import { formatParams, type Rejected, stage1 } from "./steps/Stage1.js"
+
+/** Everything a tune needs, parsed and validated (flags, candidates, machine). */
+export interface TunePlan extends TrialSettings {
+  readonly candidates: ReadonlyArray<Candidate>
+  readonly stage1Replicates: number
+  readonly stage2Replicates: number
+  readonly axes: Axes
+  readonly tpsTieEpsilon: number
+  readonly machine: Machine
+  readonly json: boolean
+}
+
+/** F-2 `inputs` of a plan. */
+export const planInputs = (p: TunePlan): Inputs =>
+  new Inputs({
+    target_context: p.targetContext,
+    candidate_models: p.candidates.map((c) => c.id),
+    stage1_replicates: p.stage1Replicates,
+    stage2_replicates: p.stage2Replicates,
+    gate_ttft_ms: p.gateTtftMs,
+    tps_tie_epsilon: p.tpsTieEpsilon
+  })
+
+const fmt = (n: number | null, unit: string, digits = 1) => (n === null ? `n/a ${unit}` : `${n.toFixed(digits)} ${unit}`)
+
+/** One progress line per finished trial, on stderr (stdout carries the result only). */
+const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note = "") =>
+  Console.error(
+    `[stage ${stage}] ${label}: ${
+      o.reason === null
+        ? `fits, ${fmt(o.tpsMedian, "tok/s")}, TTFT median ${fmt(o.ttftMedianMs, "ms", 0)} p95 ${
+          fmt(o.ttftP95Ms, "ms", 0)
+        } over ${o.samples.length} replicate(s)`
+        : `infeasible: ${o.reason}`
+    }${note}`
+  )
+
+/**
+ * Runs a tune (SPEC A, B, F-1, F-2, H-1, S-1, S-2): inserts the run row, runs
+ * Stage 1 and Stage 2, records every trial, marks the Stage 2 winner `kept`
+ * (B-4), and on every exit path updates the run row (H-1; `ended_at` null when
+ * interrupted, H-4) and prints the document (`--json`) or terminal block.
+ * Fails with AllInfeasible (A-4) or StoreFailed.
+ */
+export const tune = (
+  plan: TunePlan
+): Effect.Effect<void, AllInfeasible | StoreFailed, TrialStore | CandidateProvider | HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const store = yield* TrialStore
+    const runId = randomUUID()
+    const startedAt = new Date().toISOString()
+    const inputs = planInputs(plan)
+    yield* store.startRun({
+      run_id: runId,
+      started_at: startedAt,
+      spec_version: SPEC_VERSION,
+      machine_json: JSON.stringify(plan.machine),
+      inputs_json: JSON.stringify(inputs)
+    })
+    const recommended = yield* Ref.make<Recommended | null>(null)
+    const rejected = yield* Ref.make<ReadonlyArray<Rejected>>([])
+
+    const row = (stage: 1 | 2, c: Candidate, knobs: Knobs, o: TrialOutcome, started: string) =>
+      new TrialRow({
+        run_id: runId,
+        stage,
+        model: c.id,
+        target_context: plan.targetContext,
+        kv_bits: knobs.kvBits,
+        max_context_cap: knobs.maxContext,
+        max_batch: knobs.maxBatch,
+        threads: knobs.threads,
+        replicates_n: o.samples.length,
+        tps: o.tpsMedian,
+        ttft_ms: o.ttftMedianMs,
+        ttft_p95_ms: o.ttftP95Ms,
+        n_err: o.nErr,
+        fits: o.reason === null ? 1 : 0,
+        kept: 0,
+        notes: o.reason,
+        started_at: started
+      })
+
+    const work = Effect.gen(function*() {
+      yield* Console.error(
+        `autotune: run ${runId}: ${plan.candidates.length} candidate(s) on ${plan.adapter.name}, target context ${plan.targetContext} tokens, TTFT gate ${plan.gateTtftMs} ms`
+      )
+      const chosen = yield* stage1(plan, plan.candidates, plan.stage1Replicates, (c, o) =>
+        Effect.gen(function*() {
+          yield* store.insertTrial(row(1, c, Knobs.defaults, o, new Date().toISOString()))
+          if (o.reason !== null) yield* Ref.update(rejected, (rs) => [...rs, { candidate: c, reason: o.reason! }])
+          yield* progress(1, `#${c.rank} ${c.id} (${formatParams(c.paramCount)})`, o)
+        }))
+      yield* Ref.set(recommended, { candidate: chosen.candidate, knobs: Knobs.defaults, outcome: chosen.outcome })
+
+      const grid = cells(plan.axes)
+      yield* Console.error(`autotune: stage 2 on ${chosen.candidate.id}: ${grid.length} cell(s)`)
+      const best = yield* hillClimb(
+        grid,
+        plan.tpsTieEpsilon,
+        (knobs) =>
+          Effect.gen(function*() {
+            const started = new Date().toISOString()
+            const outcome = yield* runTrial(
+              plan,
+              chosen.candidate,
+              knobs,
+              plan.stage2Replicates,
+              chosen.outcome.calibration
+            )
+            const trialId = yield* store.insertTrial(row(2, chosen.candidate, knobs, outcome, started))
+            return {
+              knobs,
+              feasible: outcome.reason === null,
+              score: { tps: outcome.tpsMedian, ttftMs: outcome.ttftMedianMs },
+              value: { outcome, trialId }
+            }
+          }),
+        (cell, newBest) => progress(2, describeKnobs(cell.knobs), cell.value.outcome, newBest ? "  <- best so far" : "")
+      )
+      if (best !== null) {
+        yield* store.markKept(best.value.trialId)
+        yield* Ref.set(recommended, { candidate: chosen.candidate, knobs: best.knobs, outcome: best.value.outcome })
+      } else {
+        yield* Console.error("autotune: no feasible Stage 2 cell; recommending the Stage 1 configuration (SPEC B-5)")
+      }
+    })
+
+    const finish = (exit: Exit.Exit<void, AllInfeasible | StoreFailed>) =>
+      Effect.gen(function*() {
+        const exitReason = fromExit(exit)
+        const summary = {
+          runId,
+          startedAt,
+          endedAt: exitReason === "interrupted" ? null : new Date().toISOString(),
+          exitReason,
+          partial: false,
+          machine: plan.machine,
+          inputs,
+          adapter: plan.adapter,
+          candidates: plan.candidates,
+          targetContext: plan.targetContext,
+          maxTokens: plan.maxTokens,
+          recommended: exitReason === "ok" ? yield* Ref.get(recommended) : null,
+          rejected: yield* Ref.get(rejected)
+        }
+        const doc = buildDocument(summary)
+        yield* store.finishRun(runId, {
+          ended_at: doc.ended_at,
+          exit_reason: doc.exit_reason,
+          recommendation_json: doc.recommendation === null ? null : JSON.stringify(doc.recommendation),
+          recipe_hash: doc.recipe_hash,
+          partial: doc.partial
+        }).pipe(Effect.catchAll((e) => Console.error(`autotune: ${e.message}`)))
+        yield* Console.log(plan.json ? encodeTuneDocument(doc) : renderBlock(doc, summary))
+      })
+
+    yield* work.pipe(Effect.onExit(finish))
+  })

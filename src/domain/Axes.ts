@@ -1,0 +1,83 @@
+import { Effect } from "effect"
+import { UsageError } from "./AutotuneError.js"
+import { Knobs, type KvBits } from "./Knobs.js"
+
+/** Parsed Stage 2 axes (SPEC B-1). Each array is non-empty; maxContext is sorted ascending. */
+export interface Axes {
+  readonly kvBits: ReadonlyArray<KvBits>
+  readonly maxContext: ReadonlyArray<number>
+  readonly maxBatch: ReadonlyArray<number>
+  /** Empty when the provider has no thread-count setting. */
+  readonly threads: ReadonlyArray<number>
+}
+
+const fail = (flag: string, message: string) => Effect.fail(new UsageError({ flag, message: `--${flag} ${message}` }))
+
+/**
+ * Splits a comma list strictly (SPEC B-1): no empty cells ("stray commas"), no
+ * duplicates, each cell parsed by `cell`. Fails with UsageError naming `flag`.
+ */
+const splitStrict = <A>(
+  flag: string,
+  raw: string,
+  cell: (s: string) => A | undefined,
+  expected: string
+): Effect.Effect<ReadonlyArray<A>, UsageError> =>
+  Effect.gen(function*() {
+    const parts = raw.split(",").map((s) => s.trim())
+    if (parts.some((p) => p === "")) {
+      return yield* fail(flag, `contains an empty cell; check for stray commas (got "${raw}")`)
+    }
+    const out: Array<A> = []
+    for (const p of parts) {
+      const v = cell(p)
+      if (v === undefined) return yield* fail(flag, `has a bad cell "${p}": expected ${expected}`)
+      if (out.includes(v)) return yield* fail(flag, `has a duplicate cell "${p}"`)
+      out.push(v)
+    }
+    return out
+  })
+
+const positiveInt = (s: string): number | undefined => (/^[0-9]+$/.test(s) && Number(s) > 0 ? Number(s) : undefined)
+
+/** `--kv-bits-axis`: cells from {4, 8, unset}; default `unset` only (no kv-bits prior, SPEC B-1). */
+export const parseKvBitsAxis = (raw: string) =>
+  splitStrict<KvBits>("kv-bits-axis", raw, (s) => (s === "4" ? 4 : s === "8" ? 8 : s === "unset" ? null : undefined),
+    "4, 8 or unset")
+
+/**
+ * `--max-context-axis`: absolute caps in tokens, each a positive integer ≥ targetContext,
+ * sorted ascending; the empty string means `[targetContext]` (SPEC B-1).
+ */
+export const parseMaxContextAxis = (raw: string, targetContext: number) =>
+  raw.trim() === ""
+    ? Effect.succeed([targetContext] as ReadonlyArray<number>)
+    : splitStrict("max-context-axis", raw, positiveInt, "a positive integer").pipe(
+      Effect.flatMap((cells) => {
+        const low = cells.find((c) => c < targetContext)
+        return low !== undefined
+          ? fail("max-context-axis", `cell ${low} is below --target-context ${targetContext}`)
+          : Effect.succeed([...cells].sort((a, b) => a - b) as ReadonlyArray<number>)
+      })
+    )
+
+/** `--max-batch-axis`: positive integers (SPEC B-1), default `1`. */
+export const parseMaxBatchAxis = (raw: string) => splitStrict("max-batch-axis", raw, positiveInt, "a positive integer")
+
+/** `--threads-axis`: positive integers (SPEC B-1), default the core count. */
+export const parseThreadsAxis = (raw: string) => splitStrict("threads-axis", raw, positiveInt, "a positive integer")
+
+/**
+ * The Stage 2 cells: the Cartesian product in axis order kv-bits × max-context ×
+ * max-batch × threads, first axis outermost (SPEC B-2: deterministic order).
+ */
+export const cells = (axes: Axes): ReadonlyArray<Knobs> =>
+  axes.kvBits.flatMap((kvBits) =>
+    axes.maxContext.flatMap((maxContext) =>
+      axes.maxBatch.flatMap((maxBatch) =>
+        (axes.threads.length === 0 ? [null] : axes.threads).map((threads) =>
+          new Knobs({ kvBits, maxContext, maxBatch, threads })
+        )
+      )
+    )
+  )

@@ -1,0 +1,26 @@
+import type { Effect } from "effect"
+
+/** How a provider process ended: exit code (null when killed by a signal) and signal name. */
+export interface ProcessExit {
+  readonly code: number | null
+  readonly signal: string | null
+}
+
+/**
+ * A started, ready candidate provider (SPEC E-3, E-4). Lives as long as the
+ * Scope it was started in; closing that Scope stops the whole process group.
+ */
+export interface RunningServer {
+  /** `http://127.0.0.1:<port>` */
+  readonly baseUrl: string
+  readonly port: number
+  readonly pid: number
+  /** The id the provider serves the model under (from `GET /v1/models`). */
+  readonly modelId: string
+  /** Per-start log file with the provider's stdout and stderr (SPEC E-3). */
+  readonly logPath: string
+  /** Completes when the process exits (never fails). */
+  readonly exited: Effect.Effect<ProcessExit>
+  /** The last lines of the provider's output, for reasons (SPEC E-4). */
+  readonly outputTail: Effect.Effect<string>
+}

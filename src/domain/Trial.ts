@@ -1,0 +1,30 @@
+import { Schema } from "effect"
+
+/**
+ * One trial row of `tune_trials` (SPEC S-1): a candidate (Stage 1) or a knob
+ * cell (Stage 2) measured over `replicates_n` requests. Field names are the
+ * column names. Units: tokens/s (`tps`), ms (`ttft_ms`, `ttft_p95_ms`),
+ * tokens (`target_context`, `max_context_cap`). Stage 1 rows have `kept = 0`
+ * and NULL knobs; exactly one Stage 2 row of a finished run has `kept = 1` (B-4).
+ * `fits` is 1 when every replicate was feasible (B-2, G-1); `notes` holds the
+ * infeasibility reason or measurement notes.
+ */
+export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
+  run_id: Schema.String,
+  stage: Schema.Literal(1, 2),
+  model: Schema.String,
+  target_context: Schema.Int,
+  kv_bits: Schema.NullOr(Schema.Literal(4, 8)),
+  max_context_cap: Schema.NullOr(Schema.Int),
+  max_batch: Schema.NullOr(Schema.Int),
+  threads: Schema.NullOr(Schema.Int),
+  replicates_n: Schema.Int,
+  tps: Schema.NullOr(Schema.Number),
+  ttft_ms: Schema.NullOr(Schema.Number),
+  ttft_p95_ms: Schema.NullOr(Schema.Number),
+  n_err: Schema.Int,
+  fits: Schema.Literal(0, 1),
+  kept: Schema.Literal(0, 1),
+  notes: Schema.NullOr(Schema.String),
+  started_at: Schema.String
+}) {}

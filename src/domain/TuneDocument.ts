@@ -1,0 +1,73 @@
+import { Schema } from "effect"
+import { ExitReason } from "./ExitReason.js"
+
+/** The SPEC version this implementation follows (F-2 `spec_version`). */
+export const SPEC_VERSION = "1"
+
+/** F-2 `machine`: what the recipe was measured on. `ram_gb` in GiB. */
+export class Machine extends Schema.Class<Machine>("Machine")({
+  ram_gb: Schema.Number,
+  chip: Schema.String,
+  os_version: Schema.String,
+  binary_version: Schema.NullOr(Schema.String)
+}) {}
+
+/** F-2 `inputs`: the run's inputs that decide the recipe. Units: tokens, ms. */
+export class Inputs extends Schema.Class<Inputs>("Inputs")({
+  target_context: Schema.Int,
+  candidate_models: Schema.Array(Schema.String),
+  stage1_replicates: Schema.Int,
+  stage2_replicates: Schema.Int,
+  gate_ttft_ms: Schema.Number,
+  tps_tie_epsilon: Schema.Number
+}) {}
+
+/**
+ * F-2 `recommendation.knobs`, keyed by the provider config's YAML names so they
+ * paste into config.yaml. `threads` is present only for providers that have a
+ * thread-count setting, so a macprovider recipe hashes as in any implementation.
+ */
+export const KnobsJson = Schema.Struct({
+  kv_bits: Schema.NullOr(Schema.Literal(4, 8)),
+  max_concurrency_override: Schema.NullOr(Schema.Int),
+  max_context_override: Schema.NullOr(Schema.Int),
+  threads: Schema.optional(Schema.NullOr(Schema.Int))
+})
+export type KnobsJson = typeof KnobsJson.Type
+
+/** F-2 `recommendation`. Units: tokens/s (`tps_median`), ms (`ttft_p95_ms`), tokens (`target_context`). */
+export class RecommendationJson extends Schema.Class<RecommendationJson>("RecommendationJson")({
+  model: Schema.String,
+  target_context: Schema.Int,
+  knobs: KnobsJson,
+  tps_median: Schema.NullOr(Schema.Number),
+  ttft_p95_ms: Schema.NullOr(Schema.Number),
+  replicates: Schema.Int,
+  serve_command: Schema.String
+}) {}
+
+/** F-2 `infeasible[]`: a candidate that failed, its 1-based rank in the candidate list, and why. */
+export const InfeasibleJson = Schema.Struct({
+  model: Schema.String,
+  rank: Schema.Int,
+  reason: Schema.String
+})
+
+/** The `--json` document (SPEC F-2), defined once: encodes the output and validates it in tests. */
+export class TuneDocument extends Schema.Class<TuneDocument>("TuneDocument")({
+  spec_version: Schema.String,
+  run_id: Schema.String,
+  started_at: Schema.String,
+  ended_at: Schema.NullOr(Schema.String),
+  partial: Schema.Boolean,
+  exit_reason: ExitReason,
+  machine: Machine,
+  inputs: Inputs,
+  recommendation: Schema.NullOr(RecommendationJson),
+  alternates: Schema.Array(Schema.String),
+  infeasible: Schema.Array(InfeasibleJson),
+  recipe_hash: Schema.NullOr(Schema.String)
+}) {}
+
+/** The document as JSON text (Schema-encoded, SPEC F-2). */
+export const encodeTuneDocument = Schema.encodeSync(Schema.parseJson(TuneDocument, { space: 2 }))

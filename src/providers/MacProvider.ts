@@ -1,0 +1,31 @@
+import type { LaunchSpec, ProviderAdapter } from "./ProviderAdapter.js"
+import { shellQuote } from "./ProviderAdapter.js"
+
+/** Knob flags shared by `macprovider-cli serve` and `autotune serve` (SPEC E-5). */
+export const macproviderKnobArgs = (spec: LaunchSpec, maxContext: number | null): Array<string> => [
+  ...(spec.knobs.kvBits === null ? [] : ["--kv-bits", `${spec.knobs.kvBits}`]),
+  ...(maxContext === null ? [] : ["--max-context", `${maxContext}`]),
+  ...(spec.knobs.maxBatch === null ? [] : ["--max-batch", `${spec.knobs.maxBatch}`])
+]
+
+/**
+ * `macprovider-cli serve --model M --port P --no-join [--kv-bits N] [--max-context N] [--max-batch N]`
+ * (SPEC E-5). The max-context knob is passed as given: macprovider owns its meaning.
+ */
+export const macProvider = (binary: string): ProviderAdapter => ({
+  name: "macprovider",
+  hasThreads: false,
+  argv: (spec, candidate) => ({
+    command: binary,
+    args: [
+      "serve",
+      "--model",
+      spec.model,
+      ...(spec.port === null ? [] : ["--port", `${spec.port}`]),
+      ...(candidate ? ["--no-join"] : []),
+      ...macproviderKnobArgs(spec, spec.knobs.maxContext)
+    ]
+  }),
+  serveCommand: (spec) =>
+    [binary, "serve", "--model", spec.model, ...macproviderKnobArgs(spec, spec.knobs.maxContext)].map(shellQuote).join(" ")
+})

@@ -1,0 +1,33 @@
+import type { Knobs } from "../domain/Knobs.js"
+
+/** The providers this tool knows how to start (SPEC E-5). */
+export type ProviderName = "embedded" | "macprovider"
+
+/** What an adapter needs to build a provider's command line. Units: tokens. */
+export interface LaunchSpec {
+  /** Model id or GGUF path, as the provider takes it. */
+  readonly model: string
+  /** Loopback port for a candidate; null for the operator's serve command (provider default port). */
+  readonly port: number | null
+  readonly knobs: Knobs
+  readonly targetContext: number
+  /** The probe's `max_tokens`: room a context must leave for the reply. */
+  readonly maxTokens: number
+}
+
+/**
+ * A provider adapter (SPEC E-5): how to build argv for (model, port, knobs)
+ * and how readiness is read. `candidate: true` adds `--no-join` (SPEC E-3).
+ */
+export interface ProviderAdapter {
+  readonly name: ProviderName
+  /** Whether the provider has a thread-count setting (`--threads-axis` allowed, SPEC B-1). */
+  readonly hasThreads: boolean
+  /** Executable and its arguments. */
+  readonly argv: (spec: LaunchSpec, candidate: boolean) => { readonly command: string; readonly args: ReadonlyArray<string> }
+  /** The operator-facing command line (SPEC F-1): no `--no-join`, no port. */
+  readonly serveCommand: (spec: LaunchSpec) => string
+}
+
+/** Quotes an argument for a POSIX shell when it needs it. */
+export const shellQuote = (s: string): string => (/^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)

@@ -1,0 +1,181 @@
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import * as ChildProcess from "node:child_process"
+import { randomUUID } from "node:crypto"
+import * as fs from "node:fs"
+import * as net from "node:net"
+import * as path from "node:path"
+import { Deferred, Duration, Effect, Scope } from "effect"
+import { ProviderStartFailed } from "../domain/AutotuneError.js"
+import type { ProcessExit, RunningServer } from "../domain/RunningServer.js"
+import type { LaunchSpec, ProviderAdapter } from "../providers/ProviderAdapter.js"
+
+/** How long a stopping provider gets after SIGTERM before SIGKILL (STYLE: bound every wait). */
+export const STOP_GRACE = Duration.seconds(10)
+
+/** Bytes of the log file read for an output tail (SPEC E-4). */
+const TAIL_BYTES = 2048
+
+/** A free loopback TCP port (bind port 0, read it, close). */
+export const freePort: Effect.Effect<number> = Effect.async<number>((resume) => {
+  const srv = net.createServer()
+  srv.listen(0, "127.0.0.1", () => {
+    const port = (srv.address() as net.AddressInfo).port
+    srv.close(() => resume(Effect.succeed(port)))
+  })
+})
+
+/** The last `TAIL_BYTES` of a file, as text, never failing. */
+export const fileTail = (file: string): Effect.Effect<string> =>
+  Effect.sync(() => {
+    try {
+      const fd = fs.openSync(file, "r")
+      try {
+        const size = fs.fstatSync(fd).size
+        const len = Math.min(size, TAIL_BYTES)
+        const buf = Buffer.alloc(len)
+        fs.readSync(fd, buf, 0, len, size - len)
+        return buf.toString("utf8").trim().split("\n").slice(-12).join("\n")
+      } finally {
+        fs.closeSync(fd)
+      }
+    } catch {
+      return ""
+    }
+  })
+
+const safeName = (model: string) => path.basename(model).replace(/\.gguf$/i, "").replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80)
+
+const killGroup = (pid: number, signal: NodeJS.Signals) => {
+  try {
+    process.kill(-pid, signal)
+  } catch {
+    try {
+      process.kill(pid, signal)
+    } catch { /* already gone */ }
+  }
+}
+
+/** Start options: the launch spec plus where logs go and how long readiness may take (ms). */
+export interface StartOptions {
+  readonly adapter: ProviderAdapter
+  readonly spec: Omit<LaunchSpec, "port">
+  readonly logDir: string
+  readonly readyTimeoutMs: number
+}
+
+/**
+ * Starts candidate providers as scoped resources (SPEC E-3, E-4).
+ *
+ * Processes are spawned with `node:child_process` directly rather than
+ * @effect/platform's Command: stdout and stderr go straight to the per-start
+ * log file through a file descriptor (nothing is piped through this process),
+ * the child leads its own process group so stop reaches its workers, and the
+ * exit event feeds a Deferred that probes race against (provider death).
+ */
+export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-autotune/CandidateProvider", {
+  effect: Effect.gen(function*() {
+    const client = yield* HttpClient.HttpClient
+
+    /**
+     * Spawns the provider on a free loopback port with `--no-join` and waits until
+     * `GET /v1/models` is 200 and the process is still alive after it (SPEC E-4).
+     * The process group is stopped when the caller's Scope closes: SIGTERM, then
+     * SIGKILL after STOP_GRACE (announced on stderr). Fails with ProviderStartFailed
+     * at once when the binary cannot be spawned or the process exits while starting
+     * (exit code and output tail), or after `readyTimeoutMs` without readiness.
+     */
+    const start = (o: StartOptions): Effect.Effect<RunningServer, ProviderStartFailed, Scope.Scope> =>
+      Effect.gen(function*() {
+        const port = yield* freePort
+        const spec: LaunchSpec = { ...o.spec, port }
+        const { args, command } = o.adapter.argv(spec, true)
+        const logPath = path.join(
+          o.logDir,
+          `${safeName(spec.model)}-${port}-${Math.floor(Date.now() / 1000)}-${randomUUID().slice(0, 8)}.log`
+        )
+        const exited = yield* Deferred.make<ProcessExit>()
+        const fail = (message: string, exitCode: number | null = null) =>
+          Effect.flatMap(fileTail(logPath), (tail) =>
+            Effect.fail(new ProviderStartFailed({ model: spec.model, message, exitCode, stderrTail: tail })))
+
+        const child = yield* Effect.acquireRelease(
+          Effect.async<ChildProcess.ChildProcess, ProviderStartFailed>((resume) => {
+            fs.mkdirSync(o.logDir, { recursive: true })
+            const fd = fs.openSync(logPath, "a")
+            fs.writeSync(fd, `$ ${command} ${args.join(" ")}\n`)
+            const cp = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true })
+            fs.closeSync(fd)
+            cp.once("error", (err) => {
+              Deferred.unsafeDone(exited, Effect.succeed({ code: null, signal: null }))
+              resume(Effect.fail(
+                new ProviderStartFailed({
+                  model: spec.model,
+                  message: `could not start provider ${command}: ${err.message}`,
+                  exitCode: null,
+                  stderrTail: ""
+                })
+              ))
+            })
+            cp.once("exit", (code, signal) => Deferred.unsafeDone(exited, Effect.succeed({ code, signal })))
+            cp.once("spawn", () => resume(Effect.succeed(cp)))
+          }),
+          (cp) =>
+            Effect.gen(function*() {
+              if (cp.pid === undefined || cp.exitCode !== null || cp.signalCode !== null) return
+              killGroup(cp.pid, "SIGTERM")
+              const stopped = yield* Deferred.await(exited).pipe(Effect.timeout(STOP_GRACE), Effect.option)
+              if (stopped._tag === "None") {
+                yield* Effect.logWarning(`provider pid ${cp.pid} ignored SIGTERM for ${Duration.format(STOP_GRACE)}; sending SIGKILL`)
+                killGroup(cp.pid, "SIGKILL")
+                yield* Deferred.await(exited).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+              }
+            }).pipe(Effect.interruptible)
+        )
+        const pid = child.pid!
+        const baseUrl = `http://127.0.0.1:${port}`
+
+        const modelsOnce = client.execute(HttpClientRequest.get(`${baseUrl}/v1/models`)).pipe(
+          Effect.flatMap((res) =>
+            res.status === 200 ? res.json : Effect.fail(new Error(`HTTP ${res.status}`))
+          ),
+          Effect.timeout("5 seconds")
+        )
+        const models = yield* modelsOnce.pipe(
+          Effect.tapError(() => Effect.sleep("100 millis")),
+          Effect.eventually,
+          Effect.raceFirst(
+            Deferred.await(exited).pipe(Effect.flatMap((x) =>
+              fail(`provider exited while starting (${x.signal ?? `exit code ${x.code}`})`, x.code)
+            ))
+          ),
+          Effect.timeoutFail({
+            duration: `${o.readyTimeoutMs} millis`,
+            onTimeout: () => new ProviderStartFailed({
+              model: spec.model,
+              message: `provider not ready after ${o.readyTimeoutMs} ms`,
+              exitCode: null,
+              stderrTail: ""
+            })
+          })
+        )
+        // E-4: ready only if the process is still alive after answering.
+        yield* Effect.sleep("50 millis")
+        if (yield* Deferred.isDone(exited)) {
+          const x = yield* Deferred.await(exited)
+          return yield* fail(`provider answered /v1/models then exited (${x.signal ?? `exit code ${x.code}`})`, x.code)
+        }
+        const data = (models as { data?: Array<{ id?: unknown }> } | null)?.data
+        const modelId = typeof data?.[0]?.id === "string" ? data[0].id : spec.model
+        return {
+          baseUrl,
+          port,
+          pid,
+          modelId,
+          logPath,
+          exited: Deferred.await(exited),
+          outputTail: fileTail(logPath)
+        } satisfies RunningServer
+      })
+    return { start } as const
+  })
+}) {}

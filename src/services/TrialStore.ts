@@ -1,0 +1,124 @@
+import { SqlClient, SqlSchema } from "@effect/sql"
+import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
+import { Effect, Layer, Schema } from "effect"
+import { StoreFailed } from "../domain/AutotuneError.js"
+import type { ExitReason } from "../domain/ExitReason.js"
+import { TrialRow } from "../domain/Trial.js"
+
+/** The start of a `tune_runs` row (SPEC S-2, H-1). */
+export interface RunStart {
+  readonly run_id: string
+  readonly started_at: string
+  readonly spec_version: string
+  readonly machine_json: string
+  readonly inputs_json: string
+}
+
+/** The end of a run, written by UPDATE, never delete-and-insert (SPEC H-1). `ended_at` null when interrupted (H-4). */
+export interface RunEnd {
+  readonly ended_at: string | null
+  readonly exit_reason: ExitReason
+  readonly recommendation_json: string | null
+  readonly recipe_hash: string | null
+  readonly partial: boolean
+}
+
+/**
+ * Schema migrations, additive only (SPEC S-3): a new column or table is a new
+ * entry; existing entries never change, so existing rows survive.
+ */
+const migrations = SqliteMigrator.fromRecord({
+  "0001_runs_and_trials": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`CREATE TABLE tune_runs (
+      run_id TEXT PRIMARY KEY,
+      started_at TEXT NOT NULL,
+      ended_at TEXT,
+      exit_reason TEXT,
+      spec_version TEXT NOT NULL,
+      machine_json TEXT NOT NULL,
+      inputs_json TEXT NOT NULL,
+      recommendation_json TEXT,
+      recipe_hash TEXT,
+      partial INTEGER NOT NULL DEFAULT 0
+    )`
+    yield* sql`CREATE TABLE tune_trials (
+      trial_id INTEGER PRIMARY KEY AUTOINCREMENT,
+      run_id TEXT NOT NULL REFERENCES tune_runs(run_id),
+      stage INTEGER NOT NULL,
+      model TEXT NOT NULL,
+      target_context INTEGER NOT NULL,
+      kv_bits INTEGER,
+      max_context_cap INTEGER,
+      max_batch INTEGER,
+      threads INTEGER,
+      replicates_n INTEGER NOT NULL,
+      tps REAL,
+      ttft_ms REAL,
+      ttft_p95_ms REAL,
+      n_err INTEGER NOT NULL,
+      fits INTEGER NOT NULL,
+      kept INTEGER NOT NULL DEFAULT 0,
+      notes TEXT,
+      started_at TEXT NOT NULL
+    )`
+    yield* sql`CREATE INDEX tune_trials_run ON tune_trials(run_id)`
+  })
+})
+
+const storeFailed = (what: string) => (e: { readonly message: string }) =>
+  new StoreFailed({ message: `trial store: ${what} failed: ${e.message}` })
+
+/**
+ * Persists runs and trials in SQLite (SPEC S-1..S-3). Every method fails with
+ * StoreFailed naming the operation.
+ */
+export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/TrialStore", {
+  effect: Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    const insertTrialRow = SqlSchema.single({
+      Request: TrialRow,
+      Result: Schema.Struct({ trial_id: Schema.Number }),
+      execute: (t) => sql`INSERT INTO tune_trials ${sql.insert(t)} RETURNING trial_id`
+    })
+    return {
+      /** Inserts the run row at start (H-1). */
+      startRun: (r: RunStart) =>
+        sql`INSERT INTO tune_runs ${sql.insert({ ...r })}`.pipe(Effect.asVoid, Effect.mapError(storeFailed("insert run"))),
+      /** Updates the run row at the end (H-1): never deletes it. */
+      finishRun: (runId: string, e: RunEnd) =>
+        sql`UPDATE tune_runs SET ${
+          sql.update({ ...e, partial: e.partial ? 1 : 0 })
+        } WHERE run_id = ${runId}`.pipe(Effect.asVoid, Effect.mapError(storeFailed("update run"))),
+      /** Inserts one trial row (S-1); returns its trial_id. */
+      insertTrial: (t: TrialRow) =>
+        insertTrialRow(t).pipe(Effect.map((r) => r.trial_id), Effect.mapError(storeFailed("insert trial"))),
+      /** Marks the final Stage 2 winner (B-4). */
+      markKept: (trialId: number) =>
+        sql`UPDATE tune_trials SET kept = 1 WHERE trial_id = ${trialId}`.pipe(
+          Effect.asVoid,
+          Effect.mapError(storeFailed("mark kept"))
+        ),
+      /** All trial rows of a run, in insertion order. */
+      trials: (runId: string) =>
+        SqlSchema.findAll({
+          Request: Schema.String,
+          Result: TrialRow,
+          execute: (id) => sql`SELECT * FROM tune_trials WHERE run_id = ${id} ORDER BY trial_id`
+        })(runId).pipe(Effect.mapError(storeFailed("read trials")))
+    }
+  })
+}) {
+  /**
+   * The live store on a SQLite file (created with its directory when missing),
+   * migrated on open. Fails with StoreFailed when the file cannot be opened or migrated.
+   */
+  static readonly layer = (filename: string) => {
+    const client = SqliteClient.layer({ filename })
+    const migrated = SqliteMigrator.layer({ loader: migrations }).pipe(Layer.provideMerge(client))
+    return TrialStore.Default.pipe(
+      Layer.provide(migrated),
+      Layer.catchAll((e) => Layer.fail(new StoreFailed({ message: `cannot open trial store ${filename}: ${String((e as { message?: string }).message ?? e)}` })))
+    )
+  }
+}

@@ -1,0 +1,63 @@
+import * as fs from "node:fs"
+import * as path from "node:path"
+import { Effect, Option } from "effect"
+import { UsageError } from "../domain/AutotuneError.js"
+import type { Candidate } from "../domain/Candidate.js"
+import { readModelInfo } from "../gguf/ModelInfo.js"
+import { paramCountFromId } from "../gguf/ParamCount.js"
+import type { ProviderName } from "../providers/ProviderAdapter.js"
+
+/**
+ * Splits `--candidate-models` strictly: no empty cells (stray commas), no
+ * duplicates (SPEC B-1's strictness applied to the candidate list). Fails with
+ * UsageError naming the flag.
+ */
+export const parseCandidateList = (raw: string): Effect.Effect<ReadonlyArray<string>, UsageError> => {
+  const parts = raw.split(",").map((s) => s.trim())
+  const flag = "candidate-models"
+  if (parts.some((p) => p === "")) {
+    return Effect.fail(new UsageError({ flag, message: `--${flag} contains an empty cell; check for stray commas (got "${raw}")` }))
+  }
+  const dup = parts.find((p, i) => parts.indexOf(p) !== i)
+  return dup !== undefined
+    ? Effect.fail(new UsageError({ flag, message: `--${flag} names "${dup}" twice` }))
+    : Effect.succeed(parts)
+}
+
+const looksLikeFile = (id: string) => /\.gguf$/i.test(id) || id.includes(path.sep) || fs.existsSync(id)
+
+/**
+ * Resolves candidate ids in the given order (SPEC A-1) with their parameter
+ * counts (SPEC A-4): from the GGUF header for files, else from a size token in
+ * the id, else unknown. The embedded provider serves GGUF files only: an id
+ * that is not an existing file fails with UsageError naming `--candidate-models`.
+ * A file whose header cannot be read keeps the id's size token; pre-warm decides
+ * what the file is worth.
+ */
+export const resolveCandidates = (
+  ids: ReadonlyArray<string>,
+  provider: ProviderName
+): Effect.Effect<ReadonlyArray<Candidate>, UsageError> =>
+  Effect.forEach(ids, (id, i) =>
+    Effect.gen(function*() {
+      const fromId = Option.getOrNull(paramCountFromId(path.basename(id)))
+      if (!looksLikeFile(id)) {
+        if (provider === "embedded") {
+          return yield* new UsageError({
+            flag: "candidate-models",
+            message: `--candidate-models: "${id}" is not a GGUF file; the embedded provider serves GGUF files`
+          })
+        }
+        return { id, model: id, rank: i + 1, paramCount: fromId }
+      }
+      if (!fs.existsSync(id)) {
+        return yield* new UsageError({ flag: "candidate-models", message: `--candidate-models: no such file "${id}"` })
+      }
+      const info = yield* readModelInfo(id).pipe(Effect.option)
+      return {
+        id,
+        model: path.resolve(id),
+        rank: i + 1,
+        paramCount: Option.match(info, { onNone: () => fromId, onSome: (m) => m.paramCount })
+      } satisfies Candidate
+    }))

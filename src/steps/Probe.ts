@@ -1,0 +1,168 @@
+import { HttpClient, HttpClientRequest } from "@effect/platform"
+import { Clock, Effect, Ref, Stream } from "effect"
+import type { RunningServer } from "../domain/RunningServer.js"
+import { type ServerTimings, sseChunks, type Usage } from "./SseStream.js"
+
+/** One probe request's parameters (SPEC P-1). */
+export interface ProbeRequest {
+  /** Prompt text (already padded to the target context). */
+  readonly prompt: string
+  /** Fixed `max_tokens` of the reply. */
+  readonly maxTokens: number
+  /** TTFT gate (SPEC G-1), ms: a request still without a first token at this point is cut off. */
+  readonly gateTtftMs: number
+  /** Whole-request cap, ms; a request over it fails its trial, not the run. */
+  readonly requestTimeoutMs: number
+}
+
+/**
+ * What one streaming request measured (SPEC P-2, G-1). `reason` is null when the
+ * request was feasible, else a human-readable cause. Times are ms, throughput tokens/s.
+ */
+export interface ProbeSample {
+  readonly reason: string | null
+  /** Request start → first content delta, ms (SPEC P-2). */
+  readonly ttftMs: number | null
+  /** Decode throughput: tokens after the first ÷ (last token − first token), tokens/s. */
+  readonly tps: number | null
+  /** Prompt tokens as the server counted them (`usage.prompt_tokens`), when reported. */
+  readonly promptTokens: number | null
+  /** Generated tokens: `usage.completion_tokens` when reported, else the count of content deltas. */
+  readonly completionTokens: number
+  /** Request start → end of stream, ms. */
+  readonly totalMs: number
+  readonly serverTimings: ServerTimings | null
+}
+
+/** Special tokens whose text in a reply means the provider leaked a stop token (SPEC G-1). */
+export const STOP_TOKENS = ["<|eot_id|>", "<|end_of_text|>", "</s>", "<|im_end|>", "<|endoftext|>", "<|end|>", "<end_of_turn>"]
+
+const nowMs = Clock.currentTimeNanos.pipe(Effect.map((n) => Number(n) / 1e6))
+
+const excerpt = (s: string) => s.replace(/\s+/g, " ").trim().slice(0, 200)
+
+/** The message of an OpenAI-style error body (`{"error":{"message":…}}`), else the body itself. */
+const errorMessage = (body: string): string => {
+  try {
+    const m = (JSON.parse(body) as { error?: { message?: unknown } }).error?.message
+    return typeof m === "string" ? m : body
+  } catch {
+    return body
+  }
+}
+
+class ProbeFailure {
+  readonly _tag = "ProbeFailure"
+  constructor(readonly reason: string) {}
+}
+
+/**
+ * Sends one streaming chat completion to `server` and measures it (SPEC P-1..P-3, G-1).
+ * Never fails: every failure becomes a sample with a `reason` — non-2xx ("HTTP 503: …"),
+ * request error, provider death during the request (with its exit code and output tail),
+ * TTFT over the gate (cut off at the gate, not waited out), request timeout, a stream
+ * with no content, or a stop-token leak.
+ */
+export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effect<ProbeSample, never, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const client = yield* HttpClient.HttpClient
+    const start = yield* nowMs
+    const first = yield* Ref.make<number | null>(null)
+    const last = yield* Ref.make<number | null>(null)
+    const deltas = yield* Ref.make(0)
+    const text = yield* Ref.make("")
+    const usage = yield* Ref.make<Usage | null>(null)
+    const timings = yield* Ref.make<ServerTimings | null>(null)
+
+    const body = {
+      model: server.modelId,
+      messages: [{ role: "user", content: req.prompt }],
+      max_tokens: req.maxTokens,
+      temperature: 0,
+      stream: true,
+      stream_options: { include_usage: true }
+    }
+    const request = Effect.gen(function*() {
+      const res = yield* client.execute(
+        HttpClientRequest.post(`${server.baseUrl}/v1/chat/completions`).pipe(HttpClientRequest.bodyUnsafeJson(body))
+      )
+      if (res.status < 200 || res.status >= 300) {
+        const t = yield* res.text.pipe(Effect.orElseSucceed(() => ""))
+        return yield* Effect.fail(new ProbeFailure(`HTTP ${res.status}${t ? `: ${excerpt(errorMessage(t))}` : ""}`))
+      }
+      yield* sseChunks(res.stream).pipe(Stream.runForEach((c) =>
+        Effect.gen(function*() {
+          if (c.usage) yield* Ref.set(usage, c.usage)
+          if (c.timings) yield* Ref.set(timings, c.timings)
+          if (c.text.length > 0) {
+            const t = yield* nowMs
+            if ((yield* Ref.get(first)) === null) yield* Ref.set(first, t)
+            yield* Ref.set(last, t)
+            yield* Ref.update(deltas, (n) => n + 1)
+            yield* Ref.update(text, (s) => s + c.text)
+          }
+        })
+      ))
+    }).pipe(
+      Effect.catchTags({
+        RequestError: (e) => Effect.fail(new ProbeFailure(`request error: ${e.message}`)),
+        ResponseError: (e) => Effect.fail(new ProbeFailure(`response error: ${e.message}`))
+      })
+    )
+
+    // Cut off at the gate when no first token has come (G-1): waiting longer can't make it feasible.
+    const gateWatch = Effect.sleep(`${req.gateTtftMs} millis`).pipe(
+      Effect.zipRight(Ref.get(first)),
+      Effect.flatMap((f) =>
+        f === null ? Effect.fail(new ProbeFailure(`TTFT > ${req.gateTtftMs} ms gate (no first token yet)`)) : Effect.never
+      )
+    )
+    const death = server.exited.pipe(Effect.flatMap((x) =>
+      Effect.gen(function*() {
+        const tail = yield* server.outputTail
+        return yield* Effect.fail(
+          new ProbeFailure(
+            `provider process died during the request (${x.signal ?? `exit code ${x.code}`}; possibly out of memory)${
+              tail ? `: ${excerpt(tail)}` : ""
+            }`
+          )
+        )
+      })
+    ))
+    const outcome = yield* request.pipe(
+      Effect.raceFirst(gateWatch),
+      Effect.raceFirst(death),
+      Effect.timeoutFail({
+        duration: `${req.requestTimeoutMs} millis`,
+        onTimeout: () => new ProbeFailure(`request timed out after ${req.requestTimeoutMs} ms`)
+      }),
+      Effect.either
+    )
+    const end = yield* nowMs
+    const f = yield* Ref.get(first)
+    const l = yield* Ref.get(last)
+    const u = yield* Ref.get(usage)
+    const n = u?.completionTokens ?? (yield* Ref.get(deltas))
+    const out = yield* Ref.get(text)
+    const ttftMs = f === null ? null : f - start
+    const tps = f !== null && l !== null && l > f && n > 1 ? ((n - 1) * 1000) / (l - f) : null
+    const leaked = STOP_TOKENS.find((s) => out.includes(s))
+    const reason = outcome._tag === "Left"
+      ? outcome.left.reason
+      : f === null
+      ? "stream ended without any content"
+      : ttftMs !== null && ttftMs > req.gateTtftMs
+      ? `TTFT ${Math.round(ttftMs)} ms > ${req.gateTtftMs} ms gate`
+      : leaked !== undefined
+      ? `stop-token leak: ${leaked} in the reply`
+      : null
+    return {
+      reason,
+      ttftMs,
+      tps,
+      promptTokens: u?.promptTokens ?? null,
+      completionTokens: n,
+      totalMs: end - start,
+      serverTimings: yield* Ref.get(timings)
+    } satisfies ProbeSample
+  })

@@ -1,0 +1,40 @@
+/**
+ * Probe prompts padded to a target context (SPEC P-1). The text is a fixed,
+ * deterministic sequence of common English words, so the same word count gives
+ * the same prompt on every run; the words-per-token ratio of the provider's
+ * tokenizer is measured at pre-warm (see PreWarm.ts) rather than assumed.
+ */
+const WORDS = (
+  "time person year way day thing man world life hand part child eye woman place work week case point " +
+  "government company number group problem fact be have do say get make go know take see come think look " +
+  "want give use find tell ask seem feel try leave call good new first last long great little own other " +
+  "old right big high different small large next early young important few public bad same able to of in " +
+  "for on with at by from up about into over after the and a that I it not he as you this but his they her"
+).split(" ")
+
+/** A prompt of exactly `n` words (n ≥ 1), deterministic. */
+export const promptOfWords = (n: number): string => {
+  const out: Array<string> = []
+  for (let i = 0; i < n; i++) out.push(WORDS[(i * 7 + Math.floor(i / WORDS.length)) % WORDS.length]!)
+  return out.join(" ")
+}
+
+/**
+ * Linear tokenizer calibration from two pre-warm requests: prompt tokens =
+ * overheadTokens + tokensPerWord × words (chat template overhead + text).
+ */
+export interface Calibration {
+  readonly overheadTokens: number
+  readonly tokensPerWord: number
+}
+
+/** Words needed for a prompt of `targetTokens` under a calibration (≥ 1). */
+export const wordsForTokens = (c: Calibration, targetTokens: number): number =>
+  Math.max(1, Math.round((targetTokens - c.overheadTokens) / c.tokensPerWord))
+
+/** Calibration from two (words, prompt tokens) points; falls back to 1 token/word when degenerate. */
+export const calibrate = (a: readonly [number, number], b: readonly [number, number]): Calibration => {
+  const tokensPerWord = (b[1] - a[1]) / (b[0] - a[0])
+  if (!Number.isFinite(tokensPerWord) || tokensPerWord <= 0) return { overheadTokens: 0, tokensPerWord: 1 }
+  return { overheadTokens: Math.max(0, a[1] - tokensPerWord * a[0]), tokensPerWord }
+}

@@ -1,0 +1,136 @@
+import canonicalize from "canonicalize"
+import { createHash } from "node:crypto"
+import type { Candidate } from "../domain/Candidate.js"
+import type { ExitReason } from "../domain/ExitReason.js"
+import { describeKnobs, type Knobs } from "../domain/Knobs.js"
+import {
+  type Inputs,
+  type KnobsJson,
+  type Machine,
+  RecommendationJson,
+  SPEC_VERSION,
+  TuneDocument
+} from "../domain/TuneDocument.js"
+import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
+import type { TrialOutcome } from "./RunTrial.js"
+import { bySizeAscending, formatParams, type Rejected } from "./Stage1.js"
+
+/** The recommendation as measured: model, knobs, and the trial that measured them. */
+export interface Recommended {
+  readonly candidate: Candidate
+  readonly knobs: Knobs
+  readonly outcome: TrialOutcome
+}
+
+/** Knobs under the provider config's YAML keys (SPEC F-2); `threads` only where the provider has it. */
+export const knobsJson = (k: Knobs, adapter: ProviderAdapter): KnobsJson => ({
+  kv_bits: k.kvBits,
+  max_concurrency_override: k.maxBatch,
+  max_context_override: k.maxContext,
+  ...(adapter.hasThreads ? { threads: k.threads } : {})
+})
+
+/**
+ * `recipe_hash` (SPEC F-2h): `sha256:` + hex of the RFC 8785 (JCS) canonical
+ * JSON of `{machine, inputs, recommendation: {model, knobs}}` — no run id,
+ * times or metrics. JCS comes from the `canonicalize` package (the RFC
+ * authors' reference implementation for JavaScript).
+ */
+export const recipeHash = (machine: Machine, inputs: Inputs, model: string, knobs: KnobsJson): string =>
+  "sha256:" +
+  createHash("sha256")
+    .update(canonicalize({ machine: { ...machine }, inputs: { ...inputs }, recommendation: { model, knobs } })!)
+    .digest("hex")
+
+/** Everything a run's document is built from. */
+export interface RunSummary {
+  readonly runId: string
+  readonly startedAt: string
+  readonly endedAt: string | null
+  readonly exitReason: ExitReason
+  readonly partial: boolean
+  readonly machine: Machine
+  readonly inputs: Inputs
+  readonly adapter: ProviderAdapter
+  readonly candidates: ReadonlyArray<Candidate>
+  readonly targetContext: number
+  readonly maxTokens: number
+  readonly recommended: Recommended | null
+  readonly rejected: ReadonlyArray<Rejected>
+}
+
+/**
+ * Builds the F-2 document. Alternates (F-1) are the candidates strictly smaller
+ * than the chosen one by parameter count, largest first, names only (they were
+ * not measured); none when the chosen size is unknown. Infeasible candidates
+ * keep their 1-based rank and reason.
+ */
+export const buildDocument = (s: RunSummary): TuneDocument => {
+  const rec = s.recommended
+  const knobs = rec === null ? null : knobsJson(rec.knobs, s.adapter)
+  const chosenSize = rec?.candidate.paramCount ?? null
+  const alternates = rec === null || chosenSize === null
+    ? []
+    : s.candidates
+      .filter((c) => c.paramCount !== null && c.paramCount < chosenSize)
+      .sort((a, b) => b.paramCount! - a.paramCount!)
+      .map((c) => c.id)
+  return new TuneDocument({
+    spec_version: SPEC_VERSION,
+    run_id: s.runId,
+    started_at: s.startedAt,
+    ended_at: s.endedAt,
+    partial: s.partial,
+    exit_reason: s.exitReason,
+    machine: s.machine,
+    inputs: s.inputs,
+    recommendation: rec === null || knobs === null ? null : new RecommendationJson({
+      model: rec.candidate.id,
+      target_context: s.targetContext,
+      knobs,
+      tps_median: rec.outcome.tpsMedian,
+      ttft_p95_ms: rec.outcome.ttftP95Ms,
+      replicates: rec.outcome.replicates,
+      serve_command: s.adapter.serveCommand({
+        model: rec.candidate.model,
+        port: null,
+        knobs: rec.knobs,
+        targetContext: s.targetContext,
+        maxTokens: s.maxTokens
+      })
+    }),
+    alternates,
+    infeasible: s.rejected.map((r) => ({ model: r.candidate.id, rank: r.candidate.rank, reason: r.reason })),
+    recipe_hash: rec === null || knobs === null ? null : recipeHash(s.machine, s.inputs, rec.candidate.id, knobs)
+  })
+}
+
+const fmt = (n: number | null, digits = 1) => (n === null ? "n/a" : n.toFixed(digits))
+
+/** The terminal block (SPEC F-1): model, knobs (kv-bits `unset` when nil), tok/s, p95 TTFT, serve command, alternates, infeasible. */
+export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
+  const lines: Array<string> = []
+  const rec = doc.recommendation
+  lines.push("", `== llm-autotune recommendation (run ${doc.run_id}, ${doc.exit_reason}${doc.partial ? ", partial" : ""}) ==`)
+  if (rec === null || s.recommended === null) {
+    lines.push("No recommendation.")
+  } else {
+    lines.push(
+      `model:        ${rec.model} (${formatParams(s.recommended.candidate.paramCount)})`,
+      `knobs:        ${describeKnobs(s.recommended.knobs)}`,
+      `tok/s median: ${fmt(rec.tps_median)}`,
+      `TTFT p95:     ${fmt(rec.ttft_p95_ms, 0)} ms at ${rec.target_context} tokens of context`,
+      `replicates:   ${rec.replicates}`,
+      `serve:        ${rec.serve_command}`,
+      `alternates:   ${doc.alternates.length === 0 ? "none" : doc.alternates.join(", ")} (smaller, not measured)`,
+      `recipe hash:  ${doc.recipe_hash}`
+    )
+  }
+  if (s.rejected.length > 0) {
+    lines.push("infeasible:")
+    for (const r of bySizeAscending(s.rejected)) {
+      lines.push(`  #${r.candidate.rank} ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
+    }
+  }
+  return lines.join("\n")
+}

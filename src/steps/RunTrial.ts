@@ -1,0 +1,127 @@
+import type { HttpClient } from "@effect/platform"
+import { Effect } from "effect"
+import type { Candidate } from "../domain/Candidate.js"
+import type { Knobs } from "../domain/Knobs.js"
+import { median, percentile } from "../domain/Stats.js"
+import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
+import { CandidateProvider } from "../services/CandidateProvider.js"
+import { preWarm } from "./PreWarm.js"
+import { probeOnce, type ProbeSample } from "./Probe.js"
+import { type Calibration, promptOfWords, wordsForTokens } from "./Prompt.js"
+import { PROMPT_TOLERANCE } from "./PromptTolerance.js"
+
+/** The run-wide settings a trial needs. Units: tokens, ms. */
+export interface TrialSettings {
+  readonly adapter: ProviderAdapter
+  readonly targetContext: number
+  readonly maxTokens: number
+  readonly gateTtftMs: number
+  readonly requestTimeoutMs: number
+  readonly readyTimeoutMs: number
+  readonly logDir: string
+}
+
+/**
+ * What one trial measured: `reason` null iff every replicate was feasible
+ * (SPEC B-2, G-1). Medians over replicates (B-2): tokens/s and ms.
+ */
+export interface TrialOutcome {
+  readonly reason: string | null
+  readonly replicates: number
+  readonly nErr: number
+  readonly tpsMedian: number | null
+  readonly ttftMedianMs: number | null
+  readonly ttftP95Ms: number | null
+  readonly calibration: Calibration | null
+  readonly samples: ReadonlyArray<ProbeSample>
+}
+
+
+/** One replicate: `maxBatch` concurrent requests (aggregate tokens/s, worst TTFT). */
+const replicate = (run: (i: number) => Effect.Effect<ProbeSample, never, HttpClient.HttpClient>, concurrent: number) =>
+  Effect.forEach(Array.from({ length: concurrent }, (_, i) => i), run, { concurrency: "unbounded" }).pipe(
+    Effect.map((ss): ProbeSample => {
+      const bad = ss.find((s) => s.reason !== null)
+      const ttfts = ss.flatMap((s) => (s.ttftMs === null ? [] : [s.ttftMs]))
+      const tps = ss.every((s) => s.tps !== null) ? ss.reduce((a, s) => a + s.tps!, 0) : null
+      return {
+        ...ss[0]!,
+        reason: bad?.reason ?? null,
+        ttftMs: ttfts.length === ss.length ? Math.max(...ttfts) : null,
+        tps,
+        completionTokens: ss.reduce((a, s) => a + s.completionTokens, 0)
+      }
+    })
+  )
+
+/**
+ * Runs one trial: starts the provider for `candidate` with `knobs` (its own
+ * Scope: stopped on every exit path, SPEC §2), pre-warms it (D-1), then sends
+ * `replicates` probes at the target context (P-1), each with `knobs.maxBatch`
+ * concurrent requests, stopping at the first infeasible replicate (B-2: one is
+ * enough to make the cell infeasible). A start failure, pre-warm failure, gate
+ * miss, provider death or prompt-size miss (> 5 %, P-1) is an infeasible
+ * outcome with its reason (G-1), never an error.
+ */
+export const runTrial = (
+  s: TrialSettings,
+  candidate: Candidate,
+  knobs: Knobs,
+  replicates: number,
+  known: Calibration | null
+): Effect.Effect<TrialOutcome, never, CandidateProvider | HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const provider = yield* CandidateProvider
+    const infeasible = (reason: string, samples: ReadonlyArray<ProbeSample> = [], calibration: Calibration | null = null) =>
+      summarize(reason, samples, calibration, replicates)
+    const started = yield* provider.start({
+      adapter: s.adapter,
+      spec: { model: candidate.model, knobs, targetContext: s.targetContext, maxTokens: s.maxTokens },
+      logDir: s.logDir,
+      readyTimeoutMs: s.readyTimeoutMs
+    }).pipe(Effect.either)
+    if (started._tag === "Left") {
+      const e = started.left
+      return infeasible(`${e.message}${e.stderrTail ? `: ${e.stderrTail.split("\n").slice(-3).join(" | ")}` : ""}`)
+    }
+    const server = started.right
+    const warm = yield* preWarm(server, s.requestTimeoutMs, known)
+    if (warm._tag === "Failed") return infeasible(warm.reason)
+    const calibration = warm.calibration
+    const prompt = promptOfWords(wordsForTokens(calibration, s.targetContext))
+    const samples: Array<ProbeSample> = []
+    for (let i = 0; i < replicates; i++) {
+      const sample = yield* replicate(
+        () => probeOnce(server, { prompt, maxTokens: s.maxTokens, gateTtftMs: s.gateTtftMs, requestTimeoutMs: s.requestTimeoutMs }),
+        knobs.maxBatch ?? 1
+      )
+      samples.push(sample)
+      const promptMiss = sample.promptTokens !== null &&
+          Math.abs(sample.promptTokens - s.targetContext) > PROMPT_TOLERANCE * s.targetContext
+        ? `prompt was ${sample.promptTokens} tokens, target ${s.targetContext} (more than 5 % off, SPEC P-1)`
+        : null
+      const reason = sample.reason ?? promptMiss
+      if (reason !== null) return infeasible(reason, samples, calibration)
+    }
+    return summarize(null, samples, calibration, replicates)
+  }).pipe(Effect.scoped)
+
+const summarize = (
+  reason: string | null,
+  samples: ReadonlyArray<ProbeSample>,
+  calibration: Calibration | null,
+  replicates: number
+): TrialOutcome => {
+  const ok = samples.filter((x) => x.reason === null)
+  const ttfts = ok.flatMap((x) => (x.ttftMs === null ? [] : [x.ttftMs]))
+  return {
+    reason,
+    replicates,
+    nErr: samples.length - ok.length + (reason !== null && samples.every((x) => x.reason === null) ? 1 : 0),
+    tpsMedian: median(ok.flatMap((x) => (x.tps === null ? [] : [x.tps]))),
+    ttftMedianMs: median(ttfts),
+    ttftP95Ms: percentile(ttfts, 95),
+    calibration,
+    samples
+  }
+}

@@ -1,0 +1,87 @@
+import { Option, Schema, Stream } from "effect"
+
+/** Token counts a server reports on its last chunk (OpenAI `usage`). */
+export interface Usage {
+  readonly promptTokens: number
+  readonly completionTokens: number
+}
+
+/** llama-server-style `timings` on the last chunk, when the server reports them. */
+export interface ServerTimings {
+  readonly promptN: number | null
+  readonly promptPerSecond: number | null
+  readonly predictedPerSecond: number | null
+}
+
+/** One parsed `data:` payload: its content text (may be empty), usage and timings when present. */
+export interface SseChunk {
+  readonly text: string
+  readonly usage: Usage | null
+  readonly timings: ServerTimings | null
+}
+
+const Payload = Schema.Struct({
+  choices: Schema.optional(Schema.Array(Schema.Struct({
+    delta: Schema.optional(Schema.NullOr(Schema.Struct({ content: Schema.optional(Schema.NullOr(Schema.String)) }))),
+    text: Schema.optional(Schema.NullOr(Schema.String))
+  }))),
+  usage: Schema.optional(Schema.NullOr(Schema.Struct({
+    prompt_tokens: Schema.Number,
+    completion_tokens: Schema.Number
+  }))),
+  timings: Schema.optional(Schema.NullOr(Schema.Struct({
+    prompt_n: Schema.optional(Schema.Number),
+    prompt_per_second: Schema.optional(Schema.Number),
+    predicted_per_second: Schema.optional(Schema.Number)
+  })))
+})
+const decodePayload = Schema.decodeUnknownOption(Schema.parseJson(Payload))
+
+/** What one SSE line means to the reader. */
+export type SseLine =
+  | { readonly _tag: "Skip" }
+  | { readonly _tag: "Done" }
+  | { readonly _tag: "Chunk"; readonly chunk: SseChunk }
+
+/**
+ * Classifies one line of an OpenAI-style SSE stream (SPEC P-3):
+ * `data: [DONE]` ends the stream; `data: {json}` is a chunk whose text is
+ * `choices[0].delta.content` (chat) or `choices[0].text` (completions);
+ * comment lines (`: keep-alive`), blank lines, other fields (`event:`, `id:`)
+ * and malformed `data:` payloads are skipped.
+ */
+export const parseSseLine = (line: string): SseLine => {
+  if (!line.startsWith("data:")) return { _tag: "Skip" }
+  const data = line.slice(5).trim()
+  if (data === "[DONE]") return { _tag: "Done" }
+  return Option.match(decodePayload(data), {
+    onNone: () => ({ _tag: "Skip" }),
+    onSome: (p): SseLine => {
+      const choice = p.choices?.[0]
+      const text = choice?.delta?.content ?? choice?.text ?? ""
+      const usage = p.usage ? { promptTokens: p.usage.prompt_tokens, completionTokens: p.usage.completion_tokens } : null
+      const timings = p.timings
+        ? {
+          promptN: p.timings.prompt_n ?? null,
+          promptPerSecond: p.timings.prompt_per_second ?? null,
+          predictedPerSecond: p.timings.predicted_per_second ?? null
+        }
+        : null
+      return { _tag: "Chunk", chunk: { text, usage, timings } }
+    }
+  })
+}
+
+/**
+ * Turns a response body (bytes, any chunking) into its SSE chunks, ending on
+ * `[DONE]` or at the end of the body, whichever comes first (SPEC P-3).
+ * Lines split across network chunks are reassembled; CRLF is accepted.
+ */
+export const sseChunks = <E, R>(body: Stream.Stream<Uint8Array, E, R>): Stream.Stream<SseChunk, E, R> =>
+  body.pipe(
+    Stream.decodeText(),
+    Stream.splitLines,
+    Stream.map(parseSseLine),
+    Stream.takeWhile((l) => l._tag !== "Done"),
+    Stream.filterMap((l) => (l._tag === "Chunk" ? Option.some(l.chunk) : Option.none()))
+  )

@@ -1,0 +1,66 @@
+import type { HttpClient } from "@effect/platform"
+import { Effect } from "effect"
+import { AllInfeasible } from "../domain/AutotuneError.js"
+import type { Candidate } from "../domain/Candidate.js"
+import { Knobs } from "../domain/Knobs.js"
+import type { CandidateProvider } from "../services/CandidateProvider.js"
+import { runTrial, type TrialOutcome, type TrialSettings } from "./RunTrial.js"
+
+/** A candidate Stage 1 found infeasible, with the reason (SPEC G-1). */
+export interface Rejected {
+  readonly candidate: Candidate
+  readonly reason: string
+}
+
+/** The Stage 1 choice: the first feasible candidate and its measurement. */
+export interface Chosen {
+  readonly candidate: Candidate
+  readonly outcome: TrialOutcome
+}
+
+/** Formats a parameter count: 1.1B, 130M. */
+export const formatParams = (n: number | null): string =>
+  n === null ? "size unknown" : n >= 1e9 ? `${+(n / 1e9).toFixed(2)}B` : `${+(n / 1e6).toFixed(1)}M`
+
+/** Candidates ordered smallest first by parameter count; unknown sizes last, then by rank (SPEC A-4). */
+export const bySizeAscending = <A extends { readonly candidate: Candidate }>(xs: ReadonlyArray<A>): Array<A> =>
+  [...xs].sort((a, b) =>
+    (a.candidate.paramCount ?? Infinity) - (b.candidate.paramCount ?? Infinity) || a.candidate.rank - b.candidate.rank
+  )
+
+/**
+ * SPEC A-4 message: leads with the smallest candidate by parameter size
+ * ("even <smallest>: <reason>"), then each larger one in size order.
+ */
+export const allInfeasibleMessage = (rejected: ReadonlyArray<Rejected>): string => {
+  const [smallest, ...larger] = bySizeAscending(rejected)
+  if (smallest === undefined) return "no candidates"
+  return [
+    `every candidate is infeasible; even ${smallest.candidate.id} (${formatParams(smallest.candidate.paramCount)}): ${smallest.reason}`,
+    ...larger.map((r) => `  ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
+  ].join("\n")
+}
+
+/**
+ * Stage 1, model selection (SPEC A-1..A-3): tries candidates in the given order,
+ * each with default knobs at the target context over `replicates` requests,
+ * and STOPS at the first feasible one — later candidates are never started.
+ * `record` sees every trial as it finishes (persist, print). Fails with
+ * AllInfeasible (message per A-4) when none is feasible.
+ */
+export const stage1 = <E, R>(
+  settings: TrialSettings,
+  candidates: ReadonlyArray<Candidate>,
+  replicates: number,
+  record: (candidate: Candidate, outcome: TrialOutcome) => Effect.Effect<void, E, R>
+): Effect.Effect<Chosen, AllInfeasible | E, R | CandidateProvider | HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const rejected: Array<Rejected> = []
+    for (const candidate of candidates) {
+      const outcome = yield* runTrial(settings, candidate, Knobs.defaults, replicates, null)
+      yield* record(candidate, outcome)
+      if (outcome.reason === null) return { candidate, outcome }
+      rejected.push({ candidate, reason: outcome.reason })
+    }
+    return yield* new AllInfeasible({ message: allInfeasibleMessage(rejected) })
+  })
