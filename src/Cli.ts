@@ -4,6 +4,7 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
+import { integerOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
 import { writeSyntheticModel, type Quant } from "./gguf/SyntheticModel.js"
 import { serve } from "./serve/Serve.js"
@@ -13,18 +14,18 @@ import { tuneCommand } from "./TuneCommand.js"
 // ---- serve -----------------------------------------------------------------
 const serveModel = Options.file("model", { exists: "either" }).pipe(
   Options.withDescription("GGUF model file to serve"))
-const servePort = Options.integer("port").pipe(Options.withDescription("TCP port to listen on (loopback)"))
+const servePort = integerOption("port").pipe(Options.withDescription("TCP port to listen on (loopback)"))
 const serveHost = Options.text("host").pipe(Options.withDefault("127.0.0.1"),
   Options.withDescription("address to bind (default 127.0.0.1)"))
 const noJoin = Options.boolean("no-join").pipe(
   Options.withDescription("do not join a coordinator pool (the embedded provider never joins one; accepted for macprovider-cli compatibility)"))
 const kvBits = Options.choice("kv-bits", ["4", "8"]).pipe(Options.optional,
   Options.withDescription("KV-cache bits: 4 (q4_0) or 8 (q8_0); unset = f16"))
-const maxContext = Options.integer("max-context").pipe(Options.optional,
+const maxContext = integerOption("max-context").pipe(Options.optional,
   Options.withDescription("context size per sequence, in tokens (default: the model's training context)"))
-const maxBatch = Options.integer("max-batch").pipe(Options.withDefault(1),
+const maxBatch = integerOption("max-batch").pipe(Options.withDefault(1),
   Options.withDescription("how many requests decode in parallel (sequences), default 1"))
-const threads = Options.integer("threads").pipe(Options.optional,
+const threads = integerOption("threads").pipe(Options.optional,
   Options.withDescription("CPU threads for inference (default: the core count)"))
 
 const positive = (flag: string, n: number) =>
@@ -50,7 +51,7 @@ const synthParams = Options.text("params").pipe(
 const synthQuant = Options.choice("quant", ["q4_0", "q8_0", "f16"]).pipe(Options.withDefault("q4_0" as const),
   Options.withDescription("weight quantization (default q4_0)"))
 const synthOut = Options.file("out").pipe(Options.withDescription("output GGUF file"))
-const synthSeed = Options.integer("seed").pipe(Options.withDefault(1),
+const synthSeed = integerOption("seed").pipe(Options.withDefault(1),
   Options.withDescription("PRNG seed; the same seed writes the same file (default 1)"))
 
 const synthCommand = Command.make("synth", { params: synthParams, quant: synthQuant, out: synthOut, seed: synthSeed },

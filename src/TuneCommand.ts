@@ -9,6 +9,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type Axes, cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "./domain/Axes.js"
+import { integerOption, floatOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
 import { describeKnobs } from "./domain/Knobs.js"
 import { Machine } from "./domain/TuneDocument.js"
@@ -29,13 +30,13 @@ const opt = {
     Options.withDescription("provider executable (default: macprovider-cli on PATH; embedded: this tool's own `serve`)")),
   candidateModels: Options.text("candidate-models").pipe(Options.optional,
     Options.withDescription("comma-separated model ids or GGUF paths, tried in this order (default: the built-in ladder)")),
-  targetContext: Options.integer("target-context").pipe(Options.optional,
-    Options.withDescription("prompt context of each probe, in tokens (default 2048; demo ladder 1024)")),
-  gateTtftMs: Options.integer("gate-ttft-ms").pipe(Options.optional,
-    Options.withDescription("time-to-first-token gate, in ms (default 60000; demo ladder 8000)")),
-  stage1Replicates: Options.integer("stage1-replicates").pipe(Options.withDefault(3),
+  targetContext: integerOption("target-context").pipe(Options.optional,
+    Options.withDescription("prompt context of each probe, in tokens (default 2048)")),
+  gateTtftMs: integerOption("gate-ttft-ms").pipe(Options.optional,
+    Options.withDescription("time-to-first-token gate, in ms (default 60000; demo ladder 5000)")),
+  stage1Replicates: integerOption("stage1-replicates").pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 1 candidate (default 3)")),
-  stage2Replicates: Options.integer("stage2-replicates").pipe(Options.withDefault(3),
+  stage2Replicates: integerOption("stage2-replicates").pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 2 cell (default 3)")),
   kvBitsAxis: Options.text("kv-bits-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 KV-cache bits, from 4, 8, unset (default unset; demo ladder unset,8)")),
@@ -45,9 +46,9 @@ const opt = {
     Options.withDescription("Stage 2 parallel requests (default 1; demo ladder 1,2)")),
   threadsAxis: Options.text("threads-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 CPU threads, embedded only (default: the core count)")),
-  tpsTieEpsilon: Options.float("tps-tie-epsilon").pipe(Options.withDefault(0.1),
+  tpsTieEpsilon: floatOption("tps-tie-epsilon").pipe(Options.withDefault(0.1),
     Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
-  maxTokens: Options.integer("max-tokens").pipe(Options.withDefault(64),
+  maxTokens: integerOption("max-tokens").pipe(Options.withDefault(64),
     Options.withDescription("reply length of each probe, in tokens (default 64)")),
   dbPath: Options.text("db-path").pipe(Options.optional,
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),

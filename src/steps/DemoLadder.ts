@@ -12,9 +12,10 @@ export interface Rung {
 
 /**
  * The demo ladder, largest first (SPEC A-1: the default list is curated
- * largest-first). Sized from STACK.md's measurements on 2 cores: a 1.1B Q4_0
- * model prefills ~71 tok/s (TTFT ≈ 14 s at 1024 tokens, over the demo's 8 s
- * gate), 130M ~740 tok/s (≈ 1.4 s, well inside), 15M is the small alternate.
+ * largest-first). Sized from measurements on 2 cores (2 threads, f16 KV): a
+ * 1.1B Q4_0 model had a TTFT of 4.3 s at 1024 tokens, so ≈ 9–10 s at the demo's
+ * 2048 (over its 5 s gate); 130M stays around 1–2 s (well inside); 15M is the
+ * small alternate.
  */
 export const LADDER: ReadonlyArray<Rung> = [
   { params: 1.1e9, label: "1.1B" },
@@ -29,8 +30,8 @@ export const LADDER: ReadonlyArray<Rung> = [
  * in a few minutes on 2 cores.
  */
 export const DEMO_DEFAULTS = {
-  targetContext: 1024,
-  gateTtftMs: 8000,
+  targetContext: 2048,
+  gateTtftMs: 5000,
   kvBitsAxis: "unset,8",
   maxBatchAxis: "1,2"
 } as const

@@ -74,6 +74,23 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const usage = yield* Ref.make<Usage | null>(null)
     const timings = yield* Ref.make<ServerTimings | null>(null)
 
+    const brokenConnection = (reason: string) =>
+      server.exited.pipe(
+        Effect.timeout("1 second"),
+        Effect.matchEffect({ onFailure: () => Effect.fail(new ProbeFailure(reason)), onSuccess: () => death })
+      )
+    const death: Effect.Effect<never, ProbeFailure> = server.exited.pipe(Effect.flatMap((x) =>
+      Effect.gen(function*() {
+        const tail = yield* server.outputTail
+        return yield* Effect.fail(
+          new ProbeFailure(
+            `provider process died during the request (${x.signal ?? `exit code ${x.code}`}; possibly out of memory)${
+              tail ? `: ${excerpt(tail)}` : ""
+            }`
+          )
+        )
+      })
+    ))
     const body = {
       model: server.modelId,
       messages: [{ role: "user", content: req.prompt }],
@@ -104,9 +121,11 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
         })
       ))
     }).pipe(
+      // A broken connection is usually the provider dying (OOM): give its exit
+      // event a moment to arrive so the reason says so, with its exit code.
       Effect.catchTags({
-        RequestError: (e) => Effect.fail(new ProbeFailure(`request error: ${e.message}`)),
-        ResponseError: (e) => Effect.fail(new ProbeFailure(`response error: ${e.message}`))
+        RequestError: (e) => brokenConnection(`request error: ${e.message}`),
+        ResponseError: (e) => brokenConnection(`response error: ${e.message}`)
       })
     )
 
@@ -117,18 +136,6 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
         f === null ? Effect.fail(new ProbeFailure(`TTFT > ${req.gateTtftMs} ms gate (no first token yet)`)) : Effect.never
       )
     )
-    const death = server.exited.pipe(Effect.flatMap((x) =>
-      Effect.gen(function*() {
-        const tail = yield* server.outputTail
-        return yield* Effect.fail(
-          new ProbeFailure(
-            `provider process died during the request (${x.signal ?? `exit code ${x.code}`}; possibly out of memory)${
-              tail ? `: ${excerpt(tail)}` : ""
-            }`
-          )
-        )
-      })
-    ))
     const outcome = yield* request.pipe(
       Effect.raceFirst(gateWatch),
       Effect.raceFirst(death),

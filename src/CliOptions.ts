@@ -1,0 +1,26 @@
+import { HelpDoc, Options, ValidationError } from "@effect/cli"
+import { Effect } from "effect"
+
+/**
+ * Numeric options whose parse errors name the flag ("--target-context must be
+ * an integer, got "lots""): @effect/cli's own `Options.integer` says only
+ * "'lots' is not a integer". A ValidationError maps to exit 64 (SPEC B-1).
+ */
+const numeric = (name: string, what: string, parse: (s: string) => number | undefined): Options.Options<number> =>
+  Options.text(name).pipe(
+    Options.withPseudoName(what),
+    Options.mapEffect((s) => {
+      const n = parse(s.trim())
+      return n === undefined
+        ? Effect.fail(ValidationError.invalidValue(HelpDoc.p(`--${name} must be ${what === "integer" ? "an integer" : "a number"}, got "${s}"`)))
+        : Effect.succeed(n)
+    })
+  )
+
+/** An integer option (`-?[0-9]+`). */
+export const integerOption = (name: string) =>
+  numeric(name, "integer", (s) => (/^-?[0-9]+$/.test(s) ? Number(s) : undefined))
+
+/** A finite decimal option. */
+export const floatOption = (name: string) =>
+  numeric(name, "number", (s) => (s !== "" && Number.isFinite(Number(s)) ? Number(s) : undefined))

@@ -1,0 +1,102 @@
+/**
+ * Reads what the tuner needs to know about a GGUF model file (size ordering,
+ * pre-warm integrity checks) and rejects files llama.cpp would refuse to load.
+ */
+import { Effect, Schema } from "effect"
+import * as Fs from "node:fs/promises"
+import { readGgufFileInfo } from "node-llama-cpp"
+import { tensorBytes } from "./GgmlType.js"
+
+/** A file that is not a loadable GGUF model; `message` gives the concrete reason. */
+export class GgufInvalid extends Schema.TaggedError<GgufInvalid>()("GgufInvalid", {
+  path: Schema.String,
+  message: Schema.String
+}) {}
+
+/** Facts about a GGUF model file. */
+export interface ModelInfo {
+  /** Sum of all tensors' element counts (the model's parameter count). */
+  readonly paramCount: number
+  /** `<arch>.context_length`: trained context length in tokens. */
+  readonly contextLength: number
+  /** Size of the file in bytes (of the first part for a split model). */
+  readonly fileBytes: number
+  /** `general.architecture`, e.g. "llama". */
+  readonly architecture: string
+}
+
+/** Metadata keys not needed here and large to materialise (vocabularies). */
+const ignoreKeys = ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+  "tokenizer.ggml.merges"]
+
+const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e))
+
+/**
+ * Reads a GGUF model's parameter count, context length, file size and architecture.
+ *
+ * node-llama-cpp's `readGgufFileInfo` parses the header but is not a validator (STACK.md:
+ * truncated metadata yields garbage), so this also checks, like llama.cpp's loader
+ * (gguf.cpp, llama-model-loader.cpp), that the file starts with the magic "GGUF", has
+ * version 2 or 3, has tensors, and that every tensor's data (offset + size from its ggml
+ * type's block layout) lies within the file. Tensors of a ggml type unknown here are only
+ * checked to start within the file. For a split model (`-00001-of-0000N.gguf`) the
+ * parameter count covers all parts and the bounds check covers the first part.
+ *
+ * Fails with `GgufInvalid` when the file cannot be read or fails a check; its message
+ * quotes the reason, e.g. `Invalid GGUF magic: expected "GGUF", got "\0\0\0\0"` or
+ * `tensor 'output.weight' data is not within the file bounds (...)`.
+ */
+export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
+  Effect.gen(function*() {
+    const invalid = (message: string) => new GgufInvalid({ path, message })
+    const { fileBytes, head } = yield* Effect.acquireUseRelease(
+      Effect.tryPromise({ try: () => Fs.open(path, "r"), catch: (e) => invalid(`cannot open the file: ${reason(e)}`) }),
+      (fh) => Effect.tryPromise({
+        try: async () => {
+          const head = Buffer.alloc(8)
+          const { bytesRead } = await fh.read(head, 0, 8, 0)
+          return { fileBytes: (await fh.stat()).size, head: head.subarray(0, bytesRead) }
+        },
+        catch: (e) => invalid(`cannot read the file: ${reason(e)}`)
+      }),
+      (fh) => Effect.tryPromise(() => fh.close()).pipe(Effect.ignore)
+    )
+    if (head.length < 4 || head.toString("latin1", 0, 4) !== "GGUF") {
+      return yield* invalid(`Invalid GGUF magic: expected "GGUF", got ${JSON.stringify(head.toString("latin1", 0, 4))}`)
+    }
+    const version = head.length < 8 ? -1 : head.readUInt32LE(4)
+    if (version !== 2 && version !== 3) {
+      return yield* invalid(`unsupported GGUF version ${version} (llama.cpp reads 2 and 3)`)
+    }
+    const info = yield* Effect.tryPromise({
+      try: () => readGgufFileInfo(path, { sourceType: "filesystem", readTensorInfo: true, logWarnings: false, ignoreKeys }),
+      catch: (e) => invalid(`unreadable GGUF header: ${reason(e)}`)
+    })
+    const tensors = info.fullTensorInfo ?? info.tensorInfo ?? []
+    if (tensors.length === 0) return yield* invalid("the file has no tensors")
+    let paramCount = 0
+    for (const t of tensors) {
+      const dims = t.dimensions.map(Number)
+      if (dims.length === 0 || dims.some((d) => !Number.isSafeInteger(d) || d < 0)) {
+        return yield* invalid(`tensor '${t.name}' has invalid dimensions [${t.dimensions.join(", ")}]`)
+      }
+      const elements = dims.reduce((a, b) => a * b, 1)
+      paramCount += elements
+      if (t.filePart !== 1) continue
+      const start = Number(t.fileOffset)
+      const end = start + (tensorBytes(t.ggmlType, dims[0]!, elements) ?? 0)
+      if (!Number.isSafeInteger(start) || start < 0 || end > fileBytes) {
+        return yield* invalid(`tensor '${t.name}' data is not within the file bounds (bytes ${start}..${end}, ` +
+          `file has ${fileBytes}): the model is corrupted or incomplete`)
+      }
+    }
+    const metadata = info.metadata as unknown as Record<string, unknown>
+    const general = metadata["general"] as Record<string, unknown> | undefined
+    const architecture = general?.["architecture"]
+    if (typeof architecture !== "string") return yield* invalid("missing general.architecture")
+    const contextLength = Number((metadata[architecture] as Record<string, unknown> | undefined)?.["context_length"])
+    if (!Number.isSafeInteger(contextLength) || contextLength <= 0) {
+      return yield* invalid(`missing or invalid ${architecture}.context_length`)
+    }
+    return { paramCount, contextLength, fileBytes, architecture }
+  })

@@ -1,0 +1,93 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { TuneDocument } from "../src/domain/TuneDocument.js"
+import { runCli, tempDir } from "./support/cli.js"
+import { readRows } from "./support/db.js"
+import { repoRoot } from "./support/models.js"
+
+const decodeDoc = Schema.decodeUnknownSync(Schema.parseJson(TuneDocument), { onExcessProperty: "error" })
+const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
+
+/** Tunes fake candidates with the macprovider adapter pointed at the fake provider. */
+const tuneFake = async (candidates: string, extra: ReadonlyArray<string> = []) => {
+  const dir = tempDir()
+  const argvLog = Path.join(dir, "argv.jsonl")
+  const db = Path.join(dir, "runs.db")
+  const r = await runCli([
+    "tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", candidates,
+    "--target-context", "200", "--max-tokens", "8", "--stage1-replicates", "2", "--stage2-replicates", "1",
+    "--json", "--db-path", db, ...extra
+  ], { env: { FAKE_PROVIDER_ARGV_LOG: argvLog, XDG_DATA_HOME: dir } })
+  const argvs = Fs.existsSync(argvLog)
+    ? Fs.readFileSync(argvLog, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Array<string>)
+    : []
+  return { r, dir, db, argvs }
+}
+
+describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)", () => {
+  it("G-1 E-4 each failure mode is infeasible with its reason; the first feasible candidate wins", async () => {
+    const { argvs, db, r } = await tuneFake("exit-on-start,http503,leak,die-mid-stream,no-content,ok-5")
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.model).toBe("ok-5")
+    const reasons = Object.fromEntries(doc.infeasible.map((i) => [i.model, i.reason]))
+    expect(reasons["exit-on-start"]).toMatch(/exited while starting \(exit code 3\).*out of memory/)
+    expect(reasons["http503"]).toMatch(/^pre-warm: HTTP 503: server overloaded/)
+    expect(reasons["leak"]).toContain("stop-token leak: <|eot_id|>")
+    expect(reasons["die-mid-stream"]).toMatch(/provider process died during the request \(exit code 137/)
+    expect(reasons["no-content"]).toContain("stream ended without any content")
+    expect(doc.infeasible.map((i) => i.rank)).toEqual([1, 2, 3, 4, 5])
+    // E-3 E-5: every candidate started as `serve --model M --port P --no-join`, on a loopback port
+    for (const a of argvs) {
+      expect(a.slice(0, 2)).toEqual(["serve", "--model"])
+      expect(a).toContain("--no-join")
+      expect(Number(a[a.indexOf("--port") + 1])).toBeGreaterThan(0)
+    }
+    // S-1: every trial is recorded, infeasible ones with their reason in notes
+    const trials = await readRows<{ model: string; fits: number; notes: string | null }>(db,
+      "SELECT model, fits, notes FROM tune_trials WHERE stage = 1 ORDER BY trial_id")
+    expect(trials.map((t) => [t.model, t.fits])).toEqual([
+      ["exit-on-start", 0], ["http503", 0], ["leak", 0], ["die-mid-stream", 0], ["no-content", 0], ["ok-5", 1]
+    ])
+    expect(trials.every((t) => t.fits === 1 || (t.notes ?? "").length > 0)).toBe(true)
+  })
+
+  it("E-5 macprovider knob flags: --kv-bits, --max-context, --max-batch passed per cell; no --threads", async () => {
+    const { argvs, r } = await tuneFake("ok-5", ["--kv-bits-axis", "unset,4", "--max-context-axis", "300", "--max-batch-axis", "2"])
+    expect(r.code, r.stderr).toBe(0)
+    const cells = argvs.slice(1).map((a) => a.slice(a.indexOf("--no-join") + 1))
+    expect(cells).toEqual([
+      ["--max-context", "300", "--max-batch", "2"],
+      ["--kv-bits", "4", "--max-context", "300", "--max-batch", "2"]
+    ])
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.knobs).not.toHaveProperty("threads") // F-2: only where the provider has it
+    expect(doc.recommendation?.serve_command).not.toContain("--no-join")
+  })
+
+  it("B-1 --threads-axis with macprovider is a usage error (exit 64)", async () => {
+    const { r } = await tuneFake("ok-5", ["--threads-axis", "2"])
+    expect(r.code).toBe(64)
+    expect(r.stderr).toContain("--threads-axis")
+  })
+
+  it("E-4 a missing provider binary fails every candidate at once with the spawn error", async () => {
+    const dir = tempDir()
+    const started = Date.now()
+    const r = await runCli([
+      "tune", "--provider", "macprovider", "--provider-bin", Path.join(dir, "no-such-binary"), "--candidate-models",
+      "a-1b,b-3b", "--json", "--db-path", Path.join(dir, "runs.db")
+    ], { env: { XDG_DATA_HOME: dir } })
+    expect(r.code).toBe(2)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.infeasible.map((i) => i.reason)).toEqual([
+      expect.stringContaining("ENOENT"),
+      expect.stringContaining("ENOENT")
+    ])
+    // A-4: sizes from the ids (1b < 3b): the message leads with the smallest
+    expect(r.stderr).toMatch(/even a-1b \(1B\)/)
+    expect(Date.now() - started).toBeLessThan(15_000)
+  })
+})

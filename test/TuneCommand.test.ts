@@ -1,0 +1,182 @@
+import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { TuneDocument } from "../src/domain/TuneDocument.js"
+import { runCli, tempDir } from "./support/cli.js"
+import { readRows } from "./support/db.js"
+import { mediumModelPath, smallModelPath, tinyModelPath } from "./support/models.js"
+
+/** Decodes stdout as the F-2 document; excess keys are an error (no undocumented keys). */
+const decodeDoc = Schema.decodeUnknownSync(Schema.parseJson(TuneDocument), { onExcessProperty: "error" })
+
+const env = (dir: string) => ({ XDG_DATA_HOME: Path.join(dir, "data"), XDG_CACHE_HOME: Path.join(dir, "cache") })
+
+describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
+  const cases: ReadonlyArray<readonly [string, ReadonlyArray<string>, string]> = [
+    ["empty max-context cell", ["--max-context-axis", "4000,,8000", "--target-context", "512"], "max-context-axis"],
+    ["empty candidate cell", ["--candidate-models", "one,,two"], "candidate-models"],
+    ["duplicate cell", ["--max-batch-axis", "1,2,1"], "max-batch-axis"],
+    ["cell below target", ["--target-context", "2048", "--max-context-axis", "1024,4096"], "max-context-axis"],
+    ["max-batch 0", ["--max-batch-axis", "0"], "max-batch-axis"],
+    ["threads 0", ["--threads-axis", "0"], "threads-axis"],
+    ["kv-bits 16", ["--kv-bits-axis", "16"], "kv-bits-axis"],
+    ["missing model file", ["--candidate-models", "/nonexistent/model.gguf"], "candidate-models"],
+    ["zero replicates", ["--stage1-replicates", "0"], "stage1-replicates"]
+  ]
+  for (const [name, args, flag] of cases) {
+    it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {
+      const dir = tempDir()
+      const db = Path.join(dir, "runs.db")
+      const withModel = args.includes("--candidate-models") ? args : [...args, "--candidate-models", tinyModelPath()]
+      const r = await runCli(["tune", ...withModel, "--db-path", db], { env: env(dir) })
+      expect(r.code).toBe(64)
+      expect(r.stderr).toContain(`--${flag}`)
+      expect(r.stdout).toBe("")
+      expect(Fs.existsSync(db)).toBe(false)
+    })
+  }
+
+  it("B-1 a non-numeric flag value is a usage error too (exit 64)", async () => {
+    const dir = tempDir()
+    const r = await runCli(["tune", "--target-context", "lots", "--db-path", Path.join(dir, "x.db")], { env: env(dir) })
+    expect(r.code).toBe(64)
+    expect(r.stderr).toContain("target-context")
+  })
+})
+
+describe("autotune tune --dry-run (SPEC H-5)", () => {
+  it("H-5 prints candidates in order, axes and cells, and touches nothing", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    const r = await runCli([
+      "tune", "--dry-run", "--candidate-models", `${smallModelPath()},${tinyModelPath()}`,
+      "--kv-bits-axis", "unset,8", "--max-batch-axis", "1,2", "--db-path", db
+    ], { env: env(dir) })
+    expect(r.code).toBe(0)
+    expect(r.stdout.indexOf(smallModelPath())).toBeLessThan(r.stdout.indexOf(tinyModelPath()))
+    expect(r.stdout).toContain("= 4 cell(s)")
+    expect(Fs.existsSync(db)).toBe(false)
+    expect(Fs.readdirSync(dir)).toEqual([])
+  })
+
+  it("H-5 the demo ladder's dry run generates no model", async () => {
+    const dir = tempDir()
+    const r = await runCli(["tune", "--dry-run", "--db-path", Path.join(dir, "runs.db")], { env: env(dir) })
+    expect(r.code).toBe(0)
+    expect(r.stdout).toContain("synth-1.1b-q4_0.gguf")
+    expect(Fs.readdirSync(dir)).toEqual([])
+  })
+})
+
+interface TrialDbRow {
+  stage: number
+  model: string
+  kv_bits: number | null
+  max_batch: number | null
+  max_context_cap: number | null
+  threads: number | null
+  kept: number
+  fits: number
+  notes: string | null
+  ttft_ms: number | null
+  tps: number | null
+  replicates_n: number
+}
+
+describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => {
+  it("A-1 A-2 B-4 S-1 H-1: small,big with a generous gate picks small, never starts big, keeps exactly one Stage 2 row", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    const small = tinyModelPath()
+    const big = smallModelPath()
+    const r = await runCli([
+      "tune", "--candidate-models", `${small},${big}`, "--target-context", "256", "--max-tokens", "16",
+      "--stage1-replicates", "2", "--stage2-replicates", "2", "--max-batch-axis", "1,2", "--gate-ttft-ms", "60000",
+      "--json", "--db-path", db
+    ], { env: env(dir) })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.exit_reason).toBe("ok")
+    expect(doc.recommendation?.model).toBe(small)
+    expect(doc.infeasible).toEqual([])
+    expect(doc.alternates).toEqual([]) // the bigger one is no alternate (F-1: smaller only)
+    expect(doc.recipe_hash).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(doc.recommendation?.knobs.threads).not.toBeUndefined()
+    expect(doc.recommendation?.tps_median).toBeGreaterThan(0)
+
+    const trials = await readRows<TrialDbRow>(db, "SELECT * FROM tune_trials ORDER BY trial_id")
+    // A-2: the big one was never started: no trial and no provider log for it.
+    expect(trials.every((t) => t.model === small)).toBe(true)
+    const logs = Fs.readdirSync(Path.join(dir, "logs"))
+    expect(logs.some((l) => l.startsWith("synth-60M"))).toBe(false)
+    expect(logs.filter((l) => l.startsWith("synth-15M")).length).toBe(3) // stage 1 + two cells
+    // S-1: stage 1 rows kept = 0 with NULL knobs; B-4: exactly one stage 2 row kept = 1
+    const s1 = trials.filter((t) => t.stage === 1)
+    expect(s1).toHaveLength(1)
+    expect(s1[0]).toMatchObject({ kept: 0, kv_bits: null, max_batch: null, max_context_cap: null, fits: 1 })
+    const s2 = trials.filter((t) => t.stage === 2)
+    expect(s2.map((t) => t.max_batch)).toEqual([1, 2])
+    expect(s2.filter((t) => t.kept === 1)).toHaveLength(1)
+    const kept = s2.find((t) => t.kept === 1)!
+    expect(doc.recommendation?.knobs.max_concurrency_override).toBe(kept.max_batch)
+    // H-1: the run row was updated, not replaced
+    const runs = await readRows<{ exit_reason: string; ended_at: string | null; recipe_hash: string; run_id: string }>(
+      db, "SELECT * FROM tune_runs")
+    expect(runs).toHaveLength(1)
+    expect(runs[0]).toMatchObject({ exit_reason: "ok", recipe_hash: doc.recipe_hash, run_id: doc.run_id })
+    expect(runs[0]!.ended_at).not.toBeNull()
+  })
+
+  it("A-1 A-2 G-1: big,small with the gate between their TTFTs recommends small and lists big as infeasible by TTFT", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    const small = tinyModelPath()
+    const big = mediumModelPath()
+    const common = ["--target-context", "512", "--max-tokens", "8", "--stage2-replicates", "1", "--db-path", db]
+    // Measure each model's TTFT on this machine first, under the same conditions.
+    const ttftOf = async (model: string) => {
+      const r = await runCli(["tune", "--candidate-models", model, "--stage1-replicates", "3", "--json", ...common], {
+        env: env(dir)
+      })
+      expect(r.code, r.stderr).toBe(0)
+      const rows = await readRows<TrialDbRow>(db, `SELECT * FROM tune_trials WHERE stage = 1 AND model = '${model}'`)
+      return { median: rows.at(-1)!.ttft_ms!, p95: decodeDoc(r.stdout).recommendation!.ttft_p95_ms! }
+    }
+    const s = await ttftOf(small)
+    const b = await ttftOf(big)
+    expect(b.median, "the bigger model must be slower to first token").toBeGreaterThan(s.p95 * 2)
+    const gate = Math.round(Math.sqrt(b.median * s.p95))
+    const r = await runCli([
+      "tune", "--candidate-models", `${big},${small}`, "--gate-ttft-ms", `${gate}`, "--stage1-replicates", "3",
+      "--json", ...common
+    ], { env: env(dir) })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.model).toBe(small)
+    expect(doc.infeasible).toHaveLength(1)
+    expect(doc.infeasible[0]).toMatchObject({ model: big, rank: 1 })
+    expect(doc.infeasible[0]!.reason).toMatch(/TTFT/)
+    expect(doc.alternates).toEqual([])
+  })
+
+  it("A-4 H-2: every candidate infeasible exits all_infeasible and leads with the smallest", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    const r = await runCli([
+      "tune", "--candidate-models", `${smallModelPath()},${tinyModelPath()}`, "--target-context", "256",
+      "--max-tokens", "8", "--gate-ttft-ms", "1", "--stage1-replicates", "1", "--json", "--db-path", db
+    ], { env: env(dir) })
+    expect(r.code).toBe(2)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.exit_reason).toBe("all_infeasible")
+    expect(doc.recommendation).toBeNull()
+    expect(doc.recipe_hash).toBeNull()
+    expect(doc.infeasible.map((i) => i.rank)).toEqual([1, 2])
+    expect(r.stderr).toMatch(new RegExp(`even ${tinyModelPath().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(14\\.\\dM\\): TTFT`))
+    const runs = await readRows<{ exit_reason: string }>(db, "SELECT exit_reason FROM tune_runs")
+    expect(runs).toEqual([{ exit_reason: "all_infeasible" }])
+    const trials = await readRows<TrialDbRow>(db, "SELECT * FROM tune_trials")
+    expect(trials.map((t) => t.fits)).toEqual([0, 0])
+  })
+})

@@ -1,0 +1,49 @@
+/**
+ * Runs the real `autotune` CLI (bin/autotune.js) as a child process, as an
+ * operator would, and collects its exit code and output.
+ */
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { repoRoot } from "./models.js"
+
+/** Exit code (null when killed by a signal), stdout and stderr of one CLI run. */
+export interface CliResult {
+  readonly code: number | null
+  readonly stdout: string
+  readonly stderr: string
+}
+
+/** Path of the CLI launcher. */
+export const cliPath = Path.join(repoRoot, "bin", "autotune.js")
+
+/**
+ * Runs `autotune <args>` to completion (killed after `timeoutMs`). `env`
+ * is merged over a copy of this process's environment with XDG dirs pointed
+ * at a temp home so nothing leaks into the real user directories.
+ */
+export const runCli = (
+  args: ReadonlyArray<string>,
+  opts: { readonly env?: Record<string, string>; readonly timeoutMs?: number } = {}
+): Promise<CliResult> =>
+  new Promise((resolve, reject) => {
+    const child = ChildProcess.spawn(process.execPath, [cliPath, ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...opts.env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    child.stderr.on("data", (d) => (stderr += d))
+    const timer = setTimeout(() => child.kill("SIGKILL"), opts.timeoutMs ?? 240_000)
+    child.on("error", reject)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+
+/** A fresh temp directory for one test (database, logs, XDG dirs). */
+export const tempDir = (prefix = "autotune-test-"): string => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))
