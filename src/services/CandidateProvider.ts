@@ -4,7 +4,7 @@ import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as net from "node:net"
 import * as path from "node:path"
-import { Deferred, Duration, Effect, Scope } from "effect"
+import { Console, Deferred, Duration, Effect, Scope } from "effect"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import type { ProcessExit, RunningServer } from "../domain/RunningServer.js"
 import type { LaunchSpec, ProviderAdapter } from "../providers/ProviderAdapter.js"
@@ -123,13 +123,18 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
             Effect.gen(function*() {
               if (cp.pid === undefined || cp.exitCode !== null || cp.signalCode !== null) return
               killGroup(cp.pid, "SIGTERM")
-              const stopped = yield* Deferred.await(exited).pipe(Effect.timeout(STOP_GRACE), Effect.option)
+              // Only the waits are interruptible, so their timeouts fire (STYLE pitfall 4);
+              // the release itself stays uninterruptible, so an interrupted run still
+              // waits here and escalates to SIGKILL rather than leaving the process behind.
+              const stopped = yield* Deferred.await(exited).pipe(Effect.interruptible, Effect.timeout(STOP_GRACE), Effect.option)
               if (stopped._tag === "None") {
-                yield* Effect.logWarning(`provider pid ${cp.pid} ignored SIGTERM for ${Duration.format(STOP_GRACE)}; sending SIGKILL`)
+                yield* Console.error(
+                  `autotune: provider pid ${cp.pid} ignored SIGTERM for ${Duration.format(STOP_GRACE)}; sending SIGKILL`
+                )
                 killGroup(cp.pid, "SIGKILL")
-                yield* Deferred.await(exited).pipe(Effect.timeout("5 seconds"), Effect.ignore)
+                yield* Deferred.await(exited).pipe(Effect.interruptible, Effect.timeout("5 seconds"), Effect.ignore)
               }
-            }).pipe(Effect.interruptible)
+            })
         )
         const pid = child.pid!
         const baseUrl = `http://127.0.0.1:${port}`
