@@ -1,42 +1,76 @@
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
 import type { RunningServer } from "../domain/RunningServer.js"
-import { probeOnce } from "./Probe.js"
-import { type Calibration, calibrate, promptOfWords } from "./Prompt.js"
+import { probeOnce, type ProbeSample } from "./Probe.js"
+import { type Calibration, calibrate, promptOfWords, wordsForTokens } from "./Prompt.js"
 
-/** Pre-warm prompt sizes, in words: two short points for the tokenizer calibration. */
+/** Words of the first, short pre-warm request: one calibration point. */
 const SHORT_WORDS = 16
-const LONG_WORDS = 64
 
 /** Pre-warm outcome: a calibration on success, else the reason the provider failed. */
 export type PreWarmResult =
   | { readonly _tag: "Warm"; readonly calibration: Calibration }
   | { readonly _tag: "Failed"; readonly reason: string }
 
+/** What a pre-warm needs. Units: tokens, ms. */
+export interface PreWarmSpec {
+  readonly targetContext: number
+  /** Requests decoded in parallel by the provider (the max-batch knob; 1 when unset). */
+  readonly concurrent: number
+  /** Bound of each request (not the TTFT gate: first-load time is excluded from it, D-1). */
+  readonly timeoutMs: number
+  /** Calibration of the same model from an earlier trial, if any. */
+  readonly known: Calibration | null
+}
+
+const failed = (s: ProbeSample): PreWarmResult | null =>
+  s.reason !== null && s.ttftMs === null ? { _tag: "Failed", reason: `pre-warm: ${s.reason}` } : null
+
 /**
- * Pre-warms a started provider (SPEC D-1): the model is loaded by the start, and
- * two short requests (16 and 64 words, 1 reply token) run its first inference
- * outside any measurement, so first-load time never counts against the TTFT gate.
- * Their `usage.prompt_tokens` calibrate words → tokens for this provider's
- * tokenizer and chat template (SPEC P-1). With `known` (same model already
- * calibrated) a single request warms it. `timeoutMs` bounds each request.
+ * Pre-warms a started provider (SPEC D-1) so first-use costs stay out of the
+ * measurement: the start loaded the model, and here requests with 1 reply token
+ * run its first inference at the full target context, `concurrent` at once
+ * (measured: the first 2048-token prefill of a fresh 130M context took 6.8 s,
+ * the next 2.0 s; short requests alone did not warm it).
+ *
+ * Without a `known` calibration, a short request (16 words) comes first; its
+ * `usage.prompt_tokens` sizes the full-length request, and the two points
+ * calibrate words → tokens for this provider's tokenizer and template (SPEC P-1).
  * Never fails: a failed request is a `Failed` result with its reason.
  */
 export const preWarm = (
   server: RunningServer,
-  timeoutMs: number,
-  known: Calibration | null
+  spec: PreWarmSpec
 ): Effect.Effect<PreWarmResult, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const send = (words: number) =>
-      probeOnce(server, { prompt: promptOfWords(words), maxTokens: 1, gateTtftMs: timeoutMs, requestTimeoutMs: timeoutMs })
-    const a = yield* send(SHORT_WORDS)
-    if (a.reason !== null && a.ttftMs === null) return { _tag: "Failed", reason: `pre-warm: ${a.reason}` } as const
-    if (known !== null) return { _tag: "Warm", calibration: known } as const
-    const b = yield* send(LONG_WORDS)
-    if (b.reason !== null && b.ttftMs === null) return { _tag: "Failed", reason: `pre-warm: ${b.reason}` } as const
-    const calibration = a.promptTokens !== null && b.promptTokens !== null
-      ? calibrate([SHORT_WORDS, a.promptTokens], [LONG_WORDS, b.promptTokens])
-      : { overheadTokens: 0, tokensPerWord: 1 }
+      probeOnce(server, {
+        prompt: promptOfWords(words),
+        maxTokens: 1,
+        gateTtftMs: spec.timeoutMs,
+        requestTimeoutMs: spec.timeoutMs
+      })
+    let calibration = spec.known
+    let shortPoint: readonly [number, number] | null = null
+    if (calibration === null) {
+      const a = yield* send(SHORT_WORDS)
+      const bad = failed(a)
+      if (bad !== null) return bad
+      // First guess: all of the short prompt's tokens were text (overhead ignored).
+      calibration = { overheadTokens: 0, tokensPerWord: a.promptTokens === null ? 1 : a.promptTokens / SHORT_WORDS }
+      if (a.promptTokens !== null) shortPoint = [SHORT_WORDS, a.promptTokens]
+    }
+    const words = wordsForTokens(calibration, spec.targetContext)
+    const full = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(words), {
+      concurrency: "unbounded"
+    })
+    for (const s of full) {
+      const bad = failed(s)
+      if (bad !== null) return bad
+    }
+    const tokens = full[0]?.promptTokens ?? null
+    if (spec.known === null && shortPoint !== null && tokens !== null) {
+      calibration = calibrate(shortPoint, [words, tokens])
+    }
     return { _tag: "Warm", calibration } as const
   })

@@ -12,10 +12,19 @@ const WORDS = (
   "for on with at by from up about into over after the and a that I it not he as you this but his they her"
 ).split(" ")
 
-/** A prompt of exactly `n` words (n ≥ 1), deterministic. */
-export const promptOfWords = (n: number): string => {
+/**
+ * A prompt of exactly `n` words (n ≥ 1), deterministic for (n, variant). Each
+ * `variant` starts at another point of the sequence, so requests that must not
+ * share a cached prompt prefix (a server with prompt caching, such as
+ * llama-server, would otherwise skip the prefill of a repeated prompt and
+ * report a TTFT the operator will never see) differ from their first word.
+ */
+export const promptOfWords = (n: number, variant = 0): string => {
   const out: Array<string> = []
-  for (let i = 0; i < n; i++) out.push(WORDS[(i * 7 + Math.floor(i / WORDS.length)) % WORDS.length]!)
+  for (let j = 0; j < n; j++) {
+    const i = j + variant * 13
+    out.push(WORDS[(i * 7 + Math.floor(i / WORDS.length)) % WORDS.length]!)
+  }
   return out.join(" ")
 }
 

@@ -56,7 +56,8 @@ const replicate = (run: (i: number) => Effect.Effect<ProbeSample, never, HttpCli
 
 /**
  * Runs one trial: starts the provider for `candidate` with `knobs` (its own
- * Scope: stopped on every exit path, SPEC §2), pre-warms it (D-1), then sends
+ * Scope: stopped on every exit path, SPEC §2), pre-warms it at the target
+ * context (D-1; the model loads once per trial), then sends
  * `replicates` probes at the target context (P-1), each with `knobs.maxBatch`
  * concurrent requests, stopping at the first infeasible replicate (B-2: one is
  * enough to make the cell infeasible). A start failure, pre-warm failure, gate
@@ -85,15 +86,28 @@ export const runTrial = (
       return infeasible(`${e.message}${e.stderrTail ? `: ${e.stderrTail.split("\n").slice(-3).join(" | ")}` : ""}`)
     }
     const server = started.right
-    const warm = yield* preWarm(server, s.requestTimeoutMs, known)
+    const concurrent = knobs.maxBatch ?? 1
+    const warm = yield* preWarm(server, {
+      targetContext: s.targetContext,
+      concurrent,
+      timeoutMs: s.requestTimeoutMs,
+      known
+    })
     if (warm._tag === "Failed") return infeasible(warm.reason)
     const calibration = warm.calibration
-    const prompt = promptOfWords(wordsForTokens(calibration, s.targetContext))
+    const words = wordsForTokens(calibration, s.targetContext)
     const samples: Array<ProbeSample> = []
     for (let i = 0; i < replicates; i++) {
+      // Every request gets its own prompt variant: no two share a cacheable prefix.
       const sample = yield* replicate(
-        () => probeOnce(server, { prompt, maxTokens: s.maxTokens, gateTtftMs: s.gateTtftMs, requestTimeoutMs: s.requestTimeoutMs }),
-        knobs.maxBatch ?? 1
+        (j) =>
+          probeOnce(server, {
+            prompt: promptOfWords(words, 1 + i * concurrent + j),
+            maxTokens: s.maxTokens,
+            gateTtftMs: s.gateTtftMs,
+            requestTimeoutMs: s.requestTimeoutMs
+          }),
+        concurrent
       )
       samples.push(sample)
       const promptMiss = sample.promptTokens !== null &&
