@@ -43,9 +43,9 @@ const opt = {
   maxContextAxis: Options.text("max-context-axis").pipe(Options.withDefault(""),
     Options.withDescription("Stage 2 context caps in tokens, each >= --target-context (default: the target context)")),
   maxBatchAxis: Options.text("max-batch-axis").pipe(Options.optional,
-    Options.withDescription("Stage 2 parallel requests (default 1; demo ladder 1,2)")),
+    Options.withDescription("Stage 2 parallel requests (default 1)")),
   threadsAxis: Options.text("threads-axis").pipe(Options.optional,
-    Options.withDescription("Stage 2 CPU threads, embedded only (default: the core count)")),
+    Options.withDescription("Stage 2 CPU threads, embedded only (default: the core count; demo ladder 1,2)")),
   tpsTieEpsilon: floatOption("tps-tie-epsilon").pipe(Options.withDefault(0.1),
     Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
   maxTokens: integerOption("max-tokens").pipe(Options.withDefault(64),
@@ -118,9 +118,11 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
     const axes: Axes = {
       kvBits: yield* parseKvBitsAxis(Option.getOrElse(f.kvBitsAxis, () => demo ? DEMO_DEFAULTS.kvBitsAxis : "unset")),
       maxContext: yield* parseMaxContextAxis(f.maxContextAxis, targetContext),
-      maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => demo ? DEMO_DEFAULTS.maxBatchAxis : "1")),
+      maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => "1")),
       threads: adapter.hasThreads
-        ? yield* parseThreadsAxis(Option.getOrElse(f.threadsAxis, () => `${os.availableParallelism()}`))
+        ? yield* parseThreadsAxis(
+          Option.getOrElse(f.threadsAxis, () => demo ? DEMO_DEFAULTS.threadsAxis : `${os.availableParallelism()}`)
+        )
         : []
     }
     const dbPath = Option.getOrElse(f.dbPath, defaultDbPath)

@@ -1,5 +1,26 @@
-import { Effect, Option, Scope } from "effect"
+/**
+ * `autotune serve`: the embedded provider, an OpenAI-compatible HTTP server over
+ * node-llama-cpp (SPEC E-5). Routes: `GET /v1/models`, `POST /v1/chat/completions`
+ * (JSON or SSE), `GET /health`, `POST /tokenize` (llama-server compatible).
+ */
+import { Cause, Effect, Either, Option, ParseResult, Schema, type Scope } from "effect"
+import type * as http from "node:http"
+import { randomUUID } from "node:crypto"
 import { ServeFailed } from "../domain/AutotuneError.js"
+import { type Engine, makeEngine } from "./Engine.js"
+import { type BodyReadFailed, listen, readBody, sendJson } from "./HttpServer.js"
+import {
+  ChatRequest,
+  chunk,
+  completion,
+  type CompletionIds,
+  errorBody,
+  modelList,
+  renderPrompt,
+  stopStrings,
+  TokenizeRequest,
+  type Usage
+} from "./OpenAi.js"
 
 /** Options of `autotune serve` (same surface as `macprovider-cli serve`, SPEC E-5). */
 export interface ServeOptions {
@@ -12,6 +33,197 @@ export interface ServeOptions {
   readonly threads: Option.Option<number>
 }
 
-/** PLACEHOLDER: replaced by the embedded server. */
+/** Largest accepted request body (bytes). */
+const BODY_LIMIT_BYTES = 16 * 1024 * 1024
+
+/** A request that is answered with an OpenAI-style error body. Internal to serve. */
+class HttpError extends Schema.TaggedError<HttpError>()("HttpError", {
+  status: Schema.Number,
+  message: Schema.String,
+  code: Schema.NullOr(Schema.String)
+}) {}
+
+const badRequest = (message: string, code: string | null = null) => new HttpError({ status: 400, message, code })
+
+/** Reads and decodes a JSON body with `schema`; 400 on malformed JSON or a schema mismatch. */
+const decodeBody = <A, I>(req: http.IncomingMessage, schema: Schema.Schema<A, I>): Effect.Effect<A, HttpError> =>
+  readBody(req, BODY_LIMIT_BYTES).pipe(
+    Effect.mapError((e: BodyReadFailed) => new HttpError({ status: e.status, message: e.message, code: null })),
+    Effect.flatMap((text) =>
+      Effect.try({ try: () => JSON.parse(text) as unknown, catch: (e) => badRequest(`invalid JSON body: ${(e as Error).message}`) })
+    ),
+    Effect.flatMap((json) =>
+      Schema.decodeUnknown(schema)(json, { onExcessProperty: "ignore" }).pipe(
+        Effect.mapError((e) =>
+          badRequest(
+            ParseResult.ArrayFormatter.formatErrorSync(e)
+              .map((i) => `${i.path.length > 0 ? i.path.join(".") : "body"}: ${i.message}`)
+              .join("; ")
+          )
+        )
+      )
+    )
+  )
+
+/** Writes one SSE event. */
+const sse = (res: http.ServerResponse, data: unknown) =>
+  Effect.sync(() => {
+    if (!res.destroyed) res.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`)
+  })
+
+/**
+ * `POST /v1/chat/completions`. Renders the fixed template, tokenizes with BOS,
+ * refuses (400 `context_length_exceeded`) when prompt + max_tokens exceed the
+ * per-sequence context instead of letting node-llama-cpp truncate the front
+ * (STACK.md), then generates on a free sequence.
+ */
+const chatCompletions = (engine: Engine, req: http.IncomingMessage, res: http.ServerResponse) =>
+  Effect.gen(function*() {
+    const body = yield* decodeBody(req, ChatRequest)
+    const prompt = engine.tokenize(renderPrompt(body.messages), true)
+    const room = engine.contextLimit - prompt.length
+    const asked = body.max_tokens ?? body.max_completion_tokens ?? undefined
+    if (room < 1 || (asked !== undefined && asked > room)) {
+      const what = asked === undefined ? `prompt (${prompt.length} tokens)` : `prompt (${prompt.length} tokens) + max_tokens (${asked})`
+      return yield* badRequest(
+        `${what} exceeds the context of ${engine.contextLimit} tokens per sequence`,
+        "context_length_exceeded"
+      )
+    }
+    const maxTokens = asked ?? room
+    const ids: CompletionIds = {
+      id: `chatcmpl-${randomUUID().replaceAll("-", "").slice(0, 24)}`,
+      created: Math.floor(Date.now() / 1000),
+      model: engine.modelId
+    }
+    const generateRequest = {
+      prompt,
+      maxTokens,
+      temperature: body.temperature ?? 0,
+      seed: body.seed ?? undefined,
+      stops: stopStrings(body.stop)
+    }
+    const usageOf = (completionTokens: number): Usage => ({
+      prompt_tokens: prompt.length,
+      completion_tokens: completionTokens,
+      total_tokens: prompt.length + completionTokens
+    })
+
+    if (body.stream !== true) {
+      const r = yield* engine.generate(generateRequest, () => Effect.void)
+      return yield* sendJson(res, 200, completion(ids, r.text, r.finishReason, usageOf(r.completionTokens), r.timings))
+    }
+
+    yield* Effect.sync(() => {
+      res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" })
+      res.flushHeaders()
+    })
+    yield* sse(res, chunk(ids, { role: "assistant" }))
+    const r = yield* Effect.either(engine.generate(generateRequest, (text) => sse(res, chunk(ids, { content: text }))))
+    if (Either.isRight(r)) {
+      const { completionTokens, finishReason, timings } = r.right
+      yield* sse(res, chunk(ids, {}, { finishReason, usage: usageOf(completionTokens), timings }))
+    } else {
+      // Headers are sent: a failure can only be reported in the stream.
+      yield* Effect.logError(r.left.message)
+      yield* sse(res, errorBody(500, r.left.message))
+    }
+    yield* sse(res, "[DONE]")
+    yield* Effect.sync(() => res.end())
+  })
+
+/** `POST /tokenize`: `{content, add_special?}` → `{tokens}` (llama-server compatible), to size prompts in tokens. */
+const tokenizeRoute = (engine: Engine, req: http.IncomingMessage, res: http.ServerResponse) =>
+  decodeBody(req, TokenizeRequest).pipe(
+    Effect.flatMap((b) => sendJson(res, 200, { tokens: engine.tokenize(b.content, b.add_special) }))
+  )
+
+/** Routes one request; every failure becomes an OpenAI-style error response (or ends a started stream). */
+const handle = (engine: Engine) => (req: http.IncomingMessage, res: http.ServerResponse): Effect.Effect<void> => {
+  const url = new URL(req.url ?? "/", "http://localhost")
+  const route = `${req.method ?? "GET"} ${url.pathname.replace(/\/+$/, "") || "/"}`
+  const routed: Effect.Effect<void, HttpError> = (() => {
+    switch (route) {
+      case "GET /v1/models":
+        return sendJson(res, 200, modelList(engine.modelId))
+      case "GET /health":
+        return sendJson(res, 200, { status: "ok" })
+      case "POST /v1/chat/completions":
+        return chatCompletions(engine, req, res).pipe(
+          Effect.catchTag("GenerateFailed", (e) => new HttpError({ status: 500, message: e.message, code: null }))
+        )
+      case "POST /tokenize":
+        return tokenizeRoute(engine, req, res)
+      default:
+        return new HttpError({ status: 404, message: `no route for ${req.method} ${url.pathname}`, code: "not_found" })
+    }
+  })()
+  return routed.pipe(
+    Effect.catchTag("HttpError", (e) => sendJson(res, e.status, errorBody(e.status, e.message, e.code))),
+    Effect.catchAllCause((cause) =>
+      Cause.isInterruptedOnly(cause)
+        ? Effect.sync(() => res.destroyed || res.writableEnded || res.destroy())
+        : Effect.logError("request failed", cause).pipe(
+          Effect.zipRight(
+            res.headersSent ? Effect.sync(() => res.destroy()) : sendJson(res, 500, errorBody(500, "internal server error"))
+          )
+        )
+    )
+  )
+}
+
+/**
+ * Keeps a no-op SIGINT/SIGTERM listener installed for the whole serve scope
+ * (removed last, after every other finalizer). node-llama-cpp loads
+ * `signal-exit` v3, whose listener re-raises the signal when it finds itself
+ * the only listener left; runMain removes its own listener on the first
+ * signal, so without this one the process dies of the re-raised SIGTERM
+ * (exit 143) before any finalizer runs. It also makes a second signal harmless
+ * while finalizers run (STYLE pitfall 2); each finalizer is time-bounded.
+ */
+const holdSignals = Effect.acquireRelease(
+  Effect.sync(() => {
+    const noop = () => {}
+    process.on("SIGINT", noop)
+    process.on("SIGTERM", noop)
+    return noop
+  }),
+  (noop) =>
+    Effect.sync(() => {
+      process.removeListener("SIGINT", noop)
+      process.removeListener("SIGTERM", noop)
+    })
+)
+
+/**
+ * Runs the embedded provider until interrupted: loads the model and creates the
+ * context first, then binds `host:port` and logs `listening on http://HOST:PORT`
+ * to stderr, so a 200 from `GET /v1/models` means ready (SPEC E-4). Never
+ * succeeds; on interruption (SIGTERM/SIGINT via runMain) it closes the server,
+ * stops generations and disposes the context, model and Llama.
+ * Fails: ServeFailed (exit 1) when the model file is missing or cannot load,
+ * the context cannot be created (message carries the llama.cpp log tail), or
+ * the port cannot be bound.
+ */
 export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.Scope> =>
-  Effect.fail(new ServeFailed({ message: `not implemented: ${o.modelPath}` }))
+  Effect.gen(function*() {
+    yield* holdSignals
+    let served = false
+    // Runs last (finalizers run in reverse), after the context, model and Llama are disposed.
+    yield* Effect.addFinalizer(() =>
+      served ? Effect.logInfo("stopped: context, model and llama.cpp released") : Effect.void
+    )
+    // Fail fast on a busy port before spending time on the model; the real bind comes after loading.
+    yield* Effect.scoped(listen(o.host, o.port, () => Effect.void))
+    const engine = yield* makeEngine(o)
+    yield* Effect.logInfo(
+      `loaded ${engine.modelId} in ${Math.round(engine.loadMs)} ms: context ${engine.contextLimit} tokens/sequence ` +
+        `(allocated ${engine.allocatedContext}) × ${o.maxBatch} sequences, KV ${engine.kvCacheType}, ${engine.threads} threads`
+    )
+    yield* listen(o.host, o.port, handle(engine))
+    yield* Effect.addFinalizer(() => Effect.logInfo("shutting down: closing the server, disposing the model"))
+    const shownHost = o.host.includes(":") ? `[${o.host}]` : o.host
+    served = true
+    yield* Effect.logInfo(`listening on http://${shownHost}:${o.port}`)
+    return yield* Effect.never
+  })

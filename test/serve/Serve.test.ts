@@ -1,0 +1,220 @@
+/**
+ * `autotune serve` (the embedded provider, SPEC E-5) end to end: each test spawns
+ * the real CLI on the tiny synthetic model and talks HTTP to it.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { ChatMessage, renderPrompt } from "../../src/serve/OpenAi.js"
+import { tinyModelPath } from "../support/models.js"
+import {
+  getJson,
+  type ProcessExit,
+  portOpen,
+  postJson,
+  spawnServe,
+  startServe,
+  type StreamResult,
+  streamChat
+} from "./ServeProcess.js"
+
+const model = tinyModelPath("q4_0")
+const modelId = "synth-15M-q4_0"
+const base = ["--model", model, "--no-join", "--max-context", "1024"]
+
+const chunks = (r: StreamResult) => r.events.filter((e) => e.data !== "[DONE]").map((e) => ({ at: e.at, json: JSON.parse(e.data) }))
+const contentDeltas = (r: StreamResult) => chunks(r).filter((c) => typeof c.json.choices?.[0]?.delta?.content === "string")
+const lastChunk = (r: StreamResult) => chunks(r).at(-1)!.json
+
+/** Waits for the process to exit, at most `ms`; fails the test when it does not. */
+const exitWithin = (exited: Promise<ProcessExit>, ms: number) =>
+  Effect.promise(() =>
+    Promise.race([
+      exited,
+      new Promise<ProcessExit>((_, reject) => setTimeout(() => reject(new Error(`still running after ${ms} ms`)), ms))
+    ])
+  )
+
+const words = (n: number) => Array.from({ length: n }, (_, i) => ["alpha", "river", "stone", "light", "seven"][i % 5]).join(" ")
+
+describe("autotune serve (SPEC E-5)", () => {
+  it.scopedLive("E-5 lists the model, streams per-token deltas with usage and timings, answers non-stream, 400/404s, frees a sequence on disconnect", () =>
+    Effect.gen(function*() {
+      const s = yield* startServe(base)
+      assert.include(s.stderr(), `listening on http://127.0.0.1:${s.port}`)
+
+      const models = yield* getJson(`${s.baseUrl}/v1/models`)
+      assert.strictEqual(models.status, 200)
+      assert.deepStrictEqual(models.body, { object: "list", data: [{ id: modelId, object: "model", created: 0, owned_by: "llm-autotune" }] })
+
+      // prompt_tokens = the fixed template's tokens, BOS included (cross-checked with /tokenize).
+      const messages = [{ role: "system", content: "be brief" }, { role: "user", content: "tell me about rivers" }]
+      const rendered = renderPrompt(messages.map((m) => ChatMessage.make(m)))
+      assert.strictEqual(rendered, "system: be brief\nuser: tell me about rivers\nassistant:")
+      const tokenized = yield* postJson(`${s.baseUrl}/tokenize`, { content: rendered })
+      const promptTokens: number = tokenized.body.tokens.length
+      assert.isAbove(promptTokens, 5)
+
+      const stream = yield* streamChat(s.baseUrl, { model: modelId, messages, max_tokens: 16 })
+      assert.strictEqual(stream.status, 200)
+      assert.strictEqual(stream.events.at(-1)?.data, "[DONE]")
+      const all = chunks(stream)
+      assert.deepStrictEqual(all[0].json.choices[0].delta, { role: "assistant" })
+      const last = lastChunk(stream)
+      assert.strictEqual(last.object, "chat.completion.chunk")
+      assert.strictEqual(last.usage.prompt_tokens, promptTokens)
+      const n: number = last.usage.completion_tokens
+      if (last.choices[0].finish_reason === "length") assert.strictEqual(n, 16)
+      else assert.strictEqual(last.choices[0].finish_reason, "stop")
+      assert.strictEqual(last.usage.total_tokens, promptTokens + n)
+      // One delta per generated token (plus at most one flush of held-back text).
+      const deltas = contentDeltas(stream)
+      assert.isAtLeast(deltas.length, Math.max(1, n))
+      assert.isAtMost(deltas.length, n + 1)
+      assert.strictEqual(last.timings.prompt_n, promptTokens)
+      assert.strictEqual(last.timings.predicted_n, n)
+      for (const k of ["prompt_ms", "prompt_per_second", "predicted_ms", "predicted_per_second"]) {
+        assert.isAtLeast(last.timings[k], 0, k)
+      }
+      const streamedText = deltas.map((d) => d.json.choices[0].delta.content).join("")
+
+      // Non-stream: greedy by default, so the same prompt gives the same text.
+      const plain = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages, max_tokens: 16 })
+      assert.strictEqual(plain.status, 200)
+      assert.strictEqual(plain.body.object, "chat.completion")
+      assert.strictEqual(plain.body.model, modelId)
+      assert.strictEqual(plain.body.choices[0].message.role, "assistant")
+      assert.strictEqual(plain.body.choices[0].message.content, streamedText)
+      assert.deepStrictEqual(plain.body.usage, last.usage)
+
+      // A stop string (taken from the greedy output itself) ends generation before it, finish_reason "stop".
+      if (streamedText.length >= 10) {
+        const stop = streamedText.slice(5, 9)
+        const stopped = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages, max_tokens: 16, stop: [stop] })
+        assert.strictEqual(stopped.body.choices[0].finish_reason, "stop")
+        assert.strictEqual(stopped.body.choices[0].message.content, streamedText.slice(0, streamedText.indexOf(stop)))
+      }
+
+      // Never truncate: prompt + max_tokens over the 1024-token context is a 400.
+      const long = [{ role: "user", content: words(600) }]
+      const tooLong = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages: long, max_tokens: 500 })
+      assert.strictEqual(tooLong.status, 400)
+      assert.strictEqual(tooLong.body.error.code, "context_length_exceeded")
+      assert.match(tooLong.body.error.message, /exceeds the context of 1024 tokens/)
+      const tooLongStream = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages: [{ role: "user", content: words(1200) }], stream: true })
+      assert.strictEqual(tooLongStream.status, 400)
+
+      const badJson = yield* postJson(`${s.baseUrl}/v1/chat/completions`, null, "{not json")
+      assert.strictEqual(badJson.status, 400)
+      assert.match(badJson.body.error.message, /invalid JSON/)
+      const noMessages = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages: [] })
+      assert.strictEqual(noMessages.status, 400)
+      const unknown = yield* getJson(`${s.baseUrl}/v1/nope`)
+      assert.strictEqual(unknown.status, 404)
+      assert.isString(unknown.body.error.message)
+
+      // A client that disconnects mid-stream frees the only sequence (--max-batch 1).
+      const abort = new AbortController()
+      yield* Effect.promise(async () => {
+        const res = await fetch(`${s.baseUrl}/v1/chat/completions`, {
+          method: "POST",
+          body: JSON.stringify({ messages: [{ role: "user", content: "hi" }], max_tokens: 900, stream: true }),
+          signal: abort.signal
+        })
+        const reader = res.body!.getReader()
+        let seen = ""
+        while (!seen.includes("\"content\"")) seen += new TextDecoder().decode((await reader.read()).value)
+        abort.abort()
+      })
+      const after = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages, max_tokens: 4 }).pipe(
+        Effect.timeoutFail({ duration: "15 seconds", onTimeout: () => new Error("sequence not freed after a disconnect") })
+      )
+      assert.strictEqual(after.status, 200)
+      // The freed sequence starts clean: the same prompt gives the same greedy prefix.
+      assert.isTrue(streamedText.startsWith(after.body.choices[0].message.content))
+    }), 60_000)
+
+  it.scopedLive("E-5 --kv-bits 8 --max-batch 2 serves two concurrent streams, interleaved", () =>
+    Effect.gen(function*() {
+      // One thread: the test runner parses both streams on the other core (2-core machines).
+      const s = yield* startServe([...base, "--kv-bits", "8", "--max-batch", "2", "--threads", "1"])
+      assert.include(s.stderr(), "× 2 sequences, KV Q8_0, 1 threads")
+      const req = (content: string) => streamChat(s.baseUrl, { messages: [{ role: "user", content }], max_tokens: 24 })
+      const [a, b] = yield* Effect.all([req("first stream"), req("second stream")], { concurrency: 2 })
+      for (const r of [a, b]) {
+        assert.strictEqual(r.status, 200)
+        const last = lastChunk(r)
+        assert.isTrue(last.choices[0].finish_reason === "stop" || last.usage.completion_tokens === 24)
+        assert.isAtLeast(contentDeltas(r).length, 1)
+      }
+      // Both decode at once: each stream's first token arrives before the other's last.
+      const span = (r: StreamResult) => {
+        const d = contentDeltas(r)
+        return { first: d[0].at, last: d.at(-1)!.at }
+      }
+      const sa = span(a), sb = span(b)
+      assert.isBelow(sa.first, sb.last)
+      assert.isBelow(sb.first, sa.last)
+    }), 60_000)
+
+  it.scopedLive("E-4 a missing, corrupt or truncated model file or a busy port exits 1 promptly, naming the problem on stderr", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "serve-test-"))),
+        (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))
+      )
+      const badMagic = Path.join(dir, "bad-magic.gguf")
+      Fs.writeFileSync(badMagic, Buffer.concat([Buffer.from("NOPE"), Buffer.alloc(4096)]))
+      const truncated = Path.join(dir, "truncated.gguf")
+      Fs.writeFileSync(truncated, Fs.readFileSync(model).subarray(0, 4_000_000))
+      const busy = yield* Effect.acquireRelease(
+        Effect.promise(() =>
+          new Promise<Net.Server>((resolve) => {
+            const srv = Net.createServer()
+            srv.listen(0, "127.0.0.1", () => resolve(srv))
+          })
+        ),
+        (srv) => Effect.promise(() => new Promise<void>((resolve) => srv.close(() => resolve())))
+      )
+      const busyPort = (busy.address() as Net.AddressInfo).port
+      const cases = [
+        { args: ["--model", Path.join(dir, "missing.gguf"), "--no-join"], port: undefined, expect: /model file not found: .*missing\.gguf/ },
+        { args: ["--model", badMagic, "--no-join"], port: undefined, expect: /Invalid GGUF magic/ },
+        { args: ["--model", truncated, "--no-join"], port: undefined, expect: /not within the file bounds/ },
+        { args: ["--model", model, "--no-join"], port: busyPort, expect: new RegExp(`port ${busyPort} on 127.0.0.1 is already in use`) }
+      ]
+      yield* Effect.forEach(cases, (c) =>
+        Effect.gen(function*() {
+          const s = yield* spawnServe(c.args, c.port)
+          const exit = yield* exitWithin(s.exited, 20_000)
+          assert.deepStrictEqual(exit, { code: 1, signal: null }, s.stderr())
+          assert.match(s.stderr(), c.expect)
+          assert.notInclude(s.stderr(), "listening on")
+        }), { concurrency: 2, discard: true })
+    }), 60_000)
+
+  it.scopedLive("E-5 SIGTERM during a stream: finalizers run, exit 130 (interrupted) within 5 s, port closed", () =>
+    Effect.gen(function*() {
+      const s = yield* startServe(base)
+      // A generation in flight when the signal arrives.
+      const inFlight = streamChat(s.baseUrl, { messages: [{ role: "user", content: "hi" }], max_tokens: 900 }).pipe(
+        Effect.catchAllDefect(() => Effect.void),
+        Effect.fork
+      )
+      yield* inFlight
+      yield* Effect.sleep("300 millis")
+      const t0 = Date.now()
+      s.proc.kill("SIGTERM")
+      const exit = yield* exitWithin(s.exited, 5_000)
+      // runMain interrupts the main fiber; bin.ts maps "interrupted" to 130 (ExitReason.ts).
+      // Not 143: serve keeps a SIGTERM listener so node-llama-cpp's signal-exit cannot re-raise it.
+      assert.deepStrictEqual(exit, { code: 130, signal: null }, s.stderr())
+      assert.isBelow(Date.now() - t0, 5_000)
+      assert.include(s.stderr(), "shutting down")
+      assert.include(s.stderr(), "stopped: context, model and llama.cpp released") // the last finalizer
+      assert.isFalse(yield* Effect.promise(() => portOpen(s.port)))
+    }), 60_000)
+})
