@@ -13,6 +13,7 @@ import { integerOption, floatOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
 import { describeKnobs } from "./domain/Knobs.js"
 import { Machine } from "./domain/TuneDocument.js"
+import { holdSignals } from "./HoldSignals.js"
 import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
 import { tune, type TunePlan } from "./Pipeline.js"
 import { embedded } from "./providers/Embedded.js"
@@ -170,7 +171,7 @@ const renderPlan = (d: Draft, ids: ReadonlyArray<string>): string => {
 }
 
 const run = (f: Flags) =>
-  Effect.gen(function*() {
+  Effect.scoped(Effect.gen(function*() {
     const d = yield* draft(f)
     const ladderDir = path.join(cacheDir(), "models")
     const ids = d.candidateIds ?? LADDER.map((r) => rungPath(ladderDir, r))
@@ -178,10 +179,11 @@ const run = (f: Flags) =>
     if (d.candidateIds === null) yield* ensureLadder(ladderDir)
     const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
     yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(d.dbPath)), { recursive: true }))
+    yield* holdSignals
     yield* tune({ ...d.plan, candidates }).pipe(
       Effect.provide(Layer.mergeAll(TrialStore.layer(d.dbPath), CandidateProvider.Default))
     )
-  })
+  }))
 
 /** `autotune tune` (SPEC §2). */
 export const tuneCommand = Command.make("tune", opt, run).pipe(

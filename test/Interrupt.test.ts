@@ -5,7 +5,7 @@ import * as Net from "node:net"
 import * as Path from "node:path"
 import { cliPath, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
-import { repoRoot } from "./support/models.js"
+import { mediumModelPath, repoRoot } from "./support/models.js"
 
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
@@ -17,30 +17,6 @@ const alive = (pid: number) => {
     return false
   }
 }
-
-/** Starts a tune against one fake candidate, waits until its provider is serving a probe, then signals the CLI. */
-const interruptDuringProbe = async (model: string, signal: NodeJS.Signals) => {
-  const dir = tempDir()
-  const db = Path.join(dir, "runs.db")
-  const argvLog = Path.join(dir, "argv.jsonl")
-  const child = ChildProcess.spawn(process.execPath, [
-    cliPath, "tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", model,
-    "--target-context", "100", "--db-path", db
-  ], { cwd: repoRoot, env: { ...process.env, FAKE_PROVIDER_ARGV_LOG: argvLog, XDG_DATA_HOME: dir }, stdio: "ignore" })
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-  // The provider started and pre-warm finished: its log exists; give the probe a moment to be in flight.
-  for (let i = 0; i < 200 && !Fs.existsSync(argvLog); i++) await sleep(50)
-  await sleep(1500)
-  const port = (JSON.parse(Fs.readFileSync(argvLog, "utf8").split("\n")[0]!) as Array<string>)
-  const providerPort = Number(port[port.indexOf("--port") + 1])
-  const pids = ChildProcess.execFileSync("pgrep", ["-f", `fake-provider.mjs serve --model ${model} --port ${providerPort}`])
-    .toString().trim().split("\n").map(Number)
-  expect(pids.length).toBe(1)
-  child.kill(signal)
-  const code = await exited
-  return { code, db, providerPid: pids[0]!, providerPort }
-}
-
 const portClosed = (port: number) =>
   new Promise<boolean>((resolve) => {
     const s = Net.connect(port, "127.0.0.1")
@@ -48,21 +24,81 @@ const portClosed = (port: number) =>
     s.on("error", () => resolve(true))
   })
 
-describe("interruption during a probe (SPEC H-4, §2 no provider outlives the run)", () => {
+/** pid and port of the one running provider whose command line matches `pattern` (pgrep -f). */
+const providerOf = (pattern: string) => {
+  const lines = ChildProcess.execFileSync("pgrep", ["-a", "-f", pattern]).toString().trim().split("\n")
+  expect(lines).toHaveLength(1)
+  const argv = lines[0]!.split(" ")
+  return { pid: Number(argv[0]), port: Number(argv[argv.indexOf("--port") + 1]) }
+}
+
+/**
+ * Starts `autotune tune <args>`, waits until a provider matching `pattern` is
+ * up and `settleMs` more (a probe in flight), then sends `signals` to the CLI,
+ * `gapMs` apart. Returns the CLI's exit code, the database and the provider.
+ */
+const interruptRun = async (
+  args: ReadonlyArray<string>,
+  pattern: string,
+  signals: ReadonlyArray<NodeJS.Signals>,
+  settleMs = 1500,
+  gapMs = 500
+) => {
+  const dir = tempDir()
+  const db = Path.join(dir, "runs.db")
+  const child = ChildProcess.spawn(process.execPath, [cliPath, "tune", ...args, "--db-path", db], {
+    cwd: repoRoot,
+    env: { ...process.env, XDG_DATA_HOME: dir },
+    stdio: "ignore"
+  })
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  const logs = Path.join(dir, "logs")
+  for (let i = 0; i < 300 && !(Fs.existsSync(logs) && Fs.readdirSync(logs).length > 0); i++) await sleep(50)
+  await sleep(settleMs)
+  const provider = providerOf(pattern)
+  for (const [i, s] of signals.entries()) {
+    if (i > 0) await sleep(gapMs)
+    child.kill(s)
+  }
+  return { code: await exited, db, provider }
+}
+
+const fakeArgs = (model: string) => [
+  "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100"
+]
+
+describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)", () => {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     it(`H-4 ${signal} during a probe: exit 130, run row interrupted with ended_at NULL, provider stopped`, async () => {
-      const { code, db, providerPid, providerPort } = await interruptDuringProbe("ok-60000", signal)
+      const { code, db, provider } = await interruptRun(fakeArgs("ok-60000"), "fake-provider.mjs serve --model ok-60000", [signal])
       expect(code).toBe(130)
-      expect(alive(providerPid)).toBe(false)
-      expect(await portClosed(providerPort)).toBe(true)
+      expect(alive(provider.pid)).toBe(false)
+      expect(await portClosed(provider.port)).toBe(true)
       const runs = await readRows<{ exit_reason: string; ended_at: string | null }>(db, "SELECT * FROM tune_runs")
       expect(runs).toEqual([expect.objectContaining({ exit_reason: "interrupted", ended_at: null })])
     })
   }
 
-  it("§2 a provider that ignores SIGTERM is SIGKILLed after the grace period, before the CLI exits", async () => {
-    const { code, providerPid } = await interruptDuringProbe("stubborn-60000", "SIGINT")
+  it("H-4 a second Ctrl-C while a provider that ignores SIGTERM is being stopped does not skip the SIGKILL", async () => {
+    const { code, provider } = await interruptRun(fakeArgs("stubborn-60000"), "fake-provider.mjs serve --model stubborn-60000",
+      ["SIGINT", "SIGINT"], 1500, 1000)
     expect(code).toBe(130)
-    expect(alive(providerPid)).toBe(false)
+    expect(alive(provider.pid)).toBe(false)
+    expect(await portClosed(provider.port)).toBe(true)
+  }, 60_000)
+
+  it("H-4 SIGINT while the real embedded provider serves a probe: exit 130, its process group gone", async () => {
+    const model = mediumModelPath()
+    const { code, db, provider } = await interruptRun(
+      ["--candidate-models", model, "--target-context", "1536", "--stage1-replicates", "20"],
+      `autotune.js serve --model ${model}`,
+      ["SIGINT"],
+      3000
+    )
+    expect(code).toBe(130)
+    expect(alive(provider.pid)).toBe(false)
+    expect(await portClosed(provider.port)).toBe(true)
+    const runs = await readRows<{ exit_reason: string }>(db, "SELECT exit_reason FROM tune_runs")
+    expect(runs).toEqual([{ exit_reason: "interrupted" }])
   }, 60_000)
 })

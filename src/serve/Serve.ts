@@ -7,6 +7,7 @@ import { Cause, Effect, Either, Option, ParseResult, Schema, type Scope } from "
 import type * as http from "node:http"
 import { randomUUID } from "node:crypto"
 import { ServeFailed } from "../domain/AutotuneError.js"
+import { holdSignals } from "../HoldSignals.js"
 import { type Engine, makeEngine } from "./Engine.js"
 import { type BodyReadFailed, listen, readBody, sendJson } from "./HttpServer.js"
 import {
@@ -171,29 +172,6 @@ const handle = (engine: Engine) => (req: http.IncomingMessage, res: http.ServerR
     )
   )
 }
-
-/**
- * Keeps a no-op SIGINT/SIGTERM listener installed for the whole serve scope
- * (removed last, after every other finalizer). node-llama-cpp loads
- * `signal-exit` v3, whose listener re-raises the signal when it finds itself
- * the only listener left; runMain removes its own listener on the first
- * signal, so without this one the process dies of the re-raised SIGTERM
- * (exit 143) before any finalizer runs. It also makes a second signal harmless
- * while finalizers run (STYLE pitfall 2); each finalizer is time-bounded.
- */
-const holdSignals = Effect.acquireRelease(
-  Effect.sync(() => {
-    const noop = () => {}
-    process.on("SIGINT", noop)
-    process.on("SIGTERM", noop)
-    return noop
-  }),
-  (noop) =>
-    Effect.sync(() => {
-      process.removeListener("SIGINT", noop)
-      process.removeListener("SIGTERM", noop)
-    })
-)
 
 /**
  * Runs the embedded provider until interrupted: loads the model and creates the

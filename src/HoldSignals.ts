@@ -1,0 +1,26 @@
+import { Effect } from "effect"
+
+/**
+ * Keeps a no-op SIGINT/SIGTERM listener installed for the whole scope it is
+ * acquired in (removed when that scope closes, after the finalizers acquired
+ * later). Used by `serve` and `tune`. node-llama-cpp loads
+ * `signal-exit` v3, whose listener re-raises the signal when it finds itself
+ * the only listener left; runMain removes its own listener on the first
+ * signal, so without this one the process dies of the re-raised SIGTERM
+ * (exit 143) before any finalizer runs. It also makes a second signal harmless
+ * while finalizers run (STYLE pitfall 2): a second Ctrl-C cannot skip the
+ * stop of a candidate provider. Each finalizer is time-bounded.
+ */
+export const holdSignals = Effect.acquireRelease(
+  Effect.sync(() => {
+    const noop = () => {}
+    process.on("SIGINT", noop)
+    process.on("SIGTERM", noop)
+    return noop
+  }),
+  (noop) =>
+    Effect.sync(() => {
+      process.removeListener("SIGINT", noop)
+      process.removeListener("SIGTERM", noop)
+    })
+)
