@@ -14,7 +14,8 @@ import { tuneCommand } from "./TuneCommand.js"
 // ---- serve -----------------------------------------------------------------
 const serveModel = Options.file("model", { exists: "either" }).pipe(
   Options.withDescription("GGUF model file to serve"))
-const servePort = integerOption("port").pipe(Options.withDescription("TCP port to listen on (loopback)"))
+const servePort = integerOption("port").pipe(Options.withDefault(8080),
+  Options.withDescription("TCP port to listen on (default 8080)"))
 const serveHost = Options.text("host").pipe(Options.withDefault("127.0.0.1"),
   Options.withDescription("address to bind (default 127.0.0.1)"))
 const noJoin = Options.boolean("no-join").pipe(
@@ -35,6 +36,7 @@ const serveCommand = Command.make("serve",
   { model: serveModel, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads },
   (o) => Effect.gen(function*() {
     const port = yield* positive("port", o.port)
+    if (port > 65535) return yield* new UsageError({ flag: "port", message: `--port must be at most 65535, got ${port}` })
     const batch = yield* positive("max-batch", o.maxBatch)
     if (Option.isSome(o.maxContext)) yield* positive("max-context", o.maxContext.value)
     if (Option.isSome(o.threads)) yield* positive("threads", o.threads.value)
@@ -46,6 +48,9 @@ const serveCommand = Command.make("serve",
 ).pipe(Command.withDescription("Serve a GGUF model over an OpenAI-compatible HTTP API (the embedded provider)"))
 
 // ---- synth -----------------------------------------------------------------
+/** Parameter counts the synthetic writer supports within 10 % (src/gguf/LlamaShape.ts). */
+const MIN_SYNTH_PARAMS = 5e6
+const MAX_SYNTH_PARAMS = 3.3e9
 const synthParams = Options.text("params").pipe(
   Options.withDescription("parameter count, e.g. 15M, 130M, 1.1B"))
 const synthQuant = Options.choice("quant", ["q4_0", "q8_0", "f16"]).pipe(Options.withDefault("q4_0" as const),
@@ -60,6 +65,12 @@ const synthCommand = Command.make("synth", { params: synthParams, quant: synthQu
       onNone: () => Effect.fail(new UsageError({ flag: "params", message: `--params must look like 15M or 1.1B, got "${o.params}"` })),
       onSome: Effect.succeed
     })
+    if (params < MIN_SYNTH_PARAMS || params > MAX_SYNTH_PARAMS) {
+      return yield* new UsageError({
+        flag: "params",
+        message: `--params must be between 5M and 3.3B (the shapes this writer keeps within 10 %), got ${o.params}`
+      })
+    }
     const r = yield* writeSyntheticModel({ params, quant: o.quant as Quant, seed: o.seed, outPath: o.out })
     yield* Console.log(JSON.stringify(r))
   })

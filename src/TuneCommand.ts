@@ -5,13 +5,14 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type Axes, cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "./domain/Axes.js"
 import { integerOption, floatOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
-import { describeKnobs } from "./domain/Knobs.js"
+import { describeKnobs, Knobs } from "./domain/Knobs.js"
 import { Machine } from "./domain/TuneDocument.js"
 import { holdSignals } from "./HoldSignals.js"
 import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
@@ -51,6 +52,10 @@ const opt = {
     Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
   maxTokens: integerOption("max-tokens").pipe(Options.withDefault(64),
     Options.withDescription("reply length of each probe, in tokens (default 64)")),
+  readyTimeoutS: integerOption("ready-timeout").pipe(Options.withDefault(300),
+    Options.withDescription("seconds a started provider may take to answer GET /v1/models (default 300); over it, that candidate is infeasible")),
+  requestTimeoutS: integerOption("request-timeout").pipe(Options.optional,
+    Options.withDescription("seconds one probe request may take in all (default: the TTFT gate + 120 s); over it, that trial is infeasible")),
   dbPath: Options.text("db-path").pipe(Options.optional,
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
@@ -78,17 +83,34 @@ const requirePositive = (flag: string, n: number, min = 1) =>
 
 /** A plan before candidates are resolved: the demo ladder's files may not exist yet. */
 interface Draft {
-  readonly plan: Omit<TunePlan, "candidates">
+  readonly plan: Omit<TunePlan, "candidates" | "machine">
   readonly candidateIds: ReadonlyArray<string> | null
   readonly dbPath: string
 }
 
+/**
+ * The provider binary's version (F-2 `machine.binary_version`): the first line
+ * of `<binary> --version` (5 s at most), null when it does not answer. The
+ * embedded provider without `--provider-bin` is this tool itself.
+ */
+const binaryVersion = (adapter: ProviderAdapter, bin: Option.Option<string>): string | null => {
+  if (adapter.name === "embedded" && Option.isNone(bin)) return "llm-autotune 0.1.0 (node-llama-cpp 3.22.1)"
+  const { command } = adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
+  try {
+    const out = ChildProcess.execFileSync(command, ["--version"], { timeout: 5000, stdio: ["ignore", "pipe", "ignore"] })
+    return out.toString().trim().split("\n")[0]?.trim() || null
+  } catch {
+    return null
+  }
+}
+
+/** F-2 `machine`: RAM in GiB (one decimal), CPU model, OS, provider binary version. */
 const machineOf = (adapter: ProviderAdapter, bin: Option.Option<string>): Machine =>
   new Machine({
     ram_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
     chip: os.cpus()[0]?.model.trim() ?? os.arch(),
     os_version: `${os.type()} ${os.release()}`,
-    binary_version: adapter.name === "embedded" && Option.isNone(bin) ? "llm-autotune 0.1.0 (node-llama-cpp 3.22.1)" : null
+    binary_version: binaryVersion(adapter, bin)
   })
 
 /** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
@@ -110,6 +132,9 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
     yield* requirePositive("stage1-replicates", f.stage1Replicates)
     yield* requirePositive("stage2-replicates", f.stage2Replicates)
     yield* requirePositive("max-tokens", f.maxTokens, 2)
+    yield* requirePositive("ready-timeout", f.readyTimeoutS)
+    const requestTimeoutS = Option.getOrElse(f.requestTimeoutS, () => Math.ceil(gateTtftMs / 1000) + 120)
+    yield* requirePositive("request-timeout", requestTimeoutS)
     if (!(f.tpsTieEpsilon >= 0 && f.tpsTieEpsilon < 1)) {
       return yield* new UsageError({ flag: "tps-tie-epsilon", message: `--tps-tie-epsilon must be in [0, 1), got ${f.tpsTieEpsilon}` })
     }
@@ -135,14 +160,13 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
         targetContext,
         gateTtftMs,
         maxTokens: f.maxTokens,
-        requestTimeoutMs: gateTtftMs + 120_000,
-        readyTimeoutMs: 120_000,
+        requestTimeoutMs: requestTimeoutS * 1000,
+        readyTimeoutMs: f.readyTimeoutS * 1000,
         logDir: path.join(path.dirname(path.resolve(dbPath)), "logs"),
         stage1Replicates: f.stage1Replicates,
         stage2Replicates: f.stage2Replicates,
         axes,
         tpsTieEpsilon: f.tpsTieEpsilon,
-        machine: machineOf(adapter, f.providerBin),
         json: f.json
       }
     }
@@ -164,6 +188,7 @@ const renderPlan = (d: Draft, ids: ReadonlyArray<string>): string => {
     } = ${grid.length} cell(s)`,
     ...grid.map((k, i) => `  cell ${i + 1}: ${describeKnobs(k)}`),
     `tie band:        ${p.tpsTieEpsilon}`,
+    `timeouts:        provider ready ${p.readyTimeoutMs / 1000} s, request ${p.requestTimeoutMs / 1000} s`,
     `budget:          none`,
     `database:        ${d.dbPath}`,
     `dry run: nothing was started or written`
@@ -175,12 +200,17 @@ const run = (f: Flags) =>
     const d = yield* draft(f)
     const ladderDir = path.join(cacheDir(), "models")
     const ids = d.candidateIds ?? LADDER.map((r) => rungPath(ladderDir, r))
-    if (f.dryRun) return yield* Console.log(renderPlan(d, ids))
+    if (f.dryRun) {
+      // Validate the operator's candidates as a real run would (read-only); ladder files may not exist yet.
+      if (d.candidateIds !== null) yield* resolveCandidates(ids, d.plan.adapter.name)
+      return yield* Console.log(renderPlan(d, ids))
+    }
     if (d.candidateIds === null) yield* ensureLadder(ladderDir)
     const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
+    const machine = yield* Effect.sync(() => machineOf(d.plan.adapter, f.providerBin))
     yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(d.dbPath)), { recursive: true }))
     yield* holdSignals
-    yield* tune({ ...d.plan, candidates }).pipe(
+    yield* tune({ ...d.plan, candidates, machine }).pipe(
       Effect.provide(Layer.mergeAll(TrialStore.layer(d.dbPath), CandidateProvider.Default))
     )
   }))

@@ -11,7 +11,7 @@ const decodeDoc = Schema.decodeUnknownSync(Schema.parseJson(TuneDocument), { onE
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 
 /** Tunes fake candidates with the macprovider adapter pointed at the fake provider. */
-const tuneFake = async (candidates: string, extra: ReadonlyArray<string> = []) => {
+const tuneFake = async (candidates: string, extra: ReadonlyArray<string> = [], env: Record<string, string> = {}) => {
   const dir = tempDir()
   const argvLog = Path.join(dir, "argv.jsonl")
   const db = Path.join(dir, "runs.db")
@@ -19,7 +19,7 @@ const tuneFake = async (candidates: string, extra: ReadonlyArray<string> = []) =
     "tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", candidates,
     "--target-context", "200", "--max-tokens", "8", "--stage1-replicates", "2", "--stage2-replicates", "1",
     "--json", "--db-path", db, ...extra
-  ], { env: { FAKE_PROVIDER_ARGV_LOG: argvLog, XDG_DATA_HOME: dir } })
+  ], { env: { FAKE_PROVIDER_ARGV_LOG: argvLog, XDG_DATA_HOME: dir, ...env } })
   const argvs = Fs.existsSync(argvLog)
     ? Fs.readFileSync(argvLog, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Array<string>)
     : []
@@ -28,7 +28,10 @@ const tuneFake = async (candidates: string, extra: ReadonlyArray<string> = []) =
 
 describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)", () => {
   it("G-1 E-4 each failure mode is infeasible with its reason; the first feasible candidate wins", async () => {
-    const { argvs, db, r } = await tuneFake("exit-on-start,http503,leak,die-mid-stream,no-content,ok-5")
+    const { argvs, db, r } = await tuneFake(
+      "exit-on-start,http503,leak,die-mid-stream,no-content,models-then-die,never-ready,stream-error,ok-5",
+      ["--ready-timeout", "2"]
+    )
     expect(r.code, r.stderr).toBe(0)
     const doc = decodeDoc(r.stdout)
     expect(doc.recommendation?.model).toBe("ok-5")
@@ -38,7 +41,10 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
     expect(reasons["leak"]).toContain("stop-token leak: <|eot_id|>")
     expect(reasons["die-mid-stream"]).toMatch(/provider process died during the request \(exit code 137/)
     expect(reasons["no-content"]).toContain("stream ended without any content")
-    expect(doc.infeasible.map((i) => i.rank)).toEqual([1, 2, 3, 4, 5])
+    expect(reasons["models-then-die"]).toMatch(/answered \/v1\/models then exited \(exit code 1\).*backend crashed/)
+    expect(reasons["never-ready"]).toContain("provider not ready after 2000 ms")
+    expect(reasons["stream-error"]).toContain("provider error in the stream: backend failure mid-stream")
+    expect(doc.infeasible.map((i) => i.rank)).toEqual([1, 2, 3, 4, 5, 6, 7, 8])
     // E-3 E-5: every candidate started as `serve --model M --port P --no-join`, on a loopback port
     for (const a of argvs) {
       expect(a.slice(0, 2)).toEqual(["serve", "--model"])
@@ -49,7 +55,8 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
     const trials = await readRows<{ model: string; fits: number; notes: string | null }>(db,
       "SELECT model, fits, notes FROM tune_trials WHERE stage = 1 ORDER BY trial_id")
     expect(trials.map((t) => [t.model, t.fits])).toEqual([
-      ["exit-on-start", 0], ["http503", 0], ["leak", 0], ["die-mid-stream", 0], ["no-content", 0], ["ok-5", 1]
+      ["exit-on-start", 0], ["http503", 0], ["leak", 0], ["die-mid-stream", 0], ["no-content", 0],
+      ["models-then-die", 0], ["never-ready", 0], ["stream-error", 0], ["ok-5", 1]
     ])
     expect(trials.every((t) => t.fits === 1 || (t.notes ?? "").length > 0)).toBe(true)
   })
@@ -65,6 +72,39 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
     const doc = decodeDoc(r.stdout)
     expect(doc.recommendation?.knobs).not.toHaveProperty("threads") // F-2: only where the provider has it
     expect(doc.recommendation?.serve_command).not.toContain("--no-join")
+  })
+
+  it("A-1 E-5 provider model ids with a slash (org/name) are ids, not files", async () => {
+    const { argvs, r } = await tuneFake("mlx-community/Llama-3.2-1B-Instruct-4bit")
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.model).toBe("mlx-community/Llama-3.2-1B-Instruct-4bit")
+    expect(doc.machine.binary_version).toBe("fake-provider 1.0.0") // F-2: from `<provider-bin> --version`
+    expect(argvs[0]?.slice(0, 3)).toEqual(["serve", "--model", "mlx-community/Llama-3.2-1B-Instruct-4bit"])
+  })
+
+  it("B-5 B-4 no feasible Stage 2 cell: the Stage 1 configuration is recommended and no row is kept", async () => {
+    const { db, r } = await tuneFake("ok-5", ["--kv-bits-axis", "4,8"], { FAKE_PROVIDER_FAIL_FLAG: "--kv-bits" })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.knobs).toEqual({ kv_bits: null, max_concurrency_override: null, max_context_override: null })
+    expect(doc.recommendation?.serve_command).not.toContain("--kv-bits")
+    const s2 = await readRows<{ fits: number; kept: number; kv_bits: number }>(db,
+      "SELECT fits, kept, kv_bits FROM tune_trials WHERE stage = 2 ORDER BY trial_id")
+    expect(s2).toEqual([{ fits: 0, kept: 0, kv_bits: 4 }, { fits: 0, kept: 0, kv_bits: 8 }])
+  })
+
+  it("P-1 a provider that truncates the prompt fails the trial with the token counts, never silently", async () => {
+    const { r } = await tuneFake("ok-5", [], { FAKE_PROVIDER_MAX_PROMPT: "150" })
+    expect(r.code).toBe(2)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.infeasible[0]?.reason).toBe("prompt was 150 tokens, target 200 (more than 5 % off, SPEC P-1)")
+  })
+
+  it("H-5 --dry-run rejects what a real run would: a missing candidate file exits 64", async () => {
+    const { r } = await tuneFake("/nonexistent/model.gguf,ok-5", ["--dry-run"])
+    expect(r.code).toBe(64)
+    expect(r.stderr).toContain("--candidate-models")
   })
 
   it("B-1 --threads-axis with macprovider is a usage error (exit 64)", async () => {

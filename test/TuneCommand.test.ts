@@ -111,6 +111,8 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     const logs = Fs.readdirSync(Path.join(dir, "logs"))
     expect(logs.some((l) => l.startsWith("synth-60M"))).toBe(false)
     expect(logs.filter((l) => l.startsWith("synth-15M")).length).toBe(3) // stage 1 + two cells
+    // E-3: one log per start, named <model>-<port>-<unix-ts>-<uuid8>.log
+    for (const l of logs) expect(l).toMatch(/^synth-15M-q4_0-\d{2,5}-\d{10}-[0-9a-f]{8}\.log$/)
     // S-1: stage 1 rows kept = 0 with NULL knobs; B-4: exactly one stage 2 row kept = 1
     const s1 = trials.filter((t) => t.stage === 1)
     expect(s1).toHaveLength(1)
@@ -158,6 +160,9 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     expect(doc.infeasible[0]).toMatchObject({ model: big, rank: 1 })
     expect(doc.infeasible[0]!.reason).toMatch(/TTFT/)
     expect(doc.alternates).toEqual([])
+    // S-3: three runs in one database file, each migration-safe reopen kept the earlier rows
+    const runs = await readRows<{ exit_reason: string }>(db, "SELECT exit_reason FROM tune_runs")
+    expect(runs.map((x) => x.exit_reason)).toEqual(["ok", "ok", "ok"])
   })
 
   it("A-4 H-2: every candidate infeasible exits all_infeasible and leads with the smallest", async () => {

@@ -144,6 +144,12 @@ const nativeStep = <A>(what: string, run: () => Promise<A>, log: { readonly tail
 const LOG_SETTLE_MS = 250
 
 /**
+ * Tokens per native prefill call: an interrupted request waits for at most one
+ * such chunk (≈ 1 s for a 1.1B Q4_0 model on 2 cores).
+ */
+const PREFILL_CHUNK_TOKENS = 256
+
+/**
  * Loads the model and creates the context; disposes context, model and Llama
  * (in that order) when the Scope closes.
  * Fails: ServeFailed when the file is missing or not a regular file, when
@@ -229,20 +235,35 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
       Effect.gen(function*() {
         const seq = yield* takeSequence
         const t0 = performance.now()
-        const iterator = seq.evaluate([...req.prompt], {
+        // The native call in flight: an interrupted request waits for it, then
+        // closes the iterator so the sequence's lock is released before its KV
+        // cache is cleared (scope finalizers run in reverse order).
+        let inFlight: Promise<unknown> = Promise.resolve()
+        let iterator: AsyncGenerator<Token, void> | null = null
+        const close = (): Promise<unknown> => (iterator === null ? Promise.resolve() : iterator.return())
+        yield* Effect.addFinalizer(() => awaitBounded(() => inFlight.then(close, close), 30_000))
+        // Prefill all but the last PREFILL_CHUNK_TOKENS in chunks, one native call
+        // each, so an interruption (client gone, SIGTERM) waits for one chunk at
+        // most instead of a whole long prompt (a 2000-token prefill of a 1.1B
+        // model takes ~10 s on 2 cores: longer than the tuner's stop grace).
+        const prompt = [...req.prompt]
+        let done = 0
+        while (prompt.length - done > PREFILL_CHUNK_TOKENS) {
+          const part = prompt.slice(done, done + PREFILL_CHUNK_TOKENS)
+          yield* Effect.tryPromise({
+            try: () => (inFlight = seq.evaluateWithoutGeneratingNewTokens(part)),
+            catch: (e) => new GenerateFailed({ message: `evaluation failed: ${errorMessage(e)}` })
+          })
+          done += part.length
+        }
+        const it = seq.evaluate(prompt.slice(done), {
           temperature: req.temperature,
           ...(req.seed === undefined ? {} : { seed: req.seed })
         })
-        // The promise of the iterator step in flight: an interrupted request waits
-        // for it, then closes the iterator so the sequence's lock is released
-        // before its KV cache is cleared (scope finalizers run in reverse order).
-        let inFlight: Promise<unknown> = Promise.resolve()
-        yield* Effect.addFinalizer(() =>
-          awaitBounded(() => inFlight.then(() => iterator.return(), () => iterator.return()), 30_000)
-        )
+        iterator = it
         const next = Effect.tryPromise({
           try: () => {
-            const p = iterator.next()
+            const p = it.next()
             inFlight = p
             return p
           },

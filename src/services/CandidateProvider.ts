@@ -153,15 +153,8 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
               fail(`provider exited while starting (${x.signal ?? `exit code ${x.code}`})`, x.code)
             ))
           ),
-          Effect.timeoutFail({
-            duration: `${o.readyTimeoutMs} millis`,
-            onTimeout: () => new ProviderStartFailed({
-              model: spec.model,
-              message: `provider not ready after ${o.readyTimeoutMs} ms`,
-              exitCode: null,
-              stderrTail: ""
-            })
-          })
+          Effect.timeout(`${o.readyTimeoutMs} millis`),
+          Effect.catchTag("TimeoutException", () => fail(`provider not ready after ${o.readyTimeoutMs} ms`))
         )
         // E-4: ready only if the process is still alive after answering.
         yield* Effect.sleep("50 millis")

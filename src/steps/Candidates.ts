@@ -24,7 +24,14 @@ export const parseCandidateList = (raw: string): Effect.Effect<ReadonlyArray<str
     : Effect.succeed(parts)
 }
 
-const looksLikeFile = (id: string) => /\.gguf$/i.test(id) || id.includes(path.sep) || fs.existsSync(id)
+/**
+ * Is a candidate a model file rather than a provider's model id? For the
+ * embedded provider every candidate is a file; for the others an entry is a
+ * file only when it ends in `.gguf` or exists on disk, so that ids such as
+ * `mlx-community/Llama-3.2-1B-Instruct-4bit` stay ids.
+ */
+const isFile = (id: string, provider: ProviderName) =>
+  provider === "embedded" || /\.gguf$/i.test(id) || fs.existsSync(id)
 
 /**
  * Resolves candidate ids in the given order (SPEC A-1) with their parameter
@@ -41,17 +48,14 @@ export const resolveCandidates = (
   Effect.forEach(ids, (id, i) =>
     Effect.gen(function*() {
       const fromId = Option.getOrNull(paramCountFromId(path.basename(id)))
-      if (!looksLikeFile(id)) {
-        if (provider === "embedded") {
-          return yield* new UsageError({
-            flag: "candidate-models",
-            message: `--candidate-models: "${id}" is not a GGUF file; the embedded provider serves GGUF files`
-          })
-        }
-        return { id, model: id, rank: i + 1, paramCount: fromId }
-      }
+      if (!isFile(id, provider)) return { id, model: id, rank: i + 1, paramCount: fromId }
       if (!fs.existsSync(id)) {
-        return yield* new UsageError({ flag: "candidate-models", message: `--candidate-models: no such file "${id}"` })
+        return yield* new UsageError({
+          flag: "candidate-models",
+          message: `--candidate-models: no such file "${id}"${
+            provider === "embedded" ? " (the embedded provider serves GGUF files)" : ""
+          }`
+        })
       }
       const info = yield* readModelInfo(id).pipe(Effect.option)
       return {

@@ -109,6 +109,7 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
       }
       yield* sseChunks(res.stream).pipe(Stream.runForEach((c) =>
         Effect.gen(function*() {
+          if (c.error !== null) return yield* Effect.fail(new ProbeFailure(`provider error in the stream: ${excerpt(c.error)}`))
           if (c.usage) yield* Ref.set(usage, c.usage)
           if (c.timings) yield* Ref.set(timings, c.timings)
           if (c.text.length > 0) {

@@ -13,14 +13,20 @@ export interface ServerTimings {
   readonly predictedPerSecond: number | null
 }
 
-/** One parsed `data:` payload: its content text (may be empty), usage and timings when present. */
+/**
+ * One parsed `data:` payload: its content text (may be empty), usage and
+ * timings when present, and the message of an `error` payload (a server that
+ * fails after the headers were sent can only report it in the stream).
+ */
 export interface SseChunk {
   readonly text: string
   readonly usage: Usage | null
   readonly timings: ServerTimings | null
+  readonly error: string | null
 }
 
 const Payload = Schema.Struct({
+  error: Schema.optional(Schema.Union(Schema.String, Schema.Struct({ message: Schema.optional(Schema.String) }))),
   choices: Schema.optional(Schema.Array(Schema.Struct({
     delta: Schema.optional(Schema.NullOr(Schema.Struct({ content: Schema.optional(Schema.NullOr(Schema.String)) }))),
     text: Schema.optional(Schema.NullOr(Schema.String))
@@ -48,7 +54,8 @@ export type SseLine =
  * `data: [DONE]` ends the stream; `data: {json}` is a chunk whose text is
  * `choices[0].delta.content` (chat) or `choices[0].text` (completions);
  * comment lines (`: keep-alive`), blank lines, other fields (`event:`, `id:`)
- * and malformed `data:` payloads are skipped.
+ * and malformed `data:` payloads are skipped; an `{"error": …}` payload is a
+ * chunk carrying the error's message.
  */
 export const parseSseLine = (line: string): SseLine => {
   if (!line.startsWith("data:")) return { _tag: "Skip" }
@@ -67,7 +74,12 @@ export const parseSseLine = (line: string): SseLine => {
           predictedPerSecond: p.timings.predicted_per_second ?? null
         }
         : null
-      return { _tag: "Chunk", chunk: { text, usage, timings } }
+      const error = p.error === undefined
+        ? null
+        : typeof p.error === "string"
+        ? p.error
+        : p.error.message ?? "error"
+      return { _tag: "Chunk", chunk: { text, usage, timings, error } }
     }
   })
 }

@@ -216,7 +216,7 @@ const f32Stats = (path: string) => Effect.promise(async () => {
   return stats
 })
 
-describe.skipIf(!Fs.existsSync(llamaQuantizeBin))("synthetic weights as llama.cpp dequantizes them", () => {
+describe("synthetic weights as llama.cpp dequantizes them", () => {
   for (const [name, path] of [["Q4_0 + Q6_K output", smallModelPath()], ["Q4_0 + Q8_0 output", tinyModelPath()],
     ["Q8_0", tinyModelPath("q8_0")], ["F16", tinyModelPath("f16")]] as const) {
     it.scoped(`${name}: weights have mean ≈ 0 and std ≈ 0.02, norms are 1`, () =>
@@ -244,7 +244,7 @@ const freePort = Effect.async<number>((resume) => {
   })
 })
 
-describe.skipIf(!Fs.existsSync(llamaServerBin))("synthetic models in llama-server", () => {
+describe("synthetic models in llama-server", () => {
   it.scopedLive("llama-server loads the tiny model and completes", () =>
     Effect.gen(function*() {
       const port = yield* freePort

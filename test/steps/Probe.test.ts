@@ -1,0 +1,96 @@
+import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { describe, expect, it } from "@effect/vitest"
+import { Deferred, Effect, Fiber, Layer, TestClock } from "effect"
+import type { ProcessExit, RunningServer } from "../../src/domain/RunningServer.js"
+import { probeOnce } from "../../src/steps/Probe.js"
+
+const enc = new TextEncoder()
+
+/** An HttpClient whose responses stream `chunks` (SSE lines) and then, if `hang`, never end. */
+const clientStreaming = (chunks: ReadonlyArray<string>, hang: boolean) =>
+  Layer.succeed(
+    HttpClient.HttpClient,
+    HttpClient.make((request) =>
+      Effect.succeed(HttpClientResponse.fromWeb(
+        request,
+        new Response(
+          new ReadableStream<Uint8Array>({
+            start(controller) {
+              for (const c of chunks) controller.enqueue(enc.encode(c))
+              if (!hang) controller.close()
+            }
+          }),
+          { status: 200, headers: { "content-type": "text/event-stream" } }
+        )
+      ))
+    )
+  )
+
+const serverWith = (exited: Effect.Effect<ProcessExit>): RunningServer => ({
+  baseUrl: "http://127.0.0.1:9",
+  port: 9,
+  pid: 1,
+  modelId: "m",
+  logPath: "/dev/null",
+  exited,
+  outputTail: Effect.succeed("CUDA error: out of memory")
+})
+const alive = serverWith(Effect.never)
+const delta = (t: string) => `data: {"choices":[{"delta":{"content":"${t}"}}]}\n\n`
+const req = { prompt: "hello", maxTokens: 8, gateTtftMs: 5_000, requestTimeoutMs: 60_000 }
+
+describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
+  it.effect("G-1 a request without a first token is cut off at the TTFT gate, not waited out", () =>
+    Effect.gen(function*() {
+      const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(clientStreaming([": keep-alive\n\n"], true)), Effect.fork)
+      yield* TestClock.adjust("4999 millis")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 millis")
+      const sample = yield* Fiber.join(fiber)
+      expect(sample.reason).toBe("TTFT > 5000 ms gate (no first token yet)")
+      expect(sample.ttftMs).toBeNull()
+      expect(sample.totalMs).toBe(5000)
+    }))
+
+  it.effect("G-1 a stream that stalls after its first token fails at the request timeout", () =>
+    Effect.gen(function*() {
+      const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(clientStreaming([delta("a")], true)), Effect.fork)
+      yield* TestClock.adjust("59 seconds")
+      expect(fiber.unsafePoll()).toBeNull()
+      yield* TestClock.adjust("1 second")
+      const sample = yield* Fiber.join(fiber)
+      expect(sample.reason).toBe("request timed out after 60000 ms")
+      expect(sample.ttftMs).toBe(0)
+    }))
+
+  it.effect("G-1 the provider process dying mid-request fails it at once, with exit code and output tail", () =>
+    Effect.gen(function*() {
+      const died = yield* Deferred.make<ProcessExit>()
+      const fiber = yield* probeOnce(serverWith(Deferred.await(died)), req).pipe(
+        Effect.provide(clientStreaming([delta("a")], true)),
+        Effect.fork
+      )
+      yield* TestClock.adjust("1 second")
+      yield* Deferred.succeed(died, { code: 137, signal: null })
+      const sample = yield* Fiber.join(fiber)
+      expect(sample.reason).toMatch(/^provider process died during the request \(exit code 137; possibly out of memory\): CUDA error/)
+    }))
+
+  it.effect("P-2 TTFT is start → first content delta; throughput uses usage.completion_tokens", () =>
+    Effect.gen(function*() {
+      const sample = yield* probeOnce(alive, req).pipe(
+        Effect.provide(clientStreaming([
+          `data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n`,
+          delta("a"),
+          delta("b"),
+          `data: {"choices":[{"delta":{}}],"usage":{"prompt_tokens":5,"completion_tokens":8}}\n\n`,
+          "data: [DONE]\n\n"
+        ], false))
+      )
+      expect(sample.reason).toBeNull()
+      expect(sample.ttftMs).toBe(0)
+      expect(sample.promptTokens).toBe(5)
+      expect(sample.completionTokens).toBe(8)
+      expect(sample.tps).toBeNull() // all deltas at the same (test) instant: no decode interval to measure
+    }))
+})
