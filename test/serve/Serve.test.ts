@@ -9,7 +9,7 @@ import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { ChatMessage, renderPrompt } from "../../src/serve/OpenAi.js"
-import { tinyModelPath } from "../support/models.js"
+import { mediumModelPath, tinyModelPath } from "../support/models.js"
 import {
   getJson,
   type ProcessExit,
@@ -216,5 +216,23 @@ describe("autotune serve (SPEC E-5)", () => {
       assert.include(s.stderr(), "shutting down")
       assert.include(s.stderr(), "stopped: context, model and llama.cpp released") // the last finalizer
       assert.isFalse(yield* Effect.promise(() => portOpen(s.port)))
+    }), 60_000)
+
+  it.scopedLive("E-5 SIGTERM during a long prefill stops within 2.5 s (prefill runs in interruptible chunks)", () =>
+    Effect.gen(function*() {
+      // 130M parameters, 1 thread, ~3000 prompt tokens: a prefill of several seconds in one piece.
+      const s = yield* startServe(["--model", mediumModelPath(), "--no-join", "--max-context", "4096", "--threads", "1"])
+      const started = Date.now()
+      yield* streamChat(s.baseUrl, { messages: [{ role: "user", content: words(1800) }], max_tokens: 4 }).pipe(
+        Effect.catchAllDefect(() => Effect.void),
+        Effect.fork
+      )
+      yield* Effect.sleep("600 millis")
+      const t0 = Date.now()
+      s.proc.kill("SIGTERM")
+      const exit = yield* exitWithin(s.exited, 10_000)
+      assert.deepStrictEqual(exit, { code: 130, signal: null }, s.stderr())
+      assert.isBelow(Date.now() - t0, 2_500, `exit took ${Date.now() - t0} ms (request started ${t0 - started} ms before)`)
+      assert.include(s.stderr(), "stopped: context, model and llama.cpp released")
     }), 60_000)
 })
