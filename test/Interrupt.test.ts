@@ -101,4 +101,19 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
     const runs = await readRows<{ exit_reason: string }>(db, "SELECT exit_reason FROM tune_runs")
     expect(runs).toEqual([{ exit_reason: "interrupted" }])
   }, 60_000)
+
+  it("§2 a tuner killed with SIGKILL (no finalizer can run) still leaves no embedded provider behind", async () => {
+    const model = mediumModelPath()
+    const { code, provider } = await interruptRun(
+      ["--candidate-models", model, "--target-context", "1536", "--stage1-replicates", "20"],
+      `autotune.js serve --model ${model}`,
+      ["SIGKILL"],
+      3000
+    )
+    expect(code).toBeNull()
+    // The provider watches its parent (AUTOTUNE_PARENT_PID) once a second.
+    for (let i = 0; i < 100 && alive(provider.pid); i++) await sleep(100)
+    expect(alive(provider.pid)).toBe(false)
+    expect(await portClosed(provider.port)).toBe(true)
+  }, 60_000)
 })

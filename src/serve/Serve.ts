@@ -3,7 +3,7 @@
  * node-llama-cpp (SPEC E-5). Routes: `GET /v1/models`, `POST /v1/chat/completions`
  * (JSON or SSE), `GET /health`, `POST /tokenize` (llama-server compatible).
  */
-import { Cause, Effect, Either, Option, ParseResult, Schema, type Scope } from "effect"
+import { Cause, Effect, Either, Option, ParseResult, Schedule, Schema, type Scope } from "effect"
 import type * as http from "node:http"
 import { randomUUID } from "node:crypto"
 import { ServeFailed } from "../domain/AutotuneError.js"
@@ -203,5 +203,28 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
     const shownHost = o.host.includes(":") ? `[${o.host}]` : o.host
     served = true
     yield* Effect.logInfo(`listening on http://${shownHost}:${o.port}`)
-    return yield* Effect.never
+    return yield* parentGone
   })
+
+/**
+ * Fails when the process named by `$AUTOTUNE_PARENT_PID` is gone (checked each
+ * second), else never completes. The tuner sets it for the candidate providers
+ * it starts, so a provider cannot outlive a tuner that was SIGKILLed or crashed
+ * (SPEC §2), where no finalizer of the tuner could run.
+ */
+const parentGone: Effect.Effect<never, ServeFailed> = (() => {
+  const pid = Number(process.env["AUTOTUNE_PARENT_PID"])
+  if (!Number.isInteger(pid) || pid <= 1) return Effect.never
+  const alive = Effect.sync(() => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch (e) {
+      return (e as NodeJS.ErrnoException).code === "EPERM"
+    }
+  })
+  return alive.pipe(
+    Effect.repeat({ schedule: Schedule.spaced("1 second"), while: (up) => up }),
+    Effect.zipRight(Effect.fail(new ServeFailed({ message: `the tuner that started this provider (pid ${pid}) is gone; stopping` })))
+  )
+})()

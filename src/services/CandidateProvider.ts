@@ -103,7 +103,13 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
             fs.mkdirSync(o.logDir, { recursive: true })
             const fd = fs.openSync(logPath, "a")
             fs.writeSync(fd, `$ ${command} ${args.join(" ")}\n`)
-            const cp = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true })
+            // AUTOTUNE_PARENT_PID lets the embedded provider stop itself if this
+            // process dies without running its finalizers (SIGKILL, crash).
+            const cp = ChildProcess.spawn(command, args, {
+              stdio: ["ignore", fd, fd],
+              detached: true,
+              env: { ...process.env, AUTOTUNE_PARENT_PID: `${process.pid}` }
+            })
             fs.closeSync(fd)
             cp.once("error", (err) => {
               Deferred.unsafeDone(exited, Effect.succeed({ code: null, signal: null }))
