@@ -4,11 +4,11 @@
  * path (Effect.onExit), each candidate provider in its own Scope.
  */
 import type { HttpClient } from "@effect/platform"
-import { Console, Effect, type Exit, Ref } from "effect"
+import { Clock, Console, Effect, type Exit, Ref } from "effect"
 import { randomUUID } from "node:crypto"
 import type { Axes } from "./domain/Axes.js"
 import { cells } from "./domain/Axes.js"
-import type { AllInfeasible, StoreFailed } from "./domain/AutotuneError.js"
+import { type AllInfeasible, BudgetExhausted, type StoreFailed } from "./domain/AutotuneError.js"
 import type { Candidate } from "./domain/Candidate.js"
 import { fromExit } from "./domain/ExitReason.js"
 import { describeKnobs, Knobs } from "./domain/Knobs.js"
@@ -31,6 +31,8 @@ export interface TunePlan extends TrialSettings {
   readonly tpsTieEpsilon: number
   readonly machine: Machine
   readonly json: boolean
+  /** `--max-duration` in ms (SPEC H-3), null for no budget. */
+  readonly budgetMs: number | null
 }
 
 /** F-2 `inputs` of a plan. */
@@ -63,15 +65,18 @@ const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note = "") =>
  * Stage 1 and Stage 2, records every trial, marks the Stage 2 winner `kept`
  * (B-4), and on every exit path updates the run row (H-1; `ended_at` null when
  * interrupted, H-4) and prints the document (`--json`) or terminal block.
- * Fails with AllInfeasible (A-4) or StoreFailed.
+ * With a budget (H-3) the work is interrupted when it runs out: the best
+ * recommendation so far is printed with `partial: true` if Stage 1 had chosen
+ * a model, else none.
+ * Fails with AllInfeasible (A-4), BudgetExhausted (H-3) or StoreFailed.
  */
 export const tune = (
   plan: TunePlan
-): Effect.Effect<void, AllInfeasible | StoreFailed, TrialStore | CandidateProvider | HttpClient.HttpClient> =>
+): Effect.Effect<void, AllInfeasible | StoreFailed | BudgetExhausted, TrialStore | CandidateProvider | HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const store = yield* TrialStore
     const runId = randomUUID()
-    const startedAt = new Date().toISOString()
+    const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     const inputs = planInputs(plan)
     yield* store.startRun({
       run_id: runId,
@@ -80,7 +85,9 @@ export const tune = (
       machine_json: JSON.stringify(plan.machine),
       inputs_json: JSON.stringify(inputs)
     })
+    // Best-so-far lives outside the budgeted work so a partial result survives it (SPEC H-3).
     const recommended = yield* Ref.make<Recommended | null>(null)
+    const keptTrialId = yield* Ref.make<number | null>(null)
     const rejected = yield* Ref.make<ReadonlyArray<Rejected>>([])
 
     const row = (stage: 1 | 2, c: Candidate, knobs: Knobs, o: TrialOutcome, started: string) =>
@@ -139,32 +146,57 @@ export const tune = (
               value: { outcome, trialId }
             }
           }),
-        (cell, newBest) => progress(2, describeKnobs(cell.knobs), cell.value.outcome, newBest ? "  <- best so far" : "")
+        (cell, newBest) =>
+          Effect.gen(function*() {
+            if (newBest) {
+              yield* Ref.set(keptTrialId, cell.value.trialId)
+              yield* Ref.set(recommended, { candidate: chosen.candidate, knobs: cell.knobs, outcome: cell.value.outcome })
+            }
+            yield* progress(2, describeKnobs(cell.knobs), cell.value.outcome, newBest ? "  <- best so far" : "")
+          })
       )
-      if (best !== null) {
-        yield* store.markKept(best.value.trialId)
-        yield* Ref.set(recommended, { candidate: chosen.candidate, knobs: best.knobs, outcome: best.value.outcome })
-      } else {
+      if (best === null) {
         yield* Console.error("autotune: no feasible Stage 2 cell; recommending the Stage 1 configuration (SPEC B-5)")
       }
     })
 
-    const finish = (exit: Exit.Exit<void, AllInfeasible | StoreFailed>) =>
+    // SPEC H-3: the budget interrupts the running work (its trial and provider
+    // stop through their scopes) and fails with BudgetExhausted.
+    const budgeted = plan.budgetMs === null ? work : work.pipe(
+      Effect.timeoutFail({
+        duration: `${plan.budgetMs} millis`,
+        onTimeout: () =>
+          new BudgetExhausted({
+            budgetMs: plan.budgetMs!,
+            message: `the --max-duration budget of ${plan.budgetMs! / 1000} s ran out`
+          })
+      })
+    )
+
+    const finish = (exit: Exit.Exit<void, AllInfeasible | StoreFailed | BudgetExhausted>) =>
       Effect.gen(function*() {
         const exitReason = fromExit(exit)
+        // H-3: a budget that ran out after Stage 1 chose a model still recommends the best so far.
+        const partial = exitReason === "budget_exhausted" && (yield* Ref.get(recommended)) !== null
+        const recommendedNow = exitReason === "ok" || partial ? yield* Ref.get(recommended) : null
+        // B-4: the winning Stage 2 row (final, or best so far of a partial run) is kept.
+        const kept = yield* Ref.get(keptTrialId)
+        if (recommendedNow !== null && kept !== null) {
+          yield* store.markKept(kept).pipe(Effect.catchAll((e) => Console.error(`autotune: ${e.message}`)))
+        }
         const summary = {
           runId,
           startedAt,
-          endedAt: exitReason === "interrupted" ? null : new Date().toISOString(),
+          endedAt: exitReason === "interrupted" ? null : new Date(yield* Clock.currentTimeMillis).toISOString(),
           exitReason,
-          partial: false,
+          partial,
           machine: plan.machine,
           inputs,
           adapter: plan.adapter,
           candidates: plan.candidates,
           targetContext: plan.targetContext,
           maxTokens: plan.maxTokens,
-          recommended: exitReason === "ok" ? yield* Ref.get(recommended) : null,
+          recommended: recommendedNow,
           rejected: yield* Ref.get(rejected)
         }
         const doc = buildDocument(summary)
@@ -178,5 +210,5 @@ export const tune = (
         yield* Console.log(plan.json ? encodeTuneDocument(doc) : renderBlock(doc, summary))
       })
 
-    yield* work.pipe(Effect.onExit(finish))
+    yield* budgeted.pipe(Effect.onExit(finish))
   })

@@ -56,6 +56,8 @@ const opt = {
     Options.withDescription("seconds a started provider may take to answer GET /v1/models (default 300); over it, that candidate is infeasible")),
   requestTimeoutS: integerOption("request-timeout").pipe(Options.optional,
     Options.withDescription("seconds one probe request may take in all (default: the TTFT gate + 120 s); over it, that trial is infeasible")),
+  maxDurationS: integerOption("max-duration").pipe(Options.optional,
+    Options.withDescription("time budget for the whole tune, in seconds; when it runs out the best recommendation so far is printed as partial (SPEC H-3)")),
   dbPath: Options.text("db-path").pipe(Options.optional,
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
@@ -133,6 +135,7 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
     yield* requirePositive("stage2-replicates", f.stage2Replicates)
     yield* requirePositive("max-tokens", f.maxTokens, 2)
     yield* requirePositive("ready-timeout", f.readyTimeoutS)
+    if (Option.isSome(f.maxDurationS)) yield* requirePositive("max-duration", f.maxDurationS.value)
     const requestTimeoutS = Option.getOrElse(f.requestTimeoutS, () => Math.ceil(gateTtftMs / 1000) + 120)
     yield* requirePositive("request-timeout", requestTimeoutS)
     if (!(f.tpsTieEpsilon >= 0 && f.tpsTieEpsilon < 1)) {
@@ -167,7 +170,8 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
         stage2Replicates: f.stage2Replicates,
         axes,
         tpsTieEpsilon: f.tpsTieEpsilon,
-        json: f.json
+        json: f.json,
+        budgetMs: Option.match(f.maxDurationS, { onNone: () => null, onSome: (sec) => sec * 1000 })
       }
     }
   })
@@ -189,7 +193,7 @@ const renderPlan = (d: Draft, ids: ReadonlyArray<string>): string => {
     ...grid.map((k, i) => `  cell ${i + 1}: ${describeKnobs(k)}`),
     `tie band:        ${p.tpsTieEpsilon}`,
     `timeouts:        provider ready ${p.readyTimeoutMs / 1000} s, request ${p.requestTimeoutMs / 1000} s`,
-    `budget:          none`,
+    `budget:          ${p.budgetMs === null ? "none" : `${p.budgetMs / 1000} s`}`,
     `database:        ${d.dbPath}`,
     `dry run: nothing was started or written`
   ].join("\n")

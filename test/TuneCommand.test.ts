@@ -22,7 +22,9 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["threads 0", ["--threads-axis", "0"], "threads-axis"],
     ["kv-bits 16", ["--kv-bits-axis", "16"], "kv-bits-axis"],
     ["missing model file", ["--candidate-models", "/nonexistent/model.gguf"], "candidate-models"],
-    ["zero replicates", ["--stage1-replicates", "0"], "stage1-replicates"]
+    ["zero replicates", ["--stage1-replicates", "0"], "stage1-replicates"],
+    ["zero budget", ["--max-duration", "0"], "max-duration"],
+    ["zero ready timeout", ["--ready-timeout", "0"], "ready-timeout"]
   ]
   for (const [name, args, flag] of cases) {
     it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {

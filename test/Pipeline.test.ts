@@ -1,0 +1,169 @@
+/**
+ * The tune pipeline under TestClock with stand-in services: providers whose
+ * requests take simulated time, so budgets (SPEC H-3) cut in at known points,
+ * deterministically and without real sleeping. The trial store is a real SQLite file.
+ */
+import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { NodeContext } from "@effect/platform-node"
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
+import { BudgetExhausted } from "../src/domain/AutotuneError.js"
+import type { Candidate } from "../src/domain/Candidate.js"
+import { Machine } from "../src/domain/TuneDocument.js"
+import { tune, type TunePlan } from "../src/Pipeline.js"
+import { macProvider } from "../src/providers/MacProvider.js"
+import { CandidateProvider } from "../src/services/CandidateProvider.js"
+import { TrialStore } from "../src/services/TrialStore.js"
+import * as Path from "node:path"
+import { tempDir } from "./support/cli.js"
+import { readRows } from "./support/db.js"
+
+
+/** Simulated seconds before the first token of one request, per model. */
+const ttftSeconds: Record<string, number> = { "slow-8b": 4, "fast-1b": 1 }
+
+/** Simulated ms between tokens, per KV-cache setting: kv-bits 8 decodes fastest here. */
+const tokenGapMs: Record<string, number> = { unset: 100, "8": 50, "4": 80 }
+
+/**
+ * A provider whose chat completions stream 3 tokens: the first after
+ * `ttftSeconds[model]`, the rest `tokenGapMs[kv]` apart, all in TestClock time
+ * (a forked fiber feeds the response body). The host name is `<model>.kv-<bits>`.
+ */
+const fakeHttp = Layer.succeed(
+  HttpClient.HttpClient,
+  HttpClient.make((request, url) =>
+    Effect.gen(function*() {
+      const [model, kv] = url.hostname.split(".kv-") as [string, string]
+      const body = request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : {}
+      const words = String(body.messages?.[0]?.content ?? "").split(" ").length
+      const maxTokens = Math.min(3, Number(body.max_tokens ?? 3))
+      const enc = new TextEncoder()
+      let controller!: ReadableStreamDefaultController<Uint8Array>
+      const stream = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) })
+      const send = (s: string) => Effect.sync(() => controller.enqueue(enc.encode(s)))
+      yield* Effect.forkDaemon(Effect.gen(function*() {
+        yield* Effect.sleep(`${ttftSeconds[model]} seconds`)
+        for (let i = 0; i < maxTokens; i++) {
+          if (i > 0) yield* Effect.sleep(`${tokenGapMs[kv]} millis`)
+          yield* send(`data: {"choices":[{"delta":{"content":"t${i}"}}]}\n\n`)
+        }
+        yield* send(`data: {"choices":[{"delta":{}}],"usage":{"prompt_tokens":${words + 5},"completion_tokens":${maxTokens}}}\n\n`)
+        yield* send("data: [DONE]\n\n")
+        yield* Effect.sync(() => controller.close())
+      }))
+      return HttpClientResponse.fromWeb(request, new Response(stream, { status: 200 }))
+    })
+  )
+)
+
+/** Provider starts are instant; every start and every stop is counted. */
+const fakeProvider = (started: Ref.Ref<number>, stopped: Ref.Ref<number>) =>
+  Layer.succeed(
+    CandidateProvider,
+    CandidateProvider.make({
+      start: (o) =>
+        Effect.acquireRelease(
+          Ref.update(started, (n) => n + 1).pipe(Effect.as({
+            baseUrl: `http://${o.spec.model}.kv-${o.spec.knobs.kvBits ?? "unset"}`,
+            port: 1,
+            pid: 1,
+            modelId: o.spec.model,
+            logPath: "/dev/null",
+            exited: Effect.never,
+            outputTail: Effect.succeed("")
+          })),
+          () => Ref.update(stopped, (n) => n + 1)
+        )
+    })
+  )
+
+const cand = (id: string, rank: number, paramCount: number): Candidate => ({ id, model: id, rank, paramCount })
+
+const plan = (candidates: ReadonlyArray<Candidate>, budgetMs: number | null): TunePlan => ({
+  adapter: macProvider("fake"),
+  candidates,
+  targetContext: 100,
+  maxTokens: 3,
+  gateTtftMs: 60_000,
+  requestTimeoutMs: 300_000,
+  readyTimeoutMs: 300_000,
+  logDir: "/tmp",
+  stage1Replicates: 3,
+  stage2Replicates: 3,
+  axes: { kvBits: [null, 8, 4], maxContext: [100], maxBatch: [1], threads: [] },
+  tpsTieEpsilon: 0.1,
+  machine: new Machine({ ram_gb: 24, chip: "test", os_version: "test", binary_version: null }),
+  json: true,
+  budgetMs
+})
+
+interface RunRow {
+  exit_reason: string
+  partial: number
+  recommendation_json: string | null
+  ended_at: string | null
+}
+
+/** Runs `tune` forked, advances the test clock by `advanceS`, and returns its exit, rows and start/stop counts. */
+const runWithClock = (p: TunePlan, advanceS: number) =>
+  Effect.gen(function*() {
+    const started = yield* Ref.make(0)
+    const stopped = yield* Ref.make(0)
+    const db = Path.join(tempDir(), "runs.db")
+    const layer = Layer.mergeAll(TrialStore.layer(db), fakeProvider(started, stopped), fakeHttp).pipe(
+      Layer.provideMerge(NodeContext.layer)
+    )
+    return yield* Effect.gen(function*() {
+      const fiber = yield* Effect.fork(tune(p))
+      yield* TestClock.adjust(`${advanceS} seconds`)
+      const exit = yield* Fiber.await(fiber)
+      const runs = yield* Effect.promise(() => readRows<RunRow>(db, "SELECT * FROM tune_runs"))
+      const trials = yield* Effect.promise(() =>
+        readRows<{ stage: number; model: string; kept: number; kv_bits: number | null }>(db,
+          "SELECT stage, model, kept, kv_bits FROM tune_trials ORDER BY trial_id")
+      )
+      return { exit, run: runs[0]!, trials, started: yield* Ref.get(started), stopped: yield* Ref.get(stopped) }
+    }).pipe(Effect.provide(layer))
+  })
+
+describe("budget (SPEC H-3) through the pipeline, under TestClock", () => {
+  it.effect("H-3 expiry mid-Stage-1: budget_exhausted, no recommendation, the running provider stopped", () =>
+    Effect.gen(function*() {
+      // slow-8b: 1 pre-warm short + 1 full + 3 probes = 20 s; the 10 s budget cuts its trial.
+      const r = yield* runWithClock(plan([cand("slow-8b", 1, 8e9), cand("fast-1b", 2, 1e9)], 10_000), 60)
+      expect(r.exit).toEqual(Exit.fail(new BudgetExhausted({ budgetMs: 10_000, message: "the --max-duration budget of 10 s ran out" })))
+      expect(r.run).toMatchObject({ exit_reason: "budget_exhausted", partial: 0, recommendation_json: null })
+      expect(r.run.ended_at).not.toBeNull()
+      expect(r.trials).toEqual([]) // the cut trial has no row; fast-1b was never started
+      expect(r.started).toBe(1)
+      expect(r.stopped).toBe(1)
+    }))
+
+  it.effect("H-3 expiry mid-Stage-2: partial recommendation of the best cell so far, kept, every provider stopped", () =>
+    Effect.gen(function*() {
+      // fast-1b: Stage 1 = 2 warm-ups of 1 s + 3 probes of 1.2 s (0–5.6 s); cell unset = 1 + 3 × 1.2 s (to 10.2 s),
+      // cell 8 = 1 + 3 × 1.1 s (to 14.5 s): a 16 s budget cuts cell 4-bit, the third.
+      const r = yield* runWithClock(plan([cand("fast-1b", 1, 1e9)], 16_000), 60)
+      expect(r.exit._tag).toBe("Failure")
+      expect(r.run).toMatchObject({ exit_reason: "budget_exhausted", partial: 1 })
+      const rec = JSON.parse(r.run.recommendation_json!)
+      expect(rec.model).toBe("fast-1b")
+      // Cells unset and 8 were measured; 8 decodes faster (20 vs 10 tok/s) and is the best so far.
+      expect(r.trials.map((t) => [t.stage, t.kv_bits])).toEqual([[1, null], [2, null], [2, 8]])
+      expect(rec.knobs.kv_bits).toBe(8)
+      expect(rec.tps_median).toBeCloseTo(20)
+      expect(r.trials.filter((t) => t.kept === 1).map((t) => t.kv_bits)).toEqual([8])
+      expect(r.started).toBe(4) // stage 1 + three cells begun
+      expect(r.stopped).toBe(4)
+    }))
+
+  it.effect("H-3 a budget that is not reached changes nothing: ok, not partial", () =>
+    Effect.gen(function*() {
+      const r = yield* runWithClock(plan([cand("fast-1b", 1, 1e9)], 600_000), 600)
+      expect(r.exit).toEqual(Exit.void)
+      expect(r.run).toMatchObject({ exit_reason: "ok", partial: 0 })
+      expect(r.trials.filter((t) => t.stage === 2)).toHaveLength(3)
+      expect(r.started).toBe(r.stopped)
+    }))
+})
