@@ -6,6 +6,7 @@ import { Command, Options } from "@effect/cli"
 import { Console, Effect, Option } from "effect"
 import { integerOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
+import { AUTOTUNE_VERSION } from "./domain/Versions.js"
 import { writeSyntheticModel, type Quant } from "./gguf/SyntheticModel.js"
 import { serve } from "./serve/Serve.js"
 import { parseParamCount } from "./gguf/ParamCount.js"
@@ -83,4 +84,4 @@ const root = Command.make("autotune").pipe(
 )
 
 /** Runs the command tree on `process.argv`. */
-export const run = Command.run(root, { name: "autotune", version: "0.1.0" })
+export const run = Command.run(root, { name: "autotune", version: AUTOTUNE_VERSION })

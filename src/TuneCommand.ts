@@ -14,6 +14,7 @@ import { integerOption, floatOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
 import { describeKnobs, Knobs } from "./domain/Knobs.js"
 import { Machine } from "./domain/TuneDocument.js"
+import { EMBEDDED_BINARY_VERSION } from "./domain/Versions.js"
 import { holdSignals } from "./HoldSignals.js"
 import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
 import { tune, type TunePlan } from "./Pipeline.js"
@@ -92,28 +93,30 @@ interface Draft {
 
 /**
  * The provider binary's version (F-2 `machine.binary_version`): the first line
- * of `<binary> --version` (5 s at most), null when it does not answer. The
- * embedded provider without `--provider-bin` is this tool itself.
+ * of `<binary> --version` (stdout, else stderr, where llama.cpp tools print it;
+ * 5 s at most), null when it does not answer. The embedded provider without
+ * `--provider-bin` is this tool itself.
  */
-const binaryVersion = (adapter: ProviderAdapter, bin: Option.Option<string>): string | null => {
-  if (adapter.name === "embedded" && Option.isNone(bin)) return "llm-autotune 0.1.0 (node-llama-cpp 3.22.1)"
+const binaryVersion = (adapter: ProviderAdapter, bin: Option.Option<string>): Effect.Effect<string | null> => {
+  if (adapter.name === "embedded" && Option.isNone(bin)) return Effect.succeed(EMBEDDED_BINARY_VERSION)
   const { command } = adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
-  try {
-    const out = ChildProcess.execFileSync(command, ["--version"], { timeout: 5000, stdio: ["ignore", "pipe", "ignore"] })
-    return out.toString().trim().split("\n")[0]?.trim() || null
-  } catch {
-    return null
-  }
+  const firstLine = (s: string) => s.trim().split("\n")[0]?.trim() || null
+  return Effect.async<string | null>((resume) => {
+    const child = ChildProcess.execFile(command, ["--version"], { timeout: 5000 }, (_err, stdout, stderr) =>
+      resume(Effect.succeed(firstLine(String(stdout)) ?? firstLine(String(stderr)))))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
 }
 
 /** F-2 `machine`: RAM in GiB (one decimal), CPU model, OS, provider binary version. */
-const machineOf = (adapter: ProviderAdapter, bin: Option.Option<string>): Machine =>
-  new Machine({
-    ram_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-    chip: os.cpus()[0]?.model.trim() ?? os.arch(),
-    os_version: `${os.type()} ${os.release()}`,
-    binary_version: binaryVersion(adapter, bin)
-  })
+const machineOf = (adapter: ProviderAdapter, bin: Option.Option<string>): Effect.Effect<Machine> =>
+  Effect.map(binaryVersion(adapter, bin), (binary_version) =>
+    new Machine({
+      ram_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+      chip: os.cpus()[0]?.model.trim() ?? os.arch(),
+      os_version: `${os.type()} ${os.release()}`,
+      binary_version
+    }))
 
 /** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
 const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
@@ -138,6 +141,12 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
     if (Option.isSome(f.maxDurationS)) yield* requirePositive("max-duration", f.maxDurationS.value)
     const requestTimeoutS = Option.getOrElse(f.requestTimeoutS, () => Math.ceil(gateTtftMs / 1000) + 120)
     yield* requirePositive("request-timeout", requestTimeoutS)
+    if (requestTimeoutS * 1000 <= gateTtftMs) {
+      return yield* new UsageError({
+        flag: "request-timeout",
+        message: `--request-timeout ${requestTimeoutS} s must be longer than --gate-ttft-ms ${gateTtftMs} ms, or the gate never decides (SPEC G-1)`
+      })
+    }
     if (!(f.tpsTieEpsilon >= 0 && f.tpsTieEpsilon < 1)) {
       return yield* new UsageError({ flag: "tps-tie-epsilon", message: `--tps-tie-epsilon must be in [0, 1), got ${f.tpsTieEpsilon}` })
     }
@@ -211,7 +220,7 @@ const run = (f: Flags) =>
     }
     if (d.candidateIds === null) yield* ensureLadder(ladderDir)
     const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
-    const machine = yield* Effect.sync(() => machineOf(d.plan.adapter, f.providerBin))
+    const machine = yield* machineOf(d.plan.adapter, f.providerBin)
     yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(d.dbPath)), { recursive: true }))
     yield* holdSignals
     yield* tune({ ...d.plan, candidates, machine }).pipe(

@@ -3,7 +3,7 @@
  * requests take simulated time, so budgets (SPEC H-3) cut in at known points,
  * deterministically and without real sleeping. The trial store is a real SQLite file.
  */
-import { HttpClient, HttpClientResponse } from "@effect/platform"
+import { HttpClient } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
@@ -16,6 +16,7 @@ import { CandidateProvider } from "../src/services/CandidateProvider.js"
 import { TrialStore } from "../src/services/TrialStore.js"
 import * as Path from "node:path"
 import { tempDir } from "./support/cli.js"
+import { clockedSseResponse, deltaData, usageData } from "./support/clockedSse.js"
 import { readRows } from "./support/db.js"
 
 
@@ -26,35 +27,25 @@ const ttftSeconds: Record<string, number> = { "slow-8b": 4, "fast-1b": 1 }
 const tokenGapMs: Record<string, number> = { unset: 100, "8": 50, "4": 80 }
 
 /**
- * A provider whose chat completions stream 3 tokens: the first after
- * `ttftSeconds[model]`, the rest `tokenGapMs[kv]` apart, all in TestClock time
- * (a forked fiber feeds the response body). The host name is `<model>.kv-<bits>`.
+ * A provider whose chat completions stream up to 3 tokens: the first after
+ * `ttftSeconds[model]`, the rest `tokenGapMs[kv]` apart, all in TestClock time.
+ * The host name is `<model>.kv-<bits>`.
  */
 const fakeHttp = Layer.succeed(
   HttpClient.HttpClient,
-  HttpClient.make((request, url) =>
-    Effect.gen(function*() {
-      const [model, kv] = url.hostname.split(".kv-") as [string, string]
-      const body = request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : {}
-      const words = String(body.messages?.[0]?.content ?? "").split(" ").length
-      const maxTokens = Math.min(3, Number(body.max_tokens ?? 3))
-      const enc = new TextEncoder()
-      let controller!: ReadableStreamDefaultController<Uint8Array>
-      const stream = new ReadableStream<Uint8Array>({ start: (c) => void (controller = c) })
-      const send = (s: string) => Effect.sync(() => controller.enqueue(enc.encode(s)))
-      yield* Effect.forkDaemon(Effect.gen(function*() {
-        yield* Effect.sleep(`${ttftSeconds[model]} seconds`)
-        for (let i = 0; i < maxTokens; i++) {
-          if (i > 0) yield* Effect.sleep(`${tokenGapMs[kv]} millis`)
-          yield* send(`data: {"choices":[{"delta":{"content":"t${i}"}}]}\n\n`)
-        }
-        yield* send(`data: {"choices":[{"delta":{}}],"usage":{"prompt_tokens":${words + 5},"completion_tokens":${maxTokens}}}\n\n`)
-        yield* send("data: [DONE]\n\n")
-        yield* Effect.sync(() => controller.close())
-      }))
-      return HttpClientResponse.fromWeb(request, new Response(stream, { status: 200 }))
-    })
-  )
+  HttpClient.make((request, url) => {
+    const [model, kv] = url.hostname.split(".kv-") as [string, string]
+    const body = request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : {}
+    const words = String(body.messages?.[0]?.content ?? "").split(" ").length
+    const n = Math.min(3, Number(body.max_tokens ?? 3))
+    return clockedSseResponse(request, [
+      ...Array.from({ length: n }, (_, i) => ({
+        afterMs: i === 0 ? ttftSeconds[model]! * 1000 : tokenGapMs[kv]!,
+        data: deltaData(`t${i}`)
+      })),
+      { afterMs: 0, data: usageData(words + 5, n) }
+    ])
+  })
 )
 
 /** Provider starts are instant; every start and every stop is counted. */
@@ -149,10 +140,10 @@ describe("budget (SPEC H-3) through the pipeline, under TestClock", () => {
       expect(r.run).toMatchObject({ exit_reason: "budget_exhausted", partial: 1 })
       const rec = JSON.parse(r.run.recommendation_json!)
       expect(rec.model).toBe("fast-1b")
-      // Cells unset and 8 were measured; 8 decodes faster (20 vs 10 tok/s) and is the best so far.
+      // Cells unset and 8 were measured; 8 is faster (3 tokens in 100 ms vs 200 ms: 30 vs 15 tok/s, P-2).
       expect(r.trials.map((t) => [t.stage, t.kv_bits])).toEqual([[1, null], [2, null], [2, 8]])
       expect(rec.knobs.kv_bits).toBe(8)
-      expect(rec.tps_median).toBeCloseTo(20)
+      expect(rec.tps_median).toBeCloseTo(30)
       expect(r.trials.filter((t) => t.kept === 1).map((t) => t.kv_bits)).toEqual([8])
       expect(r.started).toBe(4) // stage 1 + three cells begun
       expect(r.stopped).toBe(4)

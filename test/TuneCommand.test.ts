@@ -1,9 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Schema } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
+import * as Net from "node:net"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
-import { runCli, tempDir } from "./support/cli.js"
+import { cliPath, runCli, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, smallModelPath, tinyModelPath } from "./support/models.js"
 
@@ -24,7 +26,8 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["missing model file", ["--candidate-models", "/nonexistent/model.gguf"], "candidate-models"],
     ["zero replicates", ["--stage1-replicates", "0"], "stage1-replicates"],
     ["zero budget", ["--max-duration", "0"], "max-duration"],
-    ["zero ready timeout", ["--ready-timeout", "0"], "ready-timeout"]
+    ["zero ready timeout", ["--ready-timeout", "0"], "ready-timeout"],
+    ["request timeout within the gate", ["--gate-ttft-ms", "5000", "--request-timeout", "5"], "request-timeout"]
   ]
   for (const [name, args, flag] of cases) {
     it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {
@@ -70,6 +73,16 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
     expect(Fs.readdirSync(dir)).toEqual([])
   })
 })
+
+/** A TCP port that was free a moment ago. */
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const srv = Net.createServer()
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as Net.AddressInfo).port
+      srv.close(() => resolve(port))
+    })
+  })
 
 interface TrialDbRow {
   stage: number
@@ -124,6 +137,23 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     expect(s2.filter((t) => t.kept === 1)).toHaveLength(1)
     const kept = s2.find((t) => t.kept === 1)!
     expect(doc.recommendation?.knobs.max_concurrency_override).toBe(kept.max_batch)
+    // F-1: the printed serve command runs as printed (here with a free port) and serves the model
+    const serveArgs = doc.recommendation!.serve_command.split(" ")
+    expect(serveArgs[0]).toBe("autotune")
+    const port = await freePort()
+    const served = ChildProcess.spawn(process.execPath, [cliPath, ...serveArgs.slice(1), "--port", `${port}`], {
+      stdio: "ignore"
+    })
+    try {
+      let status = 0
+      for (let i = 0; i < 100 && status !== 200; i++) {
+        status = await fetch(`http://127.0.0.1:${port}/v1/models`).then((x) => x.status, () => 0)
+        if (status !== 200) await new Promise((res) => setTimeout(res, 100))
+      }
+      expect(status).toBe(200)
+    } finally {
+      served.kill("SIGKILL")
+    }
     // H-1: the run row was updated, not replaced
     const runs = await readRows<{ exit_reason: string; ended_at: string | null; recipe_hash: string; run_id: string }>(
       db, "SELECT * FROM tune_runs")
@@ -162,7 +192,7 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     expect(doc.infeasible[0]).toMatchObject({ model: big, rank: 1 })
     expect(doc.infeasible[0]!.reason).toMatch(/TTFT/)
     expect(doc.alternates).toEqual([])
-    // S-3: three runs in one database file, each migration-safe reopen kept the earlier rows
+    // H-1: three runs in one database file; reopening it (and re-running migrations) kept every row
     const runs = await readRows<{ exit_reason: string }>(db, "SELECT exit_reason FROM tune_runs")
     expect(runs.map((x) => x.exit_reason)).toEqual(["ok", "ok", "ok"])
   })

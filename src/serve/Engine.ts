@@ -144,10 +144,15 @@ const nativeStep = <A>(what: string, run: () => Promise<A>, log: { readonly tail
 const LOG_SETTLE_MS = 250
 
 /**
- * Tokens per native prefill call: an interrupted request waits for at most one
- * such chunk (≈ 1 s for a 1.1B Q4_0 model on 2 cores).
+ * Prefill chunking: an interrupted request waits for at most one native prefill
+ * call, so chunks are sized to take about PREFILL_CHUNK_MS at the prefill rate
+ * measured on the previous chunk, within [MIN, MAX] tokens; the first chunk is
+ * MIN tokens. On 2 cores a 1.1B Q4_0 model prefills ~70–240 tok/s, a 3B one
+ * ~20–80 tok/s: a fixed 256-token chunk could outlast the tuner's 10 s stop grace.
  */
-const PREFILL_CHUNK_TOKENS = 256
+const PREFILL_CHUNK_MS = 500
+const PREFILL_CHUNK_MIN_TOKENS = 32
+const PREFILL_CHUNK_MAX_TOKENS = 512
 
 /**
  * Loads the model and creates the context; disposes context, model and Llama
@@ -248,13 +253,17 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
         // model takes ~10 s on 2 cores: longer than the tuner's stop grace).
         const prompt = [...req.prompt]
         let done = 0
-        while (prompt.length - done > PREFILL_CHUNK_TOKENS) {
-          const part = prompt.slice(done, done + PREFILL_CHUNK_TOKENS)
+        let chunk = PREFILL_CHUNK_MIN_TOKENS
+        while (prompt.length - done > chunk) {
+          const part = prompt.slice(done, done + chunk)
+          const c0 = performance.now()
           yield* Effect.tryPromise({
             try: () => (inFlight = seq.evaluateWithoutGeneratingNewTokens(part)),
             catch: (e) => new GenerateFailed({ message: `evaluation failed: ${errorMessage(e)}` })
           })
           done += part.length
+          const tokensPerMs = part.length / Math.max(1, performance.now() - c0)
+          chunk = Math.round(Math.min(PREFILL_CHUNK_MAX_TOKENS, Math.max(PREFILL_CHUNK_MIN_TOKENS, tokensPerMs * PREFILL_CHUNK_MS)))
         }
         const it = seq.evaluate(prompt.slice(done), {
           temperature: req.temperature,

@@ -215,7 +215,11 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
 const parentGone: Effect.Effect<never, ServeFailed> = (() => {
   const pid = Number(process.env["AUTOTUNE_PARENT_PID"])
   if (!Number.isInteger(pid) || pid <= 1) return Effect.never
+  // A direct child is re-parented the moment its parent dies, so a changed
+  // ppid is the sure sign (a zombie or a reused pid still answers kill 0).
+  const startPpid = process.ppid
   const alive = Effect.sync(() => {
+    if (startPpid === pid && process.ppid !== pid) return false
     try {
       process.kill(pid, 0)
       return true

@@ -23,7 +23,12 @@ export interface ProbeSample {
   readonly reason: string | null
   /** Request start → first content delta, ms (SPEC P-2). */
   readonly ttftMs: number | null
-  /** Decode throughput: tokens after the first ÷ (last token − first token), tokens/s. */
+  /**
+   * Throughput as SPEC P-2 defines it: generated tokens ÷ (last token − first
+   * token), tokens/s; null with fewer than 2 tokens or no time between them.
+   * (It counts the first token too, so it reads n/(n−1) above the pure decode
+   * rate: 1.6 % at 64 tokens.)
+   */
   readonly tps: number | null
   /** Prompt tokens as the server counted them (`usage.prompt_tokens`), when reported. */
   readonly promptTokens: number | null
@@ -153,7 +158,7 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const n = u?.completionTokens ?? (yield* Ref.get(deltas))
     const out = yield* Ref.get(text)
     const ttftMs = f === null ? null : f - start
-    const tps = f !== null && l !== null && l > f && n > 1 ? ((n - 1) * 1000) / (l - f) : null
+    const tps = f !== null && l !== null && l > f && n > 1 ? (n * 1000) / (l - f) : null
     const leaked = STOP_TOKENS.find((s) => out.includes(s))
     const reason = outcome._tag === "Left"
       ? outcome.left.reason

@@ -90,7 +90,9 @@ export const runTrial = (
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
       concurrent,
-      timeoutMs: s.requestTimeoutMs,
+      // D-1: first-use costs are excluded from the gate, so a pre-warm request
+      // gets the ready timeout on top of the request timeout.
+      timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
       known
     })
     if (warm._tag === "Failed") return infeasible(warm.reason)

@@ -3,6 +3,7 @@ import { describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Fiber, Layer, TestClock } from "effect"
 import type { ProcessExit, RunningServer } from "../../src/domain/RunningServer.js"
 import { probeOnce } from "../../src/steps/Probe.js"
+import { clockedSseResponse, deltaData, usageData } from "../support/clockedSse.js"
 
 const enc = new TextEncoder()
 
@@ -76,21 +77,25 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       expect(sample.reason).toMatch(/^provider process died during the request \(exit code 137; possibly out of memory\): CUDA error/)
     }))
 
-  it.effect("P-2 TTFT is start → first content delta; throughput uses usage.completion_tokens", () =>
+  it.effect("P-2 TTFT is start → first content delta; throughput = generated tokens (usage) ÷ (last − first token)", () =>
     Effect.gen(function*() {
-      const sample = yield* probeOnce(alive, req).pipe(
-        Effect.provide(clientStreaming([
-          `data: {"choices":[{"delta":{"role":"assistant"}}]}\n\n`,
-          delta("a"),
-          delta("b"),
-          `data: {"choices":[{"delta":{}}],"usage":{"prompt_tokens":5,"completion_tokens":8}}\n\n`,
-          "data: [DONE]\n\n"
-        ], false))
-      )
+      const client = Layer.succeed(HttpClient.HttpClient, HttpClient.make((request) =>
+        clockedSseResponse(request, [
+          { afterMs: 50, data: JSON.stringify({ choices: [{ delta: { role: "assistant" } }] }) },
+          { afterMs: 150, data: deltaData("a") },
+          { afterMs: 100, data: deltaData("b") },
+          { afterMs: 100, data: deltaData("c") },
+          { afterMs: 100, data: deltaData("d") },
+          { afterMs: 0, data: usageData(5, 8) } // the server counted 8 tokens in 4 deltas
+        ])))
+      const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(client), Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const sample = yield* Fiber.join(fiber)
       expect(sample.reason).toBeNull()
-      expect(sample.ttftMs).toBe(0)
+      expect(sample.ttftMs).toBe(200) // the role-only chunk at 50 ms is not content
       expect(sample.promptTokens).toBe(5)
       expect(sample.completionTokens).toBe(8)
-      expect(sample.tps).toBeNull() // all deltas at the same (test) instant: no decode interval to measure
+      expect(sample.tps).toBeCloseTo(8 / 0.3) // first token at 200 ms, last at 500 ms
+      expect(sample.totalMs).toBe(500)
     }))
 })
