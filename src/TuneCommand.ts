@@ -24,6 +24,7 @@ import type { ProviderAdapter, ProviderName } from "./providers/ProviderAdapter.
 import { CandidateProvider } from "./services/CandidateProvider.js"
 import { TrialStore } from "./services/TrialStore.js"
 import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
+import { preflight } from "./steps/Preflight.js"
 import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
 
 const opt = {
@@ -57,6 +58,11 @@ const opt = {
     Options.withDescription("seconds a started provider may take to answer GET /v1/models (default 300); over it, that candidate is infeasible")),
   requestTimeoutS: integerOption("request-timeout").pipe(Options.optional,
     Options.withDescription("seconds one probe request may take in all (default: the TTFT gate + 120 s); over it, that trial is infeasible")),
+  serviceManager: Options.choice("service-manager", ["auto", "launchd", "systemd", "none"]).pipe(
+    Options.withDefault("auto" as const),
+    Options.withDescription("where pre-flight looks for the operator's provider job: launchd, systemd (user units), none, or auto (launchd on macOS, systemd when `systemctl --user` answers)")),
+  serviceLabel: Options.text("service-label").pipe(Options.withDefault("live.streamvc.macprovider"),
+    Options.withDescription("the provider's launchd label or systemd user unit (default live.streamvc.macprovider)")),
   maxDurationS: integerOption("max-duration").pipe(Options.optional,
     Options.withDescription("time budget for the whole tune, in seconds; when it runs out the best recommendation so far is printed as partial (SPEC H-3)")),
   dbPath: Options.text("db-path").pipe(Options.optional,
@@ -218,6 +224,12 @@ const run = (f: Flags) =>
       if (d.candidateIds !== null) yield* resolveCandidates(ids, d.plan.adapter.name)
       return yield* Console.log(renderPlan(d, ids))
     }
+    // E-1: refuse before anything is written or started when the operator's provider runs.
+    yield* preflight({
+      serviceManager: f.serviceManager,
+      serviceLabel: f.serviceLabel,
+      providerBinary: Option.getOrElse(f.providerBin, () => "macprovider-cli")
+    })
     if (d.candidateIds === null) yield* ensureLadder(ladderDir)
     const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
     const machine = yield* machineOf(d.plan.adapter, f.providerBin)

@@ -1,0 +1,27 @@
+import { describe, expect, it } from "@effect/vitest"
+import { foregroundProviders, isProviderProcess } from "../../src/steps/Preflight.js"
+
+describe("pre-flight process matching (SPEC E-1)", () => {
+  it("E-1 the executable's base name must be exactly the provider binary, with serve as a whole word", () => {
+    expect(isProviderProcess(["/usr/local/bin/macprovider-cli", "serve", "--port", "8080"], "macprovider-cli")).toBe(true)
+    expect(isProviderProcess(["macprovider-cli", "--verbose", "serve"], "macprovider-cli")).toBe(true)
+    expect(isProviderProcess(["node", "/opt/x/macprovider-cli", "serve"], "macprovider-cli")).toBe(true)
+    expect(isProviderProcess(["/usr/bin/macprovider-cli-helper", "serve"], "macprovider-cli")).toBe(false)
+    expect(isProviderProcess(["macprovider-cli", "observer"], "macprovider-cli")).toBe(false)
+    expect(isProviderProcess(["macprovider-cli", "--serve"], "macprovider-cli")).toBe(false)
+    expect(isProviderProcess(["macprovider-cli", "serves"], "macprovider-cli")).toBe(false)
+    expect(isProviderProcess(["vim", "macprovider-cli", "serve"], "macprovider-cli")).toBe(false)
+    expect(isProviderProcess(["serve", "macprovider-cli"], "macprovider-cli")).toBe(false)
+  })
+
+  it("E-1 this process and its descendants are never a conflict", () => {
+    const table = [
+      { pid: 10, ppid: 1, argv: ["macprovider-cli", "serve"] }, // the operator's provider
+      { pid: 20, ppid: 1, argv: ["node", "autotune.js", "tune"] }, // this run
+      { pid: 21, ppid: 20, argv: ["macprovider-cli", "serve", "--no-join"] }, // our candidate
+      { pid: 22, ppid: 21, argv: ["macprovider-cli", "serve"] } // its worker
+    ]
+    expect(foregroundProviders(table, "macprovider-cli", 20).map((p) => p.pid)).toEqual([10])
+    expect(foregroundProviders(table.slice(1), "macprovider-cli", 20)).toEqual([])
+  })
+})
