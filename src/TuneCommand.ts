@@ -22,9 +22,11 @@ import { embedded } from "./providers/Embedded.js"
 import { macProvider } from "./providers/MacProvider.js"
 import type { ProviderAdapter, ProviderName } from "./providers/ProviderAdapter.js"
 import { CandidateProvider } from "./services/CandidateProvider.js"
+import { acquireRunLock, runLockPaths } from "./services/RunLock.js"
 import { TrialStore } from "./services/TrialStore.js"
 import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
-import { preflight } from "./steps/Preflight.js"
+import { drain } from "./steps/Drain.js"
+import { conflicting, preflight } from "./steps/Preflight.js"
 import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
 
 const opt = {
@@ -63,6 +65,10 @@ const opt = {
     Options.withDescription("where pre-flight looks for the operator's provider job: launchd, systemd (user units), none, or auto (launchd on macOS, systemd when `systemctl --user` answers)")),
   serviceLabel: Options.text("service-label").pipe(Options.withDefault("live.streamvc.macprovider"),
     Options.withDescription("the provider's launchd label or systemd user unit (default live.streamvc.macprovider)")),
+  drain: Options.boolean("drain").pipe(
+    Options.withDescription("stop a running provider (service job or foreground process) for the tune and restore it afterwards (SPEC E-2)")),
+  restartForeground: Options.boolean("restart-foreground").pipe(
+    Options.withDescription("with --drain: restart a drained foreground provider afterwards with its original command, directory and environment")),
   maxDurationS: integerOption("max-duration").pipe(Options.optional,
     Options.withDescription("time budget for the whole tune, in seconds; when it runs out the best recommendation so far is printed as partial (SPEC H-3)")),
   dbPath: Options.text("db-path").pipe(Options.optional,
@@ -224,17 +230,22 @@ const run = (f: Flags) =>
       if (d.candidateIds !== null) yield* resolveCandidates(ids, d.plan.adapter.name)
       return yield* Console.log(renderPlan(d, ids))
     }
-    // E-1: refuse before anything is written or started when the operator's provider runs.
-    yield* preflight({
+    // Held first, released last: a second Ctrl-C can skip neither a provider stop nor the restore.
+    yield* holdSignals
+    yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(d.dbPath)), { recursive: true }))
+    // One run at a time, before anything else is touched: a refused run writes nothing.
+    yield* acquireRunLock(runLockPaths(d.dbPath, d.plan.adapter))
+    // E-1: refuse before anything is started when the operator's provider runs.
+    const found = yield* preflight({
       serviceManager: f.serviceManager,
       serviceLabel: f.serviceLabel,
       providerBinary: Option.getOrElse(f.providerBin, () => "macprovider-cli")
-    })
+    }, f.drain)
+    // E-2: with --drain, stop it now and restore it when this scope closes, on every exit path.
+    if (conflicting(found)) yield* drain(found, f.restartForeground)
     if (d.candidateIds === null) yield* ensureLadder(ladderDir)
     const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
     const machine = yield* machineOf(d.plan.adapter, f.providerBin)
-    yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(d.dbPath)), { recursive: true }))
-    yield* holdSignals
     yield* tune({ ...d.plan, candidates, machine }).pipe(
       Effect.provide(Layer.mergeAll(TrialStore.layer(d.dbPath), CandidateProvider.Default))
     )

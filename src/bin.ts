@@ -1,13 +1,14 @@
 /**
  * Process entry of `autotune`: provides the platform services once, logs to
  * stderr (stdout carries results only) and turns the program's Exit into the
- * exit code of its exit_reason (SPEC H-2; 130 on interrupt, STYLE pitfall 1).
+ * exit code of its exit_reason (SPEC H-2; 130 on interrupt, STYLE pitfall 1;
+ * 75 for a run lock held by another run, `exitCodeOf`).
  */
 import { NodeContext, NodeHttpClient, NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Logger, Schema } from "effect"
 import { run } from "./Cli.js"
 import { AutotuneError } from "./domain/AutotuneError.js"
-import { exitCode, fromExit } from "./domain/ExitReason.js"
+import { exitCodeOf } from "./domain/ExitReason.js"
 
 const isAutotuneError = Schema.is(AutotuneError)
 
@@ -27,6 +28,6 @@ run(process.argv).pipe(
   NodeRuntime.runMain({
     disablePrettyLogger: true,
     disableErrorReporting: true,
-    teardown: (exit, onExit) => onExit(exitCode[fromExit(exit)])
+    teardown: (exit, onExit) => onExit(exitCodeOf(exit))
   })
 )

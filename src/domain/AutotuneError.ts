@@ -27,6 +27,19 @@ export class ProviderConflict extends Schema.TaggedError<ProviderConflict>()("Pr
   message: Schema.String
 }) {}
 
+/**
+ * Another live `autotune tune` holds a run lock on the same database or
+ * provider (issue "one run at a time"; `services/RunLock.ts`). exit_reason
+ * `provider_conflict` (SPEC H-2 has no closer reason), but exit code 75,
+ * EX_TEMPFAIL (sysexits.h): retrying later can succeed. `holderPid` is the
+ * pid recorded in the lock file at `lockPath`; `message` names both.
+ */
+export class RunLocked extends Schema.TaggedError<RunLocked>()("RunLocked", {
+  holderPid: Schema.Number,
+  lockPath: Schema.String,
+  message: Schema.String
+}) {}
+
 /** The `--max-duration` budget ran out (SPEC H-3). */
 export class BudgetExhausted extends Schema.TaggedError<BudgetExhausted>()("BudgetExhausted", {
   budgetMs: Schema.Number,
@@ -71,6 +84,7 @@ export const AutotuneError = Schema.Union(
   AllInfeasible,
   PreWarmIntegrityFailure,
   ProviderConflict,
+  RunLocked,
   BudgetExhausted,
   ApplyFailed,
   StoreFailed,

@@ -1,6 +1,6 @@
 import { ValidationError } from "@effect/cli"
 import { Cause, Exit, Option, Schema } from "effect"
-import { AutotuneError } from "./AutotuneError.js"
+import { AutotuneError, RunLocked } from "./AutotuneError.js"
 
 /** The closed set of run outcomes (SPEC H-2). */
 export const ExitReason = Schema.Literal(
@@ -22,6 +22,7 @@ const byTag: { readonly [K in AutotuneError["_tag"]]: ExitReason } = {
   AllInfeasible: "all_infeasible",
   PreWarmIntegrityFailure: "pre_warm_integrity_failure",
   ProviderConflict: "provider_conflict",
+  RunLocked: "provider_conflict",
   BudgetExhausted: "budget_exhausted",
   ApplyFailed: "apply_failed",
   StoreFailed: "internal_error",
@@ -67,3 +68,18 @@ export const exitCode: { readonly [K in ExitReason]: number } = {
   config_error: 64,
   interrupted: 130
 }
+
+/** EX_TEMPFAIL (sysexits.h): a temporary failure, the operator is invited to retry. */
+const EX_TEMPFAIL = 75
+
+/**
+ * Process exit code of a finished program: `exitCode[fromExit(exit)]`, except
+ * a RunLocked failure (another run holds the database or provider lock), which
+ * keeps exit_reason `provider_conflict` (SPEC H-2 allows only nine reasons) but
+ * exits 75, EX_TEMPFAIL (sysexits.h), because waiting for the other run and
+ * retrying can succeed. The exit code is decided here and nowhere else.
+ */
+export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
+  Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), Schema.is(RunLocked))
+    ? EX_TEMPFAIL
+    : exitCode[fromExit(exit)]

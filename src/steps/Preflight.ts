@@ -39,32 +39,61 @@ export interface PreflightOptions {
   readonly providerBinary: string
 }
 
+/** What pre-flight found running: the job (with its manager) and foreground provider processes. */
+export interface Findings {
+  readonly kind: ServiceManagerKind
+  readonly label: string
+  readonly jobRunning: boolean
+  readonly jobPid: number | null
+  readonly foreground: ReadonlyArray<ProcessInfo>
+}
+
+/** Human lines for what runs, one per job or process. */
+export const describeFindings = (f: Findings): Array<string> => [
+  ...(f.jobRunning ? [`${f.kind} job ${f.label} is running${f.jobPid === null ? "" : ` (pid ${f.jobPid})`}`] : []),
+  ...f.foreground.map((p) => `foreground provider pid ${p.pid}: ${p.argv.join(" ").slice(0, 200)}`)
+]
+
 /**
- * Pre-flight (SPEC E-1): refuses to start when the operator's provider is
- * running, as a service-manager job or a foreground process, since a tune
- * beside it would measure a shared machine and fight it for memory. A job
- * loaded but not running is no conflict (said on stderr). Fails with
- * ProviderConflict naming what runs (pid, label); nothing is started then.
+ * Looks for the operator's provider (SPEC E-1): its service-manager job
+ * (`auto` resolved per platform) and foreground processes whose executable is
+ * the provider binary with `serve` as an argv word, this process and its
+ * descendants excluded. A job loaded but not running is no conflict (said on stderr).
  */
-export const preflight = (o: PreflightOptions): Effect.Effect<void, ProviderConflict> =>
+export const detectProviders = (o: PreflightOptions): Effect.Effect<Findings> =>
   Effect.gen(function*() {
     const kind = yield* resolveServiceManager(o.serviceManager)
     const job = yield* jobState(kind, o.serviceLabel)
-    const found: Array<string> = []
-    if (job._tag === "Running") {
-      found.push(`${kind} job ${o.serviceLabel} is running${job.pid === null ? "" : ` (pid ${job.pid})`}`)
-    } else if (job._tag === "Loaded") {
-      yield* Console.error(`autotune: ${kind} job ${o.serviceLabel} is loaded but not running`)
-    }
+    if (job._tag === "Loaded") yield* Console.error(`autotune: ${kind} job ${o.serviceLabel} is loaded but not running`)
     const table = yield* listProcesses
-    for (const p of foregroundProviders(table, path.basename(o.providerBinary), process.pid)) {
-      found.push(`foreground provider pid ${p.pid}: ${p.argv.join(" ").slice(0, 200)}`)
+    return {
+      kind,
+      label: o.serviceLabel,
+      jobRunning: job._tag === "Running",
+      jobPid: job._tag === "Running" ? job.pid : null,
+      foreground: foregroundProviders(table, path.basename(o.providerBinary), process.pid)
     }
-    if (found.length > 0) {
+  })
+
+/** Whether anything runs that the tune must not share the machine with. */
+export const conflicting = (f: Findings): boolean => f.jobRunning || f.foreground.length > 0
+
+/**
+ * Pre-flight (SPEC E-1): refuses to start when the operator's provider is
+ * running, as a service-manager job or a foreground process, since a tune
+ * beside it would measure a shared machine and fight it for memory. Returns
+ * the findings (for a drain); fails with ProviderConflict naming what runs
+ * (pid, label) unless `drain` is set. Nothing is started before it.
+ */
+export const preflight = (o: PreflightOptions, drain: boolean): Effect.Effect<Findings, ProviderConflict> =>
+  Effect.gen(function*() {
+    const found = yield* detectProviders(o)
+    if (conflicting(found) && !drain) {
       return yield* new ProviderConflict({
         message: `a provider is already running, so the tune would share the machine with it:\n  ${
-          found.join("\n  ")
-        }\nstop it first, then run the tune again`
+          describeFindings(found).join("\n  ")
+        }\nstop it first or pass --drain (stops it for the tune, restores it after)`
       })
     }
+    return found
   })

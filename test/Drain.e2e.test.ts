@@ -1,0 +1,134 @@
+import { describe, expect, it } from "@effect/vitest"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Net from "node:net"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { cliPath } from "./support/cli.js"
+import { repoRoot } from "./support/models.js"
+import {
+  candidateStarts,
+  sandbox,
+  sandboxEnv,
+  sandboxTune,
+  sandboxTuneArgs,
+  standIn,
+  toolCalls
+} from "./support/providerSandbox.js"
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+const alive = (pid: number) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+const freePort = () =>
+  new Promise<number>((resolve) => {
+    const srv = Net.createServer()
+    srv.listen(0, "127.0.0.1", () => {
+      const port = (srv.address() as Net.AddressInfo).port
+      srv.close(() => resolve(port))
+    })
+  })
+const systemdActive = { STUB_SYSTEMCTL_OUT: "active\\n" }
+const systemd = ["--service-manager", "systemd", "--service-label", "macprovider.service", "--drain"]
+const stopStart = ["systemctl --user stop macprovider.service", "systemctl --user start macprovider.service"]
+const jobCalls = (calls: Array<string>) => calls.filter((c) => !c.includes("is-active"))
+
+describe("drain and restore as one scoped resource (SPEC E-2)", () => {
+  it("E-2 systemd: stop before the first candidate, start exactly once after a successful tune", async () => {
+    const s = sandbox()
+    const r = await sandboxTune(s, systemd, systemdActive)
+    expect(r.code, r.stderr).toBe(0)
+    expect(jobCalls(toolCalls(s))).toEqual(stopStart)
+    expect(candidateStarts(s).length).toBeGreaterThan(0)
+  })
+
+  it("E-2 systemd: restored exactly once when the tune fails (all infeasible)", async () => {
+    const s = sandbox()
+    const r = await sandboxTune(s, systemd, systemdActive, "http503")
+    expect(r.code).toBe(2)
+    expect(jobCalls(toolCalls(s))).toEqual(stopStart)
+  })
+
+  it("E-2 H-3 systemd: restored exactly once when the budget runs out", async () => {
+    const s = sandbox()
+    const r = await sandboxTune(s, [...systemd, "--max-duration", "3"], systemdActive, "ok-60000")
+    expect(r.code).toBe(3)
+    expect(jobCalls(toolCalls(s))).toEqual(stopStart)
+  })
+
+  it("E-2 H-4 systemd: restored exactly once on Ctrl-C during a probe, exit 130", async () => {
+    const s = sandbox()
+    const child = ChildProcess.spawn(process.execPath, [cliPath, ...sandboxTuneArgs(s, "ok-60000"), ...systemd], {
+      cwd: repoRoot,
+      env: { ...process.env, ...sandboxEnv(s, systemdActive) },
+      stdio: "ignore"
+    })
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+    for (let i = 0; i < 200 && candidateStarts(s).length === 0; i++) await sleep(50)
+    await sleep(1000)
+    child.kill("SIGINT")
+    expect(await exited).toBe(130)
+    expect(jobCalls(toolCalls(s))).toEqual(stopStart)
+  })
+
+  it("E-2 launchd: bootout gui/<uid>/<label>, then bootstrap gui/<uid> ~/Library/LaunchAgents/<label>.plist", async () => {
+    const s = sandbox()
+    const r = await sandboxTune(s, ["--service-manager", "launchd", "--drain"], {
+      STUB_LAUNCHCTL_OUT: "PID\\tStatus\\tLabel\\n4242\\t0\\tlive.streamvc.macprovider\\n",
+      HOME: s.dir
+    })
+    expect(r.code, r.stderr).toBe(0)
+    const uid = process.getuid!()
+    expect(toolCalls(s).filter((c) => !c.endsWith(" list"))).toEqual([
+      `launchctl bootout gui/${uid}/live.streamvc.macprovider`,
+      `launchctl bootstrap gui/${uid} ${Path.join(s.dir, "Library", "LaunchAgents", "live.streamvc.macprovider.plist")}`
+    ])
+  })
+
+  it("E-2 a drain that fails finalizes as provider_conflict: nothing tuned, nothing to restore", async () => {
+    const s = sandbox()
+    const r = await sandboxTune(s, systemd, { ...systemdActive, STUB_SYSTEMCTL_STOP_EXIT: "1" })
+    expect(r.code).toBe(4)
+    expect(r.stderr).toContain("drain failed")
+    expect(jobCalls(toolCalls(s))).toEqual(["systemctl --user stop macprovider.service"])
+    expect(candidateStarts(s)).toEqual([])
+    expect(Fs.existsSync(s.db)).toBe(false)
+  })
+
+  it("E-2 a foreground provider is stopped with SIGTERM and, without --restart-foreground, left stopped", async () => {
+    const s = sandbox()
+    const operator = standIn(s, "macprovider-cli", await freePort())
+    await sleep(300)
+    const r = await sandboxTune(s, ["--service-manager", "none", "--drain"])
+    expect(r.code, r.stderr).toBe(0)
+    expect(alive(operator.pid!)).toBe(false)
+    expect(r.stderr).toContain("was not restarted (pass --restart-foreground)")
+  })
+
+  it("E-2 --restart-foreground restarts it with its original argv, cwd and environment, detached", async () => {
+    const s = sandbox()
+    const port = await freePort()
+    const cwd = Fs.mkdtempSync(Path.join(Os.tmpdir(), "operator-cwd-"))
+    const operator = standIn(s, "macprovider-cli", port, cwd)
+    await sleep(300)
+    const before = Fs.readFileSync(`/proc/${operator.pid}/cmdline`, "utf8")
+    const r = await sandboxTune(s, ["--service-manager", "none", "--drain", "--restart-foreground"])
+    expect(r.code, r.stderr).toBe(0)
+    expect(alive(operator.pid!)).toBe(false)
+    const m = /now pid (\d+)/.exec(r.stderr)
+    expect(m, r.stderr).not.toBeNull()
+    const pid = Number(m![1])
+    try {
+      expect(Fs.readFileSync(`/proc/${pid}/cmdline`, "utf8")).toBe(before)
+      expect(Fs.readlinkSync(`/proc/${pid}/cwd`)).toBe(Fs.realpathSync(cwd))
+      expect(Fs.readFileSync(`/proc/${pid}/environ`, "utf8")).toContain("STAND_IN_MARK=operator")
+    } finally {
+      process.kill(pid, "SIGKILL")
+    }
+  })
+})

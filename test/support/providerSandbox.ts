@@ -1,0 +1,85 @@
+/**
+ * A sandbox for pre-flight and drain tests: a temp dir whose `bin/` holds
+ * `macprovider-cli` (a copy of the fake provider, used as --provider-bin and
+ * as a stand-in for the operator's provider) and stub `launchctl` and
+ * `systemctl` executables, put first on PATH. The stubs append their argv to
+ * `tools.log`; `launchctl list` and `systemctl --user is-active` print
+ * $STUB_LAUNCHCTL_OUT / $STUB_SYSTEMCTL_OUT; `systemctl --user stop` exits
+ * $STUB_SYSTEMCTL_STOP_EXIT (default 0).
+ */
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { runCli, tempDir } from "./cli.js"
+import { repoRoot } from "./models.js"
+
+export interface Sandbox {
+  readonly dir: string
+  readonly bin: string
+  readonly db: string
+  readonly argvLog: string
+}
+
+export const sandbox = (): Sandbox => {
+  const dir = tempDir()
+  const bin = Path.join(dir, "bin")
+  Fs.mkdirSync(bin)
+  Fs.copyFileSync(Path.join(repoRoot, "fixtures", "fake-provider.mjs"), Path.join(bin, "macprovider-cli"))
+  Fs.chmodSync(Path.join(bin, "macprovider-cli"), 0o755)
+  const log = `echo "$(basename "$0") $*" >> "${dir}/tools.log"`
+  Fs.writeFileSync(Path.join(bin, "launchctl"), `#!/bin/sh\n${log}\n[ "$1" = list ] && printf '%b' "$STUB_LAUNCHCTL_OUT"\nexit 0\n`, {
+    mode: 0o755
+  })
+  Fs.writeFileSync(
+    Path.join(bin, "systemctl"),
+    `#!/bin/sh\n${log}\ncase "$2" in\n  is-active) printf '%b' "$STUB_SYSTEMCTL_OUT" ;;\n  stop) exit \${STUB_SYSTEMCTL_STOP_EXIT:-0} ;;\nesac\nexit 0\n`,
+    { mode: 0o755 }
+  )
+  return { dir, bin, db: Path.join(dir, "runs.db"), argvLog: Path.join(dir, "argv.jsonl") }
+}
+
+/** The argv lines the stub service managers recorded, in order. */
+export const toolCalls = (s: Sandbox): Array<string> => {
+  const f = Path.join(s.dir, "tools.log")
+  return Fs.existsSync(f) ? Fs.readFileSync(f, "utf8").trim().split("\n") : []
+}
+
+/** The environment a sandboxed CLI run gets. */
+export const sandboxEnv = (s: Sandbox, env: Record<string, string> = {}) => ({
+  PATH: `${s.bin}:${process.env.PATH}`,
+  XDG_DATA_HOME: s.dir,
+  FAKE_PROVIDER_ARGV_LOG: s.argvLog,
+  ...env
+})
+
+/** The tune arguments against the sandbox's fake provider, with `candidates` (fake behaviours). */
+export const sandboxTuneArgs = (s: Sandbox, candidates = "ok-5") => [
+  "tune", "--provider", "macprovider", "--provider-bin", Path.join(s.bin, "macprovider-cli"), "--candidate-models",
+  candidates, "--target-context", "100", "--stage1-replicates", "1", "--stage2-replicates", "1", "--db-path", s.db
+]
+
+/** Runs `autotune tune` in the sandbox. */
+export const sandboxTune = (
+  s: Sandbox,
+  extra: ReadonlyArray<string>,
+  env: Record<string, string> = {},
+  candidates = "ok-5"
+) => runCli([...sandboxTuneArgs(s, candidates), ...extra], { env: sandboxEnv(s, env) })
+
+/** Starts a long-running stand-in `<name> serve --model ok-5 --port <port>` from the sandbox's bin. */
+export const standIn = (s: Sandbox, name: string, port = 0, cwd = s.dir) => {
+  const file = Path.join(s.bin, name)
+  if (!Fs.existsSync(file)) Fs.copyFileSync(Path.join(s.bin, "macprovider-cli"), file)
+  return ChildProcess.spawn(file, ["serve", "--model", "ok-5", "--port", `${port}`], {
+    stdio: "ignore",
+    cwd,
+    env: { ...process.env, STAND_IN_MARK: "operator" }
+  })
+}
+
+/** Candidate providers the tune started (their argv carries --no-join). */
+export const candidateStarts = (s: Sandbox): Array<Array<string>> =>
+  (Fs.existsSync(s.argvLog) ? Fs.readFileSync(s.argvLog, "utf8").trim().split("\n") : [])
+    .filter((l) => l !== "")
+    .map((l) => JSON.parse(l) as Array<string>)
+    .filter((a) => a.includes("--no-join"))
