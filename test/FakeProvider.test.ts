@@ -74,6 +74,17 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
     expect(doc.recommendation?.serve_command).not.toContain("--no-join")
   })
 
+  it("G-1 a provider streaming forever fails at the request timeout; one that cuts the stream short fails as cut", async () => {
+    const { r } = await tuneFake("stream-forever,cut-mid-stream", [
+      "--gate-ttft-ms", "1000", "--request-timeout", "2", "--ready-timeout", "1"
+    ])
+    expect(r.code).toBe(2)
+    const reasons = Object.fromEntries(decodeDoc(r.stdout).infeasible.map((i) => [i.model, i.reason]))
+    // Its pre-warm requests (bounded by ready + request timeouts, D-1) got tokens; the probe hits the 2 s cap.
+    expect(reasons["stream-forever"]).toBe("request timed out after 2000 ms")
+    expect(reasons["cut-mid-stream"]).toBe("stream ended early: no [DONE] and no usage after 2 token(s)")
+  })
+
   it("A-1 E-5 provider model ids with a slash (org/name) are ids, not files", async () => {
     const { argvs, r } = await tuneFake("mlx-community/Llama-3.2-1B-Instruct-4bit")
     expect(r.code, r.stderr).toBe(0)

@@ -79,6 +79,47 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
     })
   }
 
+  for (const signal of ["SIGINT", "SIGTERM"] as const) {
+    it(`H-4 ${signal} during pre-warm: exit 130, run row interrupted, provider stopped`, async () => {
+      // slow-warm: the 1-token pre-warm requests take 60 s; probes would be quick.
+      const { code, db, provider } = await interruptRun(fakeArgs("slow-warm"), "fake-provider.mjs serve --model slow-warm", [signal])
+      expect(code).toBe(130)
+      expect(alive(provider.pid)).toBe(false)
+      expect(await portClosed(provider.port)).toBe(true)
+      const runs = await readRows<{ exit_reason: string; ended_at: string | null }>(db, "SELECT * FROM tune_runs")
+      expect(runs).toEqual([expect.objectContaining({ exit_reason: "interrupted", ended_at: null })])
+      const trials = await readRows(db, "SELECT * FROM tune_trials")
+      expect(trials).toEqual([]) // the interrupted trial wrote no row
+    })
+
+    it(`H-4 ${signal} during Stage 2: exit 130, run row interrupted, no recommendation, the cell's provider stopped`, async () => {
+      // Stage 1 (no knobs) is quick; the kv-bits cell's provider takes 60 s per request.
+      const dir = tempDir()
+      const db = Path.join(dir, "runs.db")
+      const child = ChildProcess.spawn(process.execPath, [
+        cliPath, "tune", ...fakeArgs("ok-5"), "--kv-bits-axis", "8", "--stage1-replicates", "1", "--db-path", db
+      ], { cwd: repoRoot, env: { ...process.env, XDG_DATA_HOME: dir, FAKE_PROVIDER_SLOW_FLAG: "--kv-bits" }, stdio: "ignore" })
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+      const pattern = "fake-provider.mjs serve --model ok-5 .*--kv-bits 8"
+      for (let i = 0; i < 300; i++) {
+        const r = ChildProcess.spawnSync("pgrep", ["-f", pattern])
+        if (r.status === 0) break
+        await sleep(50)
+      }
+      await sleep(500)
+      const provider = providerOf(pattern)
+      child.kill(signal)
+      expect(await exited).toBe(130)
+      expect(alive(provider.pid)).toBe(false)
+      expect(await portClosed(provider.port)).toBe(true)
+      const runs = await readRows<{ exit_reason: string; ended_at: string | null; recommendation_json: string | null }>(
+        db, "SELECT * FROM tune_runs")
+      expect(runs).toEqual([expect.objectContaining({ exit_reason: "interrupted", ended_at: null, recommendation_json: null })])
+      const trials = await readRows<{ stage: number; kept: number }>(db, "SELECT stage, kept FROM tune_trials")
+      expect(trials).toEqual([{ stage: 1, kept: 0 }])
+    })
+  }
+
   it("H-4 a second Ctrl-C while a provider that ignores SIGTERM is being stopped does not skip the SIGKILL", async () => {
     const { code, provider } = await interruptRun(fakeArgs("stubborn-60000"), "fake-provider.mjs serve --model stubborn-60000",
       ["SIGINT", "SIGINT"], 1500, 1000)

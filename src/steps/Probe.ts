@@ -66,7 +66,8 @@ class ProbeFailure {
  * Never fails: every failure becomes a sample with a `reason` — non-2xx ("HTTP 503: …"),
  * request error, provider death during the request (with its exit code and output tail),
  * TTFT over the gate (cut off at the gate, not waited out), request timeout, a stream
- * with no content, or a stop-token leak.
+ * with no content, a stream cut short (neither `[DONE]` nor `usage`), an error payload
+ * in the stream, or a stop-token leak.
  */
 export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effect<ProbeSample, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
@@ -78,6 +79,7 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const text = yield* Ref.make("")
     const usage = yield* Ref.make<Usage | null>(null)
     const timings = yield* Ref.make<ServerTimings | null>(null)
+    const complete = yield* Ref.make(false)
 
     const brokenConnection = (reason: string) =>
       server.exited.pipe(
@@ -115,6 +117,7 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
       yield* sseChunks(res.stream).pipe(Stream.runForEach((c) =>
         Effect.gen(function*() {
           if (c.error !== null) return yield* Effect.fail(new ProbeFailure(`provider error in the stream: ${excerpt(c.error)}`))
+          if (c.done) yield* Ref.set(complete, true)
           if (c.usage) yield* Ref.set(usage, c.usage)
           if (c.timings) yield* Ref.set(timings, c.timings)
           if (c.text.length > 0) {
@@ -164,6 +167,8 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
       ? outcome.left.reason
       : f === null
       ? "stream ended without any content"
+      : !(yield* Ref.get(complete)) && u === null
+      ? `stream ended early: no [DONE] and no usage after ${n} token(s)`
       : ttftMs !== null && ttftMs > req.gateTtftMs
       ? `TTFT ${Math.round(ttftMs)} ms > ${req.gateTtftMs} ms gate`
       : leaked !== undefined

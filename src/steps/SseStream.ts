@@ -23,6 +23,8 @@ export interface SseChunk {
   readonly usage: Usage | null
   readonly timings: ServerTimings | null
   readonly error: string | null
+  /** True only on the last chunk, which stands for `data: [DONE]`. */
+  readonly done: boolean
 }
 
 const Payload = Schema.Struct({
@@ -79,21 +81,26 @@ export const parseSseLine = (line: string): SseLine => {
         : typeof p.error === "string"
         ? p.error
         : p.error.message ?? "error"
-      return { _tag: "Chunk", chunk: { text, usage, timings, error } }
+      return { _tag: "Chunk", chunk: { text, usage, timings, error, done: false } }
     }
   })
 }
 
+const DONE: SseChunk = { text: "", usage: null, timings: null, error: null, done: true }
+
 /**
  * Turns a response body (bytes, any chunking) into its SSE chunks, ending on
- * `[DONE]` or at the end of the body, whichever comes first (SPEC P-3).
- * Lines split across network chunks are reassembled; CRLF is accepted.
+ * `[DONE]` (emitted as a last chunk with `done: true`) or at the end of the
+ * body, whichever comes first (SPEC P-3). Lines split across network chunks
+ * are reassembled; CRLF is accepted.
  */
 export const sseChunks = <E, R>(body: Stream.Stream<Uint8Array, E, R>): Stream.Stream<SseChunk, E, R> =>
   body.pipe(
     Stream.decodeText(),
     Stream.splitLines,
     Stream.map(parseSseLine),
-    Stream.takeWhile((l) => l._tag !== "Done"),
-    Stream.filterMap((l) => (l._tag === "Chunk" ? Option.some(l.chunk) : Option.none()))
+    Stream.takeUntil((l) => l._tag === "Done"),
+    Stream.filterMap((l) =>
+      l._tag === "Chunk" ? Option.some(l.chunk) : l._tag === "Done" ? Option.some(DONE) : Option.none()
+    )
   )

@@ -5,7 +5,10 @@ import { parseSseLine, sseChunks } from "../../src/steps/SseStream.js"
 const enc = new TextEncoder()
 const bodyOf = (...parts: Array<string>) => Stream.fromIterable(parts.map((p) => enc.encode(p)))
 const texts = (...parts: Array<string>) =>
-  sseChunks(bodyOf(...parts)).pipe(Stream.runCollect, Effect.map((c) => Chunk.toReadonlyArray(c).map((x) => x.text)))
+  sseChunks(bodyOf(...parts)).pipe(
+    Stream.runCollect,
+    Effect.map((c) => Chunk.toReadonlyArray(c).filter((x) => !x.done).map((x) => x.text))
+  )
 
 describe("SSE reader (SPEC P-3)", () => {
   it.effect("P-3 reads chat deltas choices[0].delta.content and ends on [DONE]", () =>
@@ -39,6 +42,14 @@ describe("SSE reader (SPEC P-3)", () => {
       expect(out).toEqual(["ok"])
     }))
 
+  it.effect("P-3 [DONE] is reported as a last chunk with done = true; an early end has none", () =>
+    Effect.gen(function*() {
+      const done = yield* sseChunks(bodyOf(`data: {"choices":[{"text":"a"}]}\n`, "data: [DONE]\n")).pipe(Stream.runCollect)
+      expect(Chunk.toReadonlyArray(done).map((c) => c.done)).toEqual([false, true])
+      const early = yield* sseChunks(bodyOf(`data: {"choices":[{"text":"a"}]}\n`)).pipe(Stream.runCollect)
+      expect(Chunk.toReadonlyArray(early).map((c) => c.done)).toEqual([false])
+    }))
+
   it.effect("P-3 ends at stream end without [DONE] (early end) and keeps what came", () =>
     Effect.gen(function*() {
       const out = yield* texts(`data: {"choices":[{"delta":{"content":"x"}}]}\n`)
@@ -68,8 +79,8 @@ describe("SSE reader (SPEC P-3)", () => {
     expect(parseSseLine("data:[DONE]")._tag).toBe("Done")
     expect(parseSseLine("data: null")._tag).toBe("Skip")
     const c = parseSseLine(`data:{"choices":[{"delta":{"content":null}}]}`)
-    expect(c).toEqual({ _tag: "Chunk", chunk: { text: "", usage: null, timings: null, error: null } })
+    expect(c).toEqual({ _tag: "Chunk", chunk: { text: "", usage: null, timings: null, error: null, done: false } })
     const e = parseSseLine(`data: {"error":{"message":"out of memory","code":500}}`)
-    expect(e).toEqual({ _tag: "Chunk", chunk: { text: "", usage: null, timings: null, error: "out of memory" } })
+    expect(e).toEqual({ _tag: "Chunk", chunk: { text: "", usage: null, timings: null, error: "out of memory", done: false } })
   })
 })
