@@ -154,7 +154,6 @@ const acquireSync = (lockPath: string, content: string, announce: (line: string)
         throw new Error(`stale lock ${lockPath} could not be taken over (nested takeover guards); delete it by hand`)
       }
       announce(`autotune: taking over stale lock ${lockPath} from ${seen.pid === null ? "an unreadable holder" : `pid ${seen.pid}`}`)
-      if (process.env.NAIVE) { fs.rmSync(lockPath, { force: true }); fs.linkSync(tmp, lockPath); return { _tag: "Held", content } }
       const guardPath = `${lockPath}.takeover`
       const guard = acquireSync(guardPath, content, announce, depth + 1)
       // Someone else is taking this lock over right now: they are the holder-to-be.
