@@ -1,9 +1,11 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { Effect } from "effect"
+import * as Ports from "../src/services/Ports.js"
+import { pidAlive } from "../src/services/ProcessTable.js"
 import { cliPath } from "./support/cli.js"
 import { repoRoot } from "./support/models.js"
 import {
@@ -17,22 +19,8 @@ import {
 } from "./support/providerSandbox.js"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = Net.createServer()
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as Net.AddressInfo).port
-      srv.close(() => resolve(port))
-    })
-  })
+const alive = pidAlive
+const freePort = () => Effect.runPromise(Ports.freePort)
 const systemdActive = { STUB_SYSTEMCTL_OUT: "active\\n" }
 const systemd = ["--service-manager", "systemd", "--service-label", "macprovider.service", "--drain"]
 const stopStart = ["systemctl --user stop macprovider.service", "systemctl --user start macprovider.service"]

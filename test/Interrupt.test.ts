@@ -1,28 +1,18 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
+import { Effect } from "effect"
+import { portOpen } from "../src/services/Ports.js"
+import { pidAlive } from "../src/services/ProcessTable.js"
 import { cliPath, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, repoRoot } from "./support/models.js"
 
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
-const portClosed = (port: number) =>
-  new Promise<boolean>((resolve) => {
-    const s = Net.connect(port, "127.0.0.1")
-    s.on("connect", () => (s.destroy(), resolve(false)))
-    s.on("error", () => resolve(true))
-  })
+const alive = pidAlive
+const portClosed = (port: number) => Effect.runPromise(portOpen(port)).then((open) => !open)
 
 /** pid and port of the one running provider whose command line matches `pattern` (pgrep -f). */
 const providerOf = (pattern: string) => {

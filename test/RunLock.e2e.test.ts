@@ -4,19 +4,13 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { macProvider } from "../src/providers/MacProvider.js"
 import { dbLockPath, providerLockPath } from "../src/services/RunLock.js"
+import { pidAlive } from "../src/services/ProcessTable.js"
 import { cliPath, runCli, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot } from "./support/models.js"
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch {
-    return false
-  }
-}
+const alive = pidAlive
 
 /**
  * A private copy of the fake provider in `dir`, under a name of its own: pre-flight

@@ -1,10 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
-import { Schema } from "effect"
+import { Effect, Schema } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
+import { freePort } from "../src/services/Ports.js"
 import { cliPath, runCli, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, smallModelPath, tinyModelPath } from "./support/models.js"
@@ -74,15 +74,6 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
   })
 })
 
-/** A TCP port that was free a moment ago. */
-const freePort = () =>
-  new Promise<number>((resolve) => {
-    const srv = Net.createServer()
-    srv.listen(0, "127.0.0.1", () => {
-      const port = (srv.address() as Net.AddressInfo).port
-      srv.close(() => resolve(port))
-    })
-  })
 
 interface TrialDbRow {
   stage: number
@@ -140,7 +131,7 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     // F-1: the printed serve command runs as printed (here with a free port) and serves the model
     const serveArgs = doc.recommendation!.serve_command.split(" ")
     expect(serveArgs[0]).toBe("autotune")
-    const port = await freePort()
+    const port = await Effect.runPromise(freePort)
     const served = ChildProcess.spawn(process.execPath, [cliPath, ...serveArgs.slice(1), "--port", `${port}`], {
       stdio: "ignore"
     })

@@ -8,6 +8,7 @@ import type * as http from "node:http"
 import { randomUUID } from "node:crypto"
 import { ServeFailed } from "../domain/AutotuneError.js"
 import { holdSignals } from "../HoldSignals.js"
+import { pidAlive } from "../services/ProcessTable.js"
 import { type Engine, makeEngine } from "./Engine.js"
 import { type BodyReadFailed, listen, readBody, sendJson } from "./HttpServer.js"
 import {
@@ -220,12 +221,7 @@ const parentGone: Effect.Effect<never, ServeFailed> = (() => {
   const startPpid = process.ppid
   const alive = Effect.sync(() => {
     if (startPpid === pid && process.ppid !== pid) return false
-    try {
-      process.kill(pid, 0)
-      return true
-    } catch (e) {
-      return (e as NodeJS.ErrnoException).code === "EPERM"
-    }
+    return pidAlive(pid)
   })
   return alive.pipe(
     Effect.repeat({ schedule: Schedule.spaced("1 second"), while: (up) => up }),

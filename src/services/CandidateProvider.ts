@@ -2,27 +2,18 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import * as ChildProcess from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as path from "node:path"
 import { Console, Deferred, Duration, Effect, Scope } from "effect"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import type { ProcessExit, RunningServer } from "../domain/RunningServer.js"
 import type { LaunchSpec, ProviderAdapter } from "../providers/ProviderAdapter.js"
+import { freePort } from "./Ports.js"
 
 /** How long a stopping provider gets after SIGTERM before SIGKILL (STYLE: bound every wait). */
 export const STOP_GRACE = Duration.seconds(10)
 
 /** Bytes of the log file read for an output tail (SPEC E-4). */
 const TAIL_BYTES = 2048
-
-/** A free loopback TCP port (bind port 0, read it, close). */
-export const freePort: Effect.Effect<number> = Effect.async<number>((resume) => {
-  const srv = net.createServer()
-  srv.listen(0, "127.0.0.1", () => {
-    const port = (srv.address() as net.AddressInfo).port
-    srv.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 /** The last `TAIL_BYTES` of a file, as text, never failing. */
 export const fileTail = (file: string): Effect.Effect<string> =>

@@ -52,6 +52,16 @@ const fromPs = (): Array<ProcessInfo> => {
   }
 }
 
+/** Is `pid` a live process? `process.kill(pid, 0)` probes without signalling; EPERM means alive but not ours. */
+export const pidAlive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+}
+
 /** `root` and every process below it, by parent links. */
 export const descendantsOf = (table: ReadonlyArray<ProcessInfo>, root: number): Set<number> => {
   const out = new Set([root])

@@ -29,6 +29,7 @@
  * the refusal message names the pid and the file so the operator can check.
  */
 import { Console, Effect, Option, Schema, type Scope } from "effect"
+import { pidAlive } from "./ProcessTable.js"
 import * as Crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -52,16 +53,6 @@ const encodeHolder = Schema.encodeSync(HolderJson)
 const MAX_GUARD_DEPTH = 3
 /** Acquisition rounds per lock: a round restarts only when the lock vanished or was taken over under us. */
 const MAX_ROUNDS = 5
-
-/** Is `pid` a live process? `process.kill(pid, 0)` probes without signalling; EPERM means alive but not ours. */
-export const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
 
 /** The database's lock: `<absolute db path>.lock`, next to the SQLite file. */
 export const dbLockPath = (dbPath: string): string => `${path.resolve(dbPath)}.lock`

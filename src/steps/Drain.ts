@@ -1,11 +1,11 @@
 import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
-import * as net from "node:net"
 import * as os from "node:os"
 import * as path from "node:path"
 import { Console, Duration, Effect, Ref, Schedule, type Scope } from "effect"
 import { ProviderConflict } from "../domain/AutotuneError.js"
-import type { ProcessInfo } from "../services/ProcessTable.js"
+import { pidAlive, type ProcessInfo } from "../services/ProcessTable.js"
+import { portOpen } from "../services/Ports.js"
 import { type ServiceManagerKind } from "../services/ServiceManager.js"
 import { describeFindings, type Findings } from "./Preflight.js"
 
@@ -49,22 +49,6 @@ const portOf = (argv: ReadonlyArray<string>): number | null => {
   return null
 }
 
-const alive = (pid: number) => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-}
-
-const portOpen = (port: number) =>
-  Effect.async<boolean>((resume) => {
-    const s = net.connect(port, "127.0.0.1")
-    s.once("connect", () => (s.destroy(), resume(Effect.succeed(true))))
-    s.once("error", () => resume(Effect.succeed(false)))
-  })
-
 /** Waits (polling every 100 ms) until `cond` holds, at most `limit`; true if it did. */
 const waitUntil = (cond: Effect.Effect<boolean>, limit: Duration.DurationInput) =>
   cond.pipe(
@@ -102,13 +86,13 @@ const stopForeground = (p: ProcessInfo) =>
     const s = snapshot(p)
     yield* Console.error(`autotune: draining foreground provider pid ${p.pid} (SIGTERM)`)
     yield* Effect.sync(() => process.kill(p.pid, "SIGTERM")).pipe(Effect.ignore)
-    const exited = yield* waitUntil(Effect.sync(() => !alive(p.pid)), DRAIN_GRACE)
+    const exited = yield* waitUntil(Effect.sync(() => !pidAlive(p.pid)), DRAIN_GRACE)
     if (!exited) {
       yield* Console.error(
         `autotune: provider pid ${p.pid} did not exit within ${Duration.format(DRAIN_GRACE)} of SIGTERM; sending SIGKILL`
       )
       yield* Effect.sync(() => process.kill(p.pid, "SIGKILL")).pipe(Effect.ignore)
-      if (!(yield* waitUntil(Effect.sync(() => !alive(p.pid)), "5 seconds"))) {
+      if (!(yield* waitUntil(Effect.sync(() => !pidAlive(p.pid)), "5 seconds"))) {
         return yield* Effect.fail(`provider pid ${p.pid} survived SIGKILL`)
       }
     }

@@ -4,7 +4,6 @@ import { assert, describe, it } from "@effect/vitest"
 import { Duration, Effect, Exit, Fiber, Schedule, Stream } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
-import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { getLlama, type Llama, type LlamaContextOptions, readGgufFileInfo } from "node-llama-cpp"
@@ -15,6 +14,7 @@ import { readModelInfo } from "../../src/gguf/ModelInfo.js"
 import { tensorPlan, writeSyntheticModel } from "../../src/gguf/SyntheticModel.js"
 import { llamaVocab, VOCAB_SIZE } from "../../src/gguf/Vocab.js"
 import { repoRoot, smallModelPath, tinyModelPath } from "../support/models.js"
+import { freePort } from "../../src/services/Ports.js"
 
 /** A fresh temporary directory, removed when the test's scope closes. */
 const tempDir = Effect.acquireRelease(
@@ -236,13 +236,6 @@ describe("synthetic weights as llama.cpp dequantizes them", () => {
   }
 })
 
-const freePort = Effect.async<number>((resume) => {
-  const srv = Net.createServer()
-  srv.listen(0, "127.0.0.1", () => {
-    const port = (srv.address() as Net.AddressInfo).port
-    srv.close(() => resume(Effect.succeed(port)))
-  })
-})
 
 describe("synthetic models in llama-server", () => {
   it.scopedLive("llama-server loads the tiny model and completes", () =>

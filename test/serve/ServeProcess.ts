@@ -4,7 +4,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as net from "node:net"
+import * as Ports from "../../src/services/Ports.js"
 import * as Path from "node:path"
 import { repoRoot } from "../support/models.js"
 
@@ -26,27 +26,10 @@ export interface ServeProcess {
 }
 
 /** A TCP port that was free a moment ago (bind 0, read, close). */
-export const freePort: Effect.Effect<number> = Effect.promise(() =>
-  new Promise<number>((resolve, reject) => {
-    const s = net.createServer()
-    s.once("error", reject)
-    s.listen(0, "127.0.0.1", () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
-)
+export const freePort = Ports.freePort
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
-export const portOpen = (port: number): Promise<boolean> =>
-  new Promise((resolve) => {
-    const c = net.connect({ host: "127.0.0.1", port })
-    c.once("connect", () => {
-      c.destroy()
-      resolve(true)
-    })
-    c.once("error", () => resolve(false))
-  })
+export const portOpen = (port: number): Promise<boolean> => Effect.runPromise(Ports.portOpen(port))
 
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
