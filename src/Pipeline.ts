@@ -62,7 +62,8 @@ const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note = "") =>
 
 /**
  * Runs a tune (SPEC A, B, F-1, F-2, H-1, S-1, S-2): inserts the run row, runs
- * Stage 1 and Stage 2, records every trial, marks the Stage 2 winner `kept`
+ * `prepare` (pre-flight and drain, E-1/E-2, so their outcome is recorded in the
+ * row too; its scope is the caller's), then Stage 1 and Stage 2, records every trial, marks the Stage 2 winner `kept`
  * (B-4), and on every exit path updates the run row (H-1; `ended_at` null when
  * interrupted, H-4) and prints the document (`--json`) or terminal block.
  * With a budget (H-3) the work is interrupted when it runs out: the best
@@ -70,9 +71,14 @@ const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note = "") =>
  * a model, else none.
  * Fails with AllInfeasible (A-4), BudgetExhausted (H-3) or StoreFailed.
  */
-export const tune = (
-  plan: TunePlan
-): Effect.Effect<void, AllInfeasible | StoreFailed | BudgetExhausted, TrialStore | CandidateProvider | HttpClient.HttpClient> =>
+export const tune = <E = never, R = never>(
+  plan: TunePlan,
+  prepare: Effect.Effect<void, E, R> = Effect.void as Effect.Effect<void, E, R>
+): Effect.Effect<
+  void,
+  AllInfeasible | StoreFailed | BudgetExhausted | E,
+  TrialStore | CandidateProvider | HttpClient.HttpClient | R
+> =>
   Effect.gen(function*() {
     const store = yield* TrialStore
     const runId = randomUUID()
@@ -112,6 +118,7 @@ export const tune = (
       })
 
     const work = Effect.gen(function*() {
+      yield* prepare
       yield* Console.error(
         `autotune: run ${runId}: ${plan.candidates.length} candidate(s) on ${plan.adapter.name}, target context ${plan.targetContext} tokens, TTFT gate ${plan.gateTtftMs} ms`
       )
@@ -173,7 +180,7 @@ export const tune = (
       })
     )
 
-    const finish = (exit: Exit.Exit<void, AllInfeasible | StoreFailed | BudgetExhausted>) =>
+    const finish = (exit: Exit.Exit<void, AllInfeasible | StoreFailed | BudgetExhausted | E>) =>
       Effect.gen(function*() {
         const exitReason = fromExit(exit)
         // H-3: a budget that ran out after Stage 1 chose a model still recommends the best so far.

@@ -235,18 +235,21 @@ const run = (f: Flags) =>
     yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(d.dbPath)), { recursive: true }))
     // One run at a time, before anything else is touched: a refused run writes nothing.
     yield* acquireRunLock(runLockPaths(d.dbPath, d.plan.adapter))
-    // E-1: refuse before anything is started when the operator's provider runs.
-    const found = yield* preflight({
-      serviceManager: f.serviceManager,
-      serviceLabel: f.serviceLabel,
-      providerBinary: Option.getOrElse(f.providerBin, () => "macprovider-cli")
-    }, f.drain)
-    // E-2: with --drain, stop it now and restore it when this scope closes, on every exit path.
-    if (conflicting(found)) yield* drain(found, f.restartForeground)
     if (d.candidateIds === null) yield* ensureLadder(ladderDir)
     const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
     const machine = yield* machineOf(d.plan.adapter, f.providerBin)
-    yield* tune({ ...d.plan, candidates, machine }).pipe(
+    // E-1 then E-2, as the first step of the recorded run: a conflict or a failed
+    // drain finalizes the run row as provider_conflict; with --drain the provider
+    // is stopped now and restored when this scope closes, on every exit path.
+    const prepare = Effect.gen(function*() {
+      const found = yield* preflight({
+        serviceManager: f.serviceManager,
+        serviceLabel: f.serviceLabel,
+        providerBinary: Option.getOrElse(f.providerBin, () => "macprovider-cli")
+      }, f.drain)
+      if (conflicting(found)) yield* drain(found, f.restartForeground)
+    })
+    yield* tune({ ...d.plan, candidates, machine }, prepare).pipe(
       Effect.provide(Layer.mergeAll(TrialStore.layer(d.dbPath), CandidateProvider.Default))
     )
   }))

@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import * as Ports from "../src/services/Ports.js"
 import { pidAlive } from "../src/services/ProcessTable.js"
 import { cliPath } from "./support/cli.js"
+import { readRows } from "./support/db.js"
 import { repoRoot } from "./support/models.js"
 import {
   candidateStarts,
@@ -85,8 +86,27 @@ describe("drain and restore as one scoped resource (SPEC E-2)", () => {
     expect(r.stderr).toContain("drain failed")
     expect(jobCalls(toolCalls(s))).toEqual(["systemctl --user stop macprovider.service"])
     expect(candidateStarts(s)).toEqual([])
-    expect(Fs.existsSync(s.db)).toBe(false)
+    const runs = await readRows<{ exit_reason: string }>(s.db, "SELECT exit_reason FROM tune_runs")
+    expect(runs).toEqual([{ exit_reason: "provider_conflict" }])
   })
+
+  it("E-2 a foreground provider that ignores SIGTERM is SIGKILLed after the grace period, announced", async () => {
+    const s = sandbox()
+    const operator = ChildProcess.spawn(Path.join(s.bin, "macprovider-cli"), ["serve", "--model", "stubborn-5", "--port", "0"], {
+      stdio: "ignore"
+    })
+    try {
+      await sleep(300)
+      const started = Date.now()
+      const r = await sandboxTune(s, ["--service-manager", "none", "--drain"])
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stderr).toMatch(new RegExp(`provider pid ${operator.pid} did not exit within 10s of SIGTERM; sending SIGKILL`))
+      expect(alive(operator.pid!)).toBe(false)
+      expect(Date.now() - started).toBeLessThan(40_000)
+    } finally {
+      operator.kill("SIGKILL")
+    }
+  }, 60_000)
 
   it("E-2 a foreground provider is stopped with SIGTERM and, without --restart-foreground, left stopped", async () => {
     const s = sandbox()

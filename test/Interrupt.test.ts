@@ -60,7 +60,8 @@ const fakeArgs = (model: string) => [
 describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)", () => {
   for (const signal of ["SIGINT", "SIGTERM"] as const) {
     it(`H-4 ${signal} during a probe: exit 130, run row interrupted with ended_at NULL, provider stopped`, async () => {
-      const { code, db, provider } = await interruptRun(fakeArgs("ok-60000"), "fake-provider.mjs serve --model ok-60000", [signal])
+      // slow-probe: pre-warm is quick, every measured request takes 60 s, so the signal lands in a probe.
+      const { code, db, provider } = await interruptRun(fakeArgs("slow-probe"), "fake-provider.mjs serve --model slow-probe", [signal])
       expect(code).toBe(130)
       expect(alive(provider.pid)).toBe(false)
       expect(await portClosed(provider.port)).toBe(true)

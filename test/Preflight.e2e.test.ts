@@ -1,9 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
-import * as Fs from "node:fs"
+import { readRows } from "./support/db.js"
 import { candidateStarts, sandbox, sandboxTune, standIn, toolCalls } from "./support/providerSandbox.js"
 
 describe("pre-flight against stub service managers and a stand-in provider (SPEC E-1)", () => {
-  it("E-1 a running systemd user unit is a conflict: provider_conflict exit 4, nothing started, no row", async () => {
+  it("E-1 H-1 a running systemd user unit is a conflict: provider_conflict exit 4, nothing started, the run row says so", async () => {
     const s = sandbox()
     const r = await sandboxTune(s, ["--service-manager", "systemd", "--service-label", "macprovider.service"], {
       STUB_SYSTEMCTL_OUT: "active\\n"
@@ -12,7 +12,10 @@ describe("pre-flight against stub service managers and a stand-in provider (SPEC
     expect(r.stderr).toContain("systemd job macprovider.service is running")
     expect(toolCalls(s)).toContain("systemctl --user is-active macprovider.service")
     expect(candidateStarts(s)).toEqual([])
-    expect(Fs.existsSync(s.db)).toBe(false)
+    const runs = await readRows<{ exit_reason: string; ended_at: string | null }>(s.db, "SELECT * FROM tune_runs")
+    expect(runs).toEqual([expect.objectContaining({ exit_reason: "provider_conflict" })])
+    expect(runs[0]!.ended_at).not.toBeNull()
+    expect(await readRows(s.db, "SELECT * FROM tune_trials")).toEqual([])
   })
 
   it("E-1 launchd: a PID in `launchctl list` is a conflict; `-` (loaded, not running) is not", async () => {

@@ -154,7 +154,7 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           Effect.catchTag("TimeoutException", () => fail(`provider not ready after ${o.readyTimeoutMs} ms`))
         )
         // E-4: ready only if the process is still alive after answering.
-        yield* Effect.sleep("50 millis")
+        yield* Effect.sleep("200 millis")
         if (yield* Deferred.isDone(exited)) {
           const x = yield* Deferred.await(exited)
           return yield* fail(`provider answered /v1/models then exited (${x.signal ?? `exit code ${x.code}`})`, x.code)

@@ -53,6 +53,9 @@ const portOf = (argv: ReadonlyArray<string>): number | null => {
 const waitUntil = (cond: Effect.Effect<boolean>, limit: Duration.DurationInput) =>
   cond.pipe(
     Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (ok) => ok }),
+    // The drain runs in acquireRelease's uninterruptible acquire: only an
+    // interruptible wait lets the timeout fire (STYLE pitfall 4).
+    Effect.interruptible,
     Effect.timeoutTo({ duration: limit, onTimeout: () => false, onSuccess: () => true })
   )
 

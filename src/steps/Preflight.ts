@@ -32,6 +32,21 @@ export const foregroundProviders = (
   return table.filter((p) => !mine.has(p.pid) && isProviderProcess(p.argv, binary))
 }
 
+/**
+ * Splits foreground providers into the operator's and candidates of another
+ * tune (their argv has `--no-join`, SPEC E-3): those are never drained or
+ * restarted here (another run owns them, or they are orphans; the embedded
+ * provider stops itself when its tuner is gone). The service job's own process
+ * (`jobPid`) is the job, not a foreground provider.
+ */
+export const classifyForeground = (
+  found: ReadonlyArray<ProcessInfo>,
+  jobPid: number | null
+): { readonly operator: ReadonlyArray<ProcessInfo>; readonly candidates: ReadonlyArray<ProcessInfo> } => ({
+  operator: found.filter((p) => !p.argv.includes("--no-join") && p.pid !== jobPid),
+  candidates: found.filter((p) => p.argv.includes("--no-join"))
+})
+
 /** What pre-flight checks: the service manager (or auto), the job label, the provider binary's base name. */
 export interface PreflightOptions {
   readonly serviceManager: ServiceManagerKind | "auto"
@@ -66,13 +81,15 @@ export const detectProviders = (o: PreflightOptions): Effect.Effect<Findings> =>
     const job = yield* jobState(kind, o.serviceLabel)
     if (job._tag === "Loaded") yield* Console.error(`autotune: ${kind} job ${o.serviceLabel} is loaded but not running`)
     const table = yield* listProcesses
-    return {
-      kind,
-      label: o.serviceLabel,
-      jobRunning: job._tag === "Running",
-      jobPid: job._tag === "Running" ? job.pid : null,
-      foreground: foregroundProviders(table, path.basename(o.providerBinary), process.pid)
+    const jobPid = job._tag === "Running" ? job.pid : null
+    const { candidates, operator } = classifyForeground(
+      foregroundProviders(table, path.basename(o.providerBinary), process.pid),
+      jobPid
+    )
+    for (const c of candidates) {
+      yield* Console.error(`autotune: ignoring pid ${c.pid}, a candidate provider of another tune (--no-join)`)
     }
+    return { kind, label: o.serviceLabel, jobRunning: job._tag === "Running", jobPid, foreground: operator }
   })
 
 /** Whether anything runs that the tune must not share the machine with. */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "@effect/vitest"
-import { foregroundProviders, isProviderProcess } from "../../src/steps/Preflight.js"
+import { classifyForeground, foregroundProviders, isProviderProcess } from "../../src/steps/Preflight.js"
 
 describe("pre-flight process matching (SPEC E-1)", () => {
   it("E-1 the executable's base name must be exactly the provider binary, with serve as a whole word", () => {
@@ -23,5 +23,16 @@ describe("pre-flight process matching (SPEC E-1)", () => {
     ]
     expect(foregroundProviders(table, "macprovider-cli", 20).map((p) => p.pid)).toEqual([10])
     expect(foregroundProviders(table.slice(1), "macprovider-cli", 20)).toEqual([])
+  })
+
+  it("E-1 E-2 the job's own process is the job, and other tunes' candidates (--no-join) are never drained", () => {
+    const found = [
+      { pid: 10, ppid: 1, argv: ["macprovider-cli", "serve"] }, // launchd's job process
+      { pid: 11, ppid: 1, argv: ["macprovider-cli", "serve", "--port", "9000"] }, // a foreground one
+      { pid: 12, ppid: 1, argv: ["macprovider-cli", "serve", "--port", "9001", "--no-join"] } // another tune's candidate
+    ]
+    const c = classifyForeground(found, 10)
+    expect(c.operator.map((p) => p.pid)).toEqual([11])
+    expect(c.candidates.map((p) => p.pid)).toEqual([12])
   })
 })
