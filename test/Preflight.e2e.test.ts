@@ -1,6 +1,9 @@
 import { describe, expect, it } from "@effect/vitest"
 import { readRows } from "./support/db.js"
-import { candidateStarts, sandbox, sandboxTune, standIn, toolCalls } from "./support/providerSandbox.js"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { runCli } from "./support/cli.js"
+import { candidateStarts, sandbox, sandboxEnv, sandboxTune, standIn, toolCalls } from "./support/providerSandbox.js"
 
 describe("pre-flight against stub service managers and a stand-in provider (SPEC E-1)", () => {
   it("E-1 H-1 a running systemd user unit is a conflict: provider_conflict exit 4, nothing started, the run row says so", async () => {
@@ -51,5 +54,20 @@ describe("pre-flight against stub service managers and a stand-in provider (SPEC
     } finally {
       provider.kill("SIGKILL")
     }
+  })
+
+  it("E-1 never this autotune process itself, even when its own argv matches the provider binary and `serve`", async () => {
+    // This CLI runs as `node …/bin/autotune.js tune … --candidate-models serve`: with a provider binary
+    // named autotune.js, its own argv has that base name and the word `serve`.
+    const s = sandbox()
+    const own = Path.join(s.bin, "autotune.js")
+    Fs.copyFileSync(Path.join(s.bin, "macprovider-cli"), own)
+    Fs.chmodSync(own, 0o755)
+    const r = await runCli([
+      "tune", "--provider", "macprovider", "--provider-bin", own, "--candidate-models", "serve", "--target-context", "100",
+      "--stage1-replicates", "1", "--stage2-replicates", "1", "--service-manager", "none", "--db-path", s.db
+    ], { env: sandboxEnv(s) })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).not.toContain("already running")
   })
 })
