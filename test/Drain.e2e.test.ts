@@ -25,7 +25,7 @@ const freePort = () => Effect.runPromise(Ports.freePort)
 const systemdActive = { STUB_SYSTEMCTL_OUT: "active\\n" }
 const systemd = ["--service-manager", "systemd", "--service-label", "macprovider.service", "--drain"]
 const stopStart = ["systemctl --user stop macprovider.service", "systemctl --user start macprovider.service"]
-const jobCalls = (calls: Array<string>) => calls.filter((c) => !c.includes("is-active"))
+const jobCalls = (calls: Array<string>) => calls.filter((c) => !c.includes("is-active") && !c.includes(" show "))
 
 describe("drain and restore as one scoped resource (SPEC E-2)", () => {
   it("E-2 systemd: stop before the first candidate, start exactly once after a successful tune", async () => {
@@ -137,6 +137,50 @@ describe("drain and restore as one scoped resource (SPEC E-2)", () => {
       expect(Fs.readFileSync(`/proc/${pid}/environ`, "utf8")).toContain("STAND_IN_MARK=operator")
     } finally {
       process.kill(pid, "SIGKILL")
+    }
+  })
+
+  it("E-2 H-4 Ctrl-C during the drain's SIGTERM grace: the SIGKILL still comes, then the job is restored, exit 130", async () => {
+    const s = sandbox()
+    const operator = ChildProcess.spawn(Path.join(s.bin, "macprovider-cli"), ["serve", "--model", "stubborn-5", "--port", "0"], {
+      stdio: "ignore"
+    })
+    try {
+      await sleep(300)
+      const child = ChildProcess.spawn(process.execPath, [
+        cliPath, ...sandboxTuneArgs(s), "--service-manager", "systemd", "--service-label", "macprovider.service", "--drain"
+      ], { cwd: repoRoot, env: { ...process.env, ...sandboxEnv(s, systemdActive) }, stdio: ["ignore", "ignore", "pipe"] })
+      let stderr = ""
+      child.stderr!.on("data", (d) => (stderr += d))
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+      for (let i = 0; i < 200 && !stderr.includes("(SIGTERM)"); i++) await sleep(50)
+      await sleep(1000)
+      child.kill("SIGINT")
+      expect(await exited).toBe(130)
+      expect(stderr).toContain("sending SIGKILL")
+      expect(alive(operator.pid!)).toBe(false)
+      expect(jobCalls(toolCalls(s))).toEqual(stopStart)
+      expect(candidateStarts(s)).toEqual([])
+    } finally {
+      operator.kill("SIGKILL")
+    }
+  }, 60_000)
+
+  it("E-1 E-2 the systemd unit's main process is the job: drained and restored through systemctl only, never restarted by hand", async () => {
+    const s = sandbox()
+    const unitProcess = standIn(s, "macprovider-cli")
+    try {
+      await sleep(300)
+      const r = await sandboxTune(s, [...systemd, "--restart-foreground"], {
+        ...systemdActive,
+        STUB_SYSTEMCTL_MAINPID: `${unitProcess.pid}`
+      })
+      expect(r.code, r.stderr).toBe(0)
+      expect(r.stderr).not.toContain("foreground provider")
+      expect(r.stderr).not.toContain("restarted the foreground provider")
+      expect(jobCalls(toolCalls(s))).toEqual(stopStart)
+    } finally {
+      unitProcess.kill("SIGKILL")
     }
   })
 })

@@ -170,8 +170,10 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     }
     const s = await ttftOf(small)
     const b = await ttftOf(big)
-    expect(b.median, "the bigger model must be slower to first token").toBeGreaterThan(s.p95 * 2)
-    const gate = Math.round(Math.sqrt(b.median * s.p95))
+    // The gate sits below the big model's median (its TTFT is compute-bound: spikes only make it
+    // slower) and well above the small model's p95 (leaving room for a noisy replicate).
+    const gate = Math.round(0.6 * b.median)
+    expect(gate, `big median ${b.median} ms, small p95 ${s.p95} ms`).toBeGreaterThan(s.p95 * 2.5)
     const r = await runCli([
       "tune", "--candidate-models", `${big},${small}`, "--gate-ttft-ms", `${gate}`, "--stage1-replicates", "3",
       "--json", ...common

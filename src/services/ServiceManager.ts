@@ -44,7 +44,8 @@ export const resolveServiceManager = (
  * The state of the provider's job (SPEC E-1). launchd: the `label` line of
  * `launchctl list` ("PID\tStatus\tLabel"; a PID of `-` means loaded but not
  * running). systemd: `systemctl --user is-active <label>` ("active" is
- * running; "inactive"/"failed" with the unit known is loaded). Both tools are
+ * running, its pid from `systemctl --user show -p MainPID --value`;
+ * "inactive"/"failed" is loaded). Both tools are
  * resolved through PATH. A tool that cannot run counts as no job.
  */
 export const jobState = (kind: ServiceManagerKind, label: string): Effect.Effect<JobState> => {
@@ -58,13 +59,18 @@ export const jobState = (kind: ServiceManagerKind, label: string): Effect.Effect
         return line[0] === "-" ? { _tag: "Loaded" } : { _tag: "Running", pid: Number(line[0]) || null }
       }))
     case "systemd":
-      return run("systemctl", ["--user", "is-active", label]).pipe(Effect.map((r): JobState => {
+      return run("systemctl", ["--user", "is-active", label]).pipe(Effect.flatMap((r) => {
         const state = r.stdout.trim().split("\n")[0]
-        return state === "active" || state === "activating" || state === "reloading"
-          ? { _tag: "Running", pid: null }
-          : state === "inactive" || state === "failed" || state === "deactivating"
-          ? { _tag: "Loaded" }
-          : { _tag: "Absent" }
+        if (state === "active" || state === "activating" || state === "reloading") {
+          // The unit's main process, so pre-flight does not count it (or its children) again as a foreground one.
+          return run("systemctl", ["--user", "show", "-p", "MainPID", "--value", label]).pipe(Effect.map((m): JobState => {
+            const pid = Number(m.stdout.trim())
+            return { _tag: "Running", pid: Number.isInteger(pid) && pid > 0 ? pid : null }
+          }))
+        }
+        return Effect.succeed<JobState>(
+          state === "inactive" || state === "failed" || state === "deactivating" ? { _tag: "Loaded" } : { _tag: "Absent" }
+        )
       }))
   }
 }

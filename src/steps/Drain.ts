@@ -2,7 +2,7 @@ import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import { Console, Duration, Effect, Ref, Schedule, type Scope } from "effect"
+import { Console, Duration, Effect, Ref, type Scope } from "effect"
 import { ProviderConflict } from "../domain/AutotuneError.js"
 import { pidAlive, type ProcessInfo } from "../services/ProcessTable.js"
 import { portOpen } from "../services/Ports.js"
@@ -49,15 +49,20 @@ const portOf = (argv: ReadonlyArray<string>): number | null => {
   return null
 }
 
-/** Waits (polling every 100 ms) until `cond` holds, at most `limit`; true if it did. */
-const waitUntil = (cond: Effect.Effect<boolean>, limit: Duration.DurationInput) =>
-  cond.pipe(
-    Effect.repeat({ schedule: Schedule.spaced("100 millis"), until: (ok) => ok }),
-    // The drain runs in acquireRelease's uninterruptible acquire: only an
-    // interruptible wait lets the timeout fire (STYLE pitfall 4).
-    Effect.interruptible,
-    Effect.timeoutTo({ duration: limit, onTimeout: () => false, onSuccess: () => true })
-  )
+/**
+ * Waits (polling every 100 ms) until `cond` holds, at most `limitMs`; true if
+ * it did. A plain deadline loop, no race: run uninterruptibly (the drain is),
+ * it always finishes its bounded wait, so the escalation after it always comes.
+ */
+const waitUntil = (cond: Effect.Effect<boolean>, limitMs: number) =>
+  Effect.gen(function*() {
+    const deadline = Date.now() + limitMs
+    while (Date.now() < deadline) {
+      if (yield* cond) return true
+      yield* Effect.sleep("100 millis")
+    }
+    return yield* cond
+  })
 
 /** Reads what a restart needs before the process is stopped (Linux /proc; elsewhere cwd and env are unknown). */
 const snapshot = (p: ProcessInfo): Stopped => {
@@ -84,26 +89,26 @@ const snapshot = (p: ProcessInfo): Stopped => {
 }
 
 /** SIGTERM, wait for exit, SIGKILL after DRAIN_GRACE (announced), then wait for its port to close (SPEC E-2). */
-const stopForeground = (p: ProcessInfo) =>
+const stopForeground = (p: ProcessInfo, stopped: Array<Stopped>) =>
   Effect.gen(function*() {
-    const s = snapshot(p)
+    // Recorded before the signal, so a drain that fails later still restores it.
+    stopped.push(snapshot(p))
     yield* Console.error(`autotune: draining foreground provider pid ${p.pid} (SIGTERM)`)
     yield* Effect.sync(() => process.kill(p.pid, "SIGTERM")).pipe(Effect.ignore)
-    const exited = yield* waitUntil(Effect.sync(() => !pidAlive(p.pid)), DRAIN_GRACE)
+    const exited = yield* waitUntil(Effect.sync(() => !pidAlive(p.pid)), Duration.toMillis(DRAIN_GRACE))
     if (!exited) {
       yield* Console.error(
         `autotune: provider pid ${p.pid} did not exit within ${Duration.format(DRAIN_GRACE)} of SIGTERM; sending SIGKILL`
       )
       yield* Effect.sync(() => process.kill(p.pid, "SIGKILL")).pipe(Effect.ignore)
-      if (!(yield* waitUntil(Effect.sync(() => !pidAlive(p.pid)), "5 seconds"))) {
+      if (!(yield* waitUntil(Effect.sync(() => !pidAlive(p.pid)), 5_000))) {
         return yield* Effect.fail(`provider pid ${p.pid} survived SIGKILL`)
       }
     }
     const port = portOf(p.argv)
-    if (port !== null && !(yield* waitUntil(Effect.map(portOpen(port), (open) => !open), "10 seconds"))) {
+    if (port !== null && !(yield* waitUntil(Effect.map(portOpen(port), (open) => !open), 10_000))) {
       return yield* Effect.fail(`port ${port} of provider pid ${p.pid} is still open after it exited`)
     }
-    return s
   })
 
 /** Restarts a drained foreground provider with its original argv, cwd and environment, detached. */
@@ -129,8 +134,8 @@ const restartForeground = (s: Stopped) =>
  * (`launchctl bootstrap gui/<uid> ~/Library/LaunchAgents/<label>.plist` or
  * `systemctl --user start`), and drained foreground providers only when
  * `restartForeground` (`--restart-foreground`), with their original argv, cwd
- * and environment, detached. A drain that fails restores what it had stopped
- * and fails with ProviderConflict (SPEC E-2). Restore failures are reported on
+ * and environment, detached. A drain that fails fails with ProviderConflict
+ * (SPEC E-2); what it had stopped is restored when the scope closes. Restore failures are reported on
  * stderr (they cannot fail a release).
  */
 export const drain = (found: Findings, restartForegroundToo: boolean): Effect.Effect<void, ProviderConflict, Scope.Scope> =>
@@ -160,17 +165,17 @@ export const drain = (found: Findings, restartForegroundToo: boolean): Effect.Ef
           )
       }
     })
-    yield* Effect.acquireRelease(
-      Effect.gen(function*() {
-        if (found.jobRunning) {
-          yield* manager(cmds.stop[0], cmds.stop[1])
-          jobStopped = true
-        }
-        for (const p of found.foreground) stopped.push(yield* stopForeground(p))
-      }).pipe(
-        Effect.tapError(() => restore),
-        Effect.mapError((e) => new ProviderConflict({ message: `drain failed, nothing was tuned: ${e}` }))
-      ),
-      () => restore
-    )
+    // The restore is registered before anything is stopped, so every exit path
+    // (failure, interrupt, budget) restores whatever the drain had stopped.
+    yield* Effect.addFinalizer(() => restore)
+    // Stopping runs uninterruptibly with bounded waits (≤ 10 s grace + 5 s after
+    // SIGKILL + 10 s for the port): a Ctrl-C or a budget lands after it, never
+    // between a SIGTERM and its SIGKILL.
+    yield* Effect.uninterruptible(Effect.gen(function*() {
+      if (found.jobRunning) {
+        yield* manager(cmds.stop[0], cmds.stop[1])
+        jobStopped = true
+      }
+      for (const p of found.foreground) yield* stopForeground(p, stopped)
+    })).pipe(Effect.mapError((e) => new ProviderConflict({ message: `drain failed, nothing was tuned: ${e}` })))
   })

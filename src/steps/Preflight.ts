@@ -32,20 +32,29 @@ export const foregroundProviders = (
   return table.filter((p) => !mine.has(p.pid) && isProviderProcess(p.argv, binary))
 }
 
+/** Is `p` an `autotune … tune` process (this tool's CLI running a tune)? */
+const isAutotuneTune = (p: ProcessInfo | undefined): boolean =>
+  p !== undefined && p.argv.includes("tune") &&
+  p.argv.some((a) => ["autotune", "autotune.js", "bin.ts"].includes(path.basename(a)))
+
 /**
- * Splits foreground providers into the operator's and candidates of another
- * tune (their argv has `--no-join`, SPEC E-3): those are never drained or
- * restarted here (another run owns them, or they are orphans; the embedded
- * provider stops itself when its tuner is gone). The service job's own process
- * (`jobPid`) is the job, not a foreground provider.
+ * Splits foreground providers into the operator's and live candidates of
+ * another tune. A candidate (`--no-join`, SPEC E-3) whose parent is a running
+ * `autotune … tune` belongs to that run and is left alone (the run lock keeps
+ * two tunes of one database or provider apart); an orphaned one counts as the
+ * operator's, so it conflicts and `--drain` can stop it. The service job's
+ * process and its descendants (`jobTree`) are the job, not foreground providers.
  */
 export const classifyForeground = (
   found: ReadonlyArray<ProcessInfo>,
-  jobPid: number | null
-): { readonly operator: ReadonlyArray<ProcessInfo>; readonly candidates: ReadonlyArray<ProcessInfo> } => ({
-  operator: found.filter((p) => !p.argv.includes("--no-join") && p.pid !== jobPid),
-  candidates: found.filter((p) => p.argv.includes("--no-join"))
-})
+  table: ReadonlyArray<ProcessInfo>,
+  jobTree: ReadonlySet<number>
+): { readonly operator: ReadonlyArray<ProcessInfo>; readonly candidates: ReadonlyArray<ProcessInfo> } => {
+  const ownedByTune = (p: ProcessInfo) =>
+    p.argv.includes("--no-join") && isAutotuneTune(table.find((q) => q.pid === p.ppid))
+  const rest = found.filter((p) => !jobTree.has(p.pid))
+  return { operator: rest.filter((p) => !ownedByTune(p)), candidates: rest.filter(ownedByTune) }
+}
 
 /** What pre-flight checks: the service manager (or auto), the job label, the provider binary's base name. */
 export interface PreflightOptions {
@@ -84,7 +93,8 @@ export const detectProviders = (o: PreflightOptions): Effect.Effect<Findings> =>
     const jobPid = job._tag === "Running" ? job.pid : null
     const { candidates, operator } = classifyForeground(
       foregroundProviders(table, path.basename(o.providerBinary), process.pid),
-      jobPid
+      table,
+      jobPid === null ? new Set() : descendantsOf(table, jobPid)
     )
     for (const c of candidates) {
       yield* Console.error(`autotune: ignoring pid ${c.pid}, a candidate provider of another tune (--no-join)`)

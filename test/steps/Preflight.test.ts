@@ -25,14 +25,18 @@ describe("pre-flight process matching (SPEC E-1)", () => {
     expect(foregroundProviders(table.slice(1), "macprovider-cli", 20)).toEqual([])
   })
 
-  it("E-1 E-2 the job's own process is the job, and other tunes' candidates (--no-join) are never drained", () => {
-    const found = [
-      { pid: 10, ppid: 1, argv: ["macprovider-cli", "serve"] }, // launchd's job process
+  it("E-1 E-2 the job's process tree is the job; a live tune's candidates are its own; orphaned candidates conflict", () => {
+    const table = [
+      { pid: 10, ppid: 1, argv: ["macprovider-cli", "serve"] }, // the service job's main process
+      { pid: 13, ppid: 10, argv: ["macprovider-cli", "serve", "--worker"] }, // its child
       { pid: 11, ppid: 1, argv: ["macprovider-cli", "serve", "--port", "9000"] }, // a foreground one
-      { pid: 12, ppid: 1, argv: ["macprovider-cli", "serve", "--port", "9001", "--no-join"] } // another tune's candidate
+      { pid: 20, ppid: 1, argv: ["node", "/x/bin/autotune.js", "tune"] }, // another tune
+      { pid: 12, ppid: 20, argv: ["macprovider-cli", "serve", "--port", "9001", "--no-join"] }, // its candidate
+      { pid: 14, ppid: 1, argv: ["macprovider-cli", "serve", "--port", "9002", "--no-join"] } // an orphaned candidate
     ]
-    const c = classifyForeground(found, 10)
-    expect(c.operator.map((p) => p.pid)).toEqual([11])
+    const found = foregroundProviders(table, "macprovider-cli", 99)
+    const c = classifyForeground(found, table, new Set([10, 13]))
+    expect(c.operator.map((p) => p.pid)).toEqual([11, 14])
     expect(c.candidates.map((p) => p.pid)).toEqual([12])
   })
 })

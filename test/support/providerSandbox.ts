@@ -4,7 +4,8 @@
  * as a stand-in for the operator's provider) and stub `launchctl` and
  * `systemctl` executables, put first on PATH. The stubs append their argv to
  * `tools.log`; `launchctl list` and `systemctl --user is-active` print
- * $STUB_LAUNCHCTL_OUT / $STUB_SYSTEMCTL_OUT; `systemctl --user stop` exits
+ * $STUB_LAUNCHCTL_OUT / $STUB_SYSTEMCTL_OUT, `systemctl --user show` prints
+ * $STUB_SYSTEMCTL_MAINPID; `systemctl --user stop` exits
  * $STUB_SYSTEMCTL_STOP_EXIT (default 0).
  */
 import * as ChildProcess from "node:child_process"
@@ -32,7 +33,7 @@ export const sandbox = (): Sandbox => {
   })
   Fs.writeFileSync(
     Path.join(bin, "systemctl"),
-    `#!/bin/sh\n${log}\ncase "$2" in\n  is-active) printf '%b' "$STUB_SYSTEMCTL_OUT" ;;\n  stop) exit \${STUB_SYSTEMCTL_STOP_EXIT:-0} ;;\nesac\nexit 0\n`,
+    `#!/bin/sh\n${log}\ncase "$2" in\n  is-active) printf '%b' "$STUB_SYSTEMCTL_OUT" ;;\n  show) printf '%s' "$STUB_SYSTEMCTL_MAINPID" ;;\n  stop) exit \${STUB_SYSTEMCTL_STOP_EXIT:-0} ;;\nesac\nexit 0\n`,
     { mode: 0o755 }
   )
   return { dir, bin, db: Path.join(dir, "runs.db"), argvLog: Path.join(dir, "argv.jsonl") }
