@@ -79,12 +79,12 @@ describe("drain and restore as one scoped resource (SPEC E-2)", () => {
     ])
   })
 
-  it("E-2 a drain that fails finalizes as provider_conflict: nothing tuned, nothing to restore", async () => {
+  it("E-2 a drain that fails finalizes as provider_conflict: nothing tuned, the job started again (a no-op if still up)", async () => {
     const s = sandbox()
     const r = await sandboxTune(s, systemd, { ...systemdActive, STUB_SYSTEMCTL_STOP_EXIT: "1" })
     expect(r.code).toBe(4)
     expect(r.stderr).toContain("drain failed")
-    expect(jobCalls(toolCalls(s))).toEqual(["systemctl --user stop macprovider.service"])
+    expect(jobCalls(toolCalls(s))).toEqual(stopStart)
     expect(candidateStarts(s)).toEqual([])
     const runs = await readRows<{ exit_reason: string }>(s.db, "SELECT exit_reason FROM tune_runs")
     expect(runs).toEqual([{ exit_reason: "provider_conflict" }])
@@ -106,6 +106,15 @@ describe("drain and restore as one scoped resource (SPEC E-2)", () => {
     } finally {
       operator.kill("SIGKILL")
     }
+  }, 60_000)
+
+  it("E-2 a job stop that outlasts systemctl's 10 s is still restored (the stop completes in systemd)", async () => {
+    const s = sandbox()
+    const r = await sandboxTune(s, systemd, { ...systemdActive, STUB_SYSTEMCTL_STOP_SLEEP: "12" })
+    expect(r.code).toBe(4)
+    expect(r.stderr).toContain("drain failed")
+    expect(jobCalls(toolCalls(s))).toEqual(stopStart)
+    expect(candidateStarts(s)).toEqual([])
   }, 60_000)
 
   it("E-2 a foreground provider is stopped with SIGTERM and, without --restart-foreground, left stopped", async () => {

@@ -10,10 +10,15 @@ export const freePort: Effect.Effect<number> = Effect.async<number>((resume) => 
   })
 })
 
-/** Whether something accepts TCP connections on 127.0.0.1:`port`. */
+/**
+ * Whether something accepts TCP connections on 127.0.0.1:`port`. A connect
+ * still pending after 1 s (a listener whose backlog is full) counts as open;
+ * the bound is a plain socket timer, so it holds in uninterruptible code too.
+ */
 export const portOpen = (port: number): Effect.Effect<boolean> =>
   Effect.async<boolean>((resume) => {
     const s = net.connect(port, "127.0.0.1")
+    s.setTimeout(1000, () => (s.destroy(), resume(Effect.succeed(true))))
     s.once("connect", () => (s.destroy(), resume(Effect.succeed(true))))
     s.once("error", () => resume(Effect.succeed(false)))
   })

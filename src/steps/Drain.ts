@@ -91,20 +91,22 @@ const snapshot = (p: ProcessInfo): Stopped => {
 /** SIGTERM, wait for exit, SIGKILL after DRAIN_GRACE (announced), then wait for its port to close (SPEC E-2). */
 const stopForeground = (p: ProcessInfo, stopped: Array<Stopped>) =>
   Effect.gen(function*() {
-    // Recorded before the signal, so a drain that fails later still restores it.
-    stopped.push(snapshot(p))
+    // Read before the signal (it is gone after), recorded once it has exited, so
+    // a drain that fails later still restores it, and one that survived is never doubled.
+    const s = snapshot(p)
     yield* Console.error(`autotune: draining foreground provider pid ${p.pid} (SIGTERM)`)
-    yield* Effect.sync(() => process.kill(p.pid, "SIGTERM")).pipe(Effect.ignore)
+    yield* Effect.try(() => process.kill(p.pid, "SIGTERM")).pipe(Effect.ignore) // gone already: fine
     const exited = yield* waitUntil(Effect.sync(() => !pidAlive(p.pid)), Duration.toMillis(DRAIN_GRACE))
     if (!exited) {
       yield* Console.error(
         `autotune: provider pid ${p.pid} did not exit within ${Duration.format(DRAIN_GRACE)} of SIGTERM; sending SIGKILL`
       )
-      yield* Effect.sync(() => process.kill(p.pid, "SIGKILL")).pipe(Effect.ignore)
+      yield* Effect.try(() => process.kill(p.pid, "SIGKILL")).pipe(Effect.ignore)
       if (!(yield* waitUntil(Effect.sync(() => !pidAlive(p.pid)), 5_000))) {
         return yield* Effect.fail(`provider pid ${p.pid} survived SIGKILL`)
       }
     }
+    stopped.push(s)
     const port = portOf(p.argv)
     if (port !== null && !(yield* waitUntil(Effect.map(portOpen(port), (open) => !open), 10_000))) {
       return yield* Effect.fail(`port ${port} of provider pid ${p.pid} is still open after it exited`)
@@ -173,8 +175,10 @@ export const drain = (found: Findings, restartForegroundToo: boolean): Effect.Ef
     // between a SIGTERM and its SIGKILL.
     yield* Effect.uninterruptible(Effect.gen(function*() {
       if (found.jobRunning) {
-        yield* manager(cmds.stop[0], cmds.stop[1])
+        // Marked before the command: a stop that outlasts the client's 10 s still
+        // completes in the service manager, and starting a running job is a no-op.
         jobStopped = true
+        yield* manager(cmds.stop[0], cmds.stop[1])
       }
       for (const p of found.foreground) yield* stopForeground(p, stopped)
     })).pipe(Effect.mapError((e) => new ProviderConflict({ message: `drain failed, nothing was tuned: ${e}` })))

@@ -5,8 +5,8 @@
  * `systemctl` executables, put first on PATH. The stubs append their argv to
  * `tools.log`; `launchctl list` and `systemctl --user is-active` print
  * $STUB_LAUNCHCTL_OUT / $STUB_SYSTEMCTL_OUT, `systemctl --user show` prints
- * $STUB_SYSTEMCTL_MAINPID; `systemctl --user stop` exits
- * $STUB_SYSTEMCTL_STOP_EXIT (default 0).
+ * $STUB_SYSTEMCTL_MAINPID; `systemctl --user stop` sleeps
+ * $STUB_SYSTEMCTL_STOP_SLEEP seconds, then exits $STUB_SYSTEMCTL_STOP_EXIT (default 0).
  */
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
@@ -33,7 +33,7 @@ export const sandbox = (): Sandbox => {
   })
   Fs.writeFileSync(
     Path.join(bin, "systemctl"),
-    `#!/bin/sh\n${log}\ncase "$2" in\n  is-active) printf '%b' "$STUB_SYSTEMCTL_OUT" ;;\n  show) printf '%s' "$STUB_SYSTEMCTL_MAINPID" ;;\n  stop) exit \${STUB_SYSTEMCTL_STOP_EXIT:-0} ;;\nesac\nexit 0\n`,
+    `#!/bin/sh\n${log}\ncase "$2" in\n  is-active) printf '%b' "$STUB_SYSTEMCTL_OUT" ;;\n  show) printf '%s' "$STUB_SYSTEMCTL_MAINPID" ;;\n  stop) sleep \${STUB_SYSTEMCTL_STOP_SLEEP:-0}; exit \${STUB_SYSTEMCTL_STOP_EXIT:-0} ;;\nesac\nexit 0\n`,
     { mode: 0o755 }
   )
   return { dir, bin, db: Path.join(dir, "runs.db"), argvLog: Path.join(dir, "argv.jsonl") }
