@@ -15,7 +15,7 @@ import { tuneCommand } from "./TuneCommand.js"
 // ---- serve -----------------------------------------------------------------
 const serveModel = Options.file("model", { exists: "either" }).pipe(
   Options.withDescription("GGUF model file to serve"))
-const servePort = integerOption("port").pipe(Options.withDefault(8080),
+const servePort = integerOption("port", { min: 1, max: 65535 }).pipe(Options.withDefault(8080),
   Options.withDescription("TCP port to listen on (default 8080)"))
 const serveHost = Options.text("host").pipe(Options.withDefault("127.0.0.1"),
   Options.withDescription("address to bind (default 127.0.0.1)"))
@@ -23,26 +23,18 @@ const noJoin = Options.boolean("no-join").pipe(
   Options.withDescription("do not join a coordinator pool (the embedded provider never joins one; accepted for macprovider-cli compatibility)"))
 const kvBits = Options.choice("kv-bits", ["4", "8"]).pipe(Options.optional,
   Options.withDescription("KV-cache bits: 4 (q4_0) or 8 (q8_0); unset = f16"))
-const maxContext = integerOption("max-context").pipe(Options.optional,
+const maxContext = integerOption("max-context", { min: 1 }).pipe(Options.optional,
   Options.withDescription("context size per sequence, in tokens (default: the model's training context)"))
-const maxBatch = integerOption("max-batch").pipe(Options.withDefault(1),
+const maxBatch = integerOption("max-batch", { min: 1 }).pipe(Options.withDefault(1),
   Options.withDescription("how many requests decode in parallel (sequences), default 1"))
-const threads = integerOption("threads").pipe(Options.optional,
+const threads = integerOption("threads", { min: 1 }).pipe(Options.optional,
   Options.withDescription("CPU threads for inference (default: the core count)"))
-
-const positive = (flag: string, n: number) =>
-  Number.isInteger(n) && n > 0 ? Effect.succeed(n) : Effect.fail(new UsageError({ flag, message: `--${flag} must be a positive integer, got ${n}` }))
 
 const serveCommand = Command.make("serve",
   { model: serveModel, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads },
   (o) => Effect.gen(function*() {
-    const port = yield* positive("port", o.port)
-    if (port > 65535) return yield* new UsageError({ flag: "port", message: `--port must be at most 65535, got ${port}` })
-    const batch = yield* positive("max-batch", o.maxBatch)
-    if (Option.isSome(o.maxContext)) yield* positive("max-context", o.maxContext.value)
-    if (Option.isSome(o.threads)) yield* positive("threads", o.threads.value)
     return yield* serve({
-      modelPath: o.model, port, host: o.host, maxBatch: batch, maxContext: o.maxContext, threads: o.threads,
+      modelPath: o.model, port: o.port, host: o.host, maxBatch: o.maxBatch, maxContext: o.maxContext, threads: o.threads,
       kvBits: Option.map(o.kvBits, (b) => (b === "4" ? 4 : 8) as 4 | 8)
     }).pipe(Effect.scoped)
   })

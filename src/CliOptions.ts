@@ -17,9 +17,24 @@ const numeric = (name: string, what: string, parse: (s: string) => number | unde
     })
   )
 
-/** An integer option (`-?[0-9]+`). */
-export const integerOption = (name: string) =>
-  numeric(name, "integer", (s) => (/^-?[0-9]+$/.test(s) ? Number(s) : undefined))
+/**
+ * An integer option (`-?[0-9]+`) within [`min`, `max`]: a value outside is a
+ * ValidationError naming the flag ("--max-batch must be an integer >= 1, got
+ * 0"), so every range check happens at parse time (exit 64, SPEC B-1).
+ */
+export const integerOption = (name: string, range: { readonly min?: number; readonly max?: number } = {}) => {
+  const min = range.min ?? -Infinity
+  const max = range.max ?? Infinity
+  return numeric(name, "integer", (s) => (/^-?[0-9]+$/.test(s) ? Number(s) : undefined)).pipe(
+    Options.mapEffect((n) =>
+      n < min || n > max
+        ? Effect.fail(ValidationError.invalidValue(HelpDoc.p(
+          `--${name} must be an integer ${n < min ? `>= ${min}` : `<= ${max}`}, got ${n}`
+        )))
+        : Effect.succeed(n)
+    )
+  )
+}
 
 /** A finite decimal option. */
 export const floatOption = (name: string) =>

@@ -96,7 +96,7 @@ export const tune = <E = never, R = never>(
     const keptTrialId = yield* Ref.make<number | null>(null)
     const rejected = yield* Ref.make<ReadonlyArray<Rejected>>([])
 
-    const row = (stage: 1 | 2, c: Candidate, knobs: Knobs, o: TrialOutcome, started: string) =>
+    const row = (stage: 1 | 2, c: Candidate, knobs: Knobs, o: TrialOutcome) =>
       new TrialRow({
         run_id: runId,
         stage,
@@ -114,7 +114,7 @@ export const tune = <E = never, R = never>(
         fits: o.reason === null ? 1 : 0,
         kept: 0,
         notes: o.reason,
-        started_at: started
+        started_at: o.startedAt
       })
 
     const work = Effect.gen(function*() {
@@ -124,7 +124,7 @@ export const tune = <E = never, R = never>(
       )
       const chosen = yield* stage1(plan, plan.candidates, plan.stage1Replicates, (c, o) =>
         Effect.gen(function*() {
-          yield* store.insertTrial(row(1, c, Knobs.defaults, o, new Date().toISOString()))
+          yield* store.insertTrial(row(1, c, Knobs.defaults, o))
           if (o.reason !== null) yield* Ref.update(rejected, (rs) => [...rs, { candidate: c, reason: o.reason! }])
           yield* progress(1, `#${c.rank} ${c.id} (${formatParams(c.paramCount)})`, o)
         }))
@@ -137,7 +137,6 @@ export const tune = <E = never, R = never>(
         plan.tpsTieEpsilon,
         (knobs) =>
           Effect.gen(function*() {
-            const started = new Date().toISOString()
             const outcome = yield* runTrial(
               plan,
               chosen.candidate,
@@ -145,7 +144,7 @@ export const tune = <E = never, R = never>(
               plan.stage2Replicates,
               chosen.outcome.calibration
             )
-            const trialId = yield* store.insertTrial(row(2, chosen.candidate, knobs, outcome, started))
+            const trialId = yield* store.insertTrial(row(2, chosen.candidate, knobs, outcome))
             return {
               knobs,
               feasible: outcome.reason === null,

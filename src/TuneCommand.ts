@@ -22,6 +22,7 @@ import { embedded } from "./providers/Embedded.js"
 import { macProvider } from "./providers/MacProvider.js"
 import type { ProviderAdapter, ProviderName } from "./providers/ProviderAdapter.js"
 import { CandidateProvider } from "./services/CandidateProvider.js"
+import { findExecutable } from "./services/Executables.js"
 import { acquireRunLock, runLockPaths } from "./services/RunLock.js"
 import { TrialStore } from "./services/TrialStore.js"
 import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
@@ -36,13 +37,13 @@ const opt = {
     Options.withDescription("provider executable (default: macprovider-cli on PATH; embedded: this tool's own `serve`)")),
   candidateModels: Options.text("candidate-models").pipe(Options.optional,
     Options.withDescription("comma-separated model ids or GGUF paths, tried in this order (default: the built-in ladder)")),
-  targetContext: integerOption("target-context").pipe(Options.optional,
+  targetContext: integerOption("target-context", { min: 1 }).pipe(Options.optional,
     Options.withDescription("prompt context of each probe, in tokens (default 2048)")),
-  gateTtftMs: integerOption("gate-ttft-ms").pipe(Options.optional,
+  gateTtftMs: integerOption("gate-ttft-ms", { min: 1 }).pipe(Options.optional,
     Options.withDescription("time-to-first-token gate, in ms (default 60000; demo ladder 5000)")),
-  stage1Replicates: integerOption("stage1-replicates").pipe(Options.withDefault(3),
+  stage1Replicates: integerOption("stage1-replicates", { min: 1 }).pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 1 candidate (default 3)")),
-  stage2Replicates: integerOption("stage2-replicates").pipe(Options.withDefault(3),
+  stage2Replicates: integerOption("stage2-replicates", { min: 1 }).pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 2 cell (default 3)")),
   kvBitsAxis: Options.text("kv-bits-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 KV-cache bits, from 4, 8, unset (default unset; demo ladder unset,8)")),
@@ -54,11 +55,11 @@ const opt = {
     Options.withDescription("Stage 2 CPU threads, embedded only (default: the core count; demo ladder 1,2)")),
   tpsTieEpsilon: floatOption("tps-tie-epsilon").pipe(Options.withDefault(0.1),
     Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
-  maxTokens: integerOption("max-tokens").pipe(Options.withDefault(64),
+  maxTokens: integerOption("max-tokens", { min: 2 }).pipe(Options.withDefault(64),
     Options.withDescription("reply length of each probe, in tokens (default 64)")),
-  readyTimeoutS: integerOption("ready-timeout").pipe(Options.withDefault(300),
+  readyTimeoutS: integerOption("ready-timeout", { min: 1 }).pipe(Options.withDefault(300),
     Options.withDescription("seconds a started provider may take to answer GET /v1/models (default 300); over it, that candidate is infeasible")),
-  requestTimeoutS: integerOption("request-timeout").pipe(Options.optional,
+  requestTimeoutS: integerOption("request-timeout", { min: 1 }).pipe(Options.optional,
     Options.withDescription("seconds one probe request may take in all (default: the TTFT gate + 120 s); over it, that trial is infeasible")),
   serviceManager: Options.choice("service-manager", ["auto", "launchd", "systemd", "none"]).pipe(
     Options.withDefault("auto" as const),
@@ -69,7 +70,7 @@ const opt = {
     Options.withDescription("stop a running provider (service job or foreground process) for the tune and restore it afterwards (SPEC E-2)")),
   restartForeground: Options.boolean("restart-foreground").pipe(
     Options.withDescription("with --drain: restart a drained foreground provider afterwards with its original command, directory and environment")),
-  maxDurationS: integerOption("max-duration").pipe(Options.optional,
+  maxDurationS: integerOption("max-duration", { min: 1 }).pipe(Options.optional,
     Options.withDescription("time budget for the whole tune, in seconds; when it runs out the best recommendation so far is printed as partial (SPEC H-3)")),
   dbPath: Options.text("db-path").pipe(Options.optional,
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
@@ -79,22 +80,6 @@ const opt = {
 
 const allOptions = Options.all(opt)
 type Flags = typeof allOptions extends Options.Options<infer A> ? A : never
-
-/** Is `name` an executable on PATH? */
-const onPath = (name: string): boolean =>
-  (process.env.PATH ?? "").split(path.delimiter).some((d) => {
-    try {
-      fs.accessSync(path.join(d, name), fs.constants.X_OK)
-      return true
-    } catch {
-      return false
-    }
-  })
-
-const requirePositive = (flag: string, n: number, min = 1) =>
-  Number.isInteger(n) && n >= min
-    ? Effect.void
-    : Effect.fail(new UsageError({ flag, message: `--${flag} must be an integer >= ${min}, got ${n}` }))
 
 /** A plan before candidates are resolved: the demo ladder's files may not exist yet. */
 interface Draft {
@@ -133,7 +118,7 @@ const machineOf = (adapter: ProviderAdapter, bin: Option.Option<string>): Effect
 /** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
 const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
   Effect.gen(function*() {
-    const providerName: ProviderName = Option.getOrElse(f.provider, () => onPath("macprovider-cli") ? "macprovider" : "embedded")
+    const providerName: ProviderName = Option.getOrElse(f.provider, () => findExecutable("macprovider-cli") !== null ? "macprovider" : "embedded")
     const adapter = providerName === "embedded"
       ? embedded(Option.getOrNull(f.providerBin))
       : macProvider(Option.getOrElse(f.providerBin, () => "macprovider-cli"))
@@ -144,15 +129,7 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
     const candidateIds = Option.isSome(f.candidateModels) ? yield* parseCandidateList(f.candidateModels.value) : null
     const targetContext = Option.getOrElse(f.targetContext, () => demo ? DEMO_DEFAULTS.targetContext : 2048)
     const gateTtftMs = Option.getOrElse(f.gateTtftMs, () => demo ? DEMO_DEFAULTS.gateTtftMs : 60_000)
-    yield* requirePositive("target-context", targetContext)
-    yield* requirePositive("gate-ttft-ms", gateTtftMs)
-    yield* requirePositive("stage1-replicates", f.stage1Replicates)
-    yield* requirePositive("stage2-replicates", f.stage2Replicates)
-    yield* requirePositive("max-tokens", f.maxTokens, 2)
-    yield* requirePositive("ready-timeout", f.readyTimeoutS)
-    if (Option.isSome(f.maxDurationS)) yield* requirePositive("max-duration", f.maxDurationS.value)
     const requestTimeoutS = Option.getOrElse(f.requestTimeoutS, () => Math.ceil(gateTtftMs / 1000) + 120)
-    yield* requirePositive("request-timeout", requestTimeoutS)
     if (requestTimeoutS * 1000 <= gateTtftMs) {
       return yield* new UsageError({
         flag: "request-timeout",

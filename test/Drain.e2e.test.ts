@@ -6,9 +6,8 @@ import * as Path from "node:path"
 import { Effect } from "effect"
 import * as Ports from "../src/services/Ports.js"
 import { pidAlive } from "../src/services/ProcessTable.js"
-import { cliPath } from "./support/cli.js"
+import { sleep, startCli, waitFor } from "./support/cli.js"
 import { readRows } from "./support/db.js"
-import { repoRoot } from "./support/models.js"
 import {
   candidateStarts,
   sandbox,
@@ -19,7 +18,6 @@ import {
   toolCalls
 } from "./support/providerSandbox.js"
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const alive = pidAlive
 const freePort = () => Effect.runPromise(Ports.freePort)
 const systemdActive = { STUB_SYSTEMCTL_OUT: "active\\n" }
@@ -52,13 +50,8 @@ describe("drain and restore as one scoped resource (SPEC E-2)", () => {
 
   it("E-2 H-4 systemd: restored exactly once on Ctrl-C during a probe, exit 130", async () => {
     const s = sandbox()
-    const child = ChildProcess.spawn(process.execPath, [cliPath, ...sandboxTuneArgs(s, "ok-60000"), ...systemd], {
-      cwd: repoRoot,
-      env: { ...process.env, ...sandboxEnv(s, systemdActive) },
-      stdio: "ignore"
-    })
-    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-    for (let i = 0; i < 200 && candidateStarts(s).length === 0; i++) await sleep(50)
+    const { child, exited } = startCli([...sandboxTuneArgs(s, "ok-60000"), ...systemd], sandboxEnv(s, systemdActive))
+    await waitFor(() => candidateStarts(s).length > 0)
     await sleep(1000)
     child.kill("SIGINT")
     expect(await exited).toBe(130)
@@ -156,17 +149,15 @@ describe("drain and restore as one scoped resource (SPEC E-2)", () => {
     })
     try {
       await sleep(300)
-      const child = ChildProcess.spawn(process.execPath, [
-        cliPath, ...sandboxTuneArgs(s), "--service-manager", "systemd", "--service-label", "macprovider.service", "--drain"
-      ], { cwd: repoRoot, env: { ...process.env, ...sandboxEnv(s, systemdActive) }, stdio: ["ignore", "ignore", "pipe"] })
-      let stderr = ""
-      child.stderr!.on("data", (d) => (stderr += d))
-      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
-      for (let i = 0; i < 200 && !stderr.includes("(SIGTERM)"); i++) await sleep(50)
+      const { child, exited, stderr } = startCli(
+        [...sandboxTuneArgs(s), "--service-manager", "systemd", "--service-label", "macprovider.service", "--drain"],
+        sandboxEnv(s, systemdActive)
+      )
+      await waitFor(() => stderr().includes("(SIGTERM)"))
       await sleep(1000)
       child.kill("SIGINT")
       expect(await exited).toBe(130)
-      expect(stderr).toContain("sending SIGKILL")
+      expect(stderr()).toContain("sending SIGKILL")
       expect(alive(operator.pid!)).toBe(false)
       expect(jobCalls(toolCalls(s))).toEqual(stopStart)
       expect(candidateStarts(s)).toEqual([])

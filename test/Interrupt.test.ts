@@ -5,12 +5,11 @@ import * as Path from "node:path"
 import { Effect } from "effect"
 import { portOpen } from "../src/services/Ports.js"
 import { pidAlive } from "../src/services/ProcessTable.js"
-import { cliPath, tempDir } from "./support/cli.js"
+import { sleep, startCli, tempDir, waitFor } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, repoRoot } from "./support/models.js"
 
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const alive = pidAlive
 const portClosed = (port: number) => Effect.runPromise(portOpen(port)).then((open) => !open)
 
@@ -36,14 +35,9 @@ const interruptRun = async (
 ) => {
   const dir = tempDir()
   const db = Path.join(dir, "runs.db")
-  const child = ChildProcess.spawn(process.execPath, [cliPath, "tune", ...args, "--db-path", db], {
-    cwd: repoRoot,
-    env: { ...process.env, XDG_DATA_HOME: dir },
-    stdio: "ignore"
-  })
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  const { child, exited } = startCli(["tune", ...args, "--db-path", db], { XDG_DATA_HOME: dir })
   const logs = Path.join(dir, "logs")
-  for (let i = 0; i < 300 && !(Fs.existsSync(logs) && Fs.readdirSync(logs).length > 0); i++) await sleep(50)
+  await waitFor(() => Fs.existsSync(logs) && Fs.readdirSync(logs).length > 0, 15_000)
   await sleep(settleMs)
   const provider = providerOf(pattern)
   for (const [i, s] of signals.entries()) {
@@ -87,16 +81,12 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
       // Stage 1 (no knobs) is quick; the kv-bits cell's provider takes 60 s per request.
       const dir = tempDir()
       const db = Path.join(dir, "runs.db")
-      const child = ChildProcess.spawn(process.execPath, [
-        cliPath, "tune", ...fakeArgs("ok-5"), "--kv-bits-axis", "8", "--stage1-replicates", "1", "--db-path", db
-      ], { cwd: repoRoot, env: { ...process.env, XDG_DATA_HOME: dir, FAKE_PROVIDER_SLOW_FLAG: "--kv-bits" }, stdio: "ignore" })
-      const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+      const { child, exited } = startCli(
+        ["tune", ...fakeArgs("ok-5"), "--kv-bits-axis", "8", "--stage1-replicates", "1", "--db-path", db],
+        { XDG_DATA_HOME: dir, FAKE_PROVIDER_SLOW_FLAG: "--kv-bits" }
+      )
       const pattern = "fake-provider.mjs serve --model ok-5 .*--kv-bits 8"
-      for (let i = 0; i < 300; i++) {
-        const r = ChildProcess.spawnSync("pgrep", ["-f", pattern])
-        if (r.status === 0) break
-        await sleep(50)
-      }
+      await waitFor(() => ChildProcess.spawnSync("pgrep", ["-f", pattern]).status === 0, 15_000)
       await sleep(500)
       const provider = providerOf(pattern)
       child.kill(signal)

@@ -5,11 +5,10 @@ import * as Path from "node:path"
 import { macProvider } from "../src/providers/MacProvider.js"
 import { dbLockPath, providerLockPath } from "../src/services/RunLock.js"
 import { pidAlive } from "../src/services/ProcessTable.js"
-import { cliPath, runCli, tempDir } from "./support/cli.js"
+import { runCli, sleep, startCli, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot } from "./support/models.js"
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 const alive = pidAlive
 
 /**
@@ -44,12 +43,7 @@ const holderPid = (lockPath: string) => (JSON.parse(Fs.readFileSync(lockPath, "u
  * is up (its log file exists) with a probe about to be in flight: the run holds its locks.
  */
 const startHolder = async (dir: string) => {
-  const child = ChildProcess.spawn(process.execPath, [cliPath, ...tuneArgs(dir, "ok-60000")], {
-    cwd: repoRoot,
-    env: { ...process.env, ...env(dir) },
-    stdio: "ignore"
-  })
-  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  const { child, exited } = startCli(tuneArgs(dir, "ok-60000"), env(dir))
   // A failed assertion must not leave the run (and its provider) behind: SIGINT stops both.
   onTestFinished(async () => {
     if (child.exitCode === null && child.signalCode === null) {

@@ -29,6 +29,7 @@
  * the refusal message names the pid and the file so the operator can check.
  */
 import { Console, Effect, Option, Schema, type Scope } from "effect"
+import { findExecutable } from "./Executables.js"
 import { pidAlive } from "./ProcessTable.js"
 import * as Crypto from "node:crypto"
 import * as fs from "node:fs"
@@ -57,22 +58,6 @@ const MAX_ROUNDS = 5
 /** The database's lock: `<absolute db path>.lock`, next to the SQLite file. */
 export const dbLockPath = (dbPath: string): string => `${path.resolve(dbPath)}.lock`
 
-/** `command` as an absolute, symlink-free path: looked up on PATH when it has no slash; unchanged when not found. */
-const resolveBinary = (command: string): string => {
-  const candidates = command.includes("/")
-    ? [path.resolve(command)]
-    : (process.env.PATH ?? "").split(path.delimiter).filter((d) => d !== "").map((d) => path.join(d, command))
-  for (const c of candidates) {
-    try {
-      fs.accessSync(c, fs.constants.X_OK)
-      return fs.realpathSync(c)
-    } catch {
-      // not this one
-    }
-  }
-  return command
-}
-
 /**
  * A provider's lock: `<data dir>/locks/<provider name>-<sha1 of the resolved
  * binary path>.lock` (data dir: `UserDirs.dataDir`, which ends in
@@ -83,7 +68,8 @@ const resolveBinary = (command: string): string => {
  */
 export const providerLockPath = (adapter: ProviderAdapter, dir: string = dataDir()): string => {
   const { args, command } = adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, true)
-  const binary = resolveBinary(command === process.execPath && args[0] !== undefined ? args[0] : command)
+  const launcher = command === process.execPath && args[0] !== undefined ? args[0] : command
+  const binary = findExecutable(launcher) ?? launcher
   const key = Crypto.createHash("sha1").update(binary).digest("hex")
   return path.join(dir, "locks", `${adapter.name}-${key}.lock`)
 }

@@ -1,5 +1,5 @@
 import type { HttpClient } from "@effect/platform"
-import { Effect } from "effect"
+import { Clock, Effect } from "effect"
 import type { Candidate } from "../domain/Candidate.js"
 import type { Knobs } from "../domain/Knobs.js"
 import { median, percentile } from "../domain/Stats.js"
@@ -34,6 +34,8 @@ export interface TrialOutcome {
   readonly ttftP95Ms: number | null
   readonly calibration: Calibration | null
   readonly samples: ReadonlyArray<ProbeSample>
+  /** When the trial began (provider start), ISO-8601 UTC (S-1 `started_at`). */
+  readonly startedAt: string
 }
 
 
@@ -73,8 +75,9 @@ export const runTrial = (
 ): Effect.Effect<TrialOutcome, never, CandidateProvider | HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const provider = yield* CandidateProvider
+    const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     const infeasible = (reason: string, samples: ReadonlyArray<ProbeSample> = [], calibration: Calibration | null = null) =>
-      summarize(reason, samples, calibration, replicates)
+      summarize(reason, samples, calibration, replicates, startedAt)
     const started = yield* provider.start({
       adapter: s.adapter,
       spec: { model: candidate.model, knobs, targetContext: s.targetContext, maxTokens: s.maxTokens },
@@ -119,14 +122,15 @@ export const runTrial = (
       const reason = sample.reason ?? promptMiss
       if (reason !== null) return infeasible(reason, samples, calibration)
     }
-    return summarize(null, samples, calibration, replicates)
+    return summarize(null, samples, calibration, replicates, startedAt)
   }).pipe(Effect.scoped)
 
 const summarize = (
   reason: string | null,
   samples: ReadonlyArray<ProbeSample>,
   calibration: Calibration | null,
-  replicates: number
+  replicates: number,
+  startedAt: string
 ): TrialOutcome => {
   const ok = samples.filter((x) => x.reason === null)
   const ttfts = ok.flatMap((x) => (x.ttftMs === null ? [] : [x.ttftMs]))
@@ -138,6 +142,7 @@ const summarize = (
     ttftMedianMs: median(ttfts),
     ttftP95Ms: percentile(ttfts, 95),
     calibration,
-    samples
+    samples,
+    startedAt
   }
 }

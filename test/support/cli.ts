@@ -47,3 +47,32 @@ export const runCli = (
 
 /** A fresh temp directory for one test (database, logs, XDG dirs). */
 export const tempDir = (prefix = "autotune-test-"): string => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))
+
+/** A CLI run in the background: its process, its exit code when it ends, and its stderr so far. */
+export interface RunningCli {
+  readonly child: ChildProcess.ChildProcess
+  readonly exited: Promise<number | null>
+  readonly stderr: () => string
+}
+
+/** Starts `autotune <args>` without waiting for it (for signals sent mid-run); `env` is merged as in `runCli`. */
+export const startCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): RunningCli => {
+  const child = ChildProcess.spawn(process.execPath, [cliPath, ...args], {
+    cwd: repoRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let stderr = ""
+  child.stderr!.on("data", (d) => (stderr += d))
+  const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
+  return { child, exited, stderr: () => stderr }
+}
+
+/** Resolves after `ms` of real time (only for waiting on real processes, never for logic under test). */
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
+
+/** Polls `cond` every 50 ms until it holds, for at most `limitMs`. */
+export const waitFor = async (cond: () => boolean, limitMs = 10_000) => {
+  for (let waited = 0; waited < limitMs && !cond(); waited += 50) await sleep(50)
+}
+
