@@ -8,7 +8,7 @@ import { Clock, Console, Effect, type Exit, Ref } from "effect"
 import { randomUUID } from "node:crypto"
 import type { Axes } from "./domain/Axes.js"
 import { cells } from "./domain/Axes.js"
-import { type AllInfeasible, BudgetExhausted, type StoreFailed } from "./domain/AutotuneError.js"
+import { type AllInfeasible, BudgetExhausted, type PreWarmIntegrityFailure, type StoreFailed } from "./domain/AutotuneError.js"
 import type { Candidate } from "./domain/Candidate.js"
 import { fromExit } from "./domain/ExitReason.js"
 import { describeKnobs, Knobs } from "./domain/Knobs.js"
@@ -20,7 +20,7 @@ import { hillClimb } from "./steps/HillClimb.js"
 import { buildDocument, type Recommended, renderBlock } from "./steps/Recommend.js"
 import type { TrialOutcome, TrialSettings } from "./steps/RunTrial.js"
 import { runTrial } from "./steps/RunTrial.js"
-import { formatParams, type Rejected, stage1 } from "./steps/Stage1.js"
+import { abortOnIntegrity, formatParams, type Rejected, stage1 } from "./steps/Stage1.js"
 
 /** Everything a tune needs, parsed and validated (flags, candidates, machine). */
 export interface TunePlan extends TrialSettings {
@@ -69,14 +69,14 @@ const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note = "") =>
  * With a budget (H-3) the work is interrupted when it runs out: the best
  * recommendation so far is printed with `partial: true` if Stage 1 had chosen
  * a model, else none.
- * Fails with AllInfeasible (A-4), BudgetExhausted (H-3) or StoreFailed.
+ * Fails with AllInfeasible (A-4), PreWarmIntegrityFailure (D-2, after its trial row), BudgetExhausted (H-3) or StoreFailed.
  */
 export const tune = <E = never, R = never>(
   plan: TunePlan,
   prepare: Effect.Effect<void, E, R> = Effect.void as Effect.Effect<void, E, R>
 ): Effect.Effect<
   void,
-  AllInfeasible | StoreFailed | BudgetExhausted | E,
+  AllInfeasible | PreWarmIntegrityFailure | StoreFailed | BudgetExhausted | E,
   TrialStore | CandidateProvider | HttpClient.HttpClient | R
 > =>
   Effect.gen(function*() {
@@ -145,6 +145,7 @@ export const tune = <E = never, R = never>(
               chosen.outcome.calibration
             )
             const trialId = yield* store.insertTrial(row(2, chosen.candidate, knobs, outcome))
+            yield* abortOnIntegrity(chosen.candidate, outcome)
             return {
               knobs,
               feasible: outcome.reason === null,
@@ -179,7 +180,7 @@ export const tune = <E = never, R = never>(
       })
     )
 
-    const finish = (exit: Exit.Exit<void, AllInfeasible | StoreFailed | BudgetExhausted | E>) =>
+    const finish = (exit: Exit.Exit<void, AllInfeasible | PreWarmIntegrityFailure | StoreFailed | BudgetExhausted | E>) =>
       Effect.gen(function*() {
         const exitReason = fromExit(exit)
         // H-3: a budget that ran out after Stage 1 chose a model still recommends the best so far.

@@ -141,4 +141,26 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
     expect(r.stderr).toMatch(/even a-1b \(1B\)/)
     expect(Date.now() - started).toBeLessThan(15_000)
   })
+
+  it("F-2h the same tune run twice with the same inputs gives the same recipe hash; other knobs give another", async () => {
+    const axes = ["--kv-bits-axis", "unset", "--max-batch-axis", "1"]
+    const a = await tuneFake("ok-1b,ok-32b", axes)
+    const b = await tuneFake("ok-1b,ok-32b", axes)
+    expect(a.r.code, a.r.stderr).toBe(0)
+    expect(b.r.code, b.r.stderr).toBe(0)
+    const [da, db] = [decodeDoc(a.r.stdout), decodeDoc(b.r.stdout)]
+    expect(da.run_id).not.toBe(db.run_id)
+    expect(db.recommendation?.model).toBe(da.recommendation?.model)
+    expect(db.recommendation?.knobs).toEqual(da.recommendation?.knobs)
+    expect(da.recipe_hash).toMatch(/^sha256:[0-9a-f]{64}$/)
+    expect(db.recipe_hash).toBe(da.recipe_hash)
+    // A-4 F-1: 1b chosen first in the given order; 32b is larger, so there are no alternates
+    expect(da.recommendation?.model).toBe("ok-1b")
+    expect(da.alternates).toEqual([])
+    // S-2: the stored hash is the printed one
+    const runs = await readRows<{ recipe_hash: string }>(a.db, "SELECT recipe_hash FROM tune_runs")
+    expect(runs).toEqual([{ recipe_hash: da.recipe_hash }])
+    const c = await tuneFake("ok-1b,ok-32b", ["--kv-bits-axis", "8"])
+    expect(decodeDoc(c.r.stdout).recipe_hash).not.toBe(da.recipe_hash)
+  })
 })

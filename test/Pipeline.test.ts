@@ -69,7 +69,7 @@ const fakeProvider = (started: Ref.Ref<number>, stopped: Ref.Ref<number>) =>
     })
   )
 
-const cand = (id: string, rank: number, paramCount: number): Candidate => ({ id, model: id, rank, paramCount })
+const cand = (id: string, rank: number, paramCount: number): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false })
 
 const plan = (candidates: ReadonlyArray<Candidate>, budgetMs: number | null): TunePlan => ({
   adapter: macProvider("fake"),

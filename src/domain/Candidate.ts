@@ -11,4 +11,6 @@ export interface Candidate {
   readonly rank: number
   /** Parameter count from metadata (GGUF header) or a size token in the id; null when unknown. */
   readonly paramCount: number | null
+  /** True when `model` is a local GGUF file (the embedded provider's files, or a `.gguf` path), whose header is checked before every load (SPEC D-2). */
+  readonly ggufFile: boolean
 }

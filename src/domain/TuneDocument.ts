@@ -53,12 +53,24 @@ export const InfeasibleJson = Schema.Struct({
   reason: Schema.String
 })
 
+/** ISO-8601 UTC timestamp as `Date.prototype.toISOString` writes it (F-2 `started_at`/`ended_at`). */
+export const IsoUtc = Schema.String.pipe(
+  Schema.pattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/),
+  Schema.annotations({ identifier: "IsoUtc" })
+)
+
+/** F-2h `recipe_hash`: `sha256:` and 64 lowercase hex digits. */
+export const RecipeHashText = Schema.String.pipe(
+  Schema.pattern(/^sha256:[0-9a-f]{64}$/),
+  Schema.annotations({ identifier: "RecipeHash" })
+)
+
 /** The `--json` document (SPEC F-2), defined once: encodes the output and validates it in tests. */
 export class TuneDocument extends Schema.Class<TuneDocument>("TuneDocument")({
-  spec_version: Schema.String,
+  spec_version: Schema.Literal(SPEC_VERSION),
   run_id: Schema.String,
-  started_at: Schema.String,
-  ended_at: Schema.NullOr(Schema.String),
+  started_at: IsoUtc,
+  ended_at: Schema.NullOr(IsoUtc),
   partial: Schema.Boolean,
   exit_reason: ExitReason,
   machine: Machine,
@@ -66,7 +78,7 @@ export class TuneDocument extends Schema.Class<TuneDocument>("TuneDocument")({
   recommendation: Schema.NullOr(RecommendationJson),
   alternates: Schema.Array(Schema.String),
   infeasible: Schema.Array(InfeasibleJson),
-  recipe_hash: Schema.NullOr(Schema.String)
+  recipe_hash: Schema.NullOr(RecipeHashText)
 }) {}
 
 /** The document as JSON text (Schema-encoded, SPEC F-2). */

@@ -1,10 +1,9 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { UsageError } from "../domain/AutotuneError.js"
 import type { Candidate } from "../domain/Candidate.js"
-import { readModelInfo } from "../gguf/ModelInfo.js"
-import { paramCountFromId } from "../gguf/ParamCount.js"
+import { modelParamCount } from "./ModelSize.js"
 import type { ProviderName } from "../providers/ProviderAdapter.js"
 
 /**
@@ -33,10 +32,14 @@ export const parseCandidateList = (raw: string): Effect.Effect<ReadonlyArray<str
 const isFile = (id: string, provider: ProviderName) =>
   provider === "embedded" || /\.gguf$/i.test(id) || fs.existsSync(id)
 
+/** A local GGUF model file: any regular file for the embedded provider, else a regular `.gguf` file. */
+const isGgufFile = (id: string, provider: ProviderName) =>
+  (provider === "embedded" || /\.gguf$/i.test(id)) && fs.statSync(id, { throwIfNoEntry: false })?.isFile() === true
+
 /**
  * Resolves candidate ids in the given order (SPEC A-1) with their parameter
- * counts (SPEC A-4): from the GGUF header for files, else from a size token in
- * the id, else unknown. The embedded provider serves GGUF files only: an id
+ * counts (SPEC A-4, F-1; see modelParamCount: GGUF header, config.json, size
+ * token in the id, else unknown). The embedded provider serves GGUF files only: an id
  * that is not an existing file fails with UsageError naming `--candidate-models`.
  * A file whose header cannot be read keeps the id's size token; pre-warm decides
  * what the file is worth.
@@ -47,8 +50,7 @@ export const resolveCandidates = (
 ): Effect.Effect<ReadonlyArray<Candidate>, UsageError> =>
   Effect.forEach(ids, (id, i) =>
     Effect.gen(function*() {
-      const fromId = Option.getOrNull(paramCountFromId(path.basename(id)))
-      if (!isFile(id, provider)) return { id, model: id, rank: i + 1, paramCount: fromId }
+      if (!isFile(id, provider)) return { id, model: id, rank: i + 1, paramCount: yield* modelParamCount(id), ggufFile: false }
       if (!fs.existsSync(id)) {
         return yield* new UsageError({
           flag: "candidate-models",
@@ -57,11 +59,11 @@ export const resolveCandidates = (
           }`
         })
       }
-      const info = yield* readModelInfo(id).pipe(Effect.option)
       return {
         id,
         model: path.resolve(id),
         rank: i + 1,
-        paramCount: Option.match(info, { onNone: () => fromId, onSome: (m) => m.paramCount })
+        paramCount: yield* modelParamCount(id),
+        ggufFile: isGgufFile(id, provider)
       } satisfies Candidate
     }))

@@ -1,7 +1,6 @@
-import canonicalize from "canonicalize"
-import { createHash } from "node:crypto"
 import type { Candidate } from "../domain/Candidate.js"
 import type { ExitReason } from "../domain/ExitReason.js"
+import { recipeHash } from "../domain/RecipeHash.js"
 import { describeKnobs, type Knobs } from "../domain/Knobs.js"
 import {
   type Inputs,
@@ -29,18 +28,6 @@ export const knobsJson = (k: Knobs, adapter: ProviderAdapter): KnobsJson => ({
   max_context_override: k.maxContext,
   ...(adapter.hasThreads ? { threads: k.threads } : {})
 })
-
-/**
- * `recipe_hash` (SPEC F-2h): `sha256:` + hex of the RFC 8785 (JCS) canonical
- * JSON of `{machine, inputs, recommendation: {model, knobs}}` — no run id,
- * times or metrics. JCS comes from the `canonicalize` package (the RFC
- * authors' reference implementation for JavaScript).
- */
-export const recipeHash = (machine: Machine, inputs: Inputs, model: string, knobs: KnobsJson): string =>
-  "sha256:" +
-  createHash("sha256")
-    .update(canonicalize({ machine: { ...machine }, inputs: { ...inputs }, recommendation: { model, knobs } })!)
-    .digest("hex")
 
 /** Everything a run's document is built from. */
 export interface RunSummary {
@@ -101,7 +88,7 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
     }),
     alternates,
     infeasible: s.rejected.map((r) => ({ model: r.candidate.id, rank: r.candidate.rank, reason: r.reason })),
-    recipe_hash: rec === null || knobs === null ? null : recipeHash(s.machine, s.inputs, rec.candidate.id, knobs)
+    recipe_hash: rec === null || knobs === null ? null : recipeHash({ machine: s.machine, inputs: s.inputs, recommendation: { model: rec.candidate.id, knobs } })
   })
 }
 

@@ -9,6 +9,8 @@ import { preWarm } from "./PreWarm.js"
 import { probeOnce, type ProbeSample } from "./Probe.js"
 import { type Calibration, promptOfWords, wordsForTokens } from "./Prompt.js"
 import { PROMPT_TOLERANCE } from "./PromptTolerance.js"
+import { classifyPreWarmFailure, type FailureKind } from "./PreWarmFailure.js"
+import { readModelInfo } from "../gguf/ModelInfo.js"
 
 /** The run-wide settings a trial needs. Units: tokens, ms. */
 export interface TrialSettings {
@@ -27,6 +29,11 @@ export interface TrialSettings {
  */
 export interface TrialOutcome {
   readonly reason: string | null
+  /**
+   * For a trial that failed before measuring (start, load or pre-warm), how that
+   * failure counts (SPEC D-2): `integrity` aborts the run. Null otherwise.
+   */
+  readonly preWarmFailure: FailureKind | null
   readonly replicates: number
   readonly nErr: number
   readonly tpsMedian: number | null
@@ -62,9 +69,12 @@ const replicate = (run: (i: number) => Effect.Effect<ProbeSample, never, HttpCli
  * context (D-1; the model loads once per trial), then sends
  * `replicates` probes at the target context (P-1), each with `knobs.maxBatch`
  * concurrent requests, stopping at the first infeasible replicate (B-2: one is
- * enough to make the cell infeasible). A start failure, pre-warm failure, gate
- * miss, provider death or prompt-size miss (> 5 %, P-1) is an infeasible
- * outcome with its reason (G-1), never an error.
+ * enough to make the cell infeasible). A GGUF candidate's header is checked
+ * first (D-2: magic, version, tensor data within the file). A failed check,
+ * start failure or pre-warm failure is classified (D-2, `preWarmFailure`;
+ * integrity reasons start with `integrity:`); it, a gate miss, provider death
+ * or prompt-size miss (> 5 %, P-1) is an infeasible outcome with its reason
+ * (G-1), never an error: aborting on integrity is the caller's decision.
  */
 export const runTrial = (
   s: TrialSettings,
@@ -77,7 +87,23 @@ export const runTrial = (
     const provider = yield* CandidateProvider
     const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     const infeasible = (reason: string, samples: ReadonlyArray<ProbeSample> = [], calibration: Calibration | null = null) =>
-      summarize(reason, samples, calibration, replicates, startedAt)
+      summarize(reason, null, samples, calibration, replicates, startedAt)
+    // SPEC D-2: a failure before measurement is classified from its reason and the provider's output.
+    const preWarmFailed = (reason: string, outputTail: string) => {
+      const c = classifyPreWarmFailure(reason, outputTail)
+      if (c.marker === null) return summarize(reason, "transient", [], null, replicates, startedAt)
+      // Quote the provider's line that carries the marker when the reason does not already.
+      const line = reason.toLowerCase().includes(c.marker.phrase)
+        ? null
+        : outputTail.split("\n").find((l) => l.toLowerCase().includes(c.marker!.phrase))?.trim() ?? null
+      return summarize(`integrity: ${reason}${line === null ? "" : ` (${line})`}`, "integrity", [], null, replicates, startedAt)
+    }
+    // SPEC D-2: the weights are checked before loading where the format allows it
+    // (GGUF: magic, version, tensor data within the file), so a corrupt file never starts.
+    if (candidate.ggufFile) {
+      const checked = yield* readModelInfo(candidate.model).pipe(Effect.either)
+      if (checked._tag === "Left") return preWarmFailed(`pre-load check of ${candidate.model}: ${checked.left.message}`, "")
+    }
     const started = yield* provider.start({
       adapter: s.adapter,
       spec: { model: candidate.model, knobs, targetContext: s.targetContext, maxTokens: s.maxTokens },
@@ -86,7 +112,7 @@ export const runTrial = (
     }).pipe(Effect.either)
     if (started._tag === "Left") {
       const e = started.left
-      return infeasible(`${e.message}${e.stderrTail ? `: ${e.stderrTail.split("\n").slice(-3).join(" | ")}` : ""}`)
+      return preWarmFailed(`${e.message}${e.stderrTail ? `: ${e.stderrTail.split("\n").slice(-3).join(" | ")}` : ""}`, e.stderrTail)
     }
     const server = started.right
     const concurrent = knobs.maxBatch ?? 1
@@ -98,7 +124,7 @@ export const runTrial = (
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
       known
     })
-    if (warm._tag === "Failed") return infeasible(warm.reason)
+    if (warm._tag === "Failed") return preWarmFailed(warm.reason, yield* server.outputTail)
     const calibration = warm.calibration
     const words = wordsForTokens(calibration, s.targetContext)
     const samples: Array<ProbeSample> = []
@@ -122,11 +148,12 @@ export const runTrial = (
       const reason = sample.reason ?? promptMiss
       if (reason !== null) return infeasible(reason, samples, calibration)
     }
-    return summarize(null, samples, calibration, replicates, startedAt)
+    return summarize(null, null, samples, calibration, replicates, startedAt)
   }).pipe(Effect.scoped)
 
 const summarize = (
   reason: string | null,
+  preWarmFailure: FailureKind | null,
   samples: ReadonlyArray<ProbeSample>,
   calibration: Calibration | null,
   replicates: number,
@@ -136,6 +163,7 @@ const summarize = (
   const ttfts = ok.flatMap((x) => (x.ttftMs === null ? [] : [x.ttftMs]))
   return {
     reason,
+    preWarmFailure,
     replicates,
     nErr: samples.length - ok.length + (reason !== null && samples.every((x) => x.reason === null) ? 1 : 0),
     tpsMedian: median(ok.flatMap((x) => (x.tps === null ? [] : [x.tps]))),

@@ -1,6 +1,6 @@
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
-import { AllInfeasible } from "../domain/AutotuneError.js"
+import { AllInfeasible, PreWarmIntegrityFailure } from "../domain/AutotuneError.js"
 import type { Candidate } from "../domain/Candidate.js"
 import { Knobs } from "../domain/Knobs.js"
 import type { CandidateProvider } from "../services/CandidateProvider.js"
@@ -46,21 +46,37 @@ export const allInfeasibleMessage = (rejected: ReadonlyArray<Rejected>): string 
  * each with default knobs at the target context over `replicates` requests,
  * and STOPS at the first feasible one — later candidates are never started.
  * `record` sees every trial as it finishes (persist, print). Fails with
- * AllInfeasible (message per A-4) when none is feasible.
+ * AllInfeasible (message per A-4) when none is feasible, and with
+ * PreWarmIntegrityFailure (D-2) as soon as a candidate's pre-warm failure is
+ * classified as integrity — after `record` has seen that trial.
  */
 export const stage1 = <E, R>(
   settings: TrialSettings,
   candidates: ReadonlyArray<Candidate>,
   replicates: number,
   record: (candidate: Candidate, outcome: TrialOutcome) => Effect.Effect<void, E, R>
-): Effect.Effect<Chosen, AllInfeasible | E, R | CandidateProvider | HttpClient.HttpClient> =>
+): Effect.Effect<Chosen, AllInfeasible | PreWarmIntegrityFailure | E, R | CandidateProvider | HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const rejected: Array<Rejected> = []
     for (const candidate of candidates) {
       const outcome = yield* runTrial(settings, candidate, Knobs.defaults, replicates, null)
       yield* record(candidate, outcome)
       if (outcome.reason === null) return { candidate, outcome }
+      yield* abortOnIntegrity(candidate, outcome)
       rejected.push({ candidate, reason: outcome.reason })
     }
     return yield* new AllInfeasible({ message: allInfeasibleMessage(rejected) })
   })
+
+/**
+ * SPEC D-2: fails with PreWarmIntegrityFailure (exit_reason
+ * `pre_warm_integrity_failure`) when a trial's pre-warm failure was classified
+ * as integrity; succeeds otherwise. Call it after the trial row is written.
+ */
+export const abortOnIntegrity = (candidate: Candidate, outcome: TrialOutcome): Effect.Effect<void, PreWarmIntegrityFailure> =>
+  outcome.preWarmFailure === "integrity"
+    ? Effect.fail(new PreWarmIntegrityFailure({
+      model: candidate.id,
+      message: `${candidate.id}: ${outcome.reason}; the whole run stops (SPEC D-2): replace or re-download the model, then tune again`
+    }))
+    : Effect.void

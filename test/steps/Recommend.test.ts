@@ -8,9 +8,9 @@ import { buildDocument, type RunSummary } from "../../src/steps/Recommend.js"
 import type { TrialOutcome } from "../../src/steps/RunTrial.js"
 import { allInfeasibleMessage } from "../../src/steps/Stage1.js"
 
-const cand = (id: string, rank: number, paramCount: number | null): Candidate => ({ id, model: id, rank, paramCount })
+const cand = (id: string, rank: number, paramCount: number | null): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false })
 const outcome: TrialOutcome = {
-  reason: null, replicates: 3, nErr: 0, tpsMedian: 40, ttftMedianMs: 900, ttftP95Ms: 1000, calibration: null, samples: [],
+  reason: null, preWarmFailure: null, replicates: 3, nErr: 0, tpsMedian: 40, ttftMedianMs: 900, ttftP95Ms: 1000, calibration: null, samples: [],
   startedAt: "2026-01-01T00:00:00.000Z"
 }
 const machine = new Machine({ ram_gb: 24, chip: "test cpu", os_version: "Linux 6", binary_version: null })
