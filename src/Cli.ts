@@ -11,6 +11,7 @@ import { writeSyntheticModel, type Quant } from "./gguf/SyntheticModel.js"
 import { serve } from "./serve/Serve.js"
 import { parseParamCount } from "./gguf/ParamCount.js"
 import { tuneCommand } from "./TuneCommand.js"
+import { reportCommand } from "./ReportCommand.js"
 
 // ---- serve -----------------------------------------------------------------
 const serveModel = Options.file("model", { exists: "either" }).pipe(
@@ -72,7 +73,7 @@ const synthCommand = Command.make("synth", { params: synthParams, quant: synthQu
 // ---- root ------------------------------------------------------------------
 const root = Command.make("autotune").pipe(
   Command.withDescription("Find the biggest model this machine can serve well, and the serving knobs for it"),
-  Command.withSubcommands([tuneCommand, serveCommand, synthCommand])
+  Command.withSubcommands([tuneCommand, serveCommand, synthCommand, reportCommand])
 )
 
 /** Runs the command tree on `process.argv`. */

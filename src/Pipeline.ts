@@ -114,7 +114,11 @@ export const tune = <E = never, R = never>(
         fits: o.reason === null ? 1 : 0,
         kept: 0,
         notes: o.reason,
-        started_at: o.startedAt
+        started_at: o.startedAt,
+        prompt_tokens: o.server.promptTokens,
+        server_prompt_n: o.server.promptN,
+        server_prompt_tps: o.server.promptTps,
+        server_decode_tps: o.server.decodeTps
       })
 
     const work = Effect.gen(function*() {

@@ -19,10 +19,11 @@ import { holdSignals } from "./HoldSignals.js"
 import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
 import { tune, type TunePlan } from "./Pipeline.js"
 import { embedded } from "./providers/Embedded.js"
+import { llamaServer } from "./providers/LlamaServer.js"
 import { macProvider } from "./providers/MacProvider.js"
 import type { ProviderAdapter, ProviderName } from "./providers/ProviderAdapter.js"
 import { CandidateProvider } from "./services/CandidateProvider.js"
-import { findExecutable } from "./services/Executables.js"
+import { findExecutable, findLlamaServer } from "./services/Executables.js"
 import { acquireRunLock, runLockPaths } from "./services/RunLock.js"
 import { TrialStore } from "./services/TrialStore.js"
 import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
@@ -31,10 +32,10 @@ import { conflicting, preflight } from "./steps/Preflight.js"
 import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
 
 const opt = {
-  provider: Options.choice("provider", ["embedded", "macprovider"]).pipe(Options.optional,
+  provider: Options.choice("provider", ["embedded", "macprovider", "llama-server"]).pipe(Options.optional,
     Options.withDescription("provider to tune (default: macprovider when macprovider-cli is on PATH, else embedded)")),
   providerBin: Options.text("provider-bin").pipe(Options.optional,
-    Options.withDescription("provider executable (default: macprovider-cli on PATH; embedded: this tool's own `serve`)")),
+    Options.withDescription("provider executable (default: macprovider-cli on PATH; llama-server: $LLAMA_SERVER, $LLAMA_CPP_BIN_DIR/llama-server, then PATH; embedded: this tool's own `serve`)")),
   candidateModels: Options.text("candidate-models").pipe(Options.optional,
     Options.withDescription("comma-separated model ids or GGUF paths, tried in this order (default: the built-in ladder)")),
   targetContext: integerOption("target-context", { min: 1 }).pipe(Options.optional,
@@ -89,15 +90,19 @@ interface Draft {
 }
 
 /**
- * The provider binary's version (F-2 `machine.binary_version`): the first line
- * of `<binary> --version` (stdout, else stderr, where llama.cpp tools print it;
- * 5 s at most), null when it does not answer. The embedded provider without
+ * The provider binary's version (F-2 `machine.binary_version`): the line of
+ * `<binary> --version` that says "version", else its first line (stdout, else
+ * stderr, where llama.cpp tools print it; 5 s at most), null when it does not answer. The embedded provider without
  * `--provider-bin` is this tool itself.
  */
 const binaryVersion = (adapter: ProviderAdapter, bin: Option.Option<string>): Effect.Effect<string | null> => {
   if (adapter.name === "embedded" && Option.isNone(bin)) return Effect.succeed(EMBEDDED_BINARY_VERSION)
   const { command } = adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
-  const firstLine = (s: string) => s.trim().split("\n")[0]?.trim() || null
+  // The line that names the version (llama-server logs "initializing ..." first), else the first line.
+  const firstLine = (s: string) => {
+    const lines = s.trim().split("\n").map((l) => l.trim()).filter((l) => l !== "")
+    return lines.find((l) => /version/i.test(l)) ?? lines[0] ?? null
+  }
   return Effect.async<string | null>((resume) => {
     const child = ChildProcess.execFile(command, ["--version"], { timeout: 5000 }, (_err, stdout, stderr) =>
       resume(Effect.succeed(firstLine(String(stdout)) ?? firstLine(String(stderr)))))
@@ -115,16 +120,30 @@ const machineOf = (adapter: ProviderAdapter, bin: Option.Option<string>): Effect
       binary_version
     }))
 
+/** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
+const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {
+  const r = findLlamaServer(providerBin)
+  return r.found !== null
+    ? Effect.succeed(r.found)
+    : Effect.fail(new UsageError({
+      flag: "provider-bin",
+      message: `--provider llama-server: no llama-server executable found; looked at ${r.looked.join(", ")}. ` +
+        `Pass --provider-bin <path> or set $LLAMA_SERVER.`
+    }))
+}
+
 /** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
 const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
   Effect.gen(function*() {
     const providerName: ProviderName = Option.getOrElse(f.provider, () => findExecutable("macprovider-cli") !== null ? "macprovider" : "embedded")
     const adapter = providerName === "embedded"
       ? embedded(Option.getOrNull(f.providerBin))
+      : providerName === "llama-server"
+      ? llamaServer(yield* llamaServerBinary(Option.getOrNull(f.providerBin)))
       : macProvider(Option.getOrElse(f.providerBin, () => "macprovider-cli"))
     const demo = Option.isNone(f.candidateModels)
-    if (demo && providerName !== "embedded") {
-      return yield* new UsageError({ flag: "candidate-models", message: "--candidate-models is required with --provider macprovider" })
+    if (demo && providerName === "macprovider") {
+      return yield* new UsageError({ flag: "candidate-models", message: "--candidate-models is required with --provider macprovider (the built-in ladder is GGUF files)" })
     }
     const candidateIds = Option.isSome(f.candidateModels) ? yield* parseCandidateList(f.candidateModels.value) : null
     const targetContext = Option.getOrElse(f.targetContext, () => demo ? DEMO_DEFAULTS.targetContext : 2048)

@@ -8,6 +8,13 @@ import { Schema } from "effect"
  * and NULL knobs; exactly one Stage 2 row of a finished run has `kept = 1` (B-4).
  * `fits` is 1 when every replicate was feasible (B-2, G-1); `notes` holds the
  * infeasibility reason or measurement notes.
+ * Beside the client's measurement, the provider's own view where it reports
+ * one (llama-server and the embedded provider send `usage` and `timings` on
+ * the last chunk): medians over the measured requests of `prompt_tokens`
+ * (`usage.prompt_tokens`, else `timings.prompt_n`; SPEC P-1), `server_prompt_n`
+ * (tokens the server actually prefilled), `server_prompt_tps` and
+ * `server_decode_tps` (its `prompt_per_second` and `predicted_per_second`,
+ * tokens/s). NULL when not reported.
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   run_id: Schema.String,
@@ -26,5 +33,9 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   fits: Schema.Literal(0, 1),
   kept: Schema.Literal(0, 1),
   notes: Schema.NullOr(Schema.String),
-  started_at: Schema.String
+  started_at: Schema.String,
+  prompt_tokens: Schema.NullOr(Schema.Number),
+  server_prompt_n: Schema.NullOr(Schema.Number),
+  server_prompt_tps: Schema.NullOr(Schema.Number),
+  server_decode_tps: Schema.NullOr(Schema.Number)
 }) {}

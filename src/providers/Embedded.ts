@@ -35,6 +35,7 @@ const args = (spec: LaunchSpec): Array<string> => [
 export const embedded = (binary: string | null): ProviderAdapter => ({
   name: "embedded",
   hasThreads: true,
+  healthPath: null,
   argv: (spec, candidate) => {
     const a = [...args(spec), ...(candidate ? ["--no-join"] : [])]
     return binary === null ? { command: process.execPath, args: [autotuneLauncher, ...a] } : { command: binary, args: a }

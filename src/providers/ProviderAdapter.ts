@@ -1,7 +1,7 @@
 import type { Knobs } from "../domain/Knobs.js"
 
 /** The providers this tool knows how to start (SPEC E-5). */
-export type ProviderName = "embedded" | "macprovider"
+export type ProviderName = "embedded" | "macprovider" | "llama-server"
 
 /** What an adapter needs to build a provider's command line. Units: tokens. */
 export interface LaunchSpec {
@@ -17,7 +17,8 @@ export interface LaunchSpec {
 
 /**
  * A provider adapter (SPEC E-5): how to build argv for (model, port, knobs)
- * and how readiness is read. `candidate: true` adds `--no-join` (SPEC E-3).
+ * and how readiness is read. `candidate: true` adds `--no-join` (SPEC E-3)
+ * where the provider has a coordinator pool to join.
  */
 export interface ProviderAdapter {
   readonly name: ProviderName
@@ -25,6 +26,12 @@ export interface ProviderAdapter {
   readonly hasThreads: boolean
   /** Executable and its arguments. */
   readonly argv: (spec: LaunchSpec, candidate: boolean) => { readonly command: string; readonly args: ReadonlyArray<string> }
+  /**
+   * A readiness endpoint polled before `GET /v1/models` (SPEC E-4, E-5): 200
+   * when the model is loaded (llama-server's `/health` answers 503 while
+   * loading). Null when `/v1/models` alone decides.
+   */
+  readonly healthPath: string | null
   /** The operator-facing command line (SPEC F-1): no `--no-join`, no port. */
   readonly serveCommand: (spec: LaunchSpec) => string
 }

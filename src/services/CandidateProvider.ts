@@ -12,8 +12,8 @@ import { freePort } from "./Ports.js"
 /** How long a stopping provider gets after SIGTERM before SIGKILL (STYLE: bound every wait). */
 export const STOP_GRACE = Duration.seconds(10)
 
-/** Bytes of the log file read for an output tail (SPEC E-4). */
-const TAIL_BYTES = 2048
+/** Bytes of the log file read for an output tail (SPEC E-4): enough for llama.cpp's error line above its exit chatter. */
+const TAIL_BYTES = 8192
 
 /** The last `TAIL_BYTES` of a file, as text, never failing. */
 export const fileTail = (file: string): Effect.Effect<string> =>
@@ -25,7 +25,7 @@ export const fileTail = (file: string): Effect.Effect<string> =>
         const len = Math.min(size, TAIL_BYTES)
         const buf = Buffer.alloc(len)
         fs.readSync(fd, buf, 0, len, size - len)
-        return buf.toString("utf8").trim().split("\n").slice(-12).join("\n")
+        return buf.toString("utf8").trim().split("\n").slice(-40).join("\n")
       } finally {
         fs.closeSync(fd)
       }
@@ -68,8 +68,9 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
     const client = yield* HttpClient.HttpClient
 
     /**
-     * Spawns the provider on a free loopback port with `--no-join` and waits until
-     * `GET /v1/models` is 200 and the process is still alive after it (SPEC E-4).
+     * Spawns the provider on a free loopback port with `--no-join` (where the
+     * adapter has it) and waits until the adapter's health endpoint (if any, E-5)
+     * and then `GET /v1/models` are 200 and the process is still alive after it (SPEC E-4).
      * The process group is stopped when the caller's Scope closes: SIGTERM, then
      * SIGKILL after STOP_GRACE (announced on stderr). Fails with ProviderStartFailed
      * at once when the binary cannot be spawned or the process exits while starting
@@ -136,12 +137,15 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
         const pid = child.pid!
         const baseUrl = `http://127.0.0.1:${port}`
 
-        const modelsOnce = client.execute(HttpClientRequest.get(`${baseUrl}/v1/models`)).pipe(
-          Effect.flatMap((res) =>
-            res.status === 200 ? res.json : Effect.fail(new Error(`HTTP ${res.status}`))
-          ),
-          Effect.timeout("5 seconds")
-        )
+        const get200 = (p: string) =>
+          client.execute(HttpClientRequest.get(`${baseUrl}${p}`)).pipe(
+            Effect.flatMap((res) => res.status === 200 ? res.json : Effect.fail(new Error(`HTTP ${res.status}`))),
+            Effect.timeout("5 seconds")
+          )
+        // E-5: a provider with a health endpoint (llama-server: 503 while loading) must pass it first.
+        const modelsOnce = o.adapter.healthPath === null
+          ? get200("/v1/models")
+          : Effect.zipRight(get200(o.adapter.healthPath), get200("/v1/models"))
         const models = yield* modelsOnce.pipe(
           Effect.tapError(() => Effect.sleep("100 millis")),
           Effect.eventually,

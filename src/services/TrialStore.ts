@@ -1,8 +1,9 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
-import { Effect, Layer, Schema } from "effect"
+import { Effect, Layer, Option, Schema } from "effect"
 import { StoreFailed } from "../domain/AutotuneError.js"
 import type { ExitReason } from "../domain/ExitReason.js"
+import { RunRow } from "../domain/Run.js"
 import { TrialRow } from "../domain/Trial.js"
 
 /** The start of a `tune_runs` row (SPEC S-2, H-1). */
@@ -63,6 +64,14 @@ const migrations = SqliteMigrator.fromRecord({
       started_at TEXT NOT NULL
     )`
     yield* sql`CREATE INDEX tune_trials_run ON tune_trials(run_id)`
+  }),
+  // The provider's own measurements beside the client's (issue "llama-server", P-1).
+  "0002_server_timings": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN prompt_tokens REAL`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN server_prompt_n REAL`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN server_prompt_tps REAL`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN server_decode_tps REAL`
   })
 })
 
@@ -105,7 +114,31 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
           Request: Schema.String,
           Result: TrialRow,
           execute: (id) => sql`SELECT * FROM tune_trials WHERE run_id = ${id} ORDER BY trial_id`
-        })(runId).pipe(Effect.mapError(storeFailed("read trials")))
+        })(runId).pipe(Effect.mapError(storeFailed("read trials"))),
+      /**
+       * The `tune_runs` row of `runId` (S-2), or None when there is no such run.
+       * Fails with StoreFailed ("read run") on a SQL error or a row that does not decode.
+       */
+      run: (runId: string): Effect.Effect<Option.Option<RunRow>, StoreFailed> =>
+        SqlSchema.findOne({
+          Request: Schema.String,
+          Result: RunRow,
+          execute: (id) => sql`SELECT * FROM tune_runs WHERE run_id = ${id}`
+        })(runId).pipe(Effect.mapError(storeFailed("read run"))),
+      /**
+       * The id of the most recently started run (greatest `started_at`, ISO-8601
+       * UTC so text order is time order; ties go to the later insert), or None
+       * when the database holds no run. Fails with StoreFailed ("read latest run").
+       */
+      latestRunId: (): Effect.Effect<Option.Option<string>, StoreFailed> =>
+        SqlSchema.findOne({
+          Request: Schema.Void,
+          Result: Schema.Struct({ run_id: Schema.String }),
+          execute: () => sql`SELECT run_id FROM tune_runs ORDER BY started_at DESC, rowid DESC LIMIT 1`
+        })(undefined).pipe(
+          Effect.map(Option.map((r) => r.run_id)),
+          Effect.mapError(storeFailed("read latest run"))
+        )
     }
   })
 }) {

@@ -23,18 +23,21 @@ export const parseCandidateList = (raw: string): Effect.Effect<ReadonlyArray<str
     : Effect.succeed(parts)
 }
 
+/** Providers that serve GGUF files only (`-m <file>`), so every candidate must be one. */
+const servesFilesOnly = (provider: ProviderName) => provider === "embedded" || provider === "llama-server"
+
 /**
  * Is a candidate a model file rather than a provider's model id? For the
- * embedded provider every candidate is a file; for the others an entry is a
+ * embedded provider and llama-server every candidate is a file; for the others an entry is a
  * file only when it ends in `.gguf` or exists on disk, so that ids such as
  * `mlx-community/Llama-3.2-1B-Instruct-4bit` stay ids.
  */
 const isFile = (id: string, provider: ProviderName) =>
-  provider === "embedded" || /\.gguf$/i.test(id) || fs.existsSync(id)
+  servesFilesOnly(provider) || /\.gguf$/i.test(id) || fs.existsSync(id)
 
 /** A local GGUF model file: any regular file for the embedded provider, else a regular `.gguf` file. */
 const isGgufFile = (id: string, provider: ProviderName) =>
-  (provider === "embedded" || /\.gguf$/i.test(id)) && fs.statSync(id, { throwIfNoEntry: false })?.isFile() === true
+  (servesFilesOnly(provider) || /\.gguf$/i.test(id)) && fs.statSync(id, { throwIfNoEntry: false })?.isFile() === true
 
 /**
  * Resolves candidate ids in the given order (SPEC A-1) with their parameter
@@ -55,7 +58,7 @@ export const resolveCandidates = (
         return yield* new UsageError({
           flag: "candidate-models",
           message: `--candidate-models: no such file "${id}"${
-            provider === "embedded" ? " (the embedded provider serves GGUF files)" : ""
+            servesFilesOnly(provider) ? ` (the ${provider} provider serves GGUF files)` : ""
           }`
         })
       }

@@ -41,6 +41,19 @@ export interface TrialOutcome {
   readonly ttftP95Ms: number | null
   readonly calibration: Calibration | null
   readonly samples: ReadonlyArray<ProbeSample>
+  /**
+   * Medians over the measured requests of what the provider itself reported
+   * (null where it reported nothing): prompt tokens (`usage.prompt_tokens`,
+   * else `timings.prompt_n`), tokens it prefilled (`timings.prompt_n`), and its
+   * prefill and decode speeds (`timings.prompt_per_second`,
+   * `predicted_per_second`), tokens/s.
+   */
+  readonly server: {
+    readonly promptTokens: number | null
+    readonly promptN: number | null
+    readonly promptTps: number | null
+    readonly decodeTps: number | null
+  }
   /** When the trial began (provider start), ISO-8601 UTC (S-1 `started_at`). */
   readonly startedAt: string
 }
@@ -112,7 +125,7 @@ export const runTrial = (
     }).pipe(Effect.either)
     if (started._tag === "Left") {
       const e = started.left
-      return preWarmFailed(`${e.message}${e.stderrTail ? `: ${e.stderrTail.split("\n").slice(-3).join(" | ")}` : ""}`, e.stderrTail)
+      return preWarmFailed(`${e.message}${e.stderrTail ? `: ${errorLines(e.stderrTail)}` : ""}`, e.stderrTail)
     }
     const server = started.right
     const concurrent = knobs.maxBatch ?? 1
@@ -141,15 +154,33 @@ export const runTrial = (
         concurrent
       )
       samples.push(sample)
-      const promptMiss = sample.promptTokens !== null &&
-          Math.abs(sample.promptTokens - s.targetContext) > PROMPT_TOLERANCE * s.targetContext
-        ? `prompt was ${sample.promptTokens} tokens, target ${s.targetContext} (more than 5 % off, SPEC P-1)`
+      const promptTokens = promptTokensOf(sample)
+      const promptMiss = promptTokens !== null &&
+          Math.abs(promptTokens - s.targetContext) > PROMPT_TOLERANCE * s.targetContext
+        ? `prompt was ${promptTokens} tokens, target ${s.targetContext} (more than 5 % off, SPEC P-1)`
         : null
       const reason = sample.reason ?? promptMiss
       if (reason !== null) return infeasible(reason, samples, calibration)
     }
     return summarize(null, null, samples, calibration, replicates, startedAt)
   }).pipe(Effect.scoped)
+
+/**
+ * The lines of a provider's output tail worth quoting in a reason (SPEC E-4):
+ * the first 2 that read as errors (the cause comes first: llama.cpp marks its
+ * error lines ` E ` and follows the cause with "failed to load model" chatter)
+ * and the last line, else the last 3 lines; joined with ` | `.
+ */
+const errorLines = (tail: string): string => {
+  // The log's first line is the command (`$ …`), never the cause.
+  const lines = tail.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("$ "))
+  const errors = lines.filter((l) => / E |error|fail|invalid|unknown|cannot|unable|out of memory/i.test(l))
+  const picked = errors.length > 0 ? [...new Set([...errors.slice(0, 2), lines.at(-1)!])] : lines.slice(-3)
+  return picked.join(" | ")
+}
+
+/** Prompt tokens as the provider counted them (SPEC P-1): `usage.prompt_tokens`, else llama.cpp's `timings.prompt_n`. */
+const promptTokensOf = (x: ProbeSample): number | null => x.promptTokens ?? x.serverTimings?.promptN ?? null
 
 const summarize = (
   reason: string | null,
@@ -160,6 +191,11 @@ const summarize = (
   startedAt: string
 ): TrialOutcome => {
   const ok = samples.filter((x) => x.reason === null)
+  const medianOf = (f: (x: ProbeSample) => number | null | undefined) =>
+    median(samples.flatMap((x) => {
+      const v = f(x)
+      return v === null || v === undefined ? [] : [v]
+    }))
   const ttfts = ok.flatMap((x) => (x.ttftMs === null ? [] : [x.ttftMs]))
   return {
     reason,
@@ -171,6 +207,12 @@ const summarize = (
     ttftP95Ms: percentile(ttfts, 95),
     calibration,
     samples,
-    startedAt
+    startedAt,
+    server: {
+      promptTokens: medianOf(promptTokensOf),
+      promptN: medianOf((x) => x.serverTimings?.promptN),
+      promptTps: medianOf((x) => x.serverTimings?.promptPerSecond),
+      decodeTps: medianOf((x) => x.serverTimings?.predictedPerSecond)
+    }
   }
 }

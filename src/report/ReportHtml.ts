@@ -1,0 +1,318 @@
+/**
+ * The `autotune report` page: one run and its trials as a self-contained HTML
+ * document (no network: the chart library is inlined). Pure: text in, text out.
+ */
+import { Option, Schema } from "effect"
+import type { RunRow } from "../domain/Run.js"
+import type { TrialRow } from "../domain/Trial.js"
+import { Inputs, Machine, RecommendationJson } from "../domain/TuneDocument.js"
+
+/** What one report is rendered from. */
+export interface ReportInput {
+  /** The run's `tune_runs` row (SPEC S-2). */
+  readonly run: RunRow
+  /** Every `tune_trials` row of the run (SPEC S-1), in insertion (trial) order. */
+  readonly trials: ReadonlyArray<TrialRow>
+  /** Source text of Chart.js's UMD bundle (defines the global `Chart`), inlined as a `<script>`. */
+  readonly chartJs: string
+}
+
+/** Prefix of `notes` marking a trial skipped without launching, on a memory estimate (future convention). */
+export const ESTIMATED_PREFIX = "estimated "
+
+/** True for a trial that was skipped on a memory estimate, not measured (`notes` starts with "estimated "). */
+export const isEstimated = (t: TrialRow): boolean => t.notes !== null && t.notes.startsWith(ESTIMATED_PREFIX)
+
+/** Escapes text for HTML element content and double- or single-quoted attribute values. */
+export const escapeHtml = (s: string): string =>
+  s.replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", "\"": "&quot;", "'": "&#39;" })[c]!)
+
+/**
+ * JSON safe to embed in a `<script>` element: `<`, `>`, `&` and the JS line
+ * separators U+2028/U+2029 are written as `\uXXXX` escapes, so no value can
+ * close the element or open a comment.
+ */
+export const jsonForScript = (value: unknown): string =>
+  JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`)
+
+/** Script source safe inside `<script>`: any `</script` is broken as `<\/script` (same meaning in JS strings and regexes). */
+const scriptSafe = (js: string): string => js.replace(/<\/(script)/gi, "<\\/$1")
+
+const decodeRecommendation = Schema.decodeUnknownOption(Schema.parseJson(RecommendationJson))
+const decodeRecommendedModel = Schema.decodeUnknownOption(Schema.parseJson(Schema.Struct({ model: Schema.String })))
+const decodeMachine = Schema.decodeUnknownOption(Schema.parseJson(Machine))
+const decodeInputs = Schema.decodeUnknownOption(Schema.parseJson(Inputs))
+
+/**
+ * Index (into `trials`) of the run's winning trial, or null:
+ * the Stage 2 row with `kept = 1` (SPEC B-4); failing that, when the run has a
+ * recommendation, the last feasible Stage 1 row of the recommended model (the
+ * Stage 1 configuration was recommended, B-5), else its last Stage 1 row.
+ * Estimated (skipped) trials never win.
+ */
+export const winnerIndex = (run: RunRow, trials: ReadonlyArray<TrialRow>): number | null => {
+  const kept = trials.findIndex((t) => t.stage === 2 && t.kept === 1 && !isEstimated(t))
+  if (kept >= 0) return kept
+  if (run.recommendation_json === null) return null
+  return Option.match(decodeRecommendedModel(run.recommendation_json), {
+    onNone: () => null,
+    onSome: ({ model }) => {
+      const stage1 = trials.flatMap((t, i) => t.stage === 1 && t.model === model && !isEstimated(t) ? [i] : [])
+      const feasible = stage1.filter((i) => trials[i]!.fits === 1)
+      return feasible.at(-1) ?? stage1.at(-1) ?? null
+    }
+  })
+}
+
+// ---- formatting ------------------------------------------------------------
+
+const dash = "—"
+const num = (n: number | null, digits: number): string => n === null ? dash : n.toFixed(digits)
+const kvText = (b: number | null): string => b === null ? "unset" : `${b}`
+const orDefault = (n: number | null): string => n === null ? "default" : `${n}`
+
+/** Human form of a trial's knobs, e.g. `kv=unset ctx=2048 batch=1 threads=2` (kv-bits null shows `unset`, F-1). */
+const knobsText = (t: TrialRow): string =>
+  [`kv=${kvText(t.kv_bits)}`, `ctx=${orDefault(t.max_context_cap)}`, `batch=${orDefault(t.max_batch)}`,
+    ...(t.threads === null ? [] : [`threads=${t.threads}`])].join(" ")
+
+/** `<tr><th>k</th><td>v</td></tr>` rows; values are escaped here. */
+const kvRows = (rows: ReadonlyArray<readonly [string, string]>): string =>
+  rows.map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("\n")
+
+const kvTable = (id: string, rows: ReadonlyArray<readonly [string, string]>): string =>
+  `<table class="kv" id="${id}"><tbody>\n${kvRows(rows)}\n</tbody></table>`
+
+/** A JSON column shown field by field when it decodes, else as its raw text. */
+const jsonSection = <A>(
+  title: string,
+  id: string,
+  text: string | null,
+  decode: (s: string) => Option.Option<A>,
+  rows: (a: A) => ReadonlyArray<readonly [string, string]>,
+  none: string
+): string => {
+  const body = text === null
+    ? `<p class="none">${escapeHtml(none)}</p>`
+    : Option.match(decode(text), {
+      onNone: () => `<pre id="${id}">${escapeHtml(text)}</pre>`,
+      onSome: (a) => kvTable(id, rows(a))
+    })
+  return `<section><h2>${escapeHtml(title)}</h2>\n${body}\n</section>`
+}
+
+const machineRows = (m: Machine) =>
+  [["RAM (GiB)", `${m.ram_gb}`], ["chip", m.chip], ["OS", m.os_version], ["provider binary", m.binary_version ?? dash]] as const
+
+const inputRows = (i: Inputs) =>
+  [
+    ["target context (tokens)", `${i.target_context}`],
+    ["candidate models (in order)", i.candidate_models.join(", ")],
+    ["stage 1 replicates", `${i.stage1_replicates}`],
+    ["stage 2 replicates", `${i.stage2_replicates}`],
+    ["TTFT gate (ms)", `${i.gate_ttft_ms}`],
+    ["tok/s tie epsilon", `${i.tps_tie_epsilon}`]
+  ] as const
+
+const recommendationRows = (r: RecommendationJson) =>
+  [
+    ["model", r.model],
+    ["target context (tokens)", `${r.target_context}`],
+    ["kv_bits", kvText(r.knobs.kv_bits)],
+    ["max_context_override", orDefault(r.knobs.max_context_override)],
+    ["max_concurrency_override", orDefault(r.knobs.max_concurrency_override)],
+    ...(r.knobs.threads === undefined ? [] : [["threads", orDefault(r.knobs.threads)] as const]),
+    ["median tok/s", num(r.tps_median, 2)],
+    ["TTFT p95 (ms)", num(r.ttft_p95_ms, 0)],
+    ["replicates", `${r.replicates}`],
+    ["serve command", r.serve_command]
+  ] as const
+
+/** One measured trial as a table row; `n` is its 1-based position in the run's trial order. */
+const trialRow = (t: TrialRow, n: number, winner: boolean): string => {
+  const cells = [
+    `${n}`, `${t.stage}`, t.model, kvText(t.kv_bits), orDefault(t.max_context_cap), orDefault(t.max_batch),
+    orDefault(t.threads), num(t.tps, 2), num(t.ttft_ms, 0), num(t.ttft_p95_ms, 0), `${t.replicates_n}`,
+    t.fits === 1 ? "yes" : "no", t.notes ?? "", t.started_at
+  ].map(escapeHtml)
+  const mark = winner ? ` <span class="winner-mark" title="winner">★ winner</span>` : ""
+  const cls = [winner ? "winner" : "", t.fits === 1 ? "fits" : "infeasible"].filter(Boolean).join(" ")
+  return `<tr class="${cls}" data-trial="${n}" data-stage="${t.stage}" data-kept="${t.kept}">` +
+    cells.map((c, i) => i === 0 ? `<td>${c}${mark}</td>` : `<td>${c}</td>`).join("") + "</tr>"
+}
+
+/** Chart data: trial order (1-based, the table's `#`) against tok/s. */
+interface ChartData {
+  readonly feasible: ReadonlyArray<{ readonly x: number; readonly y: number }>
+  readonly infeasible: ReadonlyArray<{ readonly x: number; readonly y: number }>
+  readonly best: ReadonlyArray<{ readonly x: number; readonly y: number | null }>
+  readonly cells: ReadonlyArray<{ readonly label: string; readonly tps: number; readonly fits: boolean; readonly winner: boolean }>
+}
+
+const chartData = (measured: ReadonlyArray<{ t: TrialRow; n: number }>, winner: number | null): ChartData => {
+  let best: number | null = null
+  const bestSeries: Array<{ x: number; y: number | null }> = []
+  const feasible: Array<{ x: number; y: number }> = []
+  const infeasible: Array<{ x: number; y: number }> = []
+  for (const { n, t } of measured) {
+    if (t.fits === 1 && t.tps !== null) {
+      feasible.push({ x: n, y: t.tps })
+      best = best === null ? t.tps : Math.max(best, t.tps)
+    } else {
+      infeasible.push({ x: n, y: 0 })
+    }
+    bestSeries.push({ x: n, y: best })
+  }
+  const cells = measured.filter(({ t }) => t.stage === 2).map(({ n, t }) => {
+    const fits = t.fits === 1 && t.tps !== null
+    return { label: `#${n} ${knobsText(t)}${fits ? "" : " (infeasible)"}`, tps: fits ? t.tps! : 0, fits, winner: n - 1 === winner }
+  })
+  return { feasible, infeasible, best: bestSeries, cells }
+}
+
+/** Draws both charts from `#report-data`, then sets `window.__reportReady` and `body[data-report-ready]`. */
+const chartScript = `(function () {
+  var data = JSON.parse(document.getElementById("report-data").textContent);
+  var done = function (state) {
+    document.body.setAttribute("data-report-ready", state);
+    window.__reportReady = state === "true";
+  };
+  try {
+    Chart.defaults.animation = false;
+    new Chart(document.getElementById("chart-progress"), {
+      type: "scatter",
+      data: { datasets: [
+        { type: "line", label: "best so far (tok/s)", data: data.best, stepped: "before", spanGaps: false,
+          borderColor: "rgb(220, 90, 30)", backgroundColor: "rgb(220, 90, 30)", borderWidth: 3, pointRadius: 0 },
+        { label: "feasible trial (tok/s)", data: data.feasible, pointRadius: 5,
+          borderColor: "rgb(30, 100, 200)", backgroundColor: "rgb(30, 100, 200)" },
+        { label: "infeasible trial (shown at 0)", data: data.infeasible, pointStyle: "crossRot", pointRadius: 6,
+          borderColor: "rgb(150, 150, 150)", backgroundColor: "rgb(150, 150, 150)", borderWidth: 2 }
+      ] },
+      options: { responsive: true, maintainAspectRatio: false,
+        scales: { x: { type: "linear", title: { display: true, text: "trial # (run order)" }, ticks: { stepSize: 1, precision: 0 } },
+                  y: { beginAtZero: true, title: { display: true, text: "tok/s" } } } }
+    });
+    new Chart(document.getElementById("chart-cells"), {
+      type: "bar",
+      data: { labels: data.cells.map(function (c) { return c.label; }),
+        datasets: [{ label: "Stage 2 cell median tok/s (infeasible = 0)", data: data.cells.map(function (c) { return c.tps; }),
+          backgroundColor: data.cells.map(function (c) { return c.winner ? "rgb(230, 160, 20)" : c.fits ? "rgb(30, 100, 200)" : "rgb(200, 200, 200)"; }),
+          borderColor: data.cells.map(function (c) { return c.winner ? "rgb(150, 90, 0)" : "rgba(0, 0, 0, 0)"; }),
+          borderWidth: 2 }] },
+      options: { responsive: true, maintainAspectRatio: false,
+        scales: { y: { beginAtZero: true, title: { display: true, text: "tok/s" } } } }
+    });
+    done("true");
+  } catch (e) {
+    document.body.setAttribute("data-report-error", String(e));
+    done("error");
+  }
+})();`
+
+const css = `
+body { font-family: system-ui, sans-serif; margin: 1.5rem; color: #222; }
+h1 { font-size: 1.4rem; } h2 { font-size: 1.15rem; margin-top: 1.6rem; }
+table { border-collapse: collapse; font-size: 0.85rem; }
+th, td { border: 1px solid #ccc; padding: 0.25rem 0.5rem; text-align: left; vertical-align: top; }
+table.kv th { background: #f4f4f4; font-weight: 600; }
+table.trials thead th { background: #eee; position: sticky; top: 0; }
+tr.infeasible td { color: #777; }
+tr.winner td { background: #fff1c2; font-weight: 600; color: #222; }
+.winner-mark { color: #a66b00; white-space: nowrap; }
+.chart { position: relative; height: 320px; max-width: 1000px; }
+pre, code { font-family: ui-monospace, monospace; white-space: pre-wrap; word-break: break-all; }
+.none { color: #777; font-style: italic; }
+`
+
+/**
+ * Renders the report page of one run (SPEC S-1, S-2, F-1, F-2): a header with
+ * run id, times, exit_reason, partial, spec version, recipe_hash, and the
+ * machine, inputs and recommendation JSON columns (field by field, raw text
+ * when a column does not decode); `table#trials` with one `<tbody>` row per
+ * measured trial (stage, model, knobs with kv_bits `unset` when null, tok/s,
+ * TTFT median and p95 in ms, replicates, fits, reason = notes, started_at),
+ * the winner row (see `winnerIndex`) with class `winner` and a "★ winner"
+ * marker; `section#skipped` listing trials whose notes start with
+ * "estimated " (skipped without launching) when there are any; and two
+ * `<canvas>`es: `#chart-progress` (best-so-far tok/s, a step line, over
+ * trial order, feasible trials as points, infeasible ones as crosses at 0)
+ * and `#chart-cells` (a bar per Stage 2 cell, infeasible cells 0 and
+ * labelled "(infeasible)"). When both charts are drawn the page sets
+ * `window.__reportReady = true` and `<body data-report-ready="true">`
+ * (`"error"` plus `data-report-error` if drawing threw). Every text value is
+ * HTML-escaped; embedded data is script-safe JSON. The result needs no network.
+ */
+export const renderReport = ({ chartJs, run, trials }: ReportInput): string => {
+  const winner = winnerIndex(run, trials)
+  const numbered = trials.map((t, i) => ({ t, n: i + 1 }))
+  const measured = numbered.filter(({ t }) => !isEstimated(t))
+  const skipped = numbered.filter(({ t }) => isEstimated(t))
+  const data = chartData(measured, winner)
+  const header = kvTable("run", [
+    ["run id", run.run_id],
+    ["started at", run.started_at],
+    ["ended at", run.ended_at ?? `${dash} (not ended${run.exit_reason === "interrupted" ? ": interrupted" : ""})`],
+    ["exit reason", run.exit_reason ?? `${dash} (still running, or the process died)`],
+    ["partial", run.partial === 1 ? "yes (budget ran out; best so far)" : "no"],
+    ["spec version", run.spec_version],
+    ["recipe hash", run.recipe_hash ?? dash]
+  ])
+  const head = ["#", "stage", "model", "kv_bits", "max_context_cap", "max_batch", "threads", "tok/s",
+    "TTFT median (ms)", "TTFT p95 (ms)", "replicates", "fits", "reason", "started at"]
+  const trialTable = measured.length === 0
+    ? `<p class="none">No measured trials.</p>`
+    : `<table class="trials" id="trials">
+<thead><tr>${head.map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join("")}</tr></thead>
+<tbody>
+${measured.map(({ n, t }) => trialRow(t, n, n - 1 === winner)).join("\n")}
+</tbody>
+</table>`
+  const skippedSection = skipped.length === 0 ? "" : `<section id="skipped">
+<h2>Skipped (estimated): not launched, memory estimate</h2>
+<table class="trials"><thead><tr>${["#", "stage", "model", "knobs", "reason", "started at"].map((h) => `<th scope="col">${h}</th>`).join("")}</tr></thead>
+<tbody>
+${skipped.map(({ n, t }) =>
+    `<tr data-trial="${n}">${[`${n}`, `${t.stage}`, t.model, knobsText(t), t.notes ?? "", t.started_at]
+      .map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`).join("\n")}
+</tbody>
+</table>
+</section>`
+  const winnerNote = winner === null
+    ? "No winner: the run has no kept Stage 2 cell and no recommendation."
+    : `Winner: trial #${winner + 1} (${trials[winner]!.stage === 2 ? "the kept Stage 2 cell" : "the Stage 1 configuration of the recommended model"}).`
+  return `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>autotune report: run ${escapeHtml(run.run_id)}</title>
+<style>${css}</style>
+</head>
+<body data-report-ready="false">
+<h1>llm-autotune report: run <code>${escapeHtml(run.run_id)}</code></h1>
+<section><h2>Run</h2>
+${header}
+</section>
+${jsonSection("Recommendation", "recommendation", run.recommendation_json, decodeRecommendation, recommendationRows, "No recommendation.")}
+${jsonSection("Machine", "machine", run.machine_json, decodeMachine, machineRows, "")}
+${jsonSection("Inputs", "inputs", run.inputs_json, decodeInputs, inputRows, "")}
+<section><h2>Trials (${measured.length} measured)</h2>
+<p>${escapeHtml(winnerNote)}</p>
+${trialTable}
+</section>
+${skippedSection}
+<section><h2>Best-so-far tok/s over trial order</h2>
+<div class="chart"><canvas id="chart-progress" role="img" aria-label="best-so-far tok/s over trial order"></canvas></div>
+</section>
+<section><h2>Stage 2 cells: median tok/s</h2>
+${data.cells.length === 0 ? `<p class="none">No Stage 2 cells were measured.</p>` : ""}
+<div class="chart"><canvas id="chart-cells" role="img" aria-label="median tok/s per Stage 2 cell"></canvas></div>
+</section>
+<script type="application/json" id="report-data">${jsonForScript(data)}</script>
+<script>${scriptSafe(chartJs)}</script>
+<script>${chartScript}</script>
+</body>
+</html>
+`
+}

@@ -1,0 +1,154 @@
+import { Schema } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { describe, expect, it } from "vitest"
+import { TuneDocument } from "../src/domain/TuneDocument.js"
+import { runCli, sleep, startCli, tempDir, waitFor } from "./support/cli.js"
+import { readRows } from "./support/db.js"
+import { llamaServerBin } from "./support/llamaCpp.js"
+import { smallModelPath, tinyModelPath } from "./support/models.js"
+
+const decodeDoc = Schema.decodeUnknownSync(Schema.parseJson(TuneDocument), { onExcessProperty: "error" })
+
+interface Row {
+  readonly stage: number
+  readonly model: string
+  readonly kv_bits: number | null
+  readonly max_batch: number | null
+  readonly fits: number
+  readonly kept: number
+  readonly notes: string | null
+  readonly prompt_tokens: number | null
+  readonly server_prompt_n: number | null
+  readonly server_prompt_tps: number | null
+  readonly server_decode_tps: number | null
+  readonly tps: number | null
+}
+
+/** The argv each candidate was started with: the first line (`$ cmd args`) of every provider log. */
+const startedArgv = (logDir: string): Array<Array<string>> =>
+  Fs.existsSync(logDir)
+    ? Fs.readdirSync(logDir).map((f) => Fs.readFileSync(Path.join(logDir, f), "utf8").split("\n")[0]!.slice(2).split(" "))
+    : []
+
+/** A copy of a GGUF whose architecture llama.cpp does not know (same byte length, valid header). */
+const unknownArchitecture = (from: string, to: string) => {
+  const b = Buffer.from(Fs.readFileSync(from))
+  const key = Buffer.from("general.architecture")
+  const at = b.indexOf(key) + key.length + 4 + 8 // key, u32 type, u64 length
+  b.write("llamx", at, "latin1")
+  for (let i = b.indexOf("llama.", 0, "latin1"); i >= 0 && i < 4_000_000; i = b.indexOf("llama.", i, "latin1")) {
+    b.write("llamx.", i, "latin1")
+  }
+  Fs.writeFileSync(to, b)
+}
+
+const tuneArgs = (db: string, candidates: string, extra: ReadonlyArray<string> = [], maxTokens = 16, stage1Replicates = 2) => [
+  "tune", "--provider", "llama-server", "--provider-bin", llamaServerBin(), "--candidate-models", candidates,
+  "--target-context", "512", "--max-tokens", `${maxTokens}`, "--stage1-replicates", `${stage1Replicates}`, "--stage2-replicates", "1",
+  "--threads-axis", "2", "--json", "--db-path", db, ...extra
+]
+
+describe("the llama-server provider against the real llama-server (SPEC E-5, P-1, P-2)", () => {
+  it("E-5 A-1 B-2: two candidates and Stage 2 over --parallel and KV-cache types, with the server's own timings recorded", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    const r = await runCli(
+      tuneArgs(db, `${smallModelPath()},${tinyModelPath()}`, ["--kv-bits-axis", "unset,8", "--max-batch-axis", "1,2"]),
+      { env: { XDG_DATA_HOME: dir } }
+    )
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.model).toBe(smallModelPath())
+    expect(doc.alternates).toEqual([tinyModelPath()])
+    expect(doc.machine.binary_version).toMatch(/version/)
+    // F-1 E-5: the serve command is in llama-server's own syntax, with the chosen knobs
+    const serve = doc.recommendation!.serve_command
+    expect(serve.startsWith(`${Fs.realpathSync(llamaServerBin())} -m ${smallModelPath()} --ctx-size `)).toBe(true)
+    expect(serve).toContain(`--parallel ${doc.recommendation!.knobs.max_concurrency_override}`)
+    expect(serve).toContain("--threads 2")
+    expect(serve).not.toContain("--no-join")
+    // E-5: each cell started with its flags on loopback; the small candidate was never started (A-2)
+    const argvs = startedArgv(Path.join(dir, "logs"))
+    expect(argvs).toHaveLength(5)
+    for (const a of argvs) {
+      expect(a[a.indexOf("-m") + 1]).toBe(smallModelPath())
+      expect(a[a.indexOf("--host") + 1]).toBe("127.0.0.1")
+    }
+    const kv8 = argvs.filter((a) => a.includes("--cache-type-k"))
+    expect(kv8).toHaveLength(2)
+    for (const a of kv8) {
+      expect(a[a.indexOf("--cache-type-k") + 1]).toBe("q8_0")
+      expect(a[a.indexOf("--cache-type-v") + 1]).toBe("q8_0")
+      expect(a[a.indexOf("--flash-attn") + 1]).toBe("on")
+    }
+    expect(argvs.filter((a) => a[a.indexOf("--parallel") + 1] === "2")).toHaveLength(2)
+    // P-1 P-2: every trial fits, with the server's timings beside the client's tok/s and the prompt within 5 %
+    const rows = await readRows<Row>(db, "SELECT * FROM tune_trials ORDER BY trial_id")
+    expect(rows.map((x) => [x.stage, x.kv_bits, x.max_batch])).toEqual([
+      [1, null, null], [2, null, 1], [2, null, 2], [2, 8, 1], [2, 8, 2]
+    ])
+    for (const row of rows) {
+      expect(row.fits, row.notes ?? "").toBe(1)
+      expect(Math.abs(row.prompt_tokens! - 512)).toBeLessThanOrEqual(0.05 * 512)
+      expect(row.server_prompt_n).toBeGreaterThan(0.9 * 512)
+      expect(row.server_prompt_tps).toBeGreaterThan(0)
+      expect(row.server_decode_tps).toBeGreaterThan(0)
+      expect(row.tps).toBeGreaterThan(0)
+    }
+    expect(rows.filter((x) => x.kept === 1)).toHaveLength(1)
+  })
+
+  it("E-4 a model llama-server cannot load is infeasible at once with its exit code and error line; the next candidate is tried", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    const bad = Path.join(dir, "unknown-arch-15M.gguf")
+    unknownArchitecture(tinyModelPath(), bad)
+    const started = Date.now()
+    const r = await runCli(tuneArgs(db, `${bad},${tinyModelPath()}`), { env: { XDG_DATA_HOME: dir } })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.model).toBe(tinyModelPath())
+    expect(doc.infeasible).toEqual([{
+      model: bad, rank: 1,
+      reason: expect.stringMatching(/^provider exited while starting \(exit code 1\): .*unknown model architecture: 'llamx'/)
+    }])
+    // D-2: an unknown architecture is not corrupt weights: the run goes on
+    expect(doc.exit_reason).toBe("ok")
+    expect(Date.now() - started).toBeLessThan(60_000)
+    const first = await readRows<Row>(db, "SELECT * FROM tune_trials ORDER BY trial_id LIMIT 1")
+    expect(first[0]?.notes).toContain("unknown model architecture")
+  })
+
+  it("G-1 E-4 a llama-server killed mid-probe fails that trial as a provider death, and the tune goes on", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    // Long replies so the measured requests are in flight long enough to be interrupted.
+    const cli = startCli(
+      tuneArgs(db, `${smallModelPath()},${tinyModelPath()}`, ["--kv-bits-axis", "unset"], 400, 3),
+      { XDG_DATA_HOME: dir }
+    )
+    const logs = Path.join(dir, "logs")
+    const log = () => (Fs.existsSync(logs) ? Fs.readdirSync(logs).map((f) => Path.join(logs, f))[0] : undefined)
+    // Both pre-warm requests are done (llama-server logs "prompt eval time" per finished request): probes are next.
+    const finished = () => {
+      const f = log()
+      return f === undefined ? 0 : Fs.readFileSync(f, "utf8").split("prompt eval time").length - 1
+    }
+    await waitFor(() => finished() >= 2, 60_000)
+    expect(finished()).toBeGreaterThanOrEqual(2)
+    // This run's server: the port is in its log file's name (<model>-<port>-<ts>-<uuid8>.log, SPEC E-3).
+    const port = Path.basename(log()!).split("-").at(-3)
+    const pid = Number(ChildProcess.execFileSync("pgrep", ["-f", "--", `--port ${port} `]).toString().trim().split("\n")[0])
+    expect(pid).toBeGreaterThan(0)
+    await sleep(300)
+    process.kill(pid, "SIGKILL")
+    const code = await cli.exited
+    expect(code, cli.stderr()).toBe(0)
+    const rows = await readRows<Row>(db, "SELECT * FROM tune_trials WHERE stage = 1 ORDER BY trial_id")
+    expect(rows.map((x) => [x.model, x.fits, x.notes])).toEqual([[smallModelPath(), 0, expect.anything()], [tinyModelPath(), 1, null]])
+    expect(rows[0]!.notes).toMatch(/died|exited/)
+    expect(rows[0]!.notes).toContain("SIGKILL")
+  })
+})

@@ -1,0 +1,61 @@
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { describe, expect, it } from "vitest"
+import { Knobs } from "../../src/domain/Knobs.js"
+import { llamaServer } from "../../src/providers/LlamaServer.js"
+import { findLlamaServer } from "../../src/services/Executables.js"
+import { runCli, tempDir } from "../support/cli.js"
+
+const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>, port: number | null = 4321) => ({
+  model: "/m/x.gguf", port, targetContext: 2048, maxTokens: 64,
+  knobs: new Knobs({ kvBits: null, maxContext: null, maxBatch: null, threads: null, ...knobs })
+})
+
+describe("llama-server adapter (SPEC E-5)", () => {
+  it("E-5 argv: -m, loopback host and port, total context over --parallel slots, no --no-join", () => {
+    const { args, command } = llamaServer("/bin/llama-server").argv(spec({ maxBatch: 2, threads: 2 }), true)
+    expect(command).toBe("/bin/llama-server")
+    // per slot: ceil(2048 × 1.05) + 64 = 2215 tokens; two slots share --ctx-size
+    expect(args).toEqual(["-m", "/m/x.gguf", "--host", "127.0.0.1", "--port", "4321", "--ctx-size", "4430", "--parallel", "2", "--threads", "2"])
+  })
+  it("E-5 kv-bits 4 and 8 set both cache types with flash attention on; the max-context knob sizes the context", () => {
+    const a8 = llamaServer("ls").argv(spec({ kvBits: 8, maxContext: 4096 }), true).args
+    expect(a8.join(" ")).toContain("--ctx-size 4365 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on")
+    const a4 = llamaServer("ls").argv(spec({ kvBits: 4 }), true).args
+    expect(a4.join(" ")).toContain("--cache-type-k q4_0 --cache-type-v q4_0 --flash-attn on")
+  })
+  it("F-1 E-5 the serve command has no port and no host, and quotes paths", () => {
+    const cmd = llamaServer("/opt/llama server/llama-server").serveCommand({ ...spec({ kvBits: 8, threads: 1 }, null), model: "/m/my model.gguf" })
+    expect(cmd).toBe("'/opt/llama server/llama-server' -m '/m/my model.gguf' --ctx-size 2215 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 1")
+  })
+  it("E-5 readiness: /health before /v1/models", () => {
+    expect(llamaServer("ls").healthPath).toBe("/health")
+  })
+})
+
+describe("finding llama-server (issue: llama-server)", () => {
+  const dir = tempDir()
+  const exe = (p: string) => {
+    Fs.mkdirSync(Path.dirname(p), { recursive: true })
+    Fs.writeFileSync(p, "#!/bin/sh\n")
+    Fs.chmodSync(p, 0o755)
+    return Fs.realpathSync(p)
+  }
+  const fromEnv = exe(Path.join(dir, "env", "llama-server"))
+  const fromBinDir = exe(Path.join(dir, "bindir", "llama-server"))
+  it("--provider-bin, then $LLAMA_SERVER, then $LLAMA_CPP_BIN_DIR, then PATH", () => {
+    expect(findLlamaServer(fromBinDir, { LLAMA_SERVER: fromEnv }).found).toBe(fromBinDir)
+    expect(findLlamaServer(null, { LLAMA_SERVER: fromEnv, LLAMA_CPP_BIN_DIR: Path.dirname(fromBinDir) }).found).toBe(fromEnv)
+    expect(findLlamaServer(null, { LLAMA_CPP_BIN_DIR: Path.dirname(fromBinDir) }).found).toBe(fromBinDir)
+  })
+  it("B-1 a missing llama-server exits 64 naming every place it looked", async () => {
+    const r = await runCli(["tune", "--provider", "llama-server", "--candidate-models", "x.gguf", "--db-path", Path.join(dir, "db")], {
+      env: { LLAMA_SERVER: Path.join(dir, "nope"), LLAMA_CPP_BIN_DIR: Path.join(dir, "nothing"), PATH: "/usr/bin:/bin" }
+    })
+    expect(r.code).toBe(64)
+    expect(r.stderr).toContain(`$LLAMA_SERVER=${Path.join(dir, "nope")}`)
+    expect(r.stderr).toContain("$LLAMA_CPP_BIN_DIR/llama-server=")
+    expect(r.stderr).toContain("llama-server on PATH")
+    expect(Fs.existsSync(Path.join(dir, "db"))).toBe(false)
+  })
+})
