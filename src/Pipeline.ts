@@ -3,12 +3,18 @@
  * recommend, with the run row updated and the result printed on every exit
  * path (Effect.onExit), each candidate provider in its own Scope.
  */
-import type { HttpClient } from "@effect/platform"
+import type { FileSystem, HttpClient } from "@effect/platform"
 import { Clock, Console, Effect, type Exit, Ref } from "effect"
 import { randomUUID } from "node:crypto"
 import type { Axes } from "./domain/Axes.js"
 import { cells } from "./domain/Axes.js"
-import { type AllInfeasible, BudgetExhausted, type PreWarmIntegrityFailure, type StoreFailed } from "./domain/AutotuneError.js"
+import {
+  type AllInfeasible,
+  type ApplyFailed,
+  BudgetExhausted,
+  type PreWarmIntegrityFailure,
+  type StoreFailed
+} from "./domain/AutotuneError.js"
 import type { Candidate } from "./domain/Candidate.js"
 import { fromExit } from "./domain/ExitReason.js"
 import { describeKnobs, Knobs } from "./domain/Knobs.js"
@@ -16,7 +22,10 @@ import { TrialRow } from "./domain/Trial.js"
 import { encodeTuneDocument, Inputs, type Machine, SPEC_VERSION } from "./domain/TuneDocument.js"
 import type { CandidateProvider } from "./services/CandidateProvider.js"
 import { TrialStore } from "./services/TrialStore.js"
+import { resolveServiceManager, type ServiceManagerKind } from "./services/ServiceManager.js"
+import { applyRecommendation, type ApplyResult } from "./steps/Apply.js"
 import { hillClimb } from "./steps/HillClimb.js"
+import { restartInstructions } from "./steps/RestartHint.js"
 import { buildDocument, type Recommended, renderBlock } from "./steps/Recommend.js"
 import type { TrialOutcome, TrialSettings } from "./steps/RunTrial.js"
 import { runTrial } from "./steps/RunTrial.js"
@@ -33,6 +42,15 @@ export interface TunePlan extends TrialSettings {
   readonly json: boolean
   /** `--max-duration` in ms (SPEC H-3), null for no budget. */
   readonly budgetMs: number | null
+  /** `--apply` (SPEC F-3): the config file to write and how to tell the operator to restart; null without it. */
+  readonly apply: ApplyPlan | null
+}
+
+/** Where `--apply` writes (SPEC F-3) and what restart instructions follow it. */
+export interface ApplyPlan {
+  readonly configPath: string
+  readonly serviceManager: ServiceManagerKind | "auto"
+  readonly serviceLabel: string
 }
 
 /** F-2 `inputs` of a plan. */
@@ -69,15 +87,20 @@ const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note = "") =>
  * With a budget (H-3) the work is interrupted when it runs out: the best
  * recommendation so far is printed with `partial: true` if Stage 1 had chosen
  * a model, else none.
- * Fails with AllInfeasible (A-4), PreWarmIntegrityFailure (D-2, after its trial row), BudgetExhausted (H-3) or StoreFailed.
+ * With `--apply` (F-3), a finished Stage 2 (never a partial or interrupted
+ * run, H-4) writes the recommendation into the provider's config and the
+ * restart instructions follow the result.
+ * Fails with AllInfeasible (A-4), PreWarmIntegrityFailure (D-2, after its trial
+ * row), BudgetExhausted (H-3), ApplyFailed (F-3; the recommendation is still
+ * printed) or StoreFailed.
  */
 export const tune = <E = never, R = never>(
   plan: TunePlan,
   prepare: Effect.Effect<void, E, R> = Effect.void as Effect.Effect<void, E, R>
 ): Effect.Effect<
   void,
-  AllInfeasible | PreWarmIntegrityFailure | StoreFailed | BudgetExhausted | E,
-  TrialStore | CandidateProvider | HttpClient.HttpClient | R
+  AllInfeasible | PreWarmIntegrityFailure | StoreFailed | BudgetExhausted | ApplyFailed | E,
+  TrialStore | CandidateProvider | HttpClient.HttpClient | FileSystem.FileSystem | R
 > =>
   Effect.gen(function*() {
     const store = yield* TrialStore
@@ -95,6 +118,7 @@ export const tune = <E = never, R = never>(
     const recommended = yield* Ref.make<Recommended | null>(null)
     const keptTrialId = yield* Ref.make<number | null>(null)
     const rejected = yield* Ref.make<ReadonlyArray<Rejected>>([])
+    const applied = yield* Ref.make<ApplyResult | null>(null)
 
     const row = (stage: 1 | 2, c: Candidate, knobs: Knobs, o: TrialOutcome) =>
       new TrialRow({
@@ -118,7 +142,11 @@ export const tune = <E = never, R = never>(
         prompt_tokens: o.server.promptTokens,
         server_prompt_n: o.server.promptN,
         server_prompt_tps: o.server.promptTps,
-        server_decode_tps: o.server.decodeTps
+        server_decode_tps: o.server.decodeTps,
+        server_request_ms: o.server.requestMs,
+        load_ms: o.phases.loadMs,
+        prewarm_ms: o.phases.preWarmMs,
+        probe_ms: o.phases.probeMs
       })
 
     const work = Effect.gen(function*() {
@@ -169,6 +197,22 @@ export const tune = <E = never, R = never>(
       if (best === null) {
         yield* Console.error("autotune: no feasible Stage 2 cell; recommending the Stage 1 configuration (SPEC B-5)")
       }
+      if (plan.apply !== null) {
+        const rec = (yield* Ref.get(recommended))!
+        yield* Ref.set(
+          applied,
+          yield* applyRecommendation({
+            configPath: plan.apply.configPath,
+            values: {
+              model: rec.candidate.model,
+              kv_bits_override: rec.knobs.kvBits,
+              max_context_override: rec.knobs.maxContext,
+              max_concurrency_override: rec.knobs.maxBatch
+            },
+            nowMs: yield* Clock.currentTimeMillis
+          })
+        )
+      }
     })
 
     // SPEC H-3: the budget interrupts the running work (its trial and provider
@@ -184,12 +228,15 @@ export const tune = <E = never, R = never>(
       })
     )
 
-    const finish = (exit: Exit.Exit<void, AllInfeasible | PreWarmIntegrityFailure | StoreFailed | BudgetExhausted | E>) =>
+    const finish = (exit: Exit.Exit<void, AllInfeasible | PreWarmIntegrityFailure | StoreFailed | BudgetExhausted | ApplyFailed | E>) =>
       Effect.gen(function*() {
         const exitReason = fromExit(exit)
         // H-3: a budget that ran out after Stage 1 chose a model still recommends the best so far.
         const partial = exitReason === "budget_exhausted" && (yield* Ref.get(recommended)) !== null
-        const recommendedNow = exitReason === "ok" || partial ? yield* Ref.get(recommended) : null
+        // F-3: a failed apply leaves the measured recommendation standing (the config is untouched).
+        const recommendedNow = exitReason === "ok" || exitReason === "apply_failed" || partial
+          ? yield* Ref.get(recommended)
+          : null
         // B-4: the winning Stage 2 row (final, or best so far of a partial run) is kept.
         const kept = yield* Ref.get(keptTrialId)
         if (recommendedNow !== null && kept !== null) {
@@ -219,6 +266,16 @@ export const tune = <E = never, R = never>(
           partial: doc.partial
         }).pipe(Effect.catchAll((e) => Console.error(`autotune: ${e.message}`)))
         yield* Console.log(plan.json ? encodeTuneDocument(doc) : renderBlock(doc, summary))
+        const done = yield* Ref.get(applied)
+        if (done !== null && plan.apply !== null && doc.recommendation !== null) {
+          // stdout carries the document only with --json: the apply report then goes to stderr.
+          const say = plan.json ? Console.error : Console.log
+          const manager = yield* resolveServiceManager(plan.apply.serviceManager)
+          yield* say([
+            `applied:      ${done.configPath} (${done.changed.length === 0 ? "already up to date" : `changed ${done.changed.join(", ")}`}; backup ${done.backupPath})`,
+            restartInstructions(manager, plan.apply.serviceLabel, doc.recommendation.serve_command, process.getuid?.() ?? 0)
+          ].join("\n"))
+        }
       })
 
     yield* budgeted.pipe(Effect.onExit(finish))

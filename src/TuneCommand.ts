@@ -30,6 +30,7 @@ import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
 import { drain } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
 import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
+import { defaultConfigPath } from "./steps/Apply.js"
 
 const opt = {
   provider: Options.choice("provider", ["embedded", "macprovider", "llama-server"]).pipe(Options.optional,
@@ -76,6 +77,10 @@ const opt = {
   dbPath: Options.text("db-path").pipe(Options.optional,
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
+  apply: Options.boolean("apply").pipe(Options.withDescription(
+    "write the recommendation into the provider's config.yaml after a finished tune (only model, kv_bits_override, max_context_override, max_concurrency_override change; a backup is made first; SPEC F-3)")),
+  configPath: Options.text("config-path").pipe(Options.optional,
+    Options.withDescription("with --apply: the provider config to edit (default ~/.config/macprovider/config.yaml)")),
   dryRun: Options.boolean("dry-run").pipe(Options.withDescription("print the plan and touch nothing (SPEC H-5)"))
 }
 
@@ -132,6 +137,22 @@ const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, Us
     }))
 }
 
+/**
+ * The config file `--apply` will edit (SPEC F-3): `--config-path`, else the
+ * macprovider default. Checked before anything runs, so an hours-long tune does
+ * not end in a config that cannot be written: it must be an existing regular
+ * file. Fails with UsageError naming `--config-path`.
+ */
+const applyTarget = (configPath: Option.Option<string>): Effect.Effect<string, UsageError> => {
+  const file = path.resolve(Option.getOrElse(configPath, defaultConfigPath))
+  return fs.statSync(file, { throwIfNoEntry: false })?.isFile() === true
+    ? Effect.succeed(file)
+    : Effect.fail(new UsageError({
+      flag: "config-path",
+      message: `--apply: no provider config at ${file}${Option.isNone(configPath) ? " (the default); pass --config-path <file>" : ""}`
+    }))
+}
+
 /** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
 const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
   Effect.gen(function*() {
@@ -157,6 +178,9 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
     }
     if (!(f.tpsTieEpsilon >= 0 && f.tpsTieEpsilon < 1)) {
       return yield* new UsageError({ flag: "tps-tie-epsilon", message: `--tps-tie-epsilon must be in [0, 1), got ${f.tpsTieEpsilon}` })
+    }
+    if (Option.isSome(f.configPath) && !f.apply) {
+      return yield* new UsageError({ flag: "config-path", message: "--config-path is only used with --apply" })
     }
     if (Option.isSome(f.threadsAxis) && !adapter.hasThreads) {
       return yield* new UsageError({ flag: "threads-axis", message: `--threads-axis: the ${adapter.name} provider has no thread-count setting` })
@@ -188,6 +212,9 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
         axes,
         tpsTieEpsilon: f.tpsTieEpsilon,
         json: f.json,
+        apply: f.apply
+          ? { configPath: yield* applyTarget(f.configPath), serviceManager: f.serviceManager, serviceLabel: f.serviceLabel }
+          : null,
         budgetMs: Option.match(f.maxDurationS, { onNone: () => null, onSome: (sec) => sec * 1000 })
       }
     }
@@ -211,6 +238,7 @@ const renderPlan = (d: Draft, ids: ReadonlyArray<string>): string => {
     `tie band:        ${p.tpsTieEpsilon}`,
     `timeouts:        provider ready ${p.readyTimeoutMs / 1000} s, request ${p.requestTimeoutMs / 1000} s`,
     `budget:          ${p.budgetMs === null ? "none" : `${p.budgetMs / 1000} s`}`,
+    `apply:           ${p.apply === null ? "no (print only)" : `write ${p.apply.configPath} after a finished tune, with a backup`}`,
     `database:        ${d.dbPath}`,
     `dry run: nothing was started or written`
   ].join("\n")

@@ -86,7 +86,8 @@ const plan = (candidates: ReadonlyArray<Candidate>, budgetMs: number | null): Tu
   tpsTieEpsilon: 0.1,
   machine: new Machine({ ram_gb: 24, chip: "test", os_version: "test", binary_version: null }),
   json: true,
-  budgetMs
+  budgetMs,
+  apply: null
 })
 
 interface RunRow {

@@ -14,7 +14,10 @@ import { Schema } from "effect"
  * (`usage.prompt_tokens`, else `timings.prompt_n`; SPEC P-1), `server_prompt_n`
  * (tokens the server actually prefilled), `server_prompt_tps` and
  * `server_decode_tps` (its `prompt_per_second` and `predicted_per_second`,
- * tokens/s). NULL when not reported.
+ * tokens/s), and `server_request_ms` (sum of its prefill + decode time over the
+ * measured requests). Phase wall times of the trial, ms: `load_ms` (spawn →
+ * ready), `prewarm_ms`, `probe_ms` (the measured requests). NULL when not
+ * reported or not reached.
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   run_id: Schema.String,
@@ -37,5 +40,9 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   prompt_tokens: Schema.NullOr(Schema.Number),
   server_prompt_n: Schema.NullOr(Schema.Number),
   server_prompt_tps: Schema.NullOr(Schema.Number),
-  server_decode_tps: Schema.NullOr(Schema.Number)
+  server_decode_tps: Schema.NullOr(Schema.Number),
+  server_request_ms: Schema.NullOr(Schema.Number),
+  load_ms: Schema.NullOr(Schema.Number),
+  prewarm_ms: Schema.NullOr(Schema.Number),
+  probe_ms: Schema.NullOr(Schema.Number)
 }) {}

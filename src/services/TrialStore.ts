@@ -65,13 +65,17 @@ const migrations = SqliteMigrator.fromRecord({
     )`
     yield* sql`CREATE INDEX tune_trials_run ON tune_trials(run_id)`
   }),
-  // The provider's own measurements beside the client's (issue "llama-server", P-1).
+  // The provider's own measurements beside the client's (issue "llama-server", P-1), and phase times.
   "0002_server_timings": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE tune_trials ADD COLUMN prompt_tokens REAL`
     yield* sql`ALTER TABLE tune_trials ADD COLUMN server_prompt_n REAL`
     yield* sql`ALTER TABLE tune_trials ADD COLUMN server_prompt_tps REAL`
     yield* sql`ALTER TABLE tune_trials ADD COLUMN server_decode_tps REAL`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN server_request_ms REAL`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN load_ms REAL`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN prewarm_ms REAL`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN probe_ms REAL`
   })
 })
 

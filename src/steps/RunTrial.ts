@@ -53,7 +53,15 @@ export interface TrialOutcome {
     readonly promptN: number | null
     readonly promptTps: number | null
     readonly decodeTps: number | null
+    /** Sum over the measured requests of the server's own prefill + decode time, ms; null when not reported. */
+    readonly requestMs: number | null
   }
+  /**
+   * Wall time of the trial's phases, ms (issue "llama-server" bench breakdown):
+   * `load` spawn → ready (model load), `preWarm` the pre-warm requests,
+   * `probe` the measured requests. Null for a phase the trial never reached.
+   */
+  readonly phases: { readonly loadMs: number | null; readonly preWarmMs: number | null; readonly probeMs: number | null }
   /** When the trial began (provider start), ISO-8601 UTC (S-1 `started_at`). */
   readonly startedAt: string
 }
@@ -99,17 +107,30 @@ export const runTrial = (
   Effect.gen(function*() {
     const provider = yield* CandidateProvider
     const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+    // Phase wall times, filled in as the trial reaches each phase.
+    const phases: { loadMs: number | null; preWarmMs: number | null; probeMs: number | null } = {
+      loadMs: null,
+      preWarmMs: null,
+      probeMs: null
+    }
+    const since = (t0: number) => Effect.map(Clock.currentTimeMillis, (t) => t - t0)
+    const summarize = (
+      reason: string | null,
+      kind: FailureKind | null,
+      samples: ReadonlyArray<ProbeSample> = [],
+      calibration: Calibration | null = null
+    ) => summarizeTrial(reason, kind, samples, calibration, replicates, startedAt, { ...phases })
     const infeasible = (reason: string, samples: ReadonlyArray<ProbeSample> = [], calibration: Calibration | null = null) =>
-      summarize(reason, null, samples, calibration, replicates, startedAt)
+      summarize(reason, null, samples, calibration)
     // SPEC D-2: a failure before measurement is classified from its reason and the provider's output.
     const preWarmFailed = (reason: string, outputTail: string) => {
       const c = classifyPreWarmFailure(reason, outputTail)
-      if (c.marker === null) return summarize(reason, "transient", [], null, replicates, startedAt)
+      if (c.marker === null) return summarize(reason, "transient")
       // Quote the provider's line that carries the marker when the reason does not already.
       const line = reason.toLowerCase().includes(c.marker.phrase)
         ? null
         : outputTail.split("\n").find((l) => l.toLowerCase().includes(c.marker!.phrase))?.trim() ?? null
-      return summarize(`integrity: ${reason}${line === null ? "" : ` (${line})`}`, "integrity", [], null, replicates, startedAt)
+      return summarize(`integrity: ${reason}${line === null ? "" : ` (${line})`}`, "integrity")
     }
     // SPEC D-2: the weights are checked before loading where the format allows it
     // (GGUF: magic, version, tensor data within the file), so a corrupt file never starts.
@@ -117,18 +138,21 @@ export const runTrial = (
       const checked = yield* readModelInfo(candidate.model).pipe(Effect.either)
       if (checked._tag === "Left") return preWarmFailed(`pre-load check of ${candidate.model}: ${checked.left.message}`, "")
     }
+    const t0 = yield* Clock.currentTimeMillis
     const started = yield* provider.start({
       adapter: s.adapter,
       spec: { model: candidate.model, knobs, targetContext: s.targetContext, maxTokens: s.maxTokens },
       logDir: s.logDir,
       readyTimeoutMs: s.readyTimeoutMs
     }).pipe(Effect.either)
+    phases.loadMs = yield* since(t0)
     if (started._tag === "Left") {
       const e = started.left
       return preWarmFailed(`${e.message}${e.stderrTail ? `: ${errorLines(e.stderrTail)}` : ""}`, e.stderrTail)
     }
     const server = started.right
     const concurrent = knobs.maxBatch ?? 1
+    const t1 = yield* Clock.currentTimeMillis
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
       concurrent,
@@ -137,10 +161,12 @@ export const runTrial = (
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
       known
     })
+    phases.preWarmMs = yield* since(t1)
     if (warm._tag === "Failed") return preWarmFailed(warm.reason, yield* server.outputTail)
     const calibration = warm.calibration
     const words = wordsForTokens(calibration, s.targetContext)
     const samples: Array<ProbeSample> = []
+    const t2 = yield* Clock.currentTimeMillis
     for (let i = 0; i < replicates; i++) {
       // Every request gets its own prompt variant: no two share a cacheable prefix.
       const sample = yield* replicate(
@@ -154,6 +180,7 @@ export const runTrial = (
         concurrent
       )
       samples.push(sample)
+      phases.probeMs = yield* since(t2)
       const promptTokens = promptTokensOf(sample)
       const promptMiss = promptTokens !== null &&
           Math.abs(promptTokens - s.targetContext) > PROMPT_TOLERANCE * s.targetContext
@@ -162,7 +189,7 @@ export const runTrial = (
       const reason = sample.reason ?? promptMiss
       if (reason !== null) return infeasible(reason, samples, calibration)
     }
-    return summarize(null, null, samples, calibration, replicates, startedAt)
+    return summarize(null, null, samples, calibration)
   }).pipe(Effect.scoped)
 
 /**
@@ -182,13 +209,14 @@ const errorLines = (tail: string): string => {
 /** Prompt tokens as the provider counted them (SPEC P-1): `usage.prompt_tokens`, else llama.cpp's `timings.prompt_n`. */
 const promptTokensOf = (x: ProbeSample): number | null => x.promptTokens ?? x.serverTimings?.promptN ?? null
 
-const summarize = (
+const summarizeTrial = (
   reason: string | null,
   preWarmFailure: FailureKind | null,
   samples: ReadonlyArray<ProbeSample>,
   calibration: Calibration | null,
   replicates: number,
-  startedAt: string
+  startedAt: string,
+  phases: TrialOutcome["phases"]
 ): TrialOutcome => {
   const ok = samples.filter((x) => x.reason === null)
   const medianOf = (f: (x: ProbeSample) => number | null | undefined) =>
@@ -212,7 +240,11 @@ const summarize = (
       promptTokens: medianOf(promptTokensOf),
       promptN: medianOf((x) => x.serverTimings?.promptN),
       promptTps: medianOf((x) => x.serverTimings?.promptPerSecond),
-      decodeTps: medianOf((x) => x.serverTimings?.predictedPerSecond)
-    }
+      decodeTps: medianOf((x) => x.serverTimings?.predictedPerSecond),
+      requestMs: samples.some((x) => x.serverTimings?.promptMs != null)
+        ? samples.reduce((a, x) => a + (x.serverTimings?.promptMs ?? 0) + (x.serverTimings?.predictedMs ?? 0), 0)
+        : null
+    },
+    phases
   }
 }

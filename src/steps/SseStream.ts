@@ -11,6 +11,9 @@ export interface ServerTimings {
   readonly promptN: number | null
   readonly promptPerSecond: number | null
   readonly predictedPerSecond: number | null
+  /** Server-side prefill and decode time of the request, ms (`prompt_ms`, `predicted_ms`). */
+  readonly promptMs: number | null
+  readonly predictedMs: number | null
 }
 
 /**
@@ -40,7 +43,9 @@ const Payload = Schema.Struct({
   timings: Schema.optional(Schema.NullOr(Schema.Struct({
     prompt_n: Schema.optional(Schema.Number),
     prompt_per_second: Schema.optional(Schema.Number),
-    predicted_per_second: Schema.optional(Schema.Number)
+    predicted_per_second: Schema.optional(Schema.Number),
+    prompt_ms: Schema.optional(Schema.Number),
+    predicted_ms: Schema.optional(Schema.Number)
   })))
 })
 const decodePayload = Schema.decodeUnknownOption(Schema.parseJson(Payload))
@@ -73,7 +78,9 @@ export const parseSseLine = (line: string): SseLine => {
         ? {
           promptN: p.timings.prompt_n ?? null,
           promptPerSecond: p.timings.prompt_per_second ?? null,
-          predictedPerSecond: p.timings.predicted_per_second ?? null
+          predictedPerSecond: p.timings.predicted_per_second ?? null,
+          promptMs: p.timings.prompt_ms ?? null,
+          predictedMs: p.timings.predicted_ms ?? null
         }
         : null
       const error = p.error === undefined

@@ -58,7 +58,7 @@ describe("model size from metadata (SPEC A-4, F-1)", () => {
       candidates, targetContext: 2048, maxTokens: 64,
       recommended: {
         candidate: candidates[1]!, knobs: Knobs.defaults,
-        outcome: { reason: null, preWarmFailure: null, replicates: 1, nErr: 0, tpsMedian: 1, ttftMedianMs: 1, ttftP95Ms: 1, calibration: null, samples: [], startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null } }
+        outcome: { reason: null, preWarmFailure: null, replicates: 1, nErr: 0, tpsMedian: 1, ttftMedianMs: 1, ttftP95Ms: 1, calibration: null, samples: [], startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null } }
       },
       rejected: []
     })

@@ -11,7 +11,7 @@ import { allInfeasibleMessage } from "../../src/steps/Stage1.js"
 const cand = (id: string, rank: number, paramCount: number | null): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false })
 const outcome: TrialOutcome = {
   reason: null, preWarmFailure: null, replicates: 3, nErr: 0, tpsMedian: 40, ttftMedianMs: 900, ttftP95Ms: 1000, calibration: null, samples: [],
-  startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null }
+  startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null }
 }
 const machine = new Machine({ ram_gb: 24, chip: "test cpu", os_version: "Linux 6", binary_version: null })
 const summary = (candidates: ReadonlyArray<Candidate>, chosen: Candidate, over: Partial<RunSummary> = {}): RunSummary => ({
