@@ -74,6 +74,10 @@ const opt = {
     Options.withDescription("with --drain: restart a drained foreground provider afterwards with its original command, directory and environment")),
   maxDurationS: integerOption("max-duration", { min: 1 }).pipe(Options.optional,
     Options.withDescription("time budget for the whole tune, in seconds; when it runs out the best recommendation so far is printed as partial (SPEC H-3)")),
+  memoryLimitGiB: floatOption("memory-limit").pipe(Options.optional,
+    Options.withDescription("memory a candidate may use, in GiB (default: what the machine has available when the trial starts); GGUF candidates estimated above it are skipped without launching")),
+  noEstimate: Options.boolean("no-estimate").pipe(
+    Options.withDescription("launch every candidate, even one whose memory estimate exceeds the memory available")),
   dbPath: Options.text("db-path").pipe(Options.optional,
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
@@ -179,6 +183,12 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
     if (!(f.tpsTieEpsilon >= 0 && f.tpsTieEpsilon < 1)) {
       return yield* new UsageError({ flag: "tps-tie-epsilon", message: `--tps-tie-epsilon must be in [0, 1), got ${f.tpsTieEpsilon}` })
     }
+    if (Option.isSome(f.memoryLimitGiB) && !(f.memoryLimitGiB.value > 0)) {
+      return yield* new UsageError({ flag: "memory-limit", message: `--memory-limit must be a positive number of GiB, got ${f.memoryLimitGiB.value}` })
+    }
+    if (Option.isSome(f.memoryLimitGiB) && f.noEstimate) {
+      return yield* new UsageError({ flag: "memory-limit", message: "--memory-limit has no effect with --no-estimate" })
+    }
     if (Option.isSome(f.configPath) && !f.apply) {
       return yield* new UsageError({ flag: "config-path", message: "--config-path is only used with --apply" })
     }
@@ -212,6 +222,8 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
         axes,
         tpsTieEpsilon: f.tpsTieEpsilon,
         json: f.json,
+        estimate: !f.noEstimate,
+        memoryLimitGiB: Option.getOrNull(f.memoryLimitGiB),
         apply: f.apply
           ? { configPath: yield* applyTarget(f.configPath), serviceManager: f.serviceManager, serviceLabel: f.serviceLabel }
           : null,
@@ -238,6 +250,11 @@ const renderPlan = (d: Draft, ids: ReadonlyArray<string>): string => {
     `tie band:        ${p.tpsTieEpsilon}`,
     `timeouts:        provider ready ${p.readyTimeoutMs / 1000} s, request ${p.requestTimeoutMs / 1000} s`,
     `budget:          ${p.budgetMs === null ? "none" : `${p.budgetMs / 1000} s`}`,
+    `memory:          ${
+      !p.estimate
+        ? "no estimate (--no-estimate): every candidate is launched"
+        : `GGUF candidates estimated above ${p.memoryLimitGiB === null ? "the memory available at each trial" : `${p.memoryLimitGiB} GiB`} are skipped`
+    }`,
     `apply:           ${p.apply === null ? "no (print only)" : `write ${p.apply.configPath} after a finished tune, with a backup`}`,
     `database:        ${d.dbPath}`,
     `dry run: nothing was started or written`

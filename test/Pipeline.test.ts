@@ -87,7 +87,9 @@ const plan = (candidates: ReadonlyArray<Candidate>, budgetMs: number | null): Tu
   machine: new Machine({ ram_gb: 24, chip: "test", os_version: "test", binary_version: null }),
   json: true,
   budgetMs,
-  apply: null
+  apply: null,
+  estimate: false,
+  memoryLimitGiB: null
 })
 
 interface RunRow {

@@ -3,6 +3,7 @@
  * document (no network: the chart library is inlined). Pure: text in, text out.
  */
 import { Option, Schema } from "effect"
+import { isEstimatedSkip } from "../steps/MemoryEstimate.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialRow } from "../domain/Trial.js"
 import { Inputs, Machine, RecommendationJson } from "../domain/TuneDocument.js"
@@ -17,11 +18,8 @@ export interface ReportInput {
   readonly chartJs: string
 }
 
-/** Prefix of `notes` marking a trial skipped without launching, on a memory estimate (future convention). */
-export const ESTIMATED_PREFIX = "estimated "
-
 /** True for a trial that was skipped on a memory estimate, not measured (`notes` starts with "estimated "). */
-export const isEstimated = (t: TrialRow): boolean => t.notes !== null && t.notes.startsWith(ESTIMATED_PREFIX)
+export const isEstimated = (t: TrialRow): boolean => isEstimatedSkip(t.notes)
 
 /** Escapes text for HTML element content and double- or single-quoted attribute values. */
 export const escapeHtml = (s: string): string =>

@@ -291,4 +291,10 @@ const gib = (bytes: number): string => (bytes / GIB).toFixed(1)
  * in GiB (2^30 bytes) to one decimal, e.g. "estimated 1.6 GiB > 1.0 GiB available".
  */
 export const estimatedReason = (est: Pick<MemoryEstimate, "totalBytes">, availableBytes: number): string =>
-  `estimated ${gib(est.totalBytes)} GiB > ${gib(availableBytes)} GiB available`
+  `${ESTIMATED_PREFIX}${gib(est.totalBytes)} GiB > ${gib(availableBytes)} GiB available`
+
+/** How a reason (trial `notes`, F-2 `infeasible[].reason`) marks a candidate skipped on its estimate, never launched. */
+export const ESTIMATED_PREFIX = "estimated "
+
+/** True for a reason of a skip on a memory estimate (estimatedReason), as opposed to a measured failure. */
+export const isEstimatedSkip = (reason: string | null): boolean => reason !== null && reason.startsWith(ESTIMATED_PREFIX)

@@ -1,6 +1,7 @@
 import type { Candidate } from "../domain/Candidate.js"
 import type { ExitReason } from "../domain/ExitReason.js"
 import { recipeHash } from "../domain/RecipeHash.js"
+import { isEstimatedSkip } from "./MemoryEstimate.js"
 import { describeKnobs, type Knobs } from "../domain/Knobs.js"
 import {
   type Inputs,
@@ -113,9 +114,13 @@ export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
       `recipe hash:  ${doc.recipe_hash}`
     )
   }
-  if (s.rejected.length > 0) {
-    lines.push("infeasible:")
-    for (const r of bySizeAscending(s.rejected)) {
+  // Measured failures and estimate skips are listed apart: the latter were never launched.
+  const measured = s.rejected.filter((r) => !isEstimatedSkip(r.reason))
+  const estimated = s.rejected.filter((r) => isEstimatedSkip(r.reason))
+  for (const [title, rs] of [["infeasible (measured):", measured], ["skipped, estimated not to fit (not launched; --no-estimate to measure):", estimated]] as const) {
+    if (rs.length === 0) continue
+    lines.push(title)
+    for (const r of bySizeAscending(rs)) {
       lines.push(`  #${r.candidate.rank} ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
     }
   }

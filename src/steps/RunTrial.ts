@@ -1,5 +1,7 @@
 import type { HttpClient } from "@effect/platform"
-import { Clock, Effect } from "effect"
+import { Clock, Console, Effect, Option } from "effect"
+import { embeddedContextSize } from "../providers/Embedded.js"
+import { availableMemoryBytes, estimatedReason, estimateMemory } from "./MemoryEstimate.js"
 import type { Candidate } from "../domain/Candidate.js"
 import type { Knobs } from "../domain/Knobs.js"
 import { median, percentile } from "../domain/Stats.js"
@@ -21,6 +23,14 @@ export interface TrialSettings {
   readonly requestTimeoutMs: number
   readonly readyTimeoutMs: number
   readonly logDir: string
+  /**
+   * Skip a GGUF candidate or cell without launching it when its memory
+   * estimate exceeds the memory available (issue "llama-server" item 4);
+   * false with `--no-estimate`.
+   */
+  readonly estimate: boolean
+  /** `--memory-limit` in GiB, null for what the machine has available (availableMemoryBytes). */
+  readonly memoryLimitGiB: number | null
 }
 
 /**
@@ -91,7 +101,10 @@ const replicate = (run: (i: number) => Effect.Effect<ProbeSample, never, HttpCli
  * `replicates` probes at the target context (P-1), each with `knobs.maxBatch`
  * concurrent requests, stopping at the first infeasible replicate (B-2: one is
  * enough to make the cell infeasible). A GGUF candidate's header is checked
- * first (D-2: magic, version, tensor data within the file). A failed check,
+ * first (D-2: magic, version, tensor data within the file); then, unless
+ * `estimate` is off, its memory at this cell's context, slots and KV type is
+ * estimated and a cell over the available memory is infeasible with reason
+ * `estimated X GiB > Y GiB available`, never launched. A failed check,
  * start failure or pre-warm failure is classified (D-2, `preWarmFailure`;
  * integrity reasons start with `integrity:`); it, a gate miss, provider death
  * or prompt-size miss (> 5 %, P-1) is an infeasible outcome with its reason
@@ -138,10 +151,26 @@ export const runTrial = (
       const checked = yield* readModelInfo(candidate.model).pipe(Effect.either)
       if (checked._tag === "Left") return preWarmFailed(`pre-load check of ${candidate.model}: ${checked.left.message}`, "")
     }
+    const spec = { model: candidate.model, knobs, targetContext: s.targetContext, maxTokens: s.maxTokens }
+    if (s.estimate && candidate.ggufFile) {
+      // Read now, when no candidate of this run is running (the previous trial's scope closed).
+      const availableBytes = availableMemoryBytes(s.memoryLimitGiB)
+      const est = yield* estimateMemory({
+        modelPath: candidate.model,
+        contextSize: embeddedContextSize({ ...spec, port: null }),
+        sequences: knobs.maxBatch ?? 1,
+        kvBits: knobs.kvBits,
+        ...(knobs.threads === null ? {} : { threads: knobs.threads })
+      }).pipe(
+        Effect.tapError((e) => Console.error(`autotune: no memory estimate for ${candidate.id} (${e.message}); measuring it`)),
+        Effect.option
+      )
+      if (Option.isSome(est) && est.value.totalBytes > availableBytes) return infeasible(estimatedReason(est.value, availableBytes))
+    }
     const t0 = yield* Clock.currentTimeMillis
     const started = yield* provider.start({
       adapter: s.adapter,
-      spec: { model: candidate.model, knobs, targetContext: s.targetContext, maxTokens: s.maxTokens },
+      spec,
       logDir: s.logDir,
       readyTimeoutMs: s.readyTimeoutMs
     }).pipe(Effect.either)
