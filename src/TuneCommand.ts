@@ -5,23 +5,20 @@
  */
 import { Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
-import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { type Axes, cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "./domain/Axes.js"
 import { integerOption, floatOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
-import { describeKnobs, Knobs } from "./domain/Knobs.js"
-import { Machine } from "./domain/TuneDocument.js"
-import { EMBEDDED_BINARY_VERSION } from "./domain/Versions.js"
+import { describeKnobs } from "./domain/Knobs.js"
 import { holdSignals } from "./HoldSignals.js"
 import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
 import { tune, type TunePlan } from "./Pipeline.js"
 import { embedded } from "./providers/Embedded.js"
 import { llamaServer } from "./providers/LlamaServer.js"
 import { macProvider } from "./providers/MacProvider.js"
-import type { ProviderAdapter, ProviderName } from "./providers/ProviderAdapter.js"
+import type { ProviderName } from "./providers/ProviderAdapter.js"
 import { CandidateProvider } from "./services/CandidateProvider.js"
 import { findExecutable, findLlamaServer } from "./services/Executables.js"
 import { acquireRunLock, runLockPaths } from "./services/RunLock.js"
@@ -29,6 +26,7 @@ import { TrialStore } from "./services/TrialStore.js"
 import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
 import { drain } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
+import { machineOf } from "./steps/MachineInfo.js"
 import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
 import { defaultConfigPath } from "./steps/Apply.js"
 
@@ -97,37 +95,6 @@ interface Draft {
   readonly candidateIds: ReadonlyArray<string> | null
   readonly dbPath: string
 }
-
-/**
- * The provider binary's version (F-2 `machine.binary_version`): the line of
- * `<binary> --version` that says "version", else its first line (stdout, else
- * stderr, where llama.cpp tools print it; 5 s at most), null when it does not answer. The embedded provider without
- * `--provider-bin` is this tool itself.
- */
-const binaryVersion = (adapter: ProviderAdapter, bin: Option.Option<string>): Effect.Effect<string | null> => {
-  if (adapter.name === "embedded" && Option.isNone(bin)) return Effect.succeed(EMBEDDED_BINARY_VERSION)
-  const { command } = adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
-  // The line that names the version (llama-server logs "initializing ..." first), else the first line.
-  const firstLine = (s: string) => {
-    const lines = s.trim().split("\n").map((l) => l.trim()).filter((l) => l !== "")
-    return lines.find((l) => /version/i.test(l)) ?? lines[0] ?? null
-  }
-  return Effect.async<string | null>((resume) => {
-    const child = ChildProcess.execFile(command, ["--version"], { timeout: 5000 }, (_err, stdout, stderr) =>
-      resume(Effect.succeed(firstLine(String(stdout)) ?? firstLine(String(stderr)))))
-    return Effect.sync(() => child.kill("SIGKILL"))
-  })
-}
-
-/** F-2 `machine`: RAM in GiB (one decimal), CPU model, OS, provider binary version. */
-const machineOf = (adapter: ProviderAdapter, bin: Option.Option<string>): Effect.Effect<Machine> =>
-  Effect.map(binaryVersion(adapter, bin), (binary_version) =>
-    new Machine({
-      ram_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
-      chip: os.cpus()[0]?.model.trim() ?? os.arch(),
-      os_version: `${os.type()} ${os.release()}`,
-      binary_version
-    }))
 
 /** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
 const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {
@@ -278,7 +245,7 @@ const run = (f: Flags) =>
     yield* acquireRunLock(runLockPaths(d.dbPath, d.plan.adapter))
     if (d.candidateIds === null) yield* ensureLadder(ladderDir)
     const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
-    const machine = yield* machineOf(d.plan.adapter, f.providerBin)
+    const machine = yield* machineOf(d.plan.adapter)
     // E-1 then E-2, as the first step of the recorded run: a conflict or a failed
     // drain finalizes the run row as provider_conflict; with --drain the provider
     // is stopped now and restored when this scope closes, on every exit path.

@@ -3,7 +3,6 @@
  * requests take simulated time, so budgets (SPEC H-3) cut in at known points,
  * deterministically and without real sleeping. The trial store is a real SQLite file.
  */
-import { HttpClient } from "@effect/platform"
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
@@ -12,62 +11,12 @@ import type { Candidate } from "../src/domain/Candidate.js"
 import { Machine } from "../src/domain/TuneDocument.js"
 import { tune, type TunePlan } from "../src/Pipeline.js"
 import { macProvider } from "../src/providers/MacProvider.js"
-import { CandidateProvider } from "../src/services/CandidateProvider.js"
 import { TrialStore } from "../src/services/TrialStore.js"
 import * as Path from "node:path"
 import { tempDir } from "./support/cli.js"
-import { clockedSseResponse, deltaData, usageData } from "./support/clockedSse.js"
+import { fakeHttp, fakeProvider } from "./support/simulatedProvider.js"
 import { readRows } from "./support/db.js"
 
-
-/** Simulated seconds before the first token of one request, per model. */
-const ttftSeconds: Record<string, number> = { "slow-8b": 4, "fast-1b": 1 }
-
-/** Simulated ms between tokens, per KV-cache setting: kv-bits 8 decodes fastest here. */
-const tokenGapMs: Record<string, number> = { unset: 100, "8": 50, "4": 80 }
-
-/**
- * A provider whose chat completions stream up to 3 tokens: the first after
- * `ttftSeconds[model]`, the rest `tokenGapMs[kv]` apart, all in TestClock time.
- * The host name is `<model>.kv-<bits>`.
- */
-const fakeHttp = Layer.succeed(
-  HttpClient.HttpClient,
-  HttpClient.make((request, url) => {
-    const [model, kv] = url.hostname.split(".kv-") as [string, string]
-    const body = request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : {}
-    const words = String(body.messages?.[0]?.content ?? "").split(" ").length
-    const n = Math.min(3, Number(body.max_tokens ?? 3))
-    return clockedSseResponse(request, [
-      ...Array.from({ length: n }, (_, i) => ({
-        afterMs: i === 0 ? ttftSeconds[model]! * 1000 : tokenGapMs[kv]!,
-        data: deltaData(`t${i}`)
-      })),
-      { afterMs: 0, data: usageData(words + 5, n) }
-    ])
-  })
-)
-
-/** Provider starts are instant; every start and every stop is counted. */
-const fakeProvider = (started: Ref.Ref<number>, stopped: Ref.Ref<number>) =>
-  Layer.succeed(
-    CandidateProvider,
-    CandidateProvider.make({
-      start: (o) =>
-        Effect.acquireRelease(
-          Ref.update(started, (n) => n + 1).pipe(Effect.as({
-            baseUrl: `http://${o.spec.model}.kv-${o.spec.knobs.kvBits ?? "unset"}`,
-            port: 1,
-            pid: 1,
-            modelId: o.spec.model,
-            logPath: "/dev/null",
-            exited: Effect.never,
-            outputTail: Effect.succeed("")
-          })),
-          () => Ref.update(stopped, (n) => n + 1)
-        )
-    })
-  )
 
 const cand = (id: string, rank: number, paramCount: number): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false })
 

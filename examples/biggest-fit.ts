@@ -1,0 +1,57 @@
+/**
+ * Stage 1 only (SPEC A-1..A-4): the biggest candidate this machine serves
+ * within the TTFT gate, and why each larger one failed — no Stage 2, no SQLite.
+ *
+ *   npx tsx examples/biggest-fit.ts [--target-context 2048] [--gate-ttft-ms 60000] a.gguf b.gguf …
+ *
+ * Candidates are tried biggest first (by GGUF parameter count), whatever the
+ * order given. Exit 0 with a choice, 2 when none fits.
+ */
+import { NodeRuntime } from "@effect/platform-node"
+import { Console, Effect } from "effect"
+import * as os from "node:os"
+import * as path from "node:path"
+import { embedded, formatParams, ProviderLive, type Rejected, resolveCandidates, stage1 } from "llm-autotune"
+
+const flag = (name: string, fallback: number): number => {
+  const i = process.argv.indexOf(`--${name}`)
+  return i >= 0 ? Number(process.argv[i + 1]) : fallback
+}
+const files = process.argv.slice(2).filter((a, i, all) => !a.startsWith("--") && !all[i - 1]?.startsWith("--"))
+const gateTtftMs = flag("gate-ttft-ms", 60_000)
+
+const program = Effect.gen(function*() {
+  const resolved = yield* resolveCandidates(files, "embedded")
+  // Biggest first; ranks follow the order tried.
+  const candidates = [...resolved]
+    .sort((a, b) => (b.paramCount ?? 0) - (a.paramCount ?? 0))
+    .map((c, i) => ({ ...c, rank: i + 1 }))
+  const failed: Array<Rejected> = []
+  const chosen = yield* stage1(
+    {
+      adapter: embedded(null),
+      targetContext: flag("target-context", 2048),
+      maxTokens: flag("max-tokens", 64),
+      gateTtftMs,
+      requestTimeoutMs: gateTtftMs + 120_000,
+      readyTimeoutMs: 300_000,
+      logDir: path.join(os.tmpdir(), "llm-autotune-examples", "logs"),
+      estimate: true,
+      memoryLimitGiB: null
+    },
+    candidates,
+    flag("replicates", 3),
+    (c, o) => Effect.sync(() => void (o.reason === null ? undefined : failed.push({ candidate: c, reason: o.reason })))
+  )
+  yield* Console.log(
+    `biggest fit: ${chosen.candidate.id} (${formatParams(chosen.candidate.paramCount)}), ` +
+      `${chosen.outcome.tpsMedian?.toFixed(1)} tok/s, TTFT p95 ${chosen.outcome.ttftP95Ms?.toFixed(0)} ms`
+  )
+  for (const r of failed) yield* Console.log(`  larger, failed: ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
+}).pipe(
+  Effect.catchTag("AllInfeasible", (e) =>
+    Console.log(`nothing fits: ${e.message}`).pipe(Effect.zipRight(Effect.sync(() => (process.exitCode = 2))))),
+  Effect.provide(ProviderLive)
+)
+
+NodeRuntime.runMain(program)

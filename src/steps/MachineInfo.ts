@@ -1,0 +1,48 @@
+/** What the recipe was measured on (SPEC F-2 `machine`). */
+import { Effect } from "effect"
+import * as ChildProcess from "node:child_process"
+import * as os from "node:os"
+import { Knobs } from "../domain/Knobs.js"
+import { Machine } from "../domain/TuneDocument.js"
+import { EMBEDDED_BINARY_VERSION } from "../domain/Versions.js"
+import { autotuneLauncher } from "../providers/Embedded.js"
+import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
+
+/**
+ * The provider binary's version (F-2 `machine.binary_version`): the line of
+ * `<binary> --version` that says "version", else its first line (stdout, else
+ * stderr, where llama.cpp tools print it; 5 s at most), null when it does not answer. The embedded provider without
+ * `--provider-bin` is this tool itself (its own version, no process).
+ */
+export const binaryVersion = (adapter: ProviderAdapter): Effect.Effect<string | null> => {
+  const { args, command } = adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
+  if (adapter.name === "embedded" && command === process.execPath && args[0] === autotuneLauncher) {
+    return Effect.succeed(EMBEDDED_BINARY_VERSION)
+  }
+  // The line that names the version (llama-server logs "initializing ..." first), else the first line.
+  const firstLine = (s: string) => {
+    const lines = s.trim().split("\n").map((l) => l.trim()).filter((l) => l !== "")
+    return lines.find((l) => /version/i.test(l)) ?? lines[0] ?? null
+  }
+  return Effect.async<string | null>((resume) => {
+    const child = ChildProcess.execFile(command, ["--version"], { timeout: 5000 }, (_err, stdout, stderr) =>
+      resume(Effect.succeed(firstLine(String(stdout)) ?? firstLine(String(stderr)))))
+    return Effect.sync(() => child.kill("SIGKILL"))
+  })
+}
+
+/**
+ * F-2 `machine` of this computer for a provider: RAM in GiB (one decimal),
+ * CPU model, OS and kernel release, and the provider binary's version
+ * (binaryVersion). Never fails. Part of the recipe hash (F-2h), so stable
+ * across runs on one machine and provider build.
+ */
+export const machineOf = (adapter: ProviderAdapter): Effect.Effect<Machine> =>
+  Effect.map(binaryVersion(adapter), (binary_version) =>
+    new Machine({
+      ram_gb: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+      chip: os.cpus()[0]?.model.trim() ?? os.arch(),
+      os_version: `${os.type()} ${os.release()}`,
+      binary_version
+    }))
+

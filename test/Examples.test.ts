@@ -1,0 +1,96 @@
+/**
+ * The library's examples (examples/*.ts) run as an operator runs them — a
+ * script outside src/ importing "llm-autotune" — against the real embedded
+ * provider (and llama-server) on tiny synthetic models. `npm test` type-checks
+ * them under strict (tsconfig includes examples/).
+ */
+import * as ChildProcess from "node:child_process"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { describe, expect, it } from "vitest"
+import { type CliResult, runCli, tempDir } from "./support/cli.js"
+import { llamaServerBin } from "./support/llamaCpp.js"
+import { mediumModelPath, repoRoot, smallModelPath, tinyModelPath } from "./support/models.js"
+
+/** Runs `examples/<name>.ts <args>` with tsx, as `npx tsx` would. */
+const runExample = (name: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<CliResult> =>
+  new Promise((resolve, reject) => {
+    const child = ChildProcess.spawn(process.execPath, ["--import", "tsx", Path.join(repoRoot, "examples", `${name}.ts`), ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, ...env },
+      stdio: ["ignore", "pipe", "pipe"]
+    })
+    let stdout = ""
+    let stderr = ""
+    child.stdout.on("data", (d) => (stdout += d))
+    child.stderr.on("data", (d) => (stderr += d))
+    const timer = setTimeout(() => child.kill("SIGKILL"), 180_000)
+    child.on("error", reject)
+    child.on("close", (code) => {
+      clearTimeout(timer)
+      resolve({ code, stdout, stderr })
+    })
+  })
+
+describe("examples: scripts over the library entry point (issue: library surface)", () => {
+  it("A-1 biggest-fit.ts picks the biggest candidate that fits, whatever the order given; exit 2 when none does", async () => {
+    const common = ["--target-context", "256", "--max-tokens", "8", "--replicates", "1"]
+    const r = await runExample("biggest-fit", [...common, tinyModelPath(), smallModelPath()])
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/^biggest fit: .*synth-60M-q4_0\.gguf \(61\.\dM\)/m)
+    const none = await runExample("biggest-fit", [...common, "--gate-ttft-ms", "1", tinyModelPath(), smallModelPath()])
+    expect(none.code).toBe(2)
+    expect(none.stdout).toMatch(/nothing fits: every candidate is infeasible; even .*synth-15M.*TTFT .*> 1 ms gate/)
+  })
+
+  it("F-2 verify-recipe.ts re-checks a recipe; it fails with the reason when the model file was replaced by a larger one", async () => {
+    const dir = tempDir()
+    const model = Path.join(dir, "recipe-model.gguf")
+    Fs.copyFileSync(tinyModelPath(), model)
+    const env = { XDG_DATA_HOME: dir, XDG_CACHE_HOME: dir }
+    const common = ["--target-context", "1536", "--max-tokens", "8", "--stage1-replicates", "3", "--stage2-replicates", "1",
+      "--threads-axis", "2", "--json", "--db-path", Path.join(dir, "runs.db")]
+    // The gate sits between the two models' TTFTs on this machine (measured, as in the G-1 test).
+    const measure = async (m: string) => {
+      const r = await runCli(["tune", "--candidate-models", m, ...common], { env })
+      expect(r.code, r.stderr).toBe(0)
+      return JSON.parse(r.stdout) as { run_id: string; recommendation: { ttft_p95_ms: number } }
+    }
+    const small = await measure(model)
+    const big = await measure(mediumModelPath())
+    expect(big.recommendation.ttft_p95_ms).toBeGreaterThan(small.recommendation.ttft_p95_ms * 2.5)
+    const gate = Math.round(Math.sqrt(big.recommendation.ttft_p95_ms * small.recommendation.ttft_p95_ms))
+    const gated = await runCli(["tune", "--candidate-models", model, "--gate-ttft-ms", `${gate}`, ...common], { env })
+    expect(gated.code, gated.stderr).toBe(0)
+    const doc = JSON.parse(gated.stdout) as { run_id: string }
+    const docFile = Path.join(dir, "recipe.json")
+    Fs.writeFileSync(docFile, gated.stdout)
+
+    const ok = await runExample("verify-recipe", ["--json", docFile, "--max-tokens", "8"])
+    expect(ok.code, ok.stderr).toBe(0)
+    expect(ok.stdout).toContain("OK: the recipe still passes the gate")
+    expect(ok.stdout).toMatch(/now: +\d+\.\d tok\/s \([+-]?\d+\.\d %\)/)
+    // The same recipe from the SQLite file, by run id.
+    const fromDb = await runExample("verify-recipe", ["--db", Path.join(dir, "runs.db"), "--run", doc.run_id, "--max-tokens", "8"])
+    expect(fromDb.code, fromDb.stderr).toBe(0)
+
+    Fs.copyFileSync(mediumModelPath(), model) // an upgrade swapped in a bigger model at the same path
+    const bad = await runExample("verify-recipe", ["--json", docFile, "--max-tokens", "8"])
+    expect(bad.code).toBe(1)
+    expect(bad.stderr).toMatch(new RegExp(`FAILED: the recipe no longer passes: TTFT \\d+ ms > ${gate} ms gate`))
+
+    const missing = await runExample("verify-recipe", ["--db", Path.join(dir, "nope.db"), "--run", "x"])
+    expect(missing.code).toBe(64)
+  })
+
+  it("E-5 compare-providers.ts runs the same model and knobs on embedded and llama-server side by side", async () => {
+    const r = await runExample("compare-providers", [
+      "--model", tinyModelPath(), "--llama-server", llamaServerBin(), "--target-context", "256", "--max-tokens", "16",
+      "--replicates", "2", "--threads", "2"
+    ])
+    expect(r.code, r.stderr).toBe(0)
+    const rows = r.stdout.split("\n").filter((l) => /^(embedded|llama-server) /.test(l))
+    expect(rows).toHaveLength(2)
+    for (const row of rows) expect(row).toMatch(/ +\d+\.\d +\d+ +\d+ +\d+\.\d +\d+\.\d +fits$/)
+  })
+})

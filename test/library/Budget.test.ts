@@ -1,0 +1,112 @@
+/**
+ * Budgets composed in a script through the library entry point (issue:
+ * library surface, SPEC H-3): Stage 1 and the hill-climb are plain Effects,
+ * the budget is `Effect.timeoutFail` around them, the best-so-far lives in a
+ * Ref outside it. Probes take simulated time (TestClock): no real sleeping.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
+import {
+  BudgetExhausted,
+  type Candidate,
+  cells,
+  hillClimb,
+  Knobs,
+  macProvider,
+  runTrial,
+  stage1,
+  type TrialSettings
+} from "llm-autotune"
+import { fakeHttp, fakeProvider } from "../support/simulatedProvider.js"
+
+const settings: TrialSettings = {
+  adapter: macProvider("fake"),
+  targetContext: 100,
+  maxTokens: 3,
+  gateTtftMs: 60_000,
+  requestTimeoutMs: 300_000,
+  readyTimeoutMs: 300_000,
+  logDir: "/tmp",
+  estimate: false,
+  memoryLimitGiB: null
+}
+const cand = (id: string, rank: number): Candidate => ({ id, model: id, rank, paramCount: null, ggufFile: false })
+const over = (budgetMs: number) => new BudgetExhausted({ budgetMs, message: `budget of ${budgetMs} ms ran out` })
+
+/**
+ * The script under test: Stage 1 over `candidates`, then a climb over kv-bits
+ * unset/8/4, within `budgetMs`; the best (model, knobs, tok/s) so far is kept
+ * in `best` so it survives the budget.
+ */
+const script = (candidates: ReadonlyArray<Candidate>, budgetMs: number, best: Ref.Ref<{ model: string; knobs: Knobs; tps: number | null } | null>) =>
+  Effect.gen(function*() {
+    const chosen = yield* stage1(settings, candidates, 3, () => Effect.void)
+    yield* Ref.set(best, { model: chosen.candidate.id, knobs: Knobs.defaults, tps: chosen.outcome.tpsMedian })
+    yield* hillClimb(
+      cells({ kvBits: [null, 8, 4], maxContext: [100], maxBatch: [1], threads: [] }),
+      0.1,
+      (knobs) =>
+        Effect.map(runTrial(settings, chosen.candidate, knobs, 3, chosen.outcome.calibration), (o) => ({
+          knobs,
+          feasible: o.reason === null,
+          score: { tps: o.tpsMedian, ttftMs: o.ttftMedianMs },
+          value: o
+        })),
+      (cell, newBest) => newBest ? Ref.set(best, { model: chosen.candidate.id, knobs: cell.knobs, tps: cell.value.tpsMedian }) : Effect.void
+    )
+  }).pipe(Effect.timeoutFail({ duration: `${budgetMs} millis`, onTimeout: () => over(budgetMs) }))
+
+/** Runs the script forked under TestClock, advancing `advanceS` simulated seconds; counts provider starts and stops. */
+const run = (candidates: ReadonlyArray<Candidate>, budgetMs: number, advanceS: number) =>
+  Effect.gen(function*() {
+    const started = yield* Ref.make(0)
+    const stopped = yield* Ref.make(0)
+    const best = yield* Ref.make<{ model: string; knobs: Knobs; tps: number | null } | null>(null)
+    const wallStart = Date.now()
+    const fiber = yield* Effect.fork(script(candidates, budgetMs, best).pipe(Effect.provide(Layer.merge(fakeProvider(started, stopped), fakeHttp))))
+    yield* TestClock.adjust(`${advanceS} seconds`)
+    const exit = yield* Fiber.await(fiber)
+    return { exit, best: yield* Ref.get(best), started: yield* Ref.get(started), stopped: yield* Ref.get(stopped), wallMs: Date.now() - wallStart }
+  })
+
+describe("budgets through the library, under TestClock (SPEC H-3)", () => {
+  it.effect("H-3 a budget that expires in Stage 1 leaves no choice, and the one started provider is released", () =>
+    Effect.gen(function*() {
+      // slow-8b's trial takes 20 simulated seconds (2 pre-warm requests + 3 probes of 4 s TTFT).
+      const r = yield* run([cand("slow-8b", 1), cand("fast-1b", 2)], 10_000, 60)
+      expect(r.exit).toEqual(Exit.fail(over(10_000)))
+      expect(r.best).toBeNull()
+      expect([r.started, r.stopped]).toEqual([1, 1])
+      expect(r.wallMs).toBeLessThan(1000)
+    }))
+
+  it.effect("H-3 a budget that expires in Stage 2 keeps the best cell measured so far; every provider is released", () =>
+    Effect.gen(function*() {
+      // fast-1b: Stage 1 ends at 5.6 s, cell unset at 10.2 s, cell 8 at 14.5 s; 16 s cuts cell 4.
+      const r = yield* run([cand("fast-1b", 1)], 16_000, 60)
+      expect(r.exit).toEqual(Exit.fail(over(16_000)))
+      expect(r.best?.model).toBe("fast-1b")
+      expect(r.best?.knobs.kvBits).toBe(8)
+      expect(r.best?.tps).toBeCloseTo(30)
+      expect([r.started, r.stopped]).toEqual([4, 4])
+      expect(r.wallMs).toBeLessThan(1000)
+    }))
+
+  it.effect("H-3 a budget cutting exactly between two cells: the finished cells count, the next never starts", () =>
+    Effect.gen(function*() {
+      // Stage 1 ends at 5.6 s and cell unset at 10.2 s; a 10.5 s budget cuts cell 8 at its start (its pre-warm).
+      const r = yield* run([cand("fast-1b", 1)], 10_500, 60)
+      expect(r.exit).toEqual(Exit.fail(over(10_500)))
+      expect(r.best?.knobs.kvBits).toBeNull()
+      expect(r.best?.knobs.maxContext).toBe(100)
+      expect([r.started, r.stopped]).toEqual([3, 3])
+    }))
+
+  it.effect("H-3 without the budget running out, the composition finishes with the fastest cell", () =>
+    Effect.gen(function*() {
+      const r = yield* run([cand("fast-1b", 1)], 600_000, 600)
+      expect(r.exit).toEqual(Exit.void)
+      expect(r.best?.knobs.kvBits).toBe(8)
+      expect([r.started, r.stopped]).toEqual([4, 4])
+    }))
+})

@@ -1,0 +1,59 @@
+/**
+ * Stand-in services whose requests take simulated time (TestClock): provider
+ * starts are instant and counted, chat completions stream on the test clock.
+ * For deterministic budget tests (SPEC H-3) without real processes or sleeping.
+ */
+import { HttpClient } from "@effect/platform"
+import { Effect, Layer, Ref } from "effect"
+import { CandidateProvider } from "../../src/services/CandidateProvider.js"
+import { clockedSseResponse, deltaData, usageData } from "./clockedSse.js"
+
+/** Simulated seconds before the first token of one request, per model. */
+export const ttftSeconds: Record<string, number> = { "slow-8b": 4, "fast-1b": 1 }
+
+/** Simulated ms between tokens, per KV-cache setting: kv-bits 8 decodes fastest here. */
+export const tokenGapMs: Record<string, number> = { unset: 100, "8": 50, "4": 80 }
+
+/**
+ * A provider whose chat completions stream up to 3 tokens: the first after
+ * `ttftSeconds[model]`, the rest `tokenGapMs[kv]` apart, all in TestClock time.
+ * The host name is `<model>.kv-<bits>`.
+ */
+export const fakeHttp = Layer.succeed(
+  HttpClient.HttpClient,
+  HttpClient.make((request, url) => {
+    const [model, kv] = url.hostname.split(".kv-") as [string, string]
+    const body = request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : {}
+    const words = String(body.messages?.[0]?.content ?? "").split(" ").length
+    const n = Math.min(3, Number(body.max_tokens ?? 3))
+    return clockedSseResponse(request, [
+      ...Array.from({ length: n }, (_, i) => ({
+        afterMs: i === 0 ? ttftSeconds[model]! * 1000 : tokenGapMs[kv]!,
+        data: deltaData(`t${i}`)
+      })),
+      { afterMs: 0, data: usageData(words + 5, n) }
+    ])
+  })
+)
+
+/** Provider starts are instant; every start and every stop is counted. */
+export const fakeProvider = (started: Ref.Ref<number>, stopped: Ref.Ref<number>) =>
+  Layer.succeed(
+    CandidateProvider,
+    CandidateProvider.make({
+      start: (o) =>
+        Effect.acquireRelease(
+          Ref.update(started, (n) => n + 1).pipe(Effect.as({
+            baseUrl: `http://${o.spec.model}.kv-${o.spec.knobs.kvBits ?? "unset"}`,
+            port: 1,
+            pid: 1,
+            modelId: o.spec.model,
+            logPath: "/dev/null",
+            exited: Effect.never,
+            outputTail: Effect.succeed("")
+          })),
+          () => Ref.update(stopped, (n) => n + 1)
+        )
+    })
+  )
+
