@@ -22,7 +22,7 @@ import { TrialRow } from "./domain/Trial.js"
 import { encodeTuneDocument, Inputs, type Machine, SPEC_VERSION } from "./domain/TuneDocument.js"
 import type { CandidateProvider } from "./services/CandidateProvider.js"
 import { TrialStore } from "./services/TrialStore.js"
-import { resolveServiceManager, type ServiceManagerKind } from "./services/ServiceManager.js"
+import { jobState, resolveServiceManager, type ServiceManagerKind } from "./services/ServiceManager.js"
 import { applyRecommendation, type ApplyResult } from "./steps/Apply.js"
 import { hillClimb } from "./steps/HillClimb.js"
 import { restartInstructions } from "./steps/RestartHint.js"
@@ -177,6 +177,9 @@ export const tune = <E = never, R = never>(
               chosen.outcome.calibration
             )
             const trialId = yield* store.insertTrial(row(2, chosen.candidate, knobs, outcome))
+            if (outcome.preWarmFailure === "integrity") {
+              yield* Ref.update(rejected, (rs) => [...rs, { candidate: chosen.candidate, reason: outcome.reason! }])
+            }
             yield* abortOnIntegrity(chosen.candidate, outcome)
             return {
               knobs,
@@ -199,9 +202,10 @@ export const tune = <E = never, R = never>(
       }
       if (plan.apply !== null) {
         const rec = (yield* Ref.get(recommended))!
-        yield* Ref.set(
-          applied,
-          yield* applyRecommendation({
+        // Once the write starts it finishes and is recorded, so an interrupt or budget
+        // arriving mid-apply never leaves a written config reported as not applied.
+        yield* Effect.uninterruptible(Effect.flatMap(
+          applyRecommendation({
             configPath: plan.apply.configPath,
             values: {
               model: rec.candidate.model,
@@ -210,8 +214,9 @@ export const tune = <E = never, R = never>(
               max_concurrency_override: rec.knobs.maxBatch
             },
             nowMs: yield* Clock.currentTimeMillis
-          })
-        )
+          }),
+          (result) => Ref.set(applied, result)
+        ))
       }
     })
 
@@ -270,7 +275,10 @@ export const tune = <E = never, R = never>(
         if (done !== null && plan.apply !== null && doc.recommendation !== null) {
           // stdout carries the document only with --json: the apply report then goes to stderr.
           const say = plan.json ? Console.error : Console.log
-          const manager = yield* resolveServiceManager(plan.apply.serviceManager)
+          // The job's manager only when the job exists there; else a foreground provider: restart it by hand.
+          const kind = yield* resolveServiceManager(plan.apply.serviceManager)
+          const job = yield* jobState(kind, plan.apply.serviceLabel)
+          const manager = job._tag === "Absent" ? "none" : kind
           yield* say([
             `applied:      ${done.configPath} (${done.changed.length === 0 ? "already up to date" : `changed ${done.changed.join(", ")}`}; backup ${done.backupPath})`,
             restartInstructions(manager, plan.apply.serviceLabel, doc.recommendation.serve_command, process.getuid?.() ?? 0)

@@ -28,7 +28,7 @@ import { drain } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
 import { machineOf } from "./steps/MachineInfo.js"
 import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
-import { defaultConfigPath } from "./steps/Apply.js"
+import { defaultConfigPath, editConfigText } from "./steps/Apply.js"
 
 const opt = {
   provider: Options.choice("provider", ["embedded", "macprovider", "llama-server"]).pipe(Options.optional,
@@ -112,16 +112,31 @@ const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, Us
  * The config file `--apply` will edit (SPEC F-3): `--config-path`, else the
  * macprovider default. Checked before anything runs, so an hours-long tune does
  * not end in a config that cannot be written: it must be an existing regular
- * file. Fails with UsageError naming `--config-path`.
+ * file that the editor can edit as it stands (valid YAML, a top-level
+ * mapping, nothing that would be broken by a change of the owned keys), in a
+ * directory this process can write (backup and temp file go there). The apply
+ * checks again at the end, in case the file changed meanwhile. Fails with
+ * UsageError naming `--config-path` and the parser's reason.
  */
 const applyTarget = (configPath: Option.Option<string>): Effect.Effect<string, UsageError> => {
   const file = path.resolve(Option.getOrElse(configPath, defaultConfigPath))
-  return fs.statSync(file, { throwIfNoEntry: false })?.isFile() === true
-    ? Effect.succeed(file)
-    : Effect.fail(new UsageError({
-      flag: "config-path",
-      message: `--apply: no provider config at ${file}${Option.isNone(configPath) ? " (the default); pass --config-path <file>" : ""}`
-    }))
+  const bad = (why: string) => Effect.fail(new UsageError({ flag: "config-path", message: `--apply: ${why}` }))
+  if (fs.statSync(file, { throwIfNoEntry: false })?.isFile() !== true) {
+    return bad(`no provider config at ${file}${Option.isNone(configPath) ? " (the default); pass --config-path <file>" : ""}`)
+  }
+  try {
+    fs.accessSync(path.dirname(fs.realpathSync(file)), fs.constants.W_OK)
+  } catch {
+    return bad(`cannot write in the directory of ${file} (its backup and the new file go there)`)
+  }
+  // A trial edit with every owned key set: the editor refuses what it cannot edit byte-exactly.
+  const trial = editConfigText(fs.readFileSync(file, "utf8"), {
+    model: "autotune-check",
+    kv_bits_override: 8,
+    max_context_override: 4096,
+    max_concurrency_override: 1
+  })
+  return trial._tag === "Left" ? bad(`${file} cannot be edited: ${trial.left}`) : Effect.succeed(file)
 }
 
 /** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
@@ -155,6 +170,12 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
     }
     if (Option.isSome(f.memoryLimitGiB) && f.noEstimate) {
       return yield* new UsageError({ flag: "memory-limit", message: "--memory-limit has no effect with --no-estimate" })
+    }
+    if (f.apply && adapter.name !== "macprovider") {
+      return yield* new UsageError({
+        flag: "apply",
+        message: `--apply writes macprovider's config.yaml (SPEC F-3); the ${adapter.name} provider does not read it: start it with the printed serve command instead`
+      })
     }
     if (Option.isSome(f.configPath) && !f.apply) {
       return yield* new UsageError({ flag: "config-path", message: "--config-path is only used with --apply" })

@@ -39,21 +39,39 @@ describe("autotune tune --apply (SPEC F-3, H-4)", () => {
     expect(r.stdout).toContain("restart your provider so it reads the new config")
   })
 
-  it("F-3 H-2 an apply that fails leaves the config untouched, exits apply_failed (6) and still prints the recommendation", async () => {
+  it("F-3 H-2 an apply that fails at the end leaves the config untouched, exits apply_failed (6) and still prints the recommendation", async () => {
+    const dir = tempDir()
+    const cfg = Path.join(dir, "config.yaml")
+    Fs.writeFileSync(cfg, fullConfig)
+    const cli = startCli([...tuneArgs(dir, ["--apply", "--config-path", cfg, "--json"]), "--kv-bits-axis", "unset,8,4"], { XDG_DATA_HOME: dir })
+    // The config is broken by hand while the tune runs (after the up-front check passed).
+    const broken = "model: [unclosed\n# a comment\n"
+    await waitFor(() => cli.stderr().includes("[stage 1]"), 30_000)
+    Fs.writeFileSync(cfg, broken)
+    expect(await cli.exited, cli.stderr()).toBe(6)
+    expect(Fs.readFileSync(cfg, "utf8")).toBe(broken)
+    expect(Fs.readdirSync(dir).filter((f) => f.includes(".tmp-") || f.includes(".bak-"))).toEqual([])
+    expect(cli.stderr()).toContain(cfg)
+    const runs = await readRows<{ exit_reason: string; recommendation_json: string | null }>(
+      Path.join(dir, "runs.db"), "SELECT exit_reason, recommendation_json FROM tune_runs")
+    expect(runs).toEqual([{ exit_reason: "apply_failed", recommendation_json: expect.stringContaining("ok-5") }])
+  })
+
+  it("F-3 B-1 a config --apply could not edit is refused before anything runs (exit 64 naming the file)", async () => {
     const dir = tempDir()
     const cfg = Path.join(dir, "config.yaml")
     const broken = "model: [unclosed\n# a comment\n"
     Fs.writeFileSync(cfg, broken)
-    const r = await runCli(tuneArgs(dir, ["--apply", "--config-path", cfg, "--json"]), { env: { XDG_DATA_HOME: dir } })
-    expect(r.code, r.stderr).toBe(6)
+    const r = await runCli(tuneArgs(dir, ["--apply", "--config-path", cfg]), { env: { XDG_DATA_HOME: dir } })
+    expect(r.code).toBe(64)
+    expect(r.stderr).toContain(`${cfg} cannot be edited`)
+    expect(Fs.existsSync(Path.join(dir, "runs.db"))).toBe(false)
     expect(Fs.readFileSync(cfg, "utf8")).toBe(broken)
-    expect(Fs.readdirSync(dir).filter((f) => f.includes(".tmp-"))).toEqual([])
-    const doc = JSON.parse(r.stdout) as { exit_reason: string; recommendation: { model: string } | null }
-    expect(doc.exit_reason).toBe("apply_failed")
-    expect(doc.recommendation?.model).toBe("ok-5")
-    expect(r.stderr).toContain(cfg)
-    const runs = await readRows<{ exit_reason: string }>(Path.join(dir, "runs.db"), "SELECT exit_reason FROM tune_runs")
-    expect(runs).toEqual([{ exit_reason: "apply_failed" }])
+    const emb = await runCli(["tune", "--provider", "embedded", "--candidate-models", "x.gguf", "--apply", "--db-path", Path.join(dir, "e.db")], {
+      env: { XDG_DATA_HOME: dir }
+    })
+    expect(emb.code).toBe(64)
+    expect(emb.stderr).toContain("the embedded provider does not read it")
   })
 
   it("F-3 B-1 --apply without a config file exits 64 before anything runs; --config-path alone is a usage error", async () => {

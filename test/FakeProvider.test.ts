@@ -157,6 +157,8 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
     // A-4 F-1: 1b chosen first in the given order; 32b is larger, so there are no alternates
     expect(da.recommendation?.model).toBe("ok-1b")
     expect(da.alternates).toEqual([])
+    // F-2: macprovider has no thread-count setting, so its knobs carry no `threads` key at all
+    expect(Object.keys(da.recommendation!.knobs).sort()).toEqual(["kv_bits", "max_concurrency_override", "max_context_override"])
     // S-2: the stored hash is the printed one
     const runs = await readRows<{ recipe_hash: string }>(a.db, "SELECT recipe_hash FROM tune_runs")
     expect(runs).toEqual([{ recipe_hash: da.recipe_hash }])

@@ -54,11 +54,22 @@ describe("pre-warm integrity (SPEC D-2, H-2)", () => {
     expect(starts).toBeGreaterThan(1)
   })
 
-  for (const [name, corrupt] of [
-    ["bad magic", (bytes: Buffer) => Buffer.concat([Buffer.from("GGUX"), bytes.subarray(4)])],
-    ["truncated tensor data", (bytes: Buffer) => bytes.subarray(0, Math.floor(bytes.length * 0.6))]
+  /** A copy with one tensor's first dimension halved: the header still parses, tensor offsets no longer add up. */
+  const shapeChanged = (bytes: Buffer) => {
+    const b = Buffer.from(bytes)
+    const at = b.indexOf("blk.0.ffn_down.weight") + "blk.0.ffn_down.weight".length + 4 // name, u32 n_dims
+    b.writeBigUInt64LE(b.readBigUInt64LE(at) / 2n, at)
+    return b
+  }
+  for (const [name, corrupt, reason] of [
+    ["bad magic", (bytes: Buffer) => Buffer.concat([Buffer.from("GGUX"), bytes.subarray(4)]), /^integrity: pre-load check .*Invalid GGUF magic/],
+    ["truncated tensor data", (bytes: Buffer) => bytes.subarray(0, Math.floor(bytes.length * 0.6)), /^integrity: pre-load check .*not within the file bounds/],
+    ["a download cut inside the header (100 bytes)", (bytes: Buffer) => bytes.subarray(0, 100), /^integrity: pre-load check /],
+    ["a download cut inside the tensor infos (50 KB)", (bytes: Buffer) => bytes.subarray(0, 50_000), /^integrity: pre-load check /],
+    // Passes the header check; llama.cpp's loader finds it (gguf.cpp "has offset …, expected …").
+    ["a tensor shape changed", shapeChanged, /^integrity: .*has offset \d+, expected \d+/]
   ] as const) {
-    it(`D-2 a corrupted GGUF (${name}) ends the run with pre_warm_integrity_failure, its row written, no provider started`, async () => {
+    it(`D-2 a corrupted GGUF (${name}) ends the run with pre_warm_integrity_failure, its row written, the next candidate never started`, async () => {
       const dir = tempDir()
       const db = Path.join(dir, "runs.db")
       const bad = Path.join(dir, "corrupt-60M.gguf")
@@ -70,14 +81,12 @@ describe("pre-warm integrity (SPEC D-2, H-2)", () => {
       expect(r.code, r.stderr).toBe(5)
       const doc = decodeDoc(r.stdout)
       expect(doc.exit_reason).toBe("pre_warm_integrity_failure")
-      expect(doc.infeasible[0]?.reason).toMatch(
-        name === "bad magic" ? /^integrity: pre-load check .*Invalid GGUF magic/ : /^integrity: pre-load check .*not within the file bounds/
-      )
+      expect(doc.infeasible[0]?.reason).toMatch(reason)
       const trials = await readRows<TrialNotes>(db, "SELECT model, fits, notes FROM tune_trials")
       expect(trials.map((t) => [t.model, t.fits])).toEqual([[bad, 0]])
-      // The check runs before loading: neither the corrupt file nor the next candidate was started.
+      // The header check runs before loading: a file it rejects is never started; the next candidate never is.
       const logs = Path.join(dir, "logs")
-      expect(Fs.existsSync(logs) ? Fs.readdirSync(logs) : []).toEqual([])
+      expect(Fs.existsSync(logs) ? Fs.readdirSync(logs) : []).toHaveLength(name === "a tensor shape changed" ? 1 : 0)
     })
   }
 })

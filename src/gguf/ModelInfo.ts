@@ -7,9 +7,16 @@ import * as Fs from "node:fs/promises"
 import { readGgufFileInfo } from "node-llama-cpp"
 import { tensorBytes } from "./GgmlType.js"
 
-/** A file that is not a loadable GGUF model; `message` gives the concrete reason. */
+/**
+ * A file that is not a loadable GGUF model; `message` gives the concrete
+ * reason. `kind` is `io` when the file could not be opened or read (a path or
+ * permission problem), `corrupt` when its bytes are not a valid GGUF model
+ * (bad magic or version, a header cut short, tensors outside the file) —
+ * an integrity failure (SPEC D-2).
+ */
 export class GgufInvalid extends Schema.TaggedError<GgufInvalid>()("GgufInvalid", {
   path: Schema.String,
+  kind: Schema.Literal("io", "corrupt"),
   message: Schema.String
 }) {}
 
@@ -48,16 +55,17 @@ const reason = (e: unknown): string => (e instanceof Error ? e.message : String(
  */
 export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
   Effect.gen(function*() {
-    const invalid = (message: string) => new GgufInvalid({ path, message })
+    const invalid = (message: string) => new GgufInvalid({ path, kind: "corrupt", message })
+    const unreadable = (message: string) => new GgufInvalid({ path, kind: "io", message })
     const { fileBytes, head } = yield* Effect.acquireUseRelease(
-      Effect.tryPromise({ try: () => Fs.open(path, "r"), catch: (e) => invalid(`cannot open the file: ${reason(e)}`) }),
+      Effect.tryPromise({ try: () => Fs.open(path, "r"), catch: (e) => unreadable(`cannot open the file: ${reason(e)}`) }),
       (fh) => Effect.tryPromise({
         try: async () => {
           const head = Buffer.alloc(8)
           const { bytesRead } = await fh.read(head, 0, 8, 0)
           return { fileBytes: (await fh.stat()).size, head: head.subarray(0, bytesRead) }
         },
-        catch: (e) => invalid(`cannot read the file: ${reason(e)}`)
+        catch: (e) => unreadable(`cannot read the file: ${reason(e)}`)
       }),
       (fh) => Effect.tryPromise(() => fh.close()).pipe(Effect.ignore)
     )

@@ -3,6 +3,7 @@
  * document (no network: the chart library is inlined). Pure: text in, text out.
  */
 import { Option, Schema } from "effect"
+import { type CellScore, isNewBest } from "../steps/HillClimb.js"
 import { isEstimatedSkip } from "../steps/MemoryEstimate.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialRow } from "../domain/Trial.js"
@@ -40,6 +41,25 @@ const decodeRecommendation = Schema.decodeUnknownOption(Schema.parseJson(Recomme
 const decodeRecommendedModel = Schema.decodeUnknownOption(Schema.parseJson(Schema.Struct({ model: Schema.String })))
 const decodeMachine = Schema.decodeUnknownOption(Schema.parseJson(Machine))
 const decodeInputs = Schema.decodeUnknownOption(Schema.parseJson(Inputs))
+const decodeEpsilon = Schema.decodeUnknownOption(Schema.parseJson(Schema.Struct({ tps_tie_epsilon: Schema.Number })))
+
+/** The recommended model of a run, when it has a recommendation that decodes. */
+const recommendedModel = (run: RunRow): string | null =>
+  run.recommendation_json === null
+    ? null
+    : Option.match(decodeRecommendedModel(run.recommendation_json), { onNone: () => null, onSome: ({ model }) => model })
+
+/** Indexes of the measured (not estimated) Stage 1 rows of `model`, in trial order. */
+const stage1Rows = (trials: ReadonlyArray<TrialRow>, model: string): Array<number> =>
+  trials.flatMap((t, i) => t.stage === 1 && t.model === model && !isEstimated(t) ? [i] : [])
+
+/** The last feasible measured Stage 1 row of `model` (the Stage 1 choice, SPEC A-3), or null. */
+const stage1Choice = (trials: ReadonlyArray<TrialRow>, model: string): number | null =>
+  stage1Rows(trials, model).filter((i) => trials[i]!.fits === 1).at(-1) ?? null
+
+/** The run's tok/s tie epsilon (SPEC B-3): `tps_tie_epsilon` of its inputs_json, 0.1 when missing or undecodable. */
+export const runTieEpsilon = (run: RunRow): number =>
+  Option.match(decodeEpsilon(run.inputs_json), { onNone: () => 0.1, onSome: (i) => i.tps_tie_epsilon })
 
 /**
  * Index (into `trials`) of the run's winning trial, or null:
@@ -51,14 +71,47 @@ const decodeInputs = Schema.decodeUnknownOption(Schema.parseJson(Inputs))
 export const winnerIndex = (run: RunRow, trials: ReadonlyArray<TrialRow>): number | null => {
   const kept = trials.findIndex((t) => t.stage === 2 && t.kept === 1 && !isEstimated(t))
   if (kept >= 0) return kept
-  if (run.recommendation_json === null) return null
-  return Option.match(decodeRecommendedModel(run.recommendation_json), {
-    onNone: () => null,
-    onSome: ({ model }) => {
-      const stage1 = trials.flatMap((t, i) => t.stage === 1 && t.model === model && !isEstimated(t) ? [i] : [])
-      const feasible = stage1.filter((i) => trials[i]!.fits === 1)
-      return feasible.at(-1) ?? stage1.at(-1) ?? null
+  const model = recommendedModel(run)
+  if (model === null) return null
+  return stage1Choice(trials, model) ?? stage1Rows(trials, model).at(-1) ?? null
+}
+
+/**
+ * The "best so far" tok/s after each trial (aligned with `trials`), replaying
+ * what the tune decided rather than a running maximum:
+ * - Stage 1 (SPEC A-1..A-3) has no best until its choice, the feasible Stage 1
+ *   row of the chosen model (`chosenModel`; else the model the Stage 2 rows
+ *   measured; else the first feasible Stage 1 row, where Stage 1 stops):
+ *   infeasible candidates never set it; from the choice on the line is its tok/s.
+ * - Stage 2 (SPEC B-2, B-3) replays `hillClimb`: the climb starts with no
+ *   incumbent, and each feasible row (`fits = 1`), in order, replaces it when
+ *   `isNewBest(best, { tps, ttftMs }, epsilon)`: so the first feasible cell
+ *   with tok/s > 0 always becomes best, within the tie band ε·best the lower
+ *   TTFT wins, and a missing TTFT never beats a present one. The line shows
+ *   the climb's best, or the Stage 1 choice while the climb has none (and to
+ *   the end when no Stage 2 cell is feasible, SPEC B-5).
+ * Estimated (skipped) rows are infeasible and carry the previous value. The
+ * last value is the tok/s of the winner (`winnerIndex`, SPEC B-4/B-5).
+ */
+export const bestSoFarSeries = (
+  trials: ReadonlyArray<TrialRow>,
+  epsilon: number,
+  chosenModel: string | null = null
+): Array<number | null> => {
+  const model = chosenModel ?? trials.find((t) => t.stage === 2)?.model ?? null
+  const choice = model !== null
+    ? stage1Choice(trials, model)
+    : trials.findIndex((t) => t.stage === 1 && t.fits === 1 && !isEstimated(t))
+  const stage1Tps = choice === null || choice < 0 ? null : trials[choice]!.tps
+  let stage1Best: number | null = null
+  let climbBest: CellScore | null = null
+  return trials.map((t, i) => {
+    if (i === choice) stage1Best = stage1Tps
+    if (t.stage === 2 && t.fits === 1 && !isEstimated(t)) {
+      const next: CellScore = { tps: t.tps, ttftMs: t.ttft_ms }
+      if (isNewBest(climbBest, next, epsilon)) climbBest = next
     }
+    return climbBest?.tps ?? stage1Best
   })
 }
 
@@ -147,19 +200,22 @@ interface ChartData {
   readonly cells: ReadonlyArray<{ readonly label: string; readonly tps: number; readonly fits: boolean; readonly winner: boolean }>
 }
 
-const chartData = (measured: ReadonlyArray<{ t: TrialRow; n: number }>, winner: number | null): ChartData => {
-  let best: number | null = null
+/** `series` is `bestSoFarSeries` over all the run's trials; `n - 1` indexes it. */
+const chartData = (
+  measured: ReadonlyArray<{ t: TrialRow; n: number }>,
+  winner: number | null,
+  series: ReadonlyArray<number | null>
+): ChartData => {
   const bestSeries: Array<{ x: number; y: number | null }> = []
   const feasible: Array<{ x: number; y: number }> = []
   const infeasible: Array<{ x: number; y: number }> = []
   for (const { n, t } of measured) {
     if (t.fits === 1 && t.tps !== null) {
       feasible.push({ x: n, y: t.tps })
-      best = best === null ? t.tps : Math.max(best, t.tps)
     } else {
       infeasible.push({ x: n, y: 0 })
     }
-    bestSeries.push({ x: n, y: best })
+    bestSeries.push({ x: n, y: series[n - 1] ?? null })
   }
   const cells = measured.filter(({ t }) => t.stage === 2).map(({ n, t }) => {
     const fits = t.fits === 1 && t.tps !== null
@@ -233,8 +289,9 @@ pre, code { font-family: ui-monospace, monospace; white-space: pre-wrap; word-br
  * the winner row (see `winnerIndex`) with class `winner` and a "★ winner"
  * marker; `section#skipped` listing trials whose notes start with
  * "estimated " (skipped without launching) when there are any; and two
- * `<canvas>`es: `#chart-progress` (best-so-far tok/s, a step line, over
- * trial order, feasible trials as points, infeasible ones as crosses at 0)
+ * `<canvas>`es: `#chart-progress` (best-so-far tok/s as the tune decided it,
+ * see `bestSoFarSeries` (SPEC B-3, B-5), a step line over trial order,
+ * feasible trials as points, infeasible ones as crosses at 0)
  * and `#chart-cells` (a bar per Stage 2 cell, infeasible cells 0 and
  * labelled "(infeasible)"). When both charts are drawn the page sets
  * `window.__reportReady = true` and `<body data-report-ready="true">`
@@ -246,7 +303,7 @@ export const renderReport = ({ chartJs, run, trials }: ReportInput): string => {
   const numbered = trials.map((t, i) => ({ t, n: i + 1 }))
   const measured = numbered.filter(({ t }) => !isEstimated(t))
   const skipped = numbered.filter(({ t }) => isEstimated(t))
-  const data = chartData(measured, winner)
+  const data = chartData(measured, winner, bestSoFarSeries(trials, runTieEpsilon(run), recommendedModel(run)))
   const header = kvTable("run", [
     ["run id", run.run_id],
     ["started at", run.started_at],

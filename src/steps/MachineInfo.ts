@@ -11,7 +11,7 @@ import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 /**
  * The provider binary's version (F-2 `machine.binary_version`): the line of
  * `<binary> --version` that says "version", else its first line (stdout, else
- * stderr, where llama.cpp tools print it; 5 s at most), null when it does not answer. The embedded provider without
+ * stderr, where llama.cpp tools print it; 15 s at most: a cold binary must not turn the version, and with it the recipe hash, into null), null when it does not answer. The embedded provider without
  * `--provider-bin` is this tool itself (its own version, no process).
  */
 export const binaryVersion = (adapter: ProviderAdapter): Effect.Effect<string | null> => {
@@ -25,7 +25,7 @@ export const binaryVersion = (adapter: ProviderAdapter): Effect.Effect<string | 
     return lines.find((l) => /version/i.test(l)) ?? lines[0] ?? null
   }
   return Effect.async<string | null>((resume) => {
-    const child = ChildProcess.execFile(command, ["--version"], { timeout: 5000 }, (_err, stdout, stderr) =>
+    const child = ChildProcess.execFile(command, ["--version"], { timeout: 15_000 }, (_err, stdout, stderr) =>
       resume(Effect.succeed(firstLine(String(stdout)) ?? firstLine(String(stderr)))))
     return Effect.sync(() => child.kill("SIGKILL"))
   })

@@ -40,6 +40,34 @@ export const INTEGRITY_MARKERS: ReadonlyArray<IntegrityMarker> = [
     phrase: "model is corrupted or incomplete",
     source: "llama.cpp src/llama-model-loader.cpp (same line as above)"
   },
+  ...[
+    "failed to read magic",
+    "failed to read header",
+    "gguFv1 is no longer supported",
+    "but this software only supports up to version",
+    "failed to read key-value pairs",
+    "has invalid number of dimensions",
+    "has invalid ggml type",
+    "failed to read tensor info",
+    "failed to read tensor data"
+  ].map((phrase) => ({
+    phrase: phrase.toLowerCase(),
+    source: "llama.cpp ggml/src/gguf.cpp gguf_init_from_reader (strings in the bundled llama-server binary)"
+  })),
+  ...[
+    "wrong number of tensors",
+    "tensors expected but",
+    "has wrong shape",
+    "has invalid data",
+    "is duplicated"
+  ].map((phrase) => ({
+    phrase,
+    source: "llama.cpp src/llama-model-loader.cpp (strings in the bundled llama-server binary, e.g. `corrupted model: %d tensors expected but %d found`)"
+  })),
+  {
+    phrase: "' has offset ",
+    source: "llama.cpp ggml/src/gguf.cpp: `tensor 'blk.1.attn_norm.weight' has offset 3706368, expected 3678720` (seen from llama-server on a file with a tensor shape changed)"
+  },
   {
     phrase: "unsupported gguf version",
     source: "this tool's own header check (gguf/ModelInfo.ts), after llama.cpp gguf.cpp, which reads versions 2 and 3 only"
@@ -60,10 +88,12 @@ export const INTEGRITY_MARKERS: ReadonlyArray<IntegrityMarker> = [
     phrase: "invalid json header length",
     source: "SPEC D-2, MLX safetensors loader: `[load_safetensors] Invalid json header length`"
   },
-  { phrase: "checksum mismatch", source: "SPEC D-2: checksum mismatch of downloaded weights" },
-  { phrase: "hash mismatch", source: "SPEC D-2: hash mismatch (e.g. `sha256 hash mismatch`) of downloaded weights" },
-  { phrase: "signature mismatch", source: "SPEC D-2: signature mismatch of downloaded weights" },
-  { phrase: "signature verification failed", source: "SPEC D-2: signature check of downloaded weights" }
+  // SPEC-only markers: D-2 names these failure classes; no loader here emits them, so
+  // the phrases are the SPEC's wording, not captured lines.
+  { phrase: "checksum mismatch", source: "SPEC D-2 (wording only): checksum mismatch of downloaded weights" },
+  { phrase: "hash mismatch", source: "SPEC D-2 (wording only): hash mismatch of downloaded weights" },
+  { phrase: "signature mismatch", source: "SPEC D-2 (wording only): signature mismatch of downloaded weights" },
+  { phrase: "signature verification failed", source: "SPEC D-2 (wording only): signature check of downloaded weights" }
 ]
 
 /**

@@ -50,7 +50,8 @@ export interface RunSummary {
 /**
  * Builds the F-2 document. Alternates (F-1) are the candidates strictly smaller
  * than the chosen one by parameter count, largest first, names only (they were
- * not measured); none when the chosen size is unknown. Infeasible candidates
+ * not measured), leaving out any this run found infeasible; none when the
+ * chosen size is unknown. Infeasible candidates
  * keep their 1-based rank and reason.
  */
 export const buildDocument = (s: RunSummary): TuneDocument => {
@@ -60,7 +61,8 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
   const alternates = rec === null || chosenSize === null
     ? []
     : s.candidates
-      .filter((c) => c.paramCount !== null && c.paramCount < chosenSize)
+      // Smaller by size and never found infeasible here: a candidate this machine was shown not to serve is no fallback.
+      .filter((c) => c.paramCount !== null && c.paramCount < chosenSize && !s.rejected.some((r) => r.candidate.id === c.id))
       .sort((a, b) => b.paramCount! - a.paramCount!)
       .map((c) => c.id)
   return new TuneDocument({

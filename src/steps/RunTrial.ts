@@ -136,7 +136,8 @@ export const runTrial = (
     const infeasible = (reason: string, samples: ReadonlyArray<ProbeSample> = [], calibration: Calibration | null = null) =>
       summarize(reason, null, samples, calibration)
     // SPEC D-2: a failure before measurement is classified from its reason and the provider's output.
-    const preWarmFailed = (reason: string, outputTail: string) => {
+    const preWarmFailed = (reason: string, outputTail: string, corrupt = false) => {
+      if (corrupt) return summarize(`integrity: ${reason}`, "integrity")
       const c = classifyPreWarmFailure(reason, outputTail)
       if (c.marker === null) return summarize(reason, "transient")
       // Quote the provider's line that carries the marker when the reason does not already.
@@ -149,7 +150,11 @@ export const runTrial = (
     // (GGUF: magic, version, tensor data within the file), so a corrupt file never starts.
     if (candidate.ggufFile) {
       const checked = yield* readModelInfo(candidate.model).pipe(Effect.either)
-      if (checked._tag === "Left") return preWarmFailed(`pre-load check of ${candidate.model}: ${checked.left.message}`, "")
+      // A file whose bytes are not a valid GGUF is an integrity failure by construction;
+      // one that cannot be read (permissions, vanished) is classified like any other failure.
+      if (checked._tag === "Left") {
+        return preWarmFailed(`pre-load check of ${candidate.model}: ${checked.left.message}`, "", checked.left.kind === "corrupt")
+      }
     }
     const spec = { model: candidate.model, knobs, targetContext: s.targetContext, maxTokens: s.maxTokens }
     if (s.estimate && candidate.ggufFile) {

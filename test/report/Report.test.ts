@@ -17,7 +17,7 @@ import { chromium } from "playwright-core"
 import { beforeAll } from "vitest"
 import { RunRow } from "../../src/domain/Run.js"
 import { TrialRow } from "../../src/domain/Trial.js"
-import { escapeHtml, jsonForScript, renderReport, winnerIndex } from "../../src/report/ReportHtml.js"
+import { bestSoFarSeries, escapeHtml, jsonForScript, renderReport, runTieEpsilon, winnerIndex } from "../../src/report/ReportHtml.js"
 import { TrialStore } from "../../src/services/TrialStore.js"
 import { cliPath, type CliResult, runCli, tempDir } from "../support/cli.js"
 import { readRows } from "../support/db.js"
@@ -181,6 +181,59 @@ describe("renderReport (SPEC S-1, F-1)", () => {
     expect(data.infeasible).toEqual([]) // the skipped one is not charted as a measured infeasible trial
     expect(data.feasible).toEqual([{ x: 2, y: 9.7 }])
     expect(renderReport({ run: run(), trials: [trial({})], chartJs: "" })).not.toContain(`id="skipped"`)
+  })
+
+  it("B-3 best so far replays isNewBest: the winner at lower tok/s but lower TTFT ends the line, not the Stage 1 max", () => {
+    const trials = [
+      trial({ model: "big", fits: 0, tps: null, ttft_ms: null, notes: "HTTP 503" }),
+      trial({ tps: 12, ttft_ms: 400 }),
+      trial({ stage: 2, kv_bits: 8, tps: 10, ttft_ms: 500, kept: 1 }),
+      trial({ stage: 2, kv_bits: 4, tps: 10.5, ttft_ms: 900 })
+    ]
+    const series = bestSoFarSeries(trials, 0.1)
+    expect(series).toEqual([null, 12, 10, 10])
+    const w = winnerIndex(run(), trials)
+    expect(w).toBe(2)
+    expect(series.at(-1)).toBe(trials[w!]!.tps)
+    // The page's progress line is this series (trial # = index + 1).
+    const html = renderReport({ run: run(), trials, chartJs: "" })
+    const data = JSON.parse(html.split(`id="report-data">`)[1]!.split("</script>")[0]!)
+    expect(data.best).toEqual([{ x: 1, y: null }, { x: 2, y: 12 }, { x: 3, y: 10 }, { x: 4, y: 10 }])
+  })
+
+  it("B-3 tie band ε·best: within it lower TTFT wins, a missing TTFT never wins; outside it higher tok/s wins", () => {
+    const trials = [
+      trial({ tps: 9, ttft_ms: 300 }),
+      trial({ stage: 2, kv_bits: 8, tps: 10, ttft_ms: 800 }),
+      trial({ stage: 2, kv_bits: 4, tps: 9.2, ttft_ms: 600 }), // |Δ| 0.8 ≤ 1.0: lower TTFT wins
+      trial({ stage: 2, kv_bits: 2, tps: 9.9, ttft_ms: null }), // in band, missing TTFT: keeps 9.2
+      trial({ stage: 2, kv_bits: 6, tps: 9.0, ttft_ms: 100, fits: 0, notes: "TTFT over gate" }), // infeasible: ignored
+      trial({ stage: 2, kv_bits: 5, tps: 10.2, ttft_ms: 700, kept: 1 }) // |Δ| 1.0 ≤ 0.92? no: higher tok/s wins
+    ]
+    expect(bestSoFarSeries(trials, 0.1)).toEqual([9, 10, 9.2, 9.2, 9.2, 10.2])
+    // A narrower band turns the first in-band replacement into a loss (9.2 < 10 outside 0.01·10).
+    expect(bestSoFarSeries(trials, 0.01)).toEqual([9, 10, 10, 10, 10, 10.2])
+    expect(bestSoFarSeries(trials, 0.1).at(-1)).toBe(trials[winnerIndex(run(), trials)!]!.tps)
+    // ε comes from the run's inputs_json, 0.1 when missing.
+    expect(runTieEpsilon(run())).toBe(0.1)
+    expect(runTieEpsilon(run({ inputs_json: JSON.stringify({ tps_tie_epsilon: 0.25 }) }))).toBe(0.25)
+    expect(runTieEpsilon(run({ inputs_json: "{}" }))).toBe(0.1)
+  })
+
+  it("B-5 with no feasible Stage 2 cell the line stays at the Stage 1 choice, the winner's tok/s", () => {
+    const trials = [
+      trial({ model: "big", fits: 0, tps: 15, notes: "TTFT over gate" }), // infeasible: never sets best
+      trial({ tps: 9.7 }),
+      trial({ stage: 2, kv_bits: 8, fits: 0, tps: 20, notes: "HTTP 503" }),
+      trial({ stage: 2, kv_bits: 4, fits: 0, tps: null, notes: "HTTP 503" }),
+      trial({ stage: 2, kv_bits: 2, fits: 0, tps: 0, replicates_n: 0, notes: "estimated 9.0 GiB > 8.0 GiB available" })
+    ]
+    const series = bestSoFarSeries(trials, 0.1, "small")
+    expect(series).toEqual([null, 9.7, 9.7, 9.7, 9.7])
+    expect(bestSoFarSeries(trials, 0.1)).toEqual(series) // chosen model taken from the Stage 2 rows
+    const w = winnerIndex(run(), trials)
+    expect(w).toBe(1)
+    expect(series.at(-1)).toBe(trials[w!]!.tps)
   })
 
   it("embedded JSON cannot close its <script> element", () => {

@@ -37,6 +37,13 @@ const integrity: ReadonlyArray<readonly [string, string, string]> = [
     "pre-load check of /m/x.gguf: tensor 'output.weight' data is not within the file bounds (bytes 100..200, file has 150): the model is corrupted or incomplete",
     ""
   ],
+  [
+    "autotune serve, a tensor shape changed (llama.cpp gguf.cpp via node-llama-cpp's log)",
+    "provider exited while starting (exit code 1)",
+    "[error] gguf_init_from_reader: failed to read tensor data\n" +
+    "[error] gguf_init_from_reader: tensor 'blk.1.attn_norm.weight' has offset 3706368, expected 3678720\n" +
+    "[error] llama_model_load: error loading model: llama_model_loader: failed to load model from /tmp/shape.gguf"
+  ],
   ["macprovider, missing tokenizer (SPEC D-2)", "pre-warm: HTTP 500", "Error: Required configuration file missing: tokenizer.json"],
   ["MLX safetensors header (SPEC D-2)", "provider exited while starting (exit code 1)", "ValueError: [load_safetensors] Invalid json header length"],
   ["checksum (SPEC D-2)", "provider exited while starting (exit code 1)", "download: SHA256 checksum mismatch for model.safetensors"],

@@ -31,6 +31,12 @@ describe("recommendation document (SPEC F-1, F-2)", () => {
     expect(doc.alternates).toEqual(["small-3b", "tiny-1b"])
     expect(buildDocument(summary(cs, cs[0]!)).alternates).toEqual([])
   })
+  it("F-1 a smaller candidate this run found infeasible is no alternate", () => {
+    const cs = [cand("big-8b", 1, 8e9), cand("mid-3b", 2, 3e9), cand("small-1b", 3, 1e9)]
+    const doc = buildDocument(summary(cs, cs[1]!, { rejected: [{ candidate: cs[2]!, reason: "TTFT 9000 ms > 5000 ms gate" }] }))
+    expect(doc.alternates).toEqual([])
+    expect(buildDocument(summary(cs, cs[1]!)).alternates).toEqual(["small-1b"])
+  })
   it("F-1 F-2 knobs use config.yaml keys; kv-bits nil stays null; threads only for providers that have it", () => {
     const cs = [cand("m-1b", 1, 1e9)]
     const mac = buildDocument(summary(cs, cs[0]!))
