@@ -11,16 +11,27 @@ import { Effect } from "effect"
  * while finalizers run (STYLE pitfall 2): a second Ctrl-C cannot skip the
  * stop of a candidate provider. Each finalizer is time-bounded.
  */
+/**
+ * SIGHUP (the terminal or SSH session went away) is handled as SIGTERM: the
+ * run is interrupted and every finalizer runs (stop the candidate, restore a
+ * drained provider) instead of Node's default of dying on the spot.
+ */
+const hangup = () => {
+  process.kill(process.pid, "SIGTERM")
+}
+
 export const holdSignals = Effect.acquireRelease(
   Effect.sync(() => {
     const noop = () => {}
     process.on("SIGINT", noop)
     process.on("SIGTERM", noop)
+    process.on("SIGHUP", hangup)
     return noop
   }),
   (noop) =>
     Effect.sync(() => {
       process.removeListener("SIGINT", noop)
       process.removeListener("SIGTERM", noop)
+      process.removeListener("SIGHUP", hangup)
     })
 )

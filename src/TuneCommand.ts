@@ -6,12 +6,11 @@
 import { Command, Options } from "@effect/cli"
 import { Console, Effect, Layer, Option } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { type Axes, cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "./domain/Axes.js"
 import { integerOption, floatOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
-import { describeKnobs } from "./domain/Knobs.js"
+import { describeKnobs, Knobs } from "./domain/Knobs.js"
 import { holdSignals } from "./HoldSignals.js"
 import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
 import { tune, type TunePlan } from "./Pipeline.js"
@@ -26,7 +25,7 @@ import { TrialStore } from "./services/TrialStore.js"
 import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
 import { drain } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
-import { machineOf } from "./steps/MachineInfo.js"
+import { machineOf, physicalCores } from "./steps/MachineInfo.js"
 import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
 import { defaultConfigPath, editConfigText } from "./steps/Apply.js"
 
@@ -52,7 +51,7 @@ const opt = {
   maxBatchAxis: Options.text("max-batch-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 parallel requests (default 1)")),
   threadsAxis: Options.text("threads-axis").pipe(Options.optional,
-    Options.withDescription("Stage 2 CPU threads, embedded only (default: the core count; demo ladder 1,2)")),
+    Options.withDescription("Stage 2 CPU threads, embedded and llama-server only (default: the physical core count; demo ladder 1,2)")),
   tpsTieEpsilon: floatOption("tps-tie-epsilon").pipe(Options.withDefault(0.1),
     Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
   maxTokens: integerOption("max-tokens", { min: 2 }).pipe(Options.withDefault(64),
@@ -95,6 +94,9 @@ interface Draft {
   readonly candidateIds: ReadonlyArray<string> | null
   readonly dbPath: string
 }
+
+/** A launch spec only used to read an adapter's executable. */
+const LLAMA_PROBE_SPEC = { model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }
 
 /** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
 const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {
@@ -189,7 +191,7 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
       maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => "1")),
       threads: adapter.hasThreads
         ? yield* parseThreadsAxis(
-          Option.getOrElse(f.threadsAxis, () => demo ? DEMO_DEFAULTS.threadsAxis : `${os.availableParallelism()}`)
+          Option.getOrElse(f.threadsAxis, () => demo ? DEMO_DEFAULTS.threadsAxis : `${physicalCores()}`)
         )
         : []
     }
@@ -274,7 +276,11 @@ const run = (f: Flags) =>
       const found = yield* preflight({
         serviceManager: f.serviceManager,
         serviceLabel: f.serviceLabel,
-        providerBinary: Option.getOrElse(f.providerBin, () => "macprovider-cli")
+        // The operator's own server of this kind: llama-server by its resolved binary's name
+        // (any llama-server competes for the machine), else `macprovider-cli serve`.
+        ...(d.plan.adapter.name === "llama-server"
+          ? { providerBinary: d.plan.adapter.argv(LLAMA_PROBE_SPEC, false).command, providerSubcommand: null }
+          : { providerBinary: Option.getOrElse(f.providerBin, () => "macprovider-cli"), providerSubcommand: "serve" })
       }, f.drain)
       if (conflicting(found)) yield* drain(found, f.restartForeground)
     })

@@ -65,7 +65,7 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     expect(doc.machine.binary_version).toMatch(/version/)
     // F-1 E-5: the serve command is in llama-server's own syntax, with the chosen knobs
     const serve = doc.recommendation!.serve_command
-    expect(serve.startsWith(`${Fs.realpathSync(llamaServerBin())} -m ${smallModelPath()} --ctx-size `)).toBe(true)
+    expect(serve.startsWith(`${Fs.realpathSync(llamaServerBin())} -m ${smallModelPath()} --cache-ram 0 --ctx-size `)).toBe(true)
     expect(serve).toContain(`--parallel ${doc.recommendation!.knobs.max_concurrency_override}`)
     expect(serve).toContain("--threads 2")
     expect(serve).not.toContain("--no-join")
@@ -140,7 +140,8 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     expect(finished()).toBeGreaterThanOrEqual(2)
     // This run's server: the port is in its log file's name (<model>-<port>-<ts>-<uuid8>.log, SPEC E-3).
     const port = Path.basename(log()!).split("-").at(-3)
-    const pid = Number(ChildProcess.execFileSync("pgrep", ["-f", "--", `--port ${port} `]).toString().trim().split("\n")[0])
+    // The server itself, not the shim that runs it (whose argv starts with node).
+    const pid = Number(ChildProcess.execFileSync("pgrep", ["-f", "--", `^[^ ]*llama-server -m .*--port ${port} `]).toString().trim().split("\n")[0])
     expect(pid).toBeGreaterThan(0)
     await sleep(300)
     process.kill(pid, "SIGKILL")
@@ -150,5 +151,65 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     expect(rows.map((x) => [x.model, x.fits, x.notes])).toEqual([[smallModelPath(), 0, expect.anything()], [tinyModelPath(), 1, null]])
     expect(rows[0]!.notes).toMatch(/died|exited/)
     expect(rows[0]!.notes).toContain("SIGKILL")
+  })
+
+  /** Starts a tune whose Stage 1 probes are long, and resolves once its llama-server is measuring; returns the server's pid. */
+  const tuneInProbe = async (dir: string) => {
+    const db = Path.join(dir, "runs.db")
+    const cli = startCli(tuneArgs(db, smallModelPath(), ["--kv-bits-axis", "unset"], 400, 3), { XDG_DATA_HOME: dir })
+    const logs = Path.join(dir, "logs")
+    const log = () => (Fs.existsSync(logs) ? Fs.readdirSync(logs).map((f) => Path.join(logs, f))[0] : undefined)
+    await waitFor(() => log() !== undefined && Fs.readFileSync(log()!, "utf8").split("prompt eval time").length - 1 >= 2, 60_000)
+    const port = Path.basename(log()!).split("-").at(-3)
+    const pid = Number(ChildProcess.execFileSync("pgrep", ["-f", "--", `^[^ ]*llama-server -m .*--port ${port} `]).toString().trim().split("\n")[0])
+    return { cli, db, pid, port: Number(port) }
+  }
+  const alive = (pid: number) => {
+    try {
+      process.kill(pid, 0)
+      return true
+    } catch {
+      return false
+    }
+  }
+
+  it("H-4 SIGHUP (the session went away) stops the run like SIGTERM: exit 130, llama-server stopped, row interrupted", async () => {
+    const dir = tempDir()
+    const { cli, db, pid } = await tuneInProbe(dir)
+    expect(alive(pid)).toBe(true)
+    cli.child.kill("SIGHUP")
+    expect(await cli.exited).toBe(130)
+    await waitFor(() => !alive(pid), 15_000)
+    expect(alive(pid)).toBe(false)
+    const runs = await readRows<{ exit_reason: string; ended_at: string | null }>(db, "SELECT exit_reason, ended_at FROM tune_runs")
+    expect(runs).toEqual([{ exit_reason: "interrupted", ended_at: null }])
+  })
+
+  it("E-3 a tuner killed outright (SIGKILL) leaves no llama-server behind: the shim stops it", async () => {
+    const dir = tempDir()
+    const { cli, pid } = await tuneInProbe(dir)
+    cli.child.kill("SIGKILL")
+    await cli.exited
+    await waitFor(() => !alive(pid), 15_000)
+    expect(alive(pid)).toBe(false)
+  })
+
+  it("E-1 E-5 an operator's own llama-server is a conflict (exit 4) before anything starts", async () => {
+    const dir = tempDir()
+    const own = Path.join(dir, "bin", "llama-server")
+    Fs.mkdirSync(Path.dirname(own))
+    Fs.writeFileSync(own, "#!/bin/sh\nsleep 60\n") // the shell stays, with argv `sh …/llama-server -m …`
+    Fs.chmodSync(own, 0o755)
+    const operator = ChildProcess.spawn(own, ["-m", "mine.gguf", "--port", "8080"], { stdio: "ignore" })
+    try {
+      await sleep(300)
+      const r = await runCli(tuneArgs(Path.join(dir, "runs.db"), tinyModelPath()), { env: { XDG_DATA_HOME: dir } })
+      expect(r.code, r.stderr).toBe(4)
+      expect(r.stderr).toMatch(new RegExp(`llama-server.*pid ${operator.pid}|pid ${operator.pid}.*llama-server`))
+      expect(Fs.existsSync(Path.join(dir, "logs"))).toBe(false)
+    } finally {
+      ChildProcess.spawnSync("pkill", ["-KILL", "-P", `${operator.pid}`])
+      operator.kill("SIGKILL")
+    }
   })
 })

@@ -35,6 +35,7 @@ const args = (spec: LaunchSpec): Array<string> => [
 export const embedded = (binary: string | null): ProviderAdapter => ({
   name: "embedded",
   hasThreads: true,
+  watchesParent: true,
   healthPath: null,
   argv: (spec, candidate) => {
     const a = [...args(spec), ...(candidate ? ["--no-join"] : [])]

@@ -16,6 +16,10 @@ export const llamaServerContextSize = (spec: LaunchSpec): number =>
   embeddedContextSize(spec) * (spec.knobs.maxBatch ?? 1)
 
 const knobArgs = (spec: LaunchSpec): Array<string> => [
+  // No host-RAM prompt cache (default 8 GiB in this llama.cpp): it grows with every distinct
+  // prompt, is in no estimate, and would let a repeated prefix skip prefill in a probe.
+  "--cache-ram",
+  "0",
   "--ctx-size",
   `${llamaServerContextSize(spec)}`,
   "--parallel",
@@ -29,7 +33,7 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
 
 /**
  * llama.cpp's `llama-server` (SPEC E-5): `-m M --host 127.0.0.1 --port P
- * --ctx-size N --parallel N [--cache-type-k/-v q4_0|q8_0 --flash-attn on]
+ * --cache-ram 0 --ctx-size N --parallel N [--cache-type-k/-v q4_0|q8_0 --flash-attn on]
  * [--threads N]`; ready when `GET /health` is 200 (503 while loading), then
  * `GET /v1/models`. It has no coordinator pool, so a candidate gets no
  * `--no-join` (SPEC E-3's purpose, never taking pool traffic, holds by
@@ -40,6 +44,7 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
 export const llamaServer = (binary: string): ProviderAdapter => ({
   name: "llama-server",
   hasThreads: true,
+  watchesParent: false,
   healthPath: "/health",
   argv: (spec) => ({
     command: binary,

@@ -15,6 +15,7 @@ export const macproviderKnobArgs = (spec: LaunchSpec, maxContext: number | null)
 export const macProvider = (binary: string): ProviderAdapter => ({
   name: "macprovider",
   hasThreads: false,
+  watchesParent: false,
   healthPath: null,
   argv: (spec, candidate) => ({
     command: binary,

@@ -32,6 +32,12 @@ export interface ProviderAdapter {
    * loading). Null when `/v1/models` alone decides.
    */
   readonly healthPath: string | null
+  /**
+   * Whether the provider stops itself when its tuner dies (the embedded
+   * provider watches `$AUTOTUNE_PARENT_PID`). Others are started under
+   * bin/provider-shim.mjs, which does it for them.
+   */
+  readonly watchesParent: boolean
   /** The operator-facing command line (SPEC F-1): no `--no-join`, no port. */
   readonly serveCommand: (spec: LaunchSpec) => string
 }

@@ -4,6 +4,7 @@ import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Console, Deferred, Duration, Effect, Scope } from "effect"
+import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import type { ProcessExit, RunningServer } from "../domain/RunningServer.js"
 import type { LaunchSpec, ProviderAdapter } from "../providers/ProviderAdapter.js"
@@ -46,6 +47,18 @@ const killGroup = (pid: number, signal: NodeJS.Signals) => {
   }
 }
 
+/** bin/provider-shim.mjs: runs a provider and kills it when this process is gone. */
+export const providerShim = fileURLToPath(new URL("../../bin/provider-shim.mjs", import.meta.url))
+
+/**
+ * The environment a candidate gets: this process's, without llama.cpp's
+ * `LLAMA_ARG_*` settings and `LLAMA_API_KEY*` (llama-server reads them for any
+ * flag not given, so an "unset" knob or an API key would change what is
+ * measured without the trial row saying so).
+ */
+export const candidateEnv = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv =>
+  Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("LLAMA_ARG_") && !k.startsWith("LLAMA_API_KEY")))
+
 /** Start options: the launch spec plus where logs go and how long readiness may take (ms). */
 export interface StartOptions {
   readonly adapter: ProviderAdapter
@@ -81,6 +94,10 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
         const port = yield* freePort
         const spec: LaunchSpec = { ...o.spec, port }
         const { args, command } = o.adapter.argv(spec, true)
+        // A provider that cannot watch this process runs under the shim, which kills it if this process dies unstopped.
+        const launch = o.adapter.watchesParent
+          ? { command, args }
+          : { command: process.execPath, args: [providerShim, command, ...args] }
         const logPath = path.join(
           o.logDir,
           `${safeName(spec.model)}-${port}-${Math.floor(Date.now() / 1000)}-${randomUUID().slice(0, 8)}.log`
@@ -97,10 +114,10 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
             fs.writeSync(fd, `$ ${command} ${args.join(" ")}\n`)
             // AUTOTUNE_PARENT_PID lets the embedded provider stop itself if this
             // process dies without running its finalizers (SIGKILL, crash).
-            const cp = ChildProcess.spawn(command, args, {
+            const cp = ChildProcess.spawn(launch.command, launch.args, {
               stdio: ["ignore", fd, fd],
               detached: true,
-              env: { ...process.env, AUTOTUNE_PARENT_PID: `${process.pid}` }
+              env: { ...candidateEnv(process.env), AUTOTUNE_PARENT_PID: `${process.pid}` }
             })
             fs.closeSync(fd)
             cp.once("error", (err) => {

@@ -13,6 +13,7 @@ export const findExecutable = (command: string): string | null => {
   for (const c of candidates) {
     try {
       fs.accessSync(c, fs.constants.X_OK)
+      if (!fs.statSync(c).isFile()) continue // a directory is "executable" too
       return fs.realpathSync(c)
     } catch {
       // not this one
@@ -39,7 +40,8 @@ export interface BinaryLookup {
 export const findLlamaServer = (providerBin: string | null, env: NodeJS.ProcessEnv = process.env): BinaryLookup => {
   if (providerBin !== null) return { found: findExecutable(providerBin), looked: [`--provider-bin ${providerBin}`] }
   const places: Array<readonly [string, string]> = []
-  if (env["LLAMA_SERVER"]) places.push([`$LLAMA_SERVER=${env["LLAMA_SERVER"]}`, env["LLAMA_SERVER"]])
+  // A variable the operator set is used or reported, never skipped for the next place.
+  if (env["LLAMA_SERVER"]) return { found: findExecutable(env["LLAMA_SERVER"]), looked: [`$LLAMA_SERVER=${env["LLAMA_SERVER"]}`] }
   else places.push(["$LLAMA_SERVER (not set)", ""])
   if (env["LLAMA_CPP_BIN_DIR"]) {
     const p = path.join(env["LLAMA_CPP_BIN_DIR"], "llama-server")

@@ -1,6 +1,7 @@
 /** What the recipe was measured on (SPEC F-2 `machine`). */
 import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
+import * as fs from "node:fs"
 import * as os from "node:os"
 import { Knobs } from "../domain/Knobs.js"
 import { Machine } from "../domain/TuneDocument.js"
@@ -46,3 +47,24 @@ export const machineOf = (adapter: ProviderAdapter): Effect.Effect<Machine> =>
       binary_version
     }))
 
+
+/**
+ * Physical CPU cores: the distinct (physical id, core id) pairs of
+ * /proc/cpuinfo on Linux (what llama.cpp's default thread count uses, so
+ * SMT siblings are not counted twice), else `os.availableParallelism()`.
+ * The default `--threads-axis` (SPEC B-1 "the core count"). Never fails.
+ */
+export const physicalCores = (): number => {
+  try {
+    const cores = new Set<string>()
+    for (const block of fs.readFileSync("/proc/cpuinfo", "utf8").split(/\n\s*\n/)) {
+      const field = (name: string) => new RegExp(`^${name}\\s*:\\s*(.+)$`, "m").exec(block)?.[1]?.trim()
+      const core = field("core id")
+      if (core !== undefined) cores.add(`${field("physical id") ?? "0"}/${core}`)
+    }
+    if (cores.size > 0) return cores.size
+  } catch {
+    // not Linux: fall through
+  }
+  return os.availableParallelism()
+}

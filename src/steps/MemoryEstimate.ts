@@ -282,8 +282,6 @@ export const availableMemoryBytes = (limitGiB: number | null): number => {
   return constrained > 0 && constrained < total ? Math.min(available, constrained) : available
 }
 
-/** Bytes as GiB (2^30) with one decimal, e.g. 1.6. */
-const gib = (bytes: number): string => (bytes / GIB).toFixed(1)
 
 /**
  * The skip reason for a candidate whose estimate exceeds the available memory:
@@ -291,7 +289,11 @@ const gib = (bytes: number): string => (bytes / GIB).toFixed(1)
  * in GiB (2^30 bytes) to one decimal, e.g. "estimated 1.6 GiB > 1.0 GiB available".
  */
 export const estimatedReason = (est: Pick<MemoryEstimate, "totalBytes">, availableBytes: number): string =>
-  `${ESTIMATED_PREFIX}${gib(est.totalBytes)} GiB > ${gib(availableBytes)} GiB available`
+  `${ESTIMATED_PREFIX}${gibUp(est.totalBytes)} GiB > ${gibDown(availableBytes)} GiB available`
+
+/** GiB to one decimal rounded up / down, so a skip never reads "1.0 GiB > 1.0 GiB". */
+const gibUp = (bytes: number): string => (Math.ceil((bytes / GIB) * 10 - 1e-9) / 10).toFixed(1)
+const gibDown = (bytes: number): string => (Math.floor((bytes / GIB) * 10 + 1e-9) / 10).toFixed(1)
 
 /** How a reason (trial `notes`, F-2 `infeasible[].reason`) marks a candidate skipped on its estimate, never launched. */
 export const ESTIMATED_PREFIX = "estimated "

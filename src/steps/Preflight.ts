@@ -10,26 +10,28 @@ const INTERPRETERS = new Set(["node", "nodejs", "python", "python3", "bash", "sh
 /**
  * Is `argv` a running provider (SPEC E-1)? Its executable's base name is
  * exactly `binary` (argv[0], or argv[1] under an interpreter such as `node`
- * for a script), and `serve` is a whole argv word after it:
- * `macprovider-cli-helper serve` and `macprovider-cli observer` are not.
+ * for a script), and `subcommand` (default `serve`) is a whole argv word after
+ * it: `macprovider-cli-helper serve` and `macprovider-cli observer` are not.
+ * `subcommand` null matches the executable alone (llama-server has none).
  */
-export const isProviderProcess = (argv: ReadonlyArray<string>, binary: string): boolean => {
+export const isProviderProcess = (argv: ReadonlyArray<string>, binary: string, subcommand: string | null = "serve"): boolean => {
   const exeAt = argv.length > 0 && path.basename(argv[0]!) === binary
     ? 0
     : argv.length > 1 && INTERPRETERS.has(path.basename(argv[0]!)) && path.basename(argv[1]!) === binary
     ? 1
     : -1
-  return exeAt >= 0 && argv.slice(exeAt + 1).includes("serve")
+  return exeAt >= 0 && (subcommand === null || argv.slice(exeAt + 1).includes(subcommand))
 }
 
 /** Running providers in `table` other than `self` and its descendants (SPEC E-1). */
 export const foregroundProviders = (
   table: ReadonlyArray<ProcessInfo>,
   binary: string,
-  self: number
+  self: number,
+  subcommand: string | null = "serve"
 ): ReadonlyArray<ProcessInfo> => {
   const mine = descendantsOf(table, self)
-  return table.filter((p) => !mine.has(p.pid) && isProviderProcess(p.argv, binary))
+  return table.filter((p) => !mine.has(p.pid) && isProviderProcess(p.argv, binary, subcommand))
 }
 
 /** Is `p` an `autotune … tune` process (this tool's CLI running a tune)? */
@@ -50,8 +52,13 @@ export const classifyForeground = (
   table: ReadonlyArray<ProcessInfo>,
   jobTree: ReadonlySet<number>
 ): { readonly operator: ReadonlyArray<ProcessInfo>; readonly candidates: ReadonlyArray<ProcessInfo> } => {
-  const ownedByTune = (p: ProcessInfo) =>
-    p.argv.includes("--no-join") && isAutotuneTune(table.find((q) => q.pid === p.ppid))
+  const parentOf = (p: ProcessInfo) => table.find((q) => q.pid === p.ppid)
+  // A candidate may run under bin/provider-shim.mjs: then the tune is its grandparent.
+  const tuneOf = (p: ProcessInfo) => {
+    const parent = parentOf(p)
+    return parent !== undefined && parent.argv.some((a) => path.basename(a) === "provider-shim.mjs") ? parentOf(parent) : parent
+  }
+  const ownedByTune = (p: ProcessInfo) => p.argv.includes("--no-join") && isAutotuneTune(tuneOf(p))
   const rest = found.filter((p) => !jobTree.has(p.pid))
   return { operator: rest.filter((p) => !ownedByTune(p)), candidates: rest.filter(ownedByTune) }
 }
@@ -61,6 +68,8 @@ export interface PreflightOptions {
   readonly serviceManager: ServiceManagerKind | "auto"
   readonly serviceLabel: string
   readonly providerBinary: string
+  /** The argv word that marks a serving process (`serve`), or null when the executable alone does (llama-server). */
+  readonly providerSubcommand: string | null
 }
 
 /** What pre-flight found running: the job (with its manager) and foreground provider processes. */
@@ -92,7 +101,7 @@ export const detectProviders = (o: PreflightOptions): Effect.Effect<Findings> =>
     const table = yield* listProcesses
     const jobPid = job._tag === "Running" ? job.pid : null
     const { candidates, operator } = classifyForeground(
-      foregroundProviders(table, path.basename(o.providerBinary), process.pid),
+      foregroundProviders(table, path.basename(o.providerBinary), process.pid, o.providerSubcommand),
       table,
       jobPid === null ? new Set() : descendantsOf(table, jobPid)
     )

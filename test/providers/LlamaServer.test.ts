@@ -16,7 +16,7 @@ describe("llama-server adapter (SPEC E-5)", () => {
     const { args, command } = llamaServer("/bin/llama-server").argv(spec({ maxBatch: 2, threads: 2 }), true)
     expect(command).toBe("/bin/llama-server")
     // per slot: ceil(2048 × 1.05) + 64 = 2215 tokens; two slots share --ctx-size
-    expect(args).toEqual(["-m", "/m/x.gguf", "--host", "127.0.0.1", "--port", "4321", "--ctx-size", "4430", "--parallel", "2", "--threads", "2"])
+    expect(args).toEqual(["-m", "/m/x.gguf", "--host", "127.0.0.1", "--port", "4321", "--cache-ram", "0", "--ctx-size", "4430", "--parallel", "2", "--threads", "2"])
   })
   it("E-5 kv-bits 4 and 8 set both cache types with flash attention on; the max-context knob sizes the context", () => {
     const a8 = llamaServer("ls").argv(spec({ kvBits: 8, maxContext: 4096 }), true).args
@@ -26,7 +26,7 @@ describe("llama-server adapter (SPEC E-5)", () => {
   })
   it("F-1 E-5 the serve command has no port and no host, and quotes paths", () => {
     const cmd = llamaServer("/opt/llama server/llama-server").serveCommand({ ...spec({ kvBits: 8, threads: 1 }, null), model: "/m/my model.gguf" })
-    expect(cmd).toBe("'/opt/llama server/llama-server' -m '/m/my model.gguf' --ctx-size 2215 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 1")
+    expect(cmd).toBe("'/opt/llama server/llama-server' -m '/m/my model.gguf' --cache-ram 0 --ctx-size 2215 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 1")
   })
   it("E-5 readiness: /health before /v1/models", () => {
     expect(llamaServer("ls").healthPath).toBe("/health")
@@ -46,6 +46,10 @@ describe("finding llama-server (issue: llama-server)", () => {
   it("--provider-bin, then $LLAMA_SERVER, then $LLAMA_CPP_BIN_DIR, then PATH", () => {
     expect(findLlamaServer(fromBinDir, { LLAMA_SERVER: fromEnv }).found).toBe(fromBinDir)
     expect(findLlamaServer(null, { LLAMA_SERVER: fromEnv, LLAMA_CPP_BIN_DIR: Path.dirname(fromBinDir) }).found).toBe(fromEnv)
+    // A $LLAMA_SERVER that is set but wrong is reported, never skipped for the next place.
+    expect(findLlamaServer(null, { LLAMA_SERVER: Path.join(dir, "nope"), LLAMA_CPP_BIN_DIR: Path.dirname(fromBinDir) }).found).toBeNull()
+    // A directory is no executable.
+    expect(findLlamaServer(Path.dirname(fromBinDir), {}).found).toBeNull()
     expect(findLlamaServer(null, { LLAMA_CPP_BIN_DIR: Path.dirname(fromBinDir) }).found).toBe(fromBinDir)
   })
   it("B-1 a missing llama-server exits 64 naming every place it looked", async () => {
@@ -54,8 +58,12 @@ describe("finding llama-server (issue: llama-server)", () => {
     })
     expect(r.code).toBe(64)
     expect(r.stderr).toContain(`$LLAMA_SERVER=${Path.join(dir, "nope")}`)
-    expect(r.stderr).toContain("$LLAMA_CPP_BIN_DIR/llama-server=")
-    expect(r.stderr).toContain("llama-server on PATH")
+    const r2 = await runCli(["tune", "--provider", "llama-server", "--candidate-models", "x.gguf", "--db-path", Path.join(dir, "db")], {
+      env: { LLAMA_SERVER: "", LLAMA_CPP_BIN_DIR: Path.join(dir, "nothing"), PATH: "/usr/bin:/bin" }
+    })
+    expect(r2.code).toBe(64)
+    expect(r2.stderr).toContain("$LLAMA_CPP_BIN_DIR/llama-server=")
+    expect(r2.stderr).toContain("llama-server on PATH")
     expect(Fs.existsSync(Path.join(dir, "db"))).toBe(false)
   })
 })

@@ -206,9 +206,9 @@ describe("renderReport (SPEC S-1, F-1)", () => {
       trial({ tps: 9, ttft_ms: 300 }),
       trial({ stage: 2, kv_bits: 8, tps: 10, ttft_ms: 800 }),
       trial({ stage: 2, kv_bits: 4, tps: 9.2, ttft_ms: 600 }), // |Δ| 0.8 ≤ 1.0: lower TTFT wins
-      trial({ stage: 2, kv_bits: 2, tps: 9.9, ttft_ms: null }), // in band, missing TTFT: keeps 9.2
-      trial({ stage: 2, kv_bits: 6, tps: 9.0, ttft_ms: 100, fits: 0, notes: "TTFT over gate" }), // infeasible: ignored
-      trial({ stage: 2, kv_bits: 5, tps: 10.2, ttft_ms: 700, kept: 1 }) // |Δ| 1.0 ≤ 0.92? no: higher tok/s wins
+      trial({ stage: 2, max_batch: 2, tps: 9.9, ttft_ms: null }), // in band, missing TTFT: keeps 9.2
+      trial({ stage: 2, max_batch: 6, tps: 9.0, ttft_ms: 100, fits: 0, notes: "TTFT over gate" }), // infeasible: ignored
+      trial({ stage: 2, max_batch: 5, tps: 10.2, ttft_ms: 700, kept: 1 }) // |Δ| 1.0 ≤ 0.92? no: higher tok/s wins
     ]
     expect(bestSoFarSeries(trials, 0.1)).toEqual([9, 10, 9.2, 9.2, 9.2, 10.2])
     // A narrower band turns the first in-band replacement into a loss (9.2 < 10 outside 0.01·10).
@@ -226,7 +226,7 @@ describe("renderReport (SPEC S-1, F-1)", () => {
       trial({ tps: 9.7 }),
       trial({ stage: 2, kv_bits: 8, fits: 0, tps: 20, notes: "HTTP 503" }),
       trial({ stage: 2, kv_bits: 4, fits: 0, tps: null, notes: "HTTP 503" }),
-      trial({ stage: 2, kv_bits: 2, fits: 0, tps: 0, replicates_n: 0, notes: "estimated 9.0 GiB > 8.0 GiB available" })
+      trial({ stage: 2, max_batch: 2, fits: 0, tps: 0, replicates_n: 0, notes: "estimated 9.0 GiB > 8.0 GiB available" })
     ]
     const series = bestSoFarSeries(trials, 0.1, "small")
     expect(series).toEqual([null, 9.7, 9.7, 9.7, 9.7])

@@ -122,9 +122,11 @@ describe("availableMemoryBytes and estimatedReason", () => {
     assert.isAtMost(free, Os.totalmem())
   })
 
-  it("the reason is `estimated <X> GiB > <Y> GiB available`, one decimal each", () => {
+  it("the reason is `estimated <X> GiB > <Y> GiB available`, one decimal each, X rounded up and Y down", () => {
     assert.strictEqual(estimatedReason({ totalBytes: 1.6 * GIB }, 1 * GIB), "estimated 1.6 GiB > 1.0 GiB available")
-    assert.strictEqual(estimatedReason({ totalBytes: 1.64 * GIB }, 0.96 * GIB), "estimated 1.6 GiB > 1.0 GiB available")
+    assert.strictEqual(estimatedReason({ totalBytes: 1.64 * GIB }, 0.96 * GIB), "estimated 1.7 GiB > 0.9 GiB available")
+    // Never a contradiction such as "1.0 GiB > 1.0 GiB".
+    assert.strictEqual(estimatedReason({ totalBytes: 1.04 * GIB }, 1.0 * GIB), "estimated 1.1 GiB > 1.0 GiB available")
     assert.strictEqual(estimatedReason({ totalBytes: 12.25 * GIB + 1 }, 7.5 * GIB), "estimated 12.3 GiB > 7.5 GiB available")
   })
 })

@@ -40,3 +40,12 @@ describe("pre-flight process matching (SPEC E-1)", () => {
     expect(c.candidates.map((p) => p.pid)).toEqual([12])
   })
 })
+
+describe("pre-flight for llama-server (SPEC E-1, E-5)", () => {
+  it("E-1 a llama-server is a provider by its executable alone; macprovider still needs `serve`", () => {
+    expect(isProviderProcess(["/usr/local/bin/llama-server", "-m", "x.gguf", "--port", "8080"], "llama-server", null)).toBe(true)
+    expect(isProviderProcess(["/bin/sh", "/opt/bin/llama-server", "-m", "x.gguf"], "llama-server", null)).toBe(true)
+    expect(isProviderProcess(["/usr/local/bin/llama-server-helper", "-m", "x.gguf"], "llama-server", null)).toBe(false)
+    expect(isProviderProcess(["/usr/local/bin/llama-server", "-m", "x.gguf"], "llama-server")).toBe(false)
+  })
+})
