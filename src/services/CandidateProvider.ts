@@ -3,7 +3,7 @@ import * as ChildProcess from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Console, Deferred, Duration, Effect, Scope } from "effect"
+import { Console, Data, Deferred, Duration, Effect, Schedule, Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import type { ProcessExit, RunningServer } from "../domain/RunningServer.js"
@@ -46,6 +46,9 @@ const killGroup = (pid: number, signal: NodeJS.Signals) => {
     } catch { /* already gone */ }
   }
 }
+
+/** A readiness answer that waiting will not change (401, 403). */
+class Refused extends Data.TaggedError("Refused")<{ readonly path: string; readonly status: number }> {}
 
 /** bin/provider-shim.mjs: runs a provider and kills it when this process is gone. */
 export const providerShim = fileURLToPath(new URL("../../bin/provider-shim.mjs", import.meta.url))
@@ -154,9 +157,16 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
         const pid = child.pid!
         const baseUrl = `http://127.0.0.1:${port}`
 
+        // 401/403 will not change by waiting (an API key the candidate requires): fail at once, naming it.
         const get200 = (p: string) =>
           client.execute(HttpClientRequest.get(`${baseUrl}${p}`)).pipe(
-            Effect.flatMap((res) => res.status === 200 ? res.json : Effect.fail(new Error(`HTTP ${res.status}`))),
+            Effect.flatMap((res) =>
+              res.status === 200
+                ? res.json
+                : res.status === 401 || res.status === 403
+                ? Effect.fail(new Refused({ path: p, status: res.status }))
+                : Effect.fail(new Error(`HTTP ${res.status}`))
+            ),
             Effect.timeout("5 seconds")
           )
         // E-5: a provider with a health endpoint (llama-server: 503 while loading) must pass it first.
@@ -164,8 +174,13 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           ? get200("/v1/models")
           : Effect.zipRight(get200(o.adapter.healthPath), get200("/v1/models"))
         const models = yield* modelsOnce.pipe(
-          Effect.tapError(() => Effect.sleep("100 millis")),
-          Effect.eventually,
+          Effect.retry({ while: (e) => !(e instanceof Refused), schedule: Schedule.spaced("100 millis") }),
+          // Only a refusal ends the retries; anything else retried until ready, exit or timeout.
+          Effect.catchAll((e) =>
+            e instanceof Refused
+              ? fail(`provider refused GET ${e.path} with HTTP ${e.status} (does it require an API key?)`)
+              : fail(`provider not ready: ${e.message}`)
+          ),
           Effect.raceFirst(
             Deferred.await(exited).pipe(Effect.flatMap((x) =>
               fail(`provider exited while starting (${x.signal ?? `exit code ${x.code}`})`, x.code)

@@ -1,7 +1,7 @@
 import type { HttpClient } from "@effect/platform"
 import { Clock, Console, Effect, Option } from "effect"
 import { embeddedContextSize } from "../providers/Embedded.js"
-import { availableMemoryBytes, estimatedReason, estimateMemory } from "./MemoryEstimate.js"
+import { availableMemoryBytes, estimatedReason, estimateMemory, isEstimatedSkip } from "./MemoryEstimate.js"
 import type { Candidate } from "../domain/Candidate.js"
 import type { Knobs } from "../domain/Knobs.js"
 import { median, percentile } from "../domain/Stats.js"
@@ -263,7 +263,8 @@ const summarizeTrial = (
     reason,
     preWarmFailure,
     replicates,
-    nErr: samples.length - ok.length + (reason !== null && samples.every((x) => x.reason === null) ? 1 : 0),
+    // A failure outside the requests (start, pre-warm, P-1) counts as one error; an estimate skip sent none.
+    nErr: samples.length - ok.length + (reason !== null && !isEstimatedSkip(reason) && samples.every((x) => x.reason === null) ? 1 : 0),
     tpsMedian: median(ok.flatMap((x) => (x.tps === null ? [] : [x.tps]))),
     ttftMedianMs: median(ttfts),
     ttftP95Ms: percentile(ttfts, 95),

@@ -1,0 +1,56 @@
+/**
+ * The memory-estimate gate of a trial (issue: llama-server, item 4): a cell
+ * estimated above the limit never reaches the provider's start; with the
+ * estimate off it always does.
+ */
+import { HttpClient } from "@effect/platform"
+import { Effect, Layer, Ref } from "effect"
+import { describe, expect, it } from "vitest"
+import { ProviderStartFailed } from "../../src/domain/AutotuneError.js"
+import { Knobs } from "../../src/domain/Knobs.js"
+import { embedded } from "../../src/providers/Embedded.js"
+import { CandidateProvider } from "../../src/services/CandidateProvider.js"
+import { runTrial, type TrialSettings } from "../../src/steps/RunTrial.js"
+import { tinyModelPath } from "../support/models.js"
+
+const settings = (estimate: boolean): TrialSettings => ({
+  adapter: embedded(null), targetContext: 256, maxTokens: 8, gateTtftMs: 60_000, requestTimeoutMs: 120_000,
+  readyTimeoutMs: 60_000, logDir: "/tmp", estimate, memoryLimitGiB: 0.01
+})
+
+/** Runs one trial of the tiny model with a provider whose start only counts and fails. */
+const trial = (estimate: boolean, maxBatch: number | null = null) =>
+  Effect.runPromise(Effect.gen(function*() {
+    const starts = yield* Ref.make<ReadonlyArray<number | null>>([])
+    const provider = Layer.succeed(CandidateProvider, CandidateProvider.make({
+      start: (o) =>
+        Effect.zipRight(
+          Ref.update(starts, (xs) => [...xs, o.spec.knobs.maxBatch]),
+          Effect.fail(new ProviderStartFailed({ model: o.spec.model, message: "stub: not started", exitCode: null, stderrTail: "" }))
+        )
+    }))
+    const noHttp = Layer.succeed(HttpClient.HttpClient, HttpClient.make(() => Effect.die("no request expected")))
+    const outcome = yield* runTrial(
+      settings(estimate),
+      { id: "tiny", model: tinyModelPath(), rank: 1, paramCount: 15e6, ggufFile: true },
+      new Knobs({ kvBits: null, maxContext: null, maxBatch, threads: null }),
+      1,
+      null
+    ).pipe(Effect.provide(Layer.merge(provider, noHttp)))
+    return { outcome, starts: yield* Ref.get(starts) }
+  }))
+
+describe("memory estimate before launch (issue: llama-server, item 4)", () => {
+  it("a cell estimated above --memory-limit is infeasible as 'estimated …' and its provider is never started", async () => {
+    const r = await trial(true)
+    expect(r.starts).toEqual([])
+    expect(r.outcome.reason).toMatch(/^estimated \d+\.\d GiB > 0\.0 GiB available$/)
+    expect(r.outcome.phases.loadMs).toBeNull()
+    expect(r.outcome.nErr).toBe(0) // no request was sent
+  })
+  it("--no-estimate: the same cell is started whatever the limit", async () => {
+    const r = await trial(false)
+    expect(r.starts).toEqual([null])
+    expect(r.outcome.reason).toContain("stub: not started")
+  })
+})
