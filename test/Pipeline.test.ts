@@ -10,25 +10,18 @@ import { BudgetExhausted } from "../src/domain/AutotuneError.js"
 import type { Candidate } from "../src/domain/Candidate.js"
 import { Machine } from "../src/domain/TuneDocument.js"
 import { tune, type TunePlan } from "../src/Pipeline.js"
-import { macProvider } from "../src/providers/MacProvider.js"
 import { TrialStore } from "../src/services/TrialStore.js"
 import * as Path from "node:path"
 import { tempDir } from "./support/cli.js"
-import { fakeHttp, fakeProvider } from "./support/simulatedProvider.js"
+import { fakeHttp, fakeProvider, simulatedSettings } from "./support/simulatedProvider.js"
 import { readRows } from "./support/db.js"
 
 
 const cand = (id: string, rank: number, paramCount: number): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false })
 
 const plan = (candidates: ReadonlyArray<Candidate>, budgetMs: number | null): TunePlan => ({
-  adapter: macProvider("fake"),
+  ...simulatedSettings,
   candidates,
-  targetContext: 100,
-  maxTokens: 3,
-  gateTtftMs: 60_000,
-  requestTimeoutMs: 300_000,
-  readyTimeoutMs: 300_000,
-  logDir: "/tmp",
   stage1Replicates: 3,
   stage2Replicates: 3,
   axes: { kvBits: [null, 8, 4], maxContext: [100], maxBatch: [1], threads: [] },
@@ -36,9 +29,7 @@ const plan = (candidates: ReadonlyArray<Candidate>, budgetMs: number | null): Tu
   machine: new Machine({ ram_gb: 24, chip: "test", os_version: "test", binary_version: null }),
   json: true,
   budgetMs,
-  apply: null,
-  estimate: false,
-  memoryLimitGiB: null
+  apply: null
 })
 
 interface RunRow {

@@ -12,24 +12,12 @@ import {
   cells,
   hillClimb,
   Knobs,
-  macProvider,
   runTrial,
-  stage1,
-  type TrialSettings
+  stage1
 } from "llm-autotune"
-import { fakeHttp, fakeProvider } from "../support/simulatedProvider.js"
+import { fakeHttp, fakeProvider, simulatedSettings } from "../support/simulatedProvider.js"
 
-const settings: TrialSettings = {
-  adapter: macProvider("fake"),
-  targetContext: 100,
-  maxTokens: 3,
-  gateTtftMs: 60_000,
-  requestTimeoutMs: 300_000,
-  readyTimeoutMs: 300_000,
-  logDir: "/tmp",
-  estimate: false,
-  memoryLimitGiB: null
-}
+const settings = simulatedSettings
 const cand = (id: string, rank: number): Candidate => ({ id, model: id, rank, paramCount: null, ggufFile: false })
 const over = (budgetMs: number) => new BudgetExhausted({ budgetMs, message: `budget of ${budgetMs} ms ran out` })
 

@@ -5,7 +5,9 @@
  */
 import { HttpClient } from "@effect/platform"
 import { Effect, Layer, Ref } from "effect"
+import { macProvider } from "../../src/providers/MacProvider.js"
 import { CandidateProvider } from "../../src/services/CandidateProvider.js"
+import type { TrialSettings } from "../../src/steps/RunTrial.js"
 import { clockedSseResponse, deltaData, usageData } from "./clockedSse.js"
 
 /** Simulated seconds before the first token of one request, per model. */
@@ -57,3 +59,16 @@ export const fakeProvider = (started: Ref.Ref<number>, stopped: Ref.Ref<number>)
     })
   )
 
+
+/** Trial settings for the simulated provider: 100-token prompts, 3-token replies, generous timeouts, no estimate. */
+export const simulatedSettings: TrialSettings = {
+  adapter: macProvider("fake"),
+  targetContext: 100,
+  maxTokens: 3,
+  gateTtftMs: 60_000,
+  requestTimeoutMs: 300_000,
+  readyTimeoutMs: 300_000,
+  logDir: "/tmp",
+  estimate: false,
+  memoryLimitGiB: null
+}
