@@ -4,8 +4,8 @@
  *
  *   npx tsx examples/biggest-fit.ts [--target-context 2048] [--gate-ttft-ms 60000] a.gguf b.gguf …
  *
- * Candidates are tried biggest first (by GGUF parameter count), whatever the
- * order given. Exit 0 with a choice, 2 when none fits.
+ * Candidates are tried in the order given (SPEC A-1: list them biggest
+ * first); the first that fits is the answer. Exit 0 with a choice, 2 when none fits.
  */
 import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
@@ -21,11 +21,7 @@ const files = process.argv.slice(2).filter((a, i, all) => !a.startsWith("--") &&
 const gateTtftMs = flag("gate-ttft-ms", 60_000)
 
 const program = Effect.gen(function*() {
-  const resolved = yield* resolveCandidates(files, "embedded")
-  // Biggest first; ranks follow the order tried.
-  const candidates = [...resolved]
-    .sort((a, b) => (b.paramCount ?? 0) - (a.paramCount ?? 0))
-    .map((c, i) => ({ ...c, rank: i + 1 }))
+  const candidates = yield* resolveCandidates(files, "embedded")
   const failed: Array<Rejected> = []
   const chosen = yield* stage1(
     {
@@ -47,7 +43,11 @@ const program = Effect.gen(function*() {
     `biggest fit: ${chosen.candidate.id} (${formatParams(chosen.candidate.paramCount)}), ` +
       `${chosen.outcome.tpsMedian?.toFixed(1)} tok/s, TTFT p95 ${chosen.outcome.ttftP95Ms?.toFixed(0)} ms`
   )
-  for (const r of failed) yield* Console.log(`  larger, failed: ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
+  const size = chosen.candidate.paramCount ?? 0
+  for (const r of failed) {
+    const larger = (r.candidate.paramCount ?? 0) > size
+    yield* Console.log(`  ${larger ? "larger" : "tried first"}, failed: ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
+  }
 }).pipe(
   Effect.catchTag("AllInfeasible", (e) =>
     Console.log(`nothing fits: ${e.message}`).pipe(Effect.zipRight(Effect.sync(() => (process.exitCode = 2))))),

@@ -7,8 +7,12 @@
  *
  *   npx tsx examples/verify-recipe.ts --json result.json          # a `tune --json` document
  *   npx tsx examples/verify-recipe.ts --db autotune.db --run <id>  # a run in the SQLite file
- *   [--replicates 3] [--max-tokens 64]
+ *   [--replicates N] [--max-tokens N]   (default: the recipe's replicates and reply length)
  *
+ * The provider, model file and reply length come from the recipe's serve
+ * command. From a run id, the model file must also still be the one measured
+ * (parameter count and file size recorded with the trial), so a replaced file
+ * fails at once rather than by its speed.
  * Exit 0 when the recipe still passes the gate, 1 (with the reason) when it
  * does not, 64 for bad input.
  */
@@ -20,6 +24,8 @@ import * as path from "node:path"
 import {
   describeKnobs,
   embedded,
+  formatParams,
+  modelParamCount,
   Inputs,
   Knobs,
   llamaServer,
@@ -38,11 +44,43 @@ const arg = (name: string): string | undefined => {
   return i >= 0 ? process.argv[i + 1] : undefined
 }
 
-/** The provider of a recipe, from the first word of its serve command (F-1): autotune, llama-server, else macprovider. */
-const adapterOf = (serveCommand: string): ProviderAdapter => {
-  const binary = serveCommand.split(" ")[0]!.replace(/^'(.*)'$/, "$1")
+/** Splits a serve command as `shellQuote` wrote it (words, some in single quotes). */
+const shellWords = (cmd: string): Array<string> =>
+  [...cmd.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/'\\''/g, "'") : m[2]!))
+
+/** The value after `flag` in `words`, if any. */
+const after = (words: ReadonlyArray<string>, ...flags: ReadonlyArray<string>) => {
+  const i = words.findIndex((w) => flags.includes(w))
+  return i >= 0 ? words[i + 1] : undefined
+}
+
+/**
+ * How the recipe was launched, from its serve command (F-1): the provider
+ * (`autotune` → embedded; `llama-server`; a binary with a threads knob →
+ * embedded run by `--provider-bin`; else macprovider), the model file as the
+ * provider got it, and the probe's reply length, which the context size was
+ * built from (ceil(cap × 1.05) + max_tokens per request, × slots for llama-server).
+ */
+const launchOf = (rec: RecommendationJson) => {
+  const words = shellWords(rec.serve_command)
+  const binary = words[0]!
   const name = path.basename(binary)
-  return name === "autotune" ? embedded(null) : name === "llama-server" ? llamaServer(binary) : macProvider(binary)
+  const adapter: ProviderAdapter = name === "autotune"
+    ? embedded(null)
+    : name === "llama-server"
+    ? llamaServer(binary)
+    : rec.knobs.threads !== undefined
+    ? embedded(binary)
+    : macProvider(binary)
+  const model = after(words, "--model", "-m") ?? rec.model
+  const cap = rec.knobs.max_context_override ?? rec.target_context
+  const perRequest = name === "llama-server"
+    ? Number(after(words, "--ctx-size")) / Number(after(words, "--parallel") ?? 1)
+    : adapter.name === "embedded"
+    ? Number(after(words, "--max-context"))
+    : Number.NaN
+  const derived = perRequest - Math.ceil(cap * 1.05)
+  return { adapter, model, maxTokens: Number.isInteger(derived) && derived > 0 ? derived : 64 }
 }
 
 /** The recipe to verify: its recommendation and the inputs it was measured with. */
@@ -54,7 +92,8 @@ const loadRecipe = Effect.gen(function*() {
       Effect.mapError((e) => new UsageError({ flag: "json", message: `--json ${json}: not a tune document: ${e.message}` }))
     )
     if (doc.recommendation === null) return yield* new UsageError({ flag: "json", message: `--json ${json}: the run has no recommendation` })
-    return { recommendation: doc.recommendation, inputs: doc.inputs }
+    // A JSON document does not record the model file's size: only the re-probe can tell.
+    return { recommendation: doc.recommendation, inputs: doc.inputs, measuredAs: null }
   }
   const runId = arg("run")
   if (db === undefined || runId === undefined || !fs.existsSync(db)) {
@@ -64,29 +103,48 @@ const loadRecipe = Effect.gen(function*() {
   if (Option.isNone(run) || run.value.recommendation_json === null) {
     return yield* new UsageError({ flag: "run", message: `--run ${runId}: no such run with a recommendation in ${db}` })
   }
+  // What the run measured the model as (size and file length), to tell a replaced file from a slower machine.
+  const measured = yield* Effect.flatMap(TrialStore, (s) => s.trials(runId)).pipe(Effect.provide(TrialStore.layer(db)))
+  const recommendation = Schema.decodeUnknownSync(Schema.parseJson(RecommendationJson))(run.value.recommendation_json)
+  const row = measured.find((t) => t.model === recommendation.model && t.fits === 1)
   return {
-    recommendation: Schema.decodeUnknownSync(Schema.parseJson(RecommendationJson))(run.value.recommendation_json),
-    inputs: Schema.decodeUnknownSync(Schema.parseJson(Inputs))(run.value.inputs_json)
+    recommendation,
+    inputs: Schema.decodeUnknownSync(Schema.parseJson(Inputs))(run.value.inputs_json),
+    measuredAs: row === undefined ? null : { params: row.model_params, bytes: row.model_bytes }
   }
 })
 
 const program = Effect.gen(function*() {
-  const { inputs, recommendation: rec } = yield* loadRecipe
-  const adapter = adapterOf(rec.serve_command)
-  const file = path.resolve(rec.model)
-  const model = fs.existsSync(file) ? file : rec.model
+  const { inputs, measuredAs, recommendation: rec } = yield* loadRecipe
+  const { adapter, maxTokens, model } = launchOf(rec)
+  const isFile = fs.statSync(model, { throwIfNoEntry: false })?.isFile() === true
+  if (adapter.name !== "macprovider" && !isFile) {
+    return yield* new UsageError({ flag: "json", message: `the recipe's model file ${model} does not exist here` })
+  }
+  // The file the recipe names must still be the one measured (SPEC A-4 size; file length).
+  if (measuredAs !== null && isFile) {
+    const now = { params: yield* modelParamCount(model), bytes: fs.statSync(model).size }
+    if ((measuredAs.params !== null && now.params !== measuredAs.params) || (measuredAs.bytes !== null && now.bytes !== measuredAs.bytes)) {
+      yield* Console.error(
+        `FAILED: the recipe's model file changed since it was measured: ${formatParams(measuredAs.params)}, ${measuredAs.bytes} bytes → ` +
+          `${formatParams(now.params)}, ${now.bytes} bytes (${model})`
+      )
+      process.exitCode = 1
+      return
+    }
+  }
   const knobs = new Knobs({
     kvBits: rec.knobs.kv_bits,
     maxContext: rec.knobs.max_context_override,
     maxBatch: rec.knobs.max_concurrency_override,
     threads: rec.knobs.threads ?? null
   })
-  const replicates = Number(arg("replicates") ?? 3)
+  const replicates = Number(arg("replicates") ?? rec.replicates)
   const outcome = yield* runTrial(
     {
       adapter,
       targetContext: rec.target_context,
-      maxTokens: Number(arg("max-tokens") ?? 64),
+      maxTokens: Number(arg("max-tokens") ?? maxTokens),
       gateTtftMs: inputs.gate_ttft_ms,
       requestTimeoutMs: inputs.gate_ttft_ms + 120_000,
       readyTimeoutMs: 300_000,
@@ -94,7 +152,7 @@ const program = Effect.gen(function*() {
       estimate: false,
       memoryLimitGiB: null
     },
-    { id: rec.model, model, rank: 1, paramCount: null, ggufFile: fs.existsSync(file) },
+    { id: rec.model, model, rank: 1, paramCount: null, ggufFile: isFile },
     knobs,
     replicates,
     null

@@ -17,6 +17,9 @@ import { Effect } from "effect"
  * drained provider) instead of Node's default of dying on the spot.
  */
 const hangup = () => {
+  // The terminal is gone: writes to it fail (EIO/EPIPE); never let that kill the cleanup.
+  process.stdout.on("error", () => {})
+  process.stderr.on("error", () => {})
   process.kill(process.pid, "SIGTERM")
 }
 

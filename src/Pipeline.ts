@@ -6,6 +6,7 @@
 import type { FileSystem, HttpClient } from "@effect/platform"
 import { Clock, Console, Effect, type Exit, Ref } from "effect"
 import { randomUUID } from "node:crypto"
+import * as Fs from "node:fs"
 import type { Axes } from "./domain/Axes.js"
 import { cells } from "./domain/Axes.js"
 import {
@@ -51,6 +52,8 @@ export interface ApplyPlan {
   readonly configPath: string
   readonly serviceManager: ServiceManagerKind | "auto"
   readonly serviceLabel: string
+  /** Whether the operator's provider was drained for this run (restored after it, E-2): then no restart is needed. */
+  readonly drained?: Effect.Effect<boolean>
 }
 
 /** F-2 `inputs` of a plan. */
@@ -146,7 +149,9 @@ export const tune = <E = never, R = never>(
         server_request_ms: o.server.requestMs,
         load_ms: o.phases.loadMs,
         prewarm_ms: o.phases.preWarmMs,
-        probe_ms: o.phases.probeMs
+        probe_ms: o.phases.probeMs,
+        model_params: c.paramCount,
+        model_bytes: c.ggufFile ? Fs.statSync(c.model, { throwIfNoEntry: false })?.size ?? null : null
       })
 
     const work = Effect.gen(function*() {
@@ -272,16 +277,31 @@ export const tune = <E = never, R = never>(
         }).pipe(Effect.catchAll((e) => Console.error(`autotune: ${e.message}`)))
         yield* Console.log(plan.json ? encodeTuneDocument(doc) : renderBlock(doc, summary))
         const done = yield* Ref.get(applied)
-        if (done !== null && plan.apply !== null && doc.recommendation !== null) {
+        const rec = yield* Ref.get(recommended)
+        // Said whenever the config was written, even if an interrupt or the budget landed during
+        // the (uninterruptible) write: the operator must never find a changed config unannounced.
+        if (done !== null && plan.apply !== null && rec !== null) {
           // stdout carries the document only with --json: the apply report then goes to stderr.
           const say = plan.json ? Console.error : Console.log
-          // The job's manager only when the job exists there; else a foreground provider: restart it by hand.
+          const serve = plan.adapter.serveCommand({
+            model: rec.candidate.model,
+            port: null,
+            knobs: rec.knobs,
+            targetContext: plan.targetContext,
+            maxTokens: plan.maxTokens
+          })
+          // A drained provider comes back with the new config; else the job's manager only when
+          // the job exists there; else a foreground provider: restart it by hand.
+          const restoredLater = plan.apply.drained === undefined ? false : yield* plan.apply.drained
           const kind = yield* resolveServiceManager(plan.apply.serviceManager)
           const job = yield* jobState(kind, plan.apply.serviceLabel)
           const manager = job._tag === "Absent" ? "none" : kind
           yield* say([
             `applied:      ${done.configPath} (${done.changed.length === 0 ? "already up to date" : `changed ${done.changed.join(", ")}`}; backup ${done.backupPath})`,
-            restartInstructions(manager, plan.apply.serviceLabel, doc.recommendation.serve_command, process.getuid?.() ?? 0)
+            ...(exitReason === "ok" ? [] : [`              the config was written before the run ended (${exitReason})`]),
+            restoredLater
+              ? "the provider drained for this run is restored when it ends, and reads the new config then"
+              : restartInstructions(manager, plan.apply.serviceLabel, serve, process.getuid?.() ?? 0)
           ].join("\n"))
         }
       })

@@ -4,13 +4,13 @@
  * `--dry-run` (SPEC H-5), else opens the trial store and runs the pipeline.
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Layer, Option } from "effect"
+import { Console, Effect, Layer, Option, Ref } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { type Axes, cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "./domain/Axes.js"
 import { integerOption, floatOption } from "./CliOptions.js"
 import { UsageError } from "./domain/AutotuneError.js"
-import { describeKnobs, Knobs } from "./domain/Knobs.js"
+import { describeKnobs } from "./domain/Knobs.js"
 import { holdSignals } from "./HoldSignals.js"
 import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
 import { tune, type TunePlan } from "./Pipeline.js"
@@ -24,10 +24,10 @@ import { acquireRunLock, runLockPaths } from "./services/RunLock.js"
 import { TrialStore } from "./services/TrialStore.js"
 import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
 import { drain } from "./steps/Drain.js"
-import { conflicting, preflight } from "./steps/Preflight.js"
+import { conflicting, preflight, preflightOptionsFor } from "./steps/Preflight.js"
 import { machineOf, physicalCores } from "./steps/MachineInfo.js"
 import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
-import { defaultConfigPath, editConfigText } from "./steps/Apply.js"
+import { checkApplyTarget } from "./steps/Apply.js"
 
 const opt = {
   provider: Options.choice("provider", ["embedded", "macprovider", "llama-server"]).pipe(Options.optional,
@@ -95,9 +95,6 @@ interface Draft {
   readonly dbPath: string
 }
 
-/** A launch spec only used to read an adapter's executable. */
-const LLAMA_PROBE_SPEC = { model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }
-
 /** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
 const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {
   const r = findLlamaServer(providerBin)
@@ -110,36 +107,6 @@ const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, Us
     }))
 }
 
-/**
- * The config file `--apply` will edit (SPEC F-3): `--config-path`, else the
- * macprovider default. Checked before anything runs, so an hours-long tune does
- * not end in a config that cannot be written: it must be an existing regular
- * file that the editor can edit as it stands (valid YAML, a top-level
- * mapping, nothing that would be broken by a change of the owned keys), in a
- * directory this process can write (backup and temp file go there). The apply
- * checks again at the end, in case the file changed meanwhile. Fails with
- * UsageError naming `--config-path` and the parser's reason.
- */
-const applyTarget = (configPath: Option.Option<string>): Effect.Effect<string, UsageError> => {
-  const file = path.resolve(Option.getOrElse(configPath, defaultConfigPath))
-  const bad = (why: string) => Effect.fail(new UsageError({ flag: "config-path", message: `--apply: ${why}` }))
-  if (fs.statSync(file, { throwIfNoEntry: false })?.isFile() !== true) {
-    return bad(`no provider config at ${file}${Option.isNone(configPath) ? " (the default); pass --config-path <file>" : ""}`)
-  }
-  try {
-    fs.accessSync(path.dirname(fs.realpathSync(file)), fs.constants.W_OK)
-  } catch {
-    return bad(`cannot write in the directory of ${file} (its backup and the new file go there)`)
-  }
-  // A trial edit with every owned key set: the editor refuses what it cannot edit byte-exactly.
-  const trial = editConfigText(fs.readFileSync(file, "utf8"), {
-    model: "autotune-check",
-    kv_bits_override: 8,
-    max_context_override: 4096,
-    max_concurrency_override: 1
-  })
-  return trial._tag === "Left" ? bad(`${file} cannot be edited: ${trial.left}`) : Effect.succeed(file)
-}
 
 /** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
 const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
@@ -215,7 +182,7 @@ const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
         estimate: !f.noEstimate,
         memoryLimitGiB: Option.getOrNull(f.memoryLimitGiB),
         apply: f.apply
-          ? { configPath: yield* applyTarget(f.configPath), serviceManager: f.serviceManager, serviceLabel: f.serviceLabel }
+          ? { configPath: yield* checkApplyTarget(Option.getOrNull(f.configPath)), serviceManager: f.serviceManager, serviceLabel: f.serviceLabel }
           : null,
         budgetMs: Option.match(f.maxDurationS, { onNone: () => null, onSome: (sec) => sec * 1000 })
       }
@@ -269,22 +236,22 @@ const run = (f: Flags) =>
     if (d.candidateIds === null) yield* ensureLadder(ladderDir)
     const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
     const machine = yield* machineOf(d.plan.adapter)
+    const drained = yield* Ref.make(false)
     // E-1 then E-2, as the first step of the recorded run: a conflict or a failed
     // drain finalizes the run row as provider_conflict; with --drain the provider
     // is stopped now and restored when this scope closes, on every exit path.
     const prepare = Effect.gen(function*() {
-      const found = yield* preflight({
-        serviceManager: f.serviceManager,
-        serviceLabel: f.serviceLabel,
-        // The operator's own server of this kind: llama-server by its resolved binary's name
-        // (any llama-server competes for the machine), else `macprovider-cli serve`.
-        ...(d.plan.adapter.name === "llama-server"
-          ? { providerBinary: d.plan.adapter.argv(LLAMA_PROBE_SPEC, false).command, providerSubcommand: null }
-          : { providerBinary: Option.getOrElse(f.providerBin, () => "macprovider-cli"), providerSubcommand: "serve" })
-      }, f.drain)
-      if (conflicting(found)) yield* drain(found, f.restartForeground)
+      const found = yield* preflight(
+        preflightOptionsFor(d.plan.adapter, Option.getOrNull(f.providerBin), f.serviceManager, f.serviceLabel),
+        f.drain
+      )
+      if (conflicting(found)) {
+        yield* drain(found, f.restartForeground)
+        yield* Ref.set(drained, found.jobRunning || f.restartForeground)
+      }
     })
-    yield* tune({ ...d.plan, candidates, machine }, prepare).pipe(
+    const apply = d.plan.apply === null ? null : { ...d.plan.apply, drained: Ref.get(drained) }
+    yield* tune({ ...d.plan, apply, candidates, machine }, prepare).pipe(
       Effect.provide(Layer.mergeAll(TrialStore.layer(d.dbPath), CandidateProvider.Default))
     )
   }))

@@ -26,12 +26,14 @@ export {
   detectProviders,
   type Findings,
   preflight,
-  type PreflightOptions
+  type PreflightOptions,
+  preflightOptionsFor
 } from "./steps/Preflight.js"
+export { holdSignals } from "./HoldSignals.js"
 export { drain, DRAIN_GRACE } from "./steps/Drain.js"
 export { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
 export { modelParamCount, paramCountFromHfConfig } from "./steps/ModelSize.js"
-export { binaryVersion, machineOf } from "./steps/MachineInfo.js"
+export { binaryVersion, machineOf, physicalCores } from "./steps/MachineInfo.js"
 export {
   availableMemoryBytes,
   EstimateUnavailable,
@@ -61,6 +63,7 @@ export {
   type ApplyRequest,
   type ApplyResult,
   applyRecommendation,
+  checkApplyTarget,
   defaultConfigPath,
   editConfigText,
   OWNED_KEYS,
@@ -69,6 +72,9 @@ export {
 } from "./steps/Apply.js"
 export { restartInstructions } from "./steps/RestartHint.js"
 export { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
+export { bestSoFarSeries, renderReport, type ReportInput, winnerIndex } from "./report/ReportHtml.js"
+export { report, type ReportFlags } from "./ReportCommand.js"
+export { serve } from "./serve/Serve.js"
 
 // ---- services --------------------------------------------------------------
 export { CandidateProvider, type StartOptions } from "./services/CandidateProvider.js"
@@ -79,7 +85,7 @@ export { findExecutable, findLlamaServer } from "./services/Executables.js"
 
 // ---- providers -------------------------------------------------------------
 export { embedded, embeddedContextSize } from "./providers/Embedded.js"
-export { llamaServer, llamaServerContextSize } from "./providers/LlamaServer.js"
+export { llamaServer, llamaServerContextSize, type LlamaServerFlags, llamaServerFlags } from "./providers/LlamaServer.js"
 export { macProvider } from "./providers/MacProvider.js"
 export { type LaunchSpec, type ProviderAdapter, type ProviderName, shellQuote } from "./providers/ProviderAdapter.js"
 

@@ -10,7 +10,7 @@ import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { type CliResult, runCli, tempDir } from "./support/cli.js"
 import { llamaServerBin } from "./support/llamaCpp.js"
-import { mediumModelPath, repoRoot, smallModelPath, tinyModelPath } from "./support/models.js"
+import { mediumModelPath, repoRoot, smallModelPath, tinyModelPath, unknownArchitectureCopy } from "./support/models.js"
 
 /** Runs `examples/<name>.ts <args>` with tsx, as `npx tsx` would. */
 const runExample = (name: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<CliResult> =>
@@ -33,11 +33,18 @@ const runExample = (name: string, args: ReadonlyArray<string>, env: Record<strin
   })
 
 describe("examples: scripts over the library entry point (issue: library surface)", () => {
-  it("A-1 biggest-fit.ts picks the biggest candidate that fits, whatever the order given; exit 2 when none does", async () => {
+  it("A-1 biggest-fit.ts keeps the given order, names the first that fits and why each larger one failed; exit 2 when none does", async () => {
     const common = ["--target-context", "256", "--max-tokens", "8", "--replicates", "1"]
-    const r = await runExample("biggest-fit", [...common, tinyModelPath(), smallModelPath()])
+    const r = await runExample("biggest-fit", [...common, smallModelPath(), tinyModelPath()])
     expect(r.code, r.stderr).toBe(0)
     expect(r.stdout).toMatch(/^biggest fit: .*synth-60M-q4_0\.gguf \(61\.\dM\)/m)
+    // A larger model this provider cannot load is listed with its reason.
+    const broken = Path.join(tempDir(), "other-arch-130M.gguf")
+    unknownArchitectureCopy(mediumModelPath(), broken)
+    const withFailure = await runExample("biggest-fit", [...common, broken, tinyModelPath()])
+    expect(withFailure.code, withFailure.stderr).toBe(0)
+    expect(withFailure.stdout).toMatch(/^biggest fit: .*synth-15M-q4_0\.gguf/m)
+    expect(withFailure.stdout).toMatch(/^ +larger, failed: .*other-arch-130M\.gguf \(1\d\d(\.\d)?M\): provider exited while starting \(exit code 1\)/m)
     const none = await runExample("biggest-fit", [...common, "--gate-ttft-ms", "1", tinyModelPath(), smallModelPath()])
     expect(none.code).toBe(2)
     expect(none.stdout).toMatch(/nothing fits: every candidate is infeasible; even .*synth-15M.*TTFT .*> 1 ms gate/)
@@ -66,16 +73,22 @@ describe("examples: scripts over the library entry point (issue: library surface
     const docFile = Path.join(dir, "recipe.json")
     Fs.writeFileSync(docFile, gated.stdout)
 
-    const ok = await runExample("verify-recipe", ["--json", docFile, "--max-tokens", "8"])
+    // The reply length, provider and model file come from the recipe itself.
+    const ok = await runExample("verify-recipe", ["--json", docFile])
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.stdout).toContain("OK: the recipe still passes the gate")
     expect(ok.stdout).toMatch(/now: +\d+\.\d tok\/s \([+-]?\d+\.\d %\)/)
     // The same recipe from the SQLite file, by run id.
-    const fromDb = await runExample("verify-recipe", ["--db", Path.join(dir, "runs.db"), "--run", doc.run_id, "--max-tokens", "8"])
+    const fromDb = await runExample("verify-recipe", ["--db", Path.join(dir, "runs.db"), "--run", doc.run_id])
     expect(fromDb.code, fromDb.stderr).toBe(0)
 
     Fs.copyFileSync(mediumModelPath(), model) // an upgrade swapped in a bigger model at the same path
-    const bad = await runExample("verify-recipe", ["--json", docFile, "--max-tokens", "8"])
+    // From the run: the file is no longer the one measured, whatever its speed.
+    const changed = await runExample("verify-recipe", ["--db", Path.join(dir, "runs.db"), "--run", doc.run_id])
+    expect(changed.code).toBe(1)
+    expect(changed.stderr).toMatch(/FAILED: the recipe's model file changed since it was measured: 14\.\dM, \d+ bytes → 1\d\d(\.\d)?M/)
+    // From the JSON document (no file size in it): the re-probe misses the gate.
+    const bad = await runExample("verify-recipe", ["--json", docFile])
     expect(bad.code).toBe(1)
     expect(bad.stderr).toMatch(new RegExp(`FAILED: the recipe no longer passes: TTFT .*> ${gate} ms gate`))
 

@@ -17,7 +17,9 @@ import { Schema } from "effect"
  * tokens/s), and `server_request_ms` (sum of its prefill + decode time over the
  * measured requests). Phase wall times of the trial, ms: `load_ms` (spawn →
  * ready), `prewarm_ms`, `probe_ms` (the measured requests). NULL when not
- * reported or not reached.
+ * reported or not reached. What was measured: `model_params` (parameter count,
+ * SPEC A-4) and `model_bytes` (file size) of the model, NULL when unknown — so
+ * a recipe can be re-checked against the file it names (examples/verify-recipe.ts).
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   run_id: Schema.String,
@@ -44,5 +46,7 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   server_request_ms: Schema.NullOr(Schema.Number),
   load_ms: Schema.NullOr(Schema.Number),
   prewarm_ms: Schema.NullOr(Schema.Number),
-  probe_ms: Schema.NullOr(Schema.Number)
+  probe_ms: Schema.NullOr(Schema.Number),
+  model_params: Schema.NullOr(Schema.Number),
+  model_bytes: Schema.NullOr(Schema.Number)
 }) {}

@@ -12,11 +12,13 @@ import { tensorBytes } from "./GgmlType.js"
  * reason. `kind` is `io` when the file could not be opened or read (a path or
  * permission problem), `corrupt` when its bytes are not a valid GGUF model
  * (bad magic or version, a header cut short, tensors outside the file) —
- * an integrity failure (SPEC D-2).
+ * an integrity failure (SPEC D-2) — and `unsupported` for a valid GGUF that is
+ * no servable model (no tensors, no architecture or context length: a
+ * vocab-only or projector file).
  */
 export class GgufInvalid extends Schema.TaggedError<GgufInvalid>()("GgufInvalid", {
   path: Schema.String,
-  kind: Schema.Literal("io", "corrupt"),
+  kind: Schema.Literal("io", "corrupt", "unsupported"),
   message: Schema.String
 }) {}
 
@@ -57,6 +59,7 @@ export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvali
   Effect.gen(function*() {
     const invalid = (message: string) => new GgufInvalid({ path, kind: "corrupt", message })
     const unreadable = (message: string) => new GgufInvalid({ path, kind: "io", message })
+    const unsupported = (message: string) => new GgufInvalid({ path, kind: "unsupported", message })
     const { fileBytes, head } = yield* Effect.acquireUseRelease(
       Effect.tryPromise({ try: () => Fs.open(path, "r"), catch: (e) => unreadable(`cannot open the file: ${reason(e)}`) }),
       (fh) => Effect.tryPromise({
@@ -81,7 +84,7 @@ export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvali
       catch: (e) => invalid(`unreadable GGUF header: ${reason(e)}`)
     })
     const tensors = info.fullTensorInfo ?? info.tensorInfo ?? []
-    if (tensors.length === 0) return yield* invalid("the file has no tensors")
+    if (tensors.length === 0) return yield* unsupported("the file has no tensors")
     let paramCount = 0
     for (const t of tensors) {
       const dims = t.dimensions.map(Number)
@@ -101,10 +104,10 @@ export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvali
     const metadata = info.metadata as unknown as Record<string, unknown>
     const general = metadata["general"] as Record<string, unknown> | undefined
     const architecture = general?.["architecture"]
-    if (typeof architecture !== "string") return yield* invalid("missing general.architecture")
+    if (typeof architecture !== "string") return yield* unsupported("missing general.architecture")
     const contextLength = Number((metadata[architecture] as Record<string, unknown> | undefined)?.["context_length"])
     if (!Number.isSafeInteger(contextLength) || contextLength <= 0) {
-      return yield* invalid(`missing or invalid ${architecture}.context_length`)
+      return yield* unsupported(`missing or invalid ${architecture}.context_length`)
     }
     return { paramCount, contextLength, fileBytes, architecture }
   })

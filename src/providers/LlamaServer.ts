@@ -1,3 +1,4 @@
+import * as ChildProcess from "node:child_process"
 import type { LaunchSpec, ProviderAdapter } from "./ProviderAdapter.js"
 import { shellQuote } from "./ProviderAdapter.js"
 import { embeddedContextSize } from "./Embedded.js"
@@ -15,11 +16,27 @@ const cacheType = { 4: "q4_0", 8: "q8_0" } as const
 export const llamaServerContextSize = (spec: LaunchSpec): number =>
   embeddedContextSize(spec) * (spec.knobs.maxBatch ?? 1)
 
+/** What a llama-server build accepts beyond the SPEC E-5 flags. */
+export interface LlamaServerFlags {
+  /** `--cache-ram` (host-RAM prompt cache, default 8 GiB; builds from late 2025 on). */
+  readonly cacheRam: boolean
+}
+
+/**
+ * Which optional flags `binary` accepts, from its `--help` (15 s at most);
+ * none when it does not answer. Never fails.
+ */
+export const llamaServerFlags = (binary: string): LlamaServerFlags => {
+  try {
+    const help = ChildProcess.execFileSync(binary, ["--help"], { timeout: 15_000, stdio: ["ignore", "pipe", "pipe"] })
+    return { cacheRam: help.toString().includes("--cache-ram") }
+  } catch (e) {
+    const out = String((e as { stdout?: unknown }).stdout ?? "")
+    return { cacheRam: out.includes("--cache-ram") }
+  }
+}
+
 const knobArgs = (spec: LaunchSpec): Array<string> => [
-  // No host-RAM prompt cache (default 8 GiB in this llama.cpp): it grows with every distinct
-  // prompt, is in no estimate, and would let a repeated prefix skip prefill in a probe.
-  "--cache-ram",
-  "0",
   "--ctx-size",
   `${llamaServerContextSize(spec)}`,
   "--parallel",
@@ -33,7 +50,7 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
 
 /**
  * llama.cpp's `llama-server` (SPEC E-5): `-m M --host 127.0.0.1 --port P
- * --cache-ram 0 --ctx-size N --parallel N [--cache-type-k/-v q4_0|q8_0 --flash-attn on]
+ * [--cache-ram 0] --ctx-size N --parallel N [--cache-type-k/-v q4_0|q8_0 --flash-attn on]
  * [--threads N]`; ready when `GET /health` is 200 (503 while loading), then
  * `GET /v1/models`. It has no coordinator pool, so a candidate gets no
  * `--no-join` (SPEC E-3's purpose, never taking pool traffic, holds by
@@ -41,7 +58,7 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
  * bind 127.0.0.1 only. `binary` is resolved by the caller (`--provider-bin`,
  * `$LLAMA_SERVER`, `$LLAMA_CPP_BIN_DIR`, PATH).
  */
-export const llamaServer = (binary: string): ProviderAdapter => ({
+export const llamaServer = (binary: string, flags: LlamaServerFlags = llamaServerFlags(binary)): ProviderAdapter => ({
   name: "llama-server",
   hasThreads: true,
   watchesParent: false,
@@ -52,6 +69,10 @@ export const llamaServer = (binary: string): ProviderAdapter => ({
       "-m",
       spec.model,
       ...(spec.port === null ? [] : ["--host", "127.0.0.1", "--port", `${spec.port}`]),
+      // Candidates only: no host-RAM prompt cache, which grows with every distinct prompt, is in
+      // no estimate, and would let a repeated prefix skip prefill in a probe. The operator's
+      // serve command keeps the build's default.
+      ...(flags.cacheRam ? ["--cache-ram", "0"] : []),
       ...knobArgs(spec)
     ]
   }),

@@ -62,6 +62,14 @@ export const providerShim = fileURLToPath(new URL("../../bin/provider-shim.mjs",
 export const candidateEnv = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv =>
   Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("LLAMA_ARG_") && !k.startsWith("LLAMA_API_KEY")))
 
+/** SIGKILL to a process group whose leader has exited; nothing when the group is empty. */
+const killGroupOnly = (pid: number) =>
+  Effect.sync(() => {
+    try {
+      process.kill(-pid, "SIGKILL")
+    } catch { /* no such group: nothing left */ }
+  })
+
 /** Start options: the launch spec plus where logs go and how long readiness may take (ms). */
 export interface StartOptions {
   readonly adapter: ProviderAdapter
@@ -139,7 +147,9 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           }),
           (cp) =>
             Effect.gen(function*() {
-              if (cp.pid === undefined || cp.exitCode !== null || cp.signalCode !== null) return
+              if (cp.pid === undefined) return
+              // The leader (provider or shim) is gone: still clear its process group of anything it left.
+              if (cp.exitCode !== null || cp.signalCode !== null) return killGroupOnly(cp.pid)
               killGroup(cp.pid, "SIGTERM")
               // Only the waits are interruptible, so their timeouts fire (STYLE pitfall 4);
               // the release itself stays uninterruptible, so an interrupted run still

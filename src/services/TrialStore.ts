@@ -76,6 +76,8 @@ const migrations = SqliteMigrator.fromRecord({
     yield* sql`ALTER TABLE tune_trials ADD COLUMN load_ms REAL`
     yield* sql`ALTER TABLE tune_trials ADD COLUMN prewarm_ms REAL`
     yield* sql`ALTER TABLE tune_trials ADD COLUMN probe_ms REAL`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN model_params INTEGER`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN model_bytes INTEGER`
   })
 })
 

@@ -1,4 +1,5 @@
 import * as crypto from "node:crypto"
+import * as Fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import { isDeepStrictEqual, TextDecoder, TextEncoder } from "node:util"
@@ -6,7 +7,7 @@ import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Either } from "effect"
 import { isMap, isScalar, type Pair, parseDocument, Scalar, stringify } from "yaml"
-import { ApplyFailed } from "../domain/AutotuneError.js"
+import { ApplyFailed, UsageError } from "../domain/AutotuneError.js"
 
 /** The top-level config.yaml keys `--apply` owns, in the order missing ones are appended (SPEC F-3). */
 export const OWNED_KEYS = ["model", "kv_bits_override", "max_context_override", "max_concurrency_override"] as const
@@ -382,3 +383,41 @@ const backup = (
       message: `cannot back up ${path.join(dir, name)}: ${name}.bak-${seconds}-0 … -${MAX_BACKUPS_PER_SECOND - 1} all exist`
     })
   })
+
+/**
+ * The config file `--apply` will edit (SPEC F-3): `--config-path`, else the
+ * macprovider default. Checked before anything runs, so an hours-long tune does
+ * not end in a config that cannot be written: it must be an existing regular
+ * file that the editor can edit as it stands (valid YAML, a top-level
+ * mapping, nothing that would be broken by a change of the owned keys), in a
+ * directory this process can write (backup and temp file go there). The apply
+ * checks again at the end, in case the file changed meanwhile. Fails with
+ * UsageError naming `--config-path` and the parser's reason.
+ */
+export const checkApplyTarget = (configPath: string | null): Effect.Effect<string, UsageError> => {
+  const file = path.resolve(configPath ?? defaultConfigPath())
+  const bad = (why: string) => Effect.fail(new UsageError({ flag: "config-path", message: `--apply: ${why}` }))
+  if (Fs.statSync(file, { throwIfNoEntry: false })?.isFile() !== true) {
+    return bad(`no provider config at ${file}${configPath === null ? " (the default); pass --config-path <file>" : ""}`)
+  }
+  try {
+    Fs.accessSync(path.dirname(Fs.realpathSync(file)), Fs.constants.W_OK)
+  } catch {
+    return bad(`cannot write in the directory of ${file} (its backup and the new file go there)`)
+  }
+  let source: string
+  try {
+    source = new TextDecoder("utf-8", { fatal: true }).decode(Fs.readFileSync(file))
+  } catch (e) {
+    return bad(`cannot read ${file} as UTF-8 text: ${e instanceof Error ? e.message : String(e)}`)
+  }
+  // Trial edits setting and removing every owned key: the editor refuses what it cannot edit byte-exactly.
+  for (const values of [
+    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1 },
+    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null }
+  ]) {
+    const trial = editConfigText(source, values)
+    if (trial._tag === "Left") return bad(`${file} cannot be edited: ${trial.left}`)
+  }
+  return Effect.succeed(file)
+}

@@ -62,7 +62,8 @@ export const physicalCores = (): number => {
       const core = field("core id")
       if (core !== undefined) cores.add(`${field("physical id") ?? "0"}/${core}`)
     }
-    if (cores.size > 0) return cores.size
+    // Never more than this process may use (cpusets, containers).
+    if (cores.size > 0) return Math.min(cores.size, os.availableParallelism())
   } catch {
     // not Linux: fall through
   }

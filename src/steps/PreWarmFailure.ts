@@ -54,10 +54,10 @@ export const INTEGRITY_MARKERS: ReadonlyArray<IntegrityMarker> = [
     phrase: phrase.toLowerCase(),
     source: "llama.cpp ggml/src/gguf.cpp gguf_init_from_reader (strings in the bundled llama-server binary)"
   })),
+  // Not "wrong number of tensors" nor "has wrong shape": an older llama.cpp prints them for a
+  // valid newer GGUF (e.g. Llama 3.1's "expected 292, got 291"), a version mismatch, not corruption.
   ...[
-    "wrong number of tensors",
     "tensors expected but",
-    "has wrong shape",
     "has invalid data",
     "is duplicated"
   ].map((phrase) => ({
@@ -71,10 +71,6 @@ export const INTEGRITY_MARKERS: ReadonlyArray<IntegrityMarker> = [
   {
     phrase: "unsupported gguf version",
     source: "this tool's own header check (gguf/ModelInfo.ts), after llama.cpp gguf.cpp, which reads versions 2 and 3 only"
-  },
-  {
-    phrase: "the file has no tensors",
-    source: "this tool's own header check (gguf/ModelInfo.ts)"
   },
   {
     phrase: "unreadable gguf header",

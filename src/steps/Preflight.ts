@@ -1,6 +1,8 @@
 import * as path from "node:path"
 import { Console, Effect } from "effect"
 import { ProviderConflict } from "../domain/AutotuneError.js"
+import { Knobs } from "../domain/Knobs.js"
+import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { descendantsOf, listProcesses, type ProcessInfo } from "../services/ProcessTable.js"
 import { jobState, resolveServiceManager, type ServiceManagerKind } from "../services/ServiceManager.js"
 
@@ -58,7 +60,9 @@ export const classifyForeground = (
     const parent = parentOf(p)
     return parent !== undefined && parent.argv.some((a) => path.basename(a) === "provider-shim.mjs") ? parentOf(parent) : parent
   }
-  const ownedByTune = (p: ProcessInfo) => p.argv.includes("--no-join") && isAutotuneTune(tuneOf(p))
+  const underShim = (p: ProcessInfo) => parentOf(p)?.argv.some((a) => path.basename(a) === "provider-shim.mjs") === true
+  // llama-server candidates carry no --no-join: running under the shim of a live tune marks them.
+  const ownedByTune = (p: ProcessInfo) => (p.argv.includes("--no-join") || underShim(p)) && isAutotuneTune(tuneOf(p))
   const rest = found.filter((p) => !jobTree.has(p.pid))
   return { operator: rest.filter((p) => !ownedByTune(p)), candidates: rest.filter(ownedByTune) }
 }
@@ -71,6 +75,28 @@ export interface PreflightOptions {
   /** The argv word that marks a serving process (`serve`), or null when the executable alone does (llama-server). */
   readonly providerSubcommand: string | null
 }
+
+/**
+ * Pre-flight options for a provider (SPEC E-1): for llama-server, any running
+ * executable of the resolved binary's name (it has no subcommand; any
+ * llama-server competes for the machine); otherwise `<binary> serve`, where
+ * the binary is `--provider-bin`, else `macprovider-cli` (the embedded
+ * provider checks for the operator's macprovider).
+ */
+export const preflightOptionsFor = (
+  adapter: ProviderAdapter,
+  providerBin: string | null,
+  serviceManager: ServiceManagerKind | "auto",
+  serviceLabel: string
+): PreflightOptions =>
+  adapter.name === "llama-server"
+    ? {
+      serviceManager,
+      serviceLabel,
+      providerBinary: adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false).command,
+      providerSubcommand: null
+    }
+    : { serviceManager, serviceLabel, providerBinary: providerBin ?? "macprovider-cli", providerSubcommand: "serve" }
 
 /** What pre-flight found running: the job (with its manager) and foreground provider processes. */
 export interface Findings {

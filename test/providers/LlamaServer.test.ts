@@ -13,20 +13,21 @@ const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>, port: numb
 
 describe("llama-server adapter (SPEC E-5)", () => {
   it("E-5 argv: -m, loopback host and port, total context over --parallel slots, no --no-join", () => {
-    const { args, command } = llamaServer("/bin/llama-server").argv(spec({ maxBatch: 2, threads: 2 }), true)
+    const { args, command } = llamaServer("/bin/llama-server", { cacheRam: true }).argv(spec({ maxBatch: 2, threads: 2 }), true)
     expect(command).toBe("/bin/llama-server")
     // per slot: ceil(2048 × 1.05) + 64 = 2215 tokens; two slots share --ctx-size
     expect(args).toEqual(["-m", "/m/x.gguf", "--host", "127.0.0.1", "--port", "4321", "--cache-ram", "0", "--ctx-size", "4430", "--parallel", "2", "--threads", "2"])
   })
   it("E-5 kv-bits 4 and 8 set both cache types with flash attention on; the max-context knob sizes the context", () => {
+    expect(llamaServer("/bin/llama-server", { cacheRam: false }).argv(spec({}), true).args).not.toContain("--cache-ram")
     const a8 = llamaServer("ls").argv(spec({ kvBits: 8, maxContext: 4096 }), true).args
     expect(a8.join(" ")).toContain("--ctx-size 4365 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on")
     const a4 = llamaServer("ls").argv(spec({ kvBits: 4 }), true).args
     expect(a4.join(" ")).toContain("--cache-type-k q4_0 --cache-type-v q4_0 --flash-attn on")
   })
   it("F-1 E-5 the serve command has no port and no host, and quotes paths", () => {
-    const cmd = llamaServer("/opt/llama server/llama-server").serveCommand({ ...spec({ kvBits: 8, threads: 1 }, null), model: "/m/my model.gguf" })
-    expect(cmd).toBe("'/opt/llama server/llama-server' -m '/m/my model.gguf' --cache-ram 0 --ctx-size 2215 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 1")
+    const cmd = llamaServer("/opt/llama server/llama-server", { cacheRam: true }).serveCommand({ ...spec({ kvBits: 8, threads: 1 }, null), model: "/m/my model.gguf" })
+    expect(cmd).toBe("'/opt/llama server/llama-server' -m '/m/my model.gguf' --ctx-size 2215 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 1")
   })
   it("E-5 readiness: /health before /v1/models", () => {
     expect(llamaServer("ls").healthPath).toBe("/health")

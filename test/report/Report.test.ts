@@ -125,7 +125,8 @@ const trial = (over: Partial<ConstructorParameters<typeof TrialRow>[0]>) =>
     run_id: "r-1234567890", stage: 1, model: "small", target_context: 2000, kv_bits: null, max_context_cap: null,
     max_batch: null, threads: null, replicates_n: 3, tps: 9.7, ttft_ms: 2300, ttft_p95_ms: 2400, n_err: 0, fits: 1,
     kept: 0, notes: null, started_at: "2026-01-01T00:00:10.000Z", prompt_tokens: null, server_prompt_n: null,
-    server_prompt_tps: null, server_decode_tps: null, server_request_ms: null, load_ms: null, prewarm_ms: null, probe_ms: null, ...over
+    server_prompt_tps: null, server_decode_tps: null, server_request_ms: null, load_ms: null, prewarm_ms: null, probe_ms: null, model_params: null,
+    model_bytes: null, ...over
   })
 
 /** The `<tbody>` rows of `table#trials`. */

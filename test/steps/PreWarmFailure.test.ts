@@ -66,6 +66,10 @@ const transient: ReadonlyArray<readonly [string, string, string]> = [
   ],
   ["node-llama-cpp context failure", "provider exited while starting (exit code 1)", "autotune: Failed to create context"],
   ["a provider killed by the OOM killer", "provider exited while starting (SIGKILL)", ""],
+  ["an older llama.cpp reading a newer valid GGUF (tensor count)", "provider exited while starting (exit code 1)",
+    "llama_model_load: error loading model: done_getting_tensors: wrong number of tensors; expected 292, got 291"],
+  ["an older llama.cpp reading a newer valid GGUF (shape)", "provider exited while starting (exit code 1)",
+    "llama_model_load: error loading model: check_tensor_dims: tensor 'output.weight' has wrong shape; expected 4096, 128256, got 4096, 128257"],
   ["llama-server checkpoint size (not a checksum)", "pre-warm: HTTP 500", "checkpoint size mismatch: expected 10, got 12"],
   ["missing model file is the operator's path, not corrupt weights", "provider exited while starting (exit code 1)",
     "E gguf_init_from_file: failed to open GGUF file '/tmp/nonexist.gguf' (No such file or directory)"]

@@ -46,3 +46,16 @@ export const ensureTestModels = (): Effect.Effect<void, SynthFailed> =>
       ? Effect.void
       : Effect.asVoid(writeSyntheticModel({ params: m.params, quant: m.quant, seed: TEST_MODEL_SEED, outPath: m.path })),
     { discard: true })
+
+/** A copy of a GGUF whose architecture llama.cpp does not know (same byte length, valid header). */
+export const unknownArchitectureCopy = (from: string, to: string) => {
+  const b = Buffer.from(Fs.readFileSync(from))
+  const key = Buffer.from("general.architecture")
+  const at = b.indexOf(key) + key.length + 4 + 8 // key, u32 type, u64 length
+  b.write("llamx", at, "latin1")
+  for (let i = b.indexOf("llama.", 0, "latin1"); i >= 0 && i < 4_000_000; i = b.indexOf("llama.", i, "latin1")) {
+    b.write("llamx.", i, "latin1")
+  }
+  Fs.writeFileSync(to, b)
+}
+
