@@ -84,7 +84,8 @@ const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note = "") =>
 /**
  * Runs a tune (SPEC A, B, F-1, F-2, H-1, S-1, S-2): inserts the run row, runs
  * `prepare` (pre-flight and drain, E-1/E-2, so their outcome is recorded in the
- * row too; its scope is the caller's), then Stage 1 and Stage 2, records every trial, marks the Stage 2 winner `kept`
+ * row too; its scope is the caller's — the default does none: pass
+ * `preflight(preflightOptionsFor(…), drain)` and `drain` as the CLI does), then Stage 1 and Stage 2, records every trial, marks the Stage 2 winner `kept`
  * (B-4), and on every exit path updates the run row (H-1; `ended_at` null when
  * interrupted, H-4) and prints the document (`--json`) or terminal block.
  * With a budget (H-3) the work is interrupted when it runs out: the best
