@@ -7,9 +7,11 @@
 // this process ends as the provider ends, with its exit code or signal, so
 // the tuner reports the provider's own exit (SPEC E-4). Plain JS: no tsx start-up.
 import { spawn } from "node:child_process"
+import * as os from "node:os"
 
 const [command, ...args] = process.argv.slice(2)
 const parent = Number(process.env.AUTOTUNE_PARENT_PID)
+const startPpid = process.ppid
 const child = spawn(command, args, { stdio: "inherit" })
 child.on("error", (e) => {
   process.stderr.write(`could not start provider ${command}: ${e.message}\n`)
@@ -17,16 +19,21 @@ child.on("error", (e) => {
 })
 for (const signal of ["SIGINT", "SIGTERM", "SIGHUP"]) process.on(signal, () => {})
 const watch = setInterval(() => {
+  // Gone when reparented (no zombie or reused pid can fool this), or when the pid no longer exists.
+  let gone = process.ppid !== startPpid
   try {
     process.kill(parent, 0)
   } catch {
-    child.kill("SIGKILL")
+    gone = true
   }
+  if (gone) child.kill("SIGKILL")
 }, 1000)
 child.on("exit", (code, signal) => {
   clearInterval(watch)
   if (signal !== null) {
     process.removeAllListeners(signal)
     process.kill(process.pid, signal)
+    // A signal Node does not die of (SIGPIPE, SIGUSR1): the shell convention, never 0.
+    process.exit(128 + (os.constants.signals[signal] ?? 0))
   } else process.exit(code ?? 1)
 })
