@@ -1,0 +1,78 @@
+/**
+ * Figure 5's missing part: the Stage 2 cells an exhaustive sweep would also
+ * measure on a candidate the tune skipped after Stage 1 (here the gated-out
+ * 1.1B). A tune cannot be told to run Stage 2 on an infeasible model, so each
+ * cell is run through the tune's own `runTrial` (src/steps/RunTrial.ts: start,
+ * pre-warm, probes, stop at the first infeasible replicate) with the same
+ * settings the tune used; only its provider-seconds are kept.
+ */
+import { NodeHttpClient } from "@effect/platform-node"
+import { Effect, Layer } from "effect"
+import { type Axes, cells } from "../src/domain/Axes.js"
+import { describeKnobs } from "../src/domain/Knobs.js"
+import { llamaServer } from "../src/providers/LlamaServer.js"
+import { CandidateProvider } from "../src/services/CandidateProvider.js"
+import { resolveCandidates } from "../src/steps/Candidates.js"
+import type { Calibration } from "../src/steps/Prompt.js"
+import { runTrial, type TrialOutcome, type TrialSettings } from "../src/steps/RunTrial.js"
+
+/** One cell's cost and verdict. Times ms. */
+export interface CellCost {
+  readonly knobs: string
+  readonly fits: boolean
+  readonly reason: string | null
+  readonly loadMs: number
+  readonly preWarmMs: number
+  readonly probeMs: number
+}
+
+/** The tune's settings the cells are run with (as TuneCommand derives them). Units: tokens, ms. */
+export interface CellSettings {
+  readonly model: string
+  readonly axes: Axes
+  readonly targetContext: number
+  readonly gateTtftMs: number
+  readonly maxTokens: number
+  readonly replicates: number
+  readonly logDir: string
+}
+
+/**
+ * Runs every cell of `axes` on `model` with llama-server, one after another.
+ * The first cell calibrates the prompt (as a Stage 1 trial would); later cells
+ * reuse that calibration, as the tune's Stage 2 reuses Stage 1's.
+ */
+export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<ReadonlyArray<CellCost>> =>
+  Effect.runPromise(
+    Effect.gen(function*() {
+      const [candidate] = yield* resolveCandidates([s.model], "llama-server")
+      // As TuneCommand builds them from the tune's flags (defaults where the bench passes none).
+      const settings: TrialSettings = {
+        adapter: llamaServer(binary),
+        targetContext: s.targetContext,
+        maxTokens: s.maxTokens,
+        gateTtftMs: s.gateTtftMs,
+        // TuneCommand's default: the gate + 120 s.
+        requestTimeoutMs: (Math.ceil(s.gateTtftMs / 1000) + 120) * 1000,
+        readyTimeoutMs: 300_000,
+        logDir: s.logDir,
+        estimate: true,
+        memoryLimitGiB: null
+      }
+      let calibration: Calibration | null = null
+      const out: Array<CellCost> = []
+      for (const knobs of cells(s.axes)) {
+        const o: TrialOutcome = yield* runTrial(settings, candidate!, knobs, s.replicates, calibration)
+        calibration ??= o.calibration
+        out.push({
+          knobs: describeKnobs(knobs),
+          fits: o.reason === null,
+          reason: o.reason,
+          loadMs: o.phases.loadMs ?? 0,
+          preWarmMs: o.phases.preWarmMs ?? 0,
+          probeMs: o.phases.probeMs ?? 0
+        })
+      }
+      return out
+    }).pipe(Effect.provide(CandidateProvider.Default.pipe(Layer.provideMerge(NodeHttpClient.layerUndici))))
+  )

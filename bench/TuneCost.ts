@@ -1,0 +1,185 @@
+/**
+ * What a tune cost, against the physical limit (figures 1, 2, 5 and 6), from a
+ * TuneRun: its wall time, its trial rows, its provider logs and the /proc samples.
+ *
+ * Physical limit of a tune = Σ over the trials it ran of
+ *   (model load time, as the provider itself reports it in its log:
+ *      llama-server's timestamp of "llama_server: model loaded" (ms since the
+ *      process started logging), the embedded provider's "loaded … in N ms";
+ *      `load_ms` (spawn → ready, client-side) when the log says nothing)
+ * + (the measured requests' own time, as the provider reports it:
+ *      `server_request_ms` = Σ prompt_ms + predicted_ms)
+ * + (for a request cut off at the TTFT gate, which reports nothing: the gate,
+ *      the least time that proves TTFT > gate).
+ * Everything else (process start-up, pre-warm, HTTP, teardown, SQLite, the
+ * tuner's own work) is overhead.
+ */
+import * as fs from "node:fs"
+import type { TrialRow } from "../src/domain/Trial.js"
+import { cpuInWindows } from "./TreeSampler.js"
+import type { ProviderLog, TuneRun } from "./TuneRun.js"
+
+/** One trial on the tune's timeline (wall-clock ms) with its limit parts (ms). */
+export interface TrialCost {
+  readonly stage: 1 | 2
+  readonly model: string
+  readonly knobs: string
+  readonly fits: boolean
+  readonly notes: string | null
+  readonly startMs: number
+  readonly endMs: number
+  readonly loadMs: number
+  readonly preWarmMs: number
+  readonly probeMs: number
+  /** Load time as the provider logged it; null when its log does not say. */
+  readonly providerLoadMs: number | null
+  readonly serverRequestMs: number
+  readonly gateWaitMs: number
+  readonly limitMs: number
+  /** Provider logs created in this trial's window (one per provider start). */
+  readonly logs: number
+}
+
+/** Where a tune's wall time went, ms; the parts sum to `wallMs`. */
+export interface WallBreakdown {
+  readonly wallMs: number
+  /** Tune spawn → first trial start (Node + tsx start-up, CLI, run lock, SQLite open, pre-flight, model headers). */
+  readonly startupMs: number
+  /** Σ load_ms (spawn → ready), Σ prewarm_ms, Σ probe_ms. */
+  readonly loadMs: number
+  readonly preWarmMs: number
+  readonly probeMs: number
+  /** Between a trial's last probe and the next trial's start: provider stop, SQLite insert, next GGUF check. */
+  readonly betweenMs: number
+  /** Last trial's last probe → tune exit: last provider stop, SQLite, document, process exit. */
+  readonly finishMs: number
+  /** Of between + finish: providers' stop (tuner's last probe → provider last seen alive), ± one sample interval each. */
+  readonly providerStopMs: number
+}
+
+/** Everything the figures need from one tune. */
+export interface TuneCost {
+  readonly exitCode: number | null
+  readonly exitReason: string | null
+  readonly recommendedModel: string | null
+  readonly recommendedKnobs: unknown
+  readonly trials: ReadonlyArray<TrialCost>
+  readonly breakdown: WallBreakdown
+  readonly limit: { readonly loadMs: number; readonly requestMs: number; readonly gateWaitMs: number; readonly totalMs: number }
+  /** Figure 1: wall ÷ limit. */
+  readonly overhead: number | null
+  /** Figure 2: provider logs per Stage 1 trial (one entry per candidate), and logs outside any trial. */
+  readonly loadsPerStage1: ReadonlyArray<{ readonly model: string; readonly loads: number }>
+  readonly strayLogs: number
+  /** Figure 5's numerator: Σ (load_ms + prewarm_ms + probe_ms), s. */
+  readonly providerSeconds: number
+  /** Figure 6: tuner peak RSS (MB); CPU during probe windows and over the whole run (s). */
+  readonly tunerPeakRssMb: number
+  readonly probeCpu: { readonly tunerCpuS: number; readonly providersCpuS: number; readonly windowS: number }
+  readonly runCpu: { readonly tunerCpuS: number; readonly helpersCpuS: number; readonly providersCpuS: number }
+}
+
+/** Provider-reported load time in a log, ms; null when the log does not say. */
+export const providerLoadMs = (logFile: string): number | null => {
+  let text: string
+  try {
+    text = fs.readFileSync(logFile, "utf8")
+  } catch {
+    return null
+  }
+  // llama-server: "0.00.503.239 I srv  llama_server: model loaded" — minutes.seconds.ms.µs since its log started.
+  const ls = /^(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) .*model loaded/m.exec(text)
+  if (ls !== null) return Number(ls[1]) * 60_000 + Number(ls[2]) * 1000 + Number(ls[3]) + Number(ls[4]) / 1000
+  // embedded (`autotune serve`): "loaded <id> in 577 ms: …"
+  const emb = /\bloaded \S+ in (\d+(?:\.\d+)?) ms/.exec(text)
+  return emb === null ? null : Number(emb[1])
+}
+
+const knobsOf = (t: TrialRow) =>
+  t.stage === 1 ? "defaults" : `kv=${t.kv_bits ?? "unset"} threads=${t.threads ?? "default"} batch=${t.max_batch ?? "default"}`
+
+/** A request cut at the gate before any token (Probe.ts's reason): the provider reported nothing for it. */
+const cutAtGate = (notes: string | null) => notes !== null && /^TTFT > \d+ ms gate \(no first token yet\)/.test(notes)
+
+/** Analyses a tune run; `gateTtftMs` is the gate it ran with. */
+export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
+  const starts = run.trials.map((t) => Date.parse(t.started_at))
+  // Each log belongs to the trial whose window [its start, next start) holds the log's creation (10 ms slack for clock rounding).
+  const logsOf = (i: number): Array<ProviderLog> =>
+    run.logs.filter((l) => l.createdMs + 10 >= starts[i]! && (i + 1 >= starts.length || l.createdMs + 10 < starts[i + 1]!))
+  const trials: Array<TrialCost> = run.trials.map((t, i) => {
+    const loadMs = t.load_ms ?? 0
+    const preWarmMs = t.prewarm_ms ?? 0
+    const probeMs = t.probe_ms ?? 0
+    const logs = logsOf(i)
+    const logged = logs.map((l) => providerLoadMs(l.file))
+    const providerLoad = logs.length > 0 && logged.every((x) => x !== null) ? logged.reduce((a, x) => a + x!, 0) : null
+    const serverRequestMs = t.server_request_ms ?? 0
+    const gateWaitMs = cutAtGate(t.notes) ? gateTtftMs : 0
+    return {
+      stage: t.stage,
+      model: t.model,
+      knobs: knobsOf(t),
+      fits: t.fits === 1,
+      notes: t.notes,
+      startMs: starts[i]!,
+      endMs: starts[i]! + loadMs + preWarmMs + probeMs,
+      loadMs,
+      preWarmMs,
+      probeMs,
+      providerLoadMs: providerLoad,
+      serverRequestMs,
+      gateWaitMs,
+      limitMs: (providerLoad ?? loadMs) + serverRequestMs + gateWaitMs,
+      logs: logs.length
+    }
+  })
+  const sum = (f: (t: TrialCost) => number) => trials.reduce((a, t) => a + f(t), 0)
+  const first = trials[0]
+  const last = trials.at(-1)
+  const betweenMs = trials.slice(1).reduce((a, t, i) => a + (t.startMs - trials[i]!.endMs), 0)
+  // Providers: the tuner's descendants started on a model (not `--version` helpers); each belongs to
+  // the trial whose window holds its first sighting, and stops when it was last seen alive.
+  const providers = run.sampling.children.filter((c) => !c.helper && c.argv.some((a) => a.endsWith(".gguf")))
+  const providerStopMs = trials.reduce((a, t, i) => {
+    const mine = providers.filter((p) => p.firstSeen >= t.startMs && (i + 1 >= trials.length || p.firstSeen < trials[i + 1]!.startMs))
+    return mine.length === 0 ? a : a + Math.max(0, Math.max(...mine.map((p) => p.lastAlive)) - t.endMs)
+  }, 0)
+  const breakdown: WallBreakdown = {
+    wallMs: run.wallMs,
+    startupMs: first === undefined ? run.wallMs : first.startMs - run.spawnedAt,
+    loadMs: sum((t) => t.loadMs),
+    preWarmMs: sum((t) => t.preWarmMs),
+    probeMs: sum((t) => t.probeMs),
+    betweenMs,
+    finishMs: last === undefined ? 0 : run.exitedAt - last.endMs,
+    providerStopMs
+  }
+  const limit = {
+    loadMs: sum((t) => t.providerLoadMs ?? t.loadMs),
+    requestMs: sum((t) => t.serverRequestMs),
+    gateWaitMs: sum((t) => t.gateWaitMs)
+  }
+  const totalMs = limit.loadMs + limit.requestMs + limit.gateWaitMs
+  const probeWindows = trials.filter((t) => t.probeMs > 0).map((t) => [t.endMs - t.probeMs, t.endMs] as const)
+  return {
+    exitCode: run.exitCode,
+    exitReason: run.doc?.exit_reason ?? null,
+    recommendedModel: run.doc?.recommendation?.model ?? null,
+    recommendedKnobs: run.doc?.recommendation?.knobs ?? null,
+    trials,
+    breakdown,
+    limit: { ...limit, totalMs },
+    overhead: totalMs > 0 ? run.wallMs / totalMs : null,
+    loadsPerStage1: trials.filter((t) => t.stage === 1).map((t) => ({ model: t.model, loads: t.logs })),
+    strayLogs: run.logs.length - sum((t) => t.logs),
+    providerSeconds: sum((t) => t.loadMs + t.preWarmMs + t.probeMs) / 1000,
+    tunerPeakRssMb: run.sampling.tunerPeakRssMb,
+    probeCpu: cpuInWindows(run.sampling.samples, probeWindows),
+    runCpu: {
+      tunerCpuS: run.sampling.tunerCpuS,
+      helpersCpuS: run.sampling.children.filter((c) => c.helper).reduce((a, c) => a + c.cpuS, 0),
+      providersCpuS: run.sampling.children.filter((c) => !c.helper).reduce((a, c) => a + c.cpuS, 0)
+    }
+  }
+}
