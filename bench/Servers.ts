@@ -64,7 +64,15 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
   const t0 = Date.now()
   const child = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true })
   fs.closeSync(fd)
-  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()))
+  // A failed spawn (ENOENT, EACCES) emits 'error' and no 'exit': without a listener it would crash the bench.
+  let spawnError: Error | null = null
+  const exited = new Promise<void>((resolve) => {
+    child.once("exit", () => resolve())
+    child.once("error", (e) => {
+      spawnError = e
+      if (child.pid === undefined) resolve()
+    })
+  })
   let gone = false
   void exited.then(() => (gone = true))
   const stop = async () => {
@@ -82,6 +90,10 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
   const baseUrl = `http://127.0.0.1:${port}`
   const readyUrl = `${baseUrl}${s.kind === "llama-server" ? "/health" : "/v1/models"}`
   while (Date.now() - t0 < readyTimeoutMs) {
+    if (spawnError !== null) {
+      await stop()
+      throw new Error(`${s.kind} could not be started (${command}): ${(spawnError as Error).message}`)
+    }
     if (gone) throw new Error(`${s.kind} exited while starting; see ${s.logPath}`)
     const ok = await fetch(readyUrl, { signal: AbortSignal.timeout(2000) }).then((r) => r.status === 200, () => false)
     if (ok) return { kind: s.kind, baseUrl, readyMs: Date.now() - t0, stop }

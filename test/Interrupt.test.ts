@@ -15,7 +15,9 @@ const portClosed = (port: number) => Effect.runPromise(portOpen(port)).then((ope
 
 /** pid and port of the one running provider whose command line matches `pattern` (pgrep -f). */
 const providerOf = (pattern: string) => {
+  // The provider itself, not the bin/provider-shim.mjs that runs it (its argv carries the same words).
   const lines = ChildProcess.execFileSync("pgrep", ["-a", "-f", pattern]).toString().trim().split("\n")
+    .filter((l) => !l.includes("provider-shim.mjs"))
   expect(lines).toHaveLength(1)
   const argv = lines[0]!.split(" ")
   return { pid: Number(argv[0]), port: Number(argv[argv.indexOf("--port") + 1]) }
@@ -105,6 +107,8 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
     const { code, provider } = await interruptRun(fakeArgs("stubborn-60000"), "fake-provider.mjs serve --model stubborn-60000",
       ["SIGINT", "SIGINT"], 1500, 1000)
     expect(code).toBe(130)
+    // The provider runs under the shim: once SIGKILLed with its group, init reaps it (a moment later).
+    await waitFor(() => !alive(provider.pid), 3000)
     expect(alive(provider.pid)).toBe(false)
     expect(await portClosed(provider.port)).toBe(true)
   }, 60_000)

@@ -4,12 +4,10 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { macProvider } from "../src/providers/MacProvider.js"
 import { dbLockPath, providerLockPath } from "../src/services/RunLock.js"
-import { pidAlive } from "../src/services/ProcessTable.js"
 import { runCli, sleep, startCli, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot } from "./support/models.js"
 
-const alive = pidAlive
 
 /**
  * A private copy of the fake provider in `dir`, under a name of its own: pre-flight
@@ -97,13 +95,12 @@ describe("one run at a time (issue: run lock; exit 75 EX_TEMPFAIL, SPEC H-2 prov
     const first = await startHolder(dir)
     first.child.kill("SIGKILL")
     expect(await first.exited).toBeNull()
-    // Nothing stops the orphaned fake provider (it does not watch its parent); stop it so
-    // pre-flight (SPEC E-1) does not see it as the operator's provider.
-    const orphan = Number(
-      ChildProcess.execFileSync("pgrep", ["-f", `${fakeIn(dir)} serve --model ok-60000 --port ${first.port} `]).toString().trim()
-    )
-    process.kill(orphan, "SIGKILL")
-    for (let i = 0; i < 100 && alive(orphan); i++) await sleep(50)
+    // The orphaned provider is stopped by its shim (bin/provider-shim.mjs) once the tuner is gone,
+    // so pre-flight (SPEC E-1) does not see it as the operator's provider.
+    const running = () =>
+      ChildProcess.spawnSync("pgrep", ["-f", `${fakeIn(dir)} serve --model ok-60000 --port ${first.port} `]).status === 0
+    for (let i = 0; i < 100 && running(); i++) await sleep(50)
+    expect(running()).toBe(false)
     const locks = locksOf(dir)
     for (const lock of locks) expect(holderPid(lock)).toBe(first.pid)
 
