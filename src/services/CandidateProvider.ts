@@ -10,8 +10,14 @@ import type { ProcessExit, RunningServer } from "../domain/RunningServer.js"
 import type { LaunchSpec, ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { freePort } from "./Ports.js"
 
-/** How long a stopping provider gets after SIGTERM before SIGKILL (STYLE: bound every wait). */
-export const STOP_GRACE = Duration.seconds(10)
+/**
+ * How long a stopping candidate gets after SIGTERM before SIGKILL (STYLE: bound
+ * every wait; at most 10 s). A candidate holds no state worth a clean exit, and
+ * llama-server finishes the prefill chunk a gate cut abandoned before it exits:
+ * measured up to 10 s for the 1.1B model (bench), all of it tune time. The
+ * operator's own provider keeps its longer grace (steps/Drain.ts DRAIN_GRACE).
+ */
+export const STOP_GRACE = Duration.seconds(3)
 
 /** Bytes of the log file read for an output tail (SPEC E-4): enough for llama.cpp's error line above its exit chatter. */
 const TAIL_BYTES = 8192
