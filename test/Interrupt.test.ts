@@ -11,6 +11,14 @@ import { mediumModelPath, repoRoot } from "./support/models.js"
 
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 const alive = pidAlive
+/**
+ * Whether `pid` is gone within 3 s: a provider runs under bin/provider-shim.mjs, so once its
+ * group is stopped it is reaped by init, a moment after the tuner has exited.
+ */
+const gone = async (pid: number) => {
+  await waitFor(() => !alive(pid), 3000)
+  return !alive(pid)
+}
 const portClosed = (port: number) => Effect.runPromise(portOpen(port)).then((open) => !open)
 
 /** pid and port of the one running provider whose command line matches `pattern` (pgrep -f). */
@@ -59,7 +67,7 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
       // slow-probe: pre-warm is quick, every measured request takes 60 s, so the signal lands in a probe.
       const { code, db, provider } = await interruptRun(fakeArgs("slow-probe"), "fake-provider.mjs serve --model slow-probe", [signal])
       expect(code).toBe(130)
-      expect(alive(provider.pid)).toBe(false)
+      expect(await gone(provider.pid)).toBe(true)
       expect(await portClosed(provider.port)).toBe(true)
       const runs = await readRows<{ exit_reason: string; ended_at: string | null }>(db, "SELECT * FROM tune_runs")
       expect(runs).toEqual([expect.objectContaining({ exit_reason: "interrupted", ended_at: null })])
@@ -71,7 +79,7 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
       // slow-warm: the 1-token pre-warm requests take 60 s; probes would be quick.
       const { code, db, provider } = await interruptRun(fakeArgs("slow-warm"), "fake-provider.mjs serve --model slow-warm", [signal])
       expect(code).toBe(130)
-      expect(alive(provider.pid)).toBe(false)
+      expect(await gone(provider.pid)).toBe(true)
       expect(await portClosed(provider.port)).toBe(true)
       const runs = await readRows<{ exit_reason: string; ended_at: string | null }>(db, "SELECT * FROM tune_runs")
       expect(runs).toEqual([expect.objectContaining({ exit_reason: "interrupted", ended_at: null })])
@@ -93,7 +101,7 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
       const provider = providerOf(pattern)
       child.kill(signal)
       expect(await exited).toBe(130)
-      expect(alive(provider.pid)).toBe(false)
+      expect(await gone(provider.pid)).toBe(true)
       expect(await portClosed(provider.port)).toBe(true)
       const runs = await readRows<{ exit_reason: string; ended_at: string | null; recommendation_json: string | null }>(
         db, "SELECT * FROM tune_runs")
@@ -107,9 +115,7 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
     const { code, provider } = await interruptRun(fakeArgs("stubborn-60000"), "fake-provider.mjs serve --model stubborn-60000",
       ["SIGINT", "SIGINT"], 1500, 1000)
     expect(code).toBe(130)
-    // The provider runs under the shim: once SIGKILLed with its group, init reaps it (a moment later).
-    await waitFor(() => !alive(provider.pid), 3000)
-    expect(alive(provider.pid)).toBe(false)
+    expect(await gone(provider.pid)).toBe(true)
     expect(await portClosed(provider.port)).toBe(true)
   }, 60_000)
 
@@ -122,7 +128,7 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
       3000
     )
     expect(code).toBe(130)
-    expect(alive(provider.pid)).toBe(false)
+    expect(await gone(provider.pid)).toBe(true)
     expect(await portClosed(provider.port)).toBe(true)
     const runs = await readRows<{ exit_reason: string }>(db, "SELECT exit_reason FROM tune_runs")
     expect(runs).toEqual([{ exit_reason: "interrupted" }])
@@ -139,7 +145,7 @@ describe("interruption (SPEC H-4, §2: no candidate provider outlives the run)",
     expect(code).toBeNull()
     // The provider watches its parent (AUTOTUNE_PARENT_PID) once a second.
     for (let i = 0; i < 100 && alive(provider.pid); i++) await sleep(100)
-    expect(alive(provider.pid)).toBe(false)
+    expect(await gone(provider.pid)).toBe(true)
     expect(await portClosed(provider.port)).toBe(true)
   }, 60_000)
 })

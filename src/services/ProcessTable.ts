@@ -52,13 +52,19 @@ const fromPs = (): Array<ProcessInfo> => {
   }
 }
 
-/** Is `pid` a live process? `process.kill(pid, 0)` probes without signalling; EPERM means alive but not ours. */
+/** Is `pid` a live process? `process.kill(pid, 0)` probes without signalling; EPERM means alive but not ours; a zombie (Linux /proc state Z) is not alive. */
 export const pidAlive = (pid: number): boolean => {
   try {
     process.kill(pid, 0)
-    return true
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM"
+  }
+  // A zombie (exited, not yet reaped by its parent or init) answers signal 0 but holds nothing.
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
+  } catch {
+    return true // no /proc (macOS): signal 0 is all there is
   }
 }
 
