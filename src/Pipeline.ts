@@ -27,7 +27,7 @@ import { jobState, resolveServiceManager, type ServiceManagerKind } from "./serv
 import { applyRecommendation, type ApplyResult } from "./steps/Apply.js"
 import { hillClimb } from "./steps/HillClimb.js"
 import { restartInstructions } from "./steps/RestartHint.js"
-import { buildDocument, type Recommended, renderBlock } from "./steps/Recommend.js"
+import { buildDocument, type Recommended, renderBlock, serveCommandOf } from "./steps/Recommend.js"
 import type { TrialOutcome, TrialSettings } from "./steps/RunTrial.js"
 import { runTrial } from "./steps/RunTrial.js"
 import { abortOnIntegrity, formatParams, type Rejected, stage1 } from "./steps/Stage1.js"
@@ -284,13 +284,7 @@ export const tune = <E = never, R = never>(
         if (done !== null && plan.apply !== null && rec !== null) {
           // stdout carries the document only with --json: the apply report then goes to stderr.
           const say = plan.json ? Console.error : Console.log
-          const serve = plan.adapter.serveCommand({
-            model: rec.candidate.model,
-            port: null,
-            knobs: rec.knobs,
-            targetContext: plan.targetContext,
-            maxTokens: plan.maxTokens
-          })
+          const serve = serveCommandOf(plan.adapter, rec, plan.targetContext, plan.maxTokens)
           // A drained provider comes back with the new config; else the job's manager only when
           // the job exists there; else a foreground provider: restart it by hand.
           const restoredLater = plan.apply.drained === undefined ? false : yield* plan.apply.drained

@@ -1,4 +1,4 @@
-import type { Knobs } from "../domain/Knobs.js"
+import { Knobs } from "../domain/Knobs.js"
 
 /** The providers this tool knows how to start (SPEC E-5). */
 export type ProviderName = "embedded" | "macprovider" | "llama-server"
@@ -41,6 +41,13 @@ export interface ProviderAdapter {
   /** The operator-facing command line (SPEC F-1): no `--no-join`, no port. */
   readonly serveCommand: (spec: LaunchSpec) => string
 }
+
+/**
+ * The executable an adapter starts and its fixed arguments, from a model-less
+ * launch spec: what pre-flight matches, run locks key on and `--version` asks.
+ */
+export const adapterCommand = (adapter: ProviderAdapter): { readonly command: string; readonly args: ReadonlyArray<string> } =>
+  adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
 
 /** Quotes an argument for a POSIX shell when it needs it. */
 export const shellQuote = (s: string): string => (/^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)

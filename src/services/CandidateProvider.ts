@@ -43,10 +43,15 @@ export const fileTail = (file: string): Effect.Effect<string> =>
 
 const safeName = (model: string) => path.basename(model).replace(/\.gguf$/i, "").replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80)
 
-const killGroup = (pid: number, signal: NodeJS.Signals) => {
+/**
+ * Signals a process group; when there is no such group, the process itself,
+ * unless `leaderToo` is false (its leader has exited: its pid may be reused).
+ */
+const killGroup = (pid: number, signal: NodeJS.Signals, leaderToo = true) => {
   try {
     process.kill(-pid, signal)
   } catch {
+    if (!leaderToo) return
     try {
       process.kill(pid, signal)
     } catch { /* already gone */ }
@@ -67,14 +72,6 @@ export const providerShim = fileURLToPath(new URL("../../bin/provider-shim.mjs",
  */
 export const candidateEnv = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv =>
   Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("LLAMA_ARG_") && !k.startsWith("LLAMA_API_KEY")))
-
-/** SIGKILL to a process group whose leader has exited; nothing when the group is empty. */
-const killGroupOnly = (pid: number) =>
-  Effect.sync(() => {
-    try {
-      process.kill(-pid, "SIGKILL")
-    } catch { /* no such group: nothing left */ }
-  })
 
 /** Start options: the launch spec plus where logs go and how long readiness may take (ms). */
 export interface StartOptions {
@@ -155,7 +152,7 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
             Effect.gen(function*() {
               if (cp.pid === undefined) return
               // The leader (provider or shim) is gone: still clear its process group of anything it left.
-              if (cp.exitCode !== null || cp.signalCode !== null) return killGroupOnly(cp.pid)
+              if (cp.exitCode !== null || cp.signalCode !== null) return killGroup(cp.pid, "SIGKILL", false)
               killGroup(cp.pid, "SIGTERM")
               // Only the waits are interruptible, so their timeouts fire (STYLE pitfall 4);
               // the release itself stays uninterruptible, so an interrupted run still

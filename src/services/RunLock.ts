@@ -35,9 +35,8 @@ import * as Crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { RunLocked } from "../domain/AutotuneError.js"
-import { Knobs } from "../domain/Knobs.js"
 import { dataDir } from "../domain/UserDirs.js"
-import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
+import { adapterCommand, type ProviderAdapter } from "../providers/ProviderAdapter.js"
 
 /** The contents of a lock file: who holds it, since when (ISO 8601), with what command line. */
 export class LockHolder extends Schema.Class<LockHolder>("LockHolder")({
@@ -67,7 +66,7 @@ export const dbLockPath = (dbPath: string): string => `${path.resolve(dbPath)}.l
  * launcher script.
  */
 export const providerLockPath = (adapter: ProviderAdapter, dir: string = dataDir()): string => {
-  const { args, command } = adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, true)
+  const { args, command } = adapterCommand(adapter)
   const launcher = command === process.execPath && args[0] !== undefined ? args[0] : command
   const binary = findExecutable(launcher) ?? launcher
   const key = Crypto.createHash("sha1").update(binary).digest("hex")

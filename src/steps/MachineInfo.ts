@@ -3,11 +3,10 @@ import { Effect } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
 import * as os from "node:os"
-import { Knobs } from "../domain/Knobs.js"
 import { Machine } from "../domain/TuneDocument.js"
 import { EMBEDDED_BINARY_VERSION } from "../domain/Versions.js"
 import { autotuneLauncher } from "../providers/Embedded.js"
-import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
+import { adapterCommand, type ProviderAdapter } from "../providers/ProviderAdapter.js"
 
 /**
  * The provider binary's version (F-2 `machine.binary_version`): the line of
@@ -16,7 +15,7 @@ import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
  * `--provider-bin` is this tool itself (its own version, no process).
  */
 export const binaryVersion = (adapter: ProviderAdapter): Effect.Effect<string | null> => {
-  const { args, command } = adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
+  const { args, command } = adapterCommand(adapter)
   if (adapter.name === "embedded" && command === process.execPath && args[0] === autotuneLauncher) {
     return Effect.succeed(EMBEDDED_BINARY_VERSION)
   }

@@ -1,8 +1,7 @@
 import * as path from "node:path"
 import { Console, Effect } from "effect"
 import { ProviderConflict } from "../domain/AutotuneError.js"
-import { Knobs } from "../domain/Knobs.js"
-import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
+import { adapterCommand, type ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { descendantsOf, listProcesses, type ProcessInfo } from "../services/ProcessTable.js"
 import { jobState, resolveServiceManager, type ServiceManagerKind } from "../services/ServiceManager.js"
 
@@ -55,12 +54,13 @@ export const classifyForeground = (
   jobTree: ReadonlySet<number>
 ): { readonly operator: ReadonlyArray<ProcessInfo>; readonly candidates: ReadonlyArray<ProcessInfo> } => {
   const parentOf = (p: ProcessInfo) => table.find((q) => q.pid === p.ppid)
+  const isShim = (p: ProcessInfo | undefined) => p?.argv.some((a) => path.basename(a) === "provider-shim.mjs") === true
+  const underShim = (p: ProcessInfo) => isShim(parentOf(p))
   // A candidate may run under bin/provider-shim.mjs: then the tune is its grandparent.
   const tuneOf = (p: ProcessInfo) => {
     const parent = parentOf(p)
-    return parent !== undefined && parent.argv.some((a) => path.basename(a) === "provider-shim.mjs") ? parentOf(parent) : parent
+    return isShim(parent) ? parentOf(parent!) : parent
   }
-  const underShim = (p: ProcessInfo) => parentOf(p)?.argv.some((a) => path.basename(a) === "provider-shim.mjs") === true
   // llama-server candidates carry no --no-join: running under the shim of a live tune marks them.
   const ownedByTune = (p: ProcessInfo) => (p.argv.includes("--no-join") || underShim(p)) && isAutotuneTune(tuneOf(p))
   const rest = found.filter((p) => !jobTree.has(p.pid))
@@ -93,7 +93,7 @@ export const preflightOptionsFor = (
     ? {
       serviceManager,
       serviceLabel,
-      providerBinary: adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false).command,
+      providerBinary: adapterCommand(adapter).command,
       providerSubcommand: null
     }
     : { serviceManager, serviceLabel, providerBinary: providerBin ?? "macprovider-cli", providerSubcommand: "serve" }

@@ -30,6 +30,10 @@ export const knobsJson = (k: Knobs, adapter: ProviderAdapter): KnobsJson => ({
   ...(adapter.hasThreads ? { threads: k.threads } : {})
 })
 
+/** The operator's command line for a recommendation (SPEC F-1): no port, no `--no-join`. Units: tokens. */
+export const serveCommandOf = (adapter: ProviderAdapter, rec: Recommended, targetContext: number, maxTokens: number): string =>
+  adapter.serveCommand({ model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext, maxTokens })
+
 /** Everything a run's document is built from. */
 export interface RunSummary {
   readonly runId: string
@@ -81,13 +85,7 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       tps_median: rec.outcome.tpsMedian,
       ttft_p95_ms: rec.outcome.ttftP95Ms,
       replicates: rec.outcome.replicates,
-      serve_command: s.adapter.serveCommand({
-        model: rec.candidate.model,
-        port: null,
-        knobs: rec.knobs,
-        targetContext: s.targetContext,
-        maxTokens: s.maxTokens
-      })
+      serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.maxTokens)
     }),
     alternates,
     infeasible: s.rejected.map((r) => ({ model: r.candidate.id, rank: r.candidate.rank, reason: r.reason })),
