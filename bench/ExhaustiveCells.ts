@@ -13,8 +13,11 @@ import { describeKnobs } from "../src/domain/Knobs.js"
 import { llamaServer } from "../src/providers/LlamaServer.js"
 import { CandidateProvider } from "../src/services/CandidateProvider.js"
 import { resolveCandidates } from "../src/steps/Candidates.js"
-import type { Calibration } from "../src/steps/Prompt.js"
-import { runTrial, type TrialOutcome, type TrialSettings } from "../src/steps/RunTrial.js"
+import type { Calibration } from "../src/domain/Prompt.js"
+import type { TrialOutcome } from "../src/domain/Trial.js"
+import { notesOf } from "../src/domain/Verdict.js"
+import { Exec } from "../src/services/Exec.js"
+import { runTrial, type TrialSettings } from "../src/steps/RunTrial.js"
 
 /** One cell's cost and verdict. Times ms. */
 export interface CellCost {
@@ -26,7 +29,7 @@ export interface CellCost {
   readonly probeMs: number
 }
 
-/** The tune's settings the cells are run with (as TuneCommand derives them). Units: tokens, ms. */
+/** The tune's settings the cells are run with (as planFromFlags derives them). Units: tokens, ms. */
 export interface CellSettings {
   readonly model: string
   readonly axes: Axes
@@ -46,13 +49,14 @@ export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<Rea
   Effect.runPromise(
     Effect.gen(function*() {
       const [candidate] = yield* resolveCandidates([s.model], "llama-server")
-      // As TuneCommand builds them from the tune's flags (defaults where the bench passes none).
+      // As planFromFlags builds them from the tune's flags (defaults where the bench passes none).
       const settings: TrialSettings = {
-        adapter: llamaServer(binary),
+        // Asked for its optional flags, as the tune asks it before its first candidate.
+        adapter: yield* llamaServer(binary).probe,
         targetContext: s.targetContext,
         maxTokens: s.maxTokens,
         gateTtftMs: s.gateTtftMs,
-        // TuneCommand's default: the gate + 120 s.
+        // planFromFlags's default: the gate + 120 s.
         requestTimeoutMs: (Math.ceil(s.gateTtftMs / 1000) + 120) * 1000,
         readyTimeoutMs: 300_000,
         logDir: s.logDir,
@@ -66,13 +70,13 @@ export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<Rea
         calibration ??= o.calibration
         out.push({
           knobs: describeKnobs(knobs),
-          fits: o.reason === null,
-          reason: o.reason,
+          fits: o.verdict._tag === "Fits",
+          reason: notesOf(o.verdict),
           loadMs: o.phases.loadMs ?? 0,
           preWarmMs: o.phases.preWarmMs ?? 0,
           probeMs: o.phases.probeMs ?? 0
         })
       }
       return out
-    }).pipe(Effect.provide(CandidateProvider.Default.pipe(Layer.provideMerge(NodeHttpClient.layerUndici))))
+    }).pipe(Effect.provide(Layer.mergeAll(CandidateProvider.Default, Exec.Default).pipe(Layer.provideMerge(NodeHttpClient.layerUndici))))
   )

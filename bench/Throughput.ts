@@ -6,7 +6,7 @@
  */
 import * as path from "node:path"
 import { median } from "../src/domain/Stats.js"
-import { promptOfWords } from "../src/steps/Prompt.js"
+import { promptOfWords } from "../src/domain/Prompt.js"
 import { type ChatMeasure, streamChat } from "./ChatStream.js"
 import { type ServerKind, startServer } from "./Servers.js"
 

@@ -6,7 +6,7 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
-import { findExecutable, findLlamaServer } from "../src/services/Executables.js"
+import { findExecutable, findLlamaServer } from "../src/system/Executables.js"
 
 /** The repository root. */
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..")

@@ -11,7 +11,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
-import { embedded, formatParams, ProviderLive, type Rejected, resolveCandidates, stage1 } from "llm-autotune"
+import { embedded, formatParams, notesOf, ProviderLive, type Rejected, resolveCandidates, stage1 } from "llm-autotune"
 
 const flag = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -37,7 +37,7 @@ const program = Effect.gen(function*() {
     },
     candidates,
     flag("replicates", 3),
-    (c, o) => Effect.sync(() => void (o.reason === null ? undefined : failed.push({ candidate: c, reason: o.reason })))
+    (c, o) => Effect.sync(() => void (o.verdict._tag === "Fits" ? undefined : failed.push({ candidate: c, verdict: o.verdict })))
   )
   yield* Console.log(
     `biggest fit: ${chosen.candidate.id} (${formatParams(chosen.candidate.paramCount)}), ` +
@@ -46,7 +46,7 @@ const program = Effect.gen(function*() {
   const size = chosen.candidate.paramCount ?? 0
   for (const r of failed) {
     const larger = (r.candidate.paramCount ?? 0) > size
-    yield* Console.log(`  ${larger ? "larger" : "tried first"}, failed: ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
+    yield* Console.log(`  ${larger ? "larger" : "tried first"}, failed: ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${notesOf(r.verdict)}`)
   }
 }).pipe(
   Effect.catchTag("AllInfeasible", (e) =>

@@ -20,6 +20,7 @@ import {
   findLlamaServer,
   Knobs,
   llamaServer,
+  notesOf,
   type ProviderAdapter,
   ProviderLive,
   runTrial,
@@ -51,7 +52,7 @@ const program = Effect.gen(function*() {
     threads: num("threads", os.availableParallelism())
   })
   const targetContext = num("target-context", 1024)
-  const candidate = { id: model, model: path.resolve(model), rank: 1, paramCount: null, ggufFile: true }
+  const candidate = { id: model, model: path.resolve(model), rank: 1, paramCount: null, ggufFile: true, fileBytes: null }
   const trialOn = (adapter: ProviderAdapter) =>
     runTrial(
       {
@@ -72,7 +73,8 @@ const program = Effect.gen(function*() {
     )
   // One after the other, never at once: they would share the cores.
   const rows: Array<readonly [string, TrialOutcome]> = []
-  for (const adapter of [embedded(null), llamaServer(lookup.found)]) rows.push([adapter.name, yield* trialOn(adapter)])
+  // llama-server's adapter asks its binary which optional flags it has (`probe`) before it starts.
+  for (const adapter of [embedded(null), yield* llamaServer(lookup.found).probe]) rows.push([adapter.name, yield* trialOn(adapter)])
   yield* Console.log(`${model}, ${describeKnobs(knobs)}, ${targetContext} tokens of context`)
   yield* Console.log(
     `${"provider".padEnd(14)}${"tok/s".padStart(10)}${"TTFT med".padStart(10)}${"TTFT p95".padStart(10)}` +
@@ -81,7 +83,7 @@ const program = Effect.gen(function*() {
   for (const [name, o] of rows) {
     yield* Console.log(
       `${name.padEnd(14)}${cell(o.tpsMedian)}${cell(o.ttftMedianMs, 0)}${cell(o.ttftP95Ms, 0)}` +
-        `${cell(o.server.promptTps)}${cell(o.server.decodeTps)}  ${o.reason ?? "fits"}`
+        `${cell(o.server.promptTps)}${cell(o.server.decodeTps)}  ${notesOf(o.verdict) ?? "fits"}`
     )
   }
 }).pipe(

@@ -30,6 +30,7 @@ import {
   Knobs,
   llamaServer,
   macProvider,
+  notesOf,
   type ProviderAdapter,
   ProviderLive,
   RecommendationJson,
@@ -116,7 +117,10 @@ const loadRecipe = Effect.gen(function*() {
 
 const program = Effect.gen(function*() {
   const { inputs, measuredAs, recommendation: rec } = yield* loadRecipe
-  const { adapter, maxTokens, model } = launchOf(rec)
+  const launch = launchOf(rec)
+  const { maxTokens, model } = launch
+  // Asks the binary what it accepts (llama-server's optional flags), as a tune does before it starts candidates.
+  const adapter = yield* launch.adapter.probe
   const isFile = fs.statSync(model, { throwIfNoEntry: false })?.isFile() === true
   if (adapter.name !== "macprovider" && !isFile) {
     return yield* new UsageError({ flag: "json", message: `the recipe's model file ${model} does not exist here` })
@@ -152,7 +156,7 @@ const program = Effect.gen(function*() {
       estimate: false,
       memoryLimitGiB: null
     },
-    { id: rec.model, model, rank: 1, paramCount: null, ggufFile: isFile },
+    { id: rec.model, model, rank: 1, paramCount: null, ggufFile: isFile, fileBytes: isFile ? fs.statSync(model).size : null },
     knobs,
     replicates,
     null
@@ -165,8 +169,8 @@ const program = Effect.gen(function*() {
       `  then: ${rec.tps_median?.toFixed(1)} tok/s, TTFT p95 ${rec.ttft_p95_ms?.toFixed(0)} ms over ${rec.replicates}\n` +
       `  now:  ${outcome.tpsMedian?.toFixed(1) ?? "n/a"} tok/s (${moved}), TTFT p95 ${outcome.ttftP95Ms?.toFixed(0) ?? "n/a"} ms over ${outcome.samples.length}`
   )
-  if (outcome.reason !== null) {
-    yield* Console.error(`FAILED: the recipe no longer passes: ${outcome.reason}`)
+  if (outcome.verdict._tag !== "Fits") {
+    yield* Console.error(`FAILED: the recipe no longer passes: ${notesOf(outcome.verdict)}`)
     process.exitCode = 1
   } else {
     yield* Console.log("OK: the recipe still passes the gate")

@@ -1,28 +1,32 @@
 /**
- * The live layers of the library (issue "library surface"): Node platform
- * services and the project's services on them. The CLI (bin.ts) and scripts
- * use the same layers.
+ * The live layers: Node platform services, and the project's services on
+ * them. bin.ts provides `AutotuneLive` to every command; library scripts use
+ * the same layers.
  */
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Layer } from "effect"
 import { CandidateProvider } from "./services/CandidateProvider.js"
-import { TrialStore } from "./services/TrialStore.js"
+import { Exec } from "./services/Exec.js"
+import { ProcessTable } from "./services/ProcessTable.js"
+import { ServiceManager } from "./services/ServiceManager.js"
 
 /** Node platform services: FileSystem, Path, CommandExecutor, Terminal (NodeContext) and an undici HttpClient. */
 export const PlatformLive = Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici)
 
 /**
- * CandidateProvider (scoped provider processes, SPEC E-3/E-4) with the
- * platform services it needs, and those services too (HttpClient for probes,
- * FileSystem for apply). Enough for Stage 1, Stage 2 and probes without SQLite.
+ * CandidateProvider (scoped provider processes, SPEC E-3/E-4) and Exec (the
+ * process seam) with the platform services they need, and those services too
+ * (HttpClient for probes, FileSystem for apply). Enough for Stage 1, Stage 2
+ * and probes.
  */
-export const ProviderLive = CandidateProvider.Default.pipe(Layer.provideMerge(PlatformLive))
+export const ProviderLive = Layer.mergeAll(CandidateProvider.Default, Exec.Default).pipe(Layer.provideMerge(PlatformLive))
 
 /**
- * Everything `tune` needs, in one layer: TrialStore on the SQLite file
- * `dbPath` (created and migrated on open, SPEC S-1..S-3), CandidateProvider,
- * HttpClient and FileSystem. Building it fails with StoreFailed when the
- * database cannot be opened or migrated.
+ * Everything `tune` needs, in one layer: ProviderLive, plus the operator's
+ * service manager and the process table (pre-flight and drain, SPEC E-1,
+ * E-2). The trial store is not in it: `tune` opens the plan's database
+ * itself once it holds the run's locks.
  */
-export const AutotuneLive = (dbPath: string) =>
-  Layer.mergeAll(TrialStore.layer(dbPath), CandidateProvider.Default).pipe(Layer.provideMerge(PlatformLive))
+export const AutotuneLive = Layer.mergeAll(ProviderLive, ServiceManager.Default, ProcessTable.Default).pipe(
+  Layer.provideMerge(PlatformLive)
+)

@@ -1,14 +1,15 @@
 /**
- * Process entry of `autotune`: provides the platform services once, logs to
+ * Process entry of `autotune`: provides the live services once (Live.ts `AutotuneLive`), logs to
  * stderr (stdout carries results only) and turns the program's Exit into the
  * exit code of its exit_reason (SPEC H-2; 130 on interrupt, STYLE pitfall 1;
  * 75 for a run lock held by another run, `exitCodeOf`).
  */
-import { NodeContext, NodeHttpClient, NodeRuntime } from "@effect/platform-node"
+import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Logger, Schema } from "effect"
 import { run } from "./Cli.js"
 import { AutotuneError } from "./domain/AutotuneError.js"
 import { exitCodeOf } from "./domain/ExitReason.js"
+import { AutotuneLive } from "./Live.js"
 
 const isAutotuneError = Schema.is(AutotuneError)
 
@@ -21,8 +22,7 @@ run(process.argv).pipe(
         ? (isAutotuneError(o.value) ? Console.error(`autotune: ${o.value.message}`) : Effect.void)
         : Console.error(`autotune: internal error\n${Cause.pretty(cause)}`))),
   Effect.provide([
-    NodeContext.layer,
-    NodeHttpClient.layerUndici,
+    AutotuneLive,
     Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false }))
   ]),
   NodeRuntime.runMain({

@@ -1,10 +1,10 @@
 /**
- * The library entry point of llm-autotune (`import { … } from "llm-autotune"`).
- *
- * Every pipeline step is an Effect with typed errors; compose them in your own
- * scripts and provide `ProviderLive` (steps that start providers and probe)
- * or `AutotuneLive(dbPath)` (the whole `tune`, with SQLite). The CLI uses
- * these same exports. The rule ids (A-1, D-2, F-3, …) refer to the SPEC.
+ * The library entry point of llm-autotune (`import { … } from "llm-autotune"`):
+ * the documented surface, and nothing else (the modules behind it are internal
+ * and may change). Every pipeline step is an Effect with typed errors; compose
+ * them in your own scripts and provide `ProviderLive` (steps that start
+ * providers and probe) or `AutotuneLive` (the whole `tune`). The CLI uses
+ * these same exports. The rule ids (A-1, D-2, F-3, …) refer to docs/SPEC.md.
  *
  * @example
  * import { Effect } from "effect"
@@ -16,10 +16,11 @@
  */
 
 // ---- the whole run ---------------------------------------------------------
-export { type ApplyPlan, planInputs, tune, type TunePlan } from "./Pipeline.js"
+export { tune } from "./Pipeline.js"
+export { type ApplyPlan, type LifecyclePlan, planInputs, type TunePlan, validatePlan } from "./TunePlan.js"
 export { AutotuneLive, PlatformLive, ProviderLive } from "./Live.js"
 
-// ---- steps -----------------------------------------------------------------
+// ---- steps, in pipeline order ----------------------------------------------
 export {
   conflicting,
   describeFindings,
@@ -29,65 +30,41 @@ export {
   type PreflightOptions,
   preflightOptionsFor
 } from "./steps/Preflight.js"
-export { holdSignals } from "./HoldSignals.js"
 export { drain, DRAIN_GRACE } from "./steps/Drain.js"
 export { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
-export { modelParamCount, paramCountFromHfConfig } from "./steps/ModelSize.js"
-export { binaryVersion, machineOf, physicalCores } from "./steps/MachineInfo.js"
-export {
-  availableMemoryBytes,
-  EstimateUnavailable,
-  estimatedReason,
-  estimateMemory,
-  type EstimateOptions,
-  isEstimatedSkip,
-  MemoryEstimate
-} from "./steps/MemoryEstimate.js"
 export { preWarm, type PreWarmResult, type PreWarmSpec } from "./steps/PreWarm.js"
-export { classifyPreWarmFailure, type FailureKind, INTEGRITY_MARKERS, type IntegrityMarker } from "./steps/PreWarmFailure.js"
-export { probeOnce, type ProbeRequest, type ProbeSample, STOP_TOKENS } from "./steps/Probe.js"
-export { type Calibration, calibrate, promptOfWords, wordsForTokens } from "./steps/Prompt.js"
-export { runTrial, type TrialOutcome, type TrialSettings } from "./steps/RunTrial.js"
-export {
-  abortOnIntegrity,
-  allInfeasibleMessage,
-  bySizeAscending,
-  type Chosen,
-  formatParams,
-  type Rejected,
-  stage1
-} from "./steps/Stage1.js"
-export { type CellScore, type ClimbCell, hillClimb, isNewBest } from "./steps/HillClimb.js"
-export { buildDocument, knobsJson, type Recommended, renderBlock, type RunSummary } from "./steps/Recommend.js"
-export {
-  type ApplyRequest,
-  type ApplyResult,
-  applyRecommendation,
-  checkApplyTarget,
-  defaultConfigPath,
-  editConfigText,
-  OWNED_KEYS,
-  type OwnedKey,
-  type OwnedValues
-} from "./steps/Apply.js"
-export { restartInstructions } from "./steps/RestartHint.js"
-export { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
-export { bestSoFarSeries, renderReport, type ReportInput, winnerIndex } from "./report/ReportHtml.js"
-export { report, type ReportFlags } from "./ReportCommand.js"
+export { probeOnce, type ProbeRequest, STOP_TOKENS } from "./steps/Probe.js"
+export { runTrial, type TrialSettings } from "./steps/RunTrial.js"
+export { abortOnIntegrity, allInfeasibleMessage, type Chosen, type Rejected, stage1 } from "./steps/Stage1.js"
+export { type ClimbCell, gridSearch, type MeasuredCell, stage2 } from "./steps/Stage2.js"
+export { buildDocument, knobsJson, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
+export { type ApplyRequest, type ApplyResult, applyRecommendation, checkApplyTarget, defaultConfigPath } from "./steps/Apply.js"
+export { report, type ReportFlags } from "./report/Report.js"
 export { serve } from "./serve/Serve.js"
 
 // ---- services --------------------------------------------------------------
-export { CandidateProvider, type StartOptions } from "./services/CandidateProvider.js"
+export { CandidateProvider, serverWithoutProcess, type StartOptions, type StubEvent } from "./services/CandidateProvider.js"
+export { Exec, type RunResult, SpawnFailed, stopProcess, type StopResult, type StopTarget } from "./services/Exec.js"
+export { type ProcessInfo, ProcessTable } from "./services/ProcessTable.js"
+export { type JobState, ServiceManager, type ServiceManagerKind } from "./services/ServiceManager.js"
 export { type RunEnd, type RunStart, TrialStore } from "./services/TrialStore.js"
-export { jobState, type JobState, resolveServiceManager, type ServiceManagerKind } from "./services/ServiceManager.js"
-export { acquireRunLock, runLockPaths } from "./services/RunLock.js"
-export { findExecutable, findLlamaServer } from "./services/Executables.js"
 
 // ---- providers -------------------------------------------------------------
-export { embedded, embeddedContextSize } from "./providers/Embedded.js"
-export { llamaServer, llamaServerContextSize, type LlamaServerFlags, llamaServerFlags } from "./providers/LlamaServer.js"
+export { embedded } from "./providers/Embedded.js"
+export { llamaServer, type LlamaServerFlags, llamaServerFlags } from "./providers/LlamaServer.js"
 export { macProvider } from "./providers/MacProvider.js"
-export { type LaunchSpec, type ProviderAdapter, type ProviderName, shellQuote } from "./providers/ProviderAdapter.js"
+export { type LaunchSpec, type ProviderAdapter, type ProviderName } from "./providers/ProviderAdapter.js"
+
+// ---- models ----------------------------------------------------------------
+export { estimateMemory, type EstimateOptions, EstimateUnavailable, MemoryEstimate } from "./gguf/MemoryEstimate.js"
+export { modelParamCount } from "./gguf/ModelSize.js"
+export { GgufInvalid, type ModelInfo, readModelInfo } from "./gguf/ModelInfo.js"
+export { writeSyntheticModel } from "./gguf/SyntheticModel.js"
+
+// ---- the machine -----------------------------------------------------------
+export { machineOf, physicalCores } from "./system/MachineInfo.js"
+export { findLlamaServer } from "./system/Executables.js"
+export { dataDir, defaultDbPath } from "./system/UserDirs.js"
 
 // ---- errors and exit reasons -----------------------------------------------
 export {
@@ -107,14 +84,15 @@ export {
 export { exitCode, exitCodeOf, ExitReason, fromError, fromExit } from "./domain/ExitReason.js"
 
 // ---- schemas and domain ----------------------------------------------------
-export { type Axes, cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "./domain/Axes.js"
-export type { Candidate } from "./domain/Candidate.js"
+export { type Axes, cells } from "./domain/Axes.js"
+export { type Candidate, formatParams } from "./domain/Candidate.js"
+export { editConfigText, OWNED_KEYS, type OwnedKey, type OwnedValues } from "./domain/ConfigYaml.js"
 export { describeKnobs, Knobs, KvBits } from "./domain/Knobs.js"
+export { type CellScore, isNewBest } from "./domain/NewBest.js"
 export { canonicalJson, recipeHash, type RecipeHashInput } from "./domain/RecipeHash.js"
 export { RunRow } from "./domain/Run.js"
 export type { ProcessExit, RunningServer } from "./domain/RunningServer.js"
-export { median, percentile } from "./domain/Stats.js"
-export { TrialRow } from "./domain/Trial.js"
+export { type ProbeSample, type TrialOutcome, TrialRow } from "./domain/Trial.js"
 export {
   encodeTuneDocument,
   InfeasibleJson,
@@ -125,6 +103,4 @@ export {
   SPEC_VERSION,
   TuneDocument
 } from "./domain/TuneDocument.js"
-export { cacheDir, dataDir, defaultDbPath } from "./domain/UserDirs.js"
-export { readModelInfo, GgufInvalid, type ModelInfo } from "./gguf/ModelInfo.js"
-export { writeSyntheticModel } from "./gguf/SyntheticModel.js"
+export { notesOf, type ProbeFailure, Verdict, type VerdictTag } from "./domain/Verdict.js"

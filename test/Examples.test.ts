@@ -12,6 +12,13 @@ import { type CliResult, runCli, tempDir } from "./support/cli.js"
 import { llamaServerBin } from "./support/llamaCpp.js"
 import { mediumModelPath, repoRoot, smallModelPath, tinyModelPath, unknownArchitectureCopy } from "./support/models.js"
 
+/**
+ * Bound of one example test: each runs real tunes and scripts (each killed by its
+ * own timer: 240 s per CLI run, 180 s per script), so the bound is theirs, not
+ * the suite's 120 s default, which a slower CI machine once ran out of.
+ */
+const EXAMPLE_TIMEOUT_MS = 600_000
+
 /** Runs `examples/<name>.ts <args>` with tsx, as `npx tsx` would. */
 const runExample = (name: string, args: ReadonlyArray<string>, env: Record<string, string> = {}): Promise<CliResult> =>
   new Promise((resolve, reject) => {
@@ -33,7 +40,7 @@ const runExample = (name: string, args: ReadonlyArray<string>, env: Record<strin
   })
 
 describe("examples: scripts over the library entry point (issue: library surface)", () => {
-  it("A-1 biggest-fit.ts keeps the given order, names the first that fits and why each larger one failed; exit 2 when none does", async () => {
+  it("A-1 biggest-fit.ts keeps the given order, names the first that fits and why each larger one failed; exit 2 when none does", { timeout: EXAMPLE_TIMEOUT_MS }, async () => {
     const common = ["--target-context", "256", "--max-tokens", "8", "--replicates", "1"]
     const r = await runExample("biggest-fit", [...common, smallModelPath(), tinyModelPath()])
     expect(r.code, r.stderr).toBe(0)
@@ -50,7 +57,15 @@ describe("examples: scripts over the library entry point (issue: library surface
     expect(none.stdout).toMatch(/nothing fits: every candidate is infeasible; even .*synth-15M.*TTFT .*> 1 ms gate/)
   })
 
-  it("F-2 verify-recipe.ts re-checks a recipe; it fails with the reason when the model file was replaced by a larger one", async () => {
+  // verify-recipe, in three steps that share one recipe (each a test of its own, so a slow
+  // machine spends its time budget per step): tune it, verify it, then replace its model.
+  const recipe: { dir?: string; model?: string; runId?: string; docFile?: string; gate?: number } = {}
+  const needRecipe = () => {
+    if (recipe.docFile === undefined) throw new Error("the recipe step above failed; nothing to verify")
+    return recipe as Required<typeof recipe>
+  }
+
+  it("F-2 verify-recipe.ts: a recipe tuned with the gate between two models' measured TTFTs", { timeout: EXAMPLE_TIMEOUT_MS }, async () => {
     const dir = tempDir()
     const model = Path.join(dir, "recipe-model.gguf")
     Fs.copyFileSync(tinyModelPath(), model)
@@ -72,31 +87,37 @@ describe("examples: scripts over the library entry point (issue: library surface
     const doc = JSON.parse(gated.stdout) as { run_id: string }
     const docFile = Path.join(dir, "recipe.json")
     Fs.writeFileSync(docFile, gated.stdout)
+    Object.assign(recipe, { dir, model, runId: doc.run_id, docFile, gate })
+  })
 
+  it("F-2 verify-recipe.ts re-checks the recipe from its JSON document and from its run id: it still passes", { timeout: EXAMPLE_TIMEOUT_MS }, async () => {
+    const { dir, docFile, runId } = needRecipe()
     // The reply length, provider and model file come from the recipe itself.
     const ok = await runExample("verify-recipe", ["--json", docFile])
     expect(ok.code, ok.stderr).toBe(0)
     expect(ok.stdout).toContain("OK: the recipe still passes the gate")
     expect(ok.stdout).toMatch(/now: +\d+\.\d tok\/s \([+-]?\d+\.\d %\)/)
     // The same recipe from the SQLite file, by run id.
-    const fromDb = await runExample("verify-recipe", ["--db", Path.join(dir, "runs.db"), "--run", doc.run_id])
+    const fromDb = await runExample("verify-recipe", ["--db", Path.join(dir, "runs.db"), "--run", runId])
     expect(fromDb.code, fromDb.stderr).toBe(0)
+    const missing = await runExample("verify-recipe", ["--db", Path.join(dir, "nope.db"), "--run", "x"])
+    expect(missing.code).toBe(64)
+  })
 
+  it("F-2 verify-recipe.ts fails with the reason when the model file was replaced by a larger one", { timeout: EXAMPLE_TIMEOUT_MS }, async () => {
+    const { dir, docFile, gate, model, runId } = needRecipe()
     Fs.copyFileSync(mediumModelPath(), model) // an upgrade swapped in a bigger model at the same path
     // From the run: the file is no longer the one measured, whatever its speed.
-    const changed = await runExample("verify-recipe", ["--db", Path.join(dir, "runs.db"), "--run", doc.run_id])
+    const changed = await runExample("verify-recipe", ["--db", Path.join(dir, "runs.db"), "--run", runId])
     expect(changed.code).toBe(1)
     expect(changed.stderr).toMatch(/FAILED: the recipe's model file changed since it was measured: 14\.\dM, \d+ bytes → 1\d\d(\.\d)?M/)
     // From the JSON document (no file size in it): the re-probe misses the gate.
     const bad = await runExample("verify-recipe", ["--json", docFile])
     expect(bad.code).toBe(1)
     expect(bad.stderr).toMatch(new RegExp(`FAILED: the recipe no longer passes: TTFT .*> ${gate} ms gate`))
-
-    const missing = await runExample("verify-recipe", ["--db", Path.join(dir, "nope.db"), "--run", "x"])
-    expect(missing.code).toBe(64)
   })
 
-  it("E-5 compare-providers.ts runs the same model and knobs on embedded and llama-server side by side", async () => {
+  it("E-5 compare-providers.ts runs the same model and knobs on embedded and llama-server side by side", { timeout: EXAMPLE_TIMEOUT_MS }, async () => {
     const r = await runExample("compare-providers", [
       "--model", tinyModelPath(), "--llama-server", llamaServerBin(), "--target-context", "256", "--max-tokens", "16",
       "--replicates", "2", "--threads", "2"

@@ -6,31 +6,41 @@
 import { NodeContext } from "@effect/platform-node"
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Exit, Fiber, Layer, Ref, TestClock } from "effect"
-import { BudgetExhausted } from "../src/domain/AutotuneError.js"
-import type { Candidate } from "../src/domain/Candidate.js"
-import { Machine } from "../src/domain/TuneDocument.js"
-import { tune, type TunePlan } from "../src/Pipeline.js"
-import { TrialStore } from "../src/services/TrialStore.js"
 import * as Path from "node:path"
+import { BudgetExhausted } from "../src/domain/AutotuneError.js"
+import { tune } from "../src/Pipeline.js"
+import type { StubEvent } from "../src/services/CandidateProvider.js"
+import { Exec } from "../src/services/Exec.js"
+import { ProcessTable } from "../src/services/ProcessTable.js"
+import { ServiceManager } from "../src/services/ServiceManager.js"
+import type { TunePlan } from "../src/TunePlan.js"
 import { tempDir } from "./support/cli.js"
-import { fakeHttp, fakeProvider, simulatedSettings } from "./support/simulatedProvider.js"
 import { readRows } from "./support/db.js"
+import { fakeHttp, fakeProvider, simulatedSettings, startsAndStops } from "./support/simulatedProvider.js"
 
-
-const cand = (id: string, rank: number, paramCount: number): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false })
-
-const plan = (candidates: ReadonlyArray<Candidate>, budgetMs: number | null): TunePlan => ({
-  ...simulatedSettings,
-  candidates,
-  stage1Replicates: 3,
-  stage2Replicates: 3,
-  axes: { kvBits: [null, 8, 4], maxContext: [100], maxBatch: [1], threads: [] },
-  tpsTieEpsilon: 0.1,
-  machine: new Machine({ ram_gb: 24, chip: "test", os_version: "test", binary_version: null }),
-  json: true,
-  budgetMs,
-  apply: null
-})
+/** The plan of a simulated tune (ids carry their size: slow-8b, fast-1b), its database in a fresh temp dir. */
+const plan = (candidateIds: ReadonlyArray<string>, budgetMs: number | null): TunePlan => {
+  const dir = tempDir()
+  return {
+    ...simulatedSettings,
+    candidateIds,
+    demoLadderDir: null,
+    stage1Replicates: 3,
+    stage2Replicates: 3,
+    axes: { kvBits: [null, 8, 4], maxContext: [100], maxBatch: [1], threads: [] },
+    tpsTieEpsilon: 0.1,
+    json: true,
+    budgetMs,
+    dbPath: Path.join(dir, "runs.db"),
+    dataDir: dir,
+    lifecycle: {
+      preflight: { serviceManager: "none", serviceLabel: "test", providerBinary: "fake", providerSubcommand: "serve" },
+      drain: false,
+      restartForeground: false
+    },
+    apply: null
+  }
+}
 
 interface RunRow {
   exit_reason: string
@@ -42,12 +52,16 @@ interface RunRow {
 /** Runs `tune` forked, advances the test clock by `advanceS`, and returns its exit, rows and start/stop counts. */
 const runWithClock = (p: TunePlan, advanceS: number) =>
   Effect.gen(function*() {
-    const started = yield* Ref.make(0)
-    const stopped = yield* Ref.make(0)
-    const db = Path.join(tempDir(), "runs.db")
-    const layer = Layer.mergeAll(TrialStore.layer(db), fakeProvider(started, stopped), fakeHttp).pipe(
-      Layer.provideMerge(NodeContext.layer)
-    )
+    const journal = yield* Ref.make<ReadonlyArray<StubEvent>>([])
+    const db = p.dbPath
+    // A quiet machine (no service job, no provider process); Exec is live: the provider binary "fake" has no --version.
+    const layer = Layer.mergeAll(
+      fakeProvider(journal),
+      fakeHttp,
+      ServiceManager.Stub("none", { _tag: "Absent" }),
+      ProcessTable.Stub([]),
+      Exec.Default
+    ).pipe(Layer.provideMerge(NodeContext.layer))
     return yield* Effect.gen(function*() {
       const fiber = yield* Effect.fork(tune(p))
       yield* TestClock.adjust(`${advanceS} seconds`)
@@ -57,7 +71,7 @@ const runWithClock = (p: TunePlan, advanceS: number) =>
         readRows<{ stage: number; model: string; kept: number; kv_bits: number | null }>(db,
           "SELECT stage, model, kept, kv_bits FROM tune_trials ORDER BY trial_id")
       )
-      return { exit, run: runs[0]!, trials, started: yield* Ref.get(started), stopped: yield* Ref.get(stopped) }
+      return { exit, run: runs[0]!, trials, ...startsAndStops(yield* Ref.get(journal)) }
     }).pipe(Effect.provide(layer))
   })
 
@@ -65,7 +79,7 @@ describe("budget (SPEC H-3) through the pipeline, under TestClock", () => {
   it.effect("H-3 expiry mid-Stage-1: budget_exhausted, no recommendation, the running provider stopped", () =>
     Effect.gen(function*() {
       // slow-8b: 1 pre-warm short + 1 full + 3 probes = 20 s; the 10 s budget cuts its trial.
-      const r = yield* runWithClock(plan([cand("slow-8b", 1, 8e9), cand("fast-1b", 2, 1e9)], 10_000), 60)
+      const r = yield* runWithClock(plan(["slow-8b", "fast-1b"], 10_000), 60)
       expect(r.exit).toEqual(Exit.fail(new BudgetExhausted({ budgetMs: 10_000, message: "the --max-duration budget of 10 s ran out" })))
       expect(r.run).toMatchObject({ exit_reason: "budget_exhausted", partial: 0, recommendation_json: null })
       expect(r.run.ended_at).not.toBeNull()
@@ -78,7 +92,7 @@ describe("budget (SPEC H-3) through the pipeline, under TestClock", () => {
     Effect.gen(function*() {
       // fast-1b: Stage 1 = 2 warm-ups of 1 s + 3 probes of 1.2 s (0–5.6 s); cell unset = 1 + 3 × 1.2 s (to 10.2 s),
       // cell 8 = 1 + 3 × 1.1 s (to 14.5 s): a 16 s budget cuts cell 4-bit, the third.
-      const r = yield* runWithClock(plan([cand("fast-1b", 1, 1e9)], 16_000), 60)
+      const r = yield* runWithClock(plan(["fast-1b"], 16_000), 60)
       expect(r.exit._tag).toBe("Failure")
       expect(r.run).toMatchObject({ exit_reason: "budget_exhausted", partial: 1 })
       const rec = JSON.parse(r.run.recommendation_json!)
@@ -94,7 +108,7 @@ describe("budget (SPEC H-3) through the pipeline, under TestClock", () => {
 
   it.effect("H-3 a budget that is not reached changes nothing: ok, not partial", () =>
     Effect.gen(function*() {
-      const r = yield* runWithClock(plan([cand("fast-1b", 1, 1e9)], 600_000), 600)
+      const r = yield* runWithClock(plan(["fast-1b"], 600_000), 600)
       expect(r.exit).toEqual(Exit.void)
       expect(r.run).toMatchObject({ exit_reason: "ok", partial: 0 })
       expect(r.trials.filter((t) => t.stage === 2)).toHaveLength(3)

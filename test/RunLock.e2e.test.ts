@@ -3,7 +3,8 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { macProvider } from "../src/providers/MacProvider.js"
-import { dbLockPath, providerLockPath } from "../src/services/RunLock.js"
+import { adapterBinary } from "../src/providers/ProviderAdapter.js"
+import { dbLockPath, providerLockPath } from "../src/system/RunLock.js"
 import { runCli, sleep, startCli, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot } from "./support/models.js"
@@ -31,8 +32,8 @@ const env = (dir: string) => ({ XDG_DATA_HOME: dir })
 const locksOf = (dir: string) => [
   dbLockPath(Path.join(dir, "runs.db")),
   process.platform === "darwin"
-    ? providerLockPath(macProvider(fakeIn(dir)))
-    : providerLockPath(macProvider(fakeIn(dir)), Path.join(dir, "llm-autotune"))
+    ? providerLockPath(adapterBinary(macProvider(fakeIn(dir))))
+    : providerLockPath(adapterBinary(macProvider(fakeIn(dir))), Path.join(dir, "llm-autotune"))
 ]
 const holderPid = (lockPath: string) => (JSON.parse(Fs.readFileSync(lockPath, "utf8")) as { pid: number }).pid
 

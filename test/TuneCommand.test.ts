@@ -4,7 +4,7 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
-import { freePort } from "../src/services/Ports.js"
+import { freePort } from "../src/system/Ports.js"
 import { cliPath, runCli, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, smallModelPath, tinyModelPath } from "./support/models.js"
@@ -62,6 +62,22 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
     expect(r.stdout.indexOf(smallModelPath())).toBeLessThan(r.stdout.indexOf(tinyModelPath()))
     expect(r.stdout).toContain("= 4 cell(s)")
     expect(Fs.existsSync(db)).toBe(false)
+    expect(Fs.readdirSync(dir)).toEqual([])
+  })
+
+  it("H-5 a dry run on llama-server starts no process: its binary is not even asked for --help or --version", async () => {
+    const dir = tempDir()
+    const work = tempDir()
+    const marker = Path.join(work, "ran")
+    const bin = Path.join(work, "llama-server")
+    Fs.writeFileSync(bin, `#!/bin/sh\necho "$@" >> '${marker}'\necho usage: --cache-ram\n`, { mode: 0o755 })
+    const r = await runCli([
+      "tune", "--dry-run", "--provider", "llama-server", "--provider-bin", bin, "--candidate-models", tinyModelPath(),
+      "--db-path", Path.join(dir, "runs.db")
+    ], { env: env(dir) })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toContain("provider:        llama-server")
+    expect(Fs.existsSync(marker)).toBe(false)
     expect(Fs.readdirSync(dir)).toEqual([])
   })
 

@@ -29,7 +29,7 @@ export class ProviderConflict extends Schema.TaggedError<ProviderConflict>()("Pr
 
 /**
  * Another live `autotune tune` holds a run lock on the same database or
- * provider (issue "one run at a time"; `services/RunLock.ts`). exit_reason
+ * provider (issue "one run at a time"; `system/RunLock.ts`). exit_reason
  * `provider_conflict` (SPEC H-2 has no closer reason), but exit code 75,
  * EX_TEMPFAIL (sysexits.h): retrying later can succeed. `holderPid` is the
  * pid recorded in the lock file at `lockPath`; `message` names both.

@@ -1,6 +1,6 @@
 import { Effect } from "effect"
 import { UsageError } from "./AutotuneError.js"
-import { Knobs, type KvBits } from "./Knobs.js"
+import { Knobs, type KvBits, parseKvBits } from "./Knobs.js"
 
 /** Parsed Stage 2 axes (SPEC B-1). Each array is non-empty; maxContext is sorted ascending. */
 export interface Axes {
@@ -42,8 +42,7 @@ const positiveInt = (s: string): number | undefined => (/^[0-9]+$/.test(s) && Nu
 
 /** `--kv-bits-axis`: cells from {4, 8, unset}; default `unset` only (no kv-bits prior, SPEC B-1). */
 export const parseKvBitsAxis = (raw: string) =>
-  splitStrict<KvBits>("kv-bits-axis", raw, (s) => (s === "4" ? 4 : s === "8" ? 8 : s === "unset" ? null : undefined),
-    "4, 8 or unset")
+  splitStrict<KvBits>("kv-bits-axis", raw, parseKvBits, "4, 8 or unset")
 
 /**
  * `--max-context-axis`: absolute caps in tokens, each a positive integer ≥ targetContext,

@@ -13,4 +13,20 @@ export interface Candidate {
   readonly paramCount: number | null
   /** True when `model` is a local GGUF file (the embedded provider's files, or a `.gguf` path), whose header is checked before every load (SPEC D-2). */
   readonly ggufFile: boolean
+  /**
+   * Size of the model file in bytes when `model` is a local file, read once when
+   * the candidate is resolved (recorded with each trial as `model_bytes`, so a
+   * recipe can be re-checked against the file it names); null for a model id.
+   */
+  readonly fileBytes: number | null
 }
+
+/** Formats a parameter count: 1.1B, 130M; "size unknown" for null. */
+export const formatParams = (n: number | null): string =>
+  n === null ? "size unknown" : n >= 1e9 ? `${+(n / 1e9).toFixed(2)}B` : `${+(n / 1e6).toFixed(1)}M`
+
+/** Items ordered smallest candidate first by parameter count; unknown sizes last, then by rank (SPEC A-4). */
+export const bySizeAscending = <A extends { readonly candidate: Candidate }>(xs: ReadonlyArray<A>): Array<A> =>
+  [...xs].sort((a, b) =>
+    (a.candidate.paramCount ?? Infinity) - (b.candidate.paramCount ?? Infinity) || a.candidate.rank - b.candidate.rank
+  )

@@ -1,8 +1,28 @@
+/**
+ * The serving knobs (SPEC B-1) and their one vocabulary. Each knob has one
+ * spelling per place it appears; this file is the only home of the mapping:
+ *
+ * | knob      | Knobs field  | tune axis flag       | serve flag      | F-2 JSON / config.yaml key                       | tune_trials column | llama.cpp                       |
+ * |-----------|--------------|----------------------|-----------------|--------------------------------------------------|--------------------|---------------------------------|
+ * | KV bits   | `kvBits`     | `--kv-bits-axis`     | `--kv-bits`     | `kv_bits` / `kv_bits_override`                   | `kv_bits`          | `--cache-type-k/-v q4_0\|q8_0`  |
+ * | context   | `maxContext` | `--max-context-axis` | `--max-context` | `max_context_override` (both)                    | `max_context_cap`  | `--ctx-size` (× slots)          |
+ * | batch     | `maxBatch`   | `--max-batch-axis`   | `--max-batch`   | `max_concurrency_override` (both)                | `max_batch`        | `--parallel`                    |
+ * | threads   | `threads`    | `--threads-axis`     | `--threads`     | `threads` (JSON only; no config key, SPEC F-3)   | `threads`          | `--threads`                     |
+ */
 import { Schema } from "effect"
 
 /** KV-cache bits: 4 (q4_0), 8 (q8_0), or null = unset (provider default, f16). SPEC B-1. */
 export const KvBits = Schema.NullOr(Schema.Literal(4, 8))
 export type KvBits = typeof KvBits.Type
+
+/** KV-cache bits as the flags spell them: `4`, `8`, or `unset` for null (SPEC F-1). */
+export const kvBitsText = (b: KvBits): "4" | "8" | "unset" => (b === null ? "unset" : b === 4 ? "4" : "8")
+
+/** Parses `4`, `8` or `unset` (the inverse of kvBitsText); undefined for anything else. */
+export const parseKvBits = (s: string): KvBits | undefined => (s === "4" ? 4 : s === "8" ? 8 : s === "unset" ? null : undefined)
+
+/** ggml's name of the KV-cache type for kv-bits: `q4_0`, `q8_0`, or `f16` when unset (llama.cpp `--cache-type-k/-v`). */
+export const kvCacheType = (b: KvBits): "q4_0" | "q8_0" | "f16" => (b === 4 ? "q4_0" : b === 8 ? "q8_0" : "f16")
 
 /**
  * One Stage 2 cell: the serving knobs a provider is started with (SPEC B-1).
@@ -25,7 +45,7 @@ export class Knobs extends Schema.Class<Knobs>("Knobs")({
 /** Human form of a cell, e.g. `kv=unset ctx=2048 batch=1 threads=2` (SPEC F-1: nil kv-bits shows `unset`). */
 export const describeKnobs = (k: Knobs): string =>
   [
-    `kv=${k.kvBits ?? "unset"}`,
+    `kv=${kvBitsText(k.kvBits)}`,
     `ctx=${k.maxContext ?? "default"}`,
     `batch=${k.maxBatch ?? "default"}`,
     ...(k.threads === null ? [] : [`threads=${k.threads}`])

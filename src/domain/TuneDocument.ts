@@ -1,4 +1,5 @@
 import { Schema } from "effect"
+import { KvBits } from "./Knobs.js"
 import { ExitReason } from "./ExitReason.js"
 
 /** The SPEC version this implementation follows (F-2 `spec_version`). */
@@ -28,7 +29,7 @@ export class Inputs extends Schema.Class<Inputs>("Inputs")({
  * thread-count setting, so a macprovider recipe hashes as in any implementation.
  */
 export const KnobsJson = Schema.Struct({
-  kv_bits: Schema.NullOr(Schema.Literal(4, 8)),
+  kv_bits: KvBits,
   max_concurrency_override: Schema.NullOr(Schema.Int),
   max_context_override: Schema.NullOr(Schema.Int),
   threads: Schema.optional(Schema.NullOr(Schema.Int))

@@ -1,29 +1,30 @@
+/** The embedded provider adapter (SPEC E-5): this project's own `autotune serve`. */
+import { Effect } from "effect"
 import { fileURLToPath } from "node:url"
-import type { LaunchSpec, ProviderAdapter } from "./ProviderAdapter.js"
-import { shellQuote } from "./ProviderAdapter.js"
+import { requestContextTokens } from "../domain/Prompt.js"
+import { shellQuote } from "../domain/Shell.js"
 import { macproviderKnobArgs } from "./MacProvider.js"
-import { PROMPT_TOLERANCE } from "../steps/PromptTolerance.js"
+import { type LaunchSpec, type ProviderAdapter, versionOf } from "./ProviderAdapter.js"
+import { EMBEDDED_BINARY_VERSION } from "../system/Versions.js"
 
 /** This project's own CLI launcher (bin/autotune.js), which runs `autotune serve`. */
 export const autotuneLauncher = fileURLToPath(new URL("../../bin/autotune.js", import.meta.url))
 
 /**
- * Context size the embedded provider is started with, in tokens: the max-context
- * knob (a cap on the prompt context), else the target context, plus room for the
- * probe's reply — as llama-server's `-c` is built (issue "llama-server", E-5),
- * because `autotune serve --max-context` is the whole per-sequence context. The
- * prompt's 5 % tolerance (SPEC P-1) is included so a prompt the tokenizer made
- * slightly longer than the target still fits.
+ * Context the embedded provider is started with (`--max-context`, per
+ * sequence), in tokens: what one request occupies (`requestContextTokens`:
+ * the max-context knob, else the target context, + 5 % P-1 tolerance + the
+ * reply), because `autotune serve --max-context` is the whole per-sequence
+ * context, as llama-server's `-c` per slot.
  */
-export const embeddedContextSize = (spec: LaunchSpec): number =>
-  Math.ceil((spec.knobs.maxContext ?? spec.targetContext) * (1 + PROMPT_TOLERANCE)) + spec.maxTokens
+const contextSize = (spec: LaunchSpec): number => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.maxTokens)
 
 const args = (spec: LaunchSpec): Array<string> => [
   "serve",
   "--model",
   spec.model,
   ...(spec.port === null ? [] : ["--port", `${spec.port}`]),
-  ...macproviderKnobArgs(spec, embeddedContextSize(spec)),
+  ...macproviderKnobArgs(spec, contextSize(spec)),
   ...(spec.knobs.threads === null ? [] : ["--threads", `${spec.knobs.threads}`])
 ]
 
@@ -32,14 +33,21 @@ const args = (spec: LaunchSpec): Array<string> => [
  * `binary` null runs this project's own launcher with the running Node; otherwise the
  * given executable gets the same arguments (`--provider-bin`, used for fake providers).
  */
-export const embedded = (binary: string | null): ProviderAdapter => ({
-  name: "embedded",
-  hasThreads: true,
-  watchesParent: true,
-  healthPath: null,
-  argv: (spec, candidate) => {
-    const a = [...args(spec), ...(candidate ? ["--no-join"] : [])]
-    return binary === null ? { command: process.execPath, args: [autotuneLauncher, ...a] } : { command: binary, args: a }
-  },
-  serveCommand: (spec) => [binary ?? "autotune", ...args(spec)].map(shellQuote).join(" ")
-})
+export const embedded = (binary: string | null): ProviderAdapter => {
+  const self: ProviderAdapter = {
+    name: "embedded",
+    hasThreads: true,
+    watchesParent: true,
+    healthPath: null,
+    argv: (spec, candidate) => {
+      const a = [...args(spec), ...(candidate ? ["--no-join"] : [])]
+      return binary === null ? { command: process.execPath, args: [autotuneLauncher, ...a] } : { command: binary, args: a }
+    },
+    contextSize,
+    serveCommand: (spec) => [binary ?? "autotune", ...args(spec)].map(shellQuote).join(" "),
+    probe: Effect.sync(() => self),
+    // Without --provider-bin the provider is this tool itself: its own version, no process.
+    version: binary === null ? Effect.succeed(EMBEDDED_BINARY_VERSION) : versionOf(binary)
+  }
+  return self
+}

@@ -1,20 +1,22 @@
-import * as ChildProcess from "node:child_process"
-import type { LaunchSpec, ProviderAdapter } from "./ProviderAdapter.js"
-import { shellQuote } from "./ProviderAdapter.js"
-import { embeddedContextSize } from "./Embedded.js"
+/** The llama.cpp `llama-server` adapter (SPEC E-5). */
+import { Effect } from "effect"
+import { kvCacheType } from "../domain/Knobs.js"
+import { requestContextTokens } from "../domain/Prompt.js"
+import { shellQuote } from "../domain/Shell.js"
+import { Exec } from "../services/Exec.js"
+import { type LaunchSpec, type ProviderAdapter, versionOf } from "./ProviderAdapter.js"
 
-/** llama.cpp's KV-cache type names for the kv-bits knob (SPEC E-5: `q4_0|q8_0`). */
-const cacheType = { 4: "q4_0", 8: "q8_0" } as const
+/** Context of one slot, in tokens: what one request occupies (`requestContextTokens`), as for the embedded provider. */
+const slotContext = (spec: LaunchSpec): number => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.maxTokens)
 
 /**
  * Total context llama-server is started with, in tokens (`--ctx-size`): the
- * per-request context (the max-context knob, else the target context, with
- * P-1's 5 % tolerance and room for the reply — as for the embedded provider)
- * times the parallel slots, because llama-server splits `--ctx-size` evenly
- * over `--parallel` slots (llama.cpp tools/server README).
+ * per-slot context (the max-context knob, else the target context, with
+ * P-1's 5 % tolerance and room for the reply) times the parallel slots,
+ * because llama-server splits `--ctx-size` evenly over `--parallel` slots
+ * (llama.cpp tools/server README).
  */
-export const llamaServerContextSize = (spec: LaunchSpec): number =>
-  embeddedContextSize(spec) * (spec.knobs.maxBatch ?? 1)
+export const llamaServerContextSize = (spec: LaunchSpec): number => slotContext(spec) * (spec.knobs.maxBatch ?? 1)
 
 /** What a llama-server build accepts beyond the SPEC E-5 flags. */
 export interface LlamaServerFlags {
@@ -22,19 +24,17 @@ export interface LlamaServerFlags {
   readonly cacheRam: boolean
 }
 
+/** No optional flag: what an adapter assumes until its binary was asked (`probe`). */
+export const NO_OPTIONAL_FLAGS: LlamaServerFlags = { cacheRam: false }
+
 /**
  * Which optional flags `binary` accepts, from its `--help` (15 s at most);
  * none when it does not answer. Never fails.
  */
-export const llamaServerFlags = (binary: string): LlamaServerFlags => {
-  try {
-    const help = ChildProcess.execFileSync(binary, ["--help"], { timeout: 15_000, stdio: ["ignore", "pipe", "pipe"] })
-    return { cacheRam: help.toString().includes("--cache-ram") }
-  } catch (e) {
-    const out = String((e as { stdout?: unknown }).stdout ?? "")
-    return { cacheRam: out.includes("--cache-ram") }
-  }
-}
+export const llamaServerFlags = (binary: string): Effect.Effect<LlamaServerFlags, never, Exec> =>
+  Effect.flatMap(Exec, (exec) => exec.run(binary, ["--help"], { timeoutMs: 15_000 })).pipe(
+    Effect.map((r) => ({ cacheRam: r.stdout.includes("--cache-ram") }))
+  )
 
 const knobArgs = (spec: LaunchSpec): Array<string> => [
   "--ctx-size",
@@ -44,7 +44,14 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
   ...(spec.knobs.kvBits === null
     ? []
     // A quantized V cache needs flash attention in llama.cpp (STACK.md); turn it on explicitly.
-    : ["--cache-type-k", cacheType[spec.knobs.kvBits], "--cache-type-v", cacheType[spec.knobs.kvBits], "--flash-attn", "on"]),
+    : [
+      "--cache-type-k",
+      kvCacheType(spec.knobs.kvBits),
+      "--cache-type-v",
+      kvCacheType(spec.knobs.kvBits),
+      "--flash-attn",
+      "on"
+    ]),
   ...(spec.knobs.threads === null ? [] : ["--threads", `${spec.knobs.threads}`])
 ]
 
@@ -56,9 +63,11 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
  * `--no-join` (SPEC E-3's purpose, never taking pool traffic, holds by
  * construction; the flag would make it exit "invalid argument"). Candidates
  * bind 127.0.0.1 only. `binary` is resolved by the caller (`--provider-bin`,
- * `$LLAMA_SERVER`, `$LLAMA_CPP_BIN_DIR`, PATH).
+ * `$LLAMA_SERVER`, `$LLAMA_CPP_BIN_DIR`, PATH). `flags`: what the build
+ * accepts; `probe` asks the binary (`llamaServerFlags`) and returns the
+ * adapter with its answer.
  */
-export const llamaServer = (binary: string, flags: LlamaServerFlags = llamaServerFlags(binary)): ProviderAdapter => ({
+export const llamaServer = (binary: string, flags: LlamaServerFlags = NO_OPTIONAL_FLAGS): ProviderAdapter => ({
   name: "llama-server",
   hasThreads: true,
   watchesParent: false,
@@ -76,5 +85,8 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags = llamaServe
       ...knobArgs(spec)
     ]
   }),
-  serveCommand: (spec) => [binary, "-m", spec.model, ...knobArgs(spec)].map(shellQuote).join(" ")
+  contextSize: slotContext,
+  serveCommand: (spec) => [binary, "-m", spec.model, ...knobArgs(spec)].map(shellQuote).join(" "),
+  probe: Effect.map(llamaServerFlags(binary), (f) => llamaServer(binary, f)),
+  version: versionOf(binary)
 })

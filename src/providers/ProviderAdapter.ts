@@ -1,45 +1,47 @@
+/**
+ * The provider adapter contract (SPEC E-5): how to start a provider for
+ * (model, port, knobs), how big a context it gets, and how its readiness is read.
+ */
+import { Effect } from "effect"
 import { Knobs } from "../domain/Knobs.js"
+import type { LaunchSpec } from "../domain/LaunchSpec.js"
+import type { Launchable } from "../services/CandidateProvider.js"
+import { Exec } from "../services/Exec.js"
+
+export type { LaunchSpec } from "../domain/LaunchSpec.js"
 
 /** The providers this tool knows how to start (SPEC E-5). */
 export type ProviderName = "embedded" | "macprovider" | "llama-server"
-
-/** What an adapter needs to build a provider's command line. Units: tokens. */
-export interface LaunchSpec {
-  /** Model id or GGUF path, as the provider takes it. */
-  readonly model: string
-  /** Loopback port for a candidate; null for the operator's serve command (provider default port). */
-  readonly port: number | null
-  readonly knobs: Knobs
-  readonly targetContext: number
-  /** The probe's `max_tokens`: room a context must leave for the reply. */
-  readonly maxTokens: number
-}
 
 /**
  * A provider adapter (SPEC E-5): how to build argv for (model, port, knobs)
  * and how readiness is read. `candidate: true` adds `--no-join` (SPEC E-3)
  * where the provider has a coordinator pool to join.
  */
-export interface ProviderAdapter {
+export interface ProviderAdapter extends Launchable {
   readonly name: ProviderName
   /** Whether the provider has a thread-count setting (`--threads-axis` allowed, SPEC B-1). */
   readonly hasThreads: boolean
-  /** Executable and its arguments. */
-  readonly argv: (spec: LaunchSpec, candidate: boolean) => { readonly command: string; readonly args: ReadonlyArray<string> }
   /**
-   * A readiness endpoint polled before `GET /v1/models` (SPEC E-4, E-5): 200
-   * when the model is loaded (llama-server's `/health` answers 503 while
-   * loading). Null when `/v1/models` alone decides.
+   * The context of one slot (sequence) the provider holds for `spec`, in
+   * tokens: what the memory estimate sizes the KV cache of each of
+   * `knobs.maxBatch` slots from. Each adapter sizes its own.
    */
-  readonly healthPath: string | null
-  /**
-   * Whether the provider stops itself when its tuner dies (the embedded
-   * provider watches `$AUTOTUNE_PARENT_PID`). Others are started under
-   * bin/provider-shim.mjs, which does it for them.
-   */
-  readonly watchesParent: boolean
+  readonly contextSize: (spec: LaunchSpec) => number
   /** The operator-facing command line (SPEC F-1): no `--no-join`, no port. */
   readonly serveCommand: (spec: LaunchSpec) => string
+  /**
+   * Asks the binary what it accepts (llama-server: its `--help`) and returns
+   * the adapter to start candidates with. A step of planning a run, never run
+   * for `--dry-run` (SPEC H-5); adapters with nothing to ask return themselves.
+   * Never fails.
+   */
+  readonly probe: Effect.Effect<ProviderAdapter, never, Exec>
+  /**
+   * The provider binary's version (F-2 `machine.binary_version`, part of the
+   * recipe hash), null when it does not say. Never fails.
+   */
+  readonly version: Effect.Effect<string | null, never, Exec>
 }
 
 /**
@@ -49,5 +51,22 @@ export interface ProviderAdapter {
 export const adapterCommand = (adapter: ProviderAdapter): { readonly command: string; readonly args: ReadonlyArray<string> } =>
   adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
 
-/** Quotes an argument for a POSIX shell when it needs it. */
-export const shellQuote = (s: string): string => (/^[A-Za-z0-9_./:=@%+-]+$/.test(s) ? s : `'${s.replace(/'/g, `'\\''`)}'`)
+/** The provider's name with its executable (`adapterCommand`): what its run lock is keyed on (system/RunLock.ts). */
+export const adapterBinary = (adapter: ProviderAdapter) => ({ name: adapter.name, ...adapterCommand(adapter) })
+
+/**
+ * A binary's version as `<binary> --version` prints it: the line that says
+ * "version" (llama-server logs "initializing ..." first), else the first
+ * line; stdout, else stderr (where llama.cpp tools print it); 15 s at most (a
+ * cold binary must not turn the version, and with it the recipe hash, into
+ * null); null when it does not answer. Never fails.
+ */
+export const versionOf = (binary: string): Effect.Effect<string | null, never, Exec> => {
+  const firstLine = (s: string) => {
+    const lines = s.trim().split("\n").map((l) => l.trim()).filter((l) => l !== "")
+    return lines.find((l) => /version/i.test(l)) ?? lines[0] ?? null
+  }
+  return Effect.flatMap(Exec, (exec) => exec.run(binary, ["--version"], { timeoutMs: 15_000 })).pipe(
+    Effect.map((r) => firstLine(r.stdout) ?? firstLine(r.stderr))
+  )
+}

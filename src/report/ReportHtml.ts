@@ -3,8 +3,7 @@
  * document (no network: the chart library is inlined). Pure: text in, text out.
  */
 import { Option, Schema } from "effect"
-import { type CellScore, isNewBest } from "../steps/HillClimb.js"
-import { isEstimatedSkip } from "../steps/MemoryEstimate.js"
+import { type CellScore, isNewBest } from "../domain/NewBest.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialRow } from "../domain/Trial.js"
 import { Inputs, Machine, RecommendationJson } from "../domain/TuneDocument.js"
@@ -19,8 +18,13 @@ export interface ReportInput {
   readonly chartJs: string
 }
 
-/** True for a trial that was skipped on a memory estimate, not measured (`notes` starts with "estimated "). */
-export const isEstimated = (t: TrialRow): boolean => isEstimatedSkip(t.notes)
+/**
+ * True for a trial that was skipped on a memory estimate, not measured: its
+ * `verdict` is `EstimatedOver`. A row stored before verdicts were recorded
+ * (`verdict` NULL) is read by its notes, which then started with "estimated ".
+ */
+export const isEstimated = (t: TrialRow): boolean =>
+  t.verdict !== null ? t.verdict === "EstimatedOver" : t.notes !== null && t.notes.startsWith("estimated ")
 
 /** Escapes text for HTML element content and double- or single-quoted attribute values. */
 export const escapeHtml = (s: string): string =>
@@ -83,7 +87,7 @@ export const winnerIndex = (run: RunRow, trials: ReadonlyArray<TrialRow>): numbe
  *   row of the chosen model (`chosenModel`; else the model the Stage 2 rows
  *   measured; else the first feasible Stage 1 row, where Stage 1 stops):
  *   infeasible candidates never set it; from the choice on the line is its tok/s.
- * - Stage 2 (SPEC B-2, B-3) replays `hillClimb`: the climb starts with no
+ * - Stage 2 (SPEC B-2, B-3) replays `gridSearch`: the search starts with no
  *   incumbent, and each feasible row (`fits = 1`), in order, replaces it when
  *   `isNewBest(best, { tps, ttftMs }, epsilon)`: so the first feasible cell
  *   with tok/s > 0 always becomes best, within the tie band ε·best the lower

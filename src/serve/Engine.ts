@@ -10,6 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp"
 import { ServeFailed } from "../domain/AutotuneError.js"
+import type { KvBits } from "../domain/Knobs.js"
 import type { FinishReason, Timings } from "./OpenAi.js"
 import { awaitBounded } from "./AwaitBounded.js"
 import { makeStopScanner } from "./StopScanner.js"
@@ -22,7 +23,7 @@ export class GenerateFailed extends Schema.TaggedError<GenerateFailed>()("Genera
 /** What the engine is built from (a subset of ServeOptions). */
 export interface EngineOptions {
   readonly modelPath: string
-  readonly kvBits: Option.Option<4 | 8>
+  readonly kvBits: Option.Option<NonNullable<KvBits>>
   readonly maxContext: Option.Option<number>
   readonly maxBatch: number
   readonly threads: Option.Option<number>
@@ -148,7 +149,8 @@ const LOG_SETTLE_MS = 250
  * call, so chunks are sized to take about PREFILL_CHUNK_MS at the prefill rate
  * measured on the previous chunk, within [MIN, MAX] tokens; the first chunk is
  * MIN tokens. On 2 cores a 1.1B Q4_0 model prefills ~70–240 tok/s, a 3B one
- * ~20–80 tok/s: a fixed 256-token chunk could outlast the tuner's 10 s stop grace.
+ * ~20–80 tok/s: a fixed 256-token chunk could outlast the tuner's stop grace
+ * (`STOP_GRACE` in services/CandidateProvider.ts, 3 s).
  */
 const PREFILL_CHUNK_MS = 500
 const PREFILL_CHUNK_MIN_TOKENS = 32
@@ -247,9 +249,9 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
         let iterator: AsyncGenerator<Token, void> | null = null
         const close = (): Promise<unknown> => (iterator === null ? Promise.resolve() : iterator.return())
         yield* Effect.addFinalizer(() => awaitBounded(() => inFlight.then(close, close), 30_000))
-        // Prefill all but the last PREFILL_CHUNK_TOKENS in chunks, one native call
-        // each, so an interruption (client gone, SIGTERM) waits for one chunk at
-        // most instead of a whole long prompt (a 2000-token prefill of a 1.1B
+        // Prefill all but the last chunk (`chunk` tokens, sized by PREFILL_CHUNK_MS) one
+        // native call at a time, so an interruption (client gone, SIGTERM) waits for one
+        // chunk at most instead of a whole long prompt (a 2000-token prefill of a 1.1B
         // model takes ~10 s on 2 cores: longer than the tuner's stop grace).
         const prompt = [...req.prompt]
         let done = 0

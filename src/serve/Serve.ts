@@ -7,8 +7,9 @@ import { Cause, Effect, Either, Option, ParseResult, Schedule, Schema, type Scop
 import type * as http from "node:http"
 import { randomUUID } from "node:crypto"
 import { ServeFailed } from "../domain/AutotuneError.js"
-import { holdSignals } from "../HoldSignals.js"
-import { pidAlive } from "../services/ProcessTable.js"
+import type { KvBits } from "../domain/Knobs.js"
+import { holdSignals } from "../system/HoldSignals.js"
+import { pidAlive } from "../system/Pids.js"
 import { type Engine, makeEngine } from "./Engine.js"
 import { type BodyReadFailed, listen, readBody, sendJson } from "./HttpServer.js"
 import {
@@ -29,7 +30,7 @@ export interface ServeOptions {
   readonly modelPath: string
   readonly port: number
   readonly host: string
-  readonly kvBits: Option.Option<4 | 8>
+  readonly kvBits: Option.Option<NonNullable<KvBits>>
   readonly maxContext: Option.Option<number>
   readonly maxBatch: number
   readonly threads: Option.Option<number>

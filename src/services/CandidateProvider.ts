@@ -1,14 +1,20 @@
+/**
+ * Candidate providers as scoped resources (SPEC E-3, E-4): each start spawns
+ * the provider (through the process seam, `Exec`) on a free loopback port with
+ * its output in a per-start log file, waits until it is ready, and stops its
+ * whole process group when the caller's Scope closes.
+ */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
-import * as ChildProcess from "node:child_process"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Console, Data, Deferred, Duration, Effect, Schedule, Scope } from "effect"
+import { Data, Duration, Effect, Layer, Ref, Schedule, type Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
-import type { ProcessExit, RunningServer } from "../domain/RunningServer.js"
-import type { LaunchSpec, ProviderAdapter } from "../providers/ProviderAdapter.js"
-import { freePort } from "./Ports.js"
+import type { RunningServer } from "../domain/RunningServer.js"
+import type { LaunchSpec } from "../domain/LaunchSpec.js"
+import { freePort } from "../system/Ports.js"
+import { Exec, stopProcess } from "./Exec.js"
 
 /**
  * How long a stopping candidate gets after SIGTERM before SIGKILL (STYLE: bound
@@ -43,21 +49,6 @@ export const fileTail = (file: string): Effect.Effect<string> =>
 
 const safeName = (model: string) => path.basename(model).replace(/\.gguf$/i, "").replace(/[^A-Za-z0-9._-]+/g, "_").slice(0, 80)
 
-/**
- * Signals a process group; when there is no such group, the process itself,
- * unless `leaderToo` is false (its leader has exited: its pid may be reused).
- */
-const killGroup = (pid: number, signal: NodeJS.Signals, leaderToo = true) => {
-  try {
-    process.kill(-pid, signal)
-  } catch {
-    if (!leaderToo) return
-    try {
-      process.kill(pid, signal)
-    } catch { /* already gone */ }
-  }
-}
-
 /** A readiness answer that waiting will not change (401, 403). */
 class Refused extends Data.TaggedError("Refused")<{ readonly path: string; readonly status: number }> {}
 
@@ -73,9 +64,31 @@ export const providerShim = fileURLToPath(new URL("../../bin/provider-shim.mjs",
 export const candidateEnv = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv =>
   Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("LLAMA_ARG_") && !k.startsWith("LLAMA_API_KEY")))
 
-/** Start options: the launch spec plus where logs go and how long readiness may take (ms). */
+/**
+ * What starting a provider needs of its adapter (providers/ProviderAdapter.ts
+ * extends it): its command line, how readiness is read, and whether it
+ * watches its tuner.
+ */
+export interface Launchable {
+  /** Executable and its arguments for `spec`; `candidate: true` adds `--no-join` (SPEC E-3) where the provider has a pool to join. */
+  readonly argv: (spec: LaunchSpec, candidate: boolean) => { readonly command: string; readonly args: ReadonlyArray<string> }
+  /**
+   * A readiness endpoint polled before `GET /v1/models` (SPEC E-4, E-5): 200
+   * when the model is loaded (llama-server's `/health` answers 503 while
+   * loading). Null when `/v1/models` alone decides.
+   */
+  readonly healthPath: string | null
+  /**
+   * Whether the provider stops itself when its tuner dies (the embedded
+   * provider watches `$AUTOTUNE_PARENT_PID`). Others are started under
+   * bin/provider-shim.mjs, which does it for them.
+   */
+  readonly watchesParent: boolean
+}
+
+/** Start options: the adapter and launch spec, plus where logs go and how long readiness may take (ms). */
 export interface StartOptions {
-  readonly adapter: ProviderAdapter
+  readonly adapter: Launchable
   readonly spec: Omit<LaunchSpec, "port">
   readonly logDir: string
   readonly readyTimeoutMs: number
@@ -84,22 +97,22 @@ export interface StartOptions {
 /**
  * Starts candidate providers as scoped resources (SPEC E-3, E-4).
  *
- * Processes are spawned with `node:child_process` directly rather than
- * @effect/platform's Command: stdout and stderr go straight to the per-start
- * log file through a file descriptor (nothing is piped through this process),
- * the child leads its own process group so stop reaches its workers, and the
- * exit event feeds a Deferred that probes race against (provider death).
+ * stdout and stderr go straight to the per-start log file through a file
+ * descriptor (nothing is piped through this process), the child leads its own
+ * process group so stop reaches its workers, and its exit is an Effect that
+ * probes race against (provider death).
  */
 export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-autotune/CandidateProvider", {
   effect: Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
+    const exec = yield* Exec
 
     /**
      * Spawns the provider on a free loopback port with `--no-join` (where the
      * adapter has it) and waits until the adapter's health endpoint (if any, E-5)
      * and then `GET /v1/models` are 200 and the process is still alive after it (SPEC E-4).
      * The process group is stopped when the caller's Scope closes: SIGTERM, then
-     * SIGKILL after STOP_GRACE (announced on stderr). Fails with ProviderStartFailed
+     * SIGKILL after STOP_GRACE (announced on stderr; `stopProcess`). Fails with ProviderStartFailed
      * at once when the binary cannot be spawned or the process exits while starting
      * (exit code and output tail), or after `readyTimeoutMs` without readiness.
      */
@@ -116,58 +129,44 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           o.logDir,
           `${safeName(spec.model)}-${port}-${Math.floor(Date.now() / 1000)}-${randomUUID().slice(0, 8)}.log`
         )
-        const exited = yield* Deferred.make<ProcessExit>()
         const fail = (message: string, exitCode: number | null = null) =>
           Effect.flatMap(fileTail(logPath), (tail) =>
             Effect.fail(new ProviderStartFailed({ model: spec.model, message, exitCode, stderrTail: tail })))
 
         const child = yield* Effect.acquireRelease(
-          Effect.async<ChildProcess.ChildProcess, ProviderStartFailed>((resume) => {
-            fs.mkdirSync(o.logDir, { recursive: true })
-            const fd = fs.openSync(logPath, "a")
-            fs.writeSync(fd, `$ ${command} ${args.join(" ")}\n`)
-            // AUTOTUNE_PARENT_PID lets the embedded provider stop itself if this
-            // process dies without running its finalizers (SIGKILL, crash).
-            const cp = ChildProcess.spawn(launch.command, launch.args, {
-              stdio: ["ignore", fd, fd],
-              detached: true,
-              env: { ...candidateEnv(process.env), AUTOTUNE_PARENT_PID: `${process.pid}` }
-            })
-            fs.closeSync(fd)
-            cp.once("error", (err) => {
-              Deferred.unsafeDone(exited, Effect.succeed({ code: null, signal: null }))
-              resume(Effect.fail(
-                new ProviderStartFailed({
-                  model: spec.model,
-                  message: `could not start provider ${command}: ${err.message}`,
-                  exitCode: null,
-                  stderrTail: ""
-                })
-              ))
-            })
-            cp.once("exit", (code, signal) => Deferred.unsafeDone(exited, Effect.succeed({ code, signal })))
-            cp.once("spawn", () => resume(Effect.succeed(cp)))
-          }),
+          Effect.acquireUseRelease(
+            Effect.sync(() => {
+              fs.mkdirSync(o.logDir, { recursive: true })
+              const fd = fs.openSync(logPath, "a")
+              fs.writeSync(fd, `$ ${command} ${args.join(" ")}\n`)
+              return fd
+            }),
+            (fd) =>
+              exec.spawn(launch.command, launch.args, {
+                output: fd,
+                ownGroup: true,
+                // AUTOTUNE_PARENT_PID lets the embedded provider stop itself if this
+                // process dies without running its finalizers (SIGKILL, crash).
+                env: { ...candidateEnv(process.env), AUTOTUNE_PARENT_PID: `${process.pid}` }
+              }),
+            (fd) => Effect.sync(() => fs.closeSync(fd))
+          ).pipe(Effect.catchTag("SpawnFailed", (e) =>
+            Effect.fail(new ProviderStartFailed({
+              model: spec.model,
+              message: `could not start provider ${command}: ${e.message}`,
+              exitCode: null,
+              stderrTail: ""
+            })))),
           (cp) =>
             Effect.gen(function*() {
-              if (cp.pid === undefined) return
               // The leader (provider or shim) is gone: still clear its process group of anything it left.
-              if (cp.exitCode !== null || cp.signalCode !== null) return killGroup(cp.pid, "SIGKILL", false)
-              killGroup(cp.pid, "SIGTERM")
-              // Only the waits are interruptible, so their timeouts fire (STYLE pitfall 4);
-              // the release itself stays uninterruptible, so an interrupted run still
-              // waits here and escalates to SIGKILL rather than leaving the process behind.
-              const stopped = yield* Deferred.await(exited).pipe(Effect.interruptible, Effect.timeout(STOP_GRACE), Effect.option)
-              if (stopped._tag === "None") {
-                yield* Console.error(
-                  `autotune: provider pid ${cp.pid} ignored SIGTERM for ${Duration.format(STOP_GRACE)}; sending SIGKILL`
-                )
-                killGroup(cp.pid, "SIGKILL")
-                yield* Deferred.await(exited).pipe(Effect.interruptible, Effect.timeout("5 seconds"), Effect.ignore)
-              }
+              if (yield* cp.hasExited) return yield* exec.signal(cp.pid, "SIGKILL", { group: true, leaderToo: false })
+              yield* stopProcess({ pid: cp.pid, group: true, gone: cp.hasExited, name: `provider pid ${cp.pid}` }, STOP_GRACE).pipe(
+                Effect.provideService(Exec, exec)
+              )
             })
         )
-        const pid = child.pid!
+        const pid = child.pid
         const baseUrl = `http://127.0.0.1:${port}`
 
         // 401/403 will not change by waiting (an API key the candidate requires): fail at once, naming it.
@@ -195,7 +194,7 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
               : fail(`provider not ready: ${e.message}`)
           ),
           Effect.raceFirst(
-            Deferred.await(exited).pipe(Effect.flatMap((x) =>
+            child.exited.pipe(Effect.flatMap((x) =>
               fail(`provider exited while starting (${x.signal ?? `exit code ${x.code}`})`, x.code)
             ))
           ),
@@ -204,8 +203,8 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
         )
         // E-4: ready only if the process is still alive after answering.
         yield* Effect.sleep("200 millis")
-        if (yield* Deferred.isDone(exited)) {
-          const x = yield* Deferred.await(exited)
+        if (yield* child.hasExited) {
+          const x = yield* child.exited
           return yield* fail(`provider answered /v1/models then exited (${x.signal ?? `exit code ${x.code}`})`, x.code)
         }
         const data = (models as { data?: Array<{ id?: unknown }> } | null)?.data
@@ -216,10 +215,53 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           pid,
           modelId,
           logPath,
-          exited: Deferred.await(exited),
+          exited: child.exited,
           outputTail: fileTail(logPath)
         } satisfies RunningServer
       })
     return { start } as const
-  })
-}) {}
+  }),
+  dependencies: [Exec.Default]
+}) {
+  /**
+   * A stand-in provider for tests and simulations: no process is started.
+   * Each `start` is recorded in `journal` (when given) as a `Start` event with
+   * its options, then answers `respond(options)`: a server (a `Stop` event is
+   * recorded when the caller's Scope closes) or a ProviderStartFailed (no stop).
+   */
+  static readonly Stub = (
+    respond: (o: StartOptions) => Effect.Effect<RunningServer, ProviderStartFailed>,
+    journal?: Ref.Ref<ReadonlyArray<StubEvent>>
+  ): Layer.Layer<CandidateProvider> => {
+    const record = (e: StubEvent) => (journal === undefined ? Effect.void : Ref.update(journal, (es) => [...es, e]))
+    return Layer.succeed(
+      CandidateProvider,
+      CandidateProvider.make({
+        start: (o) =>
+          Effect.acquireRelease(
+            Effect.zipRight(record({ _tag: "Start", options: o }), respond(o)),
+            () => record({ _tag: "Stop", options: o })
+          )
+      })
+    )
+  }
+}
+
+/** What `CandidateProvider.Stub` records: a start (with its options) and, when its scope closed, a stop. */
+export type StubEvent =
+  | { readonly _tag: "Start"; readonly options: StartOptions }
+  | { readonly _tag: "Stop"; readonly options: StartOptions }
+
+/**
+ * A RunningServer with no process behind it, at `baseUrl` (for `CandidateProvider.Stub`):
+ * pid 0 (which `Exec.signal` never signals), it never exits and has no output.
+ */
+export const serverWithoutProcess = (baseUrl: string, modelId: string): RunningServer => ({
+  baseUrl,
+  port: Number(new URL(baseUrl).port) || 0,
+  pid: 0,
+  modelId,
+  logPath: "/dev/null",
+  exited: Effect.never,
+  outputTail: Effect.succeed("")
+})

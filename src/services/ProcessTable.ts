@@ -1,6 +1,10 @@
-import * as ChildProcess from "node:child_process"
+/**
+ * The process table, as pre-flight reads it (SPEC E-1): who runs, with which
+ * argv, under which parent.
+ */
 import * as fs from "node:fs"
-import { Effect } from "effect"
+import { Effect, Layer } from "effect"
+import { Exec } from "./Exec.js"
 
 /** One process: its pid, parent pid and argv (as the OS reports them). */
 export interface ProcessInfo {
@@ -8,17 +12,6 @@ export interface ProcessInfo {
   readonly ppid: number
   readonly argv: ReadonlyArray<string>
 }
-
-/**
- * The process table. On Linux it reads `/proc/<pid>/cmdline` (NUL-separated
- * argv, exact) and `/proc/<pid>/stat` (ppid); elsewhere (macOS) it runs
- * `ps -axo pid=,ppid=,command=`, whose command column is split on spaces (an
- * argument with spaces is split too). Processes that vanish while being read
- * are skipped. Never fails: an unreadable table is empty.
- */
-export const listProcesses: Effect.Effect<ReadonlyArray<ProcessInfo>> = Effect.sync(() =>
-  process.platform === "linux" ? fromProc() : fromPs()
-)
 
 const fromProc = (): Array<ProcessInfo> => {
   const out: Array<ProcessInfo> = []
@@ -39,33 +32,34 @@ const fromProc = (): Array<ProcessInfo> => {
   return out
 }
 
-const fromPs = (): Array<ProcessInfo> => {
-  try {
-    return ChildProcess.execFileSync("ps", ["-axo", "pid=,ppid=,command="], { encoding: "utf8", timeout: 5000 })
-      .split("\n")
-      .flatMap((line) => {
-        const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line)
-        return m === null ? [] : [{ pid: Number(m[1]), ppid: Number(m[2]), argv: m[3]!.split(/\s+/) }]
-      })
-  } catch {
-    return []
-  }
-}
+/** `ps -axo pid=,ppid=,command=` output as processes (its command column split on spaces). */
+const fromPs = (stdout: string): Array<ProcessInfo> =>
+  stdout.split("\n").flatMap((line) => {
+    const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line)
+    return m === null ? [] : [{ pid: Number(m[1]), ppid: Number(m[2]), argv: m[3]!.split(/\s+/) }]
+  })
 
-/** Is `pid` a live process? `process.kill(pid, 0)` probes without signalling; EPERM means alive but not ours; a zombie (Linux /proc state Z) is not alive. */
-export const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
-  }
-  // A zombie (exited, not yet reaped by its parent or init) answers signal 0 but holds nothing.
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return true // no /proc (macOS): signal 0 is all there is
-  }
+/**
+ * The process table. `list`: on Linux it reads `/proc/<pid>/cmdline`
+ * (NUL-separated argv, exact) and `/proc/<pid>/stat` (ppid); elsewhere (macOS)
+ * it runs `ps -axo pid=,ppid=,command=` (5 s at most), whose command column is
+ * split on spaces (an argument with spaces is split too). Processes that vanish
+ * while being read are skipped. Never fails: an unreadable table is empty.
+ * Tests replace it with `ProcessTable.Stub(table)`.
+ */
+export class ProcessTable extends Effect.Service<ProcessTable>()("llm-autotune/ProcessTable", {
+  effect: Effect.gen(function*() {
+    const exec = yield* Exec
+    const list: Effect.Effect<ReadonlyArray<ProcessInfo>> = process.platform === "linux"
+      ? Effect.sync(fromProc)
+      : Effect.map(exec.run("ps", ["-axo", "pid=,ppid=,command="], { timeoutMs: 5000 }), (r) => r.code === 0 ? fromPs(r.stdout) : [])
+    return { list }
+  }),
+  dependencies: [Exec.Default]
+}) {
+  /** A process table that always reads `table` (tests: a machine where nothing, or exactly this, runs). */
+  static readonly Stub = (table: ReadonlyArray<ProcessInfo>): Layer.Layer<ProcessTable> =>
+    Layer.succeed(ProcessTable, ProcessTable.make({ list: Effect.succeed(table) }))
 }
 
 /** `root` and every process below it, by parent links. */

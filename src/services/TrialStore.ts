@@ -78,6 +78,11 @@ const migrations = SqliteMigrator.fromRecord({
     yield* sql`ALTER TABLE tune_trials ADD COLUMN probe_ms REAL`
     yield* sql`ALTER TABLE tune_trials ADD COLUMN model_params INTEGER`
     yield* sql`ALTER TABLE tune_trials ADD COLUMN model_bytes INTEGER`
+  }),
+  // The trial's verdict as data (its Verdict tag, domain/Verdict.ts); rows stored before stay NULL.
+  "0003_trial_verdict": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN verdict TEXT`
   })
 })
 

@@ -3,7 +3,7 @@ import * as path from "node:path"
 import { Effect } from "effect"
 import { UsageError } from "../domain/AutotuneError.js"
 import type { Candidate } from "../domain/Candidate.js"
-import { modelParamCount } from "./ModelSize.js"
+import { modelParamCount } from "../gguf/ModelSize.js"
 import type { ProviderName } from "../providers/ProviderAdapter.js"
 
 /**
@@ -53,7 +53,7 @@ export const resolveCandidates = (
 ): Effect.Effect<ReadonlyArray<Candidate>, UsageError> =>
   Effect.forEach(ids, (id, i) =>
     Effect.gen(function*() {
-      if (!isFile(id, provider)) return { id, model: id, rank: i + 1, paramCount: yield* modelParamCount(id), ggufFile: false }
+      if (!isFile(id, provider)) return { id, model: id, rank: i + 1, paramCount: yield* modelParamCount(id), ggufFile: false, fileBytes: null }
       if (!fs.existsSync(id)) {
         return yield* new UsageError({
           flag: "candidate-models",
@@ -67,6 +67,7 @@ export const resolveCandidates = (
         model: path.resolve(id),
         rank: i + 1,
         paramCount: yield* modelParamCount(id),
-        ggufFile: isGgufFile(id, provider)
+        ggufFile: isGgufFile(id, provider),
+        fileBytes: fs.statSync(id, { throwIfNoEntry: false })?.size ?? null
       } satisfies Candidate
     }))

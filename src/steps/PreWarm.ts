@@ -1,16 +1,22 @@
+/**
+ * The pre-warm (SPEC D-1): the model's first inference, at the full target
+ * context, before anything is measured; it also calibrates the prompt builder.
+ */
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
 import type { RunningServer } from "../domain/RunningServer.js"
-import { probeOnce, type ProbeSample } from "./Probe.js"
-import { type Calibration, calibrate, promptOfWords, wordsForTokens } from "./Prompt.js"
+import type { ProbeFailure } from "../domain/Verdict.js"
+import type { ProbeSample } from "../domain/Trial.js"
+import { probeOnce } from "./Probe.js"
+import { type Calibration, calibrate, promptOfWords, wordsForTokens } from "../domain/Prompt.js"
 
 /** Words of the first, short pre-warm request: one calibration point. */
 const SHORT_WORDS = 16
 
-/** Pre-warm outcome: a calibration on success, else the reason the provider failed. */
+/** Pre-warm outcome: a calibration on success, else how the request failed (phase `pre-warm`). */
 export type PreWarmResult =
   | { readonly _tag: "Warm"; readonly calibration: Calibration }
-  | { readonly _tag: "Failed"; readonly reason: string }
+  | { readonly _tag: "Failed"; readonly failure: ProbeFailure }
 
 /** What a pre-warm needs. Units: tokens, ms. */
 export interface PreWarmSpec {
@@ -24,7 +30,7 @@ export interface PreWarmSpec {
 }
 
 const failed = (s: ProbeSample): PreWarmResult | null =>
-  s.reason !== null && s.ttftMs === null ? { _tag: "Failed", reason: `pre-warm: ${s.reason}` } : null
+  s.failure !== null && s.ttftMs === null ? { _tag: "Failed", failure: { ...s.failure, phase: "pre-warm" } } : null
 
 /**
  * Pre-warms a started provider (SPEC D-1) so first-use costs stay out of the
@@ -36,7 +42,7 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * Without a `known` calibration, a short request (16 words) comes first; its
  * `usage.prompt_tokens` sizes the full-length request, and the two points
  * calibrate words → tokens for this provider's tokenizer and template (SPEC P-1).
- * Never fails: a failed request is a `Failed` result with its reason.
+ * Never fails: a failed request is a `Failed` result with its failure.
  */
 export const preWarm = (
   server: RunningServer,

@@ -1,9 +1,13 @@
+/**
+ * Pre-flight (SPEC E-1): is the operator's provider running, as a service
+ * job or a foreground process? A tune beside it would measure a shared machine.
+ */
 import * as path from "node:path"
 import { Console, Effect } from "effect"
 import { ProviderConflict } from "../domain/AutotuneError.js"
 import { adapterCommand, type ProviderAdapter } from "../providers/ProviderAdapter.js"
-import { descendantsOf, listProcesses, type ProcessInfo } from "../services/ProcessTable.js"
-import { jobState, resolveServiceManager, type ServiceManagerKind } from "../services/ServiceManager.js"
+import { descendantsOf, type ProcessInfo, ProcessTable } from "../services/ProcessTable.js"
+import { ServiceManager, type ServiceManagerKind } from "../services/ServiceManager.js"
 
 /** Interpreters a script provider may run under (argv[0]), whose argv[1] is then the script. */
 const INTERPRETERS = new Set(["node", "nodejs", "python", "python3", "bash", "sh", "deno", "bun"])
@@ -119,12 +123,13 @@ export const describeFindings = (f: Findings): Array<string> => [
  * the provider binary with `serve` as an argv word, this process and its
  * descendants excluded. A job loaded but not running is no conflict (said on stderr).
  */
-export const detectProviders = (o: PreflightOptions): Effect.Effect<Findings> =>
+export const detectProviders = (o: PreflightOptions): Effect.Effect<Findings, never, ServiceManager | ProcessTable> =>
   Effect.gen(function*() {
-    const kind = yield* resolveServiceManager(o.serviceManager)
-    const job = yield* jobState(kind, o.serviceLabel)
+    const manager = yield* ServiceManager
+    const kind = yield* manager.resolve(o.serviceManager)
+    const job = yield* manager.jobState(kind, o.serviceLabel)
     if (job._tag === "Loaded") yield* Console.error(`autotune: ${kind} job ${o.serviceLabel} is loaded but not running`)
-    const table = yield* listProcesses
+    const table = yield* Effect.flatMap(ProcessTable, (t) => t.list)
     const jobPid = job._tag === "Running" ? job.pid : null
     const { candidates, operator } = classifyForeground(
       foregroundProviders(table, path.basename(o.providerBinary), process.pid, o.providerSubcommand),
@@ -147,7 +152,10 @@ export const conflicting = (f: Findings): boolean => f.jobRunning || f.foregroun
  * the findings (for a drain); fails with ProviderConflict naming what runs
  * (pid, label) unless `drain` is set. Nothing is started before it.
  */
-export const preflight = (o: PreflightOptions, drain: boolean): Effect.Effect<Findings, ProviderConflict> =>
+export const preflight = (
+  o: PreflightOptions,
+  drain: boolean
+): Effect.Effect<Findings, ProviderConflict, ServiceManager | ProcessTable> =>
   Effect.gen(function*() {
     const found = yield* detectProviders(o)
     if (conflicting(found) && !drain) {

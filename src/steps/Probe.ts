@@ -1,7 +1,14 @@
+/**
+ * The probe (SPEC P-1..P-3, G-1): one streaming chat completion sent to a
+ * started provider and measured: TTFT, decode rate, what the server reported,
+ * or why it failed.
+ */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Clock, Effect, Ref, Stream } from "effect"
 import type { RunningServer } from "../domain/RunningServer.js"
-import { type ServerTimings, sseChunks, type Usage } from "./SseStream.js"
+import { type ServerTimings, sseChunks, type Usage } from "../domain/SseStream.js"
+import type { ProbeSample } from "../domain/Trial.js"
+import { type ProbeFailure, Verdict } from "../domain/Verdict.js"
 
 /** One probe request's parameters (SPEC P-1). */
 export interface ProbeRequest {
@@ -13,30 +20,6 @@ export interface ProbeRequest {
   readonly gateTtftMs: number
   /** Whole-request cap, ms; a request over it fails its trial, not the run. */
   readonly requestTimeoutMs: number
-}
-
-/**
- * What one streaming request measured (SPEC P-2, G-1). `reason` is null when the
- * request was feasible, else a human-readable cause. Times are ms, throughput tokens/s.
- */
-export interface ProbeSample {
-  readonly reason: string | null
-  /** Request start → first content delta, ms (SPEC P-2). */
-  readonly ttftMs: number | null
-  /**
-   * Throughput as SPEC P-2 defines it: generated tokens ÷ (last token − first
-   * token), tokens/s; null with fewer than 2 tokens or no time between them.
-   * (It counts the first token too, so it reads n/(n−1) above the pure decode
-   * rate: 1.6 % at 64 tokens.)
-   */
-  readonly tps: number | null
-  /** Prompt tokens as the server counted them (`usage.prompt_tokens`), when reported. */
-  readonly promptTokens: number | null
-  /** Generated tokens: `usage.completion_tokens` when reported, else the count of content deltas. */
-  readonly completionTokens: number
-  /** Request start → end of stream, ms. */
-  readonly totalMs: number
-  readonly serverTimings: ServerTimings | null
 }
 
 /** Special tokens whose text in a reply means the provider leaked a stop token (SPEC G-1). */
@@ -56,18 +39,23 @@ const errorMessage = (body: string): string => {
   }
 }
 
-class ProbeFailure {
-  readonly _tag = "ProbeFailure"
-  constructor(readonly reason: string) {}
+/** A failed request, carried on the error channel until the sample is built. */
+class Failed {
+  readonly _tag = "Failed"
+  constructor(readonly failure: ProbeFailure) {}
 }
+
+const requestFailed = (detail: string, status: number | null = null) =>
+  new Failed(Verdict.RequestFailed({ phase: "probe", detail, status }))
 
 /**
  * Sends one streaming chat completion to `server` and measures it (SPEC P-1..P-3, G-1).
- * Never fails: every failure becomes a sample with a `reason` — non-2xx ("HTTP 503: …"),
- * request error, provider death during the request (with its exit code and output tail),
- * TTFT over the gate (cut off at the gate, not waited out), request timeout, a stream
- * with no content, a stream cut short (neither `[DONE]` nor `usage`), an error payload
- * in the stream, or a stop-token leak.
+ * Never fails: every failure becomes a sample with a `failure` (domain/Verdict.ts) —
+ * RequestFailed for a non-2xx answer ("HTTP 503: …"), a request error, a request timeout,
+ * a stream with no content, a stream cut short (neither `[DONE]` nor `usage`) or an error
+ * payload in the stream; ProviderDied for the provider's death during the request (with
+ * its exit code and output tail); GateMissed for a TTFT over the gate (cut off at the gate,
+ * not waited out); StopTokenLeak for a special token in the reply.
  */
 export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effect<ProbeSample, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
@@ -84,17 +72,13 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const brokenConnection = (reason: string) =>
       server.exited.pipe(
         Effect.timeout("1 second"),
-        Effect.matchEffect({ onFailure: () => Effect.fail(new ProbeFailure(reason)), onSuccess: () => death })
+        Effect.matchEffect({ onFailure: () => Effect.fail(requestFailed(reason)), onSuccess: () => death })
       )
-    const death: Effect.Effect<never, ProbeFailure> = server.exited.pipe(Effect.flatMap((x) =>
+    const death: Effect.Effect<never, Failed> = server.exited.pipe(Effect.flatMap((x) =>
       Effect.gen(function*() {
         const tail = yield* server.outputTail
         return yield* Effect.fail(
-          new ProbeFailure(
-            `provider process died during the request (${x.signal ?? `exit code ${x.code}`}; possibly out of memory)${
-              tail ? `: ${excerpt(tail)}` : ""
-            }`
-          )
+          new Failed(Verdict.ProviderDied({ phase: "probe", exit: x.signal ?? `exit code ${x.code}`, tail: tail ? excerpt(tail) : "" }))
         )
       })
     ))
@@ -112,11 +96,11 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
       )
       if (res.status < 200 || res.status >= 300) {
         const t = yield* res.text.pipe(Effect.orElseSucceed(() => ""))
-        return yield* Effect.fail(new ProbeFailure(`HTTP ${res.status}${t ? `: ${excerpt(errorMessage(t))}` : ""}`))
+        return yield* Effect.fail(requestFailed(`HTTP ${res.status}${t ? `: ${excerpt(errorMessage(t))}` : ""}`, res.status))
       }
       yield* sseChunks(res.stream).pipe(Stream.runForEach((c) =>
         Effect.gen(function*() {
-          if (c.error !== null) return yield* Effect.fail(new ProbeFailure(`provider error in the stream: ${excerpt(c.error)}`))
+          if (c.error !== null) return yield* Effect.fail(requestFailed(`provider error in the stream: ${excerpt(c.error)}`))
           if (c.done) yield* Ref.set(complete, true)
           if (c.usage) yield* Ref.set(usage, c.usage)
           if (c.timings) yield* Ref.set(timings, c.timings)
@@ -142,7 +126,9 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const gateWatch = Effect.sleep(`${req.gateTtftMs} millis`).pipe(
       Effect.zipRight(Ref.get(first)),
       Effect.flatMap((f) =>
-        f === null ? Effect.fail(new ProbeFailure(`TTFT > ${req.gateTtftMs} ms gate (no first token yet)`)) : Effect.never
+        f === null
+          ? Effect.fail(new Failed(Verdict.GateMissed({ phase: "probe", gateTtftMs: req.gateTtftMs, ttftMs: null })))
+          : Effect.never
       )
     )
     const outcome = yield* request.pipe(
@@ -150,7 +136,7 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
       Effect.raceFirst(death),
       Effect.timeoutFail({
         duration: `${req.requestTimeoutMs} millis`,
-        onTimeout: () => new ProbeFailure(`request timed out after ${req.requestTimeoutMs} ms`)
+        onTimeout: () => requestFailed(`request timed out after ${req.requestTimeoutMs} ms`)
       }),
       Effect.either
     )
@@ -163,19 +149,19 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const ttftMs = f === null ? null : f - start
     const tps = f !== null && l !== null && l > f && n > 1 ? (n * 1000) / (l - f) : null
     const leaked = STOP_TOKENS.find((s) => out.includes(s))
-    const reason = outcome._tag === "Left"
-      ? outcome.left.reason
+    const failure: ProbeFailure | null = outcome._tag === "Left"
+      ? outcome.left.failure
       : f === null
-      ? "stream ended without any content"
+      ? Verdict.RequestFailed({ phase: "probe", detail: "stream ended without any content", status: null })
       : !(yield* Ref.get(complete)) && u === null
-      ? `stream ended early: no [DONE] and no usage after ${n} token(s)`
+      ? Verdict.RequestFailed({ phase: "probe", detail: `stream ended early: no [DONE] and no usage after ${n} token(s)`, status: null })
       : ttftMs !== null && ttftMs > req.gateTtftMs
-      ? `TTFT ${Math.round(ttftMs)} ms > ${req.gateTtftMs} ms gate`
+      ? Verdict.GateMissed({ phase: "probe", gateTtftMs: req.gateTtftMs, ttftMs })
       : leaked !== undefined
-      ? `stop-token leak: ${leaked} in the reply`
+      ? Verdict.StopTokenLeak({ phase: "probe", token: leaked })
       : null
     return {
-      reason,
+      failure,
       ttftMs,
       tps,
       promptTokens: u?.promptTokens ?? null,

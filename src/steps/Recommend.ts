@@ -1,8 +1,12 @@
-import type { Candidate } from "../domain/Candidate.js"
+/**
+ * The recommendation (SPEC F-1, F-2): the terminal block and the JSON
+ * document of a run, with its recipe hash.
+ */
+import { bySizeAscending, type Candidate, formatParams } from "../domain/Candidate.js"
 import type { ExitReason } from "../domain/ExitReason.js"
-import { recipeHash } from "../domain/RecipeHash.js"
-import { isEstimatedSkip } from "./MemoryEstimate.js"
 import { describeKnobs, type Knobs } from "../domain/Knobs.js"
+import { recipeHash } from "../domain/RecipeHash.js"
+import { isEstimatedOver, notesOf } from "../domain/Verdict.js"
 import {
   type Inputs,
   type KnobsJson,
@@ -12,8 +16,8 @@ import {
   TuneDocument
 } from "../domain/TuneDocument.js"
 import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
-import type { TrialOutcome } from "./RunTrial.js"
-import { bySizeAscending, formatParams, type Rejected } from "./Stage1.js"
+import type { TrialOutcome } from "../domain/Trial.js"
+import type { Rejected } from "./Stage1.js"
 
 /** The recommendation as measured: model, knobs, and the trial that measured them. */
 export interface Recommended {
@@ -88,7 +92,7 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.maxTokens)
     }),
     alternates,
-    infeasible: s.rejected.map((r) => ({ model: r.candidate.id, rank: r.candidate.rank, reason: r.reason })),
+    infeasible: s.rejected.map((r) => ({ model: r.candidate.id, rank: r.candidate.rank, reason: notesOf(r.verdict) ?? "" })),
     recipe_hash: rec === null || knobs === null ? null : recipeHash({ machine: s.machine, inputs: s.inputs, recommendation: { model: rec.candidate.id, knobs } })
   })
 }
@@ -115,13 +119,13 @@ export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
     )
   }
   // Measured failures and estimate skips are listed apart: the latter were never launched.
-  const measured = s.rejected.filter((r) => !isEstimatedSkip(r.reason))
-  const estimated = s.rejected.filter((r) => isEstimatedSkip(r.reason))
+  const measured = s.rejected.filter((r) => !isEstimatedOver(r.verdict))
+  const estimated = s.rejected.filter((r) => isEstimatedOver(r.verdict))
   for (const [title, rs] of [["infeasible (measured):", measured], ["skipped, estimated not to fit (not launched; --no-estimate to measure):", estimated]] as const) {
     if (rs.length === 0) continue
     lines.push(title)
     for (const r of bySizeAscending(rs)) {
-      lines.push(`  #${r.candidate.rank} ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
+      lines.push(`  #${r.candidate.rank} ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${notesOf(r.verdict)}`)
     }
   }
   return lines.join("\n")

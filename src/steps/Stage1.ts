@@ -1,15 +1,21 @@
+/**
+ * Stage 1, model selection (SPEC A): candidates in the given order, the first
+ * feasible one chosen, later ones never started.
+ */
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
 import { AllInfeasible, PreWarmIntegrityFailure } from "../domain/AutotuneError.js"
-import type { Candidate } from "../domain/Candidate.js"
+import { bySizeAscending, type Candidate, formatParams } from "../domain/Candidate.js"
 import { Knobs } from "../domain/Knobs.js"
+import { notesOf, type Verdict } from "../domain/Verdict.js"
 import type { CandidateProvider } from "../services/CandidateProvider.js"
-import { runTrial, type TrialOutcome, type TrialSettings } from "./RunTrial.js"
+import type { TrialOutcome } from "../domain/Trial.js"
+import { runTrial, type TrialSettings } from "./RunTrial.js"
 
-/** A candidate Stage 1 found infeasible, with the reason (SPEC G-1). */
+/** A candidate found infeasible, with its verdict (SPEC G-1; never `Fits`). */
 export interface Rejected {
   readonly candidate: Candidate
-  readonly reason: string
+  readonly verdict: Verdict
 }
 
 /** The Stage 1 choice: the first feasible candidate and its measurement. */
@@ -17,16 +23,6 @@ export interface Chosen {
   readonly candidate: Candidate
   readonly outcome: TrialOutcome
 }
-
-/** Formats a parameter count: 1.1B, 130M. */
-export const formatParams = (n: number | null): string =>
-  n === null ? "size unknown" : n >= 1e9 ? `${+(n / 1e9).toFixed(2)}B` : `${+(n / 1e6).toFixed(1)}M`
-
-/** Candidates ordered smallest first by parameter count; unknown sizes last, then by rank (SPEC A-4). */
-export const bySizeAscending = <A extends { readonly candidate: Candidate }>(xs: ReadonlyArray<A>): Array<A> =>
-  [...xs].sort((a, b) =>
-    (a.candidate.paramCount ?? Infinity) - (b.candidate.paramCount ?? Infinity) || a.candidate.rank - b.candidate.rank
-  )
 
 /**
  * SPEC A-4 message: leads with the smallest candidate by parameter size
@@ -36,8 +32,10 @@ export const allInfeasibleMessage = (rejected: ReadonlyArray<Rejected>): string 
   const [smallest, ...larger] = bySizeAscending(rejected)
   if (smallest === undefined) return "no candidates"
   return [
-    `every candidate is infeasible; even ${smallest.candidate.id} (${formatParams(smallest.candidate.paramCount)}): ${smallest.reason}`,
-    ...larger.map((r) => `  ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${r.reason}`)
+    `every candidate is infeasible; even ${smallest.candidate.id} (${formatParams(smallest.candidate.paramCount)}): ${
+      notesOf(smallest.verdict)
+    }`,
+    ...larger.map((r) => `  ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${notesOf(r.verdict)}`)
   ].join("\n")
 }
 
@@ -61,9 +59,9 @@ export const stage1 = <E, R>(
     for (const candidate of candidates) {
       const outcome = yield* runTrial(settings, candidate, Knobs.defaults, replicates, null)
       yield* record(candidate, outcome)
-      if (outcome.reason === null) return { candidate, outcome }
+      if (outcome.verdict._tag === "Fits") return { candidate, outcome }
       yield* abortOnIntegrity(candidate, outcome)
-      rejected.push({ candidate, reason: outcome.reason })
+      rejected.push({ candidate, verdict: outcome.verdict })
     }
     return yield* new AllInfeasible({ message: allInfeasibleMessage(rejected) })
   })
@@ -74,9 +72,9 @@ export const stage1 = <E, R>(
  * as integrity; succeeds otherwise. Call it after the trial row is written.
  */
 export const abortOnIntegrity = (candidate: Candidate, outcome: TrialOutcome): Effect.Effect<void, PreWarmIntegrityFailure> =>
-  outcome.preWarmFailure === "integrity"
+  outcome.verdict._tag === "Integrity"
     ? Effect.fail(new PreWarmIntegrityFailure({
       model: candidate.id,
-      message: `${candidate.id}: ${outcome.reason}; the whole run stops (SPEC D-2): replace or re-download the model, then tune again`
+      message: `${candidate.id}: ${notesOf(outcome.verdict)}; the whole run stops (SPEC D-2): replace or re-download the model, then tune again`
     }))
     : Effect.void

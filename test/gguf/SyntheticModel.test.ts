@@ -14,7 +14,7 @@ import { readModelInfo } from "../../src/gguf/ModelInfo.js"
 import { tensorPlan, writeSyntheticModel } from "../../src/gguf/SyntheticModel.js"
 import { llamaVocab, VOCAB_SIZE } from "../../src/gguf/Vocab.js"
 import { repoRoot, smallModelPath, tinyModelPath } from "../support/models.js"
-import { freePort } from "../../src/services/Ports.js"
+import { freePort } from "../../src/system/Ports.js"
 
 /** A fresh temporary directory, removed when the test's scope closes. */
 const tempDir = Effect.acquireRelease(

@@ -1,6 +1,6 @@
 /**
  * Budgets composed in a script through the library entry point (issue:
- * library surface, SPEC H-3): Stage 1 and the hill-climb are plain Effects,
+ * library surface, SPEC H-3): Stage 1 and the grid search are plain Effects,
  * the budget is `Effect.timeoutFail` around them, the best-so-far lives in a
  * Ref outside it. Probes take simulated time (TestClock): no real sleeping.
  */
@@ -10,19 +10,20 @@ import {
   BudgetExhausted,
   type Candidate,
   cells,
-  hillClimb,
+  gridSearch,
   Knobs,
   runTrial,
-  stage1
+  stage1,
+  type StubEvent
 } from "llm-autotune"
-import { fakeHttp, fakeProvider, simulatedSettings } from "../support/simulatedProvider.js"
+import { fakeHttp, fakeProvider, simulatedSettings, startsAndStops } from "../support/simulatedProvider.js"
 
 const settings = simulatedSettings
-const cand = (id: string, rank: number): Candidate => ({ id, model: id, rank, paramCount: null, ggufFile: false })
+const cand = (id: string, rank: number): Candidate => ({ id, model: id, rank, paramCount: null, ggufFile: false, fileBytes: null })
 const over = (budgetMs: number) => new BudgetExhausted({ budgetMs, message: `budget of ${budgetMs} ms ran out` })
 
 /**
- * The script under test: Stage 1 over `candidates`, then a climb over kv-bits
+ * The script under test: Stage 1 over `candidates`, then a grid search over kv-bits
  * unset/8/4, within `budgetMs`; the best (model, knobs, tok/s) so far is kept
  * in `best` so it survives the budget.
  */
@@ -30,13 +31,13 @@ const script = (candidates: ReadonlyArray<Candidate>, budgetMs: number, best: Re
   Effect.gen(function*() {
     const chosen = yield* stage1(settings, candidates, 3, () => Effect.void)
     yield* Ref.set(best, { model: chosen.candidate.id, knobs: Knobs.defaults, tps: chosen.outcome.tpsMedian })
-    yield* hillClimb(
+    yield* gridSearch(
       cells({ kvBits: [null, 8, 4], maxContext: [100], maxBatch: [1], threads: [] }),
       0.1,
       (knobs) =>
         Effect.map(runTrial(settings, chosen.candidate, knobs, 3, chosen.outcome.calibration), (o) => ({
           knobs,
-          feasible: o.reason === null,
+          feasible: o.verdict._tag === "Fits",
           score: { tps: o.tpsMedian, ttftMs: o.ttftMedianMs },
           value: o
         })),
@@ -47,14 +48,13 @@ const script = (candidates: ReadonlyArray<Candidate>, budgetMs: number, best: Re
 /** Runs the script forked under TestClock, advancing `advanceS` simulated seconds; counts provider starts and stops. */
 const run = (candidates: ReadonlyArray<Candidate>, budgetMs: number, advanceS: number) =>
   Effect.gen(function*() {
-    const started = yield* Ref.make(0)
-    const stopped = yield* Ref.make(0)
+    const journal = yield* Ref.make<ReadonlyArray<StubEvent>>([])
     const best = yield* Ref.make<{ model: string; knobs: Knobs; tps: number | null } | null>(null)
     const wallStart = Date.now()
-    const fiber = yield* Effect.fork(script(candidates, budgetMs, best).pipe(Effect.provide(Layer.merge(fakeProvider(started, stopped), fakeHttp))))
+    const fiber = yield* Effect.fork(script(candidates, budgetMs, best).pipe(Effect.provide(Layer.merge(fakeProvider(journal), fakeHttp))))
     yield* TestClock.adjust(`${advanceS} seconds`)
     const exit = yield* Fiber.await(fiber)
-    return { exit, best: yield* Ref.get(best), started: yield* Ref.get(started), stopped: yield* Ref.get(stopped), wallMs: Date.now() - wallStart }
+    return { exit, best: yield* Ref.get(best), ...startsAndStops(yield* Ref.get(journal)), wallMs: Date.now() - wallStart }
   })
 
 describe("budgets through the library, under TestClock (SPEC H-3)", () => {

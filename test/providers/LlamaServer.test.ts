@@ -3,7 +3,7 @@ import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Knobs } from "../../src/domain/Knobs.js"
 import { llamaServer } from "../../src/providers/LlamaServer.js"
-import { findLlamaServer } from "../../src/services/Executables.js"
+import { findLlamaServer } from "../../src/system/Executables.js"
 import { runCli, tempDir } from "../support/cli.js"
 
 const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>, port: number | null = 4321) => ({

@@ -17,7 +17,7 @@ import { chromium } from "playwright-core"
 import { beforeAll } from "vitest"
 import { RunRow } from "../../src/domain/Run.js"
 import { TrialRow } from "../../src/domain/Trial.js"
-import { bestSoFarSeries, escapeHtml, jsonForScript, renderReport, runTieEpsilon, winnerIndex } from "../../src/report/ReportHtml.js"
+import { bestSoFarSeries, escapeHtml, isEstimated, jsonForScript, renderReport, runTieEpsilon, winnerIndex } from "../../src/report/ReportHtml.js"
 import { TrialStore } from "../../src/services/TrialStore.js"
 import { cliPath, type CliResult, runCli, tempDir } from "../support/cli.js"
 import { readRows } from "../support/db.js"
@@ -126,7 +126,7 @@ const trial = (over: Partial<ConstructorParameters<typeof TrialRow>[0]>) =>
     max_batch: null, threads: null, replicates_n: 3, tps: 9.7, ttft_ms: 2300, ttft_p95_ms: 2400, n_err: 0, fits: 1,
     kept: 0, notes: null, started_at: "2026-01-01T00:00:10.000Z", prompt_tokens: null, server_prompt_n: null,
     server_prompt_tps: null, server_decode_tps: null, server_request_ms: null, load_ms: null, prewarm_ms: null, probe_ms: null, model_params: null,
-    model_bytes: null, ...over
+    model_bytes: null, verdict: null, ...over
   })
 
 /** The `<tbody>` rows of `table#trials`. */
@@ -182,6 +182,24 @@ describe("renderReport (SPEC S-1, F-1)", () => {
     expect(data.infeasible).toEqual([]) // the skipped one is not charted as a measured infeasible trial
     expect(data.feasible).toEqual([{ x: 2, y: 9.7 }])
     expect(renderReport({ run: run(), trials: [trial({})], chartJs: "" })).not.toContain(`id="skipped"`)
+  })
+
+  it("S-1 a row's recorded verdict decides what was skipped; notes are read only on rows stored without one", () => {
+    const trials = [
+      // Recorded as an estimate skip: skipped, whatever its notes say.
+      trial({ model: "huge", fits: 0, tps: null, replicates_n: 0, notes: "never launched", verdict: "EstimatedOver" }),
+      // A measured failure whose text happens to start with "estimated ": measured, not skipped.
+      trial({ model: "odd", fits: 0, tps: null, notes: "estimated tokens were missing from the stream", verdict: "RequestFailed" }),
+      trial({ verdict: "Fits" })
+    ]
+    expect(trials.map(isEstimated)).toEqual([true, false, false])
+    const html = renderReport({ run: run(), trials, chartJs: "" })
+    expect(trialRows(html).map((r) => /data-trial="(\d+)"/.exec(r)?.[1])).toEqual(["2", "3"])
+    const skipped = html.split(`<section id="skipped">`)[1]!.split("</section>")[0]!
+    expect(skipped).toContain("never launched")
+    // A row stored before verdicts were recorded is read by its notes.
+    expect(isEstimated(trial({ notes: "estimated 9.0 GiB > 8.0 GiB available" }))).toBe(true)
+    expect(isEstimated(trial({ notes: "HTTP 503" }))).toBe(false)
   })
 
   it("B-3 best so far replays isNewBest: the winner at lower tok/s but lower TTFT ends the line, not the Stage 1 max", () => {

@@ -4,7 +4,7 @@
  */
 import { Effect, type Scope } from "effect"
 import { type ChildProcess, spawn } from "node:child_process"
-import * as Ports from "../../src/services/Ports.js"
+import * as Ports from "../../src/system/Ports.js"
 import * as Path from "node:path"
 import { repoRoot } from "../support/models.js"
 

@@ -8,15 +8,9 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Exit, Fiber, Layer } from "effect"
 import { parse } from "yaml"
 import { ApplyFailed } from "../../src/domain/AutotuneError.js"
-import {
-  applyRecommendation,
-  type ApplyRequest,
-  defaultConfigPath,
-  editConfigText,
-  OWNED_KEYS,
-  type OwnedValues
-} from "../../src/steps/Apply.js"
-import { restartInstructions } from "../../src/steps/RestartHint.js"
+import { editConfigText, OWNED_KEYS, type OwnedValues } from "../../src/domain/ConfigYaml.js"
+import { restartInstructions } from "../../src/services/ServiceManager.js"
+import { applyRecommendation, type ApplyRequest, defaultConfigPath } from "../../src/steps/Apply.js"
 
 const FIXTURES = path.join(import.meta.dirname, "..", "..", "fixtures", "config")
 const fixture = (name: string) => nodeFs.readFileSync(path.join(FIXTURES, name))

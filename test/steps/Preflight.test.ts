@@ -1,5 +1,8 @@
-import { describe, expect, it } from "@effect/vitest"
-import { classifyForeground, foregroundProviders, isProviderProcess } from "../../src/steps/Preflight.js"
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Effect, Either, Layer } from "effect"
+import { type ProcessInfo, ProcessTable } from "../../src/services/ProcessTable.js"
+import { type JobState, ServiceManager } from "../../src/services/ServiceManager.js"
+import { classifyForeground, foregroundProviders, isProviderProcess, preflight } from "../../src/steps/Preflight.js"
 
 describe("pre-flight process matching (SPEC E-1)", () => {
   it("E-1 the executable's base name must be exactly the provider binary, with serve as a whole word", () => {
@@ -48,4 +51,42 @@ describe("pre-flight for llama-server (SPEC E-1, E-5)", () => {
     expect(isProviderProcess(["/usr/local/bin/llama-server-helper", "-m", "x.gguf"], "llama-server", null)).toBe(false)
     expect(isProviderProcess(["/usr/local/bin/llama-server", "-m", "x.gguf"], "llama-server")).toBe(false)
   })
+})
+
+describe("pre-flight through its services (SPEC E-1), with a stand-in service manager and process table", () => {
+  const options = { serviceManager: "auto" as const, serviceLabel: "live.streamvc.macprovider", providerBinary: "macprovider-cli", providerSubcommand: "serve" }
+  const operator = { pid: 31337, ppid: 1, argv: ["/usr/local/bin/macprovider-cli", "serve", "--port", "8080"] }
+  const run = (job: JobState, table: ReadonlyArray<ProcessInfo>, drain = false) =>
+    preflight(options, drain).pipe(
+      Effect.provide(Layer.merge(ServiceManager.Stub("systemd", job), ProcessTable.Stub(table))),
+      Effect.either
+    )
+
+  it.effect("E-1 a quiet machine passes: no job, no provider process", () =>
+    Effect.gen(function*() {
+      const r = yield* run({ _tag: "Absent" }, [])
+      assert.deepStrictEqual(r, Either.right({ kind: "systemd", label: options.serviceLabel, jobRunning: false, jobPid: null, foreground: [] }))
+    }))
+
+  it.effect("E-1 a job loaded but not running is no conflict; a running one is, naming its label and pid", () =>
+    Effect.gen(function*() {
+      assert.isTrue(Either.isRight(yield* run({ _tag: "Loaded" }, [])))
+      const r = yield* run({ _tag: "Running", pid: 4321 }, [])
+      assert.isTrue(Either.isLeft(r))
+      if (Either.isLeft(r)) {
+        assert.strictEqual(r.left._tag, "ProviderConflict")
+        assert.include(r.left.message, "systemd job live.streamvc.macprovider is running (pid 4321)")
+      }
+    }))
+
+  it.effect("E-1 a foreground provider is a conflict, unless it is the running job's own process; --drain returns it instead", () =>
+    Effect.gen(function*() {
+      const r = yield* run({ _tag: "Absent" }, [operator])
+      assert.isTrue(Either.isLeft(r) && r.left.message.includes(`foreground provider pid ${operator.pid}`))
+      assert.isTrue(Either.isLeft(r) && r.left.message.includes("pass --drain"))
+      const asJob = yield* run({ _tag: "Running", pid: operator.pid }, [operator], true)
+      assert.deepStrictEqual(Either.map(asJob, (f) => [f.jobRunning, f.foreground.length]), Either.right([true, 0]))
+      const drained = yield* run({ _tag: "Absent" }, [operator], true)
+      assert.deepStrictEqual(Either.map(drained, (f) => f.foreground.map((p) => p.pid)), Either.right([operator.pid]))
+    }))
 })

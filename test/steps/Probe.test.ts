@@ -4,6 +4,7 @@ import { Deferred, Effect, Fiber, Layer, TestClock } from "effect"
 import type { ProcessExit, RunningServer } from "../../src/domain/RunningServer.js"
 import { probeOnce } from "../../src/steps/Probe.js"
 import { clockedSseResponse, deltaData, usageData } from "../support/clockedSse.js"
+import { notesOf, Verdict } from "../../src/domain/Verdict.js"
 
 const enc = new TextEncoder()
 
@@ -48,7 +49,8 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       expect(fiber.unsafePoll()).toBeNull()
       yield* TestClock.adjust("1 millis")
       const sample = yield* Fiber.join(fiber)
-      expect(sample.reason).toBe("TTFT > 5000 ms gate (no first token yet)")
+      expect(sample.failure).toEqual(Verdict.GateMissed({ phase: "probe", gateTtftMs: 5000, ttftMs: null }))
+      expect(notesOf(sample.failure!)).toBe("TTFT > 5000 ms gate (no first token yet)")
       expect(sample.ttftMs).toBeNull()
       expect(sample.totalMs).toBe(5000)
     }))
@@ -60,7 +62,8 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       expect(fiber.unsafePoll()).toBeNull()
       yield* TestClock.adjust("1 second")
       const sample = yield* Fiber.join(fiber)
-      expect(sample.reason).toBe("request timed out after 60000 ms")
+      expect(sample.failure?._tag).toBe("RequestFailed")
+      expect(notesOf(sample.failure!)).toBe("request timed out after 60000 ms")
       expect(sample.ttftMs).toBe(0)
     }))
 
@@ -74,7 +77,8 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       yield* TestClock.adjust("1 second")
       yield* Deferred.succeed(died, { code: 137, signal: null })
       const sample = yield* Fiber.join(fiber)
-      expect(sample.reason).toMatch(/^provider process died during the request \(exit code 137; possibly out of memory\): CUDA error/)
+      expect(sample.failure?._tag).toBe("ProviderDied")
+      expect(notesOf(sample.failure!)).toMatch(/^provider process died during the request \(exit code 137; possibly out of memory\): CUDA error/)
     }))
 
   it.effect("P-2 TTFT is start → first content delta; throughput = generated tokens (usage) ÷ (last − first token)", () =>
@@ -91,7 +95,7 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(client), Effect.fork)
       yield* TestClock.adjust("1 second")
       const sample = yield* Fiber.join(fiber)
-      expect(sample.reason).toBeNull()
+      expect(sample.failure).toBeNull()
       expect(sample.ttftMs).toBe(200) // the role-only chunk at 50 ms is not content
       expect(sample.promptTokens).toBe(5)
       expect(sample.completionTokens).toBe(8)

@@ -5,12 +5,13 @@ import { Inputs, Machine } from "../../src/domain/TuneDocument.js"
 import { embedded } from "../../src/providers/Embedded.js"
 import { macProvider } from "../../src/providers/MacProvider.js"
 import { buildDocument, type RunSummary } from "../../src/steps/Recommend.js"
-import type { TrialOutcome } from "../../src/steps/RunTrial.js"
+import type { TrialOutcome } from "../../src/domain/Trial.js"
+import { Verdict } from "../../src/domain/Verdict.js"
 import { allInfeasibleMessage } from "../../src/steps/Stage1.js"
 
-const cand = (id: string, rank: number, paramCount: number | null): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false })
+const cand = (id: string, rank: number, paramCount: number | null): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false, fileBytes: null })
 const outcome: TrialOutcome = {
-  reason: null, preWarmFailure: null, replicates: 3, nErr: 0, tpsMedian: 40, ttftMedianMs: 900, ttftP95Ms: 1000, calibration: null, samples: [],
+  verdict: Verdict.Fits(), replicates: 3, nErr: 0, tpsMedian: 40, ttftMedianMs: 900, ttftP95Ms: 1000, calibration: null, samples: [],
   startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null }
 }
 const machine = new Machine({ ram_gb: 24, chip: "test cpu", os_version: "Linux 6", binary_version: null })
@@ -33,7 +34,7 @@ describe("recommendation document (SPEC F-1, F-2)", () => {
   })
   it("F-1 a smaller candidate this run found infeasible is no alternate", () => {
     const cs = [cand("big-8b", 1, 8e9), cand("mid-3b", 2, 3e9), cand("small-1b", 3, 1e9)]
-    const doc = buildDocument(summary(cs, cs[1]!, { rejected: [{ candidate: cs[2]!, reason: "TTFT 9000 ms > 5000 ms gate" }] }))
+    const doc = buildDocument(summary(cs, cs[1]!, { rejected: [{ candidate: cs[2]!, verdict: Verdict.GateMissed({ phase: "probe", gateTtftMs: 5000, ttftMs: 9000 }) }] }))
     expect(doc.alternates).toEqual([])
     expect(buildDocument(summary(cs, cs[1]!)).alternates).toEqual(["small-1b"])
   })
@@ -65,9 +66,9 @@ describe("recommendation document (SPEC F-1, F-2)", () => {
 describe("all infeasible message (SPEC A-4)", () => {
   it("A-4 leads with the smallest by parameter size, then larger ones in size order, never list position", () => {
     const msg = allInfeasibleMessage([
-      { candidate: cand("phi-3.8b", 1, 3.8e9), reason: "TTFT 83700 ms > 60000 ms gate" },
-      { candidate: cand("llama-1b", 2, 1e9), reason: "HTTP 503" },
-      { candidate: cand("llama-3b", 3, 3e9), reason: "TTFT 94600 ms > 60000 ms gate" }
+      { candidate: cand("phi-3.8b", 1, 3.8e9), verdict: Verdict.GateMissed({ phase: "probe", gateTtftMs: 60000, ttftMs: 83700 }) },
+      { candidate: cand("llama-1b", 2, 1e9), verdict: Verdict.RequestFailed({ phase: "probe", detail: "HTTP 503", status: 503 }) },
+      { candidate: cand("llama-3b", 3, 3e9), verdict: Verdict.GateMissed({ phase: "probe", gateTtftMs: 60000, ttftMs: 94600 }) }
     ])
     const lines = msg.split("\n")
     expect(lines[0]).toContain("even llama-1b (1B): HTTP 503")

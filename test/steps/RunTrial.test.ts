@@ -8,8 +8,9 @@ import { Effect, Layer, Ref } from "effect"
 import { describe, expect, it } from "vitest"
 import { ProviderStartFailed } from "../../src/domain/AutotuneError.js"
 import { Knobs } from "../../src/domain/Knobs.js"
+import { notesOf } from "../../src/domain/Verdict.js"
 import { embedded } from "../../src/providers/Embedded.js"
-import { CandidateProvider } from "../../src/services/CandidateProvider.js"
+import { CandidateProvider, type StubEvent } from "../../src/services/CandidateProvider.js"
 import { runTrial, type TrialSettings } from "../../src/steps/RunTrial.js"
 import { tinyModelPath } from "../support/models.js"
 
@@ -21,36 +22,36 @@ const settings = (estimate: boolean): TrialSettings => ({
 /** Runs one trial of the tiny model with a provider whose start only counts and fails. */
 const trial = (estimate: boolean, maxBatch: number | null = null) =>
   Effect.runPromise(Effect.gen(function*() {
-    const starts = yield* Ref.make<ReadonlyArray<number | null>>([])
-    const provider = Layer.succeed(CandidateProvider, CandidateProvider.make({
-      start: (o) =>
-        Effect.zipRight(
-          Ref.update(starts, (xs) => [...xs, o.spec.knobs.maxBatch]),
-          Effect.fail(new ProviderStartFailed({ model: o.spec.model, message: "stub: not started", exitCode: null, stderrTail: "" }))
-        )
-    }))
+    const journal = yield* Ref.make<ReadonlyArray<StubEvent>>([])
+    const provider = CandidateProvider.Stub(
+      (o) => Effect.fail(new ProviderStartFailed({ model: o.spec.model, message: "stub: not started", exitCode: null, stderrTail: "" })),
+      journal
+    )
     const noHttp = Layer.succeed(HttpClient.HttpClient, HttpClient.make(() => Effect.die("no request expected")))
     const outcome = yield* runTrial(
       settings(estimate),
-      { id: "tiny", model: tinyModelPath(), rank: 1, paramCount: 15e6, ggufFile: true },
+      { id: "tiny", model: tinyModelPath(), rank: 1, paramCount: 15e6, ggufFile: true, fileBytes: null },
       new Knobs({ kvBits: null, maxContext: null, maxBatch, threads: null }),
       1,
       null
     ).pipe(Effect.provide(Layer.merge(provider, noHttp)))
-    return { outcome, starts: yield* Ref.get(starts) }
+    const starts = (yield* Ref.get(journal)).flatMap((e) => (e._tag === "Start" ? [e.options.spec.knobs.maxBatch] : []))
+    return { outcome, starts }
   }))
 
 describe("memory estimate before launch (issue: llama-server, item 4)", () => {
   it("a cell estimated above --memory-limit is infeasible as 'estimated …' and its provider is never started", async () => {
     const r = await trial(true)
     expect(r.starts).toEqual([])
-    expect(r.outcome.reason).toMatch(/^estimated \d+\.\d GiB > 0\.0 GiB available$/)
+    expect(r.outcome.verdict._tag).toBe("EstimatedOver")
+    expect(notesOf(r.outcome.verdict)).toMatch(/^estimated \d+\.\d GiB > 0\.0 GiB available$/)
     expect(r.outcome.phases.loadMs).toBeNull()
     expect(r.outcome.nErr).toBe(0) // no request was sent
   })
   it("--no-estimate: the same cell is started whatever the limit", async () => {
     const r = await trial(false)
     expect(r.starts).toEqual([null])
-    expect(r.outcome.reason).toContain("stub: not started")
+    expect(r.outcome.verdict._tag).toBe("StartFailed")
+    expect(notesOf(r.outcome.verdict)).toContain("stub: not started")
   })
 })

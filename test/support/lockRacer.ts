@@ -1,12 +1,12 @@
 /**
- * A separate process racing for run locks (test/services/RunLock.test.ts):
+ * A separate process racing for run locks (test/system/RunLock.test.ts):
  * `node --import tsx lockRacer.ts <lock path>...` prints `ready`, waits for a
  * line on stdin, acquires the locks, prints `held` or `refused <pid>`, and
  * holds what it got until stdin ends.
  */
 import { Console, Effect } from "effect"
 import * as Readline from "node:readline"
-import { acquireRunLock } from "../../src/services/RunLock.js"
+import { acquireRunLock } from "../../src/system/RunLock.js"
 
 const lines = Readline.createInterface({ input: process.stdin })
 const nextLine = Effect.async<void>((resume) => void lines.once("line", () => resume(Effect.void)))

@@ -6,7 +6,7 @@
 import { HttpClient } from "@effect/platform"
 import { Effect, Layer, Ref } from "effect"
 import { macProvider } from "../../src/providers/MacProvider.js"
-import { CandidateProvider } from "../../src/services/CandidateProvider.js"
+import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
 import type { TrialSettings } from "../../src/steps/RunTrial.js"
 import { clockedSseResponse, deltaData, usageData } from "./clockedSse.js"
 
@@ -38,26 +38,21 @@ export const fakeHttp = Layer.succeed(
   })
 )
 
-/** Provider starts are instant; every start and every stop is counted. */
-export const fakeProvider = (started: Ref.Ref<number>, stopped: Ref.Ref<number>) =>
-  Layer.succeed(
-    CandidateProvider,
-    CandidateProvider.make({
-      start: (o) =>
-        Effect.acquireRelease(
-          Ref.update(started, (n) => n + 1).pipe(Effect.as({
-            baseUrl: `http://${o.spec.model}.kv-${o.spec.knobs.kvBits ?? "unset"}`,
-            port: 1,
-            pid: 1,
-            modelId: o.spec.model,
-            logPath: "/dev/null",
-            exited: Effect.never,
-            outputTail: Effect.succeed("")
-          })),
-          () => Ref.update(stopped, (n) => n + 1)
-        )
-    })
+/**
+ * Provider starts are instant (`CandidateProvider.Stub`): each answers at
+ * `http://<model>.kv-<bits>` (fakeHttp's host); every start and stop goes to `journal`.
+ */
+export const fakeProvider = (journal: Ref.Ref<ReadonlyArray<StubEvent>>) =>
+  CandidateProvider.Stub(
+    (o) => Effect.succeed(serverWithoutProcess(`http://${o.spec.model}.kv-${o.spec.knobs.kvBits ?? "unset"}`, o.spec.model)),
+    journal
   )
+
+/** How many `Start` and `Stop` events a stub journal holds. */
+export const startsAndStops = (events: ReadonlyArray<StubEvent>) => ({
+  started: events.filter((e) => e._tag === "Start").length,
+  stopped: events.filter((e) => e._tag === "Stop").length
+})
 
 
 /** Trial settings for the simulated provider: 100-token prompts, 3-token replies, generous timeouts, no estimate. */

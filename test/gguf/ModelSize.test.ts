@@ -3,10 +3,11 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { resolveCandidates } from "../../src/steps/Candidates.js"
-import { modelParamCount, paramCountFromHfConfig } from "../../src/steps/ModelSize.js"
+import { modelParamCount, paramCountFromHfConfig } from "../../src/gguf/ModelSize.js"
 import { buildDocument } from "../../src/steps/Recommend.js"
 import { tempDir } from "../support/cli.js"
 import { Knobs } from "../../src/domain/Knobs.js"
+import { Verdict } from "../../src/domain/Verdict.js"
 import { Inputs, Machine } from "../../src/domain/TuneDocument.js"
 import { macProvider } from "../../src/providers/MacProvider.js"
 
@@ -58,7 +59,7 @@ describe("model size from metadata (SPEC A-4, F-1)", () => {
       candidates, targetContext: 2048, maxTokens: 64,
       recommended: {
         candidate: candidates[1]!, knobs: Knobs.defaults,
-        outcome: { reason: null, preWarmFailure: null, replicates: 1, nErr: 0, tpsMedian: 1, ttftMedianMs: 1, ttftP95Ms: 1, calibration: null, samples: [], startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null } }
+        outcome: { verdict: Verdict.Fits(), replicates: 1, nErr: 0, tpsMedian: 1, ttftMedianMs: 1, ttftP95Ms: 1, calibration: null, samples: [], startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null } }
       },
       rejected: []
     })

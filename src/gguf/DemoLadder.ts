@@ -2,7 +2,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { Console, Effect } from "effect"
 import type { SynthFailed } from "../domain/AutotuneError.js"
-import { writeSyntheticModel } from "../gguf/SyntheticModel.js"
+import { writeSyntheticModel } from "./SyntheticModel.js"
 
 /** One rung of the built-in ladder: a synthetic model written once into the cache. */
 export interface Rung {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { paramCountFromId, parseParamCount } from "../../src/gguf/ParamCount.js"
 import { Option } from "effect"
-import { calibrate, promptOfWords, wordsForTokens } from "../../src/steps/Prompt.js"
+import { calibrate, promptOfWords, wordsForTokens } from "../../src/domain/Prompt.js"
 
 describe("probe prompt padding (SPEC P-1)", () => {
   it("P-1 a prompt of n words has exactly n words and is the same every time", () => {

@@ -10,8 +10,9 @@ import { Effect, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import type { GgufInsights, Llama } from "node-llama-cpp"
-import { GgmlTypeId, tensorBytes } from "../gguf/GgmlType.js"
-import { readModelInfo } from "../gguf/ModelInfo.js"
+import type { KvBits } from "../domain/Knobs.js"
+import { GgmlTypeId, tensorBytes } from "./GgmlType.js"
+import { readModelInfo } from "./ModelInfo.js"
 
 /** Bytes in one GiB (2^30). */
 const GIB = 1024 ** 3
@@ -67,7 +68,7 @@ export interface EstimateOptions {
   /** Parallel sequences (as `autotune serve --max-batch`); each gets its own `contextSize` of KV cells. */
   readonly sequences: number
   /** KV cache bits: 4 (Q4_0), 8 (Q8_0) or null (F16), as `autotune serve --kv-bits`. */
-  readonly kvBits: 4 | 8 | null
+  readonly kvBits: KvBits
   /**
    * Threads of the estimating `Llama` (capped at the core count; default: the core count). Only the
    * first call in a process uses it (the `Llama` is shared); it does not change the estimate.
@@ -85,7 +86,7 @@ const logTail: Array<string> = []
 const F16_BYTES = 2
 
 /** Bytes per KV cache element: F16 2; Q8_0 and Q4_0 blocks hold 32 elements in 34 and 18 bytes (ggml-common.h, GgmlType.ts). */
-const kvBytesPerElement = (kvBits: 4 | 8 | null): number =>
+const kvBytesPerElement = (kvBits: KvBits): number =>
   kvBits === 4 ? tensorBytes(GgmlTypeId.Q4_0, 32, 32)! / 32 : kvBits === 8 ? tensorBytes(GgmlTypeId.Q8_0, 32, 32)! / 32 : F16_BYTES
 
 /** node-llama-cpp's message when its llama.cpp simulation failed and it fell back to its heuristic. */
@@ -281,22 +282,3 @@ export const availableMemoryBytes = (limitGiB: number | null): number => {
   const constrained = process.constrainedMemory?.() ?? 0
   return constrained > 0 && constrained < total ? Math.min(available, constrained) : available
 }
-
-
-/**
- * The skip reason for a candidate whose estimate exceeds the available memory:
- * exactly `estimated <X> GiB > <Y> GiB available`, X = `est.totalBytes` and Y = `availableBytes`
- * in GiB (2^30 bytes) to one decimal, e.g. "estimated 1.6 GiB > 1.0 GiB available".
- */
-export const estimatedReason = (est: Pick<MemoryEstimate, "totalBytes">, availableBytes: number): string =>
-  `${ESTIMATED_PREFIX}${gibUp(est.totalBytes)} GiB > ${gibDown(availableBytes)} GiB available`
-
-/** GiB to one decimal rounded up / down, so a skip never reads "1.0 GiB > 1.0 GiB". */
-const gibUp = (bytes: number): string => (Math.ceil((bytes / GIB) * 10 - 1e-9) / 10).toFixed(1)
-const gibDown = (bytes: number): string => (Math.floor((bytes / GIB) * 10 + 1e-9) / 10).toFixed(1)
-
-/** How a reason (trial `notes`, F-2 `infeasible[].reason`) marks a candidate skipped on its estimate, never launched. */
-export const ESTIMATED_PREFIX = "estimated "
-
-/** True for a reason of a skip on a memory estimate (estimatedReason), as opposed to a measured failure. */
-export const isEstimatedSkip = (reason: string | null): boolean => reason !== null && reason.startsWith(ESTIMATED_PREFIX)

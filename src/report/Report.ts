@@ -1,25 +1,17 @@
 /**
- * `autotune report [<run-id>]`: writes one run of the trial database (SPEC
- * S-1, S-2) as a self-contained HTML page (`report/ReportHtml.ts`).
+ * `autotune report`: one run of the trial database (SPEC S-1, S-2) written as
+ * a self-contained HTML page (`report/ReportHtml.ts` renders it).
  */
-import { Args, Command, Options } from "@effect/cli"
 import type { CommandExecutor, Path } from "@effect/platform"
 import { FileSystem } from "@effect/platform"
-import { Console, Effect, Option } from "effect"
+import { Effect, Option } from "effect"
 import { randomUUID } from "node:crypto"
 import { createRequire } from "node:module"
 import * as path from "node:path"
-import { StoreFailed, UsageError } from "./domain/AutotuneError.js"
-import { defaultDbPath } from "./domain/UserDirs.js"
-import { renderReport } from "./report/ReportHtml.js"
-import { TrialStore } from "./services/TrialStore.js"
-
-const runIdArg = Args.text({ name: "run-id" }).pipe(Args.optional,
-  Args.withDescription("the run to report (default: the latest run, by started_at)"))
-const dbPath = Options.text("db-path").pipe(Options.optional,
-  Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db, as for tune)"))
-const out = Options.text("out").pipe(Options.optional,
-  Options.withDescription("HTML file to write (default autotune-report-<first 8 chars of the run id>.html in the current directory)"))
+import { StoreFailed, UsageError } from "../domain/AutotuneError.js"
+import { TrialStore } from "../services/TrialStore.js"
+import { defaultDbPath } from "../system/UserDirs.js"
+import { renderReport } from "./ReportHtml.js"
 
 /** Flags of `autotune report`, parsed. */
 export interface ReportFlags {
@@ -100,8 +92,3 @@ export const report = (
     return file
   })
 
-/** `autotune report [<run-id>] [--db-path <file>] [--out <file>]`: see `report`. Prints the written path on stdout. */
-export const reportCommand = Command.make("report", { runId: runIdArg, dbPath, out }, (f) =>
-  report(f).pipe(Effect.flatMap(Console.log))).pipe(
-    Command.withDescription("Write one run (default: the latest) as a self-contained HTML report with charts")
-  )

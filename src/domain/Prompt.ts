@@ -47,3 +47,16 @@ export const calibrate = (a: readonly [number, number], b: readonly [number, num
   if (!Number.isFinite(tokensPerWord) || tokensPerWord <= 0) return { overheadTokens: 0, tokensPerWord: 1 }
   return { overheadTokens: Math.max(0, a[1] - tokensPerWord * a[0]), tokensPerWord }
 }
+
+/** SPEC P-1: a probe prompt must be the target context within 5 % (as a fraction). */
+export const PROMPT_TOLERANCE = 0.05
+
+/**
+ * The context one request occupies, in tokens: its prompt (`contextCap`, the
+ * max-context knob or else the target context, plus P-1's 5 % tolerance, so a
+ * prompt the tokenizer made slightly longer than the target still fits) and
+ * room for its reply (`replyTokens`). What each provider's per-slot context is
+ * sized from, as llama.cpp sizes `-c` (issue "llama-server", E-5).
+ */
+export const requestContextTokens = (contextCap: number, replyTokens: number): number =>
+  Math.ceil(contextCap * (1 + PROMPT_TOLERANCE)) + replyTokens

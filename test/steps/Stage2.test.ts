@@ -1,7 +1,8 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Effect } from "effect"
 import { Knobs } from "../../src/domain/Knobs.js"
-import { hillClimb, isNewBest } from "../../src/steps/HillClimb.js"
+import { isNewBest } from "../../src/domain/NewBest.js"
+import { gridSearch } from "../../src/steps/Stage2.js"
 
 const eps = 0.1
 
@@ -33,7 +34,7 @@ describe("isNewBest (SPEC B-3)", () => {
   })
 })
 
-describe("hillClimb (SPEC B-2, B-5)", () => {
+describe("gridSearch (SPEC B-2, B-5)", () => {
   const k = (maxBatch: number) => new Knobs({ kvBits: null, maxContext: 512, maxBatch, threads: 2 })
   it.effect("B-2 measures every cell in order and keeps the best feasible one", () =>
     Effect.gen(function*() {
@@ -44,7 +45,7 @@ describe("hillClimb (SPEC B-2, B-5)", () => {
         3: { tps: 70, feasible: true },
         4: { tps: 72, feasible: true }
       }
-      const best = yield* hillClimb([k(1), k(2), k(3), k(4)], eps, (knobs) =>
+      const best = yield* gridSearch([k(1), k(2), k(3), k(4)], eps, (knobs) =>
         Effect.succeed({
           knobs,
           feasible: table[knobs.maxBatch!]!.feasible,
@@ -56,7 +57,7 @@ describe("hillClimb (SPEC B-2, B-5)", () => {
     }))
   it.effect("B-5 no feasible cell gives null (the caller recommends Stage 1's configuration)", () =>
     Effect.gen(function*() {
-      const best = yield* hillClimb([k(1)], eps, (knobs) =>
+      const best = yield* gridSearch([k(1)], eps, (knobs) =>
         Effect.succeed({ knobs, feasible: false, score: { tps: 10, ttftMs: 1 }, value: 0 }), () => Effect.void)
       expect(best).toBeNull()
     }))

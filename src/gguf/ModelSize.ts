@@ -5,8 +5,8 @@
 import { Effect, Option } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { readModelInfo } from "../gguf/ModelInfo.js"
-import { paramCountFromId } from "../gguf/ParamCount.js"
+import { readModelInfo } from "./ModelInfo.js"
+import { paramCountFromId } from "./ParamCount.js"
 
 const num = (v: unknown): number | null => (typeof v === "number" && Number.isSafeInteger(v) && v > 0 ? v : null)
 

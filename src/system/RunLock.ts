@@ -30,13 +30,12 @@
  */
 import { Console, Effect, Option, Schema, type Scope } from "effect"
 import { findExecutable } from "./Executables.js"
-import { pidAlive } from "./ProcessTable.js"
+import { pidAlive } from "./Pids.js"
 import * as Crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { RunLocked } from "../domain/AutotuneError.js"
-import { dataDir } from "../domain/UserDirs.js"
-import { adapterCommand, type ProviderAdapter } from "../providers/ProviderAdapter.js"
+import { dataDir } from "./UserDirs.js"
 
 /** The contents of a lock file: who holds it, since when (ISO 8601), with what command line. */
 export class LockHolder extends Schema.Class<LockHolder>("LockHolder")({
@@ -58,25 +57,37 @@ const MAX_ROUNDS = 5
 export const dbLockPath = (dbPath: string): string => `${path.resolve(dbPath)}.lock`
 
 /**
+ * What a provider lock is keyed on: the provider's name and the executable it
+ * starts with its fixed arguments (`adapterCommand` of its adapter).
+ */
+export interface ProviderBinary {
+  readonly name: string
+  readonly command: string
+  readonly args: ReadonlyArray<string>
+}
+
+/**
  * A provider's lock: `<data dir>/locks/<provider name>-<sha1 of the resolved
  * binary path>.lock` (data dir: `UserDirs.dataDir`, which ends in
- * `llm-autotune`). The binary is the adapter's executable, found on PATH and
+ * `llm-autotune`). The binary is the provider's executable, found on PATH and
  * with symlinks resolved, so `macprovider-cli` and its full path share a lock;
  * for the embedded provider run by this tool's own launcher under Node, the
  * launcher script.
  */
-export const providerLockPath = (adapter: ProviderAdapter, dir: string = dataDir()): string => {
-  const { args, command } = adapterCommand(adapter)
-  const launcher = command === process.execPath && args[0] !== undefined ? args[0] : command
+export const providerLockPath = (provider: ProviderBinary, dir: string = dataDir()): string => {
+  const launcher = provider.command === process.execPath && provider.args[0] !== undefined ? provider.args[0] : provider.command
   const binary = findExecutable(launcher) ?? launcher
   const key = Crypto.createHash("sha1").update(binary).digest("hex")
-  return path.join(dir, "locks", `${adapter.name}-${key}.lock`)
+  return path.join(dir, "locks", `${provider.name}-${key}.lock`)
 }
 
-/** The locks of one tune run: its database's and its provider's (see `dbLockPath`, `providerLockPath`). */
-export const runLockPaths = (dbPath: string, adapter: ProviderAdapter): ReadonlyArray<string> => [
+/**
+ * The locks of one tune run: its database's and its provider's (see
+ * `dbLockPath`, `providerLockPath`; `dir`: the data directory).
+ */
+export const runLockPaths = (dbPath: string, provider: ProviderBinary, dir: string = dataDir()): ReadonlyArray<string> => [
   dbLockPath(dbPath),
-  providerLockPath(adapter)
+  providerLockPath(provider, dir)
 ]
 
 /** What a lock file says now. */

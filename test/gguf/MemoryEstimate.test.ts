@@ -12,12 +12,8 @@ import * as Os from "node:os"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
 import { readGgufFileInfo } from "node-llama-cpp"
-import {
-  availableMemoryBytes,
-  estimatedReason,
-  estimateMemory,
-  type MemoryEstimate
-} from "../../src/steps/MemoryEstimate.js"
+import { notesOf, Verdict } from "../../src/domain/Verdict.js"
+import { availableMemoryBytes, estimateMemory, type MemoryEstimate } from "../../src/gguf/MemoryEstimate.js"
 import { tempDir } from "../support/cli.js"
 import { ensureTestModels, mediumModelPath, repoRoot, tinyModelPath } from "../support/models.js"
 import { spawnServe, waitReady } from "../serve/ServeProcess.js"
@@ -113,7 +109,7 @@ describe("estimateMemory", () => {
     }))
 })
 
-describe("availableMemoryBytes and estimatedReason", () => {
+describe("availableMemoryBytes and the EstimatedOver verdict's notes", () => {
   it("a --memory-limit in GiB wins; otherwise something between 0 and the machine's total", () => {
     assert.strictEqual(availableMemoryBytes(1.5), 1.5 * GIB)
     assert.strictEqual(availableMemoryBytes(0), 0)
@@ -193,3 +189,8 @@ describe("estimate vs the RSS of a real `autotune serve`", () => {
       process.stderr.write(`memory estimate vs RSS:\n  ${rows.join("\n  ")}\n`)
     }), 180_000)
 })
+
+/** The notes of an EstimatedOver verdict (what the trial row and F-2 `infeasible[].reason` say). */
+function estimatedReason(est: Pick<MemoryEstimate, "totalBytes">, availableBytes: number): string | null {
+  return notesOf(Verdict.EstimatedOver({ neededBytes: est.totalBytes, availableBytes }))
+}

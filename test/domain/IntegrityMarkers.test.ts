@@ -1,8 +1,8 @@
 import { describe, expect, it } from "vitest"
-import { classifyPreWarmFailure } from "../../src/steps/PreWarmFailure.js"
+import { classifyPreWarmFailure } from "../../src/domain/IntegrityMarkers.js"
 
 /**
- * Real error output, captured from the loaders named (see PreWarmFailure.ts
+ * Real error output, captured from the loaders named (see IntegrityMarkers.ts
  * for where each marker comes from). Each case: reason, provider output tail.
  */
 const integrity: ReadonlyArray<readonly [string, string, string]> = [

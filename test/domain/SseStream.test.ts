@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
-import { parseSseLine, sseChunks } from "../../src/steps/SseStream.js"
+import { parseSseLine, sseChunks } from "../../src/domain/SseStream.js"
 
 const enc = new TextEncoder()
 const bodyOf = (...parts: Array<string>) => Stream.fromIterable(parts.map((p) => enc.encode(p)))

@@ -1,33 +1,27 @@
 /**
- * `autotune tune`: parses and validates every flag (usage errors exit 64
- * before anything is touched, SPEC B-1), builds the plan, prints it for
- * `--dry-run` (SPEC H-5), else opens the trial store and runs the pipeline.
+ * `autotune tune`: the flags, `planFromFlags` (every string-to-plan check:
+ * usage errors exit 64 before anything is touched, SPEC B-1) and the
+ * `--dry-run` rendering (SPEC H-5). The run itself is `Pipeline.tune`.
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Layer, Option, Ref } from "effect"
-import * as fs from "node:fs"
+import { Console, Effect, Option } from "effect"
 import * as path from "node:path"
-import { type Axes, cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "./domain/Axes.js"
-import { integerOption, floatOption } from "./CliOptions.js"
-import { UsageError } from "./domain/AutotuneError.js"
-import { describeKnobs } from "./domain/Knobs.js"
-import { holdSignals } from "./HoldSignals.js"
-import { cacheDir, defaultDbPath } from "./domain/UserDirs.js"
-import { tune, type TunePlan } from "./Pipeline.js"
-import { embedded } from "./providers/Embedded.js"
-import { llamaServer } from "./providers/LlamaServer.js"
-import { macProvider } from "./providers/MacProvider.js"
-import type { ProviderName } from "./providers/ProviderAdapter.js"
-import { CandidateProvider } from "./services/CandidateProvider.js"
-import { findExecutable, findLlamaServer } from "./services/Executables.js"
-import { acquireRunLock, runLockPaths } from "./services/RunLock.js"
-import { TrialStore } from "./services/TrialStore.js"
-import { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
-import { drain } from "./steps/Drain.js"
-import { conflicting, preflight, preflightOptionsFor } from "./steps/Preflight.js"
-import { machineOf, physicalCores } from "./steps/MachineInfo.js"
-import { DEMO_DEFAULTS, ensureLadder, LADDER, rungPath } from "./steps/DemoLadder.js"
-import { checkApplyTarget } from "./steps/Apply.js"
+import { cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "../domain/Axes.js"
+import { UsageError } from "../domain/AutotuneError.js"
+import { describeKnobs, kvBitsText } from "../domain/Knobs.js"
+import { DEMO_DEFAULTS, LADDER, rungPath } from "../gguf/DemoLadder.js"
+import { tune } from "../Pipeline.js"
+import { embedded } from "../providers/Embedded.js"
+import { llamaServer } from "../providers/LlamaServer.js"
+import { macProvider } from "../providers/MacProvider.js"
+import type { ProviderName } from "../providers/ProviderAdapter.js"
+import { parseCandidateList, resolveCandidates } from "../steps/Candidates.js"
+import { preflightOptionsFor } from "../steps/Preflight.js"
+import { findExecutable, findLlamaServer } from "../system/Executables.js"
+import { physicalCores } from "../system/MachineInfo.js"
+import { cacheDir, dataDir, defaultDbPath } from "../system/UserDirs.js"
+import { type TunePlan, validatePlan } from "../TunePlan.js"
+import { floatOption, integerOption } from "./CliOptions.js"
 
 const opt = {
   provider: Options.choice("provider", ["embedded", "macprovider", "llama-server"]).pipe(Options.optional,
@@ -86,14 +80,8 @@ const opt = {
 }
 
 const allOptions = Options.all(opt)
-type Flags = typeof allOptions extends Options.Options<infer A> ? A : never
-
-/** A plan before candidates are resolved: the demo ladder's files may not exist yet. */
-interface Draft {
-  readonly plan: Omit<TunePlan, "candidates" | "machine">
-  readonly candidateIds: ReadonlyArray<string> | null
-  readonly dbPath: string
-}
+/** The parsed flags of `autotune tune`. */
+export type TuneFlags = typeof allOptions extends Options.Options<infer A> ? A : never
 
 /** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
 const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {
@@ -107,100 +95,88 @@ const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, Us
     }))
 }
 
-
-/** Validates every flag into a draft plan. Fails with UsageError (exit 64) naming the flag. */
-const draft = (f: Flags): Effect.Effect<Draft, UsageError> =>
+/**
+ * The plan of `autotune tune` from its flags: every string parsed (candidate
+ * list, axes, numbers with their units), defaults filled in (the demo ladder's
+ * when no `--candidate-models` is given, SPEC's otherwise), then checked by
+ * `validatePlan`. Starts no process (SPEC H-5): the llama-server binary is
+ * only located here; the pipeline asks it for its flags. Fails with
+ * UsageError (exit 64) naming the flag.
+ */
+export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError> =>
   Effect.gen(function*() {
     const providerName: ProviderName = Option.getOrElse(f.provider, () => findExecutable("macprovider-cli") !== null ? "macprovider" : "embedded")
+    const providerBin = Option.getOrNull(f.providerBin)
     const adapter = providerName === "embedded"
-      ? embedded(Option.getOrNull(f.providerBin))
+      ? embedded(providerBin)
       : providerName === "llama-server"
-      ? llamaServer(yield* llamaServerBinary(Option.getOrNull(f.providerBin)))
-      : macProvider(Option.getOrElse(f.providerBin, () => "macprovider-cli"))
+      ? llamaServer(yield* llamaServerBinary(providerBin))
+      : macProvider(providerBin ?? "macprovider-cli")
     const demo = Option.isNone(f.candidateModels)
     if (demo && providerName === "macprovider") {
       return yield* new UsageError({ flag: "candidate-models", message: "--candidate-models is required with --provider macprovider (the built-in ladder is GGUF files)" })
     }
-    const candidateIds = Option.isSome(f.candidateModels) ? yield* parseCandidateList(f.candidateModels.value) : null
-    const targetContext = Option.getOrElse(f.targetContext, () => demo ? DEMO_DEFAULTS.targetContext : 2048)
-    const gateTtftMs = Option.getOrElse(f.gateTtftMs, () => demo ? DEMO_DEFAULTS.gateTtftMs : 60_000)
-    const requestTimeoutS = Option.getOrElse(f.requestTimeoutS, () => Math.ceil(gateTtftMs / 1000) + 120)
-    if (requestTimeoutS * 1000 <= gateTtftMs) {
-      return yield* new UsageError({
-        flag: "request-timeout",
-        message: `--request-timeout ${requestTimeoutS} s must be longer than --gate-ttft-ms ${gateTtftMs} ms, or the gate never decides (SPEC G-1)`
-      })
-    }
-    if (!(f.tpsTieEpsilon >= 0 && f.tpsTieEpsilon < 1)) {
-      return yield* new UsageError({ flag: "tps-tie-epsilon", message: `--tps-tie-epsilon must be in [0, 1), got ${f.tpsTieEpsilon}` })
-    }
-    if (Option.isSome(f.memoryLimitGiB) && !(f.memoryLimitGiB.value > 0)) {
-      return yield* new UsageError({ flag: "memory-limit", message: `--memory-limit must be a positive number of GiB, got ${f.memoryLimitGiB.value}` })
-    }
-    if (Option.isSome(f.memoryLimitGiB) && f.noEstimate) {
-      return yield* new UsageError({ flag: "memory-limit", message: "--memory-limit has no effect with --no-estimate" })
-    }
-    if (f.apply && adapter.name !== "macprovider") {
-      return yield* new UsageError({
-        flag: "apply",
-        message: `--apply writes macprovider's config.yaml (SPEC F-3); the ${adapter.name} provider does not read it: start it with the printed serve command instead`
-      })
-    }
     if (Option.isSome(f.configPath) && !f.apply) {
       return yield* new UsageError({ flag: "config-path", message: "--config-path is only used with --apply" })
     }
-    if (Option.isSome(f.threadsAxis) && !adapter.hasThreads) {
-      return yield* new UsageError({ flag: "threads-axis", message: `--threads-axis: the ${adapter.name} provider has no thread-count setting` })
-    }
-    const axes: Axes = {
-      kvBits: yield* parseKvBitsAxis(Option.getOrElse(f.kvBitsAxis, () => demo ? DEMO_DEFAULTS.kvBitsAxis : "unset")),
-      maxContext: yield* parseMaxContextAxis(f.maxContextAxis, targetContext),
-      maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => "1")),
-      threads: adapter.hasThreads
-        ? yield* parseThreadsAxis(
-          Option.getOrElse(f.threadsAxis, () => demo ? DEMO_DEFAULTS.threadsAxis : `${physicalCores()}`)
-        )
-        : []
-    }
+    const ladderDir = path.join(cacheDir(), "models")
+    const candidateIds = Option.isSome(f.candidateModels)
+      ? yield* parseCandidateList(f.candidateModels.value)
+      : LADDER.map((r) => rungPath(ladderDir, r))
+    const targetContext = Option.getOrElse(f.targetContext, () => demo ? DEMO_DEFAULTS.targetContext : 2048)
+    const gateTtftMs = Option.getOrElse(f.gateTtftMs, () => demo ? DEMO_DEFAULTS.gateTtftMs : 60_000)
+    const requestTimeoutS = Option.getOrElse(f.requestTimeoutS, () => Math.ceil(gateTtftMs / 1000) + 120)
+    const threadsAxis = Option.isSome(f.threadsAxis)
+      ? f.threadsAxis.value
+      : adapter.hasThreads
+      ? (demo ? DEMO_DEFAULTS.threadsAxis : `${physicalCores()}`)
+      : null
     const dbPath = Option.getOrElse(f.dbPath, defaultDbPath)
-    return {
+    return yield* validatePlan({
+      adapter,
       candidateIds,
+      demoLadderDir: demo ? ladderDir : null,
+      targetContext,
+      gateTtftMs,
+      maxTokens: f.maxTokens,
+      requestTimeoutMs: requestTimeoutS * 1000,
+      readyTimeoutMs: f.readyTimeoutS * 1000,
+      logDir: path.join(path.dirname(path.resolve(dbPath)), "logs"),
+      stage1Replicates: f.stage1Replicates,
+      stage2Replicates: f.stage2Replicates,
+      axes: {
+        kvBits: yield* parseKvBitsAxis(Option.getOrElse(f.kvBitsAxis, () => demo ? DEMO_DEFAULTS.kvBitsAxis : "unset")),
+        maxContext: yield* parseMaxContextAxis(f.maxContextAxis, targetContext),
+        maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => "1")),
+        threads: threadsAxis === null ? [] : yield* parseThreadsAxis(threadsAxis)
+      },
+      tpsTieEpsilon: f.tpsTieEpsilon,
+      json: f.json,
+      estimate: !f.noEstimate,
+      memoryLimitGiB: Option.getOrNull(f.memoryLimitGiB),
+      budgetMs: Option.match(f.maxDurationS, { onNone: () => null, onSome: (sec) => sec * 1000 }),
       dbPath,
-      plan: {
-        adapter,
-        targetContext,
-        gateTtftMs,
-        maxTokens: f.maxTokens,
-        requestTimeoutMs: requestTimeoutS * 1000,
-        readyTimeoutMs: f.readyTimeoutS * 1000,
-        logDir: path.join(path.dirname(path.resolve(dbPath)), "logs"),
-        stage1Replicates: f.stage1Replicates,
-        stage2Replicates: f.stage2Replicates,
-        axes,
-        tpsTieEpsilon: f.tpsTieEpsilon,
-        json: f.json,
-        estimate: !f.noEstimate,
-        memoryLimitGiB: Option.getOrNull(f.memoryLimitGiB),
-        apply: f.apply
-          ? { configPath: yield* checkApplyTarget(Option.getOrNull(f.configPath)), serviceManager: f.serviceManager, serviceLabel: f.serviceLabel }
-          : null,
-        budgetMs: Option.match(f.maxDurationS, { onNone: () => null, onSome: (sec) => sec * 1000 })
-      }
-    }
+      dataDir: dataDir(),
+      lifecycle: {
+        preflight: preflightOptionsFor(adapter, providerBin, f.serviceManager, f.serviceLabel),
+        drain: f.drain,
+        restartForeground: f.restartForeground
+      },
+      apply: f.apply ? { configPath: Option.getOrNull(f.configPath) } : null
+    })
   })
 
 /** The `--dry-run` plan (SPEC H-5): candidates in order, axes and cells, gate, where results would go. */
-const renderPlan = (d: Draft, ids: ReadonlyArray<string>): string => {
-  const p = d.plan
+export const renderPlan = (p: TunePlan): string => {
   const grid = cells(p.axes)
   return [
     `provider:        ${p.adapter.name}`,
     `candidates:      (tried in this order; stop at the first feasible)`,
-    ...ids.map((id, i) => `  #${i + 1} ${id}`),
+    ...p.candidateIds.map((id, i) => `  #${i + 1} ${id}`),
     `target context:  ${p.targetContext} tokens, reply ${p.maxTokens} tokens`,
     `TTFT gate:       ${p.gateTtftMs} ms`,
     `replicates:      stage 1 ${p.stage1Replicates}, stage 2 ${p.stage2Replicates}`,
-    `stage 2 axes:    kv-bits ${p.axes.kvBits.map((b) => b ?? "unset").join(",")} × max-context ${p.axes.maxContext.join(",")} × max-batch ${p.axes.maxBatch.join(",")}${
+    `stage 2 axes:    kv-bits ${p.axes.kvBits.map(kvBitsText).join(",")} × max-context ${p.axes.maxContext.join(",")} × max-batch ${p.axes.maxBatch.join(",")}${
       p.axes.threads.length > 0 ? ` × threads ${p.axes.threads.join(",")}` : ""
     } = ${grid.length} cell(s)`,
     ...grid.map((k, i) => `  cell ${i + 1}: ${describeKnobs(k)}`),
@@ -213,51 +189,19 @@ const renderPlan = (d: Draft, ids: ReadonlyArray<string>): string => {
         : `GGUF candidates estimated above ${p.memoryLimitGiB === null ? "the memory available at each trial" : `${p.memoryLimitGiB} GiB`} are skipped`
     }`,
     `apply:           ${p.apply === null ? "no (print only)" : `write ${p.apply.configPath} after a finished tune, with a backup`}`,
-    `database:        ${d.dbPath}`,
+    `database:        ${p.dbPath}`,
     `dry run: nothing was started or written`
   ].join("\n")
 }
 
-const run = (f: Flags) =>
-  Effect.scoped(Effect.gen(function*() {
-    const d = yield* draft(f)
-    const ladderDir = path.join(cacheDir(), "models")
-    const ids = d.candidateIds ?? LADDER.map((r) => rungPath(ladderDir, r))
-    if (f.dryRun) {
-      // Validate the operator's candidates as a real run would (read-only); ladder files may not exist yet.
-      if (d.candidateIds !== null) yield* resolveCandidates(ids, d.plan.adapter.name)
-      return yield* Console.log(renderPlan(d, ids))
-    }
-    // Held first, released last: a second Ctrl-C can skip neither a provider stop nor the restore.
-    yield* holdSignals
-    yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(d.dbPath)), { recursive: true }))
-    // One run at a time, before anything else is touched: a refused run writes nothing.
-    yield* acquireRunLock(runLockPaths(d.dbPath, d.plan.adapter))
-    if (d.candidateIds === null) yield* ensureLadder(ladderDir)
-    const candidates = yield* resolveCandidates(ids, d.plan.adapter.name)
-    const machine = yield* machineOf(d.plan.adapter)
-    const drained = yield* Ref.make(false)
-    // E-1 then E-2, as the first step of the recorded run: a conflict or a failed
-    // drain finalizes the run row as provider_conflict; with --drain the provider
-    // is stopped now and restored when this scope closes, on every exit path.
-    const prepare = Effect.gen(function*() {
-      const found = yield* preflight(
-        preflightOptionsFor(d.plan.adapter, Option.getOrNull(f.providerBin), f.serviceManager, f.serviceLabel),
-        f.drain
-      )
-      if (conflicting(found)) {
-        yield* drain(found, f.restartForeground)
-        yield* Ref.set(drained, found.jobRunning || f.restartForeground)
-      }
-    })
-    const apply = d.plan.apply === null ? null : { ...d.plan.apply, drained: Ref.get(drained) }
-    yield* tune({ ...d.plan, apply, candidates, machine }, prepare).pipe(
-      Effect.provide(Layer.mergeAll(TrialStore.layer(d.dbPath), CandidateProvider.Default))
-    )
-  }))
-
-/** `autotune tune` (SPEC §2). */
-export const tuneCommand = Command.make("tune", opt, run).pipe(
-  Command.withDescription("Measure candidates and recommend the biggest model this machine serves well, with its knobs")
-)
-
+/** `autotune tune` (SPEC §2): the plan, then `--dry-run`'s rendering or the run. */
+export const tuneCommand = Command.make("tune", opt, (f) =>
+  Effect.gen(function*() {
+    const plan = yield* planFromFlags(f)
+    if (!f.dryRun) return yield* tune(plan)
+    // Validate the operator's candidates as a real run would (read-only); ladder files may not exist yet.
+    if (plan.demoLadderDir === null) yield* resolveCandidates(plan.candidateIds, plan.adapter.name)
+    yield* Console.log(renderPlan(plan))
+  })).pipe(
+    Command.withDescription("Measure candidates and recommend the biggest model this machine serves well, with its knobs")
+  )

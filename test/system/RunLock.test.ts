@@ -8,7 +8,8 @@ import { ProviderConflict, RunLocked } from "../../src/domain/AutotuneError.js"
 import { exitCodeOf, fromExit } from "../../src/domain/ExitReason.js"
 import { embedded } from "../../src/providers/Embedded.js"
 import { macProvider } from "../../src/providers/MacProvider.js"
-import { acquireRunLock, dbLockPath, LockHolder, providerLockPath } from "../../src/services/RunLock.js"
+import { adapterBinary } from "../../src/providers/ProviderAdapter.js"
+import { acquireRunLock, dbLockPath, LockHolder, providerLockPath } from "../../src/system/RunLock.js"
 import { tempDir } from "../support/cli.js"
 import { repoRoot } from "../support/models.js"
 
@@ -225,10 +226,10 @@ describe("run lock paths", () => {
   it("the database lock sits next to the database; the provider lock is keyed by provider and resolved binary", () => {
     assert.strictEqual(dbLockPath("rel/runs.db"), Path.resolve("rel/runs.db") + ".lock")
     const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
-    const viaRelative = providerLockPath(macProvider(Path.relative(process.cwd(), fake)), "/d")
-    assert.strictEqual(viaRelative, providerLockPath(macProvider(fake), "/d"))
+    const viaRelative = providerLockPath(adapterBinary(macProvider(Path.relative(process.cwd(), fake))), "/d")
+    assert.strictEqual(viaRelative, providerLockPath(adapterBinary(macProvider(fake)), "/d"))
     assert.match(viaRelative, /^\/d\/locks\/macprovider-[0-9a-f]{40}\.lock$/)
-    assert.notStrictEqual(providerLockPath(embedded(fake), "/d"), viaRelative)
-    assert.match(providerLockPath(embedded(null), "/d"), /^\/d\/locks\/embedded-[0-9a-f]{40}\.lock$/)
+    assert.notStrictEqual(providerLockPath(adapterBinary(embedded(fake)), "/d"), viaRelative)
+    assert.match(providerLockPath(adapterBinary(embedded(null)), "/d"), /^\/d\/locks\/embedded-[0-9a-f]{40}\.lock$/)
   })
 })

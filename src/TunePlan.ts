@@ -1,0 +1,158 @@
+/**
+ * The input of a tune (SPEC §2): every decision the operator's flags make,
+ * as typed values, and `validatePlan`, the checks a plan must pass whoever
+ * built it (the CLI's `planFromFlags`, or a library user).
+ */
+import { Effect } from "effect"
+import type { Axes } from "./domain/Axes.js"
+import { UsageError } from "./domain/AutotuneError.js"
+import { Inputs } from "./domain/TuneDocument.js"
+import { checkApplyTarget } from "./steps/Apply.js"
+import type { TrialSettings } from "./steps/RunTrial.js"
+import type { PreflightOptions } from "./steps/Preflight.js"
+
+/** Pre-flight and drain (SPEC E-1, E-2): where to look for the operator's provider and what to do about it. */
+export interface LifecyclePlan {
+  readonly preflight: PreflightOptions
+  /** `--drain`: stop a running provider for the tune and restore it afterwards (E-2). */
+  readonly drain: boolean
+  /** `--restart-foreground`: with a drain, restart a drained foreground provider afterwards. */
+  readonly restartForeground: boolean
+}
+
+/** `--apply` (SPEC F-3): the config file to write after a finished tune. */
+export interface ApplyPlan {
+  /**
+   * The provider's config.yaml (`--config-path`); null for macprovider's default,
+   * `~/.config/macprovider/config.yaml`. `validatePlan` checks it can be edited
+   * and resolves it to an absolute path.
+   */
+  readonly configPath: string | null
+}
+
+/**
+ * Everything a tune needs, validated. Units: tokens, ms.
+ * `adapter` is the provider as planned: the pipeline asks its binary what it
+ * accepts (`adapter.probe`) before any candidate starts.
+ */
+export interface TunePlan extends TrialSettings {
+  /** Model ids or GGUF paths, tried in this order (SPEC A-1). */
+  readonly candidateIds: ReadonlyArray<string>
+  /**
+   * The built-in demo ladder's directory, when `candidateIds` are its rungs:
+   * missing rung files are written there before the run resolves them.
+   * Null for the operator's own candidates.
+   */
+  readonly demoLadderDir: string | null
+  readonly stage1Replicates: number
+  readonly stage2Replicates: number
+  readonly axes: Axes
+  /** `--tps-tie-epsilon` (SPEC B-3), a fraction in [0, 1). */
+  readonly tpsTieEpsilon: number
+  /** `--json`: print the F-2 document instead of the terminal block. */
+  readonly json: boolean
+  /** `--max-duration` in ms (SPEC H-3), null for no budget. */
+  readonly budgetMs: number | null
+  /** The SQLite file of runs and trials (SPEC S-1, S-2), locked for the run. */
+  readonly dbPath: string
+  /** The per-user data directory: the provider's run lock lives in its `locks/` (one tune per provider). */
+  readonly dataDir: string
+  readonly lifecycle: LifecyclePlan
+  /** `--apply`, or null to print only. */
+  readonly apply: ApplyPlan | null
+}
+
+/** F-2 `inputs` of a plan: what the recipe hash covers of the run's inputs (F-2h). */
+export const planInputs = (p: TunePlan): Inputs =>
+  new Inputs({
+    target_context: p.targetContext,
+    candidate_models: [...p.candidateIds],
+    stage1_replicates: p.stage1Replicates,
+    stage2_replicates: p.stage2Replicates,
+    gate_ttft_ms: p.gateTtftMs,
+    tps_tie_epsilon: p.tpsTieEpsilon
+  })
+
+const usage = (flag: string, message: string) => Effect.fail(new UsageError({ flag, message }))
+
+/**
+ * Checks what a plan's parts must agree on (SPEC B-1, G-1, F-3; the rules the
+ * CLI's flags are checked against, so a plan built in code gets them too).
+ * Fails with UsageError naming the flag whose
+ * value is wrong (exit 64, `config_error`):
+ * - no candidates, or one named twice (`candidate-models`);
+ * - a count that is not a positive integer: replicates, target context, gate,
+ *   reply length (`stage1-replicates`, `stage2-replicates`, `target-context`,
+ *   `gate-ttft-ms`, `max-tokens`);
+ * - a request timeout not longer than the TTFT gate (`request-timeout`: the
+ *   gate would never decide);
+ * - a tie band outside [0, 1) (`tps-tie-epsilon`);
+ * - a memory limit that is not a positive number, or one given with the
+ *   estimate off (`memory-limit`);
+ * - an empty axis, a context cap below the target context, a threads axis for
+ *   a provider without a thread-count setting (`kv-bits-axis`, `max-context-axis`,
+ *   `max-batch-axis`, `threads-axis`);
+ * - `--apply` for a provider that does not read macprovider's config.yaml
+ *   (`apply`), or a config it could not edit (`config-path`, `checkApplyTarget`:
+ *   checked now, so an hours-long tune does not end in a config that cannot
+ *   be written).
+ * Returns the plan with the apply target resolved to an absolute path.
+ */
+export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError> =>
+  Effect.gen(function*() {
+    const ids = plan.candidateIds
+    if (ids.length === 0) return yield* usage("candidate-models", "--candidate-models names no candidate")
+    const dup = ids.find((id, i) => ids.indexOf(id) !== i)
+    if (dup !== undefined) return yield* usage("candidate-models", `--candidate-models names "${dup}" twice`)
+    const positive: ReadonlyArray<readonly [string, number]> = [
+      ["stage1-replicates", plan.stage1Replicates],
+      ["stage2-replicates", plan.stage2Replicates],
+      ["target-context", plan.targetContext],
+      ["gate-ttft-ms", plan.gateTtftMs],
+      ["max-tokens", plan.maxTokens],
+      ["ready-timeout", plan.readyTimeoutMs]
+    ]
+    for (const [flag, n] of positive) {
+      if (!(Number.isSafeInteger(n) && n >= 1)) return yield* usage(flag, `--${flag} must be an integer >= 1, got ${n}`)
+    }
+    if (plan.requestTimeoutMs <= plan.gateTtftMs) {
+      return yield* usage(
+        "request-timeout",
+        `--request-timeout ${plan.requestTimeoutMs / 1000} s must be longer than --gate-ttft-ms ${plan.gateTtftMs} ms, or the gate never decides (SPEC G-1)`
+      )
+    }
+    if (!(plan.tpsTieEpsilon >= 0 && plan.tpsTieEpsilon < 1)) {
+      return yield* usage("tps-tie-epsilon", `--tps-tie-epsilon must be in [0, 1), got ${plan.tpsTieEpsilon}`)
+    }
+    if (plan.memoryLimitGiB !== null && !(plan.memoryLimitGiB > 0)) {
+      return yield* usage("memory-limit", `--memory-limit must be a positive number of GiB, got ${plan.memoryLimitGiB}`)
+    }
+    if (plan.memoryLimitGiB !== null && !plan.estimate) {
+      return yield* usage("memory-limit", "--memory-limit has no effect with --no-estimate")
+    }
+    const axes: ReadonlyArray<readonly [string, ReadonlyArray<unknown>]> = [
+      ["kv-bits-axis", plan.axes.kvBits],
+      ["max-context-axis", plan.axes.maxContext],
+      ["max-batch-axis", plan.axes.maxBatch]
+    ]
+    for (const [flag, cells] of axes) {
+      if (cells.length === 0) return yield* usage(flag, `--${flag} has no cell`)
+    }
+    const low = plan.axes.maxContext.find((c) => c < plan.targetContext)
+    if (low !== undefined) {
+      return yield* usage("max-context-axis", `--max-context-axis cell ${low} is below --target-context ${plan.targetContext}`)
+    }
+    if (plan.axes.threads.length > 0 && !plan.adapter.hasThreads) {
+      return yield* usage("threads-axis", `--threads-axis: the ${plan.adapter.name} provider has no thread-count setting`)
+    }
+    if (plan.adapter.hasThreads && plan.axes.threads.length === 0) {
+      return yield* usage("threads-axis", "--threads-axis has no cell")
+    }
+    if (plan.apply !== null && plan.adapter.name !== "macprovider") {
+      return yield* usage(
+        "apply",
+        `--apply writes macprovider's config.yaml (SPEC F-3); the ${plan.adapter.name} provider does not read it: start it with the printed serve command instead`
+      )
+    }
+    return plan.apply === null ? plan : { ...plan, apply: { configPath: yield* checkApplyTarget(plan.apply.configPath) } }
+  })
