@@ -10,7 +10,7 @@ import { NodeHttpClient } from "@effect/platform-node"
 import { Effect, Layer } from "effect"
 import { type Axes, cells } from "../src/domain/Axes.js"
 import { describeKnobs } from "../src/domain/Knobs.js"
-import { llamaServer } from "../src/providers/LlamaServer.js"
+import { llamaServerAdapter } from "../src/providers/LlamaServer.js"
 import { CandidateProvider } from "../src/services/CandidateProvider.js"
 import { resolveCandidates } from "../src/steps/Candidates.js"
 import type { Calibration } from "../src/domain/Prompt.js"
@@ -52,7 +52,7 @@ export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<Rea
       // As planFromFlags builds them from the tune's flags (defaults where the bench passes none).
       const settings: TrialSettings = {
         // Asked for its optional flags, as the tune asks it before its first candidate.
-        adapter: yield* llamaServer(binary).probe,
+        adapter: yield* llamaServerAdapter(binary),
         targetContext: s.targetContext,
         maxTokens: s.maxTokens,
         gateTtftMs: s.gateTtftMs,

@@ -19,7 +19,7 @@ import {
   embedded,
   findLlamaServer,
   Knobs,
-  llamaServer,
+  llamaServerAdapter,
   notesOf,
   type ProviderAdapter,
   ProviderLive,
@@ -73,8 +73,8 @@ const program = Effect.gen(function*() {
     )
   // One after the other, never at once: they would share the cores.
   const rows: Array<readonly [string, TrialOutcome]> = []
-  // llama-server's adapter asks its binary which optional flags it has (`probe`) before it starts.
-  for (const adapter of [embedded(null), yield* llamaServer(lookup.found).probe]) rows.push([adapter.name, yield* trialOn(adapter)])
+  // llamaServerAdapter asks the binary which optional flags it has before anything starts.
+  for (const adapter of [embedded(null), yield* llamaServerAdapter(lookup.found)]) rows.push([adapter.name, yield* trialOn(adapter)])
   yield* Console.log(`${model}, ${describeKnobs(knobs)}, ${targetContext} tokens of context`)
   yield* Console.log(
     `${"provider".padEnd(14)}${"tok/s".padStart(10)}${"TTFT med".padStart(10)}${"TTFT p95".padStart(10)}` +

@@ -29,6 +29,7 @@ import {
   Inputs,
   Knobs,
   llamaServer,
+  NO_OPTIONAL_FLAGS,
   macProvider,
   notesOf,
   type ProviderAdapter,
@@ -69,7 +70,7 @@ const launchOf = (rec: RecommendationJson) => {
   const adapter: ProviderAdapter = name === "autotune"
     ? embedded(null)
     : name === "llama-server"
-    ? llamaServer(binary)
+    ? llamaServer(binary, NO_OPTIONAL_FLAGS) // asked for its flags below (probe)
     : rec.knobs.threads !== undefined
     ? embedded(binary)
     : macProvider(binary)

@@ -2,8 +2,8 @@
  * One tune run, top to bottom (SPEC §2). `tune` reads as the step list:
  *
  *   signals held → run lock → candidates, provider and machine → run row →
- *   pre-flight and drain → Stage 1 → Stage 2 → apply → finish
- *   (recommend, record the end, print the result, print the apply report)
+ *   pre-flight and drain → Stage 1 → Stage 2 → recommend → apply → finish
+ *   (record the end, print the result, print the apply report)
  *
  * with the budget (H-3) around pre-flight…apply and `Effect.onExit` running
  * finish on every exit path. Each step is an Effect from `steps/`; what they
@@ -78,6 +78,9 @@ interface Run {
  * far printed as partial when Stage 1 had chosen) or ApplyFailed (F-3; the
  * recommendation still printed). Interrupted (H-4): the row is marked
  * `interrupted` with `ended_at` null, nothing is applied.
+ * For the run's life it holds SIGINT, SIGTERM and SIGHUP (system/HoldSignals.ts),
+ * so a script calling it is interrupted through its fiber (as `runMain` does
+ * on Ctrl-C), never killed between a stop and its SIGKILL.
  */
 export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
   yield* holdSignals
@@ -117,7 +120,9 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     if (best === null) {
       yield* Console.error("autotune: no feasible Stage 2 cell; recommending the Stage 1 configuration (SPEC B-5)")
     }
-    if (plan.apply !== null) yield* apply(path.resolve(plan.apply.configPath ?? defaultConfigPath()), state)
+    // Recommend: the Stage 2 winner, else Stage 1's choice (B-4, B-5).
+    const recommendation = (yield* Ref.get(state.recommended))!
+    if (plan.apply !== null) yield* apply(path.resolve(plan.apply.configPath ?? defaultConfigPath()), recommendation, state)
   })
 
   yield* withBudget(steps, plan.budgetMs).pipe(Effect.onExit((exit) => finish(store, state, run, exit)))
@@ -213,9 +218,8 @@ const recordTrial = (
  * interrupt or budget arriving mid-apply never leaves a written config
  * reported as not applied.
  */
-const apply = (configPath: string, state: RunState) =>
+const apply = (configPath: string, rec: Recommended, state: RunState) =>
   Effect.gen(function*() {
-    const rec = (yield* Ref.get(state.recommended))!
     yield* Effect.uninterruptible(Effect.flatMap(
       applyRecommendation({
         configPath,
@@ -237,10 +241,10 @@ const withBudget = <A, E, R>(steps: Effect.Effect<A, E, R>, budgetMs: number | n
 
 // ---- finish: on every exit path ---------------------------------------------
 
-/** Recommend, record the end, print the result, print the apply report. */
+/** However the run ended: its document (F-2), then record the end, print the result, print the apply report. */
 const finish = (store: TrialStore, state: RunState, run: Run, exit: Exit.Exit<unknown, unknown>) =>
   Effect.gen(function*() {
-    const summary = yield* recommend(state, run, fromExit(exit))
+    const summary = yield* summarize(state, run, fromExit(exit))
     const doc = buildDocument(summary)
     yield* recordEnd(store, state, run, doc)
     yield* Console.log(run.plan.json ? encodeTuneDocument(doc) : renderBlock(doc, summary))
@@ -248,11 +252,12 @@ const finish = (store: TrialStore, state: RunState, run: Run, exit: Exit.Exit<un
   })
 
 /**
- * The recommendation a run ends with (F-1, F-2): the best so far when the
- * run finished (ok), failed only to apply (F-3: the config is untouched) or
- * ran out of budget after Stage 1 had chosen (H-3: partial); else none.
+ * What the run's document is built from (F-1, F-2). Its recommendation is the
+ * best so far when the run finished (ok), failed only to apply (F-3: the
+ * config is untouched) or ran out of budget after Stage 1 had chosen (H-3:
+ * partial); else none.
  */
-const recommend = (state: RunState, run: Run, exitReason: ExitReason) =>
+const summarize = (state: RunState, run: Run, exitReason: ExitReason) =>
   Effect.gen(function*() {
     const best = yield* Ref.get(state.recommended)
     const partial = exitReason === "budget_exhausted" && best !== null

@@ -75,45 +75,41 @@ export const planInputs = (p: TunePlan): Inputs =>
 
 const usage = (flag: string, message: string) => Effect.fail(new UsageError({ flag, message }))
 
+/** The largest integer a timer holds, ms (2^31 − 1, Node's setTimeout): a longer wait would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
 /**
- * Checks what a plan's parts must agree on (SPEC B-1, G-1, F-3; the rules the
- * CLI's flags are checked against, so a plan built in code gets them too).
- * Fails with UsageError naming the flag whose
- * value is wrong (exit 64, `config_error`):
- * - no candidates, or one named twice (`candidate-models`);
- * - a count that is not a positive integer: replicates, target context, gate,
- *   reply length (`stage1-replicates`, `stage2-replicates`, `target-context`,
- *   `gate-ttft-ms`, `max-tokens`);
- * - a request timeout not longer than the TTFT gate (`request-timeout`: the
- *   gate would never decide);
- * - a tie band outside [0, 1) (`tps-tie-epsilon`);
- * - a memory limit that is not a positive number, or one given with the
- *   estimate off (`memory-limit`);
- * - an empty axis, a context cap below the target context, a threads axis for
- *   a provider without a thread-count setting (`kv-bits-axis`, `max-context-axis`,
- *   `max-batch-axis`, `threads-axis`);
- * - `--apply` for a provider that does not read macprovider's config.yaml
- *   (`apply`), or a config it could not edit (`config-path`, `checkApplyTarget`:
- *   checked now, so an hours-long tune does not end in a config that cannot
- *   be written).
- * Returns the plan with the apply target resolved to an absolute path.
+ * The checks of `validatePlan` that need no Stage 2 axes, in the order the CLI
+ * has always made them (so the flag a usage error names stays the same when
+ * several are wrong): candidates, counts, timeouts, tie band, memory limit,
+ * `--apply`'s provider. See `validatePlan`.
  */
-export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError> =>
+export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, UsageError> =>
   Effect.gen(function*() {
     const ids = plan.candidateIds
     if (ids.length === 0) return yield* usage("candidate-models", "--candidate-models names no candidate")
     const dup = ids.find((id, i) => ids.indexOf(id) !== i)
     if (dup !== undefined) return yield* usage("candidate-models", `--candidate-models names "${dup}" twice`)
-    const positive: ReadonlyArray<readonly [string, number]> = [
+    const counts: ReadonlyArray<readonly [string, number]> = [
       ["stage1-replicates", plan.stage1Replicates],
       ["stage2-replicates", plan.stage2Replicates],
       ["target-context", plan.targetContext],
       ["gate-ttft-ms", plan.gateTtftMs],
-      ["max-tokens", plan.maxTokens],
-      ["ready-timeout", plan.readyTimeoutMs]
+      ["max-tokens", plan.maxTokens]
     ]
-    for (const [flag, n] of positive) {
+    for (const [flag, n] of counts) {
       if (!(Number.isSafeInteger(n) && n >= 1)) return yield* usage(flag, `--${flag} must be an integer >= 1, got ${n}`)
+    }
+    const waits: ReadonlyArray<readonly [string, number | null]> = [
+      ["gate-ttft-ms", plan.gateTtftMs],
+      ["ready-timeout", plan.readyTimeoutMs],
+      ["request-timeout", plan.requestTimeoutMs],
+      ["max-duration", plan.budgetMs]
+    ]
+    for (const [flag, ms] of waits) {
+      if (ms !== null && !(Number.isSafeInteger(ms) && ms >= 1 && ms <= MAX_TIMER_MS)) {
+        return yield* usage(flag, `--${flag} must be between 1 ms and ${MAX_TIMER_MS} ms (about 24.8 days), got ${ms} ms`)
+      }
     }
     if (plan.requestTimeoutMs <= plan.gateTtftMs) {
       return yield* usage(
@@ -130,29 +126,74 @@ export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError
     if (plan.memoryLimitGiB !== null && !plan.estimate) {
       return yield* usage("memory-limit", "--memory-limit has no effect with --no-estimate")
     }
-    const axes: ReadonlyArray<readonly [string, ReadonlyArray<unknown>]> = [
-      ["kv-bits-axis", plan.axes.kvBits],
-      ["max-context-axis", plan.axes.maxContext],
-      ["max-batch-axis", plan.axes.maxBatch]
-    ]
-    for (const [flag, cells] of axes) {
-      if (cells.length === 0) return yield* usage(flag, `--${flag} has no cell`)
-    }
-    const low = plan.axes.maxContext.find((c) => c < plan.targetContext)
-    if (low !== undefined) {
-      return yield* usage("max-context-axis", `--max-context-axis cell ${low} is below --target-context ${plan.targetContext}`)
-    }
-    if (plan.axes.threads.length > 0 && !plan.adapter.hasThreads) {
-      return yield* usage("threads-axis", `--threads-axis: the ${plan.adapter.name} provider has no thread-count setting`)
-    }
-    if (plan.adapter.hasThreads && plan.axes.threads.length === 0) {
-      return yield* usage("threads-axis", "--threads-axis has no cell")
-    }
     if (plan.apply !== null && plan.adapter.name !== "macprovider") {
       return yield* usage(
         "apply",
         `--apply writes macprovider's config.yaml (SPEC F-3); the ${plan.adapter.name} provider does not read it: start it with the printed serve command instead`
       )
     }
+  })
+
+/** B-1's strictness on parsed axes: non-empty, positive integers, no duplicates, caps sorted and ≥ the target. */
+const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
+  Effect.gen(function*() {
+    if (plan.axes.threads.length > 0 && !plan.adapter.hasThreads) {
+      return yield* usage("threads-axis", `--threads-axis: the ${plan.adapter.name} provider has no thread-count setting`)
+    }
+    const axes: ReadonlyArray<readonly [string, ReadonlyArray<unknown>]> = [
+      ["kv-bits-axis", plan.axes.kvBits],
+      ["max-context-axis", plan.axes.maxContext],
+      ["max-batch-axis", plan.axes.maxBatch],
+      ...(plan.adapter.hasThreads ? [["threads-axis", plan.axes.threads] as const] : [])
+    ]
+    for (const [flag, cells] of axes) {
+      if (cells.length === 0) return yield* usage(flag, `--${flag} has no cell`)
+      const dup = cells.find((c, i) => cells.indexOf(c) !== i)
+      if (dup !== undefined) return yield* usage(flag, `--${flag} has a duplicate cell "${String(dup)}"`)
+    }
+    for (const [flag, cells] of axes.slice(1)) {
+      const bad = cells.find((c) => !(typeof c === "number" && Number.isSafeInteger(c) && c >= 1))
+      if (bad !== undefined) return yield* usage(flag, `--${flag} has a bad cell "${String(bad)}": expected a positive integer`)
+    }
+    const bits = plan.axes.kvBits.find((b) => b !== null && b !== 4 && b !== 8)
+    if (bits !== undefined) return yield* usage("kv-bits-axis", `--kv-bits-axis has a bad cell "${String(bits)}": expected 4, 8 or unset`)
+    const low = plan.axes.maxContext.find((c) => c < plan.targetContext)
+    if (low !== undefined) {
+      return yield* usage("max-context-axis", `--max-context-axis cell ${low} is below --target-context ${plan.targetContext}`)
+    }
+    if (plan.axes.maxContext.some((c, i, all) => i > 0 && c < all[i - 1]!)) {
+      return yield* usage("max-context-axis", "--max-context-axis must be sorted ascending (SPEC B-1)")
+    }
+  })
+
+/**
+ * Checks what a plan's parts must agree on (SPEC B-1, G-1, F-3, H-3; the rules
+ * the CLI's flags are checked against, so a plan built in code gets them too).
+ * Fails with UsageError naming the flag whose value is wrong (exit 64,
+ * `config_error`):
+ * - no candidates, or one named twice (`candidate-models`);
+ * - a count that is not a positive integer: replicates, target context, gate,
+ *   reply length (`stage1-replicates`, `stage2-replicates`, `target-context`,
+ *   `gate-ttft-ms`, `max-tokens`);
+ * - a ready timeout, request timeout or budget outside 1 ms … 2^31 − 1 ms (what
+ *   a timer holds), or a request timeout not longer than the TTFT gate
+ *   (`ready-timeout`, `request-timeout`, `max-duration`);
+ * - a tie band outside [0, 1) (`tps-tie-epsilon`);
+ * - a memory limit that is not a positive number, or one given with the
+ *   estimate off (`memory-limit`);
+ * - `--apply` for a provider that does not read macprovider's config.yaml (`apply`);
+ * - a threads axis for a provider without a thread-count setting, an empty
+ *   axis, a duplicate or non-positive cell, a kv-bits cell other than 4, 8 or
+ *   unset, a context cap below the target context or out of order
+ *   (`kv-bits-axis`, `max-context-axis`, `max-batch-axis`, `threads-axis`);
+ * - a config `--apply` could not edit (`config-path`, `checkApplyTarget`:
+ *   checked now, so an hours-long tune does not end in a config that cannot
+ *   be written).
+ * Returns the plan with the apply target resolved to an absolute path.
+ */
+export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError> =>
+  Effect.gen(function*() {
+    yield* checkInputs(plan)
+    yield* checkAxes(plan)
     return plan.apply === null ? plan : { ...plan, apply: { configPath: yield* checkApplyTarget(plan.apply.configPath) } }
   })

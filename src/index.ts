@@ -51,7 +51,7 @@ export { type RunEnd, type RunStart, TrialStore } from "./services/TrialStore.js
 
 // ---- providers -------------------------------------------------------------
 export { embedded } from "./providers/Embedded.js"
-export { llamaServer, type LlamaServerFlags, llamaServerFlags } from "./providers/LlamaServer.js"
+export { llamaServer, llamaServerAdapter, type LlamaServerFlags, llamaServerFlags, NO_OPTIONAL_FLAGS } from "./providers/LlamaServer.js"
 export { macProvider } from "./providers/MacProvider.js"
 export { type LaunchSpec, type ProviderAdapter, type ProviderName } from "./providers/ProviderAdapter.js"
 

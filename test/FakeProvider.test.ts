@@ -51,12 +51,13 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
       expect(a).toContain("--no-join")
       expect(Number(a[a.indexOf("--port") + 1])).toBeGreaterThan(0)
     }
-    // S-1: every trial is recorded, infeasible ones with their reason in notes
-    const trials = await readRows<{ model: string; fits: number; notes: string | null }>(db,
-      "SELECT model, fits, notes FROM tune_trials WHERE stage = 1 ORDER BY trial_id")
-    expect(trials.map((t) => [t.model, t.fits])).toEqual([
-      ["exit-on-start", 0], ["http503", 0], ["leak", 0], ["die-mid-stream", 0], ["no-content", 0],
-      ["models-then-die", 0], ["never-ready", 0], ["stream-error", 0], ["ok-5", 1]
+    // S-1: every trial is recorded, infeasible ones with their reason in notes and the kind of it as the verdict
+    const trials = await readRows<{ model: string; fits: number; notes: string | null; verdict: string }>(db,
+      "SELECT model, fits, notes, verdict FROM tune_trials WHERE stage = 1 ORDER BY trial_id")
+    expect(trials.map((t) => [t.model, t.fits, t.verdict])).toEqual([
+      ["exit-on-start", 0, "StartFailed"], ["http503", 0, "RequestFailed"], ["leak", 0, "StopTokenLeak"],
+      ["die-mid-stream", 0, "ProviderDied"], ["no-content", 0, "RequestFailed"], ["models-then-die", 0, "StartFailed"],
+      ["never-ready", 0, "StartFailed"], ["stream-error", 0, "RequestFailed"], ["ok-5", 1, "Fits"]
     ])
     expect(trials.every((t) => t.fits === 1 || (t.notes ?? "").length > 0)).toBe(true)
   })

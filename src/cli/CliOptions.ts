@@ -1,3 +1,4 @@
+/** Numeric CLI options whose parse and range errors name the flag (exit 64, SPEC B-1). */
 import { HelpDoc, Options, ValidationError } from "@effect/cli"
 import { Effect } from "effect"
 

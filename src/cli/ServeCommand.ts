@@ -1,6 +1,6 @@
 /** `autotune serve`: the embedded provider (SPEC E-5) as a command; the server is `serve/Serve.ts`. */
 import { Command, Options } from "@effect/cli"
-import { Effect, Option } from "effect"
+import { Effect } from "effect"
 import { serve } from "../serve/Serve.js"
 import { integerOption } from "./CliOptions.js"
 
@@ -12,7 +12,7 @@ const serveHost = Options.text("host").pipe(Options.withDefault("127.0.0.1"),
   Options.withDescription("address to bind (default 127.0.0.1)"))
 const noJoin = Options.boolean("no-join").pipe(
   Options.withDescription("do not join a coordinator pool (the embedded provider never joins one; accepted for macprovider-cli compatibility)"))
-const kvBits = Options.choice("kv-bits", ["4", "8"]).pipe(Options.optional,
+const kvBits = Options.choiceWithValue("kv-bits", [["4", 4], ["8", 8]] as const).pipe(Options.optional,
   Options.withDescription("KV-cache bits: 4 (q4_0) or 8 (q8_0); unset = f16"))
 const maxContext = integerOption("max-context", { min: 1 }).pipe(Options.optional,
   Options.withDescription("context size per sequence, in tokens (default: the model's training context)"))
@@ -27,7 +27,7 @@ export const serveCommand = Command.make("serve",
   (o) => Effect.gen(function*() {
     return yield* serve({
       modelPath: o.model, port: o.port, host: o.host, maxBatch: o.maxBatch, maxContext: o.maxContext, threads: o.threads,
-      kvBits: Option.map(o.kvBits, (b) => (b === "4" ? 4 : 8))
+      kvBits: o.kvBits
     }).pipe(Effect.scoped)
   })
 ).pipe(Command.withDescription("Serve a GGUF model over an OpenAI-compatible HTTP API (the embedded provider)"))

@@ -12,7 +12,7 @@ import { describeKnobs, kvBitsText } from "../domain/Knobs.js"
 import { DEMO_DEFAULTS, LADDER, rungPath } from "../gguf/DemoLadder.js"
 import { tune } from "../Pipeline.js"
 import { embedded } from "../providers/Embedded.js"
-import { llamaServer } from "../providers/LlamaServer.js"
+import { llamaServer, NO_OPTIONAL_FLAGS } from "../providers/LlamaServer.js"
 import { macProvider } from "../providers/MacProvider.js"
 import type { ProviderName } from "../providers/ProviderAdapter.js"
 import { parseCandidateList, resolveCandidates } from "../steps/Candidates.js"
@@ -20,7 +20,7 @@ import { preflightOptionsFor } from "../steps/Preflight.js"
 import { findExecutable, findLlamaServer } from "../system/Executables.js"
 import { physicalCores } from "../system/MachineInfo.js"
 import { cacheDir, dataDir, defaultDbPath } from "../system/UserDirs.js"
-import { type TunePlan, validatePlan } from "../TunePlan.js"
+import { checkInputs, type TunePlan, validatePlan } from "../TunePlan.js"
 import { floatOption, integerOption } from "./CliOptions.js"
 
 const opt = {
@@ -110,14 +110,12 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     const adapter = providerName === "embedded"
       ? embedded(providerBin)
       : providerName === "llama-server"
-      ? llamaServer(yield* llamaServerBinary(providerBin))
+      // Its optional flags are asked of the binary when the run starts (`adapter.probe`), never here (H-5).
+      ? llamaServer(yield* llamaServerBinary(providerBin), NO_OPTIONAL_FLAGS)
       : macProvider(providerBin ?? "macprovider-cli")
     const demo = Option.isNone(f.candidateModels)
     if (demo && providerName === "macprovider") {
       return yield* new UsageError({ flag: "candidate-models", message: "--candidate-models is required with --provider macprovider (the built-in ladder is GGUF files)" })
-    }
-    if (Option.isSome(f.configPath) && !f.apply) {
-      return yield* new UsageError({ flag: "config-path", message: "--config-path is only used with --apply" })
     }
     const ladderDir = path.join(cacheDir(), "models")
     const candidateIds = Option.isSome(f.candidateModels)
@@ -126,13 +124,8 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     const targetContext = Option.getOrElse(f.targetContext, () => demo ? DEMO_DEFAULTS.targetContext : 2048)
     const gateTtftMs = Option.getOrElse(f.gateTtftMs, () => demo ? DEMO_DEFAULTS.gateTtftMs : 60_000)
     const requestTimeoutS = Option.getOrElse(f.requestTimeoutS, () => Math.ceil(gateTtftMs / 1000) + 120)
-    const threadsAxis = Option.isSome(f.threadsAxis)
-      ? f.threadsAxis.value
-      : adapter.hasThreads
-      ? (demo ? DEMO_DEFAULTS.threadsAxis : `${physicalCores()}`)
-      : null
     const dbPath = Option.getOrElse(f.dbPath, defaultDbPath)
-    return yield* validatePlan({
+    const inputs: Omit<TunePlan, "axes"> = {
       adapter,
       candidateIds,
       demoLadderDir: demo ? ladderDir : null,
@@ -144,12 +137,6 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
       logDir: path.join(path.dirname(path.resolve(dbPath)), "logs"),
       stage1Replicates: f.stage1Replicates,
       stage2Replicates: f.stage2Replicates,
-      axes: {
-        kvBits: yield* parseKvBitsAxis(Option.getOrElse(f.kvBitsAxis, () => demo ? DEMO_DEFAULTS.kvBitsAxis : "unset")),
-        maxContext: yield* parseMaxContextAxis(f.maxContextAxis, targetContext),
-        maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => "1")),
-        threads: threadsAxis === null ? [] : yield* parseThreadsAxis(threadsAxis)
-      },
       tpsTieEpsilon: f.tpsTieEpsilon,
       json: f.json,
       estimate: !f.noEstimate,
@@ -163,6 +150,26 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
         restartForeground: f.restartForeground
       },
       apply: f.apply ? { configPath: Option.getOrNull(f.configPath) } : null
+    }
+    // The scalar checks first, then the axes: the order in which usage errors have always been named.
+    yield* checkInputs(inputs)
+    if (Option.isSome(f.configPath) && !f.apply) {
+      return yield* new UsageError({ flag: "config-path", message: "--config-path is only used with --apply" })
+    }
+    if (Option.isSome(f.threadsAxis) && !adapter.hasThreads) {
+      return yield* new UsageError({ flag: "threads-axis", message: `--threads-axis: the ${adapter.name} provider has no thread-count setting` })
+    }
+    const threadsAxis = adapter.hasThreads
+      ? Option.getOrElse(f.threadsAxis, () => demo ? DEMO_DEFAULTS.threadsAxis : `${physicalCores()}`)
+      : null
+    return yield* validatePlan({
+      ...inputs,
+      axes: {
+        kvBits: yield* parseKvBitsAxis(Option.getOrElse(f.kvBitsAxis, () => demo ? DEMO_DEFAULTS.kvBitsAxis : "unset")),
+        maxContext: yield* parseMaxContextAxis(f.maxContextAxis, targetContext),
+        maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => "1")),
+        threads: threadsAxis === null ? [] : yield* parseThreadsAxis(threadsAxis)
+      }
     })
   })
 

@@ -1,3 +1,4 @@
+/** The typed, expected failures of llm-autotune; each maps to one exit_reason (SPEC H-2). */
 import { Schema } from "effect"
 
 /**

@@ -1,3 +1,4 @@
+/** The Stage 2 axes (SPEC B-1): parsed strictly from their flags, and their cells in a fixed order (B-2). */
 import { Effect } from "effect"
 import { UsageError } from "./AutotuneError.js"
 import { Knobs, type KvBits, parseKvBits } from "./Knobs.js"

@@ -14,7 +14,7 @@ export interface Candidate {
   /** True when `model` is a local GGUF file (the embedded provider's files, or a `.gguf` path), whose header is checked before every load (SPEC D-2). */
   readonly ggufFile: boolean
   /**
-   * Size of the model file in bytes when `model` is a local file, read once when
+   * Size of the model file in bytes when `model` is a local GGUF file, read once when
    * the candidate is resolved (recorded with each trial as `model_bytes`, so a
    * recipe can be re-checked against the file it names); null for a model id.
    */

@@ -1,3 +1,4 @@
+/** exit_reason and exit codes (SPEC H-2): the one place a typed error becomes them. */
 import { ValidationError } from "@effect/cli"
 import { Cause, Exit, Option, Schema } from "effect"
 import { AutotuneError, RunLocked } from "./AutotuneError.js"

@@ -4,7 +4,7 @@
  *
  * | knob      | Knobs field  | tune axis flag       | serve flag      | F-2 JSON / config.yaml key                       | tune_trials column | llama.cpp                       |
  * |-----------|--------------|----------------------|-----------------|--------------------------------------------------|--------------------|---------------------------------|
- * | KV bits   | `kvBits`     | `--kv-bits-axis`     | `--kv-bits`     | `kv_bits` / `kv_bits_override`                   | `kv_bits`          | `--cache-type-k/-v q4_0\|q8_0`  |
+ * | KV bits   | `kvBits`     | `--kv-bits-axis`     | `--kv-bits`     | `kv_bits` / `kv_bits_override`                   | `kv_bits`          | `--cache-type-k/-v q4_0\|q8_0` (`kvCacheType`; node-llama-cpp `Q4_0`/`Q8_0`, `kvGgmlType`) |
  * | context   | `maxContext` | `--max-context-axis` | `--max-context` | `max_context_override` (both)                    | `max_context_cap`  | `--ctx-size` (× slots)          |
  * | batch     | `maxBatch`   | `--max-batch-axis`   | `--max-batch`   | `max_concurrency_override` (both)                | `max_batch`        | `--parallel`                    |
  * | threads   | `threads`    | `--threads-axis`     | `--threads`     | `threads` (JSON only; no config key, SPEC F-3)   | `threads`          | `--threads`                     |
@@ -23,6 +23,9 @@ export const parseKvBits = (s: string): KvBits | undefined => (s === "4" ? 4 : s
 
 /** ggml's name of the KV-cache type for kv-bits: `q4_0`, `q8_0`, or `f16` when unset (llama.cpp `--cache-type-k/-v`). */
 export const kvCacheType = (b: KvBits): "q4_0" | "q8_0" | "f16" => (b === 4 ? "q4_0" : b === 8 ? "q8_0" : "f16")
+
+/** The same type as ggml (and node-llama-cpp's `GgmlType`) names it: `Q4_0`, `Q8_0`, `F16`. */
+export const kvGgmlType = (b: KvBits): "Q4_0" | "Q8_0" | "F16" => (b === 4 ? "Q4_0" : b === 8 ? "Q8_0" : "F16")
 
 /**
  * One Stage 2 cell: the serving knobs a provider is started with (SPEC B-1).

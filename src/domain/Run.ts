@@ -1,3 +1,4 @@
+/** A `tune_runs` row (SPEC S-2), as read back. */
 import { Schema } from "effect"
 import { ExitReason } from "./ExitReason.js"
 

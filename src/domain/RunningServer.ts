@@ -1,3 +1,4 @@
+/** A started, ready candidate provider, as the probe sees it (SPEC E-3, E-4). */
 import type { Effect } from "effect"
 
 /** How a provider process ended: exit code (null when killed by a signal) and signal name. */

@@ -1,3 +1,4 @@
+/** Server-Sent Events of a streaming chat completion, parsed into chunks (SPEC P-3). */
 import { Option, Schema, Stream } from "effect"
 
 /** Token counts a server reports on its last chunk (OpenAI `usage`). */

@@ -1,3 +1,4 @@
+/** The `--json` document (SPEC F-2) and its parts, as schemas. */
 import { Schema } from "effect"
 import { KvBits } from "./Knobs.js"
 import { ExitReason } from "./ExitReason.js"

@@ -69,6 +69,20 @@ void everyTagListed
 /** A request-level failure, as one probe request reports it (SPEC G-1, P-3). */
 export type ProbeFailure = Extract<Verdict, { readonly phase: Phase }>
 
+/** The same request-level failure, as the pre-warm's (D-1): its text then starts "pre-warm: ". */
+export const inPreWarm = (f: ProbeFailure): ProbeFailure => {
+  switch (f._tag) {
+    case "GateMissed":
+      return Verdict.GateMissed({ ...f, phase: "pre-warm" })
+    case "RequestFailed":
+      return Verdict.RequestFailed({ ...f, phase: "pre-warm" })
+    case "ProviderDied":
+      return Verdict.ProviderDied({ ...f, phase: "pre-warm" })
+    case "StopTokenLeak":
+      return Verdict.StopTokenLeak({ ...f, phase: "pre-warm" })
+  }
+}
+
 /** Bytes in one GiB (2^30). */
 const GIB = 1024 ** 3
 

@@ -1,3 +1,4 @@
+/** The built-in demo ladder (SPEC A-1): synthetic models, largest first, written once into the cache. */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Console, Effect } from "effect"

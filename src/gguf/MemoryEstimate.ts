@@ -10,7 +10,7 @@ import { Effect, Schema } from "effect"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import type { GgufInsights, Llama } from "node-llama-cpp"
-import type { KvBits } from "../domain/Knobs.js"
+import { type KvBits, kvGgmlType } from "../domain/Knobs.js"
 import { GgmlTypeId, tensorBytes } from "./GgmlType.js"
 import { readModelInfo } from "./ModelInfo.js"
 
@@ -87,7 +87,7 @@ const F16_BYTES = 2
 
 /** Bytes per KV cache element: F16 2; Q8_0 and Q4_0 blocks hold 32 elements in 34 and 18 bytes (ggml-common.h, GgmlType.ts). */
 const kvBytesPerElement = (kvBits: KvBits): number =>
-  kvBits === 4 ? tensorBytes(GgmlTypeId.Q4_0, 32, 32)! / 32 : kvBits === 8 ? tensorBytes(GgmlTypeId.Q8_0, 32, 32)! / 32 : F16_BYTES
+  kvBits === null ? F16_BYTES : tensorBytes(GgmlTypeId[kvGgmlType(kvBits)], 32, 32)! / 32
 
 /** node-llama-cpp's message when its llama.cpp simulation failed and it fell back to its heuristic. */
 const SIMULATION_FAILED = "Failed simulating"
@@ -197,7 +197,7 @@ export const estimateMemory = (o: EstimateOptions): Effect.Effect<MemoryEstimate
       try: () => getSharedLlama(o.threads),
       catch: (e) => unavailable(`cannot initialise llama.cpp: ${errorMessage(e)}\n${logTail.join("\n")}`)
     })
-    const kvType = o.kvBits === 4 ? nlc.GgmlType.Q4_0 : o.kvBits === 8 ? nlc.GgmlType.Q8_0 : nlc.GgmlType.F16
+    const kvType = nlc.GgmlType[kvGgmlType(o.kvBits)]
     const failuresBefore = simulationFailures
     const estimated = yield* Effect.tryPromise({
       try: async () => {

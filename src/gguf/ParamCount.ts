@@ -1,3 +1,4 @@
+/** A parameter count read from text: "15M", "1.1B", or a size token in a model id (SPEC A-4). */
 import { Option } from "effect"
 
 /**

@@ -24,7 +24,11 @@ export interface LlamaServerFlags {
   readonly cacheRam: boolean
 }
 
-/** No optional flag: what an adapter assumes until its binary was asked (`probe`). */
+/**
+ * No optional flag: for an adapter built before its binary may be asked (a
+ * plan, a dry run). A run asks the binary first (`probe`, `llamaServerAdapter`);
+ * an adapter that keeps these flags starts candidates without `--cache-ram 0`.
+ */
 export const NO_OPTIONAL_FLAGS: LlamaServerFlags = { cacheRam: false }
 
 /**
@@ -64,10 +68,10 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
  * construction; the flag would make it exit "invalid argument"). Candidates
  * bind 127.0.0.1 only. `binary` is resolved by the caller (`--provider-bin`,
  * `$LLAMA_SERVER`, `$LLAMA_CPP_BIN_DIR`, PATH). `flags`: what the build
- * accepts; `probe` asks the binary (`llamaServerFlags`) and returns the
- * adapter with its answer.
+ * accepts (`llamaServerFlags` asks it; `llamaServerAdapter` does both); `probe`
+ * asks the binary again and returns the adapter with its answer.
  */
-export const llamaServer = (binary: string, flags: LlamaServerFlags = NO_OPTIONAL_FLAGS): ProviderAdapter => ({
+export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAdapter => ({
   name: "llama-server",
   hasThreads: true,
   watchesParent: false,
@@ -87,6 +91,10 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags = NO_OPTIONA
   }),
   contextSize: slotContext,
   serveCommand: (spec) => [binary, "-m", spec.model, ...knobArgs(spec)].map(shellQuote).join(" "),
-  probe: Effect.map(llamaServerFlags(binary), (f) => llamaServer(binary, f)),
+  probe: Effect.suspend(() => llamaServerAdapter(binary)),
   version: versionOf(binary)
 })
+
+/** The llama-server adapter for `binary`, with the optional flags its `--help` lists (15 s at most). Never fails. */
+export const llamaServerAdapter = (binary: string): Effect.Effect<ProviderAdapter, never, Exec> =>
+  Effect.map(llamaServerFlags(binary), (flags) => llamaServer(binary, flags))

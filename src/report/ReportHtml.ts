@@ -3,6 +3,7 @@
  * document (no network: the chart library is inlined). Pure: text in, text out.
  */
 import { Option, Schema } from "effect"
+import { kvBitsText } from "../domain/Knobs.js"
 import { type CellScore, isNewBest } from "../domain/NewBest.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialRow } from "../domain/Trial.js"
@@ -123,12 +124,11 @@ export const bestSoFarSeries = (
 
 const dash = "—"
 const num = (n: number | null, digits: number): string => n === null ? dash : n.toFixed(digits)
-const kvText = (b: number | null): string => b === null ? "unset" : `${b}`
 const orDefault = (n: number | null): string => n === null ? "default" : `${n}`
 
 /** Human form of a trial's knobs, e.g. `kv=unset ctx=2048 batch=1 threads=2` (kv-bits null shows `unset`, F-1). */
 const knobsText = (t: TrialRow): string =>
-  [`kv=${kvText(t.kv_bits)}`, `ctx=${orDefault(t.max_context_cap)}`, `batch=${orDefault(t.max_batch)}`,
+  [`kv=${kvBitsText(t.kv_bits)}`, `ctx=${orDefault(t.max_context_cap)}`, `batch=${orDefault(t.max_batch)}`,
     ...(t.threads === null ? [] : [`threads=${t.threads}`])].join(" ")
 
 /** `<tr><th>k</th><td>v</td></tr>` rows; values are escaped here. */
@@ -173,7 +173,7 @@ const recommendationRows = (r: RecommendationJson) =>
   [
     ["model", r.model],
     ["target context (tokens)", `${r.target_context}`],
-    ["kv_bits", kvText(r.knobs.kv_bits)],
+    ["kv_bits", kvBitsText(r.knobs.kv_bits)],
     ["max_context_override", orDefault(r.knobs.max_context_override)],
     ["max_concurrency_override", orDefault(r.knobs.max_concurrency_override)],
     ...(r.knobs.threads === undefined ? [] : [["threads", orDefault(r.knobs.threads)] as const]),
@@ -186,7 +186,7 @@ const recommendationRows = (r: RecommendationJson) =>
 /** One measured trial as a table row; `n` is its 1-based position in the run's trial order. */
 const trialRow = (t: TrialRow, n: number, winner: boolean): string => {
   const cells = [
-    `${n}`, `${t.stage}`, t.model, kvText(t.kv_bits), orDefault(t.max_context_cap), orDefault(t.max_batch),
+    `${n}`, `${t.stage}`, t.model, kvBitsText(t.kv_bits), orDefault(t.max_context_cap), orDefault(t.max_batch),
     orDefault(t.threads), num(t.tps, 2), num(t.ttft_ms, 0), num(t.ttft_p95_ms, 0), `${t.replicates_n}`,
     t.fits === 1 ? "yes" : "no", t.notes ?? "", t.started_at
   ].map(escapeHtml)
@@ -291,8 +291,8 @@ pre, code { font-family: ui-monospace, monospace; white-space: pre-wrap; word-br
  * measured trial (stage, model, knobs with kv_bits `unset` when null, tok/s,
  * TTFT median and p95 in ms, replicates, fits, reason = notes, started_at),
  * the winner row (see `winnerIndex`) with class `winner` and a "★ winner"
- * marker; `section#skipped` listing trials whose notes start with
- * "estimated " (skipped without launching) when there are any; and two
+ * marker; `section#skipped` listing trials skipped on their memory estimate
+ * without launching (`isEstimated`) when there are any; and two
  * `<canvas>`es: `#chart-progress` (best-so-far tok/s as the tune decided it,
  * see `bestSoFarSeries` (SPEC B-3, B-5), a step line over trial order,
  * feasible trials as points, infeasible ones as crosses at 0)

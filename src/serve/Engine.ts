@@ -10,7 +10,7 @@ import * as os from "node:os"
 import * as path from "node:path"
 import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp"
 import { ServeFailed } from "../domain/AutotuneError.js"
-import type { KvBits } from "../domain/Knobs.js"
+import { type KvBits, kvGgmlType } from "../domain/Knobs.js"
 import type { FinishReason, Timings } from "./OpenAi.js"
 import { awaitBounded } from "./AwaitBounded.js"
 import { makeStopScanner } from "./StopScanner.js"
@@ -201,7 +201,7 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
       (m) => awaitBounded(() => m.dispose(), 10_000)
     )
     const contextLimit = Option.getOrElse(o.maxContext, () => model.trainContextSize || 4096)
-    const kvType = Option.match(o.kvBits, { onNone: () => "F16" as const, onSome: (b) => b === 4 ? "Q4_0" as const : "Q8_0" as const })
+    const kvType = kvGgmlType(Option.getOrNull(o.kvBits))
     const context: LlamaContext = yield* Effect.acquireRelease(
       nativeStep(
         `cannot create a context of ${contextLimit} tokens × ${o.maxBatch} sequences (KV ${kvType})`,

@@ -112,8 +112,18 @@ const run = (command: string, args: ReadonlyArray<string>, o: RunOptions): Effec
       ...(o.cwd === undefined ? {} : { cwd: o.cwd }),
       ...(o.env === undefined ? {} : { env: o.env })
     })
+    // Stops the command and stops reading its output: a child the command left behind may
+    // hold the pipes open, and `close` waits for them (Node's execFile does the same on its
+    // timeout). With ownGroup the whole group goes, leftovers included (the kernel keeps a
+    // group's id from reuse while it has members); otherwise the command alone, and its pid
+    // is never signalled once it has exited (it may be reused).
     const kill = () => {
-      if (cp.pid !== undefined) sendSignal(cp.pid, "SIGKILL", { group: o.ownGroup === true })
+      if (cp.pid !== undefined) {
+        if (o.ownGroup === true) sendSignal(cp.pid, "SIGKILL", { group: true, leaderToo: false })
+        else if (cp.exitCode === null && cp.signalCode === null) cp.kill("SIGKILL")
+      }
+      cp.stdout?.destroy()
+      cp.stderr?.destroy()
     }
     const timer = setTimeout(() => {
       timedOut = true
@@ -160,6 +170,10 @@ const spawn = (command: string, args: ReadonlyArray<string>, o: SpawnOptions): E
       cp.once("spawn", () => {
         if (o.unref === true) cp.unref()
         resume(Effect.succeed({ pid: cp.pid!, exited: Deferred.await(exited), hasExited: Deferred.isDone(exited) }))
+      })
+      // Interrupted before it was running: it must not run on unowned.
+      return Effect.sync(() => {
+        if (cp.exitCode === null && cp.signalCode === null) cp.kill("SIGKILL")
       })
     })
   })

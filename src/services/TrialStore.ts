@@ -1,3 +1,4 @@
+/** The trial store (SPEC S-1..S-3): runs and trials in SQLite, migrated additively on open. */
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Effect, Layer, Option, Schema } from "effect"

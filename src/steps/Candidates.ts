@@ -1,3 +1,4 @@
+/** Candidates (SPEC A-1, A-4): the operator's list parsed, each resolved to what the provider is given and its size. */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { Effect } from "effect"
@@ -62,12 +63,14 @@ export const resolveCandidates = (
           }`
         })
       }
+      const ggufFile = isGgufFile(id, provider)
       return {
         id,
         model: path.resolve(id),
         rank: i + 1,
         paramCount: yield* modelParamCount(id),
-        ggufFile: isGgufFile(id, provider),
-        fileBytes: fs.statSync(id, { throwIfNoEntry: false })?.size ?? null
+        ggufFile,
+        // A model directory or an id has no one file to identify it by.
+        fileBytes: ggufFile ? fs.statSync(id, { throwIfNoEntry: false })?.size ?? null : null
       } satisfies Candidate
     }))

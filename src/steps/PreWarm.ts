@@ -5,7 +5,7 @@
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
 import type { RunningServer } from "../domain/RunningServer.js"
-import type { ProbeFailure } from "../domain/Verdict.js"
+import { inPreWarm, type ProbeFailure } from "../domain/Verdict.js"
 import type { ProbeSample } from "../domain/Trial.js"
 import { probeOnce } from "./Probe.js"
 import { type Calibration, calibrate, promptOfWords, wordsForTokens } from "../domain/Prompt.js"
@@ -30,7 +30,7 @@ export interface PreWarmSpec {
 }
 
 const failed = (s: ProbeSample): PreWarmResult | null =>
-  s.failure !== null && s.ttftMs === null ? { _tag: "Failed", failure: { ...s.failure, phase: "pre-warm" } } : null
+  s.failure !== null && s.ttftMs === null ? { _tag: "Failed", failure: inPreWarm(s.failure) } : null
 
 /**
  * Pre-warms a started provider (SPEC D-1) so first-use costs stay out of the

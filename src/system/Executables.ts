@@ -1,3 +1,4 @@
+/** Executables on PATH, and where llama-server is looked for (SPEC E-5). */
 import * as fs from "node:fs"
 import * as path from "node:path"
 

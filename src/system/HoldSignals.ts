@@ -1,3 +1,4 @@
+/** Signal listeners held for a run's life (SPEC H-4): a second Ctrl-C cannot skip a stop or a restore. */
 import { Effect } from "effect"
 
 /**

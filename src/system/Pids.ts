@@ -1,3 +1,4 @@
+/** Whether a process id is alive (zombies are not). */
 import * as fs from "node:fs"
 
 /**

@@ -1,3 +1,4 @@
+/** Loopback ports: a free one for a candidate (SPEC E-3), and whether one is open (SPEC E-2). */
 import * as net from "node:net"
 import { Effect } from "effect"
 

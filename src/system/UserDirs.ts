@@ -1,3 +1,4 @@
+/** Per-user data and cache directories (XDG on Linux, Apple's conventions on macOS). */
 import * as os from "node:os"
 import * as path from "node:path"
 

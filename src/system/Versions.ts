@@ -1,3 +1,4 @@
+/** Versions of this package and of node-llama-cpp (F-2 `machine.binary_version` of the embedded provider). */
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"

@@ -2,7 +2,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Knobs } from "../../src/domain/Knobs.js"
-import { llamaServer } from "../../src/providers/LlamaServer.js"
+import { llamaServer, NO_OPTIONAL_FLAGS } from "../../src/providers/LlamaServer.js"
 import { findLlamaServer } from "../../src/system/Executables.js"
 import { runCli, tempDir } from "../support/cli.js"
 
@@ -20,9 +20,9 @@ describe("llama-server adapter (SPEC E-5)", () => {
   })
   it("E-5 kv-bits 4 and 8 set both cache types with flash attention on; the max-context knob sizes the context", () => {
     expect(llamaServer("/bin/llama-server", { cacheRam: false }).argv(spec({}), true).args).not.toContain("--cache-ram")
-    const a8 = llamaServer("ls").argv(spec({ kvBits: 8, maxContext: 4096 }), true).args
+    const a8 = llamaServer("ls", NO_OPTIONAL_FLAGS).argv(spec({ kvBits: 8, maxContext: 4096 }), true).args
     expect(a8.join(" ")).toContain("--ctx-size 4365 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on")
-    const a4 = llamaServer("ls").argv(spec({ kvBits: 4 }), true).args
+    const a4 = llamaServer("ls", NO_OPTIONAL_FLAGS).argv(spec({ kvBits: 4 }), true).args
     expect(a4.join(" ")).toContain("--cache-type-k q4_0 --cache-type-v q4_0 --flash-attn on")
   })
   it("F-1 E-5 the serve command has no port and no host, and quotes paths", () => {
@@ -30,7 +30,7 @@ describe("llama-server adapter (SPEC E-5)", () => {
     expect(cmd).toBe("'/opt/llama server/llama-server' -m '/m/my model.gguf' --ctx-size 2215 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 1")
   })
   it("E-5 readiness: /health before /v1/models", () => {
-    expect(llamaServer("ls").healthPath).toBe("/health")
+    expect(llamaServer("ls", NO_OPTIONAL_FLAGS).healthPath).toBe("/health")
   })
 })
 

@@ -8,7 +8,7 @@ import { Effect, Layer } from "effect"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Knobs } from "../../src/domain/Knobs.js"
-import { llamaServer } from "../../src/providers/LlamaServer.js"
+import { llamaServer, NO_OPTIONAL_FLAGS } from "../../src/providers/LlamaServer.js"
 import { macProvider } from "../../src/providers/MacProvider.js"
 import type { ProviderAdapter } from "../../src/providers/ProviderAdapter.js"
 import { CandidateProvider } from "../../src/services/CandidateProvider.js"
@@ -42,7 +42,7 @@ const startWith = async (adapter: ProviderAdapter, env: Record<string, string>) 
 describe("candidate readiness (SPEC E-4, E-5)", () => {
   it("E-5 llama-server is not ready while /health answers 503, though /v1/models already answers", async () => {
     const env = { FAKE_PROVIDER_HEALTH_DELAY_MS: "2500" }
-    const withHealth = await startWith(llamaServer(fake), env)
+    const withHealth = await startWith(llamaServer(fake, NO_OPTIONAL_FLAGS), env)
     expect(withHealth.error).toBeNull()
     expect(withHealth.ms).toBeGreaterThanOrEqual(2500)
     // The same process judged by /v1/models alone is ready long before.
@@ -52,7 +52,7 @@ describe("candidate readiness (SPEC E-4, E-5)", () => {
   })
 
   it("E-4 a provider that refuses the readiness check (HTTP 401) fails at once, naming the status", async () => {
-    const r = await startWith(llamaServer(fake), { FAKE_PROVIDER_REFUSE: "1" })
+    const r = await startWith(llamaServer(fake, NO_OPTIONAL_FLAGS), { FAKE_PROVIDER_REFUSE: "1" })
     expect(r.error).toMatch(/refused GET \/health with HTTP 401/)
     expect(r.ms).toBeLessThan(5000)
   })

@@ -116,6 +116,29 @@ describe("Exec.run and Exec.spawn against real processes", () => {
       assert.isFalse(pidAlive(pid))
     }).pipe(Effect.provide(exec)))
 
+  it.live("run is bounded even when the command leaves a child holding its output open (as execFile was)", () =>
+    Effect.gen(function*() {
+      const e = yield* Exec
+      const pidFile = Path.join(tempDir(), "pid")
+      const t0 = Date.now()
+      // The shell is killed at the timeout; its `sleep` keeps stdout open for 30 s more.
+      const r = yield* e.run("sh", ["-c", `sleep 30 & echo $! > ${pidFile}; wait`], { timeoutMs: 300 })
+      const tookMs = Date.now() - t0
+      const orphan = Number(Fs.readFileSync(pidFile, "utf8"))
+      try {
+        process.kill(orphan, "SIGKILL")
+      } catch { /* gone */ }
+      assert.strictEqual(r.error, "timed out after 300 ms")
+      assert.isBelow(tookMs, 15_000) // far below the 30 s the pipe stays open
+      // With ownGroup, the leftover child goes with the command.
+      const groupPidFile = Path.join(tempDir(), "pid")
+      const g = yield* e.run("sh", ["-c", `sleep 30 & echo $! > ${groupPidFile}; wait`], { timeoutMs: 300, ownGroup: true })
+      assert.strictEqual(g.error, "timed out after 300 ms")
+      const left = Number(Fs.readFileSync(groupPidFile, "utf8"))
+      yield* Effect.promise(() => waitFor(() => !pidAlive(left), 5000))
+      assert.isFalse(pidAlive(left))
+    }).pipe(Effect.provide(exec)))
+
   it.live("run with ownGroup puts the command in a process group of its own (a terminal's Ctrl-C does not reach it)", () =>
     Effect.gen(function*() {
       const e = yield* Exec

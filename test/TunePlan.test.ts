@@ -1,0 +1,88 @@
+/**
+ * `validatePlan` (src/TunePlan.ts): the checks a plan built in code gets, the
+ * same the CLI's flags get (SPEC B-1, G-1, F-3, H-3), each naming its flag.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Either } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { embedded } from "../src/providers/Embedded.js"
+import { macProvider } from "../src/providers/MacProvider.js"
+import { type TunePlan, validatePlan } from "../src/TunePlan.js"
+import { tempDir } from "./support/cli.js"
+
+const base: TunePlan = {
+  adapter: embedded(null),
+  candidateIds: ["big.gguf", "small.gguf"],
+  demoLadderDir: null,
+  targetContext: 2048,
+  gateTtftMs: 5000,
+  maxTokens: 64,
+  requestTimeoutMs: 125_000,
+  readyTimeoutMs: 300_000,
+  logDir: "/tmp/logs",
+  stage1Replicates: 3,
+  stage2Replicates: 3,
+  axes: { kvBits: [null, 8], maxContext: [2048], maxBatch: [1], threads: [1, 2] },
+  tpsTieEpsilon: 0.1,
+  json: false,
+  estimate: true,
+  memoryLimitGiB: null,
+  budgetMs: null,
+  dbPath: "/tmp/runs.db",
+  dataDir: "/tmp",
+  lifecycle: {
+    preflight: { serviceManager: "none", serviceLabel: "x", providerBinary: "macprovider-cli", providerSubcommand: "serve" },
+    drain: false,
+    restartForeground: false
+  },
+  apply: null
+}
+
+/** The flag the UsageError of `plan` names, or null when the plan is valid. */
+const flagOf = (plan: TunePlan) =>
+  Effect.map(Effect.either(validatePlan(plan)), Either.match({ onLeft: (e) => e.flag, onRight: () => null }))
+
+describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-1, F-3, H-3)", () => {
+  it.effect("B-1 a valid plan passes unchanged", () =>
+    Effect.gen(function*() {
+      assert.deepStrictEqual(yield* validatePlan(base), base)
+    }))
+
+  it.effect("B-1 each bad input is refused naming its flag", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string, Partial<TunePlan>]> = [
+        ["candidate-models", { candidateIds: [] }],
+        ["candidate-models", { candidateIds: ["a", "a"] }],
+        ["stage1-replicates", { stage1Replicates: 0 }],
+        ["target-context", { targetContext: 1.5 }],
+        ["gate-ttft-ms", { gateTtftMs: 2 ** 31 }],
+        ["request-timeout", { requestTimeoutMs: 5000 }],
+        ["max-duration", { budgetMs: 2 ** 40 }],
+        ["ready-timeout", { readyTimeoutMs: 0 }],
+        ["tps-tie-epsilon", { tpsTieEpsilon: 1 }],
+        ["memory-limit", { memoryLimitGiB: -1 }],
+        ["memory-limit", { memoryLimitGiB: 4, estimate: false }],
+        ["kv-bits-axis", { axes: { ...base.axes, kvBits: [] } }],
+        ["max-context-axis", { axes: { ...base.axes, maxContext: [1024] } }],
+        ["max-context-axis", { axes: { ...base.axes, maxContext: [4096, 2048] } }],
+        ["max-batch-axis", { axes: { ...base.axes, maxBatch: [0] } }],
+        ["max-batch-axis", { axes: { ...base.axes, maxBatch: [2, 2] } }],
+        ["threads-axis", { axes: { ...base.axes, threads: [] } }],
+        ["threads-axis", { adapter: macProvider("macprovider-cli") }],
+        ["apply", { apply: { configPath: null } }]
+      ]
+      for (const [flag, over] of cases) assert.strictEqual(yield* flagOf({ ...base, ...over }), flag, JSON.stringify(over))
+    }))
+
+  it.effect("F-3 --apply's config is checked editable and resolved to an absolute path; a missing one is refused", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const cfg = Path.join(dir, "config.yaml")
+      Fs.writeFileSync(cfg, "# mine\nmodel: old\n")
+      const mac = { ...base, adapter: macProvider("macprovider-cli"), axes: { ...base.axes, threads: [] } }
+      const ok = yield* validatePlan({ ...mac, apply: { configPath: Path.relative(process.cwd(), cfg) } })
+      assert.strictEqual(ok.apply?.configPath, cfg)
+      assert.strictEqual(yield* flagOf({ ...mac, apply: { configPath: Path.join(dir, "missing.yaml") } }), "config-path")
+    }))
+})

@@ -1,0 +1,58 @@
+/**
+ * The trial store's migrations (SPEC S-3): a database written before the
+ * verdict column (migration 0003) opens, gains the column, and keeps its rows,
+ * which read back with no verdict; new rows carry theirs.
+ */
+import { NodeContext } from "@effect/platform-node"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { createRequire } from "node:module"
+import * as Path from "node:path"
+import { Knobs } from "../../src/domain/Knobs.js"
+import { TrialRow, type TrialOutcome } from "../../src/domain/Trial.js"
+import { Verdict } from "../../src/domain/Verdict.js"
+import { isEstimated } from "../../src/report/ReportHtml.js"
+import { TrialStore } from "../../src/services/TrialStore.js"
+import { tempDir } from "../support/cli.js"
+
+/** better-sqlite3 directly, to write the database as the tool's 0002 schema left it. */
+const Sqlite = createRequire(import.meta.url)("better-sqlite3") as new (file: string) => {
+  exec: (sql: string) => void
+  prepare: (sql: string) => { run: (...args: Array<unknown>) => unknown }
+  close: () => void
+}
+
+const outcome = (verdict: Verdict): TrialOutcome => ({
+  verdict, replicates: 0, nErr: 0, tpsMedian: null, ttftMedianMs: null, ttftP95Ms: null, calibration: null, samples: [],
+  startedAt: "2026-01-01T00:00:00.000Z",
+  server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null },
+  phases: { loadMs: null, preWarmMs: null, probeMs: null }
+})
+
+describe("trial store migrations (SPEC S-1, S-3)", () => {
+  it.effect("S-3 a database from before the verdict column keeps its rows (verdict NULL, read by notes); new rows carry their verdict", () =>
+    Effect.gen(function*() {
+      const db = Path.join(tempDir(), "runs.db")
+      // Today's schema, taken back to 0002: no verdict column, migration 3 not recorded.
+      yield* Effect.flatMap(TrialStore, (s) => s.latestRunId()).pipe(Effect.provide(TrialStore.layer(db)))
+      const old = new Sqlite(db)
+      old.exec("ALTER TABLE tune_trials DROP COLUMN verdict; DELETE FROM effect_sql_migrations WHERE migration_id = 3;")
+      old.exec(`INSERT INTO tune_runs (run_id, started_at, spec_version, machine_json, inputs_json) VALUES ('old', '2026-01-01T00:00:00.000Z', '1', '{}', '{}')`)
+      old.prepare(`INSERT INTO tune_trials (run_id, stage, model, target_context, replicates_n, n_err, fits, notes, started_at)
+        VALUES ('old', 1, 'huge', 2048, 0, 0, 0, ?, '2026-01-01T00:00:00.000Z')`).run("estimated 9.0 GiB > 8.0 GiB available")
+      old.close()
+
+      const rows = yield* Effect.gen(function*() {
+        const store = yield* TrialStore
+        const candidate = { id: "small", model: "small", rank: 2, paramCount: 1e6, ggufFile: false, fileBytes: null }
+        yield* store.insertTrial(TrialRow.fromOutcome("old", 1, candidate, 2048, Knobs.defaults,
+          outcome(Verdict.EstimatedOver({ neededBytes: 2 ** 33, availableBytes: 2 ** 32 }))))
+        return yield* store.trials("old")
+      }).pipe(Effect.provide(TrialStore.layer(db)))
+      assert.deepStrictEqual(rows.map((r) => [r.model, r.verdict, r.notes]), [
+        ["huge", null, "estimated 9.0 GiB > 8.0 GiB available"],
+        ["small", "EstimatedOver", "estimated 8.0 GiB > 4.0 GiB available"]
+      ])
+      assert.deepStrictEqual(rows.map(isEstimated), [true, true])
+    }).pipe(Effect.provide(NodeContext.layer)))
+})
