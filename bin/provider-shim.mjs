@@ -1,18 +1,34 @@
 #!/usr/bin/env node
 // Runs a candidate provider that cannot watch its tuner itself (llama-server,
 // macprovider-cli) as this process's child, in the same process group, and
-// kills it when the tuner named by $AUTOTUNE_PARENT_PID is gone without having
-// stopped it (SIGKILL, crash): no candidate outlives its run (SPEC §2, E-3).
+// kills that whole group (the provider and any worker it forked) when the tuner
+// named by $AUTOTUNE_PARENT_PID is gone without having stopped it (SIGKILL,
+// crash): no candidate outlives its run (SPEC §2, E-3, L-1). It kills the group
+// only when it leads it (the tuner starts it so and says AUTOTUNE_GROUP_LEADER=1),
+// else the provider alone.
 // Signals to the group reach the provider directly, so they are ignored here;
 // this process ends as the provider ends, with its exit code or signal, so
 // the tuner reports the provider's own exit (SPEC E-4). Plain JS: no tsx start-up.
 import { spawn } from "node:child_process"
+import * as fs from "node:fs"
 import * as os from "node:os"
 
 const [command, ...args] = process.argv.slice(2)
 const parent = Number(process.env.AUTOTUNE_PARENT_PID)
 const startPpid = process.ppid
-const child = spawn(command, args, { stdio: "inherit" })
+/** Whether this process leads its process group (/proc/self/stat pgrp; without /proc, the tuner's word). */
+const leadsGroup = () => {
+  if (process.env.AUTOTUNE_GROUP_LEADER !== "1") return false
+  try {
+    const stat = fs.readFileSync("/proc/self/stat", "utf8")
+    return Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[2]) === process.pid
+  } catch {
+    return true
+  }
+}
+// The provider does not lead the group (this shim does): it must never take the group along itself.
+const { AUTOTUNE_GROUP_LEADER: _leader, ...childEnv } = process.env
+const child = spawn(command, args, { stdio: "inherit", env: childEnv })
 child.on("error", (e) => {
   process.stderr.write(`could not start provider ${command}: ${e.message}\n`)
   process.exit(127)
@@ -26,7 +42,10 @@ const watch = setInterval(() => {
   } catch {
     gone = true
   }
-  if (gone) child.kill("SIGKILL")
+  if (!gone) return
+  // The group: this shim, the provider and its workers (SIGKILL ends this process too).
+  if (leadsGroup()) process.kill(0, "SIGKILL")
+  child.kill("SIGKILL")
 }, 1000)
 child.on("exit", (code, signal) => {
   clearInterval(watch)

@@ -1,7 +1,8 @@
 /**
  * One tune run, top to bottom (SPEC §2). `tune` reads as the step list:
  *
- *   signals held → run lock → candidates, provider and machine → run row →
+ *   signals held → run lock → restore of a dead tuner's journaled drain →
+ *   candidates, provider and machine → run row →
  *   pre-flight and drain → Stage 1 → Stage 2 → recommend → apply → finish
  *   (record the end, print the result, print the apply report)
  *
@@ -19,7 +20,7 @@ import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { cells } from "./domain/Axes.js"
-import { BudgetExhausted } from "./domain/AutotuneError.js"
+import { BudgetExhausted, ProviderConflict, UsageError } from "./domain/AutotuneError.js"
 import { type Candidate, formatParams } from "./domain/Candidate.js"
 import { ownedValuesOf } from "./domain/ConfigYaml.js"
 import { type ExitReason, fromExit } from "./domain/ExitReason.js"
@@ -31,14 +32,16 @@ import { ensureLadder } from "./gguf/DemoLadder.js"
 import { adapterBinary } from "./providers/ProviderAdapter.js"
 import { restartInstructions, ServiceManager } from "./services/ServiceManager.js"
 import { TrialStore } from "./services/TrialStore.js"
-import { applyRecommendation, type ApplyResult, defaultConfigPath } from "./steps/Apply.js"
+import { applyRecommendation, type ApplyResult, defaultConfigPath, pruneBackups } from "./steps/Apply.js"
 import { resolveCandidates } from "./steps/Candidates.js"
-import { drain } from "./steps/Drain.js"
+import { drain, restoreJournaled } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
 import { buildDocument, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
 import { type Rejected, stage1 } from "./steps/Stage1.js"
 import { stage2 } from "./steps/Stage2.js"
+import { drainJournalPath } from "./system/DrainJournal.js"
 import { holdSignals } from "./system/HoldSignals.js"
+import { noteRecorded } from "./system/RunOutcome.js"
 import { machineOf } from "./system/MachineInfo.js"
 import { acquireRunLock, runLockPaths } from "./system/RunLock.js"
 import { type LifecyclePlan, planInputs, type TunePlan } from "./TunePlan.js"
@@ -85,12 +88,15 @@ interface Run {
 export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
   yield* holdSignals
   yield* lockRun(plan)
+  yield* restoreEarlierDrain(plan.dbPath)
   const candidates = yield* candidatesOf(plan)
   const adapter = yield* plan.adapter.probe
+  const runId = randomUUID()
   const run: Run = {
-    runId: randomUUID(),
+    runId,
     startedAt: new Date(yield* Clock.currentTimeMillis).toISOString(),
-    plan: { ...plan, adapter },
+    // Each run's provider logs in a directory of its own, so retention can take them with the run (S-4).
+    plan: { ...plan, adapter, logDir: path.join(plan.logDir, runId) },
     candidates,
     machine: machineOf(yield* adapter.version)
   }
@@ -105,7 +111,7 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
   }
 
   const steps = Effect.gen(function*() {
-    yield* Ref.set(state.drainedComesBack, yield* preflightAndDrain(plan.lifecycle))
+    yield* Ref.set(state.drainedComesBack, yield* preflightAndDrain(plan.lifecycle, plan.dbPath))
     yield* Console.error(
       `autotune: run ${run.runId}: ${candidates.length} candidate(s) on ${adapter.name}, target context ${plan.targetContext} tokens, TTFT gate ${plan.gateTtftMs} ms`
     )
@@ -130,11 +136,51 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
 
 // ---- the steps, in the order tune takes them --------------------------------
 
-/** One run at a time per database and per provider (system/RunLock.ts), held until the run's scope closes. */
+/**
+ * One run at a time per database and per provider (system/RunLock.ts), held
+ * until the run's scope closes. A database directory that cannot be made or
+ * written is a usage error naming `--db-path` (nothing was written).
+ */
 const lockRun = (plan: TunePlan) =>
   Effect.gen(function*() {
-    yield* Effect.sync(() => fs.mkdirSync(path.dirname(path.resolve(plan.dbPath)), { recursive: true }))
+    const dir = path.dirname(path.resolve(plan.dbPath))
+    yield* Effect.try({
+      try: () => {
+        // Level by level, not `recursive: true`, which can loop forever on a pseudo-filesystem (/proc).
+        const missing: Array<string> = []
+        for (let d = dir; !fs.existsSync(d) && path.dirname(d) !== d; d = path.dirname(d)) missing.unshift(d)
+        for (const d of missing) fs.mkdirSync(d)
+        if (!fs.statSync(dir).isDirectory()) throw Object.assign(new Error("not a directory"), { code: "ENOTDIR" })
+        fs.accessSync(dir, fs.constants.W_OK)
+      },
+      catch: (e) =>
+        new UsageError({
+          flag: "db-path",
+          message: `--db-path ${plan.dbPath}: cannot write in ${dir} (${(e as NodeJS.ErrnoException).code ?? String(e)}); ` +
+            "pass --db-path <file> in a directory you can write"
+        })
+    })
     yield* acquireRunLock(runLockPaths(plan.dbPath, adapterBinary(plan.adapter), plan.dataDir))
+  })
+
+/**
+ * L-2: what a tune that died (SIGKILL, a crash) drained and never restored is
+ * brought back first, from its journal beside the database (this run holds
+ * the database's lock, so that tuner is gone). A journal that cannot be read,
+ * or a restore that failed, stops this run (exit 4, ProviderConflict): the
+ * operator's provider is down, and tuning beside or without it helps nobody.
+ */
+const restoreEarlierDrain = (dbPath: string) =>
+  Effect.gen(function*() {
+    const file = drainJournalPath(dbPath)
+    const r = yield* restoreJournaled(file)
+    if (r._tag === "Unreadable" || (r._tag === "Restored" && r.failed.length > 0)) {
+      return yield* new ProviderConflict({
+        message: `an earlier tune's drain could not be restored (${
+          r._tag === "Unreadable" ? `${file} cannot be read` : r.failed.join("; ")
+        }): bring the provider back by hand, then run \`autotune restore\``
+      })
+    }
   })
 
 /** The run's candidates in the operator's order (A-1), the demo ladder's files written first when missing. */
@@ -160,13 +206,16 @@ const startRun = (store: TrialStore, run: Run) =>
 /**
  * Pre-flight then drain (E-1, E-2), as the first recorded step: a conflict or
  * a failed drain finalizes the run row as provider_conflict. With `--drain`
- * the provider is stopped now and restored when the run's scope closes, on
- * every exit path. Returns whether a drained provider comes back then.
+ * the provider is stopped now, journaled beside the database (L-2), and
+ * restored when the run's scope closes, on every exit path. Returns whether a
+ * drained provider comes back then.
  */
-const preflightAndDrain = (l: LifecyclePlan) =>
+const preflightAndDrain = (l: LifecyclePlan, dbPath: string) =>
   Effect.gen(function*() {
     const found = yield* preflight(l.preflight, l.drain)
-    return conflicting(found) ? yield* drain(found, l.restartForeground) : false
+    return conflicting(found)
+      ? yield* drain(found, { restartForeground: l.restartForeground, journal: drainJournalPath(dbPath), preflight: l.preflight })
+      : false
   })
 
 /** One progress line per finished trial, on stderr (stdout carries the result only). */
@@ -241,7 +290,10 @@ const withBudget = <A, E, R>(steps: Effect.Effect<A, E, R>, budgetMs: number | n
 
 // ---- finish: on every exit path ---------------------------------------------
 
-/** However the run ended: its document (F-2), then record the end, print the result, print the apply report. */
+/**
+ * However the run ended: its document (F-2), then record the end, print the
+ * result, print the apply report, and prune what retention lets go (S-4).
+ */
 const finish = (store: TrialStore, state: RunState, run: Run, exit: Exit.Exit<unknown, unknown>) =>
   Effect.gen(function*() {
     const summary = yield* summarize(state, run, fromExit(exit))
@@ -249,6 +301,36 @@ const finish = (store: TrialStore, state: RunState, run: Run, exit: Exit.Exit<un
     yield* recordEnd(store, state, run, doc)
     yield* Console.log(run.plan.json ? encodeTuneDocument(doc) : renderBlock(doc, summary))
     yield* printApplyReport(state, run, summary)
+    yield* prune(store, state, run)
+  })
+
+/**
+ * Retention (SPEC S-4, L-3), once this run is recorded: only the newest
+ * `--keep-runs` runs stay in the database (trials then runs, one `BEGIN
+ * IMMEDIATE` transaction), with their provider log directories; with
+ * `--apply`, only as many backups of the config. A failure is said on stderr:
+ * the run's own result stands.
+ */
+const prune = (store: TrialStore, state: RunState, run: Run) =>
+  Effect.gen(function*() {
+    const keep = run.plan.keepRuns
+    if (keep === 0) return
+    const gone = yield* store.pruneRuns(keep).pipe(
+      Effect.catchAll((e) => Console.error(`autotune: retention: ${e.message}`).pipe(Effect.as([] as ReadonlyArray<string>)))
+    )
+    const logs = path.dirname(run.plan.logDir)
+    // Only a run id that names one directory below logs/ (a UUID): never a path a database could smuggle in.
+    for (const id of gone.filter((g) => /^[0-9a-f-]{36}$/.test(g))) {
+      yield* Effect.try(() => fs.rmSync(path.join(logs, id), { recursive: true, force: true })).pipe(Effect.ignore)
+    }
+    const applied = yield* Ref.get(state.applied)
+    const backups = applied === null ? [] : pruneBackups(applied.backupPath, keep)
+    if (gone.length + backups.length > 0) {
+      yield* Console.error(
+        `autotune: retention (--keep-runs ${keep}): removed ${gone.length} older run(s) with their logs` +
+          (backups.length > 0 ? ` and ${backups.length} older config backup(s)` : "")
+      )
+    }
   })
 
 /**
@@ -296,7 +378,10 @@ const recordEnd = (store: TrialStore, state: RunState, run: Run, doc: TuneDocume
       recommendation_json: doc.recommendation === null ? null : JSON.stringify(doc.recommendation),
       recipe_hash: doc.recipe_hash,
       partial: doc.partial
-    }).pipe(Effect.catchAll(said))
+    }).pipe(
+      Effect.zipRight(Effect.sync(() => noteRecorded(doc.exit_reason))),
+      Effect.catchAll(said)
+    )
   })
 
 /**

@@ -6,6 +6,7 @@
 import { Effect } from "effect"
 import type { Axes } from "./domain/Axes.js"
 import { UsageError } from "./domain/AutotuneError.js"
+import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "./domain/Limits.js"
 import { Inputs } from "./domain/TuneDocument.js"
 import { checkApplyTarget } from "./steps/Apply.js"
 import type { TrialSettings } from "./steps/RunTrial.js"
@@ -60,6 +61,12 @@ export interface TunePlan extends TrialSettings {
   readonly lifecycle: LifecyclePlan
   /** `--apply`, or null to print only. */
   readonly apply: ApplyPlan | null
+  /**
+   * `--keep-runs` (SPEC S-4, L-3): after the run is recorded, only the newest
+   * this many runs are kept, with their trials, provider logs and (with
+   * `--apply`) config backups; 0 keeps everything.
+   */
+  readonly keepRuns: number
 }
 
 /** F-2 `inputs` of a plan: what the recipe hash covers of the run's inputs (F-2h). */
@@ -75,8 +82,6 @@ export const planInputs = (p: TunePlan): Inputs =>
 
 const usage = (flag: string, message: string) => Effect.fail(new UsageError({ flag, message }))
 
-/** The largest integer a timer holds, ms (2^31 − 1, Node's setTimeout): a longer wait would fire at once. */
-const MAX_TIMER_MS = 2 ** 31 - 1
 
 /**
  * The checks of `validatePlan` that need no Stage 2 axes, in the order the CLI
@@ -90,18 +95,18 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
     if (ids.length === 0) return yield* usage("candidate-models", "--candidate-models names no candidate")
     const dup = ids.find((id, i) => ids.indexOf(id) !== i)
     if (dup !== undefined) return yield* usage("candidate-models", `--candidate-models names "${dup}" twice`)
-    const counts: ReadonlyArray<readonly [string, number]> = [
-      ["stage1-replicates", plan.stage1Replicates],
-      ["stage2-replicates", plan.stage2Replicates],
-      ["target-context", plan.targetContext],
-      ["gate-ttft-ms", plan.gateTtftMs],
-      ["max-tokens", plan.maxTokens]
+    const counts: ReadonlyArray<readonly [string, number, number]> = [
+      ["stage1-replicates", plan.stage1Replicates, MAX_REPLICATES],
+      ["stage2-replicates", plan.stage2Replicates, MAX_REPLICATES],
+      ["target-context", plan.targetContext, MAX_TARGET_CONTEXT],
+      ["gate-ttft-ms", plan.gateTtftMs, MAX_TIMER_MS],
+      ["max-tokens", plan.maxTokens, MAX_TARGET_CONTEXT]
     ]
-    for (const [flag, n] of counts) {
+    for (const [flag, n, max] of counts) {
       if (!(Number.isSafeInteger(n) && n >= 1)) return yield* usage(flag, `--${flag} must be an integer >= 1, got ${n}`)
+      if (n > max) return yield* usage(flag, `--${flag} must be an integer <= ${max}, got ${n}`)
     }
     const waits: ReadonlyArray<readonly [string, number | null]> = [
-      ["gate-ttft-ms", plan.gateTtftMs],
       ["ready-timeout", plan.readyTimeoutMs],
       ["request-timeout", plan.requestTimeoutMs],
       ["max-duration", plan.budgetMs]
@@ -110,6 +115,15 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
       if (ms !== null && !(Number.isSafeInteger(ms) && ms >= 1 && ms <= MAX_TIMER_MS)) {
         return yield* usage(flag, `--${flag} must be between 1 ms and ${MAX_TIMER_MS} ms (about 24.8 days), got ${ms} ms`)
       }
+    }
+    // A pre-warm request waits for both (D-1): their sum must fit a timer too.
+    if (plan.readyTimeoutMs + plan.requestTimeoutMs > MAX_TIMER_MS) {
+      return yield* usage(
+        "ready-timeout",
+        `--ready-timeout and --request-timeout together must be at most ${MAX_TIMER_MS} ms (a pre-warm request waits for both), got ${
+          plan.readyTimeoutMs + plan.requestTimeoutMs
+        } ms`
+      )
     }
     if (plan.requestTimeoutMs <= plan.gateTtftMs) {
       return yield* usage(
@@ -125,6 +139,9 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
     }
     if (plan.memoryLimitGiB !== null && !plan.estimate) {
       return yield* usage("memory-limit", "--memory-limit has no effect with --no-estimate")
+    }
+    if (!(Number.isSafeInteger(plan.keepRuns) && plan.keepRuns >= 0 && plan.keepRuns <= MAX_KEEP_RUNS)) {
+      return yield* usage("keep-runs", `--keep-runs must be an integer from 0 (keep all) to ${MAX_KEEP_RUNS}, got ${plan.keepRuns}`)
     }
     if (plan.apply !== null && plan.adapter.name !== "macprovider") {
       return yield* usage(
@@ -152,8 +169,9 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
       if (dup !== undefined) return yield* usage(flag, `--${flag} has a duplicate cell "${String(dup)}"`)
     }
     for (const [flag, cells] of axes.slice(1)) {
-      const bad = cells.find((c) => !(typeof c === "number" && Number.isSafeInteger(c) && c >= 1))
-      if (bad !== undefined) return yield* usage(flag, `--${flag} has a bad cell "${String(bad)}": expected a positive integer`)
+      const max = flag === "max-context-axis" ? MAX_TARGET_CONTEXT : MAX_SLOTS_OR_THREADS
+      const bad = cells.find((c) => !(typeof c === "number" && Number.isSafeInteger(c) && c >= 1 && c <= max))
+      if (bad !== undefined) return yield* usage(flag, `--${flag} has a bad cell "${String(bad)}": expected a positive integer up to ${max}`)
     }
     const bits = plan.axes.kvBits.find((b) => b !== null && b !== 4 && b !== 8)
     if (bits !== undefined) return yield* usage("kv-bits-axis", `--kv-bits-axis has a bad cell "${String(bits)}": expected 4, 8 or unset`)
@@ -181,6 +199,7 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
  * - a tie band outside [0, 1) (`tps-tie-epsilon`);
  * - a memory limit that is not a positive number, or one given with the
  *   estimate off (`memory-limit`);
+ * - a `--keep-runs` outside 0 … MAX_KEEP_RUNS (`keep-runs`);
  * - `--apply` for a provider that does not read macprovider's config.yaml (`apply`);
  * - a threads axis for a provider without a thread-count setting, an empty
  *   axis, a duplicate or non-positive cell, a kv-bits cell other than 4, 8 or

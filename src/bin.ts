@@ -8,8 +8,9 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Cause, Console, Effect, Logger, Schema } from "effect"
 import { run } from "./Cli.js"
 import { AutotuneError } from "./domain/AutotuneError.js"
-import { exitCodeOf } from "./domain/ExitReason.js"
+import { exitCodeAfter } from "./domain/ExitReason.js"
 import { AutotuneLive } from "./Live.js"
+import { recordedExitReason } from "./system/RunOutcome.js"
 
 const isAutotuneError = Schema.is(AutotuneError)
 
@@ -28,6 +29,7 @@ run(process.argv).pipe(
   NodeRuntime.runMain({
     disablePrettyLogger: true,
     disableErrorReporting: true,
-    teardown: (exit, onExit) => onExit(exitCodeOf(exit))
+    // A Ctrl-C after a run was recorded (during its clean-up) keeps the recorded outcome's code.
+    teardown: (exit, onExit) => onExit(exitCodeAfter(exit, recordedExitReason()))
   })
 )

@@ -1,11 +1,10 @@
 import { describe, expect, it } from "@effect/vitest"
 import * as ChildProcess from "node:child_process"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Effect } from "effect"
 import { portOpen } from "../src/system/Ports.js"
 import { pidAlive } from "../src/system/Pids.js"
-import { sleep, startCli, tempDir, waitFor } from "./support/cli.js"
+import { sleep, startCli, tempDir, waitFor, logFiles } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, repoRoot } from "./support/models.js"
 
@@ -47,7 +46,7 @@ const interruptRun = async (
   const db = Path.join(dir, "runs.db")
   const { child, exited } = startCli(["tune", ...args, "--db-path", db], { XDG_DATA_HOME: dir })
   const logs = Path.join(dir, "logs")
-  await waitFor(() => Fs.existsSync(logs) && Fs.readdirSync(logs).length > 0, 15_000)
+  await waitFor(() => logFiles(logs).length > 0, 15_000)
   await sleep(settleMs)
   const provider = providerOf(pattern)
   for (const [i, s] of signals.entries()) {

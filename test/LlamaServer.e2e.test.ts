@@ -4,7 +4,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
-import { runCli, sleep, startCli, tempDir, waitFor } from "./support/cli.js"
+import { runCli, sleep, startCli, tempDir, waitFor, logFiles } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { llamaServerBin } from "./support/llamaCpp.js"
 import { smallModelPath, tinyModelPath, unknownArchitectureCopy } from "./support/models.js"
@@ -29,7 +29,7 @@ interface Row {
 /** The argv each candidate was started with: the first line (`$ cmd args`) of every provider log. */
 const startedArgv = (logDir: string): Array<Array<string>> =>
   Fs.existsSync(logDir)
-    ? Fs.readdirSync(logDir).map((f) => Fs.readFileSync(Path.join(logDir, f), "utf8").split("\n")[0]!.slice(2).split(" "))
+    ? logFiles(logDir).map((f) => Fs.readFileSync(f, "utf8").split("\n")[0]!.slice(2).split(" "))
     : []
 
 const tuneArgs = (db: string, candidates: string, extra: ReadonlyArray<string> = [], maxTokens = 16, stage1Replicates = 2) => [
@@ -119,7 +119,7 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
       { XDG_DATA_HOME: dir }
     )
     const logs = Path.join(dir, "logs")
-    const log = () => (Fs.existsSync(logs) ? Fs.readdirSync(logs).map((f) => Path.join(logs, f))[0] : undefined)
+    const log = () => logFiles(logs)[0]
     // Both pre-warm requests are done (llama-server logs "prompt eval time" per finished request): probes are next.
     const finished = () => {
       const f = log()
@@ -147,7 +147,7 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     const db = Path.join(dir, "runs.db")
     const cli = startCli(tuneArgs(db, smallModelPath(), ["--kv-bits-axis", "unset"], 400, 3), { XDG_DATA_HOME: dir })
     const logs = Path.join(dir, "logs")
-    const log = () => (Fs.existsSync(logs) ? Fs.readdirSync(logs).map((f) => Path.join(logs, f))[0] : undefined)
+    const log = () => logFiles(logs)[0]
     await waitFor(() => log() !== undefined && Fs.readFileSync(log()!, "utf8").split("prompt eval time").length - 1 >= 2, 60_000)
     const port = Path.basename(log()!).split("-").at(-3)
     const pid = Number(ChildProcess.execFileSync("pgrep", ["-f", "--", `^[^ ]*llama-server -m .*--port ${port} `]).toString().trim().split("\n")[0])

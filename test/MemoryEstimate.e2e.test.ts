@@ -1,9 +1,8 @@
 import { Schema } from "effect"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
-import { runCli, tempDir } from "./support/cli.js"
+import { runCli, tempDir, logFiles } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, tinyModelPath } from "./support/models.js"
 
@@ -16,7 +15,7 @@ const tune = (dir: string, extra: ReadonlyArray<string>) =>
     "--threads-axis", "2", "--db-path", Path.join(dir, "runs.db"), ...extra
   ], { env: { XDG_DATA_HOME: dir, XDG_CACHE_HOME: dir } })
 
-const logsOf = (dir: string) => (Fs.existsSync(Path.join(dir, "logs")) ? Fs.readdirSync(Path.join(dir, "logs")) : [])
+const logsOf = (dir: string) => logFiles(Path.join(dir, "logs")).map((f) => Path.basename(f))
 
 describe("skipping what cannot fit, on a memory estimate (issue: llama-server, item 4)", () => {
   it("a candidate estimated above --memory-limit is skipped without a process ever starting, and listed as estimated", async () => {

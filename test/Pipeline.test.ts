@@ -38,7 +38,8 @@ const plan = (candidateIds: ReadonlyArray<string>, budgetMs: number | null): Tun
       drain: false,
       restartForeground: false
     },
-    apply: null
+    apply: null,
+    keepRuns: 100
   }
 }
 

@@ -3,7 +3,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
-import { runCli, tempDir } from "./support/cli.js"
+import { runCli, tempDir, logFiles } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot, tinyModelPath } from "./support/models.js"
 
@@ -86,7 +86,7 @@ describe("pre-warm integrity (SPEC D-2, H-2)", () => {
       expect(trials.map((t) => [t.model, t.fits])).toEqual([[bad, 0]])
       // The header check runs before loading: a file it rejects is never started; the next candidate never is.
       const logs = Path.join(dir, "logs")
-      expect(Fs.existsSync(logs) ? Fs.readdirSync(logs) : []).toHaveLength(name === "a tensor shape changed" ? 1 : 0)
+      expect(logFiles(logs)).toHaveLength(name === "a tensor shape changed" ? 1 : 0)
     })
   }
 })

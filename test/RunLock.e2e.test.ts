@@ -5,7 +5,7 @@ import * as Path from "node:path"
 import { macProvider } from "../src/providers/MacProvider.js"
 import { adapterBinary } from "../src/providers/ProviderAdapter.js"
 import { dbLockPath, providerLockPath } from "../src/system/RunLock.js"
-import { runCli, sleep, startCli, tempDir } from "./support/cli.js"
+import { runCli, sleep, startCli, tempDir, logFiles } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot } from "./support/models.js"
 
@@ -51,11 +51,11 @@ const startHolder = async (dir: string) => {
     }
   })
   const logs = Path.join(dir, "logs")
-  const logFiles = () => (Fs.existsSync(logs) ? Fs.readdirSync(logs) : [])
-  for (let i = 0; i < 300 && logFiles().length === 0; i++) await sleep(50)
-  expect(logFiles()).toHaveLength(1)
+  const logFilesNow = () => logFiles(logs)
+  for (let i = 0; i < 300 && logFilesNow().length === 0; i++) await sleep(50)
+  expect(logFilesNow()).toHaveLength(1)
   // Its log is named <model>-<port>-<unix-ts>-<uuid8>.log (SPEC E-3).
-  const port = Number(/^ok-60000-(\d+)-/.exec(logFiles()[0]!)![1])
+  const port = Number(/^ok-60000-(\d+)-/.exec(Path.basename(logFilesNow()[0]!))![1])
   return { child, pid: child.pid!, exited, port }
 }
 

@@ -5,7 +5,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
 import { freePort } from "../src/system/Ports.js"
-import { cliPath, runCli, tempDir } from "./support/cli.js"
+import { cliPath, runCli, tempDir, logFiles } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, smallModelPath, tinyModelPath } from "./support/models.js"
 
@@ -130,7 +130,7 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     const trials = await readRows<TrialDbRow>(db, "SELECT * FROM tune_trials ORDER BY trial_id")
     // the big one was never started: no trial and no provider log for it.
     expect(trials.every((t) => t.model === small)).toBe(true)
-    const logs = Fs.readdirSync(Path.join(dir, "logs"))
+    const logs = logFiles(Path.join(dir, "logs")).map((f) => Path.basename(f))
     expect(logs.some((l) => l.startsWith("synth-60M"))).toBe(false)
     expect(logs.filter((l) => l.startsWith("synth-15M")).length).toBe(3) // stage 1 + two cells
     // E-3: one log per start, named <model>-<port>-<unix-ts>-<uuid8>.log

@@ -36,7 +36,8 @@ const base: TunePlan = {
     drain: false,
     restartForeground: false
   },
-  apply: null
+  apply: null,
+  keepRuns: 100
 }
 
 /** The flag the UsageError of `plan` names, or null when the plan is valid. */
@@ -60,6 +61,10 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
         ["request-timeout", { requestTimeoutMs: 5000 }],
         ["max-duration", { budgetMs: 2 ** 40 }],
         ["ready-timeout", { readyTimeoutMs: 0 }],
+        ["ready-timeout", { readyTimeoutMs: 2 ** 31 - 2, requestTimeoutMs: 10_000 }],
+        ["keep-runs", { keepRuns: -1 }],
+        ["stage2-replicates", { stage2Replicates: 1001 }],
+        ["target-context", { targetContext: 2 ** 20 + 1 }],
         ["tps-tie-epsilon", { tpsTieEpsilon: 1 }],
         ["memory-limit", { memoryLimitGiB: -1 }],
         ["memory-limit", { memoryLimitGiB: 4, estimate: false }],

@@ -2,6 +2,7 @@
 import { Command, Options } from "@effect/cli"
 import { Effect } from "effect"
 import { serve } from "../serve/Serve.js"
+import { MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT } from "../domain/Limits.js"
 import { integerOption } from "./CliOptions.js"
 
 const serveModel = Options.file("model", { exists: "either" }).pipe(
@@ -14,11 +15,11 @@ const noJoin = Options.boolean("no-join").pipe(
   Options.withDescription("do not join a coordinator pool (the embedded provider never joins one; accepted for macprovider-cli compatibility)"))
 const kvBits = Options.choiceWithValue("kv-bits", [["4", 4], ["8", 8]] as const).pipe(Options.optional,
   Options.withDescription("KV-cache bits: 4 (q4_0) or 8 (q8_0); unset = f16"))
-const maxContext = integerOption("max-context", { min: 1 }).pipe(Options.optional,
+const maxContext = integerOption("max-context", { min: 1, max: 4 * MAX_TARGET_CONTEXT }).pipe(Options.optional,
   Options.withDescription("context size per sequence, in tokens (default: the model's training context)"))
-const maxBatch = integerOption("max-batch", { min: 1 }).pipe(Options.withDefault(1),
+const maxBatch = integerOption("max-batch", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.withDefault(1),
   Options.withDescription("how many requests decode in parallel (sequences), default 1"))
-const threads = integerOption("threads", { min: 1 }).pipe(Options.optional,
+const threads = integerOption("threads", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("CPU threads for inference (default: the core count)"))
 
 /** `autotune serve --model <gguf> [--port N] [--kv-bits 4|8] [--max-context N] [--max-batch N] [--threads N]`. */

@@ -22,6 +22,10 @@ import { physicalCores } from "../system/MachineInfo.js"
 import { cacheDir, dataDir, defaultDbPath } from "../system/UserDirs.js"
 import { checkInputs, type TunePlan, validatePlan } from "../TunePlan.js"
 import { floatOption, integerOption } from "./CliOptions.js"
+import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "../domain/Limits.js"
+
+/** The longest wait a timer holds, in whole seconds (the unit of --ready-timeout, --request-timeout, --max-duration). */
+const MAX_TIMER_S = Math.floor(MAX_TIMER_MS / 1000)
 
 const opt = {
   provider: Options.choice("provider", ["embedded", "macprovider", "llama-server"]).pipe(Options.optional,
@@ -30,13 +34,13 @@ const opt = {
     Options.withDescription("provider executable (default: macprovider-cli on PATH; llama-server: $LLAMA_SERVER, $LLAMA_CPP_BIN_DIR/llama-server, then PATH; embedded: this tool's own `serve`)")),
   candidateModels: Options.text("candidate-models").pipe(Options.optional,
     Options.withDescription("comma-separated model ids or GGUF paths, tried in this order (default: the built-in ladder)")),
-  targetContext: integerOption("target-context", { min: 1 }).pipe(Options.optional,
+  targetContext: integerOption("target-context", { min: 1, max: MAX_TARGET_CONTEXT }).pipe(Options.optional,
     Options.withDescription("prompt context of each probe, in tokens (default 2048)")),
-  gateTtftMs: integerOption("gate-ttft-ms", { min: 1 }).pipe(Options.optional,
+  gateTtftMs: integerOption("gate-ttft-ms", { min: 1, max: MAX_TIMER_MS }).pipe(Options.optional,
     Options.withDescription("time-to-first-token gate, in ms (default 60000; demo ladder 5000)")),
-  stage1Replicates: integerOption("stage1-replicates", { min: 1 }).pipe(Options.withDefault(3),
+  stage1Replicates: integerOption("stage1-replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 1 candidate (default 3)")),
-  stage2Replicates: integerOption("stage2-replicates", { min: 1 }).pipe(Options.withDefault(3),
+  stage2Replicates: integerOption("stage2-replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 2 cell (default 3)")),
   kvBitsAxis: Options.text("kv-bits-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 KV-cache bits, from 4, 8, unset (default unset; demo ladder unset,8)")),
@@ -48,11 +52,11 @@ const opt = {
     Options.withDescription("Stage 2 CPU threads, embedded and llama-server only (default: the physical core count; demo ladder 1,2)")),
   tpsTieEpsilon: floatOption("tps-tie-epsilon").pipe(Options.withDefault(0.1),
     Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
-  maxTokens: integerOption("max-tokens", { min: 2 }).pipe(Options.withDefault(64),
+  maxTokens: integerOption("max-tokens", { min: 2, max: MAX_TARGET_CONTEXT }).pipe(Options.withDefault(64),
     Options.withDescription("reply length of each probe, in tokens (default 64)")),
-  readyTimeoutS: integerOption("ready-timeout", { min: 1 }).pipe(Options.withDefault(300),
+  readyTimeoutS: integerOption("ready-timeout", { min: 1, max: MAX_TIMER_S }).pipe(Options.withDefault(300),
     Options.withDescription("seconds a started provider may take to answer GET /v1/models (default 300); over it, that candidate is infeasible")),
-  requestTimeoutS: integerOption("request-timeout", { min: 1 }).pipe(Options.optional,
+  requestTimeoutS: integerOption("request-timeout", { min: 1, max: MAX_TIMER_S }).pipe(Options.optional,
     Options.withDescription("seconds one probe request may take in all (default: the TTFT gate + 120 s); over it, that trial is infeasible")),
   serviceManager: Options.choice("service-manager", ["auto", "launchd", "systemd", "none"]).pipe(
     Options.withDefault("auto" as const),
@@ -63,12 +67,14 @@ const opt = {
     Options.withDescription("stop a running provider (service job or foreground process) for the tune and restore it afterwards (SPEC E-2)")),
   restartForeground: Options.boolean("restart-foreground").pipe(
     Options.withDescription("with --drain: restart a drained foreground provider afterwards with its original command, directory and environment")),
-  maxDurationS: integerOption("max-duration", { min: 1 }).pipe(Options.optional,
+  maxDurationS: integerOption("max-duration", { min: 1, max: MAX_TIMER_S }).pipe(Options.optional,
     Options.withDescription("time budget for the whole tune, in seconds; when it runs out the best recommendation so far is printed as partial (SPEC H-3)")),
   memoryLimitGiB: floatOption("memory-limit").pipe(Options.optional,
     Options.withDescription("memory a candidate may use, in GiB (default: what the machine has available when the trial starts); GGUF candidates estimated above it are skipped without launching")),
   noEstimate: Options.boolean("no-estimate").pipe(
     Options.withDescription("launch every candidate, even one whose memory estimate exceeds the memory available")),
+  keepRuns: integerOption("keep-runs", { min: 0, max: MAX_KEEP_RUNS }).pipe(Options.withDefault(100),
+    Options.withDescription("after each run, keep only the newest N runs in the database, with their trials, provider logs and config backups (default 100; 0 keeps all; SPEC S-4)")),
   dbPath: Options.text("db-path").pipe(Options.optional,
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
@@ -125,6 +131,13 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     const gateTtftMs = Option.getOrElse(f.gateTtftMs, () => demo ? DEMO_DEFAULTS.gateTtftMs : 60_000)
     const requestTimeoutS = Option.getOrElse(f.requestTimeoutS, () => Math.ceil(gateTtftMs / 1000) + 120)
     const dbPath = Option.getOrElse(f.dbPath, defaultDbPath)
+    // With no home directory ($HOME empty) the default paths would be relative to wherever the tool runs.
+    if (!path.isAbsolute(dataDir())) {
+      return yield* new UsageError({
+        flag: "db-path",
+        message: `no home directory to keep runs in ($HOME is empty and $XDG_DATA_HOME unset): pass --db-path <file> and set $XDG_DATA_HOME`
+      })
+    }
     const inputs: Omit<TunePlan, "axes"> = {
       adapter,
       candidateIds,
@@ -149,7 +162,8 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
         drain: f.drain,
         restartForeground: f.restartForeground
       },
-      apply: f.apply ? { configPath: Option.getOrNull(f.configPath) } : null
+      apply: f.apply ? { configPath: Option.getOrNull(f.configPath) } : null,
+      keepRuns: f.keepRuns
     }
     // The scalar checks first, then the axes: the order in which usage errors have always been named.
     yield* checkInputs(inputs)
@@ -196,7 +210,7 @@ export const renderPlan = (p: TunePlan): string => {
         : `GGUF candidates estimated above ${p.memoryLimitGiB === null ? "the memory available at each trial" : `${p.memoryLimitGiB} GiB`} are skipped`
     }`,
     `apply:           ${p.apply === null ? "no (print only)" : `write ${p.apply.configPath} after a finished tune, with a backup`}`,
-    `database:        ${p.dbPath}`,
+    `database:        ${p.dbPath} (keeps ${p.keepRuns === 0 ? "every run" : `the newest ${p.keepRuns} runs`})`,
     `dry run: nothing was started or written`
   ].join("\n")
 }

@@ -2,6 +2,7 @@
 import { Effect } from "effect"
 import { UsageError } from "./AutotuneError.js"
 import { Knobs, type KvBits, parseKvBits } from "./Knobs.js"
+import { MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT } from "./Limits.js"
 
 /** Parsed Stage 2 axes (SPEC B-1). Each array is non-empty; maxContext is sorted ascending. */
 export interface Axes {
@@ -39,7 +40,9 @@ const splitStrict = <A>(
     return out
   })
 
-const positiveInt = (s: string): number | undefined => (/^[0-9]+$/.test(s) && Number(s) > 0 ? Number(s) : undefined)
+/** A positive integer up to `max`, or undefined. */
+const positiveInt = (max: number) => (s: string): number | undefined =>
+  /^[0-9]+$/.test(s) && Number(s) > 0 && Number(s) <= max ? Number(s) : undefined
 
 /** `--kv-bits-axis`: cells from {4, 8, unset}; default `unset` only (no kv-bits prior, SPEC B-1). */
 export const parseKvBitsAxis = (raw: string) =>
@@ -52,7 +55,7 @@ export const parseKvBitsAxis = (raw: string) =>
 export const parseMaxContextAxis = (raw: string, targetContext: number) =>
   raw.trim() === ""
     ? Effect.succeed([targetContext] as ReadonlyArray<number>)
-    : splitStrict("max-context-axis", raw, positiveInt, "a positive integer").pipe(
+    : splitStrict("max-context-axis", raw, positiveInt(MAX_TARGET_CONTEXT), `a positive integer up to ${MAX_TARGET_CONTEXT}`).pipe(
       Effect.flatMap((cells) => {
         const low = cells.find((c) => c < targetContext)
         return low !== undefined
@@ -62,10 +65,12 @@ export const parseMaxContextAxis = (raw: string, targetContext: number) =>
     )
 
 /** `--max-batch-axis`: positive integers (SPEC B-1), default `1`. */
-export const parseMaxBatchAxis = (raw: string) => splitStrict("max-batch-axis", raw, positiveInt, "a positive integer")
+export const parseMaxBatchAxis = (raw: string) =>
+  splitStrict("max-batch-axis", raw, positiveInt(MAX_SLOTS_OR_THREADS), `a positive integer up to ${MAX_SLOTS_OR_THREADS}`)
 
 /** `--threads-axis`: positive integers (SPEC B-1), default the core count. */
-export const parseThreadsAxis = (raw: string) => splitStrict("threads-axis", raw, positiveInt, "a positive integer")
+export const parseThreadsAxis = (raw: string) =>
+  splitStrict("threads-axis", raw, positiveInt(MAX_SLOTS_OR_THREADS), `a positive integer up to ${MAX_SLOTS_OR_THREADS}`)
 
 /**
  * The Stage 2 cells: the Cartesian product in axis order kv-bits × max-context ×

@@ -84,3 +84,12 @@ export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
   Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), Schema.is(RunLocked))
     ? EX_TEMPFAIL
     : exitCode[fromExit(exit)]
+
+/**
+ * The process exit code of a program that may have recorded a run (SPEC
+ * H-2): `exitCodeOf(exit)`, except that a program interrupted after its run
+ * was recorded exits with the code of what the run row says (`recorded`): the
+ * outcome was decided before the interrupt, which only cut the clean-up short.
+ */
+export const exitCodeAfter = (exit: Exit.Exit<unknown, unknown>, recorded: ExitReason | null): number =>
+  recorded !== null && Exit.isFailure(exit) && Cause.isInterruptedOnly(exit.cause) ? exitCode[recorded] : exitCodeOf(exit)

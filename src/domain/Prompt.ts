@@ -4,6 +4,8 @@
  * the same prompt on every run; the words-per-token ratio of the provider's
  * tokenizer is measured at pre-warm (see PreWarm.ts) rather than assumed.
  */
+import { MAX_TARGET_CONTEXT } from "./Limits.js"
+
 const WORDS = (
   "time person year way day thing man world life hand part child eye woman place work week case point " +
   "government company number group problem fact be have do say get make go know take see come think look " +
@@ -13,15 +15,41 @@ const WORDS = (
 ).split(" ")
 
 /**
- * A prompt of exactly `n` words (n ≥ 1), deterministic for (n, variant). Each
+ * The plausible tokens per word of a tokenizer on this prompt's common English
+ * words (about 1–2 in practice; byte-fallback tokenizers a few more). A
+ * provider whose reported prompt counts imply a ratio outside this range
+ * reports nonsense (0 tokens, a negative count): its trial fails with a
+ * reason instead of a prompt sized from it (SPEC P-1).
+ */
+export const PLAUSIBLE_TOKENS_PER_WORD = { min: 0.2, max: 20 } as const
+
+/** The most words a prompt ever has: the largest target context at the fewest plausible tokens per word. */
+export const MAX_PROMPT_WORDS = Math.ceil(MAX_TARGET_CONTEXT / PLAUSIBLE_TOKENS_PER_WORD.min)
+
+/**
+ * Whether `tokens` is a prompt-token count a provider could report for a
+ * prompt of `words` words: a whole number from `words` × the smallest
+ * plausible tokens per word (at least 1) to `words` × the largest plus 4096
+ * tokens of chat template (SPEC P-1).
+ */
+export const plausiblePromptTokens = (words: number, tokens: number): boolean =>
+  Number.isSafeInteger(tokens) &&
+  tokens >= Math.max(1, Math.floor(words * PLAUSIBLE_TOKENS_PER_WORD.min)) &&
+  tokens <= words * PLAUSIBLE_TOKENS_PER_WORD.max + 4096
+
+/**
+ * A prompt of exactly `n` words (1 ≤ n ≤ MAX_PROMPT_WORDS; `n` is clamped
+ * into that range, so no caller can make it loop or build gigabytes),
+ * deterministic for (n, variant). Each
  * `variant` starts at another point of the sequence, so requests that must not
  * share a cached prompt prefix (a server with prompt caching, such as
  * llama-server, would otherwise skip the prefill of a repeated prompt and
  * report a TTFT the operator will never see) differ from their first word.
  */
 export const promptOfWords = (n: number, variant = 0): string => {
+  const words = Number.isFinite(n) ? Math.min(MAX_PROMPT_WORDS, Math.max(1, Math.floor(n))) : 1
   const out: Array<string> = []
-  for (let j = 0; j < n; j++) {
+  for (let j = 0; j < words; j++) {
     const i = j + variant * 13
     out.push(WORDS[(i * 7 + Math.floor(i / WORDS.length)) % WORDS.length]!)
   }
@@ -37,9 +65,12 @@ export interface Calibration {
   readonly tokensPerWord: number
 }
 
-/** Words needed for a prompt of `targetTokens` under a calibration (≥ 1). */
-export const wordsForTokens = (c: Calibration, targetTokens: number): number =>
-  Math.max(1, Math.round((targetTokens - c.overheadTokens) / c.tokensPerWord))
+/** Words needed for a prompt of `targetTokens` under a calibration (1 … MAX_PROMPT_WORDS). */
+export const wordsForTokens = (c: Calibration, targetTokens: number): number => {
+  const perWord = Math.max(PLAUSIBLE_TOKENS_PER_WORD.min, c.tokensPerWord)
+  const words = Math.round((targetTokens - c.overheadTokens) / perWord)
+  return Number.isFinite(words) ? Math.min(MAX_PROMPT_WORDS, Math.max(1, words)) : 1
+}
 
 /** Calibration from two (words, prompt tokens) points; falls back to 1 token/word when degenerate. */
 export const calibrate = (a: readonly [number, number], b: readonly [number, number]): Calibration => {

@@ -1,5 +1,5 @@
 /** Server-Sent Events of a streaming chat completion, parsed into chunks (SPEC P-3). */
-import { Option, Schema, Stream } from "effect"
+import { Data, Effect, Option, Schema, Stream } from "effect"
 
 /** Token counts a server reports on its last chunk (OpenAI `usage`). */
 export interface Usage {
@@ -96,16 +96,56 @@ export const parseSseLine = (line: string): SseLine => {
 
 const DONE: SseChunk = { text: "", usage: null, timings: null, error: null, done: true }
 
+/** The longest SSE line read, in characters (1 MiB): a server sending more without a line end is broken. */
+export const MAX_SSE_LINE = 1024 * 1024
+
+/** A stream line longer than MAX_SSE_LINE: the request fails (G-1), never the run's memory. */
+export class SseLineTooLong extends Data.TaggedError("SseLineTooLong")<{ readonly chars: number }> {
+  get message() {
+    return `the stream sent a line of more than ${this.chars} characters without an end (over the ${MAX_SSE_LINE}-character bound)`
+  }
+}
+
+/**
+ * Text split into lines at LF, CRLF or a bare CR (all three end an SSE line,
+ * WHATWG HTML "server-sent events"), bounded: a line, finished or not, longer
+ * than MAX_SSE_LINE fails the stream with SseLineTooLong. The last line is
+ * emitted at the end of the text even without a line end.
+ */
+export const boundedLines = <E, R>(text: Stream.Stream<string, E, R>): Stream.Stream<string, E | SseLineTooLong, R> =>
+  text.pipe(
+    Stream.concat(Stream.make("\n")),
+    // Only each new piece is split (the carried, unfinished line is joined to its first part),
+    // so a long line sent in small writes costs time in proportion to its length.
+    Stream.mapAccumEffect("", (carry, piece) => {
+      const parts = piece.split(/\r\n|\r|\n/)
+      if (parts.length === 1) {
+        const line = carry + piece
+        return line.length > MAX_SSE_LINE
+          ? Effect.fail(new SseLineTooLong({ chars: line.length }))
+          : Effect.succeed([line, [] as Array<string>] as const)
+      }
+      parts[0] = carry + parts[0]!
+      const rest = parts.pop()!
+      const long = [...parts, rest].find((l) => l.length > MAX_SSE_LINE)
+      return long === undefined
+        ? Effect.succeed([rest, parts] as const)
+        : Effect.fail(new SseLineTooLong({ chars: long.length }))
+    }),
+    Stream.mapConcat((lines) => lines)
+  )
+
 /**
  * Turns a response body (bytes, any chunking) into its SSE chunks, ending on
  * `[DONE]` (emitted as a last chunk with `done: true`) or at the end of the
  * body, whichever comes first (SPEC P-3). Lines split across network chunks
- * are reassembled; CRLF is accepted.
+ * are reassembled; LF, CRLF and bare CR end a line; a line over MAX_SSE_LINE
+ * fails the stream with SseLineTooLong.
  */
-export const sseChunks = <E, R>(body: Stream.Stream<Uint8Array, E, R>): Stream.Stream<SseChunk, E, R> =>
+export const sseChunks = <E, R>(body: Stream.Stream<Uint8Array, E, R>): Stream.Stream<SseChunk, E | SseLineTooLong, R> =>
   body.pipe(
     Stream.decodeText(),
-    Stream.splitLines,
+    boundedLines,
     Stream.map(parseSseLine),
     Stream.takeUntil((l) => l._tag === "Done"),
     Stream.filterMap((l) =>

@@ -3,13 +3,13 @@
  * node-llama-cpp (SPEC E-5). Routes: `GET /v1/models`, `POST /v1/chat/completions`
  * (JSON or SSE), `GET /health`, `POST /tokenize` (llama-server compatible).
  */
-import { Cause, Effect, Either, Option, ParseResult, Schedule, Schema, type Scope } from "effect"
+import { Cause, Deferred, Effect, Either, Option, ParseResult, Schedule, Schema, type Scope } from "effect"
 import type * as http from "node:http"
 import { randomUUID } from "node:crypto"
 import { ServeFailed } from "../domain/AutotuneError.js"
 import type { KvBits } from "../domain/Knobs.js"
 import { holdSignals } from "../system/HoldSignals.js"
-import { pidAlive } from "../system/Pids.js"
+import { leadsOwnGroup, pidAlive } from "../system/Pids.js"
 import { type Engine, makeEngine } from "./Engine.js"
 import { type BodyReadFailed, listen, readBody, sendJson } from "./HttpServer.js"
 import {
@@ -176,14 +176,31 @@ const handle = (engine: Engine) => (req: http.IncomingMessage, res: http.ServerR
 }
 
 /**
- * Runs the embedded provider until interrupted: loads the model and creates the
- * context first, then binds `host:port` and logs `listening on http://HOST:PORT`
- * to stderr, so a 200 from `GET /v1/models` means ready (SPEC E-4). Never
- * succeeds; on interruption (SIGTERM/SIGINT via runMain) it closes the server,
- * stops generations and disposes the context, model and Llama.
+ * Answers every request with 503 "loading" until `ready` holds an engine, then
+ * routes to it: one server, bound once, before the model loads (so its port is
+ * never taken between a check and the real bind).
+ */
+const whenReady = (ready: Deferred.Deferred<Engine>) =>
+(req: http.IncomingMessage, res: http.ServerResponse): Effect.Effect<void> =>
+  Effect.flatMap(Deferred.poll(ready), (loaded) =>
+    Option.match(loaded, {
+      onNone: () => sendJson(res, 503, errorBody(503, "loading the model", "loading")),
+      onSome: (engine) => Effect.flatMap(engine, (e) => handle(e)(req, res))
+    }))
+
+/**
+ * Runs the embedded provider until interrupted: binds `host:port` first (a busy
+ * port fails at once, before any time goes into the model), answering 503
+ * "loading" while it loads the model and creates the context; then `GET
+ * /v1/models` answers 200 (ready, SPEC E-4) and it logs `listening on
+ * http://HOST:PORT` to stderr. From the start it watches the tuner that started
+ * it (`$AUTOTUNE_PARENT_PID`): gone, it stops, its own process group with it
+ * when it leads one (SPEC L-1). Never succeeds; on interruption (SIGTERM/SIGINT
+ * via runMain) it closes the server, stops generations and disposes the
+ * context, model and Llama.
  * Fails: ServeFailed (exit 1) when the model file is missing or cannot load,
- * the context cannot be created (message carries the llama.cpp log tail), or
- * the port cannot be bound.
+ * the context cannot be created (message carries the llama.cpp log tail), the
+ * port cannot be bound, or the tuner is gone.
  */
 export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.Scope> =>
   Effect.gen(function*() {
@@ -193,19 +210,24 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
     yield* Effect.addFinalizer(() =>
       served ? Effect.logInfo("stopped: context, model and llama.cpp released") : Effect.void
     )
-    // Fail fast on a busy port before spending time on the model; the real bind comes after loading.
-    yield* Effect.scoped(listen(o.host, o.port, () => Effect.void))
-    const engine = yield* makeEngine(o)
-    yield* Effect.logInfo(
-      `loaded ${engine.modelId} in ${Math.round(engine.loadMs)} ms: context ${engine.contextLimit} tokens/sequence ` +
-        `(allocated ${engine.allocatedContext}) × ${o.maxBatch} sequences, KV ${engine.kvCacheType}, ${engine.threads} threads`
+    const ready = yield* Deferred.make<Engine>()
+    yield* listen(o.host, o.port, whenReady(ready))
+    return yield* Effect.raceFirst(
+      Effect.gen(function*() {
+        const engine = yield* makeEngine(o)
+        yield* Effect.logInfo(
+          `loaded ${engine.modelId} in ${Math.round(engine.loadMs)} ms: context ${engine.contextLimit} tokens/sequence ` +
+            `(allocated ${engine.allocatedContext}) × ${o.maxBatch} sequences, KV ${engine.kvCacheType}, ${engine.threads} threads`
+        )
+        yield* Effect.addFinalizer(() => Effect.logInfo("shutting down: closing the server, disposing the model"))
+        yield* Deferred.succeed(ready, engine)
+        const shownHost = o.host.includes(":") ? `[${o.host}]` : o.host
+        served = true
+        yield* Effect.logInfo(`listening on http://${shownHost}:${o.port}`)
+        return yield* Effect.never
+      }),
+      parentGone
     )
-    yield* listen(o.host, o.port, handle(engine))
-    yield* Effect.addFinalizer(() => Effect.logInfo("shutting down: closing the server, disposing the model"))
-    const shownHost = o.host.includes(":") ? `[${o.host}]` : o.host
-    served = true
-    yield* Effect.logInfo(`listening on http://${shownHost}:${o.port}`)
-    return yield* parentGone
   })
 
 /**
@@ -226,6 +248,9 @@ const parentGone: Effect.Effect<never, ServeFailed> = (() => {
   })
   return alive.pipe(
     Effect.repeat({ schedule: Schedule.spaced("1 second"), while: (up) => up }),
+    Effect.zipRight(Effect.logError(`the tuner that started this provider (pid ${pid}) is gone; stopping`)),
+    // Leading its own group (as the tuner starts it), it takes any process of that group along (SPEC L-1).
+    Effect.zipRight(Effect.sync(() => leadsOwnGroup() && process.kill(0, "SIGKILL"))),
     Effect.zipRight(Effect.fail(new ServeFailed({ message: `the tuner that started this provider (pid ${pid}) is gone; stopping` })))
   )
 })()

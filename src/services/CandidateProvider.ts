@@ -118,7 +118,9 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
      */
     const start = (o: StartOptions): Effect.Effect<RunningServer, ProviderStartFailed, Scope.Scope> =>
       Effect.gen(function*() {
-        const port = yield* freePort
+        const cannotStart = (message: string) =>
+          new ProviderStartFailed({ model: o.spec.model, message, exitCode: null, stderrTail: "" })
+        const port = yield* freePort.pipe(Effect.mapError((e) => cannotStart(e.message)))
         const spec: LaunchSpec = { ...o.spec, port }
         const { args, command } = o.adapter.argv(spec, true)
         // A provider that cannot watch this process runs under the shim, which kills it if this process dies unstopped.
@@ -135,11 +137,20 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
 
         const child = yield* Effect.acquireRelease(
           Effect.acquireUseRelease(
-            Effect.sync(() => {
-              fs.mkdirSync(o.logDir, { recursive: true })
-              const fd = fs.openSync(logPath, "a")
-              fs.writeSync(fd, `$ ${command} ${args.join(" ")}\n`)
-              return fd
+            // A log that cannot be written (ENOSPC, a read-only directory) fails this start, not the run.
+            Effect.try({
+              try: () => {
+                fs.mkdirSync(o.logDir, { recursive: true })
+                const fd = fs.openSync(logPath, "a")
+                try {
+                  fs.writeSync(fd, `$ ${command} ${args.join(" ")}\n`)
+                } catch (e) {
+                  fs.closeSync(fd)
+                  throw e
+                }
+                return fd
+              },
+              catch: (e) => cannotStart(`cannot write the provider's log ${logPath}: ${e instanceof Error ? e.message : String(e)}`)
             }),
             (fd) =>
               exec.spawn(launch.command, launch.args, {
@@ -147,7 +158,9 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
                 ownGroup: true,
                 // AUTOTUNE_PARENT_PID lets the embedded provider stop itself if this
                 // process dies without running its finalizers (SIGKILL, crash).
-                env: { ...candidateEnv(process.env), AUTOTUNE_PARENT_PID: `${process.pid}` }
+                // AUTOTUNE_GROUP_LEADER: it leads its own group, so when the tuner is gone it may stop that
+                // whole group (system/Pids.ts leadsOwnGroup; the shim and `autotune serve` do).
+                env: { ...candidateEnv(process.env), AUTOTUNE_PARENT_PID: `${process.pid}`, AUTOTUNE_GROUP_LEADER: "1" }
               }),
             (fd) => Effect.sync(() => fs.closeSync(fd))
           ).pipe(Effect.catchTag("SpawnFailed", (e) =>
@@ -157,14 +170,11 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
               exitCode: null,
               stderrTail: ""
             })))),
+          // The whole group (L-1): a worker the provider forked goes too, even after the leader (provider or shim) exited.
           (cp) =>
-            Effect.gen(function*() {
-              // The leader (provider or shim) is gone: still clear its process group of anything it left.
-              if (yield* cp.hasExited) return yield* exec.signal(cp.pid, "SIGKILL", { group: true, leaderToo: false })
-              yield* stopProcess({ pid: cp.pid, group: true, gone: cp.hasExited, name: `provider pid ${cp.pid}` }, STOP_GRACE).pipe(
-                Effect.provideService(Exec, exec)
-              )
-            })
+            stopProcess({ pid: cp.pid, group: true, exited: cp.hasExited, name: `provider pid ${cp.pid}` }, STOP_GRACE).pipe(
+              Effect.provideService(Exec, exec)
+            )
         )
         const pid = child.pid
         const baseUrl = `http://127.0.0.1:${port}`

@@ -9,7 +9,7 @@
 import * as ChildProcess from "node:child_process"
 import { Clock, Console, Data, Deferred, Duration, Effect } from "effect"
 import type { ProcessExit } from "../domain/RunningServer.js"
-import { pidAlive } from "../system/Pids.js"
+import { groupMembers, pidAlive } from "../system/Pids.js"
 
 /**
  * What a finished command printed and how it ended. `code` is its exit code,
@@ -114,13 +114,15 @@ const run = (command: string, args: ReadonlyArray<string>, o: RunOptions): Effec
     })
     // Stops the command and stops reading its output: a child the command left behind may
     // hold the pipes open, and `close` waits for them (Node's execFile does the same on its
-    // timeout). With ownGroup the whole group goes, leftovers included (the kernel keeps a
-    // group's id from reuse while it has members); otherwise the command alone, and its pid
-    // is never signalled once it has exited (it may be reused).
+    // timeout). With ownGroup the whole group goes, leftovers included, while it has members
+    // (the kernel keeps a group's id from reuse only while it has any); otherwise the command
+    // alone, and its pid is never signalled once it has exited (it may be reused).
     const kill = () => {
       if (cp.pid !== undefined) {
-        if (o.ownGroup === true) sendSignal(cp.pid, "SIGKILL", { group: true, leaderToo: false })
-        else if (cp.exitCode === null && cp.signalCode === null) cp.kill("SIGKILL")
+        const running = cp.exitCode === null && cp.signalCode === null
+        if (o.ownGroup === true && (running || groupMembers(cp.pid).length > 0)) {
+          sendSignal(cp.pid, "SIGKILL", { group: true, leaderToo: false })
+        } else if (running) cp.kill("SIGKILL")
       }
       cp.stdout?.destroy()
       cp.stderr?.destroy()
@@ -188,6 +190,7 @@ const spawn = (command: string, args: ReadonlyArray<string>, o: SpawnOptions): E
  *   stops it for the caller: see `stopProcess`.
  * - `signal(pid, signal, options)`: true when delivered; never fails.
  * - `alive(pid)`: `pidAlive`.
+ * - `groupAlive(pgid)`: whether any live (non-zombie) process is left in the group.
  */
 export class Exec extends Effect.Service<Exec>()("llm-autotune/Exec", {
   succeed: {
@@ -195,21 +198,25 @@ export class Exec extends Effect.Service<Exec>()("llm-autotune/Exec", {
     spawn,
     signal: (pid: number, signal: NodeJS.Signals, o: SignalOptions): Effect.Effect<boolean> =>
       Effect.sync(() => sendSignal(pid, signal, o)),
-    alive: (pid: number): Effect.Effect<boolean> => Effect.sync(() => pidAlive(pid))
+    alive: (pid: number): Effect.Effect<boolean> => Effect.sync(() => pidAlive(pid)),
+    groupAlive: (pgid: number): Effect.Effect<boolean> => Effect.sync(() => groupMembers(pgid).length > 0)
   }
 }) {}
 
 /** What to stop, and how to tell it has gone. */
 export interface StopTarget {
   readonly pid: number
-  /** Signal its whole process group (a candidate leads its own), else the process alone. */
+  /**
+   * Stop its whole process group (a candidate leads its own, SPEC L-1): it has
+   * gone only when no member is left, whether or not `pid` itself exited first.
+   */
   readonly group: boolean
   /**
-   * True once the process is gone. Default: `Exec.alive(pid)` is false. A
-   * child's own exit event (`Child.hasExited`) is the better test: its pid is
-   * reaped at once and may be reused.
+   * True once the process `pid` itself is gone. Default: `Exec.alive(pid)` is
+   * false. A child's own exit event (`Child.hasExited`) is the better test: its
+   * pid is reaped at once and may be reused.
    */
-  readonly gone?: Effect.Effect<boolean>
+  readonly exited?: Effect.Effect<boolean>
   /** How the SIGKILL announcement names it, e.g. `provider pid 123`. */
   readonly name: string
 }
@@ -239,22 +246,31 @@ export const waitUntil = (gone: Effect.Effect<boolean>, limit: Duration.Duration
   })
 
 /**
- * Stops a process (STYLE: bound every wait): SIGTERM (its group with `group`),
- * wait up to `grace` for it to go, else say so on stderr ("<name> did not exit
- * within <grace> of SIGTERM; sending SIGKILL"), SIGKILL, and wait up to
- * AFTER_SIGKILL (5 s) more. Waits run on the Effect clock and are not
- * interruptible, so a second Ctrl-C never lands between the SIGTERM and its
- * SIGKILL (SPEC H-4). Returns how it ended; never fails.
+ * Stops a process, or its whole group (STYLE: bound every wait; SPEC L-1):
+ * SIGTERM, wait up to `grace` for it (every member of the group) to go, else
+ * say so on stderr ("<name> did not exit within <grace> of SIGTERM; sending
+ * SIGKILL"), SIGKILL (the group: every member left, the leader's pid only while
+ * it runs), and wait up to AFTER_SIGKILL (5 s) more. A group whose leader
+ * already exited still gets both signals. Waits run on the Effect clock and
+ * are not interruptible, so a second Ctrl-C never lands between the SIGTERM
+ * and its SIGKILL (SPEC H-4). Returns how it ended; never fails.
  */
 export const stopProcess = (target: StopTarget, grace: Duration.DurationInput): Effect.Effect<StopResult, never, Exec> =>
   Effect.uninterruptible(Effect.gen(function*() {
     const exec = yield* Exec
-    const gone = target.gone ?? Effect.map(exec.alive(target.pid), (a) => !a)
-    yield* exec.signal(target.pid, "SIGTERM", { group: target.group })
+    const exited = target.exited ?? Effect.map(exec.alive(target.pid), (a) => !a)
+    const gone = target.group
+      ? Effect.zipWith(exited, exec.groupAlive(target.pid), (leaderGone, members) => leaderGone && !members)
+      : exited
+    const signal = (s: NodeJS.Signals) =>
+      Effect.flatMap(exited, (leaderGone) => exec.signal(target.pid, s, { group: target.group, leaderToo: !leaderGone }))
+    // Gone already (the leader exited, no member left): its pid may belong to someone else by now.
+    if (yield* gone) return "terminated" as const
+    yield* signal("SIGTERM")
     if (yield* waitUntil(gone, grace)) return "terminated" as const
     yield* Console.error(
       `autotune: ${target.name} did not exit within ${Duration.format(Duration.decode(grace))} of SIGTERM; sending SIGKILL`
     )
-    yield* exec.signal(target.pid, "SIGKILL", { group: target.group })
+    yield* signal("SIGKILL")
     return (yield* waitUntil(gone, AFTER_SIGKILL)) ? "killed" as const : "survived" as const
   }))

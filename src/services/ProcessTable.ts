@@ -32,18 +32,36 @@ const fromProc = (): Array<ProcessInfo> => {
   return out
 }
 
-/** `ps -axo pid=,ppid=,command=` output as processes (its command column split on spaces). */
-const fromPs = (stdout: string): Array<ProcessInfo> =>
-  stdout.split("\n").flatMap((line) => {
-    const m = /^\s*(\d+)\s+(\d+)\s+(.*)$/.exec(line)
-    return m === null ? [] : [{ pid: Number(m[1]), ppid: Number(m[2]), argv: m[3]!.split(/\s+/) }]
+/**
+ * Processes from two `ps` listings (macOS, where there is no /proc): `ps -axo
+ * pid=,ppid=,comm=` (the executable's path, spaces and all, to the end of the
+ * line) and `ps -axo pid=,args=` (the command line, whose words ps joins with
+ * spaces). argv[0] is the executable's path as `comm` gives it, so a path with
+ * spaces stays whole; the arguments after it are split on spaces (an argument
+ * that holds a space is split: ps does not say where it ended).
+ */
+export const fromPs = (commOut: string, argsOut: string): Array<ProcessInfo> => {
+  const args = new Map<number, string>()
+  for (const line of argsOut.split("\n")) {
+    const m = /^\s*(\d+)\s(.*)$/.exec(line)
+    if (m !== null) args.set(Number(m[1]), m[2]!.trim())
+  }
+  return commOut.split("\n").flatMap((line) => {
+    const m = /^\s*(\d+)\s+(\d+)\s(.*)$/.exec(line)
+    if (m === null) return []
+    const pid = Number(m[1])
+    const exe = m[3]!.trim()
+    const full = args.get(pid) ?? exe
+    const rest = full.startsWith(exe) ? full.slice(exe.length) : full.slice(full.split(/\s+/)[0]!.length)
+    return [{ pid, ppid: Number(m[2]), argv: [exe, ...rest.split(/\s+/).filter((a) => a !== "")] }]
   })
+}
 
 /**
  * The process table. `list`: on Linux it reads `/proc/<pid>/cmdline`
  * (NUL-separated argv, exact) and `/proc/<pid>/stat` (ppid); elsewhere (macOS)
- * it runs `ps -axo pid=,ppid=,command=` (5 s at most), whose command column is
- * split on spaces (an argument with spaces is split too). Processes that vanish
+ * it runs `ps` twice (5 s at most each; see `fromPs`: the executable's path
+ * stays whole, later arguments are split on spaces). Processes that vanish
  * while being read are skipped. Never fails: an unreadable table is empty.
  * Tests replace it with `ProcessTable.Stub(table)`.
  */
@@ -52,7 +70,11 @@ export class ProcessTable extends Effect.Service<ProcessTable>()("llm-autotune/P
     const exec = yield* Exec
     const list: Effect.Effect<ReadonlyArray<ProcessInfo>> = process.platform === "linux"
       ? Effect.sync(fromProc)
-      : Effect.map(exec.run("ps", ["-axo", "pid=,ppid=,command="], { timeoutMs: 5000 }), (r) => r.code === 0 ? fromPs(r.stdout) : [])
+      : Effect.zipWith(
+        exec.run("ps", ["-axww", "-o", "pid=,ppid=,comm="], { timeoutMs: 5000 }),
+        exec.run("ps", ["-axww", "-o", "pid=,args="], { timeoutMs: 5000 }),
+        (comm, args) => (comm.code === 0 ? fromPs(comm.stdout, args.code === 0 ? args.stdout : "") : [])
+      )
     return { list }
   }),
   dependencies: [Exec.Default]

@@ -79,14 +79,19 @@ export const restartInstructions = (
  * - `stopJob` / `startJob` (SPEC E-2): the `jobCommands`, 10 s at most each;
  *   fail with a message (the command and its stderr) when it exits non-zero or
  *   cannot run.
+ * Every command runs in its own process group, out of reach of the terminal's
+ * Ctrl-C (issue "lifecycle round 2", item 4).
  * Tests replace it with `ServiceManager.Stub(kind, job)`.
  */
 export class ServiceManager extends Effect.Service<ServiceManager>()("llm-autotune/ServiceManager", {
   effect: Effect.gen(function*() {
     const exec = yield* Exec
-    const query = (command: string, args: ReadonlyArray<string>) => exec.run(command, args, { timeoutMs: QUERY_TIMEOUT_MS })
+    // Every command runs in a process group of its own: a terminal's Ctrl-C (sent to the
+    // tuner's group) must not kill a `systemctl start` that is bringing the provider back.
+    const query = (command: string, args: ReadonlyArray<string>) =>
+      exec.run(command, args, { timeoutMs: QUERY_TIMEOUT_MS, ownGroup: true })
     const command = (cmd: readonly [string, ReadonlyArray<string>]): Effect.Effect<void, string> =>
-      Effect.flatMap(exec.run(cmd[0], cmd[1], { timeoutMs: JOB_COMMAND_TIMEOUT_MS }), (r) =>
+      Effect.flatMap(exec.run(cmd[0], cmd[1], { timeoutMs: JOB_COMMAND_TIMEOUT_MS, ownGroup: true }), (r) =>
         r.code === 0
           ? Effect.void
           : Effect.fail(`${cmd[0]} ${cmd[1].join(" ")}: ${r.stderr.trim() || r.error || `exit code ${r.code}`}`))

@@ -1,4 +1,4 @@
-/** The trial store (SPEC S-1..S-3): runs and trials in SQLite, migrated additively on open. */
+/** The trial store (SPEC S-1..S-4): runs and trials in SQLite, migrated additively on open, pruned to the newest runs. */
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Effect, Layer, Option, Schema } from "effect"
@@ -137,6 +137,30 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
           Result: RunRow,
           execute: (id) => sql`SELECT * FROM tune_runs WHERE run_id = ${id}`
         })(runId).pipe(Effect.mapError(storeFailed("read run"))),
+      /**
+       * Retention (SPEC S-4, L-3): deletes every run but the newest `keep` (by
+       * `started_at`, then insertion), trials first, in one `BEGIN IMMEDIATE`
+       * transaction that rolls back whole on any error (nothing half-deleted).
+       * `keep` 0 keeps all. Returns the ids of the runs deleted. Fails with
+       * StoreFailed ("prune runs"). The statements run one after another on
+       * SQLite's single connection; the caller runs no other query meanwhile
+       * (`tune` prunes last, alone, holding the database's run lock).
+       */
+      pruneRuns: (keep: number): Effect.Effect<ReadonlyArray<string>, StoreFailed> =>
+        keep <= 0 ? Effect.succeed([]) : Effect.gen(function*() {
+          yield* sql.unsafe("BEGIN IMMEDIATE")
+          return yield* Effect.gen(function*() {
+            // The same subquery decides both deletes (no bound on how many ids a statement may bind).
+            const older = sql`SELECT run_id FROM tune_runs ORDER BY started_at DESC, rowid DESC LIMIT -1 OFFSET ${keep}`
+            const old = (yield* sql<{ run_id: string }>`${older}`).map((r) => r.run_id)
+            if (old.length > 0) {
+              yield* sql`DELETE FROM tune_trials WHERE run_id IN (${older})`
+              yield* sql`DELETE FROM tune_runs WHERE run_id IN (${older})`
+            }
+            yield* sql.unsafe("COMMIT")
+            return old
+          }).pipe(Effect.onError(() => sql.unsafe("ROLLBACK").pipe(Effect.ignore)))
+        }).pipe(Effect.mapError(storeFailed("prune runs"))),
       /**
        * The id of the most recently started run (greatest `started_at`, ISO-8601
        * UTC so text order is time order; ties go to the later insert), or None

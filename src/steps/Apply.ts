@@ -194,3 +194,35 @@ export const checkApplyTarget = (configPath: string | null): Effect.Effect<strin
   }
   return Effect.succeed(file)
 }
+
+/**
+ * Retention of config backups (SPEC S-4, L-3): of the backups `<name>.bak-<s>-<n>`
+ * beside `backupPath` (the real config's directory), keeps the newest `keep`
+ * (by seconds, then counter) and deletes the rest; `keep` 0 keeps all.
+ * Returns the paths deleted. Never fails: a backup that cannot be deleted stays.
+ */
+export const pruneBackups = (backupPath: string, keep: number): ReadonlyArray<string> => {
+  if (keep <= 0) return []
+  const dir = path.dirname(backupPath)
+  const m = /^(.*)\.bak-\d+-\d+$/.exec(path.basename(backupPath))
+  if (m === null) return []
+  const name = m[1]!
+  let entries: Array<string>
+  try {
+    entries = Fs.readdirSync(dir)
+  } catch {
+    return []
+  }
+  const backups = entries.flatMap((e) => {
+    const b = new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}\\.bak-(\\d+)-(\\d+)$`).exec(e)
+    return b === null ? [] : [{ file: path.join(dir, e), seconds: Number(b[1]), n: Number(b[2]) }]
+  }).sort((a, b) => b.seconds - a.seconds || b.n - a.n)
+  return backups.slice(keep).flatMap((b) => {
+    try {
+      Fs.unlinkSync(b.file)
+      return [b.file]
+    } catch {
+      return []
+    }
+  })
+}

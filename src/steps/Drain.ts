@@ -1,30 +1,40 @@
 /**
- * The drain (SPEC E-2): stops the operator's running provider for the tune
- * and restores it afterwards, as one scoped resource, so the restore runs
- * exactly once on every exit path.
+ * The drain (SPEC E-2, L-2): stops the operator's running provider for the
+ * tune and restores it afterwards, as one scoped resource, so the restore runs
+ * exactly once on every exit path; and, since a tuner can die without running
+ * finalizers (SIGKILL, a heap OOM), a journal on disk lets the next tune or
+ * `autotune restore` bring back what a dead tuner had drained.
  */
 import * as fs from "node:fs"
-import { Console, Duration, Effect, Ref, type Scope } from "effect"
+import { Clock, Console, Duration, Effect, Option, type Scope } from "effect"
 import { ProviderConflict } from "../domain/AutotuneError.js"
 import { Exec, stopProcess, waitUntil } from "../services/Exec.js"
-import type { ProcessInfo } from "../services/ProcessTable.js"
+import type { ProcessInfo, ProcessTable } from "../services/ProcessTable.js"
 import { ServiceManager } from "../services/ServiceManager.js"
+import {
+  DrainJournal,
+  readJournal,
+  removeJournal,
+  type StoppedProcess,
+  writeJournal
+} from "../system/DrainJournal.js"
+import { pidAlive } from "../system/Pids.js"
 import { portOpen } from "../system/Ports.js"
-import { describeFindings, type Findings } from "./Preflight.js"
+import { selfIdentity } from "../system/ProcessIdentity.js"
+import { conflicting, describeFindings, detectProviders, type Findings, type PreflightOptions } from "./Preflight.js"
 
-/** How long a drained foreground provider gets after SIGTERM before SIGKILL (SPEC E-2 grace period). */
+/** How long a drained foreground provider (or the job's process) gets after SIGTERM before SIGKILL (SPEC E-2 grace period). */
 export const DRAIN_GRACE = Duration.seconds(10)
 
 /** How long a drained provider's port may stay open after it exited. */
 const PORT_CLOSE_LIMIT = Duration.seconds(10)
 
-/** A drained foreground provider, as needed to restart it: argv, cwd and environment from before the stop. */
-interface Stopped {
-  readonly pid: number
-  readonly argv: ReadonlyArray<string>
-  readonly cwd: string | null
-  readonly env: Record<string, string> | null
-}
+/**
+ * How long after the drain the provider must stay down before the tune
+ * starts: a supervisor that restarts it within this is a conflict, not a
+ * silent neighbour of the candidates.
+ */
+export const DRAIN_SETTLE = Duration.seconds(1)
 
 /** `--port N` / `--port=N` / `-p N` of a provider's argv, if any. */
 const portOf = (argv: ReadonlyArray<string>): number | null => {
@@ -37,7 +47,7 @@ const portOf = (argv: ReadonlyArray<string>): number | null => {
 }
 
 /** Reads what a restart needs before the process is stopped (Linux /proc; elsewhere cwd and env are unknown). */
-const snapshot = (p: ProcessInfo): Stopped => {
+const snapshot = (p: ProcessInfo): StoppedProcess => {
   const read = <A>(f: () => A): A | null => {
     try {
       return f()
@@ -60,97 +70,232 @@ const snapshot = (p: ProcessInfo): Stopped => {
   }
 }
 
+/** Whether `s`'s process still runs as it was (never stopped): same pid, same argv (Linux /proc; elsewhere the pid alone). */
+const stillRunning = (s: StoppedProcess): boolean => {
+  if (!pidAlive(s.pid)) return false
+  try {
+    const argv = fs.readFileSync(`/proc/${s.pid}/cmdline`, "utf8").split("\0").filter((a, i, all) => !(a === "" && i === all.length - 1))
+    return argv.join("\0") === s.argv.join("\0")
+  } catch {
+    return true
+  }
+}
+
 /** SIGTERM, wait for exit, SIGKILL after DRAIN_GRACE (announced, `stopProcess`), then wait for its port to close (SPEC E-2). */
-const stopForeground = (p: ProcessInfo, stopped: Array<Stopped>) =>
+const stopForeground = (p: ProcessInfo) =>
   Effect.gen(function*() {
-    // Read before the signal (it is gone after), recorded once it has exited, so
-    // a drain that fails later still restores it, and one that survived is never doubled.
-    const s = snapshot(p)
     yield* Console.error(`autotune: draining foreground provider pid ${p.pid} (SIGTERM)`)
     const result = yield* stopProcess({ pid: p.pid, group: false, name: `provider pid ${p.pid}` }, DRAIN_GRACE)
     if (result === "survived") return yield* Effect.fail(`provider pid ${p.pid} survived SIGKILL`)
-    stopped.push(s)
     const port = portOf(p.argv)
     if (port !== null && !(yield* waitUntil(Effect.map(portOpen(port), (open) => !open), PORT_CLOSE_LIMIT))) {
       return yield* Effect.fail(`port ${port} of provider pid ${p.pid} is still open after it exited`)
     }
   })
 
-/** Restarts a drained foreground provider with its original argv, cwd and environment, detached. */
-const restartForeground = (s: Stopped) =>
-  Effect.flatMap(Exec, (exec) =>
-    exec.spawn(s.argv[0]!, s.argv.slice(1), {
-      output: "ignore",
-      cwd: s.cwd ?? process.cwd(),
-      env: s.env ?? process.env,
-      ownGroup: true,
-      unref: true
-    })).pipe(
-      Effect.matchEffect({
-        onFailure: (e) => Console.error(`autotune: RESTORE FAILED, could not restart the foreground provider (was pid ${s.pid}): ${e.message}`),
-        onSuccess: (c) => Console.error(`autotune: restarted the foreground provider (was pid ${s.pid}, now pid ${c.pid})`)
-      })
-    )
+/**
+ * Restarts a drained foreground provider with its original argv, cwd and
+ * environment, detached in a process group of its own (a terminal's Ctrl-C
+ * does not reach it), unless it still runs (it was never stopped). Reports a
+ * failed restart as failed.
+ */
+const restartForeground = (s: StoppedProcess) =>
+  stillRunning(s)
+    ? Console.error(`autotune: the foreground provider pid ${s.pid} still runs; not restarted`).pipe(Effect.as(true))
+    : Effect.flatMap(Exec, (exec) =>
+      exec.spawn(s.argv[0]!, s.argv.slice(1), {
+        output: "ignore",
+        cwd: s.cwd ?? process.cwd(),
+        env: s.env ?? process.env,
+        ownGroup: true,
+        unref: true
+      })).pipe(
+        Effect.matchEffect({
+          onFailure: (e) =>
+            Console.error(`autotune: RESTORE FAILED, could not restart the foreground provider (was pid ${s.pid}): ${e.message}`)
+              .pipe(Effect.as(false)),
+          onSuccess: (c) =>
+            Console.error(`autotune: restarted the foreground provider (was pid ${s.pid}, now pid ${c.pid})`).pipe(Effect.as(true))
+        })
+      )
+
+/** What a restore came to: what failed (empty: all came back), and the journal of what is still to restore (null: nothing). */
+export interface RestoreOutcome {
+  readonly failed: ReadonlyArray<string>
+  readonly left: DrainJournal | null
+}
 
 /**
- * Drain and restore as one scoped resource (SPEC E-2). Acquire stops what
- * pre-flight found: the job (`launchctl bootout gui/<uid>/<label>` or
- * `systemctl --user stop <label>`, ServiceManager.stopJob) and each foreground
+ * Brings back what `j` drained (SPEC E-2): the job (`launchctl bootstrap
+ * gui/<uid> ~/Library/LaunchAgents/<label>.plist` or `systemctl --user start`),
+ * unless it already runs (or, for launchd, is loaded: bootstrapping a loaded
+ * job fails), then the foreground providers, restarted only when the drain
+ * was asked to (`--restart-foreground`, and only if not still running), else
+ * their command is said. Runs uninterruptibly: a second Ctrl-C cannot cut a
+ * restore short, and the service manager's command runs in a process group of
+ * its own, out of the terminal's reach (ServiceManager). Returns what failed
+ * and a journal of just that (to try again later), or null when all came back.
+ */
+export const restoreDrained = (j: DrainJournal): Effect.Effect<RestoreOutcome, never, ServiceManager | Exec> =>
+  Effect.uninterruptible(Effect.gen(function*() {
+    const manager = yield* ServiceManager
+    const failed: Array<string> = []
+    let jobLeft = false
+    if (j.job && j.kind !== "none") {
+      const state = yield* manager.jobState(j.kind, j.label)
+      if (state._tag === "Running" || (j.kind === "launchd" && state._tag === "Loaded")) {
+        yield* Console.error(`autotune: ${j.kind} job ${j.label} is already back; nothing to start`)
+      } else {
+        yield* manager.startJob(j.kind, j.label).pipe(
+          Effect.matchEffect({
+            onFailure: (e) =>
+              Effect.sync(() => {
+                failed.push(`${j.kind} job ${j.label}: ${e}`)
+                jobLeft = true
+              }).pipe(Effect.zipRight(Console.error(`autotune: RESTORE FAILED, start the provider by hand: ${e}`))),
+            onSuccess: () => Console.error(`autotune: restored ${j.kind} job ${j.label}`)
+          })
+        )
+      }
+    }
+    const foregroundLeft: Array<StoppedProcess> = []
+    for (const s of j.foreground) {
+      if (!j.restart_foreground) {
+        yield* Console.error(
+          `autotune: the drained foreground provider (pid ${s.pid}) was not restarted (pass --restart-foreground); its command was: ${
+            s.argv.join(" ")
+          }`
+        )
+      } else if (!(yield* restartForeground(s))) {
+        failed.push(`foreground provider ${s.argv.join(" ")}`)
+        foregroundLeft.push(s)
+      }
+    }
+    const left = jobLeft || foregroundLeft.length > 0 ? new DrainJournal({ ...j, job: jobLeft, foreground: foregroundLeft }) : null
+    return { failed, left }
+  }))
+
+/**
+ * Restores `j` and settles its journal at `file` in one uninterruptible step:
+ * removed when everything came back, rewritten with what did not otherwise
+ * (so nothing is restored twice, and nothing is forgotten). Returns what failed.
+ */
+const restoreAndSettle = (j: DrainJournal, file: string): Effect.Effect<ReadonlyArray<string>, never, ServiceManager | Exec> =>
+  Effect.uninterruptible(Effect.gen(function*() {
+    const out = yield* restoreDrained(j)
+    yield* Effect.sync(() => {
+      if (out.left === null) removeJournal(file)
+      else {
+        try {
+          writeJournal(file, out.left)
+        } catch { /* the old journal stays: the next restore retries all of it */ }
+      }
+    })
+    return out.failed
+  }))
+
+/** What an earlier, dead tuner's drain journal came to: none, unreadable, or restored (with what failed). */
+export type JournaledDrain =
+  | { readonly _tag: "None" }
+  | { readonly _tag: "Unreadable" }
+  | { readonly _tag: "Restored"; readonly failed: ReadonlyArray<string> }
+
+/**
+ * Restores the drain journaled at `file` (SPEC L-2), saying so on stderr,
+ * exactly once: the journal is removed (or narrowed to what failed) in the
+ * same uninterruptible step. The caller holds the database's run lock: the
+ * tune that wrote the journal held it too until it removed the journal, so a
+ * journal found under the lock was left by a tuner that died. One that does
+ * not decode is reported and left for the operator. Never fails.
+ */
+export const restoreJournaled = (file: string): Effect.Effect<JournaledDrain, never, ServiceManager | Exec> =>
+  Effect.gen(function*() {
+    const found = readJournal(file)
+    if (Option.isNone(found)) return { _tag: "None" } as const
+    const j = found.value
+    if (j === "Unreadable") {
+      yield* Console.error(`autotune: the drain journal ${file} cannot be read; restore the provider by hand, then delete it`)
+      return { _tag: "Unreadable" } as const
+    }
+    yield* Console.error(
+      `autotune: restoring what an earlier tune (pid ${j.tuner.pid}${j.tuner.host === undefined ? "" : ` on ${j.tuner.host}`}, drained at ${j.drained_at}) stopped and never restored: ${
+        [...(j.job ? [`${j.kind} job ${j.label}`] : []), ...j.foreground.map((s) => `foreground provider pid ${s.pid}`)].join("; ")
+      }`
+    )
+    return { _tag: "Restored", failed: yield* restoreAndSettle(j, file) } as const
+  })
+
+/**
+ * Drain and restore as one scoped resource (SPEC E-2, L-2). Before anything is
+ * stopped, what pre-flight found is journaled at `journal` (fsynced): the job
+ * and each foreground provider's argv, cwd and environment. Acquire then stops
+ * the job (`launchctl bootout gui/<uid>/<label>` or `systemctl --user stop
+ * <label>`, ServiceManager.stopJob, in its own process group) and waits up to
+ * DRAIN_GRACE for the job's process to exit, and stops each foreground
  * provider (SIGTERM, wait for exit and for its port to close, SIGKILL only
- * after DRAIN_GRACE, announced). Release restores, exactly once even if
- * reached twice: the job (`launchctl bootstrap gui/<uid>
- * ~/Library/LaunchAgents/<label>.plist` or `systemctl --user start`), and
- * drained foreground providers only when `restartForegroundToo`
- * (`--restart-foreground`), with their original argv, cwd and environment,
- * detached. Returns whether anything will come back when the scope closes (a
- * job, or foreground providers being restarted). A drain that fails fails with
- * ProviderConflict (SPEC E-2); what it had stopped is restored when the scope
+ * after DRAIN_GRACE, announced). Then the provider must stay down for
+ * DRAIN_SETTLE: one that is running again (a supervisor restarted it) is a
+ * conflict. Release restores (`restoreDrained`) exactly once and removes the
+ * journal. Returns whether anything comes back when the scope closes (a job,
+ * or foreground providers being restarted). Fails with ProviderConflict (SPEC
+ * E-2) when the journal cannot be written (nothing stopped), a stop fails, or
+ * the provider came back; what it had stopped is restored when the scope
  * closes. Restore failures are reported on stderr (they cannot fail a release).
  */
 export const drain = (
   found: Findings,
-  restartForegroundToo: boolean
-): Effect.Effect<boolean, ProviderConflict, Scope.Scope | ServiceManager | Exec> =>
+  o: { readonly restartForeground: boolean; readonly journal: string; readonly preflight: PreflightOptions }
+): Effect.Effect<boolean, ProviderConflict, Scope.Scope | ServiceManager | Exec | ProcessTable> =>
   Effect.gen(function*() {
     const manager = yield* ServiceManager
+    const exec = yield* Exec
     yield* Console.error(`autotune: draining for the tune: ${describeFindings(found).join("; ")}`)
-    const restored = yield* Ref.make(false)
-    const stopped: Array<Stopped> = []
-    let jobStopped = false
-    const restore = Effect.gen(function*() {
-      if (yield* Ref.getAndSet(restored, true)) return
-      if (jobStopped && found.kind !== "none") {
-        yield* manager.startJob(found.kind, found.label).pipe(
-          Effect.matchEffect({
-            onFailure: (e) => Console.error(`autotune: RESTORE FAILED, start the provider by hand: ${e}`),
-            onSuccess: () => Console.error(`autotune: restored ${found.kind} job ${found.label}`)
-          })
-        )
-      }
-      for (const s of stopped) {
-        yield* restartForegroundToo
-          ? restartForeground(s)
-          : Console.error(
-            `autotune: the drained foreground provider (pid ${s.pid}) was not restarted (pass --restart-foreground); its command was: ${
-              s.argv.join(" ")
-            }`
-          )
-      }
+    const journal = new DrainJournal({
+      tuner: selfIdentity(),
+      drained_at: new Date(yield* Clock.currentTimeMillis).toISOString(),
+      kind: found.kind,
+      label: found.label,
+      job: found.jobRunning,
+      // Read before the signals (they are gone after).
+      foreground: found.foreground.map(snapshot),
+      restart_foreground: o.restartForeground
     })
-    // The restore is registered before anything is stopped, so every exit path
-    // (failure, interrupt, budget) restores whatever the drain had stopped.
-    yield* Effect.addFinalizer(() => restore)
-    // Stopping runs uninterruptibly with bounded waits (≤ 10 s for the job, 10 s grace
-    // + 5 s after SIGKILL + 10 s for the port per process): a Ctrl-C or a budget lands
-    // after it, never between a SIGTERM and its SIGKILL.
+    // Journaled and its restore registered in one step (no interrupt between the two), before anything
+    // is stopped, so every exit path (failure, interrupt, budget) restores whatever the drain had stopped.
+    // An earlier drain's journal is never overwritten: it would be lost.
+    yield* Effect.acquireRelease(
+      Effect.try({
+        try: () => {
+          if (Option.isSome(readJournal(o.journal))) throw new Error(`an earlier drain's journal is still there; run \`autotune restore\` first`)
+          writeJournal(o.journal, journal)
+        },
+        catch: (e) =>
+          new ProviderConflict({
+            message: `drain refused, nothing was stopped: ${o.journal}: ${e instanceof Error ? e.message : String(e)}`
+          })
+      }),
+      () => restoreAndSettle(journal, o.journal)
+    )
+    // Stopping runs uninterruptibly with bounded waits (≤ 10 s for the job's command and
+    // 10 s for its process, 10 s grace + 5 s after SIGKILL + 10 s for the port per process,
+    // 1 s to settle): a Ctrl-C or a budget lands after it, never between a SIGTERM and its SIGKILL.
     yield* Effect.uninterruptible(Effect.gen(function*() {
       if (found.jobRunning && found.kind !== "none") {
-        // Marked before the command: a stop that outlasts the client's 10 s still
-        // completes in the service manager, and starting a running job is a no-op.
-        jobStopped = true
         yield* manager.stopJob(found.kind, found.label)
+        if (found.jobPid !== null) {
+          const jobPid = found.jobPid
+          const exited = yield* waitUntil(Effect.map(exec.alive(jobPid), (a) => !a), DRAIN_GRACE)
+          if (!exited) yield* Effect.fail(`the job's process pid ${jobPid} still runs ${Duration.format(DRAIN_GRACE)} after the stop`)
+        }
       }
-      for (const p of found.foreground) yield* stopForeground(p, stopped)
+      for (const p of found.foreground) yield* stopForeground(p)
+      yield* Effect.sleep(DRAIN_SETTLE)
+      const again = yield* detectProviders(o.preflight)
+      if (conflicting(again)) {
+        yield* Effect.fail(
+          `the provider is running again after the drain (a supervisor restarts it?): ${describeFindings(again).join("; ")}`
+        )
+      }
     })).pipe(Effect.mapError((e) => new ProviderConflict({ message: `drain failed, nothing was tuned: ${e}` })))
-    return found.jobRunning || (restartForegroundToo && found.foreground.length > 0)
+    return found.jobRunning || (o.restartForeground && found.foreground.length > 0)
   })

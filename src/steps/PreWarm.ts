@@ -5,10 +5,10 @@
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
 import type { RunningServer } from "../domain/RunningServer.js"
-import { inPreWarm, type ProbeFailure } from "../domain/Verdict.js"
+import { inPreWarm, type ProbeFailure, Verdict } from "../domain/Verdict.js"
 import type { ProbeSample } from "../domain/Trial.js"
 import { probeOnce } from "./Probe.js"
-import { type Calibration, calibrate, promptOfWords, wordsForTokens } from "../domain/Prompt.js"
+import { type Calibration, calibrate, plausiblePromptTokens, promptOfWords, wordsForTokens } from "../domain/Prompt.js"
 
 /** Words of the first, short pre-warm request: one calibration point. */
 const SHORT_WORDS = 16
@@ -42,7 +42,10 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * Without a `known` calibration, a short request (16 words) comes first; its
  * `usage.prompt_tokens` sizes the full-length request, and the two points
  * calibrate words → tokens for this provider's tokenizer and template (SPEC P-1).
- * Never fails: a failed request is a `Failed` result with its failure.
+ * A prompt-token count no tokenizer gives (0, negative, absurd: see
+ * `plausiblePromptTokens`) fails the pre-warm with that reason instead of
+ * sizing a prompt from it. Never fails: a failed request is a `Failed` result
+ * with its failure.
  */
 export const preWarm = (
   server: RunningServer,
@@ -56,11 +59,21 @@ export const preWarm = (
         gateTtftMs: spec.timeoutMs,
         requestTimeoutMs: spec.timeoutMs
       })
+    // A count no tokenizer gives (0, negative, absurd) must never size a prompt (SPEC P-1).
+    const implausible = (words: number, tokens: number | null): PreWarmResult | null =>
+      tokens === null || plausiblePromptTokens(words, tokens) ? null : {
+        _tag: "Failed",
+        failure: Verdict.RequestFailed({
+          phase: "pre-warm",
+          detail: `the provider counted ${tokens} prompt tokens for a ${words}-word prompt, which no tokenizer gives (SPEC P-1)`,
+          status: null
+        })
+      }
     let calibration = spec.known
     let shortPoint: readonly [number, number] | null = null
     if (calibration === null) {
       const a = yield* send(SHORT_WORDS)
-      const bad = failed(a)
+      const bad = failed(a) ?? implausible(SHORT_WORDS, a.promptTokens)
       if (bad !== null) return bad
       // First guess: all of the short prompt's tokens were text (overhead ignored).
       calibration = { overheadTokens: 0, tokensPerWord: a.promptTokens === null ? 1 : a.promptTokens / SHORT_WORDS }
@@ -71,7 +84,7 @@ export const preWarm = (
       concurrency: "unbounded"
     })
     for (const s of full) {
-      const bad = failed(s)
+      const bad = failed(s) ?? implausible(words, s.promptTokens)
       if (bad !== null) return bad
     }
     const tokens = full[0]?.promptTokens ?? null

@@ -22,6 +22,9 @@ export interface ProbeRequest {
   readonly requestTimeoutMs: number
 }
 
+/** The longest reply text kept, in characters (4 MiB): far beyond any `max_tokens` a probe asks for. */
+export const MAX_REPLY_CHARS = 4 * 1024 * 1024
+
 /** Special tokens whose text in a reply means the provider leaked a stop token (SPEC G-1). */
 export const STOP_TOKENS = ["<|eot_id|>", "<|end_of_text|>", "</s>", "<|im_end|>", "<|endoftext|>", "<|end|>", "<end_of_turn>"]
 
@@ -109,7 +112,12 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
             if ((yield* Ref.get(first)) === null) yield* Ref.set(first, t)
             yield* Ref.set(last, t)
             yield* Ref.update(deltas, (n) => n + 1)
-            yield* Ref.update(text, (s) => s + c.text)
+            // The reply is read for stop tokens only: a provider that streams without end fails
+            // the request at MAX_REPLY_CHARS, never the run's memory.
+            const sofar = yield* Ref.updateAndGet(text, (s) => s + c.text)
+            if (sofar.length > MAX_REPLY_CHARS) {
+              return yield* Effect.fail(requestFailed(`the reply grew past ${MAX_REPLY_CHARS} characters (max_tokens ${req.maxTokens} ignored?)`))
+            }
           }
         })
       ))
@@ -118,7 +126,8 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
       // event a moment to arrive so the reason says so, with its exit code.
       Effect.catchTags({
         RequestError: (e) => brokenConnection(`request error: ${e.message}`),
-        ResponseError: (e) => brokenConnection(`response error: ${e.message}`)
+        ResponseError: (e) => brokenConnection(`response error: ${e.message}`),
+        SseLineTooLong: (e) => Effect.fail(requestFailed(e.message))
       })
     )
 

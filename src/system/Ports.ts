@@ -1,10 +1,19 @@
 /** Loopback ports: a free one for a candidate (SPEC E-3), and whether one is open (SPEC E-2). */
 import * as net from "node:net"
-import { Effect } from "effect"
+import { Data, Effect } from "effect"
 
-/** A free loopback TCP port (bind port 0, read it, close). */
-export const freePort: Effect.Effect<number> = Effect.async<number>((resume) => {
+/** No loopback port could be had (too many open files, no loopback, …): `message` says why. */
+export class NoFreePort extends Data.TaggedError("NoFreePort")<{ readonly message: string }> {}
+
+/**
+ * A free loopback TCP port (bind port 0, read it, close). Fails with NoFreePort
+ * when binding fails (EMFILE, EACCES, no loopback): that candidate cannot start,
+ * the run goes on.
+ */
+export const freePort: Effect.Effect<number, NoFreePort> = Effect.async<number, NoFreePort>((resume) => {
   const srv = net.createServer()
+  srv.once("error", (e: NodeJS.ErrnoException) =>
+    resume(Effect.fail(new NoFreePort({ message: `no free loopback port: ${e.code ?? e.message}` }))))
   srv.listen(0, "127.0.0.1", () => {
     const port = (srv.address() as net.AddressInfo).port
     srv.close(() => resume(Effect.succeed(port)))

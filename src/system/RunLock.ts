@@ -25,21 +25,32 @@
  * gets the guard after someone else's takeover re-reads a live holder and is
  * refused.
  *
- * Known limit: a dead holder's pid reused by an unrelated process looks alive;
- * the refusal message names the pid and the file so the operator can check.
+ * A holder is known by its pid, host, boot id and process start time
+ * (ProcessIdentity): a dead holder's pid reused by an unrelated process, or a
+ * lock left before a reboot, is stale; a lock written on another host (a
+ * shared directory) is never taken over. A lock file from before those fields
+ * is judged by its pid alone.
  */
 import { Console, Effect, Option, Schema, type Scope } from "effect"
 import { findExecutable } from "./Executables.js"
 import { pidAlive } from "./Pids.js"
+import { liveness, ProcessIdentity, selfIdentity } from "./ProcessIdentity.js"
 import * as Crypto from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { RunLocked } from "../domain/AutotuneError.js"
 import { dataDir } from "./UserDirs.js"
 
-/** The contents of a lock file: who holds it, since when (ISO 8601), with what command line. */
+/**
+ * The contents of a lock file: who holds it (pid, and — since lifecycle round
+ * 2 — host, boot id and process start time, ProcessIdentity), since when
+ * (ISO 8601), with what command line.
+ */
 export class LockHolder extends Schema.Class<LockHolder>("LockHolder")({
   pid: Schema.Int.pipe(Schema.positive()), // 0 or -1 would probe a process group: such a file is unreadable, so stale
+  host: Schema.optional(Schema.String),
+  boot_id: Schema.optional(Schema.NullOr(Schema.String)),
+  start_ticks: Schema.optional(Schema.NullOr(Schema.Number)),
   started_at: Schema.String,
   argv: Schema.Array(Schema.String)
 }) {}
@@ -106,7 +117,10 @@ const read = (lockPath: string): Reading => {
   }
   return Option.match(decodeHolder(raw), {
     onNone: () => ({ _tag: "Stale", pid: null }),
-    onSome: (h) => (pidAlive(h.pid) ? { _tag: "Live", pid: h.pid } : { _tag: "Stale", pid: h.pid })
+    // A holder on another host (a shared directory) is never taken for dead; a local pid
+    // that now belongs to a process started at another time (reused) is.
+    onSome: (h) =>
+      liveness(new ProcessIdentity(h), pidAlive) === "Gone" ? { _tag: "Stale", pid: h.pid } : { _tag: "Live", pid: h.pid }
   })
 }
 
@@ -217,7 +231,7 @@ const acquireOne = (lockPath: string, content: string): Effect.Effect<void, RunL
 export const acquireRunLock = (paths: ReadonlyArray<string>): Effect.Effect<void, RunLocked, Scope.Scope> =>
   Effect.gen(function*() {
     const content = encodeHolder(
-      new LockHolder({ pid: process.pid, started_at: new Date().toISOString(), argv: process.argv })
+      new LockHolder({ ...selfIdentity(), started_at: new Date().toISOString(), argv: process.argv })
     )
     const sorted = [...new Set(paths.map((p) => path.resolve(p)))].sort()
     yield* Effect.forEach(sorted, (p) => acquireOne(p, content), { discard: true })

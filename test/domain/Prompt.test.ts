@@ -1,7 +1,7 @@
 import { describe, expect, it } from "@effect/vitest"
 import { paramCountFromId, parseParamCount } from "../../src/gguf/ParamCount.js"
 import { Option } from "effect"
-import { calibrate, promptOfWords, wordsForTokens } from "../../src/domain/Prompt.js"
+import { calibrate, MAX_PROMPT_WORDS, plausiblePromptTokens, promptOfWords, wordsForTokens } from "../../src/domain/Prompt.js"
 
 describe("probe prompt padding (SPEC P-1)", () => {
   it("P-1 a prompt of n words has exactly n words and is the same every time", () => {
@@ -19,6 +19,24 @@ describe("probe prompt padding (SPEC P-1)", () => {
   it("P-1 a degenerate calibration falls back to one token per word", () => {
     expect(calibrate([16, 20], [64, 20])).toEqual({ overheadTokens: 0, tokensPerWord: 1 })
     expect(wordsForTokens({ overheadTokens: 0, tokensPerWord: 1 }, 0)).toBe(1)
+  })
+})
+
+describe("bounded prompts (SPEC P-1; issue: lifecycle round 2, item 3)", () => {
+  it("P-1 a calibration from nonsense counts (0 or negative tokens per word) never sizes an endless prompt", () => {
+    const words = wordsForTokens({ overheadTokens: 0, tokensPerWord: 0 }, 2048)
+    expect(Number.isFinite(words)).toBe(true)
+    expect(words).toBeLessThanOrEqual(MAX_PROMPT_WORDS)
+    expect(wordsForTokens({ overheadTokens: 0, tokensPerWord: -3 }, 2048)).toBeLessThanOrEqual(MAX_PROMPT_WORDS)
+    expect(promptOfWords(Infinity).split(" ").length).toBe(1)
+    expect(promptOfWords(MAX_PROMPT_WORDS * 10).split(" ").length).toBe(MAX_PROMPT_WORDS)
+  })
+  it("P-1 a prompt-token count is plausible only as a whole number from 1 to 20 per word plus a template", () => {
+    expect(plausiblePromptTokens(16, 21)).toBe(true)
+    expect(plausiblePromptTokens(16, 0)).toBe(false)
+    expect(plausiblePromptTokens(16, -5)).toBe(false)
+    expect(plausiblePromptTokens(16, 2.5)).toBe(false)
+    expect(plausiblePromptTokens(16, 16 * 20 + 4096 + 1)).toBe(false)
   })
 })
 

@@ -1,6 +1,6 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Chunk, Effect, Stream } from "effect"
-import { parseSseLine, sseChunks } from "../../src/domain/SseStream.js"
+import { boundedLines, MAX_SSE_LINE, parseSseLine, sseChunks } from "../../src/domain/SseStream.js"
 
 const enc = new TextEncoder()
 const bodyOf = (...parts: Array<string>) => Stream.fromIterable(parts.map((p) => enc.encode(p)))
@@ -73,6 +73,24 @@ describe("SSE reader (SPEC P-3)", () => {
       expect(last.timings).toEqual({
         promptN: 512, promptPerSecond: 900.5, predictedPerSecond: 55.1, promptMs: 568.6, predictedMs: 1143.4
       })
+    }))
+
+  it.effect("P-3 a bare CR ends a line too (WHATWG SSE), also split across network chunks", () =>
+    Effect.gen(function*() {
+      const lines = yield* Stream.runCollect(boundedLines(Stream.make("a\rb\r", "\nc\n", "d")))
+      // "b\r" + "\nc": CR then LF in the next chunk leaves one blank line, which the reader skips.
+      expect(Chunk.toArray(lines).filter((l) => l !== "")).toEqual(["a", "b", "c", "d"])
+    }))
+
+  it.effect("P-3 a line over 1 MiB fails the stream with SseLineTooLong (never unbounded memory), finished or not", () =>
+    Effect.gen(function*() {
+      const open = yield* Effect.flip(Stream.runDrain(boundedLines(Stream.make("data: ", "x".repeat(MAX_SSE_LINE)))))
+      expect(open._tag).toBe("SseLineTooLong")
+      expect(open.message).toMatch(/more than \d+ characters without an end/)
+      const whole = yield* Effect.flip(Stream.runDrain(boundedLines(Stream.make(`${"y".repeat(MAX_SSE_LINE + 1)}\n`))))
+      expect(whole._tag).toBe("SseLineTooLong")
+      const fine = yield* Stream.runCollect(boundedLines(Stream.make(`${"z".repeat(MAX_SSE_LINE)}\n`)))
+      expect(Chunk.toArray(fine)[0]!.length).toBe(MAX_SSE_LINE)
     }))
 
   it("P-3 classifies single lines", () => {

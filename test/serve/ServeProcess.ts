@@ -26,7 +26,7 @@ export interface ServeProcess {
 }
 
 /** A TCP port that was free a moment ago (bind 0, read, close). */
-export const freePort = Ports.freePort
+export const freePort = Ports.freePort.pipe(Effect.orDie)
 
 /** Whether something accepts TCP connections on 127.0.0.1:port. */
 export const portOpen = (port: number): Promise<boolean> => Effect.runPromise(Ports.portOpen(port))

@@ -12,13 +12,18 @@ import { pidAlive } from "../../src/system/Pids.js"
 import { tempDir, waitFor } from "../support/cli.js"
 
 /**
- * A stand-in Exec whose one process (pid 4242) records every signal in
- * `signals` and goes away on the signals in `diesOn`.
+ * A stand-in Exec whose one process group (leader pid 4242) records every
+ * signal in `signals`: the leader goes away on the signals in `diesOn`, its
+ * worker (when `worker`) on those in `workerDiesOn`.
  */
-const fakeProcess = (diesOn: ReadonlyArray<NodeJS.Signals>) =>
+const fakeProcess = (
+  diesOn: ReadonlyArray<NodeJS.Signals>,
+  worker: { readonly diesOn: ReadonlyArray<NodeJS.Signals> } | null = null
+) =>
   Effect.gen(function*() {
     const signals = yield* Ref.make<ReadonlyArray<string>>([])
     const alive = yield* Ref.make(true)
+    const workerAlive = yield* Ref.make(worker !== null)
     const layer = Layer.succeed(Exec, Exec.make({
       run: () => Effect.die("no command expected"),
       spawn: () => Effect.die("no spawn expected"),
@@ -26,9 +31,11 @@ const fakeProcess = (diesOn: ReadonlyArray<NodeJS.Signals>) =>
         Effect.gen(function*() {
           yield* Ref.update(signals, (s) => [...s, `${o.group ? "group " : ""}${pid} ${signal}`])
           if (diesOn.includes(signal)) yield* Ref.set(alive, false)
+          if (o.group && worker?.diesOn.includes(signal)) yield* Ref.set(workerAlive, false)
           return true
         }),
-      alive: () => Ref.get(alive)
+      alive: () => Ref.get(alive),
+      groupAlive: () => Effect.zipWith(Ref.get(alive), Ref.get(workerAlive), (a, w) => a || w)
     }))
     return { signals, layer }
   })
@@ -44,6 +51,32 @@ describe("stopProcess: SIGTERM, the grace on the Effect clock, then SIGKILL (STY
       yield* TestClock.adjust("2900 millis")
       assert.deepStrictEqual(yield* Ref.get(p.signals), ["group 4242 SIGTERM"])
       yield* TestClock.adjust("200 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), "killed")
+      assert.deepStrictEqual(yield* Ref.get(p.signals), ["group 4242 SIGTERM", "group 4242 SIGKILL"])
+    }))
+
+  it.effect("L-1 a group whose leader exits on SIGTERM but whose worker ignores it: the group gets SIGKILL at the grace", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProcess(["SIGTERM"], { diesOn: ["SIGKILL"] })
+      const fiber = yield* stopProcess({ pid: 4242, group: true, name: "provider pid 4242" }, "3 seconds").pipe(
+        Effect.provide(p.layer),
+        Effect.fork
+      )
+      yield* TestClock.adjust("2900 millis")
+      assert.deepStrictEqual(yield* Ref.get(p.signals), ["group 4242 SIGTERM"])
+      yield* TestClock.adjust("200 millis")
+      assert.strictEqual(yield* Fiber.join(fiber), "killed")
+      assert.deepStrictEqual(yield* Ref.get(p.signals), ["group 4242 SIGTERM", "group 4242 SIGKILL"])
+    }))
+
+  it.effect("L-1 a group whose leader had already exited still gets SIGTERM, then SIGKILL for its worker", () =>
+    Effect.gen(function*() {
+      const p = yield* fakeProcess(["SIGTERM"], { diesOn: ["SIGKILL"] })
+      const fiber = yield* stopProcess({ pid: 4242, group: true, exited: Effect.succeed(true), name: "provider pid 4242" }, "3 seconds").pipe(
+        Effect.provide(p.layer),
+        Effect.fork
+      )
+      yield* TestClock.adjust("4 seconds")
       assert.strictEqual(yield* Fiber.join(fiber), "killed")
       assert.deepStrictEqual(yield* Ref.get(p.signals), ["group 4242 SIGTERM", "group 4242 SIGKILL"])
     }))

@@ -5,7 +5,7 @@
  */
 import { NodeContext } from "@effect/platform-node"
 import { assert, describe, it } from "@effect/vitest"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
 import { Knobs } from "../../src/domain/Knobs.js"
@@ -54,5 +54,42 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
         ["small", "EstimatedOver", "estimated 8.0 GiB > 4.0 GiB available"]
       ])
       assert.deepStrictEqual(rows.map(isEstimated), [true, true])
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.effect("S-4 pruneRuns keeps the newest N runs and only their trials; 0 keeps all", () =>
+    Effect.gen(function*() {
+      const db = Path.join(tempDir(), "runs.db")
+      const kept = yield* Effect.gen(function*() {
+        const store = yield* TrialStore
+        for (const [i, id] of ["r1", "r2", "r3"].entries()) {
+          yield* store.startRun({ run_id: id, started_at: `2026-01-0${i + 1}T00:00:00.000Z`, spec_version: "1", machine_json: "{}", inputs_json: "{}" })
+          const candidate = { id: "m", model: "m", rank: 1, paramCount: 1e6, ggufFile: false, fileBytes: null }
+          yield* store.insertTrial(TrialRow.fromOutcome(id, 1, candidate, 100, Knobs.defaults, outcome(Verdict.Fits())))
+        }
+        assert.deepStrictEqual(yield* store.pruneRuns(0), [])
+        assert.deepStrictEqual(yield* store.pruneRuns(2), ["r1"])
+        assert.deepStrictEqual(yield* store.pruneRuns(2), [])
+        return { r1: yield* store.trials("r1"), r3: yield* store.trials("r3"), latest: yield* store.latestRunId() }
+      }).pipe(Effect.provide(TrialStore.layer(db)))
+      assert.strictEqual(kept.r1.length, 0)
+      // Rolled back whole on error: a delete of runs that fails leaves every trial and run in place.
+      const db2 = Path.join(tempDir(), "runs.db")
+      yield* Effect.gen(function*() {
+        const store = yield* TrialStore
+        for (const [i, id] of ["a", "b"].entries()) {
+          yield* store.startRun({ run_id: id, started_at: `2026-01-0${i + 1}T00:00:00.000Z`, spec_version: "1", machine_json: "{}", inputs_json: "{}" })
+          yield* store.insertTrial(TrialRow.fromOutcome(id, 1, { id: "m", model: "m", rank: 1, paramCount: 1e6, ggufFile: false, fileBytes: null },
+            100, Knobs.defaults, outcome(Verdict.Fits())))
+        }
+      }).pipe(Effect.provide(TrialStore.layer(db2)))
+      const raw = new Sqlite(db2)
+      raw.exec("CREATE TRIGGER no_run_delete BEFORE DELETE ON tune_runs BEGIN SELECT RAISE(ABORT, 'refused'); END;")
+      raw.close()
+      const failed = yield* Effect.flatMap(TrialStore, (s) => Effect.either(s.pruneRuns(1))).pipe(Effect.provide(TrialStore.layer(db2)))
+      assert.isTrue(failed._tag === "Left" && failed.left.message.includes("prune runs"))
+      const after = yield* Effect.flatMap(TrialStore, (s) => Effect.all([s.trials("a"), s.trials("b")])).pipe(Effect.provide(TrialStore.layer(db2)))
+      assert.deepStrictEqual(after.map((t) => t.length), [1, 1])
+      assert.strictEqual(kept.r3.length, 1)
+      assert.deepStrictEqual(kept.latest, Option.some("r3"))
     }).pipe(Effect.provide(NodeContext.layer)))
 })

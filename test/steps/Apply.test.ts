@@ -10,7 +10,7 @@ import { parse } from "yaml"
 import { ApplyFailed } from "../../src/domain/AutotuneError.js"
 import { editConfigText, OWNED_KEYS, type OwnedValues } from "../../src/domain/ConfigYaml.js"
 import { restartInstructions } from "../../src/services/ServiceManager.js"
-import { applyRecommendation, type ApplyRequest, defaultConfigPath } from "../../src/steps/Apply.js"
+import { applyRecommendation, type ApplyRequest, defaultConfigPath, pruneBackups } from "../../src/steps/Apply.js"
 
 const FIXTURES = path.join(import.meta.dirname, "..", "..", "fixtures", "config")
 const fixture = (name: string) => nodeFs.readFileSync(path.join(FIXTURES, name))
@@ -388,5 +388,17 @@ describe("restart instructions (SPEC F-3)", () => {
   })
   it("F-3: a label with shell metacharacters is quoted", () => {
     expect(restartInstructions("systemd", "my unit", serve, 1000)).toContain("systemctl --user restart 'my unit'")
+  })
+})
+
+describe("config backup retention (SPEC S-4, L-3)", () => {
+  it("S-4 keeps the newest N backups of that config (by seconds, then counter), never another file's", () => {
+    const dir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "autotune-backups-"))
+    const names = ["config.yaml.bak-100-0", "config.yaml.bak-100-1", "config.yaml.bak-99-5", "config.yaml.bak-200-0", "other.yaml.bak-1-0", "config.yaml"]
+    for (const n of names) nodeFs.writeFileSync(path.join(dir, n), n)
+    const removed = pruneBackups(path.join(dir, "config.yaml.bak-200-0"), 2)
+    expect(removed.map((f) => path.basename(f)).sort()).toEqual(["config.yaml.bak-100-0", "config.yaml.bak-99-5"])
+    expect(nodeFs.readdirSync(dir).sort()).toEqual(["config.yaml", "config.yaml.bak-100-1", "config.yaml.bak-200-0", "other.yaml.bak-1-0"])
+    expect(pruneBackups(path.join(dir, "config.yaml.bak-200-0"), 0)).toEqual([])
   })
 })

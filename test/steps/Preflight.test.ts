@@ -1,6 +1,6 @@
 import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Either, Layer } from "effect"
-import { type ProcessInfo, ProcessTable } from "../../src/services/ProcessTable.js"
+import { fromPs, type ProcessInfo, ProcessTable } from "../../src/services/ProcessTable.js"
 import { type JobState, ServiceManager } from "../../src/services/ServiceManager.js"
 import { classifyForeground, foregroundProviders, isProviderProcess, preflight } from "../../src/steps/Preflight.js"
 
@@ -89,4 +89,18 @@ describe("pre-flight through its services (SPEC E-1), with a stand-in service ma
       const drained = yield* run({ _tag: "Absent" }, [operator], true)
       assert.deepStrictEqual(Either.map(drained, (f) => f.foreground.map((p) => p.pid)), Either.right([operator.pid]))
     }))
+})
+
+describe("the process table on macOS, from ps (SPEC E-1)", () => {
+  it("E-1 an executable path with spaces stays whole in argv[0], so the provider's base name still matches", () => {
+    const table = fromPs(
+      "  101     1 /Applications/Mac Provider.app/Contents/MacOS/macprovider-cli\n  202   101 /bin/sh\n",
+      "  101 /Applications/Mac Provider.app/Contents/MacOS/macprovider-cli serve --port 8080\n  202 /bin/sh -c sleep 5\n"
+    )
+    expect(table).toEqual([
+      { pid: 101, ppid: 1, argv: ["/Applications/Mac Provider.app/Contents/MacOS/macprovider-cli", "serve", "--port", "8080"] },
+      { pid: 202, ppid: 101, argv: ["/bin/sh", "-c", "sleep", "5"] }
+    ])
+    expect(foregroundProviders(table, "macprovider-cli", 999).map((p) => p.pid)).toEqual([101])
+  })
 })

@@ -55,17 +55,29 @@ export interface RunningCli {
   readonly stderr: () => string
 }
 
-/** Starts `autotune <args>` without waiting for it (for signals sent mid-run); `env` is merged as in `runCli`. */
-export const startCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}): RunningCli => {
+/**
+ * Starts `autotune <args>` without waiting for it (for signals sent mid-run); `env` is merged as in `runCli`.
+ * With `ownGroup` it leads a process group of its own, as a shell's foreground job does: send a
+ * terminal's Ctrl-C with `process.kill(-child.pid, "SIGINT")` (see `ctrlC`).
+ */
+export const startCli = (args: ReadonlyArray<string>, env: Record<string, string> = {}, ownGroup = false): RunningCli => {
   const child = ChildProcess.spawn(process.execPath, [cliPath, ...args], {
     cwd: repoRoot,
     env: { ...process.env, ...env },
-    stdio: ["ignore", "ignore", "pipe"]
+    stdio: ["ignore", "ignore", "pipe"],
+    detached: ownGroup
   })
   let stderr = ""
   child.stderr!.on("data", (d) => (stderr += d))
   const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)))
   return { child, exited, stderr: () => stderr }
+}
+
+/** What a terminal does on Ctrl-C: SIGINT to the foreground process group (a `startCli(…, true)` run's). */
+export const ctrlC = (run: RunningCli): void => {
+  try {
+    process.kill(-run.child.pid!, "SIGINT")
+  } catch { /* the group is gone */ }
 }
 
 /** Resolves after `ms` of real time (only for waiting on real processes, never for logic under test). */
@@ -76,3 +88,15 @@ export const waitFor = async (cond: () => boolean, limitMs = 10_000) => {
   for (let waited = 0; waited < limitMs && !cond(); waited += 50) await sleep(50)
 }
 
+
+/**
+ * The provider log files under `logsDir` (`logs/<run-id>/<model>-<port>-<unix-ts>-<uuid8>.log`,
+ * SPEC E-3), as full paths in start order (by name within each run); none when it does not exist.
+ */
+export const logFiles = (logsDir: string): Array<string> =>
+  !Fs.existsSync(logsDir)
+    ? []
+    : Fs.readdirSync(logsDir).flatMap((run) => {
+      const dir = Path.join(logsDir, run)
+      return Fs.statSync(dir).isDirectory() ? Fs.readdirSync(dir).sort().map((f) => Path.join(dir, f)) : []
+    })

@@ -2,11 +2,17 @@
  * A sandbox for pre-flight and drain tests: a temp dir whose `bin/` holds
  * `macprovider-cli` (a copy of the fake provider, used as --provider-bin and
  * as a stand-in for the operator's provider) and stub `launchctl` and
- * `systemctl` executables, put first on PATH. The stubs append their argv to
- * `tools.log`; `launchctl list` and `systemctl --user is-active` print
- * $STUB_LAUNCHCTL_OUT / $STUB_SYSTEMCTL_OUT, `systemctl --user show` prints
- * $STUB_SYSTEMCTL_MAINPID; `systemctl --user stop` sleeps
- * $STUB_SYSTEMCTL_STOP_SLEEP seconds, then exits $STUB_SYSTEMCTL_STOP_EXIT (default 0).
+ * `systemctl` executables, put first on PATH. They behave as the real ones
+ * do for one job: the stubs append their argv to `tools.log` when they start
+ * and, for a stop or start, `<verb> done` to `tools.done` when they finish;
+ * `launchctl list` and `systemctl --user is-active` print $STUB_LAUNCHCTL_OUT /
+ * $STUB_SYSTEMCTL_OUT while the job runs (a booted-out launchd job is not
+ * listed; a stopped unit is "inactive"), `systemctl --user show` prints
+ * $STUB_SYSTEMCTL_MAINPID (0 when stopped); `systemctl --user stop` sleeps
+ * $STUB_SYSTEMCTL_STOP_SLEEP seconds, kills the main pid, then exits
+ * $STUB_SYSTEMCTL_STOP_EXIT (default 0); `start` sleeps
+ * $STUB_SYSTEMCTL_START_SLEEP seconds (a slow restore), `launchctl bootstrap`
+ * $STUB_LAUNCHCTL_START_SLEEP.
  */
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
@@ -28,15 +34,43 @@ export const sandbox = (): Sandbox => {
   Fs.copyFileSync(Path.join(repoRoot, "fixtures", "fake-provider.mjs"), Path.join(bin, "macprovider-cli"))
   Fs.chmodSync(Path.join(bin, "macprovider-cli"), 0o755)
   const log = `echo "$(basename "$0") $*" >> "${dir}/tools.log"`
-  Fs.writeFileSync(Path.join(bin, "launchctl"), `#!/bin/sh\n${log}\n[ "$1" = list ] && printf '%b' "$STUB_LAUNCHCTL_OUT"\nexit 0\n`, {
-    mode: 0o755
-  })
-  Fs.writeFileSync(
-    Path.join(bin, "systemctl"),
-    `#!/bin/sh\n${log}\ncase "$2" in\n  is-active) printf '%b' "$STUB_SYSTEMCTL_OUT" ;;\n  show) printf '%s' "$STUB_SYSTEMCTL_MAINPID" ;;\n  stop) sleep \${STUB_SYSTEMCTL_STOP_SLEEP:-0}; exit \${STUB_SYSTEMCTL_STOP_EXIT:-0} ;;\nesac\nexit 0\n`,
-    { mode: 0o755 }
-  )
+  const done = (verb: string) => `echo "${verb} done" >> "${dir}/tools.done"`
+  const stopped = `${dir}/job.stopped`
+  Fs.writeFileSync(Path.join(bin, "launchctl"), [
+    "#!/bin/sh",
+    log,
+    "case \"$1\" in",
+    `  list) if [ -e "${stopped}" ]; then printf 'PID\\tStatus\\tLabel\\n'; else printf '%b' "$STUB_LAUNCHCTL_OUT"; fi ;;`,
+    `  bootout) touch "${stopped}"; ${done("bootout")} ;;`,
+    // As the real launchctl: bootstrapping a job that is still loaded fails.
+    `  bootstrap) sleep \${STUB_LAUNCHCTL_START_SLEEP:-0}; [ -e "${stopped}" ] || { echo "Bootstrap failed: 5: Input/output error (service already loaded)" >&2; exit 5; }; rm -f "${stopped}"; ${done("bootstrap")} ;;`,
+    "esac",
+    "exit 0",
+    ""
+  ].join("\n"), { mode: 0o755 })
+  Fs.writeFileSync(Path.join(bin, "systemctl"), [
+    "#!/bin/sh",
+    log,
+    "case \"$2\" in",
+    `  is-active) if [ -e "${stopped}" ]; then printf 'inactive\\n'; else printf '%b' "$STUB_SYSTEMCTL_OUT"; fi ;;`,
+    `  show) if [ -e "${stopped}" ]; then printf 0; else printf '%s' "$STUB_SYSTEMCTL_MAINPID"; fi ;;`,
+    "  stop) sleep ${STUB_SYSTEMCTL_STOP_SLEEP:-0}",
+    "    [ -n \"$STUB_SYSTEMCTL_MAINPID\" ] && kill \"$STUB_SYSTEMCTL_MAINPID\" 2>/dev/null",
+    `    [ "\${STUB_SYSTEMCTL_STOP_EXIT:-0}" = 0 ] && touch "${stopped}"`,
+    `    ${done("stop")}`,
+    "    exit ${STUB_SYSTEMCTL_STOP_EXIT:-0} ;;",
+    `  start) sleep \${STUB_SYSTEMCTL_START_SLEEP:-0}; rm -f "${stopped}"; ${done("start")} ;;`,
+    "esac",
+    "exit 0",
+    ""
+  ].join("\n"), { mode: 0o755 })
   return { dir, bin, db: Path.join(dir, "runs.db"), argvLog: Path.join(dir, "argv.jsonl") }
+}
+
+/** The stops and starts the stub service managers finished (`stop done`, `start done`, …), in order. */
+export const toolsDone = (s: Sandbox): Array<string> => {
+  const f = Path.join(s.dir, "tools.done")
+  return Fs.existsSync(f) ? Fs.readFileSync(f, "utf8").trim().split("\n") : []
 }
 
 /** The argv lines the stub service managers recorded, in order. */

@@ -12,6 +12,8 @@ import { adapterBinary } from "../../src/providers/ProviderAdapter.js"
 import { acquireRunLock, dbLockPath, LockHolder, providerLockPath } from "../../src/system/RunLock.js"
 import { tempDir } from "../support/cli.js"
 import { repoRoot } from "../support/models.js"
+import * as Os from "node:os"
+import { bootId, startTicks } from "../../src/system/ProcessIdentity.js"
 
 const decodeHolder = Schema.decodeUnknownSync(Schema.parseJson(LockHolder))
 const holderOf = (lockPath: string) => decodeHolder(Fs.readFileSync(lockPath, "utf8"))
@@ -117,6 +119,38 @@ describe("run lock (issue: one run at a time)", () => {
       assert.deepStrictEqual(Fs.readdirSync(dir), ["runs.db.lock"]) // guard and temp files gone
       yield* Scope.close(scope, Exit.void)
       assert.isFalse(Fs.existsSync(lock))
+    }))
+
+  it.scopedLive("a lock whose pid now belongs to a process started at another time (reused) is stale; one from another host never is", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      // pid 1 runs, but it did not start at tick 1 (it is not the process that wrote the lock).
+      const reused = Path.join(dir, "reused.lock")
+      Fs.writeFileSync(reused, JSON.stringify({
+        pid: 1, host: Os.hostname(), boot_id: bootId(), start_ticks: (startTicks(1) ?? 0) + 1,
+        started_at: new Date().toISOString(), argv: ["node", "other"]
+      }))
+      const took = yield* stderrOf(acquireIn([reused]))
+      assert.isTrue(Exit.isSuccess(took.a.exit))
+      assert.deepStrictEqual(took.lines, [`autotune: taking over stale lock ${reused} from pid 1`])
+      yield* Scope.close(took.a.scope, Exit.void)
+      // Written on another host (a shared directory), with a pid that is dead here: still held.
+      const elsewhere = Path.join(dir, "elsewhere.lock")
+      const dead = yield* deadPid
+      Fs.writeFileSync(elsewhere, JSON.stringify({
+        pid: dead, host: `${Os.hostname()}-other`, boot_id: null, start_ticks: null, started_at: new Date().toISOString(), argv: []
+      }))
+      const refused = yield* acquireIn([elsewhere])
+      assert.strictEqual((yield* Effect.flip(refused.exit)).holderPid, dead)
+      yield* Scope.close(refused.scope, refused.exit)
+      // What this process writes identifies it.
+      const own = Path.join(dir, "own.lock")
+      const mine = yield* acquireIn([own])
+      assert.deepStrictEqual(
+        [holderOf(own).host, holderOf(own).boot_id, holderOf(own).start_ticks],
+        [Os.hostname(), bootId(), startTicks(process.pid)]
+      )
+      yield* Scope.close(mine.scope, Exit.void)
     }))
 
   for (const [name, raw] of [["empty (a crash mid-write)", ""], ["truncated JSON", `{"pid": 12`], ["pid 0", `{"pid":0,"started_at":"x","argv":[]}`]] as const) {
