@@ -178,7 +178,7 @@ const restoreEarlierDrain = (dbPath: string) =>
       return yield* new ProviderConflict({
         message: `an earlier tune's drain could not be restored (${
           r._tag === "Unreadable" ? `${file} cannot be read` : r.failed.join("; ")
-        }): bring the provider back by hand, then run \`autotune restore\``
+        }): bring the provider back by hand, then \`autotune restore --forget\` drops the journal (${file})`
       })
     }
   })

@@ -178,6 +178,15 @@ describe("L-2 a drain survives the death of its tuner (journal beside the databa
     expect(starts(toolCalls(s))).toBe(1)
   }, 60_000)
 
+  it("L-2 autotune restore --forget drops a journal the operator dealt with by hand, starting nothing", async () => {
+    const s = await killedAfterDrain()
+    const r = await runCli(["restore", "--db-path", s.db, "--forget"], { env: sandboxEnv(s, active) })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stdout).toMatch(/forgot the drain journal .*; it held: systemd job macprovider\.service/)
+    expect(Fs.existsSync(`${s.db}.drain.json`)).toBe(false)
+    expect(starts(toolCalls(s))).toBe(0)
+  }, 60_000)
+
   it("L-2 the next autotune tune restores it first (exactly once), then finds the provider running again", async () => {
     const s = await killedAfterDrain()
     const next = await runCli([...sandboxTuneArgs(s), "--service-manager", "systemd", "--service-label", "macprovider.service"], {

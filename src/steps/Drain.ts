@@ -6,11 +6,12 @@
  * `autotune restore` bring back what a dead tuner had drained.
  */
 import * as fs from "node:fs"
+import * as os from "node:os"
 import { Clock, Console, Duration, Effect, Option, type Scope } from "effect"
 import { ProviderConflict } from "../domain/AutotuneError.js"
 import { Exec, stopProcess, waitUntil } from "../services/Exec.js"
-import type { ProcessInfo, ProcessTable } from "../services/ProcessTable.js"
-import { ServiceManager } from "../services/ServiceManager.js"
+import { type ProcessInfo, ProcessTable } from "../services/ProcessTable.js"
+import { type JobState, ServiceManager } from "../services/ServiceManager.js"
 import {
   DrainJournal,
   readJournal,
@@ -18,7 +19,6 @@ import {
   type StoppedProcess,
   writeJournal
 } from "../system/DrainJournal.js"
-import { pidAlive } from "../system/Pids.js"
 import { portOpen } from "../system/Ports.js"
 import { selfIdentity } from "../system/ProcessIdentity.js"
 import { conflicting, describeFindings, detectProviders, type Findings, type PreflightOptions } from "./Preflight.js"
@@ -70,16 +70,14 @@ const snapshot = (p: ProcessInfo): StoppedProcess => {
   }
 }
 
-/** Whether `s`'s process still runs as it was (never stopped): same pid, same argv (Linux /proc; elsewhere the pid alone). */
-const stillRunning = (s: StoppedProcess): boolean => {
-  if (!pidAlive(s.pid)) return false
-  try {
-    const argv = fs.readFileSync(`/proc/${s.pid}/cmdline`, "utf8").split("\0").filter((a, i, all) => !(a === "" && i === all.length - 1))
-    return argv.join("\0") === s.argv.join("\0")
-  } catch {
-    return true
-  }
-}
+/**
+ * Whether a process with `s`'s exact command line runs now: never stopped, or
+ * already brought back (by hand, or by a supervisor): restarting it would make
+ * a second instance.
+ */
+const alreadyRunning = (s: StoppedProcess) =>
+  Effect.map(Effect.flatMap(ProcessTable, (t) => t.list), (table) =>
+    table.some((p) => p.argv.length === s.argv.length && p.argv.every((a, i) => a === s.argv[i])))
 
 /** SIGTERM, wait for exit, SIGKILL after DRAIN_GRACE (announced, `stopProcess`), then wait for its port to close (SPEC E-2). */
 const stopForeground = (p: ProcessInfo) =>
@@ -100,9 +98,12 @@ const stopForeground = (p: ProcessInfo) =>
  * failed restart as failed.
  */
 const restartForeground = (s: StoppedProcess) =>
-  stillRunning(s)
-    ? Console.error(`autotune: the foreground provider pid ${s.pid} still runs; not restarted`).pipe(Effect.as(true))
-    : Effect.flatMap(Exec, (exec) =>
+  Effect.flatMap(alreadyRunning(s), (running) =>
+    running
+      ? Console.error(`autotune: the foreground provider (was pid ${s.pid}) runs already; not restarted: ${s.argv.join(" ")}`).pipe(
+        Effect.as(true)
+      )
+      : Effect.flatMap(Exec, (exec) =>
       exec.spawn(s.argv[0]!, s.argv.slice(1), {
         output: "ignore",
         cwd: s.cwd ?? process.cwd(),
@@ -117,7 +118,7 @@ const restartForeground = (s: StoppedProcess) =>
           onSuccess: (c) =>
             Console.error(`autotune: restarted the foreground provider (was pid ${s.pid}, now pid ${c.pid})`).pipe(Effect.as(true))
         })
-      )
+      ))
 
 /** What a restore came to: what failed (empty: all came back), and the journal of what is still to restore (null: nothing). */
 export interface RestoreOutcome {
@@ -126,24 +127,38 @@ export interface RestoreOutcome {
 }
 
 /**
- * Brings back what `j` drained (SPEC E-2): the job (`launchctl bootstrap
- * gui/<uid> ~/Library/LaunchAgents/<label>.plist` or `systemctl --user start`),
- * unless it already runs (or, for launchd, is loaded: bootstrapping a loaded
- * job fails), then the foreground providers, restarted only when the drain
+ * Brings back what `j` drained (SPEC E-2): the job (`systemctl --user start`,
+ * a no-op for a unit that runs; `launchctl bootstrap gui/<uid>
+ * ~/Library/LaunchAgents/<label>.plist` unless the job is loaded again, since
+ * bootstrapping a loaded job fails), then the foreground providers, restarted only when the drain
  * was asked to (`--restart-foreground`, and only if not still running), else
  * their command is said. Runs uninterruptibly: a second Ctrl-C cannot cut a
  * restore short, and the service manager's command runs in a process group of
  * its own, out of the terminal's reach (ServiceManager). Returns what failed
  * and a journal of just that (to try again later), or null when all came back.
  */
-export const restoreDrained = (j: DrainJournal): Effect.Effect<RestoreOutcome, never, ServiceManager | Exec> =>
+export const restoreDrained = (j: DrainJournal): Effect.Effect<RestoreOutcome, never, ServiceManager | Exec | ProcessTable> =>
   Effect.uninterruptible(Effect.gen(function*() {
     const manager = yield* ServiceManager
     const failed: Array<string> = []
     let jobLeft = false
     if (j.job && j.kind !== "none") {
-      const state = yield* manager.jobState(j.kind, j.label)
-      if (state._tag === "Running" || (j.kind === "launchd" && state._tag === "Loaded")) {
+      // systemd: starting a unit that runs is a no-op, and a stop that outlasted its command still
+      // completes in systemd, so the start is always sent. launchd: bootstrapping a loaded job
+      // fails, so a job that is back is left alone; but the drained process itself (same pid) is
+      // not "back" — a bootout still under way gets the grace to finish before we look again.
+      let back = false
+      if (j.kind === "launchd") {
+        const stillOld = (st: JobState) => st._tag === "Running" && j.job_pid != null && st.pid === j.job_pid
+        let state = yield* manager.jobState(j.kind, j.label)
+        if (stillOld(state)) {
+          const exec = yield* Exec
+          yield* waitUntil(Effect.map(exec.alive(j.job_pid!), (a) => !a), DRAIN_GRACE)
+          state = yield* manager.jobState(j.kind, j.label)
+        }
+        back = state._tag === "Running" || state._tag === "Loaded"
+      }
+      if (back) {
         yield* Console.error(`autotune: ${j.kind} job ${j.label} is already back; nothing to start`)
       } else {
         yield* manager.startJob(j.kind, j.label).pipe(
@@ -180,42 +195,59 @@ export const restoreDrained = (j: DrainJournal): Effect.Effect<RestoreOutcome, n
  * removed when everything came back, rewritten with what did not otherwise
  * (so nothing is restored twice, and nothing is forgotten). Returns what failed.
  */
-const restoreAndSettle = (j: DrainJournal, file: string): Effect.Effect<ReadonlyArray<string>, never, ServiceManager | Exec> =>
+const restoreAndSettle = (j: DrainJournal, file: string): Effect.Effect<ReadonlyArray<string>, never, ServiceManager | Exec | ProcessTable> =>
   Effect.uninterruptible(Effect.gen(function*() {
     const out = yield* restoreDrained(j)
-    yield* Effect.sync(() => {
-      if (out.left === null) removeJournal(file)
-      else {
-        try {
-          writeJournal(file, out.left)
-        } catch { /* the old journal stays: the next restore retries all of it */ }
+    const narrowed = yield* Effect.sync(() => {
+      if (out.left === null) return removeJournal(file), true
+      try {
+        writeJournal(file, out.left)
+        return true
+      } catch {
+        // Never keep the old one: what did come back would be started again.
+        return removeJournal(file), false
       }
     })
+    if (!narrowed) yield* Console.error(`autotune: cannot rewrite the drain journal ${file}; bring back by hand: ${out.failed.join("; ")}`)
     return out.failed
   }))
 
-/** What an earlier, dead tuner's drain journal came to: none, unreadable, or restored (with what failed). */
+/**
+ * What an earlier, dead tuner's drain journal came to: none, unreadable,
+ * written on another host (a shared data directory: restored there, never
+ * here), or restored (with what failed).
+ */
 export type JournaledDrain =
   | { readonly _tag: "None" }
   | { readonly _tag: "Unreadable" }
+  | { readonly _tag: "Elsewhere"; readonly host: string }
   | { readonly _tag: "Restored"; readonly failed: ReadonlyArray<string> }
 
 /**
  * Restores the drain journaled at `file` (SPEC L-2), saying so on stderr,
  * exactly once: the journal is removed (or narrowed to what failed) in the
- * same uninterruptible step. The caller holds the database's run lock: the
- * tune that wrote the journal held it too until it removed the journal, so a
- * journal found under the lock was left by a tuner that died. One that does
- * not decode is reported and left for the operator. Never fails.
+ * same uninterruptible step; what runs already is never started twice. The
+ * caller holds the database's run lock: the tune that wrote the journal held
+ * it too until it removed the journal, so a journal found under the lock was
+ * left by a tuner that died. One that cannot be read, or that was written on
+ * another host (a shared data directory), is reported and left alone. Never fails.
  */
-export const restoreJournaled = (file: string): Effect.Effect<JournaledDrain, never, ServiceManager | Exec> =>
+export const restoreJournaled = (file: string): Effect.Effect<JournaledDrain, never, ServiceManager | Exec | ProcessTable> =>
   Effect.gen(function*() {
     const found = readJournal(file)
     if (Option.isNone(found)) return { _tag: "None" } as const
     const j = found.value
     if (j === "Unreadable") {
-      yield* Console.error(`autotune: the drain journal ${file} cannot be read; restore the provider by hand, then delete it`)
+      yield* Console.error(
+        `autotune: the drain journal ${file} cannot be read; restore the provider by hand, then \`autotune restore --forget\` (or delete the file)`
+      )
       return { _tag: "Unreadable" } as const
+    }
+    if (j.tuner.host !== undefined && j.tuner.host !== os.hostname()) {
+      yield* Console.error(
+        `autotune: the drain journal ${file} was written on ${j.tuner.host}, not here: run \`autotune restore\` there`
+      )
+      return { _tag: "Elsewhere", host: j.tuner.host } as const
     }
     yield* Console.error(
       `autotune: restoring what an earlier tune (pid ${j.tuner.pid}${j.tuner.host === undefined ? "" : ` on ${j.tuner.host}`}, drained at ${j.drained_at}) stopped and never restored: ${
@@ -256,6 +288,7 @@ export const drain = (
       kind: found.kind,
       label: found.label,
       job: found.jobRunning,
+      job_pid: found.jobPid,
       // Read before the signals (they are gone after).
       foreground: found.foreground.map(snapshot),
       restart_foreground: o.restartForeground

@@ -31,6 +31,8 @@ export class DrainJournal extends Schema.Class<DrainJournal>("DrainJournal")({
   kind: Schema.Literal("launchd", "systemd", "none"),
   label: Schema.String,
   job: Schema.Boolean,
+  /** The job's main process when it was drained (absent in journals written before it was recorded). */
+  job_pid: Schema.optional(Schema.NullOr(Schema.Int)),
   foreground: Schema.Array(StoppedProcess),
   restart_foreground: Schema.Boolean
 }) {}
@@ -52,12 +54,17 @@ export const writeJournal = (file: string, journal: DrainJournal): void => {
   const tmp = `${file}.${process.pid}.${randomUUID().slice(0, 8)}.tmp`
   const fd = fs.openSync(tmp, "wx", 0o600)
   try {
-    fs.writeSync(fd, encode(journal))
-    fs.fsyncSync(fd)
-  } finally {
-    fs.closeSync(fd)
+    try {
+      fs.writeSync(fd, encode(journal))
+      fs.fsyncSync(fd)
+    } finally {
+      fs.closeSync(fd)
+    }
+    fs.renameSync(tmp, file)
+  } catch (e) {
+    fs.rmSync(tmp, { force: true }) // it holds a process's environment: never leave it behind
+    throw e
   }
-  fs.renameSync(tmp, file)
   try {
     const dir = fs.openSync(path.dirname(file), "r")
     try {
@@ -70,15 +77,16 @@ export const writeJournal = (file: string, journal: DrainJournal): void => {
 
 /**
  * The journal at `file`: None when there is none, `Unreadable` when it exists
- * but does not decode (a crash mid-write cannot leave one: it is renamed
- * whole; a hand edit can). Never throws.
+ * but cannot be read or does not decode (a crash mid-write cannot leave one:
+ * it is renamed whole; a hand edit or another user's permissions can). Never throws.
  */
 export const readJournal = (file: string): Option.Option<DrainJournal | "Unreadable"> => {
   let raw: string
   try {
     raw = fs.readFileSync(file, "utf8")
-  } catch {
-    return Option.none()
+  } catch (e) {
+    // Only a journal that is not there is no journal (one left unreadable by `sudo` is still one).
+    return (e as NodeJS.ErrnoException).code === "ENOENT" ? Option.none() : Option.some("Unreadable" as const)
   }
   return Option.some(Option.getOrElse(decode(raw), () => "Unreadable" as const))
 }
@@ -87,5 +95,5 @@ export const readJournal = (file: string): Option.Option<DrainJournal | "Unreada
 export const removeJournal = (file: string): void => {
   try {
     fs.rmSync(file, { force: true })
-  } catch { /* nothing to do: the next reader finds its tuner gone and restores, which is a no-op for a running job */ }
+  } catch { /* it stays: the next restore finds what it journals already back, and starts nothing twice */ }
 }

@@ -78,10 +78,28 @@ describe("drain of a service job (SPEC E-2, L-2)", () => {
         alive: () => Effect.succeed(true),
         groupAlive: () => Effect.succeed(true)
       }))
-      const r = yield* restoreJournaled(file).pipe(Effect.provide(Layer.merge(ServiceManager.Stub("none", { _tag: "Absent" }), counting)))
+      const running = ProcessTable.Stub([{ pid: process.pid, ppid: 1, argv: self }])
+      const r = yield* restoreJournaled(file).pipe(Effect.provide(Layer.mergeAll(ServiceManager.Stub("none", { _tag: "Absent" }), counting, running)))
       assert.deepStrictEqual(r, { _tag: "Restored", failed: [] })
       assert.strictEqual(yield* Ref.get(spawned), 0)
       assert.isFalse(Fs.existsSync(file))
+    }))
+
+  it.effect("L-2 a journal written on another host (a shared data directory) is never restored here, and stays", () =>
+    Effect.gen(function*() {
+      const calls = yield* Ref.make<ReadonlyArray<string>>([])
+      const file = Path.join(tempDir(), "runs.db.drain.json")
+      writeJournal(file, new DrainJournal({
+        tuner: new ProcessIdentity({ pid: 4242, host: "another-host.example", boot_id: null, start_ticks: null }),
+        drained_at: "2026-12-05T00:00:00.000Z", kind: "systemd", label: "provider.service", job: true, foreground: [],
+        restart_foreground: false
+      }))
+      const r = yield* restoreJournaled(file).pipe(
+        Effect.provide(Layer.mergeAll(ServiceManager.Stub("systemd", { _tag: "Loaded" }, calls), Exec.Default, ProcessTable.Stub([])))
+      )
+      assert.deepStrictEqual(r, { _tag: "Elsewhere", host: "another-host.example" })
+      assert.deepStrictEqual(yield* Ref.get(calls), [])
+      assert.isTrue(Fs.existsSync(file))
     }))
 
   it.effect("L-2 a drain never overwrites an earlier drain's journal: it refuses, stopping nothing", () =>
@@ -137,14 +155,14 @@ describe("drain of a service job (SPEC E-2, L-2)", () => {
       const r = yield* fiber.await.pipe(Effect.flatten)
       assert.isTrue(r._tag === "Left" && r.left.message.includes("running again after the drain"))
       yield* Scope.close(scope, Exit.void)
-      // It is running: the restore has nothing to start (starting it again would be a second instance).
-      assert.deepStrictEqual(yield* Ref.get(calls), ["stop provider.service"])
+      // systemd: the start is sent anyway (a no-op for a unit that runs).
+      assert.deepStrictEqual(yield* Ref.get(calls), ["stop provider.service", "start provider.service"])
     }))
 
   it.effect("L-2 a journal found under the database lock is restored exactly once; a failed restore stays journaled for the next try", () =>
     Effect.gen(function*() {
       const calls = yield* Ref.make<ReadonlyArray<string>>([])
-      const layer = Layer.mergeAll(ServiceManager.Stub("systemd", { _tag: "Loaded" }, calls), Exec.Default)
+      const layer = Layer.mergeAll(ServiceManager.Stub("systemd", { _tag: "Loaded" }, calls), Exec.Default, ProcessTable.Stub([]))
       const file = Path.join(tempDir(), "runs.db.drain.json")
       const journal = (tuner: ProcessIdentity) =>
         new DrainJournal({
@@ -159,7 +177,8 @@ describe("drain of a service job (SPEC E-2, L-2)", () => {
           stopJob: () => Effect.void,
           startJob: () => Effect.fail("systemctl --user start provider.service: Unit not found")
         })),
-        Exec.Default
+        Exec.Default,
+        ProcessTable.Stub([])
       )
       writeJournal(file, journal(new ProcessIdentity({ ...selfIdentity(), start_ticks: -1 })))
       const failed = yield* restoreJournaled(file).pipe(Effect.provide(failing))
