@@ -30,7 +30,8 @@ export {
   type PreflightOptions,
   preflightOptionsFor
 } from "./steps/Preflight.js"
-export { drain, DRAIN_GRACE } from "./steps/Drain.js"
+export { drain, DRAIN_GRACE, type JournaledDrain, restoreDrained, restoreJournaled } from "./steps/Drain.js"
+export { DrainJournal, drainJournalPath } from "./system/DrainJournal.js"
 export { parseCandidateList, resolveCandidates } from "./steps/Candidates.js"
 export { preWarm, type PreWarmResult, type PreWarmSpec } from "./steps/PreWarm.js"
 export { probeOnce, type ProbeRequest, STOP_TOKENS } from "./steps/Probe.js"
