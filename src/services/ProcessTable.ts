@@ -4,6 +4,7 @@
  */
 import * as fs from "node:fs"
 import { Effect, Layer } from "effect"
+import { procStat } from "../system/Pids.js"
 import { Exec } from "./Exec.js"
 
 /** One process: its pid, parent pid and argv (as the OS reports them). */
@@ -21,10 +22,8 @@ const fromProc = (): Array<ProcessInfo> => {
       const argv = fs.readFileSync(`/proc/${name}/cmdline`, "utf8").split("\0").filter((a, i, all) =>
         !(a === "" && i === all.length - 1)
       )
-      // stat: "pid (comm) state ppid …"; comm may hold spaces and parentheses, so parse after the last ")".
-      const stat = fs.readFileSync(`/proc/${name}/stat`, "utf8")
-      const ppid = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1])
-      if (argv.length > 0) out.push({ pid: Number(name), ppid, argv })
+      const stat = procStat(Number(name))
+      if (stat !== null && argv.length > 0) out.push({ pid: Number(name), ppid: stat.ppid, argv })
     } catch {
       // the process exited while we read it
     }

@@ -71,13 +71,12 @@ const snapshot = (p: ProcessInfo): StoppedProcess => {
 }
 
 /**
- * Whether a process with `s`'s exact command line runs now: never stopped, or
- * already brought back (by hand, or by a supervisor): restarting it would make
- * a second instance.
+ * Whether a process with `s`'s exact command line is in `table` (read when
+ * the restore began): never stopped, or already brought back (by hand, or by a
+ * supervisor): restarting it would make a second instance.
  */
-const alreadyRunning = (s: StoppedProcess) =>
-  Effect.map(Effect.flatMap(ProcessTable, (t) => t.list), (table) =>
-    table.some((p) => p.argv.length === s.argv.length && p.argv.every((a, i) => a === s.argv[i])))
+const alreadyRunning = (s: StoppedProcess, table: ReadonlyArray<ProcessInfo>): boolean =>
+  table.some((p) => p.argv.length === s.argv.length && p.argv.every((a, i) => a === s.argv[i]))
 
 /** SIGTERM, wait for exit, SIGKILL after DRAIN_GRACE (announced, `stopProcess`), then wait for its port to close (SPEC E-2). */
 const stopForeground = (p: ProcessInfo) =>
@@ -97,9 +96,9 @@ const stopForeground = (p: ProcessInfo) =>
  * does not reach it), unless it still runs (it was never stopped). Reports a
  * failed restart as failed.
  */
-const restartForeground = (s: StoppedProcess) =>
-  Effect.flatMap(alreadyRunning(s), (running) =>
-    running
+const restartForeground = (s: StoppedProcess, table: ReadonlyArray<ProcessInfo>) =>
+  Effect.suspend(() =>
+    alreadyRunning(s, table)
       ? Console.error(`autotune: the foreground provider (was pid ${s.pid}) runs already; not restarted: ${s.argv.join(" ")}`).pipe(
         Effect.as(true)
       )
@@ -174,6 +173,8 @@ export const restoreDrained = (j: DrainJournal): Effect.Effect<RestoreOutcome, n
       }
     }
     const foregroundLeft: Array<StoppedProcess> = []
+    // Read once: what runs now decides which drained providers are already back.
+    const table = j.restart_foreground && j.foreground.length > 0 ? yield* Effect.flatMap(ProcessTable, (t) => t.list) : []
     for (const s of j.foreground) {
       if (!j.restart_foreground) {
         yield* Console.error(
@@ -181,7 +182,7 @@ export const restoreDrained = (j: DrainJournal): Effect.Effect<RestoreOutcome, n
             s.argv.join(" ")
           }`
         )
-      } else if (!(yield* restartForeground(s))) {
+      } else if (!(yield* restartForeground(s, table))) {
         failed.push(`foreground provider ${s.argv.join(" ")}`)
         foregroundLeft.push(s)
       }

@@ -1,6 +1,29 @@
 /** Whether a process id, or a process group, is alive (zombies are not). */
 import * as fs from "node:fs"
 
+/** What `/proc/<pid>/stat` says of a process (Linux): its state letter, parent, process group and start time in clock ticks since boot. */
+export interface ProcStat {
+  readonly state: string
+  readonly ppid: number
+  readonly pgrp: number
+  readonly startTicks: number
+}
+
+/**
+ * `/proc/<pid>/stat` parsed (proc(5)): null when the process is gone or there
+ * is no /proc (macOS). `comm` may hold spaces and parentheses, so the fields
+ * are read after its last ")": state (field 3), ppid (4), pgrp (5), starttime (22).
+ */
+export const procStat = (pid: number | "self"): ProcStat | null => {
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
+    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+    return { state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), startTicks: Number(f[19]) }
+  } catch {
+    return null
+  }
+}
+
 /**
  * Is `pid` a live process? `kill(pid, 0)` probes without signalling; EPERM
  * means alive but not ours; a zombie (Linux /proc state Z: exited, not yet
@@ -12,23 +35,8 @@ export const pidAlive = (pid: number): boolean => {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === "EPERM"
   }
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z"
-  } catch {
-    return true // no /proc (macOS): signal 0 is all there is
-  }
-}
-
-/** `/proc/<pid>/stat` as [state, pgrp], or null (gone, or no /proc). comm may hold spaces: parse after the last ")". */
-const statOf = (pid: string): readonly [string, number] | null => {
-  try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return [fields[0]!, Number(fields[2])]
-  } catch {
-    return null
-  }
+  // No /proc (macOS): signal 0 is all there is.
+  return procStat(pid)?.state !== "Z"
 }
 
 /**
@@ -50,8 +58,8 @@ export const groupMembers = (pgid: number): ReadonlyArray<number> => {
     }
   }
   return names.flatMap((n) => {
-    const s = statOf(n)
-    return s !== null && s[1] === pgid && s[0] !== "Z" ? [Number(n)] : []
+    const s = procStat(Number(n))
+    return s !== null && s.pgrp === pgid && s.state !== "Z" ? [Number(n)] : []
   })
 }
 
@@ -63,6 +71,6 @@ export const groupMembers = (pgid: number): ReadonlyArray<number> => {
  */
 export const leadsOwnGroup = (): boolean => {
   if (process.env["AUTOTUNE_GROUP_LEADER"] !== "1") return false
-  const s = statOf("self")
-  return s === null || s[1] === process.pid
+  const s = procStat("self")
+  return s === null || s.pgrp === process.pid
 }

@@ -7,6 +7,7 @@
 import * as fs from "node:fs"
 import * as os from "node:os"
 import { Schema } from "effect"
+import { procStat } from "./Pids.js"
 
 /**
  * A process's identity: its pid, the host name, the kernel's boot id
@@ -34,13 +35,10 @@ const readOr = <A>(f: () => A, fallback: A): A => {
 export const bootId = (): string | null => readOr(() => fs.readFileSync("/proc/sys/kernel/random/boot_id", "utf8").trim(), null)
 
 /** `pid`'s start time in clock ticks since boot (Linux), else null (gone, or no /proc). */
-export const startTicks = (pid: number): number | null =>
-  readOr(() => {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    // Fields after "pid (comm) ": state is field 3, starttime field 22 (index 19 from state).
-    const n = Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[19])
-    return Number.isFinite(n) ? n : null
-  }, null)
+export const startTicks = (pid: number): number | null => {
+  const n = procStat(pid)?.startTicks
+  return n !== undefined && Number.isFinite(n) ? n : null
+}
 
 /** This process's identity. */
 export const selfIdentity = (): ProcessIdentity =>
