@@ -6,6 +6,7 @@
  * returns null for a process that has exited (or vanished while being read).
  */
 import * as fs from "node:fs"
+import { procStat } from "../src/system/Pids.js"
 
 /** Clock ticks per second of `/proc/<pid>/stat` times (sysconf(_SC_CLK_TCK); 100 on every Linux build Node runs on). */
 const CLK_TCK = 100
@@ -22,21 +23,15 @@ export interface PidStat {
   readonly childrenCpuS: number
 }
 
-/** Parses `/proc/<pid>/stat` (after the last `)`: comm may hold spaces and parentheses). */
+/** `/proc/<pid>/stat` (the project's own reader, src/system/Pids.ts `procStat`), with CPU times in seconds. */
 export const readPidStat = (pid: number | "self"): PidStat | null => {
-  try {
-    const raw = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const f = raw.slice(raw.lastIndexOf(")") + 2).split(" ")
-    // f[0] is field 3 (state); utime is field 14 → f[11].
-    return {
-      pid: pid === "self" ? process.pid : pid,
-      ppid: Number(f[1]),
-      state: f[0]!,
-      cpuS: (Number(f[11]) + Number(f[12])) / CLK_TCK,
-      childrenCpuS: (Number(f[13]) + Number(f[14])) / CLK_TCK
-    }
-  } catch {
-    return null
+  const s = procStat(pid)
+  return s === null ? null : {
+    pid: pid === "self" ? process.pid : pid,
+    ppid: s.ppid,
+    state: s.state,
+    cpuS: s.cpuTicks / CLK_TCK,
+    childrenCpuS: s.childrenCpuTicks / CLK_TCK
   }
 }
 

@@ -1,24 +1,39 @@
 /** Whether a process id, or a process group, is alive (zombies are not). */
 import * as fs from "node:fs"
 
-/** What `/proc/<pid>/stat` says of a process (Linux): its state letter, parent, process group and start time in clock ticks since boot. */
+/**
+ * What `/proc/<pid>/stat` says of a process (Linux): its state letter (`R`,
+ * `S`, `Z` for a zombie, …), parent, process group, start time, and CPU time
+ * (utime + stime) of itself and of the children it has reaped (cutime +
+ * cstime); times in clock ticks (since boot for the start).
+ */
 export interface ProcStat {
   readonly state: string
   readonly ppid: number
   readonly pgrp: number
   readonly startTicks: number
+  readonly cpuTicks: number
+  readonly childrenCpuTicks: number
 }
 
 /**
  * `/proc/<pid>/stat` parsed (proc(5)): null when the process is gone or there
  * is no /proc (macOS). `comm` may hold spaces and parentheses, so the fields
- * are read after its last ")": state (field 3), ppid (4), pgrp (5), starttime (22).
+ * are read after its last ")": state (field 3), ppid (4), pgrp (5), utime,
+ * stime, cutime, cstime (14–17), starttime (22).
  */
 export const procStat = (pid: number | "self"): ProcStat | null => {
   try {
     const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
     const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return { state: f[0]!, ppid: Number(f[1]), pgrp: Number(f[2]), startTicks: Number(f[19]) }
+    return {
+      state: f[0]!,
+      ppid: Number(f[1]),
+      pgrp: Number(f[2]),
+      startTicks: Number(f[19]),
+      cpuTicks: Number(f[11]) + Number(f[12]),
+      childrenCpuTicks: Number(f[13]) + Number(f[14])
+    }
   } catch {
     return null
   }
