@@ -11,6 +11,7 @@ import { Effect, Layer } from "effect"
 import { type Axes, cells } from "../src/domain/Axes.js"
 import { describeKnobs } from "../src/domain/Knobs.js"
 import { llamaServerAdapter } from "../src/providers/LlamaServer.js"
+import { CpuMeter } from "../src/services/CpuMeter.js"
 import { CandidateProvider } from "../src/services/CandidateProvider.js"
 import { resolveCandidates } from "../src/steps/Candidates.js"
 import type { Calibration } from "../src/domain/Prompt.js"
@@ -61,7 +62,8 @@ export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<Rea
         readyTimeoutMs: 300_000,
         logDir: s.logDir,
         estimate: true,
-        memoryLimitGiB: null
+        memoryLimitGiB: null,
+        maxBackgroundCores: null
       }
       let calibration: Calibration | null = null
       const out: Array<CellCost> = []
@@ -78,5 +80,5 @@ export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<Rea
         })
       }
       return out
-    }).pipe(Effect.provide(Layer.mergeAll(CandidateProvider.Default, Exec.Default).pipe(Layer.provideMerge(NodeHttpClient.layerUndici))))
+    }).pipe(Effect.provide(Layer.mergeAll(CandidateProvider.Default, Exec.Default, CpuMeter.Default).pipe(Layer.provideMerge(NodeHttpClient.layerUndici))))
   )

@@ -10,6 +10,8 @@
  *   3. a real tune with `--provider llama-server`, sampled from /proc
  *   4. the same tune with the embedded provider (skip: --skip-embedded-tune)
  *   5. the 1.1B's Stage 2 cells an exhaustive sweep would add
+ *   6. reproducibility (SPEC N-4): 5 repeated short tunes, then 5 with a
+ *      CPU-burning neighbour (skip: --skip-reproducibility)
  * Prints ONE table on stdout (progress on stderr) and writes the same figures,
  * with the raw measurements, to `bench/results/<ISO-8601 basic timestamp>.json`.
  * Compares with `bench/baseline.json` when present; `--save-baseline` writes
@@ -18,8 +20,8 @@
  * exit 0 unless something outside the steps crashed (1); exit 2 when llama-server
  * or llama-bench is missing.
  *
- * Flags: --skip-embedded-tune, --no-wait (do not wait for a quiet machine),
- *        --save-baseline.
+ * Flags: --skip-embedded-tune, --skip-reproducibility, --no-wait (do not wait
+ *        for a quiet machine), --save-baseline.
  */
 import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
@@ -39,6 +41,7 @@ import { measureThroughput, type ThroughputResult } from "./Throughput.js"
 import { autotuneBin, llamaServerPath, missingTools, repoRoot } from "./Tools.js"
 import { type TuneCost, tuneCost } from "./TuneCost.js"
 import { runTune } from "./TuneRun.js"
+import { REPRO, reproducibilityFigures, runReproducibility } from "./Reproducibility.js"
 
 const MODELS = [
   { params: "1.1B", file: "synth-1.1B-q4_0.gguf" },
@@ -140,6 +143,17 @@ const main = async () => {
       logDir: path.join(workDir, "exhaustive-logs")
     }, llamaServerPath()))
 
+  const repro = argv.has("--skip-reproducibility") ? null : await step("reproducibility", () =>
+    runReproducibility(workDir, [
+      "--provider", "llama-server", "--provider-bin", llamaServerPath(),
+      "--candidate-models", `${models.big},${models.small}`,
+      "--target-context", `${REPRO.targetContext}`,
+      "--gate-ttft-ms", `${REPRO.gateTtftMs}`,
+      "--max-tokens", `${REPRO.maxTokens}`,
+      "--kv-bits-axis", REPRO.kvBitsAxis,
+      "--threads-axis", REPRO.threadsAxis
+    ], log))
+
   const costOf = (o: Outcome<{ readonly cost: TuneCost }>): Outcome<TuneCost> => (o.reason === null ? { value: o.value.cost, reason: null } : o)
   const lsFigures = tuneFigures("llama-server", costOf(lsTune), models.small, models.big)
   const embFigures = embTune === null ? [] : tuneFigures("embedded", costOf(embTune), models.small, models.big)
@@ -151,7 +165,8 @@ const main = async () => {
     ...throughputFigures(1, throughput),
     ...llamaBenchFigures(lsTune, benchRows),
     ...sweepFigures(costOf(lsTune), extra, cells(axes).length),
-    ...tuneRows(6)
+    ...tuneRows(6),
+    ...(repro === null ? [] : reproducibilityFigures(repro))
   ]
 
   // Bench time proper: everything since the start less the waits for a quiet machine before steps.
@@ -191,7 +206,8 @@ const main = async () => {
       tunes: { "llama-server": lsTune.value?.cost ?? null, embedded: embTune?.value?.cost ?? null },
       throughput: throughput.value,
       llama_bench: benchRows.value,
-      exhaustive_extra_cells: extra.value
+      exhaustive_extra_cells: extra.value,
+      reproducibility: repro?.value ?? null
     }
   }
 

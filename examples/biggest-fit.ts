@@ -33,7 +33,8 @@ const program = Effect.gen(function*() {
       readyTimeoutMs: 300_000,
       logDir: path.join(os.tmpdir(), "llm-autotune-examples", "logs"),
       estimate: true,
-      memoryLimitGiB: null
+      memoryLimitGiB: null,
+      maxBackgroundCores: null
     },
     candidates,
     flag("replicates", 3),

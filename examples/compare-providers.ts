@@ -64,7 +64,8 @@ const program = Effect.gen(function*() {
         readyTimeoutMs: 300_000,
         logDir: path.join(os.tmpdir(), "llm-autotune-examples", "logs"),
         estimate: false,
-        memoryLimitGiB: null
+        memoryLimitGiB: null,
+        maxBackgroundCores: null
       },
       candidate,
       knobs,

@@ -155,7 +155,8 @@ const program = Effect.gen(function*() {
       readyTimeoutMs: 300_000,
       logDir: path.join(os.tmpdir(), "llm-autotune-examples", "logs"),
       estimate: false,
-      memoryLimitGiB: null
+      memoryLimitGiB: null,
+      maxBackgroundCores: null
     },
     { id: rec.model, model, rank: 1, paramCount: null, ggufFile: isFile, fileBytes: isFile ? fs.statSync(model).size : null },
     knobs,

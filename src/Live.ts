@@ -6,6 +6,7 @@
 import { NodeContext, NodeHttpClient } from "@effect/platform-node"
 import { Layer } from "effect"
 import { CandidateProvider } from "./services/CandidateProvider.js"
+import { CpuMeter } from "./services/CpuMeter.js"
 import { Exec } from "./services/Exec.js"
 import { ProcessTable } from "./services/ProcessTable.js"
 import { ServiceManager } from "./services/ServiceManager.js"
@@ -14,12 +15,14 @@ import { ServiceManager } from "./services/ServiceManager.js"
 export const PlatformLive = Layer.mergeAll(NodeContext.layer, NodeHttpClient.layerUndici)
 
 /**
- * CandidateProvider (scoped provider processes, SPEC E-3/E-4) and Exec (the
- * process seam) with the platform services they need, and those services too
+ * CandidateProvider (scoped provider processes, SPEC E-3/E-4), Exec (the
+ * process seam) and CpuMeter (the quiet-machine guard, SPEC N-3) with the platform services they need, and those services too
  * (HttpClient for probes, FileSystem for apply). Enough for Stage 1, Stage 2
  * and probes.
  */
-export const ProviderLive = Layer.mergeAll(CandidateProvider.Default, Exec.Default).pipe(Layer.provideMerge(PlatformLive))
+export const ProviderLive = Layer.mergeAll(CandidateProvider.Default, Exec.Default, CpuMeter.Default).pipe(
+  Layer.provideMerge(PlatformLive)
+)
 
 /**
  * Everything `tune` needs, in one layer: ProviderLive, plus the operator's

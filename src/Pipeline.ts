@@ -36,9 +36,10 @@ import { applyRecommendation, type ApplyResult, defaultConfigPath, pruneBackups 
 import { resolveCandidates } from "./steps/Candidates.js"
 import { drain, restoreJournaled } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
-import { buildDocument, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
+import { buildDocument, formatCi, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
 import { type Rejected, stage1 } from "./steps/Stage1.js"
-import { stage2 } from "./steps/Stage2.js"
+import { stage2, type Stage2Result } from "./steps/Stage2.js"
+import { CpuMeter } from "./services/CpuMeter.js"
 import { drainJournalPath } from "./system/DrainJournal.js"
 import { holdSignals } from "./system/HoldSignals.js"
 import { noteRecorded } from "./system/RunOutcome.js"
@@ -58,6 +59,12 @@ interface RunState {
   readonly applied: Ref.Ref<ApplyResult | null>
   /** Whether the drain stopped something that comes back when the run ends (E-2). */
   readonly drainedComesBack: Ref.Ref<boolean>
+  /** Trials measured while other processes were busy (SPEC N-3), measured again or not. */
+  readonly disturbedTrials: Ref.Ref<number>
+  /** The row of each Stage 2 cell, by its knobs: a cell given more replicates updates its row (N-2). */
+  readonly cellRows: Map<Knobs, number>
+  /** Stage 2's noise findings (N-2): cells tied with the winner within the noise, and the drift check. */
+  readonly noise: Ref.Ref<Pick<Stage2Result, "tiedWithinNoise" | "drift">>
 }
 
 /** One run's identity and fixed facts, as its row records them (S-2). */
@@ -107,7 +114,10 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     keptTrialId: yield* Ref.make<number | null>(null),
     rejected: yield* Ref.make<ReadonlyArray<Rejected>>([]),
     applied: yield* Ref.make<ApplyResult | null>(null),
-    drainedComesBack: yield* Ref.make(false)
+    drainedComesBack: yield* Ref.make(false),
+    disturbedTrials: yield* Ref.make(0),
+    cellRows: new Map(),
+    noise: yield* Ref.make<Pick<Stage2Result, "tiedWithinNoise" | "drift">>({ tiedWithinNoise: [], drift: null })
   }
 
   const steps = Effect.gen(function*() {
@@ -115,14 +125,28 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     yield* Console.error(
       `autotune: run ${run.runId}: ${candidates.length} candidate(s) on ${adapter.name}, target context ${plan.targetContext} tokens, TTFT gate ${plan.gateTtftMs} ms`
     )
-    const chosen = yield* stage1(run.plan, candidates, plan.stage1Replicates, (candidate, outcome) =>
-      recordTrial(store, state, run, 1, candidate, Knobs.defaults, outcome, false))
-    yield* Ref.set(state.recommended, { candidate: chosen.candidate, knobs: Knobs.defaults, outcome: chosen.outcome })
+    if (plan.waitQuietMs !== null && plan.maxBackgroundCores !== null) yield* waitQuiet(plan.maxBackgroundCores, plan.waitQuietMs)
+    const chosen = yield* stage1(run.plan, candidates, plan.stage1Replicates, (candidate, outcome, superseded) =>
+      recordTrial(store, state, run, 1, candidate, Knobs.defaults, outcome, false, superseded), plan.maxReplicates)
+    const stage1Choice: Recommended = { candidate: chosen.candidate, knobs: Knobs.defaults, outcome: chosen.outcome }
+    yield* Ref.set(state.recommended, stage1Choice)
 
     const grid = cells(plan.axes)
     yield* Console.error(`autotune: stage 2 on ${chosen.candidate.id}: ${grid.length} cell(s)`)
-    const best = yield* stage2(run.plan, chosen, grid, plan.stage2Replicates, plan.tpsTieEpsilon, (cell, newBest) =>
-      recordTrial(store, state, run, 2, chosen.candidate, cell.knobs, cell.outcome, newBest))
+    const result = yield* stage2(
+      run.plan,
+      chosen,
+      grid,
+      plan.stage2Replicates,
+      { epsilon: plan.tpsTieEpsilon, maxReplicates: plan.maxReplicates },
+      (cell, newBest, superseded) => recordTrial(store, state, run, 2, chosen.candidate, cell.knobs, cell.outcome, newBest, superseded),
+      (cell) => updateCell(store, state, run, chosen.candidate, cell.knobs, cell.outcome)
+    )
+    yield* Ref.set(state.noise, { tiedWithinNoise: result.tiedWithinNoise, drift: result.drift })
+    // The winner over all its replicates (a drift check may have changed it), else Stage 1's choice (B-4, B-5).
+    const best = result.best
+    yield* Ref.set(state.recommended, best === null ? stage1Choice : { candidate: chosen.candidate, knobs: best.knobs, outcome: best.outcome })
+    yield* Ref.set(state.keptTrialId, best === null ? null : state.cellRows.get(best.knobs) ?? null)
     if (best === null) {
       yield* Console.error("autotune: no feasible Stage 2 cell; recommending the Stage 1 configuration (SPEC B-5)")
     }
@@ -224,10 +248,12 @@ const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note: string) =>
   return Console.error(
     `[stage ${stage}] ${label}: ${
       o.verdict._tag === "Fits"
-        ? `fits, ${fmt(o.tpsMedian, "tok/s")}, TTFT median ${fmt(o.ttftMedianMs, "ms", 0)} p95 ${
-          fmt(o.ttftP95Ms, "ms", 0)
-        } over ${o.samples.length} replicate(s)`
+        ? `fits, ${fmt(o.tpsMedian, "tok/s")} ${formatCi(o.spread.tpsCi95, 1)}, TTFT median ${fmt(o.ttftMedianMs, "ms", 0)} ${
+          formatCi(o.spread.ttftCi95Ms, 0)
+        } p95 ${fmt(o.ttftP95Ms, "ms", 0)} over ${o.samples.length} replicate(s)`
         : `infeasible: ${notesOf(o.verdict)}`
+    }${o.marginal ? " (marginal: called on the median TTFT, SPEC N-2)" : ""}${
+      o.background === null ? "" : `; other processes ${o.background.othersCores.toFixed(2)} cores`
     }${note}`
   )
 }
@@ -246,19 +272,45 @@ const recordTrial = (
   candidate: Candidate,
   knobs: Knobs,
   outcome: TrialOutcome,
-  newBest: boolean
+  newBest: boolean,
+  superseded: boolean
 ) =>
   Effect.gen(function*() {
     const trialId = yield* store.insertTrial(TrialRow.fromOutcome(run.runId, stage, candidate, run.plan.targetContext, knobs, outcome))
+    if (outcome.background?.disturbed === true) yield* Ref.update(state.disturbedTrials, (n) => n + 1)
+    const label = stage === 1 ? `#${candidate.rank} ${candidate.id} (${formatParams(candidate.paramCount)})` : describeKnobs(knobs)
+    // A disturbed trial measured again (N-3) is on record, and decides nothing.
+    if (superseded) return yield* progress(stage, label, outcome, "  (disturbed: measured again)")
+    if (stage === 2) state.cellRows.set(knobs, trialId)
     const rejected = stage === 1 ? outcome.verdict._tag !== "Fits" : outcome.verdict._tag === "Integrity"
     if (rejected) yield* Ref.update(state.rejected, (rs) => [...rs, { candidate, verdict: outcome.verdict }])
     if (newBest) {
       yield* Ref.set(state.keptTrialId, trialId)
       yield* Ref.set(state.recommended, { candidate, knobs, outcome })
     }
-    yield* stage === 1
-      ? progress(1, `#${candidate.rank} ${candidate.id} (${formatParams(candidate.paramCount)})`, outcome, "")
-      : progress(2, describeKnobs(knobs), outcome, newBest ? "  <- best so far" : "")
+    yield* progress(stage, label, outcome, newBest ? "  <- best so far" : "")
+  })
+
+/**
+ * A Stage 2 cell given more replicates (N-2): its row takes the figures over
+ * all of them, and the recommendation so far follows when it is that cell.
+ */
+const updateCell = (store: TrialStore, state: RunState, run: Run, candidate: Candidate, knobs: Knobs, outcome: TrialOutcome) =>
+  Effect.gen(function*() {
+    const trialId = state.cellRows.get(knobs)
+    if (trialId !== undefined) {
+      yield* store.updateTrial(trialId, TrialRow.fromOutcome(run.runId, 2, candidate, run.plan.targetContext, knobs, outcome))
+    }
+    yield* Ref.update(state.recommended, (r) => (r !== null && r.knobs === knobs ? { ...r, outcome } : r))
+    yield* progress(2, describeKnobs(knobs), outcome, "  (figures over all its replicates)")
+  })
+
+/** `--wait-quiet` (N-3): before the first trial, wait for other processes to use at most `maxCores`, up to `maxWaitMs`. */
+const waitQuiet = (maxCores: number, maxWaitMs: number) =>
+  Effect.gen(function*() {
+    yield* Console.error(`autotune: waiting up to ${maxWaitMs / 1000} s for other processes to use at most ${maxCores} cores (--wait-quiet)`)
+    const quiet = yield* (yield* CpuMeter).awaitQuiet(maxCores, maxWaitMs)
+    yield* Console.error(quiet ? "autotune: the machine is quiet" : "autotune: the machine is still busy; tuning anyway (trials measured while busy are re-run)")
   })
 
 /**
@@ -357,7 +409,9 @@ const summarize = (state: RunState, run: Run, exitReason: ExitReason) =>
       targetContext: run.plan.targetContext,
       maxTokens: run.plan.maxTokens,
       recommended,
-      rejected: yield* Ref.get(state.rejected)
+      rejected: yield* Ref.get(state.rejected),
+      disturbedTrials: yield* Ref.get(state.disturbedTrials),
+      ...(recommended === null ? { tiedWithinNoise: [], drift: null } : yield* Ref.get(state.noise))
     } satisfies RunSummary
   })
 

@@ -47,6 +47,14 @@ export interface TunePlan extends TrialSettings {
   readonly demoLadderDir: string | null
   readonly stage1Replicates: number
   readonly stage2Replicates: number
+  /**
+   * `--max-replicates` (SPEC N-2, default 9): the cap on replicates a close
+   * decision is given (a marginal Stage 1 call, a Stage 2 challenger within
+   * the noise of the incumbent); the stage replicate counts stay the minimum.
+   */
+  readonly maxReplicates: number
+  /** `--wait-quiet` in ms (SPEC N-3): wait up to this long for a quiet machine before the first trial; null not to wait. */
+  readonly waitQuietMs: number | null
   readonly axes: Axes
   /** `--tps-tie-epsilon` (SPEC B-3), a fraction in [0, 1). */
   readonly tpsTieEpsilon: number
@@ -106,10 +114,24 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
       if (!(Number.isSafeInteger(n) && n >= 1)) return yield* usage(flag, `--${flag} must be an integer >= 1, got ${n}`)
       if (n > max) return yield* usage(flag, `--${flag} must be an integer <= ${max}, got ${n}`)
     }
+    const least = Math.max(plan.stage1Replicates, plan.stage2Replicates)
+    if (!(Number.isSafeInteger(plan.maxReplicates) && plan.maxReplicates >= least && plan.maxReplicates <= MAX_REPLICATES)) {
+      return yield* usage(
+        "max-replicates",
+        `--max-replicates must be an integer from the stage replicates (${least}) to ${MAX_REPLICATES}, got ${plan.maxReplicates}`
+      )
+    }
+    if (plan.maxBackgroundCores !== null && !(plan.maxBackgroundCores > 0 && plan.maxBackgroundCores <= MAX_SLOTS_OR_THREADS)) {
+      return yield* usage(
+        "max-background-cores",
+        `--max-background-cores must be a number of cores above 0 and at most ${MAX_SLOTS_OR_THREADS}, got ${plan.maxBackgroundCores}`
+      )
+    }
     const waits: ReadonlyArray<readonly [string, number | null]> = [
       ["ready-timeout", plan.readyTimeoutMs],
       ["request-timeout", plan.requestTimeoutMs],
-      ["max-duration", plan.budgetMs]
+      ["max-duration", plan.budgetMs],
+      ["wait-quiet", plan.waitQuietMs]
     ]
     for (const [flag, ms] of waits) {
       if (ms !== null && !(Number.isSafeInteger(ms) && ms >= 1 && ms <= MAX_TIMER_MS)) {
@@ -192,10 +214,12 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
  * - no candidates, or one named twice (`candidate-models`);
  * - a count that is not a positive integer: replicates, target context, gate,
  *   reply length (`stage1-replicates`, `stage2-replicates`, `target-context`,
- *   `gate-ttft-ms`, `max-tokens`);
- * - a ready timeout, request timeout or budget outside 1 ms … 2^31 − 1 ms (what
+ *   `gate-ttft-ms`, `max-tokens`); a replicate cap below the stage replicates
+ *   (`max-replicates`, N-2); a background-core limit that is not a positive
+ *   number (`max-background-cores`, N-3);
+ * - a ready timeout, request timeout, budget or quiet wait outside 1 ms … 2^31 − 1 ms (what
  *   a timer holds), or a request timeout not longer than the TTFT gate
- *   (`ready-timeout`, `request-timeout`, `max-duration`);
+ *   (`ready-timeout`, `request-timeout`, `max-duration`, `wait-quiet`);
  * - a tie band outside [0, 1) (`tps-tie-epsilon`);
  * - a memory limit that is not a positive number, or one given with the
  *   estimate off (`memory-limit`);

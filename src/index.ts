@@ -37,7 +37,19 @@ export { preWarm, type PreWarmResult, type PreWarmSpec } from "./steps/PreWarm.j
 export { probeOnce, type ProbeRequest, STOP_TOKENS } from "./steps/Probe.js"
 export { runTrial, type TrialSettings } from "./steps/RunTrial.js"
 export { abortOnIntegrity, allInfeasibleMessage, type Chosen, type Rejected, stage1 } from "./steps/Stage1.js"
-export { type ClimbCell, gridSearch, type MeasuredCell, stage2 } from "./steps/Stage2.js"
+export {
+  type ClimbCell,
+  type DriftCheck,
+  type GridResult,
+  gridSearch,
+  type MeasuredCell,
+  type NoisePolicy,
+  stage2,
+  type Stage2Result
+} from "./steps/Stage2.js"
+export { DISTURBED_RERUNS, measureQuietly, QUIET_WAIT_MS } from "./steps/QuietGuard.js"
+export { type CellInterval, decidedByNoise } from "./domain/NewBest.js"
+export { cv, median, medianCi95, medianCoverage, percentile } from "./domain/Stats.js"
 export { buildDocument, knobsJson, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
 export { type ApplyRequest, type ApplyResult, applyRecommendation, checkApplyTarget, defaultConfigPath } from "./steps/Apply.js"
 export { report, type ReportFlags } from "./report/Report.js"
@@ -45,6 +57,7 @@ export { serve } from "./serve/Serve.js"
 
 // ---- services --------------------------------------------------------------
 export { CandidateProvider, serverWithoutProcess, type StartOptions, type StubEvent } from "./services/CandidateProvider.js"
+export { CpuMeter, type CpuSnapshot, othersCores } from "./services/CpuMeter.js"
 export { Exec, type RunResult, SpawnFailed, stopProcess, type StopResult, type StopTarget } from "./services/Exec.js"
 export { type ProcessInfo, ProcessTable } from "./services/ProcessTable.js"
 export { type JobState, ServiceManager, type ServiceManagerKind } from "./services/ServiceManager.js"

@@ -27,6 +27,8 @@ const plan = (candidateIds: ReadonlyArray<string>, budgetMs: number | null): Tun
     demoLadderDir: null,
     stage1Replicates: 3,
     stage2Replicates: 3,
+    maxReplicates: 9,
+    waitQuietMs: null,
     axes: { kvBits: [null, 8, 4], maxContext: [100], maxBatch: [1], threads: [] },
     tpsTieEpsilon: 0.1,
     json: true,

@@ -4,7 +4,7 @@
  * `--dry-run` rendering (SPEC H-5). The run itself is `Pipeline.tune`.
  */
 import { Command, Options } from "@effect/cli"
-import { Console, Effect, Option } from "effect"
+import { Config, Console, Effect, Option } from "effect"
 import * as path from "node:path"
 import { cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "../domain/Axes.js"
 import { UsageError } from "../domain/AutotuneError.js"
@@ -35,13 +35,21 @@ const opt = {
   candidateModels: Options.text("candidate-models").pipe(Options.optional,
     Options.withDescription("comma-separated model ids or GGUF paths, tried in this order (default: the built-in ladder)")),
   targetContext: integerOption("target-context", { min: 1, max: MAX_TARGET_CONTEXT }).pipe(Options.optional,
-    Options.withDescription("prompt context of each probe, in tokens (default 2048)")),
+    Options.withDescription("prompt context of each probe, in tokens (default 2048; demo ladder 512)")),
   gateTtftMs: integerOption("gate-ttft-ms", { min: 1, max: MAX_TIMER_MS }).pipe(Options.optional,
-    Options.withDescription("time-to-first-token gate, in ms (default 60000; demo ladder 5000)")),
+    Options.withDescription("time-to-first-token gate, in ms (default 60000; demo ladder 2500)")),
   stage1Replicates: integerOption("stage1-replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 1 candidate (default 3)")),
   stage2Replicates: integerOption("stage2-replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 2 cell (default 3)")),
+  maxReplicates: integerOption("max-replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.withDefault(9),
+    Options.withDescription("cap on the replicates a close decision gets: a Stage 1 TTFT within 15 % of the gate, a Stage 2 cell within the noise of the best (default 9; SPEC N-2)")),
+  maxBackgroundCores: floatOption("max-background-cores").pipe(
+    Options.withFallbackConfig(Config.number("AUTOTUNE_MAX_BACKGROUND_CORES")),
+    Options.withDefault(0.25),
+    Options.withDescription("a trial during which other processes used more CPU cores than this on average is disturbed and re-run when the machine is quiet (default 0.25, or $AUTOTUNE_MAX_BACKGROUND_CORES; SPEC N-3)")),
+  waitQuietS: integerOption("wait-quiet", { min: 1, max: MAX_TIMER_S }).pipe(Options.optional,
+    Options.withDescription("before the first trial, wait up to this many seconds for other processes to use at most --max-background-cores (SPEC N-3)")),
   kvBitsAxis: Options.text("kv-bits-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 KV-cache bits, from 4, 8, unset (default unset; demo ladder unset,8)")),
   maxContextAxis: Options.text("max-context-axis").pipe(Options.withDefault(""),
@@ -150,6 +158,9 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
       logDir: path.join(path.dirname(path.resolve(dbPath)), "logs"),
       stage1Replicates: f.stage1Replicates,
       stage2Replicates: f.stage2Replicates,
+      maxReplicates: f.maxReplicates,
+      maxBackgroundCores: f.maxBackgroundCores,
+      waitQuietMs: Option.match(f.waitQuietS, { onNone: () => null, onSome: (sec) => sec * 1000 }),
       tpsTieEpsilon: f.tpsTieEpsilon,
       json: f.json,
       estimate: !f.noEstimate,
@@ -196,7 +207,10 @@ export const renderPlan = (p: TunePlan): string => {
     ...p.candidateIds.map((id, i) => `  #${i + 1} ${id}`),
     `target context:  ${p.targetContext} tokens, reply ${p.maxTokens} tokens`,
     `TTFT gate:       ${p.gateTtftMs} ms`,
-    `replicates:      stage 1 ${p.stage1Replicates}, stage 2 ${p.stage2Replicates}`,
+    `replicates:      stage 1 ${p.stage1Replicates}, stage 2 ${p.stage2Replicates}, up to ${p.maxReplicates} where a decision is close`,
+    `quiet machine:   ${
+      p.maxBackgroundCores === null ? "not checked" : `trials with other processes above ${p.maxBackgroundCores} cores are re-run`
+    }${p.waitQuietMs === null ? "" : `; wait up to ${p.waitQuietMs / 1000} s for quiet first`}`,
     `stage 2 axes:    kv-bits ${p.axes.kvBits.map(kvBitsText).join(",")} × max-context ${p.axes.maxContext.join(",")} × max-batch ${p.axes.maxBatch.join(",")}${
       p.axes.threads.length > 0 ? ` × threads ${p.axes.threads.join(",")}` : ""
     } = ${grid.length} cell(s)`,

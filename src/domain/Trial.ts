@@ -7,6 +7,7 @@ import type { Candidate } from "./Candidate.js"
 import { type Knobs, KvBits } from "./Knobs.js"
 import type { Calibration } from "./Prompt.js"
 import type { ServerTimings } from "./SseStream.js"
+import { cv, median, medianCi95, percentile } from "./Stats.js"
 import { notesOf, type ProbeFailure, type Verdict, VERDICT_TAGS } from "./Verdict.js"
 
 
@@ -71,6 +72,120 @@ export interface TrialOutcome {
   readonly phases: { readonly loadMs: number | null; readonly preWarmMs: number | null; readonly probeMs: number | null }
   /** When the trial began (provider start), ISO-8601 UTC (S-1 `started_at`). */
   readonly startedAt: string
+  /** The spread of the feasible replicates (SPEC N-1). */
+  readonly spread: Spread
+  /**
+   * SPEC N-2: a Stage 1 trial whose TTFT p95 lay within ±15 % of the gate, or
+   * whose replicates fell on both sides of it: given more replicates and
+   * called on their median TTFT.
+   */
+  readonly marginal: boolean
+  /** The background load while the replicates ran (SPEC N-3); null when not measured. */
+  readonly background: Background | null
+}
+
+/**
+ * The spread of a trial's feasible replicates (SPEC N-1): 95 % intervals of the
+ * median tokens/s and TTFT (ms; `medianCi95`, order statistics) and their
+ * coefficients of variation (null below 2 replicates).
+ */
+export interface Spread {
+  readonly tpsCi95: readonly [number, number] | null
+  readonly ttftCi95Ms: readonly [number, number] | null
+  readonly tpsCv: number | null
+  readonly ttftCv: number | null
+}
+
+/** The spread of a trial with no feasible replicate: nothing measured. */
+export const NO_SPREAD: Spread = { tpsCi95: null, ttftCi95Ms: null, tpsCv: null, ttftCv: null }
+
+/**
+ * What other processes did while a trial's replicates ran (SPEC N-3): the
+ * average cores they used, and whether that was over `--max-background-cores`.
+ */
+export interface Background {
+  readonly othersCores: number
+  readonly disturbed: boolean
+}
+
+/** Prompt tokens as the provider counted them (SPEC P-1): `usage.prompt_tokens`, else llama.cpp's `timings.prompt_n`. */
+export const promptTokensOf = (x: ProbeSample): number | null => x.promptTokens ?? x.serverTimings?.promptN ?? null
+
+/**
+ * A trial's outcome from its verdict and samples (SPEC B-2, N-1): medians, p95
+ * and spread over the feasible samples, the provider's own figures (medians;
+ * request time summed), and the error count (a failure outside the requests —
+ * start, pre-warm, P-1 — counts as one; an estimate skip sent none).
+ */
+export const summarizeTrial = (
+  verdict: Verdict,
+  samples: ReadonlyArray<ProbeSample>,
+  o: {
+    readonly calibration: Calibration | null
+    readonly replicates: number
+    readonly startedAt: string
+    readonly phases: TrialOutcome["phases"]
+    readonly marginal: boolean
+    readonly background: Background | null
+  }
+): TrialOutcome => {
+  const ok = samples.filter((x) => x.failure === null)
+  const medianOf = (f: (x: ProbeSample) => number | null | undefined) =>
+    median(samples.flatMap((x) => {
+      const v = f(x)
+      return v === null || v === undefined ? [] : [v]
+    }))
+  const ttfts = ok.flatMap((x) => (x.ttftMs === null ? [] : [x.ttftMs]))
+  const tps = ok.flatMap((x) => (x.tps === null ? [] : [x.tps]))
+  const outsideRequests = verdict._tag !== "Fits" && verdict._tag !== "EstimatedOver" && ok.length === samples.length
+  return {
+    verdict,
+    replicates: o.replicates,
+    nErr: samples.length - ok.length + (outsideRequests ? 1 : 0),
+    tpsMedian: median(tps),
+    ttftMedianMs: median(ttfts),
+    ttftP95Ms: percentile(ttfts, 95),
+    calibration: o.calibration,
+    samples,
+    startedAt: o.startedAt,
+    server: {
+      promptTokens: medianOf(promptTokensOf),
+      promptN: medianOf((x) => x.serverTimings?.promptN),
+      promptTps: medianOf((x) => x.serverTimings?.promptPerSecond),
+      decodeTps: medianOf((x) => x.serverTimings?.predictedPerSecond),
+      requestMs: samples.some((x) => x.serverTimings?.promptMs != null)
+        ? samples.reduce((a, x) => a + (x.serverTimings?.promptMs ?? 0) + (x.serverTimings?.predictedMs ?? 0), 0)
+        : null
+    },
+    phases: o.phases,
+    spread: { tpsCi95: medianCi95(tps), ttftCi95Ms: medianCi95(ttfts), tpsCv: cv(tps), ttftCv: cv(ttfts) },
+    marginal: o.marginal,
+    background: o.background
+  }
+}
+
+/**
+ * One cell measured twice (SPEC N-2: more replicates, in a trial of their
+ * own): `more`'s samples appended to `first`'s and every figure recomputed.
+ * The merged cell is feasible only if both were (B-2: every replicate); its
+ * verdict is the first infeasible one. Phase times add up; the background is
+ * the busier of the two; `startedAt` and calibration stay the first's.
+ */
+export const mergeOutcomes = (first: TrialOutcome, more: TrialOutcome): TrialOutcome => {
+  const sum = (a: number | null, b: number | null) => (a === null && b === null ? null : (a ?? 0) + (b ?? 0))
+  const bg = [first.background, more.background].filter((b): b is Background => b !== null)
+  return summarizeTrial(first.verdict._tag !== "Fits" ? first.verdict : more.verdict, [...first.samples, ...more.samples], {
+    calibration: first.calibration,
+    replicates: first.replicates + more.replicates,
+    startedAt: first.startedAt,
+    phases: {
+      loadMs: sum(first.phases.loadMs, more.phases.loadMs),
+      preWarmMs: sum(first.phases.preWarmMs, more.phases.preWarmMs),
+      probeMs: sum(first.phases.probeMs, more.phases.probeMs)
+    },
+    marginal: first.marginal || more.marginal,
+    background: bg.length === 0 ? null : bg.reduce((a, b) => (b.othersCores > a.othersCores ? b : a))
+  })
 }
 
 
@@ -96,6 +211,14 @@ export interface TrialOutcome {
  * a recipe can be re-checked against the file it names (examples/verify-recipe.ts).
  * `verdict`: the tag of the trial's Verdict (domain/Verdict.ts); NULL on rows
  * stored before it was recorded (their kind is only in `notes`).
+ * The measurement's own error (SPEC N-1..N-3): 95 % intervals of the median
+ * tokens/s (`tps_ci95_lo`/`_hi`) and TTFT (`ttft_ci95_lo_ms`/`_hi_ms`), the
+ * coefficients of variation (`tps_cv`, `ttft_cv`), `marginal` (a Stage 1
+ * call near the gate, N-2), `background_cores` (average cores other
+ * processes used during the replicates) and `disturbed` (over
+ * `--max-background-cores`, N-3); NULL on rows stored before migration 0004
+ * or where not measured. A Stage 2 cell given more replicates (N-2) keeps one
+ * row, updated with the figures over all of them.
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   run_id: Schema.String,
@@ -125,7 +248,16 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   probe_ms: Schema.NullOr(Schema.Number),
   model_params: Schema.NullOr(Schema.Number),
   model_bytes: Schema.NullOr(Schema.Number),
-  verdict: Schema.NullOr(Schema.Literal(...VERDICT_TAGS))
+  verdict: Schema.NullOr(Schema.Literal(...VERDICT_TAGS)),
+  tps_ci95_lo: Schema.NullOr(Schema.Number),
+  tps_ci95_hi: Schema.NullOr(Schema.Number),
+  ttft_ci95_lo_ms: Schema.NullOr(Schema.Number),
+  ttft_ci95_hi_ms: Schema.NullOr(Schema.Number),
+  tps_cv: Schema.NullOr(Schema.Number),
+  ttft_cv: Schema.NullOr(Schema.Number),
+  marginal: Schema.NullOr(Schema.Literal(0, 1)),
+  background_cores: Schema.NullOr(Schema.Number),
+  disturbed: Schema.NullOr(Schema.Literal(0, 1))
 }) {
   /**
    * The row of a finished trial of `candidate` with `knobs` in run `runId`
@@ -170,7 +302,16 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
       probe_ms: o.phases.probeMs,
       model_params: candidate.paramCount,
       model_bytes: candidate.fileBytes,
-      verdict: o.verdict._tag
+      verdict: o.verdict._tag,
+      tps_ci95_lo: o.spread.tpsCi95?.[0] ?? null,
+      tps_ci95_hi: o.spread.tpsCi95?.[1] ?? null,
+      ttft_ci95_lo_ms: o.spread.ttftCi95Ms?.[0] ?? null,
+      ttft_ci95_hi_ms: o.spread.ttftCi95Ms?.[1] ?? null,
+      tps_cv: o.spread.tpsCv,
+      ttft_cv: o.spread.ttftCv,
+      marginal: o.marginal ? 1 : 0,
+      background_cores: o.background?.othersCores ?? null,
+      disturbed: o.background === null ? null : o.background.disturbed ? 1 : 0
     })
   }
 }

@@ -37,8 +37,20 @@ export const KnobsJson = Schema.Struct({
 })
 export type KnobsJson = typeof KnobsJson.Type
 
-/** F-2 `recommendation`. Units: tokens/s (`tps_median`), ms (`ttft_p95_ms`), tokens (`target_context`). */
-export class RecommendationJson extends Schema.Class<RecommendationJson>("RecommendationJson")({
+/** A 95 % interval `[lo, hi]` of a median (SPEC N-1), null when unmeasured. */
+export const Ci95 = Schema.NullOr(Schema.Tuple(Schema.Number, Schema.Number))
+
+/**
+ * F-2 `recommendation`. Units: tokens/s (`tps_median`), ms (`ttft_p95_ms`), tokens (`target_context`).
+ * SPEC N-1..N-3 add: `tps_ci95` and `ttft_ci95_ms` (95 % intervals of the median tokens/s
+ * and TTFT), `tps_cv` (coefficient of variation), `ttft_median_ms`, `marginal` (a Stage 1
+ * call near the gate, made on the median of more replicates), `disturbed` (it rests on a
+ * trial measured while other processes were busy), `tied_within_noise` (Stage 2 cells the
+ * noise could not tell from it at `--max-replicates`: the incumbent stayed) and
+ * `drift_check` (the winner measured once more after Stage 2; null when not made).
+ * `replicates` counts every replicate the figures are over.
+ */
+const recommendationFields = {
   model: Schema.String,
   target_context: Schema.Int,
   knobs: KnobsJson,
@@ -46,7 +58,39 @@ export class RecommendationJson extends Schema.Class<RecommendationJson>("Recomm
   ttft_p95_ms: Schema.NullOr(Schema.Number),
   replicates: Schema.Int,
   serve_command: Schema.String
+}
+
+const spreadFields = {
+  tps_ci95: Ci95,
+  ttft_ci95_ms: Ci95,
+  tps_cv: Schema.NullOr(Schema.Number),
+  ttft_median_ms: Schema.NullOr(Schema.Number),
+  marginal: Schema.Boolean,
+  disturbed: Schema.Boolean,
+  tied_within_noise: Schema.Array(Schema.Struct({
+    knobs: KnobsJson,
+    tps_median: Schema.NullOr(Schema.Number),
+    tps_ci95: Ci95,
+    replicates: Schema.Int
+  })),
+  drift_check: Schema.NullOr(Schema.Struct({
+    tps_median: Schema.NullOr(Schema.Number),
+    moved: Schema.Boolean,
+    remeasured: Schema.Array(KnobsJson)
+  }))
+}
+
+export class RecommendationJson extends Schema.Class<RecommendationJson>("RecommendationJson")({
+  ...recommendationFields,
+  ...spreadFields
 }) {}
+
+/**
+ * A recommendation as `tune_runs.recommendation_json` stored it, from any
+ * version (S-3): the N-1..N-3 fields only on runs that recorded them.
+ */
+export const StoredRecommendation = Schema.extend(Schema.Struct(recommendationFields), Schema.partial(Schema.Struct(spreadFields)))
+export type StoredRecommendation = typeof StoredRecommendation.Type
 
 /** F-2 `infeasible[]`: a candidate that failed, its 1-based rank in the candidate list, and why. */
 export const InfeasibleJson = Schema.Struct({
@@ -80,7 +124,9 @@ export class TuneDocument extends Schema.Class<TuneDocument>("TuneDocument")({
   recommendation: Schema.NullOr(RecommendationJson),
   alternates: Schema.Array(Schema.String),
   infeasible: Schema.Array(InfeasibleJson),
-  recipe_hash: Schema.NullOr(RecipeHashText)
+  recipe_hash: Schema.NullOr(RecipeHashText),
+  /** SPEC N-3: trials measured while other processes used more than `--max-background-cores`. */
+  disturbed_trials: Schema.Int
 }) {}
 
 /** The document as JSON text (Schema-encoded, SPEC F-2). */

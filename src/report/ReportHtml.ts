@@ -7,7 +7,7 @@ import { kvBitsText } from "../domain/Knobs.js"
 import { type CellScore, isNewBest } from "../domain/NewBest.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialRow } from "../domain/Trial.js"
-import { Inputs, Machine, RecommendationJson } from "../domain/TuneDocument.js"
+import { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js"
 
 /** What one report is rendered from. */
 export interface ReportInput {
@@ -42,7 +42,7 @@ export const jsonForScript = (value: unknown): string =>
 /** Script source safe inside `<script>`: any `</script` is broken as `<\/script` (same meaning in JS strings and regexes). */
 const scriptSafe = (js: string): string => js.replace(/<\/(script)/gi, "<\\/$1")
 
-const decodeRecommendation = Schema.decodeUnknownOption(Schema.parseJson(RecommendationJson))
+const decodeRecommendation = Schema.decodeUnknownOption(Schema.parseJson(StoredRecommendation))
 const decodeRecommendedModel = Schema.decodeUnknownOption(Schema.parseJson(Schema.Struct({ model: Schema.String })))
 const decodeMachine = Schema.decodeUnknownOption(Schema.parseJson(Machine))
 const decodeInputs = Schema.decodeUnknownOption(Schema.parseJson(Inputs))
@@ -169,7 +169,11 @@ const inputRows = (i: Inputs) =>
     ["tok/s tie epsilon", `${i.tps_tie_epsilon}`]
   ] as const
 
-const recommendationRows = (r: RecommendationJson) =>
+/** `lo–hi`, or a dash when there is no interval (runs stored before SPEC N-1). */
+const ci = (lo: number | null | undefined, hi: number | null | undefined, digits: number) =>
+  lo == null || hi == null ? dash : `${lo.toFixed(digits)}–${hi.toFixed(digits)}`
+
+const recommendationRows = (r: StoredRecommendation) =>
   [
     ["model", r.model],
     ["target context (tokens)", `${r.target_context}`],
@@ -178,8 +182,16 @@ const recommendationRows = (r: RecommendationJson) =>
     ["max_concurrency_override", orDefault(r.knobs.max_concurrency_override)],
     ...(r.knobs.threads === undefined ? [] : [["threads", orDefault(r.knobs.threads)] as const]),
     ["median tok/s", num(r.tps_median, 2)],
+    ["tok/s 95 % interval", ci(r.tps_ci95?.[0], r.tps_ci95?.[1], 2)],
     ["TTFT p95 (ms)", num(r.ttft_p95_ms, 0)],
+    ["TTFT median 95 % interval (ms)", ci(r.ttft_ci95_ms?.[0], r.ttft_ci95_ms?.[1], 0)],
     ["replicates", `${r.replicates}`],
+    ...(r.marginal === true ? [["marginal", "yes: TTFT near the gate, called on the median of more replicates (SPEC N-2)"] as const] : []),
+    ...(r.disturbed === true ? [["disturbed", "yes: measured while other processes were busy (SPEC N-3)"] as const] : []),
+    ...((r.tied_within_noise ?? []).length > 0
+      ? [["tied within noise", `${r.tied_within_noise!.length} cell(s) the noise could not tell from it (SPEC N-2)`] as const]
+      : []),
+    ...(r.drift_check == null ? [] : [["drift check", r.drift_check.moved ? "moved: cells in its tie band measured again" : "held"] as const]),
     ["serve command", r.serve_command]
   ] as const
 
@@ -187,8 +199,12 @@ const recommendationRows = (r: RecommendationJson) =>
 const trialRow = (t: TrialRow, n: number, winner: boolean): string => {
   const cells = [
     `${n}`, `${t.stage}`, t.model, kvBitsText(t.kv_bits), orDefault(t.max_context_cap), orDefault(t.max_batch),
-    orDefault(t.threads), num(t.tps, 2), num(t.ttft_ms, 0), num(t.ttft_p95_ms, 0), `${t.replicates_n}`,
-    t.fits === 1 ? "yes" : "no", t.notes ?? "", t.started_at
+    orDefault(t.threads), num(t.tps, 2), ci(t.tps_ci95_lo, t.tps_ci95_hi, 2), num(t.ttft_ms, 0),
+    ci(t.ttft_ci95_lo_ms, t.ttft_ci95_hi_ms, 0), num(t.ttft_p95_ms, 0), `${t.replicates_n}`,
+    t.fits === 1 ? "yes" : "no",
+    [t.notes ?? "", t.marginal === 1 ? "marginal (N-2)" : "", t.disturbed === 1 ? `disturbed: others used ${num(t.background_cores, 2)} cores (N-3)` : ""]
+      .filter(Boolean).join("; "),
+    t.started_at
   ].map(escapeHtml)
   const mark = winner ? ` <span class="winner-mark" title="winner">★ winner</span>` : ""
   const cls = [winner ? "winner" : "", t.fits === 1 ? "fits" : "infeasible"].filter(Boolean).join(" ")
@@ -317,8 +333,8 @@ export const renderReport = ({ chartJs, run, trials }: ReportInput): string => {
     ["spec version", run.spec_version],
     ["recipe hash", run.recipe_hash ?? dash]
   ])
-  const head = ["#", "stage", "model", "kv_bits", "max_context_cap", "max_batch", "threads", "tok/s",
-    "TTFT median (ms)", "TTFT p95 (ms)", "replicates", "fits", "reason", "started at"]
+  const head = ["#", "stage", "model", "kv_bits", "max_context_cap", "max_batch", "threads", "tok/s", "tok/s 95 % CI",
+    "TTFT median (ms)", "TTFT 95 % CI (ms)", "TTFT p95 (ms)", "replicates", "fits", "reason", "started at"]
   const trialTable = measured.length === 0
     ? `<p class="none">No measured trials.</p>`
     : `<table class="trials" id="trials">

@@ -84,6 +84,23 @@ const migrations = SqliteMigrator.fromRecord({
   "0003_trial_verdict": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE tune_trials ADD COLUMN verdict TEXT`
+  }),
+  // The measurement's own error (SPEC N-1..N-3): intervals, variation, marginal calls, background load.
+  "0004_trial_spread": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    for (
+      const column of [
+        "tps_ci95_lo REAL",
+        "tps_ci95_hi REAL",
+        "ttft_ci95_lo_ms REAL",
+        "ttft_ci95_hi_ms REAL",
+        "tps_cv REAL",
+        "ttft_cv REAL",
+        "marginal INTEGER",
+        "background_cores REAL",
+        "disturbed INTEGER"
+      ]
+    ) yield* sql.unsafe(`ALTER TABLE tune_trials ADD COLUMN ${column}`)
   })
 })
 
@@ -114,6 +131,18 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
       /** Inserts one trial row (S-1); returns its trial_id. */
       insertTrial: (t: TrialRow) =>
         insertTrialRow(t).pipe(Effect.map((r) => r.trial_id), Effect.mapError(storeFailed("insert trial"))),
+      /**
+       * Replaces the figures of trial `trialId` with `t`'s (SPEC N-2: a cell
+       * given more replicates keeps one row); run, stage, model, knobs and
+       * `kept` stay. Fails with StoreFailed ("update trial").
+       */
+      updateTrial: (trialId: number, t: TrialRow) => {
+        const { run_id: _r, stage: _s, model: _m, kept: _k, ...figures } = t
+        return sql`UPDATE tune_trials SET ${sql.update({ ...figures })} WHERE trial_id = ${trialId}`.pipe(
+          Effect.asVoid,
+          Effect.mapError(storeFailed("update trial"))
+        )
+      },
       /** Marks the final Stage 2 winner (B-4). */
       markKept: (trialId: number) =>
         sql`UPDATE tune_trials SET kept = 1 WHERE trial_id = ${trialId}`.pipe(

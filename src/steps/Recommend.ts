@@ -18,6 +18,7 @@ import {
 import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 import type { TrialOutcome } from "../domain/Trial.js"
 import type { Rejected } from "./Stage1.js"
+import type { DriftCheck, MeasuredCell } from "./Stage2.js"
 
 /** The recommendation as measured: model, knobs, and the trial that measured them. */
 export interface Recommended {
@@ -53,7 +54,17 @@ export interface RunSummary {
   readonly maxTokens: number
   readonly recommended: Recommended | null
   readonly rejected: ReadonlyArray<Rejected>
+  /** Trials measured while other processes were busy (N-3), whether measured again or not. */
+  readonly disturbedTrials: number
+  /** Stage 2 cells the noise could not tell from the recommendation at `--max-replicates` (N-2). */
+  readonly tiedWithinNoise: ReadonlyArray<MeasuredCell>
+  /** Stage 2's drift check of the recommendation (N-2); null when none was made. */
+  readonly drift: DriftCheck | null
 }
+
+/** A 95 % interval as `[lo–hi]` with `digits` decimals (SPEC N-1); empty when there is none. */
+export const formatCi = (ci: readonly [number, number] | null, digits: number): string =>
+  ci === null ? "" : `[${ci[0].toFixed(digits)}–${ci[1].toFixed(digits)}]`
 
 /**
  * Builds the F-2 document. Alternates (F-1) are the candidates strictly smaller
@@ -88,9 +99,27 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       knobs,
       tps_median: rec.outcome.tpsMedian,
       ttft_p95_ms: rec.outcome.ttftP95Ms,
-      replicates: rec.outcome.replicates,
-      serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.maxTokens)
+      replicates: rec.outcome.samples.length,
+      serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.maxTokens),
+      tps_ci95: rec.outcome.spread.tpsCi95,
+      ttft_ci95_ms: rec.outcome.spread.ttftCi95Ms,
+      tps_cv: rec.outcome.spread.tpsCv,
+      ttft_median_ms: rec.outcome.ttftMedianMs,
+      marginal: rec.outcome.marginal,
+      disturbed: rec.outcome.background?.disturbed === true,
+      tied_within_noise: s.tiedWithinNoise.map((c) => ({
+        knobs: knobsJson(c.knobs, s.adapter),
+        tps_median: c.outcome.tpsMedian,
+        tps_ci95: c.outcome.spread.tpsCi95,
+        replicates: c.outcome.samples.length
+      })),
+      drift_check: s.drift === null ? null : {
+        tps_median: s.drift.tpsMedian,
+        moved: s.drift.moved,
+        remeasured: s.drift.remeasured.map((k) => knobsJson(k, s.adapter))
+      }
     }),
+    disturbed_trials: s.disturbedTrials,
     alternates,
     infeasible: s.rejected.map((r) => ({ model: r.candidate.id, rank: r.candidate.rank, reason: notesOf(r.verdict) ?? "" })),
     recipe_hash: rec === null || knobs === null ? null : recipeHash({ machine: s.machine, inputs: s.inputs, recommendation: { model: rec.candidate.id, knobs } })
@@ -110,13 +139,35 @@ export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
     lines.push(
       `model:        ${rec.model} (${formatParams(s.recommended.candidate.paramCount)})`,
       `knobs:        ${describeKnobs(s.recommended.knobs)}`,
-      `tok/s median: ${fmt(rec.tps_median)}`,
-      `TTFT p95:     ${fmt(rec.ttft_p95_ms, 0)} ms at ${rec.target_context} tokens of context`,
+      `tok/s median: ${fmt(rec.tps_median)} ${formatCi(rec.tps_ci95, 1)} (95 % interval)${
+        rec.tps_cv === null ? "" : `, CV ${(rec.tps_cv * 100).toFixed(0)} %`
+      }`,
+      `TTFT p95:     ${fmt(rec.ttft_p95_ms, 0)} ms at ${rec.target_context} tokens of context (median ${fmt(rec.ttft_median_ms, 0)} ms ${
+        formatCi(rec.ttft_ci95_ms, 0)
+      })`,
       `replicates:   ${rec.replicates}`,
+      ...(rec.marginal ? [`marginal:     TTFT near the ${s.inputs.gate_ttft_ms} ms gate: called on the median of ${rec.replicates} replicates (SPEC N-2)`] : []),
+      ...(s.tiedWithinNoise.length === 0 ? [] : [
+        `tied:         kept over cells the noise could not tell from it at the replicate cap (SPEC N-2): ${
+          s.tiedWithinNoise.map((c) => `${describeKnobs(c.knobs)} ${fmt(c.outcome.tpsMedian)} tok/s ${formatCi(c.outcome.spread.tpsCi95, 1)}`)
+            .join("; ")
+        }`
+      ]),
+      ...(rec.drift_check === null ? [] : [
+        `drift check:  ${
+          rec.drift_check.moved
+            ? `moved (${fmt(rec.drift_check.tps_median)} tok/s on a re-measure); ${rec.drift_check.remeasured.length} cell(s) in its tie band measured again`
+            : `held (${fmt(rec.drift_check.tps_median)} tok/s on a re-measure)`
+        }`
+      ]),
+      ...(rec.disturbed ? ["WARNING:      this recommendation rests on a trial measured while other processes were busy (SPEC N-3); tune again on a quiet machine"] : []),
       `serve:        ${rec.serve_command}`,
       `alternates:   ${doc.alternates.length === 0 ? "none" : doc.alternates.join(", ")} (smaller, not measured)`,
       `recipe hash:  ${doc.recipe_hash}`
     )
+  }
+  if (doc.disturbed_trials > 0) {
+    lines.push(`disturbed:    ${doc.disturbed_trials} trial(s) measured while other processes were busy (over --max-background-cores; re-run when quiet)`)
   }
   // Measured failures and estimate skips are listed apart: the latter were never launched.
   const measured = s.rejected.filter((r) => !isEstimatedOver(r.verdict))

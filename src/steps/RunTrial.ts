@@ -10,12 +10,13 @@ import { classifyPreWarmFailure } from "../domain/IntegrityMarkers.js"
 import type { Knobs } from "../domain/Knobs.js"
 import { type Calibration, PROMPT_TOLERANCE, promptOfWords, wordsForTokens } from "../domain/Prompt.js"
 import { median, percentile } from "../domain/Stats.js"
-import type { ProbeSample, TrialOutcome } from "../domain/Trial.js"
+import { type Background, type ProbeSample, promptTokensOf, summarizeTrial, type TrialOutcome } from "../domain/Trial.js"
 import { notesOf, Verdict } from "../domain/Verdict.js"
 import { availableMemoryBytes, estimateMemory } from "../gguf/MemoryEstimate.js"
 import { readModelInfo } from "../gguf/ModelInfo.js"
 import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { CandidateProvider } from "../services/CandidateProvider.js"
+import { CpuMeter, othersCores } from "../services/CpuMeter.js"
 import { preWarm } from "./PreWarm.js"
 import { probeOnce } from "./Probe.js"
 
@@ -36,6 +37,12 @@ export interface TrialSettings {
   readonly estimate: boolean
   /** `--memory-limit` in GiB, null for what the machine has available (availableMemoryBytes). */
   readonly memoryLimitGiB: number | null
+  /**
+   * SPEC N-3 `--max-background-cores`: a trial during whose replicates other
+   * processes used more cores than this on average is disturbed; null turns
+   * the guard off (nothing is marked).
+   */
+  readonly maxBackgroundCores: number | null
 }
 
 /**
@@ -76,14 +83,25 @@ const replicate = (run: (i: number) => Effect.Effect<ProbeSample, never, HttpCli
  * its own verdict (`StartFailed`, or the pre-warm request's failure); a gate
  * miss, provider death or prompt-size miss (> 5 %, P-1) is its verdict too
  * (G-1). Never fails: aborting on integrity is the caller's decision.
+ *
+ * SPEC N-2, Stage 1 (`marginalUpTo` set, the `--max-replicates` cap): requests
+ * are cut off only at the gate + 15 % (MARGINAL_BAND), and when the first
+ * `replicates` put the TTFT p95 within ±15 % of the gate or on both sides of
+ * it, the trial goes on to `marginalUpTo` replicates and is called on their
+ * median TTFT, marked `marginal`. Otherwise every replicate must be within
+ * the gate (B-2, G-1). SPEC N-3: CpuMeter snapshots around the replicates give
+ * the cores other processes used (the candidate's process group and this
+ * tuner left out); over `maxBackgroundCores` the outcome is `disturbed`
+ * (not judged when the replicates took under MIN_GUARD_WINDOW_MS).
  */
 export const runTrial = (
   s: TrialSettings,
   candidate: Candidate,
   knobs: Knobs,
   replicates: number,
-  known: Calibration | null
-): Effect.Effect<TrialOutcome, never, CandidateProvider | HttpClient.HttpClient> =>
+  known: Calibration | null,
+  marginalUpTo: number | null = null
+): Effect.Effect<TrialOutcome, never, CandidateProvider | CpuMeter | HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const provider = yield* CandidateProvider
     const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
@@ -94,8 +112,12 @@ export const runTrial = (
       probeMs: null
     }
     const since = (t0: number) => Effect.map(Clock.currentTimeMillis, (t) => t - t0)
-    const summarize = (verdict: Verdict, samples: ReadonlyArray<ProbeSample> = [], calibration: Calibration | null = null) =>
-      summarizeTrial(verdict, samples, calibration, replicates, startedAt, { ...phases })
+    const summarize = (
+      verdict: Verdict,
+      samples: ReadonlyArray<ProbeSample> = [],
+      calibration: Calibration | null = null,
+      judged: { readonly marginal: boolean; readonly background: Background | null } = { marginal: false, background: null }
+    ) => summarizeTrial(verdict, samples, { calibration, replicates, startedAt, phases: { ...phases }, ...judged })
     // SPEC D-2: a failure before measurement is classified from its reason and the provider's output.
     const preWarmFailed = (failure: Verdict, outputTail: string) => {
       const reason = notesOf(failure) ?? ""
@@ -169,31 +191,61 @@ export const runTrial = (
     const calibration = warm.calibration
     const words = wordsForTokens(calibration, s.targetContext)
     const samples: Array<ProbeSample> = []
+    const gate = s.gateTtftMs
+    // N-2: a Stage 1 request is cut off only past the marginal band, so a TTFT just over the gate is measured.
+    const cutoff = marginalUpTo === null ? gate : Math.min(Math.round(gate * (1 + MARGINAL_BAND)), s.requestTimeoutMs)
+    const meter = yield* CpuMeter
+    const group = server.pid > 0 ? server.pid : null
+    const before = yield* meter.snapshot(group)
     const t2 = yield* Clock.currentTimeMillis
-    for (let i = 0; i < replicates; i++) {
-      // Every request gets its own prompt variant: no two share a cacheable prefix.
-      const { merged: sample, parts } = yield* replicate(
-        (j) =>
-          probeOnce(server, {
-            prompt: promptOfWords(words, 1 + i * concurrent + j),
-            maxTokens: s.maxTokens,
-            gateTtftMs: s.gateTtftMs,
-            requestTimeoutMs: s.requestTimeoutMs
-          }),
-        concurrent
-      )
-      samples.push(sample)
-      phases.probeMs = yield* since(t2)
-      if (sample.failure !== null) return summarize(sample.failure, samples, calibration)
-      // P-1 for every request of the replicate, not only the first.
-      const missed = parts.map(promptTokensOf).find((n) =>
-        n !== null && Math.abs(n - s.targetContext) > PROMPT_TOLERANCE * s.targetContext
-      )
-      if (missed !== undefined && missed !== null) {
-        return summarize(Verdict.PromptMiss({ promptTokens: missed, targetContext: s.targetContext }), samples, calibration)
+    let marginal = false
+    const probes = Effect.gen(function*() {
+      let target = replicates
+      for (let i = 0; i < target; i++) {
+        // Every request gets its own prompt variant: no two share a cacheable prefix.
+        const { merged: sample, parts } = yield* replicate(
+          (j) =>
+            probeOnce(server, {
+              prompt: promptOfWords(words, 1 + i * concurrent + j),
+              maxTokens: s.maxTokens,
+              gateTtftMs: cutoff,
+              requestTimeoutMs: s.requestTimeoutMs
+            }),
+          concurrent
+        )
+        samples.push(sample)
+        phases.probeMs = yield* since(t2)
+        if (sample.failure !== null) {
+          // A request cut off at the marginal band's edge missed the gate itself: say the gate.
+          return sample.failure._tag === "GateMissed" ? Verdict.GateMissed({ ...sample.failure, gateTtftMs: gate }) : sample.failure
+        }
+        // P-1 for every request of the replicate, not only the first.
+        const missed = parts.map(promptTokensOf).find((n) =>
+          n !== null && Math.abs(n - s.targetContext) > PROMPT_TOLERANCE * s.targetContext
+        )
+        if (missed !== undefined && missed !== null) {
+          return Verdict.PromptMiss({ promptTokens: missed, targetContext: s.targetContext })
+        }
+        if (i === target - 1 && marginalUpTo !== null && !marginal && isMarginal(ttftsOf(samples), gate)) {
+          marginal = true
+          target = Math.max(target, marginalUpTo)
+        }
       }
-    }
-    return summarize(Verdict.Fits(), samples, calibration)
+      // G-1 on the gate: every replicate within it; a marginal call (N-2) on the median of all of them.
+      const ttfts = ttftsOf(samples)
+      const judged = marginal ? median(ttfts) : Math.max(...ttfts)
+      return judged !== null && judged > gate ? Verdict.GateMissed({ phase: "probe", gateTtftMs: gate, ttftMs: judged }) : Verdict.Fits()
+    })
+    const verdict = yield* probes
+    const after = yield* meter.snapshot(group)
+    // Over a shorter window a few clock ticks of any process read as whole cores: not a measurement.
+    const cores = before === null || after === null || (phases.probeMs ?? 0) < MIN_GUARD_WINDOW_MS ? null : othersCores(before, after)
+    return summarize(verdict, samples, calibration, {
+      marginal,
+      background: cores === null
+        ? null
+        : { othersCores: cores, disturbed: s.maxBackgroundCores !== null && cores > s.maxBackgroundCores }
+    })
   }).pipe(Effect.scoped)
 
 /**
@@ -210,45 +262,27 @@ const errorLines = (tail: string): string => {
   return picked.join(" | ")
 }
 
-/** Prompt tokens as the provider counted them (SPEC P-1): `usage.prompt_tokens`, else llama.cpp's `timings.prompt_n`. */
-const promptTokensOf = (x: ProbeSample): number | null => x.promptTokens ?? x.serverTimings?.promptN ?? null
+/**
+ * SPEC N-3: the shortest run of replicates the guard judges, ms. /proc counts
+ * CPU time in 10 ms ticks, so over a shorter window one tick of any process
+ * reads as a whole core.
+ */
+export const MIN_GUARD_WINDOW_MS = 1000
 
-const summarizeTrial = (
-  verdict: Verdict,
-  samples: ReadonlyArray<ProbeSample>,
-  calibration: Calibration | null,
-  replicates: number,
-  startedAt: string,
-  phases: TrialOutcome["phases"]
-): TrialOutcome => {
-  const ok = samples.filter((x) => x.failure === null)
-  const medianOf = (f: (x: ProbeSample) => number | null | undefined) =>
-    median(samples.flatMap((x) => {
-      const v = f(x)
-      return v === null || v === undefined ? [] : [v]
-    }))
-  const ttfts = ok.flatMap((x) => (x.ttftMs === null ? [] : [x.ttftMs]))
-  // A failure outside the requests (start, pre-warm, P-1) counts as one error; an estimate skip sent none.
-  const outsideRequests = verdict._tag !== "Fits" && verdict._tag !== "EstimatedOver" && ok.length === samples.length
-  return {
-    verdict,
-    replicates,
-    nErr: samples.length - ok.length + (outsideRequests ? 1 : 0),
-    tpsMedian: median(ok.flatMap((x) => (x.tps === null ? [] : [x.tps]))),
-    ttftMedianMs: median(ttfts),
-    ttftP95Ms: percentile(ttfts, 95),
-    calibration,
-    samples,
-    startedAt,
-    server: {
-      promptTokens: medianOf(promptTokensOf),
-      promptN: medianOf((x) => x.serverTimings?.promptN),
-      promptTps: medianOf((x) => x.serverTimings?.promptPerSecond),
-      decodeTps: medianOf((x) => x.serverTimings?.predictedPerSecond),
-      requestMs: samples.some((x) => x.serverTimings?.promptMs != null)
-        ? samples.reduce((a, x) => a + (x.serverTimings?.promptMs ?? 0) + (x.serverTimings?.predictedMs ?? 0), 0)
-        : null
-    },
-    phases
-  }
+/** SPEC N-2: how far around the gate (±15 %) a Stage 1 TTFT p95 counts as marginal. */
+export const MARGINAL_BAND = 0.15
+
+/** The TTFTs (ms) of the feasible samples. */
+const ttftsOf = (samples: ReadonlyArray<ProbeSample>): Array<number> =>
+  samples.flatMap((x) => (x.failure === null && x.ttftMs !== null ? [x.ttftMs] : []))
+
+/**
+ * SPEC N-2: a Stage 1 call is marginal when the TTFT p95 lies within ±15 % of
+ * the gate, or the replicates fall on both sides of it.
+ */
+export const isMarginal = (ttfts: ReadonlyArray<number>, gateMs: number): boolean => {
+  const p95 = percentile(ttfts, 95)
+  if (p95 === null) return false
+  const both = ttfts.some((t) => t > gateMs) && ttfts.some((t) => t <= gateMs)
+  return both || Math.abs(p95 - gateMs) <= MARGINAL_BAND * gateMs
 }

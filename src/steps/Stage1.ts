@@ -9,6 +9,8 @@ import { bySizeAscending, type Candidate, formatParams } from "../domain/Candida
 import { Knobs } from "../domain/Knobs.js"
 import { notesOf, type Verdict } from "../domain/Verdict.js"
 import type { CandidateProvider } from "../services/CandidateProvider.js"
+import type { CpuMeter } from "../services/CpuMeter.js"
+import { measureQuietly } from "./QuietGuard.js"
 import type { TrialOutcome } from "../domain/Trial.js"
 import { runTrial, type TrialSettings } from "./RunTrial.js"
 
@@ -43,22 +45,36 @@ export const allInfeasibleMessage = (rejected: ReadonlyArray<Rejected>): string 
  * Stage 1, model selection (SPEC A-1..A-3): tries candidates in the given order,
  * each with default knobs at the target context over `replicates` requests,
  * and STOPS at the first feasible one — later candidates are never started.
- * `record` sees every trial as it finishes (persist, print). Fails with
- * AllInfeasible (message per A-4) when none is feasible, and with
- * PreWarmIntegrityFailure (D-2) as soon as a candidate's pre-warm failure is
- * classified as integrity — after `record` has seen that trial.
+ * A call near the gate (N-2) gets up to `maxReplicates` replicates and is
+ * made on their median TTFT (`runTrial`, marked `marginal`); a disturbed
+ * trial (N-3) is measured again when the machine is quiet (`measureQuietly`,
+ * guard at `settings.maxBackgroundCores`).
+ * `record` sees every trial as it finishes (persist, print), `superseded`
+ * true for a disturbed one that was measured again. Fails with AllInfeasible
+ * (message per A-4) when none is feasible, and with PreWarmIntegrityFailure
+ * (D-2) as soon as a candidate's pre-warm failure is classified as integrity
+ * — after `record` has seen that trial.
  */
 export const stage1 = <E, R>(
   settings: TrialSettings,
   candidates: ReadonlyArray<Candidate>,
   replicates: number,
-  record: (candidate: Candidate, outcome: TrialOutcome) => Effect.Effect<void, E, R>
-): Effect.Effect<Chosen, AllInfeasible | PreWarmIntegrityFailure | E, R | CandidateProvider | HttpClient.HttpClient> =>
+  record: (candidate: Candidate, outcome: TrialOutcome, superseded: boolean) => Effect.Effect<void, E, R>,
+  maxReplicates: number = replicates
+): Effect.Effect<
+  Chosen,
+  AllInfeasible | PreWarmIntegrityFailure | E,
+  R | CandidateProvider | CpuMeter | HttpClient.HttpClient
+> =>
   Effect.gen(function*() {
     const rejected: Array<Rejected> = []
     for (const candidate of candidates) {
-      const outcome = yield* runTrial(settings, candidate, Knobs.defaults, replicates, null)
-      yield* record(candidate, outcome)
+      const outcome = yield* measureQuietly(
+        runTrial(settings, candidate, Knobs.defaults, replicates, null, maxReplicates),
+        settings.maxBackgroundCores,
+        (o) => record(candidate, o, true)
+      )
+      yield* record(candidate, outcome, false)
       if (outcome.verdict._tag === "Fits") return { candidate, outcome }
       yield* abortOnIntegrity(candidate, outcome)
       rejected.push({ candidate, verdict: outcome.verdict })

@@ -1,3 +1,4 @@
+import { NO_SPREAD } from "../../src/domain/Trial.js"
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
@@ -59,9 +60,9 @@ describe("model size from metadata (SPEC A-4, F-1)", () => {
       candidates, targetContext: 2048, maxTokens: 64,
       recommended: {
         candidate: candidates[1]!, knobs: Knobs.defaults,
-        outcome: { verdict: Verdict.Fits(), replicates: 1, nErr: 0, tpsMedian: 1, ttftMedianMs: 1, ttftP95Ms: 1, calibration: null, samples: [], startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null } }
+        outcome: { verdict: Verdict.Fits(), replicates: 1, nErr: 0, tpsMedian: 1, ttftMedianMs: 1, ttftP95Ms: 1, calibration: null, samples: [], startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null }, spread: NO_SPREAD, marginal: false, background: null }
       },
-      rejected: []
+      rejected: [], disturbedTrials: 0, tiedWithinNoise: [], drift: null
     })
     expect(doc.alternates).toEqual([small])
   })

@@ -10,11 +10,13 @@ import {
   BudgetExhausted,
   type Candidate,
   cells,
+  type ClimbCell,
   gridSearch,
   Knobs,
   runTrial,
   stage1,
-  type StubEvent
+  type StubEvent,
+  type TrialOutcome
 } from "llm-autotune"
 import { fakeHttp, fakeProvider, simulatedSettings, startsAndStops } from "../support/simulatedProvider.js"
 
@@ -33,14 +35,18 @@ const script = (candidates: ReadonlyArray<Candidate>, budgetMs: number, best: Re
     yield* Ref.set(best, { model: chosen.candidate.id, knobs: Knobs.defaults, tps: chosen.outcome.tpsMedian })
     yield* gridSearch(
       cells({ kvBits: [null, 8, 4], maxContext: [100], maxBatch: [1], threads: [] }),
-      0.1,
+      // The replicate cap at the replicates: no close decision gets more (SPEC N-2).
+      { epsilon: 0.1, maxReplicates: 3 },
       (knobs) =>
-        Effect.map(runTrial(settings, chosen.candidate, knobs, 3, chosen.outcome.calibration), (o) => ({
+        Effect.map(runTrial(settings, chosen.candidate, knobs, 3, chosen.outcome.calibration), (o): ClimbCell<TrialOutcome> => ({
           knobs,
           feasible: o.verdict._tag === "Fits",
           score: { tps: o.tpsMedian, ttftMs: o.ttftMedianMs },
+          interval: { tps: o.spread.tpsCi95, ttftMs: o.spread.ttftCi95Ms },
+          replicates: o.samples.length,
           value: o
         })),
+      Effect.succeed,
       (cell, newBest) => newBest ? Ref.set(best, { model: chosen.candidate.id, knobs: cell.knobs, tps: cell.value.tpsMedian }) : Effect.void
     )
   }).pipe(Effect.timeoutFail({ duration: `${budgetMs} millis`, onTimeout: () => over(budgetMs) }))

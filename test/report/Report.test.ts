@@ -126,7 +126,8 @@ const trial = (over: Partial<ConstructorParameters<typeof TrialRow>[0]>) =>
     max_batch: null, threads: null, replicates_n: 3, tps: 9.7, ttft_ms: 2300, ttft_p95_ms: 2400, n_err: 0, fits: 1,
     kept: 0, notes: null, started_at: "2026-01-01T00:00:10.000Z", prompt_tokens: null, server_prompt_n: null,
     server_prompt_tps: null, server_decode_tps: null, server_request_ms: null, load_ms: null, prewarm_ms: null, probe_ms: null, model_params: null,
-    model_bytes: null, verdict: null, ...over
+    model_bytes: null, verdict: null, tps_ci95_lo: null, tps_ci95_hi: null, ttft_ci95_lo_ms: null, ttft_ci95_hi_ms: null,
+    tps_cv: null, ttft_cv: null, marginal: null, background_cores: null, disturbed: null, ...over
   })
 
 /** The `<tbody>` rows of `table#trials`. */

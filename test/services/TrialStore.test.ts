@@ -1,3 +1,4 @@
+import { NO_SPREAD } from "../../src/domain/Trial.js"
 /**
  * The trial store's migrations (SPEC S-3): a database written before the
  * verdict column (migration 0003) opens, gains the column, and keeps its rows,
@@ -26,17 +27,20 @@ const outcome = (verdict: Verdict): TrialOutcome => ({
   verdict, replicates: 0, nErr: 0, tpsMedian: null, ttftMedianMs: null, ttftP95Ms: null, calibration: null, samples: [],
   startedAt: "2026-01-01T00:00:00.000Z",
   server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null },
-  phases: { loadMs: null, preWarmMs: null, probeMs: null }
+  phases: { loadMs: null, preWarmMs: null, probeMs: null }, spread: NO_SPREAD, marginal: false, background: null
 })
 
 describe("trial store migrations (SPEC S-1, S-3)", () => {
-  it.effect("S-3 a database from before the verdict column keeps its rows (verdict NULL, read by notes); new rows carry their verdict", () =>
+  it.effect("S-3 N-1 a database from before the verdict and spread columns keeps its rows (NULL there, read by notes); new rows carry their verdict and spread", () =>
     Effect.gen(function*() {
       const db = Path.join(tempDir(), "runs.db")
-      // Today's schema, taken back to 0002: no verdict column, migration 3 not recorded.
+      // Today's schema, taken back to 0002: no verdict or spread columns, migrations 3 and 4 not recorded.
       yield* Effect.flatMap(TrialStore, (s) => s.latestRunId()).pipe(Effect.provide(TrialStore.layer(db)))
       const old = new Sqlite(db)
-      old.exec("ALTER TABLE tune_trials DROP COLUMN verdict; DELETE FROM effect_sql_migrations WHERE migration_id = 3;")
+      old.exec([
+        "verdict", "tps_ci95_lo", "tps_ci95_hi", "ttft_ci95_lo_ms", "ttft_ci95_hi_ms", "tps_cv", "ttft_cv", "marginal",
+        "background_cores", "disturbed"
+      ].map((c) => `ALTER TABLE tune_trials DROP COLUMN ${c};`).join(" ") + " DELETE FROM effect_sql_migrations WHERE migration_id >= 3;")
       old.exec(`INSERT INTO tune_runs (run_id, started_at, spec_version, machine_json, inputs_json) VALUES ('old', '2026-01-01T00:00:00.000Z', '1', '{}', '{}')`)
       old.prepare(`INSERT INTO tune_trials (run_id, stage, model, target_context, replicates_n, n_err, fits, notes, started_at)
         VALUES ('old', 1, 'huge', 2048, 0, 0, 0, ?, '2026-01-01T00:00:00.000Z')`).run("estimated 9.0 GiB > 8.0 GiB available")
@@ -54,6 +58,7 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
         ["small", "EstimatedOver", "estimated 8.0 GiB > 4.0 GiB available"]
       ])
       assert.deepStrictEqual(rows.map(isEstimated), [true, true])
+      assert.deepStrictEqual(rows.map((r) => [r.tps_ci95_lo, r.marginal, r.disturbed]), [[null, null, null], [null, 0, null]])
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.effect("S-4 pruneRuns keeps the newest N runs and only their trials; 0 keeps all", () =>

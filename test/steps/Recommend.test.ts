@@ -1,3 +1,4 @@
+import { NO_SPREAD } from "../../src/domain/Trial.js"
 import { describe, expect, it } from "@effect/vitest"
 import type { Candidate } from "../../src/domain/Candidate.js"
 import { Knobs } from "../../src/domain/Knobs.js"
@@ -12,7 +13,7 @@ import { allInfeasibleMessage } from "../../src/steps/Stage1.js"
 const cand = (id: string, rank: number, paramCount: number | null): Candidate => ({ id, model: id, rank, paramCount, ggufFile: false, fileBytes: null })
 const outcome: TrialOutcome = {
   verdict: Verdict.Fits(), replicates: 3, nErr: 0, tpsMedian: 40, ttftMedianMs: 900, ttftP95Ms: 1000, calibration: null, samples: [],
-  startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null }
+  startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null }, spread: NO_SPREAD, marginal: false, background: null
 }
 const machine = new Machine({ ram_gb: 24, chip: "test cpu", os_version: "Linux 6", binary_version: null })
 const summary = (candidates: ReadonlyArray<Candidate>, chosen: Candidate, over: Partial<RunSummary> = {}): RunSummary => ({
@@ -22,7 +23,7 @@ const summary = (candidates: ReadonlyArray<Candidate>, chosen: Candidate, over: 
     stage2_replicates: 3, gate_ttft_ms: 60000, tps_tie_epsilon: 0.1 }),
   adapter: macProvider("macprovider-cli"), candidates, targetContext: 2048, maxTokens: 64,
   recommended: { candidate: chosen, knobs: new Knobs({ kvBits: null, maxContext: 2048, maxBatch: 1, threads: null }), outcome },
-  rejected: [], ...over
+  rejected: [], disturbedTrials: 0, tiedWithinNoise: [], drift: null, ...over
 })
 
 describe("recommendation document (SPEC F-1, F-2)", () => {

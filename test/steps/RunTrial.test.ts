@@ -12,11 +12,12 @@ import { notesOf } from "../../src/domain/Verdict.js"
 import { embedded } from "../../src/providers/Embedded.js"
 import { CandidateProvider, type StubEvent } from "../../src/services/CandidateProvider.js"
 import { runTrial, type TrialSettings } from "../../src/steps/RunTrial.js"
+import { CpuMeter } from "../../src/services/CpuMeter.js"
 import { tinyModelPath } from "../support/models.js"
 
 const settings = (estimate: boolean): TrialSettings => ({
   adapter: embedded(null), targetContext: 256, maxTokens: 8, gateTtftMs: 60_000, requestTimeoutMs: 120_000,
-  readyTimeoutMs: 60_000, logDir: "/tmp", estimate, memoryLimitGiB: 0.01
+  readyTimeoutMs: 60_000, logDir: "/tmp", estimate, memoryLimitGiB: 0.01, maxBackgroundCores: null
 })
 
 /** Runs one trial of the tiny model with a provider whose start only counts and fails. */
@@ -34,7 +35,7 @@ const trial = (estimate: boolean, maxBatch: number | null = null) =>
       new Knobs({ kvBits: null, maxContext: null, maxBatch, threads: null }),
       1,
       null
-    ).pipe(Effect.provide(Layer.merge(provider, noHttp)))
+    ).pipe(Effect.provide(Layer.mergeAll(provider, noHttp, CpuMeter.Stub(() => 0))))
     const starts = (yield* Ref.get(journal)).flatMap((e) => (e._tag === "Start" ? [e.options.spec.knobs.maxBatch] : []))
     return { outcome, starts }
   }))

@@ -7,6 +7,7 @@ import { HttpClient } from "@effect/platform"
 import { Effect, Layer, Ref } from "effect"
 import { macProvider } from "../../src/providers/MacProvider.js"
 import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
+import { CpuMeter } from "../../src/services/CpuMeter.js"
 import type { TrialSettings } from "../../src/steps/RunTrial.js"
 import { clockedSseResponse, deltaData, usageData } from "./clockedSse.js"
 
@@ -41,11 +42,16 @@ export const fakeHttp = Layer.succeed(
 /**
  * Provider starts are instant (`CandidateProvider.Stub`): each answers at
  * `http://<model>.kv-<bits>` (fakeHttp's host); every start and stop goes to `journal`.
+ * With a quiet CpuMeter (no background load).
  */
 export const fakeProvider = (journal: Ref.Ref<ReadonlyArray<StubEvent>>) =>
-  CandidateProvider.Stub(
-    (o) => Effect.succeed(serverWithoutProcess(`http://${o.spec.model}.kv-${o.spec.knobs.kvBits ?? "unset"}`, o.spec.model)),
-    journal
+  Layer.merge(
+    CandidateProvider.Stub(
+      (o) => Effect.succeed(serverWithoutProcess(`http://${o.spec.model}.kv-${o.spec.knobs.kvBits ?? "unset"}`, o.spec.model)),
+      journal
+    ),
+    // A quiet machine: the guard (SPEC N-3) sees no other process.
+    CpuMeter.Stub(() => 0)
   )
 
 /** How many `Start` and `Stop` events a stub journal holds. */
@@ -65,5 +71,6 @@ export const simulatedSettings: TrialSettings = {
   readyTimeoutMs: 300_000,
   logDir: "/tmp",
   estimate: false,
-  memoryLimitGiB: null
+  memoryLimitGiB: null,
+  maxBackgroundCores: null
 }

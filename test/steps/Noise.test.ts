@@ -1,0 +1,158 @@
+/**
+ * The measurement's own error (SPEC N-1..N-3), with simulated providers under
+ * TestClock and a stand-in CPU meter: a Stage 1 call near the gate gets more
+ * replicates and is made on their median (N-2); a trial measured while other
+ * processes were busy is measured again when the machine is quiet (N-3).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Effect, Fiber, Layer, Ref, TestClock } from "effect"
+import type { Candidate } from "../../src/domain/Candidate.js"
+import { Knobs } from "../../src/domain/Knobs.js"
+import type { TrialOutcome } from "../../src/domain/Trial.js"
+import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
+import { CpuMeter, fromPsTimes, othersCores, psTimeMs } from "../../src/services/CpuMeter.js"
+import { runTrial } from "../../src/steps/RunTrial.js"
+import { stage1 } from "../../src/steps/Stage1.js"
+import { fakeHttp, simulatedSettings, startsAndStops, ttftSeconds } from "../support/simulatedProvider.js"
+
+const cand = (id: string): Candidate => ({ id, model: id, rank: 1, paramCount: null, ggufFile: false, fileBytes: null })
+
+/** A provider stand-in answering at fakeHttp's host, with the given CPU meter. */
+const providers = (journal: Ref.Ref<ReadonlyArray<StubEvent>>, meter: Layer.Layer<CpuMeter>) =>
+  Layer.mergeAll(
+    CandidateProvider.Stub((o) => Effect.succeed(serverWithoutProcess(`http://${o.spec.model}.kv-unset`, o.spec.model)), journal),
+    fakeHttp,
+    meter
+  )
+
+/** Runs `eff` forked with the stand-ins, advancing the test clock far enough for every simulated request. */
+const simulated = <A, E>(eff: Effect.Effect<A, E, CandidateProvider | CpuMeter | import("@effect/platform").HttpClient.HttpClient>, meter: Layer.Layer<CpuMeter> = CpuMeter.Stub(() => 0)) =>
+  Effect.gen(function*() {
+    const journal = yield* Ref.make<ReadonlyArray<StubEvent>>([])
+    const fiber = yield* Effect.fork(eff.pipe(Effect.provide(providers(journal, meter))))
+    yield* TestClock.adjust("10 minutes")
+    const value = yield* Fiber.join(fiber)
+    return { value, ...startsAndStops(yield* Ref.get(journal)) }
+  })
+
+// Simulated first-token times of this file's models, s (fakeHttp reads them by the model's name).
+ttftSeconds["edge-2b"] = 1
+
+/** One Stage 1 trial of `model` at gate `gateMs`, 3 replicates minimum, up to 9 near the gate. */
+const stage1Trial = (model: string, gateMs: number) =>
+  runTrial({ ...simulatedSettings, gateTtftMs: gateMs }, cand(model), Knobs.defaults, 3, null, 9)
+
+describe("Stage 1 near the gate (SPEC N-2)", () => {
+  it.effect("N-2 a TTFT p95 within 15 % under the gate gets up to --max-replicates, is called on the median and marked marginal", () =>
+    Effect.gen(function*() {
+      const { value: o } = yield* simulated(stage1Trial("edge-2b", 1100))
+      expect(o.verdict._tag).toBe("Fits")
+      expect(o.marginal).toBe(true)
+      expect(o.samples.length).toBe(9)
+    }))
+  it.effect("N-2 a TTFT just over the gate (within 15 %) is measured, not cut off; the median of 9 replicates misses the gate", () =>
+    Effect.gen(function*() {
+      const { value: o } = yield* simulated(stage1Trial("edge-2b", 950))
+      expect(o.marginal).toBe(true)
+      expect(o.samples.length).toBe(9)
+      expect(o.verdict).toMatchObject({ _tag: "GateMissed", gateTtftMs: 950 })
+      expect((o.verdict as { ttftMs: number }).ttftMs).toBeGreaterThanOrEqual(1000)
+    }))
+  it.effect("N-2 a clear miss is cut off at the gate + 15 % after one replicate, and named by the gate itself", () =>
+    Effect.gen(function*() {
+      // slow-8b answers after 4 s: far past 1000 ms + 15 %.
+      const { value: o } = yield* simulated(stage1Trial("slow-8b", 1000))
+      expect(o.verdict).toMatchObject({ _tag: "GateMissed", gateTtftMs: 1000, ttftMs: null })
+      expect(o.samples.length).toBe(1)
+      expect(o.marginal).toBe(false)
+    }))
+  it.effect("N-2 a clear pass costs no extra replicate", () =>
+    Effect.gen(function*() {
+      const { value: o } = yield* simulated(stage1Trial("edge-2b", 5000))
+      expect(o.verdict._tag).toBe("Fits")
+      expect(o.marginal).toBe(false)
+      expect(o.samples.length).toBe(3)
+    }))
+  it.effect("N-1 every trial carries a 95 % interval of its median tok/s and TTFT, and their variation", () =>
+    Effect.gen(function*() {
+      const { value: o } = yield* simulated(stage1Trial("edge-2b", 5000))
+      const [lo, hi] = o.spread.tpsCi95!
+      expect(lo).toBeLessThanOrEqual(o.tpsMedian!)
+      expect(hi).toBeGreaterThanOrEqual(o.tpsMedian!)
+      const [tlo, thi] = o.spread.ttftCi95Ms!
+      expect(tlo).toBeLessThanOrEqual(o.ttftMedianMs!)
+      expect(thi).toBeGreaterThanOrEqual(o.ttftMedianMs!)
+      expect(o.spread.tpsCv).not.toBeNull()
+    }))
+})
+
+/** Stage 1 over one candidate with the guard at 0.25 cores (or off), recording every trial with whether it was superseded. */
+const guarded = (maxBackgroundCores: number | null) => {
+  const recorded: Array<{ superseded: boolean; outcome: TrialOutcome }> = []
+  const run = stage1({ ...simulatedSettings, maxBackgroundCores }, [cand("fast-1b")], 3, (_, outcome, superseded) =>
+    Effect.sync(() => void recorded.push({ superseded, outcome })))
+  return { run, recorded }
+}
+
+describe("the quiet-machine guard (SPEC N-3)", () => {
+  it.effect("N-3 a trial measured while others used 1 core is recorded disturbed, the machine awaited, and the trial measured again", () =>
+    Effect.gen(function*() {
+      const waits = { n: 0 }
+      const { recorded, run } = guarded(0.25)
+      const r = yield* simulated(run, CpuMeter.Stub((w) => (w === 0 ? 1 : 0), () => true, waits))
+      expect(recorded.map((x) => [x.superseded, x.outcome.background?.disturbed])).toEqual([[true, true], [false, false]])
+      expect(recorded[0]!.outcome.background?.othersCores).toBeCloseTo(1)
+      expect(waits.n).toBe(1)
+      expect(r.started).toBe(2)
+      expect(r.value.outcome.background?.disturbed).toBe(false)
+    }))
+  it.effect("N-3 a machine that never gets quiet: two re-runs, then the last measurement stands, still disturbed", () =>
+    Effect.gen(function*() {
+      const waits = { n: 0 }
+      const { recorded, run } = guarded(0.25)
+      const r = yield* simulated(run, CpuMeter.Stub(() => 2, () => false, waits))
+      expect(recorded.map((x) => x.superseded)).toEqual([true, true, false])
+      expect(waits.n).toBe(2)
+      expect(r.value.outcome.background?.disturbed).toBe(true)
+    }))
+  it.effect("N-3 background under the limit is measured and not disturbed; with the guard off nothing is", () =>
+    Effect.gen(function*() {
+      const quiet = guarded(0.25)
+      yield* simulated(quiet.run, CpuMeter.Stub(() => 0.2))
+      expect(quiet.recorded.map((x) => [x.superseded, x.outcome.background?.disturbed])).toEqual([[false, false]])
+      const off = guarded(null)
+      yield* simulated(off.run, CpuMeter.Stub(() => 3))
+      expect(off.recorded.map((x) => [x.superseded, x.outcome.background?.disturbed])).toEqual([[false, false]])
+    }))
+})
+
+describe("CpuMeter (SPEC N-3)", () => {
+  it("N-3 others' cores: busy time less this tuner's and the candidate group's, over the window's capacity", () => {
+    const a = { busy: 1000, own: 100, group: 300, capacity: 500 }
+    const b = { busy: 2000, own: 150, group: 700, capacity: 1000 }
+    expect(othersCores(a, b)).toBeCloseTo((1000 - 50 - 400) / 500)
+    expect(othersCores(a, a)).toBeNull()
+  })
+  it("N-3 on macOS, ps TIME columns are summed: every process, this tuner, the candidate's group", () => {
+    expect(psTimeMs("0:01.50")).toBe(1500)
+    expect(psTimeMs("1:02:03.00")).toBe(3_723_000)
+    expect(psTimeMs("2-00:00:01")).toBe(172_801_000)
+    expect(psTimeMs("junk")).toBeNull()
+    const s = fromPsTimes("  10  10   0:01.00\n  20  20   0:02.00\n  21  20   0:00.50\n  30  30   0:04.00\n", 10, 20, 9000)
+    expect(s).toEqual({ busy: 7500, own: 1000, group: 2500, capacity: 9000 })
+  })
+  it.live("N-3 the live meter reads this machine: a busy loop in this process shows as its own time, within the machine's busy time", () =>
+    Effect.gen(function*() {
+      const meter = yield* CpuMeter
+      const a = yield* meter.snapshot(null)
+      if (process.platform === "linux") expect(a).not.toBeNull()
+      const until = Date.now() + 300
+      while (Date.now() < until) { /* spin: this tuner's own CPU */ }
+      const b = yield* meter.snapshot(null)
+      if (a !== null && b !== null) {
+        // Our spinning shows as this tuner's own time (most of a core), inside the machine's busy time.
+        expect((b.own - a.own) / (b.capacity - a.capacity)).toBeGreaterThan(0.3)
+        expect(b.busy - a.busy).toBeGreaterThanOrEqual(b.own - a.own)
+      }
+    }).pipe(Effect.provide(CpuMeter.Default)))
+})
