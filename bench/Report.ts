@@ -13,7 +13,7 @@ export interface Target {
 /** One row of the table. `key` is stable across runs (baseline comparison). */
 export interface Figure {
   readonly key: string
-  /** Row number in the issue's list (1–6); sub-rows carry their parent's number. */
+  /** Row number in the issue's list (1–7; 7 is reproducibility, SPEC N-4); sub-rows carry their parent's number. */
   readonly n: number
   readonly label: string
   readonly value: number | null

@@ -34,10 +34,9 @@ import {
   notesOf,
   type ProviderAdapter,
   ProviderLive,
-  RecommendationJson,
+  StoredRecommendation,
   runTrial,
   TrialStore,
-  TuneDocument,
   UsageError
 } from "llm-autotune"
 
@@ -63,7 +62,7 @@ const after = (words: ReadonlyArray<string>, ...flags: ReadonlyArray<string>) =>
  * provider got it, and the probe's reply length, which the context size was
  * built from (ceil(cap × 1.05) + max_tokens per request, × slots for llama-server).
  */
-const launchOf = (rec: RecommendationJson) => {
+const launchOf = (rec: StoredRecommendation) => {
   const words = shellWords(rec.serve_command)
   const binary = words[0]!
   const name = path.basename(binary)
@@ -85,12 +84,16 @@ const launchOf = (rec: RecommendationJson) => {
   return { adapter, model, maxTokens: Number.isInteger(derived) && derived > 0 ? derived : 64 }
 }
 
+/** The parts of a `--json` document (F-2) a recipe is verified from. */
+const RecipeOfDocument = Schema.Struct({ inputs: Inputs, recommendation: Schema.NullOr(StoredRecommendation) })
+
 /** The recipe to verify: its recommendation and the inputs it was measured with. */
 const loadRecipe = Effect.gen(function*() {
   const json = arg("json")
   const db = arg("db")
   if (json !== undefined) {
-    const doc = yield* Schema.decodeUnknown(Schema.parseJson(TuneDocument))(fs.readFileSync(json, "utf8")).pipe(
+    // Only what a recipe needs, read from a document of any version (older ones lack the SPEC N fields).
+    const doc = yield* Schema.decodeUnknown(Schema.parseJson(RecipeOfDocument))(fs.readFileSync(json, "utf8")).pipe(
       Effect.mapError((e) => new UsageError({ flag: "json", message: `--json ${json}: not a tune document: ${e.message}` }))
     )
     if (doc.recommendation === null) return yield* new UsageError({ flag: "json", message: `--json ${json}: the run has no recommendation` })
@@ -107,7 +110,7 @@ const loadRecipe = Effect.gen(function*() {
   }
   // What the run measured the model as (size and file length), to tell a replaced file from a slower machine.
   const measured = yield* Effect.flatMap(TrialStore, (s) => s.trials(runId)).pipe(Effect.provide(TrialStore.layer(db)))
-  const recommendation = Schema.decodeUnknownSync(Schema.parseJson(RecommendationJson))(run.value.recommendation_json)
+  const recommendation = Schema.decodeUnknownSync(Schema.parseJson(StoredRecommendation))(run.value.recommendation_json)
   const row = measured.find((t) => t.model === recommendation.model && t.fits === 1)
   return {
     recommendation,

@@ -38,7 +38,7 @@ import { drain, restoreJournaled } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
 import { buildDocument, formatCi, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
 import { type Rejected, stage1 } from "./steps/Stage1.js"
-import { stage2, type Stage2Result } from "./steps/Stage2.js"
+import { type MeasuredCell, stage2, type Stage2Result } from "./steps/Stage2.js"
 import { CpuMeter } from "./services/CpuMeter.js"
 import { drainJournalPath } from "./system/DrainJournal.js"
 import { holdSignals } from "./system/HoldSignals.js"
@@ -63,6 +63,8 @@ interface RunState {
   readonly disturbedTrials: Ref.Ref<number>
   /** The row of each Stage 2 cell, by its knobs: a cell given more replicates updates its row (N-2). */
   readonly cellRows: Map<Knobs, number>
+  /** The Stage 1 trial that chose the model (N-2 marginal, N-3 disturbed), once chosen. */
+  readonly stage1: Ref.Ref<TrialOutcome | null>
   /** Stage 2's noise findings (N-2): cells tied with the winner within the noise, and the drift check. */
   readonly noise: Ref.Ref<Pick<Stage2Result, "tiedWithinNoise" | "drift">>
 }
@@ -117,6 +119,7 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     drainedComesBack: yield* Ref.make(false),
     disturbedTrials: yield* Ref.make(0),
     cellRows: new Map(),
+    stage1: yield* Ref.make<TrialOutcome | null>(null),
     noise: yield* Ref.make<Pick<Stage2Result, "tiedWithinNoise" | "drift">>({ tiedWithinNoise: [], drift: null })
   }
 
@@ -127,26 +130,32 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     )
     if (plan.waitQuietMs !== null && plan.maxBackgroundCores !== null) yield* waitQuiet(plan.maxBackgroundCores, plan.waitQuietMs)
     const chosen = yield* stage1(run.plan, candidates, plan.stage1Replicates, (candidate, outcome, superseded) =>
-      recordTrial(store, state, run, 1, candidate, Knobs.defaults, outcome, false, superseded), plan.maxReplicates)
+      recordTrial(store, state, run, 1, candidate, Knobs.defaults, outcome, superseded), plan.maxReplicates)
     const stage1Choice: Recommended = { candidate: chosen.candidate, knobs: Knobs.defaults, outcome: chosen.outcome }
     yield* Ref.set(state.recommended, stage1Choice)
+    yield* Ref.set(state.stage1, chosen.outcome)
 
     const grid = cells(plan.axes)
     yield* Console.error(`autotune: stage 2 on ${chosen.candidate.id}: ${grid.length} cell(s)`)
-    const result = yield* stage2(
-      run.plan,
-      chosen,
-      grid,
-      plan.stage2Replicates,
-      { epsilon: plan.tpsTieEpsilon, maxReplicates: plan.maxReplicates },
-      (cell, newBest, superseded) => recordTrial(store, state, run, 2, chosen.candidate, cell.knobs, cell.outcome, newBest, superseded),
-      (cell) => updateCell(store, state, run, chosen.candidate, cell.knobs, cell.outcome)
-    )
+    const record = (cell: MeasuredCell, superseded: boolean) =>
+      recordTrial(store, state, run, 2, chosen.candidate, cell.knobs, cell.outcome, superseded)
+    const result = yield* stage2(run.plan, chosen, grid, plan.stage2Replicates, {
+      epsilon: plan.tpsTieEpsilon,
+      maxReplicates: plan.maxReplicates
+    }, {
+      measured: (cell) => record(cell, false),
+      superseded: (cell) => record(cell, true),
+      updated: (cell, more) => updateCell(store, state, run, chosen.candidate, cell, more),
+      // The best so far (B-4's kept row), so a budget or an interrupt finds it (H-3); none feasible: Stage 1's (B-5).
+      best: (cell) =>
+        Effect.gen(function*() {
+          yield* Ref.set(state.recommended, cell === null ? stage1Choice : { candidate: chosen.candidate, knobs: cell.knobs, outcome: cell.outcome })
+          yield* Ref.set(state.keptTrialId, cell === null ? null : state.cellRows.get(cell.knobs) ?? null)
+          if (cell !== null) yield* Console.error(`[stage 2] ${describeKnobs(cell.knobs)}  <- best so far`)
+        })
+    })
     yield* Ref.set(state.noise, { tiedWithinNoise: result.tiedWithinNoise, drift: result.drift })
-    // The winner over all its replicates (a drift check may have changed it), else Stage 1's choice (B-4, B-5).
     const best = result.best
-    yield* Ref.set(state.recommended, best === null ? stage1Choice : { candidate: chosen.candidate, knobs: best.knobs, outcome: best.outcome })
-    yield* Ref.set(state.keptTrialId, best === null ? null : state.cellRows.get(best.knobs) ?? null)
     if (best === null) {
       yield* Console.error("autotune: no feasible Stage 2 cell; recommending the Stage 1 configuration (SPEC B-5)")
     }
@@ -272,36 +281,39 @@ const recordTrial = (
   candidate: Candidate,
   knobs: Knobs,
   outcome: TrialOutcome,
-  newBest: boolean,
   superseded: boolean
 ) =>
   Effect.gen(function*() {
-    const trialId = yield* store.insertTrial(TrialRow.fromOutcome(run.runId, stage, candidate, run.plan.targetContext, knobs, outcome))
+    const trialId = yield* store.insertTrial(
+      TrialRow.fromOutcome(run.runId, stage, candidate, run.plan.targetContext, knobs, outcome, superseded)
+    )
     if (outcome.background?.disturbed === true) yield* Ref.update(state.disturbedTrials, (n) => n + 1)
     const label = stage === 1 ? `#${candidate.rank} ${candidate.id} (${formatParams(candidate.paramCount)})` : describeKnobs(knobs)
     // A disturbed trial measured again (N-3) is on record, and decides nothing.
     if (superseded) return yield* progress(stage, label, outcome, "  (disturbed: measured again)")
     if (stage === 2) state.cellRows.set(knobs, trialId)
     const rejected = stage === 1 ? outcome.verdict._tag !== "Fits" : outcome.verdict._tag === "Integrity"
-    if (rejected) yield* Ref.update(state.rejected, (rs) => [...rs, { candidate, verdict: outcome.verdict }])
-    if (newBest) {
-      yield* Ref.set(state.keptTrialId, trialId)
-      yield* Ref.set(state.recommended, { candidate, knobs, outcome })
-    }
-    yield* progress(stage, label, outcome, newBest ? "  <- best so far" : "")
+    if (rejected) yield* Ref.update(state.rejected, (rs) => [...rs, { candidate, verdict: outcome.verdict, outcome }])
+    yield* progress(stage, label, outcome, "")
   })
 
 /**
  * A Stage 2 cell given more replicates (N-2): its row takes the figures over
- * all of them, and the recommendation so far follows when it is that cell.
+ * all of them; a still-disturbed extra trial counts (N-3); the recommendation
+ * so far follows when it is that cell and still feasible (an infeasible one
+ * is replaced through Stage 2's `best` hook).
  */
-const updateCell = (store: TrialStore, state: RunState, run: Run, candidate: Candidate, knobs: Knobs, outcome: TrialOutcome) =>
+const updateCell = (store: TrialStore, state: RunState, run: Run, candidate: Candidate, cell: MeasuredCell, more: TrialOutcome) =>
   Effect.gen(function*() {
+    const { knobs, outcome } = cell
     const trialId = state.cellRows.get(knobs)
     if (trialId !== undefined) {
-      yield* store.updateTrial(trialId, TrialRow.fromOutcome(run.runId, 2, candidate, run.plan.targetContext, knobs, outcome))
+      yield* store.updateTrial(trialId, TrialRow.fromOutcome(run.runId, 2, candidate, run.plan.targetContext, knobs, outcome, false))
     }
-    yield* Ref.update(state.recommended, (r) => (r !== null && r.knobs === knobs ? { ...r, outcome } : r))
+    if (more.background?.disturbed === true) yield* Ref.update(state.disturbedTrials, (n) => n + 1)
+    if (outcome.verdict._tag === "Fits") {
+      yield* Ref.update(state.recommended, (r) => (r !== null && r.knobs === knobs ? { ...r, outcome } : r))
+    }
     yield* progress(2, describeKnobs(knobs), outcome, "  (figures over all its replicates)")
   })
 
@@ -411,6 +423,8 @@ const summarize = (state: RunState, run: Run, exitReason: ExitReason) =>
       recommended,
       rejected: yield* Ref.get(state.rejected),
       disturbedTrials: yield* Ref.get(state.disturbedTrials),
+      stage1: recommended === null ? null : yield* Ref.get(state.stage1),
+      noisePolicy: { maxReplicates: run.plan.maxReplicates, maxBackgroundCores: run.plan.maxBackgroundCores },
       ...(recommended === null ? { tiedWithinNoise: [], drift: null } : yield* Ref.get(state.noise))
     } satisfies RunSummary
   })

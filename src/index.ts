@@ -39,12 +39,16 @@ export { runTrial, type TrialSettings } from "./steps/RunTrial.js"
 export { abortOnIntegrity, allInfeasibleMessage, type Chosen, type Rejected, stage1 } from "./steps/Stage1.js"
 export {
   type ClimbCell,
+  climbCell,
+  decideOver,
+  driftCheck,
   type DriftCheck,
   type GridResult,
   gridSearch,
   type MeasuredCell,
   type NoisePolicy,
   stage2,
+  type Stage2Hooks,
   type Stage2Result
 } from "./steps/Stage2.js"
 export { DISTURBED_RERUNS, measureQuietly, QUIET_WAIT_MS } from "./steps/QuietGuard.js"
@@ -114,6 +118,7 @@ export {
   KnobsJson,
   Machine,
   RecommendationJson,
+  StoredRecommendation,
   SPEC_VERSION,
   TuneDocument
 } from "./domain/TuneDocument.js"

@@ -78,17 +78,21 @@ describe("examples: scripts over the library entry point (issue: library surface
       expect(r.code, r.stderr).toBe(0)
       return JSON.parse(r.stdout) as { run_id: string; recommendation: { ttft_p95_ms: number } }
     }
-    // Measured twice at most: a burst of load from elsewhere on the machine during the gated tune
-    // (its TTFT then misses a gate set from quiet measurements) costs one re-measurement, not the test.
+    // Measured twice at most: a burst of load from elsewhere on the machine during a measurement
+    // (the two TTFTs then sit closer than they do) or during the gated tune (its TTFT then misses a
+    // gate set from quiet measurements) costs one re-measurement, not the test.
     let gate = 0
+    let ratio = 0
     let gated = { code: null as number | null, stdout: "", stderr: "" }
     for (let attempt = 0; attempt < 2 && gated.code !== 0; attempt++) {
       const small = await measure(model)
       const big = await measure(mediumModelPath())
-      expect(big.recommendation.ttft_p95_ms).toBeGreaterThan(small.recommendation.ttft_p95_ms * 2.5)
+      ratio = big.recommendation.ttft_p95_ms / small.recommendation.ttft_p95_ms
+      if (ratio <= 2.5) continue
       gate = Math.round(Math.sqrt(big.recommendation.ttft_p95_ms * small.recommendation.ttft_p95_ms))
       gated = await runCli(["tune", "--candidate-models", model, "--gate-ttft-ms", `${gate}`, ...common], { env })
     }
+    expect(ratio).toBeGreaterThan(2.5)
     expect(gated.code, gated.stderr).toBe(0)
     const doc = JSON.parse(gated.stdout) as { run_id: string }
     const docFile = Path.join(dir, "recipe.json")

@@ -27,7 +27,9 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["zero replicates", ["--stage1-replicates", "0"], "stage1-replicates"],
     ["zero budget", ["--max-duration", "0"], "max-duration"],
     ["zero ready timeout", ["--ready-timeout", "0"], "ready-timeout"],
-    ["request timeout within the gate", ["--gate-ttft-ms", "5000", "--request-timeout", "5"], "request-timeout"]
+    ["request timeout within the gate", ["--gate-ttft-ms", "5000", "--request-timeout", "5"], "request-timeout"],
+    ["N-3 background cores neither a number nor off", ["--max-background-cores", "lots"], "max-background-cores"],
+    ["N-2 a replicate cap below the replicates", ["--stage2-replicates", "5", "--max-replicates", "3"], "max-replicates"]
   ]
   for (const [name, args, flag] of cases) {
     it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {
@@ -114,7 +116,7 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     const big = smallModelPath()
     const r = await runCli([
       "tune", "--candidate-models", `${small},${big}`, "--target-context", "256", "--max-tokens", "16",
-      "--stage1-replicates", "2", "--stage2-replicates", "2", "--max-batch-axis", "1,2", "--gate-ttft-ms", "60000",
+      "--stage1-replicates", "2", "--stage2-replicates", "2", "--max-replicates", "2", "--max-batch-axis", "1,2", "--gate-ttft-ms", "60000",
       "--json", "--db-path", db
     ], { env: env(dir) })
     expect(r.code, r.stderr).toBe(0)

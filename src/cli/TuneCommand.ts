@@ -24,6 +24,23 @@ import { checkInputs, type TunePlan, validatePlan } from "../TunePlan.js"
 import { floatOption, integerOption } from "./CliOptions.js"
 import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "../domain/Limits.js"
 
+/** SPEC N-2: the default cap on replicates (9: the first count at which the median's interval leaves out a replicate on each side). */
+const DEFAULT_MAX_REPLICATES = 9
+
+/**
+ * `--max-background-cores` (SPEC N-3): `off` (null: the guard off) or a number
+ * of cores; anything else is a UsageError naming the flag (its range is
+ * checked with the plan).
+ */
+const parseBackgroundCores = (text: string): Effect.Effect<number | null, UsageError> => {
+  const t = text.trim()
+  if (t === "off") return Effect.succeed(null)
+  const n = Number(t)
+  return t !== "" && Number.isFinite(n)
+    ? Effect.succeed(n)
+    : Effect.fail(new UsageError({ flag: "max-background-cores", message: `--max-background-cores must be a number of cores or off, got "${text}"` }))
+}
+
 /** The longest wait a timer holds, in whole seconds (the unit of --ready-timeout, --request-timeout, --max-duration). */
 const MAX_TIMER_S = Math.floor(MAX_TIMER_MS / 1000)
 
@@ -42,12 +59,12 @@ const opt = {
     Options.withDescription("requests per Stage 1 candidate (default 3)")),
   stage2Replicates: integerOption("stage2-replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.withDefault(3),
     Options.withDescription("requests per Stage 2 cell (default 3)")),
-  maxReplicates: integerOption("max-replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.withDefault(9),
-    Options.withDescription("cap on the replicates a close decision gets: a Stage 1 TTFT within 15 % of the gate, a Stage 2 cell within the noise of the best (default 9; SPEC N-2)")),
-  maxBackgroundCores: floatOption("max-background-cores").pipe(
-    Options.withFallbackConfig(Config.number("AUTOTUNE_MAX_BACKGROUND_CORES")),
-    Options.withDefault(0.25),
-    Options.withDescription("a trial during which other processes used more CPU cores than this on average is disturbed and re-run when the machine is quiet (default 0.25, or $AUTOTUNE_MAX_BACKGROUND_CORES; SPEC N-3)")),
+  maxReplicates: integerOption("max-replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.optional,
+    Options.withDescription("cap on the replicates a close decision gets: a Stage 1 TTFT within 15 % of the gate, a Stage 2 cell within the noise of the best (default 9, or the stage replicates when more; SPEC N-2)")),
+  maxBackgroundCores: Options.text("max-background-cores").pipe(
+    Options.withFallbackConfig(Config.string("AUTOTUNE_MAX_BACKGROUND_CORES")),
+    Options.withDefault("0.25"),
+    Options.withDescription("a trial during which other processes used more CPU cores than this on average is disturbed and re-run when the machine is quiet; `off` turns the guard off (default 0.25, or $AUTOTUNE_MAX_BACKGROUND_CORES; SPEC N-3)")),
   waitQuietS: integerOption("wait-quiet", { min: 1, max: MAX_TIMER_S }).pipe(Options.optional,
     Options.withDescription("before the first trial, wait up to this many seconds for other processes to use at most --max-background-cores (SPEC N-3)")),
   kvBitsAxis: Options.text("kv-bits-axis").pipe(Options.optional,
@@ -158,8 +175,8 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
       logDir: path.join(path.dirname(path.resolve(dbPath)), "logs"),
       stage1Replicates: f.stage1Replicates,
       stage2Replicates: f.stage2Replicates,
-      maxReplicates: f.maxReplicates,
-      maxBackgroundCores: f.maxBackgroundCores,
+      maxReplicates: Option.getOrElse(f.maxReplicates, () => Math.max(DEFAULT_MAX_REPLICATES, f.stage1Replicates, f.stage2Replicates)),
+      maxBackgroundCores: yield* parseBackgroundCores(f.maxBackgroundCores),
       waitQuietMs: Option.match(f.waitQuietS, { onNone: () => null, onSome: (sec) => sec * 1000 }),
       tpsTieEpsilon: f.tpsTieEpsilon,
       json: f.json,
@@ -209,7 +226,7 @@ export const renderPlan = (p: TunePlan): string => {
     `TTFT gate:       ${p.gateTtftMs} ms`,
     `replicates:      stage 1 ${p.stage1Replicates}, stage 2 ${p.stage2Replicates}, up to ${p.maxReplicates} where a decision is close`,
     `quiet machine:   ${
-      p.maxBackgroundCores === null ? "not checked" : `trials with other processes above ${p.maxBackgroundCores} cores are re-run`
+      p.maxBackgroundCores === null ? "not checked (--max-background-cores off)" : `trials with other processes above ${p.maxBackgroundCores} cores are re-run`
     }${p.waitQuietMs === null ? "" : `; wait up to ${p.waitQuietMs / 1000} s for quiet first`}`,
     `stage 2 axes:    kv-bits ${p.axes.kvBits.map(kvBitsText).join(",")} × max-context ${p.axes.maxContext.join(",")} × max-batch ${p.axes.maxBatch.join(",")}${
       p.axes.threads.length > 0 ? ` × threads ${p.axes.threads.join(",")}` : ""

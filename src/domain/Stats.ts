@@ -43,7 +43,7 @@ export const medianCi95 = (xs: ReadonlyArray<number>): readonly [number, number]
  * The 1-based rank k of the lower bound of `medianCi95` for n replicates: the largest
  * k ≥ 1 with P(Binom(n, ½) ≤ k−1) ≤ 0.025 (1 when none is).
  */
-const orderStatisticRank = (n: number): number => {
+export const orderStatisticRank = (n: number): number => {
   const pmf = binomialDistribution(n, 0.5) ?? []
   let k = 1
   let tail = pmf[0] ?? 0

@@ -216,8 +216,9 @@ export const mergeOutcomes = (first: TrialOutcome, more: TrialOutcome): TrialOut
  * coefficients of variation (`tps_cv`, `ttft_cv`), `marginal` (a Stage 1
  * call near the gate, N-2), `background_cores` (average cores other
  * processes used during the replicates) and `disturbed` (over
- * `--max-background-cores`, N-3); NULL on rows stored before migration 0004
- * or where not measured. A Stage 2 cell given more replicates (N-2) keeps one
+ * `--max-background-cores`, N-3) and `superseded` (a disturbed trial that was
+ * measured again: on record, deciding nothing); NULL on rows stored before
+ * migration 0004 or where not measured. A Stage 2 cell given more replicates (N-2) keeps one
  * row, updated with the figures over all of them.
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
@@ -257,14 +258,15 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   ttft_cv: Schema.NullOr(Schema.Number),
   marginal: Schema.NullOr(Schema.Literal(0, 1)),
   background_cores: Schema.NullOr(Schema.Number),
-  disturbed: Schema.NullOr(Schema.Literal(0, 1))
+  disturbed: Schema.NullOr(Schema.Literal(0, 1)),
+  superseded: Schema.NullOr(Schema.Literal(0, 1))
 }) {
   /**
    * The row of a finished trial of `candidate` with `knobs` in run `runId`
    * (S-1): medians, verdict tag and its notes (`notesOf`), the provider's own
    * figures, phase times, and the model's size and file length as resolved.
    * Stage 1 rows (`stage` 1) carry Stage 1's default knobs; `kept` is 0 (B-4
-   * marks the winner later).
+   * marks the winner later). `superseded`: a disturbed trial measured again (N-3).
    */
   static fromOutcome(
     runId: string,
@@ -272,7 +274,8 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
     candidate: Candidate,
     targetContext: number,
     knobs: Knobs,
-    o: TrialOutcome
+    o: TrialOutcome,
+    superseded = false
   ): TrialRow {
     return new TrialRow({
       run_id: runId,
@@ -311,7 +314,8 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
       ttft_cv: o.spread.ttftCv,
       marginal: o.marginal ? 1 : 0,
       background_cores: o.background?.othersCores ?? null,
-      disturbed: o.background === null ? null : o.background.disturbed ? 1 : 0
+      disturbed: o.background === null ? null : o.background.disturbed ? 1 : 0,
+      superseded: superseded ? 1 : 0
     })
   }
 }

@@ -42,10 +42,13 @@ export const Ci95 = Schema.NullOr(Schema.Tuple(Schema.Number, Schema.Number))
 
 /**
  * F-2 `recommendation`. Units: tokens/s (`tps_median`), ms (`ttft_p95_ms`), tokens (`target_context`).
- * SPEC N-1..N-3 add: `tps_ci95` and `ttft_ci95_ms` (95 % intervals of the median tokens/s
- * and TTFT), `tps_cv` (coefficient of variation), `ttft_median_ms`, `marginal` (a Stage 1
- * call near the gate, made on the median of more replicates), `disturbed` (it rests on a
- * trial measured while other processes were busy), `tied_within_noise` (Stage 2 cells the
+ * SPEC N-1..N-3 add: `tps_ci95` and `ttft_ci95_ms` (intervals of the median tokens/s
+ * and TTFT, 95 % from 6 replicates; `ci_coverage` is their actual coverage, 0.75 at 3
+ * replicates where the interval is the range), `tps_cv` (coefficient of variation),
+ * `ttft_median_ms`, `marginal` (a Stage 1 call near the gate, made on the median of
+ * more replicates), `disturbed` (it rests on a trial measured while other processes
+ * were busy), `stage1_marginal` and `stage1_disturbed` (the same of the Stage 1 trial
+ * that chose the model), `tied_within_noise` (Stage 2 cells the
  * noise could not tell from it at `--max-replicates`: the incumbent stayed) and
  * `drift_check` (the winner measured once more after Stage 2; null when not made).
  * `replicates` counts every replicate the figures are over.
@@ -63,10 +66,13 @@ const recommendationFields = {
 const spreadFields = {
   tps_ci95: Ci95,
   ttft_ci95_ms: Ci95,
+  ci_coverage: Schema.Number,
   tps_cv: Schema.NullOr(Schema.Number),
   ttft_median_ms: Schema.NullOr(Schema.Number),
   marginal: Schema.Boolean,
   disturbed: Schema.Boolean,
+  stage1_marginal: Schema.Boolean,
+  stage1_disturbed: Schema.Boolean,
   tied_within_noise: Schema.Array(Schema.Struct({
     knobs: KnobsJson,
     tps_median: Schema.NullOr(Schema.Number),
@@ -96,7 +102,11 @@ export type StoredRecommendation = typeof StoredRecommendation.Type
 export const InfeasibleJson = Schema.Struct({
   model: Schema.String,
   rank: Schema.Int,
-  reason: Schema.String
+  reason: Schema.String,
+  /** SPEC N-2: found infeasible on the median of more replicates near the gate. */
+  marginal: Schema.Boolean,
+  /** SPEC N-3: found infeasible on a trial still disturbed after its re-runs. */
+  disturbed: Schema.Boolean
 })
 
 /** ISO-8601 UTC timestamp as `Date.prototype.toISOString` writes it (F-2 `started_at`/`ended_at`). */
@@ -126,7 +136,12 @@ export class TuneDocument extends Schema.Class<TuneDocument>("TuneDocument")({
   infeasible: Schema.Array(InfeasibleJson),
   recipe_hash: Schema.NullOr(RecipeHashText),
   /** SPEC N-3: trials measured while other processes used more than `--max-background-cores`. */
-  disturbed_trials: Schema.Int
+  disturbed_trials: Schema.Int,
+  /**
+   * SPEC N-2, N-3: how the run treated its noise (`--max-replicates`, `--max-background-cores`,
+   * null when the guard was off). Outside `inputs`: they do not enter the recipe hash.
+   */
+  noise_policy: Schema.Struct({ max_replicates: Schema.Int, max_background_cores: Schema.NullOr(Schema.Number) })
 }) {}
 
 /** The document as JSON text (Schema-encoded, SPEC F-2). */

@@ -4,7 +4,7 @@
  */
 import { Option, Schema } from "effect"
 import { kvBitsText } from "../domain/Knobs.js"
-import { type CellScore, isNewBest } from "../domain/NewBest.js"
+import { type CellInterval, type CellScore, decidedByNoise, isNewBest } from "../domain/NewBest.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialRow } from "../domain/Trial.js"
 import { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js"
@@ -92,11 +92,16 @@ export const winnerIndex = (run: RunRow, trials: ReadonlyArray<TrialRow>): numbe
  *   incumbent, and each feasible row (`fits = 1`), in order, replaces it when
  *   `isNewBest(best, { tps, ttftMs }, epsilon)`: so the first feasible cell
  *   with tok/s > 0 always becomes best, within the tie band ε·best the lower
- *   TTFT wins, and a missing TTFT never beats a present one. The line shows
+ *   TTFT wins, and a missing TTFT never beats a present one — unless the
+ *   rows' intervals say the noise could flip that (N-2, `decidedByNoise`):
+ *   then the incumbent stays. Superseded rows (disturbed, measured again,
+ *   N-3) decide nothing. The line shows
  *   the climb's best, or the Stage 1 choice while the climb has none (and to
- *   the end when no Stage 2 cell is feasible, SPEC B-5).
+ *   the end when no Stage 2 cell is feasible, SPEC B-5). A row shows the
+ *   cell's figures over all its replicates (N-2), so a drift check that
+ *   re-decided can leave the line's last value apart from the kept winner's.
  * Estimated (skipped) rows are infeasible and carry the previous value. The
- * last value is the tok/s of the winner (`winnerIndex`, SPEC B-4/B-5).
+ * last value is, but for that, the tok/s of the winner (`winnerIndex`, SPEC B-4/B-5).
  */
 export const bestSoFarSeries = (
   trials: ReadonlyArray<TrialRow>,
@@ -109,14 +114,21 @@ export const bestSoFarSeries = (
     : trials.findIndex((t) => t.stage === 1 && t.fits === 1 && !isEstimated(t))
   const stage1Tps = choice === null || choice < 0 ? null : trials[choice]!.tps
   let stage1Best: number | null = null
-  let climbBest: CellScore | null = null
+  let climbBest: { readonly score: CellScore; readonly interval: CellInterval } | null = null
+  const pair = (lo: number | null, hi: number | null) => (lo === null || hi === null ? null : [lo, hi] as const)
   return trials.map((t, i) => {
     if (i === choice) stage1Best = stage1Tps
-    if (t.stage === 2 && t.fits === 1 && !isEstimated(t)) {
-      const next: CellScore = { tps: t.tps, ttftMs: t.ttft_ms }
-      if (isNewBest(climbBest, next, epsilon)) climbBest = next
+    // A superseded (disturbed, measured again) row decides nothing (N-3).
+    if (t.stage === 2 && t.fits === 1 && t.superseded !== 1 && !isEstimated(t)) {
+      const next = {
+        score: { tps: t.tps, ttftMs: t.ttft_ms },
+        interval: { tps: pair(t.tps_ci95_lo, t.tps_ci95_hi), ttftMs: pair(t.ttft_ci95_lo_ms, t.ttft_ci95_hi_ms) }
+      }
+      // N-2: a win the noise could flip is no win (rows from before it have no interval: plain B-3).
+      const noise = climbBest !== null && decidedByNoise(climbBest.interval, next.interval, epsilon)
+      if (!noise && isNewBest(climbBest?.score ?? null, next.score, epsilon)) climbBest = next
     }
-    return climbBest?.tps ?? stage1Best
+    return climbBest?.score.tps ?? stage1Best
   })
 }
 
@@ -202,7 +214,12 @@ const trialRow = (t: TrialRow, n: number, winner: boolean): string => {
     orDefault(t.threads), num(t.tps, 2), ci(t.tps_ci95_lo, t.tps_ci95_hi, 2), num(t.ttft_ms, 0),
     ci(t.ttft_ci95_lo_ms, t.ttft_ci95_hi_ms, 0), num(t.ttft_p95_ms, 0), `${t.replicates_n}`,
     t.fits === 1 ? "yes" : "no",
-    [t.notes ?? "", t.marginal === 1 ? "marginal (N-2)" : "", t.disturbed === 1 ? `disturbed: others used ${num(t.background_cores, 2)} cores (N-3)` : ""]
+    [
+      t.notes ?? "",
+      t.marginal === 1 ? "marginal (N-2)" : "",
+      t.disturbed === 1 ? `disturbed: others used ${num(t.background_cores, 2)} cores (N-3)` : "",
+      t.superseded === 1 ? "measured again when quiet" : ""
+    ]
       .filter(Boolean).join("; "),
     t.started_at
   ].map(escapeHtml)

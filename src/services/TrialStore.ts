@@ -85,7 +85,8 @@ const migrations = SqliteMigrator.fromRecord({
     const sql = yield* SqlClient.SqlClient
     yield* sql`ALTER TABLE tune_trials ADD COLUMN verdict TEXT`
   }),
-  // The measurement's own error (SPEC N-1..N-3): intervals, variation, marginal calls, background load.
+  // The measurement's own error (SPEC N-1..N-3): intervals, variation, marginal calls, background load,
+  // and disturbed trials measured again.
   "0004_trial_spread": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
     for (
@@ -98,7 +99,8 @@ const migrations = SqliteMigrator.fromRecord({
         "ttft_cv REAL",
         "marginal INTEGER",
         "background_cores REAL",
-        "disturbed INTEGER"
+        "disturbed INTEGER",
+        "superseded INTEGER"
       ]
     ) yield* sql.unsafe(`ALTER TABLE tune_trials ADD COLUMN ${column}`)
   })

@@ -17,6 +17,7 @@ import {
 } from "../domain/TuneDocument.js"
 import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 import type { TrialOutcome } from "../domain/Trial.js"
+import { medianCoverage } from "../domain/Stats.js"
 import type { Rejected } from "./Stage1.js"
 import type { DriftCheck, MeasuredCell } from "./Stage2.js"
 
@@ -60,7 +61,15 @@ export interface RunSummary {
   readonly tiedWithinNoise: ReadonlyArray<MeasuredCell>
   /** Stage 2's drift check of the recommendation (N-2); null when none was made. */
   readonly drift: DriftCheck | null
+  /** The Stage 1 trial that chose the model (its marginal and disturbed flags); null without a choice. */
+  readonly stage1: TrialOutcome | null
+  /** `--max-replicates` and `--max-background-cores` (null: guard off). */
+  readonly noisePolicy: { readonly maxReplicates: number; readonly maxBackgroundCores: number | null }
 }
+
+/** What an interval's coverage is, in words: "95 % interval", or "range of 3 replicates: 75 % interval". */
+const coverageText = (coverage: number, n: number): string =>
+  coverage >= 0.95 ? `${(coverage * 100).toFixed(0)} % interval` : `range of ${n} replicates: a ${(coverage * 100).toFixed(0)} % interval`
 
 /** A 95 % interval as `[lo–hi]` with `digits` decimals (SPEC N-1); empty when there is none. */
 export const formatCi = (ci: readonly [number, number] | null, digits: number): string =>
@@ -103,10 +112,13 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.maxTokens),
       tps_ci95: rec.outcome.spread.tpsCi95,
       ttft_ci95_ms: rec.outcome.spread.ttftCi95Ms,
+      ci_coverage: Math.round(medianCoverage(rec.outcome.samples.length) * 1000) / 1000,
       tps_cv: rec.outcome.spread.tpsCv,
       ttft_median_ms: rec.outcome.ttftMedianMs,
       marginal: rec.outcome.marginal,
       disturbed: rec.outcome.background?.disturbed === true,
+      stage1_marginal: s.stage1?.marginal === true,
+      stage1_disturbed: s.stage1?.background?.disturbed === true,
       tied_within_noise: s.tiedWithinNoise.map((c) => ({
         knobs: knobsJson(c.knobs, s.adapter),
         tps_median: c.outcome.tpsMedian,
@@ -120,8 +132,15 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       }
     }),
     disturbed_trials: s.disturbedTrials,
+    noise_policy: { max_replicates: s.noisePolicy.maxReplicates, max_background_cores: s.noisePolicy.maxBackgroundCores },
     alternates,
-    infeasible: s.rejected.map((r) => ({ model: r.candidate.id, rank: r.candidate.rank, reason: notesOf(r.verdict) ?? "" })),
+    infeasible: s.rejected.map((r) => ({
+      model: r.candidate.id,
+      rank: r.candidate.rank,
+      reason: notesOf(r.verdict) ?? "",
+      marginal: r.outcome?.marginal === true,
+      disturbed: r.outcome?.background?.disturbed === true
+    })),
     recipe_hash: rec === null || knobs === null ? null : recipeHash({ machine: s.machine, inputs: s.inputs, recommendation: { model: rec.candidate.id, knobs } })
   })
 }
@@ -139,14 +158,16 @@ export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
     lines.push(
       `model:        ${rec.model} (${formatParams(s.recommended.candidate.paramCount)})`,
       `knobs:        ${describeKnobs(s.recommended.knobs)}`,
-      `tok/s median: ${fmt(rec.tps_median)} ${formatCi(rec.tps_ci95, 1)} (95 % interval)${
+      `tok/s median: ${fmt(rec.tps_median)} ${formatCi(rec.tps_ci95, 1)} (${coverageText(rec.ci_coverage, rec.replicates)})${
         rec.tps_cv === null ? "" : `, CV ${(rec.tps_cv * 100).toFixed(0)} %`
       }`,
       `TTFT p95:     ${fmt(rec.ttft_p95_ms, 0)} ms at ${rec.target_context} tokens of context (median ${fmt(rec.ttft_median_ms, 0)} ms ${
         formatCi(rec.ttft_ci95_ms, 0)
       })`,
       `replicates:   ${rec.replicates}`,
-      ...(rec.marginal ? [`marginal:     TTFT near the ${s.inputs.gate_ttft_ms} ms gate: called on the median of ${rec.replicates} replicates (SPEC N-2)`] : []),
+      ...(rec.stage1_marginal
+        ? [`marginal:     its Stage 1 TTFT was near the ${s.inputs.gate_ttft_ms} ms gate: chosen on the median of ${s.stage1?.samples.length ?? "?"} replicates (SPEC N-2)`]
+        : []),
       ...(s.tiedWithinNoise.length === 0 ? [] : [
         `tied:         kept over cells the noise could not tell from it at the replicate cap (SPEC N-2): ${
           s.tiedWithinNoise.map((c) => `${describeKnobs(c.knobs)} ${fmt(c.outcome.tpsMedian)} tok/s ${formatCi(c.outcome.spread.tpsCi95, 1)}`)
@@ -160,7 +181,9 @@ export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
             : `held (${fmt(rec.drift_check.tps_median)} tok/s on a re-measure)`
         }`
       ]),
-      ...(rec.disturbed ? ["WARNING:      this recommendation rests on a trial measured while other processes were busy (SPEC N-3); tune again on a quiet machine"] : []),
+      ...(rec.disturbed || rec.stage1_disturbed
+        ? ["WARNING:      this recommendation rests on a trial measured while other processes were busy (SPEC N-3); tune again on a quiet machine"]
+        : []),
       `serve:        ${rec.serve_command}`,
       `alternates:   ${doc.alternates.length === 0 ? "none" : doc.alternates.join(", ")} (smaller, not measured)`,
       `recipe hash:  ${doc.recipe_hash}`
@@ -176,7 +199,9 @@ export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
     if (rs.length === 0) continue
     lines.push(title)
     for (const r of bySizeAscending(rs)) {
-      lines.push(`  #${r.candidate.rank} ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${notesOf(r.verdict)}`)
+      lines.push(`  #${r.candidate.rank} ${r.candidate.id} (${formatParams(r.candidate.paramCount)}): ${notesOf(r.verdict)}${
+        r.outcome?.marginal === true ? ` (marginal: median of ${r.outcome.samples.length} replicates)` : ""
+      }${r.outcome?.background?.disturbed === true ? " (WARNING: measured while other processes were busy)" : ""}`)
     }
   }
   return lines.join("\n")

@@ -85,11 +85,14 @@ const replicate = (run: (i: number) => Effect.Effect<ProbeSample, never, HttpCli
  * (G-1). Never fails: aborting on integrity is the caller's decision.
  *
  * SPEC N-2, Stage 1 (`marginalUpTo` set, the `--max-replicates` cap): requests
- * are cut off only at the gate + 15 % (MARGINAL_BAND), and when the first
- * `replicates` put the TTFT p95 within ±15 % of the gate or on both sides of
- * it, the trial goes on to `marginalUpTo` replicates and is called on their
- * median TTFT, marked `marginal`. Otherwise every replicate must be within
- * the gate (B-2, G-1). SPEC N-3: CpuMeter snapshots around the replicates give
+ * are cut off only at the gate + 15 % (MARGINAL_BAND); a cut one is a
+ * replicate over the gate (∞), not the call. Every replicate so far cut
+ * there, and at least two (one when `replicates` is 1): a clear miss, called
+ * at once. When the first `replicates` put the TTFT p95 within ±15 % of the gate
+ * or on both sides of it, the trial is `marginal`: it goes on toward
+ * `marginalUpTo` replicates and is called on their median TTFT — stopping as
+ * soon as most of that many fall on one side (the median cannot change side
+ * any more). Otherwise every replicate must be within the gate (B-2, G-1). SPEC N-3: CpuMeter snapshots around the replicates give
  * the cores other processes used (the candidate's process group and this
  * tuner left out); over `maxBackgroundCores` the outcome is `disturbed`
  * (not judged when the replicates took under MIN_GUARD_WINDOW_MS).
@@ -193,7 +196,8 @@ export const runTrial = (
     const samples: Array<ProbeSample> = []
     const gate = s.gateTtftMs
     // N-2: a Stage 1 request is cut off only past the marginal band, so a TTFT just over the gate is measured.
-    const cutoff = marginalUpTo === null ? gate : Math.min(Math.round(gate * (1 + MARGINAL_BAND)), s.requestTimeoutMs)
+    // Short of the request timeout, so a cut there reads as the gate's, not as a timeout.
+    const cutoff = marginalUpTo === null ? gate : Math.max(gate, Math.min(Math.round(gate * (1 + MARGINAL_BAND)), s.requestTimeoutMs - 1))
     const meter = yield* CpuMeter
     const group = server.pid > 0 ? server.pid : null
     const before = yield* meter.snapshot(group)
@@ -215,9 +219,12 @@ export const runTrial = (
         )
         samples.push(sample)
         phases.probeMs = yield* since(t2)
-        if (sample.failure !== null) {
+        const f = sample.failure
+        // Stage 1 (N-2): a request past the gate + 15 % is a replicate over the gate, not yet the call.
+        const overBand = marginalUpTo !== null && f?._tag === "GateMissed"
+        if (f !== null && !overBand) {
           // A request cut off at the marginal band's edge missed the gate itself: say the gate.
-          return sample.failure._tag === "GateMissed" ? Verdict.GateMissed({ ...sample.failure, gateTtftMs: gate }) : sample.failure
+          return f._tag === "GateMissed" ? Verdict.GateMissed({ ...f, gateTtftMs: gate }) : f
         }
         // P-1 for every request of the replicate, not only the first.
         const missed = parts.map(promptTokensOf).find((n) =>
@@ -226,15 +233,30 @@ export const runTrial = (
         if (missed !== undefined && missed !== null) {
           return Verdict.PromptMiss({ promptTokens: missed, targetContext: s.targetContext })
         }
-        if (i === target - 1 && marginalUpTo !== null && !marginal && isMarginal(ttftsOf(samples), gate)) {
+        if (marginalUpTo === null) continue
+        const ttfts = stage1Ttfts(samples)
+        const over = ttfts.filter((t) => t > gate).length
+        const under = ttfts.length - over
+        // A clear miss: every replicate so far past the gate + 15 %, and two of them (one when a trial has one).
+        const cut = samples.filter((x) => x.failure?._tag === "GateMissed").length
+        if (cut === samples.length && cut >= Math.min(2, replicates)) return gateMissed(ttfts, gate)
+        if (i === replicates - 1 && !marginal && isMarginal(ttfts, gate)) {
           marginal = true
           target = Math.max(target, marginalUpTo)
         }
+        // A marginal call is settled once most of the cap falls on one side: the median can no longer change side.
+        const settled = Math.floor(target / 2) + 1
+        if (marginal && over >= settled) return gateMissed(ttfts, gate)
+        if (marginal && under >= settled) break
       }
-      // G-1 on the gate: every replicate within it; a marginal call (N-2) on the median of all of them.
-      const ttfts = ttftsOf(samples)
+      if (marginalUpTo === null) {
+        // G-1: every replicate within the gate (the probe cut any that was not).
+        return Verdict.Fits()
+      }
+      // N-2: a marginal call on the median of the replicates; otherwise every replicate within the gate.
+      const ttfts = stage1Ttfts(samples)
       const judged = marginal ? median(ttfts) : Math.max(...ttfts)
-      return judged !== null && judged > gate ? Verdict.GateMissed({ phase: "probe", gateTtftMs: gate, ttftMs: judged }) : Verdict.Fits()
+      return judged !== null && judged > gate ? gateMissed(ttfts, gate) : Verdict.Fits()
     })
     const verdict = yield* probes
     const after = yield* meter.snapshot(group)
@@ -272,9 +294,20 @@ export const MIN_GUARD_WINDOW_MS = 1000
 /** SPEC N-2: how far around the gate (±15 %) a Stage 1 TTFT p95 counts as marginal. */
 export const MARGINAL_BAND = 0.15
 
-/** The TTFTs (ms) of the feasible samples. */
-const ttftsOf = (samples: ReadonlyArray<ProbeSample>): Array<number> =>
-  samples.flatMap((x) => (x.failure === null && x.ttftMs !== null ? [x.ttftMs] : []))
+/**
+ * The TTFTs (ms) of a Stage 1 trial's replicates (N-2): a request cut off past
+ * the gate + 15 % counts as over it (∞).
+ */
+const stage1Ttfts = (samples: ReadonlyArray<ProbeSample>): Array<number> =>
+  samples.flatMap((x) =>
+    x.failure?._tag === "GateMissed" ? [x.ttftMs ?? Infinity] : x.failure === null && x.ttftMs !== null ? [x.ttftMs] : []
+  )
+
+/** A Stage 1 gate miss (G-1) named by the gate, with the median TTFT when one was measured (null: no first token). */
+const gateMissed = (ttfts: ReadonlyArray<number>, gateMs: number) => {
+  const m = median(ttfts)
+  return Verdict.GateMissed({ phase: "probe", gateTtftMs: gateMs, ttftMs: m === null || !Number.isFinite(m) ? null : m })
+}
 
 /**
  * SPEC N-2: a Stage 1 call is marginal when the TTFT p95 lies within ±15 % of

@@ -18,6 +18,8 @@ import { runTrial, type TrialSettings } from "./RunTrial.js"
 export interface Rejected {
   readonly candidate: Candidate
   readonly verdict: Verdict
+  /** The trial that found it infeasible, when one ran (its marginal and disturbed flags, SPEC N-2, N-3). */
+  readonly outcome?: TrialOutcome
 }
 
 /** The Stage 1 choice: the first feasible candidate and its measurement. */
@@ -77,7 +79,7 @@ export const stage1 = <E, R>(
       yield* record(candidate, outcome, false)
       if (outcome.verdict._tag === "Fits") return { candidate, outcome }
       yield* abortOnIntegrity(candidate, outcome)
-      rejected.push({ candidate, verdict: outcome.verdict })
+      rejected.push({ candidate, verdict: outcome.verdict, outcome })
     }
     return yield* new AllInfeasible({ message: allInfeasibleMessage(rejected) })
   })

@@ -9,6 +9,7 @@ import { Console, Effect } from "effect"
 import type { PreWarmIntegrityFailure } from "../domain/AutotuneError.js"
 import { describeKnobs, type Knobs } from "../domain/Knobs.js"
 import { type CellInterval, type CellScore, decidedByNoise, isNewBest } from "../domain/NewBest.js"
+import { orderStatisticRank } from "../domain/Stats.js"
 import { mergeOutcomes, type TrialOutcome } from "../domain/Trial.js"
 import type { CandidateProvider } from "../services/CandidateProvider.js"
 import type { CpuMeter } from "../services/CpuMeter.js"
@@ -38,11 +39,40 @@ export interface NoisePolicy {
 export interface GridResult<A> {
   /** The winner, or null when no cell was feasible (B-5). */
   readonly best: ClimbCell<A> | null
-  /** Challengers still within the noise of the winner at the replicate cap: the incumbent stayed (N-2). */
+  /** Cells still within the noise of the winner at the replicate cap: the winner, incumbent, stayed (N-2). */
   readonly tiedWithinNoise: ReadonlyArray<ClimbCell<A>>
   /** Every feasible cell as last measured, in grid order. */
   readonly feasible: ReadonlyArray<ClimbCell<A>>
 }
+
+/**
+ * Can more replicates, up to `cap`, narrow the interval of a cell measured
+ * `n` times? The order-statistic interval (`medianCi95`) only drops a replicate
+ * on each side when its rank grows (the range up to 8 replicates, one in from
+ * each end at 9): below that, more replicates only widen it, and a decision
+ * the noise could flip stays so.
+ */
+export const canNarrow = (n: number, cap: number): boolean => n < cap && orderStatisticRank(cap) > orderStatisticRank(n)
+
+/**
+ * B-3 with N-2's rule, over cells already measured (no more replicates): in
+ * order, a feasible cell becomes the best when `isNewBest` says so and the
+ * noise could not flip that (`decidedByNoise`); otherwise the incumbent stays.
+ */
+export const decideOver = <A>(cells: ReadonlyArray<ClimbCell<A>>, epsilon: number): ClimbCell<A> | null =>
+  cells.filter((c) => c.feasible).reduce<ClimbCell<A> | null>(
+    (b, c) =>
+      b === null
+        ? (isNewBest(null, c.score, epsilon) ? c : null)
+        : !decidedByNoise(b.interval, c.interval, epsilon) && isNewBest(b.score, c.score, epsilon)
+        ? c
+        : b,
+    null
+  )
+
+/** The feasible cells still within the noise of `best` (N-2), `best` left out. */
+const tiedWith = <A>(best: ClimbCell<A> | null, cells: ReadonlyArray<ClimbCell<A>>, epsilon: number) =>
+  best === null ? [] : cells.filter((c) => c.knobs !== best.knobs && c.feasible && decidedByNoise(best.interval, c.interval, epsilon))
 
 /**
  * The grid search of Stage 2 (SPEC B-2, B-3, N-2): measures every cell in the
@@ -50,13 +80,16 @@ export interface GridResult<A> {
  * `isNewBest` among feasible cells. When the noise could flip a decision
  * (`decidedByNoise`: the challenger's interval overlaps the incumbent's
  * around the tie band), both are given more replicates with `extend`,
- * interleaved — incumbent, then challenger, each round — until the decision
- * is clear or both reached `policy.maxReplicates`; then the incumbent stays
- * and the challenger is listed in `tiedWithinNoise`. A clear decision costs
- * no extra replicate. An incumbent that turns infeasible when extended (B-2:
- * every replicate) loses its place to the challenger. `onCell` sees every new
- * cell with whether it is the new best (after any extension), `onExtended`
- * every incumbent given more replicates (its figures changed).
+ * interleaved — incumbent, then challenger, each round — while more can
+ * narrow an interval (`canNarrow`, up to `policy.maxReplicates`) and the
+ * decision is not yet clear; then, if it still is not, the incumbent stays
+ * and the challenger is tied within noise. A clear decision costs no extra
+ * replicate. An incumbent that turns infeasible when extended (B-2: every
+ * replicate) gives its place to the best of the feasible cells by `decideOver`.
+ * `onCell` sees every new cell, after any extension, with whether it is the
+ * new best; `onExtended` every incumbent given more replicates (its figures
+ * changed); `onBest` every change of the best made outside `onCell` (an
+ * incumbent that turned infeasible).
  */
 export const gridSearch = <A, E, R, E2, R2>(
   cells: ReadonlyArray<Knobs>,
@@ -64,43 +97,43 @@ export const gridSearch = <A, E, R, E2, R2>(
   measure: (knobs: Knobs) => Effect.Effect<ClimbCell<A>, E, R>,
   extend: (cell: ClimbCell<A>) => Effect.Effect<ClimbCell<A>, E, R>,
   onCell: (cell: ClimbCell<A>, newBest: boolean) => Effect.Effect<void, E2, R2>,
-  onExtended: (cell: ClimbCell<A>) => Effect.Effect<void, E2, R2> = () => Effect.void
+  onExtended: (cell: ClimbCell<A>) => Effect.Effect<void, E2, R2> = () => Effect.void,
+  onBest: (cell: ClimbCell<A> | null) => Effect.Effect<void, E2, R2> = () => Effect.void
 ): Effect.Effect<GridResult<A>, E | E2, R | R2> =>
   Effect.gen(function*() {
     let best: ClimbCell<A> | null = null
     const feasible: Array<ClimbCell<A>> = []
-    const tied: Array<ClimbCell<A>> = []
-    const replace = (cell: ClimbCell<A>) => {
-      const i = feasible.findIndex((c) => c.knobs === cell.knobs)
-      if (i >= 0) cell.feasible ? (feasible[i] = cell) : feasible.splice(i, 1)
-    }
+    const cap = policy.maxReplicates
     for (const knobs of cells) {
       let cell = yield* measure(knobs)
-      let noise = false
-      while (cell.feasible && best !== null && (noise = decidedByNoise(best.interval, cell.interval, policy.epsilon))) {
-        const room = best.replicates < policy.maxReplicates || cell.replicates < policy.maxReplicates
-        if (!room) break
-        if (best.replicates < policy.maxReplicates) {
-          best = yield* extend(best)
-          replace(best)
-          yield* onExtended(best)
-          if (!best.feasible) break
+      while (
+        cell.feasible && best !== null && decidedByNoise(best.interval, cell.interval, policy.epsilon) &&
+        (canNarrow(best.replicates, cap) || canNarrow(cell.replicates, cap))
+      ) {
+        if (best.replicates < cap) {
+          const extended: ClimbCell<A> = yield* extend(best)
+          const i = feasible.findIndex((c) => c.knobs === extended.knobs)
+          if (extended.feasible) feasible[i] = extended
+          else feasible.splice(i, 1)
+          best = extended
+          yield* onExtended(extended)
+          if (!extended.feasible) {
+            // The incumbent failed a replicate it was given (B-2): the best of the others takes its place.
+            best = decideOver(feasible, policy.epsilon)
+            yield* onBest(best)
+            break
+          }
         }
-        if (cell.replicates < policy.maxReplicates) cell = yield* extend(cell)
+        if (cell.replicates < cap) cell = yield* extend(cell)
       }
-      if (best !== null && !best.feasible) {
-        // The incumbent failed a replicate it was given (B-2): the best feasible cell measured before it takes over.
-        best = feasible.reduce<ClimbCell<A> | null>((b, c) => (isNewBest(b?.score ?? null, c.score, policy.epsilon) ? c : b), null)
-        noise = false
-      }
-      const tiedNow = noise && cell.feasible && best !== null && decidedByNoise(best.interval, cell.interval, policy.epsilon)
-      const wins = cell.feasible && !tiedNow && isNewBest(best?.score ?? null, cell.score, policy.epsilon)
+      const wins = cell.feasible && (best === null
+        ? isNewBest(null, cell.score, policy.epsilon)
+        : !decidedByNoise(best.interval, cell.interval, policy.epsilon) && isNewBest(best.score, cell.score, policy.epsilon))
       if (cell.feasible) feasible.push(cell)
-      if (tiedNow) tied.push(cell)
       yield* onCell(cell, wins)
       if (wins) best = cell
     }
-    return { best, tiedWithinNoise: best === null ? [] : tied.filter((c) => c.knobs !== best!.knobs), feasible }
+    return { best, tiedWithinNoise: tiedWith(best, feasible, policy.epsilon), feasible }
   })
 
 /** A Stage 2 cell and what its trial measured. */
@@ -133,20 +166,32 @@ export interface Stage2Result {
 }
 
 /**
- * Stage 2 (SPEC B-1..B-5, N-2) on the model Stage 1 chose: one trial per cell
- * of `cells` (the Cartesian product of the axes, `domain/Axes.cells`), each over
- * `replicates` probes with the calibration Stage 1 measured, the winner by
- * `isNewBest` with tie band `policy.epsilon` among feasible cells, close
- * decisions given more replicates in trials of their own (`gridSearch`), and
- * disturbed trials measured again (N-3, `measureQuietly`). Then the drift
- * check: the winner is measured once more; when that median falls outside its
- * interval, every feasible cell within the tie band of it is measured again
- * and the winner decided afresh on all the replicates (B-3, in grid order).
- * `record` sees every new cell as it finishes, with whether it is the new best
- * (`superseded` for a disturbed one measured again); `update` every cell whose
- * figures changed with more replicates. Fails with PreWarmIntegrityFailure
- * (D-2) as soon as a cell's pre-warm failure is classified as integrity —
- * after `record` has seen that cell.
+ * What Stage 2 tells its caller as it goes (persist, print), each as an
+ * Effect: `measured` a cell's first measurement (its row); `superseded` a
+ * disturbed measurement measured again (N-3: a row of its own that decides
+ * nothing); `updated` a cell's figures over more replicates (N-2; `more` is
+ * what the extra trial measured); `best` the best so far, whenever it changes
+ * (null: none feasible any more).
+ */
+export interface Stage2Hooks<E, R> {
+  readonly measured: (cell: MeasuredCell) => Effect.Effect<void, E, R>
+  readonly superseded: (cell: MeasuredCell) => Effect.Effect<void, E, R>
+  readonly updated: (cell: MeasuredCell, more: TrialOutcome) => Effect.Effect<void, E, R>
+  readonly best: (cell: MeasuredCell | null) => Effect.Effect<void, E, R>
+}
+
+/**
+ * Stage 2 (SPEC B-1..B-5, N-2, N-3) on the model Stage 1 chose: one trial per
+ * cell of `cells` (the Cartesian product of the axes, `domain/Axes.cells`),
+ * each over `replicates` probes with the calibration Stage 1 measured, the
+ * winner by `isNewBest` with tie band `policy.epsilon` among feasible cells,
+ * close decisions given more replicates in trials of their own (`gridSearch`),
+ * and disturbed trials measured again (N-3, `measureQuietly`). Then the drift
+ * check (`driftCheck`). `hooks` see every measurement and every change of the
+ * best as it happens, so a budget or an interrupt at any point leaves the
+ * caller with the best so far and a row for every trial (H-3, S-1). Fails
+ * with PreWarmIntegrityFailure (D-2) as soon as a cell's pre-warm failure is
+ * classified as integrity — after `hooks.measured` has seen that cell.
  */
 export const stage2 = <E, R>(
   settings: TrialSettings,
@@ -154,104 +199,126 @@ export const stage2 = <E, R>(
   cells: ReadonlyArray<Knobs>,
   replicates: number,
   policy: NoisePolicy,
-  record: (cell: MeasuredCell, newBest: boolean, superseded: boolean) => Effect.Effect<void, E, R>,
-  update: (cell: MeasuredCell) => Effect.Effect<void, E, R> = () => Effect.void
+  hooks: Stage2Hooks<E, R>
 ): Effect.Effect<Stage2Result, PreWarmIntegrityFailure | E, R | CandidateProvider | CpuMeter | HttpClient.HttpClient> =>
   Effect.gen(function*() {
     const trial = (knobs: Knobs, n: number) =>
       measureQuietly(
         runTrial(settings, chosen.candidate, knobs, n, chosen.outcome.calibration),
         settings.maxBackgroundCores,
-        (o) => record({ knobs, outcome: o }, false, true)
-      ).pipe(Effect.tap((o) => abortOnIntegrity(chosen.candidate, o)))
-    const climbCell = (knobs: Knobs, outcome: TrialOutcome): ClimbCell<TrialOutcome> => ({
-      knobs,
-      feasible: outcome.verdict._tag === "Fits",
-      score: { tps: outcome.tpsMedian, ttftMs: outcome.ttftMedianMs },
-      interval: { tps: outcome.spread.tpsCi95, ttftMs: outcome.spread.ttftCi95Ms },
-      replicates: outcome.samples.length,
-      value: outcome
-    })
-    // More replicates for a cell: a trial of their own, as many as the stage's minimum, up to the cap.
-    const extend = (cell: ClimbCell<TrialOutcome>) =>
-      Effect.gen(function*() {
-        const n = Math.min(replicates, policy.maxReplicates - cell.replicates)
-        yield* Console.error(`[stage 2] ${describeKnobs(cell.knobs)}: within the noise of the decision; ${n} more replicate(s) (SPEC N-2)`)
-        return climbCell(cell.knobs, mergeOutcomes(cell.value, yield* trial(cell.knobs, n)))
-      })
+        (o) => hooks.superseded({ knobs, outcome: o })
+      )
     const toMeasured = (c: ClimbCell<TrialOutcome>): MeasuredCell => ({ knobs: c.knobs, outcome: c.value })
+    // More replicates for a cell: a trial of their own, merged into its figures (its row updated).
+    const remeasure = (cell: ClimbCell<TrialOutcome>, n: number) =>
+      Effect.gen(function*() {
+        const more = yield* trial(cell.knobs, n)
+        const merged = climbCell(cell.knobs, mergeOutcomes(cell.value, more))
+        yield* hooks.updated(toMeasured(merged), more)
+        return { merged, more }
+      })
+    // N-2: as many as the stage's minimum, up to the cap.
+    const extend = (cell: ClimbCell<TrialOutcome>) => {
+      const n = Math.min(replicates, policy.maxReplicates - cell.replicates)
+      return Console.error(`[stage 2] ${describeKnobs(cell.knobs)}: within the noise of the decision; ${n} more replicate(s) (SPEC N-2)`)
+        .pipe(Effect.zipRight(remeasure(cell, n)), Effect.map((r) => r.merged))
+    }
     const grid = yield* gridSearch(
       cells,
       policy,
-      (knobs) => Effect.map(trial(knobs, replicates), (o) => climbCell(knobs, o)),
+      (knobs) =>
+        trial(knobs, replicates).pipe(
+          Effect.tap((o) => hooks.measured({ knobs, outcome: o })),
+          Effect.tap((o) => abortOnIntegrity(chosen.candidate, o)),
+          Effect.map((o) => climbCell(knobs, o))
+        ),
       extend,
-      (cell, newBest) => record(toMeasured(cell), newBest, false),
-      (cell) => update(toMeasured(cell))
+      (cell, newBest) => (newBest ? hooks.best(toMeasured(cell)) : Effect.void),
+      () => Effect.void,
+      (cell) => hooks.best(cell === null ? null : toMeasured(cell))
     )
     if (grid.best === null) return { best: null, tiedWithinNoise: [], drift: null }
-    const drift = yield* driftCheck(grid.best, grid.feasible, policy, replicates, trial, climbCell, update, toMeasured)
-    const best = drift.best
+    const drift = yield* driftCheck(grid.best, grid.feasible, policy, replicates, remeasure)
+    if (drift.best?.knobs !== grid.best.knobs) yield* hooks.best(drift.best === null ? null : toMeasured(drift.best))
     return {
-      best: best === null ? null : toMeasured(best),
-      tiedWithinNoise: best === null ? [] : grid.tiedWithinNoise.filter((c) => c.knobs !== best.knobs).map(toMeasured),
+      best: drift.best === null ? null : toMeasured(drift.best),
+      tiedWithinNoise: tiedWith(drift.best, drift.cells, policy.epsilon).map(toMeasured),
       drift: drift.check
     }
   })
 
+/** A Stage 2 cell as the grid search sees it, from its trial's outcome: medians, intervals (N-1), replicates. */
+export const climbCell = (knobs: Knobs, outcome: TrialOutcome): ClimbCell<TrialOutcome> => ({
+  knobs,
+  feasible: outcome.verdict._tag === "Fits",
+  score: { tps: outcome.tpsMedian, ttftMs: outcome.ttftMedianMs },
+  interval: { tps: outcome.spread.tpsCi95, ttftMs: outcome.spread.ttftCi95Ms },
+  replicates: outcome.samples.length,
+  value: outcome
+})
+
 /**
- * SPEC N-2 drift check (issue 13 item 4): the winner measured once more (the
- * stage's replicates, when the cap leaves room and the winner has at least
- * MIN_DRIFT_REPLICATES). Inside its interval: nothing
- * changes but its replicates. Outside: every feasible cell within the tie band
- * of the winner is measured again too, and the winner is decided afresh over
- * all replicates, by B-3 in grid order (null when none stays feasible: B-5).
+ * SPEC N-2 drift check (issue 13 item 4): the winner, with at least
+ * MIN_DRIFT_REPLICATES replicates, measured once more with `remeasure` (a
+ * trial of its own whose replicates join the cell's) (the stage's replicates,
+ * when the cap leaves room). It *moved* when the new measurement's interval
+ * lies wholly outside the winner's (a new median merely outside a 3-replicate
+ * range happens 40 % of the time by chance), or the new trial was infeasible.
+ * Not moved: the winner keeps the extra replicates. Moved: every feasible cell
+ * within the tie band of the winner that has room under the cap is measured
+ * again too, and the winner is decided afresh over all replicates by the same
+ * rule as the grid (`decideOver`: the noise never hands over a win). Returns
+ * the winner (null when none stays feasible: B-5), the cells as last measured,
+ * and what the check found.
  */
-const driftCheck = <E, R>(
+export const driftCheck = <E, R>(
   winner: ClimbCell<TrialOutcome>,
   feasible: ReadonlyArray<ClimbCell<TrialOutcome>>,
   policy: NoisePolicy,
   replicates: number,
-  trial: (knobs: Knobs, n: number) => Effect.Effect<TrialOutcome, E, R>,
-  climbCell: (knobs: Knobs, o: TrialOutcome) => ClimbCell<TrialOutcome>,
-  update: (cell: MeasuredCell) => Effect.Effect<void, E, R>,
-  toMeasured: (c: ClimbCell<TrialOutcome>) => MeasuredCell
-): Effect.Effect<{ readonly best: ClimbCell<TrialOutcome> | null; readonly check: DriftCheck | null }, E, R> =>
+  remeasure: (
+    cell: ClimbCell<TrialOutcome>,
+    n: number
+  ) => Effect.Effect<{ readonly merged: ClimbCell<TrialOutcome>; readonly more: TrialOutcome }, E, R>
+): Effect.Effect<
+  {
+    readonly best: ClimbCell<TrialOutcome> | null
+    readonly cells: ReadonlyArray<ClimbCell<TrialOutcome>>
+    readonly check: DriftCheck | null
+  },
+  E,
+  R
+> =>
   Effect.gen(function*() {
     const n = Math.min(replicates, policy.maxReplicates - winner.replicates)
     // Fewer than 3 replicates give no interval to drift out of (one replicate's is a point).
-    if (n <= 0 || winner.interval.tps === null || winner.replicates < MIN_DRIFT_REPLICATES) return { best: winner, check: null }
-    const again = yield* trial(winner.knobs, n)
+    if (n <= 0 || winner.interval.tps === null || winner.replicates < MIN_DRIFT_REPLICATES) {
+      return { best: winner, cells: feasible, check: null }
+    }
+    const { merged: remeasured, more: again } = yield* remeasure(winner, n)
     const [lo, hi] = winner.interval.tps
-    const moved = again.verdict._tag !== "Fits" || again.tpsMedian === null || again.tpsMedian < lo || again.tpsMedian > hi
-    const remeasuredWinner = climbCell(winner.knobs, mergeOutcomes(winner.value, again))
-    yield* update(toMeasured(remeasuredWinner))
+    const newCi = again.spread.tpsCi95
+    const moved = again.verdict._tag !== "Fits" || newCi === null || newCi[1] < lo || newCi[0] > hi
+    const cells = new Map(feasible.map((c) => [c.knobs, c] as const))
+    cells.set(winner.knobs, remeasured)
     if (!moved) {
       yield* Console.error(`[stage 2] drift check: ${describeKnobs(winner.knobs)} measured again within its interval`)
-      return { best: remeasuredWinner, check: { tpsMedian: again.tpsMedian, moved: false, remeasured: [] } }
+      return { best: remeasured, cells: [...cells.values()], check: { tpsMedian: again.tpsMedian, moved: false, remeasured: [] } }
     }
     const near = feasible.filter((c) =>
-      c.knobs !== winner.knobs && c.score.tps !== null && winner.score.tps !== null &&
+      c.knobs !== winner.knobs && c.replicates < policy.maxReplicates && c.score.tps !== null && winner.score.tps !== null &&
       Math.abs(c.score.tps - winner.score.tps) <= policy.epsilon * winner.score.tps
     )
     yield* Console.error(
-      `[stage 2] drift check: ${describeKnobs(winner.knobs)} moved outside its interval (${again.tpsMedian?.toFixed(1) ?? "n/a"} tok/s vs ${
-        lo.toFixed(1)
-      }–${hi.toFixed(1)}); measuring ${near.length} cell(s) within its tie band again`
+      `[stage 2] drift check: ${describeKnobs(winner.knobs)} moved outside its interval (${
+        newCi === null ? "infeasible" : `${newCi[0].toFixed(1)}–${newCi[1].toFixed(1)}`
+      } tok/s vs ${lo.toFixed(1)}–${hi.toFixed(1)}); measuring ${near.length} cell(s) within its tie band again`
     )
-    const cells = new Map(feasible.map((c) => [c.knobs, c] as const))
-    cells.set(winner.knobs, remeasuredWinner)
-    for (const c of near) {
-      const m = Math.max(1, Math.min(replicates, policy.maxReplicates - c.replicates))
-      const merged = climbCell(c.knobs, mergeOutcomes(c.value, yield* trial(c.knobs, m)))
-      cells.set(c.knobs, merged)
-      yield* update(toMeasured(merged))
-    }
-    const best = [...cells.values()].filter((c) => c.feasible).reduce<ClimbCell<TrialOutcome> | null>(
-      (b, c) => (isNewBest(b?.score ?? null, c.score, policy.epsilon) ? c : b),
-      null
-    )
+    for (const c of near) cells.set(c.knobs, (yield* remeasure(c, Math.min(replicates, policy.maxReplicates - c.replicates))).merged)
+    const all = [...cells.values()]
     return {
-      best,
+      best: decideOver(all, policy.epsilon),
+      cells: all.filter((c) => c.feasible),
       check: { tpsMedian: again.tpsMedian, moved: true, remeasured: near.map((c) => c.knobs) }
     }
   })

@@ -21,14 +21,16 @@ const valid = {
     model: "b.gguf", target_context: 2048,
     knobs: { kv_bits: null, max_concurrency_override: 1, max_context_override: 2048, threads: 2 },
     tps_median: 55.1, ttft_p95_ms: 1200, replicates: 3, serve_command: "autotune serve --model b.gguf",
-    tps_ci95: [52.0, 57.3], ttft_ci95_ms: [1100, 1200], tps_cv: 0.05, ttft_median_ms: 1150, marginal: false, disturbed: false,
+    tps_ci95: [52.0, 57.3], ttft_ci95_ms: [1100, 1200], ci_coverage: 0.75, tps_cv: 0.05, ttft_median_ms: 1150, marginal: false, disturbed: false,
+    stage1_marginal: true, stage1_disturbed: false,
     tied_within_noise: [{ knobs: { kv_bits: 8, max_concurrency_override: 1, max_context_override: 2048, threads: 2 }, tps_median: 54, tps_ci95: [50, 58], replicates: 9 }],
     drift_check: { tps_median: 55.9, moved: false, remeasured: [] }
   },
   alternates: [],
-  infeasible: [{ model: "a.gguf", rank: 1, reason: "TTFT 9000 ms > 5000 ms gate" }],
+  infeasible: [{ model: "a.gguf", rank: 1, reason: "TTFT 9000 ms > 5000 ms gate", marginal: false, disturbed: true }],
   recipe_hash: "sha256:" + "0".repeat(64),
-  disturbed_trials: 1
+  disturbed_trials: 1,
+  noise_policy: { max_replicates: 9, max_background_cores: 0.25 }
 }
 
 const withPath = (path: ReadonlyArray<string>, value: unknown): unknown => {
@@ -61,7 +63,7 @@ describe("the JSON document schema (SPEC F-2)", () => {
     ["kv_bits other than 4, 8, null", ["recommendation", "knobs", "kv_bits"], 16],
     ["a recipe hash without the sha256: prefix", ["recipe_hash"], "0".repeat(64)],
     ["a local time instead of UTC", ["started_at"], "2026-11-22 10:00:00"],
-    ["a non-integer rank", ["infeasible"], [{ model: "a", rank: 1.5, reason: "x" }]],
+    ["a non-integer rank", ["infeasible"], [{ model: "a", rank: 1.5, reason: "x", marginal: false, disturbed: false }]],
     ["N-1 an interval that is not a [lo, hi] pair", ["recommendation", "tps_ci95"], [52]],
     ["N-3 a missing disturbed_trials", ["disturbed_trials"], undefined],
     ["a string tok/s", ["recommendation", "tps_median"], "55"],

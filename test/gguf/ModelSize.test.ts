@@ -62,7 +62,7 @@ describe("model size from metadata (SPEC A-4, F-1)", () => {
         candidate: candidates[1]!, knobs: Knobs.defaults,
         outcome: { verdict: Verdict.Fits(), replicates: 1, nErr: 0, tpsMedian: 1, ttftMedianMs: 1, ttftP95Ms: 1, calibration: null, samples: [], startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null }, spread: NO_SPREAD, marginal: false, background: null }
       },
-      rejected: [], disturbedTrials: 0, tiedWithinNoise: [], drift: null
+      rejected: [], disturbedTrials: 0, tiedWithinNoise: [], drift: null, stage1: null, noisePolicy: { maxReplicates: 9, maxBackgroundCores: 0.25 }
     })
     expect(doc.alternates).toEqual([small])
   })

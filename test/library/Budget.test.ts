@@ -10,13 +10,12 @@ import {
   BudgetExhausted,
   type Candidate,
   cells,
-  type ClimbCell,
+  climbCell,
   gridSearch,
   Knobs,
   runTrial,
   stage1,
-  type StubEvent,
-  type TrialOutcome
+  type StubEvent
 } from "llm-autotune"
 import { fakeHttp, fakeProvider, simulatedSettings, startsAndStops } from "../support/simulatedProvider.js"
 
@@ -38,14 +37,7 @@ const script = (candidates: ReadonlyArray<Candidate>, budgetMs: number, best: Re
       // The replicate cap at the replicates: no close decision gets more (SPEC N-2).
       { epsilon: 0.1, maxReplicates: 3 },
       (knobs) =>
-        Effect.map(runTrial(settings, chosen.candidate, knobs, 3, chosen.outcome.calibration), (o): ClimbCell<TrialOutcome> => ({
-          knobs,
-          feasible: o.verdict._tag === "Fits",
-          score: { tps: o.tpsMedian, ttftMs: o.ttftMedianMs },
-          interval: { tps: o.spread.tpsCi95, ttftMs: o.spread.ttftCi95Ms },
-          replicates: o.samples.length,
-          value: o
-        })),
+        Effect.map(runTrial(settings, chosen.candidate, knobs, 3, chosen.outcome.calibration), (o) => climbCell(knobs, o)),
       Effect.succeed,
       (cell, newBest) => newBest ? Ref.set(best, { model: chosen.candidate.id, knobs: cell.knobs, tps: cell.value.tpsMedian }) : Effect.void
     )

@@ -127,7 +127,7 @@ const trial = (over: Partial<ConstructorParameters<typeof TrialRow>[0]>) =>
     kept: 0, notes: null, started_at: "2026-01-01T00:00:10.000Z", prompt_tokens: null, server_prompt_n: null,
     server_prompt_tps: null, server_decode_tps: null, server_request_ms: null, load_ms: null, prewarm_ms: null, probe_ms: null, model_params: null,
     model_bytes: null, verdict: null, tps_ci95_lo: null, tps_ci95_hi: null, ttft_ci95_lo_ms: null, ttft_ci95_hi_ms: null,
-    tps_cv: null, ttft_cv: null, marginal: null, background_cores: null, disturbed: null, ...over
+    tps_cv: null, ttft_cv: null, marginal: null, background_cores: null, disturbed: null, superseded: null, ...over
   })
 
 /** The `<tbody>` rows of `table#trials`. */

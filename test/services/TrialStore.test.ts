@@ -39,7 +39,7 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       const old = new Sqlite(db)
       old.exec([
         "verdict", "tps_ci95_lo", "tps_ci95_hi", "ttft_ci95_lo_ms", "ttft_ci95_hi_ms", "tps_cv", "ttft_cv", "marginal",
-        "background_cores", "disturbed"
+        "background_cores", "disturbed", "superseded"
       ].map((c) => `ALTER TABLE tune_trials DROP COLUMN ${c};`).join(" ") + " DELETE FROM effect_sql_migrations WHERE migration_id >= 3;")
       old.exec(`INSERT INTO tune_runs (run_id, started_at, spec_version, machine_json, inputs_json) VALUES ('old', '2026-01-01T00:00:00.000Z', '1', '{}', '{}')`)
       old.prepare(`INSERT INTO tune_trials (run_id, stage, model, target_context, replicates_n, n_err, fits, notes, started_at)
@@ -59,6 +59,25 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       ])
       assert.deepStrictEqual(rows.map(isEstimated), [true, true])
       assert.deepStrictEqual(rows.map((r) => [r.tps_ci95_lo, r.marginal, r.disturbed]), [[null, null, null], [null, 0, null]])
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.effect("N-2 S-1 a cell given more replicates keeps its row: updateTrial replaces its figures, never its run, stage, model or kept mark", () =>
+    Effect.gen(function*() {
+      const db = Path.join(tempDir(), "runs.db")
+      const rows = yield* Effect.gen(function*() {
+        const store = yield* TrialStore
+        yield* store.startRun({ run_id: "r", started_at: "2026-01-01T00:00:00.000Z", spec_version: "1", machine_json: "{}", inputs_json: "{}" })
+        const candidate = { id: "m", model: "m", rank: 1, paramCount: 1e6, ggufFile: false, fileBytes: null }
+        const first = { ...outcome(Verdict.Fits()), tpsMedian: 10, spread: { ...NO_SPREAD, tpsCi95: [9, 11] as const } }
+        const id = yield* store.insertTrial(TrialRow.fromOutcome("r", 2, candidate, 100, Knobs.defaults, first))
+        yield* store.markKept(id)
+        const more = { ...first, tpsMedian: 12, spread: { ...NO_SPREAD, tpsCi95: [8, 14] as const } }
+        yield* store.updateTrial(id, TrialRow.fromOutcome("other-run", 1, { ...candidate, id: "other" }, 100, Knobs.defaults, more))
+        return yield* store.trials("r")
+      }).pipe(Effect.provide(TrialStore.layer(db)))
+      assert.deepStrictEqual(rows.map((r) => [r.run_id, r.stage, r.model, r.kept, r.tps, r.tps_ci95_lo, r.tps_ci95_hi]), [
+        ["r", 2, "m", 1, 12, 8, 14]
+      ])
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.effect("S-4 pruneRuns keeps the newest N runs and only their trials; 0 keeps all", () =>

@@ -23,7 +23,7 @@ const summary = (candidates: ReadonlyArray<Candidate>, chosen: Candidate, over: 
     stage2_replicates: 3, gate_ttft_ms: 60000, tps_tie_epsilon: 0.1 }),
   adapter: macProvider("macprovider-cli"), candidates, targetContext: 2048, maxTokens: 64,
   recommended: { candidate: chosen, knobs: new Knobs({ kvBits: null, maxContext: 2048, maxBatch: 1, threads: null }), outcome },
-  rejected: [], disturbedTrials: 0, tiedWithinNoise: [], drift: null, ...over
+  rejected: [], disturbedTrials: 0, tiedWithinNoise: [], drift: null, stage1: null, noisePolicy: { maxReplicates: 9, maxBackgroundCores: 0.25 }, ...over
 })
 
 describe("recommendation document (SPEC F-1, F-2)", () => {

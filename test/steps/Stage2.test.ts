@@ -3,7 +3,14 @@ import { Effect } from "effect"
 import { Knobs } from "../../src/domain/Knobs.js"
 import { decidedByNoise, isNewBest } from "../../src/domain/NewBest.js"
 import { median, medianCi95 } from "../../src/domain/Stats.js"
-import { type ClimbCell, gridSearch } from "../../src/steps/Stage2.js"
+import { type ClimbCell, driftCheck, gridSearch } from "../../src/steps/Stage2.js"
+import { mergeOutcomes, type ProbeSample, summarizeTrial, type TrialOutcome } from "../../src/domain/Trial.js"
+import { Verdict } from "../../src/domain/Verdict.js"
+
+/** A feasible probe sample of `tps` tokens/s and a 100 ms TTFT. */
+const sampleOf = (tps: number): ProbeSample => ({
+  failure: null, ttftMs: 100, tps, promptTokens: null, completionTokens: 8, totalMs: 200, serverTimings: null
+})
 
 const eps = 0.1
 const k = (maxBatch: number) => new Knobs({ kvBits: null, maxContext: 512, maxBatch, threads: 2 })
@@ -41,6 +48,16 @@ interface Sim {
   readonly tps: ReadonlyArray<number>
 }
 
+/** A simulated cell over its replicates' tok/s (TTFT fixed at 100 ms). */
+const simCell = (knobs: Knobs, tps: ReadonlyArray<number>, feasible = true): ClimbCell<Sim> => ({
+  knobs,
+  feasible,
+  score: { tps: median(tps), ttftMs: 100 },
+  interval: { tps: medianCi95(tps), ttftMs: [100, 100] },
+  replicates: tps.length,
+  value: { tps }
+})
+
 /**
  * A grid search over simulated measurements (SPEC N-2): each cell's replicates
  * come in order from its own list of tok/s figures (TTFT fixed at 100 ms), 3
@@ -49,17 +66,10 @@ interface Sim {
 const simulate = (draws: Record<number, ReadonlyArray<number>>, feasible: Record<number, boolean> = {}, maxReplicates = 9) =>
   Effect.gen(function*() {
     const log: Array<string> = []
-    const cell = (knobs: Knobs, tps: ReadonlyArray<number>): ClimbCell<Sim> => ({
-      knobs,
-      feasible: feasible[knobs.maxBatch!] ?? true,
-      score: { tps: median(tps), ttftMs: 100 },
-      interval: { tps: medianCi95(tps), ttftMs: [100, 100] },
-      replicates: tps.length,
-      value: { tps }
-    })
+    const cell = (knobs: Knobs, tps: ReadonlyArray<number>) => simCell(knobs, tps, feasible[knobs.maxBatch!] ?? true)
     const next = (knobs: Knobs, have: number) => draws[knobs.maxBatch!]!.slice(have, have + 3)
     const result = yield* gridSearch(
-      [k(1), k(2)],
+      Object.keys(draws).map((b) => k(Number(b))),
       { epsilon: eps, maxReplicates },
       (knobs) => Effect.sync(() => (log.push(`measure ${knobs.maxBatch}`), cell(knobs, next(knobs, 0)))),
       (c) => Effect.sync(() => (log.push(`extend ${c.knobs.maxBatch}`), cell(c.knobs, [...c.value.tps, ...next(c.knobs, c.replicates)]))),
@@ -109,6 +119,95 @@ describe("gridSearch under noise (SPEC N-2)", () => {
       expect(log).toEqual(["measure 1", "measure 2"])
       expect(result.best?.knobs.maxBatch).toBe(1)
       expect(result.tiedWithinNoise.map((c) => c.knobs.maxBatch)).toEqual([2])
+    }))
+})
+
+describe("gridSearch under noise, edge cases (SPEC N-2)", () => {
+  it.effect("N-2 a cap where more replicates cannot narrow an interval (8: still the range) costs none: the incumbent stays at once", () =>
+    Effect.gen(function*() {
+      const { log, result } = yield* simulate({ 1: [100, 80, 120], 2: [104, 84, 124] }, {}, 8)
+      expect(log).toEqual(["measure 1", "measure 2"])
+      expect(result.best?.knobs.maxBatch).toBe(1)
+      expect(result.tiedWithinNoise.map((c) => c.knobs.maxBatch)).toEqual([2])
+    }))
+  it.effect("N-2 tied within noise lists only cells tied with the final winner, not with an incumbent it later beat", () =>
+    Effect.gen(function*() {
+      const { log, result } = yield* simulate({
+        1: [100, 80, 120, 96, 104, 85, 115, 90, 110],
+        2: [104, 84, 124, 100, 108, 89, 119, 94, 114],
+        3: [150, 149, 151]
+      })
+      expect(result.best?.knobs.maxBatch).toBe(3)
+      expect(result.tiedWithinNoise).toEqual([])
+      expect(log).toEqual(["measure 1", "measure 2", "extend 1", "extend 2", "extend 1", "extend 2", "measure 3"])
+    }))
+  it.effect("N-2 B-2 an incumbent that fails a replicate it was given loses its place; the challenger is judged against the best left", () =>
+    Effect.gen(function*() {
+      const bests: Array<number | null> = []
+      const first: Record<number, ReadonlyArray<number>> = { 1: [100, 80, 120], 2: [104, 84, 124] }
+      const result = yield* gridSearch([k(1), k(2)], { epsilon: eps, maxReplicates: 9 },
+        (knobs) => Effect.succeed(simCell(knobs, first[knobs.maxBatch!]!)),
+        // Cell 1 fails one of its extra replicates (an out-of-memory, say): infeasible now (B-2).
+        (c) => Effect.succeed(simCell(c.knobs, [...c.value.tps, 100, 100, 100], c.knobs.maxBatch !== 1)),
+        () => Effect.void,
+        () => Effect.void,
+        (b) => Effect.sync(() => void bests.push(b?.knobs.maxBatch ?? null)))
+      expect(bests).toEqual([null])
+      expect(result.best?.knobs.maxBatch).toBe(2)
+      expect(result.feasible.map((c) => c.knobs.maxBatch)).toEqual([2])
+    }))
+})
+
+describe("the drift check (SPEC N-2, issue 13 item 4)", () => {
+  const cellOf = (maxBatch: number, tps: ReadonlyArray<number>): ClimbCell<TrialOutcome> => {
+    const outcome = summarizeTrial(Verdict.Fits(), tps.map((t) => sampleOf(t)), {
+      calibration: null, replicates: tps.length, startedAt: "2026-01-01T00:00:00.000Z",
+      phases: { loadMs: null, preWarmMs: null, probeMs: null }, marginal: false, background: null
+    })
+    return {
+      knobs: k(maxBatch), feasible: true, score: { tps: outcome.tpsMedian, ttftMs: outcome.ttftMedianMs },
+      interval: { tps: outcome.spread.tpsCi95, ttftMs: outcome.spread.ttftCi95Ms }, replicates: tps.length, value: outcome
+    }
+  }
+  /** A remeasure that adds `more[maxBatch]` tok/s replicates and logs which cell it measured. */
+  const remeasurer = (more: Record<number, ReadonlyArray<number>>, log: Array<number>) => (c: ClimbCell<TrialOutcome>, n: number) =>
+    Effect.sync(() => {
+      log.push(c.knobs.maxBatch!)
+      const extra = cellOf(c.knobs.maxBatch!, more[c.knobs.maxBatch!]!.slice(0, n)).value
+      const merged = mergeOutcomes(c.value, extra)
+      return { merged: { ...c, score: { tps: merged.tpsMedian, ttftMs: merged.ttftMedianMs }, interval: { tps: merged.spread.tpsCi95, ttftMs: merged.spread.ttftCi95Ms }, replicates: merged.samples.length, value: merged }, more: extra }
+    })
+  it.effect("N-2 a winner measured again inside its interval keeps the extra replicates; nothing else is measured", () =>
+    Effect.gen(function*() {
+      const log: Array<number> = []
+      const w = cellOf(1, [100, 98, 102])
+      const r = yield* driftCheck(w, [w, cellOf(2, [95, 94, 96])], { epsilon: eps, maxReplicates: 9 }, 3, remeasurer({ 1: [101, 99, 100] }, log))
+      expect(log).toEqual([1])
+      expect(r.check).toMatchObject({ moved: false, remeasured: [] })
+      expect(r.best?.knobs.maxBatch).toBe(1)
+      expect(r.best?.replicates).toBe(6)
+    }))
+  it.effect("N-2 a winner that moved wholly outside its interval: the cells in its tie band are measured again and the noise never hands over the win", () =>
+    Effect.gen(function*() {
+      const log: Array<number> = []
+      const w = cellOf(1, [100, 98, 102])
+      const near = cellOf(2, [95, 94, 96])
+      const far = cellOf(3, [50, 49, 51])
+      const r = yield* driftCheck(w, [w, near, far], { epsilon: eps, maxReplicates: 9 }, 3,
+        remeasurer({ 1: [80, 79, 81], 2: [95, 96, 94] }, log))
+      expect(log).toEqual([1, 2])
+      expect(r.check?.moved).toBe(true)
+      expect(r.check?.remeasured.map((kn) => kn.maxBatch)).toEqual([2])
+      // Cell 1's interval now spans 79–102 and overlaps cell 2's across the tie band: within the noise, it stays.
+      expect(r.best?.knobs.maxBatch).toBe(1)
+    }))
+  it.effect("N-2 fewer than 3 replicates give no interval to drift out of: no check", () =>
+    Effect.gen(function*() {
+      const log: Array<number> = []
+      const w = cellOf(1, [100])
+      const r = yield* driftCheck(w, [w], { epsilon: eps, maxReplicates: 9 }, 1, remeasurer({ 1: [50] }, log))
+      expect(log).toEqual([])
+      expect(r.check).toBeNull()
     }))
 })
 
