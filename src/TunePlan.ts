@@ -121,6 +121,9 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
         `--max-replicates must be an integer from the stage replicates (${least}) to ${MAX_REPLICATES}, got ${plan.maxReplicates}`
       )
     }
+    if (plan.waitQuietMs !== null && plan.maxBackgroundCores === null) {
+      return yield* usage("wait-quiet", "--wait-quiet waits for other processes to use at most --max-background-cores, which is off")
+    }
     if (plan.maxBackgroundCores !== null && !(plan.maxBackgroundCores > 0 && plan.maxBackgroundCores <= MAX_SLOTS_OR_THREADS)) {
       return yield* usage(
         "max-background-cores",
@@ -216,7 +219,8 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
  *   reply length (`stage1-replicates`, `stage2-replicates`, `target-context`,
  *   `gate-ttft-ms`, `max-tokens`); a replicate cap below the stage replicates
  *   (`max-replicates`, N-2); a background-core limit that is not a positive
- *   number (`max-background-cores`, N-3);
+ *   number (`max-background-cores`, N-3), or a quiet wait with the guard off
+ *   (`wait-quiet`);
  * - a ready timeout, request timeout, budget or quiet wait outside 1 ms … 2^31 − 1 ms (what
  *   a timer holds), or a request timeout not longer than the TTFT gate
  *   (`ready-timeout`, `request-timeout`, `max-duration`, `wait-quiet`);

@@ -70,6 +70,7 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
         ["max-replicates", { maxReplicates: 1001 }],
         ["max-background-cores", { maxBackgroundCores: 0 }],
         ["wait-quiet", { waitQuietMs: 0 }],
+        ["wait-quiet", { waitQuietMs: 5000, maxBackgroundCores: null }],
         ["stage2-replicates", { stage2Replicates: 1001 }],
         ["target-context", { targetContext: 2 ** 20 + 1 }],
         ["tps-tie-epsilon", { tpsTieEpsilon: 1 }],

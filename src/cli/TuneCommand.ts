@@ -34,7 +34,7 @@ const DEFAULT_MAX_REPLICATES = 9
  */
 const parseBackgroundCores = (text: string): Effect.Effect<number | null, UsageError> => {
   const t = text.trim()
-  if (t === "off") return Effect.succeed(null)
+  if (t.toLowerCase() === "off") return Effect.succeed(null)
   const n = Number(t)
   return t !== "" && Number.isFinite(n)
     ? Effect.succeed(n)

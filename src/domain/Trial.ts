@@ -127,6 +127,11 @@ export const summarizeTrial = (
     readonly phases: TrialOutcome["phases"]
     readonly marginal: boolean
     readonly background: Background | null
+    /**
+     * Stage 1's cut-off (N-2), ms: a request cut there without a first token had a
+     * TTFT of at least this, and counts so in the TTFT figures; null elsewhere.
+     */
+    readonly cutoffMs?: number | null
   }
 ): TrialOutcome => {
   const ok = samples.filter((x) => x.failure === null)
@@ -135,9 +140,17 @@ export const summarizeTrial = (
       const v = f(x)
       return v === null || v === undefined ? [] : [v]
     }))
-  const ttfts = ok.flatMap((x) => (x.ttftMs === null ? [] : [x.ttftMs]))
+  // TTFT figures over every request that was timed, a gate miss too (at least the cut-off when it was cut).
+  const ttfts = samples.flatMap((x) =>
+    x.failure === null || x.failure._tag === "GateMissed"
+      ? x.ttftMs !== null ? [x.ttftMs] : x.failure !== null && o.cutoffMs != null ? [o.cutoffMs] : []
+      : []
+  )
   const tps = ok.flatMap((x) => (x.tps === null ? [] : [x.tps]))
-  const outsideRequests = verdict._tag !== "Fits" && verdict._tag !== "EstimatedOver" && ok.length === samples.length
+  // A failure outside the requests (start, pre-warm, P-1) counts as one error; an estimate skip sent none,
+  // and a Stage 1 gate call on the median (N-2) is no request's error.
+  const judgedOnGate = verdict._tag === "GateMissed" && verdict.phase === "probe"
+  const outsideRequests = verdict._tag !== "Fits" && verdict._tag !== "EstimatedOver" && !judgedOnGate && ok.length === samples.length
   return {
     verdict,
     replicates: o.replicates,

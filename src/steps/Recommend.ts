@@ -112,7 +112,8 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.maxTokens),
       tps_ci95: rec.outcome.spread.tpsCi95,
       ttft_ci95_ms: rec.outcome.spread.ttftCi95Ms,
-      ci_coverage: Math.round(medianCoverage(rec.outcome.samples.length) * 1000) / 1000,
+      // The coverage of the tok/s interval: over the replicates that measured a rate.
+      ci_coverage: Math.round(medianCoverage(rec.outcome.samples.filter((x) => x.failure === null && x.tps !== null).length) * 1000) / 1000,
       tps_cv: rec.outcome.spread.tpsCv,
       ttft_median_ms: rec.outcome.ttftMedianMs,
       marginal: rec.outcome.marginal,

@@ -52,7 +52,8 @@ export interface TrialSettings {
 const replicate = (run: (i: number) => Effect.Effect<ProbeSample, never, HttpClient.HttpClient>, concurrent: number) =>
   Effect.forEach(Array.from({ length: concurrent }, (_, i) => i), run, { concurrency: "unbounded" }).pipe(
     Effect.map((ss): { readonly merged: ProbeSample; readonly parts: ReadonlyArray<ProbeSample> } => {
-      const bad = ss.find((s) => s.failure !== null)
+      // A request cut at the gate must not hide a concurrent one that failed outright (a death, an error).
+      const bad = ss.find((s) => s.failure !== null && s.failure._tag !== "GateMissed") ?? ss.find((s) => s.failure !== null)
       const ttfts = ss.flatMap((s) => (s.ttftMs === null ? [] : [s.ttftMs]))
       const tps = ss.every((s) => s.tps !== null) ? ss.reduce((a, s) => a + s.tps!, 0) : null
       return {
@@ -115,12 +116,14 @@ export const runTrial = (
       probeMs: null
     }
     const since = (t0: number) => Effect.map(Clock.currentTimeMillis, (t) => t - t0)
+    // Stage 1's cut-off past the gate (N-2), once the probes start: a cut request's TTFT is at least this.
+    let cutoffMs: number | null = null
     const summarize = (
       verdict: Verdict,
       samples: ReadonlyArray<ProbeSample> = [],
       calibration: Calibration | null = null,
       judged: { readonly marginal: boolean; readonly background: Background | null } = { marginal: false, background: null }
-    ) => summarizeTrial(verdict, samples, { calibration, replicates, startedAt, phases: { ...phases }, ...judged })
+    ) => summarizeTrial(verdict, samples, { calibration, replicates, startedAt, phases: { ...phases }, cutoffMs, ...judged })
     // SPEC D-2: a failure before measurement is classified from its reason and the provider's output.
     const preWarmFailed = (failure: Verdict, outputTail: string) => {
       const reason = notesOf(failure) ?? ""
@@ -198,6 +201,7 @@ export const runTrial = (
     // N-2: a Stage 1 request is cut off only past the marginal band, so a TTFT just over the gate is measured.
     // Short of the request timeout, so a cut there reads as the gate's, not as a timeout.
     const cutoff = marginalUpTo === null ? gate : Math.max(gate, Math.min(Math.round(gate * (1 + MARGINAL_BAND)), s.requestTimeoutMs - 1))
+    if (marginalUpTo !== null) cutoffMs = cutoff
     const meter = yield* CpuMeter
     const group = server.pid > 0 ? server.pid : null
     const before = yield* meter.snapshot(group)

@@ -47,8 +47,9 @@ export const allInfeasibleMessage = (rejected: ReadonlyArray<Rejected>): string 
  * Stage 1, model selection (SPEC A-1..A-3): tries candidates in the given order,
  * each with default knobs at the target context over `replicates` requests,
  * and STOPS at the first feasible one — later candidates are never started.
- * A call near the gate (N-2) gets up to `maxReplicates` replicates and is
- * made on their median TTFT (`runTrial`, marked `marginal`); a disturbed
+ * With `maxReplicates` (the CLI's `--max-replicates`), a call near the gate
+ * (N-2) gets up to that many replicates and is made on their median TTFT
+ * (`runTrial`, marked `marginal`); null keeps G-1's every-replicate rule; a disturbed
  * trial (N-3) is measured again when the machine is quiet (`measureQuietly`,
  * guard at `settings.maxBackgroundCores`).
  * `record` sees every trial as it finishes (persist, print), `superseded`
@@ -62,7 +63,7 @@ export const stage1 = <E, R>(
   candidates: ReadonlyArray<Candidate>,
   replicates: number,
   record: (candidate: Candidate, outcome: TrialOutcome, superseded: boolean) => Effect.Effect<void, E, R>,
-  maxReplicates: number = replicates
+  maxReplicates: number | null = null
 ): Effect.Effect<
   Chosen,
   AllInfeasible | PreWarmIntegrityFailure | E,

@@ -70,9 +70,15 @@ export const decideOver = <A>(cells: ReadonlyArray<ClimbCell<A>>, epsilon: numbe
     null
   )
 
-/** The feasible cells still within the noise of `best` (N-2), `best` left out. */
-const tiedWith = <A>(best: ClimbCell<A> | null, cells: ReadonlyArray<ClimbCell<A>>, epsilon: number) =>
-  best === null ? [] : cells.filter((c) => c.knobs !== best.knobs && c.feasible && decidedByNoise(best.interval, c.interval, epsilon))
+/**
+ * The feasible cells still within the noise of `best` (N-2) when neither can
+ * narrow its interval under the cap any more: tied within noise. `best` left out.
+ */
+const tiedWith = <A>(best: ClimbCell<A> | null, cells: ReadonlyArray<ClimbCell<A>>, policy: NoisePolicy) =>
+  best === null || canNarrow(best.replicates, policy.maxReplicates) ? [] : cells.filter((c) =>
+    c.knobs !== best.knobs && c.feasible && !canNarrow(c.replicates, policy.maxReplicates) &&
+    decidedByNoise(best.interval, c.interval, policy.epsilon)
+  )
 
 /**
  * The grid search of Stage 2 (SPEC B-2, B-3, N-2): measures every cell in the
@@ -118,10 +124,11 @@ export const gridSearch = <A, E, R, E2, R2>(
           best = extended
           yield* onExtended(extended)
           if (!extended.feasible) {
-            // The incumbent failed a replicate it was given (B-2): the best of the others takes its place.
+            // The incumbent failed a replicate it was given (B-2): the best of the others takes its place,
+            // and the challenger is judged against that one (with more replicates where needed).
             best = decideOver(feasible, policy.epsilon)
             yield* onBest(best)
-            break
+            continue
           }
         }
         if (cell.replicates < cap) cell = yield* extend(cell)
@@ -133,7 +140,7 @@ export const gridSearch = <A, E, R, E2, R2>(
       yield* onCell(cell, wins)
       if (wins) best = cell
     }
-    return { best, tiedWithinNoise: tiedWith(best, feasible, policy.epsilon), feasible }
+    return { best, tiedWithinNoise: tiedWith(best, feasible, policy), feasible }
   })
 
 /** A Stage 2 cell and what its trial measured. */
@@ -215,6 +222,8 @@ export const stage2 = <E, R>(
         const more = yield* trial(cell.knobs, n)
         const merged = climbCell(cell.knobs, mergeOutcomes(cell.value, more))
         yield* hooks.updated(toMeasured(merged), more)
+        // D-2 holds for every trial, extra replicates included: corrupt weights stop the run.
+        yield* abortOnIntegrity(chosen.candidate, more)
         return { merged, more }
       })
     // N-2: as many as the stage's minimum, up to the cap.
@@ -238,11 +247,12 @@ export const stage2 = <E, R>(
       (cell) => hooks.best(cell === null ? null : toMeasured(cell))
     )
     if (grid.best === null) return { best: null, tiedWithinNoise: [], drift: null }
-    const drift = yield* driftCheck(grid.best, grid.feasible, policy, replicates, remeasure)
+    const drift = yield* driftCheck(grid.best, grid.feasible, policy, replicates, remeasure,
+      (b) => hooks.best(b === null ? null : toMeasured(b)))
     if (drift.best?.knobs !== grid.best.knobs) yield* hooks.best(drift.best === null ? null : toMeasured(drift.best))
     return {
       best: drift.best === null ? null : toMeasured(drift.best),
-      tiedWithinNoise: tiedWith(drift.best, drift.cells, policy.epsilon).map(toMeasured),
+      tiedWithinNoise: tiedWith(drift.best, drift.cells, policy).map(toMeasured),
       drift: drift.check
     }
   })
@@ -264,10 +274,12 @@ export const climbCell = (knobs: Knobs, outcome: TrialOutcome): ClimbCell<TrialO
  * when the cap leaves room). It *moved* when the new measurement's interval
  * lies wholly outside the winner's (a new median merely outside a 3-replicate
  * range happens 40 % of the time by chance), or the new trial was infeasible.
- * Not moved: the winner keeps the extra replicates. Moved: every feasible cell
- * within the tie band of the winner that has room under the cap is measured
- * again too, and the winner is decided afresh over all replicates by the same
- * rule as the grid (`decideOver`: the noise never hands over a win). Returns
+ * Not moved: the winner keeps the extra replicates. Moved: every other
+ * feasible cell within the tie band of the winner, or within the noise of its
+ * new figures, that has room under the cap is measured again too, and the
+ * winner is decided afresh over all replicates by the same rule as the grid,
+ * the old winner first as the incumbent (`decideOver`: the noise never hands
+ * over a win). A winner found infeasible is replaced through `onBest` at once. Returns
  * the winner (null when none stays feasible: B-5), the cells as last measured,
  * and what the check found.
  */
@@ -279,7 +291,8 @@ export const driftCheck = <E, R>(
   remeasure: (
     cell: ClimbCell<TrialOutcome>,
     n: number
-  ) => Effect.Effect<{ readonly merged: ClimbCell<TrialOutcome>; readonly more: TrialOutcome }, E, R>
+  ) => Effect.Effect<{ readonly merged: ClimbCell<TrialOutcome>; readonly more: TrialOutcome }, E, R>,
+  onBest: (cell: ClimbCell<TrialOutcome> | null) => Effect.Effect<void, E, R> = () => Effect.void
 ): Effect.Effect<
   {
     readonly best: ClimbCell<TrialOutcome> | null
@@ -305,19 +318,26 @@ export const driftCheck = <E, R>(
       yield* Console.error(`[stage 2] drift check: ${describeKnobs(winner.knobs)} measured again within its interval`)
       return { best: remeasured, cells: [...cells.values()], check: { tpsMedian: again.tpsMedian, moved: false, remeasured: [] } }
     }
+    // Measured again: every other feasible cell the winner's figures could now stand differently against.
     const near = feasible.filter((c) =>
-      c.knobs !== winner.knobs && c.replicates < policy.maxReplicates && c.score.tps !== null && winner.score.tps !== null &&
-      Math.abs(c.score.tps - winner.score.tps) <= policy.epsilon * winner.score.tps
+      c.knobs !== winner.knobs && c.replicates < policy.maxReplicates && (
+        decidedByNoise(remeasured.interval, c.interval, policy.epsilon) ||
+        (c.score.tps !== null && winner.score.tps !== null && Math.abs(c.score.tps - winner.score.tps) <= policy.epsilon * winner.score.tps)
+      )
     )
     yield* Console.error(
       `[stage 2] drift check: ${describeKnobs(winner.knobs)} moved outside its interval (${
         newCi === null ? "infeasible" : `${newCi[0].toFixed(1)}–${newCi[1].toFixed(1)}`
-      } tok/s vs ${lo.toFixed(1)}–${hi.toFixed(1)}); measuring ${near.length} cell(s) within its tie band again`
+      } tok/s vs ${lo.toFixed(1)}–${hi.toFixed(1)}); measuring ${near.length} cell(s) near it again`
     )
+    // The winner, first, is the incumbent: a win is handed over only on a difference the noise cannot flip.
+    const decide = () => decideOver([cells.get(winner.knobs)!, ...[...cells.values()].filter((c) => c.knobs !== winner.knobs)], policy.epsilon)
+    // A winner found infeasible is replaced now, not after the cells near it (a budget may end the run meanwhile).
+    if (!remeasured.feasible) yield* onBest(decide())
     for (const c of near) cells.set(c.knobs, (yield* remeasure(c, Math.min(replicates, policy.maxReplicates - c.replicates))).merged)
     const all = [...cells.values()]
     return {
-      best: decideOver(all, policy.epsilon),
+      best: decide(),
       cells: all.filter((c) => c.feasible),
       check: { tpsMedian: again.tpsMedian, moved: true, remeasured: near.map((c) => c.knobs) }
     }

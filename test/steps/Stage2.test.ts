@@ -201,6 +201,18 @@ describe("the drift check (SPEC N-2, issue 13 item 4)", () => {
       // Cell 1's interval now spans 79–102 and overlaps cell 2's across the tie band: within the noise, it stays.
       expect(r.best?.knobs.maxBatch).toBe(1)
     }))
+  it.effect("N-2 after a move the old winner is the incumbent, whatever the grid order: a cell earlier in the grid takes over only on a clear difference", () =>
+    Effect.gen(function*() {
+      const log: Array<number> = []
+      const earlier = cellOf(1, [80, 78, 82])
+      const w = cellOf(2, [100, 98, 102])
+      const r = yield* driftCheck(w, [earlier, w], { epsilon: eps, maxReplicates: 9 }, 3,
+        remeasurer({ 2: [70, 72, 75], 1: [80, 79, 81] }, log))
+      expect(r.check?.moved).toBe(true)
+      // The winner's new figures (70–102) overlap the earlier cell's around the tie band: it is measured again too.
+      expect(log).toEqual([2, 1])
+      expect(r.best?.knobs.maxBatch).toBe(2)
+    }))
   it.effect("N-2 fewer than 3 replicates give no interval to drift out of: no check", () =>
     Effect.gen(function*() {
       const log: Array<number> = []
