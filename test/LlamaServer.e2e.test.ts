@@ -101,7 +101,9 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     expect(doc.recommendation?.model).toBe(tinyModelPath())
     expect(doc.infeasible).toEqual([{
       model: bad, rank: 1,
-      reason: expect.stringMatching(/^provider exited while starting \(exit code 1\): .*unknown model architecture: 'llamx'/)
+      reason: expect.stringMatching(/^provider exited while starting \(exit code 1\): .*unknown model architecture: 'llamx'/),
+      marginal: false,
+      disturbed: false
     }])
     // D-2: an unknown architecture is not corrupt weights: the run goes on
     expect(doc.exit_reason).toBe("ok")

@@ -26,7 +26,10 @@ describe("skipping what cannot fit, on a memory estimate (issue: llama-server, i
     const doc = decodeDoc(r.stdout)
     expect(doc.recommendation?.model).toBe(tinyModelPath())
     expect(doc.infeasible).toEqual([
-      { model: mediumModelPath(), rank: 1, reason: expect.stringMatching(/^estimated 0\.\d GiB > 0\.1 GiB available$/) }
+      {
+        model: mediumModelPath(), rank: 1, reason: expect.stringMatching(/^estimated 0\.\d GiB > 0\.1 GiB available$/),
+        marginal: false, disturbed: false
+      }
     ])
     // Never launched: no provider log for the 130M model; the 15M one was started.
     expect(logsOf(dir).filter((f) => f.startsWith("synth-130M"))).toEqual([])

@@ -35,7 +35,8 @@ describe("pre-warm integrity (SPEC D-2, H-2)", () => {
     expect(doc.recommendation).toBeNull()
     expect(doc.recipe_hash).toBeNull()
     expect(doc.infeasible).toEqual([{
-      model: "load-error", rank: 1, reason: expect.stringMatching(/^integrity: .*Required configuration file missing: tokenizer\.json/)
+      model: "load-error", rank: 1, reason: expect.stringMatching(/^integrity: .*Required configuration file missing: tokenizer\.json/),
+      marginal: false, disturbed: false
     }])
     expect(starts).toBe(1)
     expect(r.stderr).toContain("Required configuration file missing: tokenizer.json")
