@@ -31,25 +31,36 @@ export interface CellInterval {
   readonly ttftMs: readonly [number, number] | null
 }
 
-/** How a challenger stands against the incumbent on throughput alone (B-3): outside the band above, inside it, or below. */
-const standing = (best: number, next: number, epsilon: number): "win" | "tie" | "lose" =>
-  Math.abs(next - best) > epsilon * best ? (next > best ? "win" : "lose") : "tie"
+/** A measured cell as the noise rule sees it: its medians and their intervals. */
+export interface NoisyScore {
+  readonly score: CellScore
+  readonly interval: CellInterval
+}
+
+/** Half an interval's width relative to `at` (0 when `at` ≤ 0). */
+const relHalfWidth = (ci: readonly [number, number], at: number) => (at > 0 ? (ci[1] - ci[0]) / 2 / at : 0)
 
 /**
  * SPEC N-2: could the noise flip B-3's decision between incumbent `best` and
- * challenger `next`? True when some pair of throughputs within their 95 %
- * intervals stands differently (win, tie band, lose) than another — its
- * extremes are the incumbent's high end against the challenger's low end and
- * the reverse — or when both ends fall in the tie band, where the TTFT
- * decides, and the TTFT intervals overlap. False when an interval is missing
+ * challenger `next`? B-3 compares the throughput ratio next ÷ best with the
+ * tie band's edges 1 ± ε. The ratio's uncertainty is taken as the two
+ * intervals' relative half-widths combined in quadrature (as for a ratio of
+ * two independent estimates): the decision is noise when an edge lies within
+ * that uncertainty of the ratio (times the edge). Inside the band, where the
+ * lower TTFT wins, it is noise when the TTFT medians differ by less than their
+ * intervals' half-widths combined. False when a median or interval is missing
  * (nothing to judge the noise by) or the incumbent's throughput is ≤ 0 (B-3
  * then needs no comparison).
  */
-export const decidedByNoise = (best: CellInterval, next: CellInterval, epsilon: number): boolean => {
-  if (best.tps === null || next.tps === null || best.tps[0] <= 0) return false
-  const worst = standing(best.tps[1], next.tps[0], epsilon)
-  const bestCase = standing(best.tps[0], next.tps[1], epsilon)
-  if (worst !== bestCase) return true
-  if (worst !== "tie" || best.ttftMs === null || next.ttftMs === null) return false
-  return !(next.ttftMs[1] < best.ttftMs[0] || next.ttftMs[0] > best.ttftMs[1])
+export const decidedByNoise = (best: NoisyScore, next: NoisyScore, epsilon: number): boolean => {
+  const [b, n] = [best.score.tps, next.score.tps]
+  if (b === null || n === null || best.interval.tps === null || next.interval.tps === null || b <= 0) return false
+  const ratio = n / b
+  const u = Math.hypot(relHalfWidth(best.interval.tps, b), relHalfWidth(next.interval.tps, n))
+  for (const edge of [1 + epsilon, 1 - epsilon]) if (Math.abs(ratio - edge) < u * edge) return true
+  if (Math.abs(n - b) > epsilon * b) return false
+  const [bt, nt] = [best.score.ttftMs, next.score.ttftMs]
+  if (bt === null || nt === null || best.interval.ttftMs === null || next.interval.ttftMs === null) return false
+  const half = (ci: readonly [number, number]) => (ci[1] - ci[0]) / 2
+  return Math.abs(nt - bt) < Math.hypot(half(best.interval.ttftMs), half(next.interval.ttftMs))
 }

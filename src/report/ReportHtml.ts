@@ -125,7 +125,7 @@ export const bestSoFarSeries = (
         interval: { tps: pair(t.tps_ci95_lo, t.tps_ci95_hi), ttftMs: pair(t.ttft_ci95_lo_ms, t.ttft_ci95_hi_ms) }
       }
       // N-2: a win the noise could flip is no win (rows from before it have no interval: plain B-3).
-      const noise = climbBest !== null && decidedByNoise(climbBest.interval, next.interval, epsilon)
+      const noise = climbBest !== null && decidedByNoise(climbBest, next, epsilon)
       if (!noise && isNewBest(climbBest?.score ?? null, next.score, epsilon)) climbBest = next
     }
     return climbBest?.score.tps ?? stage1Best

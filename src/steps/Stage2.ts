@@ -64,7 +64,7 @@ export const decideOver = <A>(cells: ReadonlyArray<ClimbCell<A>>, epsilon: numbe
     (b, c) =>
       b === null
         ? (isNewBest(null, c.score, epsilon) ? c : null)
-        : !decidedByNoise(b.interval, c.interval, epsilon) && isNewBest(b.score, c.score, epsilon)
+        : !decidedByNoise(b, c, epsilon) && isNewBest(b.score, c.score, epsilon)
         ? c
         : b,
     null
@@ -77,15 +77,15 @@ export const decideOver = <A>(cells: ReadonlyArray<ClimbCell<A>>, epsilon: numbe
 const tiedWith = <A>(best: ClimbCell<A> | null, cells: ReadonlyArray<ClimbCell<A>>, policy: NoisePolicy) =>
   best === null || canNarrow(best.replicates, policy.maxReplicates) ? [] : cells.filter((c) =>
     c.knobs !== best.knobs && c.feasible && !canNarrow(c.replicates, policy.maxReplicates) &&
-    decidedByNoise(best.interval, c.interval, policy.epsilon)
+    decidedByNoise(best, c, policy.epsilon)
   )
 
 /**
  * The grid search of Stage 2 (SPEC B-2, B-3, N-2): measures every cell in the
  * given (deterministic) order with `measure`, and keeps the winner by
  * `isNewBest` among feasible cells. When the noise could flip a decision
- * (`decidedByNoise`: the challenger's interval overlaps the incumbent's
- * around the tie band), both are given more replicates with `extend`,
+ * (`decidedByNoise`: the throughput ratio lies within the intervals' combined
+ * uncertainty of a tie-band edge, or inside the band the TTFTs within theirs), both are given more replicates with `extend`,
  * interleaved — incumbent, then challenger, each round — while more can
  * narrow an interval (`canNarrow`, up to `policy.maxReplicates`) and the
  * decision is not yet clear; then, if it still is not, the incumbent stays
@@ -113,7 +113,7 @@ export const gridSearch = <A, E, R, E2, R2>(
     for (const knobs of cells) {
       let cell = yield* measure(knobs)
       while (
-        cell.feasible && best !== null && decidedByNoise(best.interval, cell.interval, policy.epsilon) &&
+        cell.feasible && best !== null && decidedByNoise(best, cell, policy.epsilon) &&
         (canNarrow(best.replicates, cap) || canNarrow(cell.replicates, cap))
       ) {
         if (best.replicates < cap) {
@@ -135,7 +135,7 @@ export const gridSearch = <A, E, R, E2, R2>(
       }
       const wins = cell.feasible && (best === null
         ? isNewBest(null, cell.score, policy.epsilon)
-        : !decidedByNoise(best.interval, cell.interval, policy.epsilon) && isNewBest(best.score, cell.score, policy.epsilon))
+        : !decidedByNoise(best, cell, policy.epsilon) && isNewBest(best.score, cell.score, policy.epsilon))
       if (cell.feasible) feasible.push(cell)
       yield* onCell(cell, wins)
       if (wins) best = cell
@@ -321,7 +321,7 @@ export const driftCheck = <E, R>(
     // Measured again: every other feasible cell the winner's figures could now stand differently against.
     const near = feasible.filter((c) =>
       c.knobs !== winner.knobs && c.replicates < policy.maxReplicates && (
-        decidedByNoise(remeasured.interval, c.interval, policy.epsilon) ||
+        decidedByNoise(remeasured, c, policy.epsilon) ||
         (c.score.tps !== null && winner.score.tps !== null && Math.abs(c.score.tps - winner.score.tps) <= policy.epsilon * winner.score.tps)
       )
     )

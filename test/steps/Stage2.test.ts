@@ -101,12 +101,12 @@ describe("gridSearch under noise (SPEC N-2)", () => {
     }))
   it.effect("N-2 more replicates that settle the decision stop there, before the cap", () =>
     Effect.gen(function*() {
-      // Cell 2's first replicate is an outlier (a burst of load): its interval — the range, below 6
-      // replicates — overlaps cell 1's. At 9 the order-statistic interval leaves one replicate out on
+      // Cell 2's first replicate is an outlier (a burst of load): its interval — the range, up to 8
+      // replicates — is too wide to tell it from cell 1's beyond the tie band. At 9 the order-statistic interval leaves one replicate out on
       // each side and cell 2 is clearly ≈ 30 % faster: decided there, under the cap of 12.
       const { log, result } = yield* simulate({
         1: [100, 99, 101, 100, 100, 100, 100, 100, 100, 100, 100, 100],
-        2: [100, 130, 131, 130, 131, 130, 130, 130, 130, 130, 130, 130]
+        2: [60, 130, 131, 130, 131, 130, 130, 130, 130, 130, 130, 130]
       }, {}, 12)
       expect(log).toEqual(["measure 1", "measure 2", "extend 1", "extend 2", "extend 1", "extend 2"])
       expect(result.best?.knobs.maxBatch).toBe(2)
@@ -224,19 +224,27 @@ describe("the drift check (SPEC N-2, issue 13 item 4)", () => {
 })
 
 describe("decidedByNoise (SPEC N-2)", () => {
-  it("N-2 overlapping intervals across the tie band's edge could flip B-3's decision", () => {
-    expect(decidedByNoise({ tps: [90, 110], ttftMs: null }, { tps: [100, 125], ttftMs: null }, eps)).toBe(true)
+  /** A cell measured at `tps` tok/s within [lo, hi] and `ttft` ms within [tlo, thi]. */
+  const at = (tps: number, lo: number, hi: number, ttft: number | null = null, tlo = 0, thi = 0) => ({
+    score: { tps, ttftMs: ttft },
+    interval: { tps: [lo, hi] as const, ttftMs: ttft === null ? null : [tlo, thi] as const }
   })
-  it("N-2 intervals wholly apart, or wholly inside the band with TTFTs apart, decide on measurement", () => {
-    expect(decidedByNoise({ tps: [98, 102], ttftMs: [100, 110] }, { tps: [128, 133], ttftMs: [100, 110] }, eps)).toBe(false)
-    expect(decidedByNoise({ tps: [99, 101], ttftMs: [100, 110] }, { tps: [100, 102], ttftMs: [200, 220] }, eps)).toBe(false)
+  it("N-2 a ratio within the intervals' combined uncertainty of a tie-band edge could flip B-3's decision", () => {
+    // 112.5 ÷ 100 = 1.125, 0.025 from the 1.1 edge; the intervals' relative half-widths (0.10, 0.11) combine to 0.15.
+    expect(decidedByNoise(at(100, 90, 110), at(112.5, 100, 125), eps)).toBe(true)
   })
-  it("N-2 inside the band the TTFT decides: overlapping TTFT intervals are noise", () => {
-    expect(decidedByNoise({ tps: [99, 101], ttftMs: [100, 150] }, { tps: [100, 102], ttftMs: [140, 220] }, eps)).toBe(true)
+  it("N-2 a difference well beyond the noise, or inside the band with TTFTs apart, is decided on measurement", () => {
+    expect(decidedByNoise(at(100, 98, 102, 105, 100, 110), at(130, 128, 133, 105, 100, 110), eps)).toBe(false)
+    expect(decidedByNoise(at(100, 99, 101, 105, 100, 110), at(101, 100, 102, 210, 200, 220), eps)).toBe(false)
+    // The demo's case: 38 % apart with skewed intervals (158–195 against 202–238) is no tie.
+    expect(decidedByNoise(at(165.8, 158, 195.3), at(228.3, 202.2, 237.7), eps)).toBe(false)
+  })
+  it("N-2 inside the band the TTFT decides: TTFTs closer than their combined half-widths are noise", () => {
+    expect(decidedByNoise(at(100, 99, 101, 125, 100, 150), at(101, 100, 102, 160, 120, 200), eps)).toBe(true)
   })
   it("N-2 no interval, or no throughput to beat, is nothing to judge the noise by", () => {
-    expect(decidedByNoise({ tps: null, ttftMs: null }, { tps: [1, 2], ttftMs: null }, eps)).toBe(false)
-    expect(decidedByNoise({ tps: [0, 0], ttftMs: null }, { tps: [1, 2], ttftMs: null }, eps)).toBe(false)
+    expect(decidedByNoise({ score: { tps: null, ttftMs: null }, interval: { tps: null, ttftMs: null } }, at(1.5, 1, 2), eps)).toBe(false)
+    expect(decidedByNoise(at(0, 0, 0), at(1.5, 1, 2), eps)).toBe(false)
   })
 })
 
