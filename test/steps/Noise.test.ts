@@ -162,9 +162,10 @@ describe("CpuMeter (SPEC N-3)", () => {
       while (Date.now() < until) { /* spin: this tuner's own CPU */ }
       const b = yield* meter.snapshot(null)
       if (a !== null && b !== null) {
-        // Our spinning shows as this tuner's own time, inside the machine's busy time.
+        // Our spinning shows as this tuner's own time, inside the machine's busy time (the kernel
+        // accounts the two counters apart, so they may differ by a tick or two of 10 ms).
         expect(b.own - a.own).toBeGreaterThan(0)
-        expect(b.busy - a.busy).toBeGreaterThanOrEqual(b.own - a.own)
+        expect(b.busy - a.busy).toBeGreaterThanOrEqual(b.own - a.own - 3)
       }
     }).pipe(Effect.provide(CpuMeter.Default)))
 })
