@@ -58,9 +58,9 @@ const readTrials = (dbPath: string, runId: string): Promise<ReadonlyArray<TrialR
     )
   )
 
-/** The provider logs in `logDir`, oldest first. */
+/** The provider logs under `logDir` (a tune keeps each run's in `logs/<run-id>/`, SPEC S-4), oldest first. */
 const readLogs = (logDir: string): Array<ProviderLog> =>
-  (fs.existsSync(logDir) ? fs.readdirSync(logDir) : [])
+  (fs.existsSync(logDir) ? fs.readdirSync(logDir, { recursive: true, encoding: "utf8" }) : [])
     .filter((f) => f.endsWith(".log"))
     .map((f) => {
       const file = path.join(logDir, f)
