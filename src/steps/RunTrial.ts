@@ -116,8 +116,12 @@ export const runTrial = (
       probeMs: null
     }
     const since = (t0: number) => Effect.map(Clock.currentTimeMillis, (t) => t - t0)
-    // Stage 1's cut-off past the gate (N-2), once the probes start: a cut request's TTFT is at least this.
-    let cutoffMs: number | null = null
+    const gate = s.gateTtftMs
+    // N-2: a Stage 1 request is cut off only past the marginal band, so a TTFT just over the gate is measured.
+    // Short of the request timeout, so a cut there reads as the gate's, not as a timeout.
+    const cutoff = marginalUpTo === null ? gate : Math.max(gate, Math.min(Math.round(gate * (1 + MARGINAL_BAND)), s.requestTimeoutMs - 1))
+    // Stage 1's cut-off (N-2): a request cut there had a TTFT of at least this.
+    const cutoffMs = marginalUpTo === null ? null : cutoff
     const summarize = (
       verdict: Verdict,
       samples: ReadonlyArray<ProbeSample> = [],
@@ -197,11 +201,6 @@ export const runTrial = (
     const calibration = warm.calibration
     const words = wordsForTokens(calibration, s.targetContext)
     const samples: Array<ProbeSample> = []
-    const gate = s.gateTtftMs
-    // N-2: a Stage 1 request is cut off only past the marginal band, so a TTFT just over the gate is measured.
-    // Short of the request timeout, so a cut there reads as the gate's, not as a timeout.
-    const cutoff = marginalUpTo === null ? gate : Math.max(gate, Math.min(Math.round(gate * (1 + MARGINAL_BAND)), s.requestTimeoutMs - 1))
-    if (marginalUpTo !== null) cutoffMs = cutoff
     const meter = yield* CpuMeter
     const group = server.pid > 0 ? server.pid : null
     const before = yield* meter.snapshot(group)

@@ -93,8 +93,7 @@ const tiedWith = <A>(best: ClimbCell<A> | null, cells: ReadonlyArray<ClimbCell<A
  * replicate. An incumbent that turns infeasible when extended (B-2: every
  * replicate) gives its place to the best of the feasible cells by `decideOver`.
  * `onCell` sees every new cell, after any extension, with whether it is the
- * new best; `onExtended` every incumbent given more replicates (its figures
- * changed); `onBest` every change of the best made outside `onCell` (an
+ * new best (`extend` itself tells the caller of changed figures); `onBest` every change of the best made outside `onCell` (an
  * incumbent that turned infeasible).
  */
 export const gridSearch = <A, E, R, E2, R2>(
@@ -103,7 +102,6 @@ export const gridSearch = <A, E, R, E2, R2>(
   measure: (knobs: Knobs) => Effect.Effect<ClimbCell<A>, E, R>,
   extend: (cell: ClimbCell<A>) => Effect.Effect<ClimbCell<A>, E, R>,
   onCell: (cell: ClimbCell<A>, newBest: boolean) => Effect.Effect<void, E2, R2>,
-  onExtended: (cell: ClimbCell<A>) => Effect.Effect<void, E2, R2> = () => Effect.void,
   onBest: (cell: ClimbCell<A> | null) => Effect.Effect<void, E2, R2> = () => Effect.void
 ): Effect.Effect<GridResult<A>, E | E2, R | R2> =>
   Effect.gen(function*() {
@@ -122,7 +120,6 @@ export const gridSearch = <A, E, R, E2, R2>(
           if (extended.feasible) feasible[i] = extended
           else feasible.splice(i, 1)
           best = extended
-          yield* onExtended(extended)
           if (!extended.feasible) {
             // The incumbent failed a replicate it was given (B-2): the best of the others takes its place,
             // and the challenger is judged against that one (with more replicates where needed).
@@ -243,7 +240,6 @@ export const stage2 = <E, R>(
         ),
       extend,
       (cell, newBest) => (newBest ? hooks.best(toMeasured(cell)) : Effect.void),
-      () => Effect.void,
       (cell) => hooks.best(cell === null ? null : toMeasured(cell))
     )
     if (grid.best === null) return { best: null, tiedWithinNoise: [], drift: null }

@@ -150,7 +150,6 @@ describe("gridSearch under noise, edge cases (SPEC N-2)", () => {
         // Cell 1 fails one of its extra replicates (an out-of-memory, say): infeasible now (B-2).
         (c) => Effect.succeed(simCell(c.knobs, [...c.value.tps, 100, 100, 100], c.knobs.maxBatch !== 1)),
         () => Effect.void,
-        () => Effect.void,
         (b) => Effect.sync(() => void bests.push(b?.knobs.maxBatch ?? null)))
       expect(bests).toEqual([null])
       expect(result.best?.knobs.maxBatch).toBe(2)
