@@ -29,7 +29,8 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["zero ready timeout", ["--ready-timeout", "0"], "ready-timeout"],
     ["request timeout within the gate", ["--gate-ttft-ms", "5000", "--request-timeout", "5"], "request-timeout"],
     ["N-3 background cores neither a number nor off", ["--max-background-cores", "lots"], "max-background-cores"],
-    ["N-2 a replicate cap below the replicates", ["--stage2-replicates", "5", "--max-replicates", "3"], "max-replicates"]
+    ["N-2 a replicate cap below the replicates", ["--stage2-replicates", "5", "--max-replicates", "3"], "max-replicates"],
+    ["N-3 a quiet wait of zero seconds", ["--wait-quiet", "0"], "wait-quiet"]
   ]
   for (const [name, args, flag] of cases) {
     it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {
