@@ -52,7 +52,7 @@ export {
   type Stage2Result
 } from "./steps/Stage2.js"
 export { DISTURBED_RERUNS, measureQuietly, QUIET_WAIT_MS } from "./steps/QuietGuard.js"
-export { type CellInterval, decidedByNoise } from "./domain/NewBest.js"
+export { type CellInterval, decidedByNoise, type NoisyScore } from "./domain/NewBest.js"
 export { cv, median, medianCi95, medianCoverage, percentile } from "./domain/Stats.js"
 export { buildDocument, knobsJson, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
 export { type ApplyRequest, type ApplyResult, applyRecommendation, checkApplyTarget, defaultConfigPath } from "./steps/Apply.js"

@@ -81,7 +81,7 @@ const simulate = (draws: Record<number, ReadonlyArray<number>>, feasible: Record
 describe("gridSearch under noise (SPEC N-2)", () => {
   it.effect("N-2 two cells whose medians differ by less than the noise get more replicates, interleaved, up to the cap; the incumbent stays", () =>
     Effect.gen(function*() {
-      // Medians 100 and 104 with a spread of ±20: the intervals overlap across the tie band's edges.
+      // Medians 100 and 104 with a spread of ±20: the ratio 1.04 lies within its uncertainty (±0.2 each, in quadrature) of the band's edge 1.1.
       const { log, result } = yield* simulate({
         1: [100, 80, 120, 96, 104, 85, 115, 90, 110],
         2: [104, 84, 124, 100, 108, 89, 119, 94, 114]
@@ -197,7 +197,7 @@ describe("the drift check (SPEC N-2, issue 13 item 4)", () => {
       expect(log).toEqual([1, 2])
       expect(r.check?.moved).toBe(true)
       expect(r.check?.remeasured.map((kn) => kn.maxBatch)).toEqual([2])
-      // Cell 1's interval now spans 79–102 and overlaps cell 2's across the tie band: within the noise, it stays.
+      // Cell 1's interval now spans 79–102: cell 2's ratio to it lies within that uncertainty of the band's edge, so it stays.
       expect(r.best?.knobs.maxBatch).toBe(1)
     }))
   it.effect("N-2 after a move the old winner is the incumbent, whatever the grid order: a cell earlier in the grid takes over only on a clear difference", () =>
@@ -208,7 +208,7 @@ describe("the drift check (SPEC N-2, issue 13 item 4)", () => {
       const r = yield* driftCheck(w, [earlier, w], { epsilon: eps, maxReplicates: 9 }, 3,
         remeasurer({ 2: [70, 72, 75], 1: [80, 79, 81] }, log))
       expect(r.check?.moved).toBe(true)
-      // The winner's new figures (70–102) overlap the earlier cell's around the tie band: it is measured again too.
+      // The winner's new figures (70–102) put the earlier cell's ratio within their uncertainty of a band edge: it is measured again too.
       expect(log).toEqual([2, 1])
       expect(r.best?.knobs.maxBatch).toBe(2)
     }))
