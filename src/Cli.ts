@@ -1,20 +1,33 @@
 /**
- * The `autotune` command tree: `tune`, `serve`, `synth`, `report`, `restore`, one file
+ * The `autotune` command tree: `tune`, `serve`, `synth`, `report`, `restore`,
+ * `history`, `verify`, one file
  * per command in `cli/`. Handlers parse and call into the pipeline; failures
  * are printed once, to stderr, by bin.ts.
  */
 import { Command } from "@effect/cli"
+import { historyCommand } from "./cli/HistoryCommand.js"
 import { reportCommand } from "./cli/ReportCommand.js"
 import { restoreCommand } from "./cli/RestoreCommand.js"
+import { LATEST } from "./cli/Resume.js"
 import { serveCommand } from "./cli/ServeCommand.js"
 import { synthCommand } from "./cli/SynthCommand.js"
 import { tuneCommand } from "./cli/TuneCommand.js"
+import { verifyCommand } from "./cli/VerifyCommand.js"
 import { AUTOTUNE_VERSION } from "./system/Versions.js"
 
 const root = Command.make("autotune").pipe(
   Command.withDescription("Find the biggest model this machine can serve well, and the serving knobs for it"),
-  Command.withSubcommands([tuneCommand, serveCommand, synthCommand, reportCommand, restoreCommand])
+  Command.withSubcommands([tuneCommand, serveCommand, synthCommand, reportCommand, restoreCommand, historyCommand, verifyCommand])
 )
 
+/**
+ * `--resume` with no run id after it (last, or followed by another flag)
+ * continues the newest resumable run (SPEC R-2): it reads as `--resume latest`.
+ */
+const resumeArgv = (argv: ReadonlyArray<string>): Array<string> =>
+  argv.flatMap((a, i) => (a === "--resume" && (i + 1 >= argv.length || argv[i + 1]!.startsWith("-")) ? [a, LATEST] : [a]))
+
+const runRoot = Command.run(root, { name: "autotune", version: AUTOTUNE_VERSION })
+
 /** Runs the command tree on `process.argv`. */
-export const run = Command.run(root, { name: "autotune", version: AUTOTUNE_VERSION })
+export const run = (argv: ReadonlyArray<string>) => runRoot(resumeArgv(argv))

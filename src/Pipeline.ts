@@ -15,12 +15,16 @@
  * store, each candidate provider, the drain) are released on every exit
  * path, in reverse order: the drained provider is restored before the locks go.
  */
-import { Clock, Console, Context, Effect, type Exit, Layer, Ref } from "effect"
+import { Clock, Console, Context, Effect, type Exit, Layer, Option, Ref } from "effect"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { cells } from "./domain/Axes.js"
 import { BudgetExhausted, ProviderConflict, UsageError } from "./domain/AutotuneError.js"
+import { decodeOutcome, encodeOutcome } from "./domain/OutcomeJson.js"
+import { decodeRunIdentity, encodeRunIdentity, identityChanges, type ModelIdentity, RunIdentity } from "./domain/TrialKey.js"
+import { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
+import { modelIdentity, providerIdentity } from "./system/Identity.js"
 import { type Candidate, formatParams } from "./domain/Candidate.js"
 import { ownedValuesOf } from "./domain/ConfigYaml.js"
 import { type ExitReason, fromExit } from "./domain/ExitReason.js"
@@ -29,7 +33,7 @@ import { TrialRow, type TrialOutcome } from "./domain/Trial.js"
 import { encodeTuneDocument, type Machine, SPEC_VERSION, type TuneDocument } from "./domain/TuneDocument.js"
 import { notesOf } from "./domain/Verdict.js"
 import { ensureLadder } from "./gguf/DemoLadder.js"
-import { adapterBinary } from "./providers/ProviderAdapter.js"
+import { adapterBinary, adapterExecutable, type ProviderAdapter } from "./providers/ProviderAdapter.js"
 import { restartInstructions, ServiceManager } from "./services/ServiceManager.js"
 import { TrialStore } from "./services/TrialStore.js"
 import { applyRecommendation, type ApplyResult, defaultConfigPath, pruneBackups } from "./steps/Apply.js"
@@ -76,6 +80,12 @@ interface Run {
   readonly plan: TunePlan
   readonly candidates: ReadonlyArray<Candidate>
   readonly machine: Machine
+  /** What its trial keys are made of (SPEC R-1). */
+  readonly identity: RunIdentity
+  /** Its trial ledger (R-2): every measurement kept, a resumed run's parent's replayed. */
+  readonly ledger: TrialLedger
+  /** The run it resumes (R-2), null for a fresh tune. */
+  readonly parentRunId: string | null
 }
 
 /**
@@ -101,15 +111,25 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
   const candidates = yield* candidatesOf(plan)
   const adapter = yield* plan.adapter.probe
   const runId = randomUUID()
+  const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+  const version = yield* adapter.version
+  const machine = machineOf(version)
+  const identity = yield* runIdentityOf(plan, adapter, version, machine, candidates)
+  const store = yield* openStore(plan.dbPath)
+  const parentRunId = plan.resume?.parentRunId ?? null
+  const ledger = makeLedger(identity, yield* parentLedger(store, plan, identity), (key, outcome, measuredIn) =>
+    store.insertMeasurement({ run_id: runId, trial_key: key, outcome_json: encodeOutcome(outcome), reused_from_run: measuredIn }))
   const run: Run = {
     runId,
-    startedAt: new Date(yield* Clock.currentTimeMillis).toISOString(),
+    startedAt,
     // Each run's provider logs in a directory of its own, so retention can take them with the run (S-4).
-    plan: { ...plan, adapter, logDir: path.join(plan.logDir, runId) },
+    plan: { ...plan, adapter, logDir: path.join(plan.logDir, runId), ledger },
     candidates,
-    machine: machineOf(yield* adapter.version)
+    machine,
+    identity,
+    ledger,
+    parentRunId
   }
-  const store = yield* openStore(plan.dbPath)
   yield* startRun(store, run)
   const state: RunState = {
     recommended: yield* Ref.make<Recommended | null>(null),
@@ -226,14 +246,78 @@ const candidatesOf = (plan: TunePlan) =>
 /** The trial store on `dbPath` (S-1..S-3), opened only now, when the run holds its locks; closed with the run's scope. */
 const openStore = (dbPath: string) => Effect.map(Layer.build(TrialStore.layer(dbPath)), Context.get(TrialStore))
 
-/** The run row at start (H-1, S-2). */
+/** The run row at start (H-1, S-2), with what `--resume` and `verify` read back (R-1, R-2). */
 const startRun = (store: TrialStore, run: Run) =>
   store.startRun({
     run_id: run.runId,
     started_at: run.startedAt,
     spec_version: SPEC_VERSION,
     machine_json: JSON.stringify(run.machine),
-    inputs_json: JSON.stringify(planInputs(run.plan))
+    inputs_json: JSON.stringify(planInputs(run.plan)),
+    parent_run_id: run.parentRunId,
+    flags_json: run.plan.flagsJson ?? null,
+    identity_json: encodeRunIdentity(run.identity)
+  })
+
+/**
+ * SPEC R-1: the identities this run's trial keys are made of — the machine,
+ * the provider's binary, every candidate's model file (header hashed), and
+ * the measurement policy of the plan.
+ */
+const runIdentityOf = (plan: TunePlan, adapter: ProviderAdapter, version: string | null, machine: Machine, candidates: ReadonlyArray<Candidate>) =>
+  Effect.gen(function*() {
+    const models: Record<string, ModelIdentity> = {}
+    for (const c of candidates) models[c.id] = yield* modelIdentity(c)
+    return new RunIdentity({
+      machine,
+      provider: providerIdentity(adapter.name, adapterExecutable(adapter), version),
+      models,
+      policy: {
+        target_context: plan.targetContext,
+        max_tokens: plan.maxTokens,
+        gate_ttft_ms: plan.gateTtftMs,
+        request_timeout_ms: plan.requestTimeoutMs,
+        ready_timeout_ms: plan.readyTimeoutMs,
+        estimate: plan.estimate,
+        memory_limit_gib: plan.memoryLimitGiB,
+        stage1_replicates: plan.stage1Replicates,
+        stage2_replicates: plan.stage2Replicates,
+        max_replicates: plan.maxReplicates,
+        max_background_cores: plan.maxBackgroundCores
+      }
+    })
+  })
+
+/**
+ * SPEC R-2: the measurements of the run `plan.resume` continues, to replay
+ * (none for a fresh tune). What changed since — the machine, the provider
+ * binary, a model file, the policy — is said on stderr: trials whose key it
+ * changes are measured again. A measurement that no longer decodes is left
+ * out (measured again). Fails with UsageError naming `--resume` when the
+ * database has no such run.
+ */
+const parentLedger = (store: TrialStore, plan: TunePlan, identity: RunIdentity) =>
+  Effect.gen(function*() {
+    const parentId = plan.resume?.parentRunId
+    if (parentId === undefined) return []
+    const parent = yield* store.run(parentId)
+    if (Option.isNone(parent)) {
+      return yield* new UsageError({ flag: "resume", message: `--resume ${parentId}: no such run in ${plan.dbPath} (autotune history lists the runs)` })
+    }
+    const before = decodeRunIdentity(parent.value.identity_json)
+    const changes = before === null ? ["the run recorded no identities (an older version): nothing can be reused"] : identityChanges(before, identity)
+    for (const c of changes) yield* Console.error(`autotune: resume: ${c}; the trials this changes are measured again`)
+    const entries = (yield* store.measurements(parentId)).flatMap((m): Array<LedgerEntry> => {
+      try {
+        return [{ trialKey: m.trial_key, outcome: decodeOutcome(m.outcome_json), measuredIn: m.reused_from_run ?? m.run_id }]
+      } catch {
+        return []
+      }
+    })
+    yield* Console.error(
+      `autotune: resuming run ${parentId}: ${entries.length} measurement(s) on record; those whose trial key still matches are reused without starting a provider (SPEC R-2)`
+    )
+    return entries
   })
 
 /**
@@ -285,16 +369,18 @@ const recordTrial = (
 ) =>
   Effect.gen(function*() {
     const trialId = yield* store.insertTrial(
-      TrialRow.fromOutcome(run.runId, stage, candidate, run.plan.targetContext, knobs, outcome, superseded)
+      TrialRow.fromOutcome(run.runId, stage, candidate, run.plan.targetContext, knobs, outcome, superseded,
+        run.ledger.keyOf(stage, candidate, knobs))
     )
     if (outcome.background?.disturbed === true) yield* Ref.update(state.disturbedTrials, (n) => n + 1)
     const label = stage === 1 ? `#${candidate.rank} ${candidate.id} (${formatParams(candidate.paramCount)})` : describeKnobs(knobs)
+    const reused = outcome.reusedFrom === undefined ? "" : `  (reused from run ${outcome.reusedFrom}: no provider started, SPEC R-2)`
     // A disturbed trial measured again (N-3) is on record, and decides nothing.
-    if (superseded) return yield* progress(stage, label, outcome, "  (disturbed: measured again)")
+    if (superseded) return yield* progress(stage, label, outcome, `  (disturbed: measured again)${reused}`)
     if (stage === 2) state.cellRows.set(knobs, trialId)
     const rejected = stage === 1 ? outcome.verdict._tag !== "Fits" : outcome.verdict._tag === "Integrity"
     if (rejected) yield* Ref.update(state.rejected, (rs) => [...rs, { candidate, verdict: outcome.verdict, outcome }])
-    yield* progress(stage, label, outcome, "")
+    yield* progress(stage, label, outcome, reused)
   })
 
 /**

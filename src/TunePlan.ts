@@ -75,6 +75,18 @@ export interface TunePlan extends TrialSettings {
    * `--apply`) config backups; 0 keeps everything.
    */
   readonly keepRuns: number
+  /**
+   * SPEC R-2 `tune --resume`: the run this one continues — its measurements
+   * whose trial key still matches are replayed, the rest measured. Absent or
+   * null: a fresh tune.
+   */
+  readonly resume?: { readonly parentRunId: string } | null
+  /**
+   * The `tune` flags this plan was made from, as JSON (cli/Resume.ts), kept
+   * with the run so `--resume` can continue it; absent for a plan built by a
+   * library caller (such a run is resumed by passing `resume` in a plan of one's own).
+   */
+  readonly flagsJson?: string | null
 }
 
 /** F-2 `inputs` of a plan: what the recipe hash covers of the run's inputs (F-2h). */

@@ -57,6 +57,20 @@ export { cv, median, medianCi95, medianCoverage, percentile } from "./domain/Sta
 export { buildDocument, knobsJson, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
 export { type ApplyRequest, type ApplyResult, applyRecommendation, checkApplyTarget, defaultConfigPath } from "./steps/Apply.js"
 export { report, type ReportFlags } from "./report/Report.js"
+export { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
+export {
+  knobsOfRecipe,
+  launchOf,
+  type RecipeFigures,
+  type RecordedRecipe,
+  regressionsOf,
+  renderVerify,
+  verifyRecipe,
+  type VerifyResult
+} from "./steps/Verify.js"
+export { identityChanges, ModelIdentity, ProviderIdentity, RunIdentity, trialKey } from "./domain/TrialKey.js"
+export { decodeOutcome, encodeOutcome } from "./domain/OutcomeJson.js"
+export { modelIdentity, providerIdentity } from "./system/Identity.js"
 export { serve } from "./serve/Serve.js"
 
 // ---- services --------------------------------------------------------------
@@ -65,7 +79,7 @@ export { CpuMeter, type CpuSnapshot, othersCores } from "./services/CpuMeter.js"
 export { Exec, type RunResult, SpawnFailed, stopProcess, type StopResult, type StopTarget } from "./services/Exec.js"
 export { type ProcessInfo, ProcessTable } from "./services/ProcessTable.js"
 export { type JobState, ServiceManager, type ServiceManagerKind } from "./services/ServiceManager.js"
-export { type RunEnd, type RunStart, TrialStore } from "./services/TrialStore.js"
+export { MeasurementRow, type RunEnd, type RunStart, TrialStore, withExistingStore } from "./services/TrialStore.js"
 
 // ---- providers -------------------------------------------------------------
 export { embedded } from "./providers/Embedded.js"
@@ -93,6 +107,7 @@ export {
   PreWarmIntegrityFailure,
   ProviderConflict,
   ProviderStartFailed,
+  RecipeMiss,
   RunLocked,
   ServeFailed,
   StoreFailed,

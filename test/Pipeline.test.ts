@@ -47,6 +47,7 @@ const plan = (candidateIds: ReadonlyArray<string>, budgetMs: number | null): Tun
 
 interface RunRow {
   exit_reason: string
+  recipe_hash: string | null
   partial: number
   recommendation_json: string | null
   ended_at: string | null
@@ -116,5 +117,44 @@ describe("budget (SPEC H-3) through the pipeline, under TestClock", () => {
       expect(r.run).toMatchObject({ exit_reason: "ok", partial: 0 })
       expect(r.trials.filter((t) => t.stage === 2)).toHaveLength(3)
       expect(r.started).toBe(r.stopped)
+    }))
+})
+
+describe("resume (SPEC R-1, R-2) through the pipeline, under TestClock", () => {
+  interface KeyedRow { readonly stage: number; readonly kv_bits: number | null; readonly trial_key: string | null; readonly reused_from_run: string | null }
+  const runsOf = (db: string) =>
+    Effect.promise(() => readRows<{ run_id: string; exit_reason: string; recipe_hash: string | null; parent_run_id: string | null }>(db,
+      "SELECT run_id, exit_reason, recipe_hash, parent_run_id FROM tune_runs ORDER BY rowid"))
+  const keyedRows = (db: string, runId: string) =>
+    Effect.promise(() => readRows<KeyedRow>(db,
+      `SELECT stage, kv_bits, trial_key, reused_from_run FROM tune_trials WHERE run_id = '${runId}' ORDER BY trial_id`))
+
+  it.effect("R-2 a budget-cut run resumed: measured trials reused (no provider started for them), the rest measured, the same recipe_hash as an uninterrupted run", () =>
+    Effect.gen(function*() {
+      // The 16 s budget cuts Stage 2's third cell (see H-3 above): Stage 1 and two cells are measured.
+      const cut = plan(["fast-1b"], 16_000)
+      const first = yield* runWithClock(cut, 60)
+      expect(first.run).toMatchObject({ exit_reason: "budget_exhausted" })
+      const [parent] = yield* runsOf(cut.dbPath)
+      const resumed = yield* runWithClock({ ...cut, budgetMs: 600_000, resume: { parentRunId: parent!.run_id } }, 600)
+      expect(resumed.exit).toEqual(Exit.void)
+      const runs = yield* runsOf(cut.dbPath)
+      expect(runs).toHaveLength(2)
+      const child = runs[1]!
+      expect(child).toMatchObject({ exit_reason: "ok", parent_run_id: parent!.run_id })
+      // Only the cut cell (and what it leads to: N-2 extras, the drift check) started a provider.
+      const rows = yield* keyedRows(cut.dbPath, child.run_id)
+      const reused = rows.filter((r) => r.reused_from_run === parent!.run_id)
+      expect(reused.map((r) => [r.stage, r.kv_bits])).toEqual([[1, null], [2, null], [2, 8]])
+      expect(resumed.started).toBe(resumed.stopped)
+      const uninterrupted = yield* runWithClock(plan(["fast-1b"], 600_000), 600)
+      expect(resumed.started).toBe(uninterrupted.started - 3)
+      // R-1: every row keyed; the same trial has the same key in both runs.
+      const parentRows = yield* keyedRows(cut.dbPath, parent!.run_id)
+      expect(rows.every((r) => r.trial_key !== null && /^sha256:[0-9a-f]{64}$/.test(r.trial_key))).toBe(true)
+      expect(rows.slice(0, 3).map((r) => r.trial_key)).toEqual(parentRows.map((r) => r.trial_key))
+      // F-2h: the same choice as the run never cut.
+      expect(child.recipe_hash).not.toBeNull()
+      expect(child.recipe_hash).toBe(uninterrupted.run.recipe_hash)
     }))
 })

@@ -3,7 +3,7 @@
  * usage errors exit 64 before anything is touched, SPEC B-1) and the
  * `--dry-run` rendering (SPEC H-5). The run itself is `Pipeline.tune`.
  */
-import { Command, Options } from "@effect/cli"
+import { CliConfig, Command, Options } from "@effect/cli"
 import { Config, Console, Effect, Option } from "effect"
 import * as path from "node:path"
 import { cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "../domain/Axes.js"
@@ -21,7 +21,9 @@ import { findExecutable, findLlamaServer } from "../system/Executables.js"
 import { physicalCores } from "../system/MachineInfo.js"
 import { cacheDir, dataDir, defaultDbPath } from "../system/UserDirs.js"
 import { checkInputs, type TunePlan, validatePlan } from "../TunePlan.js"
+import { withExistingStore } from "../services/TrialStore.js"
 import { floatOption, integerOption } from "./CliOptions.js"
+import { checkResumeFlags, decodeFlags, encodeFlags, runToResume } from "./Resume.js"
 import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "../domain/Limits.js"
 
 /** SPEC N-2: the default cap on replicates (9: the first count at which the median's interval leaves out a replicate on each side). */
@@ -107,7 +109,9 @@ const opt = {
     "write the recommendation into the provider's config.yaml after a finished tune (only model, kv_bits_override, max_context_override, max_concurrency_override change; a backup is made first; SPEC F-3)")),
   configPath: Options.text("config-path").pipe(Options.optional,
     Options.withDescription("with --apply: the provider config to edit (default ~/.config/macprovider/config.yaml)")),
-  dryRun: Options.boolean("dry-run").pipe(Options.withDescription("print the plan and touch nothing (SPEC H-5)"))
+  dryRun: Options.boolean("dry-run").pipe(Options.withDescription("print the plan and touch nothing (SPEC H-5)")),
+  resume: Options.text("resume").pipe(Options.optional,
+    Options.withDescription("continue an interrupted or budget-cut run (default: the newest run that did not end ok) with the flags it was started with: its measured trials whose key still matches are reused, no provider started for them; only --json, --max-duration, --keep-runs, --db-path and --dry-run may be given with it (SPEC R-2)"))
 }
 
 const allOptions = Options.all(opt)
@@ -242,14 +246,45 @@ export const renderPlan = (p: TunePlan): string => {
     }`,
     `apply:           ${p.apply === null ? "no (print only)" : `write ${p.apply.configPath} after a finished tune, with a backup`}`,
     `database:        ${p.dbPath} (keeps ${p.keepRuns === 0 ? "every run" : `the newest ${p.keepRuns} runs`})`,
+    ...(p.resume == null ? [] : [`resume:          run ${p.resume.parentRunId}: its trials whose key still matches are reused (SPEC R-2)`]),
     `dry run: nothing was started or written`
   ].join("\n")
 }
 
-/** `autotune tune` (SPEC §2): the plan, then `--dry-run`'s rendering or the run. */
+/**
+ * SPEC R-2 `tune --resume <run-id | latest>`: the plan of the run to continue,
+ * from the flags it was started with (kept in its row) and this invocation's
+ * own (`--json`, `--max-duration`, `--keep-runs`, `--db-path`, `--dry-run`),
+ * marked to replay that run's measurements. Fails with UsageError (exit 64)
+ * when there is no database, no such run, no run left to resume, the run kept
+ * no flags, or another flag is given with `--resume`.
+ */
+const resumePlan = (f: TuneFlags, runId: string) =>
+  Effect.gen(function*() {
+    const [, , defaults] = yield* Options.processCommandLine(allOptions, [], CliConfig.defaultConfig)
+    const db = Option.getOrElse(f.dbPath, defaultDbPath)
+    const parent = yield* withExistingStore(db, (store) => runToResume(store, runId, db))
+    yield* checkResumeFlags(f, defaults, parent.run_id)
+    const stored = yield* decodeFlags(parent.flags_json!, defaults, parent.run_id)
+    const flags: TuneFlags = {
+      ...stored,
+      json: f.json,
+      maxDurationS: f.maxDurationS,
+      keepRuns: f.keepRuns,
+      dbPath: Option.some(db),
+      dryRun: f.dryRun,
+      resume: Option.none()
+    }
+    const plan = yield* planFromFlags(flags)
+    return { ...plan, resume: { parentRunId: parent.run_id }, flagsJson: encodeFlags(flags) } satisfies TunePlan
+  })
+
+/** `autotune tune` (SPEC §2): the plan (a fresh one, or the resumed run's, R-2), then `--dry-run`'s rendering or the run. */
 export const tuneCommand = Command.make("tune", opt, (f) =>
   Effect.gen(function*() {
-    const plan = yield* planFromFlags(f)
+    const plan: TunePlan = Option.isSome(f.resume)
+      ? yield* resumePlan(f, f.resume.value)
+      : { ...(yield* planFromFlags(f)), flagsJson: encodeFlags({ ...f, resume: Option.none() }) }
     if (!f.dryRun) return yield* tune(plan)
     // Validate the operator's candidates as a real run would (read-only); ladder files may not exist yet.
     if (plan.demoLadderDir === null) yield* resolveCandidates(plan.candidateIds, plan.adapter.name)

@@ -79,6 +79,18 @@ export class SynthFailed extends Schema.TaggedError<SynthFailed>()("SynthFailed"
   message: Schema.String
 }) {}
 
+/**
+ * `autotune verify` (SPEC R-3): the recipe no longer holds — `regressed`
+ * (exit 1: a figure moved out of its recorded interval, or the model, provider
+ * or machine is not the one measured) or `infeasible` (exit 2: it fails the
+ * gate now, or its model is gone). Verify records no run; its exit codes are
+ * decided in `exitCodeOf`.
+ */
+export class RecipeMiss extends Schema.TaggedError<RecipeMiss>()("RecipeMiss", {
+  verdict: Schema.Literal("regressed", "infeasible"),
+  message: Schema.String
+}) {}
+
 /** Every expected failure of the CLI, as one schema (used for the exhaustive exit mapping). */
 export const AutotuneError = Schema.Union(
   UsageError,
@@ -91,6 +103,7 @@ export const AutotuneError = Schema.Union(
   StoreFailed,
   ProviderStartFailed,
   ServeFailed,
-  SynthFailed
+  SynthFailed,
+  RecipeMiss
 )
 export type AutotuneError = typeof AutotuneError.Type

@@ -1,7 +1,7 @@
 /** exit_reason and exit codes (SPEC H-2): the one place a typed error becomes them. */
 import { ValidationError } from "@effect/cli"
 import { Cause, Exit, Option, Schema } from "effect"
-import { AutotuneError, RunLocked } from "./AutotuneError.js"
+import { AutotuneError, RecipeMiss, RunLocked } from "./AutotuneError.js"
 
 /** The closed set of run outcomes (SPEC H-2). */
 export const ExitReason = Schema.Literal(
@@ -29,7 +29,9 @@ const byTag: { readonly [K in AutotuneError["_tag"]]: ExitReason } = {
   StoreFailed: "internal_error",
   ProviderStartFailed: "internal_error",
   ServeFailed: "internal_error",
-  SynthFailed: "internal_error"
+  SynthFailed: "internal_error",
+  // verify (R-3) records no run row; the run outcome nearest "the recipe no longer holds" (exit codes: exitCodeOf).
+  RecipeMiss: "all_infeasible"
 }
 
 const isAutotuneError = Schema.is(AutotuneError)
@@ -78,12 +80,17 @@ const EX_TEMPFAIL = 75
  * a RunLocked failure (another run holds the database or provider lock), which
  * keeps exit_reason `provider_conflict` (SPEC H-2 allows only nine reasons) but
  * exits 75, EX_TEMPFAIL (sysexits.h), because waiting for the other run and
- * retrying can succeed. The exit code is decided here and nowhere else.
+ * retrying can succeed; and `verify`'s RecipeMiss, which exits 1 (regressed)
+ * or 2 (infeasible now) as SPEC R-3 says. The exit code is decided here and nowhere else.
  */
-export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number =>
-  Exit.isFailure(exit) && Option.exists(Cause.failureOption(exit.cause), Schema.is(RunLocked))
-    ? EX_TEMPFAIL
-    : exitCode[fromExit(exit)]
+export const exitCodeOf = (exit: Exit.Exit<unknown, unknown>): number => {
+  const failure = Exit.isFailure(exit) ? Cause.failureOption(exit.cause) : Option.none()
+  if (Option.exists(failure, Schema.is(RunLocked))) return EX_TEMPFAIL
+  const miss = Option.filter(failure, Schema.is(RecipeMiss))
+  // SPEC R-3: verify exits 1 when the recipe regressed, 2 when it is infeasible now.
+  if (Option.isSome(miss)) return miss.value.verdict === "regressed" ? 1 : 2
+  return exitCode[fromExit(exit)]
+}
 
 /**
  * The process exit code of a program that may have recorded a run (SPEC

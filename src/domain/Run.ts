@@ -11,6 +11,10 @@ import { ExitReason } from "./ExitReason.js"
  * `recommendation` objects as JSON text (`recommendation_json` null when there
  * is none); `recipe_hash` is the F-2h hash or null; `partial` is 1 for a
  * budget-cut run with a best-so-far recommendation (H-3), else 0.
+ * SPEC R-2 (migration 0005; NULL on older rows): `parent_run_id` the run a
+ * `tune --resume` continued, `flags_json` the `tune` flags it can be resumed
+ * with (null when started from the library), `identity_json` the identities
+ * its trial keys were made of (domain/TrialKey.ts RunIdentity).
  */
 export class RunRow extends Schema.Class<RunRow>("RunRow")({
   run_id: Schema.String,
@@ -22,5 +26,8 @@ export class RunRow extends Schema.Class<RunRow>("RunRow")({
   inputs_json: Schema.String,
   recommendation_json: Schema.NullOr(Schema.String),
   recipe_hash: Schema.NullOr(Schema.String),
-  partial: Schema.Literal(0, 1)
+  partial: Schema.Literal(0, 1),
+  parent_run_id: Schema.NullOr(Schema.String),
+  flags_json: Schema.NullOr(Schema.String),
+  identity_json: Schema.NullOr(Schema.String)
 }) {}

@@ -82,6 +82,11 @@ export interface TrialOutcome {
   readonly marginal: boolean
   /** The background load while the replicates ran (SPEC N-3); null when not measured. */
   readonly background: Background | null
+  /**
+   * SPEC R-2: set when this outcome was not measured by this run but replayed
+   * from the ledger of the run it resumes: the id of the run that measured it.
+   */
+  readonly reusedFrom?: string
 }
 
 /**
@@ -221,7 +226,7 @@ export const mergeOutcomes = (first: TrialOutcome, more: TrialOutcome): TrialOut
  * ready), `prewarm_ms`, `probe_ms` (the measured requests). NULL when not
  * reported or not reached. What was measured: `model_params` (parameter count,
  * SPEC A-4) and `model_bytes` (file size) of the model, NULL when unknown — so
- * a recipe can be re-checked against the file it names (examples/verify-recipe.ts).
+ * a recipe can be re-checked against the file it names (`autotune verify`, SPEC R-3).
  * `verdict`: the tag of the trial's Verdict (domain/Verdict.ts); NULL on rows
  * stored before it was recorded (their kind is only in `notes`).
  * The measurement's own error (SPEC N-1..N-3): 95 % intervals of the median
@@ -233,6 +238,10 @@ export const mergeOutcomes = (first: TrialOutcome, more: TrialOutcome): TrialOut
  * measured again: on record, deciding nothing); NULL on rows stored before
  * migration 0004 or where not measured. A Stage 2 cell given more replicates (N-2) keeps one
  * row, updated with the figures over all of them.
+ * The ledger (SPEC R-1, R-2): `trial_key` (domain/TrialKey.ts; NULL on rows
+ * stored before migration 0005, whose identities were never read) and
+ * `reused_from_run` (the run whose measurement a resumed run replayed into
+ * this row instead of starting a provider; NULL when measured by its own run).
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   run_id: Schema.String,
@@ -272,7 +281,9 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   marginal: Schema.NullOr(Schema.Literal(0, 1)),
   background_cores: Schema.NullOr(Schema.Number),
   disturbed: Schema.NullOr(Schema.Literal(0, 1)),
-  superseded: Schema.NullOr(Schema.Literal(0, 1))
+  superseded: Schema.NullOr(Schema.Literal(0, 1)),
+  trial_key: Schema.NullOr(Schema.String),
+  reused_from_run: Schema.NullOr(Schema.String)
 }) {
   /**
    * The row of a finished trial of `candidate` with `knobs` in run `runId`
@@ -280,6 +291,7 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
    * figures, phase times, and the model's size and file length as resolved.
    * Stage 1 rows (`stage` 1) carry Stage 1's default knobs; `kept` is 0 (B-4
    * marks the winner later). `superseded`: a disturbed trial measured again (N-3).
+   * `trialKey`: its SPEC R-1 key, null when the caller keeps no ledger.
    */
   static fromOutcome(
     runId: string,
@@ -288,7 +300,8 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
     targetContext: number,
     knobs: Knobs,
     o: TrialOutcome,
-    superseded = false
+    superseded = false,
+    trialKey: string | null = null
   ): TrialRow {
     return new TrialRow({
       run_id: runId,
@@ -328,7 +341,9 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
       marginal: o.marginal ? 1 : 0,
       background_cores: o.background?.othersCores ?? null,
       disturbed: o.background === null ? null : o.background.disturbed ? 1 : 0,
-      superseded: superseded ? 1 : 0
+      superseded: superseded ? 1 : 0,
+      trial_key: trialKey,
+      reused_from_run: o.reusedFrom ?? null
     })
   }
 }

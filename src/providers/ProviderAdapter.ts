@@ -51,6 +51,16 @@ export interface ProviderAdapter extends Launchable {
 export const adapterCommand = (adapter: ProviderAdapter): { readonly command: string; readonly args: ReadonlyArray<string> } =>
   adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
 
+/**
+ * The executable that identifies the provider's build (SPEC R-1 trial keys):
+ * the one `adapterCommand` runs, or null for the embedded provider run by
+ * this tool's own launcher on the running Node (its version names its engine).
+ */
+export const adapterExecutable = (adapter: ProviderAdapter): string | null => {
+  const { command } = adapterCommand(adapter)
+  return adapter.name === "embedded" && command === process.execPath ? null : command
+}
+
 /** The provider's name with its executable (`adapterCommand`): what its run lock is keyed on (system/RunLock.ts). */
 export const adapterBinary = (adapter: ProviderAdapter) => ({ name: adapter.name, ...adapterCommand(adapter) })
 

@@ -2,7 +2,8 @@
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
 import { Effect, Layer, Option, Schema } from "effect"
-import { StoreFailed } from "../domain/AutotuneError.js"
+import * as fs from "node:fs"
+import { StoreFailed, UsageError } from "../domain/AutotuneError.js"
 import type { ExitReason } from "../domain/ExitReason.js"
 import { RunRow } from "../domain/Run.js"
 import { TrialRow } from "../domain/Trial.js"
@@ -14,7 +15,24 @@ export interface RunStart {
   readonly spec_version: string
   readonly machine_json: string
   readonly inputs_json: string
+  /** SPEC R-2: the run this one resumes, null for a fresh tune. */
+  readonly parent_run_id?: string | null
+  /** The `tune` flags, as `--resume` re-reads them (cli/Resume.ts); null for a run started from the library. */
+  readonly flags_json?: string | null
+  /** The run's identities (domain/TrialKey.ts RunIdentity) as JSON: what its trial keys were made of. */
+  readonly identity_json?: string | null
 }
+
+/** One measurement in the ledger (SPEC R-2): a trial's whole outcome (domain/OutcomeJson.ts) under its key. */
+export const MeasurementRow = Schema.Struct({
+  measurement_id: Schema.Number,
+  run_id: Schema.String,
+  trial_key: Schema.String,
+  outcome_json: Schema.String,
+  /** The run that measured it, when this run replayed it from its parent's ledger; null when measured here. */
+  reused_from_run: Schema.NullOr(Schema.String)
+})
+export type MeasurementRow = typeof MeasurementRow.Type
 
 /** The end of a run, written by UPDATE, never delete-and-insert (SPEC H-1). `ended_at` null when interrupted (H-4). */
 export interface RunEnd {
@@ -103,6 +121,24 @@ const migrations = SqliteMigrator.fromRecord({
         "superseded INTEGER"
       ]
     ) yield* sql.unsafe(`ALTER TABLE tune_trials ADD COLUMN ${column}`)
+  }),
+  // The ledger (SPEC R-1, R-2): each trial's key, the run a resumed run continued and replayed from,
+  // the flags and identities a run can be resumed with, and every measurement's whole outcome.
+  "0005_ledger": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN trial_key TEXT`
+    yield* sql`ALTER TABLE tune_trials ADD COLUMN reused_from_run TEXT`
+    yield* sql`ALTER TABLE tune_runs ADD COLUMN parent_run_id TEXT`
+    yield* sql`ALTER TABLE tune_runs ADD COLUMN flags_json TEXT`
+    yield* sql`ALTER TABLE tune_runs ADD COLUMN identity_json TEXT`
+    yield* sql`CREATE TABLE tune_measurements (
+      measurement_id INTEGER PRIMARY KEY AUTOINCREMENT,
+      run_id TEXT NOT NULL REFERENCES tune_runs(run_id),
+      trial_key TEXT NOT NULL,
+      outcome_json TEXT NOT NULL,
+      reused_from_run TEXT
+    )`
+    yield* sql`CREATE INDEX tune_measurements_run ON tune_measurements(run_id)`
   })
 })
 
@@ -124,7 +160,7 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
     return {
       /** Inserts the run row at start (H-1). */
       startRun: (r: RunStart) =>
-        sql`INSERT INTO tune_runs ${sql.insert({ ...r })}`.pipe(Effect.asVoid, Effect.mapError(storeFailed("insert run"))),
+        sql`INSERT INTO tune_runs ${sql.insert({ parent_run_id: null, flags_json: null, identity_json: null, ...r })}`.pipe(Effect.asVoid, Effect.mapError(storeFailed("insert run"))),
       /** Updates the run row at the end (H-1): never deletes it. */
       finishRun: (runId: string, e: RunEnd) =>
         sql`UPDATE tune_runs SET ${
@@ -135,16 +171,39 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
         insertTrialRow(t).pipe(Effect.map((r) => r.trial_id), Effect.mapError(storeFailed("insert trial"))),
       /**
        * Replaces the figures of trial `trialId` with `t`'s (SPEC N-2: a cell
-       * given more replicates keeps one row); run, stage, model, knobs and
-       * `kept` stay. Fails with StoreFailed ("update trial").
+       * given more replicates keeps one row); run, stage, model, knobs,
+       * `kept`, its key and where it was first measured (R-1, R-2) stay. Fails with StoreFailed ("update trial").
        */
       updateTrial: (trialId: number, t: TrialRow) => {
-        const { run_id: _r, stage: _s, model: _m, kept: _k, ...figures } = t
+        const { run_id: _r, stage: _s, model: _m, kept: _k, trial_key: _t, reused_from_run: _u, ...figures } = t
         return sql`UPDATE tune_trials SET ${sql.update({ ...figures })} WHERE trial_id = ${trialId}`.pipe(
           Effect.asVoid,
           Effect.mapError(storeFailed("update trial"))
         )
       },
+      /** Appends one measurement to the run's ledger (SPEC R-2), in the order the run measured them. */
+      insertMeasurement: (m: Omit<MeasurementRow, "measurement_id">) =>
+        sql`INSERT INTO tune_measurements ${sql.insert({ ...m })}`.pipe(
+          Effect.asVoid,
+          Effect.mapError(storeFailed("insert measurement"))
+        ),
+      /** The ledger of run `runId` (SPEC R-2): its measurements in the order they were made. */
+      measurements: (runId: string) =>
+        SqlSchema.findAll({
+          Request: Schema.String,
+          Result: MeasurementRow,
+          execute: (id) => sql`SELECT * FROM tune_measurements WHERE run_id = ${id} ORDER BY measurement_id`
+        })(runId).pipe(Effect.mapError(storeFailed("read measurements"))),
+      /**
+       * Every run, newest first (by `started_at`, then insertion), for
+       * `autotune history`. Fails with StoreFailed ("read runs").
+       */
+      runs: (): Effect.Effect<ReadonlyArray<RunRow>, StoreFailed> =>
+        SqlSchema.findAll({
+          Request: Schema.Void,
+          Result: RunRow,
+          execute: () => sql`SELECT * FROM tune_runs ORDER BY started_at DESC, rowid DESC`
+        })(undefined).pipe(Effect.mapError(storeFailed("read runs"))),
       /** Marks the final Stage 2 winner (B-4). */
       markKept: (trialId: number) =>
         sql`UPDATE tune_trials SET kept = 1 WHERE trial_id = ${trialId}`.pipe(
@@ -170,7 +229,7 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
         })(runId).pipe(Effect.mapError(storeFailed("read run"))),
       /**
        * Retention (SPEC S-4, L-3): deletes every run but the newest `keep` (by
-       * `started_at`, then insertion), trials first, in one `BEGIN IMMEDIATE`
+       * `started_at`, then insertion), trials and ledger measurements first, in one `BEGIN IMMEDIATE`
        * transaction that rolls back whole on any error (nothing half-deleted).
        * `keep` 0 keeps all. Returns the ids of the runs deleted. Fails with
        * StoreFailed ("prune runs"). The statements run one after another on
@@ -186,6 +245,7 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
             const old = (yield* sql<{ run_id: string }>`${older}`).map((r) => r.run_id)
             if (old.length > 0) {
               yield* sql`DELETE FROM tune_trials WHERE run_id IN (${older})`
+              yield* sql`DELETE FROM tune_measurements WHERE run_id IN (${older})`
               yield* sql`DELETE FROM tune_runs WHERE run_id IN (${older})`
             }
             yield* sql.unsafe("COMMIT")
@@ -222,3 +282,17 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
     )
   }
 }
+
+/**
+ * Runs `use` with the store of an existing database `dbPath` (read by
+ * `history`, `verify`, `tune --resume`: none of them creates a database).
+ * Fails with UsageError naming `--db-path` when there is no such file, else
+ * with what `use` fails with, or StoreFailed when the file cannot be opened.
+ */
+export const withExistingStore = <A, E, R>(
+  dbPath: string,
+  use: (store: TrialStore) => Effect.Effect<A, E, R>
+): Effect.Effect<A, E | UsageError | StoreFailed, Exclude<R, TrialStore>> =>
+  fs.statSync(dbPath, { throwIfNoEntry: false })?.isFile() === true
+    ? Effect.flatMap(TrialStore, use).pipe(Effect.provide(TrialStore.layer(dbPath))) as Effect.Effect<A, E | StoreFailed, Exclude<R, TrialStore>>
+    : Effect.fail(new UsageError({ flag: "db-path", message: `--db-path ${dbPath}: no such database file (run \`autotune tune\` first)` }))

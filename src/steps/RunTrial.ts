@@ -17,6 +17,7 @@ import { readModelInfo } from "../gguf/ModelInfo.js"
 import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { CandidateProvider } from "../services/CandidateProvider.js"
 import { CpuMeter, othersCores } from "../services/CpuMeter.js"
+import type { TrialLedger } from "./Ledger.js"
 import { preWarm } from "./PreWarm.js"
 import { probeOnce } from "./Probe.js"
 
@@ -43,6 +44,12 @@ export interface TrialSettings {
    * the guard off (nothing is marked).
    */
   readonly maxBackgroundCores: number | null
+  /**
+   * SPEC R-2: the run's trial ledger — every trial Stage 1 and Stage 2 make is
+   * measured through it (kept under its key; replayed from a resumed run's
+   * parent). Absent: trials are measured and kept nowhere.
+   */
+  readonly ledger?: TrialLedger
 }
 
 /**

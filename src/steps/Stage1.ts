@@ -10,6 +10,7 @@ import { Knobs } from "../domain/Knobs.js"
 import { notesOf, type Verdict } from "../domain/Verdict.js"
 import type { CandidateProvider } from "../services/CandidateProvider.js"
 import type { CpuMeter } from "../services/CpuMeter.js"
+import { throughLedger } from "./Ledger.js"
 import { measureQuietly } from "./QuietGuard.js"
 import type { TrialOutcome } from "../domain/Trial.js"
 import { runTrial, type TrialSettings } from "./RunTrial.js"
@@ -51,7 +52,8 @@ export const allInfeasibleMessage = (rejected: ReadonlyArray<Rejected>): string 
  * (N-2) gets up to that many replicates and is made on their median TTFT
  * (`runTrial`, marked `marginal`); null keeps G-1's every-replicate rule; a disturbed
  * trial (N-3) is measured again when the machine is quiet (`measureQuietly`,
- * guard at `settings.maxBackgroundCores`).
+ * guard at `settings.maxBackgroundCores`); each trial goes through
+ * `settings.ledger` when there is one (R-2: replayed on a resume).
  * `record` sees every trial as it finishes (persist, print), `superseded`
  * true for a disturbed one that was measured again. Fails with AllInfeasible
  * (message per A-4) when none is feasible, and with PreWarmIntegrityFailure
@@ -73,7 +75,7 @@ export const stage1 = <E, R>(
     const rejected: Array<Rejected> = []
     for (const candidate of candidates) {
       const outcome = yield* measureQuietly(
-        runTrial(settings, candidate, Knobs.defaults, replicates, null, maxReplicates),
+        throughLedger(settings.ledger, 1, candidate, Knobs.defaults, runTrial(settings, candidate, Knobs.defaults, replicates, null, maxReplicates)),
         settings.maxBackgroundCores,
         (o) => record(candidate, o, true)
       )

@@ -13,6 +13,7 @@ import { orderStatisticRank } from "../domain/Stats.js"
 import { mergeOutcomes, type TrialOutcome } from "../domain/Trial.js"
 import type { CandidateProvider } from "../services/CandidateProvider.js"
 import type { CpuMeter } from "../services/CpuMeter.js"
+import { throughLedger } from "./Ledger.js"
 import { measureQuietly } from "./QuietGuard.js"
 import { runTrial, type TrialSettings } from "./RunTrial.js"
 import { abortOnIntegrity, type Chosen } from "./Stage1.js"
@@ -208,7 +209,7 @@ export const stage2 = <E, R>(
   Effect.gen(function*() {
     const trial = (knobs: Knobs, n: number) =>
       measureQuietly(
-        runTrial(settings, chosen.candidate, knobs, n, chosen.outcome.calibration),
+        throughLedger(settings.ledger, 2, chosen.candidate, knobs, runTrial(settings, chosen.candidate, knobs, n, chosen.outcome.calibration)),
         settings.maxBackgroundCores,
         (o) => hooks.superseded({ knobs, outcome: o })
       )

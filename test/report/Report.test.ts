@@ -117,7 +117,7 @@ const run = (over: Partial<ConstructorParameters<typeof RunRow>[0]> = {}) =>
       model: "small", target_context: 2000, knobs: { kv_bits: null, max_concurrency_override: null, max_context_override: null },
       tps_median: 9.7, ttft_p95_ms: 2400, replicates: 3, serve_command: "macprovider-cli serve --model small"
     }),
-    recipe_hash: `sha256:${"a".repeat(64)}`, partial: 0, ...over
+    recipe_hash: `sha256:${"a".repeat(64)}`, partial: 0, parent_run_id: null, flags_json: null, identity_json: null, ...over
   })
 
 const trial = (over: Partial<ConstructorParameters<typeof TrialRow>[0]>) =>
@@ -127,7 +127,8 @@ const trial = (over: Partial<ConstructorParameters<typeof TrialRow>[0]>) =>
     kept: 0, notes: null, started_at: "2026-01-01T00:00:10.000Z", prompt_tokens: null, server_prompt_n: null,
     server_prompt_tps: null, server_decode_tps: null, server_request_ms: null, load_ms: null, prewarm_ms: null, probe_ms: null, model_params: null,
     model_bytes: null, verdict: null, tps_ci95_lo: null, tps_ci95_hi: null, ttft_ci95_lo_ms: null, ttft_ci95_hi_ms: null,
-    tps_cv: null, ttft_cv: null, marginal: null, background_cores: null, disturbed: null, superseded: null, ...over
+    tps_cv: null, ttft_cv: null, marginal: null, background_cores: null, disturbed: null, superseded: null,
+    trial_key: null, reused_from_run: null, ...over
   })
 
 /** The `<tbody>` rows of `table#trials`. */

@@ -39,8 +39,10 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       const old = new Sqlite(db)
       old.exec([
         "verdict", "tps_ci95_lo", "tps_ci95_hi", "ttft_ci95_lo_ms", "ttft_ci95_hi_ms", "tps_cv", "ttft_cv", "marginal",
-        "background_cores", "disturbed", "superseded"
-      ].map((c) => `ALTER TABLE tune_trials DROP COLUMN ${c};`).join(" ") + " DELETE FROM effect_sql_migrations WHERE migration_id >= 3;")
+        "background_cores", "disturbed", "superseded", "trial_key", "reused_from_run"
+      ].map((c) => `ALTER TABLE tune_trials DROP COLUMN ${c};`).join(" ") +
+        ["parent_run_id", "flags_json", "identity_json"].map((c) => `ALTER TABLE tune_runs DROP COLUMN ${c};`).join(" ") +
+        " DROP TABLE tune_measurements; DELETE FROM effect_sql_migrations WHERE migration_id >= 3;")
       old.exec(`INSERT INTO tune_runs (run_id, started_at, spec_version, machine_json, inputs_json) VALUES ('old', '2026-01-01T00:00:00.000Z', '1', '{}', '{}')`)
       old.prepare(`INSERT INTO tune_trials (run_id, stage, model, target_context, replicates_n, n_err, fits, notes, started_at)
         VALUES ('old', 1, 'huge', 2048, 0, 0, 0, ?, '2026-01-01T00:00:00.000Z')`).run("estimated 9.0 GiB > 8.0 GiB available")
@@ -59,6 +61,10 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       ])
       assert.deepStrictEqual(rows.map(isEstimated), [true, true])
       assert.deepStrictEqual(rows.map((r) => [r.tps_ci95_lo, r.marginal, r.disturbed]), [[null, null, null], [null, 0, null]])
+      // R-1: a row stored before the ledger has no key (its identities were never read); the run row no parent or flags.
+      assert.deepStrictEqual(rows.map((r) => r.trial_key), [null, null])
+      const run = yield* Effect.flatMap(TrialStore, (s) => s.run("old")).pipe(Effect.provide(TrialStore.layer(db)))
+      assert.deepStrictEqual(Option.map(run, (r) => [r.parent_run_id, r.flags_json, r.identity_json]), Option.some([null, null, null]))
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.effect("N-2 S-1 a cell given more replicates keeps its row: updateTrial replaces its figures, never its run, stage, model or kept mark", () =>
@@ -80,7 +86,7 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       ])
     }).pipe(Effect.provide(NodeContext.layer)))
 
-  it.effect("S-4 pruneRuns keeps the newest N runs and only their trials; 0 keeps all", () =>
+  it.effect("S-4 pruneRuns keeps the newest N runs and only their trials and ledger measurements; 0 keeps all", () =>
     Effect.gen(function*() {
       const db = Path.join(tempDir(), "runs.db")
       const kept = yield* Effect.gen(function*() {
@@ -89,10 +95,14 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
           yield* store.startRun({ run_id: id, started_at: `2026-01-0${i + 1}T00:00:00.000Z`, spec_version: "1", machine_json: "{}", inputs_json: "{}" })
           const candidate = { id: "m", model: "m", rank: 1, paramCount: 1e6, ggufFile: false, fileBytes: null }
           yield* store.insertTrial(TrialRow.fromOutcome(id, 1, candidate, 100, Knobs.defaults, outcome(Verdict.Fits())))
+          yield* store.insertMeasurement({ run_id: id, trial_key: "sha256:k", outcome_json: "{}", reused_from_run: null })
         }
         assert.deepStrictEqual(yield* store.pruneRuns(0), [])
         assert.deepStrictEqual(yield* store.pruneRuns(2), ["r1"])
         assert.deepStrictEqual(yield* store.pruneRuns(2), [])
+        // L-3 R-2: the ledger goes with its run.
+        assert.deepStrictEqual((yield* store.measurements("r1")).length, 0)
+        assert.deepStrictEqual((yield* store.measurements("r3")).length, 1)
         return { r1: yield* store.trials("r1"), r3: yield* store.trials("r3"), latest: yield* store.latestRunId() }
       }).pipe(Effect.provide(TrialStore.layer(db)))
       assert.strictEqual(kept.r1.length, 0)

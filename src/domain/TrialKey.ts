@@ -1,0 +1,135 @@
+/**
+ * A trial's identity (SPEC R-1): the hash of everything that determines its
+ * result, so a measurement is never paid for twice (`tune --resume`, R-2) and a
+ * recipe can be re-checked against what it was measured on (`autotune verify`, R-3).
+ */
+import { Schema } from "effect"
+import { createHash } from "node:crypto"
+import type { Knobs } from "./Knobs.js"
+import { canonicalJson } from "./RecipeHash.js"
+import { Machine } from "./TuneDocument.js"
+
+/**
+ * What a model is, beyond its name: for a local GGUF file its size (bytes) and
+ * the sha256 of its header and tensor index (every byte before the tensor
+ * data: metadata, shapes, types, offsets); for a provider's model id (a hub id
+ * macprovider resolves) only the id, since no revision is known here.
+ */
+export const ModelIdentity = Schema.Struct({
+  id: Schema.String,
+  bytes: Schema.NullOr(Schema.Number),
+  header_sha256: Schema.NullOr(Schema.String)
+})
+export type ModelIdentity = typeof ModelIdentity.Type
+
+/**
+ * What the provider is: its name, the version its binary reports (F-2
+ * `machine.binary_version`), the executable's path and the sha256 of its bytes
+ * (null when it is no file here: the embedded provider is this tool, whose
+ * version names its engine).
+ */
+export const ProviderIdentity = Schema.Struct({
+  name: Schema.String,
+  version: Schema.NullOr(Schema.String),
+  executable: Schema.NullOr(Schema.String),
+  executable_sha256: Schema.NullOr(Schema.String)
+})
+export type ProviderIdentity = typeof ProviderIdentity.Type
+
+/**
+ * The trial-independent part of every key of a run (stored with the run as
+ * `identity_json`): the machine (as in the recipe hash, F-2h), the provider,
+ * each candidate's model identity by candidate id, and the measurement policy
+ * (contexts in tokens, times in ms, replicate counts, the quiet-machine
+ * guard's cores) — what a trial's verdict and figures depend on besides its knobs.
+ */
+export class RunIdentity extends Schema.Class<RunIdentity>("RunIdentity")({
+  machine: Machine,
+  provider: ProviderIdentity,
+  models: Schema.Record({ key: Schema.String, value: ModelIdentity }),
+  policy: Schema.Struct({
+    target_context: Schema.Int,
+    max_tokens: Schema.Int,
+    gate_ttft_ms: Schema.Number,
+    request_timeout_ms: Schema.Number,
+    ready_timeout_ms: Schema.Number,
+    estimate: Schema.Boolean,
+    memory_limit_gib: Schema.NullOr(Schema.Number),
+    stage1_replicates: Schema.Int,
+    stage2_replicates: Schema.Int,
+    max_replicates: Schema.Int,
+    max_background_cores: Schema.NullOr(Schema.Number)
+  })
+}) {}
+
+/** `identity_json` text of a run (RunIdentity), and back; a row that does not decode reads as unknown (null). */
+export const encodeRunIdentity = Schema.encodeSync(Schema.parseJson(RunIdentity))
+export const decodeRunIdentity = (text: string | null): RunIdentity | null => {
+  if (text === null) return null
+  const r = Schema.decodeUnknownEither(Schema.parseJson(RunIdentity))(text)
+  return r._tag === "Right" ? r.right : null
+}
+
+/**
+ * SPEC R-1 `trial_key` of a trial of `candidateId` with `knobs` in a run of
+ * `identity`, at `stage` (1: Stage 1's call, default knobs, marginal
+ * replicates; 2: a Stage 2 cell): `"sha256:"` + 64 hex digits of the SHA-256
+ * of the RFC 8785 canonical JSON of `{machine, provider, model, policy,
+ * stage, knobs}` (only this candidate's model, so another candidate's file
+ * changing leaves it alone). A cell measured again (N-2 extra replicates, the
+ * drift check) has the same key: the ledger keeps its measurements in order.
+ * Throws when `candidateId` has no identity in `identity` (a programming error).
+ */
+export const trialKey = (identity: RunIdentity, stage: 1 | 2, candidateId: string, knobs: Knobs): string => {
+  const model = identity.models[candidateId]
+  if (model === undefined) throw new Error(`trialKey: no identity for candidate ${candidateId}`)
+  return "sha256:" + createHash("sha256").update(
+    canonicalJson({
+      v: 1,
+      machine: { ...identity.machine },
+      provider: identity.provider,
+      model,
+      policy: identity.policy,
+      stage,
+      knobs: { kv_bits: knobs.kvBits, max_context: knobs.maxContext, max_batch: knobs.maxBatch, threads: knobs.threads }
+    }),
+    "utf8"
+  ).digest("hex")
+}
+
+/** What changed between two F-2 `machine` objects, field by field ("machine ram_gb: 24 → 16"). */
+export const machineChanges = (m0: Machine, m1: Machine): Array<string> =>
+  (["ram_gb", "chip", "os_version", "binary_version"] as const).flatMap((k) =>
+    m0[k] === m1[k] ? [] : [`machine ${k}: ${JSON.stringify(m0[k])} → ${JSON.stringify(m1[k])}`]
+  )
+
+/**
+ * What changed between the identity a run was measured with and today's, in
+ * words an operator acts on ("model a.gguf: 1234 → 5678 bytes, header sha256
+ * 0a1b2c3d… → 9f8e7d6c…"): the machine, the provider binary, each model the
+ * two share, and the policy. Empty when nothing that keys a trial changed.
+ */
+export const identityChanges = (before: RunIdentity, now: RunIdentity): Array<string> => {
+  const out: Array<string> = []
+  const short = (h: string | null) => (h === null ? "none" : `${h.slice(0, 12)}…`)
+  out.push(...machineChanges(before.machine, now.machine))
+  const p0 = before.provider, p1 = now.provider
+  if (p0.name !== p1.name) out.push(`provider: ${p0.name} → ${p1.name}`)
+  else if (p0.executable_sha256 !== p1.executable_sha256 || p0.executable !== p1.executable) {
+    out.push(`provider binary ${p1.executable ?? p1.name}: sha256 ${short(p0.executable_sha256)} → ${short(p1.executable_sha256)}`)
+  }
+  for (const [id, a] of Object.entries(before.models)) {
+    const b = now.models[id]
+    if (b === undefined) continue
+    if (a.bytes !== b.bytes || a.header_sha256 !== b.header_sha256) {
+      out.push(`model ${id}: ${a.bytes ?? "?"} → ${b.bytes ?? "?"} bytes, header sha256 ${short(a.header_sha256)} → ${short(b.header_sha256)}`)
+    }
+  }
+  if (canonicalJson(before.policy) !== canonicalJson(now.policy)) {
+    const changed = Object.keys(now.policy).filter((k) =>
+      (before.policy as Record<string, unknown>)[k] !== (now.policy as Record<string, unknown>)[k]
+    )
+    out.push(`measurement policy: ${changed.join(", ")}`)
+  }
+  return out
+}

@@ -1,0 +1,238 @@
+/**
+ * `autotune verify` (SPEC R-3): a recorded recipe re-probed on this machine
+ * and compared with what was recorded — after an OS or provider upgrade, a
+ * model re-download, or an apply.
+ */
+import type { HttpClient } from "@effect/platform"
+import { Effect } from "effect"
+import * as path from "node:path"
+import type { Candidate } from "../domain/Candidate.js"
+import { Knobs } from "../domain/Knobs.js"
+import { identityChanges, machineChanges, RunIdentity } from "../domain/TrialKey.js"
+import type { TrialOutcome } from "../domain/Trial.js"
+import type { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js"
+import { notesOf } from "../domain/Verdict.js"
+import { embedded } from "../providers/Embedded.js"
+import { llamaServer, NO_OPTIONAL_FLAGS } from "../providers/LlamaServer.js"
+import { macProvider } from "../providers/MacProvider.js"
+import { adapterExecutable, type ProviderAdapter } from "../providers/ProviderAdapter.js"
+import type { CandidateProvider } from "../services/CandidateProvider.js"
+import type { CpuMeter } from "../services/CpuMeter.js"
+import type { Exec } from "../services/Exec.js"
+import { modelIdentity, providerIdentity } from "../system/Identity.js"
+import { machineOf } from "../system/MachineInfo.js"
+import { runTrial, type TrialSettings } from "./RunTrial.js"
+
+/** A recipe as recorded: by a run in the database (with its identities) or in a `tune --json` document (without). */
+export interface RecordedRecipe {
+  readonly recommendation: StoredRecommendation
+  readonly inputs: Inputs
+  /** What the run's machine was (F-2 `machine`). */
+  readonly machine: Machine
+  /** The identities its trial keys were made of (R-1); null for a document or a run recorded before them. */
+  readonly identity: RunIdentity | null
+}
+
+/** Tokens/s and TTFT figures of a recipe, as recorded or as measured now (ms; intervals SPEC N-1). */
+export interface RecipeFigures {
+  readonly tps_median: number | null
+  readonly tps_ci95: readonly [number, number] | null
+  readonly ttft_p95_ms: number | null
+  readonly ttft_ci95_ms: readonly [number, number] | null
+  readonly replicates: number
+}
+
+/**
+ * What `verify` found (SPEC R-3): `holds` (exit 0), `regressed` (exit 1: a
+ * figure moved wholly out of its recorded interval the wrong way, or the
+ * model, provider or machine is not the one measured), `infeasible` (exit 2:
+ * the recipe now fails the gate, or its model is gone). `changes` names what
+ * is not as measured, `regressions` each figure that regressed and by how
+ * much; `reason` the infeasibility.
+ */
+export interface VerifyResult {
+  readonly verdict: "holds" | "regressed" | "infeasible"
+  readonly model: string
+  readonly provider: string
+  readonly knobs: StoredRecommendation["knobs"]
+  readonly target_context: number
+  readonly gate_ttft_ms: number
+  readonly changes: ReadonlyArray<string>
+  readonly regressions: ReadonlyArray<string>
+  readonly reason: string | null
+  readonly recorded: RecipeFigures
+  readonly measured: RecipeFigures | null
+}
+
+/** Splits a serve command as `shellQuote` wrote it (words, some in single quotes). */
+const shellWords = (cmd: string): Array<string> =>
+  [...cmd.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/'\\''/g, "'") : m[2]!))
+
+/** The value after the first of `flags` in `words`, if any. */
+const after = (words: ReadonlyArray<string>, ...flags: ReadonlyArray<string>) => {
+  const i = words.findIndex((w) => flags.includes(w))
+  return i >= 0 ? words[i + 1] : undefined
+}
+
+/**
+ * How a recipe is launched, from its serve command (F-1): the provider
+ * (`autotune` → embedded; `llama-server`; a binary given a threads knob →
+ * embedded run by `--provider-bin`; else macprovider), the model as the
+ * provider got it, and the probe's reply length (tokens) the context size was
+ * built from (ceil(cap × 1.05) + reply per request, × slots for llama-server),
+ * 64 when it cannot be told.
+ */
+export const launchOf = (rec: StoredRecommendation): { readonly adapter: ProviderAdapter; readonly model: string; readonly maxTokens: number } => {
+  const words = shellWords(rec.serve_command)
+  const binary = words[0]!
+  const name = path.basename(binary)
+  const adapter: ProviderAdapter = name === "autotune"
+    ? embedded(null)
+    : name === "llama-server"
+    ? llamaServer(binary, NO_OPTIONAL_FLAGS)
+    : rec.knobs.threads !== undefined
+    ? embedded(binary)
+    : macProvider(binary)
+  const model = after(words, "--model", "-m") ?? rec.model
+  const cap = rec.knobs.max_context_override ?? rec.target_context
+  const perRequest = name === "llama-server"
+    ? Number(after(words, "--ctx-size")) / Number(after(words, "--parallel") ?? 1)
+    : adapter.name === "embedded"
+    ? Number(after(words, "--max-context"))
+    : Number.NaN
+  const derived = perRequest - Math.ceil(cap * 1.05)
+  return { adapter, model, maxTokens: Number.isInteger(derived) && derived > 0 ? derived : 64 }
+}
+
+/** The recipe's knobs as a Stage 2 cell. */
+export const knobsOfRecipe = (rec: StoredRecommendation): Knobs =>
+  new Knobs({
+    kvBits: rec.knobs.kv_bits,
+    maxContext: rec.knobs.max_context_override,
+    maxBatch: rec.knobs.max_concurrency_override,
+    threads: rec.knobs.threads ?? null
+  })
+
+const figuresOf = (o: TrialOutcome): RecipeFigures => ({
+  tps_median: o.tpsMedian,
+  tps_ci95: o.spread.tpsCi95,
+  ttft_p95_ms: o.ttftP95Ms,
+  ttft_ci95_ms: o.spread.ttftCi95Ms,
+  replicates: o.samples.length
+})
+
+const pct = (now: number, then: number) => `${((now / then - 1) * 100).toFixed(1)} %`
+
+/** The fewest replicates on both sides for their intervals to be compared (one replicate's interval is a point; SPEC N-1). */
+export const MIN_COMPARED_REPLICATES = 3
+
+/**
+ * The figures that regressed (SPEC R-3, N-1, B-3): tokens/s whose median fell
+ * by more than the tie band `epsilon` and, where both sides have intervals
+ * over at least MIN_COMPARED_REPLICATES replicates, whose new interval lies
+ * wholly below the recorded one; TTFT p95 that rose by more than `epsilon` with
+ * its new interval wholly above the recorded one (no TTFT call without
+ * intervals: the gate judges it). A move the noise or the tie band can explain
+ * is no regression.
+ */
+export const regressionsOf = (then: RecipeFigures, now: RecipeFigures, epsilon: number): Array<string> => {
+  const out: Array<string> = []
+  const compared = then.replicates >= MIN_COMPARED_REPLICATES && now.replicates >= MIN_COMPARED_REPLICATES
+  if (then.tps_median !== null && now.tps_median !== null && now.tps_median < then.tps_median * (1 - epsilon)) {
+    const apart = !compared || then.tps_ci95 === null || now.tps_ci95 === null || now.tps_ci95[1] < then.tps_ci95[0]
+    if (apart) out.push(`tok/s ${then.tps_median.toFixed(1)} → ${now.tps_median.toFixed(1)} (${pct(now.tps_median, then.tps_median)})`)
+  }
+  if (
+    compared && then.ttft_p95_ms !== null && now.ttft_p95_ms !== null && then.ttft_ci95_ms !== null && now.ttft_ci95_ms !== null &&
+    now.ttft_ci95_ms[0] > then.ttft_ci95_ms[1] && now.ttft_p95_ms > then.ttft_p95_ms * (1 + epsilon)
+  ) {
+    out.push(`TTFT p95 ${then.ttft_p95_ms.toFixed(0)} ms → ${now.ttft_p95_ms.toFixed(0)} ms (${pct(now.ttft_p95_ms, then.ttft_p95_ms)})`)
+  }
+  return out
+}
+
+/**
+ * Verifies `recipe` (SPEC R-3): the model (`candidate`, null when its file is
+ * gone: infeasible) and the provider (`adapter`, probed) are compared with
+ * the identities recorded (R-1: model size and header hash, provider binary,
+ * machine; for a document only the machine), then the recipe's launch is
+ * probed over `replicates` requests at its target context under `settings`
+ * (gate included) and compared with the recorded figures (`regressionsOf`,
+ * tie band `inputs.tps_tie_epsilon`). Never fails: every finding is in the result.
+ */
+export const verifyRecipe = (
+  settings: TrialSettings,
+  recipe: RecordedRecipe,
+  candidate: Candidate | null,
+  replicates: number
+): Effect.Effect<VerifyResult, never, CandidateProvider | CpuMeter | HttpClient.HttpClient | Exec> =>
+  Effect.gen(function*() {
+    const rec = recipe.recommendation
+    const version = yield* settings.adapter.version
+    const base = {
+      model: rec.model,
+      provider: settings.adapter.name,
+      knobs: rec.knobs,
+      target_context: settings.targetContext,
+      gate_ttft_ms: settings.gateTtftMs,
+      recorded: {
+        tps_median: rec.tps_median,
+        tps_ci95: rec.tps_ci95 ?? null,
+        ttft_p95_ms: rec.ttft_p95_ms,
+        ttft_ci95_ms: rec.ttft_ci95_ms ?? null,
+        replicates: rec.replicates
+      }
+    }
+    if (candidate === null) {
+      return { ...base, verdict: "infeasible", changes: [], regressions: [], reason: `the model ${rec.model} is not here any more`, measured: null } as const
+    }
+    const machine = machineOf(version)
+    const before = recipe.identity
+    const changes = before === null
+      ? machineChanges(recipe.machine, machine)
+      : identityChanges(
+        new RunIdentity({ ...before, models: { [rec.model]: before.models[rec.model] ?? { id: rec.model, bytes: null, header_sha256: null } } }),
+        new RunIdentity({
+          ...before,
+          machine,
+          provider: providerIdentity(settings.adapter.name, adapterExecutable(settings.adapter), version),
+          models: { [rec.model]: yield* modelIdentity(candidate) }
+        })
+      )
+    const outcome = yield* runTrial(settings, candidate, knobsOfRecipe(rec), replicates, null)
+    const measured = figuresOf(outcome)
+    if (outcome.verdict._tag !== "Fits") {
+      return { ...base, verdict: "infeasible", changes, regressions: [], reason: notesOf(outcome.verdict), measured } as const
+    }
+    const regressions = regressionsOf(base.recorded, measured, recipe.inputs.tps_tie_epsilon)
+    return {
+      ...base,
+      verdict: changes.length > 0 || regressions.length > 0 ? "regressed" : "holds",
+      changes,
+      regressions,
+      reason: null,
+      measured
+    } as const
+  })
+
+/** The terminal lines of a verify result: then, now, and the verdict with its reasons. */
+export const renderVerify = (r: VerifyResult): string => {
+  const f = (x: RecipeFigures | null) =>
+    x === null
+      ? "not measured"
+      : `${x.tps_median?.toFixed(1) ?? "n/a"} tok/s${x.tps_ci95 === null ? "" : ` [${x.tps_ci95[0].toFixed(1)}–${x.tps_ci95[1].toFixed(1)}]`}, TTFT p95 ${
+        x.ttft_p95_ms?.toFixed(0) ?? "n/a"
+      } ms over ${x.replicates} replicate(s)`
+  return [
+    `recipe ${r.model} on ${r.provider} at ${r.target_context} tokens, gate ${r.gate_ttft_ms} ms`,
+    `  then: ${f(r.recorded)}`,
+    `  now:  ${f(r.measured)}`,
+    ...r.changes.map((c) => `  changed: ${c}`),
+    ...r.regressions.map((c) => `  regressed: ${c}`),
+    r.verdict === "holds"
+      ? "holds: the recipe still passes the gate, within the noise of what was recorded"
+      : r.verdict === "infeasible"
+      ? `infeasible now: ${r.reason}`
+      : `regressed: ${[...r.changes.length > 0 ? ["the model, provider or machine is not the one measured"] : [], ...r.regressions].join("; ")}`
+  ].join("\n")
+}
