@@ -25,6 +25,7 @@ import { decodeOutcome, encodeOutcome } from "./domain/OutcomeJson.js"
 import { decodeRunIdentity, encodeRunIdentity, identityChanges, type ModelIdentity, RunIdentity } from "./domain/TrialKey.js"
 import { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
 import { modelIdentity, providerIdentity } from "./system/Identity.js"
+import { AUTOTUNE_VERSION } from "./system/Versions.js"
 import { type Candidate, formatParams } from "./domain/Candidate.js"
 import { ownedValuesOf } from "./domain/ConfigYaml.js"
 import { type ExitReason, fromExit } from "./domain/ExitReason.js"
@@ -117,8 +118,8 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
   const identity = yield* runIdentityOf(plan, adapter, version, machine, candidates)
   const store = yield* openStore(plan.dbPath)
   const parentRunId = plan.resume?.parentRunId ?? null
-  const ledger = makeLedger(identity, yield* parentLedger(store, plan, identity), (key, outcome, measuredIn) =>
-    store.insertMeasurement({ run_id: runId, trial_key: key, outcome_json: encodeOutcome(outcome), reused_from_run: measuredIn }))
+  const ledger = makeLedger(identity, yield* parentLedger(store, plan, identity), (key, outcome) =>
+    store.insertMeasurement({ run_id: runId, trial_key: key, outcome_json: encodeOutcome(outcome), reused_from_run: null }))
   const run: Run = {
     runId,
     startedAt,
@@ -131,6 +132,8 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     parentRunId
   }
   yield* startRun(store, run)
+  // the parent's whole ledger is this run's from the start, so however early this run stops, resuming it loses nothing.
+  if (parentRunId !== null) yield* store.copyMeasurements(parentRunId, runId)
   const state: RunState = {
     recommended: yield* Ref.make<Recommended | null>(null),
     keptTrialId: yield* Ref.make<number | null>(null),
@@ -269,6 +272,7 @@ const runIdentityOf = (plan: TunePlan, adapter: ProviderAdapter, version: string
     const models: Record<string, ModelIdentity> = {}
     for (const c of candidates) models[c.id] = yield* modelIdentity(c)
     return new RunIdentity({
+      tool_version: AUTOTUNE_VERSION,
       machine,
       provider: providerIdentity(adapter.name, adapterExecutable(adapter), version),
       models,

@@ -59,6 +59,7 @@ export { type ApplyRequest, type ApplyResult, applyRecommendation, checkApplyTar
 export { report, type ReportFlags } from "./report/Report.js"
 export { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
 export {
+  DEFAULT_VERIFY_TOLERANCE,
   knobsOfRecipe,
   launchOf,
   type RecipeFigures,

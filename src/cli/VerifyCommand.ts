@@ -4,9 +4,8 @@
  * comes from; the work is `steps/Verify.ts`.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Console, Effect, Option, Schema } from "effect"
+import { Clock, Console, Effect, Option, Schema } from "effect"
 import * as fs from "node:fs"
-import * as os from "node:os"
 import * as path from "node:path"
 import { RecipeMiss, UsageError } from "../domain/AutotuneError.js"
 import { decodeRunIdentity } from "../domain/TrialKey.js"
@@ -14,9 +13,12 @@ import { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js
 import { MAX_REPLICATES, MAX_TIMER_MS } from "../domain/Limits.js"
 import { withExistingStore } from "../services/TrialStore.js"
 import { resolveCandidates } from "../steps/Candidates.js"
-import { launchOf, MIN_COMPARED_REPLICATES, type RecordedRecipe, renderVerify, verifyRecipe } from "../steps/Verify.js"
-import { defaultDbPath } from "../system/UserDirs.js"
-import { integerOption } from "./CliOptions.js"
+import { DEFAULT_VERIFY_TOLERANCE, launchOf, MIN_COMPARED_REPLICATES, type RecordedRecipe, renderVerify, verifyRecipe } from "../steps/Verify.js"
+import { adapterBinary } from "../providers/ProviderAdapter.js"
+import { holdSignals } from "../system/HoldSignals.js"
+import { acquireRunLock, runLockPaths } from "../system/RunLock.js"
+import { dataDir, defaultDbPath } from "../system/UserDirs.js"
+import { floatOption, integerOption } from "./CliOptions.js"
 
 const target = Args.text({ name: "run-id | recipe.json" }).pipe(
   Args.withDescription("a run in the database (autotune history lists them), or a `tune --json` document"))
@@ -27,11 +29,18 @@ const opt = {
     Options.withDescription("requests to probe with (default: the recipe's replicates, at least 3)")),
   gateTtftMs: integerOption("gate-ttft-ms", { min: 1, max: MAX_TIMER_MS }).pipe(Options.optional,
     Options.withDescription("time-to-first-token gate, in ms (default: the recipe's)")),
+  tolerance: floatOption("tolerance").pipe(Options.withDefault(DEFAULT_VERIFY_TOLERANCE),
+    Options.withDescription("how far (a fraction) tok/s may fall or TTFT p95 rise, beyond the noise, before it is a regression (default 0.2, the trial-to-trial variance SPEC §4 reports; never below the recipe's tie band)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the comparison as one JSON document"))
 }
 
 /** The parts of a `--json` document (F-2) a recipe is verified from, in a document of any version. */
-const RecipeOfDocument = Schema.Struct({ machine: Machine, inputs: Inputs, recommendation: Schema.NullOr(StoredRecommendation) })
+const RecipeOfDocument = Schema.Struct({
+  machine: Machine,
+  inputs: Inputs,
+  recommendation: Schema.NullOr(StoredRecommendation),
+  noise_policy: Schema.optional(Schema.Struct({ max_background_cores: Schema.NullOr(Schema.Number) }))
+})
 
 /**
  * The recipe `target` names: a `tune --json` document when it is a file, else
@@ -46,7 +55,10 @@ const loadRecipe = (targetText: string, dbPath: string) =>
         Effect.mapError((e) => new UsageError({ flag: "recipe", message: `${targetText}: not a tune --json document: ${e.message}` }))
       )
       if (doc.recommendation === null) return yield* new UsageError({ flag: "recipe", message: `${targetText}: the run has no recommendation` })
-      return { recommendation: doc.recommendation, inputs: doc.inputs, machine: doc.machine, identity: null } satisfies RecordedRecipe
+      return {
+        recipe: { recommendation: doc.recommendation, inputs: doc.inputs, machine: doc.machine, identity: null } satisfies RecordedRecipe,
+        maxBackgroundCores: doc.noise_policy?.max_background_cores ?? null
+      }
     }
     return yield* withExistingStore(dbPath, (store) =>
       Effect.gen(function*() {
@@ -60,32 +72,46 @@ const loadRecipe = (targetText: string, dbPath: string) =>
           Schema.decodeUnknown(Schema.parseJson(s))(text).pipe(
             Effect.mapError((e) => new UsageError({ flag: "run-id", message: `run ${targetText}: its ${what} cannot be read: ${e.message}` }))
           )
+        const identity = decodeRunIdentity(r.identity_json)
         return {
-          recommendation: yield* decode(StoredRecommendation, r.recommendation_json, "recommendation"),
-          inputs: yield* decode(Inputs, r.inputs_json, "inputs"),
-          machine: yield* decode(Machine, r.machine_json, "machine"),
-          identity: decodeRunIdentity(r.identity_json)
-        } satisfies RecordedRecipe
+          recipe: {
+            recommendation: yield* decode(StoredRecommendation, r.recommendation_json, "recommendation"),
+            inputs: yield* decode(Inputs, r.inputs_json, "inputs"),
+            machine: yield* decode(Machine, r.machine_json, "machine"),
+            identity
+          } satisfies RecordedRecipe,
+          maxBackgroundCores: identity?.policy.max_background_cores ?? null
+        }
       }))
   })
 
 /**
  * `autotune verify` (SPEC R-3): prints the comparison (or `--json`), exits 0
  * when the recipe holds; fails with RecipeMiss (exit 1 regressed, 2
- * infeasible now) or UsageError (exit 64) on bad input.
+ * infeasible now), UsageError (exit 64) on bad input, or RunLocked (exit 75)
+ * while a tune of the same provider or database runs. Like a tune it holds
+ * the run locks and signals for its life (Ctrl-C stops the probe and its
+ * provider, exit 130), and measures under the recipe's quiet-machine guard.
  */
 export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
   Effect.gen(function*() {
-    const db = Option.getOrElse(f.dbPath, defaultDbPath)
-    const recipe = yield* loadRecipe(f.target, db)
+    if (!(f.tolerance >= 0 && f.tolerance < 1)) {
+      return yield* new UsageError({ flag: "tolerance", message: `--tolerance must be a fraction in [0, 1), got ${f.tolerance}` })
+    }
+    yield* holdSignals
+    const db = path.resolve(Option.getOrElse(f.dbPath, defaultDbPath))
+    const { maxBackgroundCores, recipe } = yield* loadRecipe(f.target, db)
     const rec = recipe.recommendation
     const launch = launchOf(rec)
     // Asks the binary what it accepts (llama-server's optional flags), as a tune does before it starts candidates.
     const adapter = yield* launch.adapter.probe
+    // One measurement of a provider at a time: a tune of it (or of this database) running now waits for this, or this for it.
+    yield* acquireRunLock(runLockPaths(db, adapterBinary(adapter), dataDir()))
     const found = yield* resolveCandidates([launch.model], adapter.name).pipe(Effect.option)
     const candidate = Option.match(found, { onNone: () => null, onSome: ([c]) => ({ ...c!, id: rec.model }) })
     const gate = Option.getOrElse(f.gateTtftMs, () => recipe.inputs.gate_ttft_ms)
     const policy = recipe.identity?.policy
+    const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/[:.]/g, "-")
     const result = yield* verifyRecipe({
       adapter,
       targetContext: rec.target_context,
@@ -93,18 +119,18 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
       gateTtftMs: gate,
       requestTimeoutMs: Math.max(policy?.request_timeout_ms ?? 0, gate + 120_000),
       readyTimeoutMs: policy?.ready_timeout_ms ?? 300_000,
-      logDir: path.join(f.dbPath._tag === "Some" ? path.dirname(path.resolve(db)) : os.tmpdir(), "logs", `verify-${Date.now()}`),
-      estimate: false,
-      memoryLimitGiB: null,
-      maxBackgroundCores: null
-    }, recipe, candidate, Option.getOrElse(f.replicates, () => Math.max(MIN_COMPARED_REPLICATES, rec.replicates)))
+      logDir: path.join(path.dirname(db), "logs", `verify-${startedAt}`),
+      estimate: true,
+      memoryLimitGiB: policy?.memory_limit_gib ?? null,
+      maxBackgroundCores
+    }, recipe, candidate, Option.getOrElse(f.replicates, () => Math.max(MIN_COMPARED_REPLICATES, rec.replicates)), f.tolerance)
     yield* Console.log(f.json ? JSON.stringify(result, null, 2) : renderVerify(result))
     if (result.verdict !== "holds") {
       return yield* new RecipeMiss({
         verdict: result.verdict,
         message: result.verdict === "infeasible"
           ? `the recipe is infeasible now: ${result.reason}`
-          : `the recipe regressed: ${[...result.changes, ...result.regressions].join("; ")}`
+          : `the recipe regressed: ${[...result.model_changed ? ["the model file is not the one measured"] : [], ...result.regressions].join("; ")}`
       })
     }
-  })).pipe(Command.withDescription("Re-probe a recorded recipe and compare: exit 0 holds, 1 regressed, 2 infeasible now (SPEC R-3)"))
+  }).pipe(Effect.scoped)).pipe(Command.withDescription("Re-probe a recorded recipe and compare: exit 0 holds, 1 regressed, 2 infeasible now (SPEC R-3)"))

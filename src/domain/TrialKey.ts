@@ -38,12 +38,14 @@ export type ProviderIdentity = typeof ProviderIdentity.Type
 
 /**
  * The trial-independent part of every key of a run (stored with the run as
- * `identity_json`): the machine (as in the recipe hash, F-2h), the provider,
+ * `identity_json`): this tool's version (its probe and decision code
+ * measure), the machine (as in the recipe hash, F-2h), the provider,
  * each candidate's model identity by candidate id, and the measurement policy
  * (contexts in tokens, times in ms, replicate counts, the quiet-machine
  * guard's cores) — what a trial's verdict and figures depend on besides its knobs.
  */
 export class RunIdentity extends Schema.Class<RunIdentity>("RunIdentity")({
+  tool_version: Schema.String,
   machine: Machine,
   provider: ProviderIdentity,
   models: Schema.Record({ key: Schema.String, value: ModelIdentity }),
@@ -74,8 +76,8 @@ export const decodeRunIdentity = (text: string | null): RunIdentity | null => {
  * SPEC R-1 `trial_key` of a trial of `candidateId` with `knobs` in a run of
  * `identity`, at `stage` (1: Stage 1's call, default knobs, marginal
  * replicates; 2: a Stage 2 cell): `"sha256:"` + 64 hex digits of the SHA-256
- * of the RFC 8785 canonical JSON of `{machine, provider, model, policy,
- * stage, knobs}` (only this candidate's model, so another candidate's file
+ * of the RFC 8785 canonical JSON of `{tool, machine, provider, model,
+ * policy, stage, knobs}` (only this candidate's model, so another candidate's file
  * changing leaves it alone). A cell measured again (N-2 extra replicates, the
  * drift check) has the same key: the ledger keeps its measurements in order.
  * Throws when `candidateId` has no identity in `identity` (a programming error).
@@ -86,6 +88,7 @@ export const trialKey = (identity: RunIdentity, stage: 1 | 2, candidateId: strin
   return "sha256:" + createHash("sha256").update(
     canonicalJson({
       v: 1,
+      tool: identity.tool_version,
       machine: { ...identity.machine },
       provider: identity.provider,
       model,
@@ -106,12 +109,13 @@ export const machineChanges = (m0: Machine, m1: Machine): Array<string> =>
 /**
  * What changed between the identity a run was measured with and today's, in
  * words an operator acts on ("model a.gguf: 1234 → 5678 bytes, header sha256
- * 0a1b2c3d… → 9f8e7d6c…"): the machine, the provider binary, each model the
- * two share, and the policy. Empty when nothing that keys a trial changed.
+ * 0a1b2c3d… → 9f8e7d6c…"): this tool's version, the machine, the provider
+ * binary, each model the two share, and the policy. Empty when nothing that keys a trial changed.
  */
 export const identityChanges = (before: RunIdentity, now: RunIdentity): Array<string> => {
   const out: Array<string> = []
   const short = (h: string | null) => (h === null ? "none" : `${h.slice(0, 12)}…`)
+  if (before.tool_version !== now.tool_version) out.push(`llm-autotune ${before.tool_version} → ${now.tool_version}`)
   out.push(...machineChanges(before.machine, now.machine))
   const p0 = before.provider, p1 = now.provider
   if (p0.name !== p1.name) out.push(`provider: ${p0.name} → ${p1.name}`)

@@ -1,7 +1,7 @@
 /** The trial store (SPEC S-1..S-4): runs and trials in SQLite, migrated additively on open, pruned to the newest runs. */
 import { SqlClient, SqlSchema } from "@effect/sql"
 import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
-import { Effect, Layer, Option, Schema } from "effect"
+import { Context, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import { StoreFailed, UsageError } from "../domain/AutotuneError.js"
 import type { ExitReason } from "../domain/ExitReason.js"
@@ -131,9 +131,10 @@ const migrations = SqliteMigrator.fromRecord({
     yield* sql`ALTER TABLE tune_runs ADD COLUMN parent_run_id TEXT`
     yield* sql`ALTER TABLE tune_runs ADD COLUMN flags_json TEXT`
     yield* sql`ALTER TABLE tune_runs ADD COLUMN identity_json TEXT`
+    // No foreign key: a version from before this migration prunes runs without knowing this table.
     yield* sql`CREATE TABLE tune_measurements (
       measurement_id INTEGER PRIMARY KEY AUTOINCREMENT,
-      run_id TEXT NOT NULL REFERENCES tune_runs(run_id),
+      run_id TEXT NOT NULL,
       trial_key TEXT NOT NULL,
       outcome_json TEXT NOT NULL,
       reused_from_run TEXT
@@ -186,6 +187,19 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
         sql`INSERT INTO tune_measurements ${sql.insert({ ...m })}`.pipe(
           Effect.asVoid,
           Effect.mapError(storeFailed("insert measurement"))
+        ),
+      /**
+       * SPEC R-2: a resumed run's ledger starts as a copy of its parent's (one
+       * statement: all or nothing), each measurement still naming the run that
+       * measured it — so a resume of the resumed run, however early it stopped,
+       * still has every measurement. Fails with StoreFailed ("copy ledger").
+       */
+      copyMeasurements: (fromRunId: string, toRunId: string) =>
+        sql`INSERT INTO tune_measurements (run_id, trial_key, outcome_json, reused_from_run)
+          SELECT ${toRunId}, trial_key, outcome_json, COALESCE(reused_from_run, run_id)
+          FROM tune_measurements WHERE run_id = ${fromRunId} ORDER BY measurement_id`.pipe(
+          Effect.asVoid,
+          Effect.mapError(storeFailed("copy ledger"))
         ),
       /** The ledger of run `runId` (SPEC R-2): its measurements in the order they were made. */
       measurements: (runId: string) =>
@@ -286,13 +300,20 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
 /**
  * Runs `use` with the store of an existing database `dbPath` (read by
  * `history`, `verify`, `tune --resume`: none of them creates a database).
- * Fails with UsageError naming `--db-path` when there is no such file, else
- * with what `use` fails with, or StoreFailed when the file cannot be opened.
+ * Fails with UsageError naming `--db-path` when there is no such file or it
+ * cannot be opened as the store (not SQLite, a failed migration), else with
+ * what `use` fails with.
  */
 export const withExistingStore = <A, E, R>(
   dbPath: string,
   use: (store: TrialStore) => Effect.Effect<A, E, R>
-): Effect.Effect<A, E | UsageError | StoreFailed, Exclude<R, TrialStore>> =>
+) =>
   fs.statSync(dbPath, { throwIfNoEntry: false })?.isFile() === true
-    ? Effect.flatMap(TrialStore, use).pipe(Effect.provide(TrialStore.layer(dbPath))) as Effect.Effect<A, E | StoreFailed, Exclude<R, TrialStore>>
+    ? Effect.scoped(Effect.flatMap(
+      Layer.build(TrialStore.layer(dbPath)).pipe(
+        // A file that is no database of this tool is bad input, named as such (exit 64).
+        Effect.mapError((e) => new UsageError({ flag: "db-path", message: `--db-path ${dbPath}: ${e.message}` }))
+      ),
+      (ctx) => use(Context.get(ctx, TrialStore))
+    ))
     : Effect.fail(new UsageError({ flag: "db-path", message: `--db-path ${dbPath}: no such database file (run \`autotune tune\` first)` }))

@@ -19,16 +19,17 @@ export interface LedgerEntry {
 
 /**
  * Measures trials through the ledger: `measure(stage, candidate, knobs,
- * trial)` replays the next unused parent measurement of the trial's key when
- * there is one (the outcome then carries `reusedFrom`, and `trial` never
- * runs: no provider starts), else runs `trial`; either way the outcome is
- * saved to this run's ledger.
+ * replicates, trial)` replays the next unused parent measurement of the
+ * trial's key when there is one over the same number of replicates (the
+ * outcome then carries `reusedFrom`, and `trial` never runs: no provider
+ * starts), else runs `trial` and saves its outcome to this run's ledger.
  */
 export interface TrialLedger {
   readonly measure: <E, R>(
     stage: 1 | 2,
     candidate: Candidate,
     knobs: Knobs,
+    replicates: number,
     trial: Effect.Effect<TrialOutcome, E, R>
   ) => Effect.Effect<TrialOutcome, E, R>
   /** The key of a trial of this run (SPEC R-1), as its row records it. */
@@ -37,18 +38,21 @@ export interface TrialLedger {
 
 /**
  * A ledger for a run of `identity` (SPEC R-2). `parent`: the measurements of
- * the run it resumes, in their order (empty for a fresh run); each is
- * replayed at most once, to the trial of the same key that asks for it in the
- * same turn (the k-th request for a key gets the parent's k-th measurement of
- * it), so a resumed run decides on exactly the figures the parent measured and
- * reaches the same recommendation. `save(key, outcome, measuredIn)` records a
- * measurement (`measuredIn` null when this run measured it); a failure to save
- * is said on stderr and costs only a re-measurement on a later resume.
+ * the run it resumes, in their order (empty for a fresh run), already copied
+ * into this run's ledger by the caller (`TrialStore.copyMeasurements`). Each
+ * is replayed at most once, to the trial of the same key that asks for it in
+ * the same turn (the k-th request for a key gets the parent's k-th
+ * measurement of it) when it asks for the replicates that measurement was
+ * made with — so a resumed run decides on exactly the figures the parent
+ * measured and reaches the same recommendation; a mismatch is measured (the
+ * parent's entry is dropped). `save(key, outcome)` records a measurement this
+ * run made; a failure to save is said on stderr and costs only a
+ * re-measurement on a later resume.
  */
 export const makeLedger = <E>(
   identity: RunIdentity,
   parent: ReadonlyArray<LedgerEntry>,
-  save: (key: string, outcome: TrialOutcome, measuredIn: string | null) => Effect.Effect<void, E>
+  save: (key: string, outcome: TrialOutcome) => Effect.Effect<void, E>
 ): TrialLedger => {
   const queues = new Map<string, Array<LedgerEntry>>()
   for (const e of parent) {
@@ -57,32 +61,33 @@ export const makeLedger = <E>(
     else q.push(e)
   }
   const keyOf = (stage: 1 | 2, candidate: Candidate, knobs: Knobs) => trialKey(identity, stage, candidate.id, knobs)
-  const kept = (key: string, outcome: TrialOutcome, measuredIn: string | null) =>
-    save(key, outcome, measuredIn).pipe(
+  const kept = (key: string, outcome: TrialOutcome) =>
+    save(key, outcome).pipe(
       Effect.catchAll((e) =>
         Console.error(`autotune: ledger: ${(e as { message?: string }).message ?? String(e)} (a later --resume measures this trial again)`)
       )
     )
   return {
     keyOf,
-    measure: (stage, candidate, knobs, trial) =>
+    measure: (stage, candidate, knobs, replicates, trial) =>
       Effect.suspend(() => {
         const key = keyOf(stage, candidate, knobs)
         const next = queues.get(key)?.shift()
-        if (next !== undefined) {
-          const outcome: TrialOutcome = { ...next.outcome, reusedFrom: next.measuredIn }
-          return Effect.as(kept(key, outcome, next.measuredIn), outcome)
+        if (next !== undefined && next.outcome.replicates === replicates) {
+          return Effect.succeed<TrialOutcome>({ ...next.outcome, reusedFrom: next.measuredIn })
         }
-        return Effect.tap(trial, (outcome) => kept(key, outcome, null))
+        return Effect.tap(trial, (outcome) => kept(key, outcome))
       })
   }
 }
 
-/** Runs `trial` through `ledger` when the settings carry one (a tune's pipeline does), else as is. */
+/** Runs `trial` of `replicates` through `ledger` when the settings carry one (a tune's pipeline does), else as is. */
 export const throughLedger = <E, R>(
   ledger: TrialLedger | undefined,
   stage: 1 | 2,
   candidate: Candidate,
   knobs: Knobs,
+  replicates: number,
   trial: Effect.Effect<TrialOutcome, E, R>
-): Effect.Effect<TrialOutcome, E, R> => (ledger === undefined ? trial : ledger.measure(stage, candidate, knobs, trial))
+): Effect.Effect<TrialOutcome, E, R> =>
+  ledger === undefined ? trial : ledger.measure(stage, candidate, knobs, replicates, trial)

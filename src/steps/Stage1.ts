@@ -75,7 +75,7 @@ export const stage1 = <E, R>(
     const rejected: Array<Rejected> = []
     for (const candidate of candidates) {
       const outcome = yield* measureQuietly(
-        throughLedger(settings.ledger, 1, candidate, Knobs.defaults, runTrial(settings, candidate, Knobs.defaults, replicates, null, maxReplicates)),
+        throughLedger(settings.ledger, 1, candidate, Knobs.defaults, replicates, runTrial(settings, candidate, Knobs.defaults, replicates, null, maxReplicates)),
         settings.maxBackgroundCores,
         (o) => record(candidate, o, true)
       )

@@ -209,7 +209,7 @@ export const stage2 = <E, R>(
   Effect.gen(function*() {
     const trial = (knobs: Knobs, n: number) =>
       measureQuietly(
-        throughLedger(settings.ledger, 2, chosen.candidate, knobs, runTrial(settings, chosen.candidate, knobs, n, chosen.outcome.calibration)),
+        throughLedger(settings.ledger, 2, chosen.candidate, knobs, n, runTrial(settings, chosen.candidate, knobs, n, chosen.outcome.calibration)),
         settings.maxBackgroundCores,
         (o) => hooks.superseded({ knobs, outcome: o })
       )

@@ -8,6 +8,7 @@ import * as fs from "node:fs"
 import { readGgufFileInfo } from "node-llama-cpp"
 import type { Candidate } from "../domain/Candidate.js"
 import type { ModelIdentity, ProviderIdentity } from "../domain/TrialKey.js"
+import { findExecutable } from "./Executables.js"
 
 /** The most of a file's head hashed when its GGUF info section cannot be located (a file llama.cpp would refuse anyway). */
 const FALLBACK_HEAD_BYTES = 1 << 20
@@ -62,11 +63,13 @@ export const modelIdentity = (c: Candidate): Effect.Effect<ModelIdentity> =>
  * fails: an unreadable executable hashes as null.
  */
 export const providerIdentity = (name: string, executable: string | null, version: string | null): ProviderIdentity => {
-  const size = executable === null ? null : fs.statSync(executable, { throwIfNoEntry: false })?.size ?? null
+  // A bare name (macprovider-cli) is the executable PATH finds, as the provider is started.
+  const file = executable === null ? null : findExecutable(executable) ?? executable
+  const size = file === null ? null : fs.statSync(file, { throwIfNoEntry: false })?.size ?? null
   return {
     name,
     version,
-    executable,
-    executable_sha256: size === null ? null : sha256Head(executable!, size)
+    executable: file,
+    executable_sha256: size === null ? null : sha256Head(file!, size)
   }
 }

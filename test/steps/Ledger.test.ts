@@ -15,6 +15,7 @@ import { makeLedger } from "../../src/steps/Ledger.js"
 import { regressionsOf } from "../../src/steps/Verify.js"
 
 const identity = new RunIdentity({
+  tool_version: "0.1.0",
   machine: new Machine({ ram_gb: 24, chip: "EPYC", os_version: "Linux 6", binary_version: "b1" }),
   provider: { name: "llama-server", version: "b1", executable: "/bin/llama-server", executable_sha256: "aa".repeat(32) },
   models: {
@@ -52,6 +53,8 @@ describe("trial keys (SPEC R-1)", () => {
     expect(trialKey(identity, 2, "a.gguf", new Knobs({ ...kv8, kvBits: 4 }))).not.toBe(k)
     expect(trialKey(identity, 1, "a.gguf", kv8)).not.toBe(k)
     expect(trialKey(new RunIdentity({ ...identity, policy: { ...identity.policy, gate_ttft_ms: 2000 } }), 2, "a.gguf", kv8)).not.toBe(k)
+    // A new version of this tool measures anew (its probe and decision code may have changed).
+    expect(trialKey(new RunIdentity({ ...identity, tool_version: "0.2.0" }), 2, "a.gguf", kv8)).not.toBe(k)
   })
 
   it("R-2 identityChanges names what changed, in the operator's words; nothing for the same identity", () => {
@@ -69,6 +72,7 @@ describe("trial keys (SPEC R-1)", () => {
       "model a.gguf: 100 → 150 bytes, header sha256 111111111111… → 333333333333…",
       "measurement policy: max_tokens"
     ])
+    expect(identityChanges(identity, new RunIdentity({ ...identity, tool_version: "0.2.0" }))).toEqual(["llm-autotune 0.1.0 → 0.2.0"])
   })
 })
 
@@ -90,36 +94,43 @@ describe("outcomes kept whole (SPEC R-2)", () => {
 describe("the ledger (SPEC R-2)", () => {
   it.effect("R-2 replays the parent's measurements of a key in order, once each, without running the trial; then measures; saves every one", () =>
     Effect.gen(function*() {
-      const saved = yield* Ref.make<ReadonlyArray<readonly [string, number | null, string | null]>>([])
+      const saved = yield* Ref.make<ReadonlyArray<readonly [string, number | null]>>([])
       const key = trialKey(identity, 2, "a.gguf", kv8)
       const ledger = makeLedger(identity, [
         { trialKey: key, outcome: outcome(10), measuredIn: "run-1" },
         { trialKey: trialKey(identity, 1, "a.gguf", Knobs.defaults), outcome: outcome(99), measuredIn: "run-1" },
         { trialKey: key, outcome: outcome(11), measuredIn: "run-0" }
-      ], (k, o, from) => Ref.update(saved, (xs) => [...xs, [k, o.tpsMedian, from] as const]))
+      ], (k, o) => Ref.update(saved, (xs) => [...xs, [k, o.tpsMedian] as const]))
       const ran = yield* Ref.make(0)
       const fresh = Effect.zipRight(Ref.update(ran, (n) => n + 1), Effect.succeed(outcome(12)))
       const got = [
-        yield* ledger.measure(2, candidate("a.gguf"), kv8, fresh),
-        yield* ledger.measure(2, candidate("a.gguf"), kv8, fresh),
-        yield* ledger.measure(2, candidate("a.gguf"), kv8, fresh)
+        yield* ledger.measure(2, candidate("a.gguf"), kv8, 3, fresh),
+        yield* ledger.measure(2, candidate("a.gguf"), kv8, 3, fresh),
+        yield* ledger.measure(2, candidate("a.gguf"), kv8, 3, fresh)
       ]
       expect(got.map((o) => [o.tpsMedian, o.reusedFrom])).toEqual([[10, "run-1"], [11, "run-0"], [12, undefined]])
       expect(yield* Ref.get(ran)).toBe(1)
-      // A trial of another key is measured (b.gguf was never measured).
-      const other = yield* ledger.measure(2, candidate("b.gguf"), kv8, fresh)
+      // A trial of another key is measured (b.gguf was never measured); only what this run measured is saved
+      // (the parent's ledger was copied whole when the run started).
+      const other = yield* ledger.measure(2, candidate("b.gguf"), kv8, 3, fresh)
       expect(other.reusedFrom).toBeUndefined()
       expect(yield* Ref.get(ran)).toBe(2)
-      expect((yield* Ref.get(saved)).map(([k, t, from]) => [k === key, t, from])).toEqual([
-        [true, 10, "run-1"], [true, 11, "run-0"], [true, 12, null], [false, 12, null]
-      ])
+      expect((yield* Ref.get(saved)).map(([k, t]) => [k === key, t])).toEqual([[true, 12], [false, 12]])
       expect(ledger.keyOf(2, candidate("a.gguf"), kv8)).toBe(key)
+    }))
+
+  it.effect("R-2 a parent measurement over other replicates is not replayed: the trial is measured", () =>
+    Effect.gen(function*() {
+      const key = trialKey(identity, 2, "a.gguf", kv8)
+      const ledger = makeLedger(identity, [{ trialKey: key, outcome: outcome(10), measuredIn: "run-1" }], () => Effect.void)
+      const o = yield* ledger.measure(2, candidate("a.gguf"), kv8, 6, Effect.succeed({ ...outcome(20), replicates: 6 }))
+      expect([o.tpsMedian, o.reusedFrom]).toEqual([20, undefined])
     }))
 
   it.effect("R-2 a ledger that cannot save says so and measures on: the run never fails for it", () =>
     Effect.gen(function*() {
       const ledger = makeLedger(identity, [], () => Effect.fail({ message: "disk full" }))
-      const o = yield* ledger.measure(1, candidate("a.gguf"), Knobs.defaults, Effect.succeed(outcome(5)))
+      const o = yield* ledger.measure(1, candidate("a.gguf"), Knobs.defaults, 3, Effect.succeed(outcome(5)))
       expect(o.tpsMedian).toBe(5)
     }))
 })
@@ -128,10 +139,10 @@ describe("verify's regression rule (SPEC R-3)", () => {
   const fig = (tps: number, ci: readonly [number, number] | null, replicates = 3, ttft: readonly [number, number] | null = [90, 110]) =>
     ({ tps_median: tps, tps_ci95: ci, ttft_p95_ms: ttft === null ? null : ttft[1], ttft_ci95_ms: ttft, replicates })
 
-  it("R-3 regressed only when tok/s fell beyond the tie band AND out of its interval; TTFT likewise upward", () => {
+  it("R-3 regressed only when tok/s fell beyond the tolerance AND out of its interval; TTFT likewise upward", () => {
     // Within the noise: the new interval overlaps.
     expect(regressionsOf(fig(100, [95, 105]), fig(85, [80, 96]), 0.1)).toEqual([])
-    // Wholly below but within the tie band: no regression (B-3 calls it a tie).
+    // Wholly below but within the tolerance: no regression.
     expect(regressionsOf(fig(100, [99, 101]), fig(95, [94, 96]), 0.1)).toEqual([])
     expect(regressionsOf(fig(100, [95, 105]), fig(80, [78, 82]), 0.1)).toEqual(["tok/s 100.0 → 80.0 (-20.0 %)"])
     // One replicate's interval is a point: the tie band alone decides.
