@@ -131,9 +131,8 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     ledger,
     parentRunId
   }
+  // a resumed run's row comes with its parent's whole ledger, so however early it stops, resuming it loses nothing.
   yield* startRun(store, run)
-  // the parent's whole ledger is this run's from the start, so however early this run stops, resuming it loses nothing.
-  if (parentRunId !== null) yield* store.copyMeasurements(parentRunId, runId)
   const state: RunState = {
     recommended: yield* Ref.make<Recommended | null>(null),
     keptTrialId: yield* Ref.make<number | null>(null),

@@ -278,4 +278,31 @@ describe("resume equals the run never interrupted (SPEC R-2), under TestClock", 
         expect(rows.filter((r) => r.reused_from_run === parent!.run_id).length, `cut ${cut}`).toBeGreaterThanOrEqual(Math.min(cut - 1, 1))
       }
     }))
+
+  it.effect("R-2 a chain: interrupted, resumed, the resumed run interrupted after one more trial and resumed again — still the uninterrupted run's trials, figures and recipe_hash", () =>
+    Effect.gen(function*() {
+      const whole = movingWorld()
+      const p0 = { ...plan(["slow-8b", "fast-1b"], null), gateTtftMs: 2000 }
+      expect(yield* whole.run(p0)).toEqual(Exit.void)
+      const [u] = yield* runIds(p0.dbPath)
+      const expected = figures(yield* rowsOf(p0.dbPath, u!.run_id))
+      const n = whole.started()
+      for (let cut = 1; cut + 1 <= n; cut++) {
+        const world = movingWorld()
+        const p = { ...plan(["slow-8b", "fast-1b"], null), gateTtftMs: 2000 }
+        world.cut(cut)
+        yield* world.run(p)
+        const [parent] = yield* runIds(p.dbPath)
+        // The resumed run measures one trial, then is interrupted before its next.
+        world.cut(cut + 1)
+        const childExit = yield* world.run({ ...p, resume: { parentRunId: parent!.run_id } })
+        expect(Exit.isInterrupted(childExit), `cut ${cut}`).toBe(true)
+        const [, child] = yield* runIds(p.dbPath)
+        expect(yield* world.run({ ...p, resume: { parentRunId: child!.run_id } }), `cut ${cut}`).toEqual(Exit.void)
+        const [, , grandchild] = yield* runIds(p.dbPath)
+        expect(grandchild!.recipe_hash, `cut ${cut}`).toBe(u!.recipe_hash)
+        expect(figures(yield* rowsOf(p.dbPath, grandchild!.run_id)), `cut ${cut}`).toEqual(expected)
+        expect(world.started(), `cut ${cut}`).toBe(n)
+      }
+    }))
 })

@@ -11,6 +11,7 @@ import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { ctrlC, runCli, sleep, startCli, tempDir, waitFor } from "./support/cli.js"
 import { readRows } from "./support/db.js"
+import { llamaServerBin } from "./support/llamaCpp.js"
 import { repoRoot, smallModelPath, tinyModelPath } from "./support/models.js"
 
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
@@ -138,5 +139,40 @@ describe("tune --resume (SPEC R-2) and history", () => {
     expect(dry.code, dry.stderr).toBe(0)
     expect(dry.stdout).toMatch(/^resume: +run [0-9a-f-]{36}: its trials whose key still matches are reused/m)
     expect(dry.stdout).toContain("#1 exit-on-start")
+  })
+
+  it("R-2 the resumed run's plan is the one the run made: its provider, executable, candidates, defaults and axes (--dry-run)", { timeout: TIMEOUT_MS }, async () => {
+    const dir = tempDir()
+    const model = Path.join(dir, "tiny.gguf")
+    Fs.copyFileSync(tinyModelPath(), model)
+    const plans = async (args: ReadonlyArray<string>, env: Record<string, string>, db: string) => {
+      // A run cut by its budget at once (exit 3) is on record with its flags.
+      const cut = await runCli(["tune", ...args, "--max-duration", "1", "--db-path", db], { env: { XDG_DATA_HOME: dir, ...env } })
+      expect([0, 2, 3], cut.stderr).toContain(cut.code)
+      const fresh = await runCli(["tune", ...args, "--dry-run", "--db-path", db], { env: { XDG_DATA_HOME: dir, ...env } })
+      expect(fresh.code, fresh.stderr).toBe(0)
+      const resumed = await runCli(["tune", "--resume", "--dry-run", "--db-path", db], { env: { XDG_DATA_HOME: dir, ...env } })
+      expect(resumed.code, resumed.stderr).toBe(0)
+      const withoutResumeLine = (out: string) => out.split("\n").filter((l) => !l.startsWith("resume:")).join("\n")
+      return { fresh: fresh.stdout, resumed: withoutResumeLine(resumed.stdout), withoutResumeLine }
+    }
+    // llama-server found through $LLAMA_SERVER, with every default left to the tool.
+    const a = Path.join(dir, "a.db")
+    const viaEnv = await plans(["--provider", "llama-server", "--candidate-models", model], { LLAMA_SERVER: llamaServerBin() }, a)
+    expect(viaEnv.resumed).toBe(viaEnv.fresh)
+    expect(viaEnv.fresh).toContain("provider:        llama-server")
+    // From a shell where it is not found: named as the run's, and --provider-bin may say where it is now.
+    const lost = await runCli(["tune", "--resume", "--dry-run", "--db-path", a], {
+      env: { XDG_DATA_HOME: dir, LLAMA_SERVER: "", LLAMA_CPP_BIN_DIR: "", PATH: [Path.dirname(process.execPath), "/usr/bin", "/bin"].join(":") }
+    })
+    expect(lost.code).toBe(64)
+    expect(lost.stderr).toMatch(/run [0-9a-f-]{36}'s stored flags: --provider llama-server: no llama-server executable found/)
+    const given = await runCli(["tune", "--resume", "--provider-bin", llamaServerBin(), "--dry-run", "--db-path", a], { env: { XDG_DATA_HOME: dir, LLAMA_SERVER: "" } })
+    expect(given.code, given.stderr).toBe(0)
+    expect(viaEnv.withoutResumeLine(given.stdout)).toBe(viaEnv.fresh)
+    // The embedded provider run by a given executable, named relative to the working directory.
+    const relativeBin = Path.relative(repoRoot, fake)
+    const viaBin = await plans(["--provider", "embedded", "--provider-bin", relativeBin, "--candidate-models", model, "--kv-bits-axis", "unset,8"], {}, Path.join(dir, "b.db"))
+    expect(viaBin.resumed).toBe(viaBin.fresh)
   })
 })

@@ -40,3 +40,10 @@ export const integerOption = (name: string, range: { readonly min?: number; read
 /** A finite decimal option. */
 export const floatOption = (name: string) =>
   numeric(name, "number", (s) => (s !== "" && Number.isFinite(Number(s)) ? Number(s) : undefined))
+
+/**
+ * `--db-path` of the commands that read a tune's database (`report`,
+ * `history`, `verify`): the SQLite file, default the same as `tune`'s.
+ */
+export const dbPathOption = Options.text("db-path").pipe(Options.optional,
+  Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db, as for tune)"))

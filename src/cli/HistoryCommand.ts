@@ -9,6 +9,7 @@ import type { RunRow } from "../domain/Run.js"
 import { StoredRecommendation } from "../domain/TuneDocument.js"
 import { withExistingStore } from "../services/TrialStore.js"
 import { defaultDbPath } from "../system/UserDirs.js"
+import { dbPathOption } from "./CliOptions.js"
 
 /** One run as `history` shows it. `state` is the exit reason, `running or killed` while the row has none. */
 export interface HistoryEntry {
@@ -65,12 +66,10 @@ export const renderHistory = (entries: ReadonlyArray<HistoryEntry>): string =>
     ].join("\n")
   ).join("\n")
 
-const dbPath = Options.text("db-path").pipe(Options.optional,
-  Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db, as for tune)"))
 const json = Options.boolean("json").pipe(Options.withDescription("print the runs as one JSON array"))
 
 /** `autotune history`: see the module comment. Fails with UsageError (exit 64) when there is no database. */
-export const historyCommand = Command.make("history", { dbPath, json }, (f) =>
+export const historyCommand = Command.make("history", { dbPath: dbPathOption, json }, (f) =>
   Effect.gen(function*() {
     const db = Option.getOrElse(f.dbPath, defaultDbPath)
     const runs = yield* withExistingStore(db, (s) => s.runs())

@@ -2,16 +2,16 @@
 import { Args, Command, Options } from "@effect/cli"
 import { Console, Effect } from "effect"
 import { report } from "../report/Report.js"
+import { dbPathOption } from "./CliOptions.js"
 
 const runIdArg = Args.text({ name: "run-id" }).pipe(Args.optional,
   Args.withDescription("the run to report (default: the latest run, by started_at)"))
-const dbPath = Options.text("db-path").pipe(Options.optional,
-  Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db, as for tune)"))
+
 const out = Options.text("out").pipe(Options.optional,
   Options.withDescription("HTML file to write (default autotune-report-<first 8 chars of the run id>.html in the current directory)"))
 
 /** `autotune report [<run-id>] [--db-path <file>] [--out <file>]`: see `report`. Prints the written path on stdout. */
-export const reportCommand = Command.make("report", { runId: runIdArg, dbPath, out }, (f) =>
+export const reportCommand = Command.make("report", { runId: runIdArg, dbPath: dbPathOption, out }, (f) =>
   report(f).pipe(Effect.flatMap(Console.log))).pipe(
     Command.withDescription("Write one run (default: the latest) as a self-contained HTML report with charts")
   )

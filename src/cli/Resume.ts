@@ -39,10 +39,22 @@ const OWN_FLAGS = new Set([
 
 /** Whether `flag` (as a UsageError names it, `wait-quiet`) is one of the invocation's own (OWN_FLAGS). */
 export const isOwnFlag = (flag: string): boolean => [...OWN_FLAGS].some((k) => flagName(k) === `--${flag}`)
+// (`--provider-bin` is not: a stored flag the operator did not give names the run's.)
 
-/** The invocation's own flags (OWN_FLAGS) of `current` over the resumed run's `stored` flags. */
+/**
+ * Flags `--resume` takes only when given: `--provider-bin`, for a run whose
+ * provider executable was found on PATH or through `$LLAMA_SERVER` and is
+ * not there in this shell. A different build changes the trial keys (R-1):
+ * its trials are measured again, and said so.
+ */
+const WHEN_GIVEN = new Set(["providerBin"])
+
+/** The invocation's own flags (OWN_FLAGS, and WHEN_GIVEN ones given) of `current` over the resumed run's `stored` flags. */
 export const withOwnFlags = <F extends Readonly<Record<string, unknown>>>(stored: F, current: F): F =>
-  ({ ...stored, ...Object.fromEntries(Object.entries(current).filter(([k]) => OWN_FLAGS.has(k))) }) as F
+  ({
+    ...stored,
+    ...Object.fromEntries(Object.entries(current).filter(([k, v]) => OWN_FLAGS.has(k) || (WHEN_GIVEN.has(k) && Option.isOption(v) && Option.isSome(v))))
+  }) as F
 
 /** Fields whose flag drops the unit the field name carries. */
 const UNIT_FIELDS: Readonly<Record<string, string>> = {
@@ -125,7 +137,7 @@ export const checkStartedHere = (candidateIds: ReadonlyArray<string>, startedIn:
  */
 export const checkResumeFlags = (current: Readonly<Record<string, unknown>>, defaults: Readonly<Record<string, unknown>>) => {
   const same = (a: unknown, b: unknown) => encodeFlags({ v: a }, "") === encodeFlags({ v: b }, "")
-  const changed = Object.keys(current).filter((k) => !OWN_FLAGS.has(k) && !same(current[k], defaults[k]))
+  const changed = Object.keys(current).filter((k) => !OWN_FLAGS.has(k) && !WHEN_GIVEN.has(k) && !same(current[k], defaults[k]))
   return changed.length === 0 ? Effect.void : Effect.fail(new UsageError({
     flag: flagName(changed[0]!).slice(2),
     message: `--resume continues a run with the flags it was started with; ${

@@ -14,7 +14,7 @@ import { tune } from "../Pipeline.js"
 import { embedded } from "../providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../providers/LlamaServer.js"
 import { macProvider } from "../providers/MacProvider.js"
-import { adapterExecutable, type ProviderName } from "../providers/ProviderAdapter.js"
+import type { ProviderName } from "../providers/ProviderAdapter.js"
 import { parseCandidateList, resolveCandidates } from "../steps/Candidates.js"
 import { preflightOptionsFor } from "../steps/Preflight.js"
 import { findExecutable, findLlamaServer } from "../system/Executables.js"
@@ -118,6 +118,10 @@ const allOptions = Options.all(opt)
 /** The parsed flags of `autotune tune`. */
 export type TuneFlags = typeof allOptions extends Options.Options<infer A> ? A : never
 
+/** Whether `ids` are the demo ladder's files in `dir`, in its order. */
+const isLadder = (ids: ReadonlyArray<string>, dir: string): boolean =>
+  ids.length === LADDER.length && LADDER.every((r, i) => ids[i] === rungPath(dir, r))
+
 /** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
 const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {
   const r = findLlamaServer(providerBin)
@@ -170,7 +174,8 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     const inputs: Omit<TunePlan, "axes"> = {
       adapter,
       candidateIds,
-      demoLadderDir: demo ? ladderDir : null,
+      // A resumed demo run names the ladder's files (pinned): they are still written when missing.
+      demoLadderDir: demo || isLadder(candidateIds, ladderDir) ? ladderDir : null,
       targetContext,
       gateTtftMs,
       maxTokens: f.maxTokens,
@@ -253,17 +258,20 @@ export const renderPlan = (p: TunePlan): string => {
 
 /**
  * The flags as the run resolved them (SPEC R-2): every default this
- * invocation filled in from its machine and environment — the provider, its
- * executable on PATH, the candidate list (the demo ladder's files), target
- * context, gate, timeouts, replicate cap, the quiet guard's cores, every axis
- * — written out, so `--resume` from another shell continues the same plan.
+ * invocation filled in from its machine and environment — the provider, the
+ * candidate list (the demo ladder's files), target context, gate, timeouts,
+ * replicate cap, the quiet guard's cores, every axis — written out, and
+ * `--provider-bin` made absolute, so `--resume` from another shell continues
+ * the same plan. An executable found on PATH or through `$LLAMA_SERVER` is
+ * looked up again on resume; a different build there changes the trial keys.
  */
 const pinnedFlags = (f: TuneFlags, p: TunePlan): TuneFlags => {
-  const exe = adapterExecutable(p.adapter)
   return {
     ...f,
     provider: Option.some(p.adapter.name),
-    providerBin: exe === null ? Option.none() : Option.some(findExecutable(exe) ?? exe),
+    // The executable as the operator named it, made absolute; one found on PATH or through
+    // $LLAMA_SERVER is looked up again (a package upgrade moves it): its identity (R-1) tells a new build.
+    providerBin: Option.map(f.providerBin, (b) => (b.includes("/") ? path.resolve(b) : b)),
     candidateModels: Option.some(p.candidateIds.join(",")),
     targetContext: Option.some(p.targetContext),
     gateTtftMs: Option.some(p.gateTtftMs),

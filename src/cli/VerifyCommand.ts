@@ -13,18 +13,17 @@ import { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js
 import { MAX_REPLICATES, MAX_TIMER_MS } from "../domain/Limits.js"
 import { withExistingStore } from "../services/TrialStore.js"
 import { resolveCandidates } from "../steps/Candidates.js"
-import { DEFAULT_VERIFY_TOLERANCE, launchOf, MIN_COMPARED_REPLICATES, type RecordedRecipe, renderVerify, verifyRecipe } from "../steps/Verify.js"
+import { adapterOfIdentity, DEFAULT_VERIFY_TOLERANCE, launchOf, MIN_COMPARED_REPLICATES, type RecordedRecipe, renderVerify, verifyRecipe } from "../steps/Verify.js"
 import { adapterBinary } from "../providers/ProviderAdapter.js"
 import { holdSignals } from "../system/HoldSignals.js"
 import { acquireRunLock, runLockPaths } from "../system/RunLock.js"
 import { dataDir, defaultDbPath } from "../system/UserDirs.js"
-import { floatOption, integerOption } from "./CliOptions.js"
+import { dbPathOption, floatOption, integerOption } from "./CliOptions.js"
 
 const target = Args.text({ name: "run-id | recipe.json" }).pipe(
   Args.withDescription("a run in the database (autotune history lists them), or a `tune --json` document"))
 const opt = {
-  dbPath: Options.text("db-path").pipe(Options.optional,
-    Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db, as for tune)")),
+  dbPath: dbPathOption,
   replicates: integerOption("replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.optional,
     Options.withDescription("requests to probe with (default: the recipe's replicates, at least 3)")),
   gateTtftMs: integerOption("gate-ttft-ms", { min: 1, max: MAX_TIMER_MS }).pipe(Options.optional,
@@ -103,8 +102,9 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
     const { maxBackgroundCores, recipe } = yield* loadRecipe(f.target, db)
     const rec = recipe.recommendation
     const launch = launchOf(rec)
+    const recorded = recipe.identity?.provider
     // Asks the binary what it accepts (llama-server's optional flags), as a tune does before it starts candidates.
-    const adapter = yield* launch.adapter.probe
+    const adapter = yield* (recorded === undefined ? launch.adapter : adapterOfIdentity(recorded, launch.adapter)).probe
     // One measurement of a provider at a time: a tune of it (or of this database) running now waits for this, or this for it.
     yield* acquireRunLock(runLockPaths(db, adapterBinary(adapter), dataDir()))
     const found = yield* resolveCandidates([launch.model], adapter.name).pipe(Effect.option)
@@ -120,7 +120,7 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
       requestTimeoutMs: Math.max(policy?.request_timeout_ms ?? 0, gate + 120_000),
       readyTimeoutMs: policy?.ready_timeout_ms ?? 300_000,
       logDir: path.join(path.dirname(db), "logs", `verify-${startedAt}`),
-      estimate: true,
+      estimate: policy?.estimate ?? true,
       memoryLimitGiB: policy?.memory_limit_gib ?? null,
       maxBackgroundCores
     }, recipe, candidate, Option.getOrElse(f.replicates, () => Math.max(MIN_COMPARED_REPLICATES, rec.replicates)), f.tolerance)

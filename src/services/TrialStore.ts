@@ -158,10 +158,23 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
       Result: Schema.Struct({ trial_id: Schema.Number }),
       execute: (t) => sql`INSERT INTO tune_trials ${sql.insert(t)} RETURNING trial_id`
     })
+    // SPEC R-2: the parent's measurements, each still naming the run that measured it, in their order.
+    const copyLedger = (fromRunId: string, toRunId: string) =>
+      sql`INSERT INTO tune_measurements (run_id, trial_key, outcome_json, reused_from_run)
+        SELECT ${toRunId}, trial_key, outcome_json, COALESCE(reused_from_run, run_id)
+        FROM tune_measurements WHERE run_id = ${fromRunId} ORDER BY measurement_id`
     return {
-      /** Inserts the run row at start (H-1). */
+      /**
+       * Inserts the run row at start (H-1); for a resumed run (SPEC R-2,
+       * `r.parent_run_id`) its ledger starts as a copy of the parent's, in the
+       * same transaction: a run row with a parent always has the parent's
+       * measurements. Fails with StoreFailed ("insert run").
+       */
       startRun: (r: RunStart) =>
-        sql`INSERT INTO tune_runs ${sql.insert({ parent_run_id: null, flags_json: null, identity_json: null, ...r })}`.pipe(Effect.asVoid, Effect.mapError(storeFailed("insert run"))),
+        sql.withTransaction(Effect.gen(function*() {
+          yield* sql`INSERT INTO tune_runs ${sql.insert({ parent_run_id: null, flags_json: null, identity_json: null, ...r })}`
+          if (r.parent_run_id != null) yield* copyLedger(r.parent_run_id, r.run_id)
+        })).pipe(Effect.mapError(storeFailed("insert run"))),
       /** Updates the run row at the end (H-1): never deletes it. */
       finishRun: (runId: string, e: RunEnd) =>
         sql`UPDATE tune_runs SET ${
@@ -187,19 +200,6 @@ export class TrialStore extends Effect.Service<TrialStore>()("llm-autotune/Trial
         sql`INSERT INTO tune_measurements ${sql.insert({ ...m })}`.pipe(
           Effect.asVoid,
           Effect.mapError(storeFailed("insert measurement"))
-        ),
-      /**
-       * SPEC R-2: a resumed run's ledger starts as a copy of its parent's (one
-       * statement: all or nothing), each measurement still naming the run that
-       * measured it — so a resume of the resumed run, however early it stopped,
-       * still has every measurement. Fails with StoreFailed ("copy ledger").
-       */
-      copyMeasurements: (fromRunId: string, toRunId: string) =>
-        sql`INSERT INTO tune_measurements (run_id, trial_key, outcome_json, reused_from_run)
-          SELECT ${toRunId}, trial_key, outcome_json, COALESCE(reused_from_run, run_id)
-          FROM tune_measurements WHERE run_id = ${fromRunId} ORDER BY measurement_id`.pipe(
-          Effect.asVoid,
-          Effect.mapError(storeFailed("copy ledger"))
         ),
       /** The ledger of run `runId` (SPEC R-2): its measurements in the order they were made. */
       measurements: (runId: string) =>

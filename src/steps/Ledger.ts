@@ -34,12 +34,14 @@ export interface TrialLedger {
   ) => Effect.Effect<TrialOutcome, E, R>
   /** The key of a trial of this run (SPEC R-1), as its row records it. */
   readonly keyOf: (stage: 1 | 2, candidate: Candidate, knobs: Knobs) => string
+  /** Whether the next `measure` of this trial would be replayed (no provider started). */
+  readonly willReplay: (stage: 1 | 2, candidate: Candidate, knobs: Knobs, replicates: number) => boolean
 }
 
 /**
  * A ledger for a run of `identity` (SPEC R-2). `parent`: the measurements of
  * the run it resumes, in their order (empty for a fresh run), already copied
- * into this run's ledger by the caller (`TrialStore.copyMeasurements`). Each
+ * into this run's ledger when its row was written (`TrialStore.startRun`). Each
  * is replayed at most once, to the trial of the same key that asks for it in
  * the same turn (the k-th request for a key gets the parent's k-th
  * measurement of it) when it asks for the replicates that measurement was
@@ -69,6 +71,7 @@ export const makeLedger = <E>(
     )
   return {
     keyOf,
+    willReplay: (stage, candidate, knobs, replicates) => queues.get(keyOf(stage, candidate, knobs))?.[0]?.outcome.replicates === replicates,
     measure: (stage, candidate, knobs, replicates, trial) =>
       Effect.suspend(() => {
         const key = keyOf(stage, candidate, knobs)
@@ -80,6 +83,10 @@ export const makeLedger = <E>(
       })
   }
 }
+
+/** Whether `ledger` (absent: none) would replay the next measurement of this trial (`TrialLedger.willReplay`). */
+export const replaysNext = (ledger: TrialLedger | undefined, stage: 1 | 2, candidate: Candidate, knobs: Knobs, replicates: number) =>
+  ledger?.willReplay(stage, candidate, knobs, replicates) ?? false
 
 /** Runs `trial` of `replicates` through `ledger` when the settings carry one (a tune's pipeline does), else as is. */
 export const throughLedger = <E, R>(

@@ -21,27 +21,28 @@ export const QUIET_WAIT_MS = 60_000
  * windows at `maxBackgroundCores`) and runs it again. Returns the last
  * outcome, which is still disturbed when the machine never got quiet (the
  * recommendation then says it rests on a disturbed trial). With the guard off
- * (`maxBackgroundCores` null) nothing is ever disturbed. A disturbed outcome
- * replayed from a resumed run's ledger (SPEC R-2, `reusedFrom`) is re-run at
- * once: that re-run was made and kept by the parent, when it was quiet.
+ * (`maxBackgroundCores` null) nothing is ever disturbed. When the re-run
+ * will be replayed from a resumed run's ledger (SPEC R-2, `replayedNext`),
+ * nothing waits: the parent made and kept it.
  */
 export const measureQuietly = <E, R, E2, R2>(
   trial: Effect.Effect<TrialOutcome, E, R>,
   maxBackgroundCores: number | null,
-  superseded: (o: TrialOutcome) => Effect.Effect<void, E2, R2>
+  superseded: (o: TrialOutcome) => Effect.Effect<void, E2, R2>,
+  replayedNext: () => boolean = () => false
 ): Effect.Effect<TrialOutcome, E | E2, R | R2 | CpuMeter> =>
   Effect.gen(function*() {
     let outcome = yield* trial
     for (let rerun = 1; maxBackgroundCores !== null && outcome.background?.disturbed === true && rerun <= DISTURBED_RERUNS; rerun++) {
       yield* superseded(outcome)
-      if (outcome.reusedFrom === undefined) {
+      if (!replayedNext()) {
         yield* Console.error(
           `autotune: other processes used ${outcome.background.othersCores.toFixed(2)} cores during that trial (over --max-background-cores ${maxBackgroundCores}): disturbed; waiting for a quiet machine, then measuring it again (${rerun}/${DISTURBED_RERUNS})`
         )
         const quiet = yield* (yield* CpuMeter).awaitQuiet(maxBackgroundCores, QUIET_WAIT_MS)
         if (!quiet) yield* Console.error(`autotune: the machine stayed busy for ${QUIET_WAIT_MS / 1000} s; measuring anyway`)
       }
-      // A disturbed trial replayed from a resumed run's parent (R-2): its re-run comes from there too, with no wait.
+      // A re-run a resumed run's parent made (R-2) is replayed: no wait for a machine it does not measure.
       outcome = yield* trial
     }
     return outcome

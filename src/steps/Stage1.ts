@@ -10,7 +10,7 @@ import { Knobs } from "../domain/Knobs.js"
 import { notesOf, type Verdict } from "../domain/Verdict.js"
 import type { CandidateProvider } from "../services/CandidateProvider.js"
 import type { CpuMeter } from "../services/CpuMeter.js"
-import { throughLedger } from "./Ledger.js"
+import { replaysNext, throughLedger } from "./Ledger.js"
 import { measureQuietly } from "./QuietGuard.js"
 import type { TrialOutcome } from "../domain/Trial.js"
 import { runTrial, type TrialSettings } from "./RunTrial.js"
@@ -77,7 +77,8 @@ export const stage1 = <E, R>(
       const outcome = yield* measureQuietly(
         throughLedger(settings.ledger, 1, candidate, Knobs.defaults, replicates, runTrial(settings, candidate, Knobs.defaults, replicates, null, maxReplicates)),
         settings.maxBackgroundCores,
-        (o) => record(candidate, o, true)
+        (o) => record(candidate, o, true),
+        () => replaysNext(settings.ledger, 1, candidate, Knobs.defaults, replicates)
       )
       yield* record(candidate, outcome, false)
       if (outcome.verdict._tag === "Fits") return { candidate, outcome }

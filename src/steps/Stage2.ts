@@ -13,7 +13,7 @@ import { orderStatisticRank } from "../domain/Stats.js"
 import { mergeOutcomes, type TrialOutcome } from "../domain/Trial.js"
 import type { CandidateProvider } from "../services/CandidateProvider.js"
 import type { CpuMeter } from "../services/CpuMeter.js"
-import { throughLedger } from "./Ledger.js"
+import { replaysNext, throughLedger } from "./Ledger.js"
 import { measureQuietly } from "./QuietGuard.js"
 import { runTrial, type TrialSettings } from "./RunTrial.js"
 import { abortOnIntegrity, type Chosen } from "./Stage1.js"
@@ -211,7 +211,8 @@ export const stage2 = <E, R>(
       measureQuietly(
         throughLedger(settings.ledger, 2, chosen.candidate, knobs, n, runTrial(settings, chosen.candidate, knobs, n, chosen.outcome.calibration)),
         settings.maxBackgroundCores,
-        (o) => hooks.superseded({ knobs, outcome: o })
+        (o) => hooks.superseded({ knobs, outcome: o }),
+        () => replaysNext(settings.ledger, 2, chosen.candidate, knobs, n)
       )
     const toMeasured = (c: ClimbCell<TrialOutcome>): MeasuredCell => ({ knobs: c.knobs, outcome: c.value })
     // More replicates for a cell: a trial of their own, merged into its figures (its row updated).

@@ -5,10 +5,11 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Candidate } from "../domain/Candidate.js"
 import { Knobs } from "../domain/Knobs.js"
-import { identityChanges, machineChanges, RunIdentity } from "../domain/TrialKey.js"
+import { identityChanges, machineChanges, type ProviderIdentity, RunIdentity } from "../domain/TrialKey.js"
 import type { TrialOutcome } from "../domain/Trial.js"
 import type { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js"
 import { notesOf } from "../domain/Verdict.js"
@@ -20,6 +21,7 @@ import type { CandidateProvider } from "../services/CandidateProvider.js"
 import type { CpuMeter } from "../services/CpuMeter.js"
 import type { Exec } from "../services/Exec.js"
 import { modelIdentity, providerIdentity } from "../system/Identity.js"
+import { findLlamaServer } from "../system/Executables.js"
 import { machineOf } from "../system/MachineInfo.js"
 import { AUTOTUNE_VERSION } from "../system/Versions.js"
 import { measureQuietly } from "./QuietGuard.js"
@@ -64,6 +66,8 @@ export interface VerifyResult {
   readonly target_context: number
   readonly gate_ttft_ms: number
   readonly changes: ReadonlyArray<string>
+  /** What could not be compared with what was measured (a document records no model or binary identity). */
+  readonly unchecked: ReadonlyArray<string>
   readonly model_changed: boolean
   readonly regressions: ReadonlyArray<string>
   readonly reason: string | null
@@ -110,6 +114,29 @@ export const launchOf = (rec: StoredRecommendation): { readonly adapter: Provide
     : Number.NaN
   const derived = perRequest - Math.ceil(cap * 1.05)
   return { adapter, model, maxTokens: Number.isInteger(derived) && derived > 0 ? derived : 64 }
+}
+
+/**
+ * The provider a run recorded (R-1 `identity.provider`), to verify its recipe
+ * with: its kind by name (not guessed from a file name), its executable where
+ * that still exists; else the one found the way a tune finds it (PATH,
+ * `$LLAMA_SERVER`), since an upgrade moves it — the identity comparison then
+ * names the new build. `fallback` (from the serve command) when neither is there.
+ */
+export const adapterOfIdentity = (p: ProviderIdentity, fallback: ProviderAdapter): ProviderAdapter => {
+  const here = p.executable !== null && fs.statSync(p.executable, { throwIfNoEntry: false })?.isFile() === true ? p.executable : null
+  switch (p.name) {
+    case "embedded":
+      return p.executable === null ? embedded(null) : here !== null ? embedded(here) : fallback
+    case "llama-server": {
+      const found = here ?? findLlamaServer(null).found
+      return found === null ? fallback : llamaServer(found, NO_OPTIONAL_FLAGS)
+    }
+    case "macprovider":
+      return macProvider(here ?? "macprovider-cli")
+    default:
+      return fallback
+  }
 }
 
 /** The recipe's knobs as a Stage 2 cell. */
@@ -210,6 +237,7 @@ export const verifyRecipe = (
         ...base,
         verdict: "infeasible",
         changes: [],
+        unchecked: [],
         model_changed: false,
         regressions: [],
         reason: `the model ${rec.model} is not here any more`,
@@ -238,7 +266,11 @@ export const verifyRecipe = (
       () => Effect.void
     )
     const measured = figuresOf(outcome)
-    const found = { changes, model_changed: modelChanged, disturbed: outcome.background?.disturbed === true, measured }
+    const unchecked = [
+      ...(modelBefore === null ? [`the model file (no identity of ${rec.model} was recorded)`] : []),
+      ...(before === null ? ["the provider binary (a tune --json document records none)"] : [])
+    ]
+    const found = { changes, unchecked, model_changed: modelChanged, disturbed: outcome.background?.disturbed === true, measured }
     if (outcome.verdict._tag !== "Fits") {
       return { ...base, ...found, verdict: "infeasible", regressions: [], reason: notesOf(outcome.verdict) } as const
     }
@@ -265,6 +297,7 @@ export const renderVerify = (r: VerifyResult): string => {
     `  then: ${f(r.recorded)}`,
     `  now:  ${f(r.measured)}${r.disturbed ? " (other processes were busy: disturbed, SPEC N-3)" : ""}`,
     ...r.changes.map((c) => `  changed: ${c}`),
+    ...r.unchecked.map((c) => `  not compared: ${c}`),
     ...r.regressions.map((c) => `  regressed: ${c}`),
     r.verdict === "holds"
       ? `holds: the recipe still passes the gate, within the noise of what was recorded${r.changes.length > 0 ? " (after the changes above)" : ""}`

@@ -12,6 +12,8 @@ import { identityChanges, RunIdentity, trialKey } from "../../src/domain/TrialKe
 import { Machine } from "../../src/domain/TuneDocument.js"
 import { Verdict } from "../../src/domain/Verdict.js"
 import { makeLedger } from "../../src/steps/Ledger.js"
+import { measureQuietly } from "../../src/steps/QuietGuard.js"
+import { CpuMeter } from "../../src/services/CpuMeter.js"
 import { regressionsOf } from "../../src/steps/Verify.js"
 
 const identity = new RunIdentity({
@@ -132,6 +134,25 @@ describe("the ledger (SPEC R-2)", () => {
       const ledger = makeLedger(identity, [], () => Effect.fail({ message: "disk full" }))
       const o = yield* ledger.measure(1, candidate("a.gguf"), Knobs.defaults, 3, Effect.succeed(outcome(5)))
       expect(o.tpsMedian).toBe(5)
+    }))
+})
+
+describe("the quiet guard on a resumed run (SPEC N-3, R-2)", () => {
+  it.effect("N-3 R-2 a disturbed trial whose re-run is replayed does not wait for quiet; one measured afresh does", () =>
+    Effect.gen(function*() {
+      const disturbed: TrialOutcome = { ...outcome(10), background: { othersCores: 1.5, disturbed: true } }
+      const quiet: TrialOutcome = { ...outcome(12), background: { othersCores: 0, disturbed: false } }
+      const waits = { n: 0 }
+      const twice = (replayedNext: boolean) =>
+        Effect.gen(function*() {
+          const runs = yield* Ref.make(0)
+          const trial = Effect.map(Ref.getAndUpdate(runs, (k) => k + 1), (k) => (k === 0 ? disturbed : quiet))
+          return yield* measureQuietly(trial, 0.25, () => Effect.void, () => replayedNext)
+        }).pipe(Effect.provide(CpuMeter.Stub(() => 0, () => true, waits)))
+      expect((yield* twice(true)).tpsMedian).toBe(12)
+      expect(waits.n).toBe(0)
+      expect((yield* twice(false)).tpsMedian).toBe(12)
+      expect(waits.n).toBe(1)
     }))
 })
 
