@@ -143,36 +143,41 @@ describe("tune --resume (SPEC R-2) and history", () => {
 
   it("R-2 the resumed run's plan is the one the run made: its provider, executable, candidates, defaults and axes (--dry-run)", { timeout: TIMEOUT_MS }, async () => {
     const dir = tempDir()
+    const elsewhere = tempDir()
+    const noPath = tempDir() // a PATH with nothing on it: the CLI runs as `node bin/autotune.js`, no lookup needed
     const model = Path.join(dir, "tiny.gguf")
     Fs.copyFileSync(tinyModelPath(), model)
     const plans = async (args: ReadonlyArray<string>, env: Record<string, string>, db: string) => {
-      // A run cut by its budget at once (exit 3) is on record with its flags.
-      const cut = await runCli(["tune", ...args, "--max-duration", "1", "--db-path", db], { env: { XDG_DATA_HOME: dir, ...env } })
-      expect([0, 2, 3], cut.stderr).toContain(cut.code)
+      // A run cut by its budget at once is on record with its flags (whatever it got to; it is resumed by id).
+      await runCli(["tune", ...args, "--max-duration", "1", "--db-path", db], { env: { XDG_DATA_HOME: dir, ...env } })
+      const [run] = await readRows<{ run_id: string }>(db, "SELECT run_id FROM tune_runs")
       const fresh = await runCli(["tune", ...args, "--dry-run", "--db-path", db], { env: { XDG_DATA_HOME: dir, ...env } })
       expect(fresh.code, fresh.stderr).toBe(0)
-      const resumed = await runCli(["tune", "--resume", "--dry-run", "--db-path", db], { env: { XDG_DATA_HOME: dir, ...env } })
-      expect(resumed.code, resumed.stderr).toBe(0)
-      const withoutResumeLine = (out: string) => out.split("\n").filter((l) => !l.startsWith("resume:")).join("\n")
-      return { fresh: fresh.stdout, resumed: withoutResumeLine(resumed.stdout), withoutResumeLine }
+      return { runId: run!.run_id, fresh: fresh.stdout }
     }
+    const withoutResumeLine = (out: string) => out.split("\n").filter((l) => !l.startsWith("resume:")).join("\n")
     // llama-server found through $LLAMA_SERVER, with every default left to the tool.
     const a = Path.join(dir, "a.db")
     const viaEnv = await plans(["--provider", "llama-server", "--candidate-models", model], { LLAMA_SERVER: llamaServerBin() }, a)
-    expect(viaEnv.resumed).toBe(viaEnv.fresh)
-    expect(viaEnv.fresh).toContain("provider:        llama-server")
+    expect(viaEnv.fresh).toContain(`provider:        llama-server (${Fs.realpathSync(llamaServerBin())})`)
+    const again = await runCli(["tune", "--resume", viaEnv.runId, "--dry-run", "--db-path", a], { env: { XDG_DATA_HOME: dir, LLAMA_SERVER: llamaServerBin() } })
+    expect(again.code, again.stderr).toBe(0)
+    expect(withoutResumeLine(again.stdout)).toBe(viaEnv.fresh)
     // From a shell where it is not found: named as the run's, and --provider-bin may say where it is now.
-    const lost = await runCli(["tune", "--resume", "--dry-run", "--db-path", a], {
-      env: { XDG_DATA_HOME: dir, LLAMA_SERVER: "", LLAMA_CPP_BIN_DIR: "", PATH: [Path.dirname(process.execPath), "/usr/bin", "/bin"].join(":") }
-    })
+    const bare = { XDG_DATA_HOME: dir, LLAMA_SERVER: "", LLAMA_CPP_BIN_DIR: "", PATH: noPath }
+    const lost = await runCli(["tune", "--resume", viaEnv.runId, "--dry-run", "--db-path", a], { env: bare })
     expect(lost.code).toBe(64)
     expect(lost.stderr).toMatch(/run [0-9a-f-]{36}'s stored flags: --provider llama-server: no llama-server executable found/)
-    const given = await runCli(["tune", "--resume", "--provider-bin", llamaServerBin(), "--dry-run", "--db-path", a], { env: { XDG_DATA_HOME: dir, LLAMA_SERVER: "" } })
+    const given = await runCli(["tune", "--resume", viaEnv.runId, "--provider-bin", llamaServerBin(), "--dry-run", "--db-path", a], { env: bare })
     expect(given.code, given.stderr).toBe(0)
-    expect(viaEnv.withoutResumeLine(given.stdout)).toBe(viaEnv.fresh)
-    // The embedded provider run by a given executable, named relative to the working directory.
-    const relativeBin = Path.relative(repoRoot, fake)
-    const viaBin = await plans(["--provider", "embedded", "--provider-bin", relativeBin, "--candidate-models", model, "--kv-bits-axis", "unset,8"], {}, Path.join(dir, "b.db"))
-    expect(viaBin.resumed).toBe(viaBin.fresh)
+    expect(withoutResumeLine(given.stdout)).toBe(viaEnv.fresh)
+    // The embedded provider run by an executable named relative to the working directory, resumed from another one.
+    const b = Path.join(dir, "b.db")
+    const viaBin = await plans(["--provider", "embedded", "--provider-bin", Path.relative(repoRoot, fake), "--candidate-models", model,
+      "--kv-bits-axis", "unset,8"], {}, b)
+    expect(viaBin.fresh).toContain(`provider:        embedded (${fake})`)
+    const moved = await runCli(["tune", "--resume", viaBin.runId, "--dry-run", "--db-path", b], { env: { XDG_DATA_HOME: dir }, cwd: elsewhere })
+    expect(moved.code, moved.stderr).toBe(0)
+    expect(withoutResumeLine(moved.stdout)).toBe(viaBin.fresh)
   })
 })

@@ -43,8 +43,8 @@ export const isOwnFlag = (flag: string): boolean => [...OWN_FLAGS].some((k) => f
 
 /**
  * Flags `--resume` takes only when given: `--provider-bin`, for a run whose
- * provider executable was found on PATH or through `$LLAMA_SERVER` and is
- * not there in this shell. A different build changes the trial keys (R-1):
+ * provider executable was found on PATH, `$LLAMA_SERVER` or
+ * `$LLAMA_CPP_BIN_DIR` and is not there in this shell. A different build changes the trial keys (R-1):
  * its trials are measured again, and said so.
  */
 const WHEN_GIVEN = new Set(["providerBin"])
@@ -115,6 +115,19 @@ export const decodeFlags = <F extends Readonly<Record<string, unknown>>>(
   })
 
 /**
+ * The `--provider-bin` a run was started with, from its stored flags (absolute
+ * since pinned), or null when none was given or the text is not such JSON.
+ */
+export const storedProviderBin = (flagsJson: string | null): string | null => {
+  try {
+    const bin = (JSON.parse(flagsJson ?? "null") as { providerBin?: { some?: unknown } } | null)?.providerBin?.some
+    return typeof bin === "string" ? bin : null
+  } catch {
+    return null
+  }
+}
+
+/**
  * SPEC R-2: a run whose candidates include relative paths is resumed from the
  * directory it was started in (those paths are its candidates' ids, part of
  * the recipe hash's inputs, so they cannot be rewritten). Fails with
@@ -132,7 +145,8 @@ export const checkStartedHere = (candidateIds: ReadonlyArray<string>, startedIn:
 /**
  * The flags given with `--resume` that would change the resumed run's inputs:
  * every flag whose value differs from an empty command line's, except the
- * invocation's own (OWN_FLAGS). Checked before the database is opened. Fails
+ * invocation's own (OWN_FLAGS) and the ones taken when given (WHEN_GIVEN).
+ * Checked before the database is opened. Fails
  * with UsageError naming the first such flag.
  */
 export const checkResumeFlags = (current: Readonly<Record<string, unknown>>, defaults: Readonly<Record<string, unknown>>) => {

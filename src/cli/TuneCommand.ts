@@ -14,7 +14,7 @@ import { tune } from "../Pipeline.js"
 import { embedded } from "../providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../providers/LlamaServer.js"
 import { macProvider } from "../providers/MacProvider.js"
-import type { ProviderName } from "../providers/ProviderAdapter.js"
+import { adapterExecutable, type ProviderName } from "../providers/ProviderAdapter.js"
 import { parseCandidateList, resolveCandidates } from "../steps/Candidates.js"
 import { preflightOptionsFor } from "../steps/Preflight.js"
 import { findExecutable, findLlamaServer } from "../system/Executables.js"
@@ -111,7 +111,7 @@ const opt = {
     Options.withDescription("with --apply: the provider config to edit (default ~/.config/macprovider/config.yaml)")),
   dryRun: Options.boolean("dry-run").pipe(Options.withDescription("print the plan and touch nothing (SPEC H-5)")),
   resume: Options.text("resume").pipe(Options.optional,
-    Options.withDescription("continue an interrupted or budget-cut run (default: the newest run that did not end ok and was not resumed yet) with the flags it was started with: its measured trials whose key still matches are reused, no provider started for them; only --json, --max-duration, --keep-runs, --db-path, --dry-run, --drain, --restart-foreground, --service-manager, --service-label, --wait-quiet, --apply and --config-path may be given with it (SPEC R-2)"))
+    Options.withDescription("continue an interrupted or budget-cut run (default: the newest run that did not end ok and was not resumed yet) with the flags it was started with: its measured trials whose key still matches are reused, no provider started for them; only --json, --max-duration, --keep-runs, --db-path, --dry-run, --drain, --restart-foreground, --service-manager, --service-label, --wait-quiet, --apply, --config-path and (when the executable moved) --provider-bin may be given with it (SPEC R-2)"))
 }
 
 const allOptions = Options.all(opt)
@@ -224,11 +224,14 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     })
   })
 
+/** A provider executable as the plan shows it: absolute where it is a path, the tool itself for the embedded default. */
+const executableText = (exe: string | null): string => (exe === null ? "this tool's own serve" : exe.includes("/") ? path.resolve(exe) : exe)
+
 /** The `--dry-run` plan (SPEC H-5): candidates in order, axes and cells, gate, where results would go. */
 export const renderPlan = (p: TunePlan): string => {
   const grid = cells(p.axes)
   return [
-    `provider:        ${p.adapter.name}`,
+    `provider:        ${p.adapter.name} (${executableText(adapterExecutable(p.adapter))})`,
     `candidates:      (tried in this order; stop at the first feasible)`,
     ...p.candidateIds.map((id, i) => `  #${i + 1} ${id}`),
     `target context:  ${p.targetContext} tokens, reply ${p.maxTokens} tokens`,
@@ -310,7 +313,11 @@ const resumePlan = (f: TuneFlags, runId: string) =>
     }
     const plan = yield* planFromFlags(flags).pipe(
       // A stored flag the operator never typed here is named as the run's.
-      Effect.mapError((e) => isOwnFlag(e.flag) ? e : new UsageError({ flag: e.flag, message: `run ${parent.run_id}'s stored flags: ${e.message}` }))
+      Effect.mapError((e) =>
+        isOwnFlag(e.flag) || (e.flag === "provider-bin" && Option.isSome(f.providerBin))
+          ? e
+          : new UsageError({ flag: e.flag, message: `run ${parent.run_id}'s stored flags: ${e.message}` })
+      )
     )
     return { ...plan, resume: { parentRunId: parent.run_id }, flagsJson: encodeFlags(pinnedFlags(flags, plan), process.cwd()) } satisfies TunePlan
   })

@@ -19,6 +19,7 @@ import { holdSignals } from "../system/HoldSignals.js"
 import { acquireRunLock, runLockPaths } from "../system/RunLock.js"
 import { dataDir, defaultDbPath } from "../system/UserDirs.js"
 import { dbPathOption, floatOption, integerOption } from "./CliOptions.js"
+import { storedProviderBin } from "./Resume.js"
 
 const target = Args.text({ name: "run-id | recipe.json" }).pipe(
   Args.withDescription("a run in the database (autotune history lists them), or a `tune --json` document"))
@@ -56,7 +57,8 @@ const loadRecipe = (targetText: string, dbPath: string) =>
       if (doc.recommendation === null) return yield* new UsageError({ flag: "recipe", message: `${targetText}: the run has no recommendation` })
       return {
         recipe: { recommendation: doc.recommendation, inputs: doc.inputs, machine: doc.machine, identity: null } satisfies RecordedRecipe,
-        maxBackgroundCores: doc.noise_policy?.max_background_cores ?? null
+        maxBackgroundCores: doc.noise_policy?.max_background_cores ?? null,
+        givenBin: null
       }
     }
     return yield* withExistingStore(dbPath, (store) =>
@@ -79,7 +81,8 @@ const loadRecipe = (targetText: string, dbPath: string) =>
             machine: yield* decode(Machine, r.machine_json, "machine"),
             identity
           } satisfies RecordedRecipe,
-          maxBackgroundCores: identity?.policy.max_background_cores ?? null
+          maxBackgroundCores: identity?.policy.max_background_cores ?? null,
+          givenBin: storedProviderBin(r.flags_json)
         }
       }))
   })
@@ -99,12 +102,12 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
     }
     yield* holdSignals
     const db = path.resolve(Option.getOrElse(f.dbPath, defaultDbPath))
-    const { maxBackgroundCores, recipe } = yield* loadRecipe(f.target, db)
+    const { givenBin, maxBackgroundCores, recipe } = yield* loadRecipe(f.target, db)
     const rec = recipe.recommendation
     const launch = launchOf(rec)
     const recorded = recipe.identity?.provider
     // Asks the binary what it accepts (llama-server's optional flags), as a tune does before it starts candidates.
-    const adapter = yield* (recorded === undefined ? launch.adapter : adapterOfIdentity(recorded, launch.adapter)).probe
+    const adapter = yield* (recorded === undefined ? launch.adapter : adapterOfIdentity(recorded, givenBin, launch.adapter)).probe
     // One measurement of a provider at a time: a tune of it (or of this database) running now waits for this, or this for it.
     yield* acquireRunLock(runLockPaths(db, adapterBinary(adapter), dataDir()))
     const found = yield* resolveCandidates([launch.model], adapter.name).pipe(Effect.option)

@@ -90,7 +90,12 @@ export const trialKey = (identity: RunIdentity, stage: 1 | 2, candidateId: strin
       v: 1,
       tool: identity.tool_version,
       machine: { ...identity.machine },
-      provider: identity.provider,
+      // The build, not where it lies: a moved executable with the same bytes measures the same.
+      provider: {
+        name: identity.provider.name,
+        version: identity.provider.version,
+        build: identity.provider.executable_sha256 ?? identity.provider.executable
+      },
       model,
       policy: identity.policy,
       stage,
@@ -119,8 +124,8 @@ export const identityChanges = (before: RunIdentity, now: RunIdentity): Array<st
   out.push(...machineChanges(before.machine, now.machine))
   const p0 = before.provider, p1 = now.provider
   if (p0.name !== p1.name) out.push(`provider: ${p0.name} → ${p1.name}`)
-  else if (p0.executable_sha256 !== p1.executable_sha256 || p0.executable !== p1.executable) {
-    out.push(`provider binary ${p1.executable ?? p1.name}: sha256 ${short(p0.executable_sha256)} → ${short(p1.executable_sha256)}`)
+  else if (p0.executable_sha256 !== p1.executable_sha256 || (p0.executable_sha256 === null && p0.executable !== p1.executable)) {
+    out.push(`provider binary ${p0.executable ?? p0.name} (sha256 ${short(p0.executable_sha256)}) → ${p1.executable ?? p1.name} (sha256 ${short(p1.executable_sha256)})`)
   }
   for (const [id, a] of Object.entries(before.models)) {
     const b = now.models[id]

@@ -5,7 +5,6 @@
  */
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
-import * as fs from "node:fs"
 import * as path from "node:path"
 import type { Candidate } from "../domain/Candidate.js"
 import { Knobs } from "../domain/Knobs.js"
@@ -21,7 +20,7 @@ import type { CandidateProvider } from "../services/CandidateProvider.js"
 import type { CpuMeter } from "../services/CpuMeter.js"
 import type { Exec } from "../services/Exec.js"
 import { modelIdentity, providerIdentity } from "../system/Identity.js"
-import { findLlamaServer } from "../system/Executables.js"
+import { findExecutable, findLlamaServer } from "../system/Executables.js"
 import { machineOf } from "../system/MachineInfo.js"
 import { AUTOTUNE_VERSION } from "../system/Versions.js"
 import { measureQuietly } from "./QuietGuard.js"
@@ -117,23 +116,26 @@ export const launchOf = (rec: StoredRecommendation): { readonly adapter: Provide
 }
 
 /**
- * The provider a run recorded (R-1 `identity.provider`), to verify its recipe
- * with: its kind by name (not guessed from a file name), its executable where
- * that still exists; else the one found the way a tune finds it (PATH,
- * `$LLAMA_SERVER`), since an upgrade moves it — the identity comparison then
- * names the new build. `fallback` (from the serve command) when neither is there.
+ * The provider to verify a run's recipe with, found as a tune finds it today
+ * (SPEC R-3: after an upgrade the build that serves is the one to check): its
+ * kind from the recorded identity (not guessed from a file name); the
+ * executable the operator gave the run (`givenBin`, `--provider-bin`), else
+ * the one a tune would find now (`$LLAMA_SERVER`, `$LLAMA_CPP_BIN_DIR`, PATH;
+ * `macprovider-cli` on PATH; this tool's own serve), else the recorded
+ * absolute executable when it still exists, else `fallback` (from the serve
+ * command). The identity comparison then names a new build.
  */
-export const adapterOfIdentity = (p: ProviderIdentity, fallback: ProviderAdapter): ProviderAdapter => {
-  const here = p.executable !== null && fs.statSync(p.executable, { throwIfNoEntry: false })?.isFile() === true ? p.executable : null
+export const adapterOfIdentity = (p: ProviderIdentity, givenBin: string | null, fallback: ProviderAdapter): ProviderAdapter => {
+  const recorded = p.executable !== null && path.isAbsolute(p.executable) && findExecutable(p.executable) !== null ? p.executable : null
   switch (p.name) {
     case "embedded":
-      return p.executable === null ? embedded(null) : here !== null ? embedded(here) : fallback
+      return givenBin !== null ? embedded(givenBin) : p.executable === null ? embedded(null) : recorded !== null ? embedded(recorded) : fallback
     case "llama-server": {
-      const found = here ?? findLlamaServer(null).found
+      const found = givenBin ?? findLlamaServer(null).found ?? recorded
       return found === null ? fallback : llamaServer(found, NO_OPTIONAL_FLAGS)
     }
     case "macprovider":
-      return macProvider(here ?? "macprovider-cli")
+      return macProvider(givenBin ?? (findExecutable("macprovider-cli") !== null ? "macprovider-cli" : recorded ?? "macprovider-cli"))
     default:
       return fallback
   }
@@ -268,7 +270,7 @@ export const verifyRecipe = (
     const measured = figuresOf(outcome)
     const unchecked = [
       ...(modelBefore === null ? [`the model file (no identity of ${rec.model} was recorded)`] : []),
-      ...(before === null ? ["the provider binary (a tune --json document records none)"] : [])
+      ...(before === null ? ["the provider binary (no identity recorded: a tune --json document, or a run from before identities)"] : [])
     ]
     const found = { changes, unchecked, model_changed: modelChanged, disturbed: outcome.background?.disturbed === true, measured }
     if (outcome.verdict._tag !== "Fits") {

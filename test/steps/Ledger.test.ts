@@ -52,6 +52,10 @@ describe("trial keys (SPEC R-1)", () => {
     expect(trialKey(otherChanged, 2, "a.gguf", kv8)).toBe(k)
     const rebuilt = new RunIdentity({ ...identity, provider: { ...identity.provider, executable_sha256: "bb".repeat(32) } })
     expect(trialKey(rebuilt, 2, "a.gguf", kv8)).not.toBe(k)
+    // The same build moved elsewhere (a package manager's new prefix) measures the same.
+    const moved = new RunIdentity({ ...identity, provider: { ...identity.provider, executable: "/opt/llama/bin/llama-server" } })
+    expect(trialKey(moved, 2, "a.gguf", kv8)).toBe(k)
+    expect(identityChanges(identity, moved)).toEqual([])
     expect(trialKey(identity, 2, "a.gguf", new Knobs({ ...kv8, kvBits: 4 }))).not.toBe(k)
     expect(trialKey(identity, 1, "a.gguf", kv8)).not.toBe(k)
     expect(trialKey(new RunIdentity({ ...identity, policy: { ...identity.policy, gate_ttft_ms: 2000 } }), 2, "a.gguf", kv8)).not.toBe(k)
@@ -70,7 +74,7 @@ describe("trial keys (SPEC R-1)", () => {
     })
     expect(identityChanges(identity, now)).toEqual([
       "machine ram_gb: 24 → 16",
-      "provider binary /bin/llama-server: sha256 aaaaaaaaaaaa… → bbbbbbbbbbbb…",
+      "provider binary /bin/llama-server (sha256 aaaaaaaaaaaa…) → /bin/llama-server (sha256 bbbbbbbbbbbb…)",
       "model a.gguf: 100 → 150 bytes, header sha256 111111111111… → 333333333333…",
       "measurement policy: max_tokens"
     ])

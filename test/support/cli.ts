@@ -19,17 +19,17 @@ export interface CliResult {
 export const cliPath = Path.join(repoRoot, "bin", "autotune.js")
 
 /**
- * Runs `autotune <args>` to completion (killed after `timeoutMs`). `env`
- * is merged over a copy of this process's environment with XDG dirs pointed
+ * Runs `autotune <args>` to completion (killed after `timeoutMs`), in `cwd`
+ * (default the repository). `env` is merged over a copy of this process's environment with XDG dirs pointed
  * at a temp home so nothing leaks into the real user directories.
  */
 export const runCli = (
   args: ReadonlyArray<string>,
-  opts: { readonly env?: Record<string, string>; readonly timeoutMs?: number } = {}
+  opts: { readonly env?: Record<string, string>; readonly timeoutMs?: number; readonly cwd?: string } = {}
 ): Promise<CliResult> =>
   new Promise((resolve, reject) => {
     const child = ChildProcess.spawn(process.execPath, [cliPath, ...args], {
-      cwd: repoRoot,
+      cwd: opts.cwd ?? repoRoot,
       env: { ...process.env, ...opts.env },
       stdio: ["ignore", "pipe", "pipe"]
     })
