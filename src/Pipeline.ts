@@ -24,7 +24,7 @@ import { BudgetExhausted, ProviderConflict, UsageError } from "./domain/Autotune
 import { decodeOutcome, encodeOutcome } from "./domain/OutcomeJson.js"
 import { decodeRunIdentity, encodeRunIdentity, identityChanges, type ModelIdentity, RunIdentity } from "./domain/TrialKey.js"
 import { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
-import { modelIdentity, providerIdentity } from "./system/Identity.js"
+import { modelIdentity, providerIdentity } from "./steps/Identity.js"
 import { AUTOTUNE_VERSION } from "./system/Versions.js"
 import { type Candidate, formatParams } from "./domain/Candidate.js"
 import { ownedValuesOf } from "./domain/ConfigYaml.js"

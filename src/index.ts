@@ -71,7 +71,7 @@ export {
 } from "./steps/Verify.js"
 export { identityChanges, ModelIdentity, ProviderIdentity, RunIdentity, trialKey } from "./domain/TrialKey.js"
 export { decodeOutcome, encodeOutcome } from "./domain/OutcomeJson.js"
-export { modelIdentity, providerIdentity } from "./system/Identity.js"
+export { modelIdentity, providerIdentity } from "./steps/Identity.js"
 export { serve } from "./serve/Serve.js"
 
 // ---- services --------------------------------------------------------------

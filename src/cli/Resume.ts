@@ -10,7 +10,7 @@ import { type StoreFailed, UsageError } from "../domain/AutotuneError.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialStore } from "../services/TrialStore.js"
 
-/** `--resume` without a run id: `bin`'s argument rewrite (cli/ResumeArgv) puts this in its place. */
+/** `--resume` without a run id: the argument rewrite in Cli.ts (`resumeArgv`) puts this in its place. */
 export const LATEST = "latest"
 
 /**
@@ -39,7 +39,6 @@ const OWN_FLAGS = new Set([
 
 /** Whether `flag` (as a UsageError names it, `wait-quiet`) is one of the invocation's own (OWN_FLAGS). */
 export const isOwnFlag = (flag: string): boolean => [...OWN_FLAGS].some((k) => flagName(k) === `--${flag}`)
-// (`--provider-bin` is not: a stored flag the operator did not give names the run's.)
 
 /**
  * Flags `--resume` takes only when given: `--provider-bin`, for a run whose

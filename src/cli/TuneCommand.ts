@@ -224,8 +224,11 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     })
   })
 
+/** An executable made absolute where it is a path (`bin/x`), left to PATH where it is a bare name. */
+const absoluteIfPath = (exe: string): string => (exe.includes("/") ? path.resolve(exe) : exe)
+
 /** A provider executable as the plan shows it: absolute where it is a path, the tool itself for the embedded default. */
-const executableText = (exe: string | null): string => (exe === null ? "this tool's own serve" : exe.includes("/") ? path.resolve(exe) : exe)
+const executableText = (exe: string | null): string => (exe === null ? "this tool's own serve" : absoluteIfPath(exe))
 
 /** The `--dry-run` plan (SPEC H-5): candidates in order, axes and cells, gate, where results would go. */
 export const renderPlan = (p: TunePlan): string => {
@@ -268,26 +271,24 @@ export const renderPlan = (p: TunePlan): string => {
  * the same plan. An executable found on PATH or through `$LLAMA_SERVER` is
  * looked up again on resume; a different build there changes the trial keys.
  */
-const pinnedFlags = (f: TuneFlags, p: TunePlan): TuneFlags => {
-  return {
-    ...f,
-    provider: Option.some(p.adapter.name),
-    // The executable as the operator named it, made absolute; one found on PATH or through
-    // $LLAMA_SERVER is looked up again (a package upgrade moves it): its identity (R-1) tells a new build.
-    providerBin: Option.map(f.providerBin, (b) => (b.includes("/") ? path.resolve(b) : b)),
-    candidateModels: Option.some(p.candidateIds.join(",")),
-    targetContext: Option.some(p.targetContext),
-    gateTtftMs: Option.some(p.gateTtftMs),
-    requestTimeoutS: Option.some(p.requestTimeoutMs / 1000),
-    maxReplicates: Option.some(p.maxReplicates),
-    maxBackgroundCores: p.maxBackgroundCores === null ? "off" : `${p.maxBackgroundCores}`,
-    kvBitsAxis: Option.some(p.axes.kvBits.map(kvBitsText).join(",")),
-    maxContextAxis: p.axes.maxContext.join(","),
-    maxBatchAxis: Option.some(p.axes.maxBatch.join(",")),
-    threadsAxis: p.adapter.hasThreads ? Option.some(p.axes.threads.join(",")) : Option.none(),
-    resume: Option.none()
-  }
-}
+const pinnedFlags = (f: TuneFlags, p: TunePlan): TuneFlags => ({
+  ...f,
+  provider: Option.some(p.adapter.name),
+  // The executable as the operator named it, made absolute; one found on PATH or through
+  // $LLAMA_SERVER is looked up again (a package upgrade moves it): its identity (R-1) tells a new build.
+  providerBin: Option.map(f.providerBin, absoluteIfPath),
+  candidateModels: Option.some(p.candidateIds.join(",")),
+  targetContext: Option.some(p.targetContext),
+  gateTtftMs: Option.some(p.gateTtftMs),
+  requestTimeoutS: Option.some(p.requestTimeoutMs / 1000),
+  maxReplicates: Option.some(p.maxReplicates),
+  maxBackgroundCores: p.maxBackgroundCores === null ? "off" : `${p.maxBackgroundCores}`,
+  kvBitsAxis: Option.some(p.axes.kvBits.map(kvBitsText).join(",")),
+  maxContextAxis: p.axes.maxContext.join(","),
+  maxBatchAxis: Option.some(p.axes.maxBatch.join(",")),
+  threadsAxis: p.adapter.hasThreads ? Option.some(p.axes.threads.join(",")) : Option.none(),
+  resume: Option.none()
+})
 
 /**
  * SPEC R-2 `tune --resume <run-id | latest>`: the plan of the run to continue,

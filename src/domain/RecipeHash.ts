@@ -36,14 +36,16 @@ export interface RecipeHashInput {
  * fixtures/recipe-hash/reference.json).
  */
 export const recipeHash = (h: RecipeHashInput): string =>
-  "sha256:" +
-  createHash("sha256")
-    .update(
-      canonicalJson({
-        machine: { ...h.machine },
-        inputs: { ...h.inputs },
-        recommendation: { model: h.recommendation.model, knobs: h.recommendation.knobs }
-      }),
-      "utf8"
-    )
-    .digest("hex")
+  canonicalSha256({
+    machine: { ...h.machine },
+    inputs: { ...h.inputs },
+    recommendation: { model: h.recommendation.model, knobs: h.recommendation.knobs }
+  })
+
+/**
+ * `"sha256:"` + 64 lowercase hex digits of the SHA-256 of the UTF-8 bytes of
+ * `value`'s RFC 8785 canonical JSON (`canonicalJson`): the form of the recipe
+ * hash (F-2h) and of a trial key (R-1). Throws as `canonicalJson` does.
+ */
+export const canonicalSha256 = (value: unknown): string =>
+  "sha256:" + createHash("sha256").update(canonicalJson(value), "utf8").digest("hex")

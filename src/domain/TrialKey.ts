@@ -4,9 +4,8 @@
  * recipe can be re-checked against what it was measured on (`autotune verify`, R-3).
  */
 import { Schema } from "effect"
-import { createHash } from "node:crypto"
 import type { Knobs } from "./Knobs.js"
-import { canonicalJson } from "./RecipeHash.js"
+import { canonicalJson, canonicalSha256 } from "./RecipeHash.js"
 import { Machine } from "./TuneDocument.js"
 
 /**
@@ -85,24 +84,21 @@ export const decodeRunIdentity = (text: string | null): RunIdentity | null => {
 export const trialKey = (identity: RunIdentity, stage: 1 | 2, candidateId: string, knobs: Knobs): string => {
   const model = identity.models[candidateId]
   if (model === undefined) throw new Error(`trialKey: no identity for candidate ${candidateId}`)
-  return "sha256:" + createHash("sha256").update(
-    canonicalJson({
-      v: 1,
-      tool: identity.tool_version,
-      machine: { ...identity.machine },
-      // The build, not where it lies: a moved executable with the same bytes measures the same.
-      provider: {
-        name: identity.provider.name,
-        version: identity.provider.version,
-        build: identity.provider.executable_sha256 ?? identity.provider.executable
-      },
-      model,
-      policy: identity.policy,
-      stage,
-      knobs: { kv_bits: knobs.kvBits, max_context: knobs.maxContext, max_batch: knobs.maxBatch, threads: knobs.threads }
-    }),
-    "utf8"
-  ).digest("hex")
+  return canonicalSha256({
+    v: 1,
+    tool: identity.tool_version,
+    machine: { ...identity.machine },
+    // The build, not where it lies: a moved executable with the same bytes measures the same.
+    provider: {
+      name: identity.provider.name,
+      version: identity.provider.version,
+      build: identity.provider.executable_sha256 ?? identity.provider.executable
+    },
+    model,
+    policy: identity.policy,
+    stage,
+    knobs: { kv_bits: knobs.kvBits, max_context: knobs.maxContext, max_batch: knobs.maxBatch, threads: knobs.threads }
+  })
 }
 
 /** What changed between two F-2 `machine` objects, field by field ("machine ram_gb: 24 → 16"). */

@@ -34,8 +34,8 @@ export interface ModelInfo {
   readonly architecture: string
 }
 
-/** Metadata keys not needed here and large to materialise (vocabularies). */
-const ignoreKeys = ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+/** Metadata keys not needed to read a model's facts and large to materialise (vocabularies). */
+export const GGUF_IGNORED_KEYS = ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
   "tokenizer.ggml.merges"]
 
 const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e))
@@ -80,7 +80,7 @@ export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvali
       return yield* invalid(`unsupported GGUF version ${version} (llama.cpp reads 2 and 3)`)
     }
     const info = yield* Effect.tryPromise({
-      try: () => readGgufFileInfo(path, { sourceType: "filesystem", readTensorInfo: true, logWarnings: false, ignoreKeys }),
+      try: () => readGgufFileInfo(path, { sourceType: "filesystem", readTensorInfo: true, logWarnings: false, ignoreKeys: GGUF_IGNORED_KEYS }),
       catch: (e) => invalid(`unreadable GGUF header: ${reason(e)}`)
     })
     const tensors = info.fullTensorInfo ?? info.tensorInfo ?? []

@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import * as path from "node:path"
 import type { Candidate } from "../domain/Candidate.js"
 import { Knobs } from "../domain/Knobs.js"
+import { shellWords } from "../domain/Shell.js"
 import { identityChanges, machineChanges, type ProviderIdentity, RunIdentity } from "../domain/TrialKey.js"
 import type { TrialOutcome } from "../domain/Trial.js"
 import type { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js"
@@ -19,7 +20,7 @@ import { adapterExecutable, type ProviderAdapter } from "../providers/ProviderAd
 import type { CandidateProvider } from "../services/CandidateProvider.js"
 import type { CpuMeter } from "../services/CpuMeter.js"
 import type { Exec } from "../services/Exec.js"
-import { modelIdentity, providerIdentity } from "../system/Identity.js"
+import { modelIdentity, providerIdentity } from "./Identity.js"
 import { findExecutable, findLlamaServer } from "../system/Executables.js"
 import { machineOf } from "../system/MachineInfo.js"
 import { AUTOTUNE_VERSION } from "../system/Versions.js"
@@ -74,10 +75,6 @@ export interface VerifyResult {
   readonly recorded: RecipeFigures
   readonly measured: RecipeFigures | null
 }
-
-/** Splits a serve command as `shellQuote` wrote it (words, some in single quotes). */
-const shellWords = (cmd: string): Array<string> =>
-  [...cmd.matchAll(/'((?:[^']|'\\'')*)'|(\S+)/g)].map((m) => (m[1] !== undefined ? m[1].replace(/'\\''/g, "'") : m[2]!))
 
 /** The value after the first of `flags` in `words`, if any. */
 const after = (words: ReadonlyArray<string>, ...flags: ReadonlyArray<string>) => {

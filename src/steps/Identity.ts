@@ -2,13 +2,14 @@
  * Reads the identities a trial key is made of (SPEC R-1) from the files on
  * this machine: the provider's executable and each candidate's model file.
  */
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import { readGgufFileInfo } from "node-llama-cpp"
 import type { Candidate } from "../domain/Candidate.js"
 import type { ModelIdentity, ProviderIdentity } from "../domain/TrialKey.js"
-import { findExecutable } from "./Executables.js"
+import { GGUF_IGNORED_KEYS } from "../gguf/ModelInfo.js"
+import { findExecutable } from "../system/Executables.js"
 
 /** The most of a file's head hashed when its GGUF info section cannot be located (a file llama.cpp would refuse anyway). */
 const FALLBACK_HEAD_BYTES = 1 << 20
@@ -36,21 +37,22 @@ const sha256Head = (file: string, end: number): string | null => {
 
 /**
  * A candidate's model identity (R-1): for a local GGUF file its size and the
- * sha256 of its header and tensor index (bytes before the tensor data, found
- * with node-llama-cpp's GGUF reader, `infoEndOffset`; the first 1 MiB when
- * the reader cannot place it), so replacing the file with another model — or
- * the same name re-quantized — changes it, without hashing gigabytes of
- * weights. A model id: the id alone. Never fails: what cannot be read is null.
+ * sha256 of its header and tensor index (bytes before the tensor data, placed
+ * by node-llama-cpp's GGUF reader, `infoEndOffset`, vocabularies skipped as
+ * `readModelInfo` skips them; the first 1 MiB when the reader cannot place
+ * it), so replacing the file with another model — or the same name
+ * re-quantized — changes it, without hashing gigabytes of weights. A model
+ * id: the id alone. Never fails: what cannot be read is null.
  */
 export const modelIdentity = (c: Candidate): Effect.Effect<ModelIdentity> =>
   Effect.gen(function*() {
     if (!c.ggufFile) return { id: c.id, bytes: null, header_sha256: null }
     const bytes = fs.statSync(c.model, { throwIfNoEntry: false })?.size ?? null
     if (bytes === null) return { id: c.id, bytes: null, header_sha256: null }
-    const info = yield* Effect.tryPromise(() =>
-      readGgufFileInfo(c.model, { sourceType: "filesystem", readTensorInfo: true, logWarnings: false })
-    ).pipe(Effect.option)
-    const end = info._tag === "Some" && info.value.infoEndOffset !== undefined ? info.value.infoEndOffset : Math.min(bytes, FALLBACK_HEAD_BYTES)
+    const info = yield* Effect.option(Effect.tryPromise(() =>
+      readGgufFileInfo(c.model, { sourceType: "filesystem", readTensorInfo: true, logWarnings: false, ignoreKeys: GGUF_IGNORED_KEYS })
+    ))
+    const end = Option.flatMapNullable(info, (i) => i.infoEndOffset).pipe(Option.getOrElse(() => FALLBACK_HEAD_BYTES))
     return { id: c.id, bytes, header_sha256: sha256Head(c.model, Math.min(end, bytes)) }
   })
 
