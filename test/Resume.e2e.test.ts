@@ -121,6 +121,9 @@ describe("tune --resume (SPEC R-2) and history", () => {
     const noDb = await runCli(["tune", "--resume", "--db-path", db])
     expect(noDb.code).toBe(64)
     expect(noDb.stderr).toContain("no such database file")
+    const noHistory = await runCli(["history", "--db-path", db])
+    expect(noHistory.code).toBe(64)
+    expect(noHistory.stderr).toContain(`--db-path ${db}: no such database file`)
     // A run to resume: an interrupted-free, all-infeasible one (exit 2) is resumable too.
     const first = await runCli(["tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", "exit-on-start",
       "--target-context", "100", "--db-path", db], { env: { XDG_DATA_HOME: dir } })

@@ -88,6 +88,12 @@ describe("autotune verify (SPEC R-3)", () => {
     const noRun = await runCli(["verify", "no-such-run", "--db-path", dbOf(dir)])
     expect(noRun.code).toBe(64)
     expect(noRun.stderr).toContain("no-such-run: no such file, and no such run in")
+    const badTolerance = await runCli(["verify", runId, "--tolerance", "1.5", "--db-path", dbOf(dir)])
+    expect(badTolerance.code).toBe(64)
+    expect(badTolerance.stderr).toContain("--tolerance must be a fraction in [0, 1), got 1.5")
+    const noReplicates = await runCli(["verify", runId, "--replicates", "0", "--db-path", dbOf(dir)])
+    expect(noReplicates.code).toBe(64)
+    expect(noReplicates.stdout + noReplicates.stderr).toContain("--replicates must be an integer >= 1, got 0")
   })
 
   it("R-3 after the model file is replaced by a bigger one: exit 1 naming the change (run id); exit 2 when it misses the gate", { timeout: VERIFY_TIMEOUT_MS }, async () => {
@@ -97,8 +103,9 @@ describe("autotune verify (SPEC R-3)", () => {
     const after = Fs.statSync(model).size
     // From the run: the file is no longer the one measured (R-1 identity), and that is named;
     // a generous gate keeps the bigger model feasible, so the change alone decides.
-    const changed = await runCli(["verify", runId, "--db-path", dbOf(dir), "--gate-ttft-ms", "600000"])
+    const changed = await runCli(["verify", runId, "--db-path", dbOf(dir), "--gate-ttft-ms", "600000", "--replicates", "2"])
     expect(changed.code, changed.stdout + changed.stderr).toBe(1)
+    expect(changed.stdout).toMatch(/^ +now: .* over 2 replicate\(s\)$/m)
     expect(changed.stdout).toContain(`changed: model ${model}: ${before} → ${after} bytes, header sha256 `)
     expect(changed.stdout).toContain("regressed: the model file is not the one measured")
     expect(changed.stderr).toContain("autotune: the recipe regressed: the model file is not the one measured")
