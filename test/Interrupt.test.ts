@@ -18,7 +18,16 @@ const gone = async (pid: number) => {
   await waitFor(() => !alive(pid), 3000)
   return !alive(pid)
 }
-const portClosed = (port: number) => Effect.runPromise(portOpen(port)).then((open) => !open)
+/**
+ * Whether nothing listens on 127.0.0.1:`port` within 3 s. A SIGKILLed process's listening socket can
+ * outlive it by a moment: seen here as a LISTEN socket with no owner, accepting, for up to ~300 ms
+ * after the provider was already a zombie; then gone. A provider left behind keeps it for good.
+ */
+const portClosed = async (port: number) => {
+  const open = () => Effect.runPromise(portOpen(port))
+  for (let waited = 0; waited < 3000 && (await open()); waited += 100) await sleep(100)
+  return !(await open())
+}
 
 /** pid and port of the one running provider whose command line matches `pattern` (pgrep -f). */
 const providerOf = (pattern: string) => {
