@@ -20,14 +20,13 @@ import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { cells } from "./domain/Axes.js"
-import { BudgetExhausted, ProviderConflict, UsageError } from "./domain/AutotuneError.js"
+import { ApplyFailed, BudgetExhausted, ProviderConflict, UsageError } from "./domain/AutotuneError.js"
 import { decodeOutcome, encodeOutcome } from "./domain/OutcomeJson.js"
 import { decodeRunIdentity, encodeRunIdentity, identityChanges, type ModelIdentity, RunIdentity } from "./domain/TrialKey.js"
 import { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
 import { modelIdentity, providerIdentity } from "./steps/Identity.js"
 import { AUTOTUNE_VERSION } from "./system/Versions.js"
 import { type Candidate, formatParams } from "./domain/Candidate.js"
-import { ownedValuesOf } from "./domain/ConfigYaml.js"
 import { type ExitReason, fromExit } from "./domain/ExitReason.js"
 import { describeKnobs, Knobs } from "./domain/Knobs.js"
 import { TrialRow, type TrialOutcome } from "./domain/Trial.js"
@@ -37,7 +36,8 @@ import { ensureLadder } from "./gguf/DemoLadder.js"
 import { adapterBinary, adapterExecutable, type ProviderAdapter } from "./providers/ProviderAdapter.js"
 import { restartInstructions, ServiceManager } from "./services/ServiceManager.js"
 import { TrialStore } from "./services/TrialStore.js"
-import { applyRecommendation, type ApplyResult, defaultConfigPath, pruneBackups } from "./steps/Apply.js"
+import { applyRecommendation, type ApplyResult, defaultConfigPath, pruneBackups, restoreApplied } from "./steps/Apply.js"
+import { MIN_COMPARED_REPLICATES, renderVerify, verifyMissText, type VerifyResult, verifyRecipe } from "./steps/Verify.js"
 import { resolveCandidates } from "./steps/Candidates.js"
 import { drain, restoreJournaled } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
@@ -62,6 +62,10 @@ interface RunState {
   readonly rejected: Ref.Ref<ReadonlyArray<Rejected>>
   /** The config written by `--apply`, once written. */
   readonly applied: Ref.Ref<ApplyResult | null>
+  /** What `--apply --verify` found (F-6), once it probed. */
+  readonly verified: Ref.Ref<VerifyResult | null>
+  /** Whether the applied config was put back because it did not verify (F-6). */
+  readonly restored: Ref.Ref<boolean>
   /** Whether the drain stopped something that comes back when the run ends (E-2). */
   readonly drainedComesBack: Ref.Ref<boolean>
   /** Trials measured while other processes were busy (SPEC N-3), measured again or not. */
@@ -138,6 +142,8 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     keptTrialId: yield* Ref.make<number | null>(null),
     rejected: yield* Ref.make<ReadonlyArray<Rejected>>([]),
     applied: yield* Ref.make<ApplyResult | null>(null),
+    verified: yield* Ref.make<VerifyResult | null>(null),
+    restored: yield* Ref.make(false),
     drainedComesBack: yield* Ref.make(false),
     disturbedTrials: yield* Ref.make(0),
     cellRows: new Map(),
@@ -183,7 +189,10 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     }
     // Recommend: the Stage 2 winner, else Stage 1's choice (B-4, B-5).
     const recommendation = (yield* Ref.get(state.recommended))!
-    if (plan.apply !== null) yield* apply(path.resolve(plan.apply.configPath ?? defaultConfigPath()), recommendation, state)
+    if (plan.apply !== null) {
+      const applied = yield* apply(run, plan.apply.configPath, recommendation, state)
+      if (plan.apply.verify) yield* verifyApplied(run, applied, recommendation, state)
+    }
   })
 
   yield* withBudget(steps, plan.budgetMs).pipe(Effect.onExit((exit) => finish(store, state, run, exit)))
@@ -415,21 +424,65 @@ const waitQuiet = (maxCores: number, maxWaitMs: number) =>
   })
 
 /**
- * `--apply` (F-3) after a finished Stage 2: the recommendation written into
- * the config. Once the write starts it finishes and is recorded, so an
- * interrupt or budget arriving mid-apply never leaves a written config
- * reported as not applied.
+ * `--apply` (F-3, F-4) after a finished Stage 2: the recommendation written
+ * into the config (`configPath`, else the provider's default), as the
+ * provider reads it (`adapter.config.valuesOf`). Once the write starts it
+ * finishes and is recorded, so an interrupt or budget arriving mid-apply never
+ * leaves a written config reported as not applied.
  */
-const apply = (configPath: string, rec: Recommended, state: RunState) =>
+const apply = (run: Run, configPath: string | null, rec: Recommended, state: RunState) =>
   Effect.gen(function*() {
-    yield* Effect.uninterruptible(Effect.flatMap(
+    const { adapter } = run.plan
+    const target = configPath ?? defaultConfigPath(adapter.name)
+    if (adapter.config === null || target === null) {
+      return yield* new ApplyFailed({ message: `this tool writes no config the ${adapter.name} provider reads` })
+    }
+    const spec = { model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext: run.plan.targetContext, maxTokens: run.plan.maxTokens }
+    return yield* Effect.uninterruptible(Effect.tap(
       applyRecommendation({
-        configPath,
-        values: ownedValuesOf(rec.candidate.model, rec.knobs),
-        nowMs: yield* Clock.currentTimeMillis
+        configPath: path.resolve(target),
+        values: adapter.config.valuesOf(spec),
+        nowMs: yield* Clock.currentTimeMillis,
+        createIfMissing: adapter.config.createIfMissing
       }),
       (result) => Ref.set(state.applied, result)
     ))
+  })
+
+/**
+ * `--apply --verify` (F-6): the provider started from the written config
+ * exactly as the restart line says (`adapter.config.launchFrom`), probed at
+ * the target context with the recipe's replicates (at least
+ * MIN_COMPARED_REPLICATES), and compared with the recipe (`verifyRecipe`: the
+ * gate, the memory estimate, its interval and the tie band). A miss puts the
+ * original config back byte for byte (`restoreApplied`) and fails with
+ * ApplyFailed (exit 6) naming what missed; the recommendation is still printed.
+ */
+const verifyApplied = (run: Run, applied: ApplyResult, rec: Recommended, state: RunState) =>
+  Effect.gen(function*() {
+    const launchFrom = run.plan.adapter.config?.launchFrom ?? null
+    if (launchFrom === null) return
+    yield* Console.error(`autotune: verifying ${applied.target}: starting the provider from it`)
+    const doc = buildDocument(yield* summarize(state, run, "ok"))
+    const { ledger: _ledger, ...settings } = run.plan
+    const result = yield* verifyRecipe(
+      { ...settings, adapter: launchFrom(applied.target), logDir: path.join(run.plan.logDir, "verify") },
+      { recommendation: doc.recommendation!, inputs: doc.inputs, machine: run.machine, identity: run.identity },
+      rec.candidate,
+      Math.max(MIN_COMPARED_REPLICATES, rec.outcome.samples.length)
+    )
+    yield* Ref.set(state.verified, result)
+    if (result.verdict === "holds") return
+    const missed = verifyMissText(result)
+    yield* Effect.uninterruptible(restoreApplied(applied).pipe(
+      Effect.zipRight(Ref.set(state.restored, true)),
+      Effect.mapError((e) => new ApplyFailed({ message: `the applied config did not verify (${missed}), and ${e.message}` }))
+    ))
+    return yield* new ApplyFailed({
+      message: `the applied config did not verify: ${missed}; ${
+        applied.backupPath === null ? `${applied.target} removed (it did not exist before)` : `${applied.target} restored from ${applied.backupPath}`
+      }`
+    })
   })
 
 /** H-3: the budget interrupts the steps (their trial and provider stop through their scopes) and fails with BudgetExhausted. */
@@ -477,7 +530,7 @@ const prune = (store: TrialStore, state: RunState, run: Run) =>
       yield* Effect.try(() => fs.rmSync(path.join(logs, id), { recursive: true, force: true })).pipe(Effect.ignore)
     }
     const applied = yield* Ref.get(state.applied)
-    const backups = applied === null ? [] : pruneBackups(applied.backupPath, keep)
+    const backups = applied?.backupPath == null ? [] : pruneBackups(applied.backupPath, keep)
     if (gone.length + backups.length > 0) {
       yield* Console.error(
         `autotune: retention (--keep-runs ${keep}): removed ${gone.length} older run(s) with their logs` +
@@ -555,23 +608,35 @@ const printApplyReport = (state: RunState, run: Run, summary: RunSummary) =>
     const rec = yield* Ref.get(state.recommended)
     if (done === null || rec === null) return
     const say = run.plan.json ? Console.error : Console.log
+    const verified = yield* Ref.get(state.verified)
+    const verifiedLines = verified === null ? [] : ["verified (SPEC F-6): the provider started from the written config", renderVerify(verified)]
+    if (yield* Ref.get(state.restored)) {
+      return yield* say([
+        ...verifiedLines,
+        done.backupPath === null
+          ? `not applied:  ${done.target} removed again (it did not exist before): the applied config did not verify`
+          : `not applied:  ${done.target} put back from ${done.backupPath}, byte for byte: the applied config did not verify`
+      ].join("\n"))
+    }
     const { serviceLabel, serviceManager } = run.plan.lifecycle.preflight
     const manager = yield* ServiceManager
     const kind = yield* manager.resolve(serviceManager)
     const job = yield* manager.jobState(kind, serviceLabel)
+    const launchFrom = run.plan.adapter.config?.launchFrom ?? null
+    // The provider as it reads the written file (F-4: `autotune serve --config <file>`), else the F-1 serve command.
+    const restartLine = launchFrom !== null
+      ? launchFrom(done.target).serveCommand({ model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext: run.plan.targetContext, maxTokens: run.plan.maxTokens })
+      : serveCommandOf(run.plan.adapter, rec, run.plan.targetContext, run.plan.maxTokens)
     yield* say([
       `applied:      ${done.configPath} (${
-        done.changed.length === 0 ? "already up to date" : `changed ${done.changed.join(", ")}`
-      }; backup ${done.backupPath})`,
+        done.changed.length === 0 ? "already up to date" : `${done.backupPath === null ? "created with" : "changed"} ${done.changed.join(", ")}`
+      }${done.backupPath === null ? "" : `; backup ${done.backupPath}`})`,
       ...(summary.exitReason === "ok" ? [] : [`              the config was written before the run ended (${summary.exitReason})`]),
+      ...verifiedLines,
       (yield* Ref.get(state.drainedComesBack))
         ? "the provider drained for this run is restored when it ends, and reads the new config then"
-        : restartInstructions(
-          job._tag === "Absent" ? "none" : kind,
-          serviceLabel,
-          serveCommandOf(run.plan.adapter, rec, run.plan.targetContext, run.plan.maxTokens),
-          process.getuid?.() ?? 0
-        )
+        : restartInstructions(job._tag === "Absent" ? "none" : kind, serviceLabel, restartLine, process.getuid?.() ?? 0)
     ].join("\n"))
   })
+
 

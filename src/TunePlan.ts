@@ -21,14 +21,21 @@ export interface LifecyclePlan {
   readonly restartForeground: boolean
 }
 
-/** `--apply` (SPEC F-3): the config file to write after a finished tune. */
+/** `--apply` (SPEC F-3, F-4, F-6): the config file to write after a finished tune, and whether to verify it. */
 export interface ApplyPlan {
   /**
-   * The provider's config.yaml (`--config-path`); null for macprovider's default,
-   * `~/.config/macprovider/config.yaml`. `validatePlan` checks it can be edited
-   * and resolves it to an absolute path.
+   * The provider's config.yaml (`--config-path`); null for the provider's
+   * default (steps/Apply.ts `defaultConfigPath`: macprovider's
+   * `~/.config/macprovider/config.yaml`, the embedded provider's
+   * `~/.config/llm-autotune/config.yaml`). `validatePlan` checks it can be
+   * edited and resolves it to an absolute path.
    */
   readonly configPath: string | null
+  /**
+   * `--verify` (F-6): start the provider from the written file as the restart
+   * line says, probe it, and put the original back (exit 6) when it misses.
+   */
+  readonly verify: boolean
 }
 
 /**
@@ -180,10 +187,16 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
     if (!(Number.isSafeInteger(plan.keepRuns) && plan.keepRuns >= 0 && plan.keepRuns <= MAX_KEEP_RUNS)) {
       return yield* usage("keep-runs", `--keep-runs must be an integer from 0 (keep all) to ${MAX_KEEP_RUNS}, got ${plan.keepRuns}`)
     }
-    if (plan.apply !== null && plan.adapter.name !== "macprovider") {
+    if (plan.apply !== null && plan.adapter.config === null) {
       return yield* usage(
         "apply",
-        `--apply writes macprovider's config.yaml (SPEC F-3); the ${plan.adapter.name} provider does not read it: start it with the printed serve command instead`
+        `--apply: this tool writes no config the ${plan.adapter.name} provider reads (SPEC F-4); start it with the printed serve command instead`
+      )
+    }
+    if (plan.apply?.verify === true && plan.adapter.config?.launchFrom === null) {
+      return yield* usage(
+        "verify",
+        `--verify: this tool cannot start the ${plan.adapter.name} provider from a config file (it reads its own at start); run autotune verify <run-id> after restarting it`
       )
     }
   })
@@ -240,7 +253,8 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
  * - a memory limit that is not a positive number, or one given with the
  *   estimate off (`memory-limit`);
  * - a `--keep-runs` outside 0 … MAX_KEEP_RUNS (`keep-runs`);
- * - `--apply` for a provider that does not read macprovider's config.yaml (`apply`);
+ * - `--apply` for a provider this tool writes no config for (`apply`), `--verify`
+ *   for one it cannot start from its config (`verify`);
  * - a threads axis for a provider without a thread-count setting, an empty
  *   axis, a duplicate or non-positive cell, a kv-bits cell other than 4, 8 or
  *   unset, a context cap below the target context or out of order
@@ -254,5 +268,7 @@ export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError
   Effect.gen(function*() {
     yield* checkInputs(plan)
     yield* checkAxes(plan)
-    return plan.apply === null ? plan : { ...plan, apply: { configPath: yield* checkApplyTarget(plan.apply.configPath) } }
+    return plan.apply === null
+      ? plan
+      : { ...plan, apply: { ...plan.apply, configPath: yield* checkApplyTarget(plan.apply.configPath, plan.adapter.name) } }
   })

@@ -1,10 +1,13 @@
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { Effect } from "effect"
 import { parse } from "yaml"
+import { freePort } from "../src/system/Ports.js"
 import { describe, expect, it } from "vitest"
 import { runCli, startCli, tempDir, waitFor } from "./support/cli.js"
 import { readRows } from "./support/db.js"
-import { repoRoot } from "./support/models.js"
+import { repoRoot, tinyModelPath } from "./support/models.js"
 
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 const fullConfig = Fs.readFileSync(Path.join(repoRoot, "fixtures", "config", "full.yaml"), "utf8")
@@ -67,11 +70,18 @@ describe("autotune tune --apply (SPEC F-3, H-4)", () => {
     expect(r.stderr).toContain(`${cfg} cannot be edited`)
     expect(Fs.existsSync(Path.join(dir, "runs.db"))).toBe(false)
     expect(Fs.readFileSync(cfg, "utf8")).toBe(broken)
-    const emb = await runCli(["tune", "--provider", "embedded", "--candidate-models", "x.gguf", "--apply", "--db-path", Path.join(dir, "e.db")], {
+    const ls = await runCli(["tune", "--provider", "llama-server", "--provider-bin", fake, "--candidate-models", "x.gguf", "--apply", "--db-path", Path.join(dir, "e.db")], {
       env: { XDG_DATA_HOME: dir }
     })
-    expect(emb.code).toBe(64)
-    expect(emb.stderr).toContain("the embedded provider does not read it")
+    expect(ls.code).toBe(64)
+    expect(ls.stderr).toContain("this tool writes no config the llama-server provider reads")
+    const verifyAlone = await runCli(tuneArgs(dir, ["--verify"]), { env: { XDG_DATA_HOME: dir } })
+    expect(verifyAlone.code).toBe(64)
+    expect(verifyAlone.stderr).toContain("--verify checks what --apply wrote")
+    const macVerify = await runCli(tuneArgs(dir, ["--apply", "--config-path", cfg, "--verify"]), { env: { XDG_DATA_HOME: dir } })
+    expect(macVerify.code).toBe(64)
+    expect(macVerify.stderr).toContain("cannot start the macprovider provider from a config file")
+    expect(Fs.existsSync(Path.join(dir, "runs.db"))).toBe(false)
   })
 
   it("F-3 B-1 --apply without a config file exits 64 before anything runs; --config-path alone is a usage error", async () => {
@@ -99,5 +109,105 @@ describe("autotune tune --apply (SPEC F-3, H-4)", () => {
     expect(await cli.exited).toBe(130)
     expect(Fs.readFileSync(cfg, "utf8")).toBe(fullConfig)
     expect(backups(dir)).toEqual([])
+  })
+})
+
+/** The operator's own config for `autotune serve --config`: a --- marker, anchors, an alias, a merge key, a nested model: key. */
+const servedConfig = [
+  "---",
+  "# my embedded provider",
+  "defaults: &defaults",
+  "  model: not-the-served-one   # nested: not owned",
+  "  host: 127.0.0.1",
+  "server:",
+  "  <<: *defaults",
+  "  port: 9000",
+  "model: old.gguf  # the served model",
+  "kv_bits_override: 4",
+  "tags: [a, b]",
+  ""
+].join("\n")
+
+describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-4, F-6)", () => {
+  it("F-4 F-6 a real tune writes serve's config byte-exactly around the owned keys, verifies it, and autotune serve --config serves the chosen model with the chosen knobs", { timeout: 300_000 }, async () => {
+    const dir = tempDir()
+    const cfg = Path.join(dir, "config.yaml")
+    Fs.writeFileSync(cfg, servedConfig)
+    // Biggest first (A-1): the q8_0 file is the first that fits, so it is chosen; one Stage 2 cell (kv=8, 1 thread).
+    const [a, b] = [tinyModelPath("q8_0"), tinyModelPath("q4_0")]
+    const r = await runCli([
+      "tune", "--provider", "embedded", "--candidate-models", `${a},${b}`, "--target-context", "256", "--max-tokens", "16",
+      "--stage1-replicates", "1", "--stage2-replicates", "3", "--kv-bits-axis", "8", "--threads-axis", "1",
+      // The verification's probe is compared with the tune's: a tie band this wide keeps a busy test machine's noise out of it.
+      "--tps-tie-epsilon", "0.5", "--apply", "--config-path", cfg, "--verify", "--json", "--db-path", Path.join(dir, "runs.db")
+    ], { env: { XDG_DATA_HOME: dir } })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = JSON.parse(r.stdout) as { recommendation: { model: string; knobs: { kv_bits: number; threads: number } } }
+    expect(doc.recommendation.model).toBe(a)
+    expect(doc.recommendation.knobs).toMatchObject({ kv_bits: 8, threads: 1 })
+    const written = Fs.readFileSync(cfg, "utf8")
+    const ctx = (parse(written) as Record<string, number>)["max_context_override"]!
+    // Only the owned lines changed: everything else, byte for byte, in place.
+    expect(written).toBe(servedConfig.replace(
+      "model: old.gguf  # the served model\nkv_bits_override: 4\n",
+      `model: ${a}  # the served model\nkv_bits_override: 8\n`
+    ) + `max_context_override: ${ctx}\nmax_concurrency_override: 1\nthreads_override: 1\n`)
+    expect(ctx).toBeGreaterThanOrEqual(Math.ceil(256 * 1.05) + 16) // the context a candidate was started with
+    expect(Fs.readFileSync(Path.join(dir, backups(dir)[0]!), "utf8")).toBe(servedConfig)
+    // The verification started the provider from the file, as the restart line says.
+    expect(r.stderr).toContain(`autotune: verifying ${cfg}: starting the provider from it`)
+    expect(r.stderr).toContain("holds: the recipe still passes the gate")
+    expect(r.stderr).toContain(`autotune serve --config ${cfg}`)
+
+    // And the operator's restart line serves it: the chosen model, its KV type, context and threads.
+    const port = await Effect.runPromise(freePort)
+    const serve = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "bin", "autotune.js"), "serve", "--config", cfg, "--port", `${port}`], {
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let log = ""
+    serve.stderr.on("data", (d) => (log += d))
+    try {
+      await waitFor(() => log.includes("listening on"), 60_000)
+      expect(log).toContain("listening on")
+      const models = await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json() as { data: Array<{ id: string }> }
+      expect(models.data.map((m) => m.id)).toEqual([Path.basename(a, ".gguf")])
+      expect(log).toContain(`context ${ctx} tokens/sequence`)
+      expect(log).toContain("× 1 sequences, KV Q8_0, 1 threads")
+    } finally {
+      serve.kill("SIGTERM")
+      await new Promise((res) => serve.once("exit", res))
+    }
+  })
+
+  it("F-6 an applied config that misses the gate when served from the file is put back byte for byte (a created one removed) and the tune exits 6", { timeout: 120_000 }, async () => {
+    const dir = tempDir()
+    const cfg = Path.join(dir, "config.yaml")
+    Fs.writeFileSync(cfg, servedConfig)
+    const model = Path.join(dir, "ok-5")
+    Fs.copyFileSync(tinyModelPath(), model)
+    const args = (configPath: string) => [
+      "tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+      "--threads-axis", "1", "--gate-ttft-ms", "1500", "--max-replicates", "3", "--apply", "--config-path", configPath, "--verify",
+      "--db-path", Path.join(dir, "runs.db")
+    ]
+    // The fake provider started with --config (as the restart line starts it) answers measured requests after 60 s: past any gate.
+    const env = { XDG_DATA_HOME: dir, FAKE_PROVIDER_SLOW_FLAG: "--config", FAKE_PROVIDER_ARGV_LOG: Path.join(dir, "argv") }
+    const r = await runCli(args(cfg), { env })
+    expect(r.code, r.stderr).toBe(6)
+    expect(Fs.readFileSync(cfg, "utf8")).toBe(servedConfig)
+    expect(backups(dir)).toHaveLength(1)
+    expect(r.stderr).toContain("the applied config did not verify: infeasible now")
+    expect(r.stdout).toContain(`not applied:  ${cfg} put back from`)
+    expect(r.stdout).toContain("recipe hash:") // the recommendation is still printed
+    const starts = Fs.readFileSync(Path.join(dir, "argv"), "utf8").trim().split("\n").map((l) => JSON.parse(l) as Array<string>)
+    expect(starts.at(-1)!.slice(0, 3)).toEqual(["serve", "--config", cfg])
+    const runs = await readRows<{ exit_reason: string }>(Path.join(dir, "runs.db"), "SELECT exit_reason FROM tune_runs")
+    expect(runs).toEqual([{ exit_reason: "apply_failed" }])
+
+    const fresh = Path.join(dir, "new", "config.yaml")
+    const r2 = await runCli(args(fresh), { env })
+    expect(r2.code, r2.stderr).toBe(6)
+    expect(Fs.existsSync(fresh)).toBe(false)
+    expect(r2.stdout).toContain(`not applied:  ${fresh} removed again`)
   })
 })

@@ -7,6 +7,7 @@ import { Effect, Either } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { embedded } from "../src/providers/Embedded.js"
+import { llamaServer, NO_OPTIONAL_FLAGS } from "../src/providers/LlamaServer.js"
 import { macProvider } from "../src/providers/MacProvider.js"
 import { type TunePlan, validatePlan } from "../src/TunePlan.js"
 import { tempDir } from "./support/cli.js"
@@ -83,7 +84,8 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
         ["max-batch-axis", { axes: { ...base.axes, maxBatch: [2, 2] } }],
         ["threads-axis", { axes: { ...base.axes, threads: [] } }],
         ["threads-axis", { adapter: macProvider("macprovider-cli") }],
-        ["apply", { apply: { configPath: null } }]
+        ["apply", { adapter: llamaServer("llama-server", NO_OPTIONAL_FLAGS), apply: { configPath: null, verify: false } }],
+        ["verify", { adapter: macProvider("macprovider-cli"), axes: { ...base.axes, threads: [] }, apply: { configPath: null, verify: true } }]
       ]
       for (const [flag, over] of cases) assert.strictEqual(yield* flagOf({ ...base, ...over }), flag, JSON.stringify(over))
     }))
@@ -94,8 +96,8 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
       const cfg = Path.join(dir, "config.yaml")
       Fs.writeFileSync(cfg, "# mine\nmodel: old\n")
       const mac = { ...base, adapter: macProvider("macprovider-cli"), axes: { ...base.axes, threads: [] } }
-      const ok = yield* validatePlan({ ...mac, apply: { configPath: Path.relative(process.cwd(), cfg) } })
+      const ok = yield* validatePlan({ ...mac, apply: { configPath: Path.relative(process.cwd(), cfg), verify: false } })
       assert.strictEqual(ok.apply?.configPath, cfg)
-      assert.strictEqual(yield* flagOf({ ...mac, apply: { configPath: Path.join(dir, "missing.yaml") } }), "config-path")
+      assert.strictEqual(yield* flagOf({ ...mac, apply: { configPath: Path.join(dir, "missing.yaml"), verify: false } }), "config-path")
     }))
 })

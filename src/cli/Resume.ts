@@ -34,7 +34,8 @@ const OWN_FLAGS = new Set([
   "serviceLabel",
   "waitQuietS",
   "apply",
-  "configPath"
+  "configPath",
+  "verify"
 ])
 
 /** Whether `flag` (as a UsageError names it, `wait-quiet`) is one of the invocation's own (OWN_FLAGS). */

@@ -1,12 +1,15 @@
 /** `autotune serve`: the embedded provider (SPEC E-5) as a command; the server is `serve/Serve.ts`. */
 import { Command, Options } from "@effect/cli"
-import { Effect } from "effect"
+import { Effect, Option } from "effect"
 import { serve } from "../serve/Serve.js"
+import { readServeConfig, serveOptionsOf } from "../serve/ServeConfig.js"
 import { MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT } from "../domain/Limits.js"
 import { integerOption } from "./CliOptions.js"
 
-const serveModel = Options.file("model", { exists: "either" }).pipe(
-  Options.withDescription("GGUF model file to serve"))
+const serveModel = Options.file("model", { exists: "either" }).pipe(Options.optional,
+  Options.withDescription("GGUF model file to serve (required unless --config names one)"))
+const config = Options.file("config", { exists: "either" }).pipe(Options.optional,
+  Options.withDescription("a config.yaml to read model, kv_bits_override, max_context_override, max_concurrency_override and threads_override from (what tune --apply --provider embedded writes; SPEC F-4); flags given on the command line win"))
 const servePort = integerOption("port", { min: 1, max: 65535 }).pipe(Options.withDefault(8080),
   Options.withDescription("TCP port to listen on (default 8080)"))
 const serveHost = Options.text("host").pipe(Options.withDefault("127.0.0.1"),
@@ -17,19 +20,21 @@ const kvBits = Options.choiceWithValue("kv-bits", [["4", 4], ["8", 8]] as const)
   Options.withDescription("KV-cache bits: 4 (q4_0) or 8 (q8_0); unset = f16"))
 const maxContext = integerOption("max-context", { min: 1, max: 4 * MAX_TARGET_CONTEXT }).pipe(Options.optional,
   Options.withDescription("context size per sequence, in tokens (default: the model's training context)"))
-const maxBatch = integerOption("max-batch", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.withDefault(1),
+const maxBatch = integerOption("max-batch", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("how many requests decode in parallel (sequences), default 1"))
 const threads = integerOption("threads", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("CPU threads for inference (default: the core count)"))
 
-/** `autotune serve --model <gguf> [--port N] [--kv-bits 4|8] [--max-context N] [--max-batch N] [--threads N]`. */
+/**
+ * `autotune serve [--config <config.yaml>] [--model <gguf>] [--port N] [--kv-bits 4|8] [--max-context N]
+ * [--max-batch N] [--threads N]`: each knob from its flag, else from the config's key (F-4), else the
+ * default. Fails with UsageError (exit 64) on a bad config (naming the key) or when no model is given.
+ */
 export const serveCommand = Command.make("serve",
-  { model: serveModel, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads },
+  { model: serveModel, config, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads },
   (o) => Effect.gen(function*() {
-    return yield* serve({
-      modelPath: o.model, port: o.port, host: o.host, maxBatch: o.maxBatch, maxContext: o.maxContext, threads: o.threads,
-      kvBits: o.kvBits
-    }).pipe(Effect.scoped)
+    const file = Option.getOrNull(o.config)
+    const config = file === null ? null : yield* readServeConfig(file, { maxContext: 4 * MAX_TARGET_CONTEXT, slotsOrThreads: MAX_SLOTS_OR_THREADS })
+    return yield* serve(yield* serveOptionsOf(o, config, file)).pipe(Effect.scoped)
   })
 ).pipe(Command.withDescription("Serve a GGUF model over an OpenAI-compatible HTTP API (the embedded provider)"))
-

@@ -106,12 +106,14 @@ const opt = {
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
   apply: Options.boolean("apply").pipe(Options.withDescription(
-    "write the recommendation into the provider's config.yaml after a finished tune (only model, kv_bits_override, max_context_override, max_concurrency_override change; a backup is made first; SPEC F-3)")),
+    "write the recommendation into the provider's config.yaml after a finished tune (only model, kv_bits_override, max_context_override, max_concurrency_override, and for the embedded provider threads_override, change; a backup is made first; SPEC F-3, F-4)")),
   configPath: Options.text("config-path").pipe(Options.optional,
-    Options.withDescription("with --apply: the provider config to edit (default ~/.config/macprovider/config.yaml)")),
+    Options.withDescription("with --apply: the provider config to edit (default: macprovider's ~/.config/macprovider/config.yaml; the embedded provider's ~/.config/llm-autotune/config.yaml, read by `autotune serve --config`, created when missing)")),
+  verify: Options.boolean("verify").pipe(Options.withDescription(
+    "with --apply: start the provider from the written config as the restart line says, probe it with the recipe's replicates, and put the original config back (exit 6) when it misses the gate or regressed (SPEC F-6)")),
   dryRun: Options.boolean("dry-run").pipe(Options.withDescription("print the plan and touch nothing (SPEC H-5)")),
   resume: Options.text("resume").pipe(Options.optional,
-    Options.withDescription("continue an interrupted or budget-cut run (default: the newest run that did not end ok and was not resumed yet) with the flags it was started with: its measured trials whose key still matches are reused, no provider started for them; only --json, --max-duration, --keep-runs, --db-path, --dry-run, --drain, --restart-foreground, --service-manager, --service-label, --wait-quiet, --apply, --config-path and (when the executable moved) --provider-bin may be given with it (SPEC R-2)"))
+    Options.withDescription("continue an interrupted or budget-cut run (default: the newest run that did not end ok and was not resumed yet) with the flags it was started with: its measured trials whose key still matches are reused, no provider started for them; only --json, --max-duration, --keep-runs, --db-path, --dry-run, --drain, --restart-foreground, --service-manager, --service-label, --wait-quiet, --apply, --config-path, --verify and (when the executable moved) --provider-bin may be given with it (SPEC R-2)"))
 }
 
 const allOptions = Options.all(opt)
@@ -199,13 +201,16 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
         drain: f.drain,
         restartForeground: f.restartForeground
       },
-      apply: f.apply ? { configPath: Option.getOrNull(f.configPath) } : null,
+      apply: f.apply ? { configPath: Option.getOrNull(f.configPath), verify: f.verify } : null,
       keepRuns: f.keepRuns
     }
     // The scalar checks first, then the axes: the order in which usage errors have always been named.
     yield* checkInputs(inputs)
     if (Option.isSome(f.configPath) && !f.apply) {
       return yield* new UsageError({ flag: "config-path", message: "--config-path is only used with --apply" })
+    }
+    if (f.verify && !f.apply) {
+      return yield* new UsageError({ flag: "verify", message: "--verify checks what --apply wrote: give it with --apply (or run autotune verify <run-id>)" })
     }
     if (Option.isSome(f.threadsAxis) && !adapter.hasThreads) {
       return yield* new UsageError({ flag: "threads-axis", message: `--threads-axis: the ${adapter.name} provider has no thread-count setting` })
@@ -255,7 +260,11 @@ export const renderPlan = (p: TunePlan): string => {
         ? "no estimate (--no-estimate): every candidate is launched"
         : `GGUF candidates estimated above ${p.memoryLimitGiB === null ? "the memory available at each trial" : `${p.memoryLimitGiB} GiB`} are skipped`
     }`,
-    `apply:           ${p.apply === null ? "no (print only)" : `write ${p.apply.configPath} after a finished tune, with a backup`}`,
+    `apply:           ${
+      p.apply === null
+        ? "no (print only)"
+        : `write ${p.apply.configPath} after a finished tune, with a backup${p.apply.verify ? ", then start the provider from it and verify (restored on a miss)" : ""}`
+    }`,
     `database:        ${p.dbPath} (keeps ${p.keepRuns === 0 ? "every run" : `the newest ${p.keepRuns} runs`})`,
     ...(p.resume == null ? [] : [`resume:          run ${p.resume.parentRunId}: its trials whose key still matches are reused (SPEC R-2)`]),
     `dry run: nothing was started or written`

@@ -13,8 +13,15 @@ import type { Knobs, KvBits } from "./Knobs.js"
 /** The top-level config.yaml keys `--apply` owns, in the order missing ones are appended (SPEC F-3). */
 export const OWNED_KEYS = ["model", "kv_bits_override", "max_context_override", "max_concurrency_override"] as const
 
-/** One of the owned top-level keys of the provider's config.yaml (SPEC F-3). */
-export type OwnedKey = typeof OWNED_KEYS[number]
+/** The embedded provider's config (`autotune serve --config`) owns one more: its thread count (SPEC F-4). */
+export const THREADS_KEY = "threads_override"
+
+/** One of the owned top-level keys of a provider's config.yaml (SPEC F-3, F-4). */
+export type OwnedKey = typeof OWNED_KEYS[number] | typeof THREADS_KEY
+
+/** The keys an edit of `values` owns: OWNED_KEYS, and `threads_override` when `values` carries it (F-4). */
+export const ownedKeysOf = (values: OwnedValues): ReadonlyArray<OwnedKey> =>
+  values.threads_override === undefined ? OWNED_KEYS : [...OWNED_KEYS, THREADS_KEY]
 
 /**
  * The values `--apply` writes (SPEC F-2 knob names = config.yaml keys, F-3).
@@ -30,18 +37,26 @@ export interface OwnedValues {
   readonly kv_bits_override: KvBits
   readonly max_context_override: number | null
   readonly max_concurrency_override: number | null
+  /**
+   * Threads (the embedded provider's config only, F-4): a positive integer, or
+   * null for the provider's default; absent (undefined) for a provider whose
+   * config has no such key, whose edit then leaves any `threads_override` line alone.
+   */
+  readonly threads_override?: number | null
 }
 
 /**
- * The owned values that carry a recommendation (SPEC F-3; the knob → config
- * key mapping of domain/Knobs.ts): `model` as the provider takes it, kv-bits,
- * context cap and batch. Threads have no config key (F-3).
+ * The owned values that carry a recommendation (SPEC F-3, F-4; the knob →
+ * config key mapping of domain/Knobs.ts): `model` as the provider takes it,
+ * kv-bits, context cap and batch; threads only with `withThreads` (the
+ * embedded provider's config, F-4; macprovider's has no such key, F-3).
  */
-export const ownedValuesOf = (model: string, knobs: Knobs): OwnedValues => ({
+export const ownedValuesOf = (model: string, knobs: Knobs, withThreads = false): OwnedValues => ({
   model,
   kv_bits_override: knobs.kvBits,
   max_context_override: knobs.maxContext,
-  max_concurrency_override: knobs.maxBatch
+  max_concurrency_override: knobs.maxBatch,
+  ...(withThreads ? { threads_override: knobs.threads } : {})
 })
 
 /** The edited text of a config and the owned keys whose value it changes (see `editConfigText`). */
@@ -101,6 +116,9 @@ const invalidValues = (v: OwnedValues): string | null => {
   if (!posInt(v.max_concurrency_override)) {
     return `max_concurrency_override must be a positive integer or null, got ${v.max_concurrency_override}`
   }
+  if (v.threads_override !== undefined && !posInt(v.threads_override)) {
+    return `threads_override must be a positive integer or null, got ${v.threads_override}`
+  }
   return null
 }
 
@@ -134,6 +152,7 @@ const invalidValues = (v: OwnedValues): string | null => {
  * block mapping, a value is out of range, or the verification fails.
  */
 export const editConfigText = (source: string, values: OwnedValues): Either.Either<ConfigEdit, string> => {
+  const keys = ownedKeysOf(values)
   const bad = invalidValues(values)
   if (bad !== null) return Either.left(bad)
   const doc = parseDocument(source)
@@ -155,7 +174,7 @@ export const editConfigText = (source: string, values: OwnedValues): Either.Eith
 
   const found = new Map<OwnedKey, Pair>()
   for (const pair of root?.items ?? []) {
-    if (isScalar(pair.key) && typeof pair.key.value === "string" && (OWNED_KEYS as ReadonlyArray<string>).includes(pair.key.value)) {
+    if (isScalar(pair.key) && typeof pair.key.value === "string" && (keys as ReadonlyArray<string>).includes(pair.key.value)) {
       found.set(pair.key.value as OwnedKey, pair)
     }
   }
@@ -163,8 +182,8 @@ export const editConfigText = (source: string, values: OwnedValues): Either.Eith
   const splices: Array<Splice> = []
   const appended: Array<string> = []
   const changed: Array<OwnedKey> = []
-  for (const key of OWNED_KEYS) {
-    const want = values[key]
+  for (const key of keys) {
+    const want = values[key] ?? null
     const pair = found.get(key)
     if (pair === undefined) {
       if (want !== null) {
@@ -221,12 +240,17 @@ export const editConfigText = (source: string, values: OwnedValues): Either.Eith
   for (const s of [...splices].sort((a, b) => b.start - a.start || b.end - a.end)) {
     text = text.slice(0, s.start) + s.text + text.slice(s.end)
   }
-  const problem = verify(text, before, values)
+  const problem = verify(text, before, values, keys)
   return problem === null ? Either.right({ text, changed }) : Either.left(problem)
 }
 
 /** Null when `text` parses and holds exactly `values` plus `before`'s other keys; else what is wrong. */
-const verify = (text: string, before: Record<string, unknown>, values: OwnedValues): string | null => {
+const verify = (
+  text: string,
+  before: Record<string, unknown>,
+  values: OwnedValues,
+  keys: ReadonlyArray<OwnedKey>
+): string | null => {
   const doc = parseDocument(text)
   if (doc.errors.length > 0) return `the edited file would not parse: ${firstError(doc.errors)}`
   if (!isMap(doc.contents)) return "the edited file would not be a mapping"
@@ -236,13 +260,13 @@ const verify = (text: string, before: Record<string, unknown>, values: OwnedValu
   } catch (e) {
     return `the edited file would not load: ${e instanceof Error ? e.message : String(e)}`
   }
-  for (const key of OWNED_KEYS) {
-    const want = values[key]
+  for (const key of keys) {
+    const want = values[key] ?? null
     if (want === null ? Object.hasOwn(after, key) : !isDeepStrictEqual(after[key], want)) {
       return `the edited file would read ${key} as ${JSON.stringify(after[key])}, not ${JSON.stringify(want)}`
     }
   }
-  const others = (o: Record<string, unknown>) => Object.keys(o).filter((k) => !(OWNED_KEYS as ReadonlyArray<string>).includes(k))
+  const others = (o: Record<string, unknown>) => Object.keys(o).filter((k) => !(keys as ReadonlyArray<string>).includes(k))
   const [was, now] = [others(before), others(after)]
   for (const key of new Set([...was, ...now])) {
     if (!Object.hasOwn(before, key) || !Object.hasOwn(after, key) || !isDeepStrictEqual(before[key], after[key])) {

@@ -1,5 +1,6 @@
 /** The embedded provider adapter (SPEC E-5): this project's own `autotune serve`. */
 import { Effect } from "effect"
+import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 import { requestContextTokens } from "../domain/Prompt.js"
 import { shellQuote } from "../domain/Shell.js"
@@ -32,22 +33,47 @@ const args = (spec: LaunchSpec): Array<string> => [
  * The embedded provider (`autotune serve`, SPEC E-5): macprovider's flags plus `--threads`.
  * `binary` null runs this project's own launcher with the running Node; otherwise the
  * given executable gets the same arguments (`--provider-bin`, used for fake providers).
+ * Its config (F-4) is `autotune serve --config <file>`'s: the owned keys plus
+ * `threads_override`, the model as an absolute path and `max_context_override`
+ * the per-sequence context a candidate is started with, so a provider started
+ * from the file holds what was measured.
  */
 export const embedded = (binary: string | null): ProviderAdapter => {
+  const launch = (a: ReadonlyArray<string>) =>
+    binary === null ? { command: process.execPath, args: [autotuneLauncher, ...a] } : { command: binary, args: [...a] }
+  /** The provider as `autotune serve --config <configPath>` starts it (F-6). */
+  const fromConfig = (configPath: string): ProviderAdapter => {
+    const file = path.resolve(configPath)
+    return {
+      ...self,
+      argv: (spec, candidate) =>
+        launch(["serve", "--config", file, ...(spec.port === null ? [] : ["--port", `${spec.port}`]), ...(candidate ? ["--no-join"] : [])]),
+      serveCommand: () => [binary ?? "autotune", "serve", "--config", file].map(shellQuote).join(" "),
+      config: null
+    }
+  }
   const self: ProviderAdapter = {
     name: "embedded",
     hasThreads: true,
     watchesParent: true,
     healthPath: null,
-    argv: (spec, candidate) => {
-      const a = [...args(spec), ...(candidate ? ["--no-join"] : [])]
-      return binary === null ? { command: process.execPath, args: [autotuneLauncher, ...a] } : { command: binary, args: a }
-    },
+    argv: (spec, candidate) => launch([...args(spec), ...(candidate ? ["--no-join"] : [])]),
     contextSize,
     serveCommand: (spec) => [binary ?? "autotune", ...args(spec)].map(shellQuote).join(" "),
     probe: Effect.sync(() => self),
     // Without --provider-bin the provider is this tool itself: its own version, no process.
-    version: binary === null ? Effect.succeed(EMBEDDED_BINARY_VERSION) : versionOf(binary)
+    version: binary === null ? Effect.succeed(EMBEDDED_BINARY_VERSION) : versionOf(binary),
+    config: {
+      valuesOf: (spec) => ({
+        model: path.resolve(spec.model),
+        kv_bits_override: spec.knobs.kvBits,
+        max_context_override: contextSize(spec),
+        max_concurrency_override: spec.knobs.maxBatch,
+        threads_override: spec.knobs.threads
+      }),
+      createIfMissing: true,
+      launchFrom: fromConfig
+    }
   }
   return self
 }

@@ -92,7 +92,8 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
   contextSize: slotContext,
   serveCommand: (spec) => [binary, "-m", spec.model, ...knobArgs(spec)].map(shellQuote).join(" "),
   probe: Effect.suspend(() => llamaServerAdapter(binary)),
-  version: versionOf(binary)
+  version: versionOf(binary),
+  config: null
 })
 
 /** The llama-server adapter for `binary`, with the optional flags its `--help` lists (15 s at most). Never fails. */

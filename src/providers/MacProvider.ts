@@ -1,5 +1,6 @@
 /** The macprovider adapter (SPEC E-5): `macprovider-cli serve`. */
 import { Effect } from "effect"
+import { ownedValuesOf } from "../domain/ConfigYaml.js"
 import { requestContextTokens } from "../domain/Prompt.js"
 import { shellQuote } from "../domain/Shell.js"
 import { type LaunchSpec, type ProviderAdapter, versionOf } from "./ProviderAdapter.js"
@@ -38,7 +39,9 @@ export const macProvider = (binary: string): ProviderAdapter => {
     serveCommand: (spec) =>
       [binary, "serve", "--model", spec.model, ...macproviderKnobArgs(spec, spec.knobs.maxContext)].map(shellQuote).join(" "),
     probe: Effect.sync(() => self),
-    version: versionOf(binary)
+    version: versionOf(binary),
+    // F-3: its config.yaml, which it reads at start from its own path (this tool cannot point it at another).
+    config: { valuesOf: (spec) => ownedValuesOf(spec.model, spec.knobs), createIfMissing: false, launchFrom: null }
   }
   return self
 }

@@ -3,6 +3,7 @@
  * (model, port, knobs), how big a context it gets, and how its readiness is read.
  */
 import { Effect } from "effect"
+import type { OwnedValues } from "../domain/ConfigYaml.js"
 import { Knobs } from "../domain/Knobs.js"
 import type { LaunchSpec } from "../domain/LaunchSpec.js"
 import type { Launchable } from "../services/CandidateProvider.js"
@@ -12,6 +13,22 @@ export type { LaunchSpec } from "../domain/LaunchSpec.js"
 
 /** The providers this tool knows how to start (SPEC E-5). */
 export type ProviderName = "embedded" | "macprovider" | "llama-server"
+
+/**
+ * The config file a provider reads, as `--apply` writes it (SPEC F-3, F-4).
+ * `valuesOf(spec)`: the owned keys of a recipe's launch, as that provider
+ * reads them. `createIfMissing`: `--apply` may create the file (this tool owns
+ * its format). `launchFrom(configPath)`: the adapter that starts the provider
+ * from that file exactly as the restart line says (its `serveCommand` is that
+ * line; its `argv` adds only the candidate's port and `--no-join`), what
+ * `--apply --verify` and `verify --config` probe (F-6); null when this tool
+ * cannot start it so.
+ */
+export interface ProviderConfig {
+  readonly valuesOf: (spec: LaunchSpec) => OwnedValues
+  readonly createIfMissing: boolean
+  readonly launchFrom: ((configPath: string) => ProviderAdapter) | null
+}
 
 /**
  * A provider adapter (SPEC E-5): how to build argv for (model, port, knobs)
@@ -42,6 +59,8 @@ export interface ProviderAdapter extends Launchable {
    * recipe hash), null when it does not say. Never fails.
    */
   readonly version: Effect.Effect<string | null, never, Exec>
+  /** The config `--apply` writes for it (F-3, F-4); null when it has none (`--apply` is refused). */
+  readonly config: ProviderConfig | null
 }
 
 /**

@@ -1,8 +1,9 @@
 /**
- * The apply step (SPEC F-3): the recommendation written into the provider's
- * config.yaml through the byte-exact editor (domain/ConfigYaml.ts), after an
- * exclusive backup, by temp file + fsync + rename; and the check, before a
- * run, that the config can be edited at all.
+ * The apply step (SPEC F-3, F-4): the recommendation written into the
+ * provider's config.yaml through the byte-exact editor (domain/ConfigYaml.ts),
+ * after an exclusive backup, by temp file + fsync + rename; the check, before
+ * a run, that the config can be edited at all; and the restore of the backup
+ * when an applied config does not verify (F-6).
  */
 import * as crypto from "node:crypto"
 import * as Fs from "node:fs"
@@ -13,30 +14,52 @@ import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Either } from "effect"
 import { ApplyFailed, UsageError } from "../domain/AutotuneError.js"
-import { editConfigText, type OwnedKey, type OwnedValues } from "../domain/ConfigYaml.js"
+import { editConfigText, type OwnedKey, type OwnedValues, THREADS_KEY } from "../domain/ConfigYaml.js"
+import type { ProviderName } from "../providers/ProviderAdapter.js"
 
-/** What to apply, where (SPEC F-3). `nowMs`: wall clock in ms since the epoch; names the backup (whole seconds). */
+/**
+ * What to apply, where (SPEC F-3). `nowMs`: wall clock in ms since the epoch;
+ * names the backup (whole seconds). `createIfMissing`: a config that does not
+ * exist yet is created (the embedded provider's, F-4: this tool owns its
+ * format); otherwise a missing config is an error (another provider's file
+ * must be the one it reads).
+ */
 export interface ApplyRequest {
   readonly configPath: string
   readonly values: OwnedValues
   readonly nowMs: number
+  readonly createIfMissing?: boolean
 }
 
 /**
- * A finished apply (SPEC F-3). `configPath` as requested; `backupPath`: the
- * absolute path of the backup of the original bytes, next to the real file
- * (symlinks resolved); `changed`: the owned keys whose value changed, was
- * added or was removed, in OWNED_KEYS order (empty when the file already held
- * these values; it is still backed up and rewritten, byte-identical).
+ * A finished apply (SPEC F-3). `configPath` as requested; `target`: the real
+ * file written (symlinks resolved, absolute); `backupPath`: the absolute path
+ * of the backup of the original bytes, next to the real file, or null when
+ * the file did not exist and was created (`createIfMissing`); `changed`: the
+ * owned keys whose value changed, was added or was removed, in OWNED_KEYS
+ * order (empty when the file already held these values; it is still backed up
+ * and rewritten, byte-identical).
  */
 export interface ApplyResult {
   readonly configPath: string
-  readonly backupPath: string
+  readonly target: string
+  readonly backupPath: string | null
   readonly changed: ReadonlyArray<OwnedKey>
 }
 
-/** `~/.config/macprovider/config.yaml` (SPEC F-3), from `os.homedir()`. */
-export const defaultConfigPath = (): string => path.join(os.homedir(), ".config", "macprovider", "config.yaml")
+/**
+ * The config `--apply` edits when `--config-path` is not given (SPEC F-3,
+ * F-4): macprovider's `~/.config/macprovider/config.yaml`; the embedded
+ * provider's `$XDG_CONFIG_HOME/llm-autotune/config.yaml` (default
+ * `~/.config/llm-autotune/config.yaml`), what `autotune serve --config` reads.
+ * Others have no default (null): their config is wherever the operator keeps it.
+ */
+export const defaultConfigPath = (provider: ProviderName = "macprovider"): string | null =>
+  provider === "macprovider"
+    ? path.join(os.homedir(), ".config", "macprovider", "config.yaml")
+    : provider === "embedded"
+    ? path.join(process.env["XDG_CONFIG_HOME"] || path.join(os.homedir(), ".config"), "llm-autotune", "config.yaml")
+    : null
 
 /** Backup names tried per second before giving up (`.bak-<s>-0` … `-999`). */
 const MAX_BACKUPS_PER_SECOND = 1000
@@ -77,6 +100,12 @@ export const applyRecommendation = (req: ApplyRequest): Effect.Effect<ApplyResul
     const failed = (what: string) => (e: PlatformError) => new ApplyFailed({ message: `${what}: ${e.message}` })
 
     // 1. read
+    const missing = yield* fs.realPath(req.configPath).pipe(
+      Effect.as(false),
+      Effect.catchIf(isReason("NotFound"), () => Effect.succeed(true)),
+      Effect.catchAll(() => Effect.succeed(false))
+    )
+    if (missing && req.createIfMissing === true) return yield* create(fs, req)
     const target = yield* fs.realPath(req.configPath).pipe(Effect.mapError((e) =>
       isReason("NotFound")(e)
         ? new ApplyFailed({
@@ -122,8 +151,82 @@ export const applyRecommendation = (req: ApplyRequest): Effect.Effect<ApplyResul
       )),
       Effect.onError(() => fs.remove(tmp).pipe(Effect.ignore))
     )
-    yield* Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (d) => d.sync)).pipe(Effect.ignore)
-    return { configPath: req.configPath, backupPath, changed: edit.changed }
+    yield* syncDir(fs, dir)
+    return { configPath: req.configPath, target, backupPath, changed: edit.changed }
+  })
+
+/** fsync of a directory, so a rename or create in it is durable; best effort. */
+const syncDir = (fs: FileSystem.FileSystem, dir: string) =>
+  Effect.scoped(Effect.flatMap(fs.open(dir, { flag: "r" }), (d) => d.sync)).pipe(Effect.ignore)
+
+/**
+ * `applyRecommendation` for a config that does not exist yet (F-4, the
+ * embedded provider's): its directory made, the owned keys written to a temp
+ * file (mode 0644), fsync'd and linked into place only if nothing appeared
+ * there meanwhile (`link` fails on an existing name, so a file created by
+ * someone else is never replaced). No backup: there was nothing to keep.
+ */
+const create = (fs: FileSystem.FileSystem, req: ApplyRequest): Effect.Effect<ApplyResult, ApplyFailed> =>
+  Effect.gen(function*() {
+    const target = path.resolve(req.configPath)
+    const dir = path.dirname(target)
+    const edit = yield* Either.match(editConfigText("", req.values), {
+      onLeft: (why) => Effect.fail(new ApplyFailed({ message: `cannot write ${target}: ${why}; nothing was written` })),
+      onRight: Effect.succeed
+    })
+    const failed = (what: string) => (e: PlatformError) => new ApplyFailed({ message: `${what}: ${e.message}` })
+    yield* fs.makeDirectory(dir, { recursive: true }).pipe(Effect.mapError(failed(`cannot create the directory of ${target}`)))
+    const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
+    yield* Effect.scoped(Effect.gen(function*() {
+      const file = yield* fs.open(tmp, { flag: "wx", mode: 0o644 })
+      yield* file.writeAll(new TextEncoder().encode(edit.text))
+      yield* file.sync
+    })).pipe(
+      Effect.mapError(failed(`cannot write temp file ${tmp}; ${target} was not created`)),
+      Effect.zipRight(Effect.uninterruptible(fs.link(tmp, target)).pipe(
+        Effect.mapError(failed(`cannot create ${target}`))
+      )),
+      Effect.ensuring(fs.remove(tmp).pipe(Effect.ignore))
+    )
+    yield* syncDir(fs, dir)
+    return { configPath: req.configPath, target, backupPath: null, changed: edit.changed }
+  })
+
+/**
+ * Undoes an apply (SPEC F-6: an applied config that did not verify): the
+ * backup's bytes put back over the config by temp file + fsync + rename, so
+ * the config is byte-identical to what it was before the apply; a config the
+ * apply created is removed. The backup stays. Fails with ApplyFailed naming
+ * the file when the restore cannot be done (the backup path is in the message,
+ * so the operator can put it back by hand).
+ */
+export const restoreApplied = (applied: ApplyResult): Effect.Effect<void, ApplyFailed, FileSystem.FileSystem> =>
+  Effect.gen(function*() {
+    const fs = yield* FileSystem.FileSystem
+    const failed = (what: string) => (e: PlatformError) => new ApplyFailed({ message: `${what}: ${e.message}` })
+    const dir = path.dirname(applied.target)
+    if (applied.backupPath === null) {
+      yield* fs.remove(applied.target).pipe(Effect.mapError(failed(`cannot remove ${applied.target}, which the apply created`)))
+      return yield* syncDir(fs, dir)
+    }
+    const backupPath = applied.backupPath
+    const bytes = yield* fs.readFile(backupPath).pipe(Effect.mapError(failed(`cannot read the backup ${backupPath}`)))
+    const mode = (yield* fs.stat(backupPath).pipe(Effect.mapError(failed(`cannot stat the backup ${backupPath}`)))).mode & 0o7777
+    const tmp = path.join(dir, `.${path.basename(applied.target)}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
+    const restoreByHand = `put ${backupPath} back over ${applied.target} by hand`
+    yield* Effect.scoped(Effect.gen(function*() {
+      const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
+      yield* file.writeAll(bytes)
+      yield* fs.chmod(tmp, mode)
+      yield* file.sync
+    })).pipe(
+      Effect.mapError(failed(`cannot write temp file ${tmp}; ${restoreByHand}`)),
+      Effect.zipRight(Effect.uninterruptible(fs.rename(tmp, applied.target)).pipe(
+        Effect.mapError(failed(`cannot rename ${tmp} over ${applied.target}; ${restoreByHand}`))
+      )),
+      Effect.onError(() => fs.remove(tmp).pipe(Effect.ignore))
+    )
+    yield* syncDir(fs, dir)
   })
 
 /** Step 3 of `applyRecommendation`: the first free `<name>.bak-<seconds>-<n>`, written and fsync'd. */
@@ -158,19 +261,37 @@ const backup = (
   })
 
 /**
- * The config file `--apply` will edit (SPEC F-3): `--config-path`, else the
- * macprovider default. Checked before anything runs, so an hours-long tune does
- * not end in a config that cannot be written: it must be an existing regular
- * file that the editor can edit as it stands (valid YAML, a top-level
- * mapping, nothing that would be broken by a change of the owned keys), in a
- * directory this process can write (backup and temp file go there). The apply
- * checks again at the end, in case the file changed meanwhile. Fails with
- * UsageError naming `--config-path` and the parser's reason.
+ * The config file `--apply` will edit (SPEC F-3, F-4): `--config-path`, else
+ * the provider's default (`defaultConfigPath`). Checked before anything runs,
+ * so an hours-long tune does not end in a config that cannot be written: it
+ * must be an existing regular file that the editor can edit as it stands
+ * (valid YAML, a top-level mapping, nothing that would be broken by a change
+ * of the owned keys), in a directory this process can write (backup and temp
+ * file go there). The embedded provider's config may not exist yet: then the
+ * nearest existing directory on its path must be writable (the apply creates
+ * it). The apply checks again at the end, in case the file changed meanwhile.
+ * Fails with UsageError naming `--config-path` and the parser's reason, or
+ * `--apply` when the provider has no default config and none is given.
  */
-export const checkApplyTarget = (configPath: string | null): Effect.Effect<string, UsageError> => {
-  const file = path.resolve(configPath ?? defaultConfigPath())
+export const checkApplyTarget = (configPath: string | null, provider: ProviderName = "macprovider"): Effect.Effect<string, UsageError> => {
+  const fallback = defaultConfigPath(provider)
+  if (configPath === null && fallback === null) {
+    return Effect.fail(new UsageError({ flag: "apply", message: `--apply with --provider ${provider} needs --config-path <file>: it has no default config` }))
+  }
+  const file = path.resolve(configPath ?? fallback!)
   const bad = (why: string) => Effect.fail(new UsageError({ flag: "config-path", message: `--apply: ${why}` }))
-  if (Fs.statSync(file, { throwIfNoEntry: false })?.isFile() !== true) {
+  const stat = Fs.statSync(file, { throwIfNoEntry: false })
+  if (stat === undefined && provider === "embedded") {
+    let dir = path.dirname(file)
+    while (!Fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir)
+    try {
+      Fs.accessSync(dir, Fs.constants.W_OK)
+    } catch {
+      return bad(`${file} does not exist and cannot be created (${dir} is not writable)`)
+    }
+    return Effect.succeed(file)
+  }
+  if (stat?.isFile() !== true) {
     return bad(`no provider config at ${file}${configPath === null ? " (the default); pass --config-path <file>" : ""}`)
   }
   try {
@@ -185,9 +306,10 @@ export const checkApplyTarget = (configPath: string | null): Effect.Effect<strin
     return bad(`cannot read ${file} as UTF-8 text: ${e instanceof Error ? e.message : String(e)}`)
   }
   // Trial edits setting and removing every owned key: the editor refuses what it cannot edit byte-exactly.
+  const threads = (n: number | null) => (provider === "embedded" ? { [THREADS_KEY]: n } : {})
   for (const values of [
-    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1 },
-    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null }
+    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1, ...threads(2) },
+    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null, ...threads(null) }
   ]) {
     const trial = editConfigText(source, values)
     if (trial._tag === "Left") return bad(`${file} cannot be edited: ${trial.left}`)

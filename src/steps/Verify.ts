@@ -283,6 +283,12 @@ export const verifyRecipe = (
     } as const
   })
 
+/** What a recipe that does not hold missed, in one line: why it is infeasible, or what regressed. */
+export const verifyMissText = (r: VerifyResult): string =>
+  r.verdict === "infeasible"
+    ? `infeasible now: ${r.reason}`
+    : [...r.model_changed ? ["the model file is not the one measured"] : [], ...r.regressions].join("; ")
+
 /** The terminal lines of a verify result: then, now, what changed, and the verdict with its reasons. */
 export const renderVerify = (r: VerifyResult): string => {
   const f = (x: RecipeFigures | null) =>
@@ -301,7 +307,7 @@ export const renderVerify = (r: VerifyResult): string => {
     r.verdict === "holds"
       ? `holds: the recipe still passes the gate, within the noise of what was recorded${r.changes.length > 0 ? " (after the changes above)" : ""}`
       : r.verdict === "infeasible"
-      ? `infeasible now: ${r.reason}`
-      : `regressed: ${[...r.model_changed ? ["the model file is not the one measured"] : [], ...r.regressions].join("; ")}`
+      ? verifyMissText(r)
+      : `regressed: ${verifyMissText(r)}`
   ].join("\n")
 }

@@ -10,7 +10,7 @@ import { parse } from "yaml"
 import { ApplyFailed } from "../../src/domain/AutotuneError.js"
 import { editConfigText, OWNED_KEYS, type OwnedValues } from "../../src/domain/ConfigYaml.js"
 import { restartInstructions } from "../../src/services/ServiceManager.js"
-import { applyRecommendation, type ApplyRequest, defaultConfigPath, pruneBackups } from "../../src/steps/Apply.js"
+import { applyRecommendation, type ApplyRequest, checkApplyTarget, defaultConfigPath, pruneBackups, restoreApplied } from "../../src/steps/Apply.js"
 
 const FIXTURES = path.join(import.meta.dirname, "..", "..", "fixtures", "config")
 const fixture = (name: string) => nodeFs.readFileSync(path.join(FIXTURES, name))
@@ -109,7 +109,7 @@ describe("apply (SPEC F-3)", () => {
       // Backup: the original bytes, next to it, named after the second; no temp file left.
       assert.strictEqual(result.configPath, configPath)
       assert.strictEqual(result.backupPath, path.join(dir, `config.yaml.bak-${NOW_S}-0`))
-      assert.isTrue(nodeFs.readFileSync(result.backupPath).equals(original))
+      assert.isTrue(nodeFs.readFileSync(result.backupPath!).equals(original))
       assert.deepStrictEqual(listDir(dir), ["config.yaml", `config.yaml.bak-${NOW_S}-0`])
       // The original's permission bits are kept.
       assert.strictEqual(nodeFs.statSync(configPath).mode & 0o777, 0o640)
@@ -222,7 +222,7 @@ describe("apply (SPEC F-3)", () => {
       })
       const result = yield* applyRecommendation(request(configPath)).pipe(Effect.provide(NodeFileSystem.layer))
       assert.strictEqual(result.backupPath, path.join(dir, `config.yaml.bak-${NOW_S}-4`))
-      assert.isTrue(nodeFs.readFileSync(result.backupPath).equals(original))
+      assert.isTrue(nodeFs.readFileSync(result.backupPath!).equals(original))
       olds.forEach((p, n) => assert.strictEqual(nodeFs.readFileSync(p, "utf8"), `old backup ${n}\n`))
     }))
 
@@ -363,9 +363,94 @@ describe("apply (SPEC F-3)", () => {
       }))
   })
 
-  it("F-3: the default config path is ~/.config/macprovider/config.yaml", () => {
+  it("F-3 F-4: the default config path is ~/.config/macprovider/config.yaml; the embedded provider's is under $XDG_CONFIG_HOME; llama-server has none", () => {
     assert.strictEqual(defaultConfigPath(), path.join(os.homedir(), ".config", "macprovider", "config.yaml"))
+    const was = process.env["XDG_CONFIG_HOME"]
+    try {
+      process.env["XDG_CONFIG_HOME"] = "/x/conf"
+      assert.strictEqual(defaultConfigPath("embedded"), "/x/conf/llm-autotune/config.yaml")
+      delete process.env["XDG_CONFIG_HOME"]
+      assert.strictEqual(defaultConfigPath("embedded"), path.join(os.homedir(), ".config", "llm-autotune", "config.yaml"))
+    } finally {
+      if (was === undefined) delete process.env["XDG_CONFIG_HOME"]
+      else process.env["XDG_CONFIG_HOME"] = was
+    }
+    assert.isNull(defaultConfigPath("llama-server"))
   })
+})
+
+describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)", () => {
+  const withThreads: OwnedValues = { ...values, model: "/models/a.gguf", threads_override: 2 }
+
+  it("F-4: threads_override is owned only when the values carry it; a macprovider edit leaves that line alone", () => {
+    const src = "# mine\nthreads_override: 7 # operator's\nmodel: old\n"
+    const mac = Either.getOrThrow(editConfigText(src, values))
+    expect(mac.text).toContain("threads_override: 7 # operator's\n")
+    expect(mac.changed).not.toContain("threads_override")
+    const emb = Either.getOrThrow(editConfigText(src, withThreads))
+    expect(emb.text).toContain("threads_override: 2 # operator's\n")
+    expect(emb.changed).toContain("threads_override")
+    const unset = Either.getOrThrow(editConfigText(src, { ...withThreads, threads_override: null }))
+    expect(unset.text).not.toContain("threads_override")
+    expect(Either.isLeft(editConfigText(src, { ...withThreads, threads_override: 0 }))).toBe(true)
+  })
+
+  it("F-4: a --- marker, anchors, aliases, a merge key and a nested model: key stay byte for byte", () => {
+    const src = "---\n# operator's own\ndefaults: &defaults\n  model: not-mine   # nested\n  host: 127.0.0.1\nserver:\n  <<: *defaults\n  port: 9000\nmodel: old.gguf  # owned\nkv_bits_override: 4\n"
+    const edit = Either.getOrThrow(editConfigText(src, withThreads))
+    expect(edit.text).toBe(
+      "---\n# operator's own\ndefaults: &defaults\n  model: not-mine   # nested\n  host: 127.0.0.1\nserver:\n  <<: *defaults\n  port: 9000\n" +
+        "model: /models/a.gguf  # owned\nkv_bits_override: 8\nmax_context_override: 16384\nmax_concurrency_override: 2\nthreads_override: 2\n"
+    )
+  })
+
+  it.scoped("F-4: a config that does not exist is created (no backup: nothing to keep); restoring removes it again", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const configPath = path.join(dir, "conf", "llm-autotune", "config.yaml")
+      const result = yield* applyRecommendation({ configPath, values: withThreads, nowMs: NOW_MS, createIfMissing: true }).pipe(
+        Effect.provide(NodeFileSystem.layer)
+      )
+      assert.isNull(result.backupPath)
+      assert.strictEqual(result.target, configPath)
+      expect(parse(nodeFs.readFileSync(configPath, "utf8"))).toEqual(withThreads)
+      assert.deepStrictEqual(listDir(path.dirname(configPath)), ["config.yaml"])
+      yield* restoreApplied(result).pipe(Effect.provide(NodeFileSystem.layer))
+      assert.isFalse(nodeFs.existsSync(configPath))
+      // Without createIfMissing a missing file is still an error naming --config-path.
+      const e = yield* applyRecommendation({ configPath, values: withThreads, nowMs: NOW_MS }).pipe(Effect.provide(NodeFileSystem.layer), Effect.flip)
+      expect(e.message).toContain("--config-path")
+    }))
+
+  it.scoped("F-6: restoring an applied config puts the original back byte for byte, with its mode; the backup stays", () =>
+    Effect.gen(function*() {
+      const dir = yield* tempDir
+      const original = fixture("full.yaml")
+      const configPath = writeConfig(dir, original, 0o640)
+      const result = yield* applyRecommendation({ ...request(configPath), values: withThreads }).pipe(Effect.provide(NodeFileSystem.layer))
+      assert.isFalse(nodeFs.readFileSync(configPath).equals(original))
+      yield* restoreApplied(result).pipe(Effect.provide(NodeFileSystem.layer))
+      assert.isTrue(nodeFs.readFileSync(configPath).equals(original))
+      assert.strictEqual(nodeFs.statSync(configPath).mode & 0o777, 0o640)
+      assert.deepStrictEqual(listDir(dir), ["config.yaml", `config.yaml.bak-${NOW_S}-0`])
+    }))
+
+  it("F-4: the up-front check accepts a missing embedded config in a writable place, refuses one in an unwritable place, and needs --config-path for llama-server", () =>
+    Effect.gen(function*() {
+      const dir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "autotune-check-"))
+      const missing = path.join(dir, "new", "config.yaml")
+      assert.strictEqual(yield* checkApplyTarget(missing, "embedded"), missing)
+      const macMissing = yield* Effect.flip(checkApplyTarget(missing, "macprovider"))
+      assert.strictEqual(macMissing.flag, "config-path")
+      const noDefault = yield* Effect.flip(checkApplyTarget(null, "llama-server"))
+      assert.strictEqual(noDefault.flag, "apply")
+      if (process.getuid?.() !== 0) {
+        nodeFs.chmodSync(dir, 0o500)
+        const locked = yield* Effect.flip(checkApplyTarget(missing, "embedded"))
+        expect(locked.message).toContain("cannot be created")
+        nodeFs.chmodSync(dir, 0o700)
+      }
+    }).pipe(Effect.runPromise))
 })
 
 describe("restart instructions (SPEC F-3)", () => {

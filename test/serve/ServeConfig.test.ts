@@ -1,0 +1,84 @@
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Effect, Option } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { readServeConfig, type ServeFlags, serveOptionsOf } from "../../src/serve/ServeConfig.js"
+import { tempDir } from "../support/cli.js"
+
+const LIMITS = { maxContext: 1_000_000, slotsOrThreads: 256 }
+
+const write = (text: string) => {
+  const dir = tempDir()
+  const file = Path.join(dir, "config.yaml")
+  Fs.writeFileSync(file, text)
+  return file
+}
+
+const noFlags: ServeFlags = {
+  model: Option.none(),
+  kvBits: Option.none(),
+  maxContext: Option.none(),
+  maxBatch: Option.none(),
+  threads: Option.none(),
+  port: 8080,
+  host: "127.0.0.1"
+}
+
+describe("autotune serve --config (SPEC F-4)", () => {
+  it.effect("F-4 reads the owned keys and threads_override; other keys are the operator's; a relative model is taken from the file's directory", () =>
+    Effect.gen(function*() {
+      const file = write("---\n# mine\nhost_alias: &h x\nmodel: models/a.gguf # c\nkv_bits_override: 8\nmax_context_override: 602\nmax_concurrency_override: 2\nthreads_override: 1\nother: *h\n")
+      const c = yield* readServeConfig(file, LIMITS)
+      assert.deepStrictEqual(c, {
+        model: Option.some(Path.join(Path.dirname(file), "models", "a.gguf")),
+        kvBits: Option.some(8),
+        maxContext: Option.some(602),
+        maxBatch: Option.some(2),
+        threads: Option.some(1)
+      })
+      const opts = yield* serveOptionsOf(noFlags, c, file)
+      assert.deepStrictEqual(
+        { model: opts.modelPath, kv: opts.kvBits, ctx: opts.maxContext, batch: opts.maxBatch, threads: opts.threads },
+        { model: Path.join(Path.dirname(file), "models", "a.gguf"), kv: Option.some(8), ctx: Option.some(602), batch: 2, threads: Option.some(1) }
+      )
+    }))
+
+  it.effect("F-4 flags given on the command line win over the file; absent or null keys leave the defaults", () =>
+    Effect.gen(function*() {
+      const file = write("model: /m/a.gguf\nkv_bits_override: 8\nmax_concurrency_override: 4\nthreads_override: null\n")
+      const c = yield* readServeConfig(file, LIMITS)
+      const opts = yield* serveOptionsOf({ ...noFlags, model: Option.some("/m/b.gguf"), kvBits: Option.some(4), port: 9000 }, c, file)
+      assert.strictEqual(opts.modelPath, "/m/b.gguf")
+      assert.deepStrictEqual(opts.kvBits, Option.some(4))
+      assert.strictEqual(opts.maxBatch, 4)
+      assert.deepStrictEqual(opts.threads, Option.none())
+      assert.deepStrictEqual(opts.maxContext, Option.none())
+      assert.strictEqual(opts.port, 9000)
+      const bare = yield* serveOptionsOf(noFlags, yield* readServeConfig(write("# nothing yet\n"), LIMITS), "x.yaml").pipe(Effect.flip)
+      expect(bare.message).toContain("x.yaml has no model key")
+      const none = yield* serveOptionsOf(noFlags, null, null).pipe(Effect.flip)
+      expect(none.message).toContain("--model <gguf> or --config <file> is required")
+    }))
+
+  it.effect("F-4 a missing or malformed file is a usage error naming the file and the key", () =>
+    Effect.gen(function*() {
+      const cases: ReadonlyArray<readonly [string | null, string]> = [
+        [null, "no such file"],
+        ["model: [unclosed\n", "not valid YAML"],
+        ["- a\n- b\n", "top level is not a mapping"],
+        ["model: 3\n", "model must be the path of a GGUF file"],
+        ["model: a.gguf\nkv_bits_override: 16\n", "kv_bits_override must be 4, 8 or null, got 16"],
+        ["model: a.gguf\nmax_context_override: -1\n", "max_context_override must be an integer from 1"],
+        ["model: a.gguf\nmax_concurrency_override: 1.5\n", "max_concurrency_override must be an integer from 1"],
+        ["model: a.gguf\nthreads_override: \"2\"\n", "threads_override must be an integer from 1 to 256"],
+        ["model: a.gguf\nthreads_override: 999\n", "threads_override must be an integer from 1 to 256"]
+      ]
+      for (const [text, want] of cases) {
+        const file = text === null ? Path.join(tempDir(), "missing.yaml") : write(text)
+        const e = yield* readServeConfig(file, LIMITS).pipe(Effect.flip)
+        assert.strictEqual(e.flag, "config")
+        expect(e.message, String(text)).toContain(file)
+        expect(e.message, String(text)).toContain(want)
+      }
+    }))
+})
