@@ -441,7 +441,7 @@ const apply = (run: Run, configPath: string | null, rec: Recommended, state: Run
     return yield* Effect.uninterruptible(Effect.tap(
       applyRecommendation({
         configPath: path.resolve(target),
-        values: adapter.config.valuesOf(spec),
+        edit: adapter.config.edit(spec),
         nowMs: yield* Clock.currentTimeMillis,
         createIfMissing: adapter.config.createIfMissing
       }),

@@ -270,5 +270,5 @@ export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError
     yield* checkAxes(plan)
     return plan.apply === null
       ? plan
-      : { ...plan, apply: { ...plan.apply, configPath: yield* checkApplyTarget(plan.apply.configPath, plan.adapter.name) } }
+      : { ...plan, apply: { ...plan.apply, configPath: yield* checkApplyTarget(plan.apply.configPath, plan.adapter) } }
   })

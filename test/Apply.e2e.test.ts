@@ -74,7 +74,7 @@ describe("autotune tune --apply (SPEC F-3, H-4)", () => {
       env: { XDG_DATA_HOME: dir }
     })
     expect(ls.code).toBe(64)
-    expect(ls.stderr).toContain("this tool writes no config the llama-server provider reads")
+    expect(ls.stderr).toContain("--apply with --provider llama-server needs --config-path <file>")
     const verifyAlone = await runCli(tuneArgs(dir, ["--verify"]), { env: { XDG_DATA_HOME: dir } })
     expect(verifyAlone.code).toBe(64)
     expect(verifyAlone.stderr).toContain("--verify checks what --apply wrote")

@@ -203,4 +203,33 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
       operator.kill("SIGKILL")
     }
   })
+
+  it("F-4 F-6 --apply writes the chosen model's section into a router preset byte-exactly, and --verify serves it from the real llama-server --models-preset", async () => {
+    const dir = tempDir()
+    const preset = Path.join(dir, "models.ini")
+    const mine = "; my router\nversion = 1\n\n[*]\njinja = true\n\n[other-model]\nmodel = /models/other.gguf\nc = 8192   ; keep\n"
+    Fs.writeFileSync(preset, mine)
+    const model = tinyModelPath("q8_0")
+    const r = await runCli(
+      tuneArgs(Path.join(dir, "runs.db"), model, ["--kv-bits-axis", "8", "--tps-tie-epsilon", "0.5", "--apply", "--config-path", preset, "--verify"]),
+      { env: { XDG_DATA_HOME: dir } }
+    )
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    const ctx = /--ctx-size (\d+)/.exec(doc.recommendation!.serve_command)![1]
+    // The operator's lines stay byte for byte; the recipe is a section of its own, named after the model file.
+    expect(Fs.readFileSync(preset, "utf8")).toBe(
+      `${mine}\n[synth-15M-q8_0]\nmodel = ${model}\nctx-size = ${ctx}\nparallel = 1\ncache-type-k = q8_0\ncache-type-v = q8_0\nflash-attn = on\nthreads = 2\n`
+    )
+    expect(r.stderr).toContain("holds: the recipe still passes the gate")
+    expect(r.stderr).toContain(`${llamaServerBin()} --models-preset ${preset}`)
+    // The verification ran the real router from the file: it started the section's server with the recipe's options.
+    const verifyDir = Path.join(dir, "logs", doc.run_id, "verify")
+    const verifyLogs = Fs.readdirSync(verifyDir).map((f) => Path.join(verifyDir, f))
+    expect(verifyLogs).toHaveLength(1)
+    const log = Fs.readFileSync(verifyLogs[0]!, "utf8")
+    expect(log.split("\n")[0]).toBe(`$ ${llamaServerBin()} --models-preset ${preset} --host 127.0.0.1 --port ${/--port (\d+)/.exec(log)![1]} --cache-ram 0`)
+    expect(log).toContain("spawning server instance with name=synth-15M-q8_0")
+    expect(log).toMatch(/n_ctx_slot = \d+/)
+  })
 })

@@ -62,7 +62,8 @@ export const ownedValuesOf = (model: string, knobs: Knobs, withThreads = false):
 /** The edited text of a config and the owned keys whose value it changes (see `editConfigText`). */
 export interface ConfigEdit {
   readonly text: string
-  readonly changed: ReadonlyArray<OwnedKey>
+  /** The owned keys whose value changed, was added or was removed, in the editor's key order. */
+  readonly changed: ReadonlyArray<string>
 }
 
 /** A replacement of `source[start, end)` by `text`. */
@@ -272,6 +273,23 @@ const verify = (
     if (!Object.hasOwn(before, key) || !Object.hasOwn(after, key) || !isDeepStrictEqual(before[key], after[key])) {
       return `the edit would change the non-owned key ${JSON.stringify(key)}`
     }
+  }
+  return null
+}
+
+/**
+ * Null when `source` can take any recipe's owned values (trial edits setting
+ * and removing every owned key, with `threads_override` when `withThreads`),
+ * else the editor's reason (SPEC F-3: checked before a run).
+ */
+export const yamlEditable = (source: string, withThreads: boolean): string | null => {
+  const threads = (n: number | null) => (withThreads ? { [THREADS_KEY]: n } : {})
+  for (const values of [
+    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1, ...threads(2) },
+    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null, ...threads(null) }
+  ]) {
+    const trial = editConfigText(source, values)
+    if (trial._tag === "Left") return trial.left
   }
   return null
 }

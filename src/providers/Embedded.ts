@@ -2,6 +2,7 @@
 import { Effect } from "effect"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { editConfigText, yamlEditable } from "../domain/ConfigYaml.js"
 import { requestContextTokens } from "../domain/Prompt.js"
 import { shellQuote } from "../domain/Shell.js"
 import { macproviderKnobArgs } from "./MacProvider.js"
@@ -64,13 +65,15 @@ export const embedded = (binary: string | null): ProviderAdapter => {
     // Without --provider-bin the provider is this tool itself: its own version, no process.
     version: binary === null ? Effect.succeed(EMBEDDED_BINARY_VERSION) : versionOf(binary),
     config: {
-      valuesOf: (spec) => ({
-        model: path.resolve(spec.model),
-        kv_bits_override: spec.knobs.kvBits,
-        max_context_override: contextSize(spec),
-        max_concurrency_override: spec.knobs.maxBatch,
-        threads_override: spec.knobs.threads
-      }),
+      edit: (spec) => (source) =>
+        editConfigText(source, {
+          model: path.resolve(spec.model),
+          kv_bits_override: spec.knobs.kvBits,
+          max_context_override: contextSize(spec),
+          max_concurrency_override: spec.knobs.maxBatch,
+          threads_override: spec.knobs.threads
+        }),
+      editable: (source) => yamlEditable(source, true),
       createIfMissing: true,
       launchFrom: fromConfig
     }

@@ -1,6 +1,8 @@
 /** The llama.cpp `llama-server` adapter (SPEC E-5). */
 import { Effect } from "effect"
+import * as path from "node:path"
 import { kvCacheType } from "../domain/Knobs.js"
+import { editPresetText, presetValuesOf } from "../domain/PresetIni.js"
 import { requestContextTokens } from "../domain/Prompt.js"
 import { shellQuote } from "../domain/Shell.js"
 import { Exec } from "../services/Exec.js"
@@ -71,28 +73,66 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
  * accepts (`llamaServerFlags` asks it; `llamaServerAdapter` does both); `probe`
  * asks the binary again and returns the adapter with its answer.
  */
-export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAdapter => ({
-  name: "llama-server",
-  hasThreads: true,
-  watchesParent: false,
-  healthPath: "/health",
+export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAdapter => {
+  const self: ProviderAdapter = {
+    name: "llama-server",
+    hasThreads: true,
+    watchesParent: false,
+    healthPath: "/health",
+    argv: (spec) => ({
+      command: binary,
+      args: [
+        "-m",
+        spec.model,
+        ...(spec.port === null ? [] : ["--host", "127.0.0.1", "--port", `${spec.port}`]),
+        // Candidates only: no host-RAM prompt cache, which grows with every distinct prompt, is in
+        // no estimate, and would let a repeated prefix skip prefill in a probe. The operator's
+        // serve command keeps the build's default.
+        ...(flags.cacheRam ? ["--cache-ram", "0"] : []),
+        ...knobArgs(spec)
+      ]
+    }),
+    contextSize: slotContext,
+    serveCommand: (spec) => [binary, "-m", spec.model, ...knobArgs(spec)].map(shellQuote).join(" "),
+    probe: Effect.suspend(() => llamaServerAdapter(binary)),
+    version: versionOf(binary),
+    // F-4: a router preset (`llama-server --models-preset <file>`): the recipe is the model's section.
+    config: {
+      edit: (spec) => (source) => editPresetText(source, presetName(spec.model), presetValuesOf(path.resolve(spec.model), knobArgs(spec))),
+      editable: (source) => {
+        const trial = editPresetText(source, "autotune-check", presetValuesOf("/autotune-check.gguf", ["--ctx-size", "4096", "--threads", "2"]))
+        return trial._tag === "Left" ? trial.left : null
+      },
+      createIfMissing: true,
+      launchFrom: (configPath) => fromPreset(self, binary, flags, path.resolve(configPath))
+    }
+  }
+  return self
+}
+
+/** The section a model's recipe is written to in a preset, and the id the router serves it under: its file name without `.gguf`. */
+export const presetName = (model: string): string => path.basename(model).replace(/\.gguf$/i, "")
+
+/**
+ * llama-server as a router started from a preset (F-6: `llama-server
+ * --models-preset <file>`, the restart line): each request's `model` picks a
+ * section, whose server the router starts on first use (its own process, in
+ * the router's group) with the section's options. A candidate gets
+ * `--cache-ram 0` on the router's command line as a plain candidate does.
+ */
+const fromPreset = (base: ProviderAdapter, binary: string, flags: LlamaServerFlags, file: string): ProviderAdapter => ({
+  ...base,
   argv: (spec) => ({
     command: binary,
     args: [
-      "-m",
-      spec.model,
+      "--models-preset",
+      file,
       ...(spec.port === null ? [] : ["--host", "127.0.0.1", "--port", `${spec.port}`]),
-      // Candidates only: no host-RAM prompt cache, which grows with every distinct prompt, is in
-      // no estimate, and would let a repeated prefix skip prefill in a probe. The operator's
-      // serve command keeps the build's default.
-      ...(flags.cacheRam ? ["--cache-ram", "0"] : []),
-      ...knobArgs(spec)
+      ...(flags.cacheRam ? ["--cache-ram", "0"] : [])
     ]
   }),
-  contextSize: slotContext,
-  serveCommand: (spec) => [binary, "-m", spec.model, ...knobArgs(spec)].map(shellQuote).join(" "),
-  probe: Effect.suspend(() => llamaServerAdapter(binary)),
-  version: versionOf(binary),
+  servedModelId: (spec) => presetName(spec.model),
+  serveCommand: () => [binary, "--models-preset", file].map(shellQuote).join(" "),
   config: null
 })
 

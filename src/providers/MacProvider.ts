@@ -1,6 +1,6 @@
 /** The macprovider adapter (SPEC E-5): `macprovider-cli serve`. */
 import { Effect } from "effect"
-import { ownedValuesOf } from "../domain/ConfigYaml.js"
+import { editConfigText, ownedValuesOf, yamlEditable } from "../domain/ConfigYaml.js"
 import { requestContextTokens } from "../domain/Prompt.js"
 import { shellQuote } from "../domain/Shell.js"
 import { type LaunchSpec, type ProviderAdapter, versionOf } from "./ProviderAdapter.js"
@@ -41,7 +41,12 @@ export const macProvider = (binary: string): ProviderAdapter => {
     probe: Effect.sync(() => self),
     version: versionOf(binary),
     // F-3: its config.yaml, which it reads at start from its own path (this tool cannot point it at another).
-    config: { valuesOf: (spec) => ownedValuesOf(spec.model, spec.knobs), createIfMissing: false, launchFrom: null }
+    config: {
+      edit: (spec) => (source) => editConfigText(source, ownedValuesOf(spec.model, spec.knobs)),
+      editable: (source) => yamlEditable(source, false),
+      createIfMissing: false,
+      launchFrom: null
+    }
   }
   return self
 }

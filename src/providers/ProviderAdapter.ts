@@ -3,7 +3,8 @@
  * (model, port, knobs), how big a context it gets, and how its readiness is read.
  */
 import { Effect } from "effect"
-import type { OwnedValues } from "../domain/ConfigYaml.js"
+import type { Either } from "effect"
+import type { ConfigEdit } from "../domain/ConfigYaml.js"
 import { Knobs } from "../domain/Knobs.js"
 import type { LaunchSpec } from "../domain/LaunchSpec.js"
 import type { Launchable } from "../services/CandidateProvider.js"
@@ -16,8 +17,11 @@ export type ProviderName = "embedded" | "macprovider" | "llama-server"
 
 /**
  * The config file a provider reads, as `--apply` writes it (SPEC F-3, F-4).
- * `valuesOf(spec)`: the owned keys of a recipe's launch, as that provider
- * reads them. `createIfMissing`: `--apply` may create the file (this tool owns
+ * `edit(spec)`: the byte-exact edit of the file's text that makes it hold a
+ * recipe's launch, as that provider reads it (Left: why it cannot);
+ * `editable(source)`: null when any recipe could be applied to that text (trial
+ * edits setting and removing every owned key), else why not — checked before a
+ * run. `createIfMissing`: `--apply` may create the file (this tool owns
  * its format). `launchFrom(configPath)`: the adapter that starts the provider
  * from that file exactly as the restart line says (its `serveCommand` is that
  * line; its `argv` adds only the candidate's port and `--no-join`), what
@@ -25,7 +29,8 @@ export type ProviderName = "embedded" | "macprovider" | "llama-server"
  * cannot start it so.
  */
 export interface ProviderConfig {
-  readonly valuesOf: (spec: LaunchSpec) => OwnedValues
+  readonly edit: (spec: LaunchSpec) => (source: string) => Either.Either<ConfigEdit, string>
+  readonly editable: (source: string) => string | null
   readonly createIfMissing: boolean
   readonly launchFrom: ((configPath: string) => ProviderAdapter) | null
 }

@@ -84,6 +84,12 @@ export interface Launchable {
    * bin/provider-shim.mjs, which does it for them.
    */
   readonly watchesParent: boolean
+  /**
+   * The id the provider serves `spec`'s model under, when it serves several
+   * (a llama-server router started from a preset: the section's name); absent:
+   * the first model `GET /v1/models` lists.
+   */
+  readonly servedModelId?: (spec: LaunchSpec) => string
 }
 
 /** Start options: the adapter and launch spec, plus where logs go and how long readiness may take (ms). */
@@ -218,7 +224,11 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           return yield* fail(`provider answered /v1/models then exited (${x.signal ?? `exit code ${x.code}`})`, x.code)
         }
         const data = (models as { data?: Array<{ id?: unknown }> } | null)?.data
-        const modelId = typeof data?.[0]?.id === "string" ? data[0].id : spec.model
+        const wanted = o.adapter.servedModelId?.(spec)
+        if (wanted !== undefined && !(data ?? []).some((m) => m.id === wanted)) {
+          return yield* fail(`provider does not serve ${wanted} (GET /v1/models lists ${(data ?? []).map((m) => String(m.id)).join(", ") || "nothing"})`)
+        }
+        const modelId = wanted ?? (typeof data?.[0]?.id === "string" ? data[0].id : spec.model)
         return {
           baseUrl,
           port,

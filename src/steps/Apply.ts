@@ -14,8 +14,16 @@ import { FileSystem } from "@effect/platform"
 import type { PlatformError } from "@effect/platform/Error"
 import { Effect, Either } from "effect"
 import { ApplyFailed, UsageError } from "../domain/AutotuneError.js"
-import { editConfigText, type OwnedKey, type OwnedValues, THREADS_KEY } from "../domain/ConfigYaml.js"
-import type { ProviderName } from "../providers/ProviderAdapter.js"
+import type { ConfigEdit } from "../domain/ConfigYaml.js"
+import type { ProviderAdapter, ProviderName } from "../providers/ProviderAdapter.js"
+
+/**
+ * The edit of a config's text (SPEC F-3, F-4): the new text and the owned keys
+ * it changes, or Left(reason) when the text cannot be edited byte-exactly.
+ * domain/ConfigYaml.ts `editConfigText` (config.yaml), domain/PresetIni.ts
+ * `editPresetText` (llama-server presets).
+ */
+export type ConfigEditor = (source: string) => Either.Either<ConfigEdit, string>
 
 /**
  * What to apply, where (SPEC F-3). `nowMs`: wall clock in ms since the epoch;
@@ -26,7 +34,7 @@ import type { ProviderName } from "../providers/ProviderAdapter.js"
  */
 export interface ApplyRequest {
   readonly configPath: string
-  readonly values: OwnedValues
+  readonly edit: ConfigEditor
   readonly nowMs: number
   readonly createIfMissing?: boolean
 }
@@ -44,7 +52,7 @@ export interface ApplyResult {
   readonly configPath: string
   readonly target: string
   readonly backupPath: string | null
-  readonly changed: ReadonlyArray<OwnedKey>
+  readonly changed: ReadonlyArray<string>
 }
 
 /**
@@ -124,7 +132,7 @@ export const applyRecommendation = (req: ApplyRequest): Effect.Effect<ApplyResul
     })
 
     // 2. compute + verify
-    const edit = yield* Either.match(editConfigText(source, req.values), {
+    const edit = yield* Either.match(req.edit(source), {
       onLeft: (why) => Effect.fail(new ApplyFailed({ message: `cannot apply to ${target}: ${why}; nothing was written` })),
       onRight: Effect.succeed
     })
@@ -170,7 +178,7 @@ const create = (fs: FileSystem.FileSystem, req: ApplyRequest): Effect.Effect<App
   Effect.gen(function*() {
     const target = path.resolve(req.configPath)
     const dir = path.dirname(target)
-    const edit = yield* Either.match(editConfigText("", req.values), {
+    const edit = yield* Either.match(req.edit(""), {
       onLeft: (why) => Effect.fail(new ApplyFailed({ message: `cannot write ${target}: ${why}; nothing was written` })),
       onRight: Effect.succeed
     })
@@ -270,10 +278,13 @@ const backup = (
  * file go there). The embedded provider's config may not exist yet: then the
  * nearest existing directory on its path must be writable (the apply creates
  * it). The apply checks again at the end, in case the file changed meanwhile.
+ * What can be edited is the adapter's to say (`config.editable`: trial edits
+ * setting and removing every owned key).
  * Fails with UsageError naming `--config-path` and the parser's reason, or
  * `--apply` when the provider has no default config and none is given.
  */
-export const checkApplyTarget = (configPath: string | null, provider: ProviderName = "macprovider"): Effect.Effect<string, UsageError> => {
+export const checkApplyTarget = (configPath: string | null, adapter: ProviderAdapter): Effect.Effect<string, UsageError> => {
+  const provider = adapter.name
   const fallback = defaultConfigPath(provider)
   if (configPath === null && fallback === null) {
     return Effect.fail(new UsageError({ flag: "apply", message: `--apply with --provider ${provider} needs --config-path <file>: it has no default config` }))
@@ -281,7 +292,7 @@ export const checkApplyTarget = (configPath: string | null, provider: ProviderNa
   const file = path.resolve(configPath ?? fallback!)
   const bad = (why: string) => Effect.fail(new UsageError({ flag: "config-path", message: `--apply: ${why}` }))
   const stat = Fs.statSync(file, { throwIfNoEntry: false })
-  if (stat === undefined && provider === "embedded") {
+  if (stat === undefined && adapter.config?.createIfMissing === true) {
     let dir = path.dirname(file)
     while (!Fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir)
     try {
@@ -306,15 +317,8 @@ export const checkApplyTarget = (configPath: string | null, provider: ProviderNa
     return bad(`cannot read ${file} as UTF-8 text: ${e instanceof Error ? e.message : String(e)}`)
   }
   // Trial edits setting and removing every owned key: the editor refuses what it cannot edit byte-exactly.
-  const threads = (n: number | null) => (provider === "embedded" ? { [THREADS_KEY]: n } : {})
-  for (const values of [
-    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1, ...threads(2) },
-    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null, ...threads(null) }
-  ]) {
-    const trial = editConfigText(source, values)
-    if (trial._tag === "Left") return bad(`${file} cannot be edited: ${trial.left}`)
-  }
-  return Effect.succeed(file)
+  const why = adapter.config?.editable(source) ?? null
+  return why === null ? Effect.succeed(file) : bad(`${file} cannot be edited: ${why}`)
 }
 
 /**

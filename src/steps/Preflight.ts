@@ -39,18 +39,24 @@ export const foregroundProviders = (
   return table.filter((p) => !mine.has(p.pid) && isProviderProcess(p.argv, binary, subcommand))
 }
 
-/** Is `p` an `autotune … tune` process (this tool's CLI running a tune)? */
+/** Is `p` an `autotune … tune` or `autotune … verify` process (this tool's CLI measuring candidates)? */
 const isAutotuneTune = (p: ProcessInfo | undefined): boolean =>
-  p !== undefined && p.argv.includes("tune") &&
+  p !== undefined && (p.argv.includes("tune") || p.argv.includes("verify")) &&
   p.argv.some((a) => ["autotune", "autotune.js", "bin.ts"].includes(path.basename(a)))
+
+/** How many parents up a candidate's own workers are still traced to its shim (a llama-server router's model servers are 1). */
+const MAX_CANDIDATE_DEPTH = 4
 
 /**
  * Splits foreground providers into the operator's and live candidates of
  * another tune. A candidate (`--no-join`, SPEC E-3) whose parent is a running
- * `autotune … tune` belongs to that run and is left alone (the run lock keeps
- * two tunes of one database or provider apart); an orphaned one counts as the
- * operator's, so it conflicts and `--drain` can stop it. The service job's
- * process and its descendants (`jobTree`) are the job, not foreground providers.
+ * `autotune … tune` (or `verify`) belongs to that run and is left alone (the
+ * run lock keeps two tunes of one database or provider apart); so does any
+ * process below a bin/provider-shim.mjs whose parent is such a run (a
+ * llama-server candidate, or the model server a router candidate started,
+ * F-6). An orphaned one counts as the operator's, so it conflicts and
+ * `--drain` can stop it. The service job's process and its descendants
+ * (`jobTree`) are the job, not foreground providers.
  */
 export const classifyForeground = (
   found: ReadonlyArray<ProcessInfo>,
@@ -59,14 +65,19 @@ export const classifyForeground = (
 ): { readonly operator: ReadonlyArray<ProcessInfo>; readonly candidates: ReadonlyArray<ProcessInfo> } => {
   const parentOf = (p: ProcessInfo) => table.find((q) => q.pid === p.ppid)
   const isShim = (p: ProcessInfo | undefined) => p?.argv.some((a) => path.basename(a) === "provider-shim.mjs") === true
-  const underShim = (p: ProcessInfo) => isShim(parentOf(p))
-  // A candidate may run under bin/provider-shim.mjs: then the tune is its grandparent.
-  const tuneOf = (p: ProcessInfo) => {
-    const parent = parentOf(p)
-    return isShim(parent) ? parentOf(parent!) : parent
+  /** `p`'s parent, grandparent, … up to MAX_CANDIDATE_DEPTH + 1 of them. */
+  const ancestors = (p: ProcessInfo) => {
+    const out: Array<ProcessInfo> = []
+    for (let q = parentOf(p); q !== undefined && out.length <= MAX_CANDIDATE_DEPTH; q = parentOf(q)) out.push(q)
+    return out
   }
-  // llama-server candidates carry no --no-join: running under the shim of a live tune marks them.
-  const ownedByTune = (p: ProcessInfo) => (p.argv.includes("--no-join") || underShim(p)) && isAutotuneTune(tuneOf(p))
+  const ownedByTune = (p: ProcessInfo) => {
+    const up = ancestors(p)
+    if (p.argv.includes("--no-join") && isAutotuneTune(isShim(up[0]) ? up[1] : up[0])) return true
+    // llama-server candidates carry no --no-join: running under the shim of a live tune marks them, and what they started.
+    const shim = up.findIndex(isShim)
+    return shim >= 0 && isAutotuneTune(up[shim + 1])
+  }
   const rest = found.filter((p) => !jobTree.has(p.pid))
   return { operator: rest.filter((p) => !ownedByTune(p)), candidates: rest.filter(ownedByTune) }
 }

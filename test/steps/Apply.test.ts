@@ -9,6 +9,9 @@ import { Deferred, Effect, Either, Exit, Fiber, Layer } from "effect"
 import { parse } from "yaml"
 import { ApplyFailed } from "../../src/domain/AutotuneError.js"
 import { editConfigText, OWNED_KEYS, type OwnedValues } from "../../src/domain/ConfigYaml.js"
+import { embedded } from "../../src/providers/Embedded.js"
+import { llamaServer, NO_OPTIONAL_FLAGS } from "../../src/providers/LlamaServer.js"
+import { macProvider } from "../../src/providers/MacProvider.js"
 import { restartInstructions } from "../../src/services/ServiceManager.js"
 import { applyRecommendation, type ApplyRequest, checkApplyTarget, defaultConfigPath, pruneBackups, restoreApplied } from "../../src/steps/Apply.js"
 
@@ -38,7 +41,9 @@ const writeConfig = (dir: string, content: Uint8Array | string, mode = 0o644) =>
   return p
 }
 
-const request = (configPath: string, v: OwnedValues = values): ApplyRequest => ({ configPath, values: v, nowMs: NOW_MS })
+/** The config.yaml editor for `v` (the apply step takes an editor; domain/ConfigYaml.ts is the YAML one). */
+const yamlEdit = (v: OwnedValues) => (source: string) => editConfigText(source, v)
+const request = (configPath: string, v: OwnedValues = values): ApplyRequest => ({ configPath, edit: yamlEdit(v), nowMs: NOW_MS })
 
 /** The real file system with some of its operations replaced. */
 const patchedFs = (patch: (real: FileSystem.FileSystem) => Partial<FileSystem.FileSystem>) =>
@@ -408,7 +413,7 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
     Effect.gen(function*() {
       const dir = yield* tempDir
       const configPath = path.join(dir, "conf", "llm-autotune", "config.yaml")
-      const result = yield* applyRecommendation({ configPath, values: withThreads, nowMs: NOW_MS, createIfMissing: true }).pipe(
+      const result = yield* applyRecommendation({ configPath, edit: yamlEdit(withThreads), nowMs: NOW_MS, createIfMissing: true }).pipe(
         Effect.provide(NodeFileSystem.layer)
       )
       assert.isNull(result.backupPath)
@@ -418,7 +423,7 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
       yield* restoreApplied(result).pipe(Effect.provide(NodeFileSystem.layer))
       assert.isFalse(nodeFs.existsSync(configPath))
       // Without createIfMissing a missing file is still an error naming --config-path.
-      const e = yield* applyRecommendation({ configPath, values: withThreads, nowMs: NOW_MS }).pipe(Effect.provide(NodeFileSystem.layer), Effect.flip)
+      const e = yield* applyRecommendation({ configPath, edit: yamlEdit(withThreads), nowMs: NOW_MS }).pipe(Effect.provide(NodeFileSystem.layer), Effect.flip)
       expect(e.message).toContain("--config-path")
     }))
 
@@ -427,7 +432,7 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
       const dir = yield* tempDir
       const original = fixture("full.yaml")
       const configPath = writeConfig(dir, original, 0o640)
-      const result = yield* applyRecommendation({ ...request(configPath), values: withThreads }).pipe(Effect.provide(NodeFileSystem.layer))
+      const result = yield* applyRecommendation(request(configPath, withThreads)).pipe(Effect.provide(NodeFileSystem.layer))
       assert.isFalse(nodeFs.readFileSync(configPath).equals(original))
       yield* restoreApplied(result).pipe(Effect.provide(NodeFileSystem.layer))
       assert.isTrue(nodeFs.readFileSync(configPath).equals(original))
@@ -439,14 +444,14 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
     Effect.gen(function*() {
       const dir = nodeFs.mkdtempSync(path.join(os.tmpdir(), "autotune-check-"))
       const missing = path.join(dir, "new", "config.yaml")
-      assert.strictEqual(yield* checkApplyTarget(missing, "embedded"), missing)
-      const macMissing = yield* Effect.flip(checkApplyTarget(missing, "macprovider"))
+      assert.strictEqual(yield* checkApplyTarget(missing, embedded(null)), missing)
+      const macMissing = yield* Effect.flip(checkApplyTarget(missing, macProvider("macprovider-cli")))
       assert.strictEqual(macMissing.flag, "config-path")
-      const noDefault = yield* Effect.flip(checkApplyTarget(null, "llama-server"))
+      const noDefault = yield* Effect.flip(checkApplyTarget(null, llamaServer("llama-server", NO_OPTIONAL_FLAGS)))
       assert.strictEqual(noDefault.flag, "apply")
       if (process.getuid?.() !== 0) {
         nodeFs.chmodSync(dir, 0o500)
-        const locked = yield* Effect.flip(checkApplyTarget(missing, "embedded"))
+        const locked = yield* Effect.flip(checkApplyTarget(missing, embedded(null)))
         expect(locked.message).toContain("cannot be created")
         nodeFs.chmodSync(dir, 0o700)
       }

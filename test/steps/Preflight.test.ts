@@ -45,6 +45,24 @@ describe("pre-flight process matching (SPEC E-1)", () => {
 })
 
 describe("pre-flight for llama-server (SPEC E-1, E-5)", () => {
+  it("E-1 F-6 a live tune's or verify's llama-server under its shim, and the model server a router candidate started, are that run's; an orphaned router's is the operator's", () => {
+    const ls = "/opt/bin/llama-server"
+    const table = [
+      { pid: 20, ppid: 1, argv: ["node", "/x/bin/autotune.js", "tune"] },
+      { pid: 21, ppid: 20, argv: ["node", "/x/bin/provider-shim.mjs", ls, "-m", "a.gguf"] },
+      { pid: 22, ppid: 21, argv: [ls, "-m", "a.gguf", "--port", "9001"] }, // a plain candidate
+      { pid: 30, ppid: 1, argv: ["node", "/x/bin/autotune.js", "verify", "run-1"] },
+      { pid: 31, ppid: 30, argv: ["node", "/x/bin/provider-shim.mjs", ls, "--models-preset", "p.ini"] },
+      { pid: 32, ppid: 31, argv: [ls, "--models-preset", "p.ini", "--port", "9002"] }, // a router candidate
+      { pid: 33, ppid: 32, argv: [ls, "--model", "a.gguf", "--port", "40001"] }, // the model server it started
+      { pid: 40, ppid: 1, argv: [ls, "--models-preset", "mine.ini"] }, // the operator's router
+      { pid: 41, ppid: 40, argv: [ls, "--model", "a.gguf", "--port", "40002"] } // and its model server
+    ]
+    const c = classifyForeground(foregroundProviders(table, "llama-server", 99, null), table, new Set())
+    expect(c.candidates.map((p) => p.pid)).toEqual([22, 32, 33])
+    expect(c.operator.map((p) => p.pid)).toEqual([40, 41])
+  })
+
   it("E-1 a llama-server is a provider by its executable alone; macprovider still needs `serve`", () => {
     expect(isProviderProcess(["/usr/local/bin/llama-server", "-m", "x.gguf", "--port", "8080"], "llama-server", null)).toBe(true)
     expect(isProviderProcess(["/bin/sh", "/opt/bin/llama-server", "-m", "x.gguf"], "llama-server", null)).toBe(true)

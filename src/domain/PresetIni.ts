@@ -1,0 +1,205 @@
+/**
+ * The llama-server router preset editor of `--apply` (SPEC F-4): sets the
+ * serving keys of one model section of a `llama-server --models-preset` INI
+ * file and changes no other byte. Pure: text in, text out.
+ *
+ * The format, as llama.cpp's preset parser reads it (checked against the
+ * `llama-server` in ../shared/llama.cpp, build de3ff81): `[name]` sections,
+ * one model each (the router serves it under that name; `[*]` holds what every
+ * model shares), `key = value` lines whose key is an argument's long name,
+ * one of its short names or its environment variable (`ctx-size`, `c`,
+ * `LLAMA_ARG_CTX_SIZE` are one option; when a section holds two of them the
+ * first wins), `;` and `#` comment lines, and a `;` comment after a value.
+ * No INI library on npm edits byte-exactly with llama.cpp's aliases, so the
+ * edit is line splices, checked by parsing the result again.
+ */
+import { Either } from "effect"
+import type { ConfigEdit } from "./ConfigYaml.js"
+
+/**
+ * An option a recipe sets, with every name llama.cpp's preset parser takes
+ * for it (long name first: the one written for a new line). From
+ * `llama-server --help`.
+ */
+const OPTIONS: ReadonlyArray<ReadonlyArray<string>> = [
+  ["model", "m", "LLAMA_ARG_MODEL"],
+  ["ctx-size", "c", "LLAMA_ARG_CTX_SIZE"],
+  ["parallel", "np", "LLAMA_ARG_N_PARALLEL"],
+  ["cache-type-k", "ctk", "LLAMA_ARG_CACHE_TYPE_K"],
+  ["cache-type-v", "ctv", "LLAMA_ARG_CACHE_TYPE_V"],
+  ["flash-attn", "fa", "LLAMA_ARG_FLASH_ATTN"],
+  ["threads", "t", "LLAMA_ARG_THREADS"]
+]
+
+/** The options a recipe owns in its section (long names), in the order new lines are written. */
+export const PRESET_OWNED_KEYS: ReadonlyArray<string> = OPTIONS.map((o) => o[0]!)
+
+/** The owned option a key names (its long name), or null when the key is not one a recipe owns. */
+const ownedOption = (key: string): string | null => OPTIONS.find((names) => names.includes(key.replace(/^-+/, "")))?.[0] ?? null
+
+/**
+ * What a recipe writes into its section: each owned option's value (long
+ * name → value), or null to remove it (the build's default, as the recipe was
+ * measured without the flag).
+ */
+export type PresetValues = Readonly<Record<string, string | null>>
+
+/**
+ * The section values of a llama-server launch's arguments: `args` as the
+ * adapter builds them (`--ctx-size N --parallel N …`), the model path; every
+ * owned option not among them is null (removed).
+ */
+export const presetValuesOf = (model: string, args: ReadonlyArray<string>): PresetValues => {
+  const values: Record<string, string | null> = Object.fromEntries(PRESET_OWNED_KEYS.map((k) => [k, null]))
+  values["model"] = model
+  for (let i = 0; i < args.length; i += 2) {
+    const key = ownedOption(args[i]!)
+    if (key !== null && args[i + 1] !== undefined) values[key] = args[i + 1]!
+  }
+  return values
+}
+
+/** One line of a preset file, as the parser reads it. */
+type Line =
+  | { readonly kind: "section"; readonly name: string }
+  | { readonly kind: "entry"; readonly key: string; readonly value: string; readonly valueStart: number; readonly valueEnd: number }
+  | { readonly kind: "other" }
+
+const SECTION = /^[ \t]*\[([^\]]*)\][ \t]*(?:[;#].*)?$/
+const ENTRY = /^([ \t]*)([^=;#[ \t][^=]*?)[ \t]*=[ \t]*(.*?)[ \t]*$/
+
+/** A line (without its line break) parsed; value offsets are within the line, before any `;` comment. */
+const parseLine = (text: string): Line => {
+  const s = SECTION.exec(text)
+  if (s !== null) return { kind: "section", name: s[1]!.trim() }
+  const e = ENTRY.exec(text)
+  if (e === null) return { kind: "other" }
+  const raw = e[3]!
+  const comment = raw.search(/[ \t]+;/)
+  const value = (comment === -1 ? raw : raw.slice(0, comment)).trim()
+  const valueStart = text.length - raw.length - (text.length - text.trimEnd().length)
+  return { kind: "entry", key: e[2]!.trim(), value, valueStart, valueEnd: valueStart + value.length }
+}
+
+/** The file as lines with their line breaks kept, so joining them gives the bytes back. */
+const splitLines = (source: string): Array<string> => source.match(/[^\n]*\n|[^\n]+$/g) ?? []
+
+const body = (line: string) => line.replace(/\r?\n$/, "")
+
+/** The values of section `name`'s owned options as the parser reads them (first occurrence wins), or null without such a section. */
+const readSection = (source: string, name: string): Record<string, string> | null => {
+  let inside = false
+  let found = false
+  const values: Record<string, string> = {}
+  for (const line of splitLines(source)) {
+    const l = parseLine(body(line))
+    if (l.kind === "section") {
+      inside = l.name === name
+      found ||= inside
+    } else if (inside && l.kind === "entry") {
+      const key = ownedOption(l.key)
+      if (key !== null && !Object.hasOwn(values, key)) values[key] = l.value
+    }
+  }
+  return found ? values : null
+}
+
+/** Every non-blank line but section `name`'s header and owned entries, in order: what an edit must leave as it was. */
+const untouched = (source: string, name: string): Array<string> => {
+  let inside = false
+  return splitLines(source).map(body).filter((text) => {
+    const l = parseLine(text)
+    if (l.kind === "section") inside = l.name === name
+    return !(inside && (l.kind === "section" || (l.kind === "entry" && ownedOption(l.key) !== null)))
+  }).filter((text) => text.trim() !== "")
+}
+
+/** Whether `value` can be written as a preset value and read back the same. */
+const writable = (value: string) => value.trim() === value && value !== "" && !/[\r\n;#]/.test(value)
+
+/**
+ * Edits a llama-server preset so section `name` holds `values`, changing
+ * nothing else (SPEC F-4). Pure: no I/O.
+ * - an option the section has (under any of its names) gets the new value in
+ *   place on its first line (its key spelling, spacing and `;` comment stay);
+ *   any later line of the same option is removed (the first one wins in
+ *   llama.cpp, so a stale duplicate must not linger);
+ * - a null value removes every line of that option;
+ * - a missing option is added after the section's last entry, as `key = value`;
+ * - a missing section is appended at the end of the file, after a blank line;
+ * - the file's line break (LF or CRLF) is used for new lines.
+ * Then the result is parsed again: the section must read back exactly
+ * `values` and every other line be as it was.
+ * Returns Left(reason) when the name is empty or not writable, the section
+ * occurs twice, a value cannot be written (a line break, `;` or `#`, leading
+ * or trailing blanks), or the check fails.
+ */
+export const editPresetText = (source: string, name: string, values: PresetValues): Either.Either<ConfigEdit, string> => {
+  if (name === "" || name !== name.trim() || /[\]\r\n]/.test(name) || name === "*") {
+    return Either.left(`${JSON.stringify(name)} cannot name a preset section`)
+  }
+  for (const [k, v] of Object.entries(values)) {
+    if (v !== null && !writable(v)) return Either.left(`the value of ${k}, ${JSON.stringify(v)}, cannot be written in a preset`)
+  }
+  const lines = splitLines(source)
+  const eol = lines[0]?.endsWith("\r\n") === true ? "\r\n" : "\n"
+  const sections = lines.map((l, i) => ({ l: parseLine(body(l)), i })).filter((x) => x.l.kind === "section" && x.l.name === name)
+  if (sections.length > 1) return Either.left(`it has ${sections.length} sections named [${name}]; only one can be edited`)
+  const before = readSection(source, name) ?? {}
+  const changed = PRESET_OWNED_KEYS.filter((k) => (values[k] ?? null) !== (before[k] ?? null))
+  const wanted = PRESET_OWNED_KEYS.filter((k) => values[k] !== undefined && values[k] !== null)
+  const newLines = (keys: ReadonlyArray<string>) => keys.map((k) => `${k} = ${values[k]}${eol}`)
+
+  let out: Array<string>
+  if (sections.length === 0) {
+    const lead = source === "" ? "" : `${source.endsWith("\n") ? "" : eol}${/(^|\n)[ \t]*\r?\n$/.test(source) ? "" : eol}`
+    out = [...lines, lead, `[${name}]${eol}`, ...newLines(wanted)]
+  } else {
+    const start = sections[0]!.i
+    let end = lines.length
+    for (let i = start + 1; i < lines.length; i++) {
+      if (parseLine(body(lines[i]!)).kind === "section") {
+        end = i
+        break
+      }
+    }
+    const seen = new Set<string>()
+    let lastEntry = start
+    const section: Array<string> = []
+    for (let i = start + 1; i < end; i++) {
+      const text = body(lines[i]!)
+      const l = parseLine(text)
+      const key = l.kind === "entry" ? ownedOption(l.key) : null
+      if (l.kind === "entry" && key !== null) {
+        const v = values[key]
+        if (v === undefined) {
+          section.push(lines[i]!)
+        } else if (v !== null && !seen.has(key)) {
+          section.push(text.slice(0, l.valueStart) + v + lines[i]!.slice(l.valueEnd))
+        }
+        seen.add(key)
+      } else {
+        section.push(lines[i]!)
+      }
+      if (l.kind === "entry") lastEntry = start + 1 + section.length - 1
+    }
+    // New options go after the section's last entry, before trailing comments and blank lines.
+    const at = lastEntry - start
+    let sectionLines = [lines[start]!, ...section]
+    const missing = wanted.filter((k) => !seen.has(k))
+    if (missing.length > 0 && !sectionLines[at]!.endsWith("\n")) sectionLines[at] += eol
+    sectionLines = [...sectionLines.slice(0, at + 1), ...newLines(missing), ...sectionLines.slice(at + 1)]
+    out = [...lines.slice(0, start), ...sectionLines, ...lines.slice(end)]
+  }
+  const text = out.join("")
+  // The check: the section reads back as `values`, every other line as it was.
+  const after = readSection(text, name) ?? {}
+  for (const k of PRESET_OWNED_KEYS) {
+    if (values[k] !== undefined && (after[k] ?? null) !== (values[k] ?? null)) {
+      return Either.left(`the edited file would read ${k} as ${JSON.stringify(after[k] ?? null)}, not ${JSON.stringify(values[k])}`)
+    }
+  }
+  const [was, now] = [untouched(source, name), untouched(text, name)]
+  if (was.length !== now.length || was.some((l, i) => l !== now[i])) return Either.left("the edit would change a line it does not own")
+  return Either.right({ text, changed })
+}

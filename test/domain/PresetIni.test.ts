@@ -1,0 +1,77 @@
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import { editPresetText, PRESET_OWNED_KEYS, presetValuesOf } from "../../src/domain/PresetIni.js"
+
+const recipe = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "1", "--cache-type-k", "q8_0", "--cache-type-v", "q8_0", "--flash-attn", "on", "--threads", "1"])
+const edit = (source: string, name = "a", values = recipe) => Either.getOrThrow(editPresetText(source, name, values))
+
+describe("llama-server router preset editor (SPEC F-4)", () => {
+  it("F-4 presetValuesOf takes the recipe's launch flags; options the launch does not set are removed (null)", () => {
+    assert.deepStrictEqual(presetValuesOf("/m/a.gguf", ["--ctx-size", "300", "--parallel", "2", "--threads", "4"]), {
+      model: "/m/a.gguf",
+      "ctx-size": "300",
+      parallel: "2",
+      "cache-type-k": null,
+      "cache-type-v": null,
+      "flash-attn": null,
+      threads: "4"
+    })
+  })
+
+  it("F-4 a missing section is appended after a blank line; every other byte stays", () => {
+    const src = "; my presets\nversion = 1\n\n[*]\njinja = true\n\n[other]\nmodel = /m/o.gguf\nc = 8192   ; keep\n"
+    const out = edit(src)
+    expect(out.text).toBe(src + "\n[a]\nmodel = /m/a.gguf\nctx-size = 602\nparallel = 1\ncache-type-k = q8_0\ncache-type-v = q8_0\nflash-attn = on\nthreads = 1\n")
+    assert.deepStrictEqual(out.changed, [...PRESET_OWNED_KEYS])
+    // No final line break, CRLF: the file's own line break, and one is added before the section.
+    expect(edit("[*]\r\njinja = true").text).toBe("[*]\r\njinja = true\r\n\r\n[a]\r\nmodel = /m/a.gguf\r\nctx-size = 602\r\nparallel = 1\r\ncache-type-k = q8_0\r\ncache-type-v = q8_0\r\nflash-attn = on\r\nthreads = 1\r\n")
+    expect(edit("").text.startsWith("[a]\nmodel = /m/a.gguf\n")).toBe(true)
+  })
+
+  it("F-4 an existing section: values replaced in place under any alias (spelling, spacing and ; comment kept), duplicates and nulls removed, missing options added after its last entry", () => {
+    const src = [
+      "[a]",
+      "m = /old.gguf",
+      "c   =   4096   ; the operator's comment",
+      "ctx-size = 100",
+      "LLAMA_ARG_CACHE_TYPE_K = q4_0",
+      "temp = 0.7",
+      "fa = off",
+      "; trailing comment",
+      "",
+      "[b]",
+      "c = 1",
+      ""
+    ].join("\n")
+    const out = edit(src, "a", { ...recipe, "cache-type-v": null })
+    expect(out.text).toBe([
+      "[a]",
+      "m = /m/a.gguf",
+      "c   =   602   ; the operator's comment",
+      "LLAMA_ARG_CACHE_TYPE_K = q8_0",
+      "temp = 0.7",
+      "fa = on",
+      "parallel = 1",
+      "threads = 1",
+      "; trailing comment",
+      "",
+      "[b]",
+      "c = 1",
+      ""
+    ].join("\n"))
+    // Applying the same recipe again changes nothing.
+    const again = edit(out.text, "a", { ...recipe, "cache-type-v": null })
+    expect(again.text).toBe(out.text)
+    assert.deepStrictEqual(again.changed, [])
+  })
+
+  it("F-4 what cannot be written byte-exactly is refused with the reason", () => {
+    const refused = (src: string, name: string, values = recipe) => Either.isLeft(editPresetText(src, name, values))
+    expect(refused("[a]\nc = 1\n[a]\nc = 2\n", "a")).toBe(true) // which one would llama.cpp read?
+    expect(refused("", "")).toBe(true)
+    expect(refused("", "*")).toBe(true)
+    expect(refused("", "a]b")).toBe(true)
+    expect(refused("", "a", { ...recipe, model: "/m/x;y.gguf" })).toBe(true)
+    expect(refused("", "a", { ...recipe, model: "/m/x\ny.gguf" })).toBe(true)
+  })
+})
