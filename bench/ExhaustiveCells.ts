@@ -14,7 +14,7 @@ import { llamaServerAdapter } from "../src/providers/LlamaServer.js"
 import { CpuMeter } from "../src/services/CpuMeter.js"
 import { CandidateProvider } from "../src/services/CandidateProvider.js"
 import { resolveCandidates } from "../src/steps/Candidates.js"
-import type { Calibration } from "../src/domain/Prompt.js"
+import { type Calibration, DEFAULT_REPLY_TOKENS } from "../src/domain/Prompt.js"
 import type { TrialOutcome } from "../src/domain/Trial.js"
 import { notesOf } from "../src/domain/Verdict.js"
 import { Exec } from "../src/services/Exec.js"
@@ -56,6 +56,8 @@ export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<Rea
         adapter: yield* llamaServerAdapter(binary),
         targetContext: s.targetContext,
         maxTokens: s.maxTokens,
+        // The tune's default reply budget (SPEC F-5), so the cells start servers as its trials do.
+        replyTokens: Math.max(DEFAULT_REPLY_TOKENS, s.maxTokens),
         gateTtftMs: s.gateTtftMs,
         // planFromFlags's default: the gate + 120 s.
         requestTimeoutMs: (Math.ceil(s.gateTtftMs / 1000) + 120) * 1000,

@@ -11,7 +11,7 @@ import { NodeRuntime } from "@effect/platform-node"
 import { Console, Effect } from "effect"
 import * as os from "node:os"
 import * as path from "node:path"
-import { embedded, formatParams, notesOf, ProviderLive, type Rejected, resolveCandidates, stage1 } from "llm-autotune"
+import { DEFAULT_REPLY_TOKENS, embedded, formatParams, notesOf, ProviderLive, type Rejected, resolveCandidates, stage1 } from "llm-autotune"
 
 const flag = (name: string, fallback: number): number => {
   const i = process.argv.indexOf(`--${name}`)
@@ -28,6 +28,7 @@ const program = Effect.gen(function*() {
       adapter: embedded(null),
       targetContext: flag("target-context", 2048),
       maxTokens: flag("max-tokens", 64),
+      replyTokens: Math.max(DEFAULT_REPLY_TOKENS, flag("max-tokens", 64)),
       gateTtftMs,
       requestTimeoutMs: gateTtftMs + 120_000,
       readyTimeoutMs: 300_000,

@@ -15,6 +15,7 @@ import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
 import {
+  DEFAULT_REPLY_TOKENS,
   describeKnobs,
   embedded,
   findLlamaServer,
@@ -59,6 +60,7 @@ const program = Effect.gen(function*() {
         adapter,
         targetContext,
         maxTokens: num("max-tokens", 64),
+        replyTokens: Math.max(DEFAULT_REPLY_TOKENS, num("max-tokens", 64)),
         gateTtftMs: 600_000,
         requestTimeoutMs: 720_000,
         readyTimeoutMs: 300_000,

@@ -287,6 +287,7 @@ const runIdentityOf = (plan: TunePlan, adapter: ProviderAdapter, version: string
       policy: {
         target_context: plan.targetContext,
         max_tokens: plan.maxTokens,
+        reply_tokens: plan.replyTokens,
         gate_ttft_ms: plan.gateTtftMs,
         request_timeout_ms: plan.requestTimeoutMs,
         ready_timeout_ms: plan.readyTimeoutMs,
@@ -437,7 +438,7 @@ const apply = (run: Run, configPath: string | null, rec: Recommended, state: Run
     if (adapter.config === null || target === null) {
       return yield* new ApplyFailed({ message: `this tool writes no config the ${adapter.name} provider reads` })
     }
-    const spec = { model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext: run.plan.targetContext, maxTokens: run.plan.maxTokens }
+    const spec = { model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext: run.plan.targetContext, replyTokens: run.plan.replyTokens }
     return yield* Effect.uninterruptible(Effect.tap(
       applyRecommendation({
         configPath: path.resolve(target),
@@ -561,7 +562,7 @@ const summarize = (state: RunState, run: Run, exitReason: ExitReason) =>
       adapter: run.plan.adapter,
       candidates: run.candidates,
       targetContext: run.plan.targetContext,
-      maxTokens: run.plan.maxTokens,
+      replyTokens: run.plan.replyTokens,
       recommended,
       rejected: yield* Ref.get(state.rejected),
       disturbedTrials: yield* Ref.get(state.disturbedTrials),
@@ -625,8 +626,8 @@ const printApplyReport = (state: RunState, run: Run, summary: RunSummary) =>
     const launchFrom = run.plan.adapter.config?.launchFrom ?? null
     // The provider as it reads the written file (F-4: `autotune serve --config <file>`), else the F-1 serve command.
     const restartLine = launchFrom !== null
-      ? launchFrom(done.target).serveCommand({ model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext: run.plan.targetContext, maxTokens: run.plan.maxTokens })
-      : serveCommandOf(run.plan.adapter, rec, run.plan.targetContext, run.plan.maxTokens)
+      ? launchFrom(done.target).serveCommand({ model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext: run.plan.targetContext, replyTokens: run.plan.replyTokens })
+      : serveCommandOf(run.plan.adapter, rec, run.plan.targetContext, run.plan.replyTokens)
     yield* say([
       `applied:      ${done.configPath} (${
         done.changed.length === 0 ? "already up to date" : `${done.backupPath === null ? "created with" : "changed"} ${done.changed.join(", ")}`

@@ -7,6 +7,7 @@ import { Effect } from "effect"
 import type { Axes } from "./domain/Axes.js"
 import { UsageError } from "./domain/AutotuneError.js"
 import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "./domain/Limits.js"
+import { DEFAULT_REPLY_TOKENS } from "./domain/Prompt.js"
 import { Inputs } from "./domain/TuneDocument.js"
 import { checkApplyTarget } from "./steps/Apply.js"
 import type { TrialSettings } from "./steps/RunTrial.js"
@@ -104,7 +105,9 @@ export const planInputs = (p: TunePlan): Inputs =>
     stage1_replicates: p.stage1Replicates,
     stage2_replicates: p.stage2Replicates,
     gate_ttft_ms: p.gateTtftMs,
-    tps_tie_epsilon: p.tpsTieEpsilon
+    tps_tie_epsilon: p.tpsTieEpsilon,
+    // F-5: only when not the default, so a recipe at the default hashes as it always has (F-2h).
+    ...(p.replyTokens === DEFAULT_REPLY_TOKENS ? {} : { reply_tokens: p.replyTokens })
   })
 
 const usage = (flag: string, message: string) => Effect.fail(new UsageError({ flag, message }))
@@ -127,11 +130,18 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
       ["stage2-replicates", plan.stage2Replicates, MAX_REPLICATES],
       ["target-context", plan.targetContext, MAX_TARGET_CONTEXT],
       ["gate-ttft-ms", plan.gateTtftMs, MAX_TIMER_MS],
-      ["max-tokens", plan.maxTokens, MAX_TARGET_CONTEXT]
+      ["max-tokens", plan.maxTokens, MAX_TARGET_CONTEXT],
+      ["reply-tokens", plan.replyTokens, MAX_TARGET_CONTEXT]
     ]
     for (const [flag, n, max] of counts) {
       if (!(Number.isSafeInteger(n) && n >= 1)) return yield* usage(flag, `--${flag} must be an integer >= 1, got ${n}`)
       if (n > max) return yield* usage(flag, `--${flag} must be an integer <= ${max}, got ${n}`)
+    }
+    if (plan.replyTokens < plan.maxTokens) {
+      return yield* usage(
+        "reply-tokens",
+        `--reply-tokens (${plan.replyTokens}) must leave room for the probe's --max-tokens (${plan.maxTokens}): the server is sized for the reply budget`
+      )
     }
     const least = Math.max(plan.stage1Replicates, plan.stage2Replicates)
     if (!(Number.isSafeInteger(plan.maxReplicates) && plan.maxReplicates >= least && plan.maxReplicates <= MAX_REPLICATES)) {

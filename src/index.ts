@@ -55,7 +55,18 @@ export { DISTURBED_RERUNS, measureQuietly, QUIET_WAIT_MS } from "./steps/QuietGu
 export { type CellInterval, decidedByNoise, type NoisyScore } from "./domain/NewBest.js"
 export { cv, median, medianCi95, medianCoverage, percentile } from "./domain/Stats.js"
 export { buildDocument, knobsJson, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
-export { type ApplyRequest, type ApplyResult, applyRecommendation, checkApplyTarget, defaultConfigPath } from "./steps/Apply.js"
+export {
+  type ApplyRequest,
+  type ApplyResult,
+  applyRecommendation,
+  checkApplyTarget,
+  type ConfigEditor,
+  defaultConfigPath,
+  restoreApplied
+} from "./steps/Apply.js"
+export { editPresetText, PRESET_OWNED_KEYS, type PresetValues, presetValuesOf } from "./domain/PresetIni.js"
+export { DEFAULT_REPLY_TOKENS } from "./domain/Prompt.js"
+export { readServeConfig, type ServeConfig } from "./serve/ServeConfig.js"
 export { report, type ReportFlags } from "./report/Report.js"
 export { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
 export {
@@ -120,7 +131,7 @@ export { exitCode, exitCodeOf, ExitReason, fromError, fromExit } from "./domain/
 // ---- schemas and domain ----------------------------------------------------
 export { type Axes, cells } from "./domain/Axes.js"
 export { type Candidate, formatParams } from "./domain/Candidate.js"
-export { editConfigText, OWNED_KEYS, type OwnedKey, type OwnedValues } from "./domain/ConfigYaml.js"
+export { editConfigText, OWNED_KEYS, type OwnedKey, type OwnedValues, THREADS_KEY } from "./domain/ConfigYaml.js"
 export { describeKnobs, Knobs, KvBits } from "./domain/Knobs.js"
 export { type CellScore, isNewBest } from "./domain/NewBest.js"
 export { canonicalJson, recipeHash, type RecipeHashInput } from "./domain/RecipeHash.js"

@@ -3,9 +3,10 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { Effect } from "effect"
 import { parse } from "yaml"
+import { calibrate, promptOfWords, wordsForTokens } from "../src/domain/Prompt.js"
 import { freePort } from "../src/system/Ports.js"
 import { describe, expect, it } from "vitest"
-import { runCli, startCli, tempDir, waitFor } from "./support/cli.js"
+import { logFiles, runCli, startCli, tempDir, waitFor } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot, tinyModelPath } from "./support/models.js"
 
@@ -129,7 +130,7 @@ const servedConfig = [
 ].join("\n")
 
 describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-4, F-6)", () => {
-  it("F-4 F-6 a real tune writes serve's config byte-exactly around the owned keys, verifies it, and autotune serve --config serves the chosen model with the chosen knobs", { timeout: 300_000 }, async () => {
+  it("F-4 F-5 F-6 a real tune writes serve's config byte-exactly around the owned keys, verifies it, and autotune serve --config serves the chosen model with the chosen knobs and room for a 1000-token reply", { timeout: 300_000 }, async () => {
     const dir = tempDir()
     const cfg = Path.join(dir, "config.yaml")
     Fs.writeFileSync(cfg, servedConfig)
@@ -137,12 +138,12 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     const [a, b] = [tinyModelPath("q8_0"), tinyModelPath("q4_0")]
     const r = await runCli([
       "tune", "--provider", "embedded", "--candidate-models", `${a},${b}`, "--target-context", "256", "--max-tokens", "16",
-      "--stage1-replicates", "1", "--stage2-replicates", "3", "--kv-bits-axis", "8", "--threads-axis", "1",
+      "--stage1-replicates", "1", "--stage2-replicates", "3", "--kv-bits-axis", "8", "--threads-axis", "1", "--reply-tokens", "1024",
       // The verification's probe is compared with the tune's: a tie band this wide keeps a busy test machine's noise out of it.
       "--tps-tie-epsilon", "0.5", "--apply", "--config-path", cfg, "--verify", "--json", "--db-path", Path.join(dir, "runs.db")
     ], { env: { XDG_DATA_HOME: dir } })
     expect(r.code, r.stderr).toBe(0)
-    const doc = JSON.parse(r.stdout) as { recommendation: { model: string; knobs: { kv_bits: number; threads: number } } }
+    const doc = JSON.parse(r.stdout) as { recommendation: { model: string; serve_command: string; knobs: { kv_bits: number; threads: number } } }
     expect(doc.recommendation.model).toBe(a)
     expect(doc.recommendation.knobs).toMatchObject({ kv_bits: 8, threads: 1 })
     const written = Fs.readFileSync(cfg, "utf8")
@@ -152,7 +153,12 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
       "model: old.gguf  # the served model\nkv_bits_override: 4\n",
       `model: ${a}  # the served model\nkv_bits_override: 8\n`
     ) + `max_context_override: ${ctx}\nmax_concurrency_override: 1\nthreads_override: 1\n`)
-    expect(ctx).toBeGreaterThanOrEqual(Math.ceil(256 * 1.05) + 16) // the context a candidate was started with
+    // F-5: the context every candidate was started with, and the recipe's: a target-length prompt (+5 %) and 1024 reply tokens.
+    expect(ctx).toBe(Math.ceil(256 * 1.05) + 1024)
+    expect(doc.recommendation.serve_command).toContain(`--max-context ${ctx} `)
+    const started = logFiles(Path.join(dir, "logs")).map((f) => Fs.readFileSync(f, "utf8").split("\n")[0]!)
+    expect(started.length).toBeGreaterThan(0)
+    for (const line of started) expect(line).toContain(`--max-context ${ctx} `)
     expect(Fs.readFileSync(Path.join(dir, backups(dir)[0]!), "utf8")).toBe(servedConfig)
     // The verification started the provider from the file, as the restart line says.
     expect(r.stderr).toContain(`autotune: verifying ${cfg}: starting the provider from it`)
@@ -173,6 +179,19 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
       expect(models.data.map((m) => m.id)).toEqual([Path.basename(a, ".gguf")])
       expect(log).toContain(`context ${ctx} tokens/sequence`)
       expect(log).toContain("× 1 sequences, KV Q8_0, 1 threads")
+      // F-5: a target-length prompt and a 1000-token reply fit the recommended server: nothing is cut.
+      const chat = async (prompt: string, maxTokens: number) =>
+        await (await fetch(`http://127.0.0.1:${port}/v1/chat/completions`, {
+          method: "POST",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ messages: [{ role: "user", content: prompt }], max_tokens: maxTokens, temperature: 0 })
+        })).json() as { usage?: { prompt_tokens: number; completion_tokens: number }; choices?: Array<{ finish_reason: string }> }
+      const points = await Promise.all([20, 60].map(async (w) => [w, (await chat(promptOfWords(w), 1)).usage!.prompt_tokens] as const))
+      const prompt = promptOfWords(wordsForTokens(calibrate(points[0]!, points[1]!), 256))
+      const reply = await chat(prompt, 1000)
+      expect(reply.usage?.prompt_tokens, JSON.stringify(reply)).toBeGreaterThanOrEqual(250)
+      expect(reply.usage?.completion_tokens, JSON.stringify(reply)).toBe(1000)
+      expect(reply.choices?.[0]?.finish_reason).toBe("length")
     } finally {
       serve.kill("SIGTERM")
       await new Promise((res) => serve.once("exit", res))

@@ -2,14 +2,14 @@
  * `validatePlan` (src/TunePlan.ts): the checks a plan built in code gets, the
  * same the CLI's flags get (SPEC B-1, G-1, F-3, H-3), each naming its flag.
  */
-import { assert, describe, it } from "@effect/vitest"
+import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { embedded } from "../src/providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../src/providers/LlamaServer.js"
 import { macProvider } from "../src/providers/MacProvider.js"
-import { type TunePlan, validatePlan } from "../src/TunePlan.js"
+import { planInputs, type TunePlan, validatePlan } from "../src/TunePlan.js"
 import { tempDir } from "./support/cli.js"
 
 const base: TunePlan = {
@@ -19,6 +19,7 @@ const base: TunePlan = {
   targetContext: 2048,
   gateTtftMs: 5000,
   maxTokens: 64,
+  replyTokens: 1024,
   requestTimeoutMs: 125_000,
   readyTimeoutMs: 300_000,
   logDir: "/tmp/logs",
@@ -84,6 +85,8 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
         ["max-batch-axis", { axes: { ...base.axes, maxBatch: [2, 2] } }],
         ["threads-axis", { axes: { ...base.axes, threads: [] } }],
         ["threads-axis", { adapter: macProvider("macprovider-cli") }],
+        ["reply-tokens", { replyTokens: 32 }],
+        ["reply-tokens", { replyTokens: 0 }],
         ["apply", { adapter: llamaServer("llama-server", NO_OPTIONAL_FLAGS), apply: { configPath: null, verify: false } }],
         ["verify", { adapter: macProvider("macprovider-cli"), axes: { ...base.axes, threads: [] }, apply: { configPath: null, verify: true } }]
       ]
@@ -100,4 +103,9 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
       assert.strictEqual(ok.apply?.configPath, cfg)
       assert.strictEqual(yield* flagOf({ ...mac, apply: { configPath: Path.join(dir, "missing.yaml"), verify: false } }), "config-path")
     }))
+
+  it("F-5 F-2h the reply budget enters the inputs (and the recipe hash) only when it is not the default 1024", () => {
+    expect(Object.keys(planInputs(base))).not.toContain("reply_tokens")
+    expect(planInputs({ ...base, replyTokens: 2048 }).reply_tokens).toBe(2048)
+  })
 })

@@ -25,6 +25,7 @@ import { withExistingStore } from "../services/TrialStore.js"
 import { floatOption, integerOption } from "./CliOptions.js"
 import { checkResumeFlags, checkStartedHere, decodeFlags, encodeFlags, isOwnFlag, runToResume, withOwnFlags } from "./Resume.js"
 import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "../domain/Limits.js"
+import { DEFAULT_REPLY_TOKENS } from "../domain/Prompt.js"
 
 /** SPEC N-2: the default cap on replicates (9: the first count at which the median's interval leaves out a replicate on each side). */
 const DEFAULT_MAX_REPLICATES = 9
@@ -80,7 +81,9 @@ const opt = {
   tpsTieEpsilon: floatOption("tps-tie-epsilon").pipe(Options.withDefault(0.1),
     Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
   maxTokens: integerOption("max-tokens", { min: 2, max: MAX_TARGET_CONTEXT }).pipe(Options.withDefault(64),
-    Options.withDescription("reply length of each probe, in tokens (default 64)")),
+    Options.withDescription("reply length of each probe, in tokens (default 64): what a probe generates, not what the server is sized for (--reply-tokens)")),
+  replyTokens: integerOption("reply-tokens", { min: 1, max: MAX_TARGET_CONTEXT }).pipe(Options.optional,
+    Options.withDescription("reply budget, in tokens (default 1024, or --max-tokens when larger): every candidate is started, and the recipe's context sized, for a target-length prompt plus this many reply tokens (per slot), so production replies are not cut (SPEC F-5)")),
   readyTimeoutS: integerOption("ready-timeout", { min: 1, max: MAX_TIMER_S }).pipe(Options.withDefault(300),
     Options.withDescription("seconds a started provider may take to answer GET /v1/models (default 300); over it, that candidate is infeasible")),
   requestTimeoutS: integerOption("request-timeout", { min: 1, max: MAX_TIMER_S }).pipe(Options.optional,
@@ -181,6 +184,7 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
       targetContext,
       gateTtftMs,
       maxTokens: f.maxTokens,
+      replyTokens: Option.getOrElse(f.replyTokens, () => Math.max(DEFAULT_REPLY_TOKENS, f.maxTokens)),
       requestTimeoutMs: requestTimeoutS * 1000,
       readyTimeoutMs: f.readyTimeoutS * 1000,
       logDir: path.join(path.dirname(path.resolve(dbPath)), "logs"),
@@ -242,7 +246,7 @@ export const renderPlan = (p: TunePlan): string => {
     `provider:        ${p.adapter.name} (${executableText(adapterExecutable(p.adapter))})`,
     `candidates:      (tried in this order; stop at the first feasible)`,
     ...p.candidateIds.map((id, i) => `  #${i + 1} ${id}`),
-    `target context:  ${p.targetContext} tokens, reply ${p.maxTokens} tokens`,
+    `target context:  ${p.targetContext} tokens; servers sized for replies of ${p.replyTokens} tokens (--reply-tokens), probes generate ${p.maxTokens}`,
     `TTFT gate:       ${p.gateTtftMs} ms`,
     `replicates:      stage 1 ${p.stage1Replicates}, stage 2 ${p.stage2Replicates}, up to ${p.maxReplicates} where a decision is close`,
     `quiet machine:   ${

@@ -118,7 +118,9 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
     const result = yield* verifyRecipe({
       adapter,
       targetContext: rec.target_context,
-      maxTokens: policy?.max_tokens ?? launch.maxTokens,
+      // The probe's length as the tune had it (a document does not say: 64, the tune's default, within the budget).
+      maxTokens: policy?.max_tokens ?? Math.min(64, launch.replyTokens),
+      replyTokens: policy?.reply_tokens ?? launch.replyTokens,
       gateTtftMs: gate,
       requestTimeoutMs: Math.max(policy?.request_timeout_ms ?? 0, gate + 120_000),
       readyTimeoutMs: policy?.ready_timeout_ms ?? 300_000,

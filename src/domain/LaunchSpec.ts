@@ -9,6 +9,10 @@ export interface LaunchSpec {
   readonly port: number | null
   readonly knobs: Knobs
   readonly targetContext: number
-  /** The probe's `max_tokens`: room a context must leave for the reply. */
-  readonly maxTokens: number
+  /**
+   * The reply budget (SPEC F-5, `--reply-tokens`): room each request's context
+   * leaves for its reply, so a server sized from it does not cut a production
+   * reply short. Not the probe's `max_tokens`, which may be shorter.
+   */
+  readonly replyTokens: number
 }

@@ -83,6 +83,13 @@ export const calibrate = (a: readonly [number, number], b: readonly [number, num
 export const PROMPT_TOLERANCE = 0.05
 
 /**
+ * SPEC F-5: the default reply budget, tokens — room every candidate's and
+ * every recipe's context leaves after a target-length prompt, so a production
+ * reply is not cut at the probe's length.
+ */
+export const DEFAULT_REPLY_TOKENS = 1024
+
+/**
  * The context one request occupies, in tokens: its prompt (`contextCap`, the
  * max-context knob or else the target context, plus P-1's 5 % tolerance, so a
  * prompt the tokenizer made slightly longer than the target still fits) and

@@ -51,6 +51,8 @@ export class RunIdentity extends Schema.Class<RunIdentity>("RunIdentity")({
   policy: Schema.Struct({
     target_context: Schema.Int,
     max_tokens: Schema.Int,
+    /** F-5: the reply budget contexts were started with (absent in runs recorded before it). */
+    reply_tokens: Schema.optional(Schema.Int),
     gate_ttft_ms: Schema.Number,
     request_timeout_ms: Schema.Number,
     ready_timeout_ms: Schema.Number,

@@ -21,7 +21,12 @@ export class Inputs extends Schema.Class<Inputs>("Inputs")({
   stage1_replicates: Schema.Int,
   stage2_replicates: Schema.Int,
   gate_ttft_ms: Schema.Number,
-  tps_tie_epsilon: Schema.Number
+  tps_tie_epsilon: Schema.Number,
+  /**
+   * SPEC F-5 `--reply-tokens`, present only when not the default
+   * (DEFAULT_REPLY_TOKENS), so a recipe at the default hashes as before (F-2h).
+   */
+  reply_tokens: Schema.optional(Schema.Int)
 }) {}
 
 /**

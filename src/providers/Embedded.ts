@@ -19,7 +19,7 @@ export const autotuneLauncher = fileURLToPath(new URL("../../bin/autotune.js", i
  * reply), because `autotune serve --max-context` is the whole per-sequence
  * context, as llama-server's `-c` per slot.
  */
-const contextSize = (spec: LaunchSpec): number => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.maxTokens)
+const contextSize = (spec: LaunchSpec): number => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.replyTokens)
 
 const args = (spec: LaunchSpec): Array<string> => [
   "serve",

@@ -9,7 +9,7 @@ import { Exec } from "../services/Exec.js"
 import { type LaunchSpec, type ProviderAdapter, versionOf } from "./ProviderAdapter.js"
 
 /** Context of one slot, in tokens: what one request occupies (`requestContextTokens`), as for the embedded provider. */
-const slotContext = (spec: LaunchSpec): number => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.maxTokens)
+const slotContext = (spec: LaunchSpec): number => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.replyTokens)
 
 /**
  * Total context llama-server is started with, in tokens (`--ctx-size`): the

@@ -35,7 +35,7 @@ export const macProvider = (binary: string): ProviderAdapter => {
         ...macproviderKnobArgs(spec, spec.knobs.maxContext)
       ]
     }),
-    contextSize: (spec) => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.maxTokens),
+    contextSize: (spec) => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.replyTokens),
     serveCommand: (spec) =>
       [binary, "serve", "--model", spec.model, ...macproviderKnobArgs(spec, spec.knobs.maxContext)].map(shellQuote).join(" "),
     probe: Effect.sync(() => self),

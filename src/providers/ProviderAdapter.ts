@@ -73,7 +73,7 @@ export interface ProviderAdapter extends Launchable {
  * launch spec: what pre-flight matches, run locks key on and `--version` asks.
  */
 export const adapterCommand = (adapter: ProviderAdapter): { readonly command: string; readonly args: ReadonlyArray<string> } =>
-  adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, maxTokens: 1 }, false)
+  adapter.argv({ model: "", port: null, knobs: Knobs.defaults, targetContext: 1, replyTokens: 1 }, false)
 
 /**
  * The executable that identifies the provider's build (SPEC R-1 trial keys):

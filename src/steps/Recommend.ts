@@ -36,9 +36,13 @@ export const knobsJson = (k: Knobs, adapter: ProviderAdapter): KnobsJson => ({
   ...(adapter.hasThreads ? { threads: k.threads } : {})
 })
 
-/** The operator's command line for a recommendation (SPEC F-1): no port, no `--no-join`. Units: tokens. */
-export const serveCommandOf = (adapter: ProviderAdapter, rec: Recommended, targetContext: number, maxTokens: number): string =>
-  adapter.serveCommand({ model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext, maxTokens })
+/**
+ * The operator's command line for a recommendation (SPEC F-1): no port, no
+ * `--no-join`; its context sized for a target-length prompt plus
+ * `replyTokens` (F-5). Units: tokens.
+ */
+export const serveCommandOf = (adapter: ProviderAdapter, rec: Recommended, targetContext: number, replyTokens: number): string =>
+  adapter.serveCommand({ model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext, replyTokens })
 
 /** Everything a run's document is built from. */
 export interface RunSummary {
@@ -52,7 +56,8 @@ export interface RunSummary {
   readonly adapter: ProviderAdapter
   readonly candidates: ReadonlyArray<Candidate>
   readonly targetContext: number
-  readonly maxTokens: number
+  /** The reply budget the serve command is sized for (F-5), tokens. */
+  readonly replyTokens: number
   readonly recommended: Recommended | null
   readonly rejected: ReadonlyArray<Rejected>
   /** Trials measured while other processes were busy (N-3), whether measured again or not. */
@@ -109,7 +114,7 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       tps_median: rec.outcome.tpsMedian,
       ttft_p95_ms: rec.outcome.ttftP95Ms,
       replicates: rec.outcome.samples.length,
-      serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.maxTokens),
+      serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.replyTokens),
       tps_ci95: rec.outcome.spread.tpsCi95,
       ttft_ci95_ms: rec.outcome.spread.ttftCi95Ms,
       // The coverage of the tok/s interval: over the replicates that measured a rate.

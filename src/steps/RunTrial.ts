@@ -25,7 +25,10 @@ import { probeOnce } from "./Probe.js"
 export interface TrialSettings {
   readonly adapter: ProviderAdapter
   readonly targetContext: number
+  /** The probe's `max_tokens` (`--max-tokens`): how many tokens each measured request generates. */
   readonly maxTokens: number
+  /** The reply budget (F-5, `--reply-tokens`): the room each request's context is started with for its reply; ≥ maxTokens. */
+  readonly replyTokens: number
   readonly gateTtftMs: number
   readonly requestTimeoutMs: number
   readonly readyTimeoutMs: number
@@ -159,7 +162,7 @@ export const runTrial = (
           : preWarmFailed(Verdict.StartFailed({ message: reason, detail: "", exitCode: null }), "")
       }
     }
-    const spec = { model: candidate.model, knobs, targetContext: s.targetContext, maxTokens: s.maxTokens }
+    const spec = { model: candidate.model, knobs, targetContext: s.targetContext, replyTokens: s.replyTokens }
     if (s.estimate && candidate.ggufFile) {
       // Read now, when no candidate of this run is running (the previous trial's scope closed).
       const availableBytes = availableMemoryBytes(s.memoryLimitGiB)

@@ -8,6 +8,7 @@ import { Effect } from "effect"
 import * as path from "node:path"
 import type { Candidate } from "../domain/Candidate.js"
 import { Knobs } from "../domain/Knobs.js"
+import { DEFAULT_REPLY_TOKENS } from "../domain/Prompt.js"
 import { shellWords } from "../domain/Shell.js"
 import { identityChanges, machineChanges, type ProviderIdentity, RunIdentity } from "../domain/TrialKey.js"
 import type { TrialOutcome } from "../domain/Trial.js"
@@ -86,11 +87,11 @@ const after = (words: ReadonlyArray<string>, ...flags: ReadonlyArray<string>) =>
  * How a recipe is launched, from its serve command (F-1): the provider
  * (`autotune` → embedded; `llama-server`; a binary given a threads knob →
  * embedded run by `--provider-bin`; else macprovider), the model as the
- * provider got it, and the probe's reply length (tokens) the context size was
- * built from (ceil(cap × 1.05) + reply per request, × slots for llama-server),
- * 64 when it cannot be told.
+ * provider got it, and the reply budget (tokens, F-5) its context was sized
+ * for (ceil(cap × 1.05) + reply per request, × slots for llama-server),
+ * DEFAULT_REPLY_TOKENS when it cannot be told.
  */
-export const launchOf = (rec: StoredRecommendation): { readonly adapter: ProviderAdapter; readonly model: string; readonly maxTokens: number } => {
+export const launchOf = (rec: StoredRecommendation): { readonly adapter: ProviderAdapter; readonly model: string; readonly replyTokens: number } => {
   const words = shellWords(rec.serve_command)
   const binary = words[0]!
   const name = path.basename(binary)
@@ -109,7 +110,7 @@ export const launchOf = (rec: StoredRecommendation): { readonly adapter: Provide
     ? Number(after(words, "--max-context"))
     : Number.NaN
   const derived = perRequest - Math.ceil(cap * 1.05)
-  return { adapter, model, maxTokens: Number.isInteger(derived) && derived > 0 ? derived : 64 }
+  return { adapter, model, replyTokens: Number.isInteger(derived) && derived > 0 ? derived : DEFAULT_REPLY_TOKENS }
 }
 
 /**

@@ -57,7 +57,7 @@ describe("model size from metadata (SPEC A-4, F-1)", () => {
       machine: new Machine({ ram_gb: 1, chip: "c", os_version: "o", binary_version: null }),
       inputs: new Inputs({ target_context: 2048, candidate_models: [small, big], stage1_replicates: 1, stage2_replicates: 1, gate_ttft_ms: 1000, tps_tie_epsilon: 0.1 }),
       adapter: macProvider("macprovider-cli"),
-      candidates, targetContext: 2048, maxTokens: 64,
+      candidates, targetContext: 2048, replyTokens: 64,
       recommended: {
         candidate: candidates[1]!, knobs: Knobs.defaults,
         outcome: { verdict: Verdict.Fits(), replicates: 1, nErr: 0, tpsMedian: 1, ttftMedianMs: 1, ttftP95Ms: 1, calibration: null, samples: [], startedAt: "2026-01-01T00:00:00.000Z", server: { promptTokens: null, promptN: null, promptTps: null, decodeTps: null, requestMs: null }, phases: { loadMs: null, preWarmMs: null, probeMs: null }, spread: NO_SPREAD, marginal: false, background: null }

@@ -7,7 +7,7 @@ import { findLlamaServer } from "../../src/system/Executables.js"
 import { runCli, tempDir } from "../support/cli.js"
 
 const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>, port: number | null = 4321) => ({
-  model: "/m/x.gguf", port, targetContext: 2048, maxTokens: 64,
+  model: "/m/x.gguf", port, targetContext: 2048, replyTokens: 64,
   knobs: new Knobs({ kvBits: null, maxContext: null, maxBatch: null, threads: null, ...knobs })
 })
 

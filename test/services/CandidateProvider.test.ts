@@ -28,7 +28,7 @@ const startWith = async (adapter: ProviderAdapter, env: Record<string, string>) 
       const provider = yield* CandidateProvider
       return yield* provider.start({
         adapter,
-        spec: { model: "ok", knobs: Knobs.defaults, targetContext: 100, maxTokens: 8 },
+        spec: { model: "ok", knobs: Knobs.defaults, targetContext: 100, replyTokens: 8 },
         logDir: tempDir(),
         readyTimeoutMs: 20_000
       })

@@ -21,7 +21,7 @@ const summary = (candidates: ReadonlyArray<Candidate>, chosen: Candidate, over: 
   partial: false, machine,
   inputs: new Inputs({ target_context: 2048, candidate_models: candidates.map((c) => c.id), stage1_replicates: 3,
     stage2_replicates: 3, gate_ttft_ms: 60000, tps_tie_epsilon: 0.1 }),
-  adapter: macProvider("macprovider-cli"), candidates, targetContext: 2048, maxTokens: 64,
+  adapter: macProvider("macprovider-cli"), candidates, targetContext: 2048, replyTokens: 64,
   recommended: { candidate: chosen, knobs: new Knobs({ kvBits: null, maxContext: 2048, maxBatch: 1, threads: null }), outcome },
   rejected: [], disturbedTrials: 0, tiedWithinNoise: [], drift: null, stage1: null, noisePolicy: { maxReplicates: 9, maxBackgroundCores: 0.25 }, ...over
 })

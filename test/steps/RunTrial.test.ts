@@ -16,7 +16,7 @@ import { CpuMeter } from "../../src/services/CpuMeter.js"
 import { tinyModelPath } from "../support/models.js"
 
 const settings = (estimate: boolean): TrialSettings => ({
-  adapter: embedded(null), targetContext: 256, maxTokens: 8, gateTtftMs: 60_000, requestTimeoutMs: 120_000,
+  adapter: embedded(null), targetContext: 256, maxTokens: 8, replyTokens: 8, gateTtftMs: 60_000, requestTimeoutMs: 120_000,
   readyTimeoutMs: 60_000, logDir: "/tmp", estimate, memoryLimitGiB: 0.01, maxBackgroundCores: null
 })
 

@@ -98,5 +98,8 @@ export const logFiles = (logsDir: string): Array<string> =>
     ? []
     : Fs.readdirSync(logsDir).flatMap((run) => {
       const dir = Path.join(logsDir, run)
-      return Fs.statSync(dir).isDirectory() ? Fs.readdirSync(dir).sort().map((f) => Path.join(dir, f)) : []
+      // Files only: a run's `verify/` directory (--apply --verify's provider logs) is not a trial's log.
+      return Fs.statSync(dir).isDirectory()
+        ? Fs.readdirSync(dir).sort().map((f) => Path.join(dir, f)).filter((f) => Fs.statSync(f).isFile())
+        : []
     })

@@ -66,6 +66,7 @@ export const simulatedSettings: TrialSettings = {
   adapter: macProvider("fake"),
   targetContext: 100,
   maxTokens: 3,
+  replyTokens: 3,
   gateTtftMs: 60_000,
   requestTimeoutMs: 300_000,
   readyTimeoutMs: 300_000,
