@@ -229,4 +229,36 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     expect(Fs.existsSync(fresh)).toBe(false)
     expect(r2.stdout).toContain(`not applied:  ${fresh} removed again`)
   })
+
+  it("F-6 autotune verify --config starts the provider from the applied file (default: the newest ok run) and names the keys where the file no longer holds the recipe", { timeout: 120_000 }, async () => {
+    const dir = tempDir()
+    const cfg = Path.join(dir, "config.yaml")
+    Fs.writeFileSync(cfg, servedConfig)
+    const model = Path.join(dir, "ok-5")
+    Fs.copyFileSync(tinyModelPath(), model)
+    const db = Path.join(dir, "runs.db")
+    const argv = Path.join(dir, "argv")
+    const env = { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argv }
+    const tuned = await runCli([
+      "tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+      "--threads-axis", "1", "--max-replicates", "3", "--apply", "--config-path", cfg, "--db-path", db
+    ], { env })
+    expect(tuned.code, tuned.stderr).toBe(0)
+    const held = await runCli(["verify", "--config", cfg, "--db-path", db, "--tolerance", "0.9"], { env })
+    expect(held.code, held.stdout + held.stderr).toBe(0)
+    expect(held.stdout).toContain("holds:")
+    const starts = Fs.readFileSync(argv, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Array<string>)
+    expect(starts.at(-1)!.slice(0, 3)).toEqual(["serve", "--config", cfg])
+
+    // The operator changed a knob by hand: the file is not the recipe any more.
+    Fs.writeFileSync(cfg, Fs.readFileSync(cfg, "utf8").replace("threads_override: 1", "threads_override: 2"))
+    const before = starts.length
+    const changed = await runCli(["verify", "--config", cfg, "--db-path", db], { env })
+    expect(changed.code).toBe(1)
+    expect(changed.stdout + changed.stderr).toContain("differs in threads_override")
+    expect(Fs.readFileSync(argv, "utf8").trim().split("\n")).toHaveLength(before) // no provider started
+    // Neither a run nor --config: a usage error.
+    const bare = await runCli(["verify", "--db-path", db], { env })
+    expect(bare.code).toBe(64)
+  })
 })

@@ -1,10 +1,10 @@
 /**
- * `autotune verify <run-id | recipe.json> [--db-path <file>] [--replicates N]
- * [--gate-ttft-ms X] [--json]` (SPEC R-3): the flags and where the recipe
- * comes from; the work is `steps/Verify.ts`.
+ * `autotune verify [<run-id | recipe.json>] [--config <file>] [--db-path <file>]
+ * [--replicates N] [--gate-ttft-ms X] [--json]` (SPEC R-3, F-6): the flags and
+ * where the recipe comes from; the work is `steps/Verify.ts`.
  */
 import { Args, Command, Options } from "@effect/cli"
-import { Clock, Console, Effect, Option, Schema } from "effect"
+import { Clock, Console, Effect, Either, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { RecipeMiss, UsageError } from "../domain/AutotuneError.js"
@@ -13,17 +13,29 @@ import { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js
 import { MAX_REPLICATES, MAX_TIMER_MS } from "../domain/Limits.js"
 import { withExistingStore } from "../services/TrialStore.js"
 import { resolveCandidates } from "../steps/Candidates.js"
-import { adapterOfIdentity, DEFAULT_VERIFY_TOLERANCE, launchOf, MIN_COMPARED_REPLICATES, type RecordedRecipe, renderVerify, verifyRecipe } from "../steps/Verify.js"
-import { adapterBinary } from "../providers/ProviderAdapter.js"
+import {
+  adapterOfIdentity,
+  DEFAULT_VERIFY_TOLERANCE,
+  knobsOfRecipe,
+  launchOf,
+  MIN_COMPARED_REPLICATES,
+  type RecordedRecipe,
+  renderVerify,
+  verifyMissText,
+  verifyRecipe
+} from "../steps/Verify.js"
+import { adapterBinary, type LaunchSpec, type ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { holdSignals } from "../system/HoldSignals.js"
 import { acquireRunLock, runLockPaths } from "../system/RunLock.js"
 import { dataDir, defaultDbPath } from "../system/UserDirs.js"
 import { dbPathOption, floatOption, integerOption } from "./CliOptions.js"
 import { storedProviderBin } from "./Resume.js"
 
-const target = Args.text({ name: "run-id | recipe.json" }).pipe(
-  Args.withDescription("a run in the database (autotune history lists them), or a `tune --json` document"))
+const target = Args.text({ name: "run-id | recipe.json" }).pipe(Args.optional,
+  Args.withDescription("a run in the database (autotune history lists them), or a `tune --json` document (with --config, default: the newest run that ended ok)"))
 const opt = {
+  config: Options.file("config", { exists: "yes" }).pipe(Options.optional,
+    Options.withDescription("start the provider from this config file, as its restart line does (what tune --apply wrote: the embedded provider's config.yaml, a llama-server preset), after checking it holds the recipe (SPEC F-6)")),
   dbPath: dbPathOption,
   replicates: integerOption("replicates", { min: 1, max: MAX_REPLICATES }).pipe(Options.optional,
     Options.withDescription("requests to probe with (default: the recipe's replicates, at least 3)")),
@@ -94,6 +106,9 @@ const loadRecipe = (targetText: string, dbPath: string) =>
  * while a tune of the same provider or database runs. Like a tune it holds
  * the run locks and signals for its life (Ctrl-C stops the probe and its
  * provider, exit 130), and measures under the recipe's quiet-machine guard.
+ * With `--config <file>` (F-6) the provider is started from that file as its
+ * restart line says, once the file is known to hold the recipe (exit 1 naming
+ * the keys where it does not); the run defaults to the newest that ended ok.
  */
 export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
   Effect.gen(function*() {
@@ -102,25 +117,30 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
     }
     yield* holdSignals
     const db = path.resolve(Option.getOrElse(f.dbPath, defaultDbPath))
-    const { givenBin, maxBackgroundCores, recipe } = yield* loadRecipe(f.target, db)
+    const targetText = Option.isSome(f.target) ? f.target.value : yield* newestRecipe(db, Option.isSome(f.config))
+    const { givenBin, maxBackgroundCores, recipe } = yield* loadRecipe(targetText, db)
     const rec = recipe.recommendation
     const launch = launchOf(rec)
     const recorded = recipe.identity?.provider
     // Asks the binary what it accepts (llama-server's optional flags), as a tune does before it starts candidates.
-    const adapter = yield* (recorded === undefined ? launch.adapter : adapterOfIdentity(recorded, givenBin, launch.adapter)).probe
+    const probed = yield* (recorded === undefined ? launch.adapter : adapterOfIdentity(recorded, givenBin, launch.adapter)).probe
+    const policy = recipe.identity?.policy
+    const replyTokens = policy?.reply_tokens ?? launch.replyTokens
+    const spec = { model: launch.model, port: null, knobs: knobsOfRecipe(rec), targetContext: rec.target_context, replyTokens }
+    // F-6: from the operator's config file, once it is known to hold this recipe.
+    const adapter = Option.isNone(f.config) ? probed : yield* fromConfig(probed, f.config.value, spec, targetText)
     // One measurement of a provider at a time: a tune of it (or of this database) running now waits for this, or this for it.
     yield* acquireRunLock(runLockPaths(db, adapterBinary(adapter), dataDir()))
     const found = yield* resolveCandidates([launch.model], adapter.name).pipe(Effect.option)
     const candidate = Option.match(found, { onNone: () => null, onSome: ([c]) => ({ ...c!, id: rec.model }) })
     const gate = Option.getOrElse(f.gateTtftMs, () => recipe.inputs.gate_ttft_ms)
-    const policy = recipe.identity?.policy
     const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString().replace(/[:.]/g, "-")
     const result = yield* verifyRecipe({
       adapter,
       targetContext: rec.target_context,
       // The probe's length as the tune had it (a document does not say: 64, the tune's default, within the budget).
-      maxTokens: policy?.max_tokens ?? Math.min(64, launch.replyTokens),
-      replyTokens: policy?.reply_tokens ?? launch.replyTokens,
+      maxTokens: policy?.max_tokens ?? Math.min(64, replyTokens),
+      replyTokens,
       gateTtftMs: gate,
       requestTimeoutMs: Math.max(policy?.request_timeout_ms ?? 0, gate + 120_000),
       readyTimeoutMs: policy?.ready_timeout_ms ?? 300_000,
@@ -133,9 +153,51 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
     if (result.verdict !== "holds") {
       return yield* new RecipeMiss({
         verdict: result.verdict,
-        message: result.verdict === "infeasible"
-          ? `the recipe is infeasible now: ${result.reason}`
-          : `the recipe regressed: ${[...result.model_changed ? ["the model file is not the one measured"] : [], ...result.regressions].join("; ")}`
+        message: result.verdict === "infeasible" ? `the recipe is infeasible now: ${result.reason}` : `the recipe regressed: ${verifyMissText(result)}`
       })
     }
-  }).pipe(Effect.scoped)).pipe(Command.withDescription("Re-probe a recorded recipe and compare: exit 0 holds, 1 regressed, 2 infeasible now (SPEC R-3)"))
+  }).pipe(Effect.scoped)).pipe(Command.withDescription("Re-probe a recorded recipe and compare: exit 0 holds, 1 regressed, 2 infeasible now (SPEC R-3, F-6)"))
+
+/**
+ * `verify --config` without a run: the newest run of the database that ended
+ * ok with a recommendation (SPEC F-6: the recipe an apply wrote). Fails with
+ * UsageError when there is none, or when neither a run nor --config is given.
+ */
+const newestRecipe = (db: string, withConfig: boolean) =>
+  withConfig
+    ? withExistingStore(db, (store) =>
+      Effect.gen(function*() {
+        const run = (yield* store.runs()).find((r) => r.exit_reason === "ok" && r.recommendation_json !== null)
+        if (run === undefined) {
+          return yield* new UsageError({ flag: "config", message: `--config: no run in ${db} ended ok with a recommendation; name the run to verify` })
+        }
+        return run.run_id
+      }))
+    : Effect.fail(new UsageError({ flag: "run-id", message: "verify needs a run id or a recipe.json (autotune history lists the runs), or --config <file>" }))
+
+/**
+ * The provider as `configFile`'s restart line starts it (F-6), after checking
+ * that the file holds the recipe (`spec`): the recipe's own edit of it must
+ * change nothing. Fails with UsageError (`config`) when this tool cannot start
+ * the provider from a file or cannot read it, or RecipeMiss (regressed, exit
+ * 1) naming the keys where the file and the recipe differ.
+ */
+const fromConfig = (adapter: ProviderAdapter, configFile: string, spec: LaunchSpec, recipeName: string) =>
+  Effect.gen(function*() {
+    const launchFrom = adapter.config?.launchFrom ?? null
+    if (adapter.config === null || launchFrom === null) {
+      return yield* new UsageError({ flag: "config", message: `--config: this tool cannot start the ${adapter.name} provider from a config file` })
+    }
+    const source = yield* Effect.try({
+      try: () => new TextDecoder("utf-8", { fatal: true }).decode(fs.readFileSync(configFile)),
+      catch: (e) => new UsageError({ flag: "config", message: `--config ${configFile}: cannot be read: ${e instanceof Error ? e.message : String(e)}` })
+    })
+    const edit = adapter.config.edit(spec)(source)
+    if (Either.isLeft(edit)) return yield* new UsageError({ flag: "config", message: `--config ${configFile}: ${edit.left}` })
+    if (edit.right.changed.length > 0) {
+      const message = `${configFile} does not hold the recipe of ${recipeName}: it differs in ${edit.right.changed.join(", ")}`
+      yield* Console.log(`regressed: ${message}`)
+      return yield* new RecipeMiss({ verdict: "regressed", message })
+    }
+    return launchFrom(configFile)
+  })
