@@ -66,6 +66,10 @@ interface RunState {
   readonly verified: Ref.Ref<VerifyResult | null>
   /** Whether the applied config was put back because it did not verify (F-6). */
   readonly restored: Ref.Ref<boolean>
+  /** Whether `--apply --verify` started verifying (F-6): a run that ends before its verdict wrote an unverified config. */
+  readonly verifying: Ref.Ref<boolean>
+  /** Why an applied config that did not verify could not be put back (F-6), null otherwise. */
+  readonly restoreFailed: Ref.Ref<string | null>
   /** Whether the drain stopped something that comes back when the run ends (E-2). */
   readonly drainedComesBack: Ref.Ref<boolean>
   /** Trials measured while other processes were busy (SPEC N-3), measured again or not. */
@@ -144,6 +148,8 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     applied: yield* Ref.make<ApplyResult | null>(null),
     verified: yield* Ref.make<VerifyResult | null>(null),
     restored: yield* Ref.make(false),
+    verifying: yield* Ref.make(false),
+    restoreFailed: yield* Ref.make<string | null>(null),
     drainedComesBack: yield* Ref.make(false),
     disturbedTrials: yield* Ref.make(0),
     cellRows: new Map(),
@@ -463,27 +469,36 @@ const verifyApplied = (run: Run, applied: ApplyResult, rec: Recommended, state: 
   Effect.gen(function*() {
     const launchFrom = run.plan.adapter.config?.launchFrom ?? null
     if (launchFrom === null) return
-    yield* Console.error(`autotune: verifying ${applied.target}: starting the provider from it`)
+    // The path the operator gave (a symlink stays a symlink in the restart line).
+    const configFile = path.resolve(applied.configPath)
+    yield* Console.error(`autotune: verifying ${configFile}: starting the provider from it`)
+    yield* Ref.set(state.verifying, true)
     const doc = buildDocument(yield* summarize(state, run, "ok"))
     const { ledger: _ledger, ...settings } = run.plan
     const result = yield* verifyRecipe(
-      { ...settings, adapter: launchFrom(applied.target), logDir: path.join(run.plan.logDir, "verify") },
+      { ...settings, adapter: launchFrom(configFile), logDir: path.join(run.plan.logDir, "verify") },
       { recommendation: doc.recommendation!, inputs: doc.inputs, machine: run.machine, identity: run.identity },
       rec.candidate,
       Math.max(MIN_COMPARED_REPLICATES, rec.outcome.samples.length)
     )
-    yield* Ref.set(state.verified, result)
-    if (result.verdict === "holds") return
-    const missed = verifyMissText(result)
-    yield* Effect.uninterruptible(restoreApplied(applied).pipe(
-      Effect.zipRight(Ref.set(state.restored, true)),
-      Effect.mapError((e) => new ApplyFailed({ message: `the applied config did not verify (${missed}), and ${e.message}` }))
-    ))
-    return yield* new ApplyFailed({
-      message: `the applied config did not verify: ${missed}; ${
-        applied.backupPath === null ? `${applied.target} removed (it did not exist before)` : `${applied.target} restored from ${applied.backupPath}`
-      }`
-    })
+    // From the verdict to the file put back, nothing interrupts: a miss is never left in place unannounced.
+    yield* Effect.uninterruptible(Effect.gen(function*() {
+      yield* Ref.set(state.verified, result)
+      if (result.verdict === "holds") return
+      const missed = verifyMissText(result)
+      yield* restoreApplied(applied).pipe(Effect.catchAll((e) =>
+        Effect.zipRight(
+          Ref.set(state.restoreFailed, e.message),
+          Effect.fail(new ApplyFailed({ message: `the applied config did not verify (${missed}), and ${e.message}` }))
+        )
+      ))
+      yield* Ref.set(state.restored, true)
+      return yield* new ApplyFailed({
+        message: `the applied config did not verify: ${missed}; ${
+          applied.backupPath === null ? `${applied.target} removed (it did not exist before)` : `${applied.target} restored from ${applied.backupPath}`
+        }`
+      })
+    }))
   })
 
 /** H-3: the budget interrupts the steps (their trial and provider stop through their scopes) and fails with BudgetExhausted. */
@@ -611,6 +626,14 @@ const printApplyReport = (state: RunState, run: Run, summary: RunSummary) =>
     const say = run.plan.json ? Console.error : Console.log
     const verified = yield* Ref.get(state.verified)
     const verifiedLines = verified === null ? [] : ["verified (SPEC F-6): the provider started from the written config", renderVerify(verified)]
+    const restoreFailed = yield* Ref.get(state.restoreFailed)
+    if (restoreFailed !== null) {
+      return yield* say([
+        ...verifiedLines,
+        `NOT RESTORED: ${done.target} did not verify and could not be put back (${restoreFailed}):`,
+        done.backupPath === null ? `  remove ${done.target} by hand (it did not exist before)` : `  copy ${done.backupPath} over ${done.target} by hand`
+      ].join("\n"))
+    }
     if (yield* Ref.get(state.restored)) {
       return yield* say([
         ...verifiedLines,
@@ -624,20 +647,49 @@ const printApplyReport = (state: RunState, run: Run, summary: RunSummary) =>
     const kind = yield* manager.resolve(serviceManager)
     const job = yield* manager.jobState(kind, serviceLabel)
     const launchFrom = run.plan.adapter.config?.launchFrom ?? null
-    // The provider as it reads the written file (F-4: `autotune serve --config <file>`), else the F-1 serve command.
-    const restartLine = launchFrom !== null
-      ? launchFrom(done.target).serveCommand({ model: rec.candidate.model, port: null, knobs: rec.knobs, targetContext: run.plan.targetContext, replyTokens: run.plan.replyTokens })
-      : serveCommandOf(run.plan.adapter, rec, run.plan.targetContext, run.plan.replyTokens)
-    yield* say([
+    const unverified = (yield* Ref.get(state.verifying)) && verified === null
+    const written = [
       `applied:      ${done.configPath} (${
         done.changed.length === 0 ? "already up to date" : `${done.backupPath === null ? "created with" : "changed"} ${done.changed.join(", ")}`
       }${done.backupPath === null ? "" : `; backup ${done.backupPath}`})`,
       ...(summary.exitReason === "ok" ? [] : [`              the config was written before the run ended (${summary.exitReason})`]),
-      ...verifiedLines,
-      (yield* Ref.get(state.drainedComesBack))
-        ? "the provider drained for this run is restored when it ends, and reads the new config then"
-        : restartInstructions(job._tag === "Absent" ? "none" : kind, serviceLabel, restartLine, process.getuid?.() ?? 0)
+      ...(unverified
+        ? [`              NOT verified: the run ended during the verification; check it with autotune verify ${run.runId} --config ${path.resolve(done.configPath)}`]
+        : []),
+      ...verifiedLines
+    ]
+    if (launchFrom === null) {
+      // macprovider reads its own config at start: its job, or the drained provider coming back, picks it up.
+      return yield* say([
+        ...written,
+        (yield* Ref.get(state.drainedComesBack))
+          ? "the provider drained for this run is restored when it ends, and reads the new config then"
+          : restartInstructions(
+            job._tag === "Absent" ? "none" : kind,
+            serviceLabel,
+            serveCommandOf(run.plan.adapter, rec, run.plan.targetContext, run.plan.replyTokens),
+            process.getuid?.() ?? 0
+          )
+      ].join("\n"))
+    }
+    // F-4: the provider reads the file only when started from it, as this line does; a job or a drained
+    // provider started with its own command line keeps serving what it did.
+    const restartLine = launchFrom(path.resolve(done.configPath)).serveCommand({
+      model: rec.candidate.model,
+      port: null,
+      knobs: rec.knobs,
+      targetContext: run.plan.targetContext,
+      replyTokens: run.plan.replyTokens
+    })
+    yield* say([
+      ...written,
+      `restart your provider from the new config:\n  ${restartLine}`,
+      ...(job._tag === "Absent" ? [] : [`  (its ${kind} job ${serviceLabel} reads the file only if it starts the provider with that command line)`]),
+      ...((yield* Ref.get(state.drainedComesBack))
+        ? ["  (the provider drained for this run was brought back with its own command line, not this one)"]
+        : [])
     ].join("\n"))
   })
+
 
 

@@ -106,8 +106,8 @@ export const planInputs = (p: TunePlan): Inputs =>
     stage2_replicates: p.stage2Replicates,
     gate_ttft_ms: p.gateTtftMs,
     tps_tie_epsilon: p.tpsTieEpsilon,
-    // F-5: only when not the default, so a recipe at the default hashes as it always has (F-2h).
-    ...(p.replyTokens === DEFAULT_REPLY_TOKENS ? {} : { reply_tokens: p.replyTokens })
+    // F-5: only when not the default (1024, or the probe length when larger), so a recipe at the default hashes as it always has (F-2h).
+    ...(p.replyTokens === Math.max(DEFAULT_REPLY_TOKENS, p.maxTokens) ? {} : { reply_tokens: p.replyTokens })
   })
 
 const usage = (flag: string, message: string) => Effect.fail(new UsageError({ flag, message }))
@@ -280,5 +280,5 @@ export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError
     yield* checkAxes(plan)
     return plan.apply === null
       ? plan
-      : { ...plan, apply: { ...plan.apply, configPath: yield* checkApplyTarget(plan.apply.configPath, plan.adapter) } }
+      : { ...plan, apply: { ...plan.apply, configPath: yield* checkApplyTarget(plan.apply.configPath, plan.adapter, plan.candidateIds) } }
   })

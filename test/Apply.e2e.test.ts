@@ -261,4 +261,26 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     const bare = await runCli(["verify", "--db-path", db], { env })
     expect(bare.code).toBe(64)
   })
+
+  it("F-6 H-4 Ctrl-C during the verification: exit 130, the written config stays and is reported as not verified", { timeout: 120_000 }, async () => {
+    const dir = tempDir()
+    const cfg = Path.join(dir, "config.yaml")
+    Fs.writeFileSync(cfg, servedConfig)
+    const model = Path.join(dir, "ok-5")
+    Fs.copyFileSync(tinyModelPath(), model)
+    // Served from the file (--config), the fake provider's measured requests hang: Ctrl-C lands in the verification.
+    const cli = startCli([
+      "tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+      // --json: the apply report goes to stderr, which the test reads.
+      "--threads-axis", "1", "--max-replicates", "3", "--apply", "--config-path", cfg, "--verify", "--json", "--db-path", Path.join(dir, "runs.db")
+    ], { XDG_DATA_HOME: dir, FAKE_PROVIDER_SLOW_FLAG: "--config" }, true)
+    await waitFor(() => cli.stderr().includes("starting the provider from it"), 60_000)
+    await new Promise((r) => setTimeout(r, 1500)) // its pre-warm done, a measured request in flight
+    process.kill(-cli.child.pid!, "SIGINT")
+    expect(await cli.exited, cli.stderr()).toBe(130)
+    const written = Fs.readFileSync(cfg, "utf8")
+    expect(written).not.toBe(servedConfig)
+    expect(written).toContain(`model: ${model}`)
+    expect(cli.stderr()).toContain("NOT verified: the run ended during the verification")
+  })
 })

@@ -228,8 +228,13 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     const verifyLogs = Fs.readdirSync(verifyDir).map((f) => Path.join(verifyDir, f))
     expect(verifyLogs).toHaveLength(1)
     const log = Fs.readFileSync(verifyLogs[0]!, "utf8")
-    expect(log.split("\n")[0]).toBe(`$ ${llamaServerBin()} --models-preset ${preset} --host 127.0.0.1 --port ${/--port (\d+)/.exec(log)![1]} --cache-ram 0`)
+    // Exactly the restart line, plus the candidate's host and port.
+    expect(log.split("\n")[0]).toBe(`$ ${llamaServerBin()} --models-preset ${preset} --host 127.0.0.1 --port ${/--port (\d+)/.exec(log)![1]}`)
     expect(log).toContain("spawning server instance with name=synth-15M-q8_0")
-    expect(log).toMatch(/n_ctx_slot = \d+/)
+    // The router logs the model server's arguments one per line: the section's options, as the recipe has them.
+    const spawned = [...log.matchAll(/load: {3}(\S+)$/gm)].map((m) => m[1]!)
+    const arg = (flag: string) => spawned[spawned.indexOf(flag) + 1]
+    expect([arg("--ctx-size"), arg("--parallel"), arg("--cache-type-k"), arg("--cache-type-v"), arg("--flash-attn"), arg("--threads"), arg("--model")])
+      .toEqual([ctx, "1", "q8_0", "q8_0", "on", "2", model])
   })
 })

@@ -9,6 +9,7 @@ import * as Path from "node:path"
 import { embedded } from "../src/providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../src/providers/LlamaServer.js"
 import { macProvider } from "../src/providers/MacProvider.js"
+import { recipeHash } from "../src/domain/RecipeHash.js"
 import { planInputs, type TunePlan, validatePlan } from "../src/TunePlan.js"
 import { tempDir } from "./support/cli.js"
 
@@ -107,5 +108,13 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
   it("F-5 F-2h the reply budget enters the inputs (and the recipe hash) only when it is not the default 1024", () => {
     expect(Object.keys(planInputs(base))).not.toContain("reply_tokens")
     expect(planInputs({ ...base, replyTokens: 2048 }).reply_tokens).toBe(2048)
+    // With a probe longer than 1024 tokens the default budget is the probe's length: still not in the inputs.
+    expect(Object.keys(planInputs({ ...base, maxTokens: 2048, replyTokens: 2048 }))).not.toContain("reply_tokens")
+    const machine = { ram_gb: 24, chip: "x", os_version: "y", binary_version: null }
+    const hashOf = (p: TunePlan) => recipeHash({ machine, inputs: planInputs(p), recommendation: { model: "m", knobs: { kv_bits: null, max_concurrency_override: 1, max_context_override: null } } })
+    // The default budget hashes exactly as a plan from before the budget existed (its inputs without the key).
+    const { reply_tokens: _none, ...before } = planInputs(base)
+    expect(hashOf(base)).toBe(recipeHash({ machine, inputs: before as never, recommendation: { model: "m", knobs: { kv_bits: null, max_concurrency_override: 1, max_context_override: null } } }))
+    expect(hashOf({ ...base, replyTokens: 2048 })).not.toBe(hashOf(base))
   })
 })

@@ -125,10 +125,13 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
     // Asks the binary what it accepts (llama-server's optional flags), as a tune does before it starts candidates.
     const probed = yield* (recorded === undefined ? launch.adapter : adapterOfIdentity(recorded, givenBin, launch.adapter)).probe
     const policy = recipe.identity?.policy
-    const replyTokens = policy?.reply_tokens ?? launch.replyTokens
+    // F-5: the budget the run started its candidates with; a run from before it, its probe length; a document, its inputs.
+    const replyTokens = policy !== undefined
+      ? policy.reply_tokens ?? policy.max_tokens
+      : recipe.inputs.reply_tokens ?? launch.replyTokens
     const spec = { model: launch.model, port: null, knobs: knobsOfRecipe(rec), targetContext: rec.target_context, replyTokens }
     // F-6: from the operator's config file, once it is known to hold this recipe.
-    const adapter = Option.isNone(f.config) ? probed : yield* fromConfig(probed, f.config.value, spec, targetText)
+    const adapter = Option.isNone(f.config) ? probed : yield* fromConfig(probed, f.config.value, spec, targetText, f.json)
     // One measurement of a provider at a time: a tune of it (or of this database) running now waits for this, or this for it.
     yield* acquireRunLock(runLockPaths(db, adapterBinary(adapter), dataDir()))
     const found = yield* resolveCandidates([launch.model], adapter.name).pipe(Effect.option)
@@ -182,7 +185,7 @@ const newestRecipe = (db: string, withConfig: boolean) =>
  * the provider from a file or cannot read it, or RecipeMiss (regressed, exit
  * 1) naming the keys where the file and the recipe differ.
  */
-const fromConfig = (adapter: ProviderAdapter, configFile: string, spec: LaunchSpec, recipeName: string) =>
+const fromConfig = (adapter: ProviderAdapter, configFile: string, spec: LaunchSpec, recipeName: string, json: boolean) =>
   Effect.gen(function*() {
     const launchFrom = adapter.config?.launchFrom ?? null
     if (adapter.config === null || launchFrom === null) {
@@ -196,7 +199,7 @@ const fromConfig = (adapter: ProviderAdapter, configFile: string, spec: LaunchSp
     if (Either.isLeft(edit)) return yield* new UsageError({ flag: "config", message: `--config ${configFile}: ${edit.left}` })
     if (edit.right.changed.length > 0) {
       const message = `${configFile} does not hold the recipe of ${recipeName}: it differs in ${edit.right.changed.join(", ")}`
-      yield* Console.log(`regressed: ${message}`)
+      yield* Console.log(json ? JSON.stringify({ verdict: "regressed", config: configFile, differs: edit.right.changed, reason: message }, null, 2) : `regressed: ${message}`)
       return yield* new RecipeMiss({ verdict: "regressed", message })
     }
     return launchFrom(configFile)

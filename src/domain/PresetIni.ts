@@ -34,6 +34,21 @@ const OPTIONS: ReadonlyArray<ReadonlyArray<string>> = [
 /** The options a recipe owns in its section (long names), in the order new lines are written. */
 export const PRESET_OWNED_KEYS: ReadonlyArray<string> = OPTIONS.map((o) => o[0]!)
 
+/**
+ * What `llama-server --help` says each option defaults to: written in place of
+ * a removed option when `[*]` (or a global line before the first section)
+ * sets it, since the section would otherwise inherit that value and serve
+ * something the recipe was not measured with.
+ */
+const BUILD_DEFAULTS: Readonly<Record<string, string>> = {
+  "ctx-size": "0",
+  parallel: "-1",
+  "cache-type-k": "f16",
+  "cache-type-v": "f16",
+  "flash-attn": "auto",
+  threads: "-1"
+}
+
 /** The owned option a key names (its long name), or null when the key is not one a recipe owns. */
 const ownedOption = (key: string): string | null => OPTIONS.find((names) => names.includes(key.replace(/^-+/, "")))?.[0] ?? null
 
@@ -63,6 +78,7 @@ export const presetValuesOf = (model: string, args: ReadonlyArray<string>): Pres
 type Line =
   | { readonly kind: "section"; readonly name: string }
   | { readonly kind: "entry"; readonly key: string; readonly value: string; readonly valueStart: number; readonly valueEnd: number }
+  | { readonly kind: "blank" }
   | { readonly kind: "other" }
 
 const SECTION = /^[ \t]*\[([^\]]*)\][ \t]*(?:[;#].*)?$/
@@ -70,6 +86,7 @@ const ENTRY = /^([ \t]*)([^=;#[ \t][^=]*?)[ \t]*=[ \t]*(.*?)[ \t]*$/
 
 /** A line (without its line break) parsed; value offsets are within the line, before any `;` comment. */
 const parseLine = (text: string): Line => {
+  if (/^[ \t]*([;#].*)?$/.test(text)) return { kind: "blank" }
   const s = SECTION.exec(text)
   if (s !== null) return { kind: "section", name: s[1]!.trim() }
   const e = ENTRY.exec(text)
@@ -86,15 +103,19 @@ const splitLines = (source: string): Array<string> => source.match(/[^\n]*\n|[^\
 
 const body = (line: string) => line.replace(/\r?\n$/, "")
 
-/** The values of section `name`'s owned options as the parser reads them (first occurrence wins), or null without such a section. */
-const readSection = (source: string, name: string): Record<string, string> | null => {
-  let inside = false
-  let found = false
+/**
+ * The values of section `name`'s owned options as the parser reads them
+ * (first occurrence wins), or null without such a section; `name` null reads
+ * what every section inherits: `[*]` and the lines before the first section.
+ */
+const readSection = (source: string, name: string | null): Record<string, string> | null => {
+  let inside = name === null
+  let found = name === null
   const values: Record<string, string> = {}
   for (const line of splitLines(source)) {
     const l = parseLine(body(line))
     if (l.kind === "section") {
-      inside = l.name === name
+      inside = name === null ? l.name === "*" : l.name === name
       found ||= inside
     } else if (inside && l.kind === "entry") {
       const key = ownedOption(l.key)
@@ -130,14 +151,30 @@ const writable = (value: string) => value.trim() === value && value !== "" && !/
  * - the file's line break (LF or CRLF) is used for new lines.
  * Then the result is parsed again: the section must read back exactly
  * `values` and every other line be as it was.
- * Returns Left(reason) when the name is empty or not writable, the section
- * occurs twice, a value cannot be written (a line break, `;` or `#`, leading
- * or trailing blanks), or the check fails.
+ * - an option the recipe leaves unset that every section inherits (from `[*]`
+ *   or a line before the first section) is written with the build's default
+ *   (BUILD_DEFAULTS) instead of removed, so the section serves what was measured;
+ * - a leading byte-order mark is kept.
+ * Returns Left(reason) when the text is not a preset (a line that is not a
+ * `[section]`, a `key = value` entry, a `;`/`#` comment or blank: a YAML or
+ * JSON file), the name is empty or not writable, the section occurs twice, a
+ * value cannot be written (a line break, `;` or `#`, leading or trailing
+ * blanks), or the check fails.
  */
-export const editPresetText = (source: string, name: string, values: PresetValues): Either.Either<ConfigEdit, string> => {
+export const editPresetText = (withBom: string, name: string, asked: PresetValues): Either.Either<ConfigEdit, string> => {
+  const bom = withBom.startsWith("\uFEFF") ? "\uFEFF" : ""
+  const source = withBom.slice(bom.length)
   if (name === "" || name !== name.trim() || /[\]\r\n]/.test(name) || name === "*") {
     return Either.left(`${JSON.stringify(name)} cannot name a preset section`)
   }
+  const stray = splitLines(source).findIndex((l) => parseLine(body(l)).kind === "other")
+  if (stray >= 0) {
+    return Either.left(`line ${stray + 1} is not a preset line ([section], key = value or a ; comment): it is not a llama-server --models-preset INI file`)
+  }
+  const inherited = readSection(source, null) ?? {}
+  const values: PresetValues = Object.fromEntries(
+    Object.entries(asked).map(([k, v]) => [k, v === null && Object.hasOwn(inherited, k) ? BUILD_DEFAULTS[k] ?? null : v])
+  )
   for (const [k, v] of Object.entries(values)) {
     if (v !== null && !writable(v)) return Either.left(`the value of ${k}, ${JSON.stringify(v)}, cannot be written in a preset`)
   }
@@ -201,5 +238,5 @@ export const editPresetText = (source: string, name: string, values: PresetValue
   }
   const [was, now] = [untouched(source, name), untouched(text, name)]
   if (was.length !== now.length || was.some((l, i) => l !== now[i])) return Either.left("the edit would change a line it does not own")
-  return Either.right({ text, changed })
+  return Either.right({ text: bom + text, changed })
 }

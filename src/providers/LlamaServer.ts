@@ -99,12 +99,23 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
     // F-4: a router preset (`llama-server --models-preset <file>`): the recipe is the model's section.
     config: {
       edit: (spec) => (source) => editPresetText(source, presetName(spec.model), presetValuesOf(path.resolve(spec.model), knobArgs(spec))),
-      editable: (source) => {
-        const trial = editPresetText(source, "autotune-check", presetValuesOf("/autotune-check.gguf", ["--ctx-size", "4096", "--threads", "2"]))
-        return trial._tag === "Left" ? trial.left : null
+      // Each candidate's section, set and then unset (a recipe may leave the KV type to the build).
+      editable: (source, models) => {
+        for (const m of models.length === 0 ? ["/autotune-check.gguf"] : models) {
+          for (const args of [["--ctx-size", "4096", "--threads", "2", "--cache-type-k", "q8_0"], ["--ctx-size", "4096"]]) {
+            const trial = editPresetText(source, presetName(m), presetValuesOf(path.resolve(m), args))
+            if (trial._tag === "Left") return trial.left
+          }
+        }
+        return null
       },
-      createIfMissing: true,
-      launchFrom: (configPath) => fromPreset(self, binary, flags, path.resolve(configPath))
+      refusePath: (file) =>
+        /\.ya?ml$/i.test(file)
+          ? "this tool writes llama-server's router presets (an INI file for --models-preset), not llama-swap's config.yaml yet"
+          : null,
+      // An existing preset only: a mistyped --config-path must not become a new file the router never reads.
+      createIfMissing: false,
+      launchFrom: (configPath) => fromPreset(self, binary, path.resolve(configPath))
     }
   }
   return self
@@ -117,19 +128,15 @@ export const presetName = (model: string): string => path.basename(model).replac
  * llama-server as a router started from a preset (F-6: `llama-server
  * --models-preset <file>`, the restart line): each request's `model` picks a
  * section, whose server the router starts on first use (its own process, in
- * the router's group) with the section's options. A candidate gets
- * `--cache-ram 0` on the router's command line as a plain candidate does.
+ * the router's group) with the section's options. Nothing is added but the
+ * candidate's host and port: the router runs as the restart line runs it
+ * (the build's own prompt cache included; probes never repeat a prompt prefix).
  */
-const fromPreset = (base: ProviderAdapter, binary: string, flags: LlamaServerFlags, file: string): ProviderAdapter => ({
+const fromPreset = (base: ProviderAdapter, binary: string, file: string): ProviderAdapter => ({
   ...base,
   argv: (spec) => ({
     command: binary,
-    args: [
-      "--models-preset",
-      file,
-      ...(spec.port === null ? [] : ["--host", "127.0.0.1", "--port", `${spec.port}`]),
-      ...(flags.cacheRam ? ["--cache-ram", "0"] : [])
-    ]
+    args: ["--models-preset", file, ...(spec.port === null ? [] : ["--host", "127.0.0.1", "--port", `${spec.port}`])]
   }),
   servedModelId: (spec) => presetName(spec.model),
   serveCommand: () => [binary, "--models-preset", file].map(shellQuote).join(" "),

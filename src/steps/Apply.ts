@@ -46,13 +46,15 @@ export interface ApplyRequest {
  * the file did not exist and was created (`createIfMissing`); `changed`: the
  * owned keys whose value changed, was added or was removed, in OWNED_KEYS
  * order (empty when the file already held these values; it is still backed up
- * and rewritten, byte-identical).
+ * and rewritten, byte-identical); `mode`: the original's permission bits (a
+ * created file's 0644), what a restore gives back.
  */
 export interface ApplyResult {
   readonly configPath: string
   readonly target: string
   readonly backupPath: string | null
   readonly changed: ReadonlyArray<string>
+  readonly mode: number
 }
 
 /**
@@ -160,7 +162,7 @@ export const applyRecommendation = (req: ApplyRequest): Effect.Effect<ApplyResul
       Effect.onError(() => fs.remove(tmp).pipe(Effect.ignore))
     )
     yield* syncDir(fs, dir)
-    return { configPath: req.configPath, target, backupPath, changed: edit.changed }
+    return { configPath: req.configPath, target, backupPath, changed: edit.changed, mode }
   })
 
 /** fsync of a directory, so a rename or create in it is durable; best effort. */
@@ -197,14 +199,15 @@ const create = (fs: FileSystem.FileSystem, req: ApplyRequest): Effect.Effect<App
       Effect.ensuring(fs.remove(tmp).pipe(Effect.ignore))
     )
     yield* syncDir(fs, dir)
-    return { configPath: req.configPath, target, backupPath: null, changed: edit.changed }
+    return { configPath: req.configPath, target, backupPath: null, changed: edit.changed, mode: 0o644 }
   })
 
 /**
  * Undoes an apply (SPEC F-6: an applied config that did not verify): the
  * backup's bytes put back over the config by temp file + fsync + rename, so
- * the config is byte-identical to what it was before the apply; a config the
- * apply created is removed. The backup stays. Fails with ApplyFailed naming
+ * the config is byte-identical to what it was before the apply, with its
+ * permission bits; a config the apply created is removed (the directories it
+ * made stay). The backup stays. Fails with ApplyFailed naming
  * the file when the restore cannot be done (the backup path is in the message,
  * so the operator can put it back by hand).
  */
@@ -219,13 +222,12 @@ export const restoreApplied = (applied: ApplyResult): Effect.Effect<void, ApplyF
     }
     const backupPath = applied.backupPath
     const bytes = yield* fs.readFile(backupPath).pipe(Effect.mapError(failed(`cannot read the backup ${backupPath}`)))
-    const mode = (yield* fs.stat(backupPath).pipe(Effect.mapError(failed(`cannot stat the backup ${backupPath}`)))).mode & 0o7777
     const tmp = path.join(dir, `.${path.basename(applied.target)}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
     const restoreByHand = `put ${backupPath} back over ${applied.target} by hand`
     yield* Effect.scoped(Effect.gen(function*() {
       const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
       yield* file.writeAll(bytes)
-      yield* fs.chmod(tmp, mode)
+      yield* fs.chmod(tmp, applied.mode)
       yield* file.sync
     })).pipe(
       Effect.mapError(failed(`cannot write temp file ${tmp}; ${restoreByHand}`)),
@@ -279,11 +281,18 @@ const backup = (
  * nearest existing directory on its path must be writable (the apply creates
  * it). The apply checks again at the end, in case the file changed meanwhile.
  * What can be edited is the adapter's to say (`config.editable`: trial edits
- * setting and removing every owned key).
+ * setting and removing every owned key, for each of `models`, the
+ * candidates as the provider takes them; `config.refusePath`: a file of
+ * another kind, such as a llama-swap YAML given for a llama-server preset). A
+ * path that cannot be read, or a symbolic link to nothing, is refused.
  * Fails with UsageError naming `--config-path` and the parser's reason, or
  * `--apply` when the provider has no default config and none is given.
  */
-export const checkApplyTarget = (configPath: string | null, adapter: ProviderAdapter): Effect.Effect<string, UsageError> => {
+export const checkApplyTarget = (
+  configPath: string | null,
+  adapter: ProviderAdapter,
+  models: ReadonlyArray<string> = []
+): Effect.Effect<string, UsageError> => {
   const provider = adapter.name
   const fallback = defaultConfigPath(provider)
   if (configPath === null && fallback === null) {
@@ -291,10 +300,23 @@ export const checkApplyTarget = (configPath: string | null, adapter: ProviderAda
   }
   const file = path.resolve(configPath ?? fallback!)
   const bad = (why: string) => Effect.fail(new UsageError({ flag: "config-path", message: `--apply: ${why}` }))
-  const stat = Fs.statSync(file, { throwIfNoEntry: false })
-  if (stat === undefined && adapter.config?.createIfMissing === true) {
+  const refused = adapter.config?.refusePath(file) ?? null
+  if (refused !== null) return bad(`${file}: ${refused}`)
+  const statOf = (p: string, link: boolean) => {
+    try {
+      return (link ? Fs.lstatSync : Fs.statSync)(p, { throwIfNoEntry: false }) ?? null
+    } catch (e) {
+      return e instanceof Error ? e : new Error(String(e))
+    }
+  }
+  const stat = statOf(file, false)
+  if (stat instanceof Error) return bad(`cannot read ${file}: ${stat.message}`)
+  if (stat === null && statOf(file, true) !== null) return bad(`${file} is a symbolic link to nothing`)
+  if (stat === null && adapter.config?.createIfMissing === true) {
     let dir = path.dirname(file)
-    while (!Fs.existsSync(dir) && path.dirname(dir) !== dir) dir = path.dirname(dir)
+    while (statOf(dir, false) === null && path.dirname(dir) !== dir) dir = path.dirname(dir)
+    const at = statOf(dir, false)
+    if (!(at instanceof Fs.Stats) || !at.isDirectory()) return bad(`${file} cannot be created: ${dir} is not a directory`)
     try {
       Fs.accessSync(dir, Fs.constants.W_OK)
     } catch {
@@ -312,12 +334,12 @@ export const checkApplyTarget = (configPath: string | null, adapter: ProviderAda
   }
   let source: string
   try {
-    source = new TextDecoder("utf-8", { fatal: true }).decode(Fs.readFileSync(file))
+    source = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true }).decode(Fs.readFileSync(file))
   } catch (e) {
     return bad(`cannot read ${file} as UTF-8 text: ${e instanceof Error ? e.message : String(e)}`)
   }
   // Trial edits setting and removing every owned key: the editor refuses what it cannot edit byte-exactly.
-  const why = adapter.config?.editable(source) ?? null
+  const why = adapter.config?.editable(source, models) ?? null
   return why === null ? Effect.succeed(file) : bad(`${file} cannot be edited: ${why}`)
 }
 

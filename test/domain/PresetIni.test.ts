@@ -74,4 +74,28 @@ describe("llama-server router preset editor (SPEC F-4)", () => {
     expect(refused("", "a", { ...recipe, model: "/m/x;y.gguf" })).toBe(true)
     expect(refused("", "a", { ...recipe, model: "/m/x\ny.gguf" })).toBe(true)
   })
+
+  it("F-4 a file that is not a preset (a llama-swap YAML, JSON) is refused, not appended to", () => {
+    const yaml = "models:\n  a:\n    cmd: llama-server --port ${PORT} -m /m/a.gguf\n"
+    const r = editPresetText(yaml, "a", recipe)
+    assert.isTrue(Either.isLeft(r))
+    expect(Either.isLeft(r) ? r.left : "").toContain("line 1 is not a preset line")
+    assert.isTrue(Either.isLeft(editPresetText("{\"a\": 1}\n", "a", recipe)))
+  })
+
+  it("F-4 an option [*] sets and the recipe leaves unset is written with the build's default, so the section does not inherit it", () => {
+    const src = "[*]\ncache-type-k = q4_0\nfa = on\n\n[a]\nmodel = /m/a.gguf\nctk = q8_0\n"
+    const f16 = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "1", "--threads", "1"])
+    const out = edit(src, "a", f16)
+    expect(out.text).toBe("[*]\ncache-type-k = q4_0\nfa = on\n\n[a]\nmodel = /m/a.gguf\nctk = f16\nctx-size = 602\nparallel = 1\nflash-attn = auto\nthreads = 1\n")
+    // Global lines before the first section count as inherited too; an option nobody sets is simply absent.
+    expect(edit("cache-type-v = q8_0\n", "a", f16).text).toContain("cache-type-v = f16\n")
+    expect(edit("", "a", f16).text).not.toContain("cache-type")
+  })
+
+  it("F-4 a leading byte-order mark is kept and does not hide the first section", () => {
+    const out = edit("\uFEFF[a]\nmodel = /old.gguf\n")
+    expect(out.text.startsWith("\uFEFF[a]\nmodel = /m/a.gguf\n")).toBe(true)
+    expect(out.text.match(/\[a\]/g)).toHaveLength(1)
+  })
 })

@@ -431,12 +431,13 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
     Effect.gen(function*() {
       const dir = yield* tempDir
       const original = fixture("full.yaml")
-      const configPath = writeConfig(dir, original, 0o640)
+      // 0664: a mode the umask (022) would change on a new file, so only a restore that carries it keeps it.
+      const configPath = writeConfig(dir, original, 0o664)
       const result = yield* applyRecommendation(request(configPath, withThreads)).pipe(Effect.provide(NodeFileSystem.layer))
       assert.isFalse(nodeFs.readFileSync(configPath).equals(original))
       yield* restoreApplied(result).pipe(Effect.provide(NodeFileSystem.layer))
       assert.isTrue(nodeFs.readFileSync(configPath).equals(original))
-      assert.strictEqual(nodeFs.statSync(configPath).mode & 0o777, 0o640)
+      assert.strictEqual(nodeFs.statSync(configPath).mode & 0o777, 0o664)
       assert.deepStrictEqual(listDir(dir), ["config.yaml", `config.yaml.bak-${NOW_S}-0`])
     }))
 
@@ -447,8 +448,26 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
       assert.strictEqual(yield* checkApplyTarget(missing, embedded(null)), missing)
       const macMissing = yield* Effect.flip(checkApplyTarget(missing, macProvider("macprovider-cli")))
       assert.strictEqual(macMissing.flag, "config-path")
-      const noDefault = yield* Effect.flip(checkApplyTarget(null, llamaServer("llama-server", NO_OPTIONAL_FLAGS)))
+      const ls = llamaServer("llama-server", NO_OPTIONAL_FLAGS)
+      const noDefault = yield* Effect.flip(checkApplyTarget(null, ls))
       assert.strictEqual(noDefault.flag, "apply")
+      // llama-server: an existing preset only; a llama-swap YAML is refused by name and by content; a candidate
+      // whose name cannot be a section is refused before the run.
+      expect((yield* Effect.flip(checkApplyTarget(path.join(dir, "typo.ini"), ls))).message).toContain("no provider config")
+      const swap = path.join(dir, "swap.yaml")
+      nodeFs.writeFileSync(swap, "models: {}\n")
+      expect((yield* Effect.flip(checkApplyTarget(swap, ls))).message).toContain("not llama-swap's config.yaml")
+      const ini = path.join(dir, "swap.conf")
+      nodeFs.writeFileSync(ini, "models:\n  a: {}\n")
+      expect((yield* Effect.flip(checkApplyTarget(ini, ls))).message).toContain("not a preset line")
+      const preset = path.join(dir, "models.ini")
+      nodeFs.writeFileSync(preset, "[*]\njinja = true\n")
+      assert.strictEqual(yield* checkApplyTarget(preset, ls, ["/m/a.gguf"]), preset)
+      expect((yield* Effect.flip(checkApplyTarget(preset, ls, ["/m/a]b.gguf"]))).message).toContain("cannot name a preset section")
+      // A symbolic link to nothing is not a config to create.
+      const dangling = path.join(dir, "dangling.yaml")
+      nodeFs.symlinkSync(path.join(dir, "nowhere", "x.yaml"), dangling)
+      expect((yield* Effect.flip(checkApplyTarget(dangling, embedded(null)))).message).toContain("symbolic link to nothing")
       if (process.getuid?.() !== 0) {
         nodeFs.chmodSync(dir, 0o500)
         const locked = yield* Effect.flip(checkApplyTarget(missing, embedded(null)))

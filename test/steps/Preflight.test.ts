@@ -56,11 +56,14 @@ describe("pre-flight for llama-server (SPEC E-1, E-5)", () => {
       { pid: 32, ppid: 31, argv: [ls, "--models-preset", "p.ini", "--port", "9002"] }, // a router candidate
       { pid: 33, ppid: 32, argv: [ls, "--model", "a.gguf", "--port", "40001"] }, // the model server it started
       { pid: 40, ppid: 1, argv: [ls, "--models-preset", "mine.ini"] }, // the operator's router
-      { pid: 41, ppid: 40, argv: [ls, "--model", "a.gguf", "--port", "40002"] } // and its model server
+      { pid: 41, ppid: 40, argv: [ls, "--model", "a.gguf", "--port", "40002"] }, // and its model server
+      { pid: 50, ppid: 1, argv: ["node", "/x/bin/provider-shim.mjs", ls, "--models-preset", "p.ini"] }, // a dead tune's shim
+      { pid: 51, ppid: 50, argv: [ls, "--models-preset", "p.ini", "--port", "9003"] }, // its orphaned router
+      { pid: 52, ppid: 51, argv: [ls, "--model", "a.gguf", "--port", "40003"] } // and model server
     ]
     const c = classifyForeground(foregroundProviders(table, "llama-server", 99, null), table, new Set())
     expect(c.candidates.map((p) => p.pid)).toEqual([22, 32, 33])
-    expect(c.operator.map((p) => p.pid)).toEqual([40, 41])
+    expect(c.operator.map((p) => p.pid)).toEqual([40, 41, 51, 52])
   })
 
   it("E-1 a llama-server is a provider by its executable alone; macprovider still needs `serve`", () => {
