@@ -9,7 +9,8 @@
  * model shares), `key = value` lines whose key is an argument's long name,
  * one of its short names or its environment variable (`ctx-size`, `c`,
  * `LLAMA_ARG_CTX_SIZE` are one option; when a section holds two of them the
- * first wins), `;` and `#` comment lines, and a `;` comment after a value.
+ * first wins), `;` and `#` comment lines, and a `;` or `#` comment after a
+ * value (spaced or not).
  * No INI library on npm edits byte-exactly with llama.cpp's aliases, so the
  * edit is line splices, checked by parsing the result again.
  */
@@ -92,7 +93,8 @@ const parseLine = (text: string): Line => {
   const e = ENTRY.exec(text)
   if (e === null) return { kind: "other" }
   const raw = e[3]!
-  const comment = raw.search(/[ \t]+;/)
+  // llama.cpp ends a value at its first `;` or `#`, spaced or not (checked: `c = 100 # x` and `t = 2;x` read 100 and 2).
+  const comment = raw.search(/[;#]/)
   const value = (comment === -1 ? raw : raw.slice(0, comment)).trim()
   const valueStart = text.length - raw.length - (text.length - text.trimEnd().length)
   return { kind: "entry", key: e[2]!.trim(), value, valueStart, valueEnd: valueStart + value.length }

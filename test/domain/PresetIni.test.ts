@@ -59,6 +59,8 @@ describe("llama-server router preset editor (SPEC F-4)", () => {
       "c = 1",
       ""
     ].join("\n"))
+    // A comment after a value, `#` or `;`, spaced or not, is kept; the value before it is what is read and replaced.
+    expect(edit("[a]\nc = 100 # mine\nt = 2;x\n").text).toContain("c = 602 # mine\nt = 1;x\n")
     // Applying the same recipe again changes nothing.
     const again = edit(out.text, "a", { ...recipe, "cache-type-v": null })
     expect(again.text).toBe(out.text)
