@@ -129,6 +129,19 @@ const servedConfig = [
   ""
 ].join("\n")
 
+/**
+ * A temp directory with the operator's config (`servedConfig`) and a real GGUF file named `ok-5`, whose
+ * base name tells the fake provider how to behave (ok, 5 ms to the first token).
+ */
+const fakeServedSetup = () => {
+  const dir = tempDir()
+  const cfg = Path.join(dir, "config.yaml")
+  Fs.writeFileSync(cfg, servedConfig)
+  const model = Path.join(dir, "ok-5")
+  Fs.copyFileSync(tinyModelPath(), model)
+  return { dir, cfg, model }
+}
+
 describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-4, F-6)", () => {
   it("F-4 F-5 F-6 a real tune writes serve's config byte-exactly around the owned keys, verifies it, and autotune serve --config serves the chosen model with the chosen knobs and room for a 1000-token reply", { timeout: 300_000 }, async () => {
     const dir = tempDir()
@@ -199,11 +212,7 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
   })
 
   it("F-6 an applied config that misses the gate when served from the file is put back byte for byte (a created one removed) and the tune exits 6", { timeout: 120_000 }, async () => {
-    const dir = tempDir()
-    const cfg = Path.join(dir, "config.yaml")
-    Fs.writeFileSync(cfg, servedConfig)
-    const model = Path.join(dir, "ok-5")
-    Fs.copyFileSync(tinyModelPath(), model)
+    const { cfg, dir, model } = fakeServedSetup()
     const args = (configPath: string) => [
       "tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
       "--threads-axis", "1", "--gate-ttft-ms", "1500", "--max-replicates", "3", "--apply", "--config-path", configPath, "--verify",
@@ -231,11 +240,7 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
   })
 
   it("F-6 autotune verify --config starts the provider from the applied file (default: the newest ok run) and names the keys where the file no longer holds the recipe", { timeout: 120_000 }, async () => {
-    const dir = tempDir()
-    const cfg = Path.join(dir, "config.yaml")
-    Fs.writeFileSync(cfg, servedConfig)
-    const model = Path.join(dir, "ok-5")
-    Fs.copyFileSync(tinyModelPath(), model)
+    const { cfg, dir, model } = fakeServedSetup()
     const db = Path.join(dir, "runs.db")
     const argv = Path.join(dir, "argv")
     const env = { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argv }
@@ -263,11 +268,7 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
   })
 
   it("F-6 H-4 Ctrl-C during the verification: exit 130, the written config stays and is reported as not verified", { timeout: 120_000 }, async () => {
-    const dir = tempDir()
-    const cfg = Path.join(dir, "config.yaml")
-    Fs.writeFileSync(cfg, servedConfig)
-    const model = Path.join(dir, "ok-5")
-    Fs.copyFileSync(tinyModelPath(), model)
+    const { cfg, dir, model } = fakeServedSetup()
     // Served from the file (--config), the fake provider's measured requests hang: Ctrl-C lands in the verification.
     const cli = startCli([
       "tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
