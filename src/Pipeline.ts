@@ -448,7 +448,7 @@ const apply = (run: Run, configPath: string | null, rec: Recommended, state: Run
     return yield* Effect.uninterruptible(Effect.tap(
       applyRecommendation({
         configPath: path.resolve(target),
-        edit: adapter.config.edit(spec),
+        edit: adapter.config.edit(spec, path.resolve(target)),
         nowMs: yield* Clock.currentTimeMillis,
         createIfMissing: adapter.config.createIfMissing
       }),

@@ -237,4 +237,42 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     expect([arg("--ctx-size"), arg("--parallel"), arg("--cache-type-k"), arg("--cache-type-v"), arg("--flash-attn"), arg("--threads"), arg("--model")])
       .toEqual([ctx, "1", "q8_0", "q8_0", "on", "2", model])
   })
+
+  it("F-4 F-6 --apply rewrites the flags of the model's llama-swap entry cmd in place, and --verify starts that cmd", async () => {
+    const dir = tempDir()
+    const swap = Path.join(dir, "config.yaml")
+    const model = tinyModelPath("q8_0")
+    const mine = [
+      "# llama-swap",
+      "macros:",
+      `  ls: ${llamaServerBin()}`,
+      "models:",
+      "  synth-15M-q8_0:",
+      "    cmd: |",
+      "      ${ls} --port ${PORT}",
+      `      -m ${model} -c 4096 --jinja`,
+      "    ttl: 60",
+      ""
+    ].join("\n")
+    Fs.writeFileSync(swap, mine)
+    const r = await runCli(
+      tuneArgs(Path.join(dir, "runs.db"), model, ["--kv-bits-axis", "8", "--tps-tie-epsilon", "0.5", "--apply", "--config-path", swap, "--verify"]),
+      { env: { XDG_DATA_HOME: dir } }
+    )
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    const ctx = /--ctx-size (\d+)/.exec(doc.recommendation!.serve_command)![1]
+    expect(Fs.readFileSync(swap, "utf8")).toBe(mine.replace(
+      `-m ${model} -c 4096 --jinja`,
+      `-m ${model} -c ${ctx} --jinja --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 2`
+    ))
+    expect(r.stderr).toContain("holds: the recipe still passes the gate")
+    expect(r.stderr).toContain(`llama-swap --config ${swap}`)
+    const verifyDir = Path.join(dir, "logs", doc.run_id, "verify")
+    const log = Fs.readFileSync(Path.join(verifyDir, Fs.readdirSync(verifyDir)[0]!), "utf8")
+    const port = /--port (\d+)/.exec(log)![1]
+    expect(log.split("\n")[0]).toBe(
+      `$ ${llamaServerBin()} --port ${port} -m ${model} -c ${ctx} --jinja --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 2`
+    )
+  })
 })

@@ -195,7 +195,7 @@ const fromConfig = (adapter: ProviderAdapter, configFile: string, spec: LaunchSp
       try: () => new TextDecoder("utf-8", { fatal: true }).decode(fs.readFileSync(configFile)),
       catch: (e) => new UsageError({ flag: "config", message: `--config ${configFile}: cannot be read: ${e instanceof Error ? e.message : String(e)}` })
     })
-    const edit = adapter.config.edit(spec)(source)
+    const edit = adapter.config.edit(spec, configFile)(source)
     if (Either.isLeft(edit)) return yield* new UsageError({ flag: "config", message: `--config ${configFile}: ${edit.left}` })
     if (edit.right.changed.length > 0) {
       const message = `${configFile} does not hold the recipe of ${recipeName}: it differs in ${edit.right.changed.join(", ")}`

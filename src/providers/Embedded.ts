@@ -74,7 +74,6 @@ export const embedded = (binary: string | null): ProviderAdapter => {
           threads_override: spec.knobs.threads
         }),
       editable: (source) => yamlEditable(source, true),
-      refusePath: () => null,
       createIfMissing: true,
       launchFrom: fromConfig
     }

@@ -1,6 +1,8 @@
 /** The llama.cpp `llama-server` adapter (SPEC E-5). */
-import { Effect } from "effect"
+import { Effect, Either } from "effect"
+import * as fs from "node:fs"
 import * as path from "node:path"
+import { editSwapText, swapCommand } from "../domain/LlamaSwapYaml.js"
 import { kvCacheType } from "../domain/Knobs.js"
 import { editPresetText, presetValuesOf } from "../domain/PresetIni.js"
 import { requestContextTokens } from "../domain/Prompt.js"
@@ -96,30 +98,73 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
     serveCommand: (spec) => [binary, "-m", spec.model, ...knobArgs(spec)].map(shellQuote).join(" "),
     probe: Effect.suspend(() => llamaServerAdapter(binary)),
     version: versionOf(binary),
-    // F-4: a router preset (`llama-server --models-preset <file>`): the recipe is the model's section.
+    // F-4: a router preset (`llama-server --models-preset <file>`): the recipe is the model's section;
+    // or a llama-swap config.yaml (`.yaml`/`.yml`): the recipe is the flags of its model entry's cmd.
     config: {
-      edit: (spec) => (source) => editPresetText(source, presetName(spec.model), presetValuesOf(path.resolve(spec.model), knobArgs(spec))),
-      // Each candidate's section, set and then unset (a recipe may leave the KV type to the build).
-      editable: (source, models) => {
+      edit: (spec, file) => (source) => {
+        const values = presetValuesOf(path.resolve(spec.model), knobArgs(spec))
+        return isSwapConfig(file) ? editSwapText(source, presetName(spec.model), values) : editPresetText(source, presetName(spec.model), values)
+      },
+      // Each candidate's section or entry, set and then unset (a recipe may leave the KV type to the build).
+      editable: (source, models, file) => {
         for (const m of models.length === 0 ? ["/autotune-check.gguf"] : models) {
           for (const args of [["--ctx-size", "4096", "--threads", "2", "--cache-type-k", "q8_0"], ["--ctx-size", "4096"]]) {
-            const trial = editPresetText(source, presetName(m), presetValuesOf(path.resolve(m), args))
+            const values = presetValuesOf(path.resolve(m), args)
+            const trial = isSwapConfig(file) ? editSwapText(source, presetName(m), values) : editPresetText(source, presetName(m), values)
             if (trial._tag === "Left") return trial.left
           }
         }
         return null
       },
-      refusePath: (file) =>
-        /\.ya?ml$/i.test(file)
-          ? "this tool writes llama-server's router presets (an INI file for --models-preset), not llama-swap's config.yaml yet"
-          : null,
-      // An existing preset only: a mistyped --config-path must not become a new file the router never reads.
+      // An existing file only: a mistyped --config-path must not become a new file nobody reads.
       createIfMissing: false,
-      launchFrom: (configPath) => fromPreset(self, binary, path.resolve(configPath))
+      launchFrom: (configPath) =>
+        isSwapConfig(configPath) ? fromSwap(self, path.resolve(configPath)) : fromPreset(self, binary, path.resolve(configPath))
     }
   }
   return self
 }
+
+/** Whether a llama-server config path names a llama-swap `config.yaml` (else a router preset INI). */
+const isSwapConfig = (file: string) => /\.ya?ml$/i.test(file)
+
+/**
+ * llama-server as llama-swap would start it for the model's entry (F-6): the
+ * entry's cmd from the file (macros and `${PORT}` substituted) with the
+ * candidate's port (`--port` set, or added with `--host 127.0.0.1`). llama-swap
+ * itself is not run: its proxy adds nothing a probe measures. The restart line
+ * is `llama-swap --config <file>`. A file that cannot be read starts a
+ * process that says why and exits 2, so the verification fails naming it.
+ */
+const fromSwap = (base: ProviderAdapter, file: string): ProviderAdapter => ({
+  ...base,
+  argv: (spec) => {
+    let source: string
+    try {
+      source = fs.readFileSync(file, "utf8")
+    } catch (e) {
+      return failing(`cannot read ${file}: ${e instanceof Error ? e.message : String(e)}`)
+    }
+    const words = editWords(swapCommand(source, presetName(spec.model), path.resolve(spec.model), spec.port ?? 8080), spec.port)
+    return Either.isLeft(words) ? failing(`${file}: ${words.left}`) : { command: words.right[0]!, args: words.right.slice(1) }
+  },
+  serveCommand: () => ["llama-swap", "--config", file].map(shellQuote).join(" "),
+  config: null
+})
+
+/** A cmd's words with `--port` set to `port` (added, with `--host 127.0.0.1`, when missing); as they are for no port. */
+const editWords = (words: Either.Either<ReadonlyArray<string>, string>, port: number | null) =>
+  Either.map(words, (w) => {
+    if (port === null) return w
+    const at = w.indexOf("--port")
+    return at >= 0 ? [...w.slice(0, at + 1), `${port}`, ...w.slice(at + 2)] : [...w, "--host", "127.0.0.1", "--port", `${port}`]
+  })
+
+/** A launch that fails at once, saying `why` on stderr (the provider log's tail names it). */
+const failing = (why: string) => ({
+  command: process.execPath,
+  args: ["-e", `process.stderr.write(${JSON.stringify(why + "\n")}); process.exit(2)`]
+})
 
 /** The section a model's recipe is written to in a preset, and the id the router serves it under: its file name without `.gguf`. */
 export const presetName = (model: string): string => path.basename(model).replace(/\.gguf$/i, "")

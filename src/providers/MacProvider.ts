@@ -44,7 +44,6 @@ export const macProvider = (binary: string): ProviderAdapter => {
     config: {
       edit: (spec) => (source) => editConfigText(source, ownedValuesOf(spec.model, spec.knobs)),
       editable: (source) => yamlEditable(source, false),
-      refusePath: () => null,
       createIfMissing: false,
       launchFrom: null
     }

@@ -17,13 +17,13 @@ export type ProviderName = "embedded" | "macprovider" | "llama-server"
 
 /**
  * The config file a provider reads, as `--apply` writes it (SPEC F-3, F-4).
- * `edit(spec)`: the byte-exact edit of the file's text that makes it hold a
- * recipe's launch, as that provider reads it (Left: why it cannot);
- * `editable(source, models)`: null when a recipe of any of `models` (the
- * candidates, as the provider takes them) could be applied to that text
- * (trial edits setting and removing every owned key), else why not — checked
- * before a run. `refusePath(file)`: why a file of that name is not this
- * provider's config (null: it may be). `createIfMissing`: `--apply` may
+ * `edit(spec, file)`: the byte-exact edit of the text of `file` that makes it
+ * hold a recipe's launch, as that provider reads it (Left: why it cannot; the
+ * file's name may pick the format: llama-server's `.yaml` is llama-swap's, an
+ * INI a router preset); `editable(source, models, file)`: null when a recipe
+ * of any of `models` (the candidates, as the provider takes them) could be
+ * applied to that text (trial edits setting and removing every owned key),
+ * else why not — checked before a run. `createIfMissing`: `--apply` may
  * create the file (this tool owns its format). `launchFrom(configPath)`: the adapter that starts the provider
  * from that file exactly as the restart line says (its `serveCommand` is that
  * line; its `argv` adds only the candidate's port and `--no-join`), what
@@ -31,9 +31,8 @@ export type ProviderName = "embedded" | "macprovider" | "llama-server"
  * cannot start it so.
  */
 export interface ProviderConfig {
-  readonly edit: (spec: LaunchSpec) => (source: string) => Either.Either<ConfigEdit, string>
-  readonly editable: (source: string, models: ReadonlyArray<string>) => string | null
-  readonly refusePath: (file: string) => string | null
+  readonly edit: (spec: LaunchSpec, file: string) => (source: string) => Either.Either<ConfigEdit, string>
+  readonly editable: (source: string, models: ReadonlyArray<string>, file: string) => string | null
   readonly createIfMissing: boolean
   readonly launchFrom: ((configPath: string) => ProviderAdapter) | null
 }

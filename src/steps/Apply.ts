@@ -282,9 +282,8 @@ const backup = (
  * it). The apply checks again at the end, in case the file changed meanwhile.
  * What can be edited is the adapter's to say (`config.editable`: trial edits
  * setting and removing every owned key, for each of `models`, the
- * candidates as the provider takes them; `config.refusePath`: a file of
- * another kind, such as a llama-swap YAML given for a llama-server preset). A
- * path that cannot be read, or a symbolic link to nothing, is refused.
+ * candidates as the provider takes them). A path that cannot be read, or a
+ * symbolic link to nothing, is refused.
  * Fails with UsageError naming `--config-path` and the parser's reason, or
  * `--apply` when the provider has no default config and none is given.
  */
@@ -300,8 +299,6 @@ export const checkApplyTarget = (
   }
   const file = path.resolve(configPath ?? fallback!)
   const bad = (why: string) => Effect.fail(new UsageError({ flag: "config-path", message: `--apply: ${why}` }))
-  const refused = adapter.config?.refusePath(file) ?? null
-  if (refused !== null) return bad(`${file}: ${refused}`)
   const statOf = (p: string, link: boolean) => {
     try {
       return (link ? Fs.lstatSync : Fs.statSync)(p, { throwIfNoEntry: false }) ?? null
@@ -339,7 +336,7 @@ export const checkApplyTarget = (
     return bad(`cannot read ${file} as UTF-8 text: ${e instanceof Error ? e.message : String(e)}`)
   }
   // Trial edits setting and removing every owned key: the editor refuses what it cannot edit byte-exactly.
-  const why = adapter.config?.editable(source, models) ?? null
+  const why = adapter.config?.editable(source, models, file) ?? null
   return why === null ? Effect.succeed(file) : bad(`${file} cannot be edited: ${why}`)
 }
 

@@ -451,12 +451,12 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
       const ls = llamaServer("llama-server", NO_OPTIONAL_FLAGS)
       const noDefault = yield* Effect.flip(checkApplyTarget(null, ls))
       assert.strictEqual(noDefault.flag, "apply")
-      // llama-server: an existing preset only; a llama-swap YAML is refused by name and by content; a candidate
+      // llama-server: an existing file only; a llama-swap YAML needs the candidate's entry; YAML named .conf is no preset; a candidate
       // whose name cannot be a section is refused before the run.
       expect((yield* Effect.flip(checkApplyTarget(path.join(dir, "typo.ini"), ls))).message).toContain("no provider config")
       const swap = path.join(dir, "swap.yaml")
       nodeFs.writeFileSync(swap, "models: {}\n")
-      expect((yield* Effect.flip(checkApplyTarget(swap, ls))).message).toContain("not llama-swap's config.yaml")
+      expect((yield* Effect.flip(checkApplyTarget(swap, ls, ["/m/a.gguf"]))).message).toContain('has no model entry "a"')
       const ini = path.join(dir, "swap.conf")
       nodeFs.writeFileSync(ini, "models:\n  a: {}\n")
       expect((yield* Effect.flip(checkApplyTarget(ini, ls))).message).toContain("not a preset line")

@@ -1,0 +1,224 @@
+/**
+ * The llama-swap config editor of `--apply` (SPEC F-4): sets the serving
+ * flags inside one model entry's `cmd` of a llama-swap `config.yaml`
+ * (`models: {<name>: {cmd: "llama-server --port ${PORT} -m … --ctx-size …"}}`)
+ * and changes no other byte. Pure: text in, text out.
+ *
+ * The entry is located with `yaml`'s node ranges (eemeli/yaml, as the
+ * config.yaml editor); inside the `cmd` string the edit is word splices on
+ * the source text, so the string keeps its style (plain, quoted, `|` or `>`
+ * block), its line breaks, `\` continuations, macros (`${PORT}`) and every
+ * other flag. The result is parsed again and checked.
+ */
+import { isDeepStrictEqual } from "node:util"
+import { Either } from "effect"
+import { isMap, isScalar, type Pair, parseDocument, Scalar } from "yaml"
+import type { ConfigEdit } from "./ConfigYaml.js"
+import { PRESET_OWNED_KEYS, type PresetValues } from "./PresetIni.js"
+
+/** Each owned option's command-line spellings (llama-server --help), keyed by its long name without dashes. */
+const FLAGS: Readonly<Record<string, ReadonlyArray<string>>> = {
+  model: ["--model", "-m"],
+  "ctx-size": ["--ctx-size", "-c"],
+  parallel: ["--parallel", "-np"],
+  "cache-type-k": ["--cache-type-k", "-ctk"],
+  "cache-type-v": ["--cache-type-v", "-ctv"],
+  "flash-attn": ["--flash-attn", "-fa"],
+  threads: ["--threads", "-t"]
+}
+
+const ownedOf = (flag: string): string | null => Object.keys(FLAGS).find((k) => FLAGS[k]!.includes(flag)) ?? null
+
+/** An owned flag in a command: its key, where the flag starts and where its value is (offsets in the source text). */
+interface Occurrence {
+  readonly key: string
+  readonly start: number
+  readonly valueStart: number
+  readonly valueEnd: number
+  readonly value: string
+}
+
+/** A command's words with their offsets (from `from` on), `\` continuations skipped. */
+const wordsOf = (text: string, from: number, to: number) =>
+  [...text.slice(from, to).matchAll(/\S+/g)].filter((m) => m[0] !== "\\").map((m) => ({
+    text: m[0],
+    start: from + m.index!,
+    end: from + m.index! + m[0].length
+  }))
+
+/** The owned flags of a command (`--flag value` or `--flag=value`) and its other words, in order. */
+const scan = (text: string, from: number, to: number) => {
+  const words = wordsOf(text, from, to)
+  const owned: Array<Occurrence> = []
+  const others: Array<string> = []
+  for (let i = 0; i < words.length; i++) {
+    const w = words[i]!
+    const eq = w.text.startsWith("-") ? w.text.indexOf("=") : -1
+    const key = ownedOf(eq > 0 ? w.text.slice(0, eq) : w.text)
+    if (key !== null && eq > 0) {
+      owned.push({ key, start: w.start, valueStart: w.start + eq + 1, valueEnd: w.end, value: w.text.slice(eq + 1) })
+    } else if (key !== null && i + 1 < words.length) {
+      const v = words[++i]!
+      owned.push({ key, start: w.start, valueStart: v.start, valueEnd: v.end, value: v.text })
+    } else {
+      others.push(w.text)
+    }
+  }
+  return { owned, others, lastEnd: words.at(-1)?.end ?? null }
+}
+
+/** Where the text of a `cmd` scalar is in the source: inside its quotes, or after a block scalar's header line. */
+const contentOf = (source: string, node: Scalar): readonly [number, number] | null => {
+  const [start, end] = node.range!
+  switch (node.type) {
+    case Scalar.PLAIN:
+      return [start, end]
+    case Scalar.QUOTE_DOUBLE:
+    case Scalar.QUOTE_SINGLE:
+      return [start + 1, source.lastIndexOf(source[start]!, end - 1)]
+    case Scalar.BLOCK_LITERAL:
+    case Scalar.BLOCK_FOLDED: {
+      const nl = source.indexOf("\n", start)
+      return nl === -1 ? null : [nl + 1, end]
+    }
+    default:
+      return null
+  }
+}
+
+/** Whether `value` can stand as one word of a command in any scalar style, read back the same. */
+const writable = (value: string) => /^[^\s'"\\#$`]+$/.test(value)
+
+/** The `cmd` of entry `name`, or of the entry whose cmd serves `model`: its pair and scalar, or why there is none. */
+const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: string, model: string | null) => {
+  const models = isMap(doc.contents) ? doc.contents.get("models", true) : undefined
+  if (!isMap(models)) return Either.left("it has no `models:` mapping: it is not a llama-swap config")
+  const cmdOf = (pair: Pair) => (isMap(pair.value) ? pair.value.get("cmd", true) : undefined)
+  const byName = models.items.find((p) => isScalar(p.key) && p.key.value === name)
+  const entry = byName ?? models.items.find((p) => {
+    const cmd = cmdOf(p)
+    if (!isScalar(cmd) || typeof cmd.value !== "string" || model === null) return false
+    const at = contentOf(source, cmd)
+    return at !== null && scan(source, at[0], at[1]).owned.some((o) => o.key === "model" && o.value === model)
+  })
+  if (entry === undefined) {
+    return Either.left(`it has no model entry "${name}" (nor one whose cmd serves ${model}): add one with its cmd, then apply again`)
+  }
+  const cmd = cmdOf(entry)
+  if (!isScalar(cmd) || typeof cmd.value !== "string") return Either.left(`its model entry "${String((entry.key as Scalar).value)}" has no cmd string`)
+  const at = contentOf(source, cmd)
+  if (at === null) return Either.left(`the cmd of "${String((entry.key as Scalar).value)}" is written in a style this tool cannot edit in place`)
+  return Either.right({ key: String((entry.key as Scalar).value), cmd, at })
+}
+
+/**
+ * Edits a llama-swap config so the `cmd` of model entry `name` (else the
+ * entry whose cmd's `-m`/`--model` is `values.model`) starts llama-server with
+ * `values`, changing nothing else (SPEC F-4). Pure: no I/O.
+ * - an owned flag the cmd has (any spelling, `--flag value` or
+ *   `--flag=value`) gets the new value in place; a later repeat is removed;
+ * - a null value removes the flag and its value (and the line, when nothing
+ *   else is left on it);
+ * - a missing flag is added after the cmd's last word, as ` --flag value`.
+ * Then the result is parsed again: the entry's cmd must read back `values`
+ * with its other words in order, and every other value of the file must be
+ * as it was. Returns Left(reason) when the text is not a llama-swap config
+ * (no `models:` mapping), has no such entry, a value cannot be one word of a
+ * command, or the check fails.
+ */
+export const editSwapText = (source: string, name: string, values: PresetValues): Either.Either<ConfigEdit, string> => {
+  for (const [k, v] of Object.entries(values)) {
+    if (v !== null && !writable(v)) return Either.left(`the value of ${k}, ${JSON.stringify(v)}, cannot be written into a cmd`)
+  }
+  const doc = parseDocument(source)
+  if (doc.errors.length > 0) return Either.left(`it is not valid YAML: ${doc.errors[0]!.message.trim()}`)
+  const found = findEntry(source, doc, name, values["model"] ?? null)
+  if (Either.isLeft(found)) return Either.left(found.left)
+  const { at, key: entryKey } = found.right
+  const before = scan(source, at[0], at[1])
+  const splices: Array<{ start: number; end: number; text: string }> = []
+  const lineStart = (i: number) => source.lastIndexOf("\n", i - 1) + 1
+  const lineEnd = (i: number) => (source.indexOf("\n", i) === -1 ? source.length : source.indexOf("\n", i) + 1)
+  const remove = (o: Occurrence) => {
+    let start = o.start
+    while (start > at[0] && /[ \t]/.test(source[start - 1]!)) start--
+    const [ls, le] = [lineStart(o.start), lineEnd(o.valueEnd)]
+    const rest = source.slice(ls, start) + source.slice(o.valueEnd, le)
+    // Nothing else on the line (a block scalar's one-flag-per-line style): the whole line goes.
+    if (/^[ \t]*\\?[ \t]*\r?\n?$/.test(rest) && ls >= at[0] && le <= at[1]) splices.push({ start: ls, end: le, text: "" })
+    else splices.push({ start, end: o.valueEnd, text: "" })
+  }
+  const changed: Array<string> = []
+  const added: Array<string> = []
+  for (const k of PRESET_OWNED_KEYS) {
+    const v = values[k]
+    if (v === undefined) continue
+    const occ = before.owned.filter((o) => o.key === k)
+    if ((occ[0]?.value ?? null) !== v || occ.length > 1) changed.push(k)
+    occ.forEach((o, i) => {
+      if (i === 0 && v !== null) {
+        if (o.value !== v) splices.push({ start: o.valueStart, end: o.valueEnd, text: v })
+      } else {
+        remove(o)
+      }
+    })
+    if (occ.length === 0 && v !== null) added.push(`${FLAGS[k]![0]} ${v}`)
+  }
+  if (added.length > 0) {
+    // After the last word that stays (a removed last line takes its words with it).
+    const removed = (i: number) => splices.some((s) => s.text === "" && s.start <= i && i < s.end)
+    const anchor = wordsOf(source, at[0], at[1]).filter((w) => !removed(w.start)).at(-1)
+    if (anchor === undefined) return Either.left(`the cmd of "${entryKey}" is empty`)
+    splices.push({ start: anchor.end, end: anchor.end, text: ` ${added.join(" ")}` })
+  }
+  let text = source
+  for (const s of [...splices].sort((a, b) => b.start - a.start || b.end - a.end)) text = text.slice(0, s.start) + s.text + text.slice(s.end)
+  // A removed last line leaves the line before it ending in a `\` continuation to nothing: that goes too.
+  const edited = findEntry(text, parseDocument(text), entryKey, null)
+  if (Either.isRight(edited)) {
+    const [from, to] = edited.right.at
+    const tail = /[ \t]*\\([ \t]*\r?\n[ \t]*)$/.exec(text.slice(from, to))
+    if (tail !== null) text = text.slice(0, to - tail[0].length) + tail[1] + text.slice(to)
+  }
+
+  // The check: parsed again, only this entry's cmd differs, and it reads back as wanted.
+  const after = parseDocument(text)
+  if (after.errors.length > 0) return Either.left(`the edited file would not parse: ${after.errors[0]!.message.trim()}`)
+  const again = findEntry(text, after, entryKey, null)
+  if (Either.isLeft(again)) return Either.left(`the edited file would lose its entry: ${again.left}`)
+  const now = scan(text, again.right.at[0], again.right.at[1])
+  for (const k of PRESET_OWNED_KEYS) {
+    const v = values[k]
+    if (v === undefined) continue
+    const got = now.owned.filter((o) => o.key === k).map((o) => o.value)
+    if (!isDeepStrictEqual(got, v === null ? [] : [v])) return Either.left(`the edited cmd would hold ${k} ${JSON.stringify(got)}, not ${JSON.stringify(v)}`)
+  }
+  if (!isDeepStrictEqual(now.others, before.others)) return Either.left("the edit would change a word of the cmd it does not own")
+  const strip = (d: ReturnType<typeof parseDocument>) => {
+    const js = d.toJS() as { models: Record<string, Record<string, unknown>> }
+    const { cmd: _cmd, ...rest } = js.models[entryKey] ?? {}
+    return { ...js, models: { ...js.models, [entryKey]: rest } }
+  }
+  if (!isDeepStrictEqual(strip(doc), strip(after))) return Either.left("the edit would change a value outside the entry's cmd")
+  return Either.right({ text, changed })
+}
+
+/**
+ * The command an entry's `cmd` runs (F-6: what llama-swap would start),
+ * as words: the file's `macros` and `${PORT}` (as `port`) substituted, `\`
+ * continuations dropped, single- and double-quoted words unquoted. Left(why)
+ * when the file or the entry cannot be read.
+ */
+export const swapCommand = (source: string, name: string, model: string, port: number): Either.Either<ReadonlyArray<string>, string> => {
+  const doc = parseDocument(source)
+  if (doc.errors.length > 0) return Either.left(`not valid YAML: ${doc.errors[0]!.message.trim()}`)
+  const found = findEntry(source, doc, name, model)
+  if (Either.isLeft(found)) return Either.left(found.left)
+  const macros = ((doc.toJS() as { macros?: Record<string, unknown> }).macros ?? {})
+  const cmd = String(found.right.cmd.value).replace(/\$\{([A-Za-z0-9_-]+)\}/g, (m, k: string) =>
+    k === "PORT" ? `${port}` : Object.hasOwn(macros, k) ? String(macros[k]) : m)
+  const words = [...cmd.matchAll(/"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g)]
+    .map((m) => m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2] ?? m[3]!)
+    .filter((w) => w !== "\\")
+  return words.length === 0 ? Either.left("its cmd is empty") : Either.right(words)
+}

@@ -1,0 +1,86 @@
+import { assert, describe, expect, it } from "@effect/vitest"
+import { Either } from "effect"
+import { parse } from "yaml"
+import { editSwapText, swapCommand } from "../../src/domain/LlamaSwapYaml.js"
+import { presetValuesOf } from "../../src/domain/PresetIni.js"
+
+const recipe = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "1", "--cache-type-k", "q8_0", "--cache-type-v", "q8_0", "--flash-attn", "on", "--threads", "1"])
+const edit = (source: string, values = recipe, name = "a") => Either.getOrThrow(editSwapText(source, name, values))
+
+describe("llama-swap config editor (SPEC F-4)", () => {
+  it("F-4 a one-line cmd: owned flags set in place (any spelling, --flag=value too), missing ones added at its end, every other byte kept", () => {
+    const src = [
+      "# my llama-swap",
+      "healthCheckTimeout: 60",
+      "macros: &m",
+      "  ls: /opt/llama-server",
+      "models:",
+      "  a:   # the recipe's entry",
+      "    cmd: ${ls} --port ${PORT} -m /m/a.gguf -c 4096 --jinja -t=8  # trailing",
+      "    ttl: 300",
+      "  other:",
+      "    cmd: /opt/llama-server --port ${PORT} -m /m/o.gguf -c 100",
+      ""
+    ].join("\n")
+    const out = edit(src)
+    expect(out.text).toBe(src.replace(
+      "-m /m/a.gguf -c 4096 --jinja -t=8  # trailing",
+      "-m /m/a.gguf -c 602 --jinja -t=1 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on  # trailing"
+    ))
+    assert.deepStrictEqual(out.changed, ["ctx-size", "parallel", "cache-type-k", "cache-type-v", "flash-attn", "threads"])
+    assert.deepStrictEqual(edit(out.text).changed, [])
+  })
+
+  it("F-4 a block cmd, one flag per line with \\ continuations: a removed flag takes its line, a repeat goes, the style stays", () => {
+    const src = [
+      "models:",
+      "  \"a\":",
+      "    cmd: |",
+      "      /opt/llama-server \\",
+      "        --port ${PORT} \\",
+      "        --model /m/a.gguf \\",
+      "        --cache-type-k q4_0 \\",
+      "        --ctx-size 100 \\",
+      "        --ctx-size 200 \\",
+      "        --flash-attn on",
+      "    proxy: http://127.0.0.1:${PORT}",
+      ""
+    ].join("\n")
+    const f16 = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "2", "--threads", "1"])
+    const out = edit(src, f16)
+    const cmd = (parse(out.text) as { models: { a: { cmd: string; proxy: string } } }).models.a
+    expect(cmd.proxy).toBe("http://127.0.0.1:${PORT}")
+    expect(out.text).toBe([
+      "models:",
+      "  \"a\":",
+      "    cmd: |",
+      "      /opt/llama-server \\",
+      "        --port ${PORT} \\",
+      "        --model /m/a.gguf \\",
+      "        --ctx-size 602 --parallel 2 --threads 1",
+      "    proxy: http://127.0.0.1:${PORT}",
+      ""
+    ].join("\n"))
+    // What it reads back: the recipe, nothing else of the cmd changed.
+    const words = Either.getOrThrow(swapCommand(out.text, "a", "/m/a.gguf", 4000))
+    expect(words).toEqual(["/opt/llama-server", "--port", "4000", "--model", "/m/a.gguf", "--ctx-size", "602", "--parallel", "2", "--threads", "1"])
+  })
+
+  it("F-4 the entry is found by name, else by the model its cmd serves; no entry, no models:, or an unwritable value is refused", () => {
+    const src = "models:\n  big:\n    cmd: llama-server --port ${PORT} --model /m/a.gguf\n"
+    expect(edit(src).text).toBe("models:\n  big:\n    cmd: llama-server --port ${PORT} --model /m/a.gguf --ctx-size 602 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 1\n")
+    const left = (s: string, values = recipe) => {
+      const r = editSwapText(s, "a", values)
+      return Either.isLeft(r) ? r.left : ""
+    }
+    expect(left("models:\n  b:\n    cmd: llama-server -m /m/b.gguf\n")).toContain('has no model entry "a"')
+    expect(left("[a]\nmodel = x\n")).not.toBe("")
+    expect(left("servers: {}\n")).toContain("no `models:` mapping")
+    expect(left(src, { ...recipe, model: "/m/my model.gguf" })).toContain("cannot be written into a cmd")
+  })
+
+  it("F-6 swapCommand: macros and ${PORT} substituted, quotes and continuations handled", () => {
+    const src = "macros:\n  ls: /opt/llama-server\nmodels:\n  a:\n    cmd: >\n      ${ls} --port ${PORT}\n      -m '/m/a.gguf' --alias \"my a\"\n"
+    expect(Either.getOrThrow(swapCommand(src, "a", "/m/a.gguf", 4321))).toEqual(["/opt/llama-server", "--port", "4321", "-m", "/m/a.gguf", "--alias", "my a"])
+  })
+})
