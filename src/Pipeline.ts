@@ -64,8 +64,8 @@ interface RunState {
   readonly applied: Ref.Ref<ApplyResult | null>
   /** What `--apply --verify` found (F-6), once it probed. */
   readonly verified: Ref.Ref<VerifyResult | null>
-  /** Whether the applied config was put back because it did not verify (F-6). */
-  readonly restored: Ref.Ref<boolean>
+  /** Why the applied config was put back (F-6: it did not verify, or the run stopped during the verification); null: it was not. */
+  readonly restored: Ref.Ref<string | null>
   /** Whether `--apply --verify` started verifying (F-6): a run that ends before its verdict wrote an unverified config. */
   readonly verifying: Ref.Ref<boolean>
   /** Why an applied config that did not verify could not be put back (F-6), null otherwise. */
@@ -147,7 +147,7 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     rejected: yield* Ref.make<ReadonlyArray<Rejected>>([]),
     applied: yield* Ref.make<ApplyResult | null>(null),
     verified: yield* Ref.make<VerifyResult | null>(null),
-    restored: yield* Ref.make(false),
+    restored: yield* Ref.make<string | null>(null),
     verifying: yield* Ref.make(false),
     restoreFailed: yield* Ref.make<string | null>(null),
     drainedComesBack: yield* Ref.make(false),
@@ -475,30 +475,35 @@ const verifyApplied = (run: Run, applied: ApplyResult, rec: Recommended, state: 
     yield* Ref.set(state.verifying, true)
     const doc = buildDocument(yield* summarize(state, run, "ok"))
     const { ledger: _ledger, ...settings } = run.plan
-    const result = yield* verifyRecipe(
-      { ...settings, adapter: launchFrom(configFile), logDir: path.join(run.plan.logDir, "verify") },
-      { recommendation: doc.recommendation!, inputs: doc.inputs, machine: run.machine, identity: run.identity },
-      rec.candidate,
-      Math.max(MIN_COMPARED_REPLICATES, rec.outcome.samples.length)
-    )
-    // From the verdict to the file put back, nothing interrupts: a miss is never left in place unannounced.
-    yield* Effect.uninterruptible(Effect.gen(function*() {
-      yield* Ref.set(state.verified, result)
-      if (result.verdict === "holds") return
-      const missed = verifyMissText(result)
-      yield* restoreApplied(applied).pipe(Effect.catchAll((e) =>
-        Effect.zipRight(
-          Ref.set(state.restoreFailed, e.message),
-          Effect.fail(new ApplyFailed({ message: `the applied config did not verify (${missed}), and ${e.message}` }))
-        )
-      ))
-      yield* Ref.set(state.restored, true)
-      return yield* new ApplyFailed({
-        message: `the applied config did not verify: ${missed}; ${
-          applied.backupPath === null ? `${applied.target} removed (it did not exist before)` : `${applied.target} restored from ${applied.backupPath}`
-        }`
+    /** Puts the original back (F-6); a restore that cannot be done is recorded and said, never silent. */
+    const putBack = (why: string) =>
+      restoreApplied(applied).pipe(
+        Effect.zipRight(Ref.set(state.restored, why)),
+        Effect.tapError((e) => Ref.set(state.restoreFailed, e.message))
+      )
+    // Only the probe can be interrupted: an interrupt there (Ctrl-C, the budget) puts the original back,
+    // and from the verdict to the restore nothing interrupts, so a miss is never left in place.
+    yield* Effect.uninterruptibleMask((restore) =>
+      Effect.gen(function*() {
+        const result = yield* restore(verifyRecipe(
+          { ...settings, adapter: launchFrom(configFile), logDir: path.join(run.plan.logDir, "verify") },
+          { recommendation: doc.recommendation!, inputs: doc.inputs, machine: run.machine, identity: run.identity },
+          rec.candidate,
+          Math.max(MIN_COMPARED_REPLICATES, rec.outcome.samples.length)
+        )).pipe(Effect.onInterrupt(() => putBack("the run was stopped before the verification finished").pipe(Effect.ignore)))
+        yield* Ref.set(state.verified, result)
+        if (result.verdict === "holds") return
+        const missed = verifyMissText(result)
+        yield* putBack(`the applied config did not verify: ${missed}`).pipe(Effect.mapError((e) =>
+          new ApplyFailed({ message: `the applied config did not verify (${missed}), and ${e.message}` })
+        ))
+        return yield* new ApplyFailed({
+          message: `the applied config did not verify: ${missed}; ${
+            applied.backupPath === null ? `${applied.target} removed (it did not exist before)` : `${applied.target} restored from ${applied.backupPath}`
+          }`
+        })
       })
-    }))
+    )
   })
 
 /** H-3: the budget interrupts the steps (their trial and provider stop through their scopes) and fails with BudgetExhausted. */
@@ -634,12 +639,13 @@ const printApplyReport = (state: RunState, run: Run, summary: RunSummary) =>
         done.backupPath === null ? `  remove ${done.target} by hand (it did not exist before)` : `  copy ${done.backupPath} over ${done.target} by hand`
       ].join("\n"))
     }
-    if (yield* Ref.get(state.restored)) {
+    const restored = yield* Ref.get(state.restored)
+    if (restored !== null) {
       return yield* say([
         ...verifiedLines,
         done.backupPath === null
-          ? `not applied:  ${done.target} removed again (it did not exist before): the applied config did not verify`
-          : `not applied:  ${done.target} put back from ${done.backupPath}, byte for byte: the applied config did not verify`
+          ? `not applied:  ${done.target} removed again (it did not exist before): ${restored}`
+          : `not applied:  ${done.target} put back from ${done.backupPath}, byte for byte: ${restored}`
       ].join("\n"))
     }
     const { serviceLabel, serviceManager } = run.plan.lifecycle.preflight
@@ -647,6 +653,7 @@ const printApplyReport = (state: RunState, run: Run, summary: RunSummary) =>
     const kind = yield* manager.resolve(serviceManager)
     const job = yield* manager.jobState(kind, serviceLabel)
     const launchFrom = run.plan.adapter.config?.launchFrom ?? null
+    // Started verifying, no verdict and nothing put back: only when the restore itself failed (reported above).
     const unverified = (yield* Ref.get(state.verifying)) && verified === null
     const written = [
       `applied:      ${done.configPath} (${

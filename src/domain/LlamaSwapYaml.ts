@@ -46,12 +46,26 @@ const wordsOf = (text: string, from: number, to: number) =>
     end: from + m.index! + m[0].length
   }))
 
-/** The owned flags of a command (`--flag value` or `--flag=value`) and its other words, in order. */
-const scan = (text: string, from: number, to: number) => {
+/**
+ * Whether a cmd word is the llama-server executable: its file name says so,
+ * after the file's `macros` (`${ls}`) are put in.
+ */
+const serverWord = (macros: Readonly<Record<string, unknown>>) => (word: string) =>
+  /(^|\/)llama-server(\.exe)?$/.test(word.replace(/\$\{([A-Za-z0-9_-]+)\}/g, (m, k: string) => (Object.hasOwn(macros, k) ? String(macros[k]) : m)))
+
+/**
+ * The owned flags of a command (`--flag value` or `--flag=value`) and its
+ * other words, in order. Only the words after the llama-server executable
+ * are its flags (a wrapper's own `-c` or `-m`, as in `taskset -c 0-3 …` or
+ * `docker run -m 16g …`, is not); null when no word is the executable.
+ */
+const scan = (text: string, from: number, to: number, isServer: (word: string) => boolean) => {
   const words = wordsOf(text, from, to)
+  const exe = words.findIndex((w) => isServer(w.text))
+  if (exe < 0) return null
   const owned: Array<Occurrence> = []
-  const others: Array<string> = []
-  for (let i = 0; i < words.length; i++) {
+  const others: Array<string> = words.slice(0, exe + 1).map((w) => w.text)
+  for (let i = exe + 1; i < words.length; i++) {
     const w = words[i]!
     const eq = w.text.startsWith("-") ? w.text.indexOf("=") : -1
     const key = ownedOf(eq > 0 ? w.text.slice(0, eq) : w.text)
@@ -92,6 +106,7 @@ const writable = (value: string) => /^[^\s'"\\#$`]+$/.test(value)
 /** The `cmd` of entry `name`, or of the entry whose cmd serves `model`: its pair and scalar, or why there is none. */
 const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: string, model: string | null) => {
   const models = isMap(doc.contents) ? doc.contents.get("models", true) : undefined
+  const isServer = serverWord(((isMap(doc.contents) ? doc.toJS() : {}) as { macros?: Record<string, unknown> }).macros ?? {})
   if (!isMap(models)) return Either.left("it has no `models:` mapping: it is not a llama-swap config")
   const cmdOf = (pair: Pair) => (isMap(pair.value) ? pair.value.get("cmd", true) : undefined)
   const byName = models.items.find((p) => isScalar(p.key) && p.key.value === name)
@@ -99,7 +114,7 @@ const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: 
     const cmd = cmdOf(p)
     if (!isScalar(cmd) || typeof cmd.value !== "string" || model === null) return false
     const at = contentOf(source, cmd)
-    return at !== null && scan(source, at[0], at[1]).owned.some((o) => o.key === "model" && o.value === model)
+    return at !== null && (scan(source, at[0], at[1], isServer)?.owned ?? []).some((o) => o.key === "model" && o.value === model)
   })
   if (entry === undefined) {
     return Either.left(`it has no model entry "${name}" (nor one whose cmd serves ${model}): add one with its cmd, then apply again`)
@@ -108,7 +123,11 @@ const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: 
   if (!isScalar(cmd) || typeof cmd.value !== "string") return Either.left(`its model entry "${String((entry.key as Scalar).value)}" has no cmd string`)
   const at = contentOf(source, cmd)
   if (at === null) return Either.left(`the cmd of "${String((entry.key as Scalar).value)}" is written in a style this tool cannot edit in place`)
-  return Either.right({ key: String((entry.key as Scalar).value), cmd, at })
+  const scanned = scan(source, at[0], at[1], isServer)
+  if (scanned === null) {
+    return Either.left(`the cmd of "${String((entry.key as Scalar).value)}" names no llama-server executable this tool can find (a container or wrapper it cannot see into)`)
+  }
+  return Either.right({ key: String((entry.key as Scalar).value), cmd, at, scanned })
 }
 
 /**
@@ -134,8 +153,7 @@ export const editSwapText = (source: string, name: string, values: PresetValues)
   if (doc.errors.length > 0) return Either.left(`it is not valid YAML: ${doc.errors[0]!.message.trim()}`)
   const found = findEntry(source, doc, name, values["model"] ?? null)
   if (Either.isLeft(found)) return Either.left(found.left)
-  const { at, key: entryKey } = found.right
-  const before = scan(source, at[0], at[1])
+  const { at, key: entryKey, scanned: before } = found.right
   const splices: Array<{ start: number; end: number; text: string }> = []
   const lineStart = (i: number) => source.lastIndexOf("\n", i - 1) + 1
   const lineEnd = (i: number) => (source.indexOf("\n", i) === -1 ? source.length : source.indexOf("\n", i) + 1)
@@ -186,7 +204,7 @@ export const editSwapText = (source: string, name: string, values: PresetValues)
   if (after.errors.length > 0) return Either.left(`the edited file would not parse: ${after.errors[0]!.message.trim()}`)
   const again = findEntry(text, after, entryKey, null)
   if (Either.isLeft(again)) return Either.left(`the edited file would lose its entry: ${again.left}`)
-  const now = scan(text, again.right.at[0], again.right.at[1])
+  const now = again.right.scanned
   for (const k of PRESET_OWNED_KEYS) {
     const v = values[k]
     if (v === undefined) continue

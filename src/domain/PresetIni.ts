@@ -8,9 +8,13 @@
  * one model each (the router serves it under that name; `[*]` holds what every
  * model shares), `key = value` lines whose key is an argument's long name,
  * one of its short names or its environment variable (`ctx-size`, `c`,
- * `LLAMA_ARG_CTX_SIZE` are one option; when a section holds two of them the
- * first wins), `;` and `#` comment lines, and a `;` or `#` comment after a
- * value (spaced or not).
+ * `LLAMA_ARG_CTX_SIZE` are one option; a repeated key's last line wins, and
+ * of two spellings the one later in byte order: `c = 512` then
+ * `ctx-size = 1024` reads 1024), `;` and `#` comment lines, and a `;` or `#`
+ * comment after a value (spaced or not). Section headers and entries start
+ * at the line's first column, keys are `[A-Za-z_][A-Za-z0-9_.-]*`, a
+ * byte-order mark makes the file unreadable, and lines before the first
+ * section are a model of their own (`default`), not inherited: only `[*]` is.
  * No INI library on npm edits byte-exactly with llama.cpp's aliases, so the
  * edit is line splices, checked by parsing the result again.
  */
@@ -47,7 +51,6 @@ const BUILD_DEFAULTS: Readonly<Record<string, string>> = {
   "cache-type-k": "f16",
   "cache-type-v": "f16",
   "flash-attn": "auto",
-  threads: "-1"
 }
 
 /** The owned option a key names (its long name), or null when the key is not one a recipe owns. */
@@ -82,14 +85,14 @@ type Line =
   | { readonly kind: "blank" }
   | { readonly kind: "other" }
 
-const SECTION = /^[ \t]*\[([^\]]*)\][ \t]*(?:[;#].*)?$/
-const ENTRY = /^([ \t]*)([^=;#[ \t][^=]*?)[ \t]*=[ \t]*(.*?)[ \t]*$/
+const SECTION = /^\[([^\]]*)\][ \t]*(?:[;#].*)?$/
+const ENTRY = /^()([A-Za-z_][A-Za-z0-9_.-]*)[ \t]*=[ \t]*(.*?)[ \t]*$/
 
 /** A line (without its line break) parsed; value offsets are within the line, before any `;` comment. */
 const parseLine = (text: string): Line => {
   if (/^[ \t]*([;#].*)?$/.test(text)) return { kind: "blank" }
   const s = SECTION.exec(text)
-  if (s !== null) return { kind: "section", name: s[1]!.trim() }
+  if (s !== null) return { kind: "section", name: s[1]! }
   const e = ENTRY.exec(text)
   if (e === null) return { kind: "other" }
   const raw = e[3]!
@@ -106,25 +109,50 @@ const splitLines = (source: string): Array<string> => source.match(/[^\n]*\n|[^\
 const body = (line: string) => line.replace(/\r?\n$/, "")
 
 /**
- * The values of section `name`'s owned options as the parser reads them
- * (first occurrence wins), or null without such a section; `name` null reads
- * what every section inherits: `[*]` and the lines before the first section.
+ * The values of section `name`'s owned options as llama.cpp reads them (a
+ * key's last line; of several spellings the one later in byte order), with
+ * how many lines set each; null without such a section. `name` "*" reads what
+ * every section inherits.
  */
-const readSection = (source: string, name: string | null): Record<string, string> | null => {
-  let inside = name === null
-  let found = name === null
-  const values: Record<string, string> = {}
+const readSection = (source: string, name: string): { values: Record<string, string>; lines: Record<string, number> } | null => {
+  let inside = false
+  let found = false
+  const bySpelling = new Map<string, { key: string; value: string }>()
+  const lines: Record<string, number> = {}
   for (const line of splitLines(source)) {
     const l = parseLine(body(line))
     if (l.kind === "section") {
-      inside = name === null ? l.name === "*" : l.name === name
+      inside = l.name === name
       found ||= inside
     } else if (inside && l.kind === "entry") {
       const key = ownedOption(l.key)
-      if (key !== null && !Object.hasOwn(values, key)) values[key] = l.value
+      if (key === null) continue
+      bySpelling.set(l.key, { key, value: l.value })
+      lines[key] = (lines[key] ?? 0) + 1
     }
   }
-  return found ? values : null
+  const values: Record<string, string> = {}
+  for (const spelling of [...bySpelling.keys()].sort()) values[bySpelling.get(spelling)!.key] = bySpelling.get(spelling)!.value
+  return found ? { values, lines } : null
+}
+
+/**
+ * The section of a preset that serves `model` (its `model` option is that
+ * path), else `name`: where a recipe for `model` is written and what the
+ * router serves it as. Left when several sections serve it, or the section
+ * `name` serves another model (the operator's, not to be repointed).
+ */
+export const presetSectionFor = (source: string, name: string, model: string): Either.Either<string, string> => {
+  const names = [...new Set(splitLines(source.replace(/^\uFEFF/, "")).flatMap((l) => {
+    const p = parseLine(body(l))
+    return p.kind === "section" && p.name !== "*" ? [p.name] : []
+  }))]
+  const serving = names.filter((n) => readSection(source, n)?.values["model"] === model)
+  if (serving.length > 1) return Either.left(`sections ${serving.map((n) => `[${n}]`).join(", ")} all serve ${model}: only one can hold the recipe`)
+  if (serving.length === 1) return Either.right(serving[0]!)
+  const other = readSection(source, name)?.values["model"]
+  if (other !== undefined) return Either.left(`its section [${name}] serves ${other}, not ${model}`)
+  return Either.right(name)
 }
 
 /** Every non-blank line but section `name`'s header and owned entries, in order: what an edit must leave as it was. */
@@ -157,23 +185,38 @@ const writable = (value: string) => value.trim() === value && value !== "" && !/
  *   or a line before the first section) is written with the build's default
  *   (BUILD_DEFAULTS) instead of removed, so the section serves what was measured;
  * - a leading byte-order mark is kept.
- * Returns Left(reason) when the text is not a preset (a line that is not a
- * `[section]`, a `key = value` entry, a `;`/`#` comment or blank: a YAML or
- * JSON file), the name is empty or not writable, the section occurs twice, a
- * value cannot be written (a line break, `;` or `#`, leading or trailing
- * blanks), or the check fails.
+ * The section is the one serving `asked.model` when there is one
+ * (`presetSectionFor`), else `preferred`.
+ * Returns Left(reason) when the text is not a preset llama.cpp reads (a line
+ * that is not a `[section]`, a `key = value` entry, a `;`/`#` comment or
+ * blank — a YAML or JSON file, an indented line — or a byte-order mark), the
+ * name is empty or not writable, the section occurs twice, another section
+ * serves the model too or `preferred` serves another, a value cannot be
+ * written (a line break, `;` or `#`, leading or trailing blanks), `[*]` sets
+ * an option the recipe leaves to the build and has no default for (threads),
+ * or the check fails.
  */
-export const editPresetText = (withBom: string, name: string, asked: PresetValues): Either.Either<ConfigEdit, string> => {
-  const bom = withBom.startsWith("\uFEFF") ? "\uFEFF" : ""
-  const source = withBom.slice(bom.length)
-  if (name === "" || name !== name.trim() || /[\]\r\n]/.test(name) || name === "*") {
-    return Either.left(`${JSON.stringify(name)} cannot name a preset section`)
+export const editPresetText = (source: string, preferred: string, asked: PresetValues): Either.Either<ConfigEdit, string> => {
+  if (source.startsWith("\uFEFF")) return Either.left("it starts with a byte-order mark, which llama-server's preset parser cannot read")
+  if (preferred === "" || preferred !== preferred.trim() || /[\]\r\n]/.test(preferred) || preferred === "*") {
+    return Either.left(`${JSON.stringify(preferred)} cannot name a preset section`)
   }
   const stray = splitLines(source).findIndex((l) => parseLine(body(l)).kind === "other")
   if (stray >= 0) {
-    return Either.left(`line ${stray + 1} is not a preset line ([section], key = value or a ; comment): it is not a llama-server --models-preset INI file`)
+    return Either.left(
+      `line ${stray + 1} is not a preset line llama-server reads ([section] or key = value from the first column, or a ; comment)`
+    )
   }
-  const inherited = readSection(source, null) ?? {}
+  const section = asked["model"] === undefined || asked["model"] === null
+    ? Either.right(preferred)
+    : presetSectionFor(source, preferred, asked["model"])
+  if (Either.isLeft(section)) return Either.left(section.left)
+  const name = section.right
+  const inherited = readSection(source, "*")?.values ?? {}
+  const noDefault = Object.keys(asked).find((k) => asked[k] === null && Object.hasOwn(inherited, k) && BUILD_DEFAULTS[k] === undefined)
+  if (noDefault !== undefined) {
+    return Either.left(`[*] sets ${noDefault}, which the recipe leaves to the build: give [${name}] its own ${noDefault} by hand`)
+  }
   const values: PresetValues = Object.fromEntries(
     Object.entries(asked).map(([k, v]) => [k, v === null && Object.hasOwn(inherited, k) ? BUILD_DEFAULTS[k] ?? null : v])
   )
@@ -184,8 +227,11 @@ export const editPresetText = (withBom: string, name: string, asked: PresetValue
   const eol = lines[0]?.endsWith("\r\n") === true ? "\r\n" : "\n"
   const sections = lines.map((l, i) => ({ l: parseLine(body(l)), i })).filter((x) => x.l.kind === "section" && x.l.name === name)
   if (sections.length > 1) return Either.left(`it has ${sections.length} sections named [${name}]; only one can be edited`)
-  const before = readSection(source, name) ?? {}
-  const changed = PRESET_OWNED_KEYS.filter((k) => (values[k] ?? null) !== (before[k] ?? null))
+  const before = readSection(source, name) ?? { values: {}, lines: {} }
+  // A value that differs, or one set on several lines (which one llama.cpp reads depends on spelling and order).
+  const changed = PRESET_OWNED_KEYS.filter((k) =>
+    values[k] !== undefined && ((values[k] ?? null) !== (before.values[k] ?? null) || (before.lines[k] ?? 0) > 1)
+  )
   const wanted = PRESET_OWNED_KEYS.filter((k) => values[k] !== undefined && values[k] !== null)
   const newLines = (keys: ReadonlyArray<string>) => keys.map((k) => `${k} = ${values[k]}${eol}`)
 
@@ -232,7 +278,7 @@ export const editPresetText = (withBom: string, name: string, asked: PresetValue
   }
   const text = out.join("")
   // The check: the section reads back as `values`, every other line as it was.
-  const after = readSection(text, name) ?? {}
+  const after = readSection(text, name)?.values ?? {}
   for (const k of PRESET_OWNED_KEYS) {
     if (values[k] !== undefined && (after[k] ?? null) !== (values[k] ?? null)) {
       return Either.left(`the edited file would read ${k} as ${JSON.stringify(after[k] ?? null)}, not ${JSON.stringify(values[k])}`)
@@ -240,5 +286,5 @@ export const editPresetText = (withBom: string, name: string, asked: PresetValue
   }
   const [was, now] = [untouched(source, name), untouched(text, name)]
   if (was.length !== now.length || was.some((l, i) => l !== now[i])) return Either.left("the edit would change a line it does not own")
-  return Either.right({ text: bom + text, changed })
+  return Either.right({ text, changed })
 }

@@ -4,7 +4,7 @@ import * as fs from "node:fs"
 import * as path from "node:path"
 import { editSwapText, swapCommand } from "../domain/LlamaSwapYaml.js"
 import { kvCacheType } from "../domain/Knobs.js"
-import { editPresetText, presetValuesOf } from "../domain/PresetIni.js"
+import { editPresetText, presetSectionFor, presetValuesOf } from "../domain/PresetIni.js"
 import { requestContextTokens } from "../domain/Prompt.js"
 import { shellQuote } from "../domain/Shell.js"
 import { Exec } from "../services/Exec.js"
@@ -183,7 +183,14 @@ const fromPreset = (base: ProviderAdapter, binary: string, file: string): Provid
     command: binary,
     args: ["--models-preset", file, ...(spec.port === null ? [] : ["--host", "127.0.0.1", "--port", `${spec.port}`])]
   }),
-  servedModelId: (spec) => presetName(spec.model),
+  // The section that serves the model (the operator's own name for it, when it had one), as the edit chose it.
+  servedModelId: (spec) => {
+    try {
+      return Either.getOrElse(presetSectionFor(fs.readFileSync(file, "utf8"), presetName(spec.model), path.resolve(spec.model)), () => presetName(spec.model))
+    } catch {
+      return presetName(spec.model)
+    }
+  },
   serveCommand: () => [binary, "--models-preset", file].map(shellQuote).join(" "),
   config: null
 })

@@ -47,7 +47,8 @@ export interface ApplyRequest {
  * owned keys whose value changed, was added or was removed, in OWNED_KEYS
  * order (empty when the file already held these values; it is still backed up
  * and rewritten, byte-identical); `mode`: the original's permission bits (a
- * created file's 0644), what a restore gives back.
+ * created file's 0644), what a restore gives back; `writtenSha256`: hex sha256
+ * of the bytes written, so a restore can tell that nobody changed the file since.
  */
 export interface ApplyResult {
   readonly configPath: string
@@ -55,6 +56,7 @@ export interface ApplyResult {
   readonly backupPath: string | null
   readonly changed: ReadonlyArray<string>
   readonly mode: number
+  readonly writtenSha256: string
 }
 
 /**
@@ -162,8 +164,11 @@ export const applyRecommendation = (req: ApplyRequest): Effect.Effect<ApplyResul
       Effect.onError(() => fs.remove(tmp).pipe(Effect.ignore))
     )
     yield* syncDir(fs, dir)
-    return { configPath: req.configPath, target, backupPath, changed: edit.changed, mode }
+    return { configPath: req.configPath, target, backupPath, changed: edit.changed, mode, writtenSha256: sha256Hex(bytes) }
   })
+
+/** Hex sha256 of `bytes`. */
+const sha256Hex = (bytes: Uint8Array): string => crypto.createHash("sha256").update(bytes).digest("hex")
 
 /** fsync of a directory, so a rename or create in it is durable; best effort. */
 const syncDir = (fs: FileSystem.FileSystem, dir: string) =>
@@ -199,7 +204,14 @@ const create = (fs: FileSystem.FileSystem, req: ApplyRequest): Effect.Effect<App
       Effect.ensuring(fs.remove(tmp).pipe(Effect.ignore))
     )
     yield* syncDir(fs, dir)
-    return { configPath: req.configPath, target, backupPath: null, changed: edit.changed, mode: 0o644 }
+    return {
+      configPath: req.configPath,
+      target,
+      backupPath: null,
+      changed: edit.changed,
+      mode: 0o644,
+      writtenSha256: sha256Hex(new TextEncoder().encode(edit.text))
+    }
   })
 
 /**
@@ -209,13 +221,18 @@ const create = (fs: FileSystem.FileSystem, req: ApplyRequest): Effect.Effect<App
  * permission bits; a config the apply created is removed (the directories it
  * made stay). The backup stays. Fails with ApplyFailed naming
  * the file when the restore cannot be done (the backup path is in the message,
- * so the operator can put it back by hand).
+ * so the operator can put it back by hand), or when the file is no longer what
+ * the apply wrote (someone edited it meanwhile: their edit is not overwritten).
  */
 export const restoreApplied = (applied: ApplyResult): Effect.Effect<void, ApplyFailed, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
     const failed = (what: string) => (e: PlatformError) => new ApplyFailed({ message: `${what}: ${e.message}` })
     const dir = path.dirname(applied.target)
+    const now = yield* fs.readFile(applied.target).pipe(Effect.mapError(failed(`cannot read ${applied.target}`)))
+    if (sha256Hex(now) !== applied.writtenSha256) {
+      return yield* new ApplyFailed({ message: `${applied.target} changed since it was written; it is left as it is now` })
+    }
     if (applied.backupPath === null) {
       yield* fs.remove(applied.target).pipe(Effect.mapError(failed(`cannot remove ${applied.target}, which the apply created`)))
       return yield* syncDir(fs, dir)

@@ -32,13 +32,10 @@ describe("llama-swap config editor (SPEC F-4)", () => {
   })
 
   it("F-4 a block cmd, one flag per line with \\ continuations: a removed flag takes its line, a repeat goes, the style stays", () => {
+    // The lines the edit leaves alone: the entry, the block header, the executable and two flags.
+    const kept = ["models:", "  \"a\":", "    cmd: |", "      /opt/llama-server \\", "        --port ${PORT} \\", "        --model /m/a.gguf \\"]
     const src = [
-      "models:",
-      "  \"a\":",
-      "    cmd: |",
-      "      /opt/llama-server \\",
-      "        --port ${PORT} \\",
-      "        --model /m/a.gguf \\",
+      ...kept,
       "        --cache-type-k q4_0 \\",
       "        --ctx-size 100 \\",
       "        --ctx-size 200 \\",
@@ -51,12 +48,7 @@ describe("llama-swap config editor (SPEC F-4)", () => {
     const cmd = (parse(out.text) as { models: { a: { cmd: string; proxy: string } } }).models.a
     expect(cmd.proxy).toBe("http://127.0.0.1:${PORT}")
     expect(out.text).toBe([
-      "models:",
-      "  \"a\":",
-      "    cmd: |",
-      "      /opt/llama-server \\",
-      "        --port ${PORT} \\",
-      "        --model /m/a.gguf \\",
+      ...kept,
       "        --ctx-size 602 --parallel 2 --threads 1",
       "    proxy: http://127.0.0.1:${PORT}",
       ""
@@ -77,6 +69,11 @@ describe("llama-swap config editor (SPEC F-4)", () => {
     expect(left("[a]\nmodel = x\n")).not.toBe("")
     expect(left("servers: {}\n")).toContain("no `models:` mapping")
     expect(left(src, { ...recipe, model: "/m/my model.gguf" })).toContain("cannot be written into a cmd")
+    // A wrapper's own flags are not llama-server's: taskset's -c stays, the server's -c is set.
+    const wrapped = "models:\n  a:\n    cmd: taskset -c 0-3 /opt/llama-server --port ${PORT} -m /m/a.gguf -c 4096\n"
+    expect(edit(wrapped).text).toContain("cmd: taskset -c 0-3 /opt/llama-server --port ${PORT} -m /m/a.gguf -c 602 --parallel 1")
+    // A container whose llama-server this tool cannot see: refused, not guessed.
+    expect(left("models:\n  a:\n    cmd: docker run -m 16g -p ${PORT}:8080 ghcr.io/ggml-org/llama.cpp:server -m /models/a.gguf\n")).toContain("names no llama-server executable")
   })
 
   it("F-6 swapCommand: macros and ${PORT} substituted, quotes and continuations handled", () => {

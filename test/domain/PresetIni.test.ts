@@ -31,7 +31,7 @@ describe("llama-server router preset editor (SPEC F-4)", () => {
   it("F-4 an existing section: values replaced in place under any alias (spelling, spacing and ; comment kept), duplicates and nulls removed, missing options added after its last entry", () => {
     const src = [
       "[a]",
-      "m = /old.gguf",
+      "m = /m/a.gguf",
       "c   =   4096   ; the operator's comment",
       "ctx-size = 100",
       "LLAMA_ARG_CACHE_TYPE_K = q4_0",
@@ -90,14 +90,34 @@ describe("llama-server router preset editor (SPEC F-4)", () => {
     const f16 = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "1", "--threads", "1"])
     const out = edit(src, "a", f16)
     expect(out.text).toBe("[*]\ncache-type-k = q4_0\nfa = on\n\n[a]\nmodel = /m/a.gguf\nctk = f16\nctx-size = 602\nparallel = 1\nflash-attn = auto\nthreads = 1\n")
-    // Global lines before the first section count as inherited too; an option nobody sets is simply absent.
-    expect(edit("cache-type-v = q8_0\n", "a", f16).text).toContain("cache-type-v = f16\n")
+    // Lines before the first section are llama.cpp's `default` model, not inherited; an option nobody sets stays absent.
+    expect(edit("cache-type-v = q8_0\n", "a", f16).text).not.toContain("cache-type-v = f16")
     expect(edit("", "a", f16).text).not.toContain("cache-type")
+    // [*] threads with a recipe that leaves threads to the build: no safe default to write, so refused.
+    const noThreads = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "1"])
+    expect(Either.isLeft(editPresetText("[*]\nt = 4\n", "a", noThreads))).toBe(true)
   })
 
-  it("F-4 a leading byte-order mark is kept and does not hide the first section", () => {
-    const out = edit("\uFEFF[a]\nmodel = /old.gguf\n")
-    expect(out.text.startsWith("\uFEFF[a]\nmodel = /m/a.gguf\n")).toBe(true)
-    expect(out.text.match(/\[a\]/g)).toHaveLength(1)
+  it("F-4 what llama.cpp's preset parser cannot read is refused: a byte-order mark, an indented line", () => {
+    expect(Either.isLeft(editPresetText("\uFEFF[a]\nmodel = /old.gguf\n", "a", recipe))).toBe(true)
+    expect(Either.isLeft(editPresetText("[a]\n  model = /old.gguf\n", "a", recipe))).toBe(true)
+    expect(Either.isLeft(editPresetText("  [a]\n", "a", recipe))).toBe(true)
+  })
+
+  it("F-4 the section that already serves the model is the one edited, under the operator's name; a same-named section serving another model is not repointed", () => {
+    const src = "[llama3]\nmodel = /m/a.gguf\nc = 4096\n"
+    const out = edit(src)
+    expect(out.text.startsWith("[llama3]\nmodel = /m/a.gguf\nc = 602\n")).toBe(true)
+    expect(out.text).not.toContain("[a]")
+    const r = editPresetText("[a]\nmodel = /m/other.gguf\n", "a", recipe)
+    expect(Either.isLeft(r) ? r.left : "").toContain("serves /m/other.gguf")
+    expect(Either.isLeft(editPresetText("[x]\nmodel = /m/a.gguf\n[y]\nm = /m/a.gguf\n", "a", recipe))).toBe(true)
+  })
+
+  it("F-4 an option on several lines counts as changed (llama.cpp reads the last line of a key, and the later spelling in byte order), and ends on one line", () => {
+    const src = "[a]\nmodel = /m/a.gguf\nc = 512\nctx-size = 602\nparallel = 1\ncache-type-k = q8_0\ncache-type-v = q8_0\nflash-attn = on\nthreads = 1\n"
+    const out = edit(src)
+    assert.deepStrictEqual(out.changed, ["ctx-size"])
+    expect(out.text).toBe("[a]\nmodel = /m/a.gguf\nc = 602\nparallel = 1\ncache-type-k = q8_0\ncache-type-v = q8_0\nflash-attn = on\nthreads = 1\n")
   })
 })

@@ -439,6 +439,12 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
       assert.isTrue(nodeFs.readFileSync(configPath).equals(original))
       assert.strictEqual(nodeFs.statSync(configPath).mode & 0o777, 0o664)
       assert.deepStrictEqual(listDir(dir), ["config.yaml", `config.yaml.bak-${NOW_S}-0`])
+      // A second apply, then an edit by someone else: the restore leaves their edit alone and says so.
+      const again = yield* applyRecommendation(request(configPath, withThreads)).pipe(Effect.provide(NodeFileSystem.layer))
+      nodeFs.appendFileSync(configPath, "# theirs\n")
+      const refused = yield* restoreApplied(again).pipe(Effect.provide(NodeFileSystem.layer), Effect.flip)
+      expect(refused.message).toContain("changed since it was written")
+      expect(nodeFs.readFileSync(configPath, "utf8").endsWith("# theirs\n")).toBe(true)
     }))
 
   it("F-4: the up-front check accepts a missing embedded config in a writable place, refuses one in an unwritable place, and needs --config-path for llama-server", () =>
