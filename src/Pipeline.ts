@@ -15,7 +15,7 @@
  * store, each candidate provider, the drain) are released on every exit
  * path, in reverse order: the drained provider is restored before the locks go.
  */
-import { Clock, Console, Context, Effect, type Exit, Layer, Option, Ref } from "effect"
+import { Clock, Console, Context, Effect, Exit, Layer, Option, Ref } from "effect"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
@@ -196,8 +196,12 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     // Recommend: the Stage 2 winner, else Stage 1's choice (B-4, B-5).
     const recommendation = (yield* Ref.get(state.recommended))!
     if (plan.apply !== null) {
-      const applied = yield* apply(run, plan.apply.configPath, recommendation, state)
-      if (plan.apply.verify) yield* verifyApplied(run, applied, recommendation, state)
+      const { configPath, verify } = plan.apply
+      // F-6: from the write to the verdict nothing but the probe can be interrupted, and an interrupted probe puts the original back.
+      yield* Effect.uninterruptibleMask((restore) =>
+        Effect.flatMap(apply(run, configPath, recommendation, state), (applied) =>
+          verify ? Effect.asVoid(verifyApplied(run, applied, recommendation, state, restore)) : Effect.void)
+      )
     }
   })
 
@@ -465,7 +469,13 @@ const apply = (run: Run, configPath: string | null, rec: Recommended, state: Run
  * original config back byte for byte (`restoreApplied`) and fails with
  * ApplyFailed (exit 6) naming what missed; the recommendation is still printed.
  */
-const verifyApplied = (run: Run, applied: ApplyResult, rec: Recommended, state: RunState) =>
+const verifyApplied = (
+  run: Run,
+  applied: ApplyResult,
+  rec: Recommended,
+  state: RunState,
+  interruptible: <A, E, R>(probe: Effect.Effect<A, E, R>) => Effect.Effect<A, E, R>
+) =>
   Effect.gen(function*() {
     const launchFrom = run.plan.adapter.config?.launchFrom ?? null
     if (launchFrom === null) return
@@ -481,29 +491,30 @@ const verifyApplied = (run: Run, applied: ApplyResult, rec: Recommended, state: 
         Effect.zipRight(Ref.set(state.restored, why)),
         Effect.tapError((e) => Ref.set(state.restoreFailed, e.message))
       )
-    // Only the probe can be interrupted: an interrupt there (Ctrl-C, the budget) puts the original back,
-    // and from the verdict to the restore nothing interrupts, so a miss is never left in place.
-    yield* Effect.uninterruptibleMask((restore) =>
-      Effect.gen(function*() {
-        const result = yield* restore(verifyRecipe(
-          { ...settings, adapter: launchFrom(configFile), logDir: path.join(run.plan.logDir, "verify") },
-          { recommendation: doc.recommendation!, inputs: doc.inputs, machine: run.machine, identity: run.identity },
-          rec.candidate,
-          Math.max(MIN_COMPARED_REPLICATES, rec.outcome.samples.length)
-        )).pipe(Effect.onInterrupt(() => putBack("the run was stopped before the verification finished").pipe(Effect.ignore)))
-        yield* Ref.set(state.verified, result)
-        if (result.verdict === "holds") return
-        const missed = verifyMissText(result)
-        yield* putBack(`the applied config did not verify: ${missed}`).pipe(Effect.mapError((e) =>
-          new ApplyFailed({ message: `the applied config did not verify (${missed}), and ${e.message}` })
-        ))
-        return yield* new ApplyFailed({
-          message: `the applied config did not verify: ${missed}; ${
-            applied.backupPath === null ? `${applied.target} removed (it did not exist before)` : `${applied.target} restored from ${applied.backupPath}`
-          }`
-        })
-      })
-    )
+    // Only the probe is interruptible; however it ends without a verdict (Ctrl-C, the budget, a defect),
+    // the original goes back before that end goes on.
+    const probed = yield* Effect.exit(interruptible(verifyRecipe(
+      { ...settings, adapter: launchFrom(configFile), logDir: path.join(run.plan.logDir, "verify") },
+      { recommendation: doc.recommendation!, inputs: doc.inputs, machine: run.machine, identity: run.identity },
+      rec.candidate,
+      Math.max(MIN_COMPARED_REPLICATES, rec.outcome.samples.length)
+    )))
+    if (Exit.isFailure(probed)) {
+      yield* putBack("the run was stopped before the verification finished").pipe(Effect.ignore)
+      return yield* Effect.failCause(probed.cause)
+    }
+    const result = probed.value
+    yield* Ref.set(state.verified, result)
+    if (result.verdict === "holds") return
+    const missed = verifyMissText(result)
+    yield* putBack(`the applied config did not verify: ${missed}`).pipe(Effect.mapError((e) =>
+      new ApplyFailed({ message: `the applied config did not verify (${missed}), and ${e.message}` })
+    ))
+    return yield* new ApplyFailed({
+      message: `the applied config did not verify: ${missed}; ${
+        applied.backupPath === null ? `${applied.target} removed (it did not exist before)` : `${applied.target} restored from ${applied.backupPath}`
+      }`
+    })
   })
 
 /** H-3: the budget interrupts the steps (their trial and provider stop through their scopes) and fails with BudgetExhausted. */
@@ -635,8 +646,10 @@ const printApplyReport = (state: RunState, run: Run, summary: RunSummary) =>
     if (restoreFailed !== null) {
       return yield* say([
         ...verifiedLines,
-        `NOT RESTORED: ${done.target} did not verify and could not be put back (${restoreFailed}):`,
-        done.backupPath === null ? `  remove ${done.target} by hand (it did not exist before)` : `  copy ${done.backupPath} over ${done.target} by hand`
+        `NOT RESTORED: ${done.target} was to be put back (not verified), and was not: ${restoreFailed}`,
+        done.backupPath === null
+          ? `  it did not exist before this run: remove it once you have checked it`
+          : `  the original is ${done.backupPath}: compare, and put it back by hand`
       ].join("\n"))
     }
     const restored = yield* Ref.get(state.restored)

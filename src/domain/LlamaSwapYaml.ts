@@ -38,47 +38,67 @@ interface Occurrence {
   readonly value: string
 }
 
-/** A command's words with their offsets (from `from` on), `\` continuations skipped. */
-const wordsOf = (text: string, from: number, to: number) =>
-  [...text.slice(from, to).matchAll(/\S+/g)].filter((m) => m[0] !== "\\").map((m) => ({
-    text: m[0],
-    start: from + m.index!,
-    end: from + m.index! + m[0].length
-  }))
+/**
+ * A command's words with their offsets (from `from` on), as llama-swap reads a
+ * cmd: a line whose text starts with `#` is a comment (dropped), a lone `\`
+ * continues the line.
+ */
+const wordsOf = (text: string, from: number, to: number) => {
+  const out: Array<{ text: string; start: number; end: number }> = []
+  for (const line of text.slice(from, to).matchAll(/[^\n]*\n?/g)) {
+    if (line[0] === "" || /^[ \t]*#/.test(line[0])) continue
+    for (const m of line[0].matchAll(/\S+/g)) {
+      if (m[0] === "\\") continue
+      const start = from + line.index! + m.index!
+      out.push({ text: m[0], start, end: start + m[0].length })
+    }
+  }
+  return out
+}
+
+/** `word` with the macros put in (`${name}`, a macro's own macros too, 4 levels; unknown ones, such as PORT, stay). */
+const expand = (macros: Readonly<Record<string, unknown>>, word: string) => {
+  let out = word
+  for (let i = 0; i < 4; i++) out = out.replace(/\$\{([A-Za-z0-9_.-]+)\}/g, (m, k: string) => (Object.hasOwn(macros, k) ? String(macros[k]) : m))
+  return out
+}
+
+/** Whether one of a word's expanded words is the llama-server executable. */
+const isServerWord = (macros: Readonly<Record<string, unknown>>, word: string) =>
+  expand(macros, word).split(/\s+/).some((w) => /(^|\/)llama-server(\.exe)?$/.test(w))
 
 /**
- * Whether a cmd word is the llama-server executable: its file name says so,
- * after the file's `macros` (`${ls}`) are put in.
+ * The owned flags of a command (`--flag value`) and its other words, in
+ * order; Left(why) when the cmd cannot be edited safely word by word. Only
+ * the words after the llama-server executable are its flags (a wrapper's own
+ * `-c` or `-m`, as in `taskset -c 0-3 …`, is not). Refused: no word is the
+ * executable (a container this tool cannot see into), a quoted or escaped
+ * word among its flags, an owned flag written `--flag=value` (llama-server
+ * rejects it), or a macro among its flags that itself holds an owned flag
+ * (the macro's would be the one llama-server reads).
  */
-const serverWord = (macros: Readonly<Record<string, unknown>>) => (word: string) =>
-  /(^|\/)llama-server(\.exe)?$/.test(word.replace(/\$\{([A-Za-z0-9_-]+)\}/g, (m, k: string) => (Object.hasOwn(macros, k) ? String(macros[k]) : m)))
-
-/**
- * The owned flags of a command (`--flag value` or `--flag=value`) and its
- * other words, in order. Only the words after the llama-server executable
- * are its flags (a wrapper's own `-c` or `-m`, as in `taskset -c 0-3 …` or
- * `docker run -m 16g …`, is not); null when no word is the executable.
- */
-const scan = (text: string, from: number, to: number, isServer: (word: string) => boolean) => {
+const scan = (text: string, from: number, to: number, macros: Readonly<Record<string, unknown>>) => {
   const words = wordsOf(text, from, to)
-  const exe = words.findIndex((w) => isServer(w.text))
-  if (exe < 0) return null
+  const exe = words.findIndex((w) => isServerWord(macros, w.text))
+  if (exe < 0) return Either.left("names no llama-server executable this tool can find (a container or wrapper it cannot see into)")
   const owned: Array<Occurrence> = []
   const others: Array<string> = words.slice(0, exe + 1).map((w) => w.text)
   for (let i = exe + 1; i < words.length; i++) {
     const w = words[i]!
+    if (/['"\\`]/.test(w.text)) return Either.left(`has a quoted or escaped word (${w.text}) among llama-server's flags: edit it by hand`)
     const eq = w.text.startsWith("-") ? w.text.indexOf("=") : -1
-    const key = ownedOf(eq > 0 ? w.text.slice(0, eq) : w.text)
-    if (key !== null && eq > 0) {
-      owned.push({ key, start: w.start, valueStart: w.start + eq + 1, valueEnd: w.end, value: w.text.slice(eq + 1) })
-    } else if (key !== null && i + 1 < words.length) {
+    if (eq > 0 && ownedOf(w.text.slice(0, eq)) !== null) return Either.left(`writes ${w.text}, which llama-server does not accept (it takes ${w.text.slice(0, eq)} <value>)`)
+    const inMacro = w.text.includes("${") ? expand(macros, w.text).split(/\s+/).find((x) => ownedOf(x) !== null) : undefined
+    if (inMacro !== undefined) return Either.left(`sets ${inMacro} through the macro in ${w.text}: set it there, or in the cmd, by hand`)
+    const key = ownedOf(w.text)
+    if (key !== null && i + 1 < words.length) {
       const v = words[++i]!
       owned.push({ key, start: w.start, valueStart: v.start, valueEnd: v.end, value: v.text })
     } else {
       others.push(w.text)
     }
   }
-  return { owned, others, lastEnd: words.at(-1)?.end ?? null }
+  return Either.right({ owned, others, words })
 }
 
 /** Where the text of a `cmd` scalar is in the source: inside its quotes, or after a block scalar's header line. */
@@ -103,31 +123,46 @@ const contentOf = (source: string, node: Scalar): readonly [number, number] | nu
 /** Whether `value` can stand as one word of a command in any scalar style, read back the same. */
 const writable = (value: string) => /^[^\s'"\\#$`]+$/.test(value)
 
-/** The `cmd` of entry `name`, or of the entry whose cmd serves `model`: its pair and scalar, or why there is none. */
+/** The macros a model entry's cmd sees: the file's, with the entry's own over them (as llama-swap merges them). */
+const macrosOf = (doc: ReturnType<typeof parseDocument>, entry: string | null): Record<string, unknown> => {
+  const js = (isMap(doc.contents) ? doc.toJS() : {}) as { macros?: Record<string, unknown>; models?: Record<string, { macros?: Record<string, unknown> }> }
+  return { ...js.macros, ...(entry === null ? {} : js.models?.[entry]?.macros) }
+}
+
+/**
+ * The `cmd` of the entry that serves `model` (its `-m`/`--model`), else of
+ * entry `name`: its key, scalar, text range and scan; or why there is none
+ * (also when entry `name` serves another model: it is not repointed).
+ */
 const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: string, model: string | null) => {
   const models = isMap(doc.contents) ? doc.contents.get("models", true) : undefined
-  const isServer = serverWord(((isMap(doc.contents) ? doc.toJS() : {}) as { macros?: Record<string, unknown> }).macros ?? {})
   if (!isMap(models)) return Either.left("it has no `models:` mapping: it is not a llama-swap config")
+  const keyOf = (p: Pair) => String((p.key as Scalar).value)
   const cmdOf = (pair: Pair) => (isMap(pair.value) ? pair.value.get("cmd", true) : undefined)
-  const byName = models.items.find((p) => isScalar(p.key) && p.key.value === name)
-  const entry = byName ?? models.items.find((p) => {
+  const scanned = (p: Pair) => {
     const cmd = cmdOf(p)
-    if (!isScalar(cmd) || typeof cmd.value !== "string" || model === null) return false
+    if (!isScalar(cmd) || typeof cmd.value !== "string") return Either.left(`its model entry "${keyOf(p)}" has no cmd string`)
     const at = contentOf(source, cmd)
-    return at !== null && (scan(source, at[0], at[1], isServer)?.owned ?? []).some((o) => o.key === "model" && o.value === model)
-  })
+    if (at === null) return Either.left(`the cmd of "${keyOf(p)}" is written in a style this tool cannot edit in place`)
+    if (cmd.type === Scalar.QUOTE_DOUBLE && source.slice(at[0], at[1]).includes("\\")) {
+      return Either.left(`the cmd of "${keyOf(p)}" is a double-quoted string with escapes: edit it by hand`)
+    }
+    return Either.map(scan(source, at[0], at[1], macrosOf(doc, keyOf(p))), (sc) => ({ key: keyOf(p), cmd, at, scanned: sc }))
+      .pipe(Either.mapLeft((why) => why.startsWith("its ") || why.startsWith("the cmd") ? why : `the cmd of "${keyOf(p)}" ${why}`))
+  }
+  const served = (p: Pair) => Either.getOrNull(scanned(p))?.scanned.owned.find((o) => o.key === "model")?.value ?? null
+  const serving = model === null ? [] : models.items.filter((p) => isScalar(p.key) && served(p) === model)
+  if (serving.length > 1) return Either.left(`entries ${serving.map((p) => `"${keyOf(p)}"`).join(", ")} all serve ${model}: only one can hold the recipe`)
+  const byName = models.items.find((p) => isScalar(p.key) && p.key.value === name)
+  const entry = serving[0] ?? byName
   if (entry === undefined) {
     return Either.left(`it has no model entry "${name}" (nor one whose cmd serves ${model}): add one with its cmd, then apply again`)
   }
-  const cmd = cmdOf(entry)
-  if (!isScalar(cmd) || typeof cmd.value !== "string") return Either.left(`its model entry "${String((entry.key as Scalar).value)}" has no cmd string`)
-  const at = contentOf(source, cmd)
-  if (at === null) return Either.left(`the cmd of "${String((entry.key as Scalar).value)}" is written in a style this tool cannot edit in place`)
-  const scanned = scan(source, at[0], at[1], isServer)
-  if (scanned === null) {
-    return Either.left(`the cmd of "${String((entry.key as Scalar).value)}" names no llama-server executable this tool can find (a container or wrapper it cannot see into)`)
+  if (serving.length === 0 && model !== null) {
+    const other = served(entry)
+    if (other !== null && other !== model) return Either.left(`its entry "${name}" serves ${other}, not ${model}`)
   }
-  return Either.right({ key: String((entry.key as Scalar).value), cmd, at, scanned })
+  return scanned(entry)
 }
 
 /**
@@ -158,13 +193,20 @@ export const editSwapText = (source: string, name: string, values: PresetValues)
   const lineStart = (i: number) => source.lastIndexOf("\n", i - 1) + 1
   const lineEnd = (i: number) => (source.indexOf("\n", i) === -1 ? source.length : source.indexOf("\n", i) + 1)
   const remove = (o: Occurrence) => {
+    const [ls, le] = [lineStart(o.start), lineEnd(o.valueEnd)]
+    const lead = /^[ \t]*$/.test(source.slice(ls, o.start))
+    const rest = source.slice(ls, o.start) + source.slice(o.valueEnd, le)
+    // Nothing else on the line (a block scalar's one-flag-per-line style): the whole line goes.
+    if (/^[ \t]*\\?[ \t]*\r?\n?$/.test(rest) && ls >= at[0] && le <= at[1]) return splices.push({ start: ls, end: le, text: "" })
+    // First on its line: the line's indentation stays, the blanks after the value go; else the blanks before the flag go.
+    if (lead) {
+      let end = o.valueEnd
+      while (end < at[1] && /[ \t]/.test(source[end]!)) end++
+      return splices.push({ start: o.start, end, text: "" })
+    }
     let start = o.start
     while (start > at[0] && /[ \t]/.test(source[start - 1]!)) start--
-    const [ls, le] = [lineStart(o.start), lineEnd(o.valueEnd)]
-    const rest = source.slice(ls, start) + source.slice(o.valueEnd, le)
-    // Nothing else on the line (a block scalar's one-flag-per-line style): the whole line goes.
-    if (/^[ \t]*\\?[ \t]*\r?\n?$/.test(rest) && ls >= at[0] && le <= at[1]) splices.push({ start: ls, end: le, text: "" })
-    else splices.push({ start, end: o.valueEnd, text: "" })
+    return splices.push({ start, end: o.valueEnd, text: "" })
   }
   const changed: Array<string> = []
   const added: Array<string> = []
@@ -232,9 +274,9 @@ export const swapCommand = (source: string, name: string, model: string, port: n
   if (doc.errors.length > 0) return Either.left(`not valid YAML: ${doc.errors[0]!.message.trim()}`)
   const found = findEntry(source, doc, name, model)
   if (Either.isLeft(found)) return Either.left(found.left)
-  const macros = ((doc.toJS() as { macros?: Record<string, unknown> }).macros ?? {})
-  const cmd = String(found.right.cmd.value).replace(/\$\{([A-Za-z0-9_-]+)\}/g, (m, k: string) =>
-    k === "PORT" ? `${port}` : Object.hasOwn(macros, k) ? String(macros[k]) : m)
+  // The words as the editor read them (comment lines dropped), macros put in, then split and unquoted.
+  const macros = { ...macrosOf(doc, found.right.key), PORT: `${port}` }
+  const cmd = found.right.scanned.words.map((w) => expand(macros, w.text)).join(" ")
   const words = [...cmd.matchAll(/"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g)]
     .map((m) => m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2] ?? m[3]!)
     .filter((w) => w !== "\\")

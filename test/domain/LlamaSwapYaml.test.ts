@@ -8,7 +8,7 @@ const recipe = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "
 const edit = (source: string, values = recipe, name = "a") => Either.getOrThrow(editSwapText(source, name, values))
 
 describe("llama-swap config editor (SPEC F-4)", () => {
-  it("F-4 a one-line cmd: owned flags set in place (any spelling, --flag=value too), missing ones added at its end, every other byte kept", () => {
+  it("F-4 a one-line cmd: owned flags set in place (any spelling), missing ones added at its end, every other byte kept", () => {
     const src = [
       "# my llama-swap",
       "healthCheckTimeout: 60",
@@ -16,7 +16,7 @@ describe("llama-swap config editor (SPEC F-4)", () => {
       "  ls: /opt/llama-server",
       "models:",
       "  a:   # the recipe's entry",
-      "    cmd: ${ls} --port ${PORT} -m /m/a.gguf -c 4096 --jinja -t=8  # trailing",
+      "    cmd: ${ls} --port ${PORT} -m /m/a.gguf -c 4096 --jinja -t 8  # trailing",
       "    ttl: 300",
       "  other:",
       "    cmd: /opt/llama-server --port ${PORT} -m /m/o.gguf -c 100",
@@ -24,8 +24,8 @@ describe("llama-swap config editor (SPEC F-4)", () => {
     ].join("\n")
     const out = edit(src)
     expect(out.text).toBe(src.replace(
-      "-m /m/a.gguf -c 4096 --jinja -t=8  # trailing",
-      "-m /m/a.gguf -c 602 --jinja -t=1 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on  # trailing"
+      "-m /m/a.gguf -c 4096 --jinja -t 8  # trailing",
+      "-m /m/a.gguf -c 602 --jinja -t 1 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on  # trailing"
     ))
     assert.deepStrictEqual(out.changed, ["ctx-size", "parallel", "cache-type-k", "cache-type-v", "flash-attn", "threads"])
     assert.deepStrictEqual(edit(out.text).changed, [])
@@ -76,8 +76,42 @@ describe("llama-swap config editor (SPEC F-4)", () => {
     expect(left("models:\n  a:\n    cmd: docker run -m 16g -p ${PORT}:8080 ghcr.io/ggml-org/llama.cpp:server -m /models/a.gguf\n")).toContain("names no llama-server executable")
   })
 
-  it("F-6 swapCommand: macros and ${PORT} substituted, quotes and continuations handled", () => {
-    const src = "macros:\n  ls: /opt/llama-server\nmodels:\n  a:\n    cmd: >\n      ${ls} --port ${PORT}\n      -m '/m/a.gguf' --alias \"my a\"\n"
-    expect(Either.getOrThrow(swapCommand(src, "a", "/m/a.gguf", 4321))).toEqual(["/opt/llama-server", "--port", "4321", "-m", "/m/a.gguf", "--alias", "my a"])
+  it("F-6 swapCommand: macros and ${PORT} substituted, folded lines and continuations handled", () => {
+    const src = "macros:\n  ls: /opt/llama-server\nmodels:\n  a:\n    cmd: >\n      ${ls} --port ${PORT} \\\n      -m /m/a.gguf --alias mine\n"
+    expect(Either.getOrThrow(swapCommand(src, "a", "/m/a.gguf", 4321))).toEqual(["/opt/llama-server", "--port", "4321", "-m", "/m/a.gguf", "--alias", "mine"])
+  })
+
+  it("F-4 as llama-swap reads a cmd: comment lines are not flags, a flag first on its line keeps the line's indentation, per-model macros count", () => {
+    const src = [
+      "models:",
+      "  a:",
+      "    macros:",
+      "      srv: /opt/llama-server --port ${PORT}",
+      "    cmd: |",
+      "      ${srv}",
+      "      # -c 8192 was too much",
+      "      -m /m/a.gguf -c 4096",
+      "      -fa on --jinja",
+      ""
+    ].join("\n")
+    const f16 = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "1", "--threads", "1"])
+    const out = edit(src, f16)
+    expect(out.text).toBe(src.replace("-c 4096", "-c 602 --parallel 1 --threads 1").replace("      -fa on --jinja", "      --jinja")
+      .replace("-c 602 --parallel 1 --threads 1\n      --jinja", "-c 602\n      --jinja --parallel 1 --threads 1"))
+    expect(Either.getOrThrow(swapCommand(out.text, "a", "/m/a.gguf", 9))).toEqual(
+      ["/opt/llama-server", "--port", "9", "-m", "/m/a.gguf", "-c", "602", "--jinja", "--parallel", "1", "--threads", "1"]
+    )
+  })
+
+  it("F-4 what cannot be edited word by word is refused, not guessed: --flag=value, quoted words, an owned flag inside a macro, a same-named entry serving another model", () => {
+    const left = (src: string) => {
+      const r = editSwapText(src, "a", recipe)
+      return Either.isLeft(r) ? r.left : "(edited)"
+    }
+    expect(left("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf --ctx-size=4096\n")).toContain("does not accept")
+    expect(left("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf --alias 'my a'\n")).toContain("quoted or escaped word")
+    expect(left("macros:\n  big: -c 8192 -np 4\nmodels:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf ${big}\n")).toContain("through the macro")
+    expect(left("models:\n  a:\n    cmd: /opt/llama-server -m /other/a.gguf\n")).toContain("serves /other/a.gguf")
+    expect(left("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf\n  b:\n    cmd: /opt/llama-server -m /m/a.gguf\n")).toContain("all serve")
   })
 })

@@ -99,9 +99,13 @@ describe("llama-server router preset editor (SPEC F-4)", () => {
   })
 
   it("F-4 what llama.cpp's preset parser cannot read is refused: a byte-order mark, an indented line", () => {
-    expect(Either.isLeft(editPresetText("\uFEFF[a]\nmodel = /old.gguf\n", "a", recipe))).toBe(true)
-    expect(Either.isLeft(editPresetText("[a]\n  model = /old.gguf\n", "a", recipe))).toBe(true)
-    expect(Either.isLeft(editPresetText("  [a]\n", "a", recipe))).toBe(true)
+    const why = (src: string) => {
+      const r = editPresetText(src, "a", recipe)
+      return Either.isLeft(r) ? r.left : "(edited)"
+    }
+    expect(why("\uFEFF[a]\nmodel = /m/a.gguf\n")).toContain("byte-order mark")
+    expect(why("[a]\n  model = /m/a.gguf\n")).toContain("line 2 is not a preset line")
+    expect(why("  [a]\n")).toContain("line 1 is not a preset line")
   })
 
   it("F-4 the section that already serves the model is the one edited, under the operator's name; a same-named section serving another model is not repointed", () => {
