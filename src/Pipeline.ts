@@ -66,8 +66,6 @@ interface RunState {
   readonly verified: Ref.Ref<VerifyResult | null>
   /** Why the applied config was put back (F-6: it did not verify, or the run stopped during the verification); null: it was not. */
   readonly restored: Ref.Ref<string | null>
-  /** Whether `--apply --verify` started verifying (F-6): a run that ends before its verdict wrote an unverified config. */
-  readonly verifying: Ref.Ref<boolean>
   /** Why an applied config that did not verify could not be put back (F-6), null otherwise. */
   readonly restoreFailed: Ref.Ref<string | null>
   /** Whether the drain stopped something that comes back when the run ends (E-2). */
@@ -148,7 +146,6 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     applied: yield* Ref.make<ApplyResult | null>(null),
     verified: yield* Ref.make<VerifyResult | null>(null),
     restored: yield* Ref.make<string | null>(null),
-    verifying: yield* Ref.make(false),
     restoreFailed: yield* Ref.make<string | null>(null),
     drainedComesBack: yield* Ref.make(false),
     disturbedTrials: yield* Ref.make(0),
@@ -482,7 +479,6 @@ const verifyApplied = (
     // The path the operator gave (a symlink stays a symlink in the restart line).
     const configFile = path.resolve(applied.configPath)
     yield* Console.error(`autotune: verifying ${configFile}: starting the provider from it`)
-    yield* Ref.set(state.verifying, true)
     const doc = buildDocument(yield* summarize(state, run, "ok"))
     const { ledger: _ledger, ...settings } = run.plan
     /** Puts the original back (F-6); a restore that cannot be done is recorded and said, never silent. */
@@ -666,16 +662,11 @@ const printApplyReport = (state: RunState, run: Run, summary: RunSummary) =>
     const kind = yield* manager.resolve(serviceManager)
     const job = yield* manager.jobState(kind, serviceLabel)
     const launchFrom = run.plan.adapter.config?.launchFrom ?? null
-    // Started verifying, no verdict and nothing put back: only when the restore itself failed (reported above).
-    const unverified = (yield* Ref.get(state.verifying)) && verified === null
     const written = [
       `applied:      ${done.configPath} (${
         done.changed.length === 0 ? "already up to date" : `${done.backupPath === null ? "created with" : "changed"} ${done.changed.join(", ")}`
       }${done.backupPath === null ? "" : `; backup ${done.backupPath}`})`,
       ...(summary.exitReason === "ok" ? [] : [`              the config was written before the run ended (${summary.exitReason})`]),
-      ...(unverified
-        ? [`              NOT verified: the run ended during the verification; check it with autotune verify ${run.runId} --config ${path.resolve(done.configPath)}`]
-        : []),
       ...verifiedLines
     ]
     if (launchFrom === null) {

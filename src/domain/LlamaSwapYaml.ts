@@ -67,6 +67,13 @@ const expand = (macros: Readonly<Record<string, unknown>>, word: string) => {
 const isServerWord = (macros: Readonly<Record<string, unknown>>, word: string) =>
   expand(macros, word).split(/\s+/).some((w) => /(^|\/)llama-server(\.exe)?$/.test(w))
 
+/** A cmd read word by word: its owned flags, its other words in order, and every word. */
+interface Scanned {
+  readonly owned: ReadonlyArray<Occurrence>
+  readonly others: ReadonlyArray<string>
+  readonly words: ReadonlyArray<{ readonly text: string; readonly start: number; readonly end: number }>
+}
+
 /**
  * The owned flags of a command (`--flag value`) and its other words, in
  * order; Left(why) when the cmd cannot be edited safely word by word. Only
@@ -77,7 +84,7 @@ const isServerWord = (macros: Readonly<Record<string, unknown>>, word: string) =
  * rejects it), or a macro among its flags that itself holds an owned flag
  * (the macro's would be the one llama-server reads).
  */
-const scan = (text: string, from: number, to: number, macros: Readonly<Record<string, unknown>>) => {
+const scan = (text: string, from: number, to: number, macros: Readonly<Record<string, unknown>>): Either.Either<Scanned, string> => {
   const words = wordsOf(text, from, to)
   const exe = words.findIndex((w) => isServerWord(macros, w.text))
   if (exe < 0) return Either.left("names no llama-server executable this tool can find (a container or wrapper it cannot see into)")
@@ -124,9 +131,9 @@ const contentOf = (source: string, node: Scalar): readonly [number, number] | nu
 const writable = (value: string) => /^[^\s'"\\#$`]+$/.test(value)
 
 /** The macros a model entry's cmd sees: the file's, with the entry's own over them (as llama-swap merges them). */
-const macrosOf = (doc: ReturnType<typeof parseDocument>, entry: string | null): Record<string, unknown> => {
+const macrosOf = (doc: ReturnType<typeof parseDocument>): (entry: string) => Record<string, unknown> => {
   const js = (isMap(doc.contents) ? doc.toJS() : {}) as { macros?: Record<string, unknown>; models?: Record<string, { macros?: Record<string, unknown> }> }
-  return { ...js.macros, ...(entry === null ? {} : js.models?.[entry]?.macros) }
+  return (entry) => ({ ...js.macros, ...js.models?.[entry]?.macros })
 }
 
 /**
@@ -139,7 +146,11 @@ const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: 
   if (!isMap(models)) return Either.left("it has no `models:` mapping: it is not a llama-swap config")
   const keyOf = (p: Pair) => String((p.key as Scalar).value)
   const cmdOf = (pair: Pair) => (isMap(pair.value) ? pair.value.get("cmd", true) : undefined)
-  const scanned = (p: Pair) => {
+  const macros = macrosOf(doc)
+  // Each entry's cmd read once: every entry is read to find the one serving the model, the chosen one is returned.
+  const memo = new Map<Pair, ReturnType<typeof scanOnce>>()
+  const scanned = (p: Pair) => memo.get(p) ?? memo.set(p, scanOnce(p)).get(p)!
+  const scanOnce = (p: Pair) => {
     const cmd = cmdOf(p)
     if (!isScalar(cmd) || typeof cmd.value !== "string") return Either.left(`its model entry "${keyOf(p)}" has no cmd string`)
     const at = contentOf(source, cmd)
@@ -147,8 +158,10 @@ const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: 
     if (cmd.type === Scalar.QUOTE_DOUBLE && source.slice(at[0], at[1]).includes("\\")) {
       return Either.left(`the cmd of "${keyOf(p)}" is a double-quoted string with escapes: edit it by hand`)
     }
-    return Either.map(scan(source, at[0], at[1], macrosOf(doc, keyOf(p))), (sc) => ({ key: keyOf(p), cmd, at, scanned: sc }))
-      .pipe(Either.mapLeft((why) => why.startsWith("its ") || why.startsWith("the cmd") ? why : `the cmd of "${keyOf(p)}" ${why}`))
+    return scan(source, at[0], at[1], macros(keyOf(p))).pipe(
+      Either.map((sc) => ({ key: keyOf(p), cmd, at, scanned: sc })),
+      Either.mapLeft((why) => `the cmd of "${keyOf(p)}" ${why}`)
+    )
   }
   const served = (p: Pair) => Either.getOrNull(scanned(p))?.scanned.owned.find((o) => o.key === "model")?.value ?? null
   const serving = model === null ? [] : models.items.filter((p) => isScalar(p.key) && served(p) === model)
@@ -234,12 +247,10 @@ export const editSwapText = (source: string, name: string, values: PresetValues)
   let text = source
   for (const s of [...splices].sort((a, b) => b.start - a.start || b.end - a.end)) text = text.slice(0, s.start) + s.text + text.slice(s.end)
   // A removed last line leaves the line before it ending in a `\` continuation to nothing: that goes too.
-  const edited = findEntry(text, parseDocument(text), entryKey, null)
-  if (Either.isRight(edited)) {
-    const [from, to] = edited.right.at
-    const tail = /[ \t]*\\([ \t]*\r?\n[ \t]*)$/.exec(text.slice(from, to))
-    if (tail !== null) text = text.slice(0, to - tail[0].length) + tail[1] + text.slice(to)
-  }
+  // Every splice lies inside the cmd, so its text now ends where it did, moved by what the splices added.
+  const to = at[1] + splices.reduce((n, sp) => n + sp.text.length - (sp.end - sp.start), 0)
+  const tail = /[ \t]*\\([ \t]*\r?\n[ \t]*)$/.exec(text.slice(at[0], to))
+  if (tail !== null) text = text.slice(0, to - tail[0].length) + tail[1] + text.slice(to)
 
   // The check: parsed again, only this entry's cmd differs, and it reads back as wanted.
   const after = parseDocument(text)
@@ -275,7 +286,7 @@ export const swapCommand = (source: string, name: string, model: string, port: n
   const found = findEntry(source, doc, name, model)
   if (Either.isLeft(found)) return Either.left(found.left)
   // The words as the editor read them (comment lines dropped), macros put in, then split and unquoted.
-  const macros = { ...macrosOf(doc, found.right.key), PORT: `${port}` }
+  const macros = { ...macrosOf(doc)(found.right.key), PORT: `${port}` }
   const cmd = found.right.scanned.words.map((w) => expand(macros, w.text)).join(" ")
   const words = [...cmd.matchAll(/"((?:[^"\\]|\\.)*)"|'([^']*)'|(\S+)/g)]
     .map((m) => m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2] ?? m[3]!)

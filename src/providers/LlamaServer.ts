@@ -101,16 +101,12 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
     // F-4: a router preset (`llama-server --models-preset <file>`): the recipe is the model's section;
     // or a llama-swap config.yaml (`.yaml`/`.yml`): the recipe is the flags of its model entry's cmd.
     config: {
-      edit: (spec, file) => (source) => {
-        const values = presetValuesOf(path.resolve(spec.model), knobArgs(spec))
-        return isSwapConfig(file) ? editSwapText(source, presetName(spec.model), values) : editPresetText(source, presetName(spec.model), values)
-      },
+      edit: (spec, file) => (source) => editLlamaConfig(file, source, spec.model, knobArgs(spec)),
       // Each candidate's section or entry, set and then unset (a recipe may leave the KV type to the build).
       editable: (source, models, file) => {
         for (const m of models.length === 0 ? ["/autotune-check.gguf"] : models) {
           for (const args of [["--ctx-size", "4096", "--threads", "2", "--cache-type-k", "q8_0"], ["--ctx-size", "4096"]]) {
-            const values = presetValuesOf(path.resolve(m), args)
-            const trial = isSwapConfig(file) ? editSwapText(source, presetName(m), values) : editPresetText(source, presetName(m), values)
+            const trial = editLlamaConfig(file, source, m, args)
             if (trial._tag === "Left") return trial.left
           }
         }
@@ -127,6 +123,12 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
 
 /** Whether a llama-server config path names a llama-swap `config.yaml` (else a router preset INI). */
 const isSwapConfig = (file: string) => /\.ya?ml$/i.test(file)
+
+/** The edit of a llama-server config's text (`file` names its kind) that starts `model` with `args` (F-4). */
+const editLlamaConfig = (file: string, source: string, model: string, args: ReadonlyArray<string>) => {
+  const values = presetValuesOf(path.resolve(model), args)
+  return isSwapConfig(file) ? editSwapText(source, presetName(model), values) : editPresetText(source, presetName(model), values)
+}
 
 /**
  * llama-server as llama-swap would start it for the model's entry (F-6): the

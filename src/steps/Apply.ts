@@ -109,22 +109,19 @@ const isReason = (reason: string) => (e: PlatformError) => e._tag === "SystemErr
 export const applyRecommendation = (req: ApplyRequest): Effect.Effect<ApplyResult, ApplyFailed, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const failed = (what: string) => (e: PlatformError) => new ApplyFailed({ message: `${what}: ${e.message}` })
 
     // 1. read
-    const missing = yield* fs.realPath(req.configPath).pipe(
-      Effect.as(false),
-      Effect.catchIf(isReason("NotFound"), () => Effect.succeed(true)),
-      Effect.catchAll(() => Effect.succeed(false))
-    )
-    if (missing && req.createIfMissing === true) return yield* create(fs, req)
-    const target = yield* fs.realPath(req.configPath).pipe(Effect.mapError((e) =>
-      isReason("NotFound")(e)
-        ? new ApplyFailed({
-          message: `config file ${req.configPath} does not exist; pass --config-path with the provider's config.yaml`
-        })
-        : failed(`cannot read config file ${req.configPath}`)(e)
-    ))
+    const real = yield* Effect.either(fs.realPath(req.configPath))
+    if (Either.isLeft(real) && isReason("NotFound")(real.left) && req.createIfMissing === true) return yield* create(fs, req)
+    const target = yield* Either.match(real, {
+      onLeft: (e) =>
+        Effect.fail(
+          isReason("NotFound")(e)
+            ? new ApplyFailed({ message: `config file ${req.configPath} does not exist; pass --config-path with the provider's config.yaml` })
+            : failed(`cannot read config file ${req.configPath}`)(e)
+        ),
+      onRight: Effect.succeed
+    })
     const info = yield* fs.stat(target).pipe(Effect.mapError(failed(`cannot stat config file ${target}`)))
     if (info.type !== "File") {
       return yield* new ApplyFailed({ message: `config file ${target} is not a regular file (${info.type})` })
@@ -148,24 +145,47 @@ export const applyRecommendation = (req: ApplyRequest): Effect.Effect<ApplyResul
     const backupPath = yield* backup(fs, dir, name, Math.floor(req.nowMs / 1000), original, mode)
 
     // 4. temp file, rename
-    const tmp = path.join(dir, `.${name}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
-    const unchanged = `${target} is unchanged (backup at ${backupPath})`
     const bytes = new TextEncoder().encode(edit.text)
-    yield* Effect.scoped(Effect.gen(function*() {
-      const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
-      yield* file.writeAll(bytes)
-      yield* fs.chmod(tmp, mode)
-      yield* file.sync
-    })).pipe(
-      Effect.mapError(failed(`cannot write temp file ${tmp}; ${unchanged}`)),
-      Effect.zipRight(Effect.uninterruptible(fs.rename(tmp, target)).pipe(
-        Effect.mapError(failed(`cannot rename ${tmp} over ${target}; ${unchanged}`))
-      )),
-      Effect.onError(() => fs.remove(tmp).pipe(Effect.ignore))
-    )
-    yield* syncDir(fs, dir)
+    yield* writeDurably(fs, target, bytes, mode, "rename", `${target} is unchanged (backup at ${backupPath})`)
     return { configPath: req.configPath, target, backupPath, changed: edit.changed, mode, writtenSha256: sha256Hex(bytes) }
   })
+
+/** An ApplyFailed saying `what` failed, with the platform's reason. */
+const failed = (what: string) => (e: PlatformError) => new ApplyFailed({ message: `${what}: ${e.message}` })
+
+/**
+ * `bytes` put at `target` durably: written to `.<name>.tmp-<pid>-<random>`
+ * beside it (exclusive create), given `mode`, fsync'd, then committed — by
+ * `rename` over `target`, or by `link` (fails when `target` exists, so nothing
+ * appeared meanwhile is replaced) — uninterruptibly, and the directory
+ * fsync'd (best effort). The temp file never stays. Fails with ApplyFailed
+ * naming the step, with `whenFailed` (what state `target` is in) appended.
+ */
+const writeDurably = (
+  fs: FileSystem.FileSystem,
+  target: string,
+  bytes: Uint8Array,
+  mode: number,
+  commit: "rename" | "link",
+  whenFailed: string
+): Effect.Effect<void, ApplyFailed> => {
+  const dir = path.dirname(target)
+  const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
+  return Effect.scoped(Effect.gen(function*() {
+    const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
+    yield* file.writeAll(bytes)
+    yield* fs.chmod(tmp, mode)
+    yield* file.sync
+  })).pipe(
+    Effect.mapError(failed(`cannot write temp file ${tmp}; ${whenFailed}`)),
+    Effect.zipRight(Effect.uninterruptible(commit === "rename" ? fs.rename(tmp, target) : fs.link(tmp, target)).pipe(
+      Effect.mapError(failed(`cannot ${commit === "rename" ? `rename ${tmp} over` : "create"} ${target}; ${whenFailed}`))
+    )),
+    // After a rename the temp name is gone already; after a link (or a failure) it goes now.
+    Effect.ensuring(fs.remove(tmp).pipe(Effect.ignore)),
+    Effect.zipRight(syncDir(fs, dir))
+  )
+}
 
 /** Hex sha256 of `bytes`. */
 const sha256Hex = (bytes: Uint8Array): string => crypto.createHash("sha256").update(bytes).digest("hex")
@@ -189,29 +209,10 @@ const create = (fs: FileSystem.FileSystem, req: ApplyRequest): Effect.Effect<App
       onLeft: (why) => Effect.fail(new ApplyFailed({ message: `cannot write ${target}: ${why}; nothing was written` })),
       onRight: Effect.succeed
     })
-    const failed = (what: string) => (e: PlatformError) => new ApplyFailed({ message: `${what}: ${e.message}` })
     yield* fs.makeDirectory(dir, { recursive: true }).pipe(Effect.mapError(failed(`cannot create the directory of ${target}`)))
-    const tmp = path.join(dir, `.${path.basename(target)}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
-    yield* Effect.scoped(Effect.gen(function*() {
-      const file = yield* fs.open(tmp, { flag: "wx", mode: 0o644 })
-      yield* file.writeAll(new TextEncoder().encode(edit.text))
-      yield* file.sync
-    })).pipe(
-      Effect.mapError(failed(`cannot write temp file ${tmp}; ${target} was not created`)),
-      Effect.zipRight(Effect.uninterruptible(fs.link(tmp, target)).pipe(
-        Effect.mapError(failed(`cannot create ${target}`))
-      )),
-      Effect.ensuring(fs.remove(tmp).pipe(Effect.ignore))
-    )
-    yield* syncDir(fs, dir)
-    return {
-      configPath: req.configPath,
-      target,
-      backupPath: null,
-      changed: edit.changed,
-      mode: 0o644,
-      writtenSha256: sha256Hex(new TextEncoder().encode(edit.text))
-    }
+    const bytes = new TextEncoder().encode(edit.text)
+    yield* writeDurably(fs, target, bytes, 0o644, "link", `${target} was not created`)
+    return { configPath: req.configPath, target, backupPath: null, changed: edit.changed, mode: 0o644, writtenSha256: sha256Hex(bytes) }
   })
 
 /**
@@ -227,33 +228,17 @@ const create = (fs: FileSystem.FileSystem, req: ApplyRequest): Effect.Effect<App
 export const restoreApplied = (applied: ApplyResult): Effect.Effect<void, ApplyFailed, FileSystem.FileSystem> =>
   Effect.gen(function*() {
     const fs = yield* FileSystem.FileSystem
-    const failed = (what: string) => (e: PlatformError) => new ApplyFailed({ message: `${what}: ${e.message}` })
-    const dir = path.dirname(applied.target)
     const now = yield* fs.readFile(applied.target).pipe(Effect.mapError(failed(`cannot read ${applied.target}`)))
     if (sha256Hex(now) !== applied.writtenSha256) {
       return yield* new ApplyFailed({ message: `${applied.target} changed since it was written; it is left as it is now` })
     }
     if (applied.backupPath === null) {
       yield* fs.remove(applied.target).pipe(Effect.mapError(failed(`cannot remove ${applied.target}, which the apply created`)))
-      return yield* syncDir(fs, dir)
+      return yield* syncDir(fs, path.dirname(applied.target))
     }
     const backupPath = applied.backupPath
     const bytes = yield* fs.readFile(backupPath).pipe(Effect.mapError(failed(`cannot read the backup ${backupPath}`)))
-    const tmp = path.join(dir, `.${path.basename(applied.target)}.tmp-${process.pid}-${crypto.randomBytes(6).toString("hex")}`)
-    const restoreByHand = `put ${backupPath} back over ${applied.target} by hand`
-    yield* Effect.scoped(Effect.gen(function*() {
-      const file = yield* fs.open(tmp, { flag: "wx", mode: 0o600 })
-      yield* file.writeAll(bytes)
-      yield* fs.chmod(tmp, applied.mode)
-      yield* file.sync
-    })).pipe(
-      Effect.mapError(failed(`cannot write temp file ${tmp}; ${restoreByHand}`)),
-      Effect.zipRight(Effect.uninterruptible(fs.rename(tmp, applied.target)).pipe(
-        Effect.mapError(failed(`cannot rename ${tmp} over ${applied.target}; ${restoreByHand}`))
-      )),
-      Effect.onError(() => fs.remove(tmp).pipe(Effect.ignore))
-    )
-    yield* syncDir(fs, dir)
+    yield* writeDurably(fs, applied.target, bytes, applied.mode, "rename", `put ${backupPath} back over ${applied.target} by hand`)
   })
 
 /** Step 3 of `applyRecommendation`: the first free `<name>.bak-<seconds>-<n>`, written and fsync'd. */

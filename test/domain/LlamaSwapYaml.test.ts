@@ -6,6 +6,13 @@ import { presetValuesOf } from "../../src/domain/PresetIni.js"
 
 const recipe = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "1", "--cache-type-k", "q8_0", "--cache-type-v", "q8_0", "--flash-attn", "on", "--threads", "1"])
 const edit = (source: string, values = recipe, name = "a") => Either.getOrThrow(editSwapText(source, name, values))
+/** Why entry "a" of `source` cannot take `values` ("" when it can). */
+const leftOf = (source: string, values = recipe) => {
+  const r = editSwapText(source, "a", values)
+  return Either.isLeft(r) ? r.left : ""
+}
+/** A recipe with the KV type left to the build: `parallel` slots, one thread, a 602-token context. */
+const f16 = (parallel: number) => presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", `${parallel}`, "--threads", "1"])
 
 describe("llama-swap config editor (SPEC F-4)", () => {
   it("F-4 a one-line cmd: owned flags set in place (any spelling), missing ones added at its end, every other byte kept", () => {
@@ -43,8 +50,7 @@ describe("llama-swap config editor (SPEC F-4)", () => {
       "    proxy: http://127.0.0.1:${PORT}",
       ""
     ].join("\n")
-    const f16 = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "2", "--threads", "1"])
-    const out = edit(src, f16)
+    const out = edit(src, f16(2))
     const cmd = (parse(out.text) as { models: { a: { cmd: string; proxy: string } } }).models.a
     expect(cmd.proxy).toBe("http://127.0.0.1:${PORT}")
     expect(out.text).toBe([
@@ -61,19 +67,15 @@ describe("llama-swap config editor (SPEC F-4)", () => {
   it("F-4 the entry is found by name, else by the model its cmd serves; no entry, no models:, or an unwritable value is refused", () => {
     const src = "models:\n  big:\n    cmd: llama-server --port ${PORT} --model /m/a.gguf\n"
     expect(edit(src).text).toBe("models:\n  big:\n    cmd: llama-server --port ${PORT} --model /m/a.gguf --ctx-size 602 --parallel 1 --cache-type-k q8_0 --cache-type-v q8_0 --flash-attn on --threads 1\n")
-    const left = (s: string, values = recipe) => {
-      const r = editSwapText(s, "a", values)
-      return Either.isLeft(r) ? r.left : ""
-    }
-    expect(left("models:\n  b:\n    cmd: llama-server -m /m/b.gguf\n")).toContain('has no model entry "a"')
-    expect(left("[a]\nmodel = x\n")).not.toBe("")
-    expect(left("servers: {}\n")).toContain("no `models:` mapping")
-    expect(left(src, { ...recipe, model: "/m/my model.gguf" })).toContain("cannot be written into a cmd")
+    expect(leftOf("models:\n  b:\n    cmd: llama-server -m /m/b.gguf\n")).toContain('has no model entry "a"')
+    expect(leftOf("[a]\nmodel = x\n")).not.toBe("")
+    expect(leftOf("servers: {}\n")).toContain("no `models:` mapping")
+    expect(leftOf(src, { ...recipe, model: "/m/my model.gguf" })).toContain("cannot be written into a cmd")
     // A wrapper's own flags are not llama-server's: taskset's -c stays, the server's -c is set.
     const wrapped = "models:\n  a:\n    cmd: taskset -c 0-3 /opt/llama-server --port ${PORT} -m /m/a.gguf -c 4096\n"
     expect(edit(wrapped).text).toContain("cmd: taskset -c 0-3 /opt/llama-server --port ${PORT} -m /m/a.gguf -c 602 --parallel 1")
     // A container whose llama-server this tool cannot see: refused, not guessed.
-    expect(left("models:\n  a:\n    cmd: docker run -m 16g -p ${PORT}:8080 ghcr.io/ggml-org/llama.cpp:server -m /models/a.gguf\n")).toContain("names no llama-server executable")
+    expect(leftOf("models:\n  a:\n    cmd: docker run -m 16g -p ${PORT}:8080 ghcr.io/ggml-org/llama.cpp:server -m /models/a.gguf\n")).toContain("names no llama-server executable")
   })
 
   it("F-6 swapCommand: macros and ${PORT} substituted, folded lines and continuations handled", () => {
@@ -94,8 +96,7 @@ describe("llama-swap config editor (SPEC F-4)", () => {
       "      -fa on --jinja",
       ""
     ].join("\n")
-    const f16 = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--parallel", "1", "--threads", "1"])
-    const out = edit(src, f16)
+    const out = edit(src, f16(1))
     expect(out.text).toBe(src.replace("-c 4096", "-c 602 --parallel 1 --threads 1").replace("      -fa on --jinja", "      --jinja")
       .replace("-c 602 --parallel 1 --threads 1\n      --jinja", "-c 602\n      --jinja --parallel 1 --threads 1"))
     expect(Either.getOrThrow(swapCommand(out.text, "a", "/m/a.gguf", 9))).toEqual(
@@ -104,14 +105,10 @@ describe("llama-swap config editor (SPEC F-4)", () => {
   })
 
   it("F-4 what cannot be edited word by word is refused, not guessed: --flag=value, quoted words, an owned flag inside a macro, a same-named entry serving another model", () => {
-    const left = (src: string) => {
-      const r = editSwapText(src, "a", recipe)
-      return Either.isLeft(r) ? r.left : "(edited)"
-    }
-    expect(left("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf --ctx-size=4096\n")).toContain("does not accept")
-    expect(left("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf --alias 'my a'\n")).toContain("quoted or escaped word")
-    expect(left("macros:\n  big: -c 8192 -np 4\nmodels:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf ${big}\n")).toContain("through the macro")
-    expect(left("models:\n  a:\n    cmd: /opt/llama-server -m /other/a.gguf\n")).toContain("serves /other/a.gguf")
-    expect(left("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf\n  b:\n    cmd: /opt/llama-server -m /m/a.gguf\n")).toContain("all serve")
+    expect(leftOf("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf --ctx-size=4096\n")).toContain("does not accept")
+    expect(leftOf("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf --alias 'my a'\n")).toContain("quoted or escaped word")
+    expect(leftOf("macros:\n  big: -c 8192 -np 4\nmodels:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf ${big}\n")).toContain("through the macro")
+    expect(leftOf("models:\n  a:\n    cmd: /opt/llama-server -m /other/a.gguf\n")).toContain("serves /other/a.gguf")
+    expect(leftOf("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf\n  b:\n    cmd: /opt/llama-server -m /m/a.gguf\n")).toContain("all serve")
   })
 })
