@@ -137,10 +137,13 @@ const editLlamaConfig = (file: string, source: string, model: string, args: Read
  * itself is not run: its proxy adds nothing a probe measures. The restart line
  * is `llama-swap --config <file>`. A file that cannot be read starts a
  * process that says why and exits 2, so the verification fails naming it.
+ * A model-less spec (`adapterCommand`: run locks, pre-flight, the provider's
+ * identity) names no entry: it gets the tuned llama-server's command.
  */
 const fromSwap = (base: ProviderAdapter, file: string): ProviderAdapter => ({
   ...base,
-  argv: (spec) => {
+  argv: (spec, candidate) => {
+    if (spec.model === "") return base.argv(spec, candidate)
     let source: string
     try {
       source = fs.readFileSync(file, "utf8")

@@ -3,6 +3,7 @@ import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { Knobs } from "../../src/domain/Knobs.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../../src/providers/LlamaServer.js"
+import { adapterCommand, adapterExecutable } from "../../src/providers/ProviderAdapter.js"
 import { findLlamaServer } from "../../src/system/Executables.js"
 import { runCli, tempDir } from "../support/cli.js"
 
@@ -66,5 +67,14 @@ describe("finding llama-server (issue: llama-server)", () => {
     expect(r2.stderr).toContain("$LLAMA_CPP_BIN_DIR/llama-server=")
     expect(r2.stderr).toContain("llama-server on PATH")
     expect(Fs.existsSync(Path.join(dir, "db"))).toBe(false)
+  })
+
+  it("F-6 started from a llama-swap config: a candidate runs its entry's cmd on its port; a model-less launch (run lock, pre-flight, identity) is the tuned llama-server", () => {
+    const file = Path.join(tempDir(), "config.yaml")
+    Fs.writeFileSync(file, "models:\n  x:\n    cmd: /opt/swap/llama-server --port ${PORT} -m /m/x.gguf -c 100\n")
+    const fromFile = llamaServer("/opt/bin/llama-server", NO_OPTIONAL_FLAGS).config!.launchFrom!(file)
+    expect(fromFile.argv(spec({}, 5000), true)).toEqual({ command: "/opt/swap/llama-server", args: ["--port", "5000", "-m", "/m/x.gguf", "-c", "100"] })
+    expect(adapterCommand(fromFile).command).toBe("/opt/bin/llama-server")
+    expect(adapterExecutable(fromFile)).toBe("/opt/bin/llama-server")
   })
 })
