@@ -236,6 +236,12 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     const arg = (flag: string) => spawned[spawned.indexOf(flag) + 1]
     expect([arg("--ctx-size"), arg("--parallel"), arg("--cache-type-k"), arg("--cache-type-v"), arg("--flash-attn"), arg("--threads"), arg("--model")])
       .toEqual([ctx, "1", "q8_0", "q8_0", "on", "2", model])
+    // E-3: the router and the model server it forked are stopped with the verification (the tune has exited).
+    const routerPort = Number(/--port (\d+)/.exec(log)![1])
+    const childPort = Number(arg("--port"))
+    const left = ChildProcess.spawnSync("pgrep", ["-f", "--", `--port (${routerPort}|${childPort})( |$)`])
+    expect(left.status, left.stderr.toString()).toBe(1) // 1: no process matched (2 would be a bad pattern)
+    expect(left.stdout.toString().trim()).toBe("")
   })
 
   it("F-4 F-6 --apply rewrites the flags of the model's llama-swap entry cmd in place, and --verify starts that cmd", async () => {

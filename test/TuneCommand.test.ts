@@ -30,7 +30,10 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["request timeout within the gate", ["--gate-ttft-ms", "5000", "--request-timeout", "5"], "request-timeout"],
     ["N-3 background cores neither a number nor off", ["--max-background-cores", "lots"], "max-background-cores"],
     ["N-2 a replicate cap below the replicates", ["--stage2-replicates", "5", "--max-replicates", "3"], "max-replicates"],
-    ["N-3 a quiet wait of zero seconds", ["--wait-quiet", "0"], "wait-quiet"]
+    ["N-3 a quiet wait of zero seconds", ["--wait-quiet", "0"], "wait-quiet"],
+    ["F-5 a reply budget of zero", ["--reply-tokens", "0"], "reply-tokens"],
+    ["F-5 a reply budget below the probe length", ["--reply-tokens", "32", "--max-tokens", "64"], "reply-tokens"],
+    ["F-6 --verify without --apply", ["--verify"], "verify"]
   ]
   for (const [name, args, flag] of cases) {
     it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {
@@ -229,3 +232,23 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     expect(trials.map((t) => t.fits)).toEqual([0, 0])
   })
 })
+
+describe("autotune serve --config: usage errors (SPEC F-4)", () => {
+  it("F-4 a missing file, a key of the wrong type, or no model anywhere exits 64 naming the file or flag; no server starts", async () => {
+    const dir = tempDir()
+    const bad = Path.join(dir, "bad.yaml")
+    Fs.writeFileSync(bad, "model: /m/a.gguf\nthreads_override: two\n")
+    const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
+      [["--config", Path.join(dir, "missing.yaml")], "missing.yaml"],
+      [["--config", bad], `--config ${bad}: threads_override must be an integer`],
+      [[], "--model <gguf> or --config <file> is required"]
+    ]
+    for (const [args, want] of cases) {
+      const r = await runCli(["serve", ...args, "--port", "1"], { env: env(dir) })
+      expect(r.code, r.stderr).toBe(64)
+      expect(r.stderr).toContain(want)
+      expect(r.stderr).not.toContain("listening on")
+    }
+  })
+})
+
