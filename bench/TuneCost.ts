@@ -45,7 +45,7 @@ export interface TrialCost {
 /** Where a tune's wall time went, ms; the parts sum to `wallMs`. */
 export interface WallBreakdown {
   readonly wallMs: number
-  /** Tune spawn → first trial start (Node + tsx start-up, CLI, run lock, SQLite open, pre-flight, model headers). */
+  /** Tune spawn → first trial start (Node start-up, the compiled CLI, run lock, SQLite open, pre-flight, model headers). */
   readonly startupMs: number
   /** Σ load_ms (spawn → ready), Σ prewarm_ms, Σ probe_ms. */
   readonly loadMs: number

@@ -3,7 +3,9 @@
  * them. bin.ts provides `AutotuneLive` to every command; library scripts use
  * the same layers.
  */
-import { NodeContext, NodeHttpClient } from "@effect/platform-node"
+// Subpath imports: the package's index loads every module it has (HTTP server, sockets, workers), ~0.3 s of start-up.
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import * as NodeHttpClient from "@effect/platform-node/NodeHttpClient"
 import { Layer } from "effect"
 import { CandidateProvider } from "./services/CandidateProvider.js"
 import { CpuMeter } from "./services/CpuMeter.js"

@@ -4,7 +4,7 @@
  * exit code of its exit_reason (SPEC H-2; 130 on interrupt, STYLE pitfall 1;
  * 75 for a run lock held by another run, `exitCodeOf`).
  */
-import { NodeRuntime } from "@effect/platform-node"
+import * as NodeRuntime from "@effect/platform-node/NodeRuntime"
 import { Cause, Console, Effect, Logger, Schema } from "effect"
 import { run } from "./Cli.js"
 import { AutotuneError } from "./domain/AutotuneError.js"

@@ -34,8 +34,8 @@ const GIB = 1024 ** 3
  *   logits/output buffer.
  * - `totalBytes` = `weightsBytes + kvCacheBytes + computeBytes`.
  *
- * Not included: the serving process itself (measured ~250 MiB RSS for
- * `autotune serve`: Node, tsx, the llama.cpp addon), and the per-thread compute
+ * Not included: the serving process itself (measured ~165 MiB RSS for
+ * `autotune serve`: Node, the compiled CLI, the llama.cpp addon), and the per-thread compute
  * scratch llama.cpp allocates at the first decode (small).
  * `source` names the library, version and method, e.g.
  * `node-llama-cpp 3.22.1 GgufInsights (llama.cpp no_alloc simulation)`.

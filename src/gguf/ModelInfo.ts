@@ -4,7 +4,7 @@
  */
 import { Effect, Schema } from "effect"
 import * as Fs from "node:fs/promises"
-import { readGgufFileInfo } from "node-llama-cpp"
+import type { GgufFileInfo } from "node-llama-cpp"
 import { tensorBytes } from "./GgmlType.js"
 
 /**
@@ -37,6 +37,17 @@ export interface ModelInfo {
 /** Metadata keys not needed to read a model's facts and large to materialise (vocabularies). */
 export const GGUF_IGNORED_KEYS = ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
   "tokenizer.ggml.merges"]
+
+/**
+ * A GGUF file's header and tensor table, by node-llama-cpp's `readGgufFileInfo`
+ * (the vocabularies left out). node-llama-cpp is imported on first use: loading
+ * it takes ~0.4 s, which a command that reads no model (`--help`, `history`)
+ * should not pay (issue 14).
+ * Rejects with node-llama-cpp's error for an unreadable header.
+ */
+export const readGgufHeader = (file: string): Promise<GgufFileInfo> =>
+  import("node-llama-cpp").then(({ readGgufFileInfo }) =>
+    readGgufFileInfo(file, { sourceType: "filesystem", readTensorInfo: true, logWarnings: false, ignoreKeys: GGUF_IGNORED_KEYS }))
 
 const reason = (e: unknown): string => (e instanceof Error ? e.message : String(e))
 
@@ -80,7 +91,7 @@ export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvali
       return yield* invalid(`unsupported GGUF version ${version} (llama.cpp reads 2 and 3)`)
     }
     const info = yield* Effect.tryPromise({
-      try: () => readGgufFileInfo(path, { sourceType: "filesystem", readTensorInfo: true, logWarnings: false, ignoreKeys: GGUF_IGNORED_KEYS }),
+      try: () => readGgufHeader(path),
       catch: (e) => invalid(`unreadable GGUF header: ${reason(e)}`)
     })
     const tensors = info.fullTensorInfo ?? info.tensorInfo ?? []

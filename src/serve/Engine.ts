@@ -13,6 +13,7 @@ import { ServeFailed } from "../domain/AutotuneError.js"
 import { type KvBits, kvGgmlType } from "../domain/Knobs.js"
 import type { FinishReason, Timings } from "./OpenAi.js"
 import { awaitBounded } from "./AwaitBounded.js"
+import { bootLlama, takeEarlyLog } from "./LlamaBoot.js"
 import { makeStopScanner } from "./StopScanner.js"
 
 /** Generation failed inside node-llama-cpp after the request was accepted (HTTP 500). Internal to serve. */
@@ -60,7 +61,10 @@ export interface Engine {
   readonly threads: number
   /** KV cache type name, e.g. `F16`, `Q8_0`. */
   readonly kvCacheType: string
-  /** Milliseconds spent in getLlama + loadModel + createContext. */
+  /**
+   * Milliseconds from the engine's start to a created context: the wait for getLlama (started at
+   * launch, LlamaBoot.ts) + loadModel + createContext.
+   */
   readonly loadMs: number
   /** Tokenizes `text`; `addBos` prepends BOS when the model has one and wants it. */
   readonly tokenize: (text: string, addBos: boolean) => ReadonlyArray<Token>
@@ -181,18 +185,13 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
 
     const started = performance.now()
     const log = makeLogTail()
-    const nlc = yield* Effect.tryPromise({
-      try: () => import("node-llama-cpp"),
-      catch: (e) => new ServeFailed({ message: `cannot load node-llama-cpp: ${errorMessage(e)}` })
-    })
     const llama: Llama = yield* Effect.acquireRelease(
       nativeStep("cannot initialise llama.cpp", () =>
-        nlc.getLlama({
-          gpu: false,
-          build: "never",
-          maxThreads: threads,
-          logLevel: nlc.LlamaLogLevel.info,
-          logger: (level, message) => log.push(level, message)
+        bootLlama().then((l) => {
+          l.maxThreads = threads
+          l.logger = (level, message) => log.push(level, message)
+          for (const line of takeEarlyLog()) log.push(line.level, line.message)
+          return l
         }), log),
       (l) => awaitBounded(() => l.dispose(), 10_000)
     )

@@ -217,7 +217,9 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
         const engine = yield* makeEngine(o)
         yield* Effect.logInfo(
           `loaded ${engine.modelId} in ${Math.round(engine.loadMs)} ms: context ${engine.contextLimit} tokens/sequence ` +
-            `(allocated ${engine.allocatedContext}) × ${o.maxBatch} sequences, KV ${engine.kvCacheType}, ${engine.threads} threads`
+            `(allocated ${engine.allocatedContext}) × ${o.maxBatch} sequences, KV ${engine.kvCacheType}, ${engine.threads} threads, ` +
+            // bin/autotune.js sets it to 1 for serve (issue 14): at 4, decode at 2 threads on 2 cores collapses.
+            `libuv pool ${process.env["UV_THREADPOOL_SIZE"] ?? "4 (default)"}`
         )
         yield* Effect.addFinalizer(() => Effect.logInfo("shutting down: closing the server, disposing the model"))
         yield* Deferred.succeed(ready, engine)

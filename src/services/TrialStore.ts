@@ -1,6 +1,7 @@
 /** The trial store (SPEC S-1..S-4): runs and trials in SQLite, migrated additively on open, pruned to the newest runs. */
 import { SqlClient, SqlSchema } from "@effect/sql"
-import { SqliteClient, SqliteMigrator } from "@effect/sql-sqlite-node"
+import * as SqliteClient from "@effect/sql-sqlite-node/SqliteClient"
+import * as SqliteMigrator from "@effect/sql-sqlite-node/SqliteMigrator"
 import { Context, Effect, Layer, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import { StoreFailed, UsageError } from "../domain/AutotuneError.js"

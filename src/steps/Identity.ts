@@ -5,10 +5,9 @@
 import { Effect, Option } from "effect"
 import { createHash } from "node:crypto"
 import * as fs from "node:fs"
-import { readGgufFileInfo } from "node-llama-cpp"
 import type { Candidate } from "../domain/Candidate.js"
 import type { ModelIdentity, ProviderIdentity } from "../domain/TrialKey.js"
-import { GGUF_IGNORED_KEYS } from "../gguf/ModelInfo.js"
+import { readGgufHeader } from "../gguf/ModelInfo.js"
 import { findExecutable } from "../system/Executables.js"
 
 /** The most of a file's head hashed when its GGUF info section cannot be located (a file llama.cpp would refuse anyway). */
@@ -49,9 +48,7 @@ export const modelIdentity = (c: Candidate): Effect.Effect<ModelIdentity> =>
     if (!c.ggufFile) return { id: c.id, bytes: null, header_sha256: null }
     const bytes = fs.statSync(c.model, { throwIfNoEntry: false })?.size ?? null
     if (bytes === null) return { id: c.id, bytes: null, header_sha256: null }
-    const info = yield* Effect.option(Effect.tryPromise(() =>
-      readGgufFileInfo(c.model, { sourceType: "filesystem", readTensorInfo: true, logWarnings: false, ignoreKeys: GGUF_IGNORED_KEYS })
-    ))
+    const info = yield* Effect.option(Effect.tryPromise(() => readGgufHeader(c.model)))
     const end = Option.flatMapNullable(info, (i) => i.infoEndOffset).pipe(Option.getOrElse(() => FALLBACK_HEAD_BYTES))
     return { id: c.id, bytes, header_sha256: sha256Head(c.model, Math.min(end, bytes)) }
   })

@@ -136,23 +136,24 @@ const vmRssBytes = (pid: number): number => {
 
 /**
  * RSS (bytes) of a process that does what `autotune serve` does before loading a model:
- * Node + tsx, the CLI's modules, one CPU `Llama` (2 threads). Measured, not assumed.
+ * Node, the compiled CLI's modules (dist/, as bin/autotune.js runs them), one CPU `Llama`
+ * (2 threads). Measured, not assumed.
  */
 const baselineRssBytes = Effect.promise(() =>
   new Promise<number>((resolve, reject) => {
     // A script file, not `-e`: node-llama-cpp's binary test re-runs node with this process's execArgv.
     const dir = tempDir("memory-baseline-")
-    const script = Path.join(dir, "baseline.mts")
+    const script = Path.join(dir, "baseline.mjs")
     const url = (...p: Array<string>) => JSON.stringify(pathToFileURL(Path.join(repoRoot, ...p)).href)
     Fs.writeFileSync(script, `
       const nlc = await import(${url("node_modules", "node-llama-cpp", "dist", "index.js")})
-      await import(${url("src", "Cli.ts")})
+      await import(${url("dist", "Cli.js")})
       await nlc.getLlama({ gpu: false, build: "never", maxThreads: 2, logLevel: nlc.LlamaLogLevel.info, logger: () => {} })
       const m = /^VmRSS:\\s+(\\d+)/m.exec((await import("node:fs")).readFileSync("/proc/self/status", "utf8"))
       process.stdout.write(m[1])
       process.exit(0)
     `)
-    execFile(process.execPath, ["--import", "tsx", script], { cwd: repoRoot, timeout: 60_000 }, (err, stdout, stderr) => {
+    execFile(process.execPath, [script], { cwd: repoRoot, timeout: 60_000, env: { ...process.env, UV_THREADPOOL_SIZE: "1" } }, (err, stdout, stderr) => {
       Fs.rmSync(dir, { recursive: true, force: true })
       if (err) reject(new Error(`${err.message}\n${stderr}`))
       else resolve(Number(stdout) * 1024)
