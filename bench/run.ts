@@ -7,6 +7,7 @@
  * Steps, one after another on an otherwise quiet machine (it waits for one):
  *   1. llama-bench on the 130M model (raw prefill and decode speed)
  *   2. the same streaming requests to the embedded provider and llama-server
+ *   2b. the embedded provider against llama-bench on 15M and 130M, 1 and 2 threads (figure 8)
  *   3. a real tune with `--provider llama-server`, sampled from /proc
  *   4. the same tune with the embedded provider (skip: --skip-embedded-tune)
  *   5. the 1.1B's Stage 2 cells an exhaustive sweep would add
@@ -32,6 +33,7 @@ import { cells, parseKvBitsAxis, parseThreadsAxis } from "../src/domain/Axes.js"
 import { readBaseline } from "./Baseline.js"
 import { runExhaustiveCells } from "./ExhaustiveCells.js"
 import { llamaBenchFigures, sweepFigures, throughputFigures, tuneFigures } from "./Figures.js"
+import { engineFigures, measureEngine } from "./EngineVsLlamaBench.js"
 import { llamaBench } from "./LlamaBench.js"
 import { machineInfo } from "./Machine.js"
 import { type Figure, renderTable } from "./Report.js"
@@ -45,7 +47,9 @@ import { REPRO, reproducibilityFigures, runReproducibility } from "./Reproducibi
 
 const MODELS = [
   { params: "1.1B", file: "synth-1.1B-q4_0.gguf" },
-  { params: "130M", file: "synth-130M-q4_0.gguf" }
+  { params: "130M", file: "synth-130M-q4_0.gguf" },
+  // Figure 8 only: the size the tests tune, where per-token overhead shows most.
+  { params: "15M", file: "synth-15M-q4_0.gguf" }
 ] as const
 
 const argv = new Set(process.argv.slice(2))
@@ -57,7 +61,7 @@ const baselinePath = path.join(repoRoot, "bench", "baseline.json")
 const { step, steps } = stepRunner(!argv.has("--no-wait"), log)
 
 /** The models, written with the project's synthesizer when missing (seed 1), reused otherwise. */
-const ensureModels = (): { readonly big: string; readonly small: string } => {
+const ensureModels = (): { readonly big: string; readonly small: string; readonly tiny: string } => {
   fs.mkdirSync(modelsDir, { recursive: true })
   for (const m of MODELS) {
     const out = path.join(modelsDir, m.file)
@@ -69,10 +73,14 @@ const ensureModels = (): { readonly big: string; readonly small: string } => {
     })
     fs.renameSync(tmp, out)
   }
-  return { big: path.join(modelsDir, MODELS[0].file), small: path.join(modelsDir, MODELS[1].file) }
+  return {
+    big: path.join(modelsDir, MODELS[0].file),
+    small: path.join(modelsDir, MODELS[1].file),
+    tiny: path.join(modelsDir, MODELS[2].file)
+  }
 }
 
-const tuneArgs = (provider: Provider, models: { big: string; small: string }) => [
+const tuneArgs = (provider: Provider, models: { readonly big: string; readonly small: string }) => [
   "--provider", provider,
   "--candidate-models", `${models.big},${models.small}`,
   "--target-context", `${SETTINGS.targetContext}`,
@@ -125,6 +133,8 @@ const main = async () => {
     }
     return out
   })
+  const engineModels = [{ params: "15M", path: models.tiny }, { params: "130M", path: models.small }]
+  const engine = await step("embedded vs llama-bench", () => measureEngine(engineModels, { logDir: workDir, ...SETTINGS.throughput }))
   const tune = (provider: Provider) =>
     step(`tune ${provider}`, async () => {
       const run = await runTune(path.join(workDir, `tune-${provider}`), tuneArgs(provider, models), log)
@@ -164,6 +174,7 @@ const main = async () => {
     ...throughputFigures(2, throughput),
     ...throughputFigures(1, throughput),
     ...llamaBenchFigures(lsTune, benchRows),
+    ...engineFigures(engine, engineModels.map((m) => m.params)),
     ...sweepFigures(costOf(lsTune), extra, cells(axes).length),
     ...tuneRows(6),
     ...(repro === null ? [] : reproducibilityFigures(repro))
@@ -206,6 +217,7 @@ const main = async () => {
       tunes: { "llama-server": lsTune.value?.cost ?? null, embedded: embTune?.value?.cost ?? null },
       throughput: throughput.value,
       llama_bench: benchRows.value,
+      embedded_vs_llama_bench: engine.value,
       exhaustive_extra_cells: extra.value,
       reproducibility: repro?.value ?? null
     }

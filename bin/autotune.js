@@ -16,15 +16,36 @@ const fs = require("node:fs")
 const path = require("node:path")
 const { pathToFileURL } = require("node:url")
 
-const dist = path.join(__dirname, "..", "dist")
-if (!fs.existsSync(path.join(dist, "bin.js"))) {
-  process.stderr.write(`autotune: ${path.join(dist, "bin.js")} is missing: run \`npm run build\` (npm install runs it)\n`)
-  process.exit(70)
+const root = path.join(__dirname, "..")
+const dist = path.join(root, "dist")
+const entry = path.join(dist, "bin.js")
+if (!fs.existsSync(entry)) {
+  process.stderr.write(`autotune: ${entry} is missing: run \`npm run build\` (npm install runs it)\n`)
+  process.exit(1)
+}
+// A checkout whose sources changed since the last build would run the old code: say so.
+const newestSource = (dir) =>
+  fs.readdirSync(dir, { withFileTypes: true }).reduce((newest, e) => {
+    const p = path.join(dir, e.name)
+    return Math.max(newest, e.isDirectory() ? newestSource(p) : fs.statSync(p).mtimeMs)
+  }, 0)
+try {
+  // tsc rewrites its build info on every build that emits (dist/bin.js only when bin.ts changed).
+  const built = fs.statSync(path.join(dist, ".tsbuildinfo"), { throwIfNoEntry: false }) ?? fs.statSync(entry)
+  if (newestSource(path.join(root, "src")) > built.mtimeMs) {
+    process.stderr.write("autotune: warning: src/ changed since dist/ was built; run `npm run build`\n")
+  }
+} catch {
+  // No src/ (an installed package ships dist/): nothing to compare.
 }
 const load = (file) => import(pathToFileURL(path.join(dist, file)).href)
-if (process.argv.slice(2).includes("serve")) {
+const args = process.argv.slice(2)
+// The subcommand: the tuner starts candidates as `autotune.js serve …`.
+if (args.find((a) => !a.startsWith("-")) === "serve") {
   process.env.UV_THREADPOOL_SIZE = "1"
-  // llama.cpp's start (its binary test, a forked process) first, so that it overlaps
-  // the CLI's loading (src/serve/LlamaBoot.ts); the engine reports any failure of it.
-  load("serve/LlamaBoot.js").then((boot) => boot.startLlama()).catch(() => {}).then(() => load("bin.js"))
+  if (args.includes("--model") || args.includes("--config")) {
+    // llama.cpp's start (its binary test, a forked process) first, so that it overlaps
+    // the CLI's loading (src/serve/LlamaBoot.ts); the engine reports any failure of it.
+    load("serve/LlamaBoot.js").then((boot) => boot.startLlama()).catch(() => {}).then(() => load("bin.js"))
+  } else load("bin.js")
 } else load("bin.js")

@@ -13,7 +13,7 @@ import { ServeFailed } from "../domain/AutotuneError.js"
 import { type KvBits, kvGgmlType } from "../domain/Knobs.js"
 import type { FinishReason, Timings } from "./OpenAi.js"
 import { awaitBounded } from "./AwaitBounded.js"
-import { bootLlama, takeEarlyLog } from "./LlamaBoot.js"
+import { bootLlama } from "./LlamaBoot.js"
 import { makeStopScanner } from "./StopScanner.js"
 
 /** Generation failed inside node-llama-cpp after the request was accepted (HTTP 500). Internal to serve. */
@@ -186,13 +186,15 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
     const started = performance.now()
     const log = makeLogTail()
     const llama: Llama = yield* Effect.acquireRelease(
-      nativeStep("cannot initialise llama.cpp", () =>
-        bootLlama().then((l) => {
-          l.maxThreads = threads
-          l.logger = (level, message) => log.push(level, message)
-          for (const line of takeEarlyLog()) log.push(line.level, line.message)
-          return l
-        }), log),
+      nativeStep("cannot initialise llama.cpp", async () => {
+        const boot = await bootLlama()
+        // What llama.cpp said before this engine took over, in the log tail either way.
+        const handOver = () => boot.earlyLog.splice(0).forEach((line) => log.push(line.level, line.message))
+        const l = await boot.llama.finally(handOver)
+        l.maxThreads = threads
+        l.logger = (level, message) => log.push(level, message)
+        return l
+      }, log),
       (l) => awaitBounded(() => l.dispose(), 10_000)
     )
     const model: LlamaModel = yield* Effect.acquireRelease(

@@ -1,13 +1,15 @@
 /**
- * node-llama-cpp's `Llama`, started once per process and as early as the
+ * node-llama-cpp's `Llama` for the next engine, started as early as the
  * launcher can: bin/autotune.js, for `serve`, imports node-llama-cpp and starts
  * `getLlama` before it loads the CLI. On Linux `getLlama` first tests its
  * prebuilt binary in a forked Node process (~0.45 s here, node-llama-cpp 3.22.1
  * `testBindingBinary`); started first, that test runs on another core while
  * this process loads the CLI's modules (~1 s) instead of after them, so an
  * embedded candidate's spawn → ready is shorter on every trial (issue 14).
+ * The early start is taken once, by the first engine, which owns (and
+ * disposes) it; a later engine in the same process starts its own.
  * Threads and logger are setters: the engine sets them when it takes the
- * Llama, and what llama.cpp logged before that is handed over (`takeEarlyLog`).
+ * Llama, and what llama.cpp logged before that is handed over.
  */
 import type { Llama, LlamaLogLevel } from "node-llama-cpp"
 
@@ -17,35 +19,52 @@ export interface LlamaLogLine {
   readonly message: string
 }
 
-let started: Promise<Llama> | undefined
-const early: Array<LlamaLogLine> = []
+/** A started `getLlama` and the log lines it has written so far (until the engine takes the logger). */
+export interface BootedLlama {
+  readonly llama: Promise<Llama>
+  readonly earlyLog: Array<LlamaLogLine>
+}
 
-const start = (nlc: typeof import("node-llama-cpp")): Promise<Llama> => {
-  started ??= nlc.getLlama({
+let early: BootedLlama | undefined
+
+const importNlc = (): Promise<typeof import("node-llama-cpp")> =>
+  import("node-llama-cpp").catch((e: unknown) => {
+    throw new Error(`cannot load node-llama-cpp: ${e instanceof Error ? e.message : String(e)}`)
+  })
+
+const start = (nlc: typeof import("node-llama-cpp")): BootedLlama => {
+  const earlyLog: Array<LlamaLogLine> = []
+  const llama = nlc.getLlama({
     gpu: false,
     build: "never",
-    // The engine sets the real count before creating a context (contexts take their threads then).
+    // The engine sets the real count before it creates a context (contexts take their threads then).
     maxThreads: 1,
     logLevel: nlc.LlamaLogLevel.info,
-    logger: (level, message) => void early.push({ level, message })
+    logger: (level, message) => void earlyLog.push({ level, message })
   })
-  // Observed by the engine; a launch that never reaches it (a usage error) must not crash on it.
-  started.catch(() => {})
-  return started
+  // Observed by the engine; a launch that never gets that far (a usage error) must not crash on it.
+  llama.catch(() => {})
+  return { llama, earlyLog }
 }
 
 /**
- * Imports node-llama-cpp and starts `getLlama` without waiting for it; resolves once the
- * import is done. For the launcher. Rejects when node-llama-cpp cannot be imported.
+ * For the launcher: imports node-llama-cpp and starts `getLlama` without waiting for it;
+ * resolves once the import is done. Rejects when node-llama-cpp cannot be imported.
  */
-export const startLlama = (): Promise<void> => import("node-llama-cpp").then((nlc) => void start(nlc))
+export const startLlama = (): Promise<void> =>
+  importNlc().then((nlc) => {
+    early ??= start(nlc)
+  })
 
 /**
  * The CPU-only `Llama` (`gpu: false`, `build: "never"`: the prebuilt binary or a failure,
- * never a compile), started by `startLlama` or now; the same promise on every call.
- * Rejects with node-llama-cpp's error when it cannot be imported or its binding cannot load.
+ * never a compile) for one engine: the launcher's early start the first time, else a new one.
+ * The caller owns it (disposes it) and sets its threads and logger.
+ * `llama` rejects with "cannot load node-llama-cpp: …" or node-llama-cpp's own error
+ * when its binding cannot load; `earlyLog` then holds what llama.cpp said.
  */
-export const bootLlama = (): Promise<Llama> => started ?? import("node-llama-cpp").then(start)
-
-/** The log lines llama.cpp wrote before the engine took over the logger (emptied by the call). */
-export const takeEarlyLog = (): ReadonlyArray<LlamaLogLine> => early.splice(0)
+export const bootLlama = async (): Promise<BootedLlama> => {
+  const taken = early
+  early = undefined
+  return taken ?? start(await importNlc())
+}

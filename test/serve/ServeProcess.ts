@@ -34,15 +34,21 @@ export const portOpen = (port: number): Promise<boolean> => Effect.runPromise(Po
 const delay = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
 /**
- * Spawns `node bin/autotune.js serve <args> --port <port>`; `port` defaults to a free one.
+ * Spawns `node bin/autotune.js serve <args> --port <port>` (or another `entry` script); `port`
+ * defaults to a free one.
  * The process is SIGKILLed when the Scope closes (if it is still running).
  */
-export const spawnServe = (args: ReadonlyArray<string>, port?: number): Effect.Effect<ServeProcess, never, Scope.Scope> =>
+export const spawnServe = (
+  args: ReadonlyArray<string>,
+  port?: number,
+  /** The script node runs, relative to the repository (default the `autotune` launcher). */
+  entry: string = Path.join("bin", "autotune.js")
+): Effect.Effect<ServeProcess, never, Scope.Scope> =>
   Effect.gen(function*() {
     const p = port ?? (yield* freePort)
     return yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const proc = spawn(process.execPath, [Path.join(repoRoot, "bin", "autotune.js"), "serve", ...args, "--port", `${p}`], {
+        const proc = spawn(process.execPath, [Path.join(repoRoot, entry), "serve", ...args, "--port", `${p}`], {
           cwd: repoRoot,
           stdio: ["ignore", "ignore", "pipe"]
         })
@@ -82,8 +88,8 @@ export const waitReady = (s: ServeProcess, timeoutMs = 30_000): Effect.Effect<vo
   })
 
 /** Spawns and waits until ready. */
-export const startServe = (args: ReadonlyArray<string>) =>
-  spawnServe(args).pipe(Effect.tap(waitReady))
+export const startServe = (args: ReadonlyArray<string>, entry?: string) =>
+  spawnServe(args, undefined, entry).pipe(Effect.tap(waitReady))
 
 /** One parsed SSE `data:` payload with its arrival time (performance.now(), ms). */
 export interface SseEvent {
