@@ -36,40 +36,60 @@ const loggedLoadMs = (logFile: string): number | null => {
   return m === null ? null : Number(m[1])
 }
 
+/** Figure 8's measurements: the rows of the models that ran, and why each other model did not (by params). */
+export interface EngineMeasurements {
+  readonly rows: ReadonlyArray<EngineRow>
+  readonly failures: Readonly<Record<string, string>>
+}
+
 /**
- * Measures every model at 1 and 2 threads (embedded, then llama-bench at the counted prompt length).
- * `spec.model` is replaced by each model's path; logs go to `<logDir>/engine-<params>/`.
- * Rejects when a server or llama-bench fails.
+ * Measures every model at 1 and 2 threads (embedded, then llama-bench at the counted prompt
+ * length); logs go to `<logDir>/engine-<params>/`. A model that fails (a server, llama-bench)
+ * is recorded with its reason and the next one still runs; rejects only when none ran.
  */
 export const measureEngine = async (
   models: ReadonlyArray<{ readonly params: string; readonly path: string }>,
   spec: Omit<ThroughputSpec, "model">
-): Promise<Array<EngineRow>> => {
+): Promise<EngineMeasurements> => {
   const rows: Array<EngineRow> = []
+  const failures: Record<string, string> = {}
   for (const m of models) {
-    const logDir = path.join(spec.logDir, `engine-${m.params}`)
-    fs.mkdirSync(logDir, { recursive: true })
-    const measured: Array<ThroughputResult> = []
-    for (const t of THREADS) measured.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir }))
-    // llama-bench at the length the provider counted (both threads see the same prompts).
-    const p = Math.round(measured[0]!.serverPromptN ?? measured[0]!.promptTokens ?? spec.promptWords)
-    const bench = [
-      ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", `${p}`, "-n", "0"]),
-      ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", "0", "-n", `${spec.maxTokens}`, "-d", `${p}`])
-    ]
-    for (const e of measured) {
-      rows.push({
-        params: m.params,
-        threads: e.threads,
-        embedded: e,
-        loadMs: loggedLoadMs(path.join(logDir, `throughput-embedded-t${e.threads}.log`)),
-        promptTokens: p,
-        pp: findRow(bench, { threads: e.threads, nPrompt: p, nGen: 0, nDepth: 0 }),
-        tg: findRow(bench, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p })
-      })
+    try {
+      rows.push(...await measureModel(m, spec))
+    } catch (e) {
+      failures[m.params] = e instanceof Error ? (e.message.split("\n")[0] ?? e.message) : String(e)
     }
   }
-  return rows
+  if (rows.length === 0) throw new Error(Object.entries(failures).map(([k, v]) => `${k}: ${v}`).join("; "))
+  return { rows, failures }
+}
+
+/** One model at 1 and 2 threads. Rejects when a server or llama-bench fails or no prompt count came back. */
+const measureModel = async (
+  m: { readonly params: string; readonly path: string },
+  spec: Omit<ThroughputSpec, "model">
+): Promise<Array<EngineRow>> => {
+  const logDir = path.join(spec.logDir, `engine-${m.params}`)
+  fs.mkdirSync(logDir, { recursive: true })
+  const measured: Array<ThroughputResult> = []
+  for (const t of THREADS) measured.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir }))
+  // llama-bench at the length the provider counted (both threads see the same prompts).
+  const counted = measured[0]!.serverPromptN ?? measured[0]!.promptTokens
+  if (counted === null) throw new Error("the provider reported no prompt token count")
+  const p = Math.round(counted)
+  const bench = [
+    ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", `${p}`, "-n", "0"]),
+    ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", "0", "-n", `${spec.maxTokens}`, "-d", `${p}`])
+  ]
+  return measured.map((e) => ({
+    params: m.params,
+    threads: e.threads,
+    embedded: e,
+    loadMs: loggedLoadMs(path.join(logDir, `throughput-embedded-t${e.threads}.log`)),
+    promptTokens: p,
+    pp: findRow(bench, { threads: e.threads, nPrompt: p, nGen: 0, nDepth: 0 }),
+    tg: findRow(bench, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p })
+  }))
 }
 
 const finite = (x: number | null | undefined): x is number => typeof x === "number" && Number.isFinite(x)
@@ -77,20 +97,20 @@ const ratio = (a: number | null | undefined, b: number | null | undefined) => (f
 const fx = (x: number | null | undefined, digits: number) => (finite(x) ? x.toFixed(digits) : "n/a")
 
 /** Figure 8's rows: per model and threads, decode and prefill ÷ llama-bench and the start-up beyond the load. */
-export const engineFigures = (o: Outcome<ReadonlyArray<EngineRow>>, models: ReadonlyArray<string>): Array<Figure> =>
+export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyArray<string>): Array<Figure> =>
   models.flatMap((params) =>
     THREADS.flatMap((t): Array<Figure> => {
-      const r = o.value?.find((x) => x.params === params && x.threads === t) ?? null
+      const r = o.value?.rows.find((x) => x.params === params && x.threads === t) ?? null
       const th = `${params}, ${t} thread${t > 1 ? "s" : ""}`
-      const missing = `n/a: ${o.reason ?? `no result for ${th}`}`
+      const missing = `n/a: ${o.reason ?? o.value?.failures[params] ?? `no result for ${th}`}`
       const startupS = r === null || r.loadMs === null ? null : (r.embedded.readyMs - r.loadMs) / 1000
       return [
         {
           key: `embedded_vs_llama_bench.decode.${params}.t${t}`, n: 8,
           label: `embedded decode ÷ llama-bench tg after the prompt, ${th}`,
           value: r === null ? null : ratio(r.embedded.serverDecodeTps, r.tg?.medianTps), unit: "×", target: { op: ">=", value: 0.95 },
-          detail: r === null ? missing : `${fx(r.embedded.serverDecodeTps, 1)} tok/s (median of ${r.embedded.requests}) ÷ llama-bench -n ${
-            r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s`
+          detail: r === null ? missing : `${fx(r.embedded.serverDecodeTps, 1)} tok/s over ${fx(r.embedded.completionTokens, 0)} tokens (median of ${
+            r.embedded.requests}) ÷ llama-bench -n ${r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s`
         },
         {
           key: `embedded_vs_llama_bench.prefill.${params}.t${t}`, n: 8, sub: true,

@@ -188,11 +188,16 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
     const llama: Llama = yield* Effect.acquireRelease(
       nativeStep("cannot initialise llama.cpp", async () => {
         const boot = await bootLlama()
-        // What llama.cpp said before this engine took over, in the log tail either way.
+        // What llama.cpp said before this engine took over goes to the log tail either way;
+        // on success the logger is replaced first, so no line lands in the early buffer after it is read.
         const handOver = () => boot.earlyLog.splice(0).forEach((line) => log.push(line.level, line.message))
-        const l = await boot.llama.finally(handOver)
-        l.maxThreads = threads
+        const l = await boot.llama.catch((e: unknown) => {
+          handOver()
+          throw e
+        })
         l.logger = (level, message) => log.push(level, message)
+        handOver()
+        l.maxThreads = threads
         return l
       }, log),
       (l) => awaitBounded(() => l.dispose(), 10_000)

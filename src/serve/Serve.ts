@@ -221,6 +221,13 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
             // bin/autotune.js sets it to 1 for serve (issue 14): at 4, decode at 2 threads on 2 cores collapses.
             `libuv pool ${process.env["UV_THREADPOOL_SIZE"] ?? "4 (default)"}`
         )
+        if (process.env["UV_THREADPOOL_SIZE"] !== "1") {
+          yield* Effect.logWarning(
+            "libuv's thread pool is not 1 thread: start serve through bin/autotune.js (the `autotune` command), " +
+              "which sets UV_THREADPOOL_SIZE=1 before the pool starts; otherwise decode at 2 or more threads can " +
+              "run at a fraction of the hardware's speed (issue 14)"
+          )
+        }
         yield* Effect.addFinalizer(() => Effect.logInfo("shutting down: closing the server, disposing the model"))
         yield* Deferred.succeed(ready, engine)
         const shownHost = o.host.includes(":") ? `[${o.host}]` : o.host

@@ -63,6 +63,8 @@ describe("autotune serve (SPEC E-5)", () => {
         }
         counts.push(Math.min(...reads))
         assert.include(s.stderr(), entry.startsWith("bin") ? "libuv pool 1" : "libuv pool 4 (default)")
+        // Started some other way, serve says how to start it.
+        assert.strictEqual(s.stderr().includes("start serve through bin/autotune.js"), !entry.startsWith("bin"))
       }
       assert.isAtLeast(counts[1]! - counts[0]!, 3, `threads: launcher ${counts[0]}, plain entry ${counts[1]}`)
     }))

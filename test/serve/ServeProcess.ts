@@ -50,6 +50,8 @@ export const spawnServe = (
       Effect.sync(() => {
         const proc = spawn(process.execPath, [Path.join(repoRoot, entry), "serve", ...args, "--port", `${p}`], {
           cwd: repoRoot,
+          // The launcher decides the pool size; an inherited one must not decide it for the plain entry.
+          env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "UV_THREADPOOL_SIZE")),
           stdio: ["ignore", "ignore", "pipe"]
         })
         let err = ""
