@@ -42,7 +42,8 @@ export const foregroundProviders = (
 /** Is `p` an `autotune … tune` or `autotune … verify` process (this tool's CLI measuring candidates)? */
 const isAutotuneTune = (p: ProcessInfo | undefined): boolean =>
   p !== undefined && (p.argv.includes("tune") || p.argv.includes("verify")) &&
-  p.argv.some((a) => ["autotune", "autotune.js", "bin.js", "bin.ts"].includes(path.basename(a)))
+  p.argv.some((a) =>
+    ["autotune", "autotune.js", "bin.ts"].includes(path.basename(a)) || a.endsWith(`${path.sep}dist${path.sep}bin.js`))
 
 /** How many parents up a candidate's own workers are still traced to its shim (a llama-server router's model servers are 1). */
 const MAX_CANDIDATE_DEPTH = 4

@@ -35,12 +35,16 @@ describe("pre-flight process matching (SPEC E-1)", () => {
       { pid: 11, ppid: 1, argv: ["macprovider-cli", "serve", "--port", "9000"] }, // a foreground one
       { pid: 20, ppid: 1, argv: ["node", "/x/bin/autotune.js", "tune"] }, // another tune
       { pid: 12, ppid: 20, argv: ["macprovider-cli", "serve", "--port", "9001", "--no-join"] }, // its candidate
-      { pid: 14, ppid: 1, argv: ["macprovider-cli", "serve", "--port", "9002", "--no-join"] } // an orphaned candidate
+      { pid: 14, ppid: 1, argv: ["macprovider-cli", "serve", "--port", "9002", "--no-join"] }, // an orphaned candidate
+      { pid: 30, ppid: 1, argv: ["node", "/x/dist/bin.js", "tune"] }, // a tune run from the compiled entry
+      { pid: 31, ppid: 30, argv: ["macprovider-cli", "serve", "--port", "9003", "--no-join"] }, // its candidate
+      { pid: 40, ppid: 1, argv: ["node", "/y/tools/bin.js", "tune"] }, // some other program's bin.js
+      { pid: 41, ppid: 40, argv: ["macprovider-cli", "serve", "--port", "9004", "--no-join"] } // not a tune's candidate
     ]
     const found = foregroundProviders(table, "macprovider-cli", 99)
     const c = classifyForeground(found, table, new Set([10, 13]))
-    expect(c.operator.map((p) => p.pid)).toEqual([11, 14])
-    expect(c.candidates.map((p) => p.pid)).toEqual([12])
+    expect(c.operator.map((p) => p.pid)).toEqual([11, 14, 41])
+    expect(c.candidates.map((p) => p.pid)).toEqual([12, 31])
   })
 })
 
