@@ -23,16 +23,8 @@ export interface PreWarmSpec {
   readonly targetContext: number
   /** Requests decoded in parallel by the provider (the max-batch knob; 1 when unset). */
   readonly concurrent: number
-  /** Bound of each request; the short first request's TTFT bound too (first use is excluded from the gate, D-1). */
+  /** Bound of each request (not the TTFT gate: first-load time is excluded from it, D-1). */
   readonly timeoutMs: number
-  /**
-   * TTFT bound of the full-length requests, ms: once the short request has paid the first
-   * use, a full-length prefill slower than this would miss the gate as a probe replicate,
-   * so the trial ends there, infeasible, without a probe (issue 14). `gateTtftMs` is the
-   * gate a cut one is reported against.
-   */
-  readonly cutoffMs: number
-  readonly gateTtftMs: number
   /** Calibration of the same model from an earlier trial, if any. */
   readonly known: Calibration | null
 }
@@ -50,11 +42,6 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * Without a `known` calibration, a short request (16 words) comes first; its
  * `usage.prompt_tokens` sizes the full-length request, and the two points
  * calibrate words → tokens for this provider's tokenizer and template (SPEC P-1).
- * The full-length requests are cut at `cutoffMs` (issue 14): measured on 130M
- * with both providers (2026-12-06), a fresh provider's first full-length
- * prefill is as fast as its later ones (±5 %, with or without a short request
- * before it), so one slower than the gate is a trial its probe would fail; the
- * 1.1B's cells had spent up to 39 s here before a probe cut them at 5 s.
  * A prompt-token count no tokenizer gives (0, negative, absurd: see
  * `plausiblePromptTokens`) fails the pre-warm with that reason instead of
  * sizing a prompt from it. Never fails: a failed request is a `Failed` result
@@ -65,11 +52,11 @@ export const preWarm = (
   spec: PreWarmSpec
 ): Effect.Effect<PreWarmResult, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    const send = (words: number, cutoffMs: number) =>
+    const send = (words: number) =>
       probeOnce(server, {
         prompt: promptOfWords(words),
         maxTokens: 1,
-        gateTtftMs: cutoffMs,
+        gateTtftMs: spec.timeoutMs,
         requestTimeoutMs: spec.timeoutMs
       })
     // A count no tokenizer gives (0, negative, absurd) must never size a prompt (SPEC P-1).
@@ -85,8 +72,7 @@ export const preWarm = (
     let calibration = spec.known
     let shortPoint: readonly [number, number] | null = null
     if (calibration === null) {
-      // Unbounded by the gate: with the first trial of a model it pays the first use (D-1).
-      const a = yield* send(SHORT_WORDS, spec.timeoutMs)
+      const a = yield* send(SHORT_WORDS)
       const bad = failed(a) ?? implausible(SHORT_WORDS, a.promptTokens)
       if (bad !== null) return bad
       // First guess: all of the short prompt's tokens were text (overhead ignored).
@@ -94,13 +80,11 @@ export const preWarm = (
       if (a.promptTokens !== null) shortPoint = [SHORT_WORDS, a.promptTokens]
     }
     const words = wordsForTokens(calibration, spec.targetContext)
-    const full = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(words, spec.cutoffMs), {
+    const full = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(words), {
       concurrency: "unbounded"
     })
     for (const s of full) {
-      // Cut at the cut-off: reported against the gate itself, as a probe's would be.
-      const f = s.failure?._tag === "GateMissed" ? { ...s, failure: Verdict.GateMissed({ ...s.failure, gateTtftMs: spec.gateTtftMs }) } : s
-      const bad = failed(f) ?? implausible(words, s.promptTokens)
+      const bad = failed(s) ?? implausible(words, s.promptTokens)
       if (bad !== null) return bad
     }
     const tokens = full[0]?.promptTokens ?? null

@@ -201,14 +201,9 @@ export const runTrial = (
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
       concurrent,
-      // D-1: first-use costs are excluded from the gate, so the short first request
+      // D-1: first-use costs are excluded from the gate, so a pre-warm request
       // gets the ready timeout on top of the request timeout.
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
-      // The full-length one is a probe replicate in all but name: a cell's is cut at the gate
-      // (one replicate over it fails the cell); in Stage 1 only at twice the gate, so that the
-      // marginal call (N-2) still decides a candidate near the gate (issue 14).
-      cutoffMs: Math.min(marginalUpTo === null ? gate : PRE_WARM_STAGE1_GATES * gate, s.readyTimeoutMs + s.requestTimeoutMs),
-      gateTtftMs: gate,
       known
     })
     phases.preWarmMs = yield* since(t1)
@@ -308,9 +303,6 @@ const errorLines = (tail: string): string => {
  * reads as a whole core.
  */
 export const MIN_GUARD_WINDOW_MS = 1000
-
-/** Stage 1's bound on the full-length pre-warm request, in gates (issue 14; a cell's is one gate). */
-export const PRE_WARM_STAGE1_GATES = 2
 
 /** SPEC N-2: how far around the gate (±15 %) a Stage 1 TTFT p95 counts as marginal. */
 export const MARGINAL_BAND = 0.15
