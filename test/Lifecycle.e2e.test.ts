@@ -72,6 +72,16 @@ describe("L-1 a candidate's whole process group is stopped", () => {
     }
   }, 60_000)
 
+  it("L-1 G-1 a candidate the gate decided is not waited for: SIGKILL 500 ms after a SIGTERM it ignores, not 3 s (issue 14)", async () => {
+    const dir = tempDir()
+    // stubborn-1500 ignores SIGTERM and answers after 1.5 s: past the 1000 ms gate + 15 %, so Stage 1 cuts it.
+    const r = await runCli([...fakeTune(dir, "stubborn-1500,ok"), "--gate-ttft-ms", "1000"], { env: { XDG_DATA_HOME: dir } })
+    expect(r.code, r.stderr).toBe(0)
+    expect(r.stderr).toMatch(/#1 stubborn-1500 \(size unknown\): infeasible: TTFT > 1000 ms gate/)
+    expect(r.stderr).toMatch(/provider pid \d+ did not exit within 500ms of SIGTERM; sending SIGKILL/)
+    expect(r.stderr).not.toMatch(/within 3s of SIGTERM/)
+  }, 60_000)
+
   it("L-1 H-4 Ctrl-C to the tuner's process group mid-trial: exit 130, the worker gone within 1 s", async () => {
     const dir = tempDir()
     const workerLog = Path.join(dir, "workers")

@@ -24,4 +24,11 @@ export interface RunningServer {
   readonly exited: Effect.Effect<ProcessExit>
   /** The last lines of the provider's output, for reasons (SPEC E-4). */
   readonly outputTail: Effect.Effect<string>
+  /**
+   * Marks the trial decided by the gate: nothing the provider does next is
+   * measured, so its stop gives SIGTERM only DECIDED_STOP_GRACE before SIGKILL
+   * instead of STOP_GRACE (services/CandidateProvider.ts; issue 14: llama-server
+   * finishes the prefill a gate cut abandoned before it honours SIGTERM).
+   */
+  readonly decided: Effect.Effect<void>
 }

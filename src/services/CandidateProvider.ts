@@ -25,6 +25,14 @@ import { Exec, stopProcess } from "./Exec.js"
  */
 export const STOP_GRACE = Duration.seconds(3)
 
+/**
+ * The grace of a candidate whose trial the gate has decided (`RunningServer.decided`):
+ * what it does after the cut is never measured, so it is not waited for (issue 14: the
+ * bench's llama-server tune spent ~22 s in stops, most of it 1.1B prefills a gate cut
+ * abandoned). Long enough for a provider that does honour SIGTERM at once.
+ */
+export const DECIDED_STOP_GRACE = Duration.millis(500)
+
 /** Bytes of the log file read for an output tail (SPEC E-4): enough for llama.cpp's error line above its exit chatter. */
 const TAIL_BYTES = 8192
 
@@ -141,6 +149,8 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           Effect.flatMap(fileTail(logPath), (tail) =>
             Effect.fail(new ProviderStartFailed({ model: spec.model, message, exitCode, stderrTail: tail })))
 
+        // Set when the gate has decided the trial (RunningServer.decided): the stop's grace is then short.
+        const decided = yield* Ref.make(false)
         const child = yield* Effect.acquireRelease(
           Effect.acquireUseRelease(
             // A log that cannot be written (ENOSPC, a read-only directory) fails this start, not the run.
@@ -178,7 +188,13 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
             })))),
           // The whole group (L-1): a worker the provider forked goes too, even after the leader (provider or shim) exited.
           (cp) =>
-            stopProcess({ pid: cp.pid, group: true, exited: cp.hasExited, name: `provider pid ${cp.pid}` }, STOP_GRACE).pipe(
+            Ref.get(decided).pipe(
+              Effect.flatMap((d) =>
+                stopProcess(
+                  { pid: cp.pid, group: true, exited: cp.hasExited, name: `provider pid ${cp.pid}` },
+                  d ? DECIDED_STOP_GRACE : STOP_GRACE
+                )
+              ),
               Effect.provideService(Exec, exec)
             )
         )
@@ -236,7 +252,8 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           modelId,
           logPath,
           exited: child.exited,
-          outputTail: fileTail(logPath)
+          outputTail: fileTail(logPath),
+          decided: Ref.set(decided, true)
         } satisfies RunningServer
       })
     return { start } as const
@@ -283,5 +300,6 @@ export const serverWithoutProcess = (baseUrl: string, modelId: string): RunningS
   modelId,
   logPath: "/dev/null",
   exited: Effect.never,
-  outputTail: Effect.succeed("")
+  outputTail: Effect.succeed(""),
+  decided: Effect.void
 })

@@ -272,6 +272,8 @@ export const runTrial = (
       return judged !== null && judged > gate ? gateMissed(ttfts, gate) : Verdict.Fits()
     })
     const verdict = yield* probes
+    // The gate decided it: the provider is not waited for when it stops (issue 14).
+    if (verdict._tag === "GateMissed") yield* server.decided
     const after = yield* meter.snapshot(group)
     // Over a shorter window a few clock ticks of any process read as whole cores: not a measurement.
     const cores = before === null || after === null || (phases.probeMs ?? 0) < MIN_GUARD_WINDOW_MS ? null : othersCores(before, after)

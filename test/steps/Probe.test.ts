@@ -35,7 +35,8 @@ const serverWith = (exited: Effect.Effect<ProcessExit>): RunningServer => ({
   modelId: "m",
   logPath: "/dev/null",
   exited,
-  outputTail: Effect.succeed("CUDA error: out of memory")
+  outputTail: Effect.succeed("CUDA error: out of memory"),
+  decided: Effect.void
 })
 const alive = serverWith(Effect.never)
 const delta = (t: string) => `data: {"choices":[{"delta":{"content":"${t}"}}]}\n\n`
