@@ -29,7 +29,9 @@ export const STOP_GRACE = Duration.seconds(3)
  * The grace of a candidate whose trial the gate has decided (`RunningServer.decided`):
  * what it does after the cut is never measured, so it is not waited for (issue 14: the
  * bench's llama-server tune spent ~22 s in stops, most of it 1.1B prefills a gate cut
- * abandoned). Long enough for a provider that does honour SIGTERM at once.
+ * abandoned). Long enough for a provider that does honour SIGTERM at once; the
+ * SIGKILL after it is expected, so not announced (an embedded provider finishing a
+ * prefill chunk and disposing its model often takes longer).
  */
 export const DECIDED_STOP_GRACE = Duration.millis(500)
 
@@ -191,7 +193,7 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
             Ref.get(decided).pipe(
               Effect.flatMap((d) =>
                 stopProcess(
-                  { pid: cp.pid, group: true, exited: cp.hasExited, name: `provider pid ${cp.pid}` },
+                  { pid: cp.pid, group: true, exited: cp.hasExited, name: `provider pid ${cp.pid}`, killExpected: d },
                   d ? DECIDED_STOP_GRACE : STOP_GRACE
                 )
               ),

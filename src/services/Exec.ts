@@ -217,6 +217,11 @@ export interface StopTarget {
    * pid is reaped at once and may be reused.
    */
   readonly exited?: Effect.Effect<boolean>
+  /**
+   * SIGKILL after the grace is the expected end (a candidate the gate decided:
+   * nothing it does next is measured), so it is not announced on stderr.
+   */
+  readonly killExpected?: boolean
   /** How the SIGKILL announcement names it, e.g. `provider pid 123`. */
   readonly name: string
 }
@@ -249,7 +254,7 @@ export const waitUntil = (gone: Effect.Effect<boolean>, limit: Duration.Duration
  * Stops a process, or its whole group (STYLE: bound every wait; SPEC L-1):
  * SIGTERM, wait up to `grace` for it (every member of the group) to go, else
  * say so on stderr ("<name> did not exit within <grace> of SIGTERM; sending
- * SIGKILL"), SIGKILL (the group: every member left, the leader's pid only while
+ * SIGKILL", unless `killExpected`), SIGKILL (the group: every member left, the leader's pid only while
  * it runs), and wait up to AFTER_SIGKILL (5 s) more. A group whose leader
  * already exited still gets both signals. Waits run on the Effect clock and
  * are not interruptible, so a second Ctrl-C never lands between the SIGTERM
@@ -268,9 +273,11 @@ export const stopProcess = (target: StopTarget, grace: Duration.DurationInput): 
     if (yield* gone) return "terminated" as const
     yield* signal("SIGTERM")
     if (yield* waitUntil(gone, grace)) return "terminated" as const
-    yield* Console.error(
-      `autotune: ${target.name} did not exit within ${Duration.format(Duration.decode(grace))} of SIGTERM; sending SIGKILL`
-    )
+    if (target.killExpected !== true) {
+      yield* Console.error(
+        `autotune: ${target.name} did not exit within ${Duration.format(Duration.decode(grace))} of SIGTERM; sending SIGKILL`
+      )
+    }
     yield* signal("SIGKILL")
     return (yield* waitUntil(gone, AFTER_SIGKILL)) ? "killed" as const : "survived" as const
   }))
