@@ -1,5 +1,5 @@
 /**
- * Figure 8 (issue 14): the embedded provider against llama.cpp's own speed on
+ * Figure 8's measurements (issue 14; the rows: Figures.ts `engineFigures`): the embedded provider against llama.cpp's own speed on
  * the same GGUF, per model (15M and 130M) and threads (1 and 2). For each, the
  * embedded provider serves the throughput step's requests (1 warm-up, 5
  * measured, f16 KV, one slot), then llama-bench runs the same work at the
@@ -12,9 +12,8 @@
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { findRow, llamaBench, type LlamaBenchRow } from "./LlamaBench.js"
-import type { Figure } from "./Report.js"
-import type { Outcome } from "./Steps.js"
 import { measureThroughput, type ThroughputResult, type ThroughputSpec } from "./Throughput.js"
+import { providerLoadMs } from "./TuneCost.js"
 
 /** One model × threads: the provider's medians, its logged load (ms) and llama-bench's rows at the same length. */
 export interface EngineRow {
@@ -28,13 +27,7 @@ export interface EngineRow {
 }
 
 /** Thread counts compared. */
-const THREADS = [1, 2] as const
-
-/** The provider's own load time from its log (`loaded <model> in N ms`), or null. */
-const loggedLoadMs = (logFile: string): number | null => {
-  const m = /loaded \S+ in (\d+) ms/.exec(fs.existsSync(logFile) ? fs.readFileSync(logFile, "utf8") : "")
-  return m === null ? null : Number(m[1])
-}
+export const THREADS = [1, 2] as const
 
 /** Figure 8's measurements: the rows of the models that ran, and why each other model did not (by params). */
 export interface EngineMeasurements {
@@ -85,45 +78,9 @@ const measureModel = async (
     params: m.params,
     threads: e.threads,
     embedded: e,
-    loadMs: loggedLoadMs(path.join(logDir, `throughput-embedded-t${e.threads}.log`)),
+    loadMs: providerLoadMs(path.join(logDir, `throughput-embedded-t${e.threads}.log`)),
     promptTokens: p,
     pp: findRow(bench, { threads: e.threads, nPrompt: p, nGen: 0, nDepth: 0 }),
     tg: findRow(bench, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p })
   }))
 }
-
-const finite = (x: number | null | undefined): x is number => typeof x === "number" && Number.isFinite(x)
-const ratio = (a: number | null | undefined, b: number | null | undefined) => (finite(a) && finite(b) && b !== 0 ? a / b : null)
-const fx = (x: number | null | undefined, digits: number) => (finite(x) ? x.toFixed(digits) : "n/a")
-
-/** Figure 8's rows: per model and threads, decode and prefill ÷ llama-bench and the start-up beyond the load. */
-export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyArray<string>): Array<Figure> =>
-  models.flatMap((params) =>
-    THREADS.flatMap((t): Array<Figure> => {
-      const r = o.value?.rows.find((x) => x.params === params && x.threads === t) ?? null
-      const th = `${params}, ${t} thread${t > 1 ? "s" : ""}`
-      const missing = `n/a: ${o.reason ?? o.value?.failures[params] ?? `no result for ${th}`}`
-      const startupS = r === null || r.loadMs === null ? null : (r.embedded.readyMs - r.loadMs) / 1000
-      return [
-        {
-          key: `embedded_vs_llama_bench.decode.${params}.t${t}`, n: 8,
-          label: `embedded decode ÷ llama-bench tg after the prompt, ${th}`,
-          value: r === null ? null : ratio(r.embedded.serverDecodeTps, r.tg?.medianTps), unit: "×", target: { op: ">=", value: 0.95 },
-          detail: r === null ? missing : `${fx(r.embedded.serverDecodeTps, 1)} tok/s over ${fx(r.embedded.completionTokens, 0)} tokens (median of ${
-            r.embedded.requests}) ÷ llama-bench -n ${r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s`
-        },
-        {
-          key: `embedded_vs_llama_bench.prefill.${params}.t${t}`, n: 8, sub: true,
-          label: `embedded prefill ÷ llama-bench pp, ${th}`,
-          value: r === null ? null : ratio(r.embedded.serverPrefillTps, r.pp?.medianTps), unit: "×", target: { op: ">=", value: 0.9 },
-          detail: r === null ? missing : `${fx(r.embedded.serverPrefillTps, 0)} tok/s ÷ llama-bench -p ${r.promptTokens}: ${fx(r.pp?.medianTps, 0)} tok/s`
-        },
-        {
-          key: `embedded_start_beyond_load.${params}.t${t}`, n: 8, sub: true,
-          label: `embedded spawn → ready minus its own load, ${th}`,
-          value: startupS, unit: "s", target: { op: "<=", value: 0.3 },
-          detail: r === null ? missing : `${fx(r.embedded.readyMs / 1000, 2)} s spawn → ready − ${fx(r.loadMs === null ? null : r.loadMs / 1000, 2)} s logged load`
-        }
-      ]
-    })
-  )

@@ -1,9 +1,10 @@
 /**
- * The bench's figures (bench/README.md, figures 1–6), each computed from the
+ * The bench's figures (bench/README.md, figures 1–8), each computed from the
  * steps' outcomes: a value with its unit and target, or "n/a: <reason>" when
  * the step behind it failed.
  */
 import * as path from "node:path"
+import { type EngineMeasurements, THREADS as ENGINE_THREADS } from "./EngineVsLlamaBench.js"
 import type { CellCost } from "./ExhaustiveCells.js"
 import { findRow, type LlamaBenchRow } from "./LlamaBench.js"
 import type { Figure } from "./Report.js"
@@ -186,3 +187,35 @@ export const sweepFigures = (tune: Outcome<TuneCost>, extra: Outcome<ReadonlyArr
     }))
   ]
 }
+
+/** Figure 8's rows: per model and threads, decode and prefill ÷ llama-bench and the start-up beyond the load. */
+export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyArray<string>): Array<Figure> =>
+  models.flatMap((params) =>
+    ENGINE_THREADS.flatMap((t): Array<Figure> => {
+      const r = o.value?.rows.find((x) => x.params === params && x.threads === t) ?? null
+      const th = `${params}, ${t} thread${t > 1 ? "s" : ""}`
+      const missing = `n/a: ${o.reason ?? o.value?.failures[params] ?? `no result for ${th}`}`
+      const startupS = r === null || r.loadMs === null ? null : (r.embedded.readyMs - r.loadMs) / 1000
+      return [
+        {
+          key: `embedded_vs_llama_bench.decode.${params}.t${t}`, n: 8,
+          label: `embedded decode ÷ llama-bench tg after the prompt, ${th}`,
+          value: r === null ? null : ratio(r.embedded.serverDecodeTps, r.tg?.medianTps), unit: "×", target: { op: ">=", value: 0.95 },
+          detail: r === null ? missing : `${fx(r.embedded.serverDecodeTps, 1)} tok/s over ${fx(r.embedded.completionTokens, 0)} tokens (median of ${
+            r.embedded.requests}) ÷ llama-bench -n ${r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s`
+        },
+        {
+          key: `embedded_vs_llama_bench.prefill.${params}.t${t}`, n: 8, sub: true,
+          label: `embedded prefill ÷ llama-bench pp, ${th}`,
+          value: r === null ? null : ratio(r.embedded.serverPrefillTps, r.pp?.medianTps), unit: "×", target: { op: ">=", value: 0.9 },
+          detail: r === null ? missing : `${fx(r.embedded.serverPrefillTps, 0)} tok/s ÷ llama-bench -p ${r.promptTokens}: ${fx(r.pp?.medianTps, 0)} tok/s`
+        },
+        {
+          key: `embedded_start_beyond_load.${params}.t${t}`, n: 8, sub: true,
+          label: `embedded spawn → ready minus its own load, ${th}`,
+          value: startupS, unit: "s", target: { op: "<=", value: 0.3 },
+          detail: r === null ? missing : `${fx(r.embedded.readyMs / 1000, 2)} s spawn → ready − ${fx(r.loadMs === null ? null : r.loadMs / 1000, 2)} s logged load`
+        }
+      ]
+    })
+  )

@@ -35,7 +35,7 @@ export interface ModelInfo {
 }
 
 /** Metadata keys not needed to read a model's facts and large to materialise (vocabularies). */
-export const GGUF_IGNORED_KEYS = ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
+const GGUF_IGNORED_KEYS = ["tokenizer.ggml.tokens", "tokenizer.ggml.scores", "tokenizer.ggml.token_type",
   "tokenizer.ggml.merges"]
 
 /**

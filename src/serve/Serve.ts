@@ -215,13 +215,14 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
     return yield* Effect.raceFirst(
       Effect.gen(function*() {
         const engine = yield* makeEngine(o)
+        // bin/autotune.js sets it to 1 for serve (issue 14): at 4, decode at 2 threads on 2 cores collapses.
+        const pool = process.env["UV_THREADPOOL_SIZE"]
         yield* Effect.logInfo(
           `loaded ${engine.modelId} in ${Math.round(engine.loadMs)} ms: context ${engine.contextLimit} tokens/sequence ` +
             `(allocated ${engine.allocatedContext}) × ${o.maxBatch} sequences, KV ${engine.kvCacheType}, ${engine.threads} threads, ` +
-            // bin/autotune.js sets it to 1 for serve (issue 14): at 4, decode at 2 threads on 2 cores collapses.
-            `libuv pool ${process.env["UV_THREADPOOL_SIZE"] ?? "4 (default)"}`
+            `libuv pool ${pool ?? "4 (default)"}`
         )
-        if (process.env["UV_THREADPOOL_SIZE"] !== "1") {
+        if (pool !== "1") {
           yield* Effect.logWarning(
             "libuv's thread pool is not 1 thread: start serve through bin/autotune.js (the `autotune` command), " +
               "which sets UV_THREADPOOL_SIZE=1 before the pool starts; otherwise decode at 2 or more threads can " +
