@@ -42,7 +42,8 @@ import { resolveCandidates } from "./steps/Candidates.js"
 import { drain, restoreJournaled } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
 import { buildDocument, formatCi, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
-import { type Rejected, stage1 } from "./steps/Stage1.js"
+import { DEFAULT_MEMORY_HEADROOM } from "./steps/RunTrial.js"
+import { type Rejected, stage1, stage1Knobs } from "./steps/Stage1.js"
 import { type MeasuredCell, stage2, type Stage2Result } from "./steps/Stage2.js"
 import { CpuMeter } from "./services/CpuMeter.js"
 import { drainJournalPath } from "./system/DrainJournal.js"
@@ -161,8 +162,8 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     )
     if (plan.waitQuietMs !== null && plan.maxBackgroundCores !== null) yield* waitQuiet(plan.maxBackgroundCores, plan.waitQuietMs)
     const chosen = yield* stage1(run.plan, candidates, plan.stage1Replicates, (candidate, outcome, superseded) =>
-      recordTrial(store, state, run, 1, candidate, Knobs.defaults, outcome, superseded), plan.maxReplicates)
-    const stage1Choice: Recommended = { candidate: chosen.candidate, knobs: Knobs.defaults, outcome: chosen.outcome }
+      recordTrial(store, state, run, 1, candidate, stage1Knobs(plan), outcome, superseded), plan.maxReplicates)
+    const stage1Choice: Recommended = { candidate: chosen.candidate, knobs: stage1Knobs(plan), outcome: chosen.outcome }
     yield* Ref.set(state.recommended, stage1Choice)
     yield* Ref.set(state.stage1, chosen.outcome)
 
@@ -303,7 +304,16 @@ const runIdentityOf = (plan: TunePlan, adapter: ProviderAdapter, version: string
         stage1_replicates: plan.stage1Replicates,
         stage2_replicates: plan.stage2Replicates,
         max_replicates: plan.maxReplicates,
-        max_background_cores: plan.maxBackgroundCores
+        max_background_cores: plan.maxBackgroundCores,
+        ...(plan.objective == null ? {} : {
+          objective: {
+            streams: plan.objective.streams,
+            ttft_p95_ms: plan.objective.ttftP95Ms,
+            itl_p95_ms: plan.objective.itlP95Ms,
+            decode_tps: plan.objective.decodeTps
+          }
+        }),
+        ...(plan.memoryHeadroom === undefined || plan.memoryHeadroom === DEFAULT_MEMORY_HEADROOM ? {} : { memory_headroom: plan.memoryHeadroom })
       }
     })
   })
@@ -355,13 +365,18 @@ const preflightAndDrain = (l: LifecyclePlan, dbPath: string) =>
       : false
   })
 
+/** Whether a trial's replicates were judged against an objective (SPEC C-1): its tok/s is then goodput. */
+const underObjective = (o: TrialOutcome) => o.load !== undefined && o.samples.some((x) => x.streams !== undefined)
+
 /** One progress line per finished trial, on stderr (stdout carries the result only). */
 const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note: string) => {
   const fmt = (n: number | null, unit: string, digits = 1) => (n === null ? `n/a ${unit}` : `${n.toFixed(digits)} ${unit}`)
   return Console.error(
     `[stage ${stage}] ${label}: ${
       o.verdict._tag === "Fits"
-        ? `fits, ${fmt(o.tpsMedian, "tok/s")} ${formatCi(o.spread.tpsCi95, 1)}, TTFT median ${fmt(o.ttftMedianMs, "ms", 0)} ${
+        ? `fits, ${underObjective(o) ? "goodput " : ""}${fmt(o.tpsMedian, "tok/s")} ${formatCi(o.spread.tpsCi95, 1)}${
+          underObjective(o) ? ` at ${o.load!.streams} users (aggregate ${fmt(o.load!.aggregateTps, "tok/s")})` : ""
+        }, TTFT median ${fmt(o.ttftMedianMs, "ms", 0)} ${
           formatCi(o.spread.ttftCi95Ms, 0)
         } p95 ${fmt(o.ttftP95Ms, "ms", 0)} over ${o.samples.length} replicate(s)`
         : `infeasible: ${notesOf(o.verdict)}`

@@ -10,7 +10,7 @@ import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT
 import { DEFAULT_REPLY_TOKENS } from "./domain/Prompt.js"
 import { Inputs } from "./domain/TuneDocument.js"
 import { checkApplyTarget } from "./steps/Apply.js"
-import type { TrialSettings } from "./steps/RunTrial.js"
+import { DEFAULT_MEMORY_HEADROOM, type TrialSettings } from "./steps/RunTrial.js"
 import type { PreflightOptions } from "./steps/Preflight.js"
 
 /** Pre-flight and drain (SPEC E-1, E-2): where to look for the operator's provider and what to do about it. */
@@ -107,8 +107,24 @@ export const planInputs = (p: TunePlan): Inputs =>
     gate_ttft_ms: p.gateTtftMs,
     tps_tie_epsilon: p.tpsTieEpsilon,
     // F-5: only when not the default (1024, or the probe length when larger), so a recipe at the default hashes as it always has (F-2h).
-    ...(p.replyTokens === Math.max(DEFAULT_REPLY_TOKENS, p.maxTokens) ? {} : { reply_tokens: p.replyTokens })
+    ...(p.replyTokens === Math.max(DEFAULT_REPLY_TOKENS, p.maxTokens) ? {} : { reply_tokens: p.replyTokens }),
+    // C-1, C-3: the same, so a single-user recipe hashes as it always has.
+    ...objectiveInputs(p)
   })
+
+/** F-2 `inputs`' SPEC C-1/C-3 keys of a plan: each only when not at its default. */
+const objectiveInputs = (p: TrialSettings) => {
+  const o = p.objective ?? null
+  return {
+    ...(o === null || o.streams === 1 ? {} : { concurrency: o.streams }),
+    ...(o === null || o.ttftP95Ms === p.gateTtftMs ? {} : { slo_ttft_p95_ms: o.ttftP95Ms }),
+    ...(o?.itlP95Ms == null ? {} : { slo_itl_p95_ms: o.itlP95Ms }),
+    ...(o?.decodeTps == null ? {} : { slo_decode_tps: o.decodeTps }),
+    ...(p.memoryHeadroom === undefined || p.memoryHeadroom === DEFAULT_MEMORY_HEADROOM ? {} : { memory_headroom: p.memoryHeadroom })
+  }
+}
+
+
 
 const usage = (flag: string, message: string) => Effect.fail(new UsageError({ flag, message }))
 
@@ -191,8 +207,26 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
     if (plan.memoryLimitGiB !== null && !(plan.memoryLimitGiB > 0)) {
       return yield* usage("memory-limit", `--memory-limit must be a positive number of GiB, got ${plan.memoryLimitGiB}`)
     }
-    if (plan.memoryLimitGiB !== null && !plan.estimate) {
-      return yield* usage("memory-limit", "--memory-limit has no effect with --no-estimate")
+    if (plan.memoryHeadroom !== undefined && !(plan.memoryHeadroom > 0 && plan.memoryHeadroom <= 1)) {
+      return yield* usage("memory-headroom", `--memory-headroom must be a fraction above 0 and at most 1, got ${plan.memoryHeadroom}`)
+    }
+    const o = plan.objective ?? null
+    if (o !== null) {
+      if (!(Number.isSafeInteger(o.streams) && o.streams >= 1 && o.streams <= MAX_SLOTS_OR_THREADS)) {
+        return yield* usage("concurrency", `--concurrency must be an integer from 1 to ${MAX_SLOTS_OR_THREADS}, got ${o.streams}`)
+      }
+      if (!(o.ttftP95Ms >= 1 && o.ttftP95Ms <= plan.gateTtftMs)) {
+        return yield* usage(
+          "slo-ttft-p95-ms",
+          `--slo-ttft-p95-ms must be from 1 ms to the TTFT gate (--gate-ttft-ms ${plan.gateTtftMs} ms, its default), got ${o.ttftP95Ms}`
+        )
+      }
+      if (o.itlP95Ms !== null && !(o.itlP95Ms > 0 && o.itlP95Ms <= MAX_TIMER_MS)) {
+        return yield* usage("slo-itl-p95-ms", `--slo-itl-p95-ms must be a positive number of ms, got ${o.itlP95Ms}`)
+      }
+      if (o.decodeTps !== null && !(o.decodeTps > 0 && Number.isFinite(o.decodeTps))) {
+        return yield* usage("slo-decode-tps", `--slo-decode-tps must be a positive number of tokens/s, got ${o.decodeTps}`)
+      }
     }
     if (!(Number.isSafeInteger(plan.keepRuns) && plan.keepRuns >= 0 && plan.keepRuns <= MAX_KEEP_RUNS)) {
       return yield* usage("keep-runs", `--keep-runs must be an integer from 0 (keep all) to ${MAX_KEEP_RUNS}, got ${plan.keepRuns}`)
@@ -235,6 +269,12 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
     }
     const bits = plan.axes.kvBits.find((b) => b !== null && b !== 4 && b !== 8)
     if (bits !== undefined) return yield* usage("kv-bits-axis", `--kv-bits-axis has a bad cell "${String(bits)}": expected 4, 8 or unset`)
+    // SPEC C-1: N users need N slots in every cell.
+    const streams = plan.objective?.streams ?? 1
+    const few = plan.axes.maxBatch.find((b) => b < streams)
+    if (few !== undefined) {
+      return yield* usage("max-batch-axis", `--max-batch-axis cell ${few} has fewer slots than --concurrency ${streams} (each cell must serve every user at once)`)
+    }
     const low = plan.axes.maxContext.find((c) => c < plan.targetContext)
     if (low !== undefined) {
       return yield* usage("max-context-axis", `--max-context-axis cell ${low} is below --target-context ${plan.targetContext}`)
@@ -260,8 +300,12 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
  *   a timer holds), or a request timeout not longer than the TTFT gate
  *   (`ready-timeout`, `request-timeout`, `max-duration`, `wait-quiet`);
  * - a tie band outside [0, 1) (`tps-tie-epsilon`);
- * - a memory limit that is not a positive number, or one given with the
- *   estimate off (`memory-limit`);
+ * - a memory limit that is not a positive number (`memory-limit`), a memory
+ *   headroom outside (0, 1] (`memory-headroom`, C-3);
+ * - an objective (C-1) with a concurrency outside 1 … MAX_SLOTS_OR_THREADS
+ *   (`concurrency`), a TTFT p95 above the gate (`slo-ttft-p95-ms`), an ITL
+ *   or decode bound that is not positive (`slo-itl-p95-ms`, `slo-decode-tps`),
+ *   or a max-batch cell with fewer slots than the concurrency (`max-batch-axis`);
  * - a `--keep-runs` outside 0 … MAX_KEEP_RUNS (`keep-runs`);
  * - `--apply` for a provider this tool writes no config for (`apply`), `--verify`
  *   for one it cannot start from its config (`verify`);

@@ -33,7 +33,11 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["N-3 a quiet wait of zero seconds", ["--wait-quiet", "0"], "wait-quiet"],
     ["F-5 a reply budget of zero", ["--reply-tokens", "0"], "reply-tokens"],
     ["F-5 a reply budget below the probe length", ["--reply-tokens", "32", "--max-tokens", "64"], "reply-tokens"],
-    ["F-6 --verify without --apply", ["--verify"], "verify"]
+    ["F-6 --verify without --apply", ["--verify"], "verify"],
+    ["C-1 zero users", ["--concurrency", "0"], "concurrency"],
+    ["C-1 an objective TTFT above the gate", ["--gate-ttft-ms", "5000", "--slo-ttft-p95-ms", "6000"], "slo-ttft-p95-ms"],
+    ["C-1 a max-batch cell with fewer slots than users", ["--concurrency", "4", "--max-batch-axis", "2,4"], "max-batch-axis"],
+    ["C-3 a memory headroom of zero", ["--memory-headroom", "0"], "memory-headroom"]
   ]
   for (const [name, args, flag] of cases) {
     it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {

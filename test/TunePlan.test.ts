@@ -78,7 +78,13 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
         ["target-context", { targetContext: 2 ** 20 + 1 }],
         ["tps-tie-epsilon", { tpsTieEpsilon: 1 }],
         ["memory-limit", { memoryLimitGiB: -1 }],
-        ["memory-limit", { memoryLimitGiB: 4, estimate: false }],
+        ["memory-headroom", { memoryHeadroom: 0 }],
+        ["memory-headroom", { memoryHeadroom: 1.01 }],
+        ["concurrency", { objective: { streams: 0, ttftP95Ms: 5000, itlP95Ms: null, decodeTps: null } }],
+        ["slo-ttft-p95-ms", { objective: { streams: 2, ttftP95Ms: 5001, itlP95Ms: null, decodeTps: null } }],
+        ["slo-itl-p95-ms", { objective: { streams: 2, ttftP95Ms: 5000, itlP95Ms: 0, decodeTps: null } }],
+        ["slo-decode-tps", { objective: { streams: 2, ttftP95Ms: 5000, itlP95Ms: null, decodeTps: -1 } }],
+        ["max-batch-axis", { objective: { streams: 2, ttftP95Ms: 5000, itlP95Ms: null, decodeTps: null } }],
         ["kv-bits-axis", { axes: { ...base.axes, kvBits: [] } }],
         ["max-context-axis", { axes: { ...base.axes, maxContext: [1024] } }],
         ["max-context-axis", { axes: { ...base.axes, maxContext: [4096, 2048] } }],
@@ -116,5 +122,18 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
     const { reply_tokens: _none, ...before } = planInputs(base)
     expect(hashOf(base)).toBe(recipeHash({ machine, inputs: before as never, recommendation: { model: "m", knobs: { kv_bits: null, max_concurrency_override: 1, max_context_override: null } } }))
     expect(hashOf({ ...base, replyTokens: 2048 })).not.toBe(hashOf(base))
+  })
+
+  it("C-1 C-3 F-2h concurrency, the objective and the memory headroom enter the inputs only when not at their defaults", () => {
+    const at = (o: Partial<TunePlan>) => planInputs({ ...base, ...o })
+    // Defaults: no objective, headroom 0.9; and an objective of one user whose TTFT bound is the gate adds nothing either.
+    expect(at({})).toEqual(planInputs(base))
+    expect(at({ memoryHeadroom: 0.9, objective: { streams: 1, ttftP95Ms: 5000, itlP95Ms: null, decodeTps: null } })).toEqual(planInputs(base))
+    expect(Object.keys(at({}))).toEqual(
+      ["target_context", "candidate_models", "stage1_replicates", "stage2_replicates", "gate_ttft_ms", "tps_tie_epsilon"]
+    )
+    expect(at({ memoryHeadroom: 0.8, objective: { streams: 4, ttftP95Ms: 1000, itlP95Ms: 50, decodeTps: 5 } })).toMatchObject({
+      concurrency: 4, slo_ttft_p95_ms: 1000, slo_itl_p95_ms: 50, slo_decode_tps: 5, memory_headroom: 0.8
+    })
   })
 })

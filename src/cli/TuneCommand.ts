@@ -24,8 +24,10 @@ import { checkInputs, type TunePlan, validatePlan } from "../TunePlan.js"
 import { withExistingStore } from "../services/TrialStore.js"
 import { floatOption, integerOption } from "./CliOptions.js"
 import { checkResumeFlags, checkStartedHere, decodeFlags, encodeFlags, isOwnFlag, runToResume, withOwnFlags } from "./Resume.js"
-import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "../domain/Limits.js"
+import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "../domain/Limits.js"
 import { DEFAULT_REPLY_TOKENS } from "../domain/Prompt.js"
+import type { Objective } from "../domain/Objective.js"
+import { DEFAULT_MEMORY_HEADROOM } from "../steps/RunTrial.js"
 
 /** SPEC N-2: the default cap on replicates (9: the first count at which the median's interval leaves out a replicate on each side). */
 const DEFAULT_MAX_REPLICATES = 9
@@ -100,7 +102,17 @@ const opt = {
   maxDurationS: integerOption("max-duration", { min: 1, max: MAX_TIMER_S }).pipe(Options.optional,
     Options.withDescription("time budget for the whole tune, in seconds; when it runs out the best recommendation so far is printed as partial (SPEC H-3)")),
   memoryLimitGiB: floatOption("memory-limit").pipe(Options.optional,
-    Options.withDescription("memory a candidate may use, in GiB (default: what the machine has available when the trial starts); GGUF candidates estimated above it are skipped without launching")),
+    Options.withDescription("memory a candidate may use, in GiB (default: what the machine has available when the trial starts); GGUF candidates estimated above it are skipped without launching, and a trial whose measured peak goes above --memory-headroom of it is infeasible")),
+  memoryHeadroom: floatOption("memory-headroom").pipe(Options.withDefault(DEFAULT_MEMORY_HEADROOM),
+    Options.withDescription("a trial whose provider (its whole process group) peaks above this fraction of the memory limit while it is probed is infeasible, with the peak in the reason (default 0.9; SPEC C-3)")),
+  concurrency: integerOption("concurrency", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.withDefault(1),
+    Options.withDescription("users served at once: every replicate sends this many streams (started 50 ms apart), every candidate and cell gets at least this many slots, and Stage 2 maximises goodput, the decode tok/s of the streams that met the objective (default 1; SPEC C-1, C-2)")),
+  sloTtftP95Ms: integerOption("slo-ttft-p95-ms", { min: 1, max: MAX_TIMER_MS }).pipe(Options.optional,
+    Options.withDescription("objective: TTFT p95 over a replicate's streams, in ms, at most the gate (default: the TTFT gate; SPEC C-1)")),
+  sloItlP95Ms: floatOption("slo-itl-p95-ms").pipe(Options.optional,
+    Options.withDescription("objective: every stream's inter-token latency p95, in ms (default none; SPEC C-1)")),
+  sloDecodeTps: floatOption("slo-decode-tps").pipe(Options.optional,
+    Options.withDescription("objective: every stream's decode rate, in tok/s (default none; SPEC C-1)")),
   noEstimate: Options.boolean("no-estimate").pipe(
     Options.withDescription("launch every candidate, even one whose memory estimate exceeds the memory available")),
   keepRuns: integerOption("keep-runs", { min: 0, max: MAX_KEEP_RUNS }).pipe(Options.withDefault(100),
@@ -197,6 +209,8 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
       json: f.json,
       estimate: !f.noEstimate,
       memoryLimitGiB: Option.getOrNull(f.memoryLimitGiB),
+      memoryHeadroom: f.memoryHeadroom,
+      objective: objectiveOf(f, gateTtftMs),
       budgetMs: Option.match(f.maxDurationS, { onNone: () => null, onSome: (sec) => sec * 1000 }),
       dbPath,
       dataDir: dataDir(),
@@ -227,11 +241,27 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
       axes: {
         kvBits: yield* parseKvBitsAxis(Option.getOrElse(f.kvBitsAxis, () => demo ? DEMO_DEFAULTS.kvBitsAxis : "unset")),
         maxContext: yield* parseMaxContextAxis(f.maxContextAxis, targetContext),
-        maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => "1")),
+        // SPEC C-1: N users need N slots; the default axis gives exactly that.
+        maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => `${f.concurrency}`)),
         threads: threadsAxis === null ? [] : yield* parseThreadsAxis(threadsAxis)
       }
     })
   })
+
+/**
+ * SPEC C-1: the objective the flags ask for — null (one user, judged by the
+ * gate alone) unless `--concurrency` is above 1 or an `--slo-*` flag is given;
+ * the TTFT bound defaults to the gate.
+ */
+const objectiveOf = (f: TuneFlags, gateTtftMs: number): Objective | null =>
+  f.concurrency === 1 && Option.isNone(f.sloTtftP95Ms) && Option.isNone(f.sloItlP95Ms) && Option.isNone(f.sloDecodeTps)
+    ? null
+    : {
+      streams: f.concurrency,
+      ttftP95Ms: Option.getOrElse(f.sloTtftP95Ms, () => gateTtftMs),
+      itlP95Ms: Option.getOrNull(f.sloItlP95Ms),
+      decodeTps: Option.getOrNull(f.sloDecodeTps)
+    }
 
 /** An executable made absolute where it is a path (`bin/x`), left to PATH where it is a bare name. */
 const absoluteIfPath = (exe: string): string => (exe.includes("/") ? path.resolve(exe) : exe)
@@ -256,6 +286,11 @@ export const renderPlan = (p: TunePlan): string => {
       p.axes.threads.length > 0 ? ` × threads ${p.axes.threads.join(",")}` : ""
     } = ${grid.length} cell(s)`,
     ...grid.map((k, i) => `  cell ${i + 1}: ${describeKnobs(k)}`),
+    ...(p.objective == null ? [] : [
+      `objective:       ${p.objective.streams} concurrent user(s), streams 50 ms apart; TTFT p95 <= ${p.objective.ttftP95Ms} ms${
+        p.objective.itlP95Ms === null ? "" : `, ITL p95 <= ${p.objective.itlP95Ms} ms`
+      }${p.objective.decodeTps === null ? "" : `, >= ${p.objective.decodeTps} tok/s per stream`}; Stage 2 maximises goodput`
+    ]),
     `tie band:        ${p.tpsTieEpsilon}`,
     `timeouts:        provider ready ${p.readyTimeoutMs / 1000} s, request ${p.requestTimeoutMs / 1000} s`,
     `budget:          ${p.budgetMs === null ? "none" : `${p.budgetMs / 1000} s`}`,
@@ -263,7 +298,9 @@ export const renderPlan = (p: TunePlan): string => {
       !p.estimate
         ? "no estimate (--no-estimate): every candidate is launched"
         : `GGUF candidates estimated above ${p.memoryLimitGiB === null ? "the memory available at each trial" : `${p.memoryLimitGiB} GiB`} are skipped`
-    }`,
+    }; a trial peaking above ${Math.round((p.memoryHeadroom ?? DEFAULT_MEMORY_HEADROOM) * 100)} % of ${
+      p.memoryLimitGiB === null ? "the memory available" : `${p.memoryLimitGiB} GiB`
+    } is infeasible`,
     `apply:           ${
       p.apply === null
         ? "no (print only)"

@@ -31,4 +31,10 @@ export interface RunningServer {
    * finishes the prefill a gate cut abandoned before it honours SIGTERM).
    */
   readonly decided: Effect.Effect<void>
+  /**
+   * Resident bytes of the provider's whole process group now (SPEC C-3: the
+   * provider and every worker it forked; a launch shim left out), null where
+   * it cannot be read. Never fails.
+   */
+  readonly residentBytes: Effect.Effect<number | null>
 }

@@ -5,6 +5,7 @@
 import { Schema } from "effect"
 import type { Candidate } from "./Candidate.js"
 import { type Knobs, KvBits } from "./Knobs.js"
+import type { StreamFigures } from "./Objective.js"
 import type { Calibration } from "./Prompt.js"
 import type { ServerTimings } from "./SseStream.js"
 import { cv, median, medianCi95, percentile } from "./Stats.js"
@@ -33,6 +34,22 @@ export interface ProbeSample {
   /** Request start → end of stream, ms. */
   readonly totalMs: number
   readonly serverTimings: ServerTimings | null
+  /**
+   * Inter-token latency, ms (SPEC C-1): the median and p95 of the gaps between
+   * successive content deltas as they arrived; null with fewer than 2 deltas.
+   * For a replicate of several streams, the worst stream's. Absent on samples
+   * recorded before it was measured.
+   */
+  readonly itlP50Ms?: number | null
+  readonly itlP95Ms?: number | null
+  /**
+   * A replicate of N streams under an objective (SPEC C-1, C-2): its `tps` is
+   * then the goodput (streams that missed the objective count zero),
+   * `aggregateTps` every stream's decode rate summed, and `streams` each
+   * stream's figures. Absent for a single-user replicate.
+   */
+  readonly aggregateTps?: number | null
+  readonly streams?: ReadonlyArray<StreamFigures>
 }
 
 /**
@@ -82,6 +99,8 @@ export interface TrialOutcome {
   readonly marginal: boolean
   /** The background load while the replicates ran (SPEC N-3); null when not measured. */
   readonly background: Background | null
+  /** Memory and load (SPEC C-1, C-3); see `LoadFigures`. Absent on outcomes recorded before it was measured. */
+  readonly load?: LoadFigures
   /**
    * SPEC R-2: set when this outcome was not measured by this run but replayed
    * from the ledger of the run it resumes: the id of the run that measured it.
@@ -99,6 +118,24 @@ export interface Spread {
   readonly ttftCi95Ms: readonly [number, number] | null
   readonly tpsCv: number | null
   readonly ttftCv: number | null
+}
+
+/**
+ * A trial's memory and load figures (SPEC C-1, C-3): `streams` concurrent
+ * requests per replicate; `peakRssBytes` the highest resident memory of the
+ * provider's process group sampled from ready to the last probe (null when
+ * not read); `estimatedBytes` the memory estimate it was launched on (null
+ * when none was made), so estimate ÷ peak says the estimate's error on this
+ * machine; medians over the feasible replicates of the worst stream's ITL
+ * p95 (ms) and of the summed decode rate of every stream (`aggregateTps`,
+ * tokens/s; the trial's `tpsMedian` is goodput under an objective).
+ */
+export interface LoadFigures {
+  readonly streams: number
+  readonly peakRssBytes: number | null
+  readonly estimatedBytes: number | null
+  readonly itlP95Ms: number | null
+  readonly aggregateTps: number | null
 }
 
 /** The spread of a trial with no feasible replicate: nothing measured. */
@@ -137,6 +174,8 @@ export const summarizeTrial = (
      * TTFT of at least this, and counts so in the TTFT figures; null elsewhere.
      */
     readonly cutoffMs?: number | null
+    /** Streams per replicate and the memory figures (SPEC C-1, C-3); absent when not measured. */
+    readonly memory?: { readonly streams: number; readonly peakRssBytes: number | null; readonly estimatedBytes: number | null }
   }
 ): TrialOutcome => {
   const ok = samples.filter((x) => x.failure === null)
@@ -178,9 +217,22 @@ export const summarizeTrial = (
     phases: o.phases,
     spread: { tpsCi95: medianCi95(tps), ttftCi95Ms: medianCi95(ttfts), tpsCv: cv(tps), ttftCv: cv(ttfts) },
     marginal: o.marginal,
-    background: o.background
+    background: o.background,
+    ...(o.memory === undefined ? {} : {
+      load: {
+        ...o.memory,
+        itlP95Ms: median(ok.flatMap((x) => (x.itlP95Ms == null ? [] : [x.itlP95Ms]))),
+        aggregateTps: median(ok.flatMap((x) => {
+          const a = x.aggregateTps === undefined ? x.tps : x.aggregateTps
+          return a === null ? [] : [a]
+        }))
+      }
+    })
   }
 }
+
+/** The larger of two figures, either missing. */
+const maxOrNull = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b))
 
 /**
  * One cell measured twice (SPEC N-2: more replicates, in a trial of their
@@ -202,10 +254,20 @@ export const mergeOutcomes = (first: TrialOutcome, more: TrialOutcome): TrialOut
       probeMs: sum(first.phases.probeMs, more.phases.probeMs)
     },
     marginal: first.marginal || more.marginal,
-    background: bg.length === 0 ? null : bg.reduce((a, b) => (b.othersCores > a.othersCores ? b : a))
+    background: bg.length === 0 ? null : bg.reduce((a, b) => (b.othersCores > a.othersCores ? b : a)),
+    ...(first.load === undefined ? {} : {
+      memory: {
+        streams: first.load.streams,
+        peakRssBytes: maxOrNull(first.load.peakRssBytes, more.load?.peakRssBytes ?? null),
+        estimatedBytes: first.load.estimatedBytes
+      }
+    })
   })
 }
 
+
+/** A column added after the first rows were written: NULL unless given (old rows, tests that build rows). */
+const nullByDefault = <S extends Schema.Schema.Any>(s: S) => Schema.optionalWith(Schema.NullOr(s), { default: () => null })
 
 /**
  * One trial row of `tune_trials` (SPEC S-1): a candidate (Stage 1) or a knob
@@ -242,6 +304,13 @@ export const mergeOutcomes = (first: TrialOutcome, more: TrialOutcome): TrialOut
  * stored before migration 0005, whose identities were never read) and
  * `reused_from_run` (the run whose measurement a resumed run replayed into
  * this row instead of starting a provider; NULL when measured by its own run).
+ * Load and memory (SPEC C-1, C-3; `LoadFigures`): `streams` (concurrent
+ * requests per replicate), `peak_rss_bytes` (the provider process group's
+ * peak resident memory), `estimated_bytes` (the estimate it was launched on;
+ * estimate ÷ peak is the estimate's error), `itl_p95_ms` (median of the worst
+ * stream's inter-token latency p95) and `aggregate_tps` (every stream's
+ * decode rate summed; under an objective `tps` is the goodput); NULL on rows
+ * stored before migration 0006 or where not measured.
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   run_id: Schema.String,
@@ -283,7 +352,12 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   disturbed: Schema.NullOr(Schema.Literal(0, 1)),
   superseded: Schema.NullOr(Schema.Literal(0, 1)),
   trial_key: Schema.NullOr(Schema.String),
-  reused_from_run: Schema.NullOr(Schema.String)
+  reused_from_run: Schema.NullOr(Schema.String),
+  streams: nullByDefault(Schema.Int),
+  peak_rss_bytes: nullByDefault(Schema.Number),
+  estimated_bytes: nullByDefault(Schema.Number),
+  itl_p95_ms: nullByDefault(Schema.Number),
+  aggregate_tps: nullByDefault(Schema.Number)
 }) {
   /**
    * The row of a finished trial of `candidate` with `knobs` in run `runId`
@@ -343,7 +417,12 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
       disturbed: o.background === null ? null : o.background.disturbed ? 1 : 0,
       superseded: superseded ? 1 : 0,
       trial_key: trialKey,
-      reused_from_run: o.reusedFrom ?? null
+      reused_from_run: o.reusedFrom ?? null,
+      streams: o.load?.streams ?? null,
+      peak_rss_bytes: o.load?.peakRssBytes ?? null,
+      estimated_bytes: o.load?.estimatedBytes ?? null,
+      itl_p95_ms: o.load?.itlP95Ms ?? null,
+      aggregate_tps: o.load?.aggregateTps ?? null
     })
   }
 }

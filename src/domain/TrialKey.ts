@@ -61,7 +61,16 @@ export class RunIdentity extends Schema.Class<RunIdentity>("RunIdentity")({
     stage1_replicates: Schema.Int,
     stage2_replicates: Schema.Int,
     max_replicates: Schema.Int,
-    max_background_cores: Schema.NullOr(Schema.Number)
+    max_background_cores: Schema.NullOr(Schema.Number),
+    /** SPEC C-1: the objective a replicate's streams are judged by; absent for a single user (and in runs recorded before it). */
+    objective: Schema.optional(Schema.Struct({
+      streams: Schema.Int,
+      ttft_p95_ms: Schema.Number,
+      itl_p95_ms: Schema.NullOr(Schema.Number),
+      decode_tps: Schema.NullOr(Schema.Number)
+    })),
+    /** SPEC C-3 `--memory-headroom`, absent at its default (0.9). */
+    memory_headroom: Schema.optional(Schema.Number)
   })
 }) {}
 

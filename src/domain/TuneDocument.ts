@@ -26,7 +26,18 @@ export class Inputs extends Schema.Class<Inputs>("Inputs")({
    * SPEC F-5 `--reply-tokens`, present only when not the default
    * (DEFAULT_REPLY_TOKENS), so a recipe at the default hashes as before (F-2h).
    */
-  reply_tokens: Schema.optional(Schema.Int)
+  reply_tokens: Schema.optional(Schema.Int),
+  /**
+   * SPEC C-1, C-3: `--concurrency`, the objective (`--slo-ttft-p95-ms`,
+   * `--slo-itl-p95-ms`, `--slo-decode-tps`) and `--memory-headroom`, each
+   * present only when not its default (1; the gate; none; none; 0.9), so a
+   * single-user recipe hashes as before (F-2h).
+   */
+  concurrency: Schema.optional(Schema.Int),
+  slo_ttft_p95_ms: Schema.optional(Schema.Number),
+  slo_itl_p95_ms: Schema.optional(Schema.Number),
+  slo_decode_tps: Schema.optional(Schema.Number),
+  memory_headroom: Schema.optional(Schema.Number)
 }) {}
 
 /**
@@ -68,7 +79,23 @@ const recommendationFields = {
   serve_command: Schema.String
 }
 
+/**
+ * `recommendation.load` (SPEC C-1, C-3): `streams` per replicate, the medians
+ * of every stream's decode rate summed (`aggregate_tps_median`, tokens/s;
+ * under an objective `tps_median` is the goodput) and of the worst stream's
+ * ITL p95 (ms), and the provider's peak resident memory with the estimate it
+ * was launched on (bytes; null when not read or not made).
+ */
+export const LoadJson = Schema.Struct({
+  streams: Schema.Int,
+  aggregate_tps_median: Schema.NullOr(Schema.Number),
+  itl_p95_ms: Schema.NullOr(Schema.Number),
+  peak_rss_bytes: Schema.NullOr(Schema.Number),
+  estimated_bytes: Schema.NullOr(Schema.Number)
+})
+
 const spreadFields = {
+  load: Schema.optional(LoadJson),
   tps_ci95: Ci95,
   ttft_ci95_ms: Ci95,
   ci_coverage: Schema.Number,

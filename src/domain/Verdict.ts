@@ -28,6 +28,14 @@ export type Phase = "pre-warm" | "probe"
  *   exit code when it exited.
  * - `EstimatedOver`: never launched: its memory estimate, `neededBytes`,
  *   exceeds `availableBytes` (issue "llama-server", item 4).
+ * - `MemoryOver`: measured, but the provider's process group held
+ *   `peakBytes` resident at its peak, over `headroom` (a fraction) of
+ *   `limitBytes` (`--memory-headroom` of `--memory-limit` or the memory
+ *   available, SPEC C-3) with `streams` concurrent requests.
+ * - `ObjectiveMissed`: a replicate missed the latency objective at
+ *   `streams` concurrent streams (SPEC C-1): `metric` (TTFT p95 or ITL p95
+ *   in ms, or the slowest stream's decode in tokens/s) was `value` against
+ *   the objective's `limit`.
  * - `Integrity`: a pre-warm failure classified as integrity (D-2): corrupt or
  *   incomplete weights; aborts the run. `reason` is the failure as reported,
  *   `line` the provider's output line carrying the marker when the reason
@@ -43,7 +51,12 @@ export type Verdict = Data.TaggedEnum<{
   StartFailed: { readonly message: string; readonly detail: string; readonly exitCode: number | null }
   EstimatedOver: { readonly neededBytes: number; readonly availableBytes: number }
   Integrity: { readonly reason: string; readonly line: string | null }
+  MemoryOver: { readonly peakBytes: number; readonly limitBytes: number; readonly headroom: number; readonly streams: number }
+  ObjectiveMissed: { readonly metric: ObjectiveMetric; readonly value: number; readonly limit: number; readonly streams: number }
 }>
+
+/** What a latency objective bounds (SPEC C-1): TTFT p95 and ITL p95 from above (ms), the slowest stream's decode rate from below (tokens/s). */
+export type ObjectiveMetric = "ttft_p95" | "itl_p95" | "decode_tps"
 
 /** Constructors and matchers of `Verdict` (`Verdict.GateMissed({...})`, `Verdict.$match`). */
 export const Verdict = Data.taggedEnum<Verdict>()
@@ -61,7 +74,9 @@ export const VERDICT_TAGS = [
   "PromptMiss",
   "StartFailed",
   "EstimatedOver",
-  "Integrity"
+  "Integrity",
+  "MemoryOver",
+  "ObjectiveMissed"
 ] as const satisfies ReadonlyArray<VerdictTag>
 const everyTagListed: Exclude<VerdictTag, typeof VERDICT_TAGS[number]> extends never ? true : false = true
 void everyTagListed
@@ -120,8 +135,20 @@ export const notesOf = (v: Verdict): string | null =>
     PromptMiss: (p) => `prompt was ${p.promptTokens} tokens, target ${p.targetContext} (more than 5 % off, SPEC P-1)`,
     StartFailed: (s) => `${s.message}${s.detail ? `: ${s.detail}` : ""}`,
     EstimatedOver: (e) => estimatedText(e.neededBytes, e.availableBytes),
-    Integrity: (i) => `integrity: ${i.reason}${i.line === null ? "" : ` (${i.line})`}`
+    Integrity: (i) => `integrity: ${i.reason}${i.line === null ? "" : ` (${i.line})`}`,
+    MemoryOver: (m) =>
+      `peak ${gib(m.peakBytes)} GiB under ${usersText(m.streams)} > ${Math.round(m.headroom * 100)} % of ${gib(m.limitBytes)} GiB (SPEC C-3)`,
+    ObjectiveMissed: (o) =>
+      o.metric === "decode_tps"
+        ? `slowest stream decoded ${o.value.toFixed(1)} tok/s < ${o.limit} tok/s objective at ${usersText(o.streams)}`
+        : `${o.metric === "ttft_p95" ? "TTFT" : "ITL"} p95 ${Math.round(o.value)} ms > ${o.limit} ms objective at ${usersText(o.streams)}`
   })
+
+/** `1 user`, `4 users`. */
+const usersText = (n: number) => `${n} user${n === 1 ? "" : "s"}`
+
+/** Bytes in GiB with one decimal (`21.7`); two below 1 GiB, so a small process does not read as 0.0. */
+const gib = (bytes: number) => (bytes / GIB).toFixed(bytes < GIB ? 2 : 1)
 
 /** Whether a verdict is a skip on the memory estimate: never launched, so no measurement (listed apart, F-1). */
 export const isEstimatedOver = (v: Verdict): boolean => v._tag === "EstimatedOver"

@@ -13,6 +13,7 @@ import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import type { RunningServer } from "../domain/RunningServer.js"
 import type { LaunchSpec } from "../domain/LaunchSpec.js"
+import { groupResidentBytes, groupResidentBytesFromPs } from "../system/GroupMemory.js"
 import { freePort } from "../system/Ports.js"
 import { Exec, stopProcess } from "./Exec.js"
 
@@ -255,7 +256,9 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           logPath,
           exited: child.exited,
           outputTail: fileTail(logPath),
-          decided: Ref.set(decided, true)
+          decided: Ref.set(decided, true),
+          // The shim that watches this process for a provider that cannot is not the provider: its memory is left out.
+          residentBytes: groupResident(exec, pid, o.adapter.watchesParent ? [] : [pid])
         } satisfies RunningServer
       })
     return { start } as const
@@ -292,6 +295,17 @@ export type StubEvent =
   | { readonly _tag: "Stop"; readonly options: StartOptions }
 
 /**
+ * Resident bytes of process group `pgid` without the pids in `except` (SPEC
+ * C-3): from /proc on Linux, from `ps` elsewhere; null when neither answers.
+ */
+const groupResident = (exec: Exec, pgid: number, except: ReadonlyArray<number>): Effect.Effect<number | null> =>
+  process.platform === "linux"
+    ? Effect.sync(() => groupResidentBytes(pgid, except))
+    : exec.run("ps", ["-axo", "pid=,pgid=,rss="], { timeoutMs: 5000 }).pipe(
+      Effect.map((r) => (r.code === 0 ? groupResidentBytesFromPs(r.stdout, pgid, except) : null))
+    )
+
+/**
  * A RunningServer with no process behind it, at `baseUrl` (for `CandidateProvider.Stub`):
  * pid 0 (which `Exec.signal` never signals), it never exits and has no output.
  */
@@ -303,5 +317,6 @@ export const serverWithoutProcess = (baseUrl: string, modelId: string): RunningS
   logPath: "/dev/null",
   exited: Effect.never,
   outputTail: Effect.succeed(""),
-  decided: Effect.void
+  decided: Effect.void,
+  residentBytes: Effect.succeed(null)
 })

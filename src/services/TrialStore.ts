@@ -141,6 +141,13 @@ const migrations = SqliteMigrator.fromRecord({
       reused_from_run TEXT
     )`
     yield* sql`CREATE INDEX tune_measurements_run ON tune_measurements(run_id)`
+  }),
+  // Load and memory (SPEC C-1, C-3): streams per replicate, peak resident memory and the estimate, ITL, aggregate decode.
+  "0006_load": Effect.gen(function*() {
+    const sql = yield* SqlClient.SqlClient
+    for (const column of ["streams INTEGER", "peak_rss_bytes REAL", "estimated_bytes REAL", "itl_p95_ms REAL", "aggregate_tps REAL"]) {
+      yield* sql.unsafe(`ALTER TABLE tune_trials ADD COLUMN ${column}`)
+    }
   })
 })
 

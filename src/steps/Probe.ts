@@ -6,6 +6,7 @@
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Clock, Effect, Ref, Stream } from "effect"
 import type { RunningServer } from "../domain/RunningServer.js"
+import { median, percentile } from "../domain/Stats.js"
 import { type ServerTimings, sseChunks, type Usage } from "../domain/SseStream.js"
 import type { ProbeSample } from "../domain/Trial.js"
 import { type ProbeFailure, Verdict } from "../domain/Verdict.js"
@@ -58,7 +59,9 @@ const requestFailed = (detail: string, status: number | null = null) =>
  * a stream with no content, a stream cut short (neither `[DONE]` nor `usage`) or an error
  * payload in the stream; ProviderDied for the provider's death during the request (with
  * its exit code and output tail); GateMissed for a TTFT over the gate (cut off at the gate,
- * not waited out); StopTokenLeak for a special token in the reply.
+ * not waited out); StopTokenLeak for a special token in the reply. The
+ * sample carries the inter-token latencies' median and p95 (ms, from the
+ * arrival times of successive content deltas; SPEC C-1).
  */
 export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effect<ProbeSample, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
@@ -67,6 +70,8 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const first = yield* Ref.make<number | null>(null)
     const last = yield* Ref.make<number | null>(null)
     const deltas = yield* Ref.make(0)
+    // Gaps between successive content deltas as they arrived (SPEC C-1's inter-token latency), ms.
+    const gaps: Array<number> = []
     const text = yield* Ref.make("")
     const usage = yield* Ref.make<Usage | null>(null)
     const timings = yield* Ref.make<ServerTimings | null>(null)
@@ -109,6 +114,8 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
           if (c.timings) yield* Ref.set(timings, c.timings)
           if (c.text.length > 0) {
             const t = yield* nowMs
+            const before = yield* Ref.get(last)
+            if (before !== null) gaps.push(t - before)
             if ((yield* Ref.get(first)) === null) yield* Ref.set(first, t)
             yield* Ref.set(last, t)
             yield* Ref.update(deltas, (n) => n + 1)
@@ -176,6 +183,8 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
       promptTokens: u?.promptTokens ?? null,
       completionTokens: n,
       totalMs: end - start,
-      serverTimings: yield* Ref.get(timings)
+      serverTimings: yield* Ref.get(timings),
+      itlP50Ms: median(gaps),
+      itlP95Ms: percentile(gaps, 95)
     } satisfies ProbeSample
   })

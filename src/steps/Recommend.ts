@@ -117,6 +117,15 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       serve_command: serveCommandOf(s.adapter, rec, s.targetContext, s.replyTokens),
       tps_ci95: rec.outcome.spread.tpsCi95,
       ttft_ci95_ms: rec.outcome.spread.ttftCi95Ms,
+      ...(rec.outcome.load === undefined ? {} : {
+        load: {
+          streams: rec.outcome.load.streams,
+          aggregate_tps_median: rec.outcome.load.aggregateTps,
+          itl_p95_ms: rec.outcome.load.itlP95Ms,
+          peak_rss_bytes: rec.outcome.load.peakRssBytes,
+          estimated_bytes: rec.outcome.load.estimatedBytes
+        }
+      }),
       // The coverage of the tok/s interval: over the replicates that measured a rate.
       ci_coverage: Math.round(medianCoverage(rec.outcome.samples.filter((x) => x.failure === null && x.tps !== null).length) * 1000) / 1000,
       tps_cv: rec.outcome.spread.tpsCv,
@@ -153,6 +162,38 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
 
 const fmt = (n: number | null, digits = 1) => (n === null ? "n/a" : n.toFixed(digits))
 
+const GIB = 1024 ** 3
+
+/**
+ * The block's load lines (SPEC C-1, C-3): the objective met at N users with
+ * its goodput, and the provider's measured peak memory (with the estimate's
+ * ratio to it when one was made); none when nothing was measured.
+ */
+const loadLines = (rec: RecommendationJson, inputs: Inputs): Array<string> => {
+  const l = rec.load
+  if (l === undefined) return []
+  const objective = [
+    `TTFT p95 ≤ ${inputs.slo_ttft_p95_ms ?? inputs.gate_ttft_ms} ms`,
+    ...(inputs.slo_itl_p95_ms === undefined ? [] : [`ITL p95 ≤ ${inputs.slo_itl_p95_ms} ms`]),
+    ...(inputs.slo_decode_tps === undefined ? [] : [`≥ ${inputs.slo_decode_tps} tok/s per stream`])
+  ].join(", ")
+  return [
+    ...(inputs.concurrency === undefined && inputs.slo_itl_p95_ms === undefined && inputs.slo_decode_tps === undefined &&
+        inputs.slo_ttft_p95_ms === undefined
+      ? []
+      : [
+        `load:         ${l.streams} concurrent user(s) met ${objective}; goodput ${fmt(rec.tps_median)} tok/s of ${
+          fmt(l.aggregate_tps_median)
+        } aggregate; worst stream ITL p95 ${fmt(l.itl_p95_ms, 0)} ms`
+      ]),
+    ...(l.peak_rss_bytes === null ? [] : [
+      `peak memory:  ${(l.peak_rss_bytes / GIB).toFixed(2)} GiB resident under ${l.streams} stream(s)${
+        l.estimated_bytes === null ? "" : ` (estimate ${(l.estimated_bytes / GIB).toFixed(2)} GiB, ${(l.estimated_bytes / l.peak_rss_bytes).toFixed(2)}× measured)`
+      }`
+    ])
+  ]
+}
+
 /** The terminal block (SPEC F-1): model, knobs (kv-bits `unset` when nil), tok/s, p95 TTFT, serve command, alternates, infeasible. */
 export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
   const lines: Array<string> = []
@@ -171,6 +212,7 @@ export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
         formatCi(rec.ttft_ci95_ms, 0)
       })`,
       `replicates:   ${rec.replicates}`,
+      ...loadLines(rec, s.inputs),
       ...(rec.stage1_marginal
         ? [`marginal:     its Stage 1 TTFT was near the ${s.inputs.gate_ttft_ms} ms gate: chosen on the median of ${s.stage1?.samples.length ?? "?"} replicates (SPEC N-2)`]
         : []),

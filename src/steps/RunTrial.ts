@@ -4,10 +4,11 @@
  * stopped on every exit path.
  */
 import type { HttpClient } from "@effect/platform"
-import { Clock, Console, Effect, Option } from "effect"
+import { Clock, Console, Effect, Option, Schedule } from "effect"
 import type { Candidate } from "../domain/Candidate.js"
 import { classifyPreWarmFailure } from "../domain/IntegrityMarkers.js"
 import type { Knobs } from "../domain/Knobs.js"
+import { judgeReplicate, type Objective, STREAM_STAGGER_MS } from "../domain/Objective.js"
 import { type Calibration, PROMPT_TOLERANCE, promptOfWords, wordsForTokens } from "../domain/Prompt.js"
 import { median, percentile } from "../domain/Stats.js"
 import { type Background, type ProbeSample, promptTokensOf, summarizeTrial, type TrialOutcome } from "../domain/Trial.js"
@@ -42,6 +43,18 @@ export interface TrialSettings {
   /** `--memory-limit` in GiB, null for what the machine has available (availableMemoryBytes). */
   readonly memoryLimitGiB: number | null
   /**
+   * SPEC C-3 `--memory-headroom`: the fraction of the memory limit
+   * (`memoryLimitGiB`, else what was available before the candidate started)
+   * its provider's measured peak may reach; default DEFAULT_MEMORY_HEADROOM.
+   */
+  readonly memoryHeadroom?: number
+  /**
+   * SPEC C-1 `--concurrency` with its objective: each replicate is that many
+   * streams and must meet it. Absent or null: one user, judged by the gate
+   * alone (each replicate sends `maxBatch` requests at once).
+   */
+  readonly objective?: Objective | null
+  /**
    * SPEC N-3 `--max-background-cores`: a trial during whose replicates other
    * processes used more cores than this on average is disturbed; null turns
    * the guard off (nothing is marked).
@@ -56,25 +69,47 @@ export interface TrialSettings {
 }
 
 /**
- * One replicate: `maxBatch` concurrent requests (aggregate tokens/s, worst
- * TTFT), and each request's own sample (every prompt is checked, SPEC P-1).
+ * One replicate: `concurrent` requests at once (aggregate tokens/s, worst
+ * TTFT and ITL), and each request's own sample (every prompt is checked, SPEC
+ * P-1). Under an objective (SPEC C-1) the streams start STREAM_STAGGER_MS
+ * apart, the merged `tps` is the goodput (C-2) and `missed` says which bound
+ * the replicate missed (`judgeReplicate`); without one `missed` is null.
  */
-const replicate = (run: (i: number) => Effect.Effect<ProbeSample, never, HttpClient.HttpClient>, concurrent: number) =>
-  Effect.forEach(Array.from({ length: concurrent }, (_, i) => i), run, { concurrency: "unbounded" }).pipe(
-    Effect.map((ss): { readonly merged: ProbeSample; readonly parts: ReadonlyArray<ProbeSample> } => {
+const replicate = (
+  run: (i: number) => Effect.Effect<ProbeSample, never, HttpClient.HttpClient>,
+  concurrent: number,
+  objective: Objective | null,
+  gateTtftMs: number
+) =>
+  Effect.forEach(
+    Array.from({ length: concurrent }, (_, i) => i),
+    (i) => (objective !== null && i > 0 ? Effect.delay(run(i), `${i * STREAM_STAGGER_MS} millis`) : run(i)),
+    { concurrency: "unbounded" }
+  ).pipe(
+    Effect.map((ss): { readonly merged: ProbeSample; readonly parts: ReadonlyArray<ProbeSample>; readonly missed: Verdict | null } => {
       // A request cut at the gate must not hide a concurrent one that failed outright (a death, an error).
       const bad = ss.find((s) => s.failure !== null && s.failure._tag !== "GateMissed") ?? ss.find((s) => s.failure !== null)
       const ttfts = ss.flatMap((s) => (s.ttftMs === null ? [] : [s.ttftMs]))
       const tps = ss.every((s) => s.tps !== null) ? ss.reduce((a, s) => a + s.tps!, 0) : null
+      const worst = (f: (s: ProbeSample) => number | null | undefined) => {
+        const xs = ss.flatMap((s) => (f(s) == null ? [] : [f(s)!]))
+        return xs.length === 0 ? null : Math.max(...xs)
+      }
+      const merged: ProbeSample = {
+        ...ss[0]!,
+        failure: bad?.failure ?? null,
+        ttftMs: ttfts.length === ss.length ? Math.max(...ttfts) : null,
+        tps,
+        completionTokens: ss.reduce((a, s) => a + s.completionTokens, 0),
+        itlP50Ms: worst((s) => s.itlP50Ms),
+        itlP95Ms: worst((s) => s.itlP95Ms)
+      }
+      if (objective === null) return { merged, parts: ss, missed: null }
+      const judged = judgeReplicate(objective, gateTtftMs, ss)
       return {
-        merged: {
-          ...ss[0]!,
-          failure: bad?.failure ?? null,
-          ttftMs: ttfts.length === ss.length ? Math.max(...ttfts) : null,
-          tps,
-          completionTokens: ss.reduce((a, s) => a + s.completionTokens, 0)
-        },
-        parts: ss
+        merged: { ...merged, tps: judged.goodputTps, aggregateTps: tps, streams: judged.streams },
+        parts: ss,
+        missed: judged.missed
       }
     })
   )
@@ -132,12 +167,26 @@ export const runTrial = (
     const cutoff = marginalUpTo === null ? gate : Math.max(gate, Math.min(Math.round(gate * (1 + MARGINAL_BAND)), s.requestTimeoutMs - 1))
     // Stage 1's cut-off (N-2): a request cut there had a TTFT of at least this.
     const cutoffMs = marginalUpTo === null ? null : cutoff
+    // SPEC C-1: a replicate is `objective.streams` users under an objective; else `maxBatch` requests at once.
+    const objective = s.objective ?? null
+    const concurrent = objective !== null ? objective.streams : knobs.maxBatch ?? 1
+    // SPEC C-3: what the trial knows of its memory so far (set once it got as far as an estimate or a start).
+    let memory: { streams: number; peakRssBytes: number | null; estimatedBytes: number | null } | undefined = undefined
     const summarize = (
       verdict: Verdict,
       samples: ReadonlyArray<ProbeSample> = [],
       calibration: Calibration | null = null,
       judged: { readonly marginal: boolean; readonly background: Background | null } = { marginal: false, background: null }
-    ) => summarizeTrial(verdict, samples, { calibration, replicates, startedAt, phases: { ...phases }, cutoffMs, ...judged })
+    ) =>
+      summarizeTrial(verdict, samples, {
+        calibration,
+        replicates,
+        startedAt,
+        phases: { ...phases },
+        cutoffMs,
+        ...judged,
+        ...(memory === undefined ? {} : { memory: { ...memory } })
+      })
     // SPEC D-2: a failure before measurement is classified from its reason and the provider's output.
     const preWarmFailed = (failure: Verdict, outputTail: string) => {
       const reason = notesOf(failure) ?? ""
@@ -163,9 +212,11 @@ export const runTrial = (
       }
     }
     const spec = { model: candidate.model, knobs, targetContext: s.targetContext, replyTokens: s.replyTokens }
+    // Read now, when no candidate of this run is running (the previous trial's scope closed): the
+    // estimate's limit, and the measured peak's (C-3).
+    const availableBytes = availableMemoryBytes(s.memoryLimitGiB)
+    memory = { streams: concurrent, peakRssBytes: null, estimatedBytes: null }
     if (s.estimate && candidate.ggufFile) {
-      // Read now, when no candidate of this run is running (the previous trial's scope closed).
-      const availableBytes = availableMemoryBytes(s.memoryLimitGiB)
       const est = yield* estimateMemory({
         modelPath: candidate.model,
         contextSize: s.adapter.contextSize({ ...spec, port: null }),
@@ -176,6 +227,7 @@ export const runTrial = (
         Effect.tapError((e) => Console.error(`autotune: no memory estimate for ${candidate.id} (${e.message}); measuring it`)),
         Effect.option
       )
+      if (Option.isSome(est)) memory.estimatedBytes = est.value.totalBytes
       if (Option.isSome(est) && est.value.totalBytes > availableBytes) {
         return summarize(Verdict.EstimatedOver({ neededBytes: est.value.totalBytes, availableBytes }))
       }
@@ -196,7 +248,12 @@ export const runTrial = (
       )
     }
     const server = started.right
-    const concurrent = knobs.maxBatch ?? 1
+    // SPEC C-3: the provider group's resident memory, sampled from ready to the last probe; the highest sample is the peak.
+    const sampleMemory = Effect.flatMap(server.residentBytes, (b) =>
+      Effect.sync(() => {
+        if (b !== null && memory !== undefined && (memory.peakRssBytes === null || b > memory.peakRssBytes)) memory.peakRssBytes = b
+      }))
+    yield* Effect.forkScoped(Effect.repeat(sampleMemory, Schedule.spaced(`${MEMORY_SAMPLE_MS} millis`)))
     const t1 = yield* Clock.currentTimeMillis
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
@@ -207,7 +264,10 @@ export const runTrial = (
       known
     })
     phases.preWarmMs = yield* since(t1)
-    if (warm._tag === "Failed") return preWarmFailed(warm.failure, yield* server.outputTail)
+    if (warm._tag === "Failed") {
+      yield* sampleMemory
+      return preWarmFailed(warm.failure, yield* server.outputTail)
+    }
     const calibration = warm.calibration
     const words = wordsForTokens(calibration, s.targetContext)
     const samples: Array<ProbeSample> = []
@@ -220,7 +280,7 @@ export const runTrial = (
       let target = replicates
       for (let i = 0; i < target; i++) {
         // Every request gets its own prompt variant: no two share a cacheable prefix.
-        const { merged: sample, parts } = yield* replicate(
+        const { merged: sample, parts, missed: missedObjective } = yield* replicate(
           (j) =>
             probeOnce(server, {
               prompt: promptOfWords(words, 1 + i * concurrent + j),
@@ -228,7 +288,9 @@ export const runTrial = (
               gateTtftMs: cutoff,
               requestTimeoutMs: s.requestTimeoutMs
             }),
-          concurrent
+          concurrent,
+          objective,
+          gate
         )
         samples.push(sample)
         phases.probeMs = yield* since(t2)
@@ -246,6 +308,8 @@ export const runTrial = (
         if (missed !== undefined && missed !== null) {
           return Verdict.PromptMiss({ promptTokens: missed, targetContext: s.targetContext })
         }
+        // SPEC C-1: every replicate meets the objective at N users.
+        if (missedObjective !== null) return missedObjective
         if (marginalUpTo === null) continue
         const ttfts = stage1Ttfts(samples)
         const over = ttfts.filter((t) => t > gate).length
@@ -271,7 +335,14 @@ export const runTrial = (
       const judged = marginal ? median(ttfts) : Math.max(...ttfts)
       return judged !== null && judged > gate ? gateMissed(ttfts, gate) : Verdict.Fits()
     })
-    const verdict = yield* probes
+    const probed = yield* probes
+    // SPEC C-3: a trial whose provider's peak resident memory went over the headroom of the limit is infeasible.
+    yield* sampleMemory
+    const headroom = s.memoryHeadroom ?? DEFAULT_MEMORY_HEADROOM
+    const peak = memory.peakRssBytes
+    const verdict = probed._tag === "Fits" && peak !== null && peak > headroom * availableBytes
+      ? Verdict.MemoryOver({ peakBytes: peak, limitBytes: availableBytes, headroom, streams: concurrent })
+      : probed
     // The gate decided it: the provider is not waited for when it stops (issue 14).
     if (verdict._tag === "GateMissed") yield* server.decided
     const after = yield* meter.snapshot(group)
@@ -298,6 +369,12 @@ const errorLines = (tail: string): string => {
   const picked = errors.length > 0 ? [...new Set([...errors.slice(0, 2), lines.at(-1)!])] : lines.slice(-3)
   return picked.join(" | ")
 }
+
+/** SPEC C-3: how often a trial samples its provider's resident memory, ms (a /proc scan costs about 1 ms). */
+export const MEMORY_SAMPLE_MS = 500
+
+/** SPEC C-3 `--memory-headroom`'s default: a trial may peak at 90 % of the memory limit. */
+export const DEFAULT_MEMORY_HEADROOM = 0.9
 
 /**
  * SPEC N-3: the shortest run of replicates the guard judges, ms. /proc counts

@@ -45,6 +45,16 @@ export const allInfeasibleMessage = (rejected: ReadonlyArray<Rejected>): string 
 }
 
 /**
+ * The knobs Stage 1 starts every candidate with (SPEC A-3): the provider's
+ * defaults, with N slots under `--concurrency N` (C-1: a candidate is judged
+ * serving N users at once, so it is started able to).
+ */
+export const stage1Knobs = (s: TrialSettings): Knobs => {
+  const n = s.objective?.streams ?? 1
+  return n > 1 ? new Knobs({ ...Knobs.defaults, maxBatch: n }) : Knobs.defaults
+}
+
+/**
  * Stage 1, model selection (SPEC A-1..A-3): tries candidates in the given order,
  * each with default knobs at the target context over `replicates` requests,
  * and STOPS at the first feasible one — later candidates are never started.
@@ -73,12 +83,13 @@ export const stage1 = <E, R>(
 > =>
   Effect.gen(function*() {
     const rejected: Array<Rejected> = []
+    const knobs = stage1Knobs(settings)
     for (const candidate of candidates) {
       const outcome = yield* measureQuietly(
-        throughLedger(settings.ledger, 1, candidate, Knobs.defaults, replicates, runTrial(settings, candidate, Knobs.defaults, replicates, null, maxReplicates)),
+        throughLedger(settings.ledger, 1, candidate, knobs, replicates, runTrial(settings, candidate, knobs, replicates, null, maxReplicates)),
         settings.maxBackgroundCores,
         (o) => record(candidate, o, true),
-        () => replaysNext(settings.ledger, 1, candidate, Knobs.defaults, replicates)
+        () => replaysNext(settings.ledger, 1, candidate, knobs, replicates)
       )
       yield* record(candidate, outcome, false)
       if (outcome.verdict._tag === "Fits") return { candidate, outcome }

@@ -36,7 +36,8 @@ const serverWith = (exited: Effect.Effect<ProcessExit>): RunningServer => ({
   logPath: "/dev/null",
   exited,
   outputTail: Effect.succeed("CUDA error: out of memory"),
-  decided: Effect.void
+  decided: Effect.void,
+  residentBytes: Effect.succeed(null)
 })
 const alive = serverWith(Effect.never)
 const delta = (t: string) => `data: {"choices":[{"delta":{"content":"${t}"}}]}\n\n`

@@ -1,0 +1,115 @@
+/**
+ * Serving many users (SPEC C-1..C-3) against the fake provider process: a
+ * latency objective at N concurrent streams decides Stage 1, goodput is
+ * recorded beside the aggregate, and the provider's measured peak memory can
+ * make a trial infeasible.
+ */
+import { describe, expect, it } from "@effect/vitest"
+import { Schema } from "effect"
+import * as Fs from "node:fs"
+import * as Path from "node:path"
+import { TuneDocument } from "../src/domain/TuneDocument.js"
+import { runCli, tempDir } from "./support/cli.js"
+import { readRows } from "./support/db.js"
+import { repoRoot } from "./support/models.js"
+
+const decodeDoc = Schema.decodeUnknownSync(Schema.parseJson(TuneDocument), { onExcessProperty: "error" })
+const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
+
+/** Tunes fake candidates with the macprovider adapter pointed at the fake provider; every start's argv is logged. */
+const tuneFake = async (candidates: string, extra: ReadonlyArray<string> = []) => {
+  const dir = tempDir()
+  const argvLog = Path.join(dir, "argv.jsonl")
+  const db = Path.join(dir, "runs.db")
+  const r = await runCli([
+    "tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", candidates,
+    "--target-context", "200", "--max-tokens", "8", "--stage1-replicates", "2", "--stage2-replicates", "1",
+    "--json", "--db-path", db, ...extra
+  ], { env: { FAKE_PROVIDER_ARGV_LOG: argvLog, XDG_DATA_HOME: dir, FAKE_PROVIDER_WORKER_LOG: Path.join(dir, "workers") } })
+  const argvs = Fs.existsSync(argvLog)
+    ? Fs.readFileSync(argvLog, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Array<string>)
+    : []
+  return { r, db, argvs }
+}
+
+interface LoadRow {
+  readonly stage: number
+  readonly model: string
+  readonly fits: number
+  readonly verdict: string
+  readonly notes: string | null
+  readonly tps: number | null
+  readonly streams: number | null
+  readonly itl_p95_ms: number | null
+  readonly aggregate_tps: number | null
+  readonly peak_rss_bytes: number | null
+  readonly estimated_bytes: number | null
+}
+
+const GIB = 1024 ** 3
+
+describe("concurrency and goodput against a fake provider process (SPEC C-1, C-2, C-3)", () => {
+  it("C-1 A-1 F-2h at 4 users a candidate whose TTFT grows with the crowd misses the objective and a smaller one is chosen; one user keeps the first", async () => {
+    // crowd-T: a request waits T ms per measured request in flight, itself included, so 4 users wait T, 2T, 3T, 4T.
+    const single = await tuneFake("crowd-400,crowd-60")
+    expect(single.r.code, single.r.stderr).toBe(0)
+    const one = decodeDoc(single.r.stdout)
+    expect(one.recommendation?.model).toBe("crowd-400")
+    // F-2h: a single-user run's inputs carry none of C's keys, so its recipe hashes as before.
+    expect(Object.keys(one.inputs).sort()).toEqual(
+      ["candidate_models", "gate_ttft_ms", "stage1_replicates", "stage2_replicates", "target_context", "tps_tie_epsilon"]
+    )
+
+    const crowd = await tuneFake("crowd-400,crowd-60", ["--concurrency", "4", "--slo-ttft-p95-ms", "1000"])
+    expect(crowd.r.code, crowd.r.stderr).toBe(0)
+    const doc = decodeDoc(crowd.r.stdout)
+    expect(doc.recommendation?.model).toBe("crowd-60")
+    expect(doc.inputs).toMatchObject({ concurrency: 4, slo_ttft_p95_ms: 1000 })
+    expect(doc.recipe_hash).not.toBe(one.recipe_hash)
+    expect(doc.infeasible).toHaveLength(1)
+    expect(doc.infeasible[0]!.model).toBe("crowd-400")
+    // The 4th user waited about 4 × 400 ms: the reason names the p95, the objective and the users.
+    expect(doc.infeasible[0]!.reason).toMatch(/^TTFT p95 (\d+) ms > 1000 ms objective at 4 users$/)
+    expect(Number(/p95 (\d+)/.exec(doc.infeasible[0]!.reason)![1])).toBeGreaterThanOrEqual(1600)
+    // C-1: every start, Stage 1's too, had a slot per user.
+    expect(crowd.argvs.length).toBeGreaterThanOrEqual(3)
+    for (const a of crowd.argvs) expect(a[a.indexOf("--max-batch") + 1]).toBe("4")
+    // Every trial recorded its streams, the worst stream's ITL and the goodput beside the aggregate.
+    const rows = await readRows<LoadRow>(crowd.db, "SELECT * FROM tune_trials ORDER BY trial_id")
+    expect(rows.map((t) => [t.stage, t.model, t.verdict])).toEqual([
+      [1, "crowd-400", "ObjectiveMissed"], [1, "crowd-60", "Fits"], [2, "crowd-60", "Fits"]
+    ])
+    for (const t of rows) expect(t.streams).toBe(4)
+    for (const t of rows.filter((t) => t.fits === 1)) {
+      expect(t.itl_p95_ms).toBeGreaterThan(0)
+      // Every stream met the objective, so the goodput is the aggregate.
+      expect(t.tps).toBeGreaterThan(0)
+      expect(t.tps).toBeCloseTo(t.aggregate_tps!, 6)
+    }
+    expect(doc.recommendation?.load).toMatchObject({ streams: 4 })
+    expect(doc.recommendation!.load!.aggregate_tps_median).toBeGreaterThan(0)
+  })
+
+  it("C-1 an ITL objective tighter than the provider's token gaps fails the trial with the worst stream's ITL p95", async () => {
+    const { r } = await tuneFake("ok-5", ["--concurrency", "2", "--slo-itl-p95-ms", "0.01"])
+    expect(r.code).toBe(2)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.exit_reason).toBe("all_infeasible")
+    expect(doc.infeasible[0]!.reason).toMatch(/^ITL p95 \d+ ms > 0\.01 ms objective at 2 users$/)
+  })
+
+  it("C-3 a --memory-limit below the provider's measured peak makes it infeasible with the peak in the reason; a forked worker counts", async () => {
+    const alone = await tuneFake("ok-5,forks-5", ["--memory-limit", "0.02"])
+    expect(alone.r.code).toBe(2)
+    const doc = decodeDoc(alone.r.stdout)
+    for (const i of doc.infeasible) expect(i.reason).toMatch(/^peak 0\.\d\d GiB under 1 user > 90 % of 0\.02 GiB \(SPEC C-3\)$/)
+    const rows = await readRows<LoadRow>(alone.db, "SELECT * FROM tune_trials ORDER BY trial_id")
+    expect(rows.map((t) => [t.model, t.verdict])).toEqual([["ok-5", "MemoryOver"], ["forks-5", "MemoryOver"]])
+    const [ok, forks] = rows.map((t) => t.peak_rss_bytes!)
+    expect(ok).toBeGreaterThan(0.9 * 0.02 * GIB)
+    // The forked worker is a whole Node process of its own (tens of MiB): the group's peak holds it too.
+    expect(forks! - ok!).toBeGreaterThan(10 * 1024 * 1024)
+    // Not a GGUF file: no estimate was made.
+    expect(rows.every((t) => t.estimated_bytes === null)).toBe(true)
+  })
+})
