@@ -22,7 +22,7 @@ import type { ProviderLog, TuneRun } from "./TuneRun.js"
 
 /** One trial on the tune's timeline (wall-clock ms) with its limit parts (ms). */
 export interface TrialCost {
-  readonly stage: 1 | 2
+  readonly stage: 1 | 2 | 3
   readonly model: string
   readonly knobs: string
   readonly fits: boolean

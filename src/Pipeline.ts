@@ -42,6 +42,7 @@ import { resolveCandidates } from "./steps/Candidates.js"
 import { drain, restoreJournaled } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
 import { buildDocument, formatCi, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
+import { type Capacity, findCapacity } from "./steps/Capacity.js"
 import { DEFAULT_MEMORY_HEADROOM } from "./steps/RunTrial.js"
 import { type Rejected, stage1, stage1Knobs } from "./steps/Stage1.js"
 import { type MeasuredCell, stage2, type Stage2Result } from "./steps/Stage2.js"
@@ -79,6 +80,10 @@ interface RunState {
   readonly stage1: Ref.Ref<TrialOutcome | null>
   /** Stage 2's noise findings (N-2): cells tied with the winner within the noise, and the drift check. */
   readonly noise: Ref.Ref<Pick<Stage2Result, "tiedWithinNoise" | "drift">>
+  /** SPEC C-4: the capacity of the recommendation, once `--find-max-concurrency` found it. */
+  readonly capacity: Ref.Ref<Capacity | null>
+  /** Every Stage 2 cell measured, with its figures over all its replicates (the Pareto front, F-2 `pareto`). */
+  readonly cells: Map<Knobs, TrialOutcome>
 }
 
 /** One run's identity and fixed facts, as its row records them (S-2). */
@@ -152,7 +157,9 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     disturbedTrials: yield* Ref.make(0),
     cellRows: new Map(),
     stage1: yield* Ref.make<TrialOutcome | null>(null),
-    noise: yield* Ref.make<Pick<Stage2Result, "tiedWithinNoise" | "drift">>({ tiedWithinNoise: [], drift: null })
+    noise: yield* Ref.make<Pick<Stage2Result, "tiedWithinNoise" | "drift">>({ tiedWithinNoise: [], drift: null }),
+    capacity: yield* Ref.make<Capacity | null>(null),
+    cells: new Map()
   }
 
   const steps = Effect.gen(function*() {
@@ -170,14 +177,18 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     const grid = cells(plan.axes)
     yield* Console.error(`autotune: stage 2 on ${chosen.candidate.id}: ${grid.length} cell(s)`)
     const record = (cell: MeasuredCell, superseded: boolean) =>
-      recordTrial(store, state, run, 2, chosen.candidate, cell.knobs, cell.outcome, superseded)
+      Effect.zipRight(
+        Effect.sync(() => (superseded ? undefined : state.cells.set(cell.knobs, cell.outcome))),
+        recordTrial(store, state, run, 2, chosen.candidate, cell.knobs, cell.outcome, superseded)
+      )
     const result = yield* stage2(run.plan, chosen, grid, plan.stage2Replicates, {
       epsilon: plan.tpsTieEpsilon,
       maxReplicates: plan.maxReplicates
     }, {
       measured: (cell) => record(cell, false),
       superseded: (cell) => record(cell, true),
-      updated: (cell, more) => updateCell(store, state, run, chosen.candidate, cell, more),
+      updated: (cell, more) =>
+        Effect.zipRight(Effect.sync(() => state.cells.set(cell.knobs, cell.outcome)), updateCell(store, state, run, chosen.candidate, cell, more)),
       // The best so far (B-4's kept row), so a budget or an interrupt finds it (H-3); none feasible: Stage 1's (B-5).
       best: (cell) =>
         Effect.gen(function*() {
@@ -193,6 +204,21 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
     }
     // Recommend: the Stage 2 winner, else Stage 1's choice (B-4, B-5).
     const recommendation = (yield* Ref.get(state.recommended))!
+    if (plan.findMaxConcurrency === true) {
+      // C-4: on the recommended configuration, under the run's objective (a single user's, judged by the gate, when none).
+      const objective = plan.objective ?? { streams: 1, ttftP95Ms: plan.gateTtftMs, itlP95Ms: null, decodeTps: null }
+      yield* Console.error(`autotune: capacity of ${recommendation.candidate.id} with ${describeKnobs(recommendation.knobs)} (--find-max-concurrency)`)
+      const capacity = yield* findCapacity(
+        run.plan,
+        recommendation.candidate,
+        recommendation.knobs,
+        objective,
+        plan.stage2Replicates,
+        recommendation.outcome.calibration,
+        (step) => recordTrial(store, state, run, 3, recommendation.candidate, recommendation.knobs, step.outcome, false)
+      )
+      yield* Ref.set(state.capacity, capacity)
+    }
     if (plan.apply !== null) {
       const { configPath, verify } = plan.apply
       // F-6: from the write to the verdict nothing but the probe can be interrupted, and an interrupted probe puts the original back.
@@ -369,7 +395,7 @@ const preflightAndDrain = (l: LifecyclePlan, dbPath: string) =>
 const underObjective = (o: TrialOutcome) => o.load !== undefined && o.samples.some((x) => x.streams !== undefined)
 
 /** One progress line per finished trial, on stderr (stdout carries the result only). */
-const progress = (stage: 1 | 2, label: string, o: TrialOutcome, note: string) => {
+const progress = (stage: 1 | 2 | 3, label: string, o: TrialOutcome, note: string) => {
   const fmt = (n: number | null, unit: string, digits = 1) => (n === null ? `n/a ${unit}` : `${n.toFixed(digits)} ${unit}`)
   return Console.error(
     `[stage ${stage}] ${label}: ${
@@ -396,7 +422,7 @@ const recordTrial = (
   store: TrialStore,
   state: RunState,
   run: Run,
-  stage: 1 | 2,
+  stage: 1 | 2 | 3,
   candidate: Candidate,
   knobs: Knobs,
   outcome: TrialOutcome,
@@ -405,8 +431,10 @@ const recordTrial = (
   Effect.gen(function*() {
     const trialId = yield* store.insertTrial(
       TrialRow.fromOutcome(run.runId, stage, candidate, run.plan.targetContext, knobs, outcome, superseded,
-        run.ledger.keyOf(stage, candidate, knobs))
+        // A capacity step (C-4) is measured outside the ledger: a resumed run searches again.
+        stage === 3 ? null : run.ledger.keyOf(stage, candidate, knobs))
     )
+    if (stage === 3) return yield* progress(3, `${outcome.load?.streams ?? "?"} user(s)`, outcome, "")
     if (outcome.background?.disturbed === true) yield* Ref.update(state.disturbedTrials, (n) => n + 1)
     const label = stage === 1 ? `#${candidate.rank} ${candidate.id} (${formatParams(candidate.paramCount)})` : describeKnobs(knobs)
     const reused = outcome.reusedFrom === undefined ? "" : `  (reused from run ${outcome.reusedFrom}: no provider started, SPEC R-2)`
@@ -610,6 +638,8 @@ const summarize = (state: RunState, run: Run, exitReason: ExitReason) =>
       disturbedTrials: yield* Ref.get(state.disturbedTrials),
       stage1: recommended === null ? null : yield* Ref.get(state.stage1),
       noisePolicy: { maxReplicates: run.plan.maxReplicates, maxBackgroundCores: run.plan.maxBackgroundCores },
+      capacity: recommended === null ? null : yield* Ref.get(state.capacity),
+      cells: recommended === null ? [] : [...state.cells].map(([knobs, outcome]) => ({ knobs, outcome })),
       ...(recommended === null ? { tiedWithinNoise: [], drift: null } : yield* Ref.get(state.noise))
     } satisfies RunSummary
   })

@@ -95,6 +95,12 @@ export interface TunePlan extends TrialSettings {
    * library caller (such a run is resumed by passing `resume` in a plan of one's own).
    */
   readonly flagsJson?: string | null
+  /**
+   * SPEC C-4 `--find-max-concurrency`: after Stage 2, search how many users
+   * the recommended configuration serves within the objective (`objective`,
+   * else one user's judged by the gate). Absent or false: no search.
+   */
+  readonly findMaxConcurrency?: boolean
 }
 
 /** F-2 `inputs` of a plan: what the recipe hash covers of the run's inputs (F-2h). */
@@ -108,8 +114,9 @@ export const planInputs = (p: TunePlan): Inputs =>
     tps_tie_epsilon: p.tpsTieEpsilon,
     // F-5: only when not the default (1024, or the probe length when larger), so a recipe at the default hashes as it always has (F-2h).
     ...(p.replyTokens === Math.max(DEFAULT_REPLY_TOKENS, p.maxTokens) ? {} : { reply_tokens: p.replyTokens }),
-    // C-1, C-3: the same, so a single-user recipe hashes as it always has.
-    ...objectiveInputs(p)
+    // C-1, C-3, C-4: the same, so a single-user recipe hashes as it always has.
+    ...objectiveInputs(p),
+    ...(p.findMaxConcurrency === true ? { find_max_concurrency: true } : {})
   })
 
 /** F-2 `inputs`' SPEC C-1/C-3 keys of a plan: each only when not at its default. */

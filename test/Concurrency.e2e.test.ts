@@ -88,6 +88,34 @@ describe("concurrency and goodput against a fake provider process (SPEC C-1, C-2
     }
     expect(doc.recommendation?.load).toMatchObject({ streams: 4 })
     expect(doc.recommendation!.load!.aggregate_tps_median).toBeGreaterThan(0)
+    // One feasible cell: it is the Pareto front, and the recommendation.
+    expect(doc.pareto).toEqual([expect.objectContaining({ recommended: true, knobs: doc.recommendation!.knobs })])
+  })
+
+  it("C-4 --find-max-concurrency doubles the users until the objective fails, then bisects: N met, N + 1 did not", async () => {
+    const { r, db } = await tuneFake("crowd-200", ["--slo-ttft-p95-ms", "1000", "--find-max-concurrency"])
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.inputs).toMatchObject({ slo_ttft_p95_ms: 1000, find_max_concurrency: true })
+    const c = doc.capacity!
+    expect(c.capped).toBe(false)
+    expect(c.objective).toEqual({ ttft_p95_ms: 1000, itl_p95_ms: null, decode_tps: null })
+    // TTFT grows by 200 ms per user in flight: one user waits 200 ms, so at least 1 and fewer than 16 users fit in 1000 ms.
+    expect(c.users).toBeGreaterThanOrEqual(1)
+    expect(c.users).toBeLessThan(16)
+    expect(c.missed_at).toBe(c.users + 1)
+    const at = (n: number) => c.steps.find((x) => x.users === n)!
+    expect(at(c.users).met).toBe(true)
+    expect(at(c.missed_at!).met).toBe(false)
+    expect(at(c.missed_at!).reason).toMatch(new RegExp(`^TTFT p95 \\d+ ms > 1000 ms objective at ${c.missed_at} users$`))
+    // Doubling from one user up to the first miss, then bisection between the last met and it.
+    const firstMiss = c.steps.findIndex((x) => !x.met)
+    expect(c.steps.slice(0, firstMiss + 1).map((x) => x.users)).toEqual(
+      Array.from({ length: firstMiss + 1 }, (_, i) => 2 ** i)
+    )
+    // Every step is a stage-3 row with its users; the block's line says the same (checked on the document's figures).
+    const rows = await readRows<LoadRow>(db, "SELECT * FROM tune_trials WHERE stage = 3 ORDER BY trial_id")
+    expect(rows.map((t) => [t.streams, t.fits])).toEqual(c.steps.map((x) => [x.users, x.met ? 1 : 0]))
   })
 
   it("C-1 an ITL objective tighter than the provider's token gaps fails the trial with the worst stream's ITL p95", async () => {

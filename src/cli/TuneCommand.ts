@@ -28,6 +28,7 @@ import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT
 import { DEFAULT_REPLY_TOKENS } from "../domain/Prompt.js"
 import type { Objective } from "../domain/Objective.js"
 import { DEFAULT_MEMORY_HEADROOM } from "../steps/RunTrial.js"
+import { MAX_CAPACITY_USERS } from "../steps/Capacity.js"
 
 /** SPEC N-2: the default cap on replicates (9: the first count at which the median's interval leaves out a replicate on each side). */
 const DEFAULT_MAX_REPLICATES = 9
@@ -113,6 +114,8 @@ const opt = {
     Options.withDescription("objective: every stream's inter-token latency p95, in ms (default none; SPEC C-1)")),
   sloDecodeTps: floatOption("slo-decode-tps").pipe(Options.optional,
     Options.withDescription("objective: every stream's decode rate, in tok/s (default none; SPEC C-1)")),
+  findMaxConcurrency: Options.boolean("find-max-concurrency").pipe(
+    Options.withDescription("after Stage 2, find how many concurrent users the recommended configuration serves within the objective (--slo-*, else the gate): double the users until a replicate misses, then bisect (SPEC C-4)")),
   noEstimate: Options.boolean("no-estimate").pipe(
     Options.withDescription("launch every candidate, even one whose memory estimate exceeds the memory available")),
   keepRuns: integerOption("keep-runs", { min: 0, max: MAX_KEEP_RUNS }).pipe(Options.withDefault(100),
@@ -211,6 +214,7 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
       memoryLimitGiB: Option.getOrNull(f.memoryLimitGiB),
       memoryHeadroom: f.memoryHeadroom,
       objective: objectiveOf(f, gateTtftMs),
+      findMaxConcurrency: f.findMaxConcurrency,
       budgetMs: Option.match(f.maxDurationS, { onNone: () => null, onSome: (sec) => sec * 1000 }),
       dbPath,
       dataDir: dataDir(),
@@ -291,6 +295,9 @@ export const renderPlan = (p: TunePlan): string => {
         p.objective.itlP95Ms === null ? "" : `, ITL p95 <= ${p.objective.itlP95Ms} ms`
       }${p.objective.decodeTps === null ? "" : `, >= ${p.objective.decodeTps} tok/s per stream`}; Stage 2 maximises goodput`
     ]),
+    ...(p.findMaxConcurrency === true
+      ? [`capacity:        after Stage 2, double the users on the recommendation until the objective fails, then bisect (up to ${MAX_CAPACITY_USERS})`]
+      : []),
     `tie band:        ${p.tpsTieEpsilon}`,
     `timeouts:        provider ready ${p.readyTimeoutMs / 1000} s, request ${p.requestTimeoutMs / 1000} s`,
     `budget:          ${p.budgetMs === null ? "none" : `${p.budgetMs / 1000} s`}`,

@@ -275,6 +275,8 @@ const nullByDefault = <S extends Schema.Schema.Any>(s: S) => Schema.optionalWith
  * column names. Units: tokens/s (`tps`), ms (`ttft_ms`, `ttft_p95_ms`),
  * tokens (`target_context`, `max_context_cap`). Stage 1 rows have `kept = 0`
  * and NULL knobs; exactly one Stage 2 row of a finished run has `kept = 1` (B-4).
+ * Stage 3 rows are the steps of a capacity search (SPEC C-4): the
+ * recommended knobs at `streams` users, `kept` 0.
  * `fits` is 1 when every replicate was feasible (B-2, G-1); `notes` holds the
  * infeasibility reason or measurement notes.
  * Beside the client's measurement, the provider's own view where it reports
@@ -314,7 +316,7 @@ const nullByDefault = <S extends Schema.Schema.Any>(s: S) => Schema.optionalWith
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   run_id: Schema.String,
-  stage: Schema.Literal(1, 2),
+  stage: Schema.Literal(1, 2, 3),
   model: Schema.String,
   target_context: Schema.Int,
   kv_bits: KvBits,
@@ -369,7 +371,7 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
    */
   static fromOutcome(
     runId: string,
-    stage: 1 | 2,
+    stage: 1 | 2 | 3,
     candidate: Candidate,
     targetContext: number,
     knobs: Knobs,

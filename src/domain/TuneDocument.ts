@@ -37,7 +37,9 @@ export class Inputs extends Schema.Class<Inputs>("Inputs")({
   slo_ttft_p95_ms: Schema.optional(Schema.Number),
   slo_itl_p95_ms: Schema.optional(Schema.Number),
   slo_decode_tps: Schema.optional(Schema.Number),
-  memory_headroom: Schema.optional(Schema.Number)
+  memory_headroom: Schema.optional(Schema.Number),
+  /** SPEC C-4 `--find-max-concurrency`, present (true) only when given. */
+  find_max_concurrency: Schema.optional(Schema.Literal(true))
 }) {}
 
 /**
@@ -141,6 +143,38 @@ export const InfeasibleJson = Schema.Struct({
   disturbed: Schema.Boolean
 })
 
+/**
+ * F-2 `capacity` (SPEC C-4), present when `--find-max-concurrency` was given
+ * and a recommendation was made (null when the search did not finish):
+ * `users`, the largest N that met the `objective` (bounds in ms and tokens/s;
+ * null where none), `missed_at` the smallest N that did not (null when the
+ * search stopped at its cap, `capped`), and every step in the order measured
+ * with its verdict's reason (null when met) and figures (goodput and
+ * aggregate tokens/s, TTFT p95 and worst-stream ITL p95 in ms, peak resident
+ * bytes).
+ */
+export const CapacityJson = Schema.Struct({
+  users: Schema.Int,
+  missed_at: Schema.NullOr(Schema.Int),
+  capped: Schema.Boolean,
+  objective: Schema.Struct({
+    ttft_p95_ms: Schema.Number,
+    itl_p95_ms: Schema.NullOr(Schema.Number),
+    decode_tps: Schema.NullOr(Schema.Number)
+  }),
+  steps: Schema.Array(Schema.Struct({
+    users: Schema.Int,
+    met: Schema.Boolean,
+    reason: Schema.NullOr(Schema.String),
+    goodput_tps: Schema.NullOr(Schema.Number),
+    aggregate_tps: Schema.NullOr(Schema.Number),
+    ttft_p95_ms: Schema.NullOr(Schema.Number),
+    itl_p95_ms: Schema.NullOr(Schema.Number),
+    peak_rss_bytes: Schema.NullOr(Schema.Number)
+  }))
+})
+export type CapacityJson = typeof CapacityJson.Type
+
 /** ISO-8601 UTC timestamp as `Date.prototype.toISOString` writes it (F-2 `started_at`/`ended_at`). */
 export const IsoUtc = Schema.String.pipe(
   Schema.pattern(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{1,3})?Z$/),
@@ -173,7 +207,21 @@ export class TuneDocument extends Schema.Class<TuneDocument>("TuneDocument")({
    * SPEC N-2, N-3: how the run treated its noise (`--max-replicates`, `--max-background-cores`,
    * null when the guard was off). Outside `inputs`: they do not enter the recipe hash.
    */
-  noise_policy: Schema.Struct({ max_replicates: Schema.Int, max_background_cores: Schema.NullOr(Schema.Number) })
+  noise_policy: Schema.Struct({ max_replicates: Schema.Int, max_background_cores: Schema.NullOr(Schema.Number) }),
+  capacity: Schema.optional(Schema.NullOr(CapacityJson)),
+  /**
+   * The Pareto front of the feasible Stage 2 cells (issue 17, part 6): the
+   * cells no other beats on both aggregate tok/s and TTFT p95 (ms), with
+   * their goodput (the tok/s Stage 2 ranked them by) and whether it is the
+   * recommendation's. Absent without a recommendation or a feasible cell.
+   */
+  pareto: Schema.optional(Schema.Array(Schema.Struct({
+    knobs: KnobsJson,
+    aggregate_tps: Schema.Number,
+    goodput_tps: Schema.NullOr(Schema.Number),
+    ttft_p95_ms: Schema.Number,
+    recommended: Schema.Boolean
+  })))
 }) {}
 
 /** The document as JSON text (Schema-encoded, SPEC F-2). */

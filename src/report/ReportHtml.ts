@@ -4,6 +4,7 @@
  */
 import { Option, Schema } from "effect"
 import { kvBitsText } from "../domain/Knobs.js"
+import { paretoFront } from "../domain/Pareto.js"
 import { type CellInterval, type CellScore, decidedByNoise, isNewBest } from "../domain/NewBest.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialRow } from "../domain/Trial.js"
@@ -135,6 +136,7 @@ export const bestSoFarSeries = (
 // ---- formatting ------------------------------------------------------------
 
 const dash = "—"
+const MIB = 1024 ** 2
 const num = (n: number | null, digits: number): string => n === null ? dash : n.toFixed(digits)
 const orDefault = (n: number | null): string => n === null ? "default" : `${n}`
 
@@ -171,15 +173,21 @@ const jsonSection = <A>(
 const machineRows = (m: Machine) =>
   [["RAM (GiB)", `${m.ram_gb}`], ["chip", m.chip], ["OS", m.os_version], ["provider binary", m.binary_version ?? dash]] as const
 
-const inputRows = (i: Inputs) =>
+const inputRows = (i: Inputs): ReadonlyArray<readonly [string, string]> =>
   [
     ["target context (tokens)", `${i.target_context}`],
     ["candidate models (in order)", i.candidate_models.join(", ")],
     ["stage 1 replicates", `${i.stage1_replicates}`],
     ["stage 2 replicates", `${i.stage2_replicates}`],
     ["TTFT gate (ms)", `${i.gate_ttft_ms}`],
-    ["tok/s tie epsilon", `${i.tps_tie_epsilon}`]
-  ] as const
+    ["tok/s tie epsilon", `${i.tps_tie_epsilon}`],
+    ...(i.concurrency === undefined ? [] : [["concurrent users (SPEC C-1)", `${i.concurrency}`] as const]),
+    ...(i.slo_ttft_p95_ms === undefined ? [] : [["objective: TTFT p95 (ms)", `${i.slo_ttft_p95_ms}`] as const]),
+    ...(i.slo_itl_p95_ms === undefined ? [] : [["objective: ITL p95 (ms)", `${i.slo_itl_p95_ms}`] as const]),
+    ...(i.slo_decode_tps === undefined ? [] : [["objective: decode tok/s per stream", `${i.slo_decode_tps}`] as const]),
+    ...(i.memory_headroom === undefined ? [] : [["memory headroom (SPEC C-3)", `${i.memory_headroom}`] as const]),
+    ...(i.find_max_concurrency === undefined ? [] : [["find max concurrency (SPEC C-4)", "yes"] as const])
+  ]
 
 /** `lo–hi`, or a dash when there is no interval (runs stored before SPEC N-1). */
 const ci = (lo: number | null | undefined, hi: number | null | undefined, digits: number) =>
@@ -213,6 +221,8 @@ const trialRow = (t: TrialRow, n: number, winner: boolean): string => {
     `${n}`, `${t.stage}`, t.model, kvBitsText(t.kv_bits), orDefault(t.max_context_cap), orDefault(t.max_batch),
     orDefault(t.threads), num(t.tps, 2), ci(t.tps_ci95_lo, t.tps_ci95_hi, 2), num(t.ttft_ms, 0),
     ci(t.ttft_ci95_lo_ms, t.ttft_ci95_hi_ms, 0), num(t.ttft_p95_ms, 0), `${t.replicates_n}`,
+    t.streams === null ? dash : `${t.streams}`, num(t.aggregate_tps, 2), num(t.itl_p95_ms, 1),
+    t.peak_rss_bytes === null ? dash : `${(t.peak_rss_bytes / MIB).toFixed(0)}${t.estimated_bytes === null ? "" : ` (est. ${(t.estimated_bytes / MIB).toFixed(0)})`}`,
     t.fits === 1 ? "yes" : "no",
     [
       t.notes ?? "",
@@ -235,6 +245,12 @@ interface ChartData {
   readonly infeasible: ReadonlyArray<{ readonly x: number; readonly y: number }>
   readonly best: ReadonlyArray<{ readonly x: number; readonly y: number | null }>
   readonly cells: ReadonlyArray<{ readonly label: string; readonly tps: number; readonly fits: boolean; readonly winner: boolean }>
+  /** The Pareto plot: feasible Stage 2 cells as TTFT p95 (x, ms) against aggregate tok/s (y), the front, the winner's cell. */
+  readonly pareto: {
+    readonly cells: ReadonlyArray<{ readonly x: number; readonly y: number; readonly label: string }>
+    readonly front: ReadonlyArray<{ readonly x: number; readonly y: number; readonly label: string }>
+    readonly recommended: ReadonlyArray<{ readonly x: number; readonly y: number; readonly label: string }>
+  }
 }
 
 /** `series` is `bestSoFarSeries` over all the run's trials; `n - 1` indexes it. */
@@ -258,10 +274,52 @@ const chartData = (
     const fits = t.fits === 1 && t.tps !== null
     return { label: `#${n} ${knobsText(t)}${fits ? "" : " (infeasible)"}`, tps: fits ? t.tps! : 0, fits, winner: n - 1 === winner }
   })
-  return { feasible, infeasible, best: bestSeries, cells }
+  // Issue 17 part 6: every feasible cell measured (not a disturbed measurement taken again), its aggregate tok/s
+  // (every stream's decode summed; rows from before it was recorded: their tok/s) against its TTFT p95.
+  const points = measured.flatMap(({ n, t }) => {
+    const y = t.aggregate_tps ?? t.tps
+    return t.stage === 2 && t.fits === 1 && t.superseded !== 1 && y !== null && t.ttft_p95_ms !== null
+      ? [{ n, x: t.ttft_p95_ms, y, label: `#${n} ${knobsText(t)}${t.streams === null ? "" : ` at ${t.streams} user(s)`}` }]
+      : []
+  })
+  const strip = ({ label, x, y }: { label: string; x: number; y: number }) => ({ x, y, label })
+  const front = paretoFront(points.map((p) => ({ tps: p.y, ttftP95Ms: p.x }))).map((i) => strip(points[i]!)).sort((a, b) => a.x - b.x)
+  const pareto = {
+    cells: points.map(strip),
+    front,
+    recommended: points.filter((p) => p.n - 1 === winner).map(strip)
+  }
+  return { feasible, infeasible, best: bestSeries, cells, pareto }
 }
 
-/** Draws both charts from `#report-data`, then sets `window.__reportReady` and `body[data-report-ready]`. */
+/**
+ * The capacity search's steps (SPEC C-4, stage 3 rows) in the order measured,
+ * with the largest number of users that met the objective; empty when the run
+ * made none.
+ */
+const capacitySection = (measured: ReadonlyArray<{ t: TrialRow; n: number }>): string => {
+  const steps = measured.filter(({ t }) => t.stage === 3)
+  if (steps.length === 0) return ""
+  const met = steps.filter(({ t }) => t.fits === 1).map(({ t }) => t.streams ?? 0)
+  const missed = steps.filter(({ t }) => t.fits === 0).map(({ t }) => t.streams ?? 0)
+  const users = Math.max(0, ...met)
+  const next = missed.length === 0 ? null : Math.min(...missed)
+  return `<section id="capacity"><h2>Capacity (SPEC C-4)</h2>
+<p>${escapeHtml(`Serves up to ${users} concurrent user(s) within the objective${next === null ? "" : `; ${next} did not`}.`)}</p>
+<table class="trials"><thead><tr>${["#", "users", "met", "goodput tok/s", "aggregate tok/s", "TTFT p95 (ms)", "ITL p95 (ms)", "reason"]
+    .map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join("")}</tr></thead>
+<tbody>
+${steps.map(({ n, t }) =>
+    `<tr data-users="${t.streams ?? ""}" data-met="${t.fits}">${[
+      `${n}`, `${t.streams ?? dash}`, t.fits === 1 ? "yes" : "no", num(t.tps, 2), num(t.aggregate_tps, 2), num(t.ttft_p95_ms, 0),
+      num(t.itl_p95_ms, 1), t.notes ?? ""
+    ].map((c) => `<td>${escapeHtml(c)}</td>`).join("")}</tr>`).join("\n")}
+</tbody>
+</table>
+</section>`
+}
+
+/** Draws the three charts from `#report-data`, then sets `window.__reportReady` and `body[data-report-ready]`. */
 const chartScript = `(function () {
   var data = JSON.parse(document.getElementById("report-data").textContent);
   var done = function (state) {
@@ -293,6 +351,21 @@ const chartScript = `(function () {
           borderWidth: 2 }] },
       options: { responsive: true, maintainAspectRatio: false,
         scales: { y: { beginAtZero: true, title: { display: true, text: "tok/s" } } } }
+    });
+    var tip = { callbacks: { label: function (c) { return c.raw.label + ": " + c.raw.y.toFixed(1) + " tok/s, TTFT p95 " + c.raw.x.toFixed(0) + " ms"; } } };
+    new Chart(document.getElementById("chart-pareto"), {
+      type: "scatter",
+      data: { datasets: [
+        { label: "recommended", data: data.pareto.recommended, pointStyle: "star", pointRadius: 14, borderWidth: 3,
+          borderColor: "rgb(230, 160, 20)", backgroundColor: "rgb(230, 160, 20)" },
+        { type: "line", label: "Pareto front", data: data.pareto.front, borderColor: "rgb(40, 160, 80)",
+          backgroundColor: "rgb(40, 160, 80)", borderWidth: 3, pointRadius: 7 },
+        { label: "Stage 2 cell", data: data.pareto.cells, pointRadius: 5,
+          borderColor: "rgb(30, 100, 200)", backgroundColor: "rgb(30, 100, 200)" }
+      ] },
+      options: { responsive: true, maintainAspectRatio: false, plugins: { tooltip: tip },
+        scales: { x: { type: "linear", title: { display: true, text: "TTFT p95 (ms), lower is better" } },
+                  y: { beginAtZero: true, title: { display: true, text: "aggregate tok/s, higher is better" } } } }
     });
     done("true");
   } catch (e) {
@@ -351,7 +424,8 @@ export const renderReport = ({ chartJs, run, trials }: ReportInput): string => {
     ["recipe hash", run.recipe_hash ?? dash]
   ])
   const head = ["#", "stage", "model", "kv_bits", "max_context_cap", "max_batch", "threads", "tok/s", "tok/s 95 % CI",
-    "TTFT median (ms)", "TTFT 95 % CI (ms)", "TTFT p95 (ms)", "replicates", "fits", "reason", "started at"]
+    "TTFT median (ms)", "TTFT 95 % CI (ms)", "TTFT p95 (ms)", "replicates", "users", "aggregate tok/s", "ITL p95 (ms)",
+    "peak memory (MiB)", "fits", "reason", "started at"]
   const trialTable = measured.length === 0
     ? `<p class="none">No measured trials.</p>`
     : `<table class="trials" id="trials">
@@ -401,6 +475,11 @@ ${skippedSection}
 ${data.cells.length === 0 ? `<p class="none">No Stage 2 cells were measured.</p>` : ""}
 <div class="chart"><canvas id="chart-cells" role="img" aria-label="median tok/s per Stage 2 cell"></canvas></div>
 </section>
+<section><h2>Stage 2 cells: aggregate tok/s against TTFT p95, with the Pareto front</h2>
+${data.pareto.cells.length === 0 ? `<p class="none">No feasible Stage 2 cell was measured.</p>` : ""}
+<div class="chart"><canvas id="chart-pareto" role="img" aria-label="aggregate tok/s against TTFT p95 per Stage 2 cell, Pareto front marked"></canvas></div>
+</section>
+${capacitySection(measured)}
 <script type="application/json" id="report-data">${jsonForScript(data)}</script>
 <script>${scriptSafe(chartJs)}</script>
 <script>${chartScript}</script>

@@ -7,7 +7,10 @@ import type { ExitReason } from "../domain/ExitReason.js"
 import { describeKnobs, type Knobs } from "../domain/Knobs.js"
 import { recipeHash } from "../domain/RecipeHash.js"
 import { isEstimatedOver, notesOf } from "../domain/Verdict.js"
+import type { Capacity } from "./Capacity.js"
+import { paretoFront } from "../domain/Pareto.js"
 import {
+  type CapacityJson,
   type Inputs,
   type KnobsJson,
   type Machine,
@@ -70,6 +73,10 @@ export interface RunSummary {
   readonly stage1: TrialOutcome | null
   /** `--max-replicates` and `--max-background-cores` (null: guard off). */
   readonly noisePolicy: { readonly maxReplicates: number; readonly maxBackgroundCores: number | null }
+  /** SPEC C-4: the recommendation's capacity, when `--find-max-concurrency` found it (null: not searched or not finished). */
+  readonly capacity?: Capacity | null
+  /** Every Stage 2 cell measured (its figures over all its replicates), for the Pareto front; absent or empty: none. */
+  readonly cells?: ReadonlyArray<MeasuredCell>
 }
 
 /** What an interval's coverage is, in words: "95 % interval", or "range of 3 replicates: 75 % interval". */
@@ -147,6 +154,9 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       }
     }),
     disturbed_trials: s.disturbedTrials,
+    ...(rec === null || (s.cells ?? []).length === 0 ? {} : { pareto: paretoJson(s.cells!, rec.knobs, s.adapter) }),
+    // C-4: only when asked for (the document of a run without the flag is as it was).
+    ...(s.inputs.find_max_concurrency === true ? { capacity: rec === null || s.capacity == null ? null : capacityJson(s.capacity) } : {}),
     noise_policy: { max_replicates: s.noisePolicy.maxReplicates, max_background_cores: s.noisePolicy.maxBackgroundCores },
     alternates,
     infeasible: s.rejected.map((r) => ({
@@ -158,6 +168,61 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
     })),
     recipe_hash: rec === null || knobs === null ? null : recipeHash({ machine: s.machine, inputs: s.inputs, recommendation: { model: rec.candidate.id, knobs } })
   })
+}
+
+/**
+ * F-2 `pareto` (issue 17, part 6): the feasible Stage 2 cells no other cell
+ * beats on both aggregate tok/s (every stream's decode rate summed) and TTFT
+ * p95 (`paretoFront`), in the order measured; `recommended` marks the
+ * recommendation's cell.
+ */
+const paretoJson = (cells: ReadonlyArray<MeasuredCell>, chosen: Knobs, adapter: ProviderAdapter) => {
+  const measured = cells.flatMap((c) => {
+    const tps = c.outcome.load?.aggregateTps ?? c.outcome.tpsMedian
+    const ttft = c.outcome.ttftP95Ms
+    return c.outcome.verdict._tag === "Fits" && tps !== null && ttft !== null ? [{ cell: c, tps, ttftP95Ms: ttft }] : []
+  })
+  return paretoFront(measured).map((i) => {
+    const m = measured[i]!
+    return {
+      knobs: knobsJson(m.cell.knobs, adapter),
+      aggregate_tps: m.tps,
+      goodput_tps: m.cell.outcome.tpsMedian,
+      ttft_p95_ms: m.ttftP95Ms,
+      recommended: m.cell.knobs === chosen
+    }
+  })
+}
+
+/** F-2 `capacity` of a finished search (SPEC C-4). */
+const capacityJson = (c: Capacity): CapacityJson => ({
+  users: c.users,
+  missed_at: c.missedAt,
+  capped: c.capped,
+  objective: { ttft_p95_ms: c.objective.ttftP95Ms, itl_p95_ms: c.objective.itlP95Ms, decode_tps: c.objective.decodeTps },
+  steps: c.steps.map(({ outcome: o, streams }) => ({
+    users: streams,
+    met: o.verdict._tag === "Fits",
+    reason: notesOf(o.verdict),
+    goodput_tps: o.tpsMedian,
+    aggregate_tps: o.load?.aggregateTps ?? null,
+    ttft_p95_ms: o.ttftP95Ms,
+    itl_p95_ms: o.load?.itlP95Ms ?? null,
+    peak_rss_bytes: o.load?.peakRssBytes ?? null
+  }))
+})
+
+/** The block's capacity line (SPEC C-4): "serves up to N users at TTFT p95 ≤ X ms[, ITL p95 ≤ Y ms]" and what the next step missed. */
+const capacityLine = (c: CapacityJson): string => {
+  const bounds = [
+    `TTFT p95 ≤ ${c.objective.ttft_p95_ms} ms`,
+    ...(c.objective.itl_p95_ms === null ? [] : [`ITL p95 ≤ ${c.objective.itl_p95_ms} ms`]),
+    ...(c.objective.decode_tps === null ? [] : [`≥ ${c.objective.decode_tps} tok/s per stream`])
+  ].join(", ")
+  const missed = c.steps.find((x) => x.users === c.missed_at)
+  return `capacity:     serves up to ${c.users} user(s) at ${bounds}${
+    c.capped ? ` (the search stops at ${c.users})` : missed === undefined ? "" : `; ${c.missed_at}: ${missed.reason}`
+  }`
 }
 
 const fmt = (n: number | null, digits = 1) => (n === null ? "n/a" : n.toFixed(digits))
@@ -232,6 +297,7 @@ export const renderBlock = (doc: TuneDocument, s: RunSummary): string => {
       ...(rec.disturbed || rec.stage1_disturbed
         ? ["WARNING:      this recommendation rests on a trial measured while other processes were busy (SPEC N-3); tune again on a quiet machine"]
         : []),
+      ...(doc.capacity == null ? [] : [capacityLine(doc.capacity)]),
       `serve:        ${rec.serve_command}`,
       `alternates:   ${doc.alternates.length === 0 ? "none" : doc.alternates.join(", ")} (smaller, not measured)`,
       `recipe hash:  ${doc.recipe_hash}`

@@ -1,6 +1,7 @@
 /** `judgeReplicate` (src/domain/Objective.ts): a replicate of N streams against a latency objective (SPEC C-1, C-2). */
 import { describe, expect, it } from "@effect/vitest"
 import { judgeReplicate, type Objective } from "../../src/domain/Objective.js"
+import { paretoFront } from "../../src/domain/Pareto.js"
 import type { ProbeSample } from "../../src/domain/Trial.js"
 import { notesOf, Verdict } from "../../src/domain/Verdict.js"
 
@@ -47,5 +48,19 @@ describe("judgeReplicate (SPEC C-1, C-2)", () => {
     expect(j.missed).toBeNull()
     expect(j.streams.map((s) => s.met)).toEqual([true, false])
     expect(j.goodputTps).toBe(10)
+  })
+})
+
+describe("paretoFront (issue 17 part 6)", () => {
+  it("keeps the cells no other beats on both tok/s and TTFT p95; equal cells all stay", () => {
+    const front = paretoFront([
+      { tps: 10, ttftP95Ms: 100 }, // on it: fastest TTFT
+      { tps: 20, ttftP95Ms: 300 }, // on it
+      { tps: 15, ttftP95Ms: 300 }, // dominated by the one above
+      { tps: 30, ttftP95Ms: 900 }, // on it: most tok/s
+      { tps: 20, ttftP95Ms: 300 }, // equal to #2: stays
+      { tps: 9, ttftP95Ms: 100 } // dominated by #0
+    ])
+    expect(front).toEqual([0, 1, 3, 4])
   })
 })

@@ -387,6 +387,18 @@ describe("the report page in headless Chromium (SPEC S-1)", () => {
       expect(labels.filter((l) => l.endsWith("(infeasible)"))).toHaveLength(
         dbTrials.filter((t) => t.stage === 2 && t.fits === 0).length)
       expect(dbTrials.filter((t) => t.stage === 2 && t.fits === 0).length).toBe(2)
+
+      // Issue 17 part 6: the Pareto plot has every feasible cell, a front, and the recommendation as a star, all drawn.
+      const datasets = await page.evaluate(() =>
+        (globalThis as unknown as { Chart: { getChart: (id: string) => { data: { datasets: Array<{ label: string; data: Array<unknown> }> } } } })
+          .Chart.getChart("chart-pareto").data.datasets.map((d) => [d.label, d.data.length] as const))
+      const size = Object.fromEntries(datasets)
+      expect(size["Stage 2 cell"]).toBe(dbTrials.filter((t) => t.stage === 2 && t.fits === 1).length)
+      expect(size["recommended"]).toBe(1)
+      expect(size["Pareto front"]).toBeGreaterThanOrEqual(1)
+      expect(size["Pareto front"]).toBeLessThanOrEqual(size["Stage 2 cell"]!)
+      expect((await counts("chart-pareto", [40, 160, 80])).color).toBeGreaterThan(50)
+      expect((await counts("chart-pareto", [230, 160, 20])).color).toBeGreaterThan(50)
     } finally {
       await browser.close()
     }
