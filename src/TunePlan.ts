@@ -258,6 +258,22 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
     if (plan.axes.threads.length > 0 && !plan.adapter.hasThreads) {
       return yield* usage("threads-axis", `--threads-axis: the ${plan.adapter.name} provider has no thread-count setting`)
     }
+    // Issue 17 part 3: llama-server's throughput knobs, optional axes (absent or empty: not searched).
+    const extra: ReadonlyArray<readonly [string, ReadonlyArray<unknown>, (c: unknown) => boolean]> = [
+      ["flash-attn-axis", plan.axes.flashAttn ?? [], (c) => typeof c === "boolean"],
+      ["ubatch-axis", plan.axes.ubatch ?? [], (c) => typeof c === "number" && Number.isSafeInteger(c) && c >= 1 && c <= MAX_TARGET_CONTEXT],
+      ["batch-axis", plan.axes.batch ?? [], (c) => typeof c === "number" && Number.isSafeInteger(c) && c >= 1 && c <= MAX_TARGET_CONTEXT]
+    ]
+    for (const [flag, cells, ok] of extra) {
+      if (cells.length === 0) continue
+      if (plan.adapter.name !== "llama-server") {
+        return yield* usage(flag, `--${flag}: only llama-server has this setting (the ${plan.adapter.name} provider does not)`)
+      }
+      const dup = cells.find((c, i) => cells.indexOf(c) !== i)
+      if (dup !== undefined) return yield* usage(flag, `--${flag} has a duplicate cell "${String(dup)}"`)
+      const bad = cells.find((c) => !ok(c))
+      if (bad !== undefined) return yield* usage(flag, `--${flag} has a bad cell "${String(bad)}"`)
+    }
     const axes: ReadonlyArray<readonly [string, ReadonlyArray<unknown>]> = [
       ["kv-bits-axis", plan.axes.kvBits],
       ["max-context-axis", plan.axes.maxContext],
@@ -320,6 +336,9 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
  *   axis, a duplicate or non-positive cell, a kv-bits cell other than 4, 8 or
  *   unset, a context cap below the target context or out of order
  *   (`kv-bits-axis`, `max-context-axis`, `max-batch-axis`, `threads-axis`);
+ * - a flash-attention, ubatch or batch axis for a provider other than
+ *   llama-server, or with a duplicate or bad cell (`flash-attn-axis`,
+ *   `ubatch-axis`, `batch-axis`; issue 17 part 3);
  * - a config `--apply` could not edit (`config-path`, `checkApplyTarget`:
  *   checked now, so an hours-long tune does not end in a config that cannot
  *   be written).

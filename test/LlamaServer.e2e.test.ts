@@ -89,6 +89,50 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     expect(rows.filter((x) => x.kept === 1)).toHaveLength(1)
   })
 
+  it("C-1 C-3 issue 17 part 3: at 2 users a tune measures --flash-attn-axis on,off × --ubatch-axis cells and records them in the rows, the progress lines and the serve command", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    const r = await runCli(
+      tuneArgs(db, tinyModelPath(), ["--concurrency", "2", "--kv-bits-axis", "unset,8", "--flash-attn-axis", "on,off", "--ubatch-axis", "128,512"]),
+      { env: { XDG_DATA_HOME: dir } }
+    )
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    // A quantized KV cache needs flash attention: its "off" cells are not in the grid.
+    const rows = await readRows<Row & { flash_attn: number | null; ubatch: number | null; streams: number; peak_rss_bytes: number | null }>(
+      db, "SELECT * FROM tune_trials ORDER BY trial_id")
+    expect(rows.map((x) => [x.stage, x.kv_bits, x.max_batch, x.flash_attn, x.ubatch])).toEqual([
+      [1, null, 2, null, null],
+      [2, null, 2, 1, 128], [2, null, 2, 1, 512], [2, null, 2, 0, 128], [2, null, 2, 0, 512],
+      [2, 8, 2, 1, 128], [2, 8, 2, 1, 512]
+    ])
+    for (const row of rows) {
+      expect(row.fits, row.notes ?? "").toBe(1)
+      expect(row.streams).toBe(2)
+      // C-3: llama-server's own resident memory (the shim left out) is measured: it holds the model and two slots.
+      expect(row.peak_rss_bytes).toBeGreaterThan(10 * 1024 * 1024)
+    }
+    // Each cell started with its flags.
+    const argvs = startedArgv(Path.join(dir, "logs"))
+    expect(argvs).toHaveLength(7)
+    const flag = (a: ReadonlyArray<string>, f: string) => (a.includes(f) ? a[a.indexOf(f) + 1] : null)
+    // (Logs are listed by name, not start order: compared as a set.)
+    const started = argvs.map((a) => JSON.stringify([flag(a, "--cache-type-k"), flag(a, "--flash-attn"), flag(a, "--ubatch-size"), flag(a, "--parallel")]))
+    expect(started.sort()).toEqual([
+      [null, null, null, "2"],
+      [null, "on", "128", "2"], [null, "on", "512", "2"], [null, "off", "128", "2"], [null, "off", "512", "2"],
+      ["q8_0", "on", "128", "2"], ["q8_0", "on", "512", "2"]
+    ].map((x) => JSON.stringify(x)).sort())
+    expect(r.stderr).toContain("[stage 2] kv=unset ctx=512 batch=2 threads=2 fa=off ubatch=128: fits, goodput ")
+    // The recommendation carries both knobs, and its serve command starts llama-server with them.
+    const knobs = doc.recommendation!.knobs
+    expect(knobs.flash_attn).toMatch(/^(on|off)$/)
+    expect([128, 512]).toContain(knobs.ubatch_size)
+    expect(doc.recommendation!.serve_command).toContain(`--flash-attn ${knobs.flash_attn}`)
+    expect(doc.recommendation!.serve_command).toContain(`--ubatch-size ${knobs.ubatch_size}`)
+    expect(doc.inputs.concurrency).toBe(2)
+  })
+
   it("E-4 a model llama-server cannot load is infeasible at once with its exit code and error line; the next candidate is tried", async () => {
     const dir = tempDir()
     const db = Path.join(dir, "runs.db")

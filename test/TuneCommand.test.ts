@@ -37,7 +37,9 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["C-1 zero users", ["--concurrency", "0"], "concurrency"],
     ["C-1 an objective TTFT above the gate", ["--gate-ttft-ms", "5000", "--slo-ttft-p95-ms", "6000"], "slo-ttft-p95-ms"],
     ["C-1 a max-batch cell with fewer slots than users", ["--concurrency", "4", "--max-batch-axis", "2,4"], "max-batch-axis"],
-    ["C-3 a memory headroom of zero", ["--memory-headroom", "0"], "memory-headroom"]
+    ["C-3 a memory headroom of zero", ["--memory-headroom", "0"], "memory-headroom"],
+    ["a flash-attention axis for a provider without the setting", ["--flash-attn-axis", "on,off"], "flash-attn-axis"],
+    ["an ubatch axis for a provider without the setting", ["--ubatch-axis", "64"], "ubatch-axis"]
   ]
   for (const [name, args, flag] of cases) {
     it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {

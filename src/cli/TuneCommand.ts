@@ -6,7 +6,16 @@
 import { CliConfig, Command, Options } from "@effect/cli"
 import { Config, Console, Effect, Option } from "effect"
 import * as path from "node:path"
-import { cells, parseKvBitsAxis, parseMaxBatchAxis, parseMaxContextAxis, parseThreadsAxis } from "../domain/Axes.js"
+import {
+  cells,
+  parseBatchAxis,
+  parseFlashAttnAxis,
+  parseKvBitsAxis,
+  parseMaxBatchAxis,
+  parseMaxContextAxis,
+  parseThreadsAxis,
+  parseUbatchAxis
+} from "../domain/Axes.js"
 import { UsageError } from "../domain/AutotuneError.js"
 import { describeKnobs, kvBitsText } from "../domain/Knobs.js"
 import { DEMO_DEFAULTS, LADDER, rungPath } from "../gguf/DemoLadder.js"
@@ -81,6 +90,12 @@ const opt = {
     Options.withDescription("Stage 2 parallel requests (default 1)")),
   threadsAxis: Options.text("threads-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 CPU threads, embedded and llama-server only (default: the physical core count; demo ladder 1,2)")),
+  flashAttnAxis: Options.text("flash-attn-axis").pipe(Options.optional,
+    Options.withDescription("Stage 2 flash attention, llama-server only: on, off or on,off (default: not searched, the build's auto; a quantized KV cache always runs with it on)")),
+  ubatchAxis: Options.text("ubatch-axis").pipe(Options.optional,
+    Options.withDescription("Stage 2 physical batch sizes in tokens (--ubatch-size), llama-server only (default: not searched, the build's 512)")),
+  batchAxis: Options.text("batch-axis").pipe(Options.optional,
+    Options.withDescription("Stage 2 logical batch sizes in tokens (--batch-size), llama-server only (default: not searched, the build's 2048)")),
   tpsTieEpsilon: floatOption("tps-tie-epsilon").pipe(Options.withDefault(0.1),
     Options.withDescription("tie band for tok/s as a fraction of the best (default 0.10, SPEC B-3)")),
   maxTokens: integerOption("max-tokens", { min: 2, max: MAX_TARGET_CONTEXT }).pipe(Options.withDefault(64),
@@ -237,6 +252,12 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     if (Option.isSome(f.threadsAxis) && !adapter.hasThreads) {
       return yield* new UsageError({ flag: "threads-axis", message: `--threads-axis: the ${adapter.name} provider has no thread-count setting` })
     }
+    // Issue 17 part 3: llama-server's throughput knobs, measured only where the provider has them.
+    for (const [flag, given] of [["flash-attn-axis", f.flashAttnAxis], ["ubatch-axis", f.ubatchAxis], ["batch-axis", f.batchAxis]] as const) {
+      if (Option.isSome(given) && adapter.name !== "llama-server") {
+        return yield* new UsageError({ flag, message: `--${flag}: only llama-server has this setting (the ${adapter.name} provider does not)` })
+      }
+    }
     const threadsAxis = adapter.hasThreads
       ? Option.getOrElse(f.threadsAxis, () => demo ? DEMO_DEFAULTS.threadsAxis : `${physicalCores()}`)
       : null
@@ -247,7 +268,10 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
         maxContext: yield* parseMaxContextAxis(f.maxContextAxis, targetContext),
         // SPEC C-1: N users need N slots; the default axis gives exactly that.
         maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => `${f.concurrency}`)),
-        threads: threadsAxis === null ? [] : yield* parseThreadsAxis(threadsAxis)
+        threads: threadsAxis === null ? [] : yield* parseThreadsAxis(threadsAxis),
+        flashAttn: Option.isNone(f.flashAttnAxis) ? [] : yield* parseFlashAttnAxis(f.flashAttnAxis.value),
+        ubatch: Option.isNone(f.ubatchAxis) ? [] : yield* parseUbatchAxis(f.ubatchAxis.value),
+        batch: Option.isNone(f.batchAxis) ? [] : yield* parseBatchAxis(f.batchAxis.value)
       }
     })
   })
@@ -288,7 +312,9 @@ export const renderPlan = (p: TunePlan): string => {
     }${p.waitQuietMs === null ? "" : `; wait up to ${p.waitQuietMs / 1000} s for quiet first`}`,
     `stage 2 axes:    kv-bits ${p.axes.kvBits.map(kvBitsText).join(",")} × max-context ${p.axes.maxContext.join(",")} × max-batch ${p.axes.maxBatch.join(",")}${
       p.axes.threads.length > 0 ? ` × threads ${p.axes.threads.join(",")}` : ""
-    } = ${grid.length} cell(s)`,
+    }${(p.axes.flashAttn ?? []).length > 0 ? ` × flash-attn ${p.axes.flashAttn!.map((b) => (b ? "on" : "off")).join(",")}` : ""}${
+      (p.axes.ubatch ?? []).length > 0 ? ` × ubatch ${p.axes.ubatch!.join(",")}` : ""
+    }${(p.axes.batch ?? []).length > 0 ? ` × batch ${p.axes.batch!.join(",")}` : ""} = ${grid.length} cell(s)`,
     ...grid.map((k, i) => `  cell ${i + 1}: ${describeKnobs(k)}`),
     ...(p.objective == null ? [] : [
       `objective:       ${p.objective.streams} concurrent user(s), streams 50 ms apart; TTFT p95 <= ${p.objective.ttftP95Ms} ms${

@@ -11,6 +11,14 @@ export interface Axes {
   readonly maxBatch: ReadonlyArray<number>
   /** Empty when the provider has no thread-count setting. */
   readonly threads: ReadonlyArray<number>
+  /**
+   * llama-server's throughput knobs (issue 17 part 3): `--flash-attn-axis`
+   * (on = true, off = false), `--ubatch-axis`, `--batch-axis` (tokens). Absent
+   * or empty: not searched (the build's default).
+   */
+  readonly flashAttn?: ReadonlyArray<boolean>
+  readonly ubatch?: ReadonlyArray<number>
+  readonly batch?: ReadonlyArray<number>
 }
 
 const fail = (flag: string, message: string) => Effect.fail(new UsageError({ flag, message: `--${flag} ${message}` }))
@@ -72,16 +80,38 @@ export const parseMaxBatchAxis = (raw: string) =>
 export const parseThreadsAxis = (raw: string) =>
   splitStrict("threads-axis", raw, positiveInt(MAX_SLOTS_OR_THREADS), `a positive integer up to ${MAX_SLOTS_OR_THREADS}`)
 
+/** `--flash-attn-axis`: `on`, `off` (issue 17 part 3: measured, not assumed; `auto` regresses on some CPUs). */
+export const parseFlashAttnAxis = (raw: string) =>
+  splitStrict<boolean>("flash-attn-axis", raw, (s) => (s === "on" ? true : s === "off" ? false : undefined), "on or off")
+
+/** `--ubatch-axis`: llama-server's `--ubatch-size` cells, positive integers (tokens). */
+export const parseUbatchAxis = (raw: string) =>
+  splitStrict("ubatch-axis", raw, positiveInt(MAX_TARGET_CONTEXT), `a positive integer up to ${MAX_TARGET_CONTEXT}`)
+
+/** `--batch-axis`: llama-server's `--batch-size` cells, positive integers (tokens). */
+export const parseBatchAxis = (raw: string) =>
+  splitStrict("batch-axis", raw, positiveInt(MAX_TARGET_CONTEXT), `a positive integer up to ${MAX_TARGET_CONTEXT}`)
+
+/** An axis's cells, or one "not searched" (null) cell when it is absent or empty. */
+const orUnset = <A>(xs: ReadonlyArray<A> | undefined): ReadonlyArray<A | null> => (xs === undefined || xs.length === 0 ? [null] : xs)
+
 /**
  * The Stage 2 cells: the Cartesian product in axis order kv-bits × max-context ×
- * max-batch × threads, first axis outermost (SPEC B-2: deterministic order).
+ * max-batch × threads × flash-attn × ubatch × batch, first axis outermost
+ * (SPEC B-2: deterministic order). A quantized KV cache with flash attention
+ * off is left out: llama.cpp refuses a quantized V cache without it, so the
+ * cell could only fail to start.
  */
 export const cells = (axes: Axes): ReadonlyArray<Knobs> =>
   axes.kvBits.flatMap((kvBits) =>
     axes.maxContext.flatMap((maxContext) =>
       axes.maxBatch.flatMap((maxBatch) =>
-        (axes.threads.length === 0 ? [null] : axes.threads).map((threads) =>
-          new Knobs({ kvBits, maxContext, maxBatch, threads })
+        orUnset(axes.threads).flatMap((threads) =>
+          orUnset(axes.flashAttn).flatMap((flashAttn) =>
+            kvBits !== null && flashAttn === false ? [] : orUnset(axes.ubatch).flatMap((ubatch) =>
+              orUnset(axes.batch).map((batch) => new Knobs({ kvBits, maxContext, maxBatch, threads, flashAttn, ubatch, batch }))
+            )
+          )
         )
       )
     )

@@ -24,7 +24,9 @@ const FLAGS: Readonly<Record<string, ReadonlyArray<string>>> = {
   "cache-type-k": ["--cache-type-k", "-ctk"],
   "cache-type-v": ["--cache-type-v", "-ctv"],
   "flash-attn": ["--flash-attn", "-fa"],
-  threads: ["--threads", "-t"]
+  threads: ["--threads", "-t"],
+  "ubatch-size": ["--ubatch-size", "-ub"],
+  "batch-size": ["--batch-size", "-b"]
 }
 
 const ownedOf = (flag: string): string | null => Object.keys(FLAGS).find((k) => FLAGS[k]!.includes(flag)) ?? null

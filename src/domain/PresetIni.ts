@@ -33,7 +33,9 @@ const OPTIONS: ReadonlyArray<ReadonlyArray<string>> = [
   ["cache-type-k", "ctk", "LLAMA_ARG_CACHE_TYPE_K"],
   ["cache-type-v", "ctv", "LLAMA_ARG_CACHE_TYPE_V"],
   ["flash-attn", "fa", "LLAMA_ARG_FLASH_ATTN"],
-  ["threads", "t", "LLAMA_ARG_THREADS"]
+  ["threads", "t", "LLAMA_ARG_THREADS"],
+  ["ubatch-size", "ub", "LLAMA_ARG_UBATCH"],
+  ["batch-size", "b", "LLAMA_ARG_BATCH"]
 ]
 
 /** The options a recipe owns in its section (long names), in the order new lines are written. */
@@ -51,6 +53,8 @@ const BUILD_DEFAULTS: Readonly<Record<string, string>> = {
   "cache-type-k": "f16",
   "cache-type-v": "f16",
   "flash-attn": "auto",
+  "ubatch-size": "512",
+  "batch-size": "2048"
 }
 
 /** The owned option a key names (its long name), or null when the key is not one a recipe owns. */

@@ -312,7 +312,9 @@ const nullByDefault = <S extends Schema.Schema.Any>(s: S) => Schema.optionalWith
  * estimate ÷ peak is the estimate's error), `itl_p95_ms` (median of the worst
  * stream's inter-token latency p95) and `aggregate_tps` (every stream's
  * decode rate summed; under an objective `tps` is the goodput); NULL on rows
- * stored before migration 0006 or where not measured.
+ * stored before migration 0006 or where not measured. llama-server's
+ * throughput knobs (issue 17 part 3): `flash_attn` (1 on, 0 off), `ubatch`
+ * and `batch` (tokens); NULL when left to the build.
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   run_id: Schema.String,
@@ -359,7 +361,10 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   peak_rss_bytes: nullByDefault(Schema.Number),
   estimated_bytes: nullByDefault(Schema.Number),
   itl_p95_ms: nullByDefault(Schema.Number),
-  aggregate_tps: nullByDefault(Schema.Number)
+  aggregate_tps: nullByDefault(Schema.Number),
+  flash_attn: nullByDefault(Schema.Literal(0, 1)),
+  ubatch: nullByDefault(Schema.Int),
+  batch: nullByDefault(Schema.Int)
 }) {
   /**
    * The row of a finished trial of `candidate` with `knobs` in run `runId`
@@ -424,7 +429,10 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
       peak_rss_bytes: o.load?.peakRssBytes ?? null,
       estimated_bytes: o.load?.estimatedBytes ?? null,
       itl_p95_ms: o.load?.itlP95Ms ?? null,
-      aggregate_tps: o.load?.aggregateTps ?? null
+      aggregate_tps: o.load?.aggregateTps ?? null,
+      flash_attn: knobs.flashAttn === null ? null : knobs.flashAttn ? 1 : 0,
+      ubatch: knobs.ubatch,
+      batch: knobs.batch
     })
   }
 }

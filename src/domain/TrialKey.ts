@@ -108,7 +108,16 @@ export const trialKey = (identity: RunIdentity, stage: 1 | 2, candidateId: strin
     model,
     policy: identity.policy,
     stage,
-    knobs: { kv_bits: knobs.kvBits, max_context: knobs.maxContext, max_batch: knobs.maxBatch, threads: knobs.threads }
+    knobs: {
+      kv_bits: knobs.kvBits,
+      max_context: knobs.maxContext,
+      max_batch: knobs.maxBatch,
+      threads: knobs.threads,
+      // Issue 17 part 3: only when set, so the keys of cells without them stay as they were.
+      ...(knobs.flashAttn === null ? {} : { flash_attn: knobs.flashAttn }),
+      ...(knobs.ubatch === null ? {} : { ubatch: knobs.ubatch }),
+      ...(knobs.batch === null ? {} : { batch: knobs.batch })
+    }
   })
 }
 

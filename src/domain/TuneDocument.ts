@@ -51,7 +51,11 @@ export const KnobsJson = Schema.Struct({
   kv_bits: KvBits,
   max_concurrency_override: Schema.NullOr(Schema.Int),
   max_context_override: Schema.NullOr(Schema.Int),
-  threads: Schema.optional(Schema.NullOr(Schema.Int))
+  threads: Schema.optional(Schema.NullOr(Schema.Int)),
+  /** llama-server's throughput knobs (issue 17 part 3), present only when Stage 2 searched them. */
+  flash_attn: Schema.optional(Schema.Literal("on", "off")),
+  ubatch_size: Schema.optional(Schema.Int),
+  batch_size: Schema.optional(Schema.Int)
 })
 export type KnobsJson = typeof KnobsJson.Type
 

@@ -60,13 +60,17 @@ const knobArgs = (spec: LaunchSpec): Array<string> => [
       "--flash-attn",
       "on"
     ]),
-  ...(spec.knobs.threads === null ? [] : ["--threads", `${spec.knobs.threads}`])
+  // Issue 17 part 3: flash attention measured on and off (with a quantized cache it is on, above).
+  ...(spec.knobs.flashAttn === null || spec.knobs.kvBits !== null ? [] : ["--flash-attn", spec.knobs.flashAttn ? "on" : "off"]),
+  ...(spec.knobs.threads === null ? [] : ["--threads", `${spec.knobs.threads}`]),
+  ...(spec.knobs.ubatch === null ? [] : ["--ubatch-size", `${spec.knobs.ubatch}`]),
+  ...(spec.knobs.batch === null ? [] : ["--batch-size", `${spec.knobs.batch}`])
 ]
 
 /**
  * llama.cpp's `llama-server` (SPEC E-5): `-m M --host 127.0.0.1 --port P
  * [--cache-ram 0] --ctx-size N --parallel N [--cache-type-k/-v q4_0|q8_0 --flash-attn on]
- * [--threads N]`; ready when `GET /health` is 200 (503 while loading), then
+ * [--flash-attn on|off] [--threads N] [--ubatch-size N] [--batch-size N]`; ready when `GET /health` is 200 (503 while loading), then
  * `GET /v1/models`. It has no coordinator pool, so a candidate gets no
  * `--no-join` (SPEC E-3's purpose, never taking pool traffic, holds by
  * construction; the flag would make it exit "invalid argument"). Candidates

@@ -143,7 +143,10 @@ const orDefault = (n: number | null): string => n === null ? "default" : `${n}`
 /** Human form of a trial's knobs, e.g. `kv=unset ctx=2048 batch=1 threads=2` (kv-bits null shows `unset`, F-1). */
 const knobsText = (t: TrialRow): string =>
   [`kv=${kvBitsText(t.kv_bits)}`, `ctx=${orDefault(t.max_context_cap)}`, `batch=${orDefault(t.max_batch)}`,
-    ...(t.threads === null ? [] : [`threads=${t.threads}`])].join(" ")
+    ...(t.threads === null ? [] : [`threads=${t.threads}`]),
+    ...(t.flash_attn === null ? [] : [`fa=${t.flash_attn === 1 ? "on" : "off"}`]),
+    ...(t.ubatch === null ? [] : [`ubatch=${t.ubatch}`]),
+    ...(t.batch === null ? [] : [`batch-size=${t.batch}`])].join(" ")
 
 /** `<tr><th>k</th><td>v</td></tr>` rows; values are escaped here. */
 const kvRows = (rows: ReadonlyArray<readonly [string, string]>): string =>

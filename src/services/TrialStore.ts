@@ -142,10 +142,22 @@ const migrations = SqliteMigrator.fromRecord({
     )`
     yield* sql`CREATE INDEX tune_measurements_run ON tune_measurements(run_id)`
   }),
-  // Load and memory (SPEC C-1, C-3): streams per replicate, peak resident memory and the estimate, ITL, aggregate decode.
+  // Load and memory (SPEC C-1, C-3): streams per replicate, peak resident memory and the estimate, ITL, aggregate decode;
+  // and llama-server's throughput knobs (issue 17 part 3).
   "0006_load": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
-    for (const column of ["streams INTEGER", "peak_rss_bytes REAL", "estimated_bytes REAL", "itl_p95_ms REAL", "aggregate_tps REAL"]) {
+    for (
+      const column of [
+        "streams INTEGER",
+        "peak_rss_bytes REAL",
+        "estimated_bytes REAL",
+        "itl_p95_ms REAL",
+        "aggregate_tps REAL",
+        "flash_attn INTEGER",
+        "ubatch INTEGER",
+        "batch INTEGER"
+      ]
+    ) {
       yield* sql.unsafe(`ALTER TABLE tune_trials ADD COLUMN ${column}`)
     }
   })

@@ -36,7 +36,11 @@ export const knobsJson = (k: Knobs, adapter: ProviderAdapter): KnobsJson => ({
   kv_bits: k.kvBits,
   max_concurrency_override: k.maxBatch,
   max_context_override: k.maxContext,
-  ...(adapter.hasThreads ? { threads: k.threads } : {})
+  ...(adapter.hasThreads ? { threads: k.threads } : {}),
+  // Issue 17 part 3: only when searched, so a recipe without them hashes as before (F-2h).
+  ...(k.flashAttn === null ? {} : { flash_attn: k.flashAttn ? "on" as const : "off" as const }),
+  ...(k.ubatch === null ? {} : { ubatch_size: k.ubatch }),
+  ...(k.batch === null ? {} : { batch_size: k.batch })
 })
 
 /**

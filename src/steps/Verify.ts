@@ -145,7 +145,10 @@ export const knobsOfRecipe = (rec: StoredRecommendation): Knobs =>
     kvBits: rec.knobs.kv_bits,
     maxContext: rec.knobs.max_context_override,
     maxBatch: rec.knobs.max_concurrency_override,
-    threads: rec.knobs.threads ?? null
+    threads: rec.knobs.threads ?? null,
+    flashAttn: rec.knobs.flash_attn === undefined ? null : rec.knobs.flash_attn === "on",
+    ubatch: rec.knobs.ubatch_size ?? null,
+    batch: rec.knobs.batch_size ?? null
   })
 
 const figuresOf = (o: TrialOutcome): RecipeFigures => ({

@@ -14,15 +14,21 @@ describe("llama-server router preset editor (SPEC F-4)", () => {
       "cache-type-k": null,
       "cache-type-v": null,
       "flash-attn": null,
-      threads: "4"
+      threads: "4",
+      "ubatch-size": null,
+      "batch-size": null
     })
+    // Issue 17 part 3: llama-server's throughput knobs under any of their spellings.
+    const tuned = presetValuesOf("/m/a.gguf", ["--ctx-size", "300", "-ub", "64", "--batch-size", "256", "--flash-attn", "off"])
+    assert.deepStrictEqual([tuned["ubatch-size"], tuned["batch-size"], tuned["flash-attn"]], ["64", "256", "off"])
   })
 
   it("F-4 a missing section is appended after a blank line; every other byte stays", () => {
     const src = "; my presets\nversion = 1\n\n[*]\njinja = true\n\n[other]\nmodel = /m/o.gguf\nc = 8192   ; keep\n"
     const out = edit(src)
     expect(out.text).toBe(src + "\n[a]\nmodel = /m/a.gguf\nctx-size = 602\nparallel = 1\ncache-type-k = q8_0\ncache-type-v = q8_0\nflash-attn = on\nthreads = 1\n")
-    assert.deepStrictEqual(out.changed, [...PRESET_OWNED_KEYS])
+    // Every owned option the recipe sets (it leaves the batch sizes to the build).
+    assert.deepStrictEqual(out.changed, PRESET_OWNED_KEYS.filter((k) => k !== "ubatch-size" && k !== "batch-size"))
     // No final line break, CRLF: the file's own line break, and one is added before the section.
     expect(edit("[*]\r\njinja = true").text).toBe("[*]\r\njinja = true\r\n\r\n[a]\r\nmodel = /m/a.gguf\r\nctx-size = 602\r\nparallel = 1\r\ncache-type-k = q8_0\r\ncache-type-v = q8_0\r\nflash-attn = on\r\nthreads = 1\r\n")
     expect(edit("").text.startsWith("[a]\nmodel = /m/a.gguf\n")).toBe(true)
