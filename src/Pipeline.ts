@@ -43,6 +43,7 @@ import { drain, restoreJournaled } from "./steps/Drain.js"
 import { conflicting, preflight } from "./steps/Preflight.js"
 import { buildDocument, formatCi, type Recommended, renderBlock, type RunSummary, serveCommandOf } from "./steps/Recommend.js"
 import { type Capacity, findCapacity } from "./steps/Capacity.js"
+import { measureQuietly } from "./steps/QuietGuard.js"
 import { DEFAULT_MEMORY_HEADROOM } from "./steps/RunTrial.js"
 import { type Rejected, stage1, stage1Knobs } from "./steps/Stage1.js"
 import { type MeasuredCell, stage2, type Stage2Result } from "./steps/Stage2.js"
@@ -208,6 +209,8 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
       // C-4: on the recommended configuration, under the run's objective (a single user's, judged by the gate, when none).
       const objective = plan.objective ?? { streams: 1, ttftP95Ms: plan.gateTtftMs, itlP95Ms: null, decodeTps: null }
       yield* Console.error(`autotune: capacity of ${recommendation.candidate.id} with ${describeKnobs(recommendation.knobs)} (--find-max-concurrency)`)
+      // The recommendation's own trial is the first step when it was measured under this objective (an objective was given).
+      const measuredAtStart = plan.objective != null && recommendation.outcome.load?.streams === objective.streams
       const capacity = yield* findCapacity(
         run.plan,
         recommendation.candidate,
@@ -215,6 +218,10 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
         objective,
         plan.stage2Replicates,
         recommendation.outcome.calibration,
+        measuredAtStart ? recommendation.outcome : null,
+        // N-3: a disturbed step is on record, and measured again when the machine is quiet.
+        (trial) =>
+          measureQuietly(trial, plan.maxBackgroundCores, (o) => recordTrial(store, state, run, 3, recommendation.candidate, recommendation.knobs, o, true)),
         (step) => recordTrial(store, state, run, 3, recommendation.candidate, recommendation.knobs, step.outcome, false)
       )
       yield* Ref.set(state.capacity, capacity)
@@ -434,8 +441,8 @@ const recordTrial = (
         // A capacity step (C-4) is measured outside the ledger: a resumed run searches again.
         stage === 3 ? null : run.ledger.keyOf(stage, candidate, knobs))
     )
-    if (stage === 3) return yield* progress(3, `${outcome.load?.streams ?? "?"} user(s)`, outcome, "")
     if (outcome.background?.disturbed === true) yield* Ref.update(state.disturbedTrials, (n) => n + 1)
+    if (stage === 3) return yield* progress(3, `${outcome.load?.streams ?? "?"} user(s)`, outcome, superseded ? "  (disturbed: measured again)" : "")
     const label = stage === 1 ? `#${candidate.rank} ${candidate.id} (${formatParams(candidate.paramCount)})` : describeKnobs(knobs)
     const reused = outcome.reusedFrom === undefined ? "" : `  (reused from run ${outcome.reusedFrom}: no provider started, SPEC R-2)`
     // A disturbed trial measured again (N-3) is on record, and decides nothing.

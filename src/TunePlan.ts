@@ -10,6 +10,9 @@ import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT
 import { DEFAULT_REPLY_TOKENS } from "./domain/Prompt.js"
 import { Inputs } from "./domain/TuneDocument.js"
 import { checkApplyTarget } from "./steps/Apply.js"
+import { cells } from "./domain/Axes.js"
+import { isDefaultObjective } from "./domain/Objective.js"
+import { MAX_CAPACITY_USERS } from "./steps/Capacity.js"
 import { DEFAULT_MEMORY_HEADROOM, type TrialSettings } from "./steps/RunTrial.js"
 import type { PreflightOptions } from "./steps/Preflight.js"
 
@@ -123,7 +126,8 @@ export const planInputs = (p: TunePlan): Inputs =>
 const objectiveInputs = (p: TrialSettings) => {
   const o = p.objective ?? null
   return {
-    ...(o === null || o.streams === 1 ? {} : { concurrency: o.streams }),
+    // Under an objective a replicate is N users whatever the slots (C-1): N is named even at 1.
+    ...(o === null ? {} : { concurrency: o.streams }),
     ...(o === null || o.ttftP95Ms === p.gateTtftMs ? {} : { slo_ttft_p95_ms: o.ttftP95Ms }),
     ...(o?.itlP95Ms == null ? {} : { slo_itl_p95_ms: o.itlP95Ms }),
     ...(o?.decodeTps == null ? {} : { slo_decode_tps: o.decodeTps }),
@@ -235,6 +239,12 @@ export const checkInputs = (plan: Omit<TunePlan, "axes">): Effect.Effect<void, U
         return yield* usage("slo-decode-tps", `--slo-decode-tps must be a positive number of tokens/s, got ${o.decodeTps}`)
       }
     }
+    if (plan.findMaxConcurrency === true && (o?.streams ?? 1) > MAX_CAPACITY_USERS) {
+      return yield* usage(
+        "concurrency",
+        `--find-max-concurrency searches up to ${MAX_CAPACITY_USERS} users; --concurrency ${o!.streams} starts beyond it`
+      )
+    }
     if (!(Number.isSafeInteger(plan.keepRuns) && plan.keepRuns >= 0 && plan.keepRuns <= MAX_KEEP_RUNS)) {
       return yield* usage("keep-runs", `--keep-runs must be an integer from 0 (keep all) to ${MAX_KEEP_RUNS}, got ${plan.keepRuns}`)
     }
@@ -305,6 +315,12 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
     if (plan.axes.maxContext.some((c, i, all) => i > 0 && c < all[i - 1]!)) {
       return yield* usage("max-context-axis", "--max-context-axis must be sorted ascending (SPEC B-1)")
     }
+    if (cells(plan.axes).length === 0) {
+      const noFlash = (plan.axes.flashAttn ?? []).length > 0 && plan.axes.flashAttn!.every((on) => !on) && plan.axes.kvBits.every((b) => b !== null)
+      return yield* noFlash
+        ? usage("flash-attn-axis", "--flash-attn-axis off leaves no Stage 2 cell: every --kv-bits-axis cell quantizes the KV cache, which needs flash attention on")
+        : usage("ubatch-axis", "--ubatch-axis leaves no Stage 2 cell: every cell is larger than every --batch-axis cell (llama.cpp clamps it to the batch)")
+    }
   })
 
 /**
@@ -348,7 +364,9 @@ export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError
   Effect.gen(function*() {
     yield* checkInputs(plan)
     yield* checkAxes(plan)
-    return plan.apply === null
-      ? plan
-      : { ...plan, apply: { ...plan.apply, configPath: yield* checkApplyTarget(plan.apply.configPath, plan.adapter, plan.candidateIds) } }
+    // C-1: an objective that asks nothing a single user does not is none (it would measure otherwise, under the same inputs).
+    const normal = plan.objective != null && isDefaultObjective(plan.objective, plan.gateTtftMs) ? { ...plan, objective: null } : plan
+    return normal.apply === null
+      ? normal
+      : { ...normal, apply: { ...normal.apply, configPath: yield* checkApplyTarget(normal.apply.configPath, normal.adapter, normal.candidateIds) } }
   })

@@ -11,7 +11,7 @@ import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
 import { runCli, tempDir } from "./support/cli.js"
 import { readRows } from "./support/db.js"
-import { repoRoot } from "./support/models.js"
+import { repoRoot, tinyModelPath } from "./support/models.js"
 
 const decodeDoc = Schema.decodeUnknownSync(Schema.parseJson(TuneDocument), { onExcessProperty: "error" })
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
@@ -113,9 +113,26 @@ describe("concurrency and goodput against a fake provider process (SPEC C-1, C-2
     expect(c.steps.slice(0, firstMiss + 1).map((x) => x.users)).toEqual(
       Array.from({ length: firstMiss + 1 }, (_, i) => 2 ** i)
     )
-    // Every step is a stage-3 row with its users; the block's line says the same (checked on the document's figures).
+    // The first step (1 user, under this objective) is the recommendation's own trial: not measured again. Every
+    // other step is a stage-3 row with its users.
     const rows = await readRows<LoadRow>(db, "SELECT * FROM tune_trials WHERE stage = 3 ORDER BY trial_id")
-    expect(rows.map((t) => [t.streams, t.fits])).toEqual(c.steps.map((x) => [x.users, x.met ? 1 : 0]))
+    expect(rows.map((t) => [t.streams, t.fits])).toEqual(c.steps.slice(1).map((x) => [x.users, x.met ? 1 : 0]))
+    expect(c.steps[0]).toMatchObject({ users: 1, met: true, goodput_tps: doc.recommendation!.tps_median })
+  })
+
+  it("C-1 R-3 verify re-probes a recipe as it was tuned: one user on 4 slots stays one user, not 4 requests at once", async () => {
+    // crowd-200: 200 ms per request in flight. Tuned for 1 user (TTFT bound 300 ms) on 4 slots.
+    const { r, db } = await tuneFake("crowd-200", ["--slo-ttft-p95-ms", "300", "--max-batch-axis", "4"])
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.inputs).toMatchObject({ concurrency: 1, slo_ttft_p95_ms: 300 })
+    expect(doc.recommendation?.knobs.max_concurrency_override).toBe(4)
+    const v = await runCli(["verify", doc.run_id, "--db-path", db, "--json", "--replicates", "3"])
+    expect(v.code, v.stderr).toBe(0)
+    const result = JSON.parse(v.stdout) as { verdict: string; measured: { ttft_p95_ms: number } }
+    expect(result.verdict).toBe("holds")
+    // 4 requests at once would have waited up to 800 ms.
+    expect(result.measured.ttft_p95_ms).toBeLessThan(300)
   })
 
   it("C-1 an ITL objective tighter than the provider's token gaps fails the trial with the worst stream's ITL p95", async () => {
@@ -139,5 +156,27 @@ describe("concurrency and goodput against a fake provider process (SPEC C-1, C-2
     expect(forks! - ok!).toBeGreaterThan(10 * 1024 * 1024)
     // Not a GGUF file: no estimate was made.
     expect(rows.every((t) => t.estimated_bytes === null)).toBe(true)
+  })
+
+  it("C-1 C-3 a real embedded tune at 2 users: Stage 1 and every cell on 2 slots with 2 streams, the serve process's peak memory recorded", async () => {
+    const dir = tempDir()
+    const db = Path.join(dir, "runs.db")
+    const r = await runCli([
+      "tune", "--provider", "embedded", "--candidate-models", tinyModelPath(), "--target-context", "256", "--max-tokens", "16",
+      "--stage1-replicates", "2", "--stage2-replicates", "1", "--threads-axis", "1", "--concurrency", "2", "--json", "--db-path", db
+    ], { env: { XDG_DATA_HOME: dir } })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.knobs.max_concurrency_override).toBe(2)
+    expect(doc.recommendation?.serve_command).toContain("--max-batch 2")
+    const rows = await readRows<LoadRow & { max_batch: number | null; estimated_bytes: number | null }>(db, "SELECT * FROM tune_trials ORDER BY trial_id")
+    expect(rows.map((t) => [t.stage, t.max_batch, t.streams, t.fits])).toEqual([[1, 2, 2, 1], [2, 2, 2, 1]])
+    for (const t of rows) {
+      expect(t.itl_p95_ms).toBeGreaterThan(0)
+      expect(t.aggregate_tps).toBeGreaterThan(0)
+      // The serve process holds Node, the engine and the model: far above its GGUF estimate's share of nothing.
+      expect(t.peak_rss_bytes).toBeGreaterThan(50 * 1024 * 1024)
+      expect(t.estimated_bytes).toBeGreaterThan(0)
+    }
   })
 })

@@ -137,6 +137,11 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     expect(doc.alternates).toEqual([]) // the bigger one is no alternate (F-1: smaller only)
     expect(doc.recipe_hash).toMatch(/^sha256:[0-9a-f]{64}$/)
     expect(doc.recommendation?.knobs.threads).not.toBeUndefined()
+    // F-2h with none of issue 17's flags: the knobs and inputs are keyed as they always were (so the recipe hashes the same).
+    expect(Object.keys(doc.recommendation!.knobs).sort()).toEqual(["kv_bits", "max_concurrency_override", "max_context_override", "threads"])
+    expect(Object.keys(doc.inputs).sort()).toEqual(
+      ["candidate_models", "gate_ttft_ms", "stage1_replicates", "stage2_replicates", "target_context", "tps_tie_epsilon"]
+    )
     expect(doc.recommendation?.tps_median).toBeGreaterThan(0)
 
     const trials = await readRows<TrialDbRow>(db, "SELECT * FROM tune_trials ORDER BY trial_id")

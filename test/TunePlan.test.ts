@@ -126,14 +126,36 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
 
   it("C-1 C-3 F-2h concurrency, the objective and the memory headroom enter the inputs only when not at their defaults", () => {
     const at = (o: Partial<TunePlan>) => planInputs({ ...base, ...o })
-    // Defaults: no objective, headroom 0.9; and an objective of one user whose TTFT bound is the gate adds nothing either.
+    // Defaults: no objective, headroom 0.9.
     expect(at({})).toEqual(planInputs(base))
-    expect(at({ memoryHeadroom: 0.9, objective: { streams: 1, ttftP95Ms: 5000, itlP95Ms: null, decodeTps: null } })).toEqual(planInputs(base))
+    expect(at({ memoryHeadroom: 0.9 })).toEqual(planInputs(base))
     expect(Object.keys(at({}))).toEqual(
       ["target_context", "candidate_models", "stage1_replicates", "stage2_replicates", "gate_ttft_ms", "tps_tie_epsilon"]
     )
     expect(at({ memoryHeadroom: 0.8, objective: { streams: 4, ttftP95Ms: 1000, itlP95Ms: 50, decodeTps: 5 } })).toMatchObject({
       concurrency: 4, slo_ttft_p95_ms: 1000, slo_itl_p95_ms: 50, slo_decode_tps: 5, memory_headroom: 0.8
     })
+    // Under an objective a replicate is its users, whatever the slots: one user is named too.
+    expect(at({ objective: { streams: 1, ttftP95Ms: 5000, itlP95Ms: 40, decodeTps: null } })).toMatchObject({ concurrency: 1, slo_itl_p95_ms: 40 })
   })
+
+  it.effect("C-1 F-2h an objective that asks nothing a single user does not (1 user, TTFT at the gate) is dropped: the plan measures and hashes as a plain one", () =>
+    Effect.gen(function*() {
+      const plan = yield* validatePlan({ ...base, objective: { streams: 1, ttftP95Ms: 5000, itlP95Ms: null, decodeTps: null } })
+      assert.strictEqual(plan.objective, null)
+      assert.deepStrictEqual(planInputs(plan), planInputs(base))
+    }))
+
+  it.effect("C-4 issue 17 part 3: a capacity search cannot start beyond its cap; axes that leave no cell are refused", () =>
+    Effect.gen(function*() {
+      const ls = { ...base, adapter: llamaServer("llama-server", NO_OPTIONAL_FLAGS) }
+      assert.strictEqual(
+        yield* flagOf({ ...base, findMaxConcurrency: true, objective: { streams: 300, ttftP95Ms: 5000, itlP95Ms: null, decodeTps: null }, axes: { ...base.axes, maxBatch: [300] } }),
+        "concurrency"
+      )
+      assert.strictEqual(yield* flagOf({ ...ls, axes: { ...base.axes, kvBits: [8], flashAttn: [false] } }), "flash-attn-axis")
+      assert.strictEqual(yield* flagOf({ ...ls, axes: { ...base.axes, ubatch: [1024], batch: [512] } }), "ubatch-axis")
+      assert.strictEqual(yield* flagOf({ ...ls, axes: { ...base.axes, flashAttn: [true, false], ubatch: [64, 512], batch: [512] } }), null)
+      assert.strictEqual(yield* flagOf({ ...base, axes: { ...base.axes, flashAttn: [true] } }), "flash-attn-axis")
+    }))
 })

@@ -35,7 +35,7 @@ import { floatOption, integerOption } from "./CliOptions.js"
 import { checkResumeFlags, checkStartedHere, decodeFlags, encodeFlags, isOwnFlag, runToResume, withOwnFlags } from "./Resume.js"
 import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT, MAX_TIMER_MS } from "../domain/Limits.js"
 import { DEFAULT_REPLY_TOKENS } from "../domain/Prompt.js"
-import type { Objective } from "../domain/Objective.js"
+import { isDefaultObjective, type Objective, STREAM_STAGGER_MS } from "../domain/Objective.js"
 import { DEFAULT_MEMORY_HEADROOM } from "../steps/RunTrial.js"
 import { MAX_CAPACITY_USERS } from "../steps/Capacity.js"
 
@@ -278,18 +278,18 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
 
 /**
  * SPEC C-1: the objective the flags ask for — null (one user, judged by the
- * gate alone) unless `--concurrency` is above 1 or an `--slo-*` flag is given;
- * the TTFT bound defaults to the gate.
+ * gate alone) unless `--concurrency` is above 1 or an `--slo-*` flag asks
+ * more than that (`isDefaultObjective`); the TTFT bound defaults to the gate.
  */
-const objectiveOf = (f: TuneFlags, gateTtftMs: number): Objective | null =>
-  f.concurrency === 1 && Option.isNone(f.sloTtftP95Ms) && Option.isNone(f.sloItlP95Ms) && Option.isNone(f.sloDecodeTps)
-    ? null
-    : {
-      streams: f.concurrency,
-      ttftP95Ms: Option.getOrElse(f.sloTtftP95Ms, () => gateTtftMs),
-      itlP95Ms: Option.getOrNull(f.sloItlP95Ms),
-      decodeTps: Option.getOrNull(f.sloDecodeTps)
-    }
+const objectiveOf = (f: TuneFlags, gateTtftMs: number): Objective | null => {
+  const o: Objective = {
+    streams: f.concurrency,
+    ttftP95Ms: Option.getOrElse(f.sloTtftP95Ms, () => gateTtftMs),
+    itlP95Ms: Option.getOrNull(f.sloItlP95Ms),
+    decodeTps: Option.getOrNull(f.sloDecodeTps)
+  }
+  return isDefaultObjective(o, gateTtftMs) ? null : o
+}
 
 /** An executable made absolute where it is a path (`bin/x`), left to PATH where it is a bare name. */
 const absoluteIfPath = (exe: string): string => (exe.includes("/") ? path.resolve(exe) : exe)
@@ -317,7 +317,7 @@ export const renderPlan = (p: TunePlan): string => {
     }${(p.axes.batch ?? []).length > 0 ? ` × batch ${p.axes.batch!.join(",")}` : ""} = ${grid.length} cell(s)`,
     ...grid.map((k, i) => `  cell ${i + 1}: ${describeKnobs(k)}`),
     ...(p.objective == null ? [] : [
-      `objective:       ${p.objective.streams} concurrent user(s), streams 50 ms apart; TTFT p95 <= ${p.objective.ttftP95Ms} ms${
+      `objective:       ${p.objective.streams} concurrent user(s), streams ${STREAM_STAGGER_MS} ms apart; TTFT p95 <= ${p.objective.ttftP95Ms} ms${
         p.objective.itlP95Ms === null ? "" : `, ITL p95 <= ${p.objective.itlP95Ms} ms`
       }${p.objective.decodeTps === null ? "" : `, >= ${p.objective.decodeTps} tok/s per stream`}; Stage 2 maximises goodput`
     ]),

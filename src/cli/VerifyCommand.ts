@@ -8,10 +8,12 @@ import { Clock, Console, Effect, Either, Option, Schema } from "effect"
 import * as fs from "node:fs"
 import * as path from "node:path"
 import { RecipeMiss, UsageError } from "../domain/AutotuneError.js"
-import { decodeRunIdentity } from "../domain/TrialKey.js"
+import type { Objective } from "../domain/Objective.js"
+import { decodeRunIdentity, type RunIdentity } from "../domain/TrialKey.js"
 import { Inputs, Machine, StoredRecommendation } from "../domain/TuneDocument.js"
 import { MAX_REPLICATES, MAX_TIMER_MS } from "../domain/Limits.js"
 import { withExistingStore } from "../services/TrialStore.js"
+import { DEFAULT_MEMORY_HEADROOM } from "../steps/RunTrial.js"
 import { resolveCandidates } from "../steps/Candidates.js"
 import {
   adapterOfIdentity,
@@ -150,6 +152,9 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
       logDir: path.join(path.dirname(db), "logs", `verify-${startedAt}`),
       estimate: policy?.estimate ?? true,
       memoryLimitGiB: policy?.memory_limit_gib ?? null,
+      // C-1, C-3: the recipe is checked as it was tuned: at its users, against its objective and memory headroom.
+      objective: recipeObjective(recipe.inputs, policy, gate),
+      memoryHeadroom: policy?.memory_headroom ?? recipe.inputs.memory_headroom ?? DEFAULT_MEMORY_HEADROOM,
       maxBackgroundCores
     }, recipe, candidate, Option.getOrElse(f.replicates, () => Math.max(MIN_COMPARED_REPLICATES, rec.replicates)), f.tolerance)
     yield* Console.log(f.json ? JSON.stringify(result, null, 2) : renderVerify(result))
@@ -160,6 +165,26 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
       })
     }
   }).pipe(Effect.scoped)).pipe(Command.withDescription("Re-probe a recorded recipe and compare: exit 0 holds, 1 regressed, 2 infeasible now (SPEC R-3, F-6)"))
+
+/**
+ * The objective a recipe was tuned under (SPEC C-1): its run's policy, else
+ * its document's inputs (`concurrency`, `slo_*`); null for a single user. Its
+ * TTFT bound is at most `gateMs`, the gate this verification uses.
+ */
+const recipeObjective = (inputs: Inputs, policy: RunIdentity["policy"] | undefined, gateMs: number): Objective | null => {
+  const o = policy !== undefined
+    ? policy.objective ?? null
+    : inputs.concurrency === undefined && inputs.slo_ttft_p95_ms === undefined && inputs.slo_itl_p95_ms === undefined &&
+        inputs.slo_decode_tps === undefined
+    ? null
+    : {
+      streams: inputs.concurrency ?? 1,
+      ttft_p95_ms: inputs.slo_ttft_p95_ms ?? inputs.gate_ttft_ms,
+      itl_p95_ms: inputs.slo_itl_p95_ms ?? null,
+      decode_tps: inputs.slo_decode_tps ?? null
+    }
+  return o === null ? null : { streams: o.streams, ttftP95Ms: Math.min(o.ttft_p95_ms, gateMs), itlP95Ms: o.itl_p95_ms, decodeTps: o.decode_tps }
+}
 
 /**
  * `verify --config` without a run: the newest run of the database that ended

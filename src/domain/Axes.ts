@@ -100,7 +100,8 @@ const orUnset = <A>(xs: ReadonlyArray<A> | undefined): ReadonlyArray<A | null> =
  * max-batch × threads × flash-attn × ubatch × batch, first axis outermost
  * (SPEC B-2: deterministic order). A quantized KV cache with flash attention
  * off is left out: llama.cpp refuses a quantized V cache without it, so the
- * cell could only fail to start.
+ * cell could only fail to start; so is a micro-batch larger than the batch
+ * (llama.cpp clamps it to the batch: another cell's configuration).
  */
 export const cells = (axes: Axes): ReadonlyArray<Knobs> =>
   axes.kvBits.flatMap((kvBits) =>
@@ -109,7 +110,9 @@ export const cells = (axes: Axes): ReadonlyArray<Knobs> =>
         orUnset(axes.threads).flatMap((threads) =>
           orUnset(axes.flashAttn).flatMap((flashAttn) =>
             kvBits !== null && flashAttn === false ? [] : orUnset(axes.ubatch).flatMap((ubatch) =>
-              orUnset(axes.batch).map((batch) => new Knobs({ kvBits, maxContext, maxBatch, threads, flashAttn, ubatch, batch }))
+              orUnset(axes.batch).flatMap((batch) =>
+                ubatch !== null && batch !== null && ubatch > batch ? [] : [new Knobs({ kvBits, maxContext, maxBatch, threads, flashAttn, ubatch, batch })]
+              )
             )
           )
         )

@@ -23,6 +23,15 @@ export interface Objective {
   readonly decodeTps: number | null
 }
 
+/**
+ * Whether `o` asks nothing a single-user run does not (SPEC C-1, F-2h): one
+ * user, the TTFT bound at the gate, no ITL or decode bound. Such an objective
+ * is no objective (`validatePlan` drops it), so a run with it measures and
+ * hashes as a plain one.
+ */
+export const isDefaultObjective = (o: Objective, gateTtftMs: number): boolean =>
+  o.streams === 1 && o.ttftP95Ms === gateTtftMs && o.itlP95Ms === null && o.decodeTps === null
+
 /** SPEC C-1: how far apart a replicate's streams start, ms — a pool routes users' requests as they come, not in one burst. */
 export const STREAM_STAGGER_MS = 50
 
@@ -73,7 +82,8 @@ export const judgeReplicate = (
   const itls = streams.flatMap((s) => (s.itlP95Ms === null ? [] : [s.itlP95Ms]))
   const itlP95Ms = itls.length === 0 ? null : Math.max(...itls)
   const ttftP95 = percentile(streams.flatMap((s) => (s.ttftMs === null ? [] : [s.ttftMs])), 95)
-  const slowest = streams.every((s) => s.tps !== null) ? Math.min(...streams.map((s) => s.tps!)) : null
+  // A stream with no decode rate (fewer than 2 tokens) decoded at 0 as far as the bound is concerned.
+  const slowest = streams.length === 0 ? null : Math.min(...streams.map((s) => s.tps ?? 0))
   const missed = o.ttftP95Ms < gateTtftMs && ttftP95 !== null && ttftP95 > o.ttftP95Ms
     ? Verdict.ObjectiveMissed({ metric: "ttft_p95", value: ttftP95, limit: o.ttftP95Ms, streams: o.streams })
     : o.itlP95Ms !== null && itlP95Ms !== null && itlP95Ms > o.itlP95Ms

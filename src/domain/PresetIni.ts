@@ -38,6 +38,9 @@ const OPTIONS: ReadonlyArray<ReadonlyArray<string>> = [
   ["batch-size", "b", "LLAMA_ARG_BATCH"]
 ]
 
+/** Owned options a recipe sets only when it searched them; when it did not, the file's value stays. */
+const SEARCHED_ONLY: ReadonlyArray<string> = ["ubatch-size", "batch-size"]
+
 /** The options a recipe owns in its section (long names), in the order new lines are written. */
 export const PRESET_OWNED_KEYS: ReadonlyArray<string> = OPTIONS.map((o) => o[0]!)
 
@@ -63,17 +66,22 @@ const ownedOption = (key: string): string | null => OPTIONS.find((names) => name
 /**
  * What a recipe writes into its section: each owned option's value (long
  * name → value), or null to remove it (the build's default, as the recipe was
- * measured without the flag).
+ * measured without the flag); an option not in it is left as the file has it.
  */
 export type PresetValues = Readonly<Record<string, string | null>>
 
 /**
  * The section values of a llama-server launch's arguments: `args` as the
  * adapter builds them (`--ctx-size N --parallel N …`), the model path; every
- * owned option not among them is null (removed).
+ * owned option not among them is null (removed), but the batch sizes
+ * (SEARCHED_ONLY), which are left out (the file's own stay).
  */
 export const presetValuesOf = (model: string, args: ReadonlyArray<string>): PresetValues => {
-  const values: Record<string, string | null> = Object.fromEntries(PRESET_OWNED_KEYS.map((k) => [k, null]))
+  // The batch sizes are the recipe's only when its Stage 2 searched them (issue 17 part 3): otherwise the
+  // operator's stay as they are, as they always did (absent here: left alone).
+  const values: Record<string, string | null> = Object.fromEntries(
+    PRESET_OWNED_KEYS.filter((k) => !SEARCHED_ONLY.includes(k)).map((k) => [k, null])
+  )
   values["model"] = model
   for (let i = 0; i < args.length; i += 2) {
     const key = ownedOption(args[i]!)

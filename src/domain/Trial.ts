@@ -193,7 +193,9 @@ export const summarizeTrial = (
   const tps = ok.flatMap((x) => (x.tps === null ? [] : [x.tps]))
   // A failure outside the requests (start, pre-warm, P-1) counts as one error; an estimate skip sent none,
   // and a Stage 1 gate call on the median (N-2) is no request's error.
-  const judgedOnGate = verdict._tag === "GateMissed" && verdict.phase === "probe"
+  // Nor is a miss of the objective (C-1) or of the memory headroom (C-3): every request may have succeeded.
+  const judgedOnGate = (verdict._tag === "GateMissed" && verdict.phase === "probe") || verdict._tag === "ObjectiveMissed" ||
+    verdict._tag === "MemoryOver"
   const outsideRequests = verdict._tag !== "Fits" && verdict._tag !== "EstimatedOver" && !judgedOnGate && ok.length === samples.length
   return {
     verdict,

@@ -265,7 +265,8 @@ const chartData = (
   const bestSeries: Array<{ x: number; y: number | null }> = []
   const feasible: Array<{ x: number; y: number }> = []
   const infeasible: Array<{ x: number; y: number }> = []
-  for (const { n, t } of measured) {
+  // A capacity step (C-4, stage 3) measures the recommendation at more users: not a trial of the search.
+  for (const { n, t } of measured.filter(({ t }) => t.stage !== 3)) {
     if (t.fits === 1 && t.tps !== null) {
       feasible.push({ x: n, y: t.tps })
     } else {

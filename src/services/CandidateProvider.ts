@@ -300,7 +300,7 @@ export type StubEvent =
  */
 const groupResident = (exec: Exec, pgid: number, except: ReadonlyArray<number>): Effect.Effect<number | null> =>
   process.platform === "linux"
-    ? Effect.sync(() => groupResidentBytes(pgid, except))
+    ? Effect.promise(() => groupResidentBytes(pgid, except))
     : exec.run("ps", ["-axo", "pid=,pgid=,rss="], { timeoutMs: 5000 }).pipe(
       Effect.map((r) => (r.code === 0 ? groupResidentBytesFromPs(r.stdout, pgid, except) : null))
     )

@@ -39,16 +39,53 @@ export interface Capacity {
 }
 
 /**
+ * SPEC C-4's search over users, apart from how a step is measured:
+ * `meets(n)` measures n users and says whether they met the objective. From
+ * `start` (≥ 1) the users double while they meet it — the last doubling step
+ * is MAX_CAPACITY_USERS itself, so the cap is tried — and the first n that
+ * does not ends the doubling; n is then bisected between the last met and
+ * that one. `known`: a start already measured to meet it (not measured
+ * again). Returns the largest n met (0 when not even 1 user was), the
+ * smallest missed (null when the cap was met: `capped`).
+ */
+export const searchCapacity = <E, R>(
+  start: number,
+  meets: (n: number) => Effect.Effect<boolean, E, R>,
+  known = false
+): Effect.Effect<{ readonly users: number; readonly missedAt: number | null; readonly capped: boolean }, E, R> =>
+  Effect.gen(function*() {
+    let lo = 0
+    let hi: number | null = null
+    for (let n = Math.min(Math.max(1, start), MAX_CAPACITY_USERS);; n = Math.min(2 * n, MAX_CAPACITY_USERS)) {
+      if ((known && n === start) || (yield* meets(n))) lo = n
+      else {
+        hi = n
+        break
+      }
+      if (n === MAX_CAPACITY_USERS) break
+    }
+    if (hi === null) return { users: lo, missedAt: null, capped: true }
+    // Bisect (lo, hi): a first step that missed leaves 1 … hi − 1 to search.
+    while (hi - lo > 1) {
+      const mid = Math.floor((lo + hi) / 2)
+      if (yield* meets(mid)) lo = mid
+      else hi = mid
+    }
+    return { users: lo, missedAt: hi, capped: false }
+  })
+
+/**
  * Finds the capacity of `candidate` served with `knobs` exactly as recommended
  * (its slots too: users beyond them wait in the provider's queue, as they
- * would in production) under `objective` (SPEC C-4). N starts at
- * `objective.streams` (Stage 2 measured it) and doubles while every replicate
- * of a `replicates`-replicate trial meets the objective and fits in memory
- * (C-1, C-3); the first N that does not ends the doubling and N is bisected
- * between the last met and that one. Each step is a trial of its own (a
- * provider started, pre-warmed with N requests, probed, stopped), reported to
- * `record` as it finishes. `calibration` is the recommendation's prompt
- * calibration. Never fails but through `record`.
+ * would in production) under `objective` (SPEC C-4), by `searchCapacity` from
+ * `objective.streams` users. Each step is a trial of its own (a provider
+ * started, pre-warmed, probed over `replicates` replicates of n streams,
+ * stopped; C-1, C-3: it meets the objective when it fits), measured through
+ * `measure` (the caller's quiet-machine guard, N-3) and reported to `record`
+ * as it finishes. `recommended`: the recommendation's own trial when it was
+ * measured under this objective at `objective.streams` users — the first
+ * step then, not measured again. `calibration` is the recommendation's
+ * prompt calibration. Fails only as `measure` or `record` do.
  */
 export const findCapacity = <E, R>(
   settings: TrialSettings,
@@ -57,35 +94,20 @@ export const findCapacity = <E, R>(
   objective: Objective,
   replicates: number,
   calibration: TrialOutcome["calibration"],
+  recommended: TrialOutcome | null,
+  measure: (trial: Effect.Effect<TrialOutcome, never, CandidateProvider | CpuMeter | HttpClient.HttpClient>) => Effect.Effect<TrialOutcome, E, R>,
   record: (step: CapacityStep) => Effect.Effect<void, E, R>
-): Effect.Effect<Capacity, E, R | CandidateProvider | CpuMeter | HttpClient.HttpClient> =>
+): Effect.Effect<Capacity, E, R> =>
   Effect.gen(function*() {
-    const steps: Array<CapacityStep> = []
+    const steps: Array<CapacityStep> = recommended === null ? [] : [{ streams: objective.streams, outcome: recommended }]
     const meets = (n: number) =>
       Effect.gen(function*() {
-        const outcome = yield* runTrial({ ...settings, objective: { ...objective, streams: n } }, candidate, knobs, replicates, calibration)
+        const outcome = yield* measure(runTrial({ ...settings, objective: { ...objective, streams: n } }, candidate, knobs, replicates, calibration))
         const step = { streams: n, outcome }
         steps.push(step)
         yield* record(step)
         return outcome.verdict._tag === "Fits"
       })
-    // The largest N known to meet it, and the smallest known not to.
-    let lo = 0
-    let hi: number | null = null
-    for (let n = Math.max(1, objective.streams); n <= MAX_CAPACITY_USERS; n *= 2) {
-      if (yield* meets(n)) lo = n
-      else {
-        hi = n
-        break
-      }
-    }
-    if (hi === null) return { users: lo, missedAt: null, capped: true, objective, steps }
-    // Bisect (lo, hi): a first step that missed leaves 0 … N to search from 1.
-    let low = lo
-    while (hi - low > 1) {
-      const mid = Math.floor((low + hi) / 2)
-      if (yield* meets(mid)) low = mid
-      else hi = mid
-    }
-    return { users: low, missedAt: hi, capped: false, objective, steps }
+    const found = yield* searchCapacity(objective.streams, meets, recommended !== null)
+    return { ...found, objective, steps }
   })

@@ -158,7 +158,10 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       }
     }),
     disturbed_trials: s.disturbedTrials,
-    ...(rec === null || (s.cells ?? []).length === 0 ? {} : { pareto: paretoJson(s.cells!, rec.knobs, s.adapter) }),
+    ...(() => {
+      const front = rec === null ? [] : paretoJson(s.cells ?? [], rec.knobs, s.adapter)
+      return front.length === 0 ? {} : { pareto: front }
+    })(),
     // C-4: only when asked for (the document of a run without the flag is as it was).
     ...(s.inputs.find_max_concurrency === true ? { capacity: rec === null || s.capacity == null ? null : capacityJson(s.capacity) } : {}),
     noise_policy: { max_replicates: s.noisePolicy.maxReplicates, max_background_cores: s.noisePolicy.maxBackgroundCores },

@@ -4,7 +4,7 @@
  * stopped on every exit path.
  */
 import type { HttpClient } from "@effect/platform"
-import { Clock, Console, Effect, Option, Schedule } from "effect"
+import { Clock, Console, Effect, Fiber, Option, Schedule } from "effect"
 import type { Candidate } from "../domain/Candidate.js"
 import { classifyPreWarmFailure } from "../domain/IntegrityMarkers.js"
 import type { Knobs } from "../domain/Knobs.js"
@@ -253,11 +253,12 @@ export const runTrial = (
       Effect.sync(() => {
         if (b !== null && memory !== undefined && (memory.peakRssBytes === null || b > memory.peakRssBytes)) memory.peakRssBytes = b
       }))
-    yield* Effect.forkScoped(Effect.repeat(sampleMemory, Schedule.spaced(`${MEMORY_SAMPLE_MS} millis`)))
+    const sampler = yield* Effect.forkScoped(Effect.repeat(sampleMemory, Schedule.spaced(`${MEMORY_SAMPLE_MS} millis`)))
     const t1 = yield* Clock.currentTimeMillis
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
-      concurrent,
+      // Never more at once than the provider has slots: users beyond them (a capacity step, C-4) would only queue.
+      concurrent: Math.min(concurrent, knobs.maxBatch ?? 1),
       // D-1: first-use costs are excluded from the gate, so a pre-warm request
       // gets the ready timeout on top of the request timeout.
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
@@ -337,6 +338,8 @@ export const runTrial = (
     })
     const probed = yield* probes
     // SPEC C-3: a trial whose provider's peak resident memory went over the headroom of the limit is infeasible.
+    // The sampler stops first, so the peak recorded is the one judged.
+    yield* Fiber.interrupt(sampler)
     yield* sampleMemory
     const headroom = s.memoryHeadroom ?? DEFAULT_MEMORY_HEADROOM
     const peak = memory.peakRssBytes
@@ -344,7 +347,7 @@ export const runTrial = (
       ? Verdict.MemoryOver({ peakBytes: peak, limitBytes: availableBytes, headroom, streams: concurrent })
       : probed
     // The gate decided it: the provider is not waited for when it stops (issue 14).
-    if (verdict._tag === "GateMissed") yield* server.decided
+    if (verdict._tag === "GateMissed" || verdict._tag === "ObjectiveMissed") yield* server.decided
     const after = yield* meter.snapshot(group)
     // Over a shorter window a few clock ticks of any process read as whole cores: not a measurement.
     const cores = before === null || after === null || (phases.probeMs ?? 0) < MIN_GUARD_WINDOW_MS ? null : othersCores(before, after)

@@ -41,4 +41,17 @@ describe("strict axis parsing (SPEC B-1)", () => {
       [8, 512, 2, 2]
     ])
   })
+
+  it("B-2 issue 17 part 3: flash attention, ubatch and batch come last; kv-bits with flash attention off and ubatch above batch are left out", () => {
+    const cs = cells({ kvBits: [null, 8], maxContext: [512], maxBatch: [2], threads: [2], flashAttn: [true, false], ubatch: [128, 1024], batch: [512] })
+    expect(cs.map((c) => [c.kvBits, c.flashAttn, c.ubatch, c.batch])).toEqual([
+      [null, true, 128, 512],
+      [null, false, 128, 512],
+      [8, true, 128, 512]
+    ])
+    // Not searched: null, and the cells are exactly those of before.
+    expect(cells({ kvBits: [null], maxContext: [512], maxBatch: [1], threads: [] }).map((c) => [c.flashAttn, c.ubatch, c.batch])).toEqual([
+      [null, null, null]
+    ])
+  })
 })

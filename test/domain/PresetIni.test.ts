@@ -14,9 +14,7 @@ describe("llama-server router preset editor (SPEC F-4)", () => {
       "cache-type-k": null,
       "cache-type-v": null,
       "flash-attn": null,
-      threads: "4",
-      "ubatch-size": null,
-      "batch-size": null
+      threads: "4"
     })
     // Issue 17 part 3: llama-server's throughput knobs under any of their spellings.
     const tuned = presetValuesOf("/m/a.gguf", ["--ctx-size", "300", "-ub", "64", "--batch-size", "256", "--flash-attn", "off"])
@@ -129,5 +127,17 @@ describe("llama-server router preset editor (SPEC F-4)", () => {
     const out = edit(src)
     assert.deepStrictEqual(out.changed, ["ctx-size"])
     expect(out.text).toBe("[a]\nmodel = /m/a.gguf\nc = 602\nparallel = 1\ncache-type-k = q8_0\ncache-type-v = q8_0\nflash-attn = on\nthreads = 1\n")
+  })
+})
+
+describe("issue 17 part 3: the batch sizes in a preset", () => {
+  it("F-4 an operator's ubatch-size and batch-size stay when the recipe did not search them, and are set when it did", () => {
+    const src = "[a]\nmodel = /m/a.gguf\nubatch-size = 1024\nb = 4096\n"
+    const kept = editPresetText(src, "a", presetValuesOf("/m/a.gguf", ["--ctx-size", "300"]))
+    assert.ok(Either.isRight(kept))
+    expect(kept.right.text).toBe("[a]\nmodel = /m/a.gguf\nubatch-size = 1024\nb = 4096\nctx-size = 300\n")
+    const set = editPresetText(src, "a", presetValuesOf("/m/a.gguf", ["--ctx-size", "300", "--ubatch-size", "128", "--batch-size", "512"]))
+    assert.ok(Either.isRight(set))
+    expect(set.right.text).toBe("[a]\nmodel = /m/a.gguf\nubatch-size = 128\nb = 512\nctx-size = 300\n")
   })
 })

@@ -40,7 +40,7 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       old.exec([
         "verdict", "tps_ci95_lo", "tps_ci95_hi", "ttft_ci95_lo_ms", "ttft_ci95_hi_ms", "tps_cv", "ttft_cv", "marginal",
         "background_cores", "disturbed", "superseded", "trial_key", "reused_from_run",
-        "streams", "peak_rss_bytes", "estimated_bytes", "itl_p95_ms", "aggregate_tps"
+        "streams", "peak_rss_bytes", "estimated_bytes", "itl_p95_ms", "aggregate_tps", "flash_attn", "ubatch", "batch"
       ].map((c) => `ALTER TABLE tune_trials DROP COLUMN ${c};`).join(" ") +
         ["parent_run_id", "flags_json", "identity_json"].map((c) => `ALTER TABLE tune_runs DROP COLUMN ${c};`).join(" ") +
         " DROP TABLE tune_measurements; DELETE FROM effect_sql_migrations WHERE migration_id >= 3;")
@@ -65,10 +65,10 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       // R-1: a row stored before the ledger has no key (its identities were never read); the run row no parent or flags.
       assert.deepStrictEqual(rows.map((r) => r.trial_key), [null, null])
       // C-1 C-3 (migration 0006): rows stored before load and memory were measured read NULL there.
-      assert.deepStrictEqual(rows.map((r) => [r.streams, r.peak_rss_bytes, r.estimated_bytes, r.itl_p95_ms, r.aggregate_tps]), [
-        [null, null, null, null, null],
-        [null, null, null, null, null]
-      ])
+      assert.deepStrictEqual(
+        rows.map((r) => [r.streams, r.peak_rss_bytes, r.estimated_bytes, r.itl_p95_ms, r.aggregate_tps, r.flash_attn, r.ubatch, r.batch]),
+        [[null, null, null, null, null, null, null, null], [null, null, null, null, null, null, null, null]]
+      )
       const run = yield* Effect.flatMap(TrialStore, (s) => s.run("old")).pipe(Effect.provide(TrialStore.layer(db)))
       assert.deepStrictEqual(Option.map(run, (r) => [r.parent_run_id, r.flags_json, r.identity_json]), Option.some([null, null, null]))
     }).pipe(Effect.provide(NodeContext.layer)))

@@ -1,0 +1,43 @@
+/** The resident memory of a process group (src/system/GroupMemory.ts, SPEC C-3), on real processes and on `ps` text. */
+import { describe, expect, it } from "@effect/vitest"
+import * as ChildProcess from "node:child_process"
+import { groupResidentBytes, groupResidentBytesFromPs, vmRssBytes } from "../../src/system/GroupMemory.js"
+
+const MIB = 1024 * 1024
+
+describe("a process group's resident memory (SPEC C-3)", () => {
+  it("C-3 parses VmRSS in KiB, and ps's rss column by group, leaving out the pids asked", () => {
+    expect(vmRssBytes("Name:\tnode\nVmPeak:\t  900 kB\nVmRSS:\t   51200 kB\nRssAnon:\t 10 kB\n")).toBe(50 * MIB)
+    expect(vmRssBytes("Name:\tkthreadd\nState:\tS\n")).toBeNull()
+    const ps = "  101   100  2048\n  100   100  1024\n  200   200  4096\n  garbage\n"
+    expect(groupResidentBytesFromPs(ps, 100)).toBe(3072 * 1024)
+    expect(groupResidentBytesFromPs(ps, 100, [100])).toBe(2048 * 1024)
+    expect(groupResidentBytesFromPs(ps, 300)).toBeNull()
+  })
+
+  it("C-3 sums every live member of a real group, a forked worker too, and leaves out the shim's pid", async () => {
+    // A leader of its own group that forks a worker (same group) holding ~64 MiB.
+    const leader = ChildProcess.spawn(process.execPath, ["-e", `
+      const w = require("node:child_process").spawn(process.execPath, ["-e", "globalThis.b = Buffer.alloc(64 * 1024 * 1024, 1); setInterval(() => {}, 1000)"], { stdio: ["ignore", "inherit", "ignore"] })
+      process.stdout.write(String(w.pid) + "\\n"); setInterval(() => {}, 1000)`], { detached: true, stdio: ["ignore", "pipe", "ignore"] })
+    try {
+      const worker = Number(await new Promise<string>((resolve) => leader.stdout!.once("data", (d) => resolve(String(d)))))
+      // Wait until the worker alone has touched its whole buffer (its RSS passes 64 MiB).
+      let withoutLeader = 0
+      for (let i = 0; i < 200 && !(withoutLeader > 64 * MIB); i++) {
+        withoutLeader = (await groupResidentBytes(leader.pid!, [leader.pid!])) ?? 0
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      const all = await groupResidentBytes(leader.pid!)
+      expect(all).toBeGreaterThan(64 * MIB)
+      // The worker alone holds its buffer; the leader (another Node process, tens of MiB) adds to it.
+      expect(withoutLeader).toBeGreaterThan(64 * MIB)
+      expect(all! - withoutLeader).toBeGreaterThan(10 * MIB)
+      expect(await groupResidentBytes(leader.pid!, [leader.pid!, worker])).toBeNull()
+    } finally {
+      try {
+        process.kill(-leader.pid!, "SIGKILL")
+      } catch { /* gone */ }
+    }
+  })
+})
