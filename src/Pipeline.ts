@@ -209,8 +209,11 @@ export const tune = Effect.fn("tune")(function*(plan: TunePlan) {
       // C-4: on the recommended configuration, under the run's objective (a single user's, judged by the gate, when none).
       const objective = plan.objective ?? { streams: 1, ttftP95Ms: plan.gateTtftMs, itlP95Ms: null, decodeTps: null }
       yield* Console.error(`autotune: capacity of ${recommendation.candidate.id} with ${describeKnobs(recommendation.knobs)} (--find-max-concurrency)`)
-      // The recommendation's own trial is the first step when it was measured under this objective (an objective was given).
-      const measuredAtStart = plan.objective != null && recommendation.outcome.load?.streams === objective.streams
+      // The recommendation's own trial is the first step when it was measured as a step would be: a Stage 2 cell (its
+      // replicates, every one judged; not Stage 1's marginal median, B-5) under this objective, and not disturbed (N-3).
+      const o = recommendation.outcome
+      const measuredAtStart = plan.objective != null && best !== null && o.load?.streams === objective.streams && !o.marginal &&
+        o.background?.disturbed !== true
       const capacity = yield* findCapacity(
         run.plan,
         recommendation.candidate,

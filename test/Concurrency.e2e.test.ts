@@ -113,11 +113,13 @@ describe("concurrency and goodput against a fake provider process (SPEC C-1, C-2
     expect(c.steps.slice(0, firstMiss + 1).map((x) => x.users)).toEqual(
       Array.from({ length: firstMiss + 1 }, (_, i) => 2 ** i)
     )
-    // The first step (1 user, under this objective) is the recommendation's own trial: not measured again. Every
-    // other step is a stage-3 row with its users.
-    const rows = await readRows<LoadRow>(db, "SELECT * FROM tune_trials WHERE stage = 3 ORDER BY trial_id")
-    expect(rows.map((t) => [t.streams, t.fits])).toEqual(c.steps.slice(1).map((x) => [x.users, x.met ? 1 : 0]))
+    // The first step (1 user, under this objective) is the recommendation's own Stage 2 trial: not measured again, but
+    // on record like every step, as a stage-3 row with its users.
+    const rows = await readRows<LoadRow & { started_at: string }>(db, "SELECT * FROM tune_trials WHERE stage = 3 ORDER BY trial_id")
+    expect(rows.map((t) => [t.streams, t.fits])).toEqual(c.steps.map((x) => [x.users, x.met ? 1 : 0]))
     expect(c.steps[0]).toMatchObject({ users: 1, met: true, goodput_tps: doc.recommendation!.tps_median })
+    const kept = (await readRows<{ started_at: string }>(db, "SELECT started_at FROM tune_trials WHERE stage = 2 AND kept = 1"))[0]!
+    expect(rows[0]!.started_at).toBe(kept.started_at)
   })
 
   it("C-1 R-3 verify re-probes a recipe as it was tuned: one user on 4 slots stays one user, not 4 requests at once", async () => {

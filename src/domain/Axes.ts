@@ -92,6 +92,9 @@ export const parseUbatchAxis = (raw: string) =>
 export const parseBatchAxis = (raw: string) =>
   splitStrict("batch-axis", raw, positiveInt(MAX_TARGET_CONTEXT), `a positive integer up to ${MAX_TARGET_CONTEXT}`)
 
+/** llama-server's `--batch-size` when not given (`llama-server --help`: "default: 2048"), tokens. */
+export const LLAMA_SERVER_DEFAULT_BATCH = 2048
+
 /** An axis's cells, or one "not searched" (null) cell when it is absent or empty. */
 const orUnset = <A>(xs: ReadonlyArray<A> | undefined): ReadonlyArray<A | null> => (xs === undefined || xs.length === 0 ? [null] : xs)
 
@@ -101,7 +104,8 @@ const orUnset = <A>(xs: ReadonlyArray<A> | undefined): ReadonlyArray<A | null> =
  * (SPEC B-2: deterministic order). A quantized KV cache with flash attention
  * off is left out: llama.cpp refuses a quantized V cache without it, so the
  * cell could only fail to start; so is a micro-batch larger than the batch
- * (llama.cpp clamps it to the batch: another cell's configuration).
+ * (its cell's, else LLAMA_SERVER_DEFAULT_BATCH: llama.cpp clamps it to the
+ * batch, so it would run another cell's configuration).
  */
 export const cells = (axes: Axes): ReadonlyArray<Knobs> =>
   axes.kvBits.flatMap((kvBits) =>
@@ -111,7 +115,9 @@ export const cells = (axes: Axes): ReadonlyArray<Knobs> =>
           orUnset(axes.flashAttn).flatMap((flashAttn) =>
             kvBits !== null && flashAttn === false ? [] : orUnset(axes.ubatch).flatMap((ubatch) =>
               orUnset(axes.batch).flatMap((batch) =>
-                ubatch !== null && batch !== null && ubatch > batch ? [] : [new Knobs({ kvBits, maxContext, maxBatch, threads, flashAttn, ubatch, batch })]
+                ubatch !== null && ubatch > (batch ?? LLAMA_SERVER_DEFAULT_BATCH)
+                  ? []
+                  : [new Knobs({ kvBits, maxContext, maxBatch, threads, flashAttn, ubatch, batch })]
               )
             )
           )

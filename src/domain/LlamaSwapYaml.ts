@@ -14,7 +14,7 @@ import { isDeepStrictEqual } from "node:util"
 import { Either } from "effect"
 import { isMap, isScalar, type Pair, parseDocument, Scalar } from "yaml"
 import type { ConfigEdit } from "./ConfigYaml.js"
-import { PRESET_OWNED_KEYS, type PresetValues } from "./PresetIni.js"
+import { PRESET_OWNED_KEYS, type PresetValues, SEARCHED_ONLY } from "./PresetIni.js"
 
 /** Each owned option's command-line spellings (llama-server --help), keyed by its long name without dashes. */
 const FLAGS: Readonly<Record<string, ReadonlyArray<string>>> = {
@@ -86,7 +86,18 @@ interface Scanned {
  * rejects it), or a macro among its flags that itself holds an owned flag
  * (the macro's would be the one llama-server reads).
  */
-const scan = (text: string, from: number, to: number, macros: Readonly<Record<string, unknown>>): Either.Either<Scanned, string> => {
+const scan = (
+  text: string,
+  from: number,
+  to: number,
+  macros: Readonly<Record<string, unknown>>,
+  owns: (key: string) => boolean
+): Either.Either<Scanned, string> => {
+  // An owned flag this edit leaves alone (a batch size the recipe did not search) is one of the cmd's other words.
+  const ownedKey = (flag: string) => {
+    const k = ownedOf(flag)
+    return k !== null && owns(k) ? k : null
+  }
   const words = wordsOf(text, from, to)
   const exe = words.findIndex((w) => isServerWord(macros, w.text))
   if (exe < 0) return Either.left("names no llama-server executable this tool can find (a container or wrapper it cannot see into)")
@@ -96,10 +107,10 @@ const scan = (text: string, from: number, to: number, macros: Readonly<Record<st
     const w = words[i]!
     if (/['"\\`]/.test(w.text)) return Either.left(`has a quoted or escaped word (${w.text}) among llama-server's flags: edit it by hand`)
     const eq = w.text.startsWith("-") ? w.text.indexOf("=") : -1
-    if (eq > 0 && ownedOf(w.text.slice(0, eq)) !== null) return Either.left(`writes ${w.text}, which llama-server does not accept (it takes ${w.text.slice(0, eq)} <value>)`)
-    const inMacro = w.text.includes("${") ? expand(macros, w.text).split(/\s+/).find((x) => ownedOf(x) !== null) : undefined
+    if (eq > 0 && ownedKey(w.text.slice(0, eq)) !== null) return Either.left(`writes ${w.text}, which llama-server does not accept (it takes ${w.text.slice(0, eq)} <value>)`)
+    const inMacro = w.text.includes("${") ? expand(macros, w.text).split(/\s+/).find((x) => ownedKey(x) !== null) : undefined
     if (inMacro !== undefined) return Either.left(`sets ${inMacro} through the macro in ${w.text}: set it there, or in the cmd, by hand`)
-    const key = ownedOf(w.text)
+    const key = ownedKey(w.text)
     if (key !== null && i + 1 < words.length) {
       const v = words[++i]!
       owned.push({ key, start: w.start, valueStart: v.start, valueEnd: v.end, value: v.text })
@@ -143,7 +154,13 @@ const macrosOf = (doc: ReturnType<typeof parseDocument>): (entry: string) => Rec
  * entry `name`: its key, scalar, text range and scan; or why there is none
  * (also when entry `name` serves another model: it is not repointed).
  */
-const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: string, model: string | null) => {
+const findEntry = (
+  source: string,
+  doc: ReturnType<typeof parseDocument>,
+  name: string,
+  model: string | null,
+  owns: (key: string) => boolean
+) => {
   const models = isMap(doc.contents) ? doc.contents.get("models", true) : undefined
   if (!isMap(models)) return Either.left("it has no `models:` mapping: it is not a llama-swap config")
   const keyOf = (p: Pair) => String((p.key as Scalar).value)
@@ -160,7 +177,7 @@ const findEntry = (source: string, doc: ReturnType<typeof parseDocument>, name: 
     if (cmd.type === Scalar.QUOTE_DOUBLE && source.slice(at[0], at[1]).includes("\\")) {
       return Either.left(`the cmd of "${keyOf(p)}" is a double-quoted string with escapes: edit it by hand`)
     }
-    return scan(source, at[0], at[1], macros(keyOf(p))).pipe(
+    return scan(source, at[0], at[1], macros(keyOf(p)), owns).pipe(
       Either.map((sc) => ({ key: keyOf(p), cmd, at, scanned: sc })),
       Either.mapLeft((why) => `the cmd of "${keyOf(p)}" ${why}`)
     )
@@ -201,7 +218,9 @@ export const editSwapText = (source: string, name: string, values: PresetValues)
   }
   const doc = parseDocument(source)
   if (doc.errors.length > 0) return Either.left(`it is not valid YAML: ${doc.errors[0]!.message.trim()}`)
-  const found = findEntry(source, doc, name, values["model"] ?? null)
+  // The options this edit sets or removes; one `values` leaves out (SEARCHED_ONLY) is the cmd's own, wherever it is written.
+  const owns = (k: string) => values[k] !== undefined
+  const found = findEntry(source, doc, name, values["model"] ?? null, owns)
   if (Either.isLeft(found)) return Either.left(found.left)
   const { at, key: entryKey, scanned: before } = found.right
   const splices: Array<{ start: number; end: number; text: string }> = []
@@ -257,7 +276,7 @@ export const editSwapText = (source: string, name: string, values: PresetValues)
   // The check: parsed again, only this entry's cmd differs, and it reads back as wanted.
   const after = parseDocument(text)
   if (after.errors.length > 0) return Either.left(`the edited file would not parse: ${after.errors[0]!.message.trim()}`)
-  const again = findEntry(text, after, entryKey, null)
+  const again = findEntry(text, after, entryKey, null, owns)
   if (Either.isLeft(again)) return Either.left(`the edited file would lose its entry: ${again.left}`)
   const now = again.right.scanned
   for (const k of PRESET_OWNED_KEYS) {
@@ -285,7 +304,8 @@ export const editSwapText = (source: string, name: string, values: PresetValues)
 export const swapCommand = (source: string, name: string, model: string, port: number): Either.Either<ReadonlyArray<string>, string> => {
   const doc = parseDocument(source)
   if (doc.errors.length > 0) return Either.left(`not valid YAML: ${doc.errors[0]!.message.trim()}`)
-  const found = findEntry(source, doc, name, model)
+  // Read as an edit that sets every option a recipe always owns (a batch size in a macro is fine here).
+  const found = findEntry(source, doc, name, model, (k) => !SEARCHED_ONLY.includes(k))
   if (Either.isLeft(found)) return Either.left(found.left)
   // The words as the editor read them (comment lines dropped), macros put in, then split and unquoted.
   const macros = { ...macrosOf(doc)(found.right.key), PORT: `${port}` }

@@ -55,14 +55,16 @@ export interface StreamFigures {
  * - `aggregateTps`: the summed decode rate of every stream that decoded;
  * - `itlP95Ms`: the worst stream's ITL p95 (null when none was timed);
  * - `missed`: the first bound the replicate missed, as a verdict: the p95
- *   over its streams of TTFT (only when `ttftP95Ms` is below `gateTtftMs`:
+ *   over its streams of TTFT (a stream cut off with no first token counts at
+ *   `cutoffMs`, where the probe cut it; only when `ttftP95Ms` is below `gateTtftMs`:
  *   at the gate the gate itself judges, with SPEC N-2's marginal calls), the
  *   worst stream's ITL p95, the slowest stream's decode; null when it met them all.
  */
 export const judgeReplicate = (
   o: Objective,
   gateTtftMs: number,
-  parts: ReadonlyArray<ProbeSample>
+  parts: ReadonlyArray<ProbeSample>,
+  cutoffMs: number = gateTtftMs
 ): {
   readonly streams: ReadonlyArray<StreamFigures>
   readonly goodputTps: number
@@ -81,7 +83,11 @@ export const judgeReplicate = (
   const sum = (xs: ReadonlyArray<StreamFigures>) => xs.reduce((a, s) => a + (s.tps ?? 0), 0)
   const itls = streams.flatMap((s) => (s.itlP95Ms === null ? [] : [s.itlP95Ms]))
   const itlP95Ms = itls.length === 0 ? null : Math.max(...itls)
-  const ttftP95 = percentile(streams.flatMap((s) => (s.ttftMs === null ? [] : [s.ttftMs])), 95)
+  // A stream cut off without a first token (Stage 1 cuts at the gate + 15 %, N-2) waited at least the cut-off.
+  const ttftP95 = percentile(
+    parts.flatMap((p) => (p.ttftMs !== null ? [p.ttftMs] : p.failure?._tag === "GateMissed" ? [cutoffMs] : [])),
+    95
+  )
   // A stream with no decode rate (fewer than 2 tokens) decoded at 0 as far as the bound is concerned.
   const slowest = streams.length === 0 ? null : Math.min(...streams.map((s) => s.tps ?? 0))
   const missed = o.ttftP95Ms < gateTtftMs && ttftP95 !== null && ttftP95 > o.ttftP95Ms

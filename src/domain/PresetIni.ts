@@ -39,7 +39,7 @@ const OPTIONS: ReadonlyArray<ReadonlyArray<string>> = [
 ]
 
 /** Owned options a recipe sets only when it searched them; when it did not, the file's value stays. */
-const SEARCHED_ONLY: ReadonlyArray<string> = ["ubatch-size", "batch-size"]
+export const SEARCHED_ONLY: ReadonlyArray<string> = ["ubatch-size", "batch-size"]
 
 /** The options a recipe owns in its section (long names), in the order new lines are written. */
 export const PRESET_OWNED_KEYS: ReadonlyArray<string> = OPTIONS.map((o) => o[0]!)

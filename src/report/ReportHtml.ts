@@ -148,6 +148,12 @@ const knobsText = (t: TrialRow): string =>
     ...(t.ubatch === null ? [] : [`ubatch=${t.ubatch}`]),
     ...(t.batch === null ? [] : [`batch-size=${t.batch}`])].join(" ")
 
+/** llama-server's throughput knobs of a row (issue 17 part 3), `on / 128 / default`; a dash when none was searched. */
+const throughputKnobs = (t: TrialRow): string =>
+  t.flash_attn === null && t.ubatch === null && t.batch === null
+    ? dash
+    : `${t.flash_attn === null ? "default" : t.flash_attn === 1 ? "on" : "off"} / ${orDefault(t.ubatch)} / ${orDefault(t.batch)}`
+
 /** `<tr><th>k</th><td>v</td></tr>` rows; values are escaped here. */
 const kvRows = (rows: ReadonlyArray<readonly [string, string]>): string =>
   rows.map(([k, v]) => `<tr><th scope="row">${escapeHtml(k)}</th><td>${escapeHtml(v)}</td></tr>`).join("\n")
@@ -222,7 +228,7 @@ const recommendationRows = (r: StoredRecommendation) =>
 const trialRow = (t: TrialRow, n: number, winner: boolean): string => {
   const cells = [
     `${n}`, `${t.stage}`, t.model, kvBitsText(t.kv_bits), orDefault(t.max_context_cap), orDefault(t.max_batch),
-    orDefault(t.threads), num(t.tps, 2), ci(t.tps_ci95_lo, t.tps_ci95_hi, 2), num(t.ttft_ms, 0),
+    orDefault(t.threads), throughputKnobs(t), num(t.tps, 2), ci(t.tps_ci95_lo, t.tps_ci95_hi, 2), num(t.ttft_ms, 0),
     ci(t.ttft_ci95_lo_ms, t.ttft_ci95_hi_ms, 0), num(t.ttft_p95_ms, 0), `${t.replicates_n}`,
     t.streams === null ? dash : `${t.streams}`, num(t.aggregate_tps, 2), num(t.itl_p95_ms, 1),
     t.peak_rss_bytes === null ? dash : `${(t.peak_rss_bytes / MIB).toFixed(0)}${t.estimated_bytes === null ? "" : ` (est. ${(t.estimated_bytes / MIB).toFixed(0)})`}`,
@@ -302,7 +308,8 @@ const chartData = (
  * made none.
  */
 const capacitySection = (measured: ReadonlyArray<{ t: TrialRow; n: number }>): string => {
-  const steps = measured.filter(({ t }) => t.stage === 3)
+  // A disturbed step measured again (N-3) decides nothing.
+  const steps = measured.filter(({ t }) => t.stage === 3 && t.superseded !== 1)
   if (steps.length === 0) return ""
   const met = steps.filter(({ t }) => t.fits === 1).map(({ t }) => t.streams ?? 0)
   const missed = steps.filter(({ t }) => t.fits === 0).map(({ t }) => t.streams ?? 0)
@@ -427,7 +434,7 @@ export const renderReport = ({ chartJs, run, trials }: ReportInput): string => {
     ["spec version", run.spec_version],
     ["recipe hash", run.recipe_hash ?? dash]
   ])
-  const head = ["#", "stage", "model", "kv_bits", "max_context_cap", "max_batch", "threads", "tok/s", "tok/s 95 % CI",
+  const head = ["#", "stage", "model", "kv_bits", "max_context_cap", "max_batch", "threads", "flash-attn / ubatch / batch", "tok/s", "tok/s 95 % CI",
     "TTFT median (ms)", "TTFT 95 % CI (ms)", "TTFT p95 (ms)", "replicates", "users", "aggregate tok/s", "ITL p95 (ms)",
     "peak memory (MiB)", "fits", "reason", "started at"]
   const trialTable = measured.length === 0

@@ -84,7 +84,7 @@ export const searchCapacity = <E, R>(
  * `measure` (the caller's quiet-machine guard, N-3) and reported to `record`
  * as it finishes. `recommended`: the recommendation's own trial when it was
  * measured under this objective at `objective.streams` users — the first
- * step then, not measured again. `calibration` is the recommendation's
+ * step then, not measured again (but recorded). `calibration` is the recommendation's
  * prompt calibration. Fails only as `measure` or `record` do.
  */
 export const findCapacity = <E, R>(
@@ -108,6 +108,8 @@ export const findCapacity = <E, R>(
         yield* record(step)
         return outcome.verdict._tag === "Fits"
       })
+    // The reused first step is on record as a step too (its row, its progress line), like every other.
+    if (recommended !== null) yield* record(steps[0]!)
     const found = yield* searchCapacity(objective.streams, meets, recommended !== null)
     return { ...found, objective, steps }
   })

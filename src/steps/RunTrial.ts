@@ -79,7 +79,8 @@ const replicate = (
   run: (i: number) => Effect.Effect<ProbeSample, never, HttpClient.HttpClient>,
   concurrent: number,
   objective: Objective | null,
-  gateTtftMs: number
+  gateTtftMs: number,
+  cutoffMs: number
 ) =>
   Effect.forEach(
     Array.from({ length: concurrent }, (_, i) => i),
@@ -105,7 +106,7 @@ const replicate = (
         itlP95Ms: worst((s) => s.itlP95Ms)
       }
       if (objective === null) return { merged, parts: ss, missed: null }
-      const judged = judgeReplicate(objective, gateTtftMs, ss)
+      const judged = judgeReplicate(objective, gateTtftMs, ss, cutoffMs)
       return {
         merged: { ...merged, tps: judged.goodputTps, aggregateTps: tps, streams: judged.streams },
         parts: ss,
@@ -291,7 +292,8 @@ export const runTrial = (
             }),
           concurrent,
           objective,
-          gate
+          gate,
+          cutoff
         )
         samples.push(sample)
         phases.probeMs = yield* since(t2)

@@ -112,3 +112,18 @@ describe("llama-swap config editor (SPEC F-4)", () => {
     expect(leftOf("models:\n  a:\n    cmd: /opt/llama-server -m /m/a.gguf\n  b:\n    cmd: /opt/llama-server -m /m/a.gguf\n")).toContain("all serve")
   })
 })
+
+describe("issue 17 part 3: batch sizes in a llama-swap cmd", () => {
+  it("F-4 an operator's -b/-ub stay, in the cmd or in a macro, unless the recipe searched them; then they are set in place", () => {
+    const src = "macros:\n  common: -ngl 99 -b 4096\nmodels:\n  a:\n    cmd: llama-server ${common} -m /m/a.gguf -ub 1024 -c 100\n"
+    // Not searched: nothing about the batch sizes changes, and the macro holding -b is no obstacle.
+    expect(edit(src, f16(1)).text).toBe(
+      "macros:\n  common: -ngl 99 -b 4096\nmodels:\n  a:\n    cmd: llama-server ${common} -m /m/a.gguf -ub 1024 -c 602 --parallel 1 --threads 1\n"
+    )
+    assert.ok(Either.isRight(swapCommand(src, "a", "/m/a.gguf", 9000)))
+    // Searched: -ub is the recipe's now; -b set in a macro cannot be edited in place, and says so.
+    const tuned = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--ubatch-size", "128"])
+    expect(edit(src, tuned).text).toContain("-ub 128 -c 602")
+    expect(leftOf(src, presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--batch-size", "512"]))).toContain("sets -b through the macro")
+  })
+})

@@ -257,6 +257,24 @@ describe("renderReport (SPEC S-1, F-1)", () => {
     expect(series.at(-1)).toBe(trials[w!]!.tps)
   })
 
+  it("C-4 the capacity section: the largest users met and the first missed, from the stage-3 rows; a disturbed step measured again decides nothing", () => {
+    const steps = [
+      trial({ stage: 3, streams: 4, fits: 1 }),
+      trial({ stage: 3, streams: 8, fits: 1, superseded: 1 }),
+      trial({ stage: 3, streams: 8, fits: 0, notes: "TTFT p95 1600 ms > 1000 ms objective at 8 users" }),
+      trial({ stage: 3, streams: 6, fits: 1 }),
+      trial({ stage: 3, streams: 7, fits: 0 })
+    ]
+    const html = renderReport({ run: run({}), trials: [trial({}), trial({ stage: 2, kept: 1 }), ...steps], chartJs: "" })
+    const section = html.split(`<section id="capacity">`)[1]!.split("</section>")[0]!
+    expect(section).toContain("Serves up to 6 concurrent user(s) within the objective; 7 did not.")
+    expect(section.match(/<tr data-users/g)).toHaveLength(4)
+    // Capacity steps are not points of the search's timeline.
+    const data = JSON.parse(html.split(`id="report-data">`)[1]!.split("</script>")[0]!)
+    expect(data.feasible.length + data.infeasible.length).toBe(2)
+    expect(renderReport({ run: run({}), trials: [trial({})], chartJs: "" })).not.toContain(`id="capacity"`)
+  })
+
   it("embedded JSON cannot close its <script> element", () => {
     expect(jsonForScript({ s: "</script><!--" })).toBe(`{"s":"\\u003c/script\\u003e\\u003c!--"}`)
   })
