@@ -6,31 +6,15 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Schema } from "effect"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
 import { runCli, tempDir } from "./support/cli.js"
+import { tuneFake } from "./support/fakeTune.js"
 import { readRows } from "./support/db.js"
-import { repoRoot, tinyModelPath } from "./support/models.js"
+import { tinyModelPath } from "./support/models.js"
 
 const decodeDoc = Schema.decodeUnknownSync(Schema.parseJson(TuneDocument), { onExcessProperty: "error" })
-const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 
-/** Tunes fake candidates with the macprovider adapter pointed at the fake provider; every start's argv is logged. */
-const tuneFake = async (candidates: string, extra: ReadonlyArray<string> = []) => {
-  const dir = tempDir()
-  const argvLog = Path.join(dir, "argv.jsonl")
-  const db = Path.join(dir, "runs.db")
-  const r = await runCli([
-    "tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", candidates,
-    "--target-context", "200", "--max-tokens", "8", "--stage1-replicates", "2", "--stage2-replicates", "1",
-    "--json", "--db-path", db, ...extra
-  ], { env: { FAKE_PROVIDER_ARGV_LOG: argvLog, XDG_DATA_HOME: dir, FAKE_PROVIDER_WORKER_LOG: Path.join(dir, "workers") } })
-  const argvs = Fs.existsSync(argvLog)
-    ? Fs.readFileSync(argvLog, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Array<string>)
-    : []
-  return { r, db, argvs }
-}
 
 interface LoadRow {
   readonly stage: number

@@ -1,30 +1,12 @@
 import { describe, expect, it } from "@effect/vitest"
 import { Schema } from "effect"
-import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
 import { runCli, tempDir } from "./support/cli.js"
+import { tuneFake } from "./support/fakeTune.js"
 import { readRows } from "./support/db.js"
-import { repoRoot } from "./support/models.js"
 
 const decodeDoc = Schema.decodeUnknownSync(Schema.parseJson(TuneDocument), { onExcessProperty: "error" })
-const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
-
-/** Tunes fake candidates with the macprovider adapter pointed at the fake provider. */
-const tuneFake = async (candidates: string, extra: ReadonlyArray<string> = [], env: Record<string, string> = {}) => {
-  const dir = tempDir()
-  const argvLog = Path.join(dir, "argv.jsonl")
-  const db = Path.join(dir, "runs.db")
-  const r = await runCli([
-    "tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", candidates,
-    "--target-context", "200", "--max-tokens", "8", "--stage1-replicates", "2", "--stage2-replicates", "1",
-    "--json", "--db-path", db, ...extra
-  ], { env: { FAKE_PROVIDER_ARGV_LOG: argvLog, XDG_DATA_HOME: dir, ...env } })
-  const argvs = Fs.existsSync(argvLog)
-    ? Fs.readFileSync(argvLog, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Array<string>)
-    : []
-  return { r, dir, db, argvs }
-}
 
 describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)", () => {
   it("G-1 E-4 each failure mode is infeasible with its reason; the first feasible candidate wins", async () => {
