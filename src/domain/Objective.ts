@@ -54,7 +54,6 @@ export interface StreamFigures {
  *   objective (one that missed counts zero), tokens/s;
  * - `aggregateTps`: the summed decode rate of every stream that decoded;
  * - `itlP95Ms`: the worst stream's ITL p95 (null when none was timed);
- * - `ttftP95Ms`: the p95 over its streams of TTFT (a cut stream at `cutoffMs`);
  * - `missed`: the first bound the replicate missed, as a verdict: the p95
  *   over its streams of TTFT (a stream cut off with no first token counts at
  *   `cutoffMs`, where the probe cut it; only when `ttftP95Ms` is below `gateTtftMs`:
@@ -71,7 +70,6 @@ export const judgeReplicate = (
   readonly goodputTps: number
   readonly aggregateTps: number
   readonly itlP95Ms: number | null
-  readonly ttftP95Ms: number | null
   readonly missed: Verdict | null
 } => {
   const streams = parts.map((p): StreamFigures => ({
@@ -99,5 +97,5 @@ export const judgeReplicate = (
     : o.decodeTps !== null && slowest !== null && slowest < o.decodeTps
     ? Verdict.ObjectiveMissed({ metric: "decode_tps", value: slowest, limit: o.decodeTps, streams: o.streams })
     : null
-  return { streams, goodputTps: sum(streams.filter((s) => s.met)), aggregateTps: sum(streams), itlP95Ms, ttftP95Ms: ttftP95, missed }
+  return { streams, goodputTps: sum(streams.filter((s) => s.met)), aggregateTps: sum(streams), itlP95Ms, missed }
 }

@@ -87,12 +87,7 @@ const replicate = (
     (i) => (objective !== null && i > 0 ? Effect.delay(run(i), `${i * STREAM_STAGGER_MS} millis`) : run(i)),
     { concurrency: "unbounded" }
   ).pipe(
-    Effect.map((ss): {
-      readonly merged: ProbeSample
-      readonly parts: ReadonlyArray<ProbeSample>
-      readonly missed: Verdict | null
-      readonly judged: ReturnType<typeof judgeReplicate> | null
-    } => {
+    Effect.map((ss): { readonly merged: ProbeSample; readonly parts: ReadonlyArray<ProbeSample>; readonly missed: Verdict | null } => {
       // A request cut at the gate must not hide a concurrent one that failed outright (a death, an error).
       const bad = ss.find((s) => s.failure !== null && s.failure._tag !== "GateMissed") ?? ss.find((s) => s.failure !== null)
       const ttfts = ss.flatMap((s) => (s.ttftMs === null ? [] : [s.ttftMs]))
@@ -110,13 +105,12 @@ const replicate = (
         itlP50Ms: worst((s) => s.itlP50Ms),
         itlP95Ms: worst((s) => s.itlP95Ms)
       }
-      if (objective === null) return { merged, parts: ss, missed: null, judged: null }
+      if (objective === null) return { merged, parts: ss, missed: null }
       const judged = judgeReplicate(objective, gateTtftMs, ss, cutoffMs)
       return {
         merged: { ...merged, tps: judged.goodputTps, aggregateTps: tps, streams: judged.streams },
         parts: ss,
-        missed: judged.missed,
-        judged
+        missed: judged.missed
       }
     })
   )
@@ -145,15 +139,7 @@ const replicate = (
  * or on both sides of it, the trial is `marginal`: it goes on toward
  * `marginalUpTo` replicates and is called on their median TTFT — stopping as
  * soon as most of that many fall on one side (the median cannot change side
- * any more). Otherwise every replicate must be within the gate (B-2, G-1).
- * The same holds for an objective's TTFT bound below the gate (SPEC C-1):
- * each replicate's TTFT p95 over its streams, marginal within ±15 %.
- * SPEC C-1: under `s.objective` a replicate is its N streams (started
- * STREAM_STAGGER_MS apart) judged by `judgeReplicate`, its tok/s the goodput;
- * any other miss of the objective is `ObjectiveMissed` at once. SPEC C-3: the
- * provider group's resident memory is sampled every MEMORY_SAMPLE_MS from
- * ready to the last probe; a trial that fits but peaked above
- * `memoryHeadroom` × the memory limit is `MemoryOver`. SPEC N-3: CpuMeter snapshots around the replicates give
+ * any more). Otherwise every replicate must be within the gate (B-2, G-1). SPEC N-3: CpuMeter snapshots around the replicates give
  * the cores other processes used (the candidate's process group and this
  * tuner left out); over `maxBackgroundCores` the outcome is `disturbed`
  * (not judged when the replicates took under MIN_GUARD_WINDOW_MS).
@@ -292,18 +278,11 @@ export const runTrial = (
     const before = yield* meter.snapshot(group)
     const t2 = yield* Clock.currentTimeMillis
     let marginal = false
-    // SPEC N-2 for the objective's TTFT bound (C-1), in Stage 1 as for the gate: each replicate's TTFT p95 over its
-    // streams; a replicate within 15 % past the bound is not yet the call, and a trial near the bound is marginal.
-    const objectiveTtft = marginalUpTo !== null && objective !== null && objective.ttftP95Ms < gate ? objective.ttftP95Ms : null
-    const objectiveP95s: Array<number> = []
-    let objectiveMarginal = false
-    const objectiveMissed = (judgedMs: number) =>
-      Verdict.ObjectiveMissed({ metric: "ttft_p95", value: judgedMs, limit: objectiveTtft!, streams: concurrent })
     const probes = Effect.gen(function*() {
       let target = replicates
       for (let i = 0; i < target; i++) {
         // Every request gets its own prompt variant: no two share a cacheable prefix.
-        const { merged: sample, parts, missed: missedObjective, judged } = yield* replicate(
+        const { merged: sample, parts, missed: missedObjective } = yield* replicate(
           (j) =>
             probeOnce(server, {
               prompt: promptOfWords(words, 1 + i * concurrent + j),
@@ -333,15 +312,7 @@ export const runTrial = (
           return Verdict.PromptMiss({ promptTokens: missed, targetContext: s.targetContext })
         }
         // SPEC C-1: every replicate meets the objective at N users.
-        if (missedObjective !== null) {
-          const nearTtft = objectiveTtft !== null && missedObjective._tag === "ObjectiveMissed" && missedObjective.metric === "ttft_p95" &&
-            missedObjective.value <= objectiveTtft * (1 + MARGINAL_BAND)
-          if (!nearTtft) return missedObjective
-          // Near the TTFT bound: still every other bound, now.
-          const others = judgeReplicate({ ...objective!, ttftP95Ms: gate }, gate, parts, cutoff).missed
-          if (others !== null) return others
-        }
-        if (objectiveTtft !== null) objectiveP95s.push(judged?.ttftP95Ms ?? Infinity)
+        if (missedObjective !== null) return missedObjective
         if (marginalUpTo === null) continue
         const ttfts = stage1Ttfts(samples)
         const over = ttfts.filter((t) => t > gate).length
@@ -353,18 +324,10 @@ export const runTrial = (
           marginal = true
           target = Math.max(target, marginalUpTo)
         }
-        if (objectiveTtft !== null && i === replicates - 1 && !objectiveMarginal && isMarginal(objectiveP95s, objectiveTtft)) {
-          objectiveMarginal = true
-          target = Math.max(target, marginalUpTo)
-        }
         // A marginal call is settled once most of the cap falls on one side: the median can no longer change side.
         const settled = Math.floor(target / 2) + 1
         if (marginal && over >= settled) return gateMissed(ttfts, gate)
-        const overObjective = objectiveP95s.filter((v) => v > objectiveTtft!).length
-        if (objectiveMarginal && overObjective >= settled) return objectiveMissed(median(objectiveP95s)!)
-        const gateSettled = !marginal || under >= settled
-        const objectiveSettled = !objectiveMarginal || objectiveP95s.length - overObjective >= settled
-        if ((marginal || objectiveMarginal) && gateSettled && objectiveSettled) break
+        if (marginal && under >= settled) break
       }
       if (marginalUpTo === null) {
         // G-1: every replicate within the gate (the probe cut any that was not).
@@ -372,15 +335,8 @@ export const runTrial = (
       }
       // N-2: a marginal call on the median of the replicates; otherwise every replicate within the gate.
       const ttfts = stage1Ttfts(samples)
-      const judgedGate = marginal ? median(ttfts) : Math.max(...ttfts)
-      if (judgedGate !== null && judgedGate > gate) return gateMissed(ttfts, gate)
-      // C-1 with N-2: a marginal objective call on the median of the replicates' TTFT p95s; otherwise every one within it.
-      const judgedObjective = objectiveTtft === null || objectiveP95s.length === 0
-        ? null
-        : objectiveMarginal
-        ? median(objectiveP95s)
-        : Math.max(...objectiveP95s)
-      return judgedObjective !== null && judgedObjective > objectiveTtft! ? objectiveMissed(judgedObjective) : Verdict.Fits()
+      const judged = marginal ? median(ttfts) : Math.max(...ttfts)
+      return judged !== null && judged > gate ? gateMissed(ttfts, gate) : Verdict.Fits()
     })
     const probed = yield* probes
     // SPEC C-3: a trial whose provider's peak resident memory went over the headroom of the limit is infeasible.
@@ -398,7 +354,7 @@ export const runTrial = (
     // Over a shorter window a few clock ticks of any process read as whole cores: not a measurement.
     const cores = before === null || after === null || (phases.probeMs ?? 0) < MIN_GUARD_WINDOW_MS ? null : othersCores(before, after)
     return summarize(verdict, samples, calibration, {
-      marginal: marginal || objectiveMarginal,
+      marginal,
       background: cores === null
         ? null
         : { othersCores: cores, disturbed: s.maxBackgroundCores !== null && cores > s.maxBackgroundCores }
