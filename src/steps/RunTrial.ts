@@ -139,7 +139,15 @@ const replicate = (
  * or on both sides of it, the trial is `marginal`: it goes on toward
  * `marginalUpTo` replicates and is called on their median TTFT — stopping as
  * soon as most of that many fall on one side (the median cannot change side
- * any more). Otherwise every replicate must be within the gate (B-2, G-1). SPEC N-3: CpuMeter snapshots around the replicates give
+ * any more). Otherwise every replicate must be within the gate (B-2, G-1).
+ * SPEC C-1: under `s.objective` a replicate is its N streams (started
+ * STREAM_STAGGER_MS apart) judged by `judgeReplicate`, its tok/s the goodput;
+ * a trial is feasible only when every replicate meets the objective, so a
+ * miss is `ObjectiveMissed` at once (N-2's extra replicates are the gate's:
+ * more of them could only add chances to miss). SPEC C-3: the provider
+ * group's resident memory is sampled every MEMORY_SAMPLE_MS from ready to
+ * the last probe; a trial that fits but peaked above `memoryHeadroom` × the
+ * memory limit is `MemoryOver`. SPEC N-3: CpuMeter snapshots around the replicates give
  * the cores other processes used (the candidate's process group and this
  * tuner left out); over `maxBackgroundCores` the outcome is `disturbed`
  * (not judged when the replicates took under MIN_GUARD_WINDOW_MS).
