@@ -10,7 +10,7 @@ import { MAX_KEEP_RUNS, MAX_REPLICATES, MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT
 import { DEFAULT_REPLY_TOKENS } from "./domain/Prompt.js"
 import { Inputs } from "./domain/TuneDocument.js"
 import { checkApplyTarget } from "./steps/Apply.js"
-import { cells } from "./domain/Axes.js"
+import { cells, LLAMA_SERVER_DEFAULT_BATCH } from "./domain/Axes.js"
 import { isDefaultObjective } from "./domain/Objective.js"
 import { MAX_CAPACITY_USERS } from "./steps/Capacity.js"
 import { DEFAULT_MEMORY_HEADROOM, type TrialSettings } from "./steps/RunTrial.js"
@@ -319,7 +319,12 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
       const noFlash = (plan.axes.flashAttn ?? []).length > 0 && plan.axes.flashAttn!.every((on) => !on) && plan.axes.kvBits.every((b) => b !== null)
       return yield* noFlash
         ? usage("flash-attn-axis", "--flash-attn-axis off leaves no Stage 2 cell: every --kv-bits-axis cell quantizes the KV cache, which needs flash attention on")
-        : usage("ubatch-axis", "--ubatch-axis leaves no Stage 2 cell: every cell is larger than every --batch-axis cell (llama.cpp clamps it to the batch)")
+        : usage(
+          "ubatch-axis",
+          `--ubatch-axis leaves no Stage 2 cell: every cell is larger than ${
+            (plan.axes.batch ?? []).length > 0 ? "every --batch-axis cell" : `the build's batch size (${LLAMA_SERVER_DEFAULT_BATCH}; give --batch-axis)`
+          } (llama.cpp clamps it to the batch)`
+        )
     }
   })
 

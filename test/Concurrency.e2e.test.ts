@@ -106,6 +106,23 @@ describe("concurrency and goodput against a fake provider process (SPEC C-1, C-2
     expect(rows[0]!.started_at).toBe(kept.started_at)
   })
 
+  it("C-4 B-5 with no feasible Stage 2 cell the capacity's first step is measured, not taken from Stage 1's trial", async () => {
+    // Every Stage 2 cell carries --max-context, which this provider answers 503: the Stage 1 configuration is recommended.
+    const { r, db } = await tuneFake("crowd-100", ["--concurrency", "2", "--slo-ttft-p95-ms", "1000", "--find-max-concurrency"], {
+      FAKE_PROVIDER_FAIL_FLAG: "--max-context"
+    })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.knobs.max_context_override).toBeNull()
+    const rows = await readRows<LoadRow & { started_at: string }>(db, "SELECT * FROM tune_trials ORDER BY trial_id")
+    const stage1 = rows.find((t) => t.stage === 1)!
+    const steps = rows.filter((t) => t.stage === 3)
+    expect(steps[0]).toMatchObject({ streams: 2, fits: 1 })
+    expect(steps[0]!.started_at > stage1.started_at).toBe(true)
+    expect(doc.capacity!.steps.map((x) => x.users)).toEqual(steps.map((t) => t.streams))
+    expect(doc.capacity!.users).toBeGreaterThanOrEqual(2)
+  })
+
   it("C-1 R-3 verify re-probes a recipe as it was tuned: one user on 4 slots stays one user, not 4 requests at once", async () => {
     // crowd-200: 200 ms per request in flight. Tuned for 1 user (TTFT bound 300 ms) on 4 slots.
     const { r, db } = await tuneFake("crowd-200", ["--slo-ttft-p95-ms", "300", "--max-batch-axis", "4"])

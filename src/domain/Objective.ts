@@ -84,14 +84,14 @@ export const judgeReplicate = (
   const itls = streams.flatMap((s) => (s.itlP95Ms === null ? [] : [s.itlP95Ms]))
   const itlP95Ms = itls.length === 0 ? null : Math.max(...itls)
   // A stream cut off without a first token (Stage 1 cuts at the gate + 15 %, N-2) waited at least the cut-off.
-  const ttftP95 = percentile(
-    parts.flatMap((p) => (p.ttftMs !== null ? [p.ttftMs] : p.failure?._tag === "GateMissed" ? [cutoffMs] : [])),
-    95
-  )
+  const timed = parts.flatMap((p) => (p.ttftMs !== null ? [p.ttftMs] : p.failure?._tag === "GateMissed" ? [cutoffMs] : []))
+  const ttftP95 = percentile(timed, 95)
+  // The p95 fell on a cut stream's cut-off: a lower bound, said so.
+  const atLeast = ttftP95 === cutoffMs && parts.some((p) => p.ttftMs === null && p.failure?._tag === "GateMissed")
   // A stream with no decode rate (fewer than 2 tokens) decoded at 0 as far as the bound is concerned.
   const slowest = streams.length === 0 ? null : Math.min(...streams.map((s) => s.tps ?? 0))
   const missed = o.ttftP95Ms < gateTtftMs && ttftP95 !== null && ttftP95 > o.ttftP95Ms
-    ? Verdict.ObjectiveMissed({ metric: "ttft_p95", value: ttftP95, limit: o.ttftP95Ms, streams: o.streams })
+    ? Verdict.ObjectiveMissed({ metric: "ttft_p95", value: ttftP95, limit: o.ttftP95Ms, streams: o.streams, ...(atLeast ? { atLeast } : {}) })
     : o.itlP95Ms !== null && itlP95Ms !== null && itlP95Ms > o.itlP95Ms
     ? Verdict.ObjectiveMissed({ metric: "itl_p95", value: itlP95Ms, limit: o.itlP95Ms, streams: o.streams })
     : o.decodeTps !== null && slowest !== null && slowest < o.decodeTps

@@ -74,7 +74,9 @@ export type PresetValues = Readonly<Record<string, string | null>>
  * The section values of a llama-server launch's arguments: `args` as the
  * adapter builds them (`--ctx-size N --parallel N …`), the model path; every
  * owned option not among them is null (removed), but the batch sizes
- * (SEARCHED_ONLY), which are left out (the file's own stay).
+ * (SEARCHED_ONLY), which are left out (the file's own stay) — except the
+ * batch when the micro-batch is set (llama.cpp clamps the micro-batch to it,
+ * so the one it was measured with, the build's, is the recipe's).
  */
 export const presetValuesOf = (model: string, args: ReadonlyArray<string>): PresetValues => {
   // The batch sizes are the recipe's only when its Stage 2 searched them (issue 17 part 3): otherwise the
@@ -87,6 +89,8 @@ export const presetValuesOf = (model: string, args: ReadonlyArray<string>): Pres
     const key = ownedOption(args[i]!)
     if (key !== null && args[i + 1] !== undefined) values[key] = args[i + 1]!
   }
+  // A micro-batch is clamped to the batch: one measured with the build's batch keeps it (the operator's goes).
+  if (values["ubatch-size"] !== undefined && values["batch-size"] === undefined) values["batch-size"] = null
   return values
 }
 

@@ -52,7 +52,14 @@ export type Verdict = Data.TaggedEnum<{
   EstimatedOver: { readonly neededBytes: number; readonly availableBytes: number }
   Integrity: { readonly reason: string; readonly line: string | null }
   MemoryOver: { readonly peakBytes: number; readonly limitBytes: number; readonly headroom: number; readonly streams: number }
-  ObjectiveMissed: { readonly metric: ObjectiveMetric; readonly value: number; readonly limit: number; readonly streams: number }
+  ObjectiveMissed: {
+    readonly metric: ObjectiveMetric
+    readonly value: number
+    readonly limit: number
+    readonly streams: number
+    /** The value is a lower bound: a stream was cut off with no first token by then (TTFT only). */
+    readonly atLeast?: boolean
+  }
 }>
 
 /** What a latency objective bounds (SPEC C-1): TTFT p95 and ITL p95 from above (ms), the slowest stream's decode rate from below (tokens/s). */
@@ -141,7 +148,9 @@ export const notesOf = (v: Verdict): string | null =>
     ObjectiveMissed: (o) =>
       o.metric === "decode_tps"
         ? `slowest stream decoded ${o.value.toFixed(1)} tok/s < ${o.limit} tok/s objective at ${usersText(o.streams)}`
-        : `${o.metric === "ttft_p95" ? "TTFT" : "ITL"} p95 ${Math.round(o.value)} ms > ${o.limit} ms objective at ${usersText(o.streams)}`
+        : `${o.metric === "ttft_p95" ? "TTFT" : "ITL"} p95 ${o.atLeast === true ? "≥ " : ""}${Math.round(o.value)} ms${
+          o.atLeast === true ? " (no first token by then)" : ""
+        } > ${o.limit} ms objective at ${usersText(o.streams)}`
   })
 
 /** `1 user`, `4 users`. */

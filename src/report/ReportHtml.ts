@@ -5,6 +5,7 @@
 import { Option, Schema } from "effect"
 import { kvBitsText } from "../domain/Knobs.js"
 import { paretoFront } from "../domain/Pareto.js"
+import { MAX_CAPACITY_USERS } from "../steps/Capacity.js"
 import { type CellInterval, type CellScore, decidedByNoise, isNewBest } from "../domain/NewBest.js"
 import type { RunRow } from "../domain/Run.js"
 import type { TrialRow } from "../domain/Trial.js"
@@ -307,7 +308,7 @@ const chartData = (
  * with the largest number of users that met the objective; empty when the run
  * made none.
  */
-const capacitySection = (measured: ReadonlyArray<{ t: TrialRow; n: number }>): string => {
+const capacitySection = (measured: ReadonlyArray<{ t: TrialRow; n: number }>, run: RunRow): string => {
   // A disturbed step measured again (N-3) decides nothing.
   const steps = measured.filter(({ t }) => t.stage === 3 && t.superseded !== 1)
   if (steps.length === 0) return ""
@@ -315,8 +316,15 @@ const capacitySection = (measured: ReadonlyArray<{ t: TrialRow; n: number }>): s
   const missed = steps.filter(({ t }) => t.fits === 0).map(({ t }) => t.streams ?? 0)
   const users = Math.max(0, ...met)
   const next = missed.length === 0 ? null : Math.min(...missed)
+  // The search ends at a miss next to a met step, or at its cap; a run that stopped first (budget, Ctrl-C) did not finish it.
+  const finished = run.exit_reason === "ok" || run.exit_reason === "apply_failed"
+  const summary = !finished
+    ? `The search did not finish (the run ended ${run.exit_reason ?? "unrecorded"}): ${users} user(s) met the objective, the most measured so far.`
+    : next === null
+    ? `Serves at least ${users} concurrent user(s) within the objective: the search stops at ${MAX_CAPACITY_USERS}.`
+    : `Serves up to ${users} concurrent user(s) within the objective; ${next} did not.`
   return `<section id="capacity"><h2>Capacity (SPEC C-4)</h2>
-<p>${escapeHtml(`Serves up to ${users} concurrent user(s) within the objective${next === null ? "" : `; ${next} did not`}.`)}</p>
+<p>${escapeHtml(summary)}</p>
 <table class="trials"><thead><tr>${["#", "users", "met", "goodput tok/s", "aggregate tok/s", "TTFT p95 (ms)", "ITL p95 (ms)", "reason"]
     .map((h) => `<th scope="col">${escapeHtml(h)}</th>`).join("")}</tr></thead>
 <tbody>
@@ -490,7 +498,7 @@ ${data.cells.length === 0 ? `<p class="none">No Stage 2 cells were measured.</p>
 ${data.pareto.cells.length === 0 ? `<p class="none">No feasible Stage 2 cell was measured.</p>` : ""}
 <div class="chart"><canvas id="chart-pareto" role="img" aria-label="aggregate tok/s against TTFT p95 per Stage 2 cell, Pareto front marked"></canvas></div>
 </section>
-${capacitySection(measured)}
+${capacitySection(measured, run)}
 <script type="application/json" id="report-data">${jsonForScript(data)}</script>
 <script>${scriptSafe(chartJs)}</script>
 <script>${chartScript}</script>

@@ -131,13 +131,13 @@ const replicate = (
  * miss, provider death or prompt-size miss (> 5 %, P-1) is its verdict too
  * (G-1). Never fails: aborting on integrity is the caller's decision.
  *
- * SPEC N-2, Stage 1 (`marginalUpTo` set, the `--max-replicates` cap): requests
+ * SPEC N-2, Stage 1 (`marginalCap` set, the `--max-replicates` cap; not under an objective): requests
  * are cut off only at the gate + 15 % (MARGINAL_BAND); a cut one is a
  * replicate over the gate (∞), not the call. Every replicate so far cut
  * there, and at least two (one when `replicates` is 1): a clear miss, called
  * at once. When the first `replicates` put the TTFT p95 within ±15 % of the gate
  * or on both sides of it, the trial is `marginal`: it goes on toward
- * `marginalUpTo` replicates and is called on their median TTFT — stopping as
+ * `marginalCap` replicates and is called on their median TTFT — stopping as
  * soon as most of that many fall on one side (the median cannot change side
  * any more). Otherwise every replicate must be within the gate (B-2, G-1).
  * SPEC C-1: under `s.objective` a replicate is its N streams (started
@@ -158,9 +158,12 @@ export const runTrial = (
   knobs: Knobs,
   replicates: number,
   known: Calibration | null,
-  marginalUpTo: number | null = null
+  marginalCap: number | null = null
 ): Effect.Effect<TrialOutcome, never, CandidateProvider | CpuMeter | HttpClient.HttpClient> =>
   Effect.gen(function*() {
+    // SPEC C-1 over N-2: under an objective every replicate must meet it, its TTFT bound the gate's too, so no
+    // marginal median call near the gate either (Stage 2, capacity and verify judge the same configuration so).
+    const marginalUpTo = (s.objective ?? null) !== null ? null : marginalCap
     const provider = yield* CandidateProvider
     const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
     // Phase wall times, filled in as the trial reaches each phase.

@@ -121,9 +121,13 @@ describe("issue 17 part 3: batch sizes in a llama-swap cmd", () => {
       "macros:\n  common: -ngl 99 -b 4096\nmodels:\n  a:\n    cmd: llama-server ${common} -m /m/a.gguf -ub 1024 -c 602 --parallel 1 --threads 1\n"
     )
     assert.ok(Either.isRight(swapCommand(src, "a", "/m/a.gguf", 9000)))
-    // Searched: -ub is the recipe's now; -b set in a macro cannot be edited in place, and says so.
-    const tuned = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--ubatch-size", "128"])
-    expect(edit(src, tuned).text).toContain("-ub 128 -c 602")
+    // Searched: -b set in a macro cannot be edited in place, and says so — also when only -ub was searched, since
+    // llama.cpp clamps the micro-batch to the batch (the recipe's is the build's, measured with it).
     expect(leftOf(src, presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--batch-size", "512"]))).toContain("sets -b through the macro")
+    const tuned = presetValuesOf("/m/a.gguf", ["--ctx-size", "602", "--ubatch-size", "128"])
+    expect(leftOf(src, tuned)).toContain("sets -b through the macro")
+    // In the cmd itself: -ub set in place, the operator's -b removed (the build's 2048, as measured).
+    const plain = "models:\n  a:\n    cmd: llama-server -m /m/a.gguf -b 256 -ub 1024 -c 100\n"
+    expect(edit(plain, tuned).text).toBe("models:\n  a:\n    cmd: llama-server -m /m/a.gguf -ub 128 -c 602\n")
   })
 })

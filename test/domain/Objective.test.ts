@@ -46,7 +46,7 @@ describe("judgeReplicate (SPEC C-1, C-2)", () => {
     const cut = { ...stream(0, 0, 0, Verdict.GateMissed({ phase: "probe", gateTtftMs: 5750, ttftMs: null })), ttftMs: null, tps: null }
     const parts = [stream(300, 10, 20), stream(300, 10, 20), stream(300, 10, 20), cut]
     const j = judgeReplicate(objective({ ttftP95Ms: 1000 }), 5000, parts, 5750)
-    expect(notesOf(j.missed!)).toBe("TTFT p95 5750 ms > 1000 ms objective at 4 users")
+    expect(notesOf(j.missed!)).toBe("TTFT p95 ≥ 5750 ms (no first token by then) > 1000 ms objective at 4 users")
     expect(j.goodputTps).toBe(30)
   })
 

@@ -273,6 +273,23 @@ describe("renderReport (SPEC S-1, F-1)", () => {
     const data = JSON.parse(html.split(`id="report-data">`)[1]!.split("</script>")[0]!)
     expect(data.feasible.length + data.infeasible.length).toBe(2)
     expect(renderReport({ run: run({}), trials: [trial({})], chartJs: "" })).not.toContain(`id="capacity"`)
+    // A run that stopped during the search (budget, Ctrl-C) did not finish it; one whose every step met reached the cap.
+    const cut = renderReport({ run: run({ exit_reason: "budget_exhausted", partial: 1 }), trials: [trial({}), ...steps.slice(0, 1)], chartJs: "" })
+    expect(cut).toContain("The search did not finish (the run ended budget_exhausted): 4 user(s) met the objective, the most measured so far.")
+    const all = renderReport({ run: run({}), trials: [trial({}), trial({ stage: 3, streams: 256, fits: 1 })], chartJs: "" })
+    expect(all).toContain("Serves at least 256 concurrent user(s) within the objective: the search stops at 256.")
+  })
+
+  it("issue 17 part 3: the trials table shows llama-server's throughput knobs where they were searched, a dash elsewhere", () => {
+    const html = renderReport({
+      run: run({}),
+      trials: [trial({}), trial({ stage: 2, kept: 1, flash_attn: 1, ubatch: 128 }), trial({ stage: 2, flash_attn: 0, batch: 512 })],
+      chartJs: ""
+    })
+    const rows = trialRows(html)
+    expect(rows[0]).toContain("<td>—</td><td>9.70</td>")
+    expect(rows[1]).toContain("<td>on / 128 / default</td>")
+    expect(rows[2]).toContain("<td>off / default / 512</td>")
   })
 
   it("embedded JSON cannot close its <script> element", () => {

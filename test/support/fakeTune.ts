@@ -1,6 +1,6 @@
 /**
  * `autotune tune` against the fake provider process (fixtures/fake-provider.mjs)
- * through the macprovider adapter, as the gate, lifecycle and concurrency tests run it.
+ * through the macprovider adapter, as the gate-reason and concurrency tests run it.
  */
 import * as Fs from "node:fs"
 import * as Path from "node:path"
