@@ -373,5 +373,15 @@ export const validatePlan = (plan: TunePlan): Effect.Effect<TunePlan, UsageError
     const normal = plan.objective != null && isDefaultObjective(plan.objective, plan.gateTtftMs) ? { ...plan, objective: null } : plan
     return normal.apply === null
       ? normal
-      : { ...normal, apply: { ...normal.apply, configPath: yield* checkApplyTarget(normal.apply.configPath, normal.adapter, normal.candidateIds) } }
+      : {
+        ...normal,
+        apply: {
+          ...normal.apply,
+          // Issue 17 part 3: a searched batch size is written too, so the trial edit sets it (a -b in a llama-swap macro is refused now).
+          configPath: yield* checkApplyTarget(normal.apply.configPath, normal.adapter, normal.candidateIds, [
+            ...((normal.axes.ubatch ?? []).length > 0 ? ["--ubatch-size", "512"] : []),
+            ...((normal.axes.batch ?? []).length > 0 ? ["--batch-size", "2048"] : [])
+          ])
+        }
+      }
   })

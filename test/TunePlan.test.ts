@@ -111,6 +111,16 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
       assert.strictEqual(yield* flagOf({ ...mac, apply: { configPath: Path.join(dir, "missing.yaml"), verify: false } }), "config-path")
     }))
 
+  it.effect("F-4 issue 17 part 3: a searched micro-batch is part of --apply's pre-flight: a -b held in a llama-swap macro is refused before the run, left alone otherwise", () =>
+    Effect.gen(function*() {
+      const dir = tempDir()
+      const cfg = Path.join(dir, "config.yaml")
+      Fs.writeFileSync(cfg, "macros:\n  common: -ngl 99 -b 4096\nmodels:\n  big:\n    cmd: llama-server ${common} -m /m/big.gguf -c 100\n")
+      const ls = { ...base, candidateIds: ["/m/big.gguf"], adapter: llamaServer("llama-server", NO_OPTIONAL_FLAGS), apply: { configPath: cfg, verify: false } }
+      assert.strictEqual(yield* flagOf(ls), null)
+      assert.strictEqual(yield* flagOf({ ...ls, axes: { ...base.axes, ubatch: [128, 512] } }), "config-path")
+    }))
+
   it("F-5 F-2h the reply budget enters the inputs (and the recipe hash) only when it is not the default 1024", () => {
     expect(Object.keys(planInputs(base))).not.toContain("reply_tokens")
     expect(planInputs({ ...base, replyTokens: 2048 }).reply_tokens).toBe(2048)

@@ -57,7 +57,7 @@ export interface StreamFigures {
  * - `missed`: the first bound the replicate missed, as a verdict: the p95
  *   over its streams of TTFT (a stream cut off with no first token counts at
  *   `cutoffMs`, where the probe cut it; only when `ttftP95Ms` is below `gateTtftMs`:
- *   at the gate the gate itself judges, with SPEC N-2's marginal calls), the
+ *   at the gate the gate itself judges), the
  *   worst stream's ITL p95, the slowest stream's decode; null when it met them all.
  */
 export const judgeReplicate = (
@@ -86,12 +86,10 @@ export const judgeReplicate = (
   // A stream cut off without a first token (Stage 1 cuts at the gate + 15 %, N-2) waited at least the cut-off.
   const timed = parts.flatMap((p) => (p.ttftMs !== null ? [p.ttftMs] : p.failure?._tag === "GateMissed" ? [cutoffMs] : []))
   const ttftP95 = percentile(timed, 95)
-  // The p95 fell on a cut stream's cut-off: a lower bound, said so.
-  const atLeast = ttftP95 === cutoffMs && parts.some((p) => p.ttftMs === null && p.failure?._tag === "GateMissed")
   // A stream with no decode rate (fewer than 2 tokens) decoded at 0 as far as the bound is concerned.
   const slowest = streams.length === 0 ? null : Math.min(...streams.map((s) => s.tps ?? 0))
   const missed = o.ttftP95Ms < gateTtftMs && ttftP95 !== null && ttftP95 > o.ttftP95Ms
-    ? Verdict.ObjectiveMissed({ metric: "ttft_p95", value: ttftP95, limit: o.ttftP95Ms, streams: o.streams, ...(atLeast ? { atLeast } : {}) })
+    ? Verdict.ObjectiveMissed({ metric: "ttft_p95", value: ttftP95, limit: o.ttftP95Ms, streams: o.streams })
     : o.itlP95Ms !== null && itlP95Ms !== null && itlP95Ms > o.itlP95Ms
     ? Verdict.ObjectiveMissed({ metric: "itl_p95", value: itlP95Ms, limit: o.itlP95Ms, streams: o.streams })
     : o.decodeTps !== null && slowest !== null && slowest < o.decodeTps

@@ -57,8 +57,6 @@ export type Verdict = Data.TaggedEnum<{
     readonly value: number
     readonly limit: number
     readonly streams: number
-    /** The value is a lower bound: a stream was cut off with no first token by then (TTFT only). */
-    readonly atLeast?: boolean
   }
 }>
 
@@ -148,9 +146,7 @@ export const notesOf = (v: Verdict): string | null =>
     ObjectiveMissed: (o) =>
       o.metric === "decode_tps"
         ? `slowest stream decoded ${o.value.toFixed(1)} tok/s < ${o.limit} tok/s objective at ${usersText(o.streams)}`
-        : `${o.metric === "ttft_p95" ? "TTFT" : "ITL"} p95 ${o.atLeast === true ? "≥ " : ""}${Math.round(o.value)} ms${
-          o.atLeast === true ? " (no first token by then)" : ""
-        } > ${o.limit} ms objective at ${usersText(o.streams)}`
+        : `${o.metric === "ttft_p95" ? "TTFT" : "ITL"} p95 ${Math.round(o.value)} ms > ${o.limit} ms objective at ${usersText(o.streams)}`
   })
 
 /** `1 user`, `4 users`. */

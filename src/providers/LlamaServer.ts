@@ -107,9 +107,9 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
     config: {
       edit: (spec, file) => (source) => editLlamaConfig(file, source, spec.model, knobArgs(spec)),
       // Each candidate's section or entry, set and then unset (a recipe may leave the KV type to the build).
-      editable: (source, models, file) => {
+      editable: (source, models, file, extraArgs = []) => {
         for (const m of models.length === 0 ? ["/autotune-check.gguf"] : models) {
-          for (const args of [["--ctx-size", "4096", "--threads", "2", "--cache-type-k", "q8_0"], ["--ctx-size", "4096"]]) {
+          for (const args of [["--ctx-size", "4096", "--threads", "2", "--cache-type-k", "q8_0", ...extraArgs], ["--ctx-size", "4096"]]) {
             const trial = editLlamaConfig(file, source, m, args)
             if (trial._tag === "Left") return trial.left
           }

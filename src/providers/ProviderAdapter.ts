@@ -22,8 +22,9 @@ export type ProviderName = "embedded" | "macprovider" | "llama-server"
  * file's name may pick the format: llama-server's `.yaml` is llama-swap's, an
  * INI a router preset); `editable(source, models, file)`: null when a recipe
  * of any of `models` (the candidates, as the provider takes them) could be
- * applied to that text (trial edits setting and removing every owned key),
- * else why not — checked before a run. `createIfMissing`: `--apply` may
+ * applied to that text (trial edits setting and removing every owned key,
+ * with `extraArgs`: launch flags the run's axes may add, e.g. llama-server's
+ * `--ubatch-size`), else why not — checked before a run. `createIfMissing`: `--apply` may
  * create the file (this tool owns its format). `launchFrom(configPath)`: the adapter that starts the provider
  * from that file exactly as the restart line says (its `serveCommand` is that
  * line; its `argv` adds only the candidate's port and `--no-join`), what
@@ -32,7 +33,7 @@ export type ProviderName = "embedded" | "macprovider" | "llama-server"
  */
 export interface ProviderConfig {
   readonly edit: (spec: LaunchSpec, file: string) => (source: string) => Either.Either<ConfigEdit, string>
-  readonly editable: (source: string, models: ReadonlyArray<string>, file: string) => string | null
+  readonly editable: (source: string, models: ReadonlyArray<string>, file: string, extraArgs?: ReadonlyArray<string>) => string | null
   readonly createIfMissing: boolean
   readonly launchFrom: ((configPath: string) => ProviderAdapter) | null
 }

@@ -316,10 +316,12 @@ const capacitySection = (measured: ReadonlyArray<{ t: TrialRow; n: number }>, ru
   const missed = steps.filter(({ t }) => t.fits === 0).map(({ t }) => t.streams ?? 0)
   const users = Math.max(0, ...met)
   const next = missed.length === 0 ? null : Math.min(...missed)
-  // The search ends at a miss next to a met step, or at its cap; a run that stopped first (budget, Ctrl-C) did not finish it.
-  const finished = run.exit_reason === "ok" || run.exit_reason === "apply_failed"
+  // The search ends at a miss next to a met step, or at its cap; anything else stopped before it ended (budget, Ctrl-C).
+  const finished = (next !== null && next - users === 1) || users >= MAX_CAPACITY_USERS
   const summary = !finished
-    ? `The search did not finish (the run ended ${run.exit_reason ?? "unrecorded"}): ${users} user(s) met the objective, the most measured so far.`
+    ? `The search did not finish (${
+      run.exit_reason === null ? "the run is still going, or its process died" : `the run ended ${run.exit_reason}`
+    }): ${users} user(s) met the objective, the most measured so far.`
     : next === null
     ? `Serves at least ${users} concurrent user(s) within the objective: the search stops at ${MAX_CAPACITY_USERS}.`
     : `Serves up to ${users} concurrent user(s) within the objective; ${next} did not.`

@@ -292,7 +292,8 @@ const backup = (
 export const checkApplyTarget = (
   configPath: string | null,
   adapter: ProviderAdapter,
-  models: ReadonlyArray<string> = []
+  models: ReadonlyArray<string> = [],
+  extraArgs: ReadonlyArray<string> = []
 ): Effect.Effect<string, UsageError> => {
   const provider = adapter.name
   const fallback = defaultConfigPath(provider)
@@ -338,7 +339,7 @@ export const checkApplyTarget = (
     return bad(`cannot read ${file} as UTF-8 text: ${e instanceof Error ? e.message : String(e)}`)
   }
   // Trial edits setting and removing every owned key: the editor refuses what it cannot edit byte-exactly.
-  const why = adapter.config?.editable(source, models, file) ?? null
+  const why = adapter.config?.editable(source, models, file, extraArgs) ?? null
   return why === null ? Effect.succeed(file) : bad(`${file} cannot be edited: ${why}`)
 }
 

@@ -143,8 +143,8 @@ const replicate = (
  * SPEC C-1: under `s.objective` a replicate is its N streams (started
  * STREAM_STAGGER_MS apart) judged by `judgeReplicate`, its tok/s the goodput;
  * a trial is feasible only when every replicate meets the objective, so a
- * miss is `ObjectiveMissed` at once (N-2's extra replicates are the gate's:
- * more of them could only add chances to miss). SPEC C-3: the provider
+ * miss is `ObjectiveMissed` at once, and N-2's marginal call near the gate is
+ * off (`marginalCap` ignored): more replicates could only add chances to miss. SPEC C-3: the provider
  * group's resident memory is sampled every MEMORY_SAMPLE_MS from ready to
  * the last probe; a trial that fits but peaked above `memoryHeadroom` × the
  * memory limit is `MemoryOver`. SPEC N-3: CpuMeter snapshots around the replicates give

@@ -58,7 +58,8 @@ export const stage1Knobs = (s: TrialSettings): Knobs => {
  * Stage 1, model selection (SPEC A-1..A-3): tries candidates in the given order,
  * each with default knobs at the target context over `replicates` requests,
  * and STOPS at the first feasible one — later candidates are never started.
- * With `maxReplicates` (the CLI's `--max-replicates`), a call near the gate
+ * With `maxReplicates` (the CLI's `--max-replicates`) and no objective
+ * (under one, C-1 asks every replicate to meet it), a call near the gate
  * (N-2) gets up to that many replicates and is made on their median TTFT
  * (`runTrial`, marked `marginal`); null keeps G-1's every-replicate rule; a disturbed
  * trial (N-3) is measured again when the machine is quiet (`measureQuietly`,

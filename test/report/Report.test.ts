@@ -276,6 +276,9 @@ describe("renderReport (SPEC S-1, F-1)", () => {
     // A run that stopped during the search (budget, Ctrl-C) did not finish it; one whose every step met reached the cap.
     const cut = renderReport({ run: run({ exit_reason: "budget_exhausted", partial: 1 }), trials: [trial({}), ...steps.slice(0, 1)], chartJs: "" })
     expect(cut).toContain("The search did not finish (the run ended budget_exhausted): 4 user(s) met the objective, the most measured so far.")
+    // A search that ended (7 missed next to 6 met) is reported as such even if the run stopped later (during --verify).
+    const late = renderReport({ run: run({ exit_reason: "interrupted" }), trials: [trial({}), ...steps], chartJs: "" })
+    expect(late).toContain("Serves up to 6 concurrent user(s) within the objective; 7 did not.")
     const all = renderReport({ run: run({}), trials: [trial({}), trial({ stage: 3, streams: 256, fits: 1 })], chartJs: "" })
     expect(all).toContain("Serves at least 256 concurrent user(s) within the objective: the search stops at 256.")
   })
