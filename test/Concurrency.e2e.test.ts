@@ -8,8 +8,10 @@ import { describe, expect, it } from "@effect/vitest"
 import { Schema } from "effect"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
-import { runCli, tempDir } from "./support/cli.js"
-import { tuneFake } from "./support/fakeTune.js"
+import { ctrlC, runCli, startCli, tempDir, waitFor } from "./support/cli.js"
+import { pidAlive } from "../src/system/Pids.js"
+import * as Fs from "node:fs"
+import { fakeProvider, tuneFake } from "./support/fakeTune.js"
 import { readRows } from "./support/db.js"
 import { tinyModelPath } from "./support/models.js"
 
@@ -182,4 +184,33 @@ describe("concurrency and goodput against a fake provider process (SPEC C-1, C-2
       expect(t.estimated_bytes).toBeGreaterThan(0)
     }
   })
+
+  it("C-4 H-4 L-1 Ctrl-C twice to the tuner's process group during the capacity search: exit 130, every forked worker of every step gone", async () => {
+    const dir = tempDir()
+    const workerLog = Path.join(dir, "workers")
+    const workers = () => (Fs.existsSync(workerLog) ? Fs.readFileSync(workerLog, "utf8").trim().split("\n").filter(Boolean).map(Number) : [])
+    // forks-5: each start forks a SIGTERM-deaf worker into the provider's group; every step meets the objective, so the search runs on.
+    const run = startCli([
+      "tune", "--provider", "macprovider", "--provider-bin", fakeProvider, "--candidate-models", "forks-5", "--target-context", "200",
+      "--max-tokens", "8", "--stage1-replicates", "1", "--stage2-replicates", "1", "--slo-ttft-p95-ms", "30000", "--find-max-concurrency",
+      "--db-path", Path.join(dir, "runs.db")
+    ], { FAKE_PROVIDER_WORKER_LOG: workerLog, XDG_DATA_HOME: dir }, true)
+    try {
+      await waitFor(() => /\[stage 3\] 2 user/.test(run.stderr()), 60_000)
+      expect(run.stderr()).toMatch(/\[stage 3\] 2 user/)
+      ctrlC(run)
+      ctrlC(run)
+      expect(await run.exited).toBe(130)
+      expect(workers().length).toBeGreaterThanOrEqual(3)
+      await waitFor(() => workers().every((p) => !pidAlive(p)), 5000)
+      expect(workers().filter((p) => pidAlive(p))).toEqual([])
+    } finally {
+      for (const p of workers()) {
+        try {
+          process.kill(p, "SIGKILL")
+        } catch { /* gone */ }
+      }
+      run.child.kill("SIGKILL")
+    }
+  }, 90_000)
 })

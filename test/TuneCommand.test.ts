@@ -39,7 +39,10 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["C-1 a max-batch cell with fewer slots than users", ["--concurrency", "4", "--max-batch-axis", "2,4"], "max-batch-axis"],
     ["C-3 a memory headroom of zero", ["--memory-headroom", "0"], "memory-headroom"],
     ["a flash-attention axis for a provider without the setting", ["--flash-attn-axis", "on,off"], "flash-attn-axis"],
-    ["an ubatch axis for a provider without the setting", ["--ubatch-axis", "64"], "ubatch-axis"]
+    ["an ubatch axis for a provider without the setting", ["--ubatch-axis", "64"], "ubatch-axis"],
+    ["a batch axis for a provider without the setting", ["--batch-axis", "512"], "batch-axis"],
+    ["C-1 an ITL objective of zero", ["--slo-itl-p95-ms", "0"], "slo-itl-p95-ms"],
+    ["C-1 a decode objective of zero", ["--slo-decode-tps", "0"], "slo-decode-tps"]
   ]
   for (const [name, args, flag] of cases) {
     it(`B-1 ${name}: exit 64 naming --${flag}, no database written`, async () => {

@@ -48,6 +48,11 @@ export interface RunEnd {
  * Schema migrations, additive only (SPEC S-3): a new column or table is a new
  * entry; existing entries never change, so existing rows survive.
  */
+/** `ALTER TABLE … ADD COLUMN` for each of `columns` ("name TYPE"), in order: one additive migration step (S-3). */
+const addColumns = (table: string, columns: ReadonlyArray<string>) =>
+  Effect.flatMap(SqlClient.SqlClient, (sql) =>
+    Effect.forEach(columns, (column) => sql.unsafe(`ALTER TABLE ${table} ADD COLUMN ${column}`), { discard: true }))
+
 const migrations = SqliteMigrator.fromRecord({
   "0001_runs_and_trials": Effect.gen(function*() {
     const sql = yield* SqlClient.SqlClient
@@ -106,23 +111,18 @@ const migrations = SqliteMigrator.fromRecord({
   }),
   // The measurement's own error (SPEC N-1..N-3): intervals, variation, marginal calls, background load,
   // and disturbed trials measured again.
-  "0004_trial_spread": Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    for (
-      const column of [
-        "tps_ci95_lo REAL",
-        "tps_ci95_hi REAL",
-        "ttft_ci95_lo_ms REAL",
-        "ttft_ci95_hi_ms REAL",
-        "tps_cv REAL",
-        "ttft_cv REAL",
-        "marginal INTEGER",
-        "background_cores REAL",
-        "disturbed INTEGER",
-        "superseded INTEGER"
-      ]
-    ) yield* sql.unsafe(`ALTER TABLE tune_trials ADD COLUMN ${column}`)
-  }),
+  "0004_trial_spread": addColumns("tune_trials", [
+    "tps_ci95_lo REAL",
+    "tps_ci95_hi REAL",
+    "ttft_ci95_lo_ms REAL",
+    "ttft_ci95_hi_ms REAL",
+    "tps_cv REAL",
+    "ttft_cv REAL",
+    "marginal INTEGER",
+    "background_cores REAL",
+    "disturbed INTEGER",
+    "superseded INTEGER"
+  ]),
   // The ledger (SPEC R-1, R-2): each trial's key, the run a resumed run continued and replayed from,
   // the flags and identities a run can be resumed with, and every measurement's whole outcome.
   "0005_ledger": Effect.gen(function*() {
@@ -144,23 +144,16 @@ const migrations = SqliteMigrator.fromRecord({
   }),
   // Load and memory (SPEC C-1, C-3): streams per replicate, peak resident memory and the estimate, ITL, aggregate decode;
   // and llama-server's throughput knobs (issue 17 part 3).
-  "0006_load": Effect.gen(function*() {
-    const sql = yield* SqlClient.SqlClient
-    for (
-      const column of [
-        "streams INTEGER",
-        "peak_rss_bytes REAL",
-        "estimated_bytes REAL",
-        "itl_p95_ms REAL",
-        "aggregate_tps REAL",
-        "flash_attn INTEGER",
-        "ubatch INTEGER",
-        "batch INTEGER"
-      ]
-    ) {
-      yield* sql.unsafe(`ALTER TABLE tune_trials ADD COLUMN ${column}`)
-    }
-  })
+  "0006_load": addColumns("tune_trials", [
+    "streams INTEGER",
+    "peak_rss_bytes REAL",
+    "estimated_bytes REAL",
+    "itl_p95_ms REAL",
+    "aggregate_tps REAL",
+    "flash_attn INTEGER",
+    "ubatch INTEGER",
+    "batch INTEGER"
+  ])
 })
 
 const storeFailed = (what: string) => (e: { readonly message: string }) =>

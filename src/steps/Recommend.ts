@@ -109,6 +109,7 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       .filter((c) => c.paramCount !== null && c.paramCount < chosenSize && !s.rejected.some((r) => r.candidate.id === c.id))
       .sort((a, b) => b.paramCount! - a.paramCount!)
       .map((c) => c.id)
+  const front = rec === null ? [] : paretoJson(s.cells ?? [], rec.knobs, s.adapter)
   return new TuneDocument({
     spec_version: SPEC_VERSION,
     run_id: s.runId,
@@ -158,10 +159,7 @@ export const buildDocument = (s: RunSummary): TuneDocument => {
       }
     }),
     disturbed_trials: s.disturbedTrials,
-    ...(() => {
-      const front = rec === null ? [] : paretoJson(s.cells ?? [], rec.knobs, s.adapter)
-      return front.length === 0 ? {} : { pareto: front }
-    })(),
+    ...(front.length === 0 ? {} : { pareto: front }),
     // C-4: only when asked for (the document of a run without the flag is as it was).
     ...(s.inputs.find_max_concurrency === true ? { capacity: rec === null || s.capacity == null ? null : capacityJson(s.capacity) } : {}),
     noise_policy: { max_replicates: s.noisePolicy.maxReplicates, max_background_cores: s.noisePolicy.maxBackgroundCores },

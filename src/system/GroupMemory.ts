@@ -3,6 +3,7 @@
  * provider, with every worker it forked, holds in RAM at one moment.
  */
 import * as fs from "node:fs/promises"
+import { parseProcStat } from "./Pids.js"
 
 /** `VmRSS` of a `/proc/<pid>/status` text in bytes (proc(5): kB there means KiB); null when it has none. */
 export const vmRssBytes = (status: string): number | null => {
@@ -32,10 +33,8 @@ export const groupResidentBytes = async (pgid: number, except: ReadonlyArray<num
     const pid = Number(n)
     if (except.includes(pid)) return null
     try {
-      const stat = await fs.readFile(`/proc/${pid}/stat`, "utf8")
-      // Fields after the last ")" (comm may hold one): state, ppid, pgrp.
-      const [state, , pgrp] = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-      if (Number(pgrp) !== pgid || state === "Z") return null
+      const { pgrp, state } = parseProcStat(await fs.readFile(`/proc/${pid}/stat`, "utf8"))
+      if (pgrp !== pgid || state === "Z") return null
       return vmRssBytes(await fs.readFile(`/proc/${pid}/status`, "utf8"))
     } catch {
       return null

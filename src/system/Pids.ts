@@ -24,18 +24,22 @@ export interface ProcStat {
  */
 export const procStat = (pid: number | "self"): ProcStat | null => {
   try {
-    const stat = fs.readFileSync(`/proc/${pid}/stat`, "utf8")
-    const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
-    return {
-      state: f[0]!,
-      ppid: Number(f[1]),
-      pgrp: Number(f[2]),
-      startTicks: Number(f[19]),
-      cpuTicks: Number(f[11]) + Number(f[12]),
-      childrenCpuTicks: Number(f[13]) + Number(f[14])
-    }
+    return parseProcStat(fs.readFileSync(`/proc/${pid}/stat`, "utf8"))
   } catch {
     return null
+  }
+}
+
+/** The text of a `/proc/<pid>/stat` parsed as `procStat` describes (fields read after `comm`'s last ")"). */
+export const parseProcStat = (stat: string): ProcStat => {
+  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ")
+  return {
+    state: f[0]!,
+    ppid: Number(f[1]),
+    pgrp: Number(f[2]),
+    startTicks: Number(f[19]),
+    cpuTicks: Number(f[11]) + Number(f[12]),
+    childrenCpuTicks: Number(f[13]) + Number(f[14])
   }
 }
 
