@@ -15,6 +15,7 @@ import { isDefaultObjective } from "./domain/Objective.js"
 import { MAX_CAPACITY_USERS } from "./steps/Capacity.js"
 import { DEFAULT_MEMORY_HEADROOM, type TrialSettings } from "./steps/RunTrial.js"
 import type { PreflightOptions } from "./steps/Preflight.js"
+import { hasFlashAttn } from "./providers/ProviderAdapter.js"
 
 /** Pre-flight and drain (SPEC E-1, E-2): where to look for the operator's provider and what to do about it. */
 export interface LifecyclePlan {
@@ -276,8 +277,8 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
     ]
     for (const [flag, cells, ok] of extra) {
       if (cells.length === 0) continue
-      if (plan.adapter.name !== "llama-server") {
-        return yield* usage(flag, `--${flag}: only llama-server has this setting (the ${plan.adapter.name} provider does not)`)
+      if (flag === "flash-attn-axis" ? !hasFlashAttn(plan.adapter.name) : plan.adapter.name !== "llama-server") {
+        return yield* usage(flag, `--${flag}: ${flag === "flash-attn-axis" ? "only the embedded and llama-server providers have" : "only llama-server has"} this setting (the ${plan.adapter.name} provider does not)`)
       }
       const dup = cells.find((c, i) => cells.indexOf(c) !== i)
       if (dup !== undefined) return yield* usage(flag, `--${flag} has a duplicate cell "${String(dup)}"`)
@@ -357,9 +358,10 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
  *   axis, a duplicate or non-positive cell, a kv-bits cell other than 4, 8 or
  *   unset, a context cap below the target context or out of order
  *   (`kv-bits-axis`, `max-context-axis`, `max-batch-axis`, `threads-axis`);
- * - a flash-attention, ubatch or batch axis for a provider other than
- *   llama-server, or with a duplicate or bad cell (`flash-attn-axis`,
- *   `ubatch-axis`, `batch-axis`; issue 17 part 3);
+ * - a flash-attention axis for a provider other than embedded and
+ *   llama-server (issue 14), a ubatch or batch axis for one other than
+ *   llama-server, or any of them with a duplicate or bad cell
+ *   (`flash-attn-axis`, `ubatch-axis`, `batch-axis`; issue 17 part 3);
  * - a config `--apply` could not edit (`config-path`, `checkApplyTarget`:
  *   checked now, so an hours-long tune does not end in a config that cannot
  *   be written).

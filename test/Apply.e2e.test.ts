@@ -211,6 +211,51 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     }
   })
 
+  it("issue 14 F-4: the embedded provider measures flash attention on and off (never off with a quantized KV cache), and the applied config serves the chosen one", { timeout: 180_000 }, async () => {
+    const dir = tempDir()
+    const cfg = Path.join(dir, "config.yaml")
+    Fs.writeFileSync(cfg, "# mine\nflash_attn_override: null # the operator's line\n")
+    const model = tinyModelPath("q4_0")
+    const r = await runCli([
+      "tune", "--candidate-models", model, "--target-context", "256", "--max-tokens", "16", "--stage1-replicates", "1",
+      "--stage2-replicates", "2", "--max-replicates", "2", "--kv-bits-axis", "unset,8", "--threads-axis", "1", "--flash-attn-axis", "on,off",
+      "--apply", "--config-path", cfg, "--json", "--db-path", Path.join(dir, "runs.db")
+    ], { env: { XDG_DATA_HOME: dir } })
+    expect(r.code, r.stderr).toBe(0)
+    const doc = JSON.parse(r.stdout) as { recommendation: { serve_command: string; knobs: { kv_bits?: number; flash_attn?: string } } }
+    const rows = await readRows<{ kv_bits: number | null; flash_attn: number | null; kept: number; fits: number }>(
+      Path.join(dir, "runs.db"), "SELECT kv_bits, flash_attn, kept, fits FROM tune_trials WHERE stage = 2 ORDER BY started_at")
+    // kv unset × on, off; kv 8 × on only (llama.cpp quantizes the V cache only with flash attention).
+    expect(rows.map((t) => [t.kv_bits, t.flash_attn])).toEqual([[null, 1], [null, 0], [8, 1]])
+    expect(rows.every((t) => t.fits === 1)).toBe(true)
+    expect(r.stderr).toContain("[stage 2] kv=unset ctx=256 batch=1 threads=1 fa=off: fits")
+    // Each cell's provider was started with what it was measured with, and says so.
+    const logs = logFiles(Path.join(dir, "logs")).map((f) => Fs.readFileSync(f, "utf8"))
+    const stage2 = logs.filter((l) => l.includes("flash attention") && l.split("\n")[0]!.includes("--threads 1"))
+    expect(stage2.filter((l) => l.split("\n")[0]!.includes("--flash-attn off") && l.includes("flash attention off"))).toHaveLength(1)
+    expect(stage2.filter((l) => l.includes("KV Q8_0") && l.includes("flash attention auto"))).toHaveLength(1)
+    const kept = rows.find((t) => t.kept === 1)!
+    const on = kept.flash_attn === 1
+    expect(doc.recommendation.knobs.flash_attn).toBe(on ? "on" : "off")
+    expect(doc.recommendation.serve_command.includes("--flash-attn off")).toBe(!on)
+    // The applied config carries the measured value in place of the operator's line, and serve --config runs with it.
+    const written = Fs.readFileSync(cfg, "utf8")
+    expect(written).toContain(`flash_attn_override: ${on} # the operator's line\n`)
+    const port = await Effect.runPromise(freePort)
+    const serve = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "bin", "autotune.js"), "serve", "--config", cfg, "--port", `${port}`], {
+      stdio: ["ignore", "ignore", "pipe"]
+    })
+    let log = ""
+    serve.stderr.on("data", (d) => (log += d))
+    try {
+      await waitFor(() => log.includes("listening on"), 60_000)
+      expect(log).toContain(kept.kv_bits === null ? `flash attention ${on ? "on" : "off"}` : "KV Q8_0, 1 threads, flash attention on")
+    } finally {
+      serve.kill("SIGTERM")
+      await new Promise((res) => serve.once("exit", res))
+    }
+  })
+
   it("F-6 an applied config that misses the gate when served from the file is put back byte for byte (a created one removed) and the tune exits 6", { timeout: 120_000 }, async () => {
     const { cfg, dir, model } = fakeServedSetup()
     const args = (configPath: string) => [

@@ -5,6 +5,7 @@ import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
 import { freePort } from "../src/system/Ports.js"
+import { physicalCores } from "../src/system/MachineInfo.js"
 import { cliPath, runCli, tempDir, logFiles } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { mediumModelPath, smallModelPath, tinyModelPath } from "./support/models.js"
@@ -38,7 +39,8 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["C-1 an objective TTFT above the gate", ["--gate-ttft-ms", "5000", "--slo-ttft-p95-ms", "6000"], "slo-ttft-p95-ms"],
     ["C-1 a max-batch cell with fewer slots than users", ["--concurrency", "4", "--max-batch-axis", "2,4"], "max-batch-axis"],
     ["C-3 a memory headroom of zero", ["--memory-headroom", "0"], "memory-headroom"],
-    ["a flash-attention axis for a provider without the setting", ["--flash-attn-axis", "on,off"], "flash-attn-axis"],
+    ["a flash-attention axis for a provider without the setting", ["--provider", "macprovider", "--candidate-models", "org/model-1B", "--flash-attn-axis", "on,off"], "flash-attn-axis"],
+    ["issue 14 flash attention off with every KV cell quantized", ["--kv-bits-axis", "8", "--flash-attn-axis", "off"], "flash-attn-axis"],
     ["an ubatch axis for a provider without the setting", ["--ubatch-axis", "64"], "ubatch-axis"],
     ["a batch axis for a provider without the setting", ["--batch-axis", "512"], "batch-axis"],
     ["C-1 an ITL objective of zero", ["--slo-itl-p95-ms", "0"], "slo-itl-p95-ms"],
@@ -96,11 +98,17 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
     expect(Fs.readdirSync(dir)).toEqual([])
   })
 
-  it("H-5 the demo ladder's dry run generates no model", async () => {
+  it("H-5 the demo ladder's dry run generates no model; issue 14: its axes list the provider's defaults first (all cores, flash attention on) and measure flash attention off", async () => {
     const dir = tempDir()
     const r = await runCli(["tune", "--dry-run", "--db-path", Path.join(dir, "runs.db")], { env: env(dir) })
     expect(r.code).toBe(0)
     expect(r.stdout).toContain("synth-1.1b-q4_0.gguf")
+    const cores = physicalCores()
+    const threads = cores === 1 ? [1] : [cores, 1]
+    expect(r.stdout).toContain(`× threads ${threads.join(",")} × flash-attn on,off = ${threads.length * 3} cell(s)`)
+    expect(r.stdout).toContain(`cell 1: kv=unset ctx=512 batch=1 threads=${cores} fa=on\n`)
+    expect(r.stdout).toContain(`cell 2: kv=unset ctx=512 batch=1 threads=${cores} fa=off\n`)
+    expect(r.stdout).not.toMatch(/kv=8 .*fa=off/)
     expect(Fs.readdirSync(dir)).toEqual([])
   })
 })
@@ -248,14 +256,15 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
 })
 
 describe("autotune serve --config: usage errors (SPEC F-4)", () => {
-  it("F-4 a missing file, a key of the wrong type, or no model anywhere exits 64 naming the file or flag; no server starts", async () => {
+  it("F-4 a missing file, a key of the wrong type, no model anywhere, or flash attention off with a quantized KV cache (issue 14) exits 64 naming the file or flag; no server starts", async () => {
     const dir = tempDir()
     const bad = Path.join(dir, "bad.yaml")
     Fs.writeFileSync(bad, "model: /m/a.gguf\nthreads_override: two\n")
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
       [["--config", Path.join(dir, "missing.yaml")], "missing.yaml"],
       [["--config", bad], `--config ${bad}: threads_override must be an integer`],
-      [[], "--model <gguf> or --config <file> is required"]
+      [[], "--model <gguf> or --config <file> is required"],
+      [["--model", tinyModelPath(), "--kv-bits", "8", "--flash-attn", "off"], "--flash-attn off: a KV cache of 8 bits needs flash attention on"]
     ]
     for (const [args, want] of cases) {
       const r = await runCli(["serve", ...args, "--port", "1"], { env: env(dir) })

@@ -166,6 +166,10 @@ describe("validatePlan: a plan built in code gets the CLI's checks (SPEC B-1, G-
       assert.strictEqual(yield* flagOf({ ...ls, axes: { ...base.axes, kvBits: [8], flashAttn: [false] } }), "flash-attn-axis")
       assert.strictEqual(yield* flagOf({ ...ls, axes: { ...base.axes, ubatch: [1024], batch: [512] } }), "ubatch-axis")
       assert.strictEqual(yield* flagOf({ ...ls, axes: { ...base.axes, flashAttn: [true, false], ubatch: [64, 512], batch: [512] } }), null)
-      assert.strictEqual(yield* flagOf({ ...base, axes: { ...base.axes, flashAttn: [true] } }), "flash-attn-axis")
+      // issue 14: the embedded provider switches flash attention too; macprovider does not.
+      assert.strictEqual(yield* flagOf({ ...base, axes: { ...base.axes, flashAttn: [true, false] } }), null)
+      assert.strictEqual(yield* flagOf({ ...base, axes: { ...base.axes, kvBits: [8], flashAttn: [false] } }), "flash-attn-axis")
+      assert.strictEqual(yield* flagOf({ ...base, adapter: macProvider("macprovider-cli"), axes: { ...base.axes, threads: [], flashAttn: [true] } }), "flash-attn-axis")
+      assert.strictEqual(yield* flagOf({ ...base, axes: { ...base.axes, ubatch: [128] } }), "ubatch-axis")
     }))
 })

@@ -9,7 +9,7 @@ import { integerOption } from "./CliOptions.js"
 const serveModel = Options.file("model", { exists: "either" }).pipe(Options.optional,
   Options.withDescription("GGUF model file to serve (required unless --config names one)"))
 const config = Options.file("config", { exists: "either" }).pipe(Options.optional,
-  Options.withDescription("a config.yaml to read model, kv_bits_override, max_context_override, max_concurrency_override and threads_override from (what tune --apply --provider embedded writes; SPEC F-4); flags given on the command line win"))
+  Options.withDescription("a config.yaml to read model, kv_bits_override, max_context_override, max_concurrency_override, threads_override and flash_attn_override from (what tune --apply --provider embedded writes; SPEC F-4); flags given on the command line win"))
 const servePort = integerOption("port", { min: 1, max: 65535 }).pipe(Options.withDefault(8080),
   Options.withDescription("TCP port to listen on (default 8080)"))
 const serveHost = Options.text("host").pipe(Options.withDefault("127.0.0.1"),
@@ -22,16 +22,18 @@ const maxContext = integerOption("max-context", { min: 1, max: 4 * MAX_TARGET_CO
   Options.withDescription("context size per sequence, in tokens (default: the model's training context)"))
 const maxBatch = integerOption("max-batch", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("how many requests decode in parallel (sequences), default 1"))
+const flashAttn = Options.choiceWithValue("flash-attn", [["on", true], ["off", false]] as const).pipe(Options.optional,
+  Options.withDescription("flash attention: on or off (default: auto, which llama.cpp turns on on CPU); off needs an unset --kv-bits"))
 const threads = integerOption("threads", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("CPU threads for inference (default: the core count)"))
 
 /**
  * `autotune serve [--config <config.yaml>] [--model <gguf>] [--port N] [--kv-bits 4|8] [--max-context N]
- * [--max-batch N] [--threads N]`: each knob from its flag, else from the config's key (F-4), else the
+ * [--max-batch N] [--threads N] [--flash-attn on|off]`: each knob from its flag, else from the config's key (F-4), else the
  * default. Fails with UsageError (exit 64) on a bad config (naming the key) or when no model is given.
  */
 export const serveCommand = Command.make("serve",
-  { model: serveModel, config, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads },
+  { model: serveModel, config, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads, flashAttn },
   (o) => Effect.gen(function*() {
     const file = Option.getOrNull(o.config)
     const config = file === null ? null : yield* readServeConfig(file, { maxContext: 4 * MAX_TARGET_CONTEXT, slotsOrThreads: MAX_SLOTS_OR_THREADS })

@@ -18,12 +18,12 @@ import {
 } from "../domain/Axes.js"
 import { UsageError } from "../domain/AutotuneError.js"
 import { describeKnobs, kvBitsText } from "../domain/Knobs.js"
-import { DEMO_DEFAULTS, LADDER, rungPath } from "../gguf/DemoLadder.js"
+import { DEMO_DEFAULTS, demoThreadsAxis, LADDER, rungPath } from "../gguf/DemoLadder.js"
 import { tune } from "../Pipeline.js"
 import { embedded } from "../providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../providers/LlamaServer.js"
 import { macProvider } from "../providers/MacProvider.js"
-import { adapterExecutable, type ProviderName } from "../providers/ProviderAdapter.js"
+import { adapterExecutable, hasFlashAttn, type ProviderName } from "../providers/ProviderAdapter.js"
 import { parseCandidateList, resolveCandidates } from "../steps/Candidates.js"
 import { preflightOptionsFor } from "../steps/Preflight.js"
 import { findExecutable, findLlamaServer } from "../system/Executables.js"
@@ -89,9 +89,9 @@ const opt = {
   maxBatchAxis: Options.text("max-batch-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 parallel requests (default 1)")),
   threadsAxis: Options.text("threads-axis").pipe(Options.optional,
-    Options.withDescription("Stage 2 CPU threads, embedded and llama-server only (default: the physical core count; demo ladder 1,2)")),
+    Options.withDescription("Stage 2 CPU threads, embedded and llama-server only (default: the physical core count; demo ladder the core count,1)")),
   flashAttnAxis: Options.text("flash-attn-axis").pipe(Options.optional,
-    Options.withDescription("Stage 2 flash attention, llama-server only: on, off or on,off (default: not searched, the build's auto; a quantized KV cache always runs with it on)")),
+    Options.withDescription("Stage 2 flash attention, embedded and llama-server only: on, off or on,off (default: not searched, the engine's auto; demo ladder on,off; a quantized KV cache always runs with it on)")),
   ubatchAxis: Options.text("ubatch-axis").pipe(Options.optional,
     Options.withDescription("Stage 2 physical batch sizes in tokens (--ubatch-size), llama-server only (default: not searched, the build's 512)")),
   batchAxis: Options.text("batch-axis").pipe(Options.optional,
@@ -252,14 +252,23 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     if (Option.isSome(f.threadsAxis) && !adapter.hasThreads) {
       return yield* new UsageError({ flag: "threads-axis", message: `--threads-axis: the ${adapter.name} provider has no thread-count setting` })
     }
-    // Issue 17 part 3: llama-server's throughput knobs, measured only where the provider has them.
-    for (const [flag, given] of [["flash-attn-axis", f.flashAttnAxis], ["ubatch-axis", f.ubatchAxis], ["batch-axis", f.batchAxis]] as const) {
+    // Issue 17 part 3: llama-server's throughput knobs, measured only where the provider has them;
+    // flash attention the embedded provider has too (issue 14).
+    if (Option.isSome(f.flashAttnAxis) && !hasFlashAttn(adapter.name)) {
+      return yield* new UsageError({
+        flag: "flash-attn-axis",
+        message: `--flash-attn-axis: only the embedded and llama-server providers have this setting (the ${adapter.name} provider does not)`
+      })
+    }
+    for (const [flag, given] of [["ubatch-axis", f.ubatchAxis], ["batch-axis", f.batchAxis]] as const) {
       if (Option.isSome(given) && adapter.name !== "llama-server") {
         return yield* new UsageError({ flag, message: `--${flag}: only llama-server has this setting (the ${adapter.name} provider does not)` })
       }
     }
+    const flashAttnAxis = Option.orElse(f.flashAttnAxis, () =>
+      demo && hasFlashAttn(adapter.name) ? Option.some(DEMO_DEFAULTS.flashAttnAxis) : Option.none())
     const threadsAxis = adapter.hasThreads
-      ? Option.getOrElse(f.threadsAxis, () => demo ? DEMO_DEFAULTS.threadsAxis : `${physicalCores()}`)
+      ? Option.getOrElse(f.threadsAxis, () => demo ? demoThreadsAxis(physicalCores()) : `${physicalCores()}`)
       : null
     return yield* validatePlan({
       ...inputs,
@@ -269,7 +278,7 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
         // SPEC C-1: N users need N slots; the default axis gives exactly that.
         maxBatch: yield* parseMaxBatchAxis(Option.getOrElse(f.maxBatchAxis, () => `${f.concurrency}`)),
         threads: threadsAxis === null ? [] : yield* parseThreadsAxis(threadsAxis),
-        flashAttn: Option.isNone(f.flashAttnAxis) ? [] : yield* parseFlashAttnAxis(f.flashAttnAxis.value),
+        flashAttn: Option.isNone(flashAttnAxis) ? [] : yield* parseFlashAttnAxis(flashAttnAxis.value),
         ubatch: Option.isNone(f.ubatchAxis) ? [] : yield* parseUbatchAxis(f.ubatchAxis.value),
         batch: Option.isNone(f.batchAxis) ? [] : yield* parseBatchAxis(f.batchAxis.value)
       }

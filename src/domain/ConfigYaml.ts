@@ -16,12 +16,21 @@ export const OWNED_KEYS = ["model", "kv_bits_override", "max_context_override", 
 /** The embedded provider's config (`autotune serve --config`) owns one more: its thread count (SPEC F-4). */
 export const THREADS_KEY = "threads_override"
 
-/** One of the owned top-level keys of a provider's config.yaml (SPEC F-3, F-4). */
-export type OwnedKey = typeof OWNED_KEYS[number] | typeof THREADS_KEY
+/** … and its flash attention, when the recipe decides it (issue 14: measured, on CPU off is often faster). */
+export const FLASH_ATTN_KEY = "flash_attn_override"
 
-/** The keys an edit of `values` owns: OWNED_KEYS, and `threads_override` when `values` carries it (F-4). */
-export const ownedKeysOf = (values: OwnedValues): ReadonlyArray<OwnedKey> =>
-  values.threads_override === undefined ? OWNED_KEYS : [...OWNED_KEYS, THREADS_KEY]
+/** One of the owned top-level keys of a provider's config.yaml (SPEC F-3, F-4). */
+export type OwnedKey = typeof OWNED_KEYS[number] | typeof THREADS_KEY | typeof FLASH_ATTN_KEY
+
+/**
+ * The keys an edit of `values` owns: OWNED_KEYS, then `threads_override` and
+ * `flash_attn_override` each when `values` carries it (F-4).
+ */
+export const ownedKeysOf = (values: OwnedValues): ReadonlyArray<OwnedKey> => [
+  ...OWNED_KEYS,
+  ...(values.threads_override === undefined ? [] : [THREADS_KEY] as const),
+  ...(values.flash_attn_override === undefined ? [] : [FLASH_ATTN_KEY] as const)
+]
 
 /**
  * The values `--apply` writes (SPEC F-2 knob names = config.yaml keys, F-3).
@@ -43,6 +52,12 @@ export interface OwnedValues {
    * config has no such key, whose edit then leaves any `threads_override` line alone.
    */
   readonly threads_override?: number | null
+  /**
+   * Flash attention (the embedded provider's config only, F-4): true on, false
+   * off, null removes the key (`auto`); absent (undefined) leaves any
+   * `flash_attn_override` line alone.
+   */
+  readonly flash_attn_override?: boolean | null
 }
 
 /**
@@ -119,6 +134,9 @@ const invalidValues = (v: OwnedValues): string | null => {
   }
   if (v.threads_override !== undefined && !posInt(v.threads_override)) {
     return `threads_override must be a positive integer or null, got ${v.threads_override}`
+  }
+  if (v.flash_attn_override !== undefined && v.flash_attn_override !== null && typeof v.flash_attn_override !== "boolean") {
+    return `flash_attn_override must be true, false or null, got ${String(v.flash_attn_override)}`
   }
   return null
 }

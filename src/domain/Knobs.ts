@@ -8,13 +8,14 @@
  * | context   | `maxContext` | `--max-context-axis` | `--max-context` | `max_context_override` (both)                    | `max_context_cap`  | `--ctx-size` (× slots)          |
  * | batch     | `maxBatch`   | `--max-batch-axis`   | `--max-batch`   | `max_concurrency_override` (both)                | `max_batch`        | `--parallel`                    |
  * | threads   | `threads`    | `--threads-axis`     | `--threads`     | `threads` (JSON only; no config key, SPEC F-3)   | `threads`          | `--threads`                     |
- * | flash attention | `flashAttn` | `--flash-attn-axis` (on,off) | —  | `flash_attn` (JSON only, "on"/"off")             | `flash_attn`       | `--flash-attn on\|off`          |
+ * | flash attention | `flashAttn` | `--flash-attn-axis` (on,off) | `--flash-attn on\|off` | `flash_attn` ("on"/"off") / `flash_attn_override` (embedded, true/false) | `flash_attn` | `--flash-attn on\|off` |
  * | micro-batch | `ubatch`   | `--ubatch-axis`      | —               | `ubatch_size` (JSON only)                        | `ubatch`           | `--ubatch-size` (`-ub`)         |
  * | batch     | `batch`      | `--batch-axis`       | —               | `batch_size` (JSON only)                         | `batch`            | `--batch-size` (`-b`)           |
  *
- * The last three are llama-server's throughput knobs (issue 17 part 3): null
- * leaves them to the build (flash attention `auto`, 512, 2048), and their JSON
- * keys appear only when set, so a recipe without them hashes as before.
+ * The last three are llama-server's throughput knobs (issue 17 part 3; flash
+ * attention the embedded provider has too, issue 14): null leaves them to the
+ * build (flash attention `auto`, 512, 2048), and their JSON keys appear only
+ * when set, so a recipe without them hashes as before.
  */
 import { Schema } from "effect"
 
@@ -41,8 +42,9 @@ export const kvGgmlType = (b: KvBits): "Q4_0" | "Q8_0" | "F16" => (b === 4 ? "Q4
  * - maxContext: context cap in tokens (`max_context_override`)
  * - maxBatch: requests decoded in parallel (`max_concurrency_override`)
  * - threads: CPU threads, only for providers that have the setting (SPEC B-1)
- * - flashAttn, ubatch, batch: llama-server's flash attention (on/off), micro-batch
- *   and logical batch sizes in tokens (issue 17 part 3); null = the build's default
+ * - flashAttn, ubatch, batch: flash attention (on/off; llama-server and embedded),
+ *   llama-server's micro-batch and logical batch sizes in tokens (issue 17 part 3,
+ *   issue 14); null = the build's default
  */
 export class Knobs extends Schema.Class<Knobs>("Knobs")({
   kvBits: KvBits,

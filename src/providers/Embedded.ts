@@ -27,15 +27,32 @@ const args = (spec: LaunchSpec): Array<string> => [
   spec.model,
   ...(spec.port === null ? [] : ["--port", `${spec.port}`]),
   ...macproviderKnobArgs(spec, contextSize(spec)),
-  ...(spec.knobs.threads === null ? [] : ["--threads", `${spec.knobs.threads}`])
+  ...(spec.knobs.threads === null ? [] : ["--threads", `${spec.knobs.threads}`]),
+  // As llama-server's (LlamaServer.ts): a quantized KV cache has flash attention on anyway (`auto`).
+  ...(spec.knobs.flashAttn === null || spec.knobs.kvBits !== null ? [] : ["--flash-attn", spec.knobs.flashAttn ? "on" : "off"])
 ]
 
 /**
- * The embedded provider (`autotune serve`, SPEC E-5): macprovider's flags plus `--threads`.
+ * `flash_attn_override` as the embedded config gets it (F-4): the measured
+ * value when the recipe searched flash attention; null (the key removed:
+ * `auto`, on) when it did not but quantizes the KV cache, so an operator's
+ * `false` cannot make the applied config unservable; otherwise not owned
+ * (no key: the operator's line stays).
+ */
+const flashAttnValue = (spec: LaunchSpec): { readonly flash_attn_override?: boolean | null } =>
+  spec.knobs.flashAttn !== null
+    ? { flash_attn_override: spec.knobs.flashAttn }
+    : spec.knobs.kvBits !== null
+    ? { flash_attn_override: null }
+    : {}
+
+/**
+ * The embedded provider (`autotune serve`, SPEC E-5): macprovider's flags plus `--threads`
+ * and `--flash-attn on|off` (when searched, issue 14).
  * `binary` null runs this project's own launcher with the running Node; otherwise the
  * given executable gets the same arguments (`--provider-bin`, used for fake providers).
  * Its config (F-4) is `autotune serve --config <file>`'s: the owned keys plus
- * `threads_override`, the model as an absolute path and `max_context_override`
+ * `threads_override` and `flash_attn_override` (`flashAttnValue`), the model as an absolute path and `max_context_override`
  * the per-sequence context a candidate is started with, so a provider started
  * from the file holds what was measured.
  */
@@ -71,7 +88,8 @@ export const embedded = (binary: string | null): ProviderAdapter => {
           kv_bits_override: spec.knobs.kvBits,
           max_context_override: contextSize(spec),
           max_concurrency_override: spec.knobs.maxBatch,
-          threads_override: spec.knobs.threads
+          threads_override: spec.knobs.threads,
+          ...flashAttnValue(spec)
         }),
       editable: (source) => yamlEditable(source, true),
       createIfMissing: true,

@@ -15,6 +15,9 @@ export type { LaunchSpec } from "../domain/LaunchSpec.js"
 /** The providers this tool knows how to start (SPEC E-5). */
 export type ProviderName = "embedded" | "macprovider" | "llama-server"
 
+/** Whether a provider can switch flash attention (`--flash-attn-axis`): llama-server, and the embedded provider (issue 14). */
+export const hasFlashAttn = (name: ProviderName): boolean => name === "embedded" || name === "llama-server"
+
 /**
  * The config file a provider reads, as `--apply` writes it (SPEC F-3, F-4).
  * `edit(spec, file)`: the byte-exact edit of the text of `file` that makes it

@@ -34,6 +34,8 @@ export interface ServeOptions {
   readonly maxContext: Option.Option<number>
   readonly maxBatch: number
   readonly threads: Option.Option<number>
+  /** Flash attention on (true) or off (false); None = `auto`. Off with a quantized KV cache is refused before (`serveOptionsOf`). */
+  readonly flashAttn: Option.Option<boolean>
 }
 
 /** Largest accepted request body (bytes). */
@@ -220,6 +222,7 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
         yield* Effect.logInfo(
           `loaded ${engine.modelId} in ${Math.round(engine.loadMs)} ms: context ${engine.contextLimit} tokens/sequence ` +
             `(allocated ${engine.allocatedContext}) × ${o.maxBatch} sequences, KV ${engine.kvCacheType}, ${engine.threads} threads, ` +
+            `flash attention ${engine.flashAttn === "auto" ? "auto" : engine.flashAttn ? "on" : "off"}, ` +
             `libuv pool ${pool ?? "4 (default)"}`
         )
         if (pool !== "1") {

@@ -1,7 +1,7 @@
 /**
  * `autotune serve --config <file>` (SPEC F-4): the embedded provider's
  * config.yaml, the file `tune --apply --provider embedded` writes. It holds
- * macprovider's owned keys plus `threads_override`; every other key is the
+ * macprovider's owned keys plus `threads_override` and `flash_attn_override`; every other key is the
  * operator's and is ignored here. Parsed with `yaml` (eemeli/yaml), the
  * library the apply editor checks its edits with, so what apply verified is
  * what serve reads.
@@ -18,7 +18,8 @@ import type { ServeOptions } from "./Serve.js"
  * What a config file says (F-4); each field None when its key is absent or
  * null (the provider's default). `model`: the GGUF path, relative paths taken
  * from the config file's directory. `maxContext`: context per sequence,
- * tokens; `maxBatch`: parallel sequences; `threads`: CPU threads.
+ * tokens; `maxBatch`: parallel sequences; `threads`: CPU threads;
+ * `flashAttn`: flash attention on (true) or off (false), None = `auto`.
  */
 export interface ServeConfig {
   readonly model: Option.Option<string>
@@ -26,6 +27,7 @@ export interface ServeConfig {
   readonly maxContext: Option.Option<number>
   readonly maxBatch: Option.Option<number>
   readonly threads: Option.Option<number>
+  readonly flashAttn: Option.Option<boolean>
 }
 
 /** Upper bounds the flags have too (ServeCommand.ts), so a file cannot ask for what a flag could not. */
@@ -41,7 +43,7 @@ export interface ServeConfigLimits {
  * its top level is not a mapping, or `model` is not a non-empty string,
  * `kv_bits_override` not 4, 8 or null, `max_context_override`,
  * `max_concurrency_override` or `threads_override` not a positive integer (up
- * to `limits`) or null.
+ * to `limits`) or null, or `flash_attn_override` not true, false or null.
  */
 export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect.Effect<ServeConfig, UsageError> =>
   Effect.gen(function*() {
@@ -81,9 +83,17 @@ export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect
           ? Effect.succeed(Option.some<4 | 8>(v))
           : Effect.fail(bad(`kv_bits_override must be 4, 8 or null, got ${JSON.stringify(v)}`))
     })
+    const flashAttn: Option.Option<boolean> = yield* Option.match(key("flash_attn_override"), {
+      onNone: () => Effect.succeed(Option.none<boolean>()),
+      onSome: (v) =>
+        typeof v === "boolean"
+          ? Effect.succeed(Option.some(v))
+          : Effect.fail(bad(`flash_attn_override must be true, false or null (auto), got ${JSON.stringify(v)}`))
+    })
     return {
       model,
       kvBits,
+      flashAttn,
       maxContext: yield* positive("max_context_override", limits.maxContext),
       maxBatch: yield* positive("max_concurrency_override", limits.slotsOrThreads),
       threads: yield* positive("threads_override", limits.slotsOrThreads)
@@ -101,7 +111,9 @@ export interface ServeFlags extends Omit<ServeConfig, "maxBatch"> {
  * The options `serve` runs with (F-4): each knob from its flag, else from the
  * config's key (`config` null: no `--config`), else the default (1 sequence;
  * the others None, `serve`'s own defaults). `configFile` names the file in the
- * error. Fails with UsageError (flag `model`) when neither names a model.
+ * error. Fails with UsageError (flag `model`) when neither names a model, and
+ * (flag `flash-attn`) when flash attention is off with a quantized KV cache
+ * (llama.cpp cannot quantize the V cache without it).
  */
 export const serveOptionsOf = (flags: ServeFlags, config: ServeConfig | null, configFile: string | null): Effect.Effect<ServeOptions, UsageError> => {
   const or = <A>(flag: Option.Option<A>, key: (c: ServeConfig) => Option.Option<A>) =>
@@ -113,6 +125,15 @@ export const serveOptionsOf = (flags: ServeFlags, config: ServeConfig | null, co
       message: configFile !== null ? `--model: ${configFile} has no model key; give --model <gguf>` : "--model <gguf> or --config <file> is required"
     }))
   }
+  const kvBits = or(flags.kvBits, (c) => c.kvBits)
+  const flashAttn = or(flags.flashAttn, (c) => c.flashAttn)
+  if (Option.isSome(kvBits) && Option.contains(flashAttn, false)) {
+    return Effect.fail(new UsageError({
+      flag: "flash-attn",
+      message: `--flash-attn off: a KV cache of ${kvBits.value} bits needs flash attention on (llama.cpp quantizes the V cache only with it)` +
+        (configFile === null ? "" : `; check kv_bits_override and flash_attn_override in ${configFile}`)
+    }))
+  }
   return Effect.succeed({
     modelPath: model.value,
     port: flags.port,
@@ -120,6 +141,7 @@ export const serveOptionsOf = (flags: ServeFlags, config: ServeConfig | null, co
     maxBatch: Option.getOrElse(or(flags.maxBatch, (c) => c.maxBatch), () => 1),
     maxContext: or(flags.maxContext, (c) => c.maxContext),
     threads: or(flags.threads, (c) => c.threads),
-    kvBits: or(flags.kvBits, (c) => c.kvBits)
+    kvBits,
+    flashAttn
   })
 }

@@ -23,4 +23,22 @@ describe("embedded provider adapter (SPEC E-5)", () => {
     expect(fromFile.command).toBe(process.execPath)
     expect(fromFile.args.slice(0, 4)).toEqual([launcher, "serve", "--config", "/etc/autotune.yaml"])
   })
+
+  it("issue 14 --flash-attn on|off is passed when searched, and not with a quantized KV cache (which runs with it on); the config edit owns flash_attn_override then", () => {
+    const args = (k: Partial<ConstructorParameters<typeof Knobs>[0]>) => embedded(null).argv(spec(k), true).args
+    expect(args({ flashAttn: false }).join(" ")).toContain("--flash-attn off")
+    expect(args({ flashAttn: true }).join(" ")).toContain("--flash-attn on")
+    expect(args({})).not.toContain("--flash-attn")
+    expect(args({ kvBits: 8, flashAttn: true })).not.toContain("--flash-attn")
+    expect(embedded(null).serveCommand(spec({ flashAttn: false }))).toContain("--flash-attn off")
+    const edit = (k: Partial<ConstructorParameters<typeof Knobs>[0]>) => {
+      const r = embedded(null).config!.edit(spec(k), "/etc/autotune.yaml")("model: x\nflash_attn_override: false\n")
+      if (r._tag === "Left") throw new Error(r.left)
+      return r.right.text
+    }
+    expect(edit({ flashAttn: true })).toContain("flash_attn_override: true\n")
+    // Not searched: the operator's line stays, unless the KV cache is quantized (off would not serve it).
+    expect(edit({})).toContain("flash_attn_override: false\n")
+    expect(edit({ kvBits: 8 })).not.toContain("flash_attn_override")
+  })
 })

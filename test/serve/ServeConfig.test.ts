@@ -20,27 +20,48 @@ const noFlags: ServeFlags = {
   maxContext: Option.none(),
   maxBatch: Option.none(),
   threads: Option.none(),
+  flashAttn: Option.none(),
   port: 8080,
   host: "127.0.0.1"
 }
 
 describe("autotune serve --config (SPEC F-4)", () => {
-  it.effect("F-4 reads the owned keys and threads_override; other keys are the operator's; a relative model is taken from the file's directory", () =>
+  it.effect("F-4 reads the owned keys, threads_override and flash_attn_override; other keys are the operator's; a relative model is taken from the file's directory", () =>
     Effect.gen(function*() {
-      const file = write("---\n# mine\nhost_alias: &h x\nmodel: models/a.gguf # c\nkv_bits_override: 8\nmax_context_override: 602\nmax_concurrency_override: 2\nthreads_override: 1\nother: *h\n")
+      const file = write("---\n# mine\nhost_alias: &h x\nmodel: models/a.gguf # c\nkv_bits_override: 8\nmax_context_override: 602\nmax_concurrency_override: 2\nthreads_override: 1\nflash_attn_override: true\nother: *h\n")
       const c = yield* readServeConfig(file, LIMITS)
       assert.deepStrictEqual(c, {
         model: Option.some(Path.join(Path.dirname(file), "models", "a.gguf")),
         kvBits: Option.some(8),
+        flashAttn: Option.some(true),
         maxContext: Option.some(602),
         maxBatch: Option.some(2),
         threads: Option.some(1)
       })
       const opts = yield* serveOptionsOf(noFlags, c, file)
       assert.deepStrictEqual(
-        { model: opts.modelPath, kv: opts.kvBits, ctx: opts.maxContext, batch: opts.maxBatch, threads: opts.threads },
-        { model: Path.join(Path.dirname(file), "models", "a.gguf"), kv: Option.some(8), ctx: Option.some(602), batch: 2, threads: Option.some(1) }
+        { model: opts.modelPath, kv: opts.kvBits, ctx: opts.maxContext, batch: opts.maxBatch, threads: opts.threads, fa: opts.flashAttn },
+        { model: Path.join(Path.dirname(file), "models", "a.gguf"), kv: Option.some(8), ctx: Option.some(602), batch: 2, threads: Option.some(1), fa: Option.some(true) }
       )
+    }))
+
+  it.effect("F-4 issue 14: flash attention off with a quantized KV cache is a usage error (--flash-attn), from flags or the file; off alone is served", () =>
+    Effect.gen(function*() {
+      const off = write("model: /m/a.gguf\nflash_attn_override: false\n")
+      const c = yield* readServeConfig(off, LIMITS)
+      assert.deepStrictEqual(c.flashAttn, Option.some(false))
+      assert.deepStrictEqual((yield* serveOptionsOf(noFlags, c, off)).flashAttn, Option.some(false))
+      const fromFile = yield* serveOptionsOf({ ...noFlags, kvBits: Option.some(8) }, c, off).pipe(Effect.flip)
+      assert.strictEqual(fromFile.flag, "flash-attn")
+      expect(fromFile.message).toContain("a KV cache of 8 bits needs flash attention on")
+      expect(fromFile.message).toContain(off)
+      const fromFlags = yield* serveOptionsOf({ ...noFlags, model: Option.some("/m/a.gguf"), kvBits: Option.some(4), flashAttn: Option.some(false) }, null, null)
+        .pipe(Effect.flip)
+      assert.strictEqual(fromFlags.flag, "flash-attn")
+      // A flag wins over the file: --flash-attn on serves the file's 8-bit cache.
+      const kv8 = write("model: /m/a.gguf\nkv_bits_override: 8\nflash_attn_override: false\n")
+      const on = yield* serveOptionsOf({ ...noFlags, flashAttn: Option.some(true) }, yield* readServeConfig(kv8, LIMITS), kv8)
+      assert.deepStrictEqual([on.kvBits, on.flashAttn], [Option.some(8), Option.some(true)])
     }))
 
   it.effect("F-4 flags given on the command line win over the file; absent or null keys leave the defaults", () =>
@@ -71,7 +92,8 @@ describe("autotune serve --config (SPEC F-4)", () => {
         ["model: a.gguf\nmax_context_override: -1\n", "max_context_override must be an integer from 1"],
         ["model: a.gguf\nmax_concurrency_override: 1.5\n", "max_concurrency_override must be an integer from 1"],
         ["model: a.gguf\nthreads_override: \"2\"\n", "threads_override must be an integer from 1 to 256"],
-        ["model: a.gguf\nthreads_override: 999\n", "threads_override must be an integer from 1 to 256"]
+        ["model: a.gguf\nthreads_override: 999\n", "threads_override must be an integer from 1 to 256"],
+        ["model: a.gguf\nflash_attn_override: \"off\"\n", "flash_attn_override must be true, false or null"]
       ]
       for (const [text, want] of cases) {
         const file = text === null ? Path.join(tempDir(), "missing.yaml") : write(text)

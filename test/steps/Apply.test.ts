@@ -400,6 +400,21 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
     expect(Either.isLeft(editConfigText(src, { ...withThreads, threads_override: 0 }))).toBe(true)
   })
 
+  it("F-4 issue 14: flash_attn_override is owned only when the values carry it: a boolean replaces the operator's line in place, null removes it", () => {
+    const src = "# mine\nflash_attn_override: true # operator's\nmodel: old\n"
+    const mac = Either.getOrThrow(editConfigText(src, withThreads))
+    expect(mac.text).toContain("flash_attn_override: true # operator's\n")
+    expect(mac.changed).not.toContain("flash_attn_override")
+    const off = Either.getOrThrow(editConfigText(src, { ...withThreads, flash_attn_override: false }))
+    expect(off.text).toContain("flash_attn_override: false # operator's\n")
+    expect(off.changed).toContain("flash_attn_override")
+    const auto = Either.getOrThrow(editConfigText(src, { ...withThreads, flash_attn_override: null }))
+    expect(auto.text).not.toContain("flash_attn_override")
+    const added = Either.getOrThrow(editConfigText("model: old\n", { ...withThreads, flash_attn_override: false }))
+    expect(added.text.endsWith("threads_override: 2\nflash_attn_override: false\n")).toBe(true)
+    expect(Either.isLeft(editConfigText(src, { ...withThreads, flash_attn_override: "off" as unknown as boolean }))).toBe(true)
+  })
+
   it("F-4: a --- marker, anchors, aliases, a merge key and a nested model: key stay byte for byte", () => {
     const src = "---\n# operator's own\ndefaults: &defaults\n  model: not-mine   # nested\n  host: 127.0.0.1\nserver:\n  <<: *defaults\n  port: 9000\nmodel: old.gguf  # owned\nkv_bits_override: 4\n"
     const edit = Either.getOrThrow(editConfigText(src, withThreads))
