@@ -6,7 +6,9 @@
  * prompt length the provider counted: `-p P -n 0` (prefill of P tokens) and
  * `-p 0 -n <max_tokens> -d P` (decode after P tokens of context). Ratios use
  * the provider's own timings (`prompt_per_second`, `predicted_per_second`), as
- * llama-bench times only the engine. Start-up: spawn → ready minus the load
+ * llama-bench times only the engine. Decode is measured a second time with
+ * flash attention off on both sides (`serve --flash-attn off`, `llama-bench
+ * -fa 0`; issue 14). Start-up: spawn → ready minus the load
  * the provider logs (`loaded <model> in N ms`: getLlama + model + context).
  */
 import * as fs from "node:fs"
@@ -24,6 +26,12 @@ export interface EngineRow {
   readonly promptTokens: number | null
   readonly pp: LlamaBenchRow | null
   readonly tg: LlamaBenchRow | null
+  /**
+   * The same decode with flash attention off on both sides (issue 14: the embedded provider can
+   * switch it off now, and on CPU off decodes faster): the provider's medians and llama-bench's
+   * `-fa 0` tg row. Absent in results saved before it was measured.
+   */
+  readonly flashAttnOff?: { readonly embedded: ThroughputResult; readonly tg: LlamaBenchRow | null }
 }
 
 /** Thread counts compared. */
@@ -65,7 +73,11 @@ const measureModel = async (
   const logDir = path.join(spec.logDir, `engine-${m.params}`)
   fs.mkdirSync(logDir, { recursive: true })
   const measured: Array<ThroughputResult> = []
-  for (const t of THREADS) measured.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir }))
+  const faOff: Array<ThroughputResult> = []
+  for (const t of THREADS) {
+    measured.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir }))
+    faOff.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir, flashAttn: false }))
+  }
   // llama-bench at the length the provider counted (both threads see the same prompts).
   const counted = measured[0]!.serverPromptN ?? measured[0]!.promptTokens
   if (counted === null) throw new Error("the provider reported no prompt token count")
@@ -74,6 +86,7 @@ const measureModel = async (
     ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", `${p}`, "-n", "0"]),
     ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", "0", "-n", `${spec.maxTokens}`, "-d", `${p}`])
   ]
+  const benchOff = await llamaBench(m.path, ["-t", THREADS.join(","), "-p", "0", "-n", `${spec.maxTokens}`, "-d", `${p}`, "-fa", "0"])
   return measured.map((e) => ({
     params: m.params,
     threads: e.threads,
@@ -81,6 +94,10 @@ const measureModel = async (
     loadMs: providerLoadMs(path.join(logDir, `throughput-embedded-t${e.threads}.log`)),
     promptTokens: p,
     pp: findRow(bench, { threads: e.threads, nPrompt: p, nGen: 0, nDepth: 0 }),
-    tg: findRow(bench, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p })
+    tg: findRow(bench, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p }),
+    flashAttnOff: {
+      embedded: faOff.find((x) => x.threads === e.threads)!,
+      tg: findRow(benchOff, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p, flashAttn: false })
+    }
   }))
 }

@@ -205,6 +205,15 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
             r.embedded.requests}) ÷ llama-bench -n ${r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s`
         },
         {
+          key: `embedded_vs_llama_bench.decode_fa_off.${params}.t${t}`, n: 8, sub: true,
+          label: `… with flash attention off on both sides, ${th}`,
+          value: r?.flashAttnOff === undefined ? null : ratio(r.flashAttnOff.embedded.serverDecodeTps, r.flashAttnOff.tg?.medianTps),
+          unit: "×", target: { op: ">=", value: 0.95 },
+          detail: r?.flashAttnOff === undefined ? (r === null ? missing : "n/a: not measured in this run") : `${
+            fx(r.flashAttnOff.embedded.serverDecodeTps, 1)} tok/s ÷ llama-bench -fa 0: ${fx(r.flashAttnOff.tg?.medianTps, 1)} tok/s; ${
+            fx(ratio(r.flashAttnOff.embedded.serverDecodeTps, r.embedded.serverDecodeTps), 2)}× the embedded decode with it on`
+        },
+        {
           key: `embedded_vs_llama_bench.prefill.${params}.t${t}`, n: 8, sub: true,
           label: `embedded prefill ÷ llama-bench pp, ${th}`,
           value: r === null ? null : ratio(r.embedded.serverPrefillTps, r.pp?.medianTps), unit: "×", target: { op: ">=", value: 0.9 },

@@ -17,6 +17,8 @@ export interface LlamaBenchRow {
   readonly nPrompt: number
   readonly nGen: number
   readonly nDepth: number
+  /** Whether flash attention was on (llama-bench `-fa`; its default `auto` is on, on CPU). */
+  readonly flashAttn: boolean
   /** Median over the repetitions. */
   readonly medianTps: number
   /** llama-bench's own mean and standard deviation over the repetitions. */
@@ -45,6 +47,7 @@ export const llamaBench = (model: string, args: ReadonlyArray<string>): Promise<
             nPrompt: Number(r["n_prompt"]),
             nGen: Number(r["n_gen"]),
             nDepth: Number(r["n_depth"] ?? 0),
+            flashAttn: Number(r["flash_attn"] ?? 1) !== 0,
             medianTps: median(samples) ?? Number(r["avg_ts"]),
             avgTps: Number(r["avg_ts"]),
             stddevTps: Number(r["stddev_ts"]),
@@ -58,6 +61,9 @@ export const llamaBench = (model: string, args: ReadonlyArray<string>): Promise<
 /** The row of a test with these threads, prompt, generation and depth; null when llama-bench did not run it. */
 export const findRow = (
   rows: ReadonlyArray<LlamaBenchRow>,
-  q: { readonly threads: number; readonly nPrompt: number; readonly nGen: number; readonly nDepth: number }
+  q: { readonly threads: number; readonly nPrompt: number; readonly nGen: number; readonly nDepth: number; readonly flashAttn?: boolean }
 ): LlamaBenchRow | null =>
-  rows.find((r) => r.threads === q.threads && r.nPrompt === q.nPrompt && r.nGen === q.nGen && r.nDepth === q.nDepth) ?? null
+  rows.find((r) =>
+    r.threads === q.threads && r.nPrompt === q.nPrompt && r.nGen === q.nGen && r.nDepth === q.nDepth &&
+    (q.flashAttn === undefined || r.flashAttn === q.flashAttn)
+  ) ?? null

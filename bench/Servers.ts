@@ -21,13 +21,17 @@ export interface Server {
   readonly stop: () => Promise<void>
 }
 
-/** What to start: same model, threads, f16 KV (no KV flags), one slot, `contextTokens` per slot. */
+/**
+ * What to start: same model, threads, f16 KV (no KV flags), one slot, `contextTokens` per slot;
+ * flash attention as the build decides (`auto`: on, on CPU) unless `flashAttn` says on or off.
+ */
 export interface ServerSpec {
   readonly kind: ServerKind
   readonly model: string
   readonly threads: number
   readonly contextTokens: number
   readonly logPath: string
+  readonly flashAttn?: boolean
 }
 
 /** A free loopback TCP port. */
@@ -43,16 +47,19 @@ export const freePort = (): Promise<number> =>
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms))
 
+/** `--flash-attn on|off` when the spec sets it (both servers spell it so). */
+const fa = (s: ServerSpec): Array<string> => (s.flashAttn === undefined ? [] : ["--flash-attn", s.flashAttn ? "on" : "off"])
+
 /** The command lines of figure 3: the issue's `serve --threads T --max-context C` and `llama-server -t T -c C -np 1`. */
 export const serverArgv = (s: ServerSpec, port: number): { readonly command: string; readonly args: Array<string> } =>
   s.kind === "embedded"
     ? {
       command: process.execPath,
-      args: [autotuneBin, "serve", "--model", s.model, "--port", `${port}`, "--threads", `${s.threads}`, "--max-context", `${s.contextTokens}`]
+      args: [autotuneBin, "serve", "--model", s.model, "--port", `${port}`, "--threads", `${s.threads}`, "--max-context", `${s.contextTokens}`, ...fa(s)]
     }
     : {
       command: llamaServerPath(),
-      args: ["-m", s.model, "--host", "127.0.0.1", "--port", `${port}`, "-t", `${s.threads}`, "-c", `${s.contextTokens}`, "-np", "1"]
+      args: ["-m", s.model, "--host", "127.0.0.1", "--port", `${port}`, "-t", `${s.threads}`, "-c", `${s.contextTokens}`, "-np", "1", ...fa(s)]
     }
 
 /** Starts a server and waits (≤ `readyTimeoutMs`) until it is ready; throws with the log path if it exits or times out. */

@@ -37,6 +37,8 @@ export interface ThroughputSpec {
   readonly warmup: number
   readonly requests: number
   readonly logDir: string
+  /** Flash attention on or off; absent: the build's `auto` (on, on CPU). */
+  readonly flashAttn?: boolean
 }
 
 const med = (xs: ReadonlyArray<ChatMeasure>, f: (m: ChatMeasure) => number | null) =>
@@ -56,7 +58,8 @@ export const measureThroughput = async (kind: ServerKind, threads: number, s: Th
     model: s.model,
     threads,
     contextTokens: s.contextTokens,
-    logPath: path.join(s.logDir, `throughput-${kind}-t${threads}.log`)
+    logPath: path.join(s.logDir, `throughput-${kind}-t${threads}${s.flashAttn === undefined ? "" : `-fa-${s.flashAttn ? "on" : "off"}`}.log`),
+    ...(s.flashAttn === undefined ? {} : { flashAttn: s.flashAttn })
   })
   try {
     const measured: Array<ChatMeasure> = []

@@ -4,6 +4,8 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
+import * as NodeContext from "@effect/platform-node/NodeContext"
+import { parseTuneFlags, pinnedFlags, planFromFlags, renderPlan } from "../src/cli/TuneCommand.js"
 import { freePort } from "../src/system/Ports.js"
 import { physicalCores } from "../src/system/MachineInfo.js"
 import { cliPath, runCli, tempDir, logFiles } from "./support/cli.js"
@@ -97,6 +99,14 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
     expect(Fs.existsSync(marker)).toBe(false)
     expect(Fs.readdirSync(dir)).toEqual([])
   })
+
+  it.effect("R-2 issue 14: a demo run's pinned flags make the same plan on --resume, its flash-attention and threads axes included", () =>
+    Effect.gen(function*() {
+      const demo = yield* planFromFlags(yield* parseTuneFlags([]))
+      expect((demo.axes.flashAttn ?? []).length).toBe(2)
+      const resumed = yield* planFromFlags(pinnedFlags(yield* parseTuneFlags([]), demo))
+      expect(renderPlan(resumed)).toBe(renderPlan(demo))
+    }).pipe(Effect.provide(NodeContext.layer)))
 
   it("H-5 the demo ladder's dry run generates no model; issue 14: its axes list the provider's defaults first (all cores, flash attention on) and measure flash attention off", async () => {
     const dir = tempDir()
@@ -260,11 +270,14 @@ describe("autotune serve --config: usage errors (SPEC F-4)", () => {
     const dir = tempDir()
     const bad = Path.join(dir, "bad.yaml")
     Fs.writeFileSync(bad, "model: /m/a.gguf\nthreads_override: two\n")
+    const kv8Off = Path.join(dir, "kv8-off.yaml")
+    Fs.writeFileSync(kv8Off, `model: ${tinyModelPath()}\nkv_bits_override: 8\nflash_attn_override: off\n`)
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
       [["--config", Path.join(dir, "missing.yaml")], "missing.yaml"],
       [["--config", bad], `--config ${bad}: threads_override must be an integer`],
       [[], "--model <gguf> or --config <file> is required"],
-      [["--model", tinyModelPath(), "--kv-bits", "8", "--flash-attn", "off"], "--flash-attn off: a KV cache of 8 bits needs flash attention on"]
+      [["--model", tinyModelPath(), "--kv-bits", "8", "--flash-attn", "off"], "--flash-attn off: a KV cache of 8 bits needs flash attention on"],
+      [["--config", kv8Off], `a KV cache of 8 bits needs flash attention on (llama.cpp quantizes the V cache only with it); check kv_bits_override and flash_attn_override in ${kv8Off}`]
     ]
     for (const [args, want] of cases) {
       const r = await runCli(["serve", ...args, "--port", "1"], { env: env(dir) })

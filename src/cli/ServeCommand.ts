@@ -22,15 +22,16 @@ const maxContext = integerOption("max-context", { min: 1, max: 4 * MAX_TARGET_CO
   Options.withDescription("context size per sequence, in tokens (default: the model's training context)"))
 const maxBatch = integerOption("max-batch", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("how many requests decode in parallel (sequences), default 1"))
-const flashAttn = Options.choiceWithValue("flash-attn", [["on", true], ["off", false]] as const).pipe(Options.optional,
-  Options.withDescription("flash attention: on or off (default: auto, which llama.cpp turns on on CPU); off needs an unset --kv-bits"))
+const flashAttn = Options.choiceWithValue("flash-attn", [["on", true], ["off", false], ["auto", "auto"]] as const).pipe(Options.optional,
+  Options.withDescription("flash attention: on, off or auto (default: the config's flash_attn_override, else auto, which llama.cpp turns on on CPU); off needs an unset --kv-bits"))
 const threads = integerOption("threads", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("CPU threads for inference (default: the core count)"))
 
 /**
  * `autotune serve [--config <config.yaml>] [--model <gguf>] [--port N] [--kv-bits 4|8] [--max-context N]
- * [--max-batch N] [--threads N] [--flash-attn on|off]`: each knob from its flag, else from the config's key (F-4), else the
- * default. Fails with UsageError (exit 64) on a bad config (naming the key) or when no model is given.
+ * [--max-batch N] [--threads N] [--flash-attn on|off|auto]`: each knob from its flag, else from the config's key (F-4), else the
+ * default. Fails with UsageError (exit 64) on a bad config (naming the key), when no model is given, or when
+ * flash attention is off with a quantized KV cache (issue 14; llama.cpp cannot quantize the V cache without it).
  */
 export const serveCommand = Command.make("serve",
   { model: serveModel, config, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads, flashAttn },

@@ -139,7 +139,7 @@ const opt = {
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
   apply: Options.boolean("apply").pipe(Options.withDescription(
-    "write the recommendation into the provider's config.yaml after a finished tune (only model, kv_bits_override, max_context_override, max_concurrency_override, and for the embedded provider threads_override, change; a backup is made first; SPEC F-3, F-4)")),
+    "write the recommendation into the provider's config.yaml after a finished tune (only model, kv_bits_override, max_context_override, max_concurrency_override, and for the embedded provider threads_override and flash_attn_override, change; a backup is made first; SPEC F-3, F-4)")),
   configPath: Options.text("config-path").pipe(Options.optional,
     Options.withDescription("with --apply: the provider config to edit (default: macprovider's ~/.config/macprovider/config.yaml; the embedded provider's ~/.config/llm-autotune/config.yaml, read by `autotune serve --config`, created when missing)")),
   verify: Options.boolean("verify").pipe(Options.withDescription(
@@ -363,7 +363,7 @@ export const renderPlan = (p: TunePlan): string => {
  * the same plan. An executable found on PATH or through `$LLAMA_SERVER` is
  * looked up again on resume; a different build there changes the trial keys.
  */
-const pinnedFlags = (f: TuneFlags, p: TunePlan): TuneFlags => ({
+export const pinnedFlags = (f: TuneFlags, p: TunePlan): TuneFlags => ({
   ...f,
   provider: Option.some(p.adapter.name),
   // The executable as the operator named it, made absolute; one found on PATH or through
@@ -379,8 +379,14 @@ const pinnedFlags = (f: TuneFlags, p: TunePlan): TuneFlags => ({
   maxContextAxis: p.axes.maxContext.join(","),
   maxBatchAxis: Option.some(p.axes.maxBatch.join(",")),
   threadsAxis: p.adapter.hasThreads ? Option.some(p.axes.threads.join(",")) : Option.none(),
+  // The demo's default (issue 14) is not in `f`: pinned, or a resumed demo run (no longer "the demo") would drop it.
+  flashAttnAxis: (p.axes.flashAttn ?? []).length > 0 ? Option.some(p.axes.flashAttn!.map((on) => (on ? "on" : "off")).join(",")) : Option.none(),
   resume: Option.none()
 })
+
+/** The flags `tune <args>` parses to (defaults filled in by @effect/cli); fails like the command line would. */
+export const parseTuneFlags = (args: ReadonlyArray<string>) =>
+  Options.processCommandLine(allOptions, [...args], CliConfig.defaultConfig).pipe(Effect.map(([, , flags]) => flags))
 
 /**
  * SPEC R-2 `tune --resume <run-id | latest>`: the plan of the run to continue,

@@ -12,8 +12,9 @@ export interface Axes {
   /** Empty when the provider has no thread-count setting. */
   readonly threads: ReadonlyArray<number>
   /**
-   * llama-server's throughput knobs (issue 17 part 3): `--flash-attn-axis`
-   * (on = true, off = false), `--ubatch-axis`, `--batch-axis` (tokens). Absent
+   * The throughput knobs (issue 17 part 3): `--flash-attn-axis` (on = true,
+   * off = false; llama-server and, issue 14, embedded), and llama-server's
+   * `--ubatch-axis`, `--batch-axis` (tokens). Absent
    * or empty: not searched (the build's default).
    */
   readonly flashAttn?: ReadonlyArray<boolean>

@@ -297,14 +297,16 @@ const verify = (
 
 /**
  * Null when `source` can take any recipe's owned values (trial edits setting
- * and removing every owned key, with `threads_override` when `withThreads`),
+ * and removing every owned key, with `threads_override` and
+ * `flash_attn_override` when `embedded`: the embedded provider's config, F-4),
  * else the editor's reason (SPEC F-3: checked before a run).
  */
-export const yamlEditable = (source: string, withThreads: boolean): string | null => {
-  const threads = (n: number | null) => (withThreads ? { [THREADS_KEY]: n } : {})
+export const yamlEditable = (source: string, embedded: boolean): string | null => {
+  const own = (threads: number | null, flashAttn: boolean | null) =>
+    embedded ? { [THREADS_KEY]: threads, [FLASH_ATTN_KEY]: flashAttn } : {}
   for (const values of [
-    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1, ...threads(2) },
-    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null, ...threads(null) }
+    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1, ...own(2, false) },
+    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null, ...own(null, null) }
   ]) {
     const trial = editConfigText(source, values)
     if (trial._tag === "Left") return trial.left

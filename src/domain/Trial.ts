@@ -314,8 +314,8 @@ const nullByDefault = <S extends Schema.Schema.Any>(s: S) => Schema.optionalWith
  * estimate ÷ peak is the estimate's error), `itl_p95_ms` (median of the worst
  * stream's inter-token latency p95) and `aggregate_tps` (every stream's
  * decode rate summed; under an objective `tps` is the goodput); NULL on rows
- * stored before migration 0006 or where not measured. llama-server's
- * throughput knobs (issue 17 part 3): `flash_attn` (1 on, 0 off), `ubatch`
+ * stored before migration 0006 or where not measured. The throughput knobs
+ * (issue 17 part 3; issue 14): `flash_attn` (1 on, 0 off), `ubatch`
  * and `batch` (tokens); NULL when left to the build.
  */
 export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({

@@ -52,7 +52,7 @@ export const KnobsJson = Schema.Struct({
   max_concurrency_override: Schema.NullOr(Schema.Int),
   max_context_override: Schema.NullOr(Schema.Int),
   threads: Schema.optional(Schema.NullOr(Schema.Int)),
-  /** llama-server's throughput knobs (issue 17 part 3), present only when Stage 2 searched them. */
+  /** The throughput knobs (llama-server's, issue 17 part 3; flash attention the embedded provider's too, issue 14), present only when Stage 2 searched them. */
   flash_attn: Schema.optional(Schema.Literal("on", "off")),
   ubatch_size: Schema.optional(Schema.Int),
   batch_size: Schema.optional(Schema.Int)

@@ -34,8 +34,9 @@ export const LADDER: ReadonlyArray<Rung> = [
  * (tokens), the TTFT gate (ms) and Stage 2 axes (kv-bits unset/8 × threads
  * `demoThreadsAxis` × flash attention on/off; a quantized KV cell runs with it
  * on only: six cells on 2 cores), so the demo shows a gate-out and a real
- * hill-climb in about two minutes on 2 cores. Each axis lists the provider's
- * default first (kv unset, all cores, flash attention `auto` = on), so a cell
+ * hill-climb in about two minutes on 2 cores. Each axis lists the default
+ * first (kv unset; the tune's default threads, the physical core count;
+ * flash attention on, what llama.cpp's `auto` picks on CPU), so a cell
  * the noise cannot tell from the default keeps the default (SPEC B-3, N-2).
  * Flash attention matters most there (issue 14, measured on 2 cores, 42M at
  * 512 tokens of context): llama.cpp turns it on on CPU, and off decodes

@@ -33,18 +33,14 @@ const args = (spec: LaunchSpec): Array<string> => [
 ]
 
 /**
- * `flash_attn_override` as the embedded config gets it (F-4): the measured
- * value when the recipe searched flash attention; null (the key removed:
- * `auto`, on) when it did not but quantizes the KV cache, so an operator's
- * `false` cannot make the applied config unservable; otherwise not owned
- * (no key: the operator's line stays).
+ * `flash_attn_override` as the embedded config gets it (F-4), always owned as
+ * `threads_override` is, so a provider started from the file runs what was
+ * measured: the measured value when the recipe searched flash attention (on
+ * for a quantized KV cache, the only way it runs), else null (the key
+ * removed: `auto`, what every trial ran with).
  */
-const flashAttnValue = (spec: LaunchSpec): { readonly flash_attn_override?: boolean | null } =>
-  spec.knobs.flashAttn !== null
-    ? { flash_attn_override: spec.knobs.flashAttn }
-    : spec.knobs.kvBits !== null
-    ? { flash_attn_override: null }
-    : {}
+const flashAttnValue = (spec: LaunchSpec): boolean | null =>
+  spec.knobs.flashAttn === null ? null : spec.knobs.kvBits !== null || spec.knobs.flashAttn
 
 /**
  * The embedded provider (`autotune serve`, SPEC E-5): macprovider's flags plus `--threads`
@@ -89,7 +85,7 @@ export const embedded = (binary: string | null): ProviderAdapter => {
           max_context_override: contextSize(spec),
           max_concurrency_override: spec.knobs.maxBatch,
           threads_override: spec.knobs.threads,
-          ...flashAttnValue(spec)
+          flash_attn_override: flashAttnValue(spec)
         }),
       editable: (source) => yamlEditable(source, true),
       createIfMissing: true,

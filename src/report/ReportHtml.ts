@@ -149,7 +149,7 @@ const knobsText = (t: TrialRow): string =>
     ...(t.ubatch === null ? [] : [`ubatch=${t.ubatch}`]),
     ...(t.batch === null ? [] : [`batch-size=${t.batch}`])].join(" ")
 
-/** llama-server's throughput knobs of a row (issue 17 part 3), `on / 128 / default`; a dash when none was searched. */
+/** The throughput knobs of a row (llama-server's, issue 17 part 3; flash attention the embedded provider's too, issue 14), `on / 128 / default`; a dash when none was searched. */
 const throughputKnobs = (t: TrialRow): string =>
   t.flash_attn === null && t.ubatch === null && t.batch === null
     ? dash

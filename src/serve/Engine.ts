@@ -31,10 +31,11 @@ export interface EngineOptions {
   /**
    * Flash attention: Some(true) on, Some(false) off, None = node-llama-cpp's `auto` (on, on CPU).
    * Off is refused for a quantized KV cache (llama.cpp needs it for a quantized V cache); the
-   * caller checks that (`serveOptionsOf`). Measured, not assumed (issue 14): on CPU, off decodes
-   * 1.5–1.9× faster than on at 512–2048 tokens of context on the synthetic models.
+   * caller checks that (`serveOptionsOf`). Absent = None. Measured, not assumed (issue 14): on 2
+   * CPU cores, off decoded the synthetic 130M 1.7× faster than on after 990 tokens of context (the
+   * 42M 1.2–1.5× after 512; llama-bench 1.4–1.9×).
    */
-  readonly flashAttn: Option.Option<boolean>
+  readonly flashAttn?: Option.Option<boolean>
 }
 
 /** One generation request, already tokenized and checked against the context. */
@@ -227,7 +228,7 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
             sequences: o.maxBatch,
             threads,
             // A quantized V cache needs flash attention; "auto" turns it on on CPU (STACK.md).
-            flashAttention: Option.getOrElse(o.flashAttn, () => "auto" as const),
+            flashAttention: Option.getOrElse(o.flashAttn ?? Option.none(), () => "auto" as const),
             failedCreationRemedy: false,
             ...(kvType === "F16" ? {} : { experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType })
           }),

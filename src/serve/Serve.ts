@@ -34,8 +34,8 @@ export interface ServeOptions {
   readonly maxContext: Option.Option<number>
   readonly maxBatch: number
   readonly threads: Option.Option<number>
-  /** Flash attention on (true) or off (false); None = `auto`. Off with a quantized KV cache is refused before (`serveOptionsOf`). */
-  readonly flashAttn: Option.Option<boolean>
+  /** Flash attention on (true) or off (false); None or absent = `auto`. Off with a quantized KV cache is refused before (`serveOptionsOf`). */
+  readonly flashAttn?: Option.Option<boolean>
 }
 
 /** Largest accepted request body (bytes). */

@@ -43,7 +43,8 @@ export interface ServeConfigLimits {
  * its top level is not a mapping, or `model` is not a non-empty string,
  * `kv_bits_override` not 4, 8 or null, `max_context_override`,
  * `max_concurrency_override` or `threads_override` not a positive integer (up
- * to `limits`) or null, or `flash_attn_override` not true, false or null.
+ * to `limits`) or null, or `flash_attn_override` not true, false, on, off,
+ * auto or null.
  */
 export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect.Effect<ServeConfig, UsageError> =>
   Effect.gen(function*() {
@@ -83,12 +84,17 @@ export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect
           ? Effect.succeed(Option.some<4 | 8>(v))
           : Effect.fail(bad(`kv_bits_override must be 4, 8 or null, got ${JSON.stringify(v)}`))
     })
+    // YAML 1.2 (the `yaml` library) reads `on`/`off` as strings: the flag's words are taken too.
     const flashAttn: Option.Option<boolean> = yield* Option.match(key("flash_attn_override"), {
       onNone: () => Effect.succeed(Option.none<boolean>()),
       onSome: (v) =>
         typeof v === "boolean"
           ? Effect.succeed(Option.some(v))
-          : Effect.fail(bad(`flash_attn_override must be true, false or null (auto), got ${JSON.stringify(v)}`))
+          : v === "on" || v === "off"
+          ? Effect.succeed(Option.some(v === "on"))
+          : v === "auto"
+          ? Effect.succeed(Option.none<boolean>())
+          : Effect.fail(bad(`flash_attn_override must be true (on), false (off) or null (auto), got ${JSON.stringify(v)}`))
     })
     return {
       model,
@@ -100,9 +106,10 @@ export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect
     }
   })
 
-/** The knob flags `autotune serve` was given (None: not given), with its port and host. */
-export interface ServeFlags extends Omit<ServeConfig, "maxBatch"> {
+/** The knob flags `autotune serve` was given (None: not given), with its port and host; `--flash-attn auto` is "auto". */
+export interface ServeFlags extends Omit<ServeConfig, "maxBatch" | "flashAttn"> {
   readonly maxBatch: Option.Option<number>
+  readonly flashAttn: Option.Option<boolean | "auto">
   readonly port: number
   readonly host: string
 }
@@ -126,7 +133,10 @@ export const serveOptionsOf = (flags: ServeFlags, config: ServeConfig | null, co
     }))
   }
   const kvBits = or(flags.kvBits, (c) => c.kvBits)
-  const flashAttn = or(flags.flashAttn, (c) => c.flashAttn)
+  // `--flash-attn auto` wins over the file too: it leaves the choice to llama.cpp.
+  const flashAttn = Option.isSome(flags.flashAttn)
+    ? Option.filter(flags.flashAttn, (v): v is boolean => v !== "auto")
+    : config === null ? Option.none<boolean>() : config.flashAttn
   if (Option.isSome(kvBits) && Option.contains(flashAttn, false)) {
     return Effect.fail(new UsageError({
       flag: "flash-attn",

@@ -24,7 +24,7 @@ describe("embedded provider adapter (SPEC E-5)", () => {
     expect(fromFile.args.slice(0, 4)).toEqual([launcher, "serve", "--config", "/etc/autotune.yaml"])
   })
 
-  it("issue 14 --flash-attn on|off is passed when searched, and not with a quantized KV cache (which runs with it on); the config edit owns flash_attn_override then", () => {
+  it("issue 14 --flash-attn on|off is passed when searched, and not with a quantized KV cache (which runs with it on); the config edit always owns flash_attn_override", () => {
     const args = (k: Partial<ConstructorParameters<typeof Knobs>[0]>) => embedded(null).argv(spec(k), true).args
     expect(args({ flashAttn: false }).join(" ")).toContain("--flash-attn off")
     expect(args({ flashAttn: true }).join(" ")).toContain("--flash-attn on")
@@ -37,8 +37,10 @@ describe("embedded provider adapter (SPEC E-5)", () => {
       return r.right.text
     }
     expect(edit({ flashAttn: true })).toContain("flash_attn_override: true\n")
-    // Not searched: the operator's line stays, unless the KV cache is quantized (off would not serve it).
-    expect(edit({})).toContain("flash_attn_override: false\n")
+    // A quantized KV cache runs with it on, whatever the cell says.
+    expect(edit({ kvBits: 8, flashAttn: false })).toContain("flash_attn_override: true\n")
+    // Not searched: every trial ran with `auto`, so the operator's line goes (a file that serves what was measured).
+    expect(edit({})).not.toContain("flash_attn_override")
     expect(edit({ kvBits: 8 })).not.toContain("flash_attn_override")
   })
 })

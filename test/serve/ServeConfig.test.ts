@@ -62,6 +62,13 @@ describe("autotune serve --config (SPEC F-4)", () => {
       const kv8 = write("model: /m/a.gguf\nkv_bits_override: 8\nflash_attn_override: false\n")
       const on = yield* serveOptionsOf({ ...noFlags, flashAttn: Option.some(true) }, yield* readServeConfig(kv8, LIMITS), kv8)
       assert.deepStrictEqual([on.kvBits, on.flashAttn], [Option.some(8), Option.some(true)])
+      // --flash-attn auto leaves it to llama.cpp, over the file's false.
+      const auto = yield* serveOptionsOf({ ...noFlags, flashAttn: Option.some("auto" as const) }, yield* readServeConfig(kv8, LIMITS), kv8)
+      assert.deepStrictEqual(auto.flashAttn, Option.none())
+      // The flag's words read as YAML 1.2 strings: on, off and auto are taken.
+      for (const [word, want] of [["off", Option.some(false)], ["on", Option.some(true)], ["auto", Option.none()]] as const) {
+        assert.deepStrictEqual((yield* readServeConfig(write(`model: /m/a.gguf\nflash_attn_override: ${word}\n`), LIMITS)).flashAttn, want)
+      }
     }))
 
   it.effect("F-4 flags given on the command line win over the file; absent or null keys leave the defaults", () =>
@@ -93,7 +100,7 @@ describe("autotune serve --config (SPEC F-4)", () => {
         ["model: a.gguf\nmax_concurrency_override: 1.5\n", "max_concurrency_override must be an integer from 1"],
         ["model: a.gguf\nthreads_override: \"2\"\n", "threads_override must be an integer from 1 to 256"],
         ["model: a.gguf\nthreads_override: 999\n", "threads_override must be an integer from 1 to 256"],
-        ["model: a.gguf\nflash_attn_override: \"off\"\n", "flash_attn_override must be true, false or null"]
+        ["model: a.gguf\nflash_attn_override: no\n", "flash_attn_override must be true (on), false (off) or null (auto)"]
       ]
       for (const [text, want] of cases) {
         const file = text === null ? Path.join(tempDir(), "missing.yaml") : write(text)

@@ -8,7 +8,7 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Deferred, Effect, Either, Exit, Fiber, Layer } from "effect"
 import { parse } from "yaml"
 import { ApplyFailed } from "../../src/domain/AutotuneError.js"
-import { editConfigText, OWNED_KEYS, type OwnedValues } from "../../src/domain/ConfigYaml.js"
+import { editConfigText, OWNED_KEYS, type OwnedValues, yamlEditable } from "../../src/domain/ConfigYaml.js"
 import { embedded } from "../../src/providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../../src/providers/LlamaServer.js"
 import { macProvider } from "../../src/providers/MacProvider.js"
@@ -413,6 +413,10 @@ describe("apply to the embedded provider's config, and restore (SPEC F-4, F-6)",
     const added = Either.getOrThrow(editConfigText("model: old\n", { ...withThreads, flash_attn_override: false }))
     expect(added.text.endsWith("threads_override: 2\nflash_attn_override: false\n")).toBe(true)
     expect(Either.isLeft(editConfigText(src, { ...withThreads, flash_attn_override: "off" as unknown as boolean }))).toBe(true)
+    // Checked before the run (F-3): a key another one aliases cannot be edited, for the embedded provider's config only.
+    const aliased = "model: /m/a.gguf\nflash_attn_override: &fa false\nmirror: *fa\n"
+    expect(yamlEditable(aliased, true)).toContain("alias")
+    expect(yamlEditable(aliased, false)).toBeNull()
   })
 
   it("F-4: a --- marker, anchors, aliases, a merge key and a nested model: key stay byte for byte", () => {
