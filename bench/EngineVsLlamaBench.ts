@@ -32,6 +32,8 @@ export interface EngineRow {
    * `-fa 0` tg row. Absent in results saved before it was measured.
    */
   readonly flashAttnOff?: { readonly embedded: ThroughputResult; readonly tg: LlamaBenchRow | null }
+  /** Why the flash-attention-off measurement failed (its rows are then n/a; the others stay). */
+  readonly flashAttnOffFailure?: string
 }
 
 /** Thread counts compared. */
@@ -73,11 +75,7 @@ const measureModel = async (
   const logDir = path.join(spec.logDir, `engine-${m.params}`)
   fs.mkdirSync(logDir, { recursive: true })
   const measured: Array<ThroughputResult> = []
-  const faOff: Array<ThroughputResult> = []
-  for (const t of THREADS) {
-    measured.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir }))
-    faOff.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir, flashAttn: false }))
-  }
+  for (const t of THREADS) measured.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir }))
   // llama-bench at the length the provider counted (both threads see the same prompts).
   const counted = measured[0]!.serverPromptN ?? measured[0]!.promptTokens
   if (counted === null) throw new Error("the provider reported no prompt token count")
@@ -86,7 +84,13 @@ const measureModel = async (
     ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", `${p}`, "-n", "0"]),
     ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", "0", "-n", `${spec.maxTokens}`, "-d", `${p}`])
   ]
-  const benchOff = await llamaBench(m.path, ["-t", THREADS.join(","), "-p", "0", "-n", `${spec.maxTokens}`, "-d", `${p}`, "-fa", "0"])
+  // Flash attention off on both sides: its own step, so a failure there leaves the rows above.
+  const off = await (async () => {
+    const faOff: Array<ThroughputResult> = []
+    for (const t of THREADS) faOff.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir, flashAttn: false }))
+    const tg = await llamaBench(m.path, ["-t", THREADS.join(","), "-p", "0", "-n", `${spec.maxTokens}`, "-d", `${p}`, "-fa", "0"])
+    return { faOff, tg }
+  })().catch((e: unknown) => (e instanceof Error ? e.message.split("\n")[0] ?? e.message : String(e)))
   return measured.map((e) => ({
     params: m.params,
     threads: e.threads,
@@ -95,9 +99,11 @@ const measureModel = async (
     promptTokens: p,
     pp: findRow(bench, { threads: e.threads, nPrompt: p, nGen: 0, nDepth: 0 }),
     tg: findRow(bench, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p }),
-    flashAttnOff: {
-      embedded: faOff.find((x) => x.threads === e.threads)!,
-      tg: findRow(benchOff, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p, flashAttn: false })
-    }
+    ...(typeof off === "string" ? { flashAttnOffFailure: off } : {
+      flashAttnOff: {
+        embedded: off.faOff.find((x) => x.threads === e.threads)!,
+        tg: findRow(off.tg, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p, flashAttn: false })
+      }
+    })
   }))
 }

@@ -188,7 +188,10 @@ export const sweepFigures = (tune: Outcome<TuneCost>, extra: Outcome<ReadonlyArr
   ]
 }
 
-/** Figure 8's rows: per model and threads, decode and prefill ÷ llama-bench and the start-up beyond the load. */
+/**
+ * Figure 8's rows: per model and threads, decode ÷ llama-bench (flash attention as the builds decide,
+ * then off on both sides), prefill ÷ llama-bench and the start-up beyond the load.
+ */
 export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyArray<string>): Array<Figure> =>
   models.flatMap((params) =>
     ENGINE_THREADS.flatMap((t): Array<Figure> => {
@@ -209,7 +212,7 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
           label: `… with flash attention off on both sides, ${th}`,
           value: r?.flashAttnOff === undefined ? null : ratio(r.flashAttnOff.embedded.serverDecodeTps, r.flashAttnOff.tg?.medianTps),
           unit: "×", target: { op: ">=", value: 0.95 },
-          detail: r?.flashAttnOff === undefined ? (r === null ? missing : "n/a: not measured in this run") : `${
+          detail: r?.flashAttnOff === undefined ? (r === null ? missing : `n/a: ${r.flashAttnOffFailure ?? "not measured in this run"}`) : `${
             fx(r.flashAttnOff.embedded.serverDecodeTps, 1)} tok/s ÷ llama-bench -fa 0: ${fx(r.flashAttnOff.tg?.medianTps, 1)} tok/s; ${
             fx(ratio(r.flashAttnOff.embedded.serverDecodeTps, r.embedded.serverDecodeTps), 2)}× the embedded decode with it on`
         },

@@ -271,13 +271,13 @@ describe("autotune serve --config: usage errors (SPEC F-4)", () => {
     const bad = Path.join(dir, "bad.yaml")
     Fs.writeFileSync(bad, "model: /m/a.gguf\nthreads_override: two\n")
     const kv8Off = Path.join(dir, "kv8-off.yaml")
-    Fs.writeFileSync(kv8Off, `model: ${tinyModelPath()}\nkv_bits_override: 8\nflash_attn_override: off\n`)
+    Fs.writeFileSync(kv8Off, `model: ${tinyModelPath()}\nkv_bits_override: 8\nflash_attn_override: false\n`)
     const cases: ReadonlyArray<readonly [ReadonlyArray<string>, string]> = [
       [["--config", Path.join(dir, "missing.yaml")], "missing.yaml"],
       [["--config", bad], `--config ${bad}: threads_override must be an integer`],
       [[], "--model <gguf> or --config <file> is required"],
-      [["--model", tinyModelPath(), "--kv-bits", "8", "--flash-attn", "off"], "--flash-attn off: a KV cache of 8 bits needs flash attention on"],
-      [["--config", kv8Off], `a KV cache of 8 bits needs flash attention on (llama.cpp quantizes the V cache only with it); check kv_bits_override and flash_attn_override in ${kv8Off}`]
+      [["--model", tinyModelPath(), "--kv-bits", "8", "--flash-attn", "off"], "flash attention off: a KV cache of 8 bits needs it on"],
+      [["--config", kv8Off], `flash attention off: a KV cache of 8 bits needs it on (llama.cpp quantizes the V cache only with it); check kv_bits_override and flash_attn_override in ${kv8Off}`]
     ]
     for (const [args, want] of cases) {
       const r = await runCli(["serve", ...args, "--port", "1"], { env: env(dir) })

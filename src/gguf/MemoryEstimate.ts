@@ -70,6 +70,11 @@ export interface EstimateOptions {
   /** KV cache bits: 4 (Q4_0), 8 (Q8_0) or null (F16), as `autotune serve --kv-bits`. */
   readonly kvBits: KvBits
   /**
+   * Flash attention on (true) or off (false), as `autotune serve --flash-attn`; absent: `auto` (on,
+   * on CPU). Off makes llama.cpp build the whole KQ matrix, a bigger compute buffer (issue 14).
+   */
+  readonly flashAttn?: boolean
+  /**
    * Threads of the estimating `Llama` (capped at the core count; default: the core count). Only the
    * first call in a process uses it (the `Llama` is shared); it does not change the estimate.
    */
@@ -145,7 +150,7 @@ const oneAtATime = Effect.unsafeMakeSemaphore(1)
 /**
  * Estimates the RAM (bytes) a GGUF model needs when served on CPU with
  * `contextSize` tokens per sequence × `sequences` and the given KV cache type,
- * with the same settings as `autotune serve` (mmap, flash attention "auto",
+ * with the same settings as `autotune serve` (mmap, flash attention as `flashAttn` says, else "auto",
  * node-llama-cpp's default batch size min(contextSize × sequences, 512)).
  *
  * Source of the numbers: node-llama-cpp's `GgufInsights`
@@ -208,7 +213,7 @@ export const estimateMemory = (o: EstimateOptions): Effect.Effect<MemoryEstimate
           contextSize: o.contextSize,
           modelGpuLayers: 0,
           sequences: o.sequences,
-          flashAttention: "auto",
+          flashAttention: o.flashAttn ?? "auto",
           kvCacheKeyType: kvType,
           kvCacheValueType: kvType
         })

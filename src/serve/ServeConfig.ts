@@ -43,8 +43,7 @@ export interface ServeConfigLimits {
  * its top level is not a mapping, or `model` is not a non-empty string,
  * `kv_bits_override` not 4, 8 or null, `max_context_override`,
  * `max_concurrency_override` or `threads_override` not a positive integer (up
- * to `limits`) or null, or `flash_attn_override` not true, false, on, off,
- * auto or null.
+ * to `limits`) or null, or `flash_attn_override` not true, false or null.
  */
 export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect.Effect<ServeConfig, UsageError> =>
   Effect.gen(function*() {
@@ -84,17 +83,15 @@ export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect
           ? Effect.succeed(Option.some<4 | 8>(v))
           : Effect.fail(bad(`kv_bits_override must be 4, 8 or null, got ${JSON.stringify(v)}`))
     })
-    // YAML 1.2 (the `yaml` library) reads `on`/`off` as strings: the flag's words are taken too.
+    // Booleans only: what `--apply` writes and `verify --config` compares (YAML 1.2 reads `on`/`off` as words).
     const flashAttn: Option.Option<boolean> = yield* Option.match(key("flash_attn_override"), {
       onNone: () => Effect.succeed(Option.none<boolean>()),
       onSome: (v) =>
         typeof v === "boolean"
           ? Effect.succeed(Option.some(v))
-          : v === "on" || v === "off"
-          ? Effect.succeed(Option.some(v === "on"))
-          : v === "auto"
-          ? Effect.succeed(Option.none<boolean>())
-          : Effect.fail(bad(`flash_attn_override must be true (on), false (off) or null (auto), got ${JSON.stringify(v)}`))
+          : Effect.fail(bad(`flash_attn_override must be true, false or null (auto), got ${JSON.stringify(v)}${
+            v === "on" || v === "off" ? ` (YAML reads ${v} as a word here: write ${v === "on"})` : ""
+          }`))
     })
     return {
       model,
@@ -140,7 +137,7 @@ export const serveOptionsOf = (flags: ServeFlags, config: ServeConfig | null, co
   if (Option.isSome(kvBits) && Option.contains(flashAttn, false)) {
     return Effect.fail(new UsageError({
       flag: "flash-attn",
-      message: `--flash-attn off: a KV cache of ${kvBits.value} bits needs flash attention on (llama.cpp quantizes the V cache only with it)` +
+      message: `flash attention off: a KV cache of ${kvBits.value} bits needs it on (llama.cpp quantizes the V cache only with it)` +
         (configFile === null ? "" : `; check kv_bits_override and flash_attn_override in ${configFile}`)
     }))
   }

@@ -234,6 +234,7 @@ export const runTrial = (
         contextSize: s.adapter.contextSize({ ...spec, port: null }),
         sequences: knobs.maxBatch ?? 1,
         kvBits: knobs.kvBits,
+        ...(knobs.flashAttn === null ? {} : { flashAttn: knobs.flashAttn }),
         ...(knobs.threads === null ? {} : { threads: knobs.threads })
       }).pipe(
         Effect.tapError((e) => Console.error(`autotune: no memory estimate for ${candidate.id} (${e.message}); measuring it`)),
