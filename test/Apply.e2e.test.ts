@@ -142,6 +142,26 @@ const fakeServedSetup = () => {
   return { dir, cfg, model }
 }
 
+/**
+ * Runs `autotune serve --config <cfg>` on a free port as the restart line does, waits (≤ 60 s) for
+ * "listening on", runs `check` with the port and the log so far, then stops it (SIGTERM) and waits for its exit.
+ */
+const withServedConfig = async (cfg: string, check: (port: number, log: string) => Promise<void>): Promise<void> => {
+  const port = await Effect.runPromise(freePort)
+  const serve = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "bin", "autotune.js"), "serve", "--config", cfg, "--port", `${port}`], {
+    stdio: ["ignore", "ignore", "pipe"]
+  })
+  let log = ""
+  serve.stderr.on("data", (d) => (log += d))
+  try {
+    await waitFor(() => log.includes("listening on"), 60_000)
+    await check(port, log)
+  } finally {
+    serve.kill("SIGTERM")
+    await new Promise((res) => serve.once("exit", res))
+  }
+}
+
 describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-4, F-6)", () => {
   it("F-4 F-5 F-6 a real tune writes serve's config byte-exactly around the owned keys, verifies it, and autotune serve --config serves the chosen model with the chosen knobs and room for a 1000-token reply", { timeout: 300_000 }, async () => {
     const dir = tempDir()
@@ -179,15 +199,7 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     expect(r.stderr).toContain(`autotune serve --config ${cfg}`)
 
     // And the operator's restart line serves it: the chosen model, its KV type, context and threads.
-    const port = await Effect.runPromise(freePort)
-    const serve = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "bin", "autotune.js"), "serve", "--config", cfg, "--port", `${port}`], {
-      stdio: ["ignore", "ignore", "pipe"]
-    })
-    let log = ""
-    serve.stderr.on("data", (d) => (log += d))
-    try {
-      await waitFor(() => log.includes("listening on"), 60_000)
-      expect(log).toContain("listening on")
+    await withServedConfig(cfg, async (port, log) => {
       const models = await (await fetch(`http://127.0.0.1:${port}/v1/models`)).json() as { data: Array<{ id: string }> }
       expect(models.data.map((m) => m.id)).toEqual([Path.basename(a, ".gguf")])
       expect(log).toContain(`context ${ctx} tokens/sequence`)
@@ -205,10 +217,7 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
       expect(reply.usage?.prompt_tokens, JSON.stringify(reply)).toBeGreaterThanOrEqual(250)
       expect(reply.usage?.completion_tokens, JSON.stringify(reply)).toBe(1000)
       expect(reply.choices?.[0]?.finish_reason).toBe("length")
-    } finally {
-      serve.kill("SIGTERM")
-      await new Promise((res) => serve.once("exit", res))
-    }
+    })
   })
 
   it("issue 14 F-4: the embedded provider measures flash attention on and off (never off with a quantized KV cache), and the applied config serves the chosen one", { timeout: 180_000 }, async () => {
@@ -241,19 +250,9 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     // The applied config carries the measured value in place of the operator's line, and serve --config runs with it.
     const written = Fs.readFileSync(cfg, "utf8")
     expect(written).toContain(`flash_attn_override: ${on} # the operator's line\n`)
-    const port = await Effect.runPromise(freePort)
-    const serve = ChildProcess.spawn(process.execPath, [Path.join(repoRoot, "bin", "autotune.js"), "serve", "--config", cfg, "--port", `${port}`], {
-      stdio: ["ignore", "ignore", "pipe"]
-    })
-    let log = ""
-    serve.stderr.on("data", (d) => (log += d))
-    try {
-      await waitFor(() => log.includes("listening on"), 60_000)
+    await withServedConfig(cfg, async (_port, log) => {
       expect(log).toContain(kept.kv_bits === null ? `flash attention ${on ? "on" : "off"}` : "KV Q8_0, 1 threads, flash attention on")
-    } finally {
-      serve.kill("SIGTERM")
-      await new Promise((res) => serve.once("exit", res))
-    }
+    })
   })
 
   it("F-6 an applied config that misses the gate when served from the file is put back byte for byte (a created one removed) and the tune exits 6", { timeout: 120_000 }, async () => {
