@@ -231,7 +231,7 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
       "--apply", "--config-path", cfg, "--json", "--db-path", Path.join(dir, "runs.db")
     ], { env: { XDG_DATA_HOME: dir } })
     expect(r.code, r.stderr).toBe(0)
-    const doc = JSON.parse(r.stdout) as { recommendation: { serve_command: string; knobs: { kv_bits?: number; flash_attn?: string } } }
+    const doc = JSON.parse(r.stdout) as { run_id: string; recommendation: { serve_command: string; knobs: { kv_bits?: number; flash_attn?: string } } }
     const rows = await readRows<{ kv_bits: number | null; flash_attn: number | null; kept: number; fits: number }>(
       Path.join(dir, "runs.db"), "SELECT kv_bits, flash_attn, kept, fits FROM tune_trials WHERE stage = 2 ORDER BY started_at")
     // kv unset × on, off; kv 8 × on only (llama.cpp quantizes the V cache only with flash attention).
@@ -253,6 +253,19 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     await withServedConfig(cfg, async (_port, log) => {
       expect(log).toContain(kept.kv_bits === null ? `flash attention ${on ? "on" : "off"}` : "KV Q8_0, 1 threads, flash attention on")
     })
+    // R-3: verify <run> starts the recipe's provider with its flash attention (held or regressed is the noise's call here).
+    const logsBefore = logFiles(Path.join(dir, "logs")).length
+    const verified = await runCli(["verify", doc.run_id, "--db-path", Path.join(dir, "runs.db")], { env: { XDG_DATA_HOME: dir } })
+    expect([0, 1], verified.stdout + verified.stderr).toContain(verified.code)
+    const verifyLog = logFiles(Path.join(dir, "logs")).slice(logsBefore).map((f) => Fs.readFileSync(f, "utf8"))
+    expect(verifyLog).toHaveLength(1)
+    expect(verifyLog[0]!.split("\n")[0]!.includes("--flash-attn off")).toBe(kept.kv_bits === null && !on)
+    // F-6: a hand-edited flash_attn_override is not the recipe any more; nothing is started to say so.
+    Fs.writeFileSync(cfg, written.replace(`flash_attn_override: ${on}`, `flash_attn_override: ${!on}`))
+    const changed = await runCli(["verify", "--config", cfg, "--db-path", Path.join(dir, "runs.db")], { env: { XDG_DATA_HOME: dir } })
+    expect(changed.code, changed.stdout + changed.stderr).toBe(1)
+    expect(changed.stdout + changed.stderr).toContain("differs in flash_attn_override")
+    expect(logFiles(Path.join(dir, "logs"))).toHaveLength(logsBefore + 1)
   })
 
   it("F-6 an applied config that misses the gate when served from the file is put back byte for byte (a created one removed) and the tune exits 6", { timeout: 120_000 }, async () => {
