@@ -153,12 +153,14 @@ const withServedConfig = async (cfg: string, check: (port: number, log: string) 
   })
   let log = ""
   serve.stderr.on("data", (d) => (log += d))
+  const exited = new Promise((res) => serve.once("exit", res))
   try {
-    await waitFor(() => log.includes("listening on"), 60_000)
+    await waitFor(() => log.includes("listening on") || serve.exitCode !== null || serve.signalCode !== null, 60_000)
+    if (!log.includes("listening on")) throw new Error(`serve --config ${cfg} did not start:\n${log}`)
     await check(port, log)
   } finally {
     serve.kill("SIGTERM")
-    await new Promise((res) => serve.once("exit", res))
+    await exited
   }
 }
 
@@ -255,8 +257,10 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     })
     // R-3: verify <run> starts the recipe's provider with its flash attention (held or regressed is the noise's call here).
     const logsBefore = logFiles(Path.join(dir, "logs")).length
-    const verified = await runCli(["verify", doc.run_id, "--db-path", Path.join(dir, "runs.db")], { env: { XDG_DATA_HOME: dir } })
-    expect([0, 1], verified.stdout + verified.stderr).toContain(verified.code)
+    const verified = await runCli(["verify", doc.run_id, "--json", "--db-path", Path.join(dir, "runs.db")], { env: { XDG_DATA_HOME: dir } })
+    const verdict = (JSON.parse(verified.stdout) as { verdict: string }).verdict
+    expect(["holds", "regressed"], verified.stderr).toContain(verdict)
+    expect(verified.code).toBe(verdict === "holds" ? 0 : 1)
     const verifyLog = logFiles(Path.join(dir, "logs")).slice(logsBefore).map((f) => Fs.readFileSync(f, "utf8"))
     expect(verifyLog).toHaveLength(1)
     expect(verifyLog[0]!.split("\n")[0]!.includes("--flash-attn off")).toBe(kept.kv_bits === null && !on)

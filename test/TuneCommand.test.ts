@@ -276,8 +276,8 @@ describe("autotune serve --config: usage errors (SPEC F-4)", () => {
       [["--config", Path.join(dir, "missing.yaml")], "missing.yaml"],
       [["--config", bad], `--config ${bad}: threads_override must be an integer`],
       [[], "--model <gguf> or --config <file> is required"],
-      [["--model", tinyModelPath(), "--kv-bits", "8", "--flash-attn", "off"], "flash attention off: a KV cache of 8 bits needs it on"],
-      [["--config", kv8Off], `flash attention off: a KV cache of 8 bits needs it on (llama.cpp quantizes the V cache only with it); check kv_bits_override and flash_attn_override in ${kv8Off}`]
+      [["--model", tinyModelPath(), "--kv-bits", "8", "--flash-attn", "off"], "flash attention off (--flash-attn off): a KV cache of 8 bits (--kv-bits 8) needs it on"],
+      [["--config", kv8Off], `flash attention off (flash_attn_override in ${kv8Off}): a KV cache of 8 bits (kv_bits_override in ${kv8Off}) needs it on (llama.cpp quantizes the V cache only with it)`]
     ]
     for (const [args, want] of cases) {
       const r = await runCli(["serve", ...args, "--port", "1"], { env: env(dir) })

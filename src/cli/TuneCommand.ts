@@ -384,7 +384,10 @@ export const pinnedFlags = (f: TuneFlags, p: TunePlan): TuneFlags => ({
   resume: Option.none()
 })
 
-/** The flags `tune <args>` parses to (defaults filled in by @effect/cli); fails like the command line would. */
+/**
+ * The flags `tune <args>` parses to (defaults filled in by @effect/cli). Fails with @effect/cli's
+ * ValidationError where the command line would (an unknown flag, a value of the wrong type).
+ */
 export const parseTuneFlags = (args: ReadonlyArray<string>) =>
   Options.processCommandLine(allOptions, [...args], CliConfig.defaultConfig).pipe(Effect.map(([, , flags]) => flags))
 

@@ -13,10 +13,10 @@ import type { Knobs, KvBits } from "./Knobs.js"
 /** The top-level config.yaml keys `--apply` owns, in the order missing ones are appended (SPEC F-3). */
 export const OWNED_KEYS = ["model", "kv_bits_override", "max_context_override", "max_concurrency_override"] as const
 
-/** The embedded provider's config (`autotune serve --config`) owns two more: its thread count (SPEC F-4) … */
+/** An owned key of the embedded provider's config (`autotune serve --config`, SPEC F-4) only: its thread count. */
 export const THREADS_KEY = "threads_override"
 
-/** … and its flash attention (issue 14: measured, on CPU off is often faster; removed when the recipe left it to `auto`). */
+/** An owned key of the embedded provider's config only: its flash attention (issue 14; removed when the recipe left it to `auto`). */
 export const FLASH_ATTN_KEY = "flash_attn_override"
 
 /** One of the owned top-level keys of a provider's config.yaml (SPEC F-3, F-4). */

@@ -7,7 +7,7 @@
  * | KV bits   | `kvBits`     | `--kv-bits-axis`     | `--kv-bits`     | `kv_bits` / `kv_bits_override`                   | `kv_bits`          | `--cache-type-k/-v q4_0\|q8_0` (`kvCacheType`; node-llama-cpp `Q4_0`/`Q8_0`, `kvGgmlType`) |
  * | context   | `maxContext` | `--max-context-axis` | `--max-context` | `max_context_override` (both)                    | `max_context_cap`  | `--ctx-size` (× slots)          |
  * | batch     | `maxBatch`   | `--max-batch-axis`   | `--max-batch`   | `max_concurrency_override` (both)                | `max_batch`        | `--parallel`                    |
- * | threads   | `threads`    | `--threads-axis`     | `--threads`     | `threads` (JSON only; no config key, SPEC F-3)   | `threads`          | `--threads`                     |
+ * | threads   | `threads`    | `--threads-axis`     | `--threads`     | `threads` / `threads_override` (embedded only; F-3, F-4)   | `threads`          | `--threads`                     |
  * | flash attention | `flashAttn` | `--flash-attn-axis` (on,off) | `--flash-attn on\|off` | `flash_attn` ("on"/"off") / `flash_attn_override` (embedded, true/false) | `flash_attn` | `--flash-attn on\|off` |
  * | micro-batch | `ubatch`   | `--ubatch-axis`      | —               | `ubatch_size` (JSON only)                        | `ubatch`           | `--ubatch-size` (`-ub`)         |
  * | batch     | `batch`      | `--batch-axis`       | —               | `batch_size` (JSON only)                         | `batch`            | `--batch-size` (`-b`)           |

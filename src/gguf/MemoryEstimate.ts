@@ -155,7 +155,7 @@ const oneAtATime = Effect.unsafeMakeSemaphore(1)
  *
  * Source of the numbers: node-llama-cpp's `GgufInsights`
  * (`estimateModelResourceRequirementsV2({ gpuLayers: 0 })` +
- * `estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: 0, sequences, flashAttention: "auto",
+ * `estimateContextResourceRequirementsV2({ contextSize, modelGpuLayers: 0, sequences, flashAttention: flashAttn ?? "auto",
  * kvCacheKeyType, kvCacheValueType })`). These load the model and create the context in llama.cpp with
  * `no_alloc` and read its memory breakdown, so they follow llama.cpp's real buffer sizes (including
  * CPU repack buffers). If that simulation fails, node-llama-cpp falls back to its own heuristic;

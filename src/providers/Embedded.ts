@@ -28,7 +28,7 @@ const args = (spec: LaunchSpec): Array<string> => [
   ...(spec.port === null ? [] : ["--port", `${spec.port}`]),
   ...macproviderKnobArgs(spec, contextSize(spec)),
   ...(spec.knobs.threads === null ? [] : ["--threads", `${spec.knobs.threads}`]),
-  // As llama-server's (LlamaServer.ts): a quantized KV cache has flash attention on anyway (`auto`).
+  // A quantized KV cache runs with flash attention on under `auto` (the only cell Axes.cells makes for it).
   ...(spec.knobs.flashAttn === null || spec.knobs.kvBits !== null ? [] : ["--flash-attn", spec.knobs.flashAttn ? "on" : "off"])
 ]
 

@@ -135,10 +135,14 @@ export const serveOptionsOf = (flags: ServeFlags, config: ServeConfig | null, co
     ? Option.filter(flags.flashAttn, (v): v is boolean => v !== "auto")
     : config === null ? Option.none<boolean>() : config.flashAttn
   if (Option.isSome(kvBits) && Option.contains(flashAttn, false)) {
+    // Name where each of the two came from: a flag, or the file's key.
+    const from = (flag: Option.Option<unknown>, flagText: string, key: string) =>
+      Option.isSome(flag) || configFile === null ? flagText : `${key} in ${configFile}`
     return Effect.fail(new UsageError({
       flag: "flash-attn",
-      message: `flash attention off: a KV cache of ${kvBits.value} bits needs it on (llama.cpp quantizes the V cache only with it)` +
-        (configFile === null ? "" : `; check kv_bits_override and flash_attn_override in ${configFile}`)
+      message: `flash attention off (${from(flags.flashAttn, "--flash-attn off", "flash_attn_override")}): a KV cache of ${kvBits.value} bits (${
+        from(flags.kvBits, `--kv-bits ${kvBits.value}`, "kv_bits_override")
+      }) needs it on (llama.cpp quantizes the V cache only with it)`
     }))
   }
   return Effect.succeed({

@@ -86,6 +86,14 @@ describe("estimateMemory", () => {
       }
     }))
 
+  it.live("issue 14: flash attention off needs a bigger compute buffer at a long context (llama.cpp builds the whole KQ matrix)", () =>
+    Effect.gen(function*() {
+      const on = yield* estimateMemory({ modelPath: medium, contextSize: 4096, sequences: 1, kvBits: null, threads: 2, flashAttn: true })
+      const off = yield* estimateMemory({ modelPath: medium, contextSize: 4096, sequences: 1, kvBits: null, threads: 2, flashAttn: false })
+      assert.strictEqual(off.kvCacheBytes, on.kvCacheBytes)
+      assert.isAbove(off.computeBytes, on.computeBytes)
+    }))
+
   it.live("EstimateUnavailable for a file that is not a GGUF model, a truncated one and a missing one", () =>
     Effect.gen(function*() {
       const dir = tempDir("memory-estimate-")
