@@ -15,7 +15,6 @@ import { isDefaultObjective } from "./domain/Objective.js"
 import { MAX_CAPACITY_USERS } from "./steps/Capacity.js"
 import { DEFAULT_MEMORY_HEADROOM, type TrialSettings } from "./steps/RunTrial.js"
 import type { PreflightOptions } from "./steps/Preflight.js"
-import { hasFlashAttn } from "./providers/ProviderAdapter.js"
 
 /** Pre-flight and drain (SPEC E-1, E-2): where to look for the operator's provider and what to do about it. */
 export interface LifecyclePlan {
@@ -277,7 +276,7 @@ const checkAxes = (plan: TunePlan): Effect.Effect<void, UsageError> =>
     ]
     for (const [flag, cells, ok] of extra) {
       if (cells.length === 0) continue
-      if (flag === "flash-attn-axis" ? !hasFlashAttn(plan.adapter.name) : plan.adapter.name !== "llama-server") {
+      if (flag === "flash-attn-axis" ? !plan.adapter.hasFlashAttn : plan.adapter.name !== "llama-server") {
         return yield* usage(flag, `--${flag}: ${flag === "flash-attn-axis" ? "only the embedded and llama-server providers have" : "only llama-server has"} this setting (the ${plan.adapter.name} provider does not)`)
       }
       const dup = cells.find((c, i) => cells.indexOf(c) !== i)

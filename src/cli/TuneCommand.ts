@@ -23,7 +23,7 @@ import { tune } from "../Pipeline.js"
 import { embedded } from "../providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../providers/LlamaServer.js"
 import { macProvider } from "../providers/MacProvider.js"
-import { adapterExecutable, hasFlashAttn, type ProviderName } from "../providers/ProviderAdapter.js"
+import { adapterExecutable, type ProviderName } from "../providers/ProviderAdapter.js"
 import { parseCandidateList, resolveCandidates } from "../steps/Candidates.js"
 import { preflightOptionsFor } from "../steps/Preflight.js"
 import { findExecutable, findLlamaServer } from "../system/Executables.js"
@@ -252,21 +252,9 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     if (Option.isSome(f.threadsAxis) && !adapter.hasThreads) {
       return yield* new UsageError({ flag: "threads-axis", message: `--threads-axis: the ${adapter.name} provider has no thread-count setting` })
     }
-    // Issue 17 part 3: llama-server's throughput knobs, measured only where the provider has them;
-    // flash attention the embedded provider has too (issue 14).
-    if (Option.isSome(f.flashAttnAxis) && !hasFlashAttn(adapter.name)) {
-      return yield* new UsageError({
-        flag: "flash-attn-axis",
-        message: `--flash-attn-axis: only the embedded and llama-server providers have this setting (the ${adapter.name} provider does not)`
-      })
-    }
-    for (const [flag, given] of [["ubatch-axis", f.ubatchAxis], ["batch-axis", f.batchAxis]] as const) {
-      if (Option.isSome(given) && adapter.name !== "llama-server") {
-        return yield* new UsageError({ flag, message: `--${flag}: only llama-server has this setting (the ${adapter.name} provider does not)` })
-      }
-    }
+    // The throughput axes' providers (issue 17 part 3, issue 14) are checked by validatePlan (checkAxes).
     const flashAttnAxis = Option.orElse(f.flashAttnAxis, () =>
-      demo && hasFlashAttn(adapter.name) ? Option.some(DEMO_DEFAULTS.flashAttnAxis) : Option.none())
+      demo && adapter.hasFlashAttn ? Option.some(DEMO_DEFAULTS.flashAttnAxis) : Option.none())
     const threadsAxis = adapter.hasThreads
       ? Option.getOrElse(f.threadsAxis, () => demo ? demoThreadsAxis(physicalCores()) : `${physicalCores()}`)
       : null

@@ -69,6 +69,7 @@ export const embedded = (binary: string | null): ProviderAdapter => {
   const self: ProviderAdapter = {
     name: "embedded",
     hasThreads: true,
+    hasFlashAttn: true,
     watchesParent: true,
     healthPath: null,
     argv: (spec, candidate) => launch([...args(spec), ...(candidate ? ["--no-join"] : [])]),

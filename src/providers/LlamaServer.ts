@@ -83,6 +83,7 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
   const self: ProviderAdapter = {
     name: "llama-server",
     hasThreads: true,
+    hasFlashAttn: true,
     watchesParent: false,
     healthPath: "/health",
     argv: (spec) => ({

@@ -22,6 +22,7 @@ export const macProvider = (binary: string): ProviderAdapter => {
   const self: ProviderAdapter = {
     name: "macprovider",
     hasThreads: false,
+    hasFlashAttn: false,
     watchesParent: false,
     healthPath: null,
     argv: (spec, candidate) => ({

@@ -15,9 +15,6 @@ export type { LaunchSpec } from "../domain/LaunchSpec.js"
 /** The providers this tool knows how to start (SPEC E-5). */
 export type ProviderName = "embedded" | "macprovider" | "llama-server"
 
-/** Whether a provider can switch flash attention (`--flash-attn-axis`): llama-server, and the embedded provider (issue 14). */
-export const hasFlashAttn = (name: ProviderName): boolean => name === "embedded" || name === "llama-server"
-
 /**
  * The config file a provider reads, as `--apply` writes it (SPEC F-3, F-4).
  * `edit(spec, file)`: the byte-exact edit of the text of `file` that makes it
@@ -50,6 +47,8 @@ export interface ProviderAdapter extends Launchable {
   readonly name: ProviderName
   /** Whether the provider has a thread-count setting (`--threads-axis` allowed, SPEC B-1). */
   readonly hasThreads: boolean
+  /** Whether the provider can switch flash attention (`--flash-attn-axis` allowed: llama-server, and embedded since issue 14). */
+  readonly hasFlashAttn: boolean
   /**
    * The context of one slot (sequence) the provider holds for `spec`, in
    * tokens: what the memory estimate sizes the KV cache of each of
