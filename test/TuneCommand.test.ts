@@ -43,6 +43,7 @@ describe("autotune tune: usage errors (SPEC B-1, H-2)", () => {
     ["C-3 a memory headroom of zero", ["--memory-headroom", "0"], "memory-headroom"],
     ["a flash-attention axis for a provider without the setting", ["--provider", "macprovider", "--candidate-models", "org/model-1B", "--flash-attn-axis", "on,off"], "flash-attn-axis"],
     ["issue 14 flash attention off with every KV cell quantized", ["--kv-bits-axis", "8", "--flash-attn-axis", "off"], "flash-attn-axis"],
+    ["issue 14 a flash-attention cell other than on or off", ["--flash-attn-axis", "on,maybe"], "flash-attn-axis"],
     ["an ubatch axis for a provider without the setting", ["--ubatch-axis", "64"], "ubatch-axis"],
     ["a batch axis for a provider without the setting", ["--batch-axis", "512"], "batch-axis"],
     ["C-1 an ITL objective of zero", ["--slo-itl-p95-ms", "0"], "slo-itl-p95-ms"],
@@ -277,6 +278,7 @@ describe("autotune serve --config: usage errors (SPEC F-4)", () => {
       [["--config", bad], `--config ${bad}: threads_override must be an integer`],
       [[], "--model <gguf> or --config <file> is required"],
       [["--model", tinyModelPath(), "--kv-bits", "8", "--flash-attn", "off"], "flash attention off (--flash-attn off): a KV cache of 8 bits (--kv-bits 8) needs it on"],
+      [["--model", tinyModelPath(), "--flash-attn", "maybe"], "Expected one of the following cases: on, off, auto"],
       [["--config", kv8Off], `flash attention off (flash_attn_override in ${kv8Off}): a KV cache of 8 bits (kv_bits_override in ${kv8Off}) needs it on (llama.cpp quantizes the V cache only with it)`]
     ]
     for (const [args, want] of cases) {
