@@ -113,8 +113,12 @@ export const providerLoadMs = (logFile: string): number | null => {
 const knobsOf = (t: TrialRow) =>
   t.stage === 1 ? "defaults" : `kv=${t.kv_bits ?? "unset"} threads=${t.threads ?? "default"} batch=${t.max_batch ?? "default"}`
 
-/** A request cut at the gate before any token (Probe.ts's reason): the provider reported nothing for it. */
-const cutAtGate = (notes: string | null) => notes !== null && /^TTFT > \d+ ms gate \(no first token yet\)/.test(notes)
+/**
+ * A request cut at the gate before any token (Probe.ts's reason; `pre-warm: …` when the pre-warm's own
+ * bound cut it, PreWarm.ts): the provider reported nothing for it. Stage 1's pre-warm bound is twice the
+ * gate (PRE_WARM_STAGE1_BOUND); the gate is still the least time that proves TTFT > gate, the rest overhead.
+ */
+const cutAtGate = (notes: string | null) => notes !== null && /^(pre-warm: )?TTFT > \d+ ms gate \(no first token yet\)/.test(notes)
 
 /** Analyses a tune run; `gateTtftMs` is the gate it ran with. */
 export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {

@@ -112,7 +112,8 @@ describe("autotune verify (SPEC R-3)", () => {
     // From the JSON document (no model identity in it), at the recipe's own gate: the bigger model misses it.
     const missed = await runCli(["verify", docFile])
     expect(missed.code, missed.stdout + missed.stderr).toBe(2)
-    expect(missed.stdout).toMatch(new RegExp(`infeasible now: TTFT .*> ${gate} ms gate`))
+    // Cut in its pre-warm (bounded by the gate, issue 14) or in a probe, whichever this machine's speed makes it.
+    expect(missed.stdout).toMatch(new RegExp(`infeasible now: (pre-warm: )?TTFT .*> ${gate} ms gate`))
   })
 
   it("R-3 H-4 Ctrl-C twice during verify's probe: exit 130, the recipe's provider stopped, nothing left running", { timeout: VERIFY_TIMEOUT_MS }, async () => {

@@ -194,7 +194,8 @@ export const summarizeTrial = (
   // A failure outside the requests (start, pre-warm, P-1) counts as one error; an estimate skip sent none,
   // and a Stage 1 gate call on the median (N-2) is no request's error.
   // Nor is a miss of the objective (C-1) or of the memory headroom (C-3): every request may have succeeded.
-  const judgedOnGate = (verdict._tag === "GateMissed" && verdict.phase === "probe") || verdict._tag === "ObjectiveMissed" ||
+  // A pre-warm cut at its bound (issue 14) is the gate's call too: the provider answered, late.
+  const judgedOnGate = verdict._tag === "GateMissed" || verdict._tag === "ObjectiveMissed" ||
     verdict._tag === "MemoryOver"
   const outsideRequests = verdict._tag !== "Fits" && verdict._tag !== "EstimatedOver" && !judgedOnGate && ok.length === samples.length
   return {

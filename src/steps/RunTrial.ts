@@ -17,9 +17,9 @@ import { availableMemoryBytes, estimateMemory } from "../gguf/MemoryEstimate.js"
 import { readModelInfo } from "../gguf/ModelInfo.js"
 import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { CandidateProvider } from "../services/CandidateProvider.js"
-import { CpuMeter, othersCores } from "../services/CpuMeter.js"
+import { CpuMeter, type CpuSnapshot, othersCores } from "../services/CpuMeter.js"
 import type { TrialLedger } from "./Ledger.js"
-import { preWarm } from "./PreWarm.js"
+import { PRE_WARM_STAGE1_BOUND, preWarm } from "./PreWarm.js"
 import { probeOnce } from "./Probe.js"
 
 /** The run-wide settings a trial needs. Units: tokens, ms. */
@@ -199,6 +199,12 @@ export const runTrial = (
         ...judged,
         ...(memory === undefined ? {} : { memory: { ...memory } })
       })
+    // SPEC N-3: the cores other processes used between two snapshots `windowMs` apart. Over a window shorter
+    // than MIN_GUARD_WINDOW_MS a few clock ticks of any process read as whole cores: not a measurement.
+    const backgroundOf = (from: CpuSnapshot | null, to: CpuSnapshot | null, windowMs: number | null): Background | null => {
+      const cores = from === null || to === null || (windowMs ?? 0) < MIN_GUARD_WINDOW_MS ? null : othersCores(from, to)
+      return cores === null ? null : { othersCores: cores, disturbed: s.maxBackgroundCores !== null && cores > s.maxBackgroundCores }
+    }
     // SPEC D-2: a failure before measurement is classified from its reason and the provider's output.
     const preWarmFailed = (failure: Verdict, outputTail: string) => {
       const reason = notesOf(failure) ?? ""
@@ -267,6 +273,10 @@ export const runTrial = (
         if (b !== null && memory !== undefined && (memory.peakRssBytes === null || b > memory.peakRssBytes)) memory.peakRssBytes = b
       }))
     const sampler = yield* Effect.forkScoped(Effect.repeat(sampleMemory, Schedule.spaced(`${MEMORY_SAMPLE_MS} millis`)))
+    const meter = yield* CpuMeter
+    const group = server.pid > 0 ? server.pid : null
+    // SPEC N-3 over the pre-warm too: a pre-warm cut at its bound while other processes were busy is disturbed.
+    const beforeWarm = yield* meter.snapshot(group)
     const t1 = yield* Clock.currentTimeMillis
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
@@ -275,18 +285,26 @@ export const runTrial = (
       // D-1: first-use costs are excluded from the gate, so a pre-warm request
       // gets the ready timeout on top of the request timeout.
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
+      // Issue 14 part 4: the full-length request is bounded by the gate (twice it in Stage 1, where N-2 calls
+      // candidates near the gate on a median); with first use paid by the short request, its TTFT is a probe's.
+      boundMs: marginalUpTo === null ? gate : PRE_WARM_STAGE1_BOUND * gate,
+      gateTtftMs: gate,
       known
     })
     phases.preWarmMs = yield* since(t1)
+    const afterWarm = yield* meter.snapshot(group)
     if (warm._tag === "Failed") {
       yield* sampleMemory
+      if (warm.failure._tag === "GateMissed") {
+        // The gate decided it: a healthy provider, not an integrity question (D-2), and not waited for when it stops.
+        yield* server.decided
+        return summarize(warm.failure, [], null, { marginal: false, background: backgroundOf(beforeWarm, afterWarm, phases.preWarmMs) })
+      }
       return preWarmFailed(warm.failure, yield* server.outputTail)
     }
     const calibration = warm.calibration
     const words = wordsForTokens(calibration, s.targetContext)
     const samples: Array<ProbeSample> = []
-    const meter = yield* CpuMeter
-    const group = server.pid > 0 ? server.pid : null
     const before = yield* meter.snapshot(group)
     const t2 = yield* Clock.currentTimeMillis
     let marginal = false
@@ -363,14 +381,7 @@ export const runTrial = (
     // The gate decided it: the provider is not waited for when it stops (issue 14).
     if (verdict._tag === "GateMissed" || verdict._tag === "ObjectiveMissed") yield* server.decided
     const after = yield* meter.snapshot(group)
-    // Over a shorter window a few clock ticks of any process read as whole cores: not a measurement.
-    const cores = before === null || after === null || (phases.probeMs ?? 0) < MIN_GUARD_WINDOW_MS ? null : othersCores(before, after)
-    return summarize(verdict, samples, calibration, {
-      marginal,
-      background: cores === null
-        ? null
-        : { othersCores: cores, disturbed: s.maxBackgroundCores !== null && cores > s.maxBackgroundCores }
-    })
+    return summarize(verdict, samples, calibration, { marginal, background: backgroundOf(before, after, phases.probeMs) })
   }).pipe(Effect.scoped)
 
 /**

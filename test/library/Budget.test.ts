@@ -58,7 +58,7 @@ const run = (candidates: ReadonlyArray<Candidate>, budgetMs: number, advanceS: n
 describe("budgets through the library, under TestClock (SPEC H-3)", () => {
   it.effect("H-3 a budget that expires in Stage 1 leaves no choice, and the one started provider is released", () =>
     Effect.gen(function*() {
-      // slow-8b's trial takes 20 simulated seconds (2 pre-warm requests + 3 probes of 4 s TTFT).
+      // slow-8b's trial takes 24 simulated seconds (3 pre-warm requests + 3 probes of 4 s TTFT).
       const r = yield* run([cand("slow-8b", 1), cand("fast-1b", 2)], 10_000, 60)
       expect(r.exit).toEqual(Exit.fail(over(10_000)))
       expect(r.best).toBeNull()
@@ -68,9 +68,9 @@ describe("budgets through the library, under TestClock (SPEC H-3)", () => {
 
   it.effect("H-3 a budget that expires in Stage 2 keeps the best cell measured so far; every provider is released", () =>
     Effect.gen(function*() {
-      // fast-1b: Stage 1 ends at 5.6 s, cell unset at 10.2 s, cell 8 at 14.5 s; 16 s cuts cell 4.
-      const r = yield* run([cand("fast-1b", 1)], 16_000, 60)
-      expect(r.exit).toEqual(Exit.fail(over(16_000)))
+      // fast-1b: Stage 1 ends at 6.6 s, cell unset at 12.2 s, cell 8 at 17.5 s; 19 s cuts cell 4.
+      const r = yield* run([cand("fast-1b", 1)], 19_000, 60)
+      expect(r.exit).toEqual(Exit.fail(over(19_000)))
       expect(r.best?.model).toBe("fast-1b")
       expect(r.best?.knobs.kvBits).toBe(8)
       expect(r.best?.tps).toBeCloseTo(30)
@@ -80,9 +80,9 @@ describe("budgets through the library, under TestClock (SPEC H-3)", () => {
 
   it.effect("H-3 a budget cutting the next cell during its pre-warm: the finished cells count, the cut one is released", () =>
     Effect.gen(function*() {
-      // Stage 1 ends at 5.6 s and cell unset at 10.2 s; a 10.5 s budget cuts cell 8 at its start (its pre-warm).
-      const r = yield* run([cand("fast-1b", 1)], 10_500, 60)
-      expect(r.exit).toEqual(Exit.fail(over(10_500)))
+      // Stage 1 ends at 6.6 s and cell unset at 12.2 s; a 12.5 s budget cuts cell 8 at its start (its pre-warm).
+      const r = yield* run([cand("fast-1b", 1)], 12_500, 60)
+      expect(r.exit).toEqual(Exit.fail(over(12_500)))
       expect(r.best?.knobs.kvBits).toBeNull()
       expect(r.best?.knobs.maxContext).toBe(100)
       expect([r.started, r.stopped]).toEqual([3, 3])

@@ -9,6 +9,7 @@ import { Effect, Fiber, Layer, Ref, TestClock } from "effect"
 import type { Candidate } from "../../src/domain/Candidate.js"
 import { Knobs } from "../../src/domain/Knobs.js"
 import type { TrialOutcome } from "../../src/domain/Trial.js"
+import { notesOf } from "../../src/domain/Verdict.js"
 import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
 import { CpuMeter, fromPsTimes, othersCores, psTimeMs } from "../../src/services/CpuMeter.js"
 import { runTrial } from "../../src/steps/RunTrial.js"
@@ -60,17 +61,52 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
     }))
   it.effect("N-2 a clear miss: two replicates cut off at the gate + 15 %, the verdict named by the gate itself", () =>
     Effect.gen(function*() {
-      // slow-8b answers after 4 s: far past 1000 ms + 15 %.
-      const { value: o } = yield* simulated(stage1Trial("slow-8b", 1000))
-      expect(o.verdict).toMatchObject({ _tag: "GateMissed", gateTtftMs: 1000, ttftMs: null })
+      // First-token times (s): the 3 pre-warm requests within twice the gate, then every probe far past 1000 ms + 15 %.
+      const times = [0.5, 0.5, 1.5]
+      let n = 0
+      Object.defineProperty(ttftSeconds, "late-8b", { get: () => times[n++] ?? 4, configurable: true })
+      const { value: o } = yield* simulated(stage1Trial("late-8b", 1000))
+      expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 1000, ttftMs: null })
       expect(o.samples.length).toBe(2)
       expect(o.marginal).toBe(false)
     }))
+  it.effect("issue 14 a Stage 1 pre-warm with no first token by twice the gate: infeasible, named by the gate, without a probe", () =>
+    Effect.gen(function*() {
+      // slow-8b answers after 4 s: the full-length pre-warm is cut at 2 × 1500 ms.
+      const { value: o, started, stopped } = yield* simulated(stage1Trial("slow-8b", 1500))
+      expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 1500, ttftMs: null })
+      expect(notesOf(o.verdict)).toBe("pre-warm: TTFT > 1500 ms gate (no first token yet)")
+      expect(o.samples.length).toBe(0)
+      // The gate's call, not a failed request (no error), and no calibration from a cut request.
+      expect(o.nErr).toBe(0)
+      expect(o.calibration).toBeNull()
+      // Short request 4 s, second 4 s, then the full-length one cut at 3 s.
+      expect(o.phases.preWarmMs).toBe(11_000)
+      expect([started, stopped]).toEqual([1, 1])
+    }))
+  it.effect("issue 14 a Stage 1 pre-warm within twice the gate goes on to the probes, which N-2 calls", () =>
+    Effect.gen(function*() {
+      // slow-8b answers after 4 s: within 2 × 2500 ms, so the probes (cut at 2500 ms + 15 %) decide.
+      const { value: o } = yield* simulated(stage1Trial("slow-8b", 2500))
+      expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 2500 })
+      expect(o.samples.length).toBe(2)
+    }))
+  it.effect("issue 14 a Stage 2 trial's pre-warm is bounded by the gate itself; a known calibration still sends the short first-use request", () =>
+    Effect.gen(function*() {
+      // No marginal call (Stage 2, verify): the full-length pre-warm is cut at the 3000 ms gate.
+      const { value: o } = yield* simulated(
+        runTrial({ ...simulatedSettings, gateTtftMs: 3000 }, cand("slow-8b"), Knobs.defaults, 3, { overheadTokens: 5, tokensPerWord: 1 })
+      )
+      expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 3000, ttftMs: null })
+      // The short request (4 s), then the full-length one cut at 3 s: no second calibration request.
+      expect(o.phases.preWarmMs).toBe(7000)
+      expect(o.samples.length).toBe(0)
+    }))
   it.effect("N-2 one slow request does not decide Stage 1: replicates on both sides of the gate are marginal and called on the median", () =>
     Effect.gen(function*() {
-      // First-token times (s) of the successive requests: 2 pre-warm ones, then the probes, whose 2nd is past
-      // the gate + 15 % (cut off) and the others well under.
-      const times = [0.5, 0.5, 0.5, 4, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
+      // First-token times (s) of the successive requests: 3 pre-warm ones (two short, one full-length), then the
+      // probes, whose 2nd is past the gate + 15 % (cut off) and the others well under.
+      const times = [0.5, 0.5, 0.5, 0.5, 4, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5, 0.5]
       let n = 0
       Object.defineProperty(ttftSeconds, "moody-2b", { get: () => times[n++] ?? 0.5, configurable: true })
       const { value: o } = yield* simulated(stage1Trial("moody-2b", 1000))
@@ -111,12 +147,31 @@ describe("the quiet-machine guard (SPEC N-3)", () => {
     Effect.gen(function*() {
       const waits = { n: 0 }
       const { recorded, run } = guarded(0.25)
-      const r = yield* simulated(run, CpuMeter.Stub((w) => (w === 0 ? 1 : 0), () => true, waits))
+      const r = yield* simulated(run, CpuMeter.Stub((w) => (w === 1 ? 1 : 0), () => true, waits))
       expect(recorded.map((x) => [x.superseded, x.outcome.background?.disturbed])).toEqual([[true, true], [false, false]])
       expect(recorded[0]!.outcome.background?.othersCores).toBeCloseTo(1)
       expect(waits.n).toBe(1)
       expect(r.started).toBe(2)
       expect(r.value.outcome.background?.disturbed).toBe(false)
+    }))
+  it.effect("N-3 issue 14 a pre-warm cut at its bound while others used 1 core is disturbed too, and measured again once quiet", () =>
+    Effect.gen(function*() {
+      // First-token times (s): the first trial's full-length pre-warm is slow (cut at 2 × 1500 ms); later ones are quick.
+      const times = [0.5, 0.5, 4]
+      let n = 0
+      Object.defineProperty(ttftSeconds, "busy-2b", { get: () => times[n++] ?? 0.5, configurable: true })
+      const recorded: Array<{ superseded: boolean; outcome: TrialOutcome }> = []
+      const run = stage1({ ...simulatedSettings, gateTtftMs: 1500, maxBackgroundCores: 0.25 }, [cand("busy-2b")], 3, (_, outcome, superseded) =>
+        Effect.sync(() => void recorded.push({ superseded, outcome })))
+      const waits = { n: 0 }
+      // Window 0 is the first trial's pre-warm.
+      const r = yield* simulated(run, CpuMeter.Stub((w) => (w === 0 ? 1 : 0), () => true, waits))
+      expect(recorded.map((x) => [x.superseded, x.outcome.verdict._tag, x.outcome.background?.disturbed])).toEqual([
+        [true, "GateMissed", true],
+        [false, "Fits", false]
+      ])
+      expect(waits.n).toBe(1)
+      expect(r.started).toBe(2)
     }))
   it.effect("N-3 a machine that never gets quiet: two re-runs, then the last measurement stands, still disturbed", () =>
     Effect.gen(function*() {
