@@ -23,16 +23,12 @@ if (!fs.existsSync(entry)) {
   process.stderr.write(`autotune: ${entry} is missing: run \`npm run build\` (npm install runs it)\n`)
   process.exit(1)
 }
+const helpCache = require("./help-cache.js")
 // A checkout whose sources changed since the last build would run the old code: say so.
-const newestSource = (dir) =>
-  fs.readdirSync(dir, { withFileTypes: true }).reduce((newest, e) => {
-    const p = path.join(dir, e.name)
-    return Math.max(newest, e.isDirectory() ? newestSource(p) : e.name.endsWith(".ts") ? fs.statSync(p).mtimeMs : 0)
-  }, 0)
 try {
   // `npm run build` (and the test setup) touch the build info after every build, changed or not.
   const built = fs.statSync(path.join(dist, ".tsbuildinfo"), { throwIfNoEntry: false }) ?? fs.statSync(entry)
-  if (newestSource(path.join(root, "src")) > built.mtimeMs) {
+  if (helpCache.newestFile(path.join(root, "src"), ".ts") > built.mtimeMs) {
     process.stderr.write("autotune: warning: src/ changed since dist/ was built; run `npm run build`\n")
   }
 } catch {
@@ -40,8 +36,11 @@ try {
 }
 const load = (file) => import(pathToFileURL(path.join(dist, file)).href)
 const args = process.argv.slice(2)
+// `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js).
+const kept = helpCache.cached(dist, args)
 // The subcommand: the tuner starts candidates as `autotune.js serve …`.
-if (args.find((a) => !a.startsWith("-")) === "serve") {
+if (kept !== null) process.stdout.write(kept)
+else if (args.find((a) => !a.startsWith("-")) === "serve") {
   process.env.UV_THREADPOOL_SIZE = "1"
   if (args.includes("--model") || args.includes("--config")) {
     // llama.cpp's start (its binary test, a forked process) first, so that it overlaps

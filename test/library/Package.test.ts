@@ -8,6 +8,7 @@ import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as Path from "node:path"
 import { repoRoot } from "../support/models.js"
+import { tempDir } from "../support/cli.js"
 
 const node = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env) =>
   new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
@@ -28,8 +29,73 @@ describe("the installed package (issue 14)", () => {
 
   it("the autotune launcher runs the compiled CLI: --version answers without a TypeScript loader", async () => {
     const { NODE_OPTIONS: _o, ...env } = process.env
-    const r = await node(["--import", Path.join(repoRoot, "test", "support", "noTsx.mjs"), Path.join(repoRoot, "bin", "autotune.js"), "--version"], env)
+    // The help cache off: the CLI itself answers.
+    const r = await node(["--import", Path.join(repoRoot, "test", "support", "noTsx.mjs"), Path.join(repoRoot, "bin", "autotune.js"), "--version"], {
+      ...env,
+      AUTOTUNE_HELP_CACHE: "off"
+    })
     assert.strictEqual(r.code, 0, r.stderr)
     assert.strictEqual(r.stdout.trim(), JSON.parse(fs.readFileSync(Path.join(repoRoot, "package.json"), "utf8")).version)
+  })
+
+  it("issue 14 --help, --version and each command's --help are the CLI's own answer, kept by the build and printed without loading it", async () => {
+    const launcher = Path.join(repoRoot, "bin", "autotune.js")
+    const kept = fs.readdirSync(Path.join(repoRoot, "dist", "help")).map((f) => f.replace(/\.txt$/, "")).sort()
+    const commands = kept.filter((k) => k.endsWith(".help")).map((k) => k.slice(0, -".help".length))
+    // Every command the CLI lists has its entry (the build read them from the top-level help).
+    assert.includeMembers(commands, ["tune", "serve", "verify", "history", "report", "restore", "synth"])
+    assert.includeMembers(kept, ["help", "version"])
+    // Each kept answer is byte for byte what the CLI prints with the cache off (two at a time: 2 cores).
+    const argvs = [["--help"], ["--version"], ...commands.map((c) => [c, "--help"])]
+    for (let i = 0; i < argvs.length; i += 2) {
+      await Promise.all(argvs.slice(i, i + 2).map(async (argv) => {
+        const live = await node([launcher, ...argv], { ...process.env, AUTOTUNE_HELP_CACHE: "off" })
+        assert.strictEqual(live.code, 0, live.stderr)
+        const key = argv.length === 1 ? argv[0]!.slice(2) : `${argv[0]}.help`
+        assert.strictEqual(fs.readFileSync(Path.join(repoRoot, "dist", "help", `${key}.txt`), "utf8"), live.stdout, argv.join(" "))
+      }))
+    }
+    // The launcher prints them, `-h` as `--help` (the build kept it only because the CLI printed the same).
+    const short = await node([launcher, "verify", "-h"])
+    assert.strictEqual(short.code, 0, short.stderr)
+    assert.strictEqual(short.stdout, fs.readFileSync(Path.join(repoRoot, "dist", "help", "verify.help.txt"), "utf8"))
+    assert.strictEqual(short.stderr, "")
+    // Answered without loading any module: with every import failing, the kept answer still comes, and the CLI does not.
+    const noImport = ["--import", Path.join(repoRoot, "test", "support", "noImport.mjs")]
+    const fast = await node([...noImport, launcher, "tune", "--help"])
+    assert.strictEqual(fast.code, 0, fast.stderr)
+    assert.include(fast.stdout, "--candidate-models")
+    const live = await node([...noImport, launcher, "tune", "--help"], { ...process.env, AUTOTUNE_HELP_CACHE: "off" })
+    assert.notStrictEqual(live.code, 0)
+    assert.include(live.stderr, "no module may be loaded here")
+  }, 120_000)
+
+  it("issue 14 a kept answer older than a compiled file is not printed: the CLI answers (a build not run after tsc)", async () => {
+    // A stand-in package: the real launcher over a dist/ whose CLI says which one answered.
+    const root = tempDir()
+    fs.mkdirSync(Path.join(root, "bin"))
+    for (const f of ["autotune.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+    const dist = Path.join(root, "dist")
+    fs.mkdirSync(Path.join(dist, "help"), { recursive: true })
+    fs.writeFileSync(Path.join(dist, "bin.js"), "process.stdout.write(\"live \" + process.argv.slice(2).join(\" \"))\n")
+    fs.writeFileSync(Path.join(dist, "help", "help.txt"), "kept help")
+    fs.writeFileSync(Path.join(dist, "help", "version.txt"), "kept version")
+    const at = (file: string, s: number) => fs.utimesSync(file, s, s)
+    const t = Math.floor(Date.now() / 1000) - 100
+    at(Path.join(dist, "bin.js"), t)
+    at(Path.join(dist, "help", "help.txt"), t + 10)
+    at(Path.join(dist, "help", "version.txt"), t + 10)
+    const run = async (...args: Array<string>) => (await node([Path.join(root, "bin", "autotune.js"), ...args])).stdout
+    assert.strictEqual(await run("--help"), "kept help")
+    assert.strictEqual(await run("-h"), "kept help")
+    // Only exact help and version requests are answered from the cache.
+    assert.strictEqual(await run("--help", "--log-level", "info"), "live --help --log-level info")
+    assert.strictEqual(await run("tune", "--help"), "live tune --help") // no entry kept for it
+    // A compiled file newer than the kept answers (tsc run without the build script): the CLI answers.
+    fs.mkdirSync(Path.join(dist, "cli"))
+    fs.writeFileSync(Path.join(dist, "cli", "TuneCommand.js"), "")
+    at(Path.join(dist, "cli", "TuneCommand.js"), t + 20)
+    assert.strictEqual(await run("--version"), "live --version")
+    assert.strictEqual(await run("--help"), "live --help")
   })
 })

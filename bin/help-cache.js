@@ -1,0 +1,113 @@
+// The help cache (issue 14 part 3: `autotune --help` in under 0.3 s).
+//
+// What `autotune --help`, `-h`, `--version` and `autotune <command> --help`
+// print is a pure function of the compiled CLI in dist/: the build (`npm run
+// build`, which `npm install` runs through `prepare`) runs the CLI itself for
+// each of them and keeps its exact stdout in dist/help/. The launcher prints a
+// kept answer when it is at least as new as every compiled file, so those
+// invocations load neither Effect (0.45 s of module loading on Node 20, which
+// has no compile cache) nor the CLI; any other argv, a stale or missing entry,
+// or AUTOTUNE_HELP_CACHE=off runs the CLI as before. test/library/Package.test.ts
+// checks every entry against the live CLI, byte for byte.
+//
+// CommonJS, as the launcher (bin/package.json): it is required before anything else loads.
+"use strict"
+const fs = require("node:fs")
+const path = require("node:path")
+
+const HELP_FLAGS = new Set(["--help", "-h"])
+
+/**
+ * The cache entry that answers `args` (the argv after `autotune`), or null
+ * when it is not a pure help or version request: `help` (`--help`, `-h`),
+ * `version` (`--version`), `<command>.help` (`<command> --help|-h`).
+ */
+const keyOf = (args) => {
+  if (args.length === 1 && HELP_FLAGS.has(args[0])) return "help"
+  if (args.length === 1 && args[0] === "--version") return "version"
+  if (args.length === 2 && /^[a-z][a-z-]*$/.test(args[0]) && HELP_FLAGS.has(args[1])) return `${args[0]}.help`
+  return null
+}
+
+/** The newest modification time (ms) of the files under `dir` whose names end with `ext` (0 when none). */
+const newestFile = (dir, ext) =>
+  fs.readdirSync(dir, { withFileTypes: true }).reduce((newest, e) => {
+    const p = path.join(dir, e.name)
+    if (e.isDirectory()) return e.name === "help" ? newest : Math.max(newest, newestFile(p, ext))
+    return e.name.endsWith(ext) ? Math.max(newest, fs.statSync(p).mtimeMs) : newest
+  }, 0)
+
+/**
+ * The kept stdout (bytes) answering `args` from `dist`, or null: not a help or
+ * version request, no entry, an entry older than a compiled file, or
+ * AUTOTUNE_HELP_CACHE=off.
+ */
+const cached = (dist, args) => {
+  const key = keyOf(args)
+  if (key === null || process.env.AUTOTUNE_HELP_CACHE === "off") return null
+  try {
+    const file = path.join(dist, "help", `${key}.txt`)
+    const kept = fs.statSync(file, { throwIfNoEntry: false })
+    if (kept === undefined || kept.mtimeMs < newestFile(dist, ".js")) return null
+    return fs.readFileSync(file)
+  } catch {
+    return null
+  }
+}
+
+const ANSI = /\u001b\[[0-9;]*m/g
+
+/**
+ * Writes dist/help/: runs `node dist/bin.js` for `--help`, `-h`, `--version`
+ * and each command the top-level help lists (`<command> --help`, `-h`) and
+ * keeps each stdout of a run that exited 0 with nothing on stderr. Skipped when
+ * every kept entry is already newer than every compiled file. A run that fails
+ * leaves its entry out (the launcher then runs the CLI) and is reported.
+ */
+const build = async (dist) => {
+  const { execFile } = require("node:child_process")
+  const dir = path.join(dist, "help")
+  const newest = newestFile(dist, ".js")
+  const fresh = (key) => (fs.statSync(path.join(dir, `${key}.txt`), { throwIfNoEntry: false })?.mtimeMs ?? 0) >= newest
+  const run = (args) =>
+    new Promise((resolve) => {
+      const env = { ...process.env, AUTOTUNE_HELP_CACHE: "off" }
+      execFile(process.execPath, [path.join(dist, "bin.js"), ...args], { env, encoding: "buffer", maxBuffer: 16 << 20 }, (error, stdout, stderr) =>
+        resolve({ args, ok: error === null && stderr.length === 0, stdout, stderr: stderr.toString("utf8") }))
+    })
+  // Nothing compiled since the last cache: every kept entry is newer than every compiled file.
+  const kept = fs.existsSync(dir) ? fs.readdirSync(dir) : []
+  if (kept.includes("help.txt") && kept.every((f) => fresh(f.replace(/\.txt$/, "")))) return
+  const top = await run(["--help"])
+  if (!top.ok) throw new Error(`autotune --help failed while building the help cache: ${top.stderr}`)
+  const commands = [...top.stdout.toString("utf8").replace(ANSI, "").matchAll(/^ {2}- ([a-z][a-z-]*)\b/gm)].map((m) => m[1])
+  const wanted = [["-h"], ["--version"], ...commands.flatMap((c) => [[c, "--help"], [c, "-h"]])]
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.mkdirSync(dir, { recursive: true })
+  // Each alias is run too (not assumed equal): the cache keeps what the CLI printed for it.
+  const runs = [top, ...(await Promise.all(wanted.map(run)))]
+  for (const r of runs) {
+    if (!r.ok) {
+      process.stderr.write(`help cache: autotune ${r.args.join(" ")} failed; it will run the CLI: ${r.stderr.trim()}\n`)
+      continue
+    }
+    const key = keyOf(r.args)
+    // `-h` and `--help` share an entry: the CLI must have printed the same for both.
+    const file = path.join(dir, `${key}.txt`)
+    if (fs.existsSync(file) && !fs.readFileSync(file).equals(r.stdout)) {
+      fs.rmSync(file)
+      process.stderr.write(`help cache: autotune ${r.args.join(" ")} differs from its alias; it will run the CLI\n`)
+      continue
+    }
+    fs.writeFileSync(file, r.stdout)
+  }
+}
+
+module.exports = { cached, keyOf, newestFile, build }
+
+if (require.main === module) {
+  build(path.join(__dirname, "..", "dist")).catch((e) => {
+    process.stderr.write(`${e.message}\n`)
+    process.exit(1)
+  })
+}
