@@ -70,6 +70,7 @@ export const embedded = (binary: string | null): ProviderAdapter => {
     name: "embedded",
     hasThreads: true,
     hasFlashAttn: true,
+    shortWarmUpSuffices: true,
     watchesParent: true,
     healthPath: null,
     argv: (spec, candidate) => launch([...args(spec), ...(candidate ? ["--no-join"] : [])]),

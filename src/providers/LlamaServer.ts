@@ -84,6 +84,7 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
     name: "llama-server",
     hasThreads: true,
     hasFlashAttn: true,
+    shortWarmUpSuffices: true,
     watchesParent: false,
     healthPath: "/health",
     argv: (spec) => ({

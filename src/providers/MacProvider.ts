@@ -23,6 +23,7 @@ export const macProvider = (binary: string): ProviderAdapter => {
     name: "macprovider",
     hasThreads: false,
     hasFlashAttn: false,
+    shortWarmUpSuffices: false,
     watchesParent: false,
     healthPath: null,
     argv: (spec, candidate) => ({

@@ -50,6 +50,16 @@ export interface ProviderAdapter extends Launchable {
   /** Whether the provider can switch flash attention (`--flash-attn-axis` allowed: llama-server, and embedded since issue 14). */
   readonly hasFlashAttn: boolean
   /**
+   * Whether a short first request warms this provider for a full-length one
+   * (SPEC D-1, issue 14 part 4): measured on 130M, after it the first
+   * full-length prefill is within 5 % of later ones on llama-server (6227 ms,
+   * then 6110–6225) and the embedded provider (3459 ms, then 3603–3667). A
+   * trial that already has its prompt calibration then sends no discarded
+   * full-length pre-warm request. False where unmeasured (macprovider: MLX
+   * compiles kernels per shape).
+   */
+  readonly shortWarmUpSuffices: boolean
+  /**
    * The context of one slot (sequence) the provider holds for `spec`, in
    * tokens: what the memory estimate sizes the KV cache of each of
    * `knobs.maxBatch` slots from. Each adapter sizes its own.

@@ -44,6 +44,12 @@ export interface PreWarmSpec {
   readonly gateTtftMs: number
   /** Calibration of the same model from an earlier trial, if any. */
   readonly known: Calibration | null
+  /**
+   * Whether a trial with a `known` calibration still sends the full-length
+   * request (the adapter's `shortWarmUpSuffices`, negated). Without a known
+   * calibration it is always sent: it calibrates the prompt (P-1).
+   */
+  readonly fullLength: boolean
 }
 
 /**
@@ -60,13 +66,16 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
 
 /**
  * Pre-warms a started provider (SPEC D-1) so first-use costs stay out of the
- * measurement: the start loaded the model; a short request (16 words, 1 reply
- * token) is the process's first use (page faults of the weights, a first
- * graph, a JIT) and is bounded only by `timeoutMs`; then `concurrent`
- * requests at the full target context at once run the first inference at
- * that length (measured on 130M after the libuv fix: the first full-length
- * prefill is within 5 % of the later ones on both llama-server and the
- * embedded provider, so it is as good a TTFT as a probe's).
+ * measurement: the start loaded the model; `concurrent` short requests at
+ * once (16 words, 1 reply token) are the process's first use (page faults of
+ * the weights, a first graph, a JIT) and are bounded only by `timeoutMs`;
+ * then `concurrent` requests at the full target context at once run the
+ * first inference at that length — unless the trial has a `known`
+ * calibration and `fullLength` is false (a provider a short request warms,
+ * `ProviderAdapter.shortWarmUpSuffices`): its first probe is then its first
+ * full-length request (measured on 130M after the libuv fix: the first
+ * full-length prefill is within 5 % of the later ones on both llama-server
+ * and the embedded provider, so it is as good a TTFT as a probe's).
  *
  * Without a `known` calibration, a second short request (64 words) follows
  * the first: the two `usage.prompt_tokens` counts calibrate words → tokens
@@ -107,10 +116,16 @@ export const preWarm = (
           status: null
         })
       }
-    // The process's first use, in every trial (a known calibration too): nothing after it pays first-use costs.
-    const a = yield* send(SHORT_WORDS, null)
-    const badA = failed(a) ?? implausible(SHORT_WORDS, a.promptTokens)
-    if (badA !== null) return badA
+    // The process's first use, in every trial (a known calibration too), every slot at once: nothing after it
+    // pays first-use costs.
+    const first = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(SHORT_WORDS, null), {
+      concurrency: "unbounded"
+    })
+    for (const s of first) {
+      const bad = failed(s) ?? implausible(SHORT_WORDS, s.promptTokens)
+      if (bad !== null) return bad
+    }
+    const a = first[0]!
     const shortPoint: readonly [number, number] | null = a.promptTokens === null ? null : [SHORT_WORDS, a.promptTokens]
     let calibration = spec.known
     if (calibration === null) {
@@ -123,6 +138,8 @@ export const preWarm = (
         if (b.promptTokens !== null) calibration = calibrate(shortPoint, [SECOND_WORDS, b.promptTokens])
       }
     }
+    // A calibrated trial on a provider the short request warmed: its first probe is its first full-length request.
+    if (spec.known !== null && !spec.fullLength) return { _tag: "Warm", calibration } as const
     const words = wordsForTokens(calibration, spec.targetContext)
     const boundMs = spec.boundMs === null ? null : Math.min(spec.boundMs, spec.timeoutMs)
     const full = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(words, boundMs), {

@@ -289,7 +289,8 @@ export const runTrial = (
       // candidates near the gate on a median); with first use paid by the short request, its TTFT is a probe's.
       boundMs: marginalUpTo === null ? gate : PRE_WARM_STAGE1_BOUND * gate,
       gateTtftMs: gate,
-      known
+      known,
+      fullLength: !s.adapter.shortWarmUpSuffices
     })
     phases.preWarmMs = yield* since(t1)
     const afterWarm = yield* meter.snapshot(group)
