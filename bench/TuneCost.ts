@@ -115,8 +115,8 @@ const knobsOf = (t: TrialRow) =>
 
 /**
  * A request cut at the gate before any token (Probe.ts's reason; `pre-warm: …` when the pre-warm's own
- * bound cut it, PreWarm.ts): the provider reported nothing for it. Stage 1's pre-warm bound is twice the
- * gate (PRE_WARM_STAGE1_BOUND); the gate is still the least time that proves TTFT > gate, the rest overhead.
+ * bound cut it, PreWarm.ts): the provider reported nothing for it. A pre-warm bound may lie past the
+ * gate (preWarmBoundMs); the gate is still the least time that proves TTFT > gate, the rest overhead.
  */
 const cutAtGate = (notes: string | null) => notes !== null && /^(pre-warm: )?TTFT > \d+ ms gate \(no first token yet\)/.test(notes)
 

@@ -38,18 +38,33 @@ const newestFile = (dir, ext) =>
   }, 0)
 
 /**
+ * What the answers depend on besides the compiled files, as one line: this
+ * package's version (`--version`, and the help's header, read from
+ * package.json at run time) and @effect/cli's (it lays the help out). Kept
+ * beside the answers as `stamp`; answers under another stamp are not used.
+ */
+const stampOf = (dist) => {
+  const root = path.join(dist, "..")
+  const version = (file) => JSON.parse(fs.readFileSync(file, "utf8")).version
+  const cli = require.resolve("@effect/cli/package.json", { paths: [root] })
+  return `llm-autotune ${version(path.join(root, "package.json"))}, @effect/cli ${version(cli)}`
+}
+
+/**
  * The kept stdout (bytes) answering `args` from `dist`, or null: not a help or
- * version request, no entry, an entry older than a compiled file, or
+ * version request, no entry, an entry older than a compiled file, a stamp
+ * that is not this package's and @effect/cli's versions, or
  * AUTOTUNE_HELP_CACHE=off.
  */
 const cached = (dist, args) => {
   const key = keyOf(args)
   if (key === null || process.env.AUTOTUNE_HELP_CACHE === "off") return null
   try {
-    const file = path.join(dist, "help", `${key}.txt`)
-    const kept = fs.statSync(file, { throwIfNoEntry: false })
+    const dir = path.join(dist, "help")
+    const kept = fs.statSync(path.join(dir, `${key}.txt`), { throwIfNoEntry: false })
     if (kept === undefined || kept.mtimeMs < newestFile(dist, ".js")) return null
-    return fs.readFileSync(file)
+    if (fs.readFileSync(path.join(dir, "stamp"), "utf8") !== stampOf(dist)) return null
+    return fs.readFileSync(path.join(dir, `${key}.txt`))
   } catch {
     return null
   }
@@ -59,33 +74,44 @@ const ANSI = /\u001b\[[0-9;]*m/g
 
 /**
  * Writes dist/help/: runs `node dist/bin.js` for `--help`, `-h`, `--version`
- * and each command the top-level help lists (`<command> --help`, `-h`) and
- * keeps each stdout of a run that exited 0 with nothing on stderr. Skipped when
- * every kept entry is already newer than every compiled file. A run that fails
- * leaves its entry out (the launcher then runs the CLI) and is reported.
+ * and each command the top-level help lists (`<command> --help`, `-h`), two
+ * at a time, and keeps each stdout of a run that exited 0 with nothing on
+ * stderr, with the `stamp` it was made under. Skipped when the stamp holds
+ * and every kept entry is newer than every compiled file. A run that fails
+ * leaves its entry out (the launcher then runs the CLI) and is reported;
+ * it never fails the build, which only loses the shortcut.
  */
 const build = async (dist) => {
   const { execFile } = require("node:child_process")
   const dir = path.join(dist, "help")
   const newest = newestFile(dist, ".js")
-  const fresh = (key) => (fs.statSync(path.join(dir, `${key}.txt`), { throwIfNoEntry: false })?.mtimeMs ?? 0) >= newest
+  const stamp = stampOf(dist)
+  const fresh = (file) => (fs.statSync(path.join(dir, file), { throwIfNoEntry: false })?.mtimeMs ?? 0) >= newest
   const run = (args) =>
     new Promise((resolve) => {
       const env = { ...process.env, AUTOTUNE_HELP_CACHE: "off" }
       execFile(process.execPath, [path.join(dist, "bin.js"), ...args], { env, encoding: "buffer", maxBuffer: 16 << 20 }, (error, stdout, stderr) =>
         resolve({ args, ok: error === null && stderr.length === 0, stdout, stderr: stderr.toString("utf8") }))
     })
-  // Nothing compiled since the last cache: every kept entry is newer than every compiled file.
+  // Nothing compiled since the last cache, under the same versions.
   const kept = fs.existsSync(dir) ? fs.readdirSync(dir) : []
-  if (kept.includes("help.txt") && kept.every((f) => fresh(f.replace(/\.txt$/, "")))) return
+  const stampHolds = kept.includes("stamp") && fs.readFileSync(path.join(dir, "stamp"), "utf8") === stamp
+  if (stampHolds && kept.includes("help.txt") && kept.every(fresh)) return
+  fs.rmSync(dir, { recursive: true, force: true })
   const top = await run(["--help"])
-  if (!top.ok) throw new Error(`autotune --help failed while building the help cache: ${top.stderr}`)
+  if (!top.ok) {
+    process.stderr.write(`help cache: autotune --help failed, so nothing is kept (the CLI answers): ${top.stderr.trim()}\n`)
+    return
+  }
   const commands = [...top.stdout.toString("utf8").replace(ANSI, "").matchAll(/^ {2}- ([a-z][a-z-]*)\b/gm)].map((m) => m[1])
   const wanted = [["-h"], ["--version"], ...commands.flatMap((c) => [[c, "--help"], [c, "-h"]])]
-  fs.rmSync(dir, { recursive: true, force: true })
-  fs.mkdirSync(dir, { recursive: true })
   // Each alias is run too (not assumed equal): the cache keeps what the CLI printed for it.
-  const runs = [top, ...(await Promise.all(wanted.map(run)))]
+  const runs = [top]
+  for (let i = 0; i < wanted.length; i += 2) runs.push(...(await Promise.all(wanted.slice(i, i + 2).map(run))))
+  // Written aside and renamed into place whole, so a launcher never reads a half-written cache.
+  const staging = `${dir}.${process.pid}`
+  fs.rmSync(staging, { recursive: true, force: true })
+  fs.mkdirSync(staging, { recursive: true })
   for (const r of runs) {
     if (!r.ok) {
       process.stderr.write(`help cache: autotune ${r.args.join(" ")} failed; it will run the CLI: ${r.stderr.trim()}\n`)
@@ -93,7 +119,7 @@ const build = async (dist) => {
     }
     const key = keyOf(r.args)
     // `-h` and `--help` share an entry: the CLI must have printed the same for both.
-    const file = path.join(dir, `${key}.txt`)
+    const file = path.join(staging, `${key}.txt`)
     if (fs.existsSync(file) && !fs.readFileSync(file).equals(r.stdout)) {
       fs.rmSync(file)
       process.stderr.write(`help cache: autotune ${r.args.join(" ")} differs from its alias; it will run the CLI\n`)
@@ -101,6 +127,9 @@ const build = async (dist) => {
     }
     fs.writeFileSync(file, r.stdout)
   }
+  fs.writeFileSync(path.join(staging, "stamp"), stamp)
+  fs.rmSync(dir, { recursive: true, force: true })
+  fs.renameSync(staging, dir)
 }
 
 module.exports = { cached, keyOf, newestFile, build }

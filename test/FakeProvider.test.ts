@@ -44,6 +44,24 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
     expect(trials.every((t) => t.fits === 1 || (t.notes ?? "").length > 0)).toBe(true)
   })
 
+  it("D-1 a process's slow first use is kept out of the gate: a pre-warm bounded by the gate (issue 14) still passes it", async () => {
+    // first-slow-3000: each process's first request takes 3 s, every later one 5 ms; the gate is 1000 ms, and
+    // the full-length pre-warm is bounded by it (twice it in Stage 1): only the first-use requests are not.
+    const { db, r } = await tuneFake("first-slow-3000", ["--gate-ttft-ms", "1000"])
+    expect(r.code, r.stderr).toBe(0)
+    const doc = decodeDoc(r.stdout)
+    expect(doc.recommendation?.model).toBe("first-slow-3000")
+    expect(doc.infeasible).toEqual([])
+    const trials = await readRows<{ fits: number; ttft_ms: number; prewarm_ms: number }>(db, "SELECT fits, ttft_ms, prewarm_ms FROM tune_trials")
+    // Every trial (Stage 1 and each cell, a process each) paid its 3 s in the pre-warm, none in a probe.
+    expect(trials.length).toBeGreaterThan(1)
+    for (const t of trials) {
+      expect(t.fits).toBe(1)
+      expect(t.prewarm_ms).toBeGreaterThanOrEqual(3000)
+      expect(t.ttft_ms).toBeLessThan(1000)
+    }
+  })
+
   it("E-5 macprovider knob flags: --kv-bits, --max-context, --max-batch passed per cell; no --threads", async () => {
     const { argvs, r } = await tuneFake("ok-5", ["--kv-bits-axis", "unset,4", "--max-context-axis", "300", "--max-batch-axis", "2"])
     expect(r.code, r.stderr).toBe(0)

@@ -156,6 +156,9 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     expect(first[0]?.notes).toContain("unknown model architecture")
   })
 
+  /** Requests a Stage 1 pre-warm sends (steps/PreWarm.ts): two short ones and the full-length one. */
+  const PRE_WARM_REQUESTS = 3
+
   it("G-1 E-4 a llama-server killed mid-probe fails that trial as a provider death, and the tune goes on", async () => {
     const dir = tempDir()
     const db = Path.join(dir, "runs.db")
@@ -166,13 +169,14 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     )
     const logs = Path.join(dir, "logs")
     const log = () => logFiles(logs)[0]
-    // Both pre-warm requests are done (llama-server logs "prompt eval time" per finished request): probes are next.
+    // Stage 1's three pre-warm requests are done (two short, one full-length; llama-server logs "prompt eval
+    // time" per finished request): probes are next.
     const finished = () => {
       const f = log()
       return f === undefined ? 0 : Fs.readFileSync(f, "utf8").split("prompt eval time").length - 1
     }
-    await waitFor(() => finished() >= 2, 60_000)
-    expect(finished()).toBeGreaterThanOrEqual(2)
+    await waitFor(() => finished() >= PRE_WARM_REQUESTS, 60_000)
+    expect(finished()).toBeGreaterThanOrEqual(PRE_WARM_REQUESTS)
     // This run's server: the port is in its log file's name (<model>-<port>-<ts>-<uuid8>.log, SPEC E-3).
     const port = Path.basename(log()!).split("-").at(-3)
     // The server itself, not the shim that runs it (whose argv starts with node).
@@ -186,6 +190,8 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     expect(rows.map((x) => [x.model, x.fits, x.notes])).toEqual([[smallModelPath(), 0, expect.anything()], [tinyModelPath(), 1, null]])
     expect(rows[0]!.notes).toMatch(/died|exited/)
     expect(rows[0]!.notes).toContain("SIGKILL")
+    // Killed in a probe, not in its pre-warm.
+    expect(rows[0]!.notes).not.toMatch(/^pre-warm/)
   })
 
   /** Starts a tune whose Stage 1 probes are long, and resolves once its llama-server is measuring; returns the server's pid. */
@@ -194,7 +200,7 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     const cli = startCli(tuneArgs(db, smallModelPath(), ["--kv-bits-axis", "unset"], 400, 3), { XDG_DATA_HOME: dir })
     const logs = Path.join(dir, "logs")
     const log = () => logFiles(logs)[0]
-    await waitFor(() => log() !== undefined && Fs.readFileSync(log()!, "utf8").split("prompt eval time").length - 1 >= 2, 60_000)
+    await waitFor(() => log() !== undefined && Fs.readFileSync(log()!, "utf8").split("prompt eval time").length - 1 >= PRE_WARM_REQUESTS, 60_000)
     const port = Path.basename(log()!).split("-").at(-3)
     const pid = Number(ChildProcess.execFileSync("pgrep", ["-f", "--", `^[^ ]*llama-server -m .*--port ${port} `]).toString().trim().split("\n")[0])
     return { cli, db, pid, port: Number(port) }

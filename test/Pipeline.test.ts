@@ -98,10 +98,10 @@ describe("budget (SPEC H-3) through the pipeline, under TestClock", () => {
 
   it.effect("H-3 expiry mid-Stage-2: partial recommendation of the best cell so far, kept, every provider stopped", () =>
     Effect.gen(function*() {
-      // fast-1b: Stage 1 = 3 warm-ups of 1 s + 3 probes of 1.2 s (0–6.6 s); a cell's pre-warm is its short
-      // first-use request and the full-length one (known calibration): cell unset = 2 + 3 × 1.2 s (to 12.2 s),
-      // cell 8 = 2 + 3 × 1.1 s (to 17.5 s): a 19 s budget cuts cell 4-bit, the third.
-      const r = yield* runWithClock(plan(["fast-1b"], 19_000), 60)
+      // fast-1b: Stage 1 = 3 warm-ups of 1 s + 3 probes of 1.2 s (0–6.6 s); a cell's pre-warm is the same 3
+      // requests (two short ones, and the full-length one macprovider still gets): cell unset = 3 + 3 × 1.2 s
+      // (to 13.2 s), cell 8 = 3 + 3 × 1.1 s (to 19.5 s): a 21 s budget cuts cell 4-bit, the third.
+      const r = yield* runWithClock(plan(["fast-1b"], 21_000), 60)
       expect(r.exit._tag).toBe("Failure")
       expect(r.run).toMatchObject({ exit_reason: "budget_exhausted", partial: 1 })
       const rec = JSON.parse(r.run.recommendation_json!)
@@ -136,8 +136,8 @@ describe("resume (SPEC R-1, R-2) through the pipeline, under TestClock", () => {
 
   it.effect("R-2 a budget-cut run resumed: measured trials reused (no provider started for them), the rest measured, the same recipe_hash as an uninterrupted run", () =>
     Effect.gen(function*() {
-      // The 19 s budget cuts Stage 2's third cell (see H-3 above): Stage 1 and two cells are measured.
-      const cut = plan(["fast-1b"], 19_000)
+      // The 21 s budget cuts Stage 2's third cell (see H-3 above): Stage 1 and two cells are measured.
+      const cut = plan(["fast-1b"], 21_000)
       const first = yield* runWithClock(cut, 60)
       expect(first.run).toMatchObject({ exit_reason: "budget_exhausted" })
       const [parent] = yield* runsOf(cut.dbPath)

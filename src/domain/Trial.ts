@@ -157,7 +157,9 @@ export const promptTokensOf = (x: ProbeSample): number | null => x.promptTokens 
  * A trial's outcome from its verdict and samples (SPEC B-2, N-1): medians, p95
  * and spread over the feasible samples, the provider's own figures (medians;
  * request time summed), and the error count (a failure outside the requests —
- * start, pre-warm, P-1 — counts as one; an estimate skip sent none).
+ * start, pre-warm, P-1 — counts as one; an estimate skip sent none, and a
+ * gate call — a probe's, N-2's median or a pre-warm cut at its bound — is
+ * no error).
  */
 export const summarizeTrial = (
   verdict: Verdict,

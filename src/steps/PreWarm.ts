@@ -8,13 +8,27 @@ import type { RunningServer } from "../domain/RunningServer.js"
 import { inPreWarm, type ProbeFailure, Verdict } from "../domain/Verdict.js"
 import type { ProbeSample } from "../domain/Trial.js"
 import { probeOnce } from "./Probe.js"
-import { type Calibration, calibrate, plausiblePromptTokens, promptOfWords, wordsForTokens } from "../domain/Prompt.js"
+import {
+  type Calibration,
+  calibrate,
+  plausiblePromptTokens,
+  PROMPT_TOLERANCE,
+  promptOfWords,
+  wordsForTokens
+} from "../domain/Prompt.js"
 
 /** Words of the first, short pre-warm request: a process's first use, and one calibration point. */
 const SHORT_WORDS = 16
 
 /** Words of the second short request, sent only without a known calibration: the second calibration point. */
 const SECOND_WORDS = 64
+
+/**
+ * The pre-warm's policy in a run's identity (SPEC R-1 `policy.prewarm`):
+ * changed whenever what a pre-warm sends or bounds changes, so a resume does
+ * not replay trials pre-warmed otherwise.
+ */
+export const PRE_WARM_POLICY = "short-first-use, full-length bounded by the gate (issue 14)"
 
 /** Pre-warm outcome: a calibration on success, else how the request failed (phase `pre-warm`). */
 export type PreWarmResult =
@@ -34,10 +48,8 @@ export interface PreWarmSpec {
   /**
    * The full-length request's TTFT bound, ms (issue 14 part 4): a
    * request with no first token by then is cut, and the pre-warm fails
-   * with a `GateMissed` naming `gateTtftMs`. At least the gate (the
-   * caller's choice: the gate, or PRE_WARM_STAGE1_BOUND × it where N-2 may
-   * still call a candidate near the gate feasible); null: bounded by
-   * `timeoutMs` only.
+   * with a `GateMissed` naming `gateTtftMs`. At least the gate: the caller
+   * picks it (`preWarmBoundMs`); null: bounded by `timeoutMs` only.
    */
   readonly boundMs: number | null
   /** The TTFT gate (G-1), ms: what a cut full-length request's reason names. */
@@ -53,13 +65,28 @@ export interface PreWarmSpec {
 }
 
 /**
- * Stage 1's pre-warm bound, as a multiple of the gate (issue 14 part 4). N-2
- * calls a Stage 1 candidate near the gate on the median of several
- * replicates, so one request just over the gate must not decide it; a
- * full-length prefill past twice the gate is no candidate the median could
- * call feasible.
+ * The pre-warm bound where the full-length request is not a probe's equal,
+ * as a multiple of the gate (issue 14 part 4): in Stage 1, where N-2 calls a
+ * candidate near the gate on the median of several replicates (one request
+ * just over the gate must not decide it); under an objective (C-1), whose
+ * probes start their streams STREAM_STAGGER_MS apart while the pre-warm's
+ * start at once; and on a provider a short request does not warm
+ * (`shortWarmUpSuffices` false: the full-length request may still carry
+ * first-use costs). A full-length prefill past twice the gate is no
+ * candidate any of those could call feasible.
  */
-export const PRE_WARM_STAGE1_BOUND = 2
+export const PRE_WARM_LOOSE_BOUND = 2
+
+/**
+ * The full-length pre-warm request's TTFT bound, ms (issue 14 part 4):
+ * `gateMs` × (1 + PROMPT_TOLERANCE) where that request is a probe's equal (a
+ * provider the short requests warmed, no N-2 median call, no objective; the
+ * tolerance covers a prompt sized from the two short points rather than a
+ * full-length calibration, off by at most what P-1 allows a probe), else
+ * PRE_WARM_LOOSE_BOUND × `gateMs`.
+ */
+export const preWarmBoundMs = (gateMs: number, probeEqual: boolean): number =>
+  probeEqual ? Math.ceil(gateMs * (1 + PROMPT_TOLERANCE)) : PRE_WARM_LOOSE_BOUND * gateMs
 
 const failed = (s: ProbeSample): PreWarmResult | null =>
   s.failure !== null && s.ttftMs === null ? { _tag: "Failed", failure: inPreWarm(s.failure) } : null
@@ -77,11 +104,12 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * full-length prefill is within 5 % of the later ones on both llama-server
  * and the embedded provider, so it is as good a TTFT as a probe's).
  *
- * Without a `known` calibration, a second short request (64 words) follows
- * the first: the two `usage.prompt_tokens` counts calibrate words → tokens
- * for this provider's tokenizer and chat template (SPEC P-1) before any
- * full-length prefill, so that request is sized to the target; the first
- * point and the full-length one then refine it (a wider baseline).
+ * A second short request (64 words, every trial: past the 32 tokens where
+ * llama.cpp switches to its batched matrix path) follows the first; without
+ * a `known` calibration the two `usage.prompt_tokens` counts calibrate
+ * words → tokens for this provider's tokenizer and chat template (SPEC P-1)
+ * before any full-length prefill, so that request is sized to the target;
+ * the first point and the full-length one then refine it (a wider baseline).
  * A prompt-token count no tokenizer gives (0, negative, absurd: see
  * `plausiblePromptTokens`) fails the pre-warm with that reason instead of
  * sizing a prompt from it.
@@ -127,34 +155,40 @@ export const preWarm = (
     }
     const a = first[0]!
     const shortPoint: readonly [number, number] | null = a.promptTokens === null ? null : [SHORT_WORDS, a.promptTokens]
+    // The second short request, in every trial too: a prompt past 32 tokens, where llama.cpp's batched matrix
+    // path (and a GPU build's GEMM library) takes over from the single-token one. Its prompt extends the first's
+    // (same words, same template), so the difference of the two counts is the 48 added words' tokens alone.
+    const b = yield* send(SECOND_WORDS, null)
+    const badB = failed(b) ?? implausible(SECOND_WORDS, b.promptTokens)
+    if (badB !== null) return badB
     let calibration = spec.known
     if (calibration === null) {
-      // First guess: all of the short prompt's tokens were text (overhead ignored); a second point corrects it.
-      calibration = { overheadTokens: 0, tokensPerWord: a.promptTokens === null ? 1 : a.promptTokens / SHORT_WORDS }
-      if (shortPoint !== null) {
-        const b = yield* send(SECOND_WORDS, null)
-        const badB = failed(b) ?? implausible(SECOND_WORDS, b.promptTokens)
-        if (badB !== null) return badB
-        if (b.promptTokens !== null) calibration = calibrate(shortPoint, [SECOND_WORDS, b.promptTokens])
-      }
+      calibration = shortPoint !== null && b.promptTokens !== null
+        ? calibrate(shortPoint, [SECOND_WORDS, b.promptTokens])
+        // No counts to calibrate from: 1 token a word, the full-length request's count corrects it below.
+        : { overheadTokens: 0, tokensPerWord: 1 }
     }
     // A calibrated trial on a provider the short request warmed: its first probe is its first full-length request.
     if (spec.known !== null && !spec.fullLength) return { _tag: "Warm", calibration } as const
     const words = wordsForTokens(calibration, spec.targetContext)
-    const boundMs = spec.boundMs === null ? null : Math.min(spec.boundMs, spec.timeoutMs)
+    // Short of the request timeout, so a cut there reads as the bound's, never as a timeout (a race otherwise).
+    const boundMs = spec.boundMs === null ? null : Math.min(spec.boundMs, spec.timeoutMs - 1)
     const full = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(words, boundMs), {
       concurrency: "unbounded"
     })
+    // A request that failed outright (an error, a death) is named before one cut at the bound: the cut must not
+    // hide it (nor its D-2 classification).
     for (const s of full) {
-      // A TTFT past the bound (cut before its first token, or later than it) is the gate's call, not a failure.
-      if (spec.boundMs !== null && s.failure?._tag === "GateMissed") {
-        return {
-          _tag: "Failed",
-          failure: Verdict.GateMissed({ phase: "pre-warm", gateTtftMs: spec.gateTtftMs, ttftMs: s.ttftMs })
-        } as const
-      }
-      const bad = failed(s) ?? implausible(words, s.promptTokens)
+      const bad = s.failure?._tag === "GateMissed" ? null : failed(s) ?? implausible(words, s.promptTokens)
       if (bad !== null) return bad
+    }
+    // A TTFT past the bound (cut before its first token, or later than it) is the gate's call, not a failure.
+    const cut = full.find((s) => s.failure?._tag === "GateMissed")
+    if (cut !== undefined) {
+      return {
+        _tag: "Failed",
+        failure: Verdict.GateMissed({ phase: "pre-warm", gateTtftMs: spec.gateTtftMs, ttftMs: cut.ttftMs })
+      } as const
     }
     const tokens = full[0]?.promptTokens ?? null
     if (spec.known === null && shortPoint !== null && tokens !== null) {

@@ -19,7 +19,7 @@ import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { CandidateProvider } from "../services/CandidateProvider.js"
 import { CpuMeter, type CpuSnapshot, othersCores } from "../services/CpuMeter.js"
 import type { TrialLedger } from "./Ledger.js"
-import { PRE_WARM_STAGE1_BOUND, preWarm } from "./PreWarm.js"
+import { preWarm, preWarmBoundMs } from "./PreWarm.js"
 import { probeOnce } from "./Probe.js"
 
 /** The run-wide settings a trial needs. Units: tokens, ms. */
@@ -285,9 +285,9 @@ export const runTrial = (
       // D-1: first-use costs are excluded from the gate, so a pre-warm request
       // gets the ready timeout on top of the request timeout.
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
-      // Issue 14 part 4: the full-length request is bounded by the gate (twice it in Stage 1, where N-2 calls
-      // candidates near the gate on a median); with first use paid by the short request, its TTFT is a probe's.
-      boundMs: marginalUpTo === null ? gate : PRE_WARM_STAGE1_BOUND * gate,
+      // Issue 14 part 4: the full-length request is bounded by the gate where it is a probe's equal (first use
+      // paid by the short requests, no N-2 median call, no staggered streams), else by twice the gate.
+      boundMs: preWarmBoundMs(gate, s.adapter.shortWarmUpSuffices && marginalUpTo === null && objective === null),
       gateTtftMs: gate,
       known,
       fullLength: !s.adapter.shortWarmUpSuffices

@@ -68,9 +68,9 @@ describe("budgets through the library, under TestClock (SPEC H-3)", () => {
 
   it.effect("H-3 a budget that expires in Stage 2 keeps the best cell measured so far; every provider is released", () =>
     Effect.gen(function*() {
-      // fast-1b: Stage 1 ends at 6.6 s, cell unset at 12.2 s, cell 8 at 17.5 s; 19 s cuts cell 4.
-      const r = yield* run([cand("fast-1b", 1)], 19_000, 60)
-      expect(r.exit).toEqual(Exit.fail(over(19_000)))
+      // fast-1b: Stage 1 ends at 6.6 s, cell unset at 13.2 s, cell 8 at 19.5 s (3 pre-warm requests each); 21 s cuts cell 4.
+      const r = yield* run([cand("fast-1b", 1)], 21_000, 60)
+      expect(r.exit).toEqual(Exit.fail(over(21_000)))
       expect(r.best?.model).toBe("fast-1b")
       expect(r.best?.knobs.kvBits).toBe(8)
       expect(r.best?.tps).toBeCloseTo(30)
@@ -80,9 +80,9 @@ describe("budgets through the library, under TestClock (SPEC H-3)", () => {
 
   it.effect("H-3 a budget cutting the next cell during its pre-warm: the finished cells count, the cut one is released", () =>
     Effect.gen(function*() {
-      // Stage 1 ends at 6.6 s and cell unset at 12.2 s; a 12.5 s budget cuts cell 8 at its start (its pre-warm).
-      const r = yield* run([cand("fast-1b", 1)], 12_500, 60)
-      expect(r.exit).toEqual(Exit.fail(over(12_500)))
+      // Stage 1 ends at 6.6 s and cell unset at 13.2 s; a 13.5 s budget cuts cell 8 at its start (its pre-warm).
+      const r = yield* run([cand("fast-1b", 1)], 13_500, 60)
+      expect(r.exit).toEqual(Exit.fail(over(13_500)))
       expect(r.best?.knobs.kvBits).toBeNull()
       expect(r.best?.knobs.maxContext).toBe(100)
       expect([r.started, r.stopped]).toEqual([3, 3])

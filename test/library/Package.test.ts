@@ -80,6 +80,11 @@ describe("the installed package (issue 14)", () => {
     fs.writeFileSync(Path.join(dist, "bin.js"), "process.stdout.write(\"live \" + process.argv.slice(2).join(\" \"))\n")
     fs.writeFileSync(Path.join(dist, "help", "help.txt"), "kept help")
     fs.writeFileSync(Path.join(dist, "help", "version.txt"), "kept version")
+    // The versions the answers were made under: this package's and @effect/cli's.
+    fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
+    fs.mkdirSync(Path.join(root, "node_modules", "@effect", "cli"), { recursive: true })
+    fs.writeFileSync(Path.join(root, "node_modules", "@effect", "cli", "package.json"), JSON.stringify({ name: "@effect/cli", version: "1.2.3" }))
+    fs.writeFileSync(Path.join(dist, "help", "stamp"), "llm-autotune 9.9.9, @effect/cli 1.2.3")
     const at = (file: string, s: number) => fs.utimesSync(file, s, s)
     const t = Math.floor(Date.now() / 1000) - 100
     at(Path.join(dist, "bin.js"), t)
@@ -91,6 +96,11 @@ describe("the installed package (issue 14)", () => {
     // Only exact help and version requests are answered from the cache.
     assert.strictEqual(await run("--help", "--log-level", "info"), "live --help --log-level info")
     assert.strictEqual(await run("tune", "--help"), "live tune --help") // no entry kept for it
+    // A new version (`npm version`, whose build compiles nothing new) or another @effect/cli: the CLI answers.
+    fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.10" }))
+    assert.strictEqual(await run("--version"), "live --version")
+    fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
+    assert.strictEqual(await run("--version"), "kept version")
     // A compiled file newer than the kept answers (tsc run without the build script): the CLI answers.
     fs.mkdirSync(Path.join(dist, "cli"))
     fs.writeFileSync(Path.join(dist, "cli", "TuneCommand.js"), "")

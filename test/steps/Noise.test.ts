@@ -91,17 +91,19 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 2500 })
       expect(o.samples.length).toBe(2)
     }))
-  it.effect("issue 14 a Stage 2 trial's pre-warm is bounded by the gate itself; a known calibration still sends the short first-use request", () =>
+  it.effect("issue 14 on a provider a short request does not warm (macprovider) a calibrated trial still sends the full-length pre-warm, bounded by twice the gate", () =>
     Effect.gen(function*() {
-      // No marginal call (Stage 2, verify): the full-length pre-warm (sent: macprovider is not warmed by a short
-      // request) is cut at the 3000 ms gate.
-      const { value: o } = yield* simulated(
-        runTrial({ ...simulatedSettings, gateTtftMs: 3000 }, cand("slow-8b"), Knobs.defaults, 3, { overheadTokens: 5, tokensPerWord: 1 })
-      )
-      expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 3000, ttftMs: null })
-      // The short request (4 s), then the full-length one cut at 3 s: no second calibration request.
-      expect(o.phases.preWarmMs).toBe(7000)
+      const known = { overheadTokens: 5, tokensPerWord: 1 }
+      // slow-8b answers after 4 s: past 2 × 1500 ms, cut there.
+      const { value: o } = yield* simulated(runTrial({ ...simulatedSettings, gateTtftMs: 1500 }, cand("slow-8b"), Knobs.defaults, 3, known))
+      expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 1500, ttftMs: null })
+      // The two short requests (4 s each), then the full-length one cut at 3 s.
+      expect(o.phases.preWarmMs).toBe(11_000)
       expect(o.samples.length).toBe(0)
+      // Within twice a 3000 ms gate (its first-use costs may still be in it): the probes decide, cut at the gate.
+      const { value: p } = yield* simulated(runTrial({ ...simulatedSettings, gateTtftMs: 3000 }, cand("slow-8b"), Knobs.defaults, 3, known))
+      expect(p.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 3000 })
+      expect(p.phases.preWarmMs).toBe(12_000)
     }))
   it.effect("issue 14 D-1 a calibrated trial on a provider a short request warms sends no full-length pre-warm: its first probe is its first full-length request", () =>
     Effect.gen(function*() {
@@ -109,18 +111,19 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       const known = { overheadTokens: 5, tokensPerWord: 1 }
       const { value: fits } = yield* simulated(runTrial(warmedShort, cand("fast-1b"), Knobs.defaults, 3, known))
       expect(fits.verdict._tag).toBe("Fits")
-      // One short request of 1 s, then the 3 probes.
-      expect(fits.phases.preWarmMs).toBe(1000)
+      // The two short requests of 1 s, then the 3 probes.
+      expect(fits.phases.preWarmMs).toBe(2000)
       expect(fits.samples.length).toBe(3)
       // At a 3000 ms gate slow-8b's first probe is cut there: the gate's call, in the probe phase.
       const { value: cut } = yield* simulated(runTrial({ ...warmedShort, gateTtftMs: 3000 }, cand("slow-8b"), Knobs.defaults, 3, known))
       expect(cut.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 3000, ttftMs: null })
-      expect(cut.phases.preWarmMs).toBe(4000)
+      expect(cut.phases.preWarmMs).toBe(8000)
       expect(cut.samples.length).toBe(1)
-      // Without a calibration the full-length request is still sent (it calibrates the prompt, P-1): cut at the gate.
+      // Without a calibration the full-length request is still sent (it calibrates the prompt, P-1), a probe's
+      // equal here: cut at the gate + P-1's 5 % (a prompt sized from two short points).
       const { value: uncal } = yield* simulated(runTrial({ ...warmedShort, gateTtftMs: 3000 }, cand("slow-8b"), Knobs.defaults, 3, null))
       expect(uncal.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 3000 })
-      expect(uncal.phases.preWarmMs).toBe(11_000)
+      expect(uncal.phases.preWarmMs).toBe(11_150)
     }))
   it.effect("N-2 one slow request does not decide Stage 1: replicates on both sides of the gate are marginal and called on the median", () =>
     Effect.gen(function*() {

@@ -3,9 +3,9 @@
 // from one that loads it.
 import { register } from "node:module"
 
-// The entry point itself (no parent) still loads.
+// The entry point itself (no parent) and Node's own modules still load.
 const hook = `export async function resolve(specifier, context, next) {
-  if (context.parentURL === undefined) return next(specifier, context)
+  if (context.parentURL === undefined || specifier.startsWith("node:")) return next(specifier, context)
   throw new Error("no module may be loaded here: " + specifier)
 }`
 register(`data:text/javascript,${encodeURIComponent(hook)}`)
