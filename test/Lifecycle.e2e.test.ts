@@ -76,14 +76,14 @@ describe("L-1 a candidate's whole process group is stopped", () => {
     const dir = tempDir()
     // All ignore SIGTERM, and answer every request after their delay. At a 700 ms gate, Stage 1 bounds the
     // full-length pre-warm at twice the gate: stubborn-1500 is cut there (its short first-use requests are not
-    // bounded, D-1); stubborn-1200 passes it and is cut in its probe, past the gate + 15 %. stubborn-5 fits, so
+    // bounded, D-1); stubborn-900 passes it (500 ms to spare) and is cut in its probe, past the gate + 15 %. stubborn-5 fits, so
     // its trials end as usual: SIGTERM, 3 s, then a SIGKILL said on stderr.
     const argvLog = Path.join(dir, "argv")
-    const r = await runCli([...fakeTune(dir, "stubborn-1500,stubborn-1200,stubborn-5"), "--gate-ttft-ms", "700"],
+    const r = await runCli([...fakeTune(dir, "stubborn-1500,stubborn-900,stubborn-5"), "--gate-ttft-ms", "700"],
       { env: { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argvLog } })
     expect(r.code, r.stderr).toBe(0)
     expect(r.stderr).toMatch(/#1 stubborn-1500 \(size unknown\): infeasible: pre-warm: TTFT > 700 ms gate \(no first token yet\)/)
-    expect(r.stderr).toMatch(/#2 stubborn-1200 \(size unknown\): infeasible: TTFT > 700 ms gate/)
+    expect(r.stderr).toMatch(/#2 stubborn-900 \(size unknown\): infeasible: TTFT > 700 ms gate/)
     // Four starts (the two gated ones, Stage 1 and Stage 2 of the fitting one), two announced SIGKILLs after 3 s:
     // the gated candidates' stops were neither announced nor 3 s long.
     expect(Fs.readFileSync(argvLog, "utf8").trim().split("\n")).toHaveLength(4)

@@ -130,7 +130,8 @@ export class CpuMeter extends Effect.Service<CpuMeter>()("llm-autotune/CpuMeter"
   /**
    * A meter whose measured windows see the background load `load(i)` (cores)
    * for the i-th window (0-based; a window ends at every second snapshot: a
-   * trial's pre-warm is one, its replicates the next), and
+   * trial's full-length pre-warm requests are one when it sends them, its
+   * replicates the next), and
    * whose `awaitQuiet` answers at once with `quiet()` (default true), counting
    * its calls in `waits`. For tests of the guard without real load.
    */

@@ -1,6 +1,7 @@
 /**
- * The pre-warm (SPEC D-1): the model's first inference, at the full target
- * context, before anything is measured; it also calibrates the prompt builder.
+ * The pre-warm (SPEC D-1): the process's first use, before anything is
+ * measured, at the least cost (short requests, and a full-length one only
+ * where needed, bounded by the gate); it also calibrates the prompt builder.
  */
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
@@ -20,7 +21,7 @@ import {
 /** Words of the first, short pre-warm request: a process's first use, and one calibration point. */
 const SHORT_WORDS = 16
 
-/** Words of the second short request, sent only without a known calibration: the second calibration point. */
+/** Words of the second short request (every trial): past llama.cpp's 32-token batched path, and the second calibration point. */
 const SECOND_WORDS = 64
 
 /**
@@ -33,7 +34,15 @@ export const PRE_WARM_POLICY = "short-first-use, full-length bounded by the gate
 /** Pre-warm outcome: a calibration on success, else how the request failed (phase `pre-warm`). */
 export type PreWarmResult =
   | { readonly _tag: "Warm"; readonly calibration: Calibration }
-  | { readonly _tag: "Failed"; readonly failure: ProbeFailure }
+  | {
+    readonly _tag: "Failed"
+    readonly failure: ProbeFailure
+    /**
+     * A full-length request cut at its bound (`GateMissed`): the calibration the two short requests gave,
+     * so a later trial of the same model needs no full-length request to size its prompt; else null.
+     */
+    readonly calibration?: Calibration | null
+  }
 
 /** What a pre-warm needs. Units: tokens, ms. */
 export interface PreWarmSpec {
@@ -59,9 +68,14 @@ export interface PreWarmSpec {
   /**
    * Whether a trial with a `known` calibration still sends the full-length
    * request (the adapter's `shortWarmUpSuffices`, negated). Without a known
-   * calibration it is always sent: it calibrates the prompt (P-1).
+   * calibration it is always sent: it refines the calibration (P-1).
    */
   readonly fullLength: boolean
+  /**
+   * Run right before the full-length requests are sent (not when none is): the caller opens its
+   * measurement window there (SPEC N-3 judges a cut over those requests alone, not over first use).
+   */
+  readonly onFullLength?: Effect.Effect<void>
 }
 
 /**
@@ -125,13 +139,13 @@ export const preWarm = (
   spec: PreWarmSpec
 ): Effect.Effect<PreWarmResult, never, HttpClient.HttpClient> =>
   Effect.gen(function*() {
-    // `boundMs` null: no TTFT bound of its own (one past the timeout), so only the request timeout ends it
-    // and a hung first use reads as a timeout, classified as any failure is (D-2), never as the gate's call.
+    // `boundMs` null: no TTFT bound of its own (twice the timeout, which ends the request first), so a hung
+    // first use reads as a timeout, classified as any failure is (D-2), never as the gate's call.
     const send = (words: number, boundMs: number | null) =>
       probeOnce(server, {
         prompt: promptOfWords(words),
         maxTokens: 1,
-        gateTtftMs: boundMs ?? spec.timeoutMs + 1,
+        gateTtftMs: boundMs ?? 2 * spec.timeoutMs,
         requestTimeoutMs: spec.timeoutMs
       })
     // A count no tokenizer gives (0, negative, absurd) must never size a prompt (SPEC P-1).
@@ -171,6 +185,7 @@ export const preWarm = (
     // A calibrated trial on a provider the short request warmed: its first probe is its first full-length request.
     if (spec.known !== null && !spec.fullLength) return { _tag: "Warm", calibration } as const
     const words = wordsForTokens(calibration, spec.targetContext)
+    if (spec.onFullLength !== undefined) yield* spec.onFullLength
     // Short of the request timeout, so a cut there reads as the bound's, never as a timeout (a race otherwise).
     const boundMs = spec.boundMs === null ? null : Math.min(spec.boundMs, spec.timeoutMs - 1)
     const full = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(words, boundMs), {
@@ -187,7 +202,8 @@ export const preWarm = (
     if (cut !== undefined) {
       return {
         _tag: "Failed",
-        failure: Verdict.GateMissed({ phase: "pre-warm", gateTtftMs: spec.gateTtftMs, ttftMs: cut.ttftMs })
+        failure: Verdict.GateMissed({ phase: "pre-warm", gateTtftMs: spec.gateTtftMs, ttftMs: cut.ttftMs }),
+        calibration: spec.known === null && shortPoint !== null && b.promptTokens !== null ? calibration : spec.known
       } as const
     }
     const tokens = full[0]?.promptTokens ?? null

@@ -117,8 +117,10 @@ const replicate = (
 
 /**
  * Runs one trial: starts the provider for `candidate` with `knobs` (its own
- * Scope: stopped on every exit path, SPEC §2), pre-warms it at the target
- * context (D-1; the model loads once per trial), then sends
+ * Scope: stopped on every exit path, SPEC §2), pre-warms it (D-1: short
+ * first-use requests, a full-length one where needed, bounded by
+ * `preWarmBoundMs`; a cut there is a `GateMissed` of phase `pre-warm`; the
+ * model loads once per trial), then sends
  * `replicates` probes at the target context (P-1), each with `knobs.maxBatch`
  * concurrent requests, stopping at the first infeasible replicate (B-2: one is
  * enough to make the cell infeasible). A GGUF candidate's header is checked
@@ -147,10 +149,11 @@ const replicate = (
  * off (`marginalCap` ignored): more replicates could only add chances to miss. SPEC C-3: the provider
  * group's resident memory is sampled every MEMORY_SAMPLE_MS from ready to
  * the last probe; a trial that fits but peaked above `memoryHeadroom` × the
- * memory limit is `MemoryOver`. SPEC N-3: CpuMeter snapshots around the replicates give
+ * memory limit is `MemoryOver`. SPEC N-3: CpuMeter snapshots around the replicates (and
+ * around a pre-warm's full-length requests, for a trial they decide) give
  * the cores other processes used (the candidate's process group and this
  * tuner left out); over `maxBackgroundCores` the outcome is `disturbed`
- * (not judged when the replicates took under MIN_GUARD_WINDOW_MS).
+ * (not judged when the window was under MIN_GUARD_WINDOW_MS).
  */
 export const runTrial = (
   s: TrialSettings,
@@ -275,8 +278,12 @@ export const runTrial = (
     const sampler = yield* Effect.forkScoped(Effect.repeat(sampleMemory, Schedule.spaced(`${MEMORY_SAMPLE_MS} millis`)))
     const meter = yield* CpuMeter
     const group = server.pid > 0 ? server.pid : null
-    // SPEC N-3 over the pre-warm too: a pre-warm cut at its bound while other processes were busy is disturbed.
-    const beforeWarm = yield* meter.snapshot(group)
+    // SPEC N-3 over the pre-warm's full-length requests too (not its first use): a cut at the bound while
+    // other processes were busy is disturbed. Opened by the pre-warm when it sends them.
+    const warmWindow: Array<{ readonly from: CpuSnapshot | null; readonly atMs: number }> = []
+    const openWarmWindow = Effect.gen(function*() {
+      warmWindow.push({ from: yield* meter.snapshot(group), atMs: yield* Clock.currentTimeMillis })
+    })
     const t1 = yield* Clock.currentTimeMillis
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
@@ -290,16 +297,21 @@ export const runTrial = (
       boundMs: preWarmBoundMs(gate, s.adapter.shortWarmUpSuffices && marginalUpTo === null && objective === null),
       gateTtftMs: gate,
       known,
-      fullLength: !s.adapter.shortWarmUpSuffices
+      fullLength: !s.adapter.shortWarmUpSuffices,
+      onFullLength: openWarmWindow
     })
     phases.preWarmMs = yield* since(t1)
-    const afterWarm = yield* meter.snapshot(group)
+    const opened = warmWindow[0]
+    const warmBackground = opened === undefined
+      ? null
+      : backgroundOf(opened.from, yield* meter.snapshot(group), (yield* Clock.currentTimeMillis) - opened.atMs)
     if (warm._tag === "Failed") {
       yield* sampleMemory
       if (warm.failure._tag === "GateMissed") {
         // The gate decided it: a healthy provider, not an integrity question (D-2), and not waited for when it stops.
         yield* server.decided
-        return summarize(warm.failure, [], null, { marginal: false, background: backgroundOf(beforeWarm, afterWarm, phases.preWarmMs) })
+        // Its short requests' calibration is kept: a later trial of the model sizes its prompt from it (issue 14).
+        return summarize(warm.failure, [], warm.calibration ?? null, { marginal: false, background: warmBackground })
       }
       return preWarmFailed(warm.failure, yield* server.outputTail)
     }

@@ -84,7 +84,7 @@ describe("the installed package (issue 14)", () => {
     fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
     fs.mkdirSync(Path.join(root, "node_modules", "@effect", "cli"), { recursive: true })
     fs.writeFileSync(Path.join(root, "node_modules", "@effect", "cli", "package.json"), JSON.stringify({ name: "@effect/cli", version: "1.2.3" }))
-    fs.writeFileSync(Path.join(dist, "help", "stamp"), "llm-autotune 9.9.9, @effect/cli 1.2.3")
+    fs.writeFileSync(Path.join(dist, "help", "stamp"), "llm-autotune 9.9.9, @effect/cli 1.2.3, @effect/printer none, @effect/printer-ansi none")
     const at = (file: string, s: number) => fs.utimesSync(file, s, s)
     const t = Math.floor(Date.now() / 1000) - 100
     at(Path.join(dist, "bin.js"), t)

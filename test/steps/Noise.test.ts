@@ -77,9 +77,10 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 1500, ttftMs: null })
       expect(notesOf(o.verdict)).toBe("pre-warm: TTFT > 1500 ms gate (no first token yet)")
       expect(o.samples.length).toBe(0)
-      // The gate's call, not a failed request (no error), and no calibration from a cut request.
+      // The gate's call, not a failed request (no error); the two short requests' calibration is kept (the
+      // simulated provider counts words + 5 tokens), so a later trial of the model sends no full-length request.
       expect(o.nErr).toBe(0)
-      expect(o.calibration).toBeNull()
+      expect(o.calibration).toEqual({ overheadTokens: 5, tokensPerWord: 1 })
       // Short request 4 s, second 4 s, then the full-length one cut at 3 s.
       expect(o.phases.preWarmMs).toBe(11_000)
       expect([started, stopped]).toEqual([1, 1])
