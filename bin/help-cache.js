@@ -99,7 +99,7 @@ const build = async (dist) => {
   const run = (args) =>
     new Promise((resolve) => {
       const env = { ...process.env, AUTOTUNE_HELP_CACHE: "off" }
-      // A CLI that hangs costs the build a minute, not forever.
+      // A CLI that hangs costs the build a minute per run (at most 8 minutes), not forever.
       const options = { env, encoding: "buffer", maxBuffer: 16 << 20, timeout: 60_000 }
       execFile(process.execPath, [path.join(dist, "bin.js"), ...args], options, (error, stdout, stderr) =>
         resolve({ args, ok: error === null && stderr.length === 0, stdout, stderr: stderr.toString("utf8") }))

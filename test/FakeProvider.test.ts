@@ -76,7 +76,7 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
   })
 
   it("G-1 a provider streaming forever fails at the request timeout; one that cuts the stream short fails as cut", async () => {
-    const { r } = await tuneFake("stream-forever,cut-mid-stream", [
+    const { r } = await tuneFake("stream-forever,cut-mid-stream,slow-warm-5000", [
       "--gate-ttft-ms", "1000", "--request-timeout", "2", "--ready-timeout", "1"
     ])
     expect(r.code).toBe(2)
@@ -84,6 +84,8 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
     // Its pre-warm requests (bounded by ready + request timeouts, D-1) got tokens; the probe hits the 2 s cap.
     expect(reasons["stream-forever"]).toBe("request timed out after 2000 ms")
     expect(reasons["cut-mid-stream"]).toBe("stream ended early: no [DONE] and no usage after 2 token(s)")
+    // A first use that hangs is a timeout of the pre-warm (ready + request timeouts, D-1), not a gate's call.
+    expect(reasons["slow-warm-5000"]).toBe("pre-warm: request timed out after 3000 ms")
   })
 
   it("A-1 E-5 provider model ids with a slash (org/name) are ids, not files", async () => {

@@ -82,7 +82,8 @@ describe("L-1 a candidate's whole process group is stopped", () => {
     const r = await runCli([...fakeTune(dir, "stubborn-1500,stubborn-900,stubborn-5"), "--gate-ttft-ms", "700"],
       { env: { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argvLog } })
     expect(r.code, r.stderr).toBe(0)
-    expect(r.stderr).toMatch(/#1 stubborn-1500 \(size unknown\): infeasible: pre-warm: TTFT > 700 ms gate \(no first token yet\)/)
+    // Cut at 1400 ms; on a loaded machine the 1500 ms token may win the race with the cut: then it is measured.
+    expect(r.stderr).toMatch(/#1 stubborn-1500 \(size unknown\): infeasible: pre-warm: TTFT (\d+ ms )?> 700 ms gate/)
     expect(r.stderr).toMatch(/#2 stubborn-900 \(size unknown\): infeasible: TTFT > 700 ms gate/)
     // Four starts (the two gated ones, Stage 1 and Stage 2 of the fitting one), two announced SIGKILLs after 3 s:
     // the gated candidates' stops were neither announced nor 3 s long.

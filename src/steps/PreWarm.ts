@@ -38,8 +38,10 @@ export type PreWarmResult =
     readonly _tag: "Failed"
     readonly failure: ProbeFailure
     /**
-     * A full-length request cut at its bound (`GateMissed`): the calibration the two short requests gave,
-     * so a later trial of the same model needs no full-length request to size its prompt; else null.
+     * A full-length request cut at its bound (`GateMissed`): the known calibration, else the one the two
+     * short requests fitted (null when they did not), so a later trial of the same model can size its
+     * prompt without a full-length request (the tune never reuses an infeasible trial's; the bench's
+     * exhaustive 1.1B cells do).
      */
     readonly calibration?: Calibration | null
   }
@@ -203,7 +205,8 @@ export const preWarm = (
       return {
         _tag: "Failed",
         failure: Verdict.GateMissed({ phase: "pre-warm", gateTtftMs: spec.gateTtftMs, ttftMs: cut.ttftMs }),
-        calibration: spec.known === null && shortPoint !== null && b.promptTokens !== null ? calibration : spec.known
+        // Only a fitted one (two counts, the longer prompt more tokens), never calibrate's 1-token-a-word fallback.
+        calibration: spec.known ?? (shortPoint !== null && b.promptTokens !== null && b.promptTokens > shortPoint[1] ? calibration : null)
       } as const
     }
     const tokens = full[0]?.promptTokens ?? null

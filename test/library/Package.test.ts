@@ -82,9 +82,11 @@ describe("the installed package (issue 14)", () => {
     fs.writeFileSync(Path.join(dist, "help", "version.txt"), "kept version")
     // The versions the answers were made under: this package's and @effect/cli's.
     fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
-    fs.mkdirSync(Path.join(root, "node_modules", "@effect", "cli"), { recursive: true })
-    fs.writeFileSync(Path.join(root, "node_modules", "@effect", "cli", "package.json"), JSON.stringify({ name: "@effect/cli", version: "1.2.3" }))
-    fs.writeFileSync(Path.join(dist, "help", "stamp"), "llm-autotune 9.9.9, @effect/cli 1.2.3, @effect/printer none, @effect/printer-ansi none")
+    for (const [name, version] of [["cli", "1.2.3"], ["printer", "4.5.6"], ["printer-ansi", "7.8.9"]]) {
+      fs.mkdirSync(Path.join(root, "node_modules", "@effect", name!), { recursive: true })
+      fs.writeFileSync(Path.join(root, "node_modules", "@effect", name!, "package.json"), JSON.stringify({ name: `@effect/${name}`, version }))
+    }
+    fs.writeFileSync(Path.join(dist, "help", "stamp"), "llm-autotune 9.9.9, @effect/cli 1.2.3, @effect/printer 4.5.6, @effect/printer-ansi 7.8.9")
     const at = (file: string, s: number) => fs.utimesSync(file, s, s)
     const t = Math.floor(Date.now() / 1000) - 100
     at(Path.join(dist, "bin.js"), t)
