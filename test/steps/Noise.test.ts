@@ -12,7 +12,8 @@ import type { TrialOutcome } from "../../src/domain/Trial.js"
 import { notesOf } from "../../src/domain/Verdict.js"
 import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
 import { CpuMeter, fromPsTimes, othersCores, psTimeMs } from "../../src/services/CpuMeter.js"
-import { runTrial } from "../../src/steps/RunTrial.js"
+import type { Calibration } from "../../src/domain/Prompt.js"
+import { runTrial, type TrialSettings } from "../../src/steps/RunTrial.js"
 import { stage1 } from "../../src/steps/Stage1.js"
 import { fakeHttp, simulatedSettings, startsAndStops, ttftSeconds } from "../support/simulatedProvider.js"
 
@@ -38,6 +39,10 @@ const simulated = <A, E>(eff: Effect.Effect<A, E, CandidateProvider | CpuMeter |
 
 // Simulated first-token times of this file's models, s (fakeHttp reads them by the model's name).
 ttftSeconds["edge-2b"] = 1
+
+/** One trial of `model` at gate `gateMs` with no N-2 median call (a Stage 2 cell's, verify's), 3 replicates. */
+const cellTrial = (model: string, gateMs: number, known: Calibration | null, settings: TrialSettings = simulatedSettings) =>
+  simulated(runTrial({ ...settings, gateTtftMs: gateMs }, cand(model), Knobs.defaults, 3, known))
 
 /** One Stage 1 trial of `model` at gate `gateMs`, 3 replicates minimum, up to 9 near the gate. */
 const stage1Trial = (model: string, gateMs: number) =>
@@ -96,13 +101,13 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
     Effect.gen(function*() {
       const known = { overheadTokens: 5, tokensPerWord: 1 }
       // slow-8b answers after 4 s: past 2 × 1500 ms, cut there.
-      const { value: o } = yield* simulated(runTrial({ ...simulatedSettings, gateTtftMs: 1500 }, cand("slow-8b"), Knobs.defaults, 3, known))
+      const { value: o } = yield* cellTrial("slow-8b", 1500, known)
       expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 1500, ttftMs: null })
       // The two short requests (4 s each), then the full-length one cut at 3 s.
       expect(o.phases.preWarmMs).toBe(11_000)
       expect(o.samples.length).toBe(0)
       // Within twice a 3000 ms gate (its first-use costs may still be in it): the probes decide, cut at the gate.
-      const { value: p } = yield* simulated(runTrial({ ...simulatedSettings, gateTtftMs: 3000 }, cand("slow-8b"), Knobs.defaults, 3, known))
+      const { value: p } = yield* cellTrial("slow-8b", 3000, known)
       expect(p.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 3000 })
       expect(p.phases.preWarmMs).toBe(12_000)
     }))
@@ -110,19 +115,19 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
     Effect.gen(function*() {
       const warmedShort = { ...simulatedSettings, adapter: { ...simulatedSettings.adapter, shortWarmUpSuffices: true } }
       const known = { overheadTokens: 5, tokensPerWord: 1 }
-      const { value: fits } = yield* simulated(runTrial(warmedShort, cand("fast-1b"), Knobs.defaults, 3, known))
+      const { value: fits } = yield* cellTrial("fast-1b", simulatedSettings.gateTtftMs, known, warmedShort)
       expect(fits.verdict._tag).toBe("Fits")
       // The two short requests of 1 s, then the 3 probes.
       expect(fits.phases.preWarmMs).toBe(2000)
       expect(fits.samples.length).toBe(3)
       // At a 3000 ms gate slow-8b's first probe is cut there: the gate's call, in the probe phase.
-      const { value: cut } = yield* simulated(runTrial({ ...warmedShort, gateTtftMs: 3000 }, cand("slow-8b"), Knobs.defaults, 3, known))
+      const { value: cut } = yield* cellTrial("slow-8b", 3000, known, warmedShort)
       expect(cut.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 3000, ttftMs: null })
       expect(cut.phases.preWarmMs).toBe(8000)
       expect(cut.samples.length).toBe(1)
       // Without a calibration the full-length request is still sent (it calibrates the prompt, P-1), a probe's
       // equal here: cut at the gate + P-1's 5 % (a prompt sized from two short points).
-      const { value: uncal } = yield* simulated(runTrial({ ...warmedShort, gateTtftMs: 3000 }, cand("slow-8b"), Knobs.defaults, 3, null))
+      const { value: uncal } = yield* cellTrial("slow-8b", 3000, null, warmedShort)
       expect(uncal.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 3000 })
       expect(uncal.phases.preWarmMs).toBe(11_150)
     }))
