@@ -70,7 +70,7 @@ export const embedded = (binary: string | null): ProviderAdapter => {
     name: "embedded",
     hasThreads: true,
     hasFlashAttn: true,
-    shortWarmUpSuffices: true,
+    shortWarmUpSuffices: false,
     watchesParent: true,
     healthPath: null,
     argv: (spec, candidate) => launch([...args(spec), ...(candidate ? ["--no-join"] : [])]),

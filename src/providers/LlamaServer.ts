@@ -84,7 +84,7 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
     name: "llama-server",
     hasThreads: true,
     hasFlashAttn: true,
-    shortWarmUpSuffices: true,
+    shortWarmUpSuffices: false,
     watchesParent: false,
     healthPath: "/health",
     argv: (spec) => ({

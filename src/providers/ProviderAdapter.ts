@@ -50,13 +50,17 @@ export interface ProviderAdapter extends Launchable {
   /** Whether the provider can switch flash attention (`--flash-attn-axis` allowed: llama-server, and embedded since issue 14). */
   readonly hasFlashAttn: boolean
   /**
-   * Whether a short first request warms this provider for a full-length one
-   * (SPEC D-1, issue 14 part 4): measured on 130M, after it the first
-   * full-length prefill is within 5 % of later ones on llama-server (6227 ms,
-   * then 6110–6225) and the embedded provider (3459 ms, then 3603–3667). A
-   * trial that already has its prompt calibration then sends no discarded
-   * full-length pre-warm request. False where unmeasured (macprovider: MLX
-   * compiles kernels per shape).
+   * Whether short requests warm this provider for a full-length one (SPEC
+   * D-1, issue 14 part 4): a trial that already has its prompt calibration
+   * then sends no full-length pre-warm request, and one that sends it bounds
+   * it at the gate + 5 %. False for every provider so far: on embedded and
+   * llama-server, a Stage 2 cell whose first probe was its first full-length
+   * request missed gates the same cell had met with a full-length warm-up
+   * (`npm run bench`, 2026-12-06 12:36: 130M kv=8 threads=1 > 5000 ms on
+   * llama-server, where it takes 2.9 s; three embedded cells > 3000 ms; a
+   * 15M cell's TTFT p95 2.3 s against 0.2 s), though stop 22 had measured
+   * a first full-length pre-warm as fast as later requests. macprovider:
+   * unmeasured (MLX compiles kernels per shape).
    */
   readonly shortWarmUpSuffices: boolean
   /**
