@@ -46,7 +46,7 @@ describe("gate reasons against a fake provider process (SPEC G-1, E-3, E-4, E-5)
 
   it("D-1 a process's slow first use is kept out of the gate: a pre-warm bounded by the gate (issue 14) still passes it", async () => {
     // first-slow-3000: each process's first request takes 3 s, every later one 5 ms; the gate is 1000 ms, and
-    // the full-length pre-warm is bounded by it (twice it in Stage 1): only the first-use requests are not.
+    // the full-length pre-warm is bounded by twice it in Stage 1: only the first-use requests are not.
     const { db, r } = await tuneFake("first-slow-3000", ["--gate-ttft-ms", "1000"])
     expect(r.code, r.stderr).toBe(0)
     const doc = decodeDoc(r.stdout)

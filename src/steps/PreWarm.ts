@@ -1,7 +1,7 @@
 /**
  * The pre-warm (SPEC D-1): the process's first use, before anything is
- * measured, at the least cost (short requests, and a full-length one only
- * where needed, bounded by the gate); it also calibrates the prompt builder.
+ * measured (short requests, then a full-length one, bounded in Stage 1 by
+ * twice the gate); it also calibrates the prompt builder.
  */
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
@@ -29,7 +29,7 @@ const SECOND_WORDS = 64
  * changed whenever what a pre-warm sends or bounds changes, so a resume does
  * not replay trials pre-warmed otherwise.
  */
-export const PRE_WARM_POLICY = "short-first-use, full-length bounded by the gate (issue 14)"
+export const PRE_WARM_POLICY = "two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)"
 
 /** Pre-warm outcome: a calibration on success, else how the request failed (phase `pre-warm`). */
 export type PreWarmResult =
@@ -39,9 +39,9 @@ export type PreWarmResult =
     readonly failure: ProbeFailure
     /**
      * A full-length request cut at its bound (`GateMissed`): the known calibration, else the one the two
-     * short requests fitted (null when they did not), so a later trial of the same model can size its
-     * prompt without a full-length request (the tune never reuses an infeasible trial's; the bench's
-     * exhaustive 1.1B cells do).
+     * short requests fitted (null when they did not), so a later trial of the same model sizes its
+     * full-length request from it (the tune never reuses an infeasible trial's; the bench's exhaustive
+     * 1.1B cells do).
      */
     readonly calibration?: Calibration | null
   }
@@ -114,11 +114,10 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * the weights, a first graph, a JIT) and are bounded only by `timeoutMs`;
  * then `concurrent` requests at the full target context at once run the
  * first inference at that length — unless the trial has a `known`
- * calibration and `fullLength` is false (a provider a short request warms,
- * `ProviderAdapter.shortWarmUpSuffices`): its first probe is then its first
- * full-length request (measured on 130M after the libuv fix: the first
- * full-length prefill is within 5 % of the later ones on both llama-server
- * and the embedded provider, so it is as good a TTFT as a probe's).
+ * calibration and `fullLength` is false (a provider the short requests warm,
+ * `ProviderAdapter.shortWarmUpSuffices`; none so far: on embedded and
+ * llama-server the first full-length request still pays a first-use cost
+ * the short ones do not, `npm run bench` 2026-12-06).
  *
  * A second short request (64 words, every trial: past the 32 tokens where
  * llama.cpp switches to its batched matrix path) follows the first; without
@@ -160,8 +159,8 @@ export const preWarm = (
           status: null
         })
       }
-    // The process's first use, in every trial (a known calibration too), every slot at once: nothing after it
-    // pays first-use costs.
+    // The process's first use, in every trial (a known calibration too), every slot at once: what it warms is
+    // not paid again (the first full-length request still pays some on the providers measured: D-1).
     const first = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(SHORT_WORDS, null), {
       concurrency: "unbounded"
     })

@@ -293,8 +293,15 @@ export const runTrial = (
       // gets the ready timeout on top of the request timeout.
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
       // Issue 14 part 4: the full-length request is bounded by the gate where it is a probe's equal (first use
-      // paid by the short requests, no N-2 median call, no staggered streams), else by twice the gate.
-      boundMs: preWarmBoundMs(gate, s.adapter.shortWarmUpSuffices && marginalUpTo === null && objective === null),
+      // paid by the short requests, no N-2 median call, no staggered streams); in Stage 1 by twice the gate;
+      // elsewhere (Stage 2 cells, N-2 extras, the drift check, capacity steps, verify) only by the timeout, as
+      // before: its first-use cost is unmeasured (3.4× a later prefill once), and the first probe is cut at the
+      // gate anyway.
+      boundMs: s.adapter.shortWarmUpSuffices && marginalUpTo === null && objective === null
+        ? preWarmBoundMs(gate, true)
+        : marginalUpTo !== null
+        ? preWarmBoundMs(gate, false)
+        : null,
       gateTtftMs: gate,
       known,
       fullLength: !s.adapter.shortWarmUpSuffices,

@@ -3,6 +3,8 @@ import { describe, expect, it } from "vitest"
 import { Knobs } from "../../src/domain/Knobs.js"
 import { embedded } from "../../src/providers/Embedded.js"
 import { repoRoot } from "../support/models.js"
+import { llamaServer, NO_OPTIONAL_FLAGS } from "../../src/providers/LlamaServer.js"
+import { macProvider } from "../../src/providers/MacProvider.js"
 
 const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>) => ({
   model: "/m/model.gguf",
@@ -13,6 +15,14 @@ const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>) => ({
 })
 
 describe("embedded provider adapter (SPEC E-5)", () => {
+  it("issue 14 D-1 no provider measured so far is warmed by short requests alone: every calibrated trial keeps its full-length warm-up", () => {
+    // npm run bench, 2026-12-06 12:36: Stage 2 cells whose first probe was their first full-length request
+    // missed gates they meet after a full-length warm-up, on both providers.
+    expect(embedded(null).shortWarmUpSuffices).toBe(false)
+    expect(llamaServer("llama-server", NO_OPTIONAL_FLAGS).shortWarmUpSuffices).toBe(false)
+    expect(macProvider("macprovider-cli").shortWarmUpSuffices).toBe(false)
+  })
+
   it("E-5 a candidate and a config-started provider run through the launcher, bin/autotune.js (one libuv pool thread; issue 14)", () => {
     const launcher = Path.join(repoRoot, "bin", "autotune.js")
     const a = embedded(null).argv(spec({ threads: 2 }), true)
