@@ -94,15 +94,16 @@ export interface PreWarmSpec {
 export const PRE_WARM_LOOSE_BOUND = 2
 
 /**
- * The full-length pre-warm request's TTFT bound, ms (issue 14 part 4):
- * `gateMs` × (1 + PROMPT_TOLERANCE) where that request is a probe's equal (a
- * provider the short requests warmed, no N-2 median call, no objective; the
- * tolerance covers a prompt sized from the two short points rather than a
- * full-length calibration, off by at most what P-1 allows a probe), else
- * PRE_WARM_LOOSE_BOUND × `gateMs`.
+ * The full-length pre-warm request's TTFT bound, ms, or null for none but
+ * the timeouts (issue 14 part 4): `gateMs` × (1 + PROMPT_TOLERANCE) where
+ * that request is a probe's equal (`probeEqual`: a provider the short
+ * requests warm, no N-2 median call, no objective; the tolerance covers a
+ * prompt sized from the two short points); else PRE_WARM_LOOSE_BOUND ×
+ * `gateMs` in Stage 1 (`stage1`: N-2 calls on a median); else null — its
+ * first-use cost is unmeasured and the first probe is cut at the gate anyway.
  */
-export const preWarmBoundMs = (gateMs: number, probeEqual: boolean): number =>
-  probeEqual ? Math.ceil(gateMs * (1 + PROMPT_TOLERANCE)) : PRE_WARM_LOOSE_BOUND * gateMs
+export const preWarmBoundMs = (gateMs: number, o: { readonly probeEqual: boolean; readonly stage1: boolean }): number | null =>
+  o.probeEqual ? Math.ceil(gateMs * (1 + PROMPT_TOLERANCE)) : o.stage1 ? PRE_WARM_LOOSE_BOUND * gateMs : null
 
 const failed = (s: ProbeSample): PreWarmResult | null =>
   s.failure !== null && s.ttftMs === null ? { _tag: "Failed", failure: inPreWarm(s.failure) } : null

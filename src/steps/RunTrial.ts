@@ -297,11 +297,10 @@ export const runTrial = (
       // elsewhere (Stage 2 cells, N-2 extras, the drift check, capacity steps, verify) only by the timeout, as
       // before: its first-use cost is unmeasured (3.4× a later prefill once), and the first probe is cut at the
       // gate anyway.
-      boundMs: s.adapter.shortWarmUpSuffices && marginalUpTo === null && objective === null
-        ? preWarmBoundMs(gate, true)
-        : marginalUpTo !== null
-        ? preWarmBoundMs(gate, false)
-        : null,
+      boundMs: preWarmBoundMs(gate, {
+        probeEqual: s.adapter.shortWarmUpSuffices && marginalUpTo === null && objective === null,
+        stage1: marginalUpTo !== null
+      }),
       gateTtftMs: gate,
       known,
       fullLength: !s.adapter.shortWarmUpSuffices,
