@@ -4,21 +4,15 @@
  * per command in `cli/`. Handlers parse and call into the pipeline; failures
  * are printed once, to stderr, by bin.ts.
  */
-import { Command } from "@effect/cli"
 import { historyCommand } from "./cli/HistoryCommand.js"
 import { reportCommand } from "./cli/ReportCommand.js"
 import { restoreCommand } from "./cli/RestoreCommand.js"
 import { LATEST } from "./cli/Resume.js"
+import { runRootWith } from "./cli/Root.js"
 import { serveCommand } from "./cli/ServeCommand.js"
 import { synthCommand } from "./cli/SynthCommand.js"
 import { tuneCommand } from "./cli/TuneCommand.js"
 import { verifyCommand } from "./cli/VerifyCommand.js"
-import { AUTOTUNE_VERSION } from "./system/Versions.js"
-
-const root = Command.make("autotune").pipe(
-  Command.withDescription("Find the biggest model this machine can serve well, and the serving knobs for it"),
-  Command.withSubcommands([tuneCommand, serveCommand, synthCommand, reportCommand, restoreCommand, historyCommand, verifyCommand])
-)
 
 /**
  * `--resume` with no run id after it (last, or followed by another flag)
@@ -27,7 +21,7 @@ const root = Command.make("autotune").pipe(
 const resumeArgv = (argv: ReadonlyArray<string>): Array<string> =>
   argv.flatMap((a, i) => (a === "--resume" && (i + 1 >= argv.length || argv[i + 1]!.startsWith("-")) ? [a, LATEST] : [a]))
 
-const runRoot = Command.run(root, { name: "autotune", version: AUTOTUNE_VERSION })
+const runRoot = runRootWith([tuneCommand, serveCommand, synthCommand, reportCommand, restoreCommand, historyCommand, verifyCommand])
 
 /** Runs the command tree on `process.argv`. */
 export const run = (argv: ReadonlyArray<string>) => runRoot(resumeArgv(argv))

@@ -144,7 +144,7 @@ const vmRssBytes = (pid: number): number => {
 
 /**
  * RSS (bytes) of a process that does what `autotune serve` does before loading a model:
- * Node, the compiled CLI's modules (dist/, as bin/autotune.js runs them), one CPU `Llama`
+ * Node, the modules of its entry (dist/serveBin.js's, as bin/autotune.js runs it), one CPU `Llama`
  * (2 threads). Measured, not assumed.
  */
 const baselineRssBytes = Effect.promise(() =>
@@ -155,7 +155,8 @@ const baselineRssBytes = Effect.promise(() =>
     const url = (...p: Array<string>) => JSON.stringify(pathToFileURL(Path.join(repoRoot, ...p)).href)
     Fs.writeFileSync(script, `
       const nlc = await import(${url("node_modules", "node-llama-cpp", "dist", "index.js")})
-      await import(${url("dist", "Cli.js")})
+      for (const m of [${url("dist", "cli", "Root.js")}, ${url("dist", "cli", "RunProcess.js")}, ${url("dist", "cli", "ServeCommand.js")}]) await import(m)
+      await import(${url("node_modules", "@effect", "platform-node", "dist", "esm", "NodeContext.js")})
       await nlc.getLlama({ gpu: false, build: "never", maxThreads: 2, logLevel: nlc.LlamaLogLevel.info, logger: () => {} })
       const m = /^VmRSS:\\s+(\\d+)/m.exec((await import("node:fs")).readFileSync("/proc/self/status", "utf8"))
       process.stdout.write(m[1])

@@ -70,6 +70,29 @@ describe("the installed package (issue 14)", () => {
     assert.include(live.stderr, "no module may be loaded here")
   }, 120_000)
 
+  it("issue 14 the launcher runs `serve` through the serve-only entry, and through the whole CLI for @effect/cli's built-in flags and every other command", async () => {
+    // A stand-in package: the real launcher over a dist/ whose two entries say which one answered.
+    const root = tempDir()
+    fs.mkdirSync(Path.join(root, "bin"))
+    for (const f of ["autotune.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+    fs.mkdirSync(Path.join(root, "dist"))
+    fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
+    for (const [file, who] of [["bin.js", "whole"], ["serveBin.js", "serve-only"]] as const) {
+      fs.writeFileSync(Path.join(root, "dist", file), `process.stdout.write(${JSON.stringify(who)} + " " + process.env.UV_THREADPOOL_SIZE)\n`)
+    }
+    const { UV_THREADPOOL_SIZE: _pool, ...env } = process.env
+    const run = async (...args: Array<string>) => (await node([Path.join(root, "bin", "autotune.js"), ...args], env)).stdout
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    assert.strictEqual(await run("serve", "--no-join", "--threads", "2"), "serve-only 1")
+    // Built-in flags answer from the whole tree (its help, wizard, completions), still on one pool thread.
+    for (const flag of ["--help", "-h", "--version", "--wizard", "--completions", "--completions=bash", "--log-level", "--log-level=debug"]) {
+      assert.strictEqual(await run("serve", "--port", "1", flag), "whole 1", flag)
+    }
+    // Not serve, or serve after a root option: the whole CLI.
+    assert.strictEqual(await run("tune", "--port", "1"), "whole undefined")
+    assert.strictEqual(await run("--log-level", "debug", "serve"), "whole 1")
+  })
+
   it("issue 14 a kept answer older than a compiled file is not printed: the CLI answers (a build not run after tsc)", async () => {
     // A stand-in package: the real launcher over a dist/ whose CLI says which one answered.
     const root = tempDir()

@@ -4,12 +4,13 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
+import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { ChatMessage, renderPrompt } from "../../src/serve/OpenAi.js"
-import { mediumModelPath, tinyModelPath } from "../support/models.js"
+import { mediumModelPath, repoRoot, tinyModelPath } from "../support/models.js"
 import {
   getJson,
   type ProcessExit,
@@ -28,6 +29,13 @@ const base = ["--model", model, "--no-join", "--max-context", "1024"]
 const chunks = (r: StreamResult) => r.events.filter((e) => e.data !== "[DONE]").map((e) => ({ at: e.at, json: JSON.parse(e.data) }))
 const contentDeltas = (r: StreamResult) => chunks(r).filter((c) => typeof c.json.choices?.[0]?.delta?.content === "string")
 const lastChunk = (r: StreamResult) => chunks(r).at(-1)!.json
+
+/** Runs node with `args` in the repository; its exit code (null when killed), stdout and stderr. */
+const runNode = (args: ReadonlyArray<string>, env: Record<string, string> = {}) =>
+  Effect.promise(() =>
+    new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+      execFile(process.execPath, [...args], { cwd: repoRoot, env: { ...process.env, ...env }, timeout: 60_000 }, (err, stdout, stderr) =>
+        resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : null, stdout, stderr }))))
 
 /** Waits for the process to exit, at most `ms`; fails the test when it does not. */
 const exitWithin = (exited: Promise<ProcessExit>, ms: number) =>
@@ -67,6 +75,24 @@ describe("autotune serve (SPEC E-5)", () => {
         assert.strictEqual(s.stderr().includes("start serve through bin/autotune.js"), !entry.startsWith("bin"))
       }
       assert.isAtLeast(counts[1]! - counts[0]!, 3, `threads: launcher ${counts[0]}, plain entry ${counts[1]}`)
+    }))
+
+  it.scopedLive("E-5 issue 14 the launcher starts serve without the tuner's modules: it serves with them unloadable, where the whole CLI cannot start", () =>
+    Effect.gen(function*() {
+      // What each candidate start no longer loads (the command tree, pipeline, steps, services, SQL): ~0.2 s of 2 cores.
+      const noTuner = ["--import", Path.join(repoRoot, "test", "support", "noTuner.mjs")]
+      const s = yield* startServe(base, undefined, noTuner)
+      const r = yield* streamChat(s.baseUrl, { messages: [{ role: "user", content: words(10) }], max_tokens: 4, temperature: 0 })
+      assert.strictEqual(r.status, 200)
+      assert.notInclude(s.stderr(), "a tuner module was loaded")
+      // A usage error still answers as the CLI does (exit 64, @effect/cli's message), under the same hook.
+      const bad = yield* runNode([...noTuner, Path.join(repoRoot, "bin", "autotune.js"), "serve", "--model", model, "--flash-attn", "maybe"])
+      assert.strictEqual(bad.code, 64, bad.stderr)
+      assert.include(bad.stderr, "Expected one of the following cases: on, off, auto")
+      // The hook does bite: the whole CLI (here `tune --help` with the kept answers off) cannot load under it.
+      const tune = yield* runNode([...noTuner, Path.join(repoRoot, "bin", "autotune.js"), "tune", "--help"], { AUTOTUNE_HELP_CACHE: "off" })
+      assert.notStrictEqual(tune.code, 0)
+      assert.include(tune.stderr, "a tuner module was loaded")
     }))
 
   it.scopedLive("E-5 lists the model, streams per-token deltas with usage and timings, answers non-stream, 400/404s, frees a sequence on disconnect", () =>

@@ -42,13 +42,15 @@ export const spawnServe = (
   args: ReadonlyArray<string>,
   port?: number,
   /** The script node runs, relative to the repository (default the `autotune` launcher). */
-  entry: string = Path.join("bin", "autotune.js")
+  entry: string = Path.join("bin", "autotune.js"),
+  /** Options for node itself, before the script (e.g. `--import` a loader hook). */
+  nodeOptions: ReadonlyArray<string> = []
 ): Effect.Effect<ServeProcess, never, Scope.Scope> =>
   Effect.gen(function*() {
     const p = port ?? (yield* freePort)
     return yield* Effect.acquireRelease(
       Effect.sync(() => {
-        const proc = spawn(process.execPath, [Path.join(repoRoot, entry), "serve", ...args, "--port", `${p}`], {
+        const proc = spawn(process.execPath, [...nodeOptions, Path.join(repoRoot, entry), "serve", ...args, "--port", `${p}`], {
           cwd: repoRoot,
           // The launcher decides the pool size; an inherited one must not decide it for the plain entry.
           env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "UV_THREADPOOL_SIZE")),
@@ -90,8 +92,8 @@ export const waitReady = (s: ServeProcess, timeoutMs = 30_000): Effect.Effect<vo
   })
 
 /** Spawns and waits until ready. */
-export const startServe = (args: ReadonlyArray<string>, entry?: string) =>
-  spawnServe(args, undefined, entry).pipe(Effect.tap(waitReady))
+export const startServe = (args: ReadonlyArray<string>, entry?: string, nodeOptions?: ReadonlyArray<string>) =>
+  spawnServe(args, undefined, entry, nodeOptions).pipe(Effect.tap(waitReady))
 
 /** One parsed SSE `data:` payload with its arrival time (performance.now(), ms). */
 export interface SseEvent {
