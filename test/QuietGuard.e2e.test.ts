@@ -15,12 +15,12 @@ const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 
 /**
  * A tune of two fake candidates with the guard on at 0.25 cores (the default;
- * the suite's environment turns it off elsewhere): ok-3000 misses the 1 s gate,
+ * the suite's environment turns it off elsewhere): ok-1500 misses the 1 s gate,
  * ok-600 fits with its 3 replicates taking about 2 s (long enough for the guard
  * to judge, MIN_GUARD_WINDOW_MS).
  */
 const args = (db: string) => [
-  "tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", "ok-3000,ok-600",
+  "tune", "--provider", "macprovider", "--provider-bin", fake, "--candidate-models", "ok-1500,ok-600",
   "--target-context", "100", "--max-tokens", "8", "--gate-ttft-ms", "1000", "--max-background-cores", "0.25",
   "--db-path", db
 ]
@@ -39,13 +39,10 @@ const chosenOf = async (db: string) =>
     .map((r) => (JSON.parse(r.recommendation_json) as { model: string }).model)
 
 describe("the quiet-machine guard, for real (SPEC N-3)", () => {
-  it("N-3 a busy loop started during Stage 1 marks the trial it overlaps disturbed; it is measured again when quiet, and the choice is the quiet run's", async () => {
-    const quietDir = tempDir()
-    const quiet = startCli(args(Path.join(quietDir, "runs.db")), { XDG_DATA_HOME: quietDir })
-    expect(await quiet.exited, quiet.stderr()).toBe(0)
-    const quietChoice = await chosenOf(Path.join(quietDir, "runs.db"))
-    expect(quietChoice).toEqual(["ok-600"])
-
+  it("N-3 a busy loop started during Stage 1 marks the trial it overlaps disturbed; it is measured again when quiet, and the choice is a quiet run's", async () => {
+    // What a quiet machine chooses, by construction of the fakes (every request of ok-1500 takes 1.5 s,
+    // over the 1 s gate; ok-600's 0.6 s): ok-600. A quiet run of it is the A-1 tests' (FakeProvider.test.ts).
+    const quietChoice = ["ok-600"]
     const dir = tempDir()
     const db = Path.join(dir, "runs.db")
     const run = startCli(args(db), { XDG_DATA_HOME: dir })
