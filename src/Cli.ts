@@ -2,7 +2,7 @@
  * The `autotune` command tree: `tune`, `serve`, `synth`, `report`, `restore`,
  * `history`, `verify`, one file
  * per command in `cli/`. Handlers parse and call into the pipeline; failures
- * are printed once, to stderr, by bin.ts.
+ * are printed once, to stderr, by cli/RunProcess.ts.
  */
 import { historyCommand } from "./cli/HistoryCommand.js"
 import { reportCommand } from "./cli/ReportCommand.js"

@@ -1,6 +1,7 @@
 /**
  * The live layers: Node platform services, and the project's services on
- * them. bin.ts provides `AutotuneLive` to every command; library scripts use
+ * them. bin.ts provides `AutotuneLive` to every command but `serve` started
+ * through the launcher (serveBin.ts: Node's context alone); library scripts use
  * the same layers.
  */
 // Subpath imports: the package's index loads every module it has (HTTP server, sockets, workers), ~0.3 s of start-up.

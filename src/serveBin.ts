@@ -2,8 +2,9 @@
  * Process entry of `autotune serve` alone, the embedded provider (SPEC E-5), which the tuner
  * starts once per candidate: the same root command with only `serve` under it, on Node's
  * FileSystem, Path and Terminal (all @effect/cli and serve use), so the process loads none of
- * the tuner's modules (SQL, pipeline, report). Measured on 2 cores (issue 14): importing Cli.js
- * took 1.1–1.3 s, the serve command alone 0.75–0.8 s, and every candidate start pays it.
+ * the tuner's modules (SQL, pipeline, report). Measured on 2 cores (issue 14, 2026-12-06): the
+ * 15M's spawn → ready 1.25–1.30 s through it against 1.45–1.55 s through the whole CLI, which
+ * every candidate start paid.
  * bin/autotune.js routes here for `serve` without a built-in flag (`--help`, `--version`,
  * `--wizard`, `--completions`, `--log-level`), whose answers come from the whole tree.
  */

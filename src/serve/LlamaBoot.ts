@@ -4,7 +4,7 @@
  * `getLlama` before it loads the CLI. On Linux `getLlama` first tests its
  * prebuilt binary in a forked Node process (~0.45 s here, node-llama-cpp 3.22.1
  * `testBindingBinary`); started first, that test runs on another core while
- * this process loads the serve command's modules (~0.4 s, src/serveBin.ts) instead of after them, so an
+ * this process loads the serve entry's modules (src/serveBin.ts) instead of after them, so an
  * embedded candidate's spawn → ready is shorter on every trial (issue 14).
  * The early start is taken once, by the first engine, which owns (and
  * disposes) it; a later engine in the same process starts its own.

@@ -84,13 +84,31 @@ describe("the installed package (issue 14)", () => {
     const run = async (...args: Array<string>) => (await node([Path.join(root, "bin", "autotune.js"), ...args], env)).stdout
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
     assert.strictEqual(await run("serve", "--no-join", "--threads", "2"), "serve-only 1")
+    // As the tuner starts an embedded candidate (providers/Embedded.ts; llama.cpp's early start first, absent here).
+    assert.strictEqual(await run("serve", "--config", "/nowhere/config.yaml", "--port", "8081", "--no-join"), "serve-only 1")
+    assert.strictEqual(await run("serve", "--model=/nowhere/m.gguf"), "serve-only 1")
     // Built-in flags answer from the whole tree (its help, wizard, completions), still on one pool thread.
-    for (const flag of ["--help", "-h", "--version", "--wizard", "--completions", "--completions=bash", "--log-level", "--log-level=debug"]) {
+    for (const flag of ["--help", "-h", "--version", "--wizard", "--completions", "--completions=bash", "--log-level", "--log-level=debug", "--HELP", "--Completions"]) {
       assert.strictEqual(await run("serve", "--port", "1", flag), "whole 1", flag)
     }
     // Not serve, or serve after a root option: the whole CLI.
     assert.strictEqual(await run("tune", "--port", "1"), "whole undefined")
     assert.strictEqual(await run("--log-level", "debug", "serve"), "whole 1")
+    // A dist/ built before the serve entry existed: the whole CLI serves.
+    fs.rmSync(Path.join(root, "dist", "serveBin.js"))
+    assert.strictEqual(await run("serve", "--port", "1"), "whole 1")
+  })
+
+  it("issue 14 `autotune serve` through its own entry answers bad input as the whole CLI does: the same exit code and stderr", async () => {
+    const cases = [["--flash-attn", "maybe"], ["--bogus"], ["--port", "0"], ["--kv-bits", "8", "--flash-attn", "off", "--model", "/nowhere/m.gguf"]]
+    for (const args of cases) {
+      const [alone, whole] = await Promise.all([
+        node([Path.join(repoRoot, "bin", "autotune.js"), "serve", ...args]),
+        node([Path.join(repoRoot, "dist", "bin.js"), "serve", ...args])
+      ])
+      assert.strictEqual(alone.code, 64, `${args.join(" ")}: ${alone.stderr}`)
+      assert.deepStrictEqual({ code: alone.code, stdout: alone.stdout, stderr: alone.stderr }, { code: whole.code, stdout: whole.stdout, stderr: whole.stderr }, args.join(" "))
+    }
   })
 
   it("issue 14 a kept answer older than a compiled file is not printed: the CLI answers (a build not run after tsc)", async () => {

@@ -54,12 +54,12 @@ const threadCount = (pid: number): number => Number(/^Threads:\s+(\d+)/m.exec(Fs
 describe("autotune serve (SPEC E-5)", () => {
   it.scopedLive("E-5 the launcher runs serve on one libuv pool thread: 3 threads fewer than the same CLI started without it (issue 14)", () =>
     Effect.gen(function*() {
-      // The same compiled CLI, started by the launcher (which sets UV_THREADPOOL_SIZE=1 before
+      // The same compiled serve entry, started by the launcher (which sets UV_THREADPOOL_SIZE=1 before
       // libuv's pool starts) and as a plain ES module entry (the pool starts with 4 threads as
       // it loads). After one generation both have every thread they will have (the pool, the
       // engine's own), so the difference is the pool's. At 4, 2-thread decode on 2 cores collapsed.
       const counts: Array<number> = []
-      for (const entry of [Path.join("bin", "autotune.js"), Path.join("dist", "bin.js")]) {
+      for (const entry of [Path.join("bin", "autotune.js"), Path.join("dist", "serveBin.js")]) {
         const s = yield* startServe([...base, "--threads", "2"], entry)
         const r = yield* streamChat(s.baseUrl, { messages: [{ role: "user", content: words(20) }], max_tokens: 8, temperature: 0 })
         assert.strictEqual(r.status, 200)
@@ -263,7 +263,7 @@ describe("autotune serve (SPEC E-5)", () => {
       const t0 = Date.now()
       s.proc.kill("SIGTERM")
       const exit = yield* exitWithin(s.exited, 5_000)
-      // runMain interrupts the main fiber; bin.ts maps "interrupted" to 130 (ExitReason.ts).
+      // runMain interrupts the main fiber; cli/RunProcess.ts maps "interrupted" to 130 (ExitReason.ts).
       // Not 143: serve keeps a SIGTERM listener so node-llama-cpp's signal-exit cannot re-raise it.
       assert.deepStrictEqual(exit, { code: 130, signal: null }, s.stderr())
       assert.isBelow(Date.now() - t0, 5_000)
