@@ -38,18 +38,19 @@ const load = (file) => import(pathToFileURL(path.join(dist, file)).href)
 const args = process.argv.slice(2)
 // `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js).
 const kept = helpCache.cached(dist, args)
-// @effect/cli's built-in flags (matched as it does, case-insensitively): their answers (root help, wizard,
-// completions) come from the whole command tree.
-const builtIn = (a) => ["--help", "-h", "--version", "--wizard"].includes(a.toLowerCase()) || /^--(completions|log-level)(=|$)/i.test(a)
+// @effect/cli's built-in flags (matched as it does, case-insensitively). After `serve` only --completions
+// answers differently in the serve-only tree (a script for it alone); all go to the whole tree, to be safe.
+const textOnly = (a) => ["--help", "-h", "--version", "--wizard"].includes(a.toLowerCase()) || /^--completions(=|$)/i.test(a)
+const builtIn = (a) => textOnly(a) || /^--log-level(=|$)/i.test(a)
 // The subcommand: the tuner starts candidates as `autotune.js serve …`.
 if (kept !== null) process.stdout.write(kept)
-else if (args.find((a, i) => !a.startsWith("-") && args[i - 1] !== "--log-level") === "serve") {
+else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !== "--log-level") === "serve") {
   process.env.UV_THREADPOOL_SIZE = "1"
   // `serve` alone (src/serveBin.ts) loads none of the tuner's modules: ~0.2 s less per candidate start
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
   const main = alone ? "serveBin.js" : "bin.js"
-  if (args.some((a) => /^--(model|config)(=|$)/.test(a)) && !args.some(builtIn)) {
+  if (args.some((a) => /^--(model|config)(=|$)/.test(a)) && !args.some(textOnly)) {
     // llama.cpp's start (its binary test, a forked process) first, so that it overlaps
     // the CLI's loading (src/serve/LlamaBoot.ts); the engine reports any failure of it.
     load("serve/LlamaBoot.js").then((boot) => boot.startLlama()).catch(() => {}).then(() => load(main))

@@ -173,8 +173,10 @@ const oneAtATime = Effect.unsafeMakeSemaphore(1)
  * serve process's VmRSS when serve loaded the whole CLI: 15M Q4_0 83 MiB vs 327 MiB; 130M Q4_0
  * 206 MiB vs 475 MiB; 1.1B Q4_0 721 MiB vs 1468 MiB. Subtracting the ~250 MiB process baseline then,
  * the 15M/130M estimates are within ±20 % of the model's own RSS. Through its own entry
- * (src/serveBin.ts, 2026-12-06) the baseline is ~128 MiB and the 15M/130M serve 178/334 MiB:
- * estimate ÷ what the model adds 1.66 and 1.00 (the test's bounds are 0.5–3). For 1.1B the mmap
+ * (src/serveBin.ts, 2026-12-06) the test's baseline (a process importing the same modules and
+ * starting a `Llama`, no server, no model) is ~128 MiB and the 15M/130M serve 178/334 MiB: estimate
+ * ÷ (serve − baseline) 1.6 and 1.0, within the test's 0.5–3. What "the model adds" depends on how
+ * closely that baseline matches the serving process (the two baselines give the 15M 50 or 77 MiB). For 1.1B the mmap
  * double-count of repacked Q4_0 weights (see `MemoryEstimate`) makes RSS ~1.7× the estimate.
  *
  * Cost (measured, 1.1B model): the first call in a process ~0.7–1.5 s (importing node-llama-cpp,

@@ -1,6 +1,7 @@
 /**
  * node-llama-cpp's `Llama` for the next engine, started as early as the
- * launcher can: bin/autotune.js, for `serve`, imports node-llama-cpp and starts
+ * launcher can: bin/autotune.js, for `serve` with `--model` or `--config` (and no
+ * help, version, wizard or completions flag), imports node-llama-cpp and starts
  * `getLlama` before it loads the CLI. On Linux `getLlama` first tests its
  * prebuilt binary in a forked Node process (~0.45 s here, node-llama-cpp 3.22.1
  * `testBindingBinary`); started first, that test runs on another core while

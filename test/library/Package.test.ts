@@ -7,6 +7,8 @@ import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as Path from "node:path"
+import { Knobs } from "../../src/domain/Knobs.js"
+import { embedded } from "../../src/providers/Embedded.js"
 import { repoRoot } from "../support/models.js"
 import { tempDir } from "../support/cli.js"
 
@@ -84,8 +86,12 @@ describe("the installed package (issue 14)", () => {
     const run = async (...args: Array<string>) => (await node([Path.join(root, "bin", "autotune.js"), ...args], env)).stdout
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
     assert.strictEqual(await run("serve", "--no-join", "--threads", "2"), "serve-only 1")
-    // As the tuner starts an embedded candidate (providers/Embedded.ts; llama.cpp's early start first, absent here).
-    assert.strictEqual(await run("serve", "--config", "/nowhere/config.yaml", "--port", "8081", "--no-join"), "serve-only 1")
+    // As the tuner starts an embedded candidate, from flags or from a config (llama.cpp's early start first, absent here).
+    const spec = { model: "/m/model.gguf", port: 4321, targetContext: 512, replyTokens: 1024, knobs: new Knobs({ kvBits: 8, maxContext: null, maxBatch: 2, threads: 2, flashAttn: true }) }
+    for (const adapter of [embedded(null), embedded(null).config!.launchFrom!("/etc/autotune.yaml")]) {
+      const argv = adapter.argv(spec, true).args.slice(1)
+      assert.strictEqual(await run(...argv), "serve-only 1", argv.join(" "))
+    }
     assert.strictEqual(await run("serve", "--model=/nowhere/m.gguf"), "serve-only 1")
     // Built-in flags answer from the whole tree (its help, wizard, completions), still on one pool thread.
     for (const flag of ["--help", "-h", "--version", "--wizard", "--completions", "--completions=bash", "--log-level", "--log-level=debug", "--HELP", "--Completions"]) {
@@ -100,7 +106,7 @@ describe("the installed package (issue 14)", () => {
   })
 
   it("issue 14 `autotune serve` through its own entry answers bad input as the whole CLI does: the same exit code and stderr", async () => {
-    const cases = [["--flash-attn", "maybe"], ["--bogus"], ["--port", "0"], ["--kv-bits", "8", "--flash-attn", "off", "--model", "/nowhere/m.gguf"]]
+    const cases = [[], ["--flash-attn", "maybe"], ["--bogus"], ["--port", "0"], ["--kv-bits", "8", "--flash-attn", "off", "--model", "/nowhere/m.gguf"]]
     for (const args of cases) {
       const [alone, whole] = await Promise.all([
         node([Path.join(repoRoot, "bin", "autotune.js"), "serve", ...args]),

@@ -89,10 +89,16 @@ describe("autotune serve (SPEC E-5)", () => {
       const bad = yield* runNode([...noTuner, Path.join(repoRoot, "bin", "autotune.js"), "serve", "--model", model, "--flash-attn", "maybe"])
       assert.strictEqual(bad.code, 64, bad.stderr)
       assert.include(bad.stderr, "Expected one of the following cases: on, off, auto")
-      // The hook does bite: the whole CLI (here `tune --help` with the kept answers off) cannot load under it.
+      // The hook does bite: the whole CLI (here `tune --help` with the kept answers off) cannot load under it,
+      // nor any tuner module on its own, while the serve entry's modules can.
       const tune = yield* runNode([...noTuner, Path.join(repoRoot, "bin", "autotune.js"), "tune", "--help"], { AUTOTUNE_HELP_CACHE: "off" })
       assert.notStrictEqual(tune.code, 0)
       assert.include(tune.stderr, "a tuner module was loaded")
+      const modules = ["./dist/Cli.js", "./dist/steps/Probe.js", "./dist/providers/Embedded.js", "./dist/domain/TuneDocument.js",
+        "./dist/system/RunLock.js", "@effect/sql", "./dist/serve/Engine.js", "./dist/cli/ServeCommand.js"]
+      const each = yield* runNode([...noTuner, "--input-type=module", "-e",
+        `for (const m of ${JSON.stringify(modules)}) await import(m).then(() => console.log("loaded", m), () => console.log("refused", m))`])
+      assert.deepStrictEqual(each.stdout.trim().split("\n"), modules.map((m) => `${m.includes("/serve/") || m.includes("ServeCommand") ? "loaded" : "refused"} ${m}`))
     }))
 
   it.scopedLive("E-5 lists the model, streams per-token deltas with usage and timings, answers non-stream, 400/404s, frees a sequence on disconnect", () =>
