@@ -1,7 +1,7 @@
 /** `autotune serve`: the embedded provider (SPEC E-5) as a command; the server is `serve/Serve.ts`. */
 import { Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { serve } from "../serve/Serve.js"
+import { DEFAULT_STREAM_INTERVAL_MS, serve } from "../serve/Serve.js"
 import { readServeConfig, serveOptionsOf } from "../serve/ServeConfig.js"
 import { MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT } from "../domain/Limits.js"
 import { integerOption } from "./CliOptions.js"
@@ -24,17 +24,19 @@ const maxBatch = integerOption("max-batch", { min: 1, max: MAX_SLOTS_OR_THREADS 
   Options.withDescription("how many requests decode in parallel (sequences), default 1"))
 const flashAttn = Options.choiceWithValue("flash-attn", [["on", true], ["off", false], ["auto", "auto"]] as const).pipe(Options.optional,
   Options.withDescription("flash attention: on, off or auto (default: the config's flash_attn_override, else auto, which llama.cpp turns on on CPU); off needs an unset --kv-bits"))
+const streamInterval = integerOption("stream-interval-ms", { min: 0, max: 1000 }).pipe(Options.withDefault(DEFAULT_STREAM_INTERVAL_MS),
+  Options.withDescription(`least time between two writes of a stream's tokens, in ms (default ${DEFAULT_STREAM_INTERVAL_MS}; 0 = each token as it comes): the first token is never held; faster tokens go several to a write, which keeps 2 compute threads on 2 cores from losing a core to every token's write`))
 const threads = integerOption("threads", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("CPU threads for inference (default: the core count)"))
 
 /**
  * `autotune serve [--config <config.yaml>] [--model <gguf>] [--port N] [--kv-bits 4|8] [--max-context N]
- * [--max-batch N] [--threads N] [--flash-attn on|off|auto]`: each knob from its flag, else from the config's key (F-4), else the
+ * [--max-batch N] [--threads N] [--flash-attn on|off|auto] [--stream-interval-ms N]`: each knob from its flag, else from the config's key (F-4), else the
  * default. Fails with UsageError (exit 64) on a bad config (naming the key), when no model is given, or when
  * flash attention is off with a quantized KV cache (issue 14; llama.cpp cannot quantize the V cache without it).
  */
 export const serveCommand = Command.make("serve",
-  { model: serveModel, config, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads, flashAttn },
+  { model: serveModel, config, port: servePort, host: serveHost, noJoin, kvBits, maxContext, maxBatch, threads, flashAttn, streamIntervalMs: streamInterval },
   (o) => Effect.gen(function*() {
     const file = Option.getOrNull(o.config)
     const config = file === null ? null : yield* readServeConfig(file, { maxContext: 4 * MAX_TARGET_CONTEXT, slotsOrThreads: MAX_SLOTS_OR_THREADS })

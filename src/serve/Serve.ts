@@ -12,6 +12,7 @@ import { holdSignals } from "../system/HoldSignals.js"
 import { leadsOwnGroup, pidAlive } from "../system/Pids.js"
 import { type Engine, makeEngine } from "./Engine.js"
 import { type BodyReadFailed, listen, readBody, sendJson } from "./HttpServer.js"
+import { makeSseWriter } from "./SseWriter.js"
 import {
   ChatRequest,
   chunk,
@@ -36,7 +37,12 @@ export interface ServeOptions {
   readonly threads: Option.Option<number>
   /** Flash attention on (true) or off (false); None or absent = `auto`. Off with a quantized KV cache is refused before (`serveOptionsOf`). */
   readonly flashAttn?: Option.Option<boolean>
+  /** Least time between two socket writes of a stream's content deltas, ms (SseWriter.ts); absent = DEFAULT_STREAM_INTERVAL_MS, 0 = every token as it comes. */
+  readonly streamIntervalMs?: number
 }
+
+/** `--stream-interval-ms` when not given: 20 ms, at most 50 writes a second (issue 14; SseWriter.ts says why). */
+export const DEFAULT_STREAM_INTERVAL_MS = 20
 
 /** Largest accepted request body (bytes). */
 const BODY_LIMIT_BYTES = 16 * 1024 * 1024
@@ -70,19 +76,13 @@ const decodeBody = <A, I>(req: http.IncomingMessage, schema: Schema.Schema<A, I>
     )
   )
 
-/** Writes one SSE event. */
-const sse = (res: http.ServerResponse, data: unknown) =>
-  Effect.sync(() => {
-    if (!res.destroyed) res.write(`data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`)
-  })
-
 /**
  * `POST /v1/chat/completions`. Renders the fixed template, tokenizes with BOS,
  * refuses (400 `context_length_exceeded`) when prompt + max_tokens exceed the
  * per-sequence context instead of letting node-llama-cpp truncate the front
  * (STACK.md), then generates on a free sequence.
  */
-const chatCompletions = (engine: Engine, req: http.IncomingMessage, res: http.ServerResponse) =>
+const chatCompletions = (engine: Engine, req: http.IncomingMessage, res: http.ServerResponse, streamIntervalMs: number) =>
   Effect.gen(function*() {
     const body = yield* decodeBody(req, ChatRequest)
     const prompt = engine.tokenize(renderPrompt(body.messages), true)
@@ -123,17 +123,18 @@ const chatCompletions = (engine: Engine, req: http.IncomingMessage, res: http.Se
       res.writeHead(200, { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" })
       res.flushHeaders()
     })
-    yield* sse(res, chunk(ids, { role: "assistant" }))
-    const r = yield* Effect.either(engine.generate(generateRequest, (text) => sse(res, chunk(ids, { content: text }))))
+    const sse = makeSseWriter(res, streamIntervalMs)
+    yield* Effect.sync(() => sse.event(chunk(ids, { role: "assistant" })))
+    const r = yield* Effect.either(engine.generate(generateRequest, (text) => Effect.sync(() => sse.content(chunk(ids, { content: text })))))
     if (Either.isRight(r)) {
       const { completionTokens, finishReason, timings } = r.right
-      yield* sse(res, chunk(ids, {}, { finishReason, usage: usageOf(completionTokens), timings }))
+      yield* Effect.sync(() => sse.event(chunk(ids, {}, { finishReason, usage: usageOf(completionTokens), timings })))
     } else {
       // Headers are sent: a failure can only be reported in the stream.
       yield* Effect.logError(r.left.message)
-      yield* sse(res, errorBody(500, r.left.message))
+      yield* Effect.sync(() => sse.event(errorBody(500, r.left.message)))
     }
-    yield* sse(res, "[DONE]")
+    yield* Effect.sync(() => sse.event("[DONE]"))
     yield* Effect.sync(() => res.end())
   })
 
@@ -144,7 +145,7 @@ const tokenizeRoute = (engine: Engine, req: http.IncomingMessage, res: http.Serv
   )
 
 /** Routes one request; every failure becomes an OpenAI-style error response (or ends a started stream). */
-const handle = (engine: Engine) => (req: http.IncomingMessage, res: http.ServerResponse): Effect.Effect<void> => {
+const handle = (engine: Engine, streamIntervalMs: number) => (req: http.IncomingMessage, res: http.ServerResponse): Effect.Effect<void> => {
   const url = new URL(req.url ?? "/", "http://localhost")
   const route = `${req.method ?? "GET"} ${url.pathname.replace(/\/+$/, "") || "/"}`
   const routed: Effect.Effect<void, HttpError> = (() => {
@@ -154,7 +155,7 @@ const handle = (engine: Engine) => (req: http.IncomingMessage, res: http.ServerR
       case "GET /health":
         return sendJson(res, 200, { status: "ok" })
       case "POST /v1/chat/completions":
-        return chatCompletions(engine, req, res).pipe(
+        return chatCompletions(engine, req, res, streamIntervalMs).pipe(
           Effect.catchTag("GenerateFailed", (e) => new HttpError({ status: 500, message: e.message, code: null }))
         )
       case "POST /tokenize":
@@ -182,12 +183,12 @@ const handle = (engine: Engine) => (req: http.IncomingMessage, res: http.ServerR
  * routes to it: one server, bound once, before the model loads (so its port is
  * never taken between a check and the real bind).
  */
-const whenReady = (ready: Deferred.Deferred<Engine>) =>
+const whenReady = (ready: Deferred.Deferred<Engine>, streamIntervalMs: number) =>
 (req: http.IncomingMessage, res: http.ServerResponse): Effect.Effect<void> =>
   Effect.flatMap(Deferred.poll(ready), (loaded) =>
     Option.match(loaded, {
       onNone: () => sendJson(res, 503, errorBody(503, "loading the model", "loading")),
-      onSome: (engine) => Effect.flatMap(engine, (e) => handle(e)(req, res))
+      onSome: (engine) => Effect.flatMap(engine, (e) => handle(e, streamIntervalMs)(req, res))
     }))
 
 /**
@@ -213,7 +214,7 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
       served ? Effect.logInfo("stopped: context, model and llama.cpp released") : Effect.void
     )
     const ready = yield* Deferred.make<Engine>()
-    yield* listen(o.host, o.port, whenReady(ready))
+    yield* listen(o.host, o.port, whenReady(ready, o.streamIntervalMs ?? DEFAULT_STREAM_INTERVAL_MS))
     return yield* Effect.raceFirst(
       Effect.gen(function*() {
         const engine = yield* makeEngine(o)

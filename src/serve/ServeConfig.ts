@@ -109,6 +109,8 @@ export interface ServeFlags extends Omit<ServeConfig, "maxBatch" | "flashAttn"> 
   readonly flashAttn: Option.Option<boolean | "auto">
   readonly port: number
   readonly host: string
+  /** `--stream-interval-ms` (ms; absent: serve's default). Not a config key: how the server writes, not a knob. */
+  readonly streamIntervalMs?: number
 }
 
 /**
@@ -153,6 +155,7 @@ export const serveOptionsOf = (flags: ServeFlags, config: ServeConfig | null, co
     maxContext: or(flags.maxContext, (c) => c.maxContext),
     threads: or(flags.threads, (c) => c.threads),
     kvBits,
-    flashAttn
+    flashAttn,
+    streamIntervalMs: flags.streamIntervalMs
   })
 }
