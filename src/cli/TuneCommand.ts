@@ -126,7 +126,7 @@ const opt = {
   sloTtftP95Ms: integerOption("slo-ttft-p95-ms", { min: 1, max: MAX_TIMER_MS }).pipe(Options.optional,
     Options.withDescription("objective: TTFT p95 over a replicate's streams, in ms, at most the gate (default: the TTFT gate; SPEC C-1)")),
   sloItlP95Ms: floatOption("slo-itl-p95-ms").pipe(Options.optional,
-    Options.withDescription("objective: every stream's inter-token latency p95, in ms (default none; SPEC C-1)")),
+    Options.withDescription("objective: every stream's inter-token latency p95, in ms (default none; SPEC C-1). The embedded provider writes tokens at most every 20 ms (autotune serve --stream-interval-ms), so its ITL p95 is about 20 ms whenever it decodes faster")),
   sloDecodeTps: floatOption("slo-decode-tps").pipe(Options.optional,
     Options.withDescription("objective: every stream's decode rate, in tok/s (default none; SPEC C-1)")),
   findMaxConcurrency: Options.boolean("find-max-concurrency").pipe(

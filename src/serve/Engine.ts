@@ -83,12 +83,15 @@ export interface Engine {
    * calling `onToken` once per generated token with that token's newly
    * available text (possibly "" while a multi-byte character or a possible stop
    * string is held back). Interrupting it stops generation, clears the
-   * sequence's KV cache and returns the sequence to the pool.
+   * sequence's KV cache and returns the sequence to the pool. `onEnd` runs once
+   * the last token's text was given to `onToken`, before that clean-up (a
+   * stream writer flushes there, so the last token's arrival is not delayed by it).
    * Fails: GenerateFailed when node-llama-cpp throws during evaluation.
    */
   readonly generate: <E>(
     req: GenerateRequest,
-    onToken: (text: string) => Effect.Effect<void, E>
+    onToken: (text: string) => Effect.Effect<void, E>,
+    onEnd?: Effect.Effect<void, E>
   ) => Effect.Effect<GenerateResult, GenerateFailed | E>
 }
 
@@ -255,7 +258,7 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
       return addBos && bos !== null && model.tokens.shouldPrependBosToken ? [bos, ...tokens] : tokens
     }
 
-    const generate = <E>(req: GenerateRequest, onToken: (text: string) => Effect.Effect<void, E>) =>
+    const generate = <E>(req: GenerateRequest, onToken: (text: string) => Effect.Effect<void, E>, onEnd: Effect.Effect<void, E> = Effect.void) =>
       Effect.gen(function*() {
         const seq = yield* takeSequence
         const t0 = performance.now()
@@ -345,6 +348,7 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
             yield* onToken(rest)
           }
         }
+        yield* onEnd
         const n = generated.length
         const promptMs = (n > 0 ? firstAt : performance.now()) - t0
         const predictedMs = n > 1 ? lastAt - firstAt : 0

@@ -125,7 +125,11 @@ const chatCompletions = (engine: Engine, req: http.IncomingMessage, res: http.Se
     })
     const sse = makeSseWriter(res, streamIntervalMs)
     yield* Effect.sync(() => sse.event(chunk(ids, { role: "assistant" })))
-    const r = yield* Effect.either(engine.generate(generateRequest, (text) => Effect.sync(() => sse.content(chunk(ids, { content: text })))))
+    const r = yield* Effect.either(engine.generate(
+      generateRequest,
+      (text) => Effect.sync(() => sse.content(chunk(ids, { content: text }), text !== "")),
+      Effect.sync(() => sse.flush())
+    ))
     if (Either.isRight(r)) {
       const { completionTokens, finishReason, timings } = r.right
       yield* Effect.sync(() => sse.event(chunk(ids, {}, { finishReason, usage: usageOf(completionTokens), timings })))

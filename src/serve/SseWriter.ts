@@ -4,14 +4,16 @@
  * at once; later content deltas are written at most once per `intervalMs`, several to one socket
  * write when tokens come faster than that (each still its own `data:` event, one per token).
  *
- * Why (issue 14, measured 2026-12-06 on 2 cores, 42M at 2 threads, 64 tokens after 512): one
- * socket write per token, and the client waking to read it, take a core from llama.cpp's two
- * compute threads, whose barrier then waits on a descheduled peer: streamed decode fell to
- * 85–353 tok/s (median ~150) per request, against 245–496 unstreamed; written at most every
- * 20 ms, 194–441 (median ~320). At 1 thread it makes no difference. A token slower than the
- * interval is written as it comes (no added delay); TTFT (SPEC P-2, the first content delta) is
- * never delayed; a client sees inter-token gaps of at least the interval when decode is faster.
- * `intervalMs` 0 writes every event as it comes.
+ * Why (issue 14, measured 2026-12-06 on 2 cores, 42M at 2 threads, 64 tokens after 512, streamed
+ * to curl, 12 requests in each of two processes per setting): one socket write per token, and the
+ * client waking to read it, take a core from llama.cpp's two compute threads, whose barrier then
+ * waits on a descheduled peer: 92–440 tok/s per request, bimodal (process medians ~150 and ~280),
+ * against 245–496 unstreamed; written at most every 20 ms, 222–467 (medians ~350). At 1 thread it
+ * made no difference. A token that comes at least the interval after the last write is written at
+ * once; TTFT (SPEC P-2: the first non-empty content delta) is never held; the last token is flushed
+ * when generation ends (`flush`). When decode is faster than the interval, a client sees tokens in
+ * groups: most gaps ~0, one per group of about the interval, so an ITL p95 measured on it (C-1)
+ * is about the interval. `intervalMs` 0 writes every event as it comes.
  */
 import type * as http from "node:http"
 
@@ -19,8 +21,13 @@ import type * as http from "node:http"
 export interface SseWriter {
   /** Writes what is held, then `data` (a JSON-able chunk or a literal such as `[DONE]`). */
   readonly event: (data: unknown) => void
-  /** A content delta: at once if it is the first or the interval has passed since the last write, else held. */
-  readonly content: (data: unknown) => void
+  /**
+   * A content delta: at once if it is the first with text (`hasText`: an empty delta, text held back
+   * by the engine, does not count as the first) or the interval has passed since the last write, else held.
+   */
+  readonly content: (data: unknown, hasText: boolean) => void
+  /** Writes what is held now (the end of generation). */
+  readonly flush: () => void
 }
 
 const frame = (data: unknown) => `data: ${typeof data === "string" ? data : JSON.stringify(data)}\n\n`
@@ -43,15 +50,16 @@ export const makeSseWriter = (res: http.ServerResponse, intervalMs: number): Sse
       held += frame(data)
       flush()
     },
-    content: (data) => {
+    content: (data, hasText) => {
       held += frame(data)
       const since = performance.now() - lastWriteMs
-      if (!contentSeen || since >= intervalMs) {
-        contentSeen = true
+      if ((!contentSeen && hasText) || since >= intervalMs) {
+        contentSeen ||= hasText
         flush()
       } else if (timer === undefined) {
         timer = setTimeout(flush, intervalMs - since)
       }
-    }
+    },
+    flush
   }
 }

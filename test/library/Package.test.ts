@@ -106,7 +106,7 @@ describe("the installed package (issue 14)", () => {
   })
 
   it("issue 14 `autotune serve` through its own entry answers bad input as the whole CLI does: the same exit code and stderr", async () => {
-    const cases = [[], ["--flash-attn", "maybe"], ["--stream-interval-ms", "-1"], ["--bogus"], ["--port", "0"], ["--kv-bits", "8", "--flash-attn", "off", "--model", "/nowhere/m.gguf"]]
+    const cases = [[], ["--flash-attn", "maybe"], ["--stream-interval-ms", "1001"], ["--bogus"], ["--port", "0"], ["--kv-bits", "8", "--flash-attn", "off", "--model", "/nowhere/m.gguf"]]
     for (const args of cases) {
       const [alone, whole] = await Promise.all([
         node([Path.join(repoRoot, "bin", "autotune.js"), "serve", ...args]),

@@ -18,7 +18,7 @@ const fakeRes = () => {
       return true
     }
   }
-  return { res: res as unknown as http.ServerResponse & { destroyed: boolean }, writes }
+  return { res: res as unknown as http.ServerResponse & { destroyed: boolean; writableEnded: boolean }, writes }
 }
 
 describe("SseWriter (issue 14: one socket write per token cost 2-thread decode half its speed on 2 cores)", () => {
@@ -34,12 +34,12 @@ describe("SseWriter (issue 14: one socket write per token cost 2-thread decode h
     const sse = makeSseWriter(res, 20)
     sse.event("role")
     vi.advanceTimersByTime(5)
-    sse.content("t1") // TTFT: never held
+    sse.content("t1", true) // TTFT: never held
     expect(writes.map((w) => w.events)).toEqual([["role"], ["t1"]])
     const t1At = writes[1]!.at
     for (let i = 2; i <= 30; i++) {
       vi.advanceTimersByTime(2)
-      sse.content(`t${i}`)
+      sse.content(`t${i}`, true)
     }
     vi.advanceTimersByTime(1)
     sse.event("final")
@@ -47,7 +47,7 @@ describe("SseWriter (issue 14: one socket write per token cost 2-thread decode h
     // Every token arrived, in order, once.
     const events = writes.flatMap((w) => w.events)
     expect(events).toEqual(["role", ...Array.from({ length: 30 }, (_, i) => `t${i + 1}`), "final", "[DONE]"])
-    // Tokens 2–30 (58 ms of decode) took 3 timed writes, 20 ms apart, not 29; the last token went with the final chunk.
+    // Tokens 2–30 (58 ms of decode) took 2 timed writes, 20 ms apart, and the rest went with the final chunk: 3 writes, not 29.
     const timed = writes.slice(2, -2)
     expect(timed.map((w) => w.at - t1At)).toEqual([20, 40])
     // Tokens at t1 + 2, + 4, … + 18 wait for the write at + 20; the one at + 20 itself comes after it, so it waits for + 40.
@@ -61,23 +61,49 @@ describe("SseWriter (issue 14: one socket write per token cost 2-thread decode h
   it("a token slower than the interval is written as it comes; interval 0 writes every token at once", () => {
     const { res, writes } = fakeRes()
     const slow = makeSseWriter(res, 20)
-    slow.content("a")
+    slow.content("a", true)
     vi.advanceTimersByTime(25)
-    slow.content("b")
+    slow.content("b", true)
     vi.advanceTimersByTime(30)
-    slow.content("c")
+    slow.content("c", true)
     expect(writes.map((w) => w.events)).toEqual([["a"], ["b"], ["c"]])
     const { res: res0, writes: writes0 } = fakeRes()
     const each = makeSseWriter(res0, 0)
-    for (const t of ["x", "y", "z"]) each.content(t)
+    for (const t of ["x", "y", "z"]) each.content(t, true)
     expect(writes0.map((w) => w.events)).toEqual([["x"], ["y"], ["z"]])
+  })
+
+  it("P-2 an empty delta (text the engine holds back) is not the first token: the first with text still goes out at once, with it", () => {
+    const { res, writes } = fakeRes()
+    const sse = makeSseWriter(res, 20)
+    sse.event("role")
+    vi.advanceTimersByTime(1)
+    sse.content("empty", false)
+    vi.advanceTimersByTime(2)
+    sse.content("first", true)
+    expect(writes.map((w) => w.events)).toEqual([["role"], ["empty", "first"]])
+  })
+
+  it("flush at the end of generation writes the held tokens at once, and nothing is written after [DONE]", () => {
+    const { res, writes } = fakeRes()
+    const sse = makeSseWriter(res, 20)
+    sse.content("a", true)
+    vi.advanceTimersByTime(2)
+    sse.content("b", true) // held until + 20
+    vi.advanceTimersByTime(3)
+    sse.flush() // generation ended at + 5: b goes now, not at + 20
+    expect(writes.map((w) => [w.at, w.events])).toEqual([[0, ["a"]], [5, ["b"]]])
+    sse.event("[DONE]")
+    res.writableEnded = true
+    vi.advanceTimersByTime(100)
+    expect(writes.map((w) => w.events)).toEqual([["a"], ["b"], ["[DONE]"]])
   })
 
   it("nothing is written to a socket that is gone, and a held token's timer then writes nothing", () => {
     const { res, writes } = fakeRes()
     const sse = makeSseWriter(res, 20)
-    sse.content("a")
-    sse.content("b") // held
+    sse.content("a", true)
+    sse.content("b", true) // held
     res.destroyed = true
     vi.advanceTimersByTime(50)
     expect(writes.map((w) => w.events)).toEqual([["a"]])
