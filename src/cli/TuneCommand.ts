@@ -38,6 +38,7 @@ import { DEFAULT_REPLY_TOKENS } from "../domain/Prompt.js"
 import { isDefaultObjective, type Objective, STREAM_STAGGER_MS } from "../domain/Objective.js"
 import { DEFAULT_MEMORY_HEADROOM } from "../steps/RunTrial.js"
 import { MAX_CAPACITY_USERS } from "../steps/Capacity.js"
+import { DEFAULT_STREAM_INTERVAL_MS } from "../serve/Serve.js"
 
 /** SPEC N-2: the default cap on replicates (9: the first count at which the median's interval leaves out a replicate on each side). */
 const DEFAULT_MAX_REPLICATES = 9
@@ -126,7 +127,7 @@ const opt = {
   sloTtftP95Ms: integerOption("slo-ttft-p95-ms", { min: 1, max: MAX_TIMER_MS }).pipe(Options.optional,
     Options.withDescription("objective: TTFT p95 over a replicate's streams, in ms, at most the gate (default: the TTFT gate; SPEC C-1)")),
   sloItlP95Ms: floatOption("slo-itl-p95-ms").pipe(Options.optional,
-    Options.withDescription("objective: every stream's inter-token latency p95, in ms (default none; SPEC C-1). The embedded provider writes tokens at most every 20 ms (autotune serve --stream-interval-ms), so its ITL p95 is about 20 ms whenever it decodes faster")),
+    Options.withDescription(`objective: every stream's inter-token latency p95, in ms (default none; SPEC C-1). Not meaningful on the embedded provider: tune starts it writing tokens at most every ${DEFAULT_STREAM_INTERVAL_MS} ms, so when it decodes faster its ITL is the write interval's, not decode's`)),
   sloDecodeTps: floatOption("slo-decode-tps").pipe(Options.optional,
     Options.withDescription("objective: every stream's decode rate, in tok/s (default none; SPEC C-1)")),
   findMaxConcurrency: Options.boolean("find-max-concurrency").pipe(

@@ -84,8 +84,9 @@ export interface Engine {
    * available text (possibly "" while a multi-byte character or a possible stop
    * string is held back). Interrupting it stops generation, clears the
    * sequence's KV cache and returns the sequence to the pool. `onEnd` runs once
-   * the last token's text was given to `onToken`, before that clean-up (a
-   * stream writer flushes there, so the last token's arrival is not delayed by it).
+   * the last token's text was given to `onToken`, before the sequence is cleared
+   * and returned (a stream writer flushes there, so the last token's arrival is not
+   * delayed by it); not on failure or interruption.
    * Fails: GenerateFailed when node-llama-cpp throws during evaluation.
    */
   readonly generate: <E>(

@@ -11,9 +11,10 @@
  * against 245–496 unstreamed; written at most every 20 ms, 222–467 (medians ~350). At 1 thread it
  * made no difference. A token that comes at least the interval after the last write is written at
  * once; TTFT (SPEC P-2: the first non-empty content delta) is never held; the last token is flushed
- * when generation ends (`flush`). When decode is faster than the interval, a client sees tokens in
- * groups: most gaps ~0, one per group of about the interval, so an ITL p95 measured on it (C-1)
- * is about the interval. `intervalMs` 0 writes every event as it comes.
+ * when generation ends (`flush`; a stream that ends on an end-of-generation token gets it one
+ * decode step late, llama.cpp samples that token first). When decode is faster than the interval, a
+ * client sees tokens in groups: most gaps ~0, one per group about the interval, so ITL measured on
+ * it (C-1) is the interval's, not decode's. `intervalMs` 0 writes every event as it comes.
  */
 import type * as http from "node:http"
 

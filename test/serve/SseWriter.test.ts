@@ -82,6 +82,15 @@ describe("SseWriter (issue 14: one socket write per token cost 2-thread decode h
     vi.advanceTimersByTime(2)
     sse.content("first", true)
     expect(writes.map((w) => w.events)).toEqual([["role"], ["empty", "first"]])
+    // The usual case: a prefill longer than the interval, so the empty delta goes out at once; the first text still does.
+    const { res: res2, writes: writes2 } = fakeRes()
+    const after = makeSseWriter(res2, 20)
+    after.event("role")
+    vi.advanceTimersByTime(25)
+    after.content("empty", false)
+    vi.advanceTimersByTime(2)
+    after.content("first", true)
+    expect(writes2.map((w) => [w.at - writes2[0]!.at, w.events])).toEqual([[0, ["role"]], [25, ["empty"]], [27, ["first"]]])
   })
 
   it("flush at the end of generation writes the held tokens at once, and nothing is written after [DONE]", () => {
@@ -94,6 +103,9 @@ describe("SseWriter (issue 14: one socket write per token cost 2-thread decode h
     sse.flush() // generation ended at + 5: b goes now, not at + 20
     expect(writes.map((w) => [w.at, w.events])).toEqual([[0, ["a"]], [5, ["b"]]])
     sse.event("[DONE]")
+    // A token held when the response has ended (a caller's mistake) is never written after it.
+    vi.advanceTimersByTime(1)
+    sse.content("late", true)
     res.writableEnded = true
     vi.advanceTimersByTime(100)
     expect(writes.map((w) => w.events)).toEqual([["a"], ["b"], ["[DONE]"]])
