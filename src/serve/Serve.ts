@@ -124,7 +124,8 @@ const chatCompletions = (engine: Engine, req: http.IncomingMessage, res: http.Se
       res.flushHeaders()
     })
     const sse = makeSseWriter(res, streamIntervalMs)
-    yield* Effect.sync(() => sse.event(chunk(ids, { role: "assistant" })))
+    const event = (data: unknown) => Effect.sync(() => sse.event(data))
+    yield* event(chunk(ids, { role: "assistant" }))
     const r = yield* Effect.either(engine.generate(
       generateRequest,
       (text) => Effect.sync(() => sse.content(chunk(ids, { content: text }), text !== "")),
@@ -132,13 +133,13 @@ const chatCompletions = (engine: Engine, req: http.IncomingMessage, res: http.Se
     ))
     if (Either.isRight(r)) {
       const { completionTokens, finishReason, timings } = r.right
-      yield* Effect.sync(() => sse.event(chunk(ids, {}, { finishReason, usage: usageOf(completionTokens), timings })))
+      yield* event(chunk(ids, {}, { finishReason, usage: usageOf(completionTokens), timings }))
     } else {
       // Headers are sent: a failure can only be reported in the stream.
       yield* Effect.logError(r.left.message)
-      yield* Effect.sync(() => sse.event(errorBody(500, r.left.message)))
+      yield* event(errorBody(500, r.left.message))
     }
-    yield* Effect.sync(() => sse.event("[DONE]"))
+    yield* event("[DONE]")
     yield* Effect.sync(() => res.end())
   })
 

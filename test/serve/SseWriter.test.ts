@@ -74,23 +74,20 @@ describe("SseWriter (issue 14: one socket write per token cost 2-thread decode h
   })
 
   it("P-2 an empty delta (text the engine holds back) is not the first token: the first with text still goes out at once, with it", () => {
-    const { res, writes } = fakeRes()
-    const sse = makeSseWriter(res, 20)
-    sse.event("role")
-    vi.advanceTimersByTime(1)
-    sse.content("empty", false)
-    vi.advanceTimersByTime(2)
-    sse.content("first", true)
-    expect(writes.map((w) => w.events)).toEqual([["role"], ["empty", "first"]])
+    // The role chunk, an empty delta `prefillMs` later, the first text 2 ms after it: the writes, timed from the first.
+    const emptyThenFirst = (prefillMs: number) => {
+      const { res, writes } = fakeRes()
+      const sse = makeSseWriter(res, 20)
+      sse.event("role")
+      vi.advanceTimersByTime(prefillMs)
+      sse.content("empty", false)
+      vi.advanceTimersByTime(2)
+      sse.content("first", true)
+      return writes.map((w) => [w.at - writes[0]!.at, w.events])
+    }
+    expect(emptyThenFirst(1)).toEqual([[0, ["role"]], [3, ["empty", "first"]]])
     // The usual case: a prefill longer than the interval, so the empty delta goes out at once; the first text still does.
-    const { res: res2, writes: writes2 } = fakeRes()
-    const after = makeSseWriter(res2, 20)
-    after.event("role")
-    vi.advanceTimersByTime(25)
-    after.content("empty", false)
-    vi.advanceTimersByTime(2)
-    after.content("first", true)
-    expect(writes2.map((w) => [w.at - writes2[0]!.at, w.events])).toEqual([[0, ["role"]], [25, ["empty"]], [27, ["first"]]])
+    expect(emptyThenFirst(25)).toEqual([[0, ["role"]], [25, ["empty"]], [27, ["first"]]])
   })
 
   it("flush at the end of generation writes the held tokens at once, and nothing is written after [DONE]", () => {
