@@ -3,6 +3,7 @@ import { Effect, Schema } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { Knobs } from "../src/domain/Knobs.js"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { parseTuneFlags, pinnedFlags, planFromFlags, renderPlan } from "../src/cli/TuneCommand.js"
@@ -107,6 +108,26 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
       expect((demo.axes.flashAttn ?? []).length).toBe(2)
       const resumed = yield* planFromFlags(pinnedFlags(yield* parseTuneFlags([]), demo))
       expect(renderPlan(resumed)).toBe(renderPlan(demo))
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.effect("C-1 E-5 issue 14 an ITL objective below twice the embedded provider's write interval starts it, and prints its serve command, with half the objective as --stream-interval-ms", () =>
+    Effect.gen(function*() {
+      const spec = { model: "/m/a.gguf", port: 4000, knobs: Knobs.defaults, targetContext: 512, replyTokens: 512 }
+      const argsOf = (flags: ReadonlyArray<string>) =>
+        Effect.map(Effect.flatMap(parseTuneFlags(["--provider", "embedded", "--candidate-models", "/m/a.gguf", ...flags]), planFromFlags), (p) => ({
+          argv: p.adapter.argv(spec, true).args.join(" "),
+          serve: p.adapter.serveCommand(spec),
+          plan: renderPlan(p)
+        }))
+      const tight = yield* argsOf(["--slo-itl-p95-ms", "25"])
+      expect(tight.argv).toContain("--stream-interval-ms 12")
+      expect(tight.serve).toContain("--stream-interval-ms 12")
+      expect(tight.plan).toContain("the embedded provider writes each stream's tokens at most every 12 ms (--stream-interval-ms, default 20)")
+      for (const loose of [[], ["--slo-itl-p95-ms", "40"], ["--concurrency", "2"]]) {
+        const d = yield* argsOf(loose)
+        expect(d.argv).not.toContain("--stream-interval-ms")
+        expect(d.plan).not.toContain("--stream-interval-ms")
+      }
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it("H-5 the demo ladder's dry run generates no model; issue 14: its axes list the provider's defaults first (all cores, flash attention on) and measure flash attention off", async () => {

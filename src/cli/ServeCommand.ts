@@ -1,15 +1,16 @@
 /** `autotune serve`: the embedded provider (SPEC E-5) as a command; the server is `serve/Serve.ts`. */
 import { Command, Options } from "@effect/cli"
 import { Effect, Option } from "effect"
-import { DEFAULT_STREAM_INTERVAL_MS, serve } from "../serve/Serve.js"
+import { serve } from "../serve/Serve.js"
 import { readServeConfig, serveOptionsOf } from "../serve/ServeConfig.js"
 import { MAX_SLOTS_OR_THREADS, MAX_TARGET_CONTEXT } from "../domain/Limits.js"
+import { DEFAULT_STREAM_INTERVAL_MS, MAX_STREAM_INTERVAL_MS } from "../domain/StreamInterval.js"
 import { integerOption } from "./CliOptions.js"
 
 const serveModel = Options.file("model", { exists: "either" }).pipe(Options.optional,
   Options.withDescription("GGUF model file to serve (required unless --config names one)"))
 const config = Options.file("config", { exists: "either" }).pipe(Options.optional,
-  Options.withDescription("a config.yaml to read model, kv_bits_override, max_context_override, max_concurrency_override, threads_override and flash_attn_override from (what tune --apply --provider embedded writes; SPEC F-4); flags given on the command line win"))
+  Options.withDescription("a config.yaml to read model, kv_bits_override, max_context_override, max_concurrency_override, threads_override, flash_attn_override and stream_interval_ms_override from (what tune --apply --provider embedded writes; SPEC F-4); flags given on the command line win"))
 const servePort = integerOption("port", { min: 1, max: 65535 }).pipe(Options.withDefault(8080),
   Options.withDescription("TCP port to listen on (default 8080)"))
 const serveHost = Options.text("host").pipe(Options.withDefault("127.0.0.1"),
@@ -24,8 +25,8 @@ const maxBatch = integerOption("max-batch", { min: 1, max: MAX_SLOTS_OR_THREADS 
   Options.withDescription("how many requests decode in parallel (sequences), default 1"))
 const flashAttn = Options.choiceWithValue("flash-attn", [["on", true], ["off", false], ["auto", "auto"]] as const).pipe(Options.optional,
   Options.withDescription("flash attention: on, off or auto (default: the config's flash_attn_override, else auto, which llama.cpp turns on on CPU); off needs an unset --kv-bits"))
-const streamInterval = integerOption("stream-interval-ms", { min: 0, max: 1000 }).pipe(Options.withDefault(DEFAULT_STREAM_INTERVAL_MS),
-  Options.withDescription(`least time between two writes of a stream's tokens, in ms (default ${DEFAULT_STREAM_INTERVAL_MS}; 0 = each token as it comes): the first token is never held; faster tokens go several to a write, which keeps 2 compute threads on 2 cores from losing a core to every token's write`))
+const streamInterval = integerOption("stream-interval-ms", { min: 0, max: MAX_STREAM_INTERVAL_MS }).pipe(Options.optional,
+  Options.withDescription(`least time between two writes of a stream's tokens, in ms (default: the config's stream_interval_ms_override, else ${DEFAULT_STREAM_INTERVAL_MS}; 0 = each token as it comes): the first token is never held; faster tokens go several to a write, which keeps 2 compute threads on 2 cores from losing a core to every token's write`))
 const threads = integerOption("threads", { min: 1, max: MAX_SLOTS_OR_THREADS }).pipe(Options.optional,
   Options.withDescription("CPU threads for inference (default: the core count)"))
 

@@ -38,7 +38,7 @@ import { DEFAULT_REPLY_TOKENS } from "../domain/Prompt.js"
 import { isDefaultObjective, type Objective, STREAM_STAGGER_MS } from "../domain/Objective.js"
 import { DEFAULT_MEMORY_HEADROOM } from "../steps/RunTrial.js"
 import { MAX_CAPACITY_USERS } from "../steps/Capacity.js"
-import { DEFAULT_STREAM_INTERVAL_MS } from "../serve/Serve.js"
+import { DEFAULT_STREAM_INTERVAL_MS, streamIntervalForItl } from "../domain/StreamInterval.js"
 
 /** SPEC N-2: the default cap on replicates (9: the first count at which the median's interval leaves out a replicate on each side). */
 const DEFAULT_MAX_REPLICATES = 9
@@ -127,7 +127,7 @@ const opt = {
   sloTtftP95Ms: integerOption("slo-ttft-p95-ms", { min: 1, max: MAX_TIMER_MS }).pipe(Options.optional,
     Options.withDescription("objective: TTFT p95 over a replicate's streams, in ms, at most the gate (default: the TTFT gate; SPEC C-1)")),
   sloItlP95Ms: floatOption("slo-itl-p95-ms").pipe(Options.optional,
-    Options.withDescription(`objective: every stream's inter-token latency p95, in ms (default none; SPEC C-1). Not meaningful on the embedded provider: tune starts it writing tokens at most every ${DEFAULT_STREAM_INTERVAL_MS} ms, so when it decodes faster its ITL is the write interval's, not decode's`)),
+    Options.withDescription(`objective: every stream's inter-token latency p95, in ms (default none; SPEC C-1). The embedded provider writes tokens at most every ${DEFAULT_STREAM_INTERVAL_MS} ms by default, so its ITL is at least about that whenever it decodes faster: under an objective below ${2 * DEFAULT_STREAM_INTERVAL_MS} ms tune starts it (and writes its serve command and config) with half the objective as --stream-interval-ms`)),
   sloDecodeTps: floatOption("slo-decode-tps").pipe(Options.optional,
     Options.withDescription("objective: every stream's decode rate, in tok/s (default none; SPEC C-1)")),
   findMaxConcurrency: Options.boolean("find-max-concurrency").pipe(
@@ -140,7 +140,7 @@ const opt = {
     Options.withDescription("SQLite file for runs and trials (default <user data dir>/llm-autotune/autotune.db)")),
   json: Options.boolean("json").pipe(Options.withDescription("print the result as one JSON document (SPEC F-2)")),
   apply: Options.boolean("apply").pipe(Options.withDescription(
-    "write the recommendation into the provider's config.yaml after a finished tune (only model, kv_bits_override, max_context_override, max_concurrency_override, and for the embedded provider threads_override and flash_attn_override, change; a backup is made first; SPEC F-3, F-4)")),
+    "write the recommendation into the provider's config.yaml after a finished tune (only model, kv_bits_override, max_context_override, max_concurrency_override, and for the embedded provider threads_override, flash_attn_override and stream_interval_ms_override, change; a backup is made first; SPEC F-3, F-4)")),
   configPath: Options.text("config-path").pipe(Options.optional,
     Options.withDescription("with --apply: the provider config to edit (default: macprovider's ~/.config/macprovider/config.yaml; the embedded provider's ~/.config/llm-autotune/config.yaml, read by `autotune serve --config`, created when missing)")),
   verify: Options.boolean("verify").pipe(Options.withDescription(
@@ -183,7 +183,8 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
     const providerName: ProviderName = Option.getOrElse(f.provider, () => findExecutable("macprovider-cli") !== null ? "macprovider" : "embedded")
     const providerBin = Option.getOrNull(f.providerBin)
     const adapter = providerName === "embedded"
-      ? embedded(providerBin)
+      // Under an ITL objective tighter than its writes' default interval it writes more often (C-1, E-5).
+      ? embedded(providerBin, streamIntervalForItl(Option.getOrNull(f.sloItlP95Ms)))
       : providerName === "llama-server"
       // Its optional flags are asked of the binary when the run starts (`adapter.probe`), never here (H-5).
       ? llamaServer(yield* llamaServerBinary(providerBin), NO_OPTIONAL_FLAGS)
@@ -317,7 +318,10 @@ export const renderPlan = (p: TunePlan): string => {
     ...(p.objective == null ? [] : [
       `objective:       ${p.objective.streams} concurrent user(s), streams ${STREAM_STAGGER_MS} ms apart; TTFT p95 <= ${p.objective.ttftP95Ms} ms${
         p.objective.itlP95Ms === null ? "" : `, ITL p95 <= ${p.objective.itlP95Ms} ms`
-      }${p.objective.decodeTps === null ? "" : `, >= ${p.objective.decodeTps} tok/s per stream`}; Stage 2 maximises goodput`
+      }${p.objective.decodeTps === null ? "" : `, >= ${p.objective.decodeTps} tok/s per stream`}; Stage 2 maximises goodput`,
+      ...(p.adapter.name !== "embedded" || streamIntervalForItl(p.objective.itlP95Ms) === null ? [] : [
+        `                 the embedded provider writes each stream's tokens at most every ${streamIntervalForItl(p.objective.itlP95Ms)} ms (--stream-interval-ms, default ${DEFAULT_STREAM_INTERVAL_MS})`
+      ])
     ]),
     ...(p.findMaxConcurrency === true
       ? [`capacity:        after Stage 2, double the users on the recommendation until the objective fails, then bisect (up to ${MAX_CAPACITY_USERS})`]

@@ -9,6 +9,7 @@ import { isDeepStrictEqual } from "node:util"
 import { Either } from "effect"
 import { isMap, isScalar, type Pair, parseDocument, Scalar, stringify } from "yaml"
 import type { Knobs, KvBits } from "./Knobs.js"
+import { MAX_STREAM_INTERVAL_MS } from "./StreamInterval.js"
 
 /** The top-level config.yaml keys `--apply` owns, in the order missing ones are appended (SPEC F-3). */
 export const OWNED_KEYS = ["model", "kv_bits_override", "max_context_override", "max_concurrency_override"] as const
@@ -19,17 +20,26 @@ export const THREADS_KEY = "threads_override"
 /** An owned key of the embedded provider's config only: its flash attention (issue 14; removed when the recipe left it to `auto`). */
 export const FLASH_ATTN_KEY = "flash_attn_override"
 
+/**
+ * An owned key of the embedded provider's config only: how often its streams
+ * write tokens (ms, `autotune serve --stream-interval-ms`; removed for the
+ * default, set only under a tight ITL objective: domain/StreamInterval.ts).
+ */
+export const STREAM_INTERVAL_KEY = "stream_interval_ms_override"
+
 /** One of the owned top-level keys of a provider's config.yaml (SPEC F-3, F-4). */
-export type OwnedKey = typeof OWNED_KEYS[number] | typeof THREADS_KEY | typeof FLASH_ATTN_KEY
+export type OwnedKey = typeof OWNED_KEYS[number] | typeof THREADS_KEY | typeof FLASH_ATTN_KEY | typeof STREAM_INTERVAL_KEY
 
 /**
- * The keys an edit of `values` owns: OWNED_KEYS, then `threads_override` and
- * `flash_attn_override` each when `values` carries it (F-4).
+ * The keys an edit of `values` owns: OWNED_KEYS, then `threads_override`,
+ * `flash_attn_override` and `stream_interval_ms_override` each when `values`
+ * carries it (F-4).
  */
 export const ownedKeysOf = (values: OwnedValues): ReadonlyArray<OwnedKey> => [
   ...OWNED_KEYS,
   ...(values.threads_override === undefined ? [] : [THREADS_KEY] as const),
-  ...(values.flash_attn_override === undefined ? [] : [FLASH_ATTN_KEY] as const)
+  ...(values.flash_attn_override === undefined ? [] : [FLASH_ATTN_KEY] as const),
+  ...(values.stream_interval_ms_override === undefined ? [] : [STREAM_INTERVAL_KEY] as const)
 ]
 
 /**
@@ -58,6 +68,12 @@ export interface OwnedValues {
    * `flash_attn_override` line alone.
    */
   readonly flash_attn_override?: boolean | null
+  /**
+   * The stream interval, ms (the embedded provider's config only): an
+   * integer from 0 to MAX_STREAM_INTERVAL_MS, or null removes the key (the
+   * provider's default); absent (undefined) leaves any such line alone.
+   */
+  readonly stream_interval_ms_override?: number | null
 }
 
 /**
@@ -137,6 +153,10 @@ const invalidValues = (v: OwnedValues): string | null => {
   }
   if (v.flash_attn_override !== undefined && v.flash_attn_override !== null && typeof v.flash_attn_override !== "boolean") {
     return `flash_attn_override must be true, false or null, got ${String(v.flash_attn_override)}`
+  }
+  const interval = v.stream_interval_ms_override
+  if (interval !== undefined && interval !== null && !(Number.isSafeInteger(interval) && interval >= 0 && interval <= MAX_STREAM_INTERVAL_MS)) {
+    return `stream_interval_ms_override must be an integer from 0 to ${MAX_STREAM_INTERVAL_MS} or null, got ${String(interval)}`
   }
   return null
 }
@@ -297,16 +317,17 @@ const verify = (
 
 /**
  * Null when `source` can take any recipe's owned values (trial edits setting
- * and removing every owned key, with `threads_override` and
- * `flash_attn_override` when `embedded`: the embedded provider's config, F-4),
+ * and removing every owned key, with `threads_override`,
+ * `flash_attn_override` and `stream_interval_ms_override` when `embedded`:
+ * the embedded provider's config, F-4),
  * else the editor's reason (SPEC F-3: checked before a run).
  */
 export const yamlEditable = (source: string, embedded: boolean): string | null => {
-  const own = (threads: number | null, flashAttn: boolean | null) =>
-    embedded ? { [THREADS_KEY]: threads, [FLASH_ATTN_KEY]: flashAttn } : {}
+  const own = (threads: number | null, flashAttn: boolean | null, interval: number | null) =>
+    embedded ? { [THREADS_KEY]: threads, [FLASH_ATTN_KEY]: flashAttn, [STREAM_INTERVAL_KEY]: interval } : {}
   for (const values of [
-    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1, ...own(2, false) },
-    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null, ...own(null, null) }
+    { model: "autotune-check", kv_bits_override: 8 as const, max_context_override: 4096, max_concurrency_override: 1, ...own(2, false, 5) },
+    { model: "autotune-check", kv_bits_override: null, max_context_override: null, max_concurrency_override: null, ...own(null, null, null) }
   ]) {
     const trial = editConfigText(source, values)
     if (trial._tag === "Left") return trial.left

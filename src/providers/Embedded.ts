@@ -21,7 +21,7 @@ export const autotuneLauncher = fileURLToPath(new URL("../../bin/autotune.js", i
  */
 const contextSize = (spec: LaunchSpec): number => requestContextTokens(spec.knobs.maxContext ?? spec.targetContext, spec.replyTokens)
 
-const args = (spec: LaunchSpec): Array<string> => [
+const args = (spec: LaunchSpec, streamIntervalMs: number | null): Array<string> => [
   "serve",
   "--model",
   spec.model,
@@ -29,7 +29,8 @@ const args = (spec: LaunchSpec): Array<string> => [
   ...macproviderKnobArgs(spec, contextSize(spec)),
   ...(spec.knobs.threads === null ? [] : ["--threads", `${spec.knobs.threads}`]),
   // A quantized KV cache runs with flash attention on under `auto` (the only cell Axes.cells makes for it).
-  ...(spec.knobs.flashAttn === null || spec.knobs.kvBits !== null ? [] : ["--flash-attn", spec.knobs.flashAttn ? "on" : "off"])
+  ...(spec.knobs.flashAttn === null || spec.knobs.kvBits !== null ? [] : ["--flash-attn", spec.knobs.flashAttn ? "on" : "off"]),
+  ...(streamIntervalMs === null ? [] : ["--stream-interval-ms", `${streamIntervalMs}`])
 ]
 
 /**
@@ -44,15 +45,18 @@ const flashAttnValue = (spec: LaunchSpec): boolean | null =>
 
 /**
  * The embedded provider (`autotune serve`, SPEC E-5): macprovider's flags plus `--threads`
- * and `--flash-attn on|off` (when searched, issue 14).
+ * and `--flash-attn on|off` (when searched, issue 14), and `--stream-interval-ms`
+ * when `streamIntervalMs` is not null (ms; a tune under a tight ITL objective,
+ * `streamIntervalForItl`; null: the provider's default, no flag).
  * `binary` null runs this project's own launcher with the running Node; otherwise the
  * given executable gets the same arguments (`--provider-bin`, used for fake providers).
  * Its config (F-4) is `autotune serve --config <file>`'s: the owned keys plus
- * `threads_override` and `flash_attn_override` (`flashAttnValue`), the model as an absolute path and `max_context_override`
+ * `threads_override`, `flash_attn_override` (`flashAttnValue`) and
+ * `stream_interval_ms_override` (`streamIntervalMs`, null removes it), the model as an absolute path and `max_context_override`
  * the per-sequence context a candidate is started with, so a provider started
  * from the file holds what was measured.
  */
-export const embedded = (binary: string | null): ProviderAdapter => {
+export const embedded = (binary: string | null, streamIntervalMs: number | null = null): ProviderAdapter => {
   const launch = (a: ReadonlyArray<string>) =>
     binary === null ? { command: process.execPath, args: [autotuneLauncher, ...a] } : { command: binary, args: [...a] }
   /** The provider as `autotune serve --config <configPath>` starts it (F-6). */
@@ -73,9 +77,9 @@ export const embedded = (binary: string | null): ProviderAdapter => {
     shortWarmUpSuffices: false,
     watchesParent: true,
     healthPath: null,
-    argv: (spec, candidate) => launch([...args(spec), ...(candidate ? ["--no-join"] : [])]),
+    argv: (spec, candidate) => launch([...args(spec, streamIntervalMs), ...(candidate ? ["--no-join"] : [])]),
     contextSize,
-    serveCommand: (spec) => [binary ?? "autotune", ...args(spec)].map(shellQuote).join(" "),
+    serveCommand: (spec) => [binary ?? "autotune", ...args(spec, streamIntervalMs)].map(shellQuote).join(" "),
     probe: Effect.sync(() => self),
     // Without --provider-bin the provider is this tool itself: its own version, no process.
     version: binary === null ? Effect.succeed(EMBEDDED_BINARY_VERSION) : versionOf(binary),
@@ -87,7 +91,8 @@ export const embedded = (binary: string | null): ProviderAdapter => {
           max_context_override: contextSize(spec),
           max_concurrency_override: spec.knobs.maxBatch,
           threads_override: spec.knobs.threads,
-          flash_attn_override: flashAttnValue(spec)
+          flash_attn_override: flashAttnValue(spec),
+          stream_interval_ms_override: streamIntervalMs
         }),
       editable: (source) => yamlEditable(source, true),
       createIfMissing: true,

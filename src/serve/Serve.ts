@@ -8,6 +8,7 @@ import type * as http from "node:http"
 import { randomUUID } from "node:crypto"
 import { ServeFailed } from "../domain/AutotuneError.js"
 import type { KvBits } from "../domain/Knobs.js"
+import { DEFAULT_STREAM_INTERVAL_MS } from "../domain/StreamInterval.js"
 import { holdSignals } from "../system/HoldSignals.js"
 import { leadsOwnGroup, pidAlive } from "../system/Pids.js"
 import { type Engine, makeEngine } from "./Engine.js"
@@ -41,8 +42,6 @@ export interface ServeOptions {
   readonly streamIntervalMs?: number
 }
 
-/** `--stream-interval-ms` when not given: 20 ms, at most 50 writes a second (issue 14; SseWriter.ts says why). */
-export const DEFAULT_STREAM_INTERVAL_MS = 20
 
 /** Largest accepted request body (bytes). */
 const BODY_LIMIT_BYTES = 16 * 1024 * 1024

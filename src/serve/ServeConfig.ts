@@ -1,7 +1,8 @@
 /**
  * `autotune serve --config <file>` (SPEC F-4): the embedded provider's
  * config.yaml, the file `tune --apply --provider embedded` writes. It holds
- * macprovider's owned keys plus `threads_override` and `flash_attn_override`; every other key is the
+ * macprovider's owned keys plus `threads_override`, `flash_attn_override` and
+ * `stream_interval_ms_override`; every other key is the
  * operator's and is ignored here. Parsed with `yaml` (eemeli/yaml), the
  * library the apply editor checks its edits with, so what apply verified is
  * what serve reads.
@@ -12,6 +13,7 @@ import * as path from "node:path"
 import { isMap, parseDocument } from "yaml"
 import { UsageError } from "../domain/AutotuneError.js"
 import type { KvBits } from "../domain/Knobs.js"
+import { DEFAULT_STREAM_INTERVAL_MS, MAX_STREAM_INTERVAL_MS } from "../domain/StreamInterval.js"
 import type { ServeOptions } from "./Serve.js"
 
 /**
@@ -19,7 +21,9 @@ import type { ServeOptions } from "./Serve.js"
  * null (the provider's default). `model`: the GGUF path, relative paths taken
  * from the config file's directory. `maxContext`: context per sequence,
  * tokens; `maxBatch`: parallel sequences; `threads`: CPU threads;
- * `flashAttn`: flash attention on (true) or off (false), None = `auto`.
+ * `flashAttn`: flash attention on (true) or off (false), None = `auto`;
+ * `streamIntervalMs`: least time between two writes of a stream's tokens,
+ * ms (0 = every token; None = DEFAULT_STREAM_INTERVAL_MS).
  */
 export interface ServeConfig {
   readonly model: Option.Option<string>
@@ -28,6 +32,7 @@ export interface ServeConfig {
   readonly maxBatch: Option.Option<number>
   readonly threads: Option.Option<number>
   readonly flashAttn: Option.Option<boolean>
+  readonly streamIntervalMs: Option.Option<number>
 }
 
 /** Upper bounds the flags have too (ServeCommand.ts), so a file cannot ask for what a flag could not. */
@@ -43,7 +48,9 @@ export interface ServeConfigLimits {
  * its top level is not a mapping, or `model` is not a non-empty string,
  * `kv_bits_override` not 4, 8 or null, `max_context_override`,
  * `max_concurrency_override` or `threads_override` not a positive integer (up
- * to `limits`) or null, or `flash_attn_override` not true, false or null.
+ * to `limits`) or null, `flash_attn_override` not true, false or null, or
+ * `stream_interval_ms_override` not an integer from 0 to
+ * MAX_STREAM_INTERVAL_MS or null.
  */
 export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect.Effect<ServeConfig, UsageError> =>
   Effect.gen(function*() {
@@ -61,14 +68,15 @@ export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect
       catch: (e) => bad(`does not load: ${e instanceof Error ? e.message : String(e)}`)
     })
     const key = (k: string) => (Object.hasOwn(values, k) && values[k] !== null ? Option.some(values[k]) : Option.none())
-    const positive = (k: string, max: number) =>
+    const integer = (k: string, min: number, max: number) =>
       Option.match(key(k), {
         onNone: () => Effect.succeed(Option.none<number>()),
         onSome: (v) =>
-          typeof v === "number" && Number.isSafeInteger(v) && v >= 1 && v <= max
+          typeof v === "number" && Number.isSafeInteger(v) && v >= min && v <= max
             ? Effect.succeed(Option.some(v))
-            : Effect.fail(bad(`${k} must be an integer from 1 to ${max} (or null for the default), got ${JSON.stringify(v)}`))
+            : Effect.fail(bad(`${k} must be an integer from ${min} to ${max} (or null for the default), got ${JSON.stringify(v)}`))
       })
+    const positive = (k: string, max: number) => integer(k, 1, max)
     const model = yield* Option.match(key("model"), {
       onNone: () => Effect.succeed(Option.none<string>()),
       onSome: (v) =>
@@ -99,18 +107,21 @@ export const readServeConfig = (file: string, limits: ServeConfigLimits): Effect
       flashAttn,
       maxContext: yield* positive("max_context_override", limits.maxContext),
       maxBatch: yield* positive("max_concurrency_override", limits.slotsOrThreads),
-      threads: yield* positive("threads_override", limits.slotsOrThreads)
+      threads: yield* positive("threads_override", limits.slotsOrThreads),
+      streamIntervalMs: yield* integer("stream_interval_ms_override", 0, MAX_STREAM_INTERVAL_MS)
     }
   })
 
-/** The knob flags `autotune serve` was given (None: not given), with its port and host; `--flash-attn auto` is "auto". */
+/**
+ * The knob flags `autotune serve` was given (None: not given), with its port
+ * and host; `--flash-attn auto` is "auto". `streamIntervalMs` is
+ * `--stream-interval-ms` (ms).
+ */
 export interface ServeFlags extends Omit<ServeConfig, "maxBatch" | "flashAttn"> {
   readonly maxBatch: Option.Option<number>
   readonly flashAttn: Option.Option<boolean | "auto">
   readonly port: number
   readonly host: string
-  /** `--stream-interval-ms` (ms; absent: serve's default). Not a config key: how the server writes, not a knob. */
-  readonly streamIntervalMs?: number
 }
 
 /**
@@ -156,6 +167,6 @@ export const serveOptionsOf = (flags: ServeFlags, config: ServeConfig | null, co
     threads: or(flags.threads, (c) => c.threads),
     kvBits,
     flashAttn,
-    streamIntervalMs: flags.streamIntervalMs
+    streamIntervalMs: Option.getOrElse(or(flags.streamIntervalMs, (c) => c.streamIntervalMs), () => DEFAULT_STREAM_INTERVAL_MS)
   })
 }

@@ -89,18 +89,26 @@ const after = (words: ReadonlyArray<string>, ...flags: ReadonlyArray<string>) =>
  * embedded run by `--provider-bin`; else macprovider), the model as the
  * provider got it, and the reply budget (tokens, F-5) its context was sized
  * for (ceil(cap × 1.05) + reply per request, × slots for llama-server),
- * DEFAULT_REPLY_TOKENS when it cannot be told.
+ * DEFAULT_REPLY_TOKENS when it cannot be told; for the embedded provider, the
+ * `--stream-interval-ms` it was started with (ms; null: none, its default).
  */
-export const launchOf = (rec: StoredRecommendation): { readonly adapter: ProviderAdapter; readonly model: string; readonly replyTokens: number } => {
+export const launchOf = (rec: StoredRecommendation): {
+  readonly adapter: ProviderAdapter
+  readonly model: string
+  readonly replyTokens: number
+  readonly streamIntervalMs: number | null
+} => {
   const words = shellWords(rec.serve_command)
   const binary = words[0]!
   const name = path.basename(binary)
+  const interval = after(words, "--stream-interval-ms")
+  const streamIntervalMs = interval !== undefined && /^\d+$/.test(interval) ? Number(interval) : null
   const adapter: ProviderAdapter = name === "autotune"
-    ? embedded(null)
+    ? embedded(null, streamIntervalMs)
     : name === "llama-server"
     ? llamaServer(binary, NO_OPTIONAL_FLAGS)
     : rec.knobs.threads !== undefined
-    ? embedded(binary)
+    ? embedded(binary, streamIntervalMs)
     : macProvider(binary)
   const model = after(words, "--model", "-m") ?? rec.model
   const cap = rec.knobs.max_context_override ?? rec.target_context
@@ -110,7 +118,7 @@ export const launchOf = (rec: StoredRecommendation): { readonly adapter: Provide
     ? Number(after(words, "--max-context"))
     : Number.NaN
   const derived = perRequest - Math.ceil(cap * 1.05)
-  return { adapter, model, replyTokens: Number.isInteger(derived) && derived > 0 ? derived : DEFAULT_REPLY_TOKENS }
+  return { adapter, model, replyTokens: Number.isInteger(derived) && derived > 0 ? derived : DEFAULT_REPLY_TOKENS, streamIntervalMs }
 }
 
 /**
@@ -121,13 +129,26 @@ export const launchOf = (rec: StoredRecommendation): { readonly adapter: Provide
  * the one a tune would find now (`$LLAMA_SERVER`, `$LLAMA_CPP_BIN_DIR`, PATH;
  * `macprovider-cli` on PATH; this tool's own serve), else the recorded
  * absolute executable when it still exists, else `fallback` (from the serve
- * command). The identity comparison then names a new build.
+ * command). The identity comparison then names a new build. An embedded
+ * provider is started with the serve command's `--stream-interval-ms`
+ * (`streamIntervalMs`, ms; null: none).
  */
-export const adapterOfIdentity = (p: ProviderIdentity, givenBin: string | null, fallback: ProviderAdapter): ProviderAdapter => {
+export const adapterOfIdentity = (
+  p: ProviderIdentity,
+  givenBin: string | null,
+  fallback: ProviderAdapter,
+  streamIntervalMs: number | null
+): ProviderAdapter => {
   const recorded = p.executable !== null && path.isAbsolute(p.executable) && findExecutable(p.executable) !== null ? p.executable : null
   switch (p.name) {
     case "embedded":
-      return givenBin !== null ? embedded(givenBin) : p.executable === null ? embedded(null) : recorded !== null ? embedded(recorded) : fallback
+      return givenBin !== null
+        ? embedded(givenBin, streamIntervalMs)
+        : p.executable === null
+        ? embedded(null, streamIntervalMs)
+        : recorded !== null
+        ? embedded(recorded, streamIntervalMs)
+        : fallback
     case "llama-server": {
       const found = givenBin ?? findLlamaServer(null).found ?? recorded
       return found === null ? fallback : llamaServer(found, NO_OPTIONAL_FLAGS)

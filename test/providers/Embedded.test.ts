@@ -53,4 +53,26 @@ describe("embedded provider adapter (SPEC E-5)", () => {
     expect(edit({})).not.toContain("flash_attn_override")
     expect(edit({ kvBits: 8 })).not.toContain("flash_attn_override")
   })
+
+  it("C-1 E-5 F-4 issue 14 a stream interval given to the adapter is on its argv, its serve command and in its config; none removes the operator's line", () => {
+    const tight = embedded(null, 12)
+    expect(tight.argv(spec({ threads: 1 }), true).args.join(" ")).toContain("--stream-interval-ms 12 --no-join")
+    expect(tight.serveCommand(spec({}))).toContain("--stream-interval-ms 12")
+    expect(embedded("/opt/fake-provider", 0).argv(spec({}), true).args.join(" ")).toContain("--stream-interval-ms 0")
+    expect(embedded(null).argv(spec({}), true).args).not.toContain("--stream-interval-ms")
+    expect(embedded(null).serveCommand(spec({}))).not.toContain("--stream-interval-ms")
+    const edit = (adapter: ReturnType<typeof embedded>, source: string) => {
+      const r = adapter.config!.edit(spec({}), "/etc/autotune.yaml")(source)
+      if (r._tag === "Left") throw new Error(r.left)
+      return r.right
+    }
+    expect(edit(tight, "model: x\n").text).toContain("stream_interval_ms_override: 12\n")
+    expect(edit(tight, "model: x\nstream_interval_ms_override: 12 # mine\n").changed).not.toContain("stream_interval_ms_override")
+    // The default: a file that serves what was measured has no such line.
+    const plain = edit(embedded(null), "model: x\nstream_interval_ms_override: 5\n")
+    expect(plain.text).not.toContain("stream_interval_ms_override")
+    expect(plain.changed).toContain("stream_interval_ms_override")
+    // A config started provider reads it from the file: no flag of its own.
+    expect(tight.config!.launchFrom!("/etc/autotune.yaml").argv(spec({}), true).args).not.toContain("--stream-interval-ms")
+  })
 })

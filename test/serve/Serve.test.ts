@@ -220,6 +220,33 @@ describe("autotune serve (SPEC E-5)", () => {
       assert.isBelow(sb.first, sa.last)
     }), 60_000)
 
+  it.scopedLive("E-5 F-4 issue 14 the config's stream_interval_ms_override and --stream-interval-ms (which wins) set how often a stream's tokens are written", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "serve-interval-"))),
+        (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))
+      )
+      const config = Path.join(dir, "config.yaml")
+      Fs.writeFileSync(config, `model: ${model}\nmax_context_override: 1024\nthreads_override: 1\nstream_interval_ms_override: 1000\n`)
+      // Each content delta stays its own event; what the interval changes is how many socket writes
+      // (here: client reads) carry them. One compute thread leaves a core for this test's reads.
+      const measure = (args: ReadonlyArray<string>) =>
+        Effect.scoped(Effect.gen(function*() {
+          const s = yield* startServe(["--config", config, "--no-join", ...args])
+          const r = yield* streamChat(s.baseUrl, { messages: [{ role: "user", content: words(40) }], max_tokens: 64 })
+          const deltas = r.events.filter((e) => e.data !== "[DONE]" && typeof JSON.parse(e.data).choices?.[0]?.delta?.content === "string")
+          const n: number = lastChunk(r).usage.completion_tokens
+          return { n, reads: new Set(deltas.map((d) => d.read)).size, spanMs: deltas.at(-1)!.at - deltas[0]!.at }
+        }))
+      const fromConfig = yield* measure([])
+      const perToken = yield* measure(["--stream-interval-ms", "0"])
+      for (const m of [fromConfig, perToken]) assert.isAtLeast(m.n, 16, "a stream long enough to tell")
+      // 1000 ms: the first token at once, then at most one write a second and the flush at the end.
+      assert.isAtMost(fromConfig.reads, 2 + Math.ceil(fromConfig.spanMs / 1000), JSON.stringify(fromConfig))
+      // 0 (the flag over the file's 1000): a write per token, so far more reads than that.
+      assert.isAtLeast(perToken.reads, Math.max(3 + Math.ceil(perToken.spanMs / 1000), perToken.n / 4), JSON.stringify(perToken))
+    }), 60_000)
+
   it.scopedLive("E-4 a missing, corrupt or truncated model file or a busy port exits 1 promptly, naming the problem on stderr", () =>
     Effect.gen(function*() {
       const dir = yield* Effect.acquireRelease(

@@ -2,6 +2,7 @@ import { assert, describe, expect, it } from "@effect/vitest"
 import { Effect, Option } from "effect"
 import * as Fs from "node:fs"
 import * as Path from "node:path"
+import { DEFAULT_STREAM_INTERVAL_MS } from "../../src/domain/StreamInterval.js"
 import { readServeConfig, type ServeFlags, serveOptionsOf } from "../../src/serve/ServeConfig.js"
 import { tempDir } from "../support/cli.js"
 
@@ -21,14 +22,15 @@ const noFlags: ServeFlags = {
   maxBatch: Option.none(),
   threads: Option.none(),
   flashAttn: Option.none(),
+  streamIntervalMs: Option.none(),
   port: 8080,
   host: "127.0.0.1"
 }
 
 describe("autotune serve --config (SPEC F-4)", () => {
-  it.effect("F-4 reads the owned keys, threads_override and flash_attn_override; other keys are the operator's; a relative model is taken from the file's directory", () =>
+  it.effect("F-4 reads the owned keys, threads_override, flash_attn_override and stream_interval_ms_override; other keys are the operator's; a relative model is taken from the file's directory", () =>
     Effect.gen(function*() {
-      const file = write("---\n# mine\nhost_alias: &h x\nmodel: models/a.gguf # c\nkv_bits_override: 8\nmax_context_override: 602\nmax_concurrency_override: 2\nthreads_override: 1\nflash_attn_override: true\nother: *h\n")
+      const file = write("---\n# mine\nhost_alias: &h x\nmodel: models/a.gguf # c\nkv_bits_override: 8\nmax_context_override: 602\nmax_concurrency_override: 2\nthreads_override: 1\nflash_attn_override: true\nstream_interval_ms_override: 0\nother: *h\n")
       const c = yield* readServeConfig(file, LIMITS)
       assert.deepStrictEqual(c, {
         model: Option.some(Path.join(Path.dirname(file), "models", "a.gguf")),
@@ -36,12 +38,13 @@ describe("autotune serve --config (SPEC F-4)", () => {
         flashAttn: Option.some(true),
         maxContext: Option.some(602),
         maxBatch: Option.some(2),
-        threads: Option.some(1)
+        threads: Option.some(1),
+        streamIntervalMs: Option.some(0)
       })
       const opts = yield* serveOptionsOf(noFlags, c, file)
       assert.deepStrictEqual(
-        { model: opts.modelPath, kv: opts.kvBits, ctx: opts.maxContext, batch: opts.maxBatch, threads: opts.threads, fa: opts.flashAttn },
-        { model: Path.join(Path.dirname(file), "models", "a.gguf"), kv: Option.some(8), ctx: Option.some(602), batch: 2, threads: Option.some(1), fa: Option.some(true) }
+        { model: opts.modelPath, kv: opts.kvBits, ctx: opts.maxContext, batch: opts.maxBatch, threads: opts.threads, fa: opts.flashAttn, interval: opts.streamIntervalMs },
+        { model: Path.join(Path.dirname(file), "models", "a.gguf"), kv: Option.some(8), ctx: Option.some(602), batch: 2, threads: Option.some(1), fa: Option.some(true), interval: 0 }
       )
     }))
 
@@ -73,9 +76,13 @@ describe("autotune serve --config (SPEC F-4)", () => {
 
   it.effect("F-4 flags given on the command line win over the file; absent or null keys leave the defaults", () =>
     Effect.gen(function*() {
-      const file = write("model: /m/a.gguf\nkv_bits_override: 8\nmax_concurrency_override: 4\nthreads_override: null\n")
+      const file = write("model: /m/a.gguf\nkv_bits_override: 8\nmax_concurrency_override: 4\nthreads_override: null\nstream_interval_ms_override: 5\n")
       const c = yield* readServeConfig(file, LIMITS)
-      const opts = yield* serveOptionsOf({ ...noFlags, model: Option.some("/m/b.gguf"), kvBits: Option.some(4), port: 9000 }, c, file)
+      const opts = yield* serveOptionsOf({ ...noFlags, model: Option.some("/m/b.gguf"), kvBits: Option.some(4), port: 9000, streamIntervalMs: Option.some(0) }, c, file)
+      assert.strictEqual(opts.streamIntervalMs, 0)
+      assert.strictEqual((yield* serveOptionsOf(noFlags, c, file)).streamIntervalMs, 5)
+      // Neither the flag nor the key: serve's default interval.
+      assert.strictEqual((yield* serveOptionsOf(noFlags, yield* readServeConfig(write("model: /m/a.gguf\nstream_interval_ms_override: null\n"), LIMITS), "y.yaml")).streamIntervalMs, DEFAULT_STREAM_INTERVAL_MS)
       assert.strictEqual(opts.modelPath, "/m/b.gguf")
       assert.deepStrictEqual(opts.kvBits, Option.some(4))
       assert.strictEqual(opts.maxBatch, 4)
@@ -100,7 +107,10 @@ describe("autotune serve --config (SPEC F-4)", () => {
         ["model: a.gguf\nmax_concurrency_override: 1.5\n", "max_concurrency_override must be an integer from 1"],
         ["model: a.gguf\nthreads_override: \"2\"\n", "threads_override must be an integer from 1 to 256"],
         ["model: a.gguf\nthreads_override: 999\n", "threads_override must be an integer from 1 to 256"],
-        ["model: a.gguf\nflash_attn_override: 1\n", "flash_attn_override must be true, false or null (auto)"]
+        ["model: a.gguf\nflash_attn_override: 1\n", "flash_attn_override must be true, false or null (auto)"],
+        ["model: a.gguf\nstream_interval_ms_override: -1\n", "stream_interval_ms_override must be an integer from 0 to 1000"],
+        ["model: a.gguf\nstream_interval_ms_override: 2.5\n", "stream_interval_ms_override must be an integer from 0 to 1000"],
+        ["model: a.gguf\nstream_interval_ms_override: 1001\n", "stream_interval_ms_override must be an integer from 0 to 1000"]
       ]
       for (const [text, want] of cases) {
         const file = text === null ? Path.join(tempDir(), "missing.yaml") : write(text)

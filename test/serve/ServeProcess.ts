@@ -95,9 +95,10 @@ export const waitReady = (s: ServeProcess, timeoutMs = 30_000): Effect.Effect<vo
 export const startServe = (args: ReadonlyArray<string>, entry?: string, nodeOptions?: ReadonlyArray<string>) =>
   spawnServe(args, undefined, entry, nodeOptions).pipe(Effect.tap(waitReady))
 
-/** One parsed SSE `data:` payload with its arrival time (performance.now(), ms). */
+/** One parsed SSE `data:` payload with its arrival time (performance.now(), ms) and the index of the network read that completed it. */
 export interface SseEvent {
   readonly at: number
+  readonly read: number
   readonly data: string
 }
 
@@ -118,14 +119,16 @@ export const streamChat = (baseUrl: string, body: unknown): Effect.Effect<Stream
     const events: Array<SseEvent> = []
     const decoder = new TextDecoder()
     let buf = ""
+    let read = 0
     for await (const part of res.body as unknown as AsyncIterable<Uint8Array>) {
+      read++
       buf += decoder.decode(part, { stream: true })
       let i: number
       while ((i = buf.indexOf("\n\n")) >= 0) {
         const ev = buf.slice(0, i)
         buf = buf.slice(i + 2)
         for (const line of ev.split("\n")) {
-          if (line.startsWith("data: ")) events.push({ at: performance.now(), data: line.slice(6) })
+          if (line.startsWith("data: ")) events.push({ at: performance.now(), read, data: line.slice(6) })
         }
       }
     }

@@ -9,7 +9,9 @@ import type { StubEvent } from "../../src/services/CandidateProvider.js"
 import { Exec } from "../../src/services/Exec.js"
 import { RunIdentity } from "../../src/domain/TrialKey.js"
 import { Inputs, Machine } from "../../src/domain/TuneDocument.js"
-import { type RecordedRecipe, verifyRecipe, type VerifyResult } from "../../src/steps/Verify.js"
+import { adapterOfIdentity, launchOf, type RecordedRecipe, verifyRecipe, type VerifyResult } from "../../src/steps/Verify.js"
+import { embedded } from "../../src/providers/Embedded.js"
+import { Knobs } from "../../src/domain/Knobs.js"
 import { machineOf } from "../../src/system/MachineInfo.js"
 import { AUTOTUNE_VERSION } from "../../src/system/Versions.js"
 import { fakeHttp, fakeProvider, simulatedSettings } from "../support/simulatedProvider.js"
@@ -81,4 +83,18 @@ describe("verifyRecipe (SPEC R-3)", () => {
       expect(gated.verdict).toBe("infeasible")
       expect(gated.reason).toMatch(/TTFT .*> 500 ms gate/)
     }))
+
+  it("R-3 C-1 issue 14 a recipe's serve command with --stream-interval-ms is verified on a provider started with it; one without, with the default", () => {
+    const spec = { model: "/m/a.gguf", port: 4000, knobs: new Knobs({ kvBits: null, maxContext: null, maxBatch: null, threads: 1 }), targetContext: 100, replyTokens: 1024 }
+    const served = embedded(null, 7).serveCommand(spec)
+    const rec = { ...recommendation, model: "/m/a.gguf", knobs: { ...recommendation.knobs, threads: 1 }, serve_command: served }
+    const launch = launchOf(rec)
+    expect(launch.streamIntervalMs).toBe(7)
+    expect(launch.adapter.argv(spec, true).args.join(" ")).toContain("--stream-interval-ms 7")
+    const found = adapterOfIdentity({ name: "embedded", version: null, executable: null, executable_sha256: null }, null, launch.adapter, launch.streamIntervalMs)
+    expect(found.argv(spec, true).args.join(" ")).toContain("--stream-interval-ms 7")
+    const plain = launchOf({ ...rec, serve_command: embedded(null).serveCommand(spec) })
+    expect(plain.streamIntervalMs).toBeNull()
+    expect(plain.adapter.argv(spec, true).args).not.toContain("--stream-interval-ms")
+  })
 })

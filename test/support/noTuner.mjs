@@ -11,7 +11,7 @@ const serveOnly = [
   "serveBin\\.js",
   "cli/(Root|RunProcess|ServeCommand|CliOptions)\\.js",
   "serve/[^/]+\\.js",
-  "domain/(AutotuneError|ExitReason|Knobs|Limits)\\.js",
+  "domain/(AutotuneError|ExitReason|Knobs|Limits|StreamInterval)\\.js",
   "system/(HoldSignals|Pids|RunOutcome|Versions)\\.js"
 ].join("|")
 const hook = `const dist = ${JSON.stringify(dist)}
