@@ -351,7 +351,8 @@ const runIdentityOf = (plan: TunePlan, adapter: ProviderAdapter, version: string
           }
         }),
         ...(plan.memoryHeadroom === undefined || plan.memoryHeadroom === DEFAULT_MEMORY_HEADROOM ? {} : { memory_headroom: plan.memoryHeadroom }),
-        prewarm: PRE_WARM_POLICY
+        prewarm: PRE_WARM_POLICY,
+        ...(adapter.streamIntervalMs == null ? {} : { stream_interval_ms: adapter.streamIntervalMs })
       }
     })
   })

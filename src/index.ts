@@ -131,6 +131,7 @@ export { exitCode, exitCodeOf, ExitReason, fromError, fromExit } from "./domain/
 // ---- schemas and domain ----------------------------------------------------
 export { type Axes, cells } from "./domain/Axes.js"
 export { type Candidate, formatParams } from "./domain/Candidate.js"
+export { DEFAULT_STREAM_INTERVAL_MS, MAX_STREAM_INTERVAL_MS, streamIntervalForItl } from "./domain/StreamInterval.js"
 export { editConfigText, FLASH_ATTN_KEY, OWNED_KEYS, type OwnedKey, type OwnedValues, STREAM_INTERVAL_KEY, THREADS_KEY } from "./domain/ConfigYaml.js"
 export { describeKnobs, Knobs, KvBits } from "./domain/Knobs.js"
 export { type CellScore, isNewBest } from "./domain/NewBest.js"

@@ -328,6 +328,53 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     expect(bare.code).toBe(64)
   })
 
+  it("C-1 E-5 F-4 F-6 R-3 under an ITL objective below 40 ms the embedded provider is measured, applied and verified with half of it as its stream interval; a tune without one removes the key", { timeout: 120_000 }, async () => {
+    const { cfg, dir, model } = fakeServedSetup()
+    const db = Path.join(dir, "runs.db")
+    const argv = Path.join(dir, "argv")
+    const env = { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argv }
+    const starts = () => Fs.readFileSync(argv, "utf8").trim().split("\n").map((l) => JSON.parse(l) as Array<string>)
+    const interval = (a: ReadonlyArray<string>) => a[a.indexOf("--stream-interval-ms") + 1]
+    const tune = (extra: ReadonlyArray<string>) =>
+      runCli([
+        "tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+        "--threads-axis", "1", "--max-replicates", "3", "--apply", "--config-path", cfg, "--db-path", db, "--json", ...extra
+      ], { env })
+    const tuned = await tune(["--slo-itl-p95-ms", "30"])
+    expect(tuned.code, tuned.stderr).toBe(0)
+    const doc = JSON.parse(tuned.stdout) as { run_id: string; recommendation: { serve_command: string } }
+    expect(doc.recommendation.serve_command).toContain("--stream-interval-ms 15")
+    expect(starts().length).toBeGreaterThan(1)
+    for (const a of starts()) expect(interval(a), a.join(" ")).toBe("15")
+    expect(parse(Fs.readFileSync(cfg, "utf8")).stream_interval_ms_override).toBe(15)
+    // In the run's identity, so a resume measures trials run at another interval again (R-1).
+    const policyOf = async (runId: string) =>
+      JSON.parse((await readRows<{ identity_json: string }>(db, `SELECT identity_json FROM tune_runs WHERE run_id = '${runId}'`))[0]!.identity_json).policy
+    expect((await policyOf(doc.run_id)).stream_interval_ms).toBe(15)
+
+    // From the run id: started as the recipe's serve command says; from the file: the file says it.
+    const byRun = await runCli(["verify", doc.run_id, "--db-path", db, "--tolerance", "0.9"], { env })
+    expect(byRun.code, byRun.stdout + byRun.stderr).toBe(0)
+    expect(interval(starts().at(-1)!)).toBe("15")
+    const byFile = await runCli(["verify", "--config", cfg, "--db-path", db, "--tolerance", "0.9"], { env })
+    expect(byFile.code, byFile.stdout + byFile.stderr).toBe(0)
+    expect(starts().at(-1)!.slice(0, 3)).toEqual(["serve", "--config", cfg])
+    // The key removed by hand: the file no longer serves what was measured.
+    Fs.writeFileSync(cfg, Fs.readFileSync(cfg, "utf8").replace(/^stream_interval_ms_override: 15\r?\n/m, ""))
+    const changed = await runCli(["verify", "--config", cfg, "--db-path", db], { env })
+    expect(changed.code).toBe(1)
+    expect(changed.stdout + changed.stderr).toContain("differs in stream_interval_ms_override")
+
+    // No objective: trials at the provider's default, and the applied file has no such key (an operator's goes).
+    Fs.appendFileSync(cfg, "stream_interval_ms_override: 5\n")
+    const before = starts().length
+    const plain = await tune([])
+    expect(plain.code, plain.stderr).toBe(0)
+    for (const a of starts().slice(before)) expect(a).not.toContain("--stream-interval-ms")
+    expect(Fs.readFileSync(cfg, "utf8")).not.toContain("stream_interval_ms_override")
+    expect(await policyOf((JSON.parse(plain.stdout) as { run_id: string }).run_id)).not.toHaveProperty("stream_interval_ms")
+  })
+
   it("F-6 H-4 Ctrl-C during the verification: exit 130, the original config put back byte for byte and said so", { timeout: 120_000 }, async () => {
     const { cfg, dir, model } = fakeServedSetup()
     // Served from the file (--config), the fake provider's measured requests hang: Ctrl-C lands in the verification.

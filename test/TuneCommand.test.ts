@@ -122,11 +122,14 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
       const tight = yield* argsOf(["--slo-itl-p95-ms", "25"])
       expect(tight.argv).toContain("--stream-interval-ms 12")
       expect(tight.serve).toContain("--stream-interval-ms 12")
-      expect(tight.plan).toContain("the embedded provider writes each stream's tokens at most every 12 ms (--stream-interval-ms, default 20)")
+      expect(tight.plan).toContain("stream writes:   at most every 12 ms (the embedded provider's --stream-interval-ms, default 20: the ITL objective is tighter than twice it)")
+      const tightest = yield* argsOf(["--slo-itl-p95-ms", "1"])
+      expect(tightest.argv).toContain("--stream-interval-ms 0")
+      expect(tightest.plan).toContain("stream writes:   each token as it comes")
       for (const loose of [[], ["--slo-itl-p95-ms", "40"], ["--concurrency", "2"]]) {
         const d = yield* argsOf(loose)
         expect(d.argv).not.toContain("--stream-interval-ms")
-        expect(d.plan).not.toContain("--stream-interval-ms")
+        expect(d.plan).not.toContain("stream writes:")
       }
     }).pipe(Effect.provide(NodeContext.layer)))
 

@@ -319,9 +319,11 @@ export const renderPlan = (p: TunePlan): string => {
       `objective:       ${p.objective.streams} concurrent user(s), streams ${STREAM_STAGGER_MS} ms apart; TTFT p95 <= ${p.objective.ttftP95Ms} ms${
         p.objective.itlP95Ms === null ? "" : `, ITL p95 <= ${p.objective.itlP95Ms} ms`
       }${p.objective.decodeTps === null ? "" : `, >= ${p.objective.decodeTps} tok/s per stream`}; Stage 2 maximises goodput`,
-      ...(p.adapter.name !== "embedded" || streamIntervalForItl(p.objective.itlP95Ms) === null ? [] : [
-        `                 the embedded provider writes each stream's tokens at most every ${streamIntervalForItl(p.objective.itlP95Ms)} ms (--stream-interval-ms, default ${DEFAULT_STREAM_INTERVAL_MS})`
-      ])
+    ]),
+    ...(p.adapter.streamIntervalMs == null ? [] : [
+      `stream writes:   ${
+        p.adapter.streamIntervalMs === 0 ? "each token as it comes" : `at most every ${p.adapter.streamIntervalMs} ms`
+      } (the embedded provider's --stream-interval-ms, default ${DEFAULT_STREAM_INTERVAL_MS}: the ITL objective is tighter than twice it)`
     ]),
     ...(p.findMaxConcurrency === true
       ? [`capacity:        after Stage 2, double the users on the recommendation until the objective fails, then bisect (up to ${MAX_CAPACITY_USERS})`]

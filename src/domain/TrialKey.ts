@@ -75,7 +75,13 @@ export class RunIdentity extends Schema.Class<RunIdentity>("RunIdentity")({
      * How trials were pre-warmed (SPEC D-1, `PRE_WARM_POLICY`); absent in runs recorded before the
      * pre-warm was bounded by the gate (issue 14), whose trials a resume therefore measures again.
      */
-    prewarm: Schema.optional(Schema.String)
+    prewarm: Schema.optional(Schema.String),
+    /**
+     * The embedded provider's stream interval, ms (`--stream-interval-ms`, set under an ITL objective
+     * below twice its default: E-5); absent at the default (and in runs recorded before it was set, whose
+     * trials with such an objective a resume therefore measures again).
+     */
+    stream_interval_ms: Schema.optional(Schema.Int)
   })
 }) {}
 

@@ -75,6 +75,7 @@ export const embedded = (binary: string | null, streamIntervalMs: number | null 
     hasThreads: true,
     hasFlashAttn: true,
     shortWarmUpSuffices: false,
+    streamIntervalMs,
     watchesParent: true,
     healthPath: null,
     argv: (spec, candidate) => launch([...args(spec, streamIntervalMs), ...(candidate ? ["--no-join"] : [])]),

@@ -64,6 +64,13 @@ export interface ProviderAdapter extends Launchable {
    */
   readonly shortWarmUpSuffices: boolean
   /**
+   * How often the provider is told to write a stream's tokens, ms (the
+   * embedded provider's `--stream-interval-ms`, SPEC E-5, under a tight ITL
+   * objective: `streamIntervalForItl`); null or absent: the provider's own
+   * default (every other provider has no such setting).
+   */
+  readonly streamIntervalMs?: number | null
+  /**
    * The context of one slot (sequence) the provider holds for `spec`, in
    * tokens: what the memory estimate sizes the KV cache of each of
    * `knobs.maxBatch` slots from. Each adapter sizes its own.

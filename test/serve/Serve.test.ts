@@ -9,6 +9,7 @@ import * as Fs from "node:fs"
 import * as Net from "node:net"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { DEFAULT_STREAM_INTERVAL_MS } from "../../src/domain/StreamInterval.js"
 import { ChatMessage, renderPrompt } from "../../src/serve/OpenAi.js"
 import { mediumModelPath, repoRoot, tinyModelPath } from "../support/models.js"
 import {
@@ -233,18 +234,19 @@ describe("autotune serve (SPEC E-5)", () => {
       const measure = (args: ReadonlyArray<string>) =>
         Effect.scoped(Effect.gen(function*() {
           const s = yield* startServe(["--config", config, "--no-join", ...args])
-          const r = yield* streamChat(s.baseUrl, { messages: [{ role: "user", content: words(40) }], max_tokens: 64 })
+          const r = yield* streamChat(s.baseUrl, { messages: [{ role: "user", content: words(40) }], max_tokens: 256 })
           const deltas = r.events.filter((e) => e.data !== "[DONE]" && typeof JSON.parse(e.data).choices?.[0]?.delta?.content === "string")
           const n: number = lastChunk(r).usage.completion_tokens
           return { n, reads: new Set(deltas.map((d) => d.read)).size, spanMs: deltas.at(-1)!.at - deltas[0]!.at }
         }))
       const fromConfig = yield* measure([])
       const perToken = yield* measure(["--stream-interval-ms", "0"])
-      for (const m of [fromConfig, perToken]) assert.isAtLeast(m.n, 16, "a stream long enough to tell")
+      // Long enough that the default interval would make more reads than the bounds below allow.
+      for (const m of [fromConfig, perToken]) assert.isAtLeast(m.spanMs, 5 * DEFAULT_STREAM_INTERVAL_MS, JSON.stringify(m))
       // 1000 ms: the first token at once, then at most one write a second and the flush at the end.
       assert.isAtMost(fromConfig.reads, 2 + Math.ceil(fromConfig.spanMs / 1000), JSON.stringify(fromConfig))
-      // 0 (the flag over the file's 1000): a write per token, so far more reads than that.
-      assert.isAtLeast(perToken.reads, Math.max(3 + Math.ceil(perToken.spanMs / 1000), perToken.n / 4), JSON.stringify(perToken))
+      // 0 (the flag over the file's 1000): a write per token, more reads than even the default's one per 20 ms gives.
+      assert.isAbove(perToken.reads, 2 + Math.ceil(perToken.spanMs / DEFAULT_STREAM_INTERVAL_MS), JSON.stringify(perToken))
     }), 60_000)
 
   it.scopedLive("E-4 a missing, corrupt or truncated model file or a busy port exits 1 promptly, naming the problem on stderr", () =>
