@@ -25,7 +25,7 @@ import { decodeOutcome, encodeOutcome } from "./domain/OutcomeJson.js"
 import { decodeRunIdentity, encodeRunIdentity, identityChanges, type ModelIdentity, RunIdentity } from "./domain/TrialKey.js"
 import { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
 import { modelIdentity, providerIdentity } from "./steps/Identity.js"
-import { PRE_WARM_POLICY } from "./steps/PreWarm.js"
+import { preWarmPolicy } from "./steps/PreWarm.js"
 import { AUTOTUNE_VERSION } from "./system/Versions.js"
 import { type Candidate, formatParams } from "./domain/Candidate.js"
 import { type ExitReason, fromExit } from "./domain/ExitReason.js"
@@ -351,7 +351,7 @@ const runIdentityOf = (plan: TunePlan, adapter: ProviderAdapter, version: string
           }
         }),
         ...(plan.memoryHeadroom === undefined || plan.memoryHeadroom === DEFAULT_MEMORY_HEADROOM ? {} : { memory_headroom: plan.memoryHeadroom }),
-        prewarm: PRE_WARM_POLICY,
+        prewarm: preWarmPolicy(adapter.shortWarmUpSuffices),
         ...(adapter.streamIntervalMs == null ? {} : { stream_interval_ms: adapter.streamIntervalMs })
       }
     })

@@ -72,7 +72,7 @@ export class RunIdentity extends Schema.Class<RunIdentity>("RunIdentity")({
     /** SPEC C-3 `--memory-headroom`, absent at its default (0.9). */
     memory_headroom: Schema.optional(Schema.Number),
     /**
-     * How trials were pre-warmed (SPEC D-1, `PRE_WARM_POLICY`); absent in runs recorded before the
+     * How trials were pre-warmed (SPEC D-1, `preWarmPolicy`); absent in runs recorded before the
      * pre-warm was bounded by the gate (issue 14), whose trials a resume therefore measures again.
      */
     prewarm: Schema.optional(Schema.String),

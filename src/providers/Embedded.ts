@@ -74,7 +74,7 @@ export const embedded = (binary: string | null, streamIntervalMs: number | null 
     name: "embedded",
     hasThreads: true,
     hasFlashAttn: true,
-    shortWarmUpSuffices: false,
+    shortWarmUpSuffices: true,
     streamIntervalMs,
     watchesParent: true,
     healthPath: null,

@@ -84,7 +84,7 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
     name: "llama-server",
     hasThreads: true,
     hasFlashAttn: true,
-    shortWarmUpSuffices: false,
+    shortWarmUpSuffices: true,
     watchesParent: false,
     healthPath: "/health",
     argv: (spec) => ({

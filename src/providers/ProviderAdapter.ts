@@ -52,15 +52,17 @@ export interface ProviderAdapter extends Launchable {
   /**
    * Whether short requests warm this provider for a full-length one (SPEC
    * D-1, issue 14 part 4): a trial that already has its prompt calibration
-   * then sends no full-length pre-warm request, and one that sends it bounds
-   * it at the gate + 5 %. False for every provider so far: on embedded and
-   * llama-server, a Stage 2 cell whose first probe was its first full-length
-   * request missed gates the same cell had met with a full-length warm-up
-   * (`npm run bench`, 2026-12-06 12:36: 130M kv=8 threads=1 > 5000 ms on
-   * llama-server, where it takes 2.9 s; three embedded cells > 3000 ms; a
-   * 15M cell's TTFT p95 2.3 s against 0.2 s), though stop 22 had measured
-   * a first full-length pre-warm as fast as later requests. macprovider:
-   * unmeasured (MLX compiles kernels per shape).
+   * then sends no full-length pre-warm request, and one that sends it where
+   * it is a probe's equal bounds it at the gate + 5 %. True for embedded and
+   * llama-server (issue 14, 2026-12-06): after the two short requests the
+   * first full-length request's TTFT was within 1.2 % (embedded) and 2 %
+   * (llama-server) of later ones (130M, f16 and q8_0 KV, 1 and 2 threads),
+   * and three `npm run bench` pairs with and without the full-length
+   * warm-up made the same model choice and the same Stage 2 fits but for
+   * one marginal llama-server cell (130M kv=8 threads=1, ~4 s against a
+   * 5 s gate), which fit more often without it. An earlier bench (12:36)
+   * had seen cells miss without it; that was not reproduced. macprovider:
+   * false, unmeasured (MLX compiles kernels per shape).
    */
   readonly shortWarmUpSuffices: boolean
   /**

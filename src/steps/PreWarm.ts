@@ -1,7 +1,8 @@
 /**
  * The pre-warm (SPEC D-1): the process's first use, before anything is
- * measured (short requests, then a full-length one, bounded in Stage 1 by
- * twice the gate); it also calibrates the prompt builder.
+ * measured (short requests, then a full-length one where the provider needs
+ * it or the prompt is not calibrated yet, bounded in Stage 1 by twice the
+ * gate); it also calibrates the prompt builder.
  */
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
@@ -25,11 +26,17 @@ const SHORT_WORDS = 16
 const SECOND_WORDS = 64
 
 /**
- * The pre-warm's policy in a run's identity (SPEC R-1 `policy.prewarm`):
- * changed whenever what a pre-warm sends or bounds changes, so a resume does
- * not replay trials pre-warmed otherwise.
+ * The pre-warm's policy in a run's identity (SPEC R-1 `policy.prewarm`) for
+ * a provider whose adapter says short requests warm it or not
+ * (`ProviderAdapter.shortWarmUpSuffices`): changed whenever what a pre-warm
+ * sends or bounds changes, so a resume does not replay trials pre-warmed
+ * otherwise (a run recorded before 2026-12-06's switch of embedded and
+ * llama-server to true is measured again).
  */
-export const PRE_WARM_POLICY = "two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)"
+export const preWarmPolicy = (shortWarmUpSuffices: boolean): string =>
+  shortWarmUpSuffices
+    ? "two short first-use requests, then full-length only to calibrate, bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1 (issue 14)"
+    : "two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)"
 
 /** Pre-warm outcome: a calibration on success, else how the request failed (phase `pre-warm`). */
 export type PreWarmResult =
@@ -88,7 +95,7 @@ export interface PreWarmSpec {
  * probes start their streams STREAM_STAGGER_MS apart while the pre-warm's
  * start at once; and on a provider a short request does not warm
  * (`shortWarmUpSuffices` false: the full-length request may still carry
- * first-use costs). A full-length prefill past twice the gate is no
+ * first-use costs; macprovider). A full-length prefill past twice the gate is no
  * candidate any of those could call feasible.
  */
 export const PRE_WARM_LOOSE_BOUND = 2
@@ -116,9 +123,8 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * then `concurrent` requests at the full target context at once run the
  * first inference at that length — unless the trial has a `known`
  * calibration and `fullLength` is false (a provider the short requests warm,
- * `ProviderAdapter.shortWarmUpSuffices`; none so far: on embedded and
- * llama-server the first full-length request still pays a first-use cost
- * the short ones do not, `npm run bench` 2026-12-06).
+ * `ProviderAdapter.shortWarmUpSuffices`: embedded and llama-server, measured
+ * 2026-12-06; macprovider, unmeasured, keeps it).
  *
  * A second short request (64 words, every trial: past the 32 tokens where
  * llama.cpp switches to its batched matrix path) follows the first; without
@@ -161,7 +167,7 @@ export const preWarm = (
         })
       }
     // The process's first use, in every trial (a known calibration too), every slot at once: what it warms is
-    // not paid again (the first full-length request still pays some on the providers measured: D-1).
+    // not paid again (on embedded and llama-server, measured: D-1; macprovider still gets a full-length warm-up).
     const first = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(SHORT_WORDS, null), {
       concurrency: "unbounded"
     })

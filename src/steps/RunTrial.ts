@@ -292,11 +292,11 @@ export const runTrial = (
       // D-1: first-use costs are excluded from the gate, so a pre-warm request
       // gets the ready timeout on top of the request timeout.
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
-      // Issue 14 part 4: the full-length request is bounded by the gate where it is a probe's equal (first use
-      // paid by the short requests, no N-2 median call, no staggered streams); in Stage 1 by twice the gate;
-      // elsewhere (Stage 2 cells, N-2 extras, the drift check, capacity steps, verify) only by the timeout, as
-      // before: its first-use cost is unmeasured (3.4× a later prefill once), and the first probe is cut at the
-      // gate anyway.
+      // Issue 14 part 4: the full-length request (on embedded and llama-server sent only to calibrate) is
+      // bounded by the gate + 5 % where it is a probe's equal (first use paid by the short requests, no N-2
+      // median call, no staggered streams); in Stage 1 by twice the gate; elsewhere (macprovider outside
+      // Stage 1; any trial under an objective, capacity steps included) only by the timeout: its first-use
+      // cost is unmeasured there, and the first probe is cut at the gate anyway.
       boundMs: preWarmBoundMs(gate, {
         probeEqual: s.adapter.shortWarmUpSuffices && marginalUpTo === null && objective === null,
         stage1: marginalUpTo !== null

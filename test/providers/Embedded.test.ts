@@ -5,6 +5,7 @@ import { embedded } from "../../src/providers/Embedded.js"
 import { repoRoot } from "../support/models.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../../src/providers/LlamaServer.js"
 import { macProvider } from "../../src/providers/MacProvider.js"
+import { preWarmPolicy } from "../../src/steps/PreWarm.js"
 
 const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>) => ({
   model: "/m/model.gguf",
@@ -15,12 +16,16 @@ const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>) => ({
 })
 
 describe("embedded provider adapter (SPEC E-5)", () => {
-  it("issue 14 D-1 no provider measured so far is warmed by short requests alone: every calibrated trial keeps its full-length warm-up", () => {
-    // npm run bench, 2026-12-06 12:36: Stage 2 cells whose first probe was their first full-length request
-    // missed gates they meet after a full-length warm-up, on both providers.
-    expect(embedded(null).shortWarmUpSuffices).toBe(false)
-    expect(llamaServer("llama-server", NO_OPTIONAL_FLAGS).shortWarmUpSuffices).toBe(false)
+  it("issue 14 D-1 R-1 embedded and llama-server are warmed by the short requests (measured), so a calibrated trial sends no full-length warm-up; macprovider, unmeasured, keeps it; the policy in a run's identity says which", () => {
+    // 2026-12-06: the first full-length TTFT after the two short requests within 2 % of later ones, and three
+    // npm run bench pairs with and without the full-length warm-up made the same decisions (ProviderAdapter.ts).
+    expect(embedded(null).shortWarmUpSuffices).toBe(true)
+    expect(embedded("/opt/fake-provider").shortWarmUpSuffices).toBe(true)
+    expect(llamaServer("llama-server", NO_OPTIONAL_FLAGS).shortWarmUpSuffices).toBe(true)
     expect(macProvider("macprovider-cli").shortWarmUpSuffices).toBe(false)
+    // A run recorded under the other policy is not resumed from (its trials were pre-warmed otherwise).
+    expect(preWarmPolicy(true)).not.toBe(preWarmPolicy(false))
+    expect(preWarmPolicy(false)).toBe("two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)")
   })
 
   it("E-5 a candidate and a config-started provider run through the launcher, bin/autotune.js (one libuv pool thread; issue 14)", () => {
