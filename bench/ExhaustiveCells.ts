@@ -43,8 +43,11 @@ export interface CellSettings {
 
 /**
  * Runs every cell of `axes` on `model` with llama-server, one after another.
- * The first cell calibrates the prompt (as a Stage 1 trial would); later cells
- * reuse that calibration, as the tune's Stage 2 reuses Stage 1's.
+ * The first cell calibrates the prompt (its two short requests; its
+ * full-length warm-up, a probe's equal outside Stage 1, is bounded at the
+ * gate + 5 %, and a cut one keeps the short requests' calibration); later
+ * cells reuse that calibration, as the tune's Stage 2 reuses Stage 1's, and
+ * send no full-length warm-up (D-1: the short requests warm llama-server).
  */
 export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<ReadonlyArray<CellCost>> =>
   Effect.runPromise(
