@@ -61,11 +61,11 @@ export interface ProviderAdapter extends Launchable {
    * warm-up made the same model choice and the same Stage 2 fits but for
    * one marginal llama-server cell (130M kv=8 threads=1, ~4 s against a
    * 5 s gate), which fit more often without it. An earlier bench (12:36)
-   * had seen cells miss without it; that was not reproduced. In case a
-   * first use remains in a regime not measured (several slots,
-   * `--concurrency`, GPU builds), a trial without the full-length warm-up
-   * measures a first replicate that misses on time again, once (RunTrial).
-   * macprovider: false, unmeasured (MLX compiles kernels per shape).
+   * had seen cells miss without it; that was not reproduced. Measured for
+   * one request at a time on CPU builds only: a trial that sends several at
+   * once (slots, `--concurrency`) still gets the full-length warm-up
+   * (RunTrial), and a GPU build of llama-server is unmeasured. macprovider:
+   * false, unmeasured (MLX compiles kernels per shape).
    */
   readonly shortWarmUpSuffices: boolean
   /**

@@ -25,9 +25,6 @@ const SHORT_WORDS = 16
 /** Words of the second short request (every trial): past llama.cpp's 32-token batched path, and the second calibration point. */
 const SECOND_WORDS = 64
 
-/** The prompt variant of a full-length request sent again after a cut (`retryCut`): past any probe's (1 + replicates × streams). */
-const RETRY_VARIANT = 10_000
-
 /**
  * The pre-warm's policy in a run's identity (SPEC R-1 `policy.prewarm`) for
  * a provider whose adapter says short requests warm it or not
@@ -38,17 +35,12 @@ const RETRY_VARIANT = 10_000
  */
 export const preWarmPolicy = (shortWarmUpSuffices: boolean): string =>
   shortWarmUpSuffices
-    ? "two short first-use requests, then full-length only to calibrate, bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1 (issue 14)"
+    ? "two short first-use requests, then full-length only to calibrate when one request at a time (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1 (issue 14)"
     : "two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)"
 
-/**
- * Pre-warm outcome: a calibration on success, with whether a full-length
- * request was sent (`fullLength`: false when the short requests were taken
- * to warm the provider, so the first probe is its first full-length
- * request); else how the request failed (phase `pre-warm`).
- */
+/** Pre-warm outcome: a calibration on success, else how the request failed (phase `pre-warm`). */
 export type PreWarmResult =
-  | { readonly _tag: "Warm"; readonly calibration: Calibration; readonly fullLength: boolean }
+  | { readonly _tag: "Warm"; readonly calibration: Calibration }
   | {
     readonly _tag: "Failed"
     readonly failure: ProbeFailure
@@ -78,13 +70,6 @@ export interface PreWarmSpec {
    * picks it (`preWarmBoundMs`); null: bounded by `timeoutMs` only.
    */
   readonly boundMs: number | null
-  /**
-   * Whether a full-length request cut at `boundMs` is sent once more (on
-   * another prompt) before the cut decides: where it is a probe's equal
-   * (issue 14, D-1), a first use the short requests did not pay costs one
-   * bound, not the trial, as RunTrial measures a first replicate again.
-   */
-  readonly retryCut?: boolean
   /** The TTFT gate (G-1), ms: what a cut full-length request's reason names. */
   readonly gateTtftMs: number
   /** Calibration of the same model from an earlier trial, if any. */
@@ -106,12 +91,12 @@ export interface PreWarmSpec {
  * The pre-warm bound in Stage 1 (not under an objective), as a multiple of
  * the gate (issue 14 part 4): there N-2 calls a candidate near the gate on
  * the median of several replicates, so one request just over the gate must
- * not decide it, and on a provider a short request does not warm
- * (`shortWarmUpSuffices` false: macprovider) the full-length request may
- * still carry first-use costs. A full-length prefill past twice the gate is
- * no candidate N-2 could call feasible. (Under an objective, C-1, whose
- * probes start their streams STREAM_STAGGER_MS apart while the pre-warm's
- * start at once, only the timeouts bound it: `preWarmBoundMs`.)
+ * not decide it, and where the short requests are not known to warm the
+ * provider (macprovider; several requests at once) the full-length request
+ * may still carry first-use costs. A full-length prefill past twice the
+ * gate is no candidate N-2 could call feasible. (Under an objective, C-1,
+ * whose probes start their streams STREAM_STAGGER_MS apart while the
+ * pre-warm's start at once, only the timeouts bound it: `preWarmBoundMs`.)
  */
 export const PRE_WARM_LOOSE_BOUND = 2
 
@@ -164,9 +149,9 @@ export const preWarm = (
   Effect.gen(function*() {
     // `boundMs` null: no TTFT bound of its own (twice the timeout, which ends the request first), so a hung
     // first use reads as a timeout, classified as any failure is (D-2), never as the gate's call.
-    const send = (words: number, boundMs: number | null, variant = 0) =>
+    const send = (words: number, boundMs: number | null) =>
       probeOnce(server, {
-        prompt: promptOfWords(words, variant),
+        prompt: promptOfWords(words),
         maxTokens: 1,
         gateTtftMs: boundMs ?? 2 * spec.timeoutMs,
         requestTimeoutMs: spec.timeoutMs
@@ -206,19 +191,14 @@ export const preWarm = (
         : { overheadTokens: 0, tokensPerWord: 1 }
     }
     // A calibrated trial on a provider the short request warmed: its first probe is its first full-length request.
-    if (spec.known !== null && !spec.fullLength) return { _tag: "Warm", calibration, fullLength: false } as const
+    if (spec.known !== null && !spec.fullLength) return { _tag: "Warm", calibration } as const
     const words = wordsForTokens(calibration, spec.targetContext)
     if (spec.onFullLength !== undefined) yield* spec.onFullLength
     // Short of the request timeout, so a cut there reads as the bound's, never as a timeout (a race otherwise).
     const boundMs = spec.boundMs === null ? null : Math.min(spec.boundMs, spec.timeoutMs - 1)
-    const sendFull = (variant: (j: number) => number) =>
-      Effect.forEach(Array.from({ length: spec.concurrent }), (_, j) => send(words, boundMs, variant(j)), { concurrency: "unbounded" })
-    const isCut = (s: ProbeSample) => s.failure?._tag === "GateMissed"
-    let full = yield* sendFull(() => 0)
-    // Cut, and nothing failed outright: where allowed, once more on prompts no request has sent (no cached prefix).
-    if (spec.retryCut === true && full.some(isCut) && full.every((s) => isCut(s) || s.failure === null)) {
-      full = yield* sendFull((j) => RETRY_VARIANT + j)
-    }
+    const full = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(words, boundMs), {
+      concurrency: "unbounded"
+    })
     // A request that failed outright (an error, a death) is named before one cut at the bound: the cut must not
     // hide it (nor its D-2 classification).
     for (const s of full) {
@@ -226,7 +206,7 @@ export const preWarm = (
       if (bad !== null) return bad
     }
     // A TTFT past the bound (cut before its first token, or later than it) is the gate's call, not a failure.
-    const cut = full.find(isCut)
+    const cut = full.find((s) => s.failure?._tag === "GateMissed")
     if (cut !== undefined) {
       return {
         _tag: "Failed",
@@ -239,5 +219,5 @@ export const preWarm = (
     if (spec.known === null && shortPoint !== null && tokens !== null) {
       calibration = calibrate(shortPoint, [words, tokens])
     }
-    return { _tag: "Warm", calibration, fullLength: true } as const
+    return { _tag: "Warm", calibration } as const
   })

@@ -285,9 +285,9 @@ export const runTrial = (
       warmWindow.push({ from: yield* meter.snapshot(group), atMs: yield* Clock.currentTimeMillis })
     })
     const t1 = yield* Clock.currentTimeMillis
-    // The full-length pre-warm request is a probe's equal: first use paid by the short requests, no N-2 median
-    // call, no staggered streams (issue 14 part 4).
-    const probeEqual = s.adapter.shortWarmUpSuffices && marginalUpTo === null && objective === null
+    // D-1: the short requests warm this provider for a full-length request (measured for one request at a time,
+    // issue 14); several at once (slots, users) were not measured and keep the full-length warm-up.
+    const shortWarms = s.adapter.shortWarmUpSuffices && concurrent === 1
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
       // Never more at once than the provider has slots: users beyond them (a capacity step, C-4) would only queue.
@@ -295,16 +295,16 @@ export const runTrial = (
       // D-1: first-use costs are excluded from the gate, so a pre-warm request
       // gets the ready timeout on top of the request timeout.
       timeoutMs: s.readyTimeoutMs + s.requestTimeoutMs,
-      // Issue 14 part 4: the full-length request (on embedded and llama-server sent only to calibrate) is
+      // Issue 14 part 4: the full-length request (with `shortWarms` sent only to calibrate) is
       // bounded by the gate + 5 % where it is a probe's equal (first use paid by the short requests, no N-2
-      // median call, no staggered streams); in Stage 1 by twice the gate; elsewhere (macprovider outside
-      // Stage 1; any trial under an objective, capacity steps included) only by the timeout: its first-use
-      // cost is unmeasured there, and the first probe is cut at the gate anyway.
-      boundMs: preWarmBoundMs(gate, { probeEqual, stage1: marginalUpTo !== null }),
-      retryCut: probeEqual,
+      // median call, no staggered streams); in Stage 1 by twice the gate; elsewhere (outside Stage 1 where
+      // the short requests are not known to warm: macprovider, several requests at once; any trial under an
+      // objective, capacity steps included) only by the timeout: its first-use cost is unmeasured there, and
+      // the first probe is cut at the gate anyway.
+      boundMs: preWarmBoundMs(gate, { probeEqual: shortWarms && marginalUpTo === null && objective === null, stage1: marginalUpTo !== null }),
       gateTtftMs: gate,
       known,
-      fullLength: !s.adapter.shortWarmUpSuffices,
+      fullLength: !shortWarms,
       onFullLength: openWarmWindow
     })
     phases.preWarmMs = yield* since(t1)
@@ -325,16 +325,9 @@ export const runTrial = (
     const calibration = warm.calibration
     const words = wordsForTokens(calibration, s.targetContext)
     const samples: Array<ProbeSample> = []
-    let before = yield* meter.snapshot(group)
-    let t2 = yield* Clock.currentTimeMillis
+    const before = yield* meter.snapshot(group)
+    const t2 = yield* Clock.currentTimeMillis
     let marginal = false
-    // D-1 (issue 14): with no full-length warm-up sent (the short requests warm this provider), a first replicate
-    // that misses on time is taken as that warm-up, sent late, and the replicate is measured again, once: a first
-    // use the short requests did not pay costs one gate, never the cell. Its time counts as pre-warm, and N-3's
-    // window starts after it.
-    let lateWarmUp = !warm.fullLength
-    // Prompt variants skipped by a late warm-up: the replicate measured again must not share its prompt (a cache hit).
-    let skipped = 0
     const probes = Effect.gen(function*() {
       let target = replicates
       for (let i = 0; i < target; i++) {
@@ -342,7 +335,7 @@ export const runTrial = (
         const { merged: sample, parts, missed: missedObjective } = yield* replicate(
           (j) =>
             probeOnce(server, {
-              prompt: promptOfWords(words, 1 + (i + skipped) * concurrent + j),
+              prompt: promptOfWords(words, 1 + i * concurrent + j),
               maxTokens: s.maxTokens,
               gateTtftMs: cutoff,
               requestTimeoutMs: s.requestTimeoutMs
@@ -352,19 +345,9 @@ export const runTrial = (
           gate,
           cutoff
         )
-        const f = sample.failure
-        if (lateWarmUp && (f?._tag === "GateMissed" || (f === null && missedObjective !== null))) {
-          lateWarmUp = false
-          phases.preWarmMs = (phases.preWarmMs ?? 0) + (yield* since(t2))
-          before = yield* meter.snapshot(group)
-          t2 = yield* Clock.currentTimeMillis
-          skipped = 1
-          i--
-          continue
-        }
-        lateWarmUp = false
         samples.push(sample)
         phases.probeMs = yield* since(t2)
+        const f = sample.failure
         // Stage 1 (N-2): a request past the gate + 15 % is a replicate over the gate, not yet the call.
         const overBand = marginalUpTo !== null && f?._tag === "GateMissed"
         if (f !== null && !overBand) {
