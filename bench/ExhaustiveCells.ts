@@ -47,7 +47,8 @@ export interface CellSettings {
  * full-length warm-up, a probe's equal outside Stage 1, is bounded at the
  * gate + 5 %, and a cut one keeps the short requests' calibration); later
  * cells reuse that calibration, as the tune's Stage 2 reuses Stage 1's, and
- * send no full-length warm-up (D-1: the short requests warm llama-server).
+ * (one slot each: the bench's batch axis is 1) send no full-length warm-up
+ * (D-1: the short requests warm llama-server).
  */
 export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<ReadonlyArray<CellCost>> =>
   Effect.runPromise(

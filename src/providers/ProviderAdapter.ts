@@ -61,11 +61,11 @@ export interface ProviderAdapter extends Launchable {
    * warm-up made the same model choice and the same Stage 2 fits but for
    * one marginal llama-server cell (130M kv=8 threads=1, ~4 s against a
    * 5 s gate), which fit more often without it. An earlier bench (12:36)
-   * had seen cells miss without it; that was not reproduced. Measured for
-   * one request at a time on CPU builds only: a trial that sends several at
-   * once (slots, `--concurrency`) still gets the full-length warm-up
-   * (RunTrial), and a GPU build of llama-server is unmeasured. macprovider:
-   * false, unmeasured (MLX compiles kernels per shape).
+   * had seen cells miss without it; that was not reproduced. Measured with
+   * one slot only: a trial with several slots still gets the full-length
+   * warm-up (RunTrial). Not measured, and not told apart here: a GPU build
+   * of llama-server, a 4-bit KV cache. macprovider: false, unmeasured (MLX
+   * compiles kernels per shape).
    */
   readonly shortWarmUpSuffices: boolean
   /**

@@ -31,11 +31,11 @@ const SECOND_WORDS = 64
  * (`ProviderAdapter.shortWarmUpSuffices`): changed whenever what a pre-warm
  * sends or bounds changes, so a resume does not replay trials pre-warmed
  * otherwise (a run recorded before 2026-12-06's switch of embedded and
- * llama-server to true is measured again).
+ * llama-server to true, with one slot, is measured again).
  */
 export const preWarmPolicy = (shortWarmUpSuffices: boolean): string =>
   shortWarmUpSuffices
-    ? "two short first-use requests, then full-length only to calibrate when one request at a time (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1 (issue 14)"
+    ? "two short first-use requests, then full-length only to calibrate with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1 (issue 14)"
     : "two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)"
 
 /** Pre-warm outcome: a calibration on success, else how the request failed (phase `pre-warm`). */
@@ -76,7 +76,8 @@ export interface PreWarmSpec {
   readonly known: Calibration | null
   /**
    * Whether a trial with a `known` calibration still sends the full-length
-   * request (the adapter's `shortWarmUpSuffices`, negated). Without a known
+   * request (false where the short requests warm the provider: its
+   * adapter's `shortWarmUpSuffices` and one slot, RunTrial). Without a known
    * calibration it is always sent: it refines the calibration (P-1).
    */
   readonly fullLength: boolean
@@ -123,8 +124,9 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * then `concurrent` requests at the full target context at once run the
  * first inference at that length — unless the trial has a `known`
  * calibration and `fullLength` is false (a provider the short requests warm,
- * `ProviderAdapter.shortWarmUpSuffices`: embedded and llama-server, measured
- * 2026-12-06; macprovider, unmeasured, keeps it).
+ * `ProviderAdapter.shortWarmUpSuffices`, with one slot: embedded and
+ * llama-server, measured 2026-12-06; macprovider and several slots,
+ * unmeasured, keep it).
  *
  * A second short request (64 words, every trial: past the 32 tokens where
  * llama.cpp switches to its batched matrix path) follows the first; without
@@ -167,7 +169,7 @@ export const preWarm = (
         })
       }
     // The process's first use, in every trial (a known calibration too), every slot at once: what it warms is
-    // not paid again (on embedded and llama-server, measured: D-1; macprovider still gets a full-length warm-up).
+    // not paid again (on embedded and llama-server with one slot, measured: D-1; otherwise a full-length warm-up follows).
     const first = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(SHORT_WORDS, null), {
       concurrency: "unbounded"
     })

@@ -285,9 +285,10 @@ export const runTrial = (
       warmWindow.push({ from: yield* meter.snapshot(group), atMs: yield* Clock.currentTimeMillis })
     })
     const t1 = yield* Clock.currentTimeMillis
-    // D-1: the short requests warm this provider for a full-length request (measured for one request at a time,
-    // issue 14); several at once (slots, users) were not measured and keep the full-length warm-up.
-    const shortWarms = s.adapter.shortWarmUpSuffices && concurrent === 1
+    // D-1: the short requests warm this provider for a full-length request (measured with one slot, so one
+    // prefill at a time, issue 14); several slots were not measured and keep the full-length warm-up. (Users
+    // beyond one slot, a capacity step's, queue: still one prefill at a time.)
+    const shortWarms = s.adapter.shortWarmUpSuffices && (knobs.maxBatch ?? 1) === 1
     const warm = yield* preWarm(server, {
       targetContext: s.targetContext,
       // Never more at once than the provider has slots: users beyond them (a capacity step, C-4) would only queue.
@@ -298,7 +299,7 @@ export const runTrial = (
       // Issue 14 part 4: the full-length request (with `shortWarms` sent only to calibrate) is
       // bounded by the gate + 5 % where it is a probe's equal (first use paid by the short requests, no N-2
       // median call, no staggered streams); in Stage 1 by twice the gate; elsewhere (outside Stage 1 where
-      // the short requests are not known to warm: macprovider, several requests at once; any trial under an
+      // the short requests are not known to warm: macprovider, several slots; any trial under an
       // objective, capacity steps included) only by the timeout: its first-use cost is unmeasured there, and
       // the first probe is cut at the gate anyway.
       boundMs: preWarmBoundMs(gate, { probeEqual: shortWarms && marginalUpTo === null && objective === null, stage1: marginalUpTo !== null }),

@@ -16,7 +16,7 @@ const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>) => ({
 })
 
 describe("embedded provider adapter (SPEC E-5)", () => {
-  it("issue 14 D-1 R-1 embedded and llama-server are warmed by the short requests (measured), so a calibrated trial sends no full-length warm-up; macprovider, unmeasured, keeps it; the policy in a run's identity says which", () => {
+  it("issue 14 D-1 R-1 embedded and llama-server are warmed by the short requests (measured with one slot), so a calibrated one-slot trial sends no full-length warm-up; macprovider, unmeasured, keeps it; the policy in a run's identity says which", () => {
     // 2026-12-06: the first full-length TTFT after the two short requests within 2 % of later ones, and three
     // npm run bench pairs with and without the full-length warm-up made the same decisions (ProviderAdapter.ts).
     expect(embedded(null).shortWarmUpSuffices).toBe(true)
@@ -26,6 +26,10 @@ describe("embedded provider adapter (SPEC E-5)", () => {
     // A run recorded under the other policy is not resumed from (its trials were pre-warmed otherwise).
     expect(preWarmPolicy(true)).not.toBe(preWarmPolicy(false))
     expect(preWarmPolicy(false)).toBe("two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)")
+    // Pinned: a change of what a pre-warm sends or bounds must change this text too.
+    expect(preWarmPolicy(true)).toBe(
+      "two short first-use requests, then full-length only to calibrate with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1 (issue 14)"
+    )
   })
 
   it("E-5 a candidate and a config-started provider run through the launcher, bin/autotune.js (one libuv pool thread; issue 14)", () => {

@@ -127,13 +127,21 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       const { value: uncal } = yield* cellTrial("slow-8b", 3000, null, warmedShort)
       expect(uncal.verdict).toMatchObject({ _tag: "GateMissed", phase: "pre-warm", gateTtftMs: 3000 })
       expect(uncal.phases.preWarmMs).toBe(11_150)
-      // Several requests at once (two slots here) were not measured to be warmed so: the full-length warm-up
-      // is sent, one per slot, as on a provider the short requests do not warm.
+      // Several slots were not measured to be warmed so: the full-length warm-up is sent, as on a provider the
+      // short requests do not warm, and bounded only by the timeouts (not a probe's equal).
       const twoSlots = new Knobs({ kvBits: null, maxContext: null, maxBatch: 2, threads: null })
       const { value: slots } = yield* simulated(runTrial({ ...warmedShort, gateTtftMs: 60_000 }, cand("fast-1b"), twoSlots, 3, known))
       expect(slots.verdict._tag).toBe("Fits")
       // Two short rounds of 1 s, then the full-length one.
       expect(slots.phases.preWarmMs).toBe(3000)
+      const { value: slowSlots } = yield* simulated(runTrial({ ...warmedShort, gateTtftMs: 3000 }, cand("slow-8b"), twoSlots, 3, known))
+      expect(slowSlots.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 3000 })
+      expect(slowSlots.phases.preWarmMs).toBe(12_000)
+      // One slot under an objective of one stream (and users queueing on one slot, a capacity step's): warmed.
+      const oneStream = { ...warmedShort, gateTtftMs: 60_000, objective: { streams: 1, ttftP95Ms: 60_000, itlP95Ms: 10_000, decodeTps: null } }
+      const { value: objective } = yield* simulated(runTrial(oneStream, cand("fast-1b"), Knobs.defaults, 3, known))
+      expect(objective.verdict._tag).toBe("Fits")
+      expect(objective.phases.preWarmMs).toBe(2000)
     }))
   it.effect("N-2 one slow request does not decide Stage 1: replicates on both sides of the gate are marginal and called on the median", () =>
     Effect.gen(function*() {
