@@ -47,6 +47,13 @@ const exitWithin = (exited: Promise<ProcessExit>, ms: number) =>
     ])
   )
 
+/** A fresh directory under the OS temp dir, removed with everything in it when the test's scope closes. */
+const scopedTempDir = (prefix: string) =>
+  Effect.acquireRelease(
+    Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), prefix))),
+    (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))
+  )
+
 const words = (n: number) => Array.from({ length: n }, (_, i) => ["alpha", "river", "stone", "light", "seven"][i % 5]).join(" ")
 
 /** Threads of a process (`Threads:` in /proc/<pid>/status). */
@@ -223,10 +230,7 @@ describe("autotune serve (SPEC E-5)", () => {
 
   it.scopedLive("E-5 F-4 issue 14 the config's stream_interval_ms_override and --stream-interval-ms (which wins) set how often a stream's tokens are written", () =>
     Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "serve-interval-"))),
-        (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))
-      )
+      const dir = yield* scopedTempDir("serve-interval-")
       const config = Path.join(dir, "config.yaml")
       Fs.writeFileSync(config, `model: ${model}\nmax_context_override: 1024\nthreads_override: 1\nstream_interval_ms_override: 1000\n`)
       // Each content delta stays its own event; what the interval changes is how many socket writes
@@ -251,10 +255,7 @@ describe("autotune serve (SPEC E-5)", () => {
 
   it.scopedLive("E-4 a missing, corrupt or truncated model file or a busy port exits 1 promptly, naming the problem on stderr", () =>
     Effect.gen(function*() {
-      const dir = yield* Effect.acquireRelease(
-        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "serve-test-"))),
-        (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))
-      )
+      const dir = yield* scopedTempDir("serve-test-")
       const badMagic = Path.join(dir, "bad-magic.gguf")
       Fs.writeFileSync(badMagic, Buffer.concat([Buffer.from("NOPE"), Buffer.alloc(4096)]))
       const truncated = Path.join(dir, "truncated.gguf")
