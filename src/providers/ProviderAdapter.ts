@@ -65,7 +65,8 @@ export interface ProviderAdapter extends Launchable {
    * one slot only: a trial with several slots still gets the full-length
    * warm-up (RunTrial). Not measured, and not told apart here: a GPU build
    * of llama-server, a 4-bit KV cache. macprovider: false, unmeasured (MLX
-   * compiles kernels per shape).
+   * compiles kernels per shape). An adapter that sets it must start a
+   * null `maxBatch` with one slot (RunTrial counts a null as one).
    */
   readonly shortWarmUpSuffices: boolean
   /**

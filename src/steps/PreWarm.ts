@@ -93,7 +93,7 @@ export interface PreWarmSpec {
  * the gate (issue 14 part 4): there N-2 calls a candidate near the gate on
  * the median of several replicates, so one request just over the gate must
  * not decide it, and where the short requests are not known to warm the
- * provider (macprovider; several requests at once) the full-length request
+ * provider (macprovider; several slots) the full-length request
  * may still carry first-use costs. A full-length prefill past twice the
  * gate is no candidate N-2 could call feasible. (Under an objective, C-1,
  * whose probes start their streams STREAM_STAGGER_MS apart while the

@@ -108,7 +108,7 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       expect(o.phases.preWarmMs).toBe(12_000)
       expect(o.samples.length).toBe(1)
     }))
-  it.effect("issue 14 D-1 a calibrated trial on a provider a short request warms sends no full-length pre-warm when it sends one request at a time: its first probe is its first full-length request", () =>
+  it.effect("issue 14 D-1 a calibrated trial on a provider a short request warms sends no full-length pre-warm with one slot: its first probe is its first full-length request", () =>
     Effect.gen(function*() {
       const warmedShort = { ...simulatedSettings, adapter: { ...simulatedSettings.adapter, shortWarmUpSuffices: true } }
       const known = { overheadTokens: 5, tokensPerWord: 1 }
@@ -137,11 +137,17 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       const { value: slowSlots } = yield* simulated(runTrial({ ...warmedShort, gateTtftMs: 3000 }, cand("slow-8b"), twoSlots, 3, known))
       expect(slowSlots.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 3000 })
       expect(slowSlots.phases.preWarmMs).toBe(12_000)
-      // One slot under an objective of one stream (and users queueing on one slot, a capacity step's): warmed.
-      const oneStream = { ...warmedShort, gateTtftMs: 60_000, objective: { streams: 1, ttftP95Ms: 60_000, itlP95Ms: 10_000, decodeTps: null } }
-      const { value: objective } = yield* simulated(runTrial(oneStream, cand("fast-1b"), Knobs.defaults, 3, known))
-      expect(objective.verdict._tag).toBe("Fits")
-      expect(objective.phases.preWarmMs).toBe(2000)
+      // It is the slots that count, not the requests a replicate sends: one stream under an objective on one slot
+      // is warmed, on two slots not; four users queueing on one slot (a capacity step's) are warmed.
+      const withObjective = (streams: number) => ({ ...warmedShort, gateTtftMs: 60_000, objective: { streams, ttftP95Ms: 60_000, itlP95Ms: 10_000, decodeTps: null } })
+      const preWarmMsOf = (streams: number, knobs: Knobs) =>
+        Effect.map(simulated(runTrial(withObjective(streams), cand("fast-1b"), knobs, 3, known)), ({ value }) => {
+          expect(value.verdict._tag).toBe("Fits")
+          return value.phases.preWarmMs
+        })
+      expect(yield* preWarmMsOf(1, Knobs.defaults)).toBe(2000)
+      expect(yield* preWarmMsOf(1, twoSlots)).toBe(3000)
+      expect(yield* preWarmMsOf(4, Knobs.defaults)).toBe(2000)
     }))
   it.effect("N-2 one slow request does not decide Stage 1: replicates on both sides of the gate are marginal and called on the median", () =>
     Effect.gen(function*() {
