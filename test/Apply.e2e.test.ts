@@ -131,14 +131,14 @@ const servedConfig = [
 ].join("\n")
 
 /**
- * A temp directory with the operator's config (`servedConfig`) and a real GGUF file named `ok-5`, whose
- * base name tells the fake provider how to behave (ok, 5 ms to the first token).
+ * A temp directory with the operator's config (`servedConfig`) and a real GGUF file named `behaviour`
+ * (default `ok-5`), whose base name tells the fake provider how to behave (ok, 5 ms to the first token).
  */
-const fakeServedSetup = () => {
+const fakeServedSetup = (behaviour = "ok-5") => {
   const dir = tempDir()
   const cfg = Path.join(dir, "config.yaml")
   Fs.writeFileSync(cfg, servedConfig)
-  const model = Path.join(dir, "ok-5")
+  const model = Path.join(dir, behaviour)
   Fs.copyFileSync(tinyModelPath(), model)
   return { dir, cfg, model }
 }
@@ -302,11 +302,9 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
   })
 
   it("F-6 autotune verify --config starts the provider from the applied file (default: the newest ok run) and names the keys where the file no longer holds the recipe", { timeout: 120_000 }, async () => {
-    const { cfg, dir, model: fast } = fakeServedSetup()
     // Tuned at a TTFT of 300 ms (served from the file, the fake answers in 5 ms): verify's TTFT comparison is
     // then never a few ms of noise on a 5 ms TTFT.
-    const model = Path.join(dir, "ok-300")
-    Fs.renameSync(fast, model)
+    const { cfg, dir, model } = fakeServedSetup("ok-300")
     const db = Path.join(dir, "runs.db")
     const argv = Path.join(dir, "argv")
     const env = { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argv }
@@ -334,11 +332,9 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
   })
 
   it("C-1 E-5 F-4 F-6 R-3 under an ITL objective below 40 ms (38: 19 ms) the embedded provider is measured, applied and verified with half of it as its stream interval; a tune without one removes the key", { timeout: 120_000 }, async () => {
-    const { cfg, dir, model: fast } = fakeServedSetup()
     // A TTFT of 300 ms, so that verify's comparison (TTFT p95 within --tolerance 0.9) is not a few ms of noise
     // on a 5 ms TTFT (a loaded machine once made 9 ms read as 26 ms).
-    const model = Path.join(dir, "ok-300")
-    Fs.renameSync(fast, model)
+    const { cfg, dir, model } = fakeServedSetup("ok-300")
     const db = Path.join(dir, "runs.db")
     const argv = Path.join(dir, "argv")
     const env = { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argv }
