@@ -125,7 +125,7 @@ export const verifyCommand = Command.make("verify", { target, ...opt }, (f) =>
     const launch = launchOf(rec)
     const recorded = recipe.identity?.provider
     // Asks the binary what it accepts (llama-server's optional flags), as a tune does before it starts candidates.
-    const probed = yield* (recorded === undefined ? launch.adapter : adapterOfIdentity(recorded, givenBin, launch.adapter, launch.streamIntervalMs)).probe
+    const probed = yield* (recorded === undefined ? launch.adapter : adapterOfIdentity(recorded, givenBin, launch.adapter)).probe
     const policy = recipe.identity?.policy
     // F-5: the budget the run started its candidates with; a run from before it, its probe length; a document, its inputs.
     const replyTokens = policy !== undefined

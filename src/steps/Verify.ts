@@ -131,14 +131,14 @@ export const launchOf = (rec: StoredRecommendation): {
  * absolute executable when it still exists, else `fallback` (from the serve
  * command). The identity comparison then names a new build. An embedded
  * provider is started with the serve command's `--stream-interval-ms`
- * (`streamIntervalMs`, ms; null: none).
+ * (`fallback.streamIntervalMs`, ms; null: none).
  */
 export const adapterOfIdentity = (
   p: ProviderIdentity,
   givenBin: string | null,
-  fallback: ProviderAdapter,
-  streamIntervalMs: number | null
+  fallback: ProviderAdapter
 ): ProviderAdapter => {
+  const streamIntervalMs = fallback.streamIntervalMs ?? null
   const recorded = p.executable !== null && path.isAbsolute(p.executable) && findExecutable(p.executable) !== null ? p.executable : null
   switch (p.name) {
     case "embedded":

@@ -92,9 +92,9 @@ describe("verifyRecipe (SPEC R-3)", () => {
     expect(launch.streamIntervalMs).toBe(7)
     expect(launch.adapter.argv(spec, true).args.join(" ")).toContain("--stream-interval-ms 7")
     // However the provider is found now: this tool's own serve, or the executable the operator gives.
-    const own = adapterOfIdentity({ name: "embedded", version: null, executable: null, executable_sha256: null }, null, launch.adapter, launch.streamIntervalMs)
+    const own = adapterOfIdentity({ name: "embedded", version: null, executable: null, executable_sha256: null }, null, launch.adapter)
     expect(own.argv(spec, true).args.join(" ")).toContain("--stream-interval-ms 7")
-    const given = adapterOfIdentity({ name: "embedded", version: "1", executable: "/gone/fake", executable_sha256: null }, "/opt/fake", launch.adapter, 7)
+    const given = adapterOfIdentity({ name: "embedded", version: "1", executable: "/gone/fake", executable_sha256: null }, "/opt/fake", launch.adapter)
     expect(given.argv(spec, true)).toMatchObject({ command: "/opt/fake" })
     expect(given.argv(spec, true).args.join(" ")).toContain("--stream-interval-ms 7")
     const plain = launchOf({ ...rec, serve_command: embedded(null).serveCommand(spec) })
