@@ -175,8 +175,10 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     const r = await runCli([
       "tune", "--provider", "embedded", "--candidate-models", `${a},${b}`, "--target-context", "256", "--max-tokens", "16",
       "--stage1-replicates", "1", "--stage2-replicates", "3", "--kv-bits-axis", "8", "--threads-axis", "1", "--reply-tokens", "1024",
-      // The verification's probe is compared with the tune's: a tie band this wide keeps a busy test machine's noise out of it.
-      "--tps-tie-epsilon", "0.5", "--apply", "--config-path", cfg, "--verify", "--json", "--db-path", Path.join(dir, "runs.db")
+      // The verification's probe is compared with the tune's: a tie band this wide (the widest allowed; verify's
+      // tolerance is never below it) keeps the noise out: decode differs between processes of the same model and
+      // knobs by up to 2× on the 15M (a CI machine measured 1129 then 491 tok/s, 2026-12-06).
+      "--tps-tie-epsilon", "0.9", "--apply", "--config-path", cfg, "--verify", "--json", "--db-path", Path.join(dir, "runs.db")
     ], { env: { XDG_DATA_HOME: dir } })
     expect(r.code, r.stderr).toBe(0)
     const doc = JSON.parse(r.stdout) as { recommendation: { model: string; serve_command: string; knobs: { kv_bits: number; threads: number } } }

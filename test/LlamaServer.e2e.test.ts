@@ -260,8 +260,10 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     const mine = "; my router\nversion = 1\n\n[*]\njinja = true\n\n[other-model]\nmodel = /models/other.gguf\nc = 8192   ; keep\n"
     Fs.writeFileSync(preset, mine)
     const model = tinyModelPath("q8_0")
+    // --tps-tie-epsilon 0.9 (the widest allowed; verify's tolerance is never below it): the 15M's decode differs
+    // between llama-server processes of the same knobs by up to 2× (a CI machine: Stage 2 1129, verify 491 tok/s).
     const r = await runCli(
-      tuneArgs(Path.join(dir, "runs.db"), model, ["--kv-bits-axis", "8", "--tps-tie-epsilon", "0.5", "--apply", "--config-path", preset, "--verify"]),
+      tuneArgs(Path.join(dir, "runs.db"), model, ["--kv-bits-axis", "8", "--tps-tie-epsilon", "0.9", "--apply", "--config-path", preset, "--verify"]),
       { env: { XDG_DATA_HOME: dir } }
     )
     expect(r.code, r.stderr).toBe(0)
@@ -312,7 +314,7 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     ].join("\n")
     Fs.writeFileSync(swap, mine)
     const r = await runCli(
-      tuneArgs(Path.join(dir, "runs.db"), model, ["--kv-bits-axis", "8", "--tps-tie-epsilon", "0.5", "--apply", "--config-path", swap, "--verify"]),
+      tuneArgs(Path.join(dir, "runs.db"), model, ["--kv-bits-axis", "8", "--tps-tie-epsilon", "0.9", "--apply", "--config-path", swap, "--verify"]),
       { env: { XDG_DATA_HOME: dir } }
     )
     expect(r.code, r.stderr).toBe(0)
