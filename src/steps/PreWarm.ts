@@ -95,7 +95,15 @@ export interface PreWarmSpec {
  * not decide it, and where the short requests are not known to warm the
  * provider (macprovider; several slots) the full-length request
  * may still carry first-use costs. A full-length prefill past twice the
- * gate is no candidate N-2 could call feasible. (Under an objective, C-1,
+ * gate is no candidate N-2 could call feasible. Kept at twice the gate even
+ * where the request is a probe's equal: of three full-length requests in
+ * one process after the short ones, on a quiet 2-core machine, one read up
+ * to 38 % above another (2026-12-06, 16 processes: 1.1B and 130M, both
+ * providers, default knobs; the 1.1B on llama-server 17.7 s, then 14.0 and
+ * 12.8 s; the first was not slower as a rule: first ÷ median of the next
+ * two 0.85–1.34, median 1.00), so a bound at the probes' cut-off + 5 %
+ * (tried, and withdrawn) would let one such request reject a candidate N-2
+ * calls feasible on its median. (Under an objective, C-1,
  * whose probes start their streams STREAM_STAGGER_MS apart while the
  * pre-warm's start at once, only the timeouts bound it: `preWarmBoundMs`.)
  */
