@@ -3,6 +3,7 @@
  * and replay in order per key; and verify's regression rule (R-3).
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as Crypto from "node:crypto"
 import { Effect, Equal, Ref } from "effect"
 import type { Candidate } from "../../src/domain/Candidate.js"
 import { Knobs } from "../../src/domain/Knobs.js"
@@ -61,6 +62,23 @@ describe("trial keys (SPEC R-1)", () => {
     expect(trialKey(new RunIdentity({ ...identity, policy: { ...identity.policy, gate_ttft_ms: 2000 } }), 2, "a.gguf", kv8)).not.toBe(k)
     // A new version of this tool measures anew (its probe and decision code may have changed).
     expect(trialKey(new RunIdentity({ ...identity, tool_version: "0.2.0" }), 2, "a.gguf", kv8)).not.toBe(k)
+  })
+
+  it("R-1 a key is pinned: the SHA-256 of the RFC 8785 canonical JSON of tool, machine, provider build, model, policy, stage and knobs", () => {
+    // Computed apart from this code (Python's json.dumps with sorted keys and no spaces, which is RFC 8785 for
+    // these values, then hashlib.sha256): a change to how keys are derived makes every recorded run's trials
+    // unreplayable by --resume (R-2), so it must be deliberate and change this test.
+    const canonical = '{"knobs":{"kv_bits":8,"max_batch":1,"max_context":512,"threads":2},' +
+      '"machine":{"binary_version":"b1","chip":"EPYC","os_version":"Linux 6","ram_gb":24},' +
+      `"model":{"bytes":100,"header_sha256":"${"1".repeat(64)}","id":"a.gguf"},` +
+      '"policy":{"estimate":true,"gate_ttft_ms":2500,"max_background_cores":0.25,"max_replicates":9,"max_tokens":64,' +
+      '"memory_limit_gib":null,"ready_timeout_ms":300000,"request_timeout_ms":123000,"stage1_replicates":3,"stage2_replicates":3,"target_context":512},' +
+      `"provider":{"build":"${"a".repeat(64)}","name":"llama-server","version":"b1"},"stage":2,"tool":"0.1.0","v":1}`
+    expect(Crypto.createHash("sha256").update(canonical).digest("hex")).toBe("8df39fcd34d04449a25ceb7931bb05459e5bc7570cbcc7df07b499223a552da5")
+    expect(trialKey(identity, 2, "a.gguf", kv8)).toBe("sha256:8df39fcd34d04449a25ceb7931bb05459e5bc7570cbcc7df07b499223a552da5")
+    // Knobs and policy fields added later enter a key only when set, so the keys recorded before them stand.
+    expect(trialKey(identity, 2, "a.gguf", new Knobs({ ...kv8, flashAttn: null, ubatch: null, batch: null })))
+      .toBe("sha256:8df39fcd34d04449a25ceb7931bb05459e5bc7570cbcc7df07b499223a552da5")
   })
 
   it("R-2 identityChanges names what changed, in the operator's words; nothing for the same identity", () => {
