@@ -29,11 +29,15 @@ const keyOf = (args) => {
   return null
 }
 
-/** The newest modification time (ms) of the files under `dir` whose names end with `ext` (0 when none). */
+/**
+ * The newest modification time (ms) of the files under `dir` whose names end with `ext` (0 when none),
+ * leaving out what the build derives from the compiled CLI: the kept answers (help/) and the serve
+ * bundle (serve-bundle/, bin/bundle-serve.js, written after them; it answers no help).
+ */
 const newestFile = (dir, ext) =>
   fs.readdirSync(dir, { withFileTypes: true }).reduce((newest, e) => {
     const p = path.join(dir, e.name)
-    if (e.isDirectory()) return e.name === "help" ? newest : Math.max(newest, newestFile(p, ext))
+    if (e.isDirectory()) return e.name === "help" || e.name === "serve-bundle" ? newest : Math.max(newest, newestFile(p, ext))
     return e.name.endsWith(ext) ? Math.max(newest, fs.statSync(p).mtimeMs) : newest
   }, 0)
 

@@ -100,6 +100,28 @@ describe("the installed package (issue 14)", () => {
     // Not serve, or serve after a root option: the whole CLI.
     assert.strictEqual(await run("tune", "--port", "1"), "whole undefined")
     assert.strictEqual(await run("--log-level", "debug", "serve"), "whole 1")
+    // With the serve bundle (bin/bundle-serve.js) at least as new as the build: the bundle serves, from flags or a
+    // config; built-in flags still answer from the whole tree.
+    const bundle = Path.join(root, "dist", "serve-bundle")
+    fs.mkdirSync(Path.join(bundle, "serve"), { recursive: true })
+    fs.writeFileSync(Path.join(bundle, "serveBin.js"), `process.stdout.write("bundled " + process.env.UV_THREADPOOL_SIZE)\n`)
+    const buildInfo = Path.join(root, "dist", ".tsbuildinfo")
+    fs.writeFileSync(buildInfo, "")
+    const at = (file: string, s: number) => fs.utimesSync(file, s, s)
+    at(buildInfo, 1_000_000)
+    at(Path.join(bundle, "serveBin.js"), 1_000_000)
+    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
+    for (const adapter of [embedded(null), embedded(null).config!.launchFrom!("/etc/autotune.yaml")]) {
+      assert.strictEqual(await run(...adapter.argv(spec, true).args.slice(1)), "bundled 1")
+    }
+    assert.strictEqual(await run("serve", "--port", "1", "--help"), "whole 1")
+    // The bundle's own LlamaBoot is the one started early: the stand-in's writes a mark first.
+    fs.writeFileSync(Path.join(bundle, "serve", "LlamaBoot.js"), `export const startLlama = async () => process.stdout.write("early ")\n`)
+    assert.strictEqual(await run("serve", "--model", "/m/model.gguf"), "early bundled 1")
+    fs.rmSync(Path.join(bundle, "serve", "LlamaBoot.js"))
+    // A build newer than the bundle (a bare tsc since): the bundle is stale and not used.
+    at(buildInfo, 1_000_001)
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
     // A dist/ built before the serve entry existed: the whole CLI serves.
     fs.rmSync(Path.join(root, "dist", "serveBin.js"))
     assert.strictEqual(await run("serve", "--port", "1"), "whole 1")

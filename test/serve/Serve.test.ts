@@ -12,6 +12,8 @@ import * as Path from "node:path"
 import { DEFAULT_STREAM_INTERVAL_MS } from "../../src/domain/StreamInterval.js"
 import { ChatMessage, renderPrompt } from "../../src/serve/OpenAi.js"
 import { mediumModelPath, repoRoot, tinyModelPath } from "../support/models.js"
+// @ts-expect-error: a plain ES module shared with the import hook test/support/noTuner.mjs (no types)
+import { serveOnlyModules } from "../support/serveModules.mjs"
 import {
   getJson,
   type ProcessExit,
@@ -107,6 +109,16 @@ describe("autotune serve (SPEC E-5)", () => {
       const each = yield* runNode([...noTuner, "--input-type=module", "-e",
         `for (const m of ${JSON.stringify(modules)}) await import(m).then(() => console.log("loaded", m), () => console.log("refused", m))`])
       assert.deepStrictEqual(each.stdout.trim().split("\n"), modules.map((m) => `${m.includes("/serve/") || m.includes("ServeCommand") ? "loaded" : "refused"} ${m}`))
+      // The launcher serves from the bundle (bin/bundle-serve.js) when it is as new as the build, as the test
+      // setup's build leaves it: what went into it (esbuild's metafile) is the serve entry's modules, no
+      // other compiled module and no @effect/sql.
+      const bundle = Path.join(repoRoot, "dist", "serve-bundle")
+      assert.isAtLeast(Fs.statSync(Path.join(bundle, "serveBin.js")).mtimeMs, Fs.statSync(Path.join(repoRoot, "dist", ".tsbuildinfo")).mtimeMs)
+      const inputs = Object.keys((JSON.parse(Fs.readFileSync(Path.join(bundle, "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
+      const allowed = new RegExp(`^dist/(${(serveOnlyModules as Array<string>).join("|")})$`)
+      assert.deepStrictEqual(inputs.filter((f) => f.startsWith("dist/") && !allowed.test(f)), [])
+      assert.deepStrictEqual(inputs.filter((f) => f.includes("@effect/sql")), [])
+      assert.includeMembers(inputs, ["dist/serveBin.js", "dist/serve/Engine.js", "dist/serve/LlamaBoot.js"])
     }))
 
   it.scopedLive("E-5 lists the model, streams per-token deltas with usage and timings, answers non-stream, 400/404s, frees a sequence on disconnect", () =>

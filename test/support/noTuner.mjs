@@ -5,15 +5,10 @@
 // src/serveBin.ts, not the whole CLI). A refused module is also written to stderr, in case the
 // import that failed was caught.
 import { register } from "node:module"
+import { serveOnlyModules } from "./serveModules.mjs"
 
 const dist = new URL("../../dist/", import.meta.url).href
-const serveOnly = [
-  "serveBin\\.js",
-  "cli/(Root|RunProcess|ServeCommand|CliOptions)\\.js",
-  "serve/[^/]+\\.js",
-  "domain/(AutotuneError|ExitReason|Knobs|Limits|StreamInterval)\\.js",
-  "system/(HoldSignals|Pids|RunOutcome|Versions)\\.js"
-].join("|")
+const serveOnly = serveOnlyModules.join("|")
 const hook = `const dist = ${JSON.stringify(dist)}
 const serveOnly = new RegExp(${JSON.stringify(`^(${serveOnly})$`)})
 export async function resolve(specifier, context, next) {
