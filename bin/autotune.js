@@ -35,11 +35,11 @@ try {
   // No src/ or no build info: nothing to compare.
 }
 const load = (file) => import(pathToFileURL(path.join(dist, file)).href)
-/** Whether `file` exists and is at least as new as `than` (which may be missing: then any file is). */
-const isFresh = (file, than) => {
+/** Whether `file` exists and is at least as new as the first of `than` that exists (none: false). */
+const isFresh = (file, ...than) => {
   const f = fs.statSync(file, { throwIfNoEntry: false })
-  const t = fs.statSync(than, { throwIfNoEntry: false })
-  return f !== undefined && (t === undefined || f.mtimeMs >= t.mtimeMs)
+  const t = than.map((x) => fs.statSync(x, { throwIfNoEntry: false })).find((x) => x !== undefined)
+  return f !== undefined && t !== undefined && f.mtimeMs >= t.mtimeMs
 }
 const args = process.argv.slice(2)
 // `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js).
@@ -55,14 +55,19 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // `serve` alone (src/serveBin.ts) loads none of the tuner's modules: ~0.2 s less per candidate start
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
-  // Bundled (bin/bundle-serve.js): ~0.5 s less again. Only while it is as new as the build it came from.
-  const bundled = alone && isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"))
+  // Bundled (bin/bundle-serve.js): ~0.14 s less again per start (its modules load in 0.25 s instead of
+  // 0.75 s, most of which already overlapped llama.cpp's binary test). Only while it is as new as the
+  // build it came from (a bare tsc since leaves it stale), and not under AUTOTUNE_SERVE_BUNDLE=off.
+  const bundled = alone && process.env.AUTOTUNE_SERVE_BUNDLE !== "off" &&
+    isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"), path.join(dist, "serveBin.js"))
   const from = bundled ? "serve-bundle/" : ""
   const main = alone ? `${from}serveBin.js` : "bin.js"
+  // A bundle that cannot be loaded (a build replacing it right now): the serve entry from dist/.
+  const start = () => load(main).catch((e) => (bundled ? load("serveBin.js") : Promise.reject(e)))
   if (args.some((a) => /^--(model|config)(=|$)/.test(a)) && !args.some(textOnly)) {
     // llama.cpp's start (its binary test, a forked process) first, so that it overlaps
     // the CLI's loading (src/serve/LlamaBoot.ts); the engine reports any failure of it.
     // (The bundle's LlamaBoot: the one module instance its serve entry uses.)
-    load(`${from}serve/LlamaBoot.js`).then((boot) => boot.startLlama()).catch(() => {}).then(() => load(main))
-  } else load(main)
+    load(`${from}serve/LlamaBoot.js`).then((boot) => boot.startLlama()).catch(() => {}).then(start)
+  } else start()
 } else load("bin.js")

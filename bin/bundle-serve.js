@@ -15,15 +15,21 @@
 const fs = require("node:fs")
 const path = require("node:path")
 
-const dist = path.join(__dirname, "..", "dist")
+const root = path.join(__dirname, "..")
+const dist = path.join(root, "dist")
 const outdir = path.join(dist, "serve-bundle")
-fs.rmSync(outdir, { recursive: true, force: true })
+// Written aside, then renamed into place: a serve started while the build runs finds the old bundle,
+// none (and runs from dist/), or the new one whole, never half of one.
+const next = path.join(dist, `serve-bundle.next-${process.pid}`)
+fs.rmSync(next, { recursive: true, force: true })
 // A bundle that cannot be made never fails the build: `autotune serve` then runs from dist/, only slower.
 try {
   const esbuild = require("esbuild")
   const built = esbuild.buildSync({
+    // Metafile paths relative to the package, wherever the build was started from.
+    absWorkingDir: root,
     entryPoints: [path.join(dist, "serveBin.js"), path.join(dist, "serve", "LlamaBoot.js")],
-    outdir,
+    outdir: next,
     outbase: dist,
     bundle: true,
     splitting: true,
@@ -33,12 +39,17 @@ try {
     external: ["node-llama-cpp"],
     // CommonJS dependencies inside an ES module bundle call require() for Node's built-ins.
     banner: { js: "import { createRequire as __autotuneRequire } from \"node:module\"; const require = __autotuneRequire(import.meta.url);" },
+    // Class and function names as in dist/ (stack traces, and any code that reads a constructor's name).
+    keepNames: true,
     logLevel: "warning",
     // What went in, for the test that no tuner module did (test/serve/Serve.test.ts).
     metafile: true
   })
-  fs.writeFileSync(path.join(outdir, "meta.json"), JSON.stringify(built.metafile))
+  fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
+  fs.rmSync(outdir, { recursive: true, force: true })
+  fs.renameSync(next, outdir)
 } catch (e) {
+  fs.rmSync(next, { recursive: true, force: true })
   fs.rmSync(outdir, { recursive: true, force: true })
   process.stderr.write(`note: the serve bundle was not made (autotune serve runs from dist/): ${e instanceof Error ? e.message : String(e)}\n`)
 }

@@ -119,8 +119,26 @@ describe("the installed package (issue 14)", () => {
     fs.writeFileSync(Path.join(bundle, "serve", "LlamaBoot.js"), `export const startLlama = async () => process.stdout.write("early ")\n`)
     assert.strictEqual(await run("serve", "--model", "/m/model.gguf"), "early bundled 1")
     fs.rmSync(Path.join(bundle, "serve", "LlamaBoot.js"))
+    // Turned off, or one that cannot be loaded (a build replacing it right now): the serve entry from dist/.
+    const off = async (...args: Array<string>) =>
+      (await node([Path.join(root, "bin", "autotune.js"), ...args], { ...env, AUTOTUNE_SERVE_BUNDLE: "off" })).stdout
+    assert.strictEqual(await off("serve", "--port", "1"), "serve-only 1")
+    const good = fs.readFileSync(Path.join(bundle, "serveBin.js"))
+    fs.writeFileSync(Path.join(bundle, "serveBin.js"), `import "./chunk-gone.js"\n`)
+    at(Path.join(bundle, "serveBin.js"), 1_000_000)
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    fs.writeFileSync(Path.join(bundle, "serveBin.js"), good)
+    // Without build info, the bundle is compared with the serve entry it was made from.
+    fs.rmSync(buildInfo)
+    at(Path.join(root, "dist", "serveBin.js"), 1_000_000)
+    at(Path.join(bundle, "serveBin.js"), 1_000_000)
+    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
+    at(Path.join(root, "dist", "serveBin.js"), 1_000_001)
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
     // A build newer than the bundle (a bare tsc since): the bundle is stale and not used.
+    fs.writeFileSync(buildInfo, "")
     at(buildInfo, 1_000_001)
+    at(Path.join(root, "dist", "serveBin.js"), 1_000_000)
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
     // A dist/ built before the serve entry existed: the whole CLI serves.
     fs.rmSync(Path.join(root, "dist", "serveBin.js"))

@@ -91,12 +91,14 @@ describe("autotune serve (SPEC E-5)", () => {
     Effect.gen(function*() {
       // What each candidate start no longer loads (the command tree, pipeline, steps, services, SQL): ~0.2 s of 2 cores.
       const noTuner = ["--import", Path.join(repoRoot, "test", "support", "noTuner.mjs")]
-      const s = yield* startServe(base, undefined, noTuner)
+      // From dist/ (the bundle off): the hook sees each compiled module the serve entry loads.
+      const s = yield* startServe(base, undefined, noTuner, { AUTOTUNE_SERVE_BUNDLE: "off" })
       const r = yield* streamChat(s.baseUrl, { messages: [{ role: "user", content: words(10) }], max_tokens: 4, temperature: 0 })
       assert.strictEqual(r.status, 200)
       assert.notInclude(s.stderr(), "a tuner module was loaded")
       // A usage error still answers as the CLI does (exit 64, @effect/cli's message), under the same hook.
-      const bad = yield* runNode([...noTuner, Path.join(repoRoot, "bin", "autotune.js"), "serve", "--model", model, "--flash-attn", "maybe"])
+      const bad = yield* runNode([...noTuner, Path.join(repoRoot, "bin", "autotune.js"), "serve", "--model", model, "--flash-attn", "maybe"],
+        { AUTOTUNE_SERVE_BUNDLE: "off" })
       assert.strictEqual(bad.code, 64, bad.stderr)
       assert.include(bad.stderr, "Expected one of the following cases: on, off, auto")
       // The hook does bite: the whole CLI (here `tune --help` with the kept answers off) cannot load under it,
@@ -109,16 +111,29 @@ describe("autotune serve (SPEC E-5)", () => {
       const each = yield* runNode([...noTuner, "--input-type=module", "-e",
         `for (const m of ${JSON.stringify(modules)}) await import(m).then(() => console.log("loaded", m), () => console.log("refused", m))`])
       assert.deepStrictEqual(each.stdout.trim().split("\n"), modules.map((m) => `${m.includes("/serve/") || m.includes("ServeCommand") ? "loaded" : "refused"} ${m}`))
-      // The launcher serves from the bundle (bin/bundle-serve.js) when it is as new as the build, as the test
-      // setup's build leaves it: what went into it (esbuild's metafile) is the serve entry's modules, no
-      // other compiled module and no @effect/sql.
+      // Everywhere else the launcher serves from the bundle (bin/bundle-serve.js), as new as the build the test
+      // setup made (this fails where esbuild could not run: the build only notes it). What went into it
+      // (esbuild's metafile) is the serve entry's modules: no other compiled module, no @effect/sql.
       const bundle = Path.join(repoRoot, "dist", "serve-bundle")
       assert.isAtLeast(Fs.statSync(Path.join(bundle, "serveBin.js")).mtimeMs, Fs.statSync(Path.join(repoRoot, "dist", ".tsbuildinfo")).mtimeMs)
-      const inputs = Object.keys((JSON.parse(Fs.readFileSync(Path.join(bundle, "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
+      const meta = JSON.parse(Fs.readFileSync(Path.join(bundle, "meta.json"), "utf8")) as {
+        inputs: Record<string, unknown>
+        outputs: Record<string, { entryPoint?: string; inputs: Record<string, unknown>; imports: Array<{ path: string }> }>
+      }
+      const inputs = Object.keys(meta.inputs)
       const allowed = new RegExp(`^dist/(${(serveOnlyModules as Array<string>).join("|")})$`)
       assert.deepStrictEqual(inputs.filter((f) => f.startsWith("dist/") && !allowed.test(f)), [])
       assert.deepStrictEqual(inputs.filter((f) => f.includes("@effect/sql")), [])
       assert.includeMembers(inputs, ["dist/serveBin.js", "dist/serve/Engine.js", "dist/serve/LlamaBoot.js"])
+      // LlamaBoot's module (the launcher's early start of llama.cpp, which the engine takes) is one instance:
+      // in one output only, which both entries import. Two copies would start llama.cpp twice.
+      const outputs = Object.entries(meta.outputs)
+      const boot = outputs.filter(([, o]) => "dist/serve/LlamaBoot.js" in o.inputs).map(([file]) => file)
+      assert.strictEqual(boot.length, 1, boot.join(", "))
+      for (const entry of ["dist/serveBin.js", "dist/serve/LlamaBoot.js"]) {
+        const [, o] = outputs.find(([, x]) => x.entryPoint === entry)!
+        assert.include(o.imports.map((i) => i.path), boot[0], entry)
+      }
     }))
 
   it.scopedLive("E-5 lists the model, streams per-token deltas with usage and timings, answers non-stream, 400/404s, frees a sequence on disconnect", () =>

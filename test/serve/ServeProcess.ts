@@ -44,7 +44,9 @@ export const spawnServe = (
   /** The script node runs, relative to the repository (default the `autotune` launcher). */
   entry: string = Path.join("bin", "autotune.js"),
   /** Options for node itself, before the script (e.g. `--import` a loader hook). */
-  nodeOptions: ReadonlyArray<string> = []
+  nodeOptions: ReadonlyArray<string> = [],
+  /** Environment added to this process's. */
+  env: Record<string, string> = {}
 ): Effect.Effect<ServeProcess, never, Scope.Scope> =>
   Effect.gen(function*() {
     const p = port ?? (yield* freePort)
@@ -53,7 +55,7 @@ export const spawnServe = (
         const proc = spawn(process.execPath, [...nodeOptions, Path.join(repoRoot, entry), "serve", ...args, "--port", `${p}`], {
           cwd: repoRoot,
           // The launcher decides the pool size; an inherited one must not decide it for the plain entry.
-          env: Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "UV_THREADPOOL_SIZE")),
+          env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== "UV_THREADPOOL_SIZE")), ...env },
           stdio: ["ignore", "ignore", "pipe"]
         })
         let err = ""
@@ -92,8 +94,8 @@ export const waitReady = (s: ServeProcess, timeoutMs = 30_000): Effect.Effect<vo
   })
 
 /** Spawns and waits until ready. */
-export const startServe = (args: ReadonlyArray<string>, entry?: string, nodeOptions?: ReadonlyArray<string>) =>
-  spawnServe(args, undefined, entry, nodeOptions).pipe(Effect.tap(waitReady))
+export const startServe = (args: ReadonlyArray<string>, entry?: string, nodeOptions?: ReadonlyArray<string>, env?: Record<string, string>) =>
+  spawnServe(args, undefined, entry, nodeOptions, env).pipe(Effect.tap(waitReady))
 
 /** One parsed SSE `data:` payload with its arrival time (performance.now(), ms) and the index of the network read that completed it. */
 export interface SseEvent {
