@@ -35,11 +35,11 @@ try {
   // No src/ or no build info: nothing to compare.
 }
 const load = (file) => import(pathToFileURL(path.join(dist, file)).href)
-/** Whether `file` exists and is at least as new as the first of `than` that exists (none: false). */
+/** Whether `file` exists and is at least as new as the newest of `than` that exist (none: false). */
 const isFresh = (file, ...than) => {
   const f = fs.statSync(file, { throwIfNoEntry: false })
-  const t = than.map((x) => fs.statSync(x, { throwIfNoEntry: false })).find((x) => x !== undefined)
-  return f !== undefined && t !== undefined && f.mtimeMs >= t.mtimeMs
+  const t = than.map((x) => fs.statSync(x, { throwIfNoEntry: false })?.mtimeMs).filter((x) => x !== undefined)
+  return f !== undefined && t.length > 0 && f.mtimeMs >= Math.max(...t)
 }
 const args = process.argv.slice(2)
 // `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js).
@@ -62,8 +62,15 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
     isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"), path.join(dist, "serveBin.js"))
   const from = bundled ? "serve-bundle/" : ""
   const main = alone ? `${from}serveBin.js` : "bin.js"
-  // A bundle that cannot be loaded (a build replacing it right now): the serve entry from dist/.
-  const start = () => load(main).catch((e) => (bundled ? load("serveBin.js") : Promise.reject(e)))
+  // A bundle that cannot be imported (a build replacing it right now): the serve entry from dist/, said
+  // on stderr (it costs a second start of llama.cpp: dist/ has its own LlamaBoot). An import that fails
+  // has served nothing yet: the serve entry's last statement starts it.
+  const start = () =>
+    load(main).catch((e) => {
+      if (!bundled) throw e
+      process.stderr.write(`autotune: the serve bundle could not be loaded (${e instanceof Error ? e.message : String(e)}); serving from dist/\n`)
+      return load("serveBin.js")
+    })
   if (args.some((a) => /^--(model|config)(=|$)/.test(a)) && !args.some(textOnly)) {
     // llama.cpp's start (its binary test, a forked process) first, so that it overlaps
     // the CLI's loading (src/serve/LlamaBoot.ts); the engine reports any failure of it.

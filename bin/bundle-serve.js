@@ -21,7 +21,10 @@ const outdir = path.join(dist, "serve-bundle")
 // Written aside, then renamed into place: a serve started while the build runs finds the old bundle,
 // none (and runs from dist/), or the new one whole, never half of one.
 const next = path.join(dist, `serve-bundle.next-${process.pid}`)
-fs.rmSync(next, { recursive: true, force: true })
+// Also what a build stopped midway left.
+for (const d of fs.readdirSync(dist)) {
+  if (/^serve-bundle\.next-\d+$/.test(d)) fs.rmSync(path.join(dist, d), { recursive: true, force: true })
+}
 // A bundle that cannot be made never fails the build: `autotune serve` then runs from dist/, only slower.
 try {
   const esbuild = require("esbuild")
@@ -49,7 +52,7 @@ try {
   fs.rmSync(outdir, { recursive: true, force: true })
   fs.renameSync(next, outdir)
 } catch (e) {
+  // A bundle left from an earlier build is older than this build's .tsbuildinfo: the launcher does not use it.
   fs.rmSync(next, { recursive: true, force: true })
-  fs.rmSync(outdir, { recursive: true, force: true })
   process.stderr.write(`note: the serve bundle was not made (autotune serve runs from dist/): ${e instanceof Error ? e.message : String(e)}\n`)
 }

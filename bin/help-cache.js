@@ -32,12 +32,12 @@ const keyOf = (args) => {
 /**
  * The newest modification time (ms) of the files under `dir` whose names end with `ext` (0 when none),
  * leaving out what the build derives from the compiled CLI: the kept answers (help/) and the serve
- * bundle (serve-bundle/, bin/bundle-serve.js, written after them; it answers no help).
+ * bundle (serve-bundle/ and its next one being written, bin/bundle-serve.js; it answers no help).
  */
 const newestFile = (dir, ext) =>
   fs.readdirSync(dir, { withFileTypes: true }).reduce((newest, e) => {
     const p = path.join(dir, e.name)
-    if (e.isDirectory()) return e.name === "help" || e.name === "serve-bundle" ? newest : Math.max(newest, newestFile(p, ext))
+    if (e.isDirectory()) return e.name === "help" || /^serve-bundle(\.next-\d+)?$/.test(e.name) ? newest : Math.max(newest, newestFile(p, ext))
     return e.name.endsWith(ext) ? Math.max(newest, fs.statSync(p).mtimeMs) : newest
   }, 0)
 

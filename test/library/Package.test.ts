@@ -108,8 +108,8 @@ describe("the installed package (issue 14)", () => {
     const buildInfo = Path.join(root, "dist", ".tsbuildinfo")
     fs.writeFileSync(buildInfo, "")
     const at = (file: string, s: number) => fs.utimesSync(file, s, s)
-    at(buildInfo, 1_000_000)
-    at(Path.join(bundle, "serveBin.js"), 1_000_000)
+    // (Compared with the newest of the build info and the serve entry the bundle was made from.)
+    for (const f of [buildInfo, Path.join(root, "dist", "serveBin.js"), Path.join(bundle, "serveBin.js")]) at(f, 1_000_000)
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
     for (const adapter of [embedded(null), embedded(null).config!.launchFrom!("/etc/autotune.yaml")]) {
       assert.strictEqual(await run(...adapter.argv(spec, true).args.slice(1)), "bundled 1")
@@ -126,7 +126,11 @@ describe("the installed package (issue 14)", () => {
     const good = fs.readFileSync(Path.join(bundle, "serveBin.js"))
     fs.writeFileSync(Path.join(bundle, "serveBin.js"), `import "./chunk-gone.js"\n`)
     at(Path.join(bundle, "serveBin.js"), 1_000_000)
-    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    const unloadable = await node([Path.join(root, "bin", "autotune.js"), "serve", "--port", "1"], env)
+    assert.strictEqual(unloadable.stdout, "serve-only 1")
+    assert.match(unloadable.stderr, /^autotune: the serve bundle could not be loaded \(.*chunk-gone\.js.*\); serving from dist\/$/m)
+    // As a candidate starts (its LlamaBoot first, absent here): the same.
+    assert.strictEqual(await run("serve", "--model", "/m/model.gguf"), "serve-only 1")
     fs.writeFileSync(Path.join(bundle, "serveBin.js"), good)
     // Without build info, the bundle is compared with the serve entry it was made from.
     fs.rmSync(buildInfo)
@@ -135,11 +139,17 @@ describe("the installed package (issue 14)", () => {
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
     at(Path.join(root, "dist", "serveBin.js"), 1_000_001)
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
-    // A build newer than the bundle (a bare tsc since): the bundle is stale and not used.
+    // A build newer than the bundle (a bare tsc since): the bundle is stale and not used; so is one older than
+    // the serve entry though newer than the build info (an emit that left the build info alone).
     fs.writeFileSync(buildInfo, "")
     at(buildInfo, 1_000_001)
     at(Path.join(root, "dist", "serveBin.js"), 1_000_000)
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    at(buildInfo, 999_999)
+    at(Path.join(root, "dist", "serveBin.js"), 1_000_001)
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    at(Path.join(root, "dist", "serveBin.js"), 999_999)
+    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
     // A dist/ built before the serve entry existed: the whole CLI serves.
     fs.rmSync(Path.join(root, "dist", "serveBin.js"))
     assert.strictEqual(await run("serve", "--port", "1"), "whole 1")

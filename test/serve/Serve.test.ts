@@ -134,6 +134,11 @@ describe("autotune serve (SPEC E-5)", () => {
         const [, o] = outputs.find(([, x]) => x.entryPoint === entry)!
         assert.include(o.imports.map((i) => i.path), boot[0], entry)
       }
+      // And the launcher serves from it, no fallback to dist/ said.
+      const bundled = yield* startServe(base)
+      const answer = yield* streamChat(bundled.baseUrl, { messages: [{ role: "user", content: words(10) }], max_tokens: 4, temperature: 0 })
+      assert.strictEqual(answer.status, 200)
+      assert.notInclude(bundled.stderr(), "the serve bundle could not be loaded")
     }))
 
   it.scopedLive("E-5 lists the model, streams per-token deltas with usage and timings, answers non-stream, 400/404s, frees a sequence on disconnect", () =>
