@@ -10,7 +10,8 @@
 // prebuilt binaries by its own file layout. LlamaBoot is a second entry, split into a shared chunk,
 // so bin/autotune.js's early start of llama.cpp and the engine's use of it are one module instance.
 // The bundle is written last, after dist/.tsbuildinfo is touched: bin/autotune.js uses it only
-// while it is at least as new as that file (a bare `tsc` after it leaves it stale, and unused).
+// while it is at least as new as that file and dist/serveBin.js (a bare `tsc` after it leaves it
+// stale, and unused).
 "use strict"
 const fs = require("node:fs")
 const path = require("node:path")

@@ -89,14 +89,14 @@ const after = (words: ReadonlyArray<string>, ...flags: ReadonlyArray<string>) =>
  * embedded run by `--provider-bin`; else macprovider), the model as the
  * provider got it, and the reply budget (tokens, F-5) its context was sized
  * for (ceil(cap × 1.05) + reply per request, × slots for llama-server),
- * DEFAULT_REPLY_TOKENS when it cannot be told; for the embedded provider, the
- * `--stream-interval-ms` it was started with (ms; null: none, its default).
+ * DEFAULT_REPLY_TOKENS when it cannot be told. An embedded adapter carries
+ * the `--stream-interval-ms` it was started with (`adapter.streamIntervalMs`,
+ * ms; null: none, its default).
  */
 export const launchOf = (rec: StoredRecommendation): {
   readonly adapter: ProviderAdapter
   readonly model: string
   readonly replyTokens: number
-  readonly streamIntervalMs: number | null
 } => {
   const words = shellWords(rec.serve_command)
   const binary = words[0]!
@@ -118,7 +118,7 @@ export const launchOf = (rec: StoredRecommendation): {
     ? Number(after(words, "--max-context"))
     : Number.NaN
   const derived = perRequest - Math.ceil(cap * 1.05)
-  return { adapter, model, replyTokens: Number.isInteger(derived) && derived > 0 ? derived : DEFAULT_REPLY_TOKENS, streamIntervalMs }
+  return { adapter, model, replyTokens: Number.isInteger(derived) && derived > 0 ? derived : DEFAULT_REPLY_TOKENS }
 }
 
 /**

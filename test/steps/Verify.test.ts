@@ -89,7 +89,7 @@ describe("verifyRecipe (SPEC R-3)", () => {
     const served = embedded(null, 7).serveCommand(spec)
     const rec = { ...recommendation, model: "/m/a.gguf", knobs: { ...recommendation.knobs, threads: 1 }, serve_command: served }
     const launch = launchOf(rec)
-    expect(launch.streamIntervalMs).toBe(7)
+    expect(launch.adapter.streamIntervalMs).toBe(7)
     expect(launch.adapter.argv(spec, true).args.join(" ")).toContain("--stream-interval-ms 7")
     // However the provider is found now: this tool's own serve, or the executable the operator gives.
     const own = adapterOfIdentity({ name: "embedded", version: null, executable: null, executable_sha256: null }, null, launch.adapter)
@@ -98,7 +98,7 @@ describe("verifyRecipe (SPEC R-3)", () => {
     expect(given.argv(spec, true)).toMatchObject({ command: "/opt/fake" })
     expect(given.argv(spec, true).args.join(" ")).toContain("--stream-interval-ms 7")
     const plain = launchOf({ ...rec, serve_command: embedded(null).serveCommand(spec) })
-    expect(plain.streamIntervalMs).toBeNull()
+    expect(plain.adapter.streamIntervalMs).toBeNull()
     expect(plain.adapter.argv(spec, true).args).not.toContain("--stream-interval-ms")
   })
 })
