@@ -55,9 +55,11 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // `serve` alone (src/serveBin.ts) loads none of the tuner's modules: ~0.2 s less per candidate start
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
-  // Bundled (bin/bundle-serve.js): ~0.14 s less again per start (its modules load in 0.25 s instead of
-  // 0.75 s, most of which already overlapped llama.cpp's binary test). Only while it is as new as the
-  // build it came from (a bare tsc since leaves it stale), and not under AUTOTUNE_SERVE_BUNDLE=off.
+  // Bundled (bin/bundle-serve.js), node-llama-cpp inside where its binary test passed at build time:
+  // spawn → ready 0.60–0.70 s against 1.15–1.34 s with node-llama-cpp outside (15M; 130M 0.84–0.94 s
+  // against 1.50–1.93 s; 2 cores, alternating starts, 2026-12-06), and 0.14 s less than that again than
+  // from dist/. Only while it is as new as the build it came from (a bare tsc since leaves it stale),
+  // and not under AUTOTUNE_SERVE_BUNDLE=off.
   const bundled = alone && process.env.AUTOTUNE_SERVE_BUNDLE !== "off" &&
     isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"), path.join(dist, "serveBin.js"))
   const from = bundled ? "serve-bundle/" : ""
@@ -72,7 +74,7 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
       return load("serveBin.js")
     })
   if (args.some((a) => /^--(model|config)(=|$)/.test(a)) && !args.some(textOnly)) {
-    // llama.cpp's start (its binary test, a forked process) first, so that it overlaps
+    // llama.cpp's start first (from dist/, its binary test: a forked process), so that it overlaps
     // the CLI's loading (src/serve/LlamaBoot.ts); the engine reports any failure of it.
     // (The bundle's LlamaBoot: the one module instance its serve entry uses.)
     load(`${from}serve/LlamaBoot.js`).then((boot) => boot.startLlama()).catch(() => {}).then(start)

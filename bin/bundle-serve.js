@@ -6,8 +6,16 @@
 // 0.73–0.79 s from dist/ and 0.22–0.25 s bundled (2 cores, 2026-12-06, issue 14 part 3: an
 // embedded candidate's spawn → ready at its load + 0.3 s).
 //
-// node-llama-cpp stays outside: it tests its native binary in a forked process and finds its
-// prebuilt binaries by its own file layout. LlamaBoot is a second entry, split into a shared chunk,
+// node-llama-cpp is bundled too (issue 14 part 3: its ~300 modules took 0.27–0.35 s to import and its
+// per-start binary test 0.4 s, both on an embedded candidate's spawn → ready), on two conditions:
+// - Its own paths stay its own: it finds its prebuilt binaries, its llama/ folder and its package.json
+//   from `import.meta.url`, which each of its modules gets back as its own file's URL, relative to the
+//   bundle's root (every output holding its code must be there: checked below, else no bundle).
+// - Its binary test (a forked Node that loads the native binding before the real load, so an
+//   incompatible binary cannot crash the caller) is run here, once, by node-llama-cpp itself unbundled
+//   (`getLlama`, CPU only, build never: the binary every start loads); the bundle's copy answers
+//   "passed" without a fork. When that test fails, node-llama-cpp stays outside and tests at every start.
+// LlamaBoot is a second entry, split into a shared chunk,
 // so bin/autotune.js's early start of llama.cpp and the engine's use of it are one module instance.
 // The bundle is written last, after dist/.tsbuildinfo is touched: bin/autotune.js uses it only
 // while it is at least as new as that file and dist/serveBin.js (a bare `tsc` after it leaves it
@@ -27,9 +35,50 @@ for (const d of fs.readdirSync(dist)) {
   if (/^serve-bundle\.next-\d+$/.test(d)) fs.rmSync(path.join(dist, d), { recursive: true, force: true })
 }
 // A bundle that cannot be made never fails the build: `autotune serve` then runs from dist/, only slower.
-try {
+/** Whether node-llama-cpp, unbundled, loads its CPU binary on this machine (its binary test included). */
+const binaryPasses = () => {
+  // A file, not `node -e`: the test forks with this process's exec arguments, which would run an -e script again.
+  const script = path.join(dist, `binary-test-${process.pid}.mjs`)
+  fs.writeFileSync(script, [
+    "const m = await import(\"node-llama-cpp\")",
+    "const llama = await m.getLlama({ gpu: false, build: \"never\", logLevel: m.LlamaLogLevel.error })",
+    "await llama.dispose()"
+  ].join("\n"))
+  try {
+    const r = require("node:child_process").spawnSync(process.execPath, [script], { cwd: root, encoding: "utf8", timeout: 120_000 })
+    if (r.status !== 0) {
+      const why = (r.stderr || String(r.error ?? r.signal)).trim().split("\n").slice(0, 2).join(" ")
+      process.stderr.write(`note: node-llama-cpp's binary test failed here, so the serve bundle leaves node-llama-cpp outside (it tests at every start): ${why}\n`)
+    }
+    return r.status === 0
+  } finally {
+    fs.rmSync(script, { force: true })
+  }
+}
+
+const nlcDist = /[\\/]node_modules[\\/]node-llama-cpp[\\/]dist[\\/]/
+
+/** esbuild plugin: node-llama-cpp's modules keep their own file URLs; its binary test is the one run above. */
+const nodeLlamaCppInPlace = {
+  name: "node-llama-cpp-in-place",
+  setup(build) {
+    build.onLoad({ filter: /node-llama-cpp[\\/]dist[\\/].*\.js$/ }, (args) => {
+      if (!nlcDist.test(args.path)) return undefined
+      if (/[\\/]bindings[\\/]utils[\\/]testBindingBinary\.js$/.test(args.path)) {
+        return { loader: "js", contents: "// Tested by bin/bundle-serve.js when it made this bundle.\nexport async function testBindingBinary() { return true }\n" }
+      }
+      const text = fs.readFileSync(args.path, "utf8")
+      const own = path.relative(next, args.path).split(path.sep).join("/")
+      return { loader: "js", contents: text.replaceAll("import.meta.url", `new URL(${JSON.stringify(own)}, import.meta.url).href`) }
+    })
+  }
+}
+
+// esbuild's plugins need its asynchronous API.
+const main = async () => {
   const esbuild = require("esbuild")
-  const built = esbuild.buildSync({
+  const inside = binaryPasses()
+  const built = await esbuild.build({
     // Metafile paths relative to the package, wherever the build was started from.
     absWorkingDir: root,
     entryPoints: [path.join(dist, "serveBin.js"), path.join(dist, "serve", "LlamaBoot.js")],
@@ -40,7 +89,9 @@ try {
     format: "esm",
     platform: "node",
     target: "node20",
-    external: ["node-llama-cpp"],
+    // Native code and the prebuilt-binary packages are found at run time, from node_modules.
+    external: inside ? ["@node-llama-cpp/*", "@reflink/*", "*.node"] : ["node-llama-cpp"],
+    plugins: inside ? [nodeLlamaCppInPlace] : [],
     // CommonJS dependencies inside an ES module bundle call require() for Node's built-ins.
     banner: { js: "import { createRequire as __autotuneRequire } from \"node:module\"; const require = __autotuneRequire(import.meta.url);" },
     // Class and function names as in dist/ (stack traces, and any code that reads a constructor's name).
@@ -49,11 +100,17 @@ try {
     // What went in, for the test that no tuner module did (test/serve/Serve.test.ts).
     metafile: true
   })
+  // node-llama-cpp's file URLs are relative to the bundle's root: its code must be in no output below it.
+  const deep = Object.entries(built.metafile.outputs)
+    .filter(([file, o]) => Object.keys(o.inputs).some((i) => nlcDist.test(`/${i}`)) && path.dirname(path.join(root, file)) !== next)
+  if (deep.length > 0) throw new Error(`node-llama-cpp's code landed below the bundle's root (${deep.map(([f]) => f).join(", ")})`)
   fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
   fs.rmSync(outdir, { recursive: true, force: true })
   fs.renameSync(next, outdir)
-} catch (e) {
+}
+
+main().catch((e) => {
   // A bundle left from an earlier build is older than this build's .tsbuildinfo: the launcher does not use it.
   fs.rmSync(next, { recursive: true, force: true })
   process.stderr.write(`note: the serve bundle was not made (autotune serve runs from dist/): ${e instanceof Error ? e.message : String(e)}\n`)
-}
+})

@@ -7,6 +7,8 @@
  * `testBindingBinary`); started first, that test runs on another core while
  * this process loads the serve entry's modules (src/serveBin.ts) instead of after them, so an
  * embedded candidate's spawn → ready is shorter on every trial (issue 14).
+ * (From the serve bundle no test is forked: bin/bundle-serve.js ran it once,
+ * at build time, and bundles node-llama-cpp only where it passed.)
  * The early start is taken once, by the first engine, which owns (and
  * disposes) it; a later engine in the same process starts its own.
  * Threads and logger are setters: the engine sets them when it takes the

@@ -36,6 +36,21 @@ export const STOP_GRACE = Duration.seconds(3)
  */
 export const DECIDED_STOP_GRACE = Duration.millis(500)
 
+/**
+ * How often readiness is asked while a candidate starts (SPEC E-4, E-5): each ask is a refused
+ * connection or a 503 until it is ready, ~1 ms of the tuner's time; what is lost is half of it on
+ * average per start (issue 14: 0.05 s of an embedded start of ~0.6 s at the former 100 ms).
+ */
+export const READY_POLL = Duration.millis(25)
+
+/**
+ * How long a candidate must stay alive after its first 200 to be ready (SPEC E-4: "still alive after
+ * that answer"): a process that dies as it answers (fixtures/fake-provider.mjs models-then-die, 5 ms
+ * after) is a start failure with its exit code and output tail. A death later than this is the
+ * pre-warm's provider death (G-1), infeasible all the same. Was 200 ms, 0.2 s of every start (issue 14).
+ */
+export const ALIVE_AFTER_READY = Duration.millis(50)
+
 /** Bytes of the log file read for an output tail (SPEC E-4): enough for llama.cpp's error line above its exit chatter. */
 const TAIL_BYTES = 8192
 
@@ -221,7 +236,7 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           ? get200("/v1/models")
           : Effect.zipRight(get200(o.adapter.healthPath), get200("/v1/models"))
         const models = yield* modelsOnce.pipe(
-          Effect.retry({ while: (e) => !(e instanceof Refused), schedule: Schedule.spaced("100 millis") }),
+          Effect.retry({ while: (e) => !(e instanceof Refused), schedule: Schedule.spaced(READY_POLL) }),
           // Only a refusal ends the retries; anything else retried until ready, exit or timeout.
           Effect.catchAll((e) =>
             e instanceof Refused
@@ -237,7 +252,7 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           Effect.catchTag("TimeoutException", () => fail(`provider not ready after ${o.readyTimeoutMs} ms`))
         )
         // E-4: ready only if the process is still alive after answering.
-        yield* Effect.sleep("200 millis")
+        yield* Effect.sleep(ALIVE_AFTER_READY)
         if (yield* child.hasExited) {
           const x = yield* child.exited
           return yield* fail(`provider answered /v1/models then exited (${x.signal ?? `exit code ${x.code}`})`, x.code)

@@ -29,6 +29,17 @@ describe("the installed package (issue 14)", () => {
     assert.isTrue(fs.existsSync(Path.join(repoRoot, "dist", "index.d.ts")))
   })
 
+  it("issue 14 the serve bundle is not packed: it is made by the build on the machine that runs it (node-llama-cpp's paths and binary test are that machine's)", async () => {
+    // --ignore-scripts: no build (`prepare`) in the middle of the suite.
+    const r = await new Promise<string>((resolve, reject) =>
+      execFile("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: repoRoot, timeout: 60_000 }, (err, stdout) =>
+        err === null ? resolve(stdout) : reject(err)))
+    const files = (JSON.parse(r) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path)
+    assert.include(files, "dist/serveBin.js")
+    assert.include(files, "bin/bundle-serve.js")
+    assert.deepStrictEqual(files.filter((f) => f.startsWith("dist/serve-bundle")), [])
+  })
+
   it("the autotune launcher runs the compiled CLI: --version answers without a TypeScript loader", async () => {
     const { NODE_OPTIONS: _o, ...env } = process.env
     // The help cache off: the CLI itself answers.

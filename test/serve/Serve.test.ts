@@ -125,6 +125,9 @@ describe("autotune serve (SPEC E-5)", () => {
       assert.deepStrictEqual(inputs.filter((f) => f.startsWith("dist/") && !allowed.test(f)), [])
       assert.deepStrictEqual(inputs.filter((f) => f.includes("@effect/sql")), [])
       assert.includeMembers(inputs, ["dist/serveBin.js", "dist/serve/Engine.js", "dist/serve/LlamaBoot.js"])
+      // node-llama-cpp too (its binary test passed when the build ran it): its ~300 modules and its per-start
+      // binary-test fork were ~0.6 s of each start (test/library/BundleServe.test.ts has the rest).
+      assert.includeMembers(inputs, ["node_modules/node-llama-cpp/dist/index.js", "node_modules/node-llama-cpp/dist/bindings/getLlama.js"])
       // LlamaBoot's module (the launcher's early start of llama.cpp, which the engine takes) is one instance:
       // in one output only, which both entries import. Two copies would start llama.cpp twice.
       const outputs = Object.entries(meta.outputs)
@@ -139,6 +142,8 @@ describe("autotune serve (SPEC E-5)", () => {
       const answer = yield* streamChat(bundled.baseUrl, { messages: [{ role: "user", content: words(10) }], max_tokens: 4, temperature: 0 })
       assert.strictEqual(answer.status, 200)
       assert.notInclude(bundled.stderr(), "the serve bundle could not be loaded")
+      // Nothing node-llama-cpp says of a copy bundled without its own file layout (it would then skip its test, warning).
+      assert.notInclude(bundled.stderr(), "[node-llama-cpp]")
     }))
 
   it.scopedLive("E-5 lists the model, streams per-token deltas with usage and timings, answers non-stream, 400/404s, frees a sequence on disconnect", () =>

@@ -1,0 +1,94 @@
+/**
+ * bin/bundle-serve.js on stand-in packages (issue 14 part 3): node-llama-cpp goes into the serve
+ * bundle when its binary test passes at build time, each of its modules still finding its own
+ * files, and its per-start test answered without a fork; when that test fails, it stays outside.
+ * A fake node-llama-cpp stands in (the real one's bundle is checked by test/serve/Serve.test.ts).
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { execFile } from "node:child_process"
+import * as fs from "node:fs"
+import * as Path from "node:path"
+import { repoRoot } from "../support/models.js"
+import { tempDir } from "../support/cli.js"
+
+const node = (cwd: string, args: ReadonlyArray<string>) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) =>
+    execFile(process.execPath, [...args], { cwd, timeout: 60_000 }, (err, stdout, stderr) =>
+      resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : null, stdout, stderr })))
+
+/**
+ * A package with the real bundler, esbuild linked in, a serve entry that reports what node-llama-cpp
+ * did, and a fake node-llama-cpp whose `getLlama` passes or fails (`passes`), whose `where` is its own
+ * module's file path (from `import.meta.url`), and whose binary test says it forked.
+ */
+const standIn = (passes: boolean) => {
+  const root = tempDir()
+  fs.mkdirSync(Path.join(root, "bin"))
+  fs.copyFileSync(Path.join(repoRoot, "bin", "bundle-serve.js"), Path.join(root, "bin", "bundle-serve.js"))
+  fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
+  const modules = Path.join(root, "node_modules")
+  fs.mkdirSync(modules)
+  fs.symlinkSync(fs.realpathSync(Path.join(repoRoot, "node_modules", "esbuild")), Path.join(modules, "esbuild"))
+  const nlc = Path.join(modules, "node-llama-cpp")
+  fs.mkdirSync(Path.join(nlc, "dist", "bindings", "utils"), { recursive: true })
+  fs.writeFileSync(Path.join(nlc, "package.json"), JSON.stringify({
+    name: "node-llama-cpp",
+    version: "0.0.0",
+    type: "module",
+    exports: { ".": "./dist/index.js" }
+  }))
+  fs.writeFileSync(Path.join(nlc, "dist", "index.js"), [
+    `import { fileURLToPath } from "node:url"`,
+    `import { testBindingBinary } from "./bindings/utils/testBindingBinary.js"`,
+    `export const LlamaLogLevel = { error: "error" }`,
+    `export const where = () => fileURLToPath(import.meta.url)`,
+    `export const getLlama = async () => {`,
+    passes ? `  return { tested: await testBindingBinary(), dispose: async () => {} }` : `  throw new Error("no binary for this machine")`,
+    `}`
+  ].join("\n"))
+  fs.writeFileSync(Path.join(nlc, "dist", "bindings", "utils", "testBindingBinary.js"), `export async function testBindingBinary() { return "forked" }\n`)
+  fs.mkdirSync(Path.join(root, "dist", "serve"), { recursive: true })
+  fs.writeFileSync(Path.join(root, "dist", "serve", "LlamaBoot.js"), `export const boot = () => import("node-llama-cpp")\n`)
+  fs.writeFileSync(Path.join(root, "dist", "serveBin.js"), [
+    `import { boot } from "./serve/LlamaBoot.js"`,
+    `const m = await boot()`,
+    `const llama = await m.getLlama().catch((e) => ({ tested: e.message }))`,
+    `process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested }))`
+  ].join("\n"))
+  return { root, nlcIndex: Path.join(nlc, "dist", "index.js") }
+}
+
+const inputsOf = (root: string) =>
+  Object.keys((JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
+
+describe("the serve bundle's build (issue 14 part 3)", () => {
+  it("issue 14 node-llama-cpp passing its binary test at build time is bundled: its modules find their own files, its test answers without a fork", async () => {
+    const { nlcIndex, root } = standIn(true)
+    const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    assert.strictEqual(built.stderr, "")
+    assert.include(inputsOf(root), "node_modules/node-llama-cpp/dist/index.js")
+    const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
+    assert.strictEqual(served.code, 0, served.stderr)
+    // Its own file, not the bundle's; moved with the package, still its own.
+    assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: true })
+    const moved = `${root}-moved`
+    fs.renameSync(root, moved)
+    const again = await node(moved, [Path.join(moved, "dist", "serve-bundle", "serveBin.js")])
+    assert.deepStrictEqual(JSON.parse(again.stdout), { where: nlcIndex.replace(root, moved), tested: true })
+    fs.rmSync(moved, { recursive: true, force: true })
+  })
+
+  it("issue 14 node-llama-cpp failing its binary test at build time stays outside the bundle, and tests at every start", async () => {
+    const { nlcIndex, root } = standIn(false)
+    const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    assert.match(built.stderr, /^note: node-llama-cpp's binary test failed here, so the serve bundle leaves node-llama-cpp outside.*no binary for this machine/m)
+    assert.deepStrictEqual(inputsOf(root).filter((i) => i.includes("node-llama-cpp")), [])
+    const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
+    assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: "no binary for this machine" })
+    // Nothing of the test left behind.
+    assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serve-bundle", "serveBin.js"])
+    fs.rmSync(root, { recursive: true, force: true })
+  })
+})
