@@ -41,6 +41,19 @@ const isFresh = (file, ...than) => {
   const t = than.map((x) => fs.statSync(x, { throwIfNoEntry: false })?.mtimeMs).filter((x) => x !== undefined)
   return f !== undefined && t.length > 0 && f.mtimeMs >= Math.max(...t)
 }
+/**
+ * Whether the packages bundled into `bundle` (its built-with.json, bin/bundle-serve.js: each package.json,
+ * relative to the package root, and the version bundled) are the ones installed: false once one differs
+ * or is gone, or when the file cannot be read.
+ */
+const builtWithInstalled = (bundle) => {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(bundle, "built-with.json"), "utf8")).every((p) =>
+      JSON.parse(fs.readFileSync(path.join(root, p.package), "utf8")).version === p.version)
+  } catch {
+    return false
+  }
+}
 const args = process.argv.slice(2)
 // `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js).
 const kept = helpCache.cached(dist, args)
@@ -56,12 +69,14 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
   // Bundled (bin/bundle-serve.js), node-llama-cpp inside where its binary test passed at build time:
-  // spawn → ready 0.60–0.70 s against 1.15–1.34 s with node-llama-cpp outside (15M; 130M 0.84–0.94 s
-  // against 1.50–1.93 s; 2 cores, alternating starts, 2026-12-06), and 0.14 s less than that again than
-  // from dist/. Only while it is as new as the build it came from (a bare tsc since leaves it stale),
-  // and not under AUTOTUNE_SERVE_BUNDLE=off.
+  // spawn → ready 0.60–0.70 s (15M; 130M 0.84–0.94 s), against 1.15–1.34 s (1.50–1.93 s) with
+  // node-llama-cpp outside the bundle (2 cores, alternating starts, 2026-12-06), which was itself 0.14 s
+  // faster than dist/. Only while it is as new as the build it came from (a bare tsc since leaves it
+  // stale), and not under AUTOTUNE_SERVE_BUNDLE=off.
+  // Nor once another node-llama-cpp is installed than the one it bundled (`npm update` runs no build).
   const bundled = alone && process.env.AUTOTUNE_SERVE_BUNDLE !== "off" &&
-    isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"), path.join(dist, "serveBin.js"))
+    isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"), path.join(dist, "serveBin.js")) &&
+    builtWithInstalled(path.join(dist, "serve-bundle"))
   const from = bundled ? "serve-bundle/" : ""
   const main = alone ? `${from}serveBin.js` : "bin.js"
   // A bundle that cannot be imported (a build replacing it right now): the serve entry from dist/, said
@@ -74,8 +89,8 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
       return load("serveBin.js")
     })
   if (args.some((a) => /^--(model|config)(=|$)/.test(a)) && !args.some(textOnly)) {
-    // llama.cpp's start first (from dist/, its binary test: a forked process), so that it overlaps
-    // the CLI's loading (src/serve/LlamaBoot.ts); the engine reports any failure of it.
+    // llama.cpp's start first, so that it overlaps the serve entry's loading (src/serve/LlamaBoot.ts;
+    // from dist/ it includes node-llama-cpp's binary test, a forked process); the engine reports any failure of it.
     // (The bundle's LlamaBoot: the one module instance its serve entry uses.)
     load(`${from}serve/LlamaBoot.js`).then((boot) => boot.startLlama()).catch(() => {}).then(start)
   } else start()

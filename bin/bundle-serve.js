@@ -32,7 +32,7 @@ const outdir = path.join(dist, "serve-bundle")
 const next = path.join(dist, `serve-bundle.next-${process.pid}`)
 // Also what a build stopped midway left.
 for (const d of fs.readdirSync(dist)) {
-  if (/^serve-bundle\.next-\d+$/.test(d)) fs.rmSync(path.join(dist, d), { recursive: true, force: true })
+  if (/^(serve-bundle\.next-\d+|binary-test-\d+\.mjs)$/.test(d)) fs.rmSync(path.join(dist, d), { recursive: true, force: true })
 }
 // A bundle that cannot be made never fails the build: `autotune serve` then runs from dist/, only slower.
 /** Whether node-llama-cpp, unbundled, loads its CPU binary on this machine (its binary test included). */
@@ -68,7 +68,12 @@ const nodeLlamaCppInPlace = {
         return { loader: "js", contents: "// Tested by bin/bundle-serve.js when it made this bundle.\nexport async function testBindingBinary() { return true }\n" }
       }
       const text = fs.readFileSync(args.path, "utf8")
-      const own = path.relative(next, args.path).split(path.sep).join("/")
+      // Only import.meta.url is given back; another way to its own place would be the bundle's: no bundle then.
+      // (A module's own __dirname or __filename, defined from import.meta.url, follows it.)
+      const other = /import\.meta\.(?!url\b)\w+/.exec(text)?.[0] ??
+        ["__dirname", "__filename"].find((n) => new RegExp(`\\b${n}\\b`).test(text) && !text.includes(`const ${n} = `))
+      if (other !== undefined) throw new Error(`${args.path} finds its files by ${other}, which a bundle would change`)
+      const own = path.relative(next, args.path).split(path.sep).map(encodeURIComponent).join("/")
       return { loader: "js", contents: text.replaceAll("import.meta.url", `new URL(${JSON.stringify(own)}, import.meta.url).href`) }
     })
   }
@@ -105,6 +110,12 @@ const main = async () => {
     .filter(([file, o]) => Object.keys(o.inputs).some((i) => nlcDist.test(`/${i}`)) && path.dirname(path.join(root, file)) !== next)
   if (deep.length > 0) throw new Error(`node-llama-cpp's code landed below the bundle's root (${deep.map(([f]) => f).join(", ")})`)
   fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
+  // The node-llama-cpp bundled, by its package.json (relative to the package) and version: the launcher
+  // serves from dist/ instead once another is installed (`npm update` runs no build).
+  const index = Object.keys(built.metafile.inputs).find((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))
+  const manifest = index === undefined ? null : path.join(path.dirname(path.dirname(index)), "package.json")
+  const builtWith = manifest === null ? [] : [{ package: manifest.split(path.sep).join("/"), version: JSON.parse(fs.readFileSync(path.join(root, manifest), "utf8")).version }]
+  fs.writeFileSync(path.join(next, "built-with.json"), JSON.stringify(builtWith))
   fs.rmSync(outdir, { recursive: true, force: true })
   fs.renameSync(next, outdir)
 }

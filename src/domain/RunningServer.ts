@@ -37,4 +37,13 @@ export interface RunningServer {
    * it cannot be read. Never fails.
    */
   readonly residentBytes: Effect.Effect<number | null>
+  /**
+   * SPEC E-4 after the fact, for a first request that failed: waits until
+   * ALIVE_AFTER_READY (200 ms, services/CandidateProvider.ts) after the
+   * provider answered ready, or its exit if sooner, and gives that exit when
+   * the process exited within it (it answered, then died: the start's failure,
+   * reported with its exit code), else null. A healthy start waits for
+   * nothing: the check costs time only on this failure path (issue 14).
+   */
+  readonly exitedAfterReady: Effect.Effect<ProcessExit | null>
 }

@@ -2,13 +2,14 @@
  * node-llama-cpp's `Llama` for the next engine, started as early as the
  * launcher can: bin/autotune.js, for `serve` with `--model` or `--config` (and no
  * help, version, wizard or completions flag), imports node-llama-cpp and starts
- * `getLlama` before it loads the CLI. On Linux `getLlama` first tests its
- * prebuilt binary in a forked Node process (~0.45 s here, node-llama-cpp 3.22.1
- * `testBindingBinary`); started first, that test runs on another core while
- * this process loads the serve entry's modules (src/serveBin.ts) instead of after them, so an
- * embedded candidate's spawn → ready is shorter on every trial (issue 14).
- * (From the serve bundle no test is forked: bin/bundle-serve.js ran it once,
- * at build time, and bundles node-llama-cpp only where it passed.)
+ * `getLlama` before it loads the CLI, so that llama.cpp's start overlaps the
+ * loading of the serve entry's modules (src/serveBin.ts) instead of following it:
+ * an embedded candidate's spawn → ready is shorter on every trial (issue 14).
+ * From dist/, `getLlama` on Linux first tests its prebuilt binary in a forked
+ * Node process (~0.45 s here, node-llama-cpp 3.22.1 `testBindingBinary`), which
+ * then runs on another core; from the serve bundle no test is forked
+ * (bin/bundle-serve.js ran it once, at build time, and bundles node-llama-cpp
+ * only where it passed).
  * The early start is taken once, by the first engine, which owns (and
  * disposes) it; a later engine in the same process starts its own.
  * Threads and logger are setters: the engine sets them when it takes the

@@ -8,7 +8,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Data, Duration, Effect, Layer, Ref, Schedule, type Scope } from "effect"
+import { Clock, Data, Duration, Effect, Layer, Ref, Schedule, type Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import type { RunningServer } from "../domain/RunningServer.js"
@@ -44,12 +44,14 @@ export const DECIDED_STOP_GRACE = Duration.millis(500)
 export const READY_POLL = Duration.millis(25)
 
 /**
- * How long a candidate must stay alive after its first 200 to be ready (SPEC E-4: "still alive after
- * that answer"): a process that dies as it answers (fixtures/fake-provider.mjs models-then-die, 5 ms
- * after) is a start failure with its exit code and output tail. A death later than this is the
- * pre-warm's provider death (G-1), infeasible all the same. Was 200 ms, 0.2 s of every start (issue 14).
+ * How long a candidate must stay alive after its first 200 to have started (SPEC E-4: "still alive
+ * after that answer"): a process that dies as it answers (fixtures/fake-provider.mjs models-then-die,
+ * 5 ms after, through the launch shim) is a start failure with its exit code and output tail; a death
+ * later than this is the pre-warm's provider death (G-1), infeasible all the same. Checked after the
+ * fact (`RunningServer.exitedAfterReady`, when the pre-warm's first request fails), not waited for:
+ * a wait was 0.2 s of every start (issue 14).
  */
-export const ALIVE_AFTER_READY = Duration.millis(50)
+export const ALIVE_AFTER_READY = Duration.millis(200)
 
 /** Bytes of the log file read for an output tail (SPEC E-4): enough for llama.cpp's error line above its exit chatter. */
 const TAIL_BYTES = 8192
@@ -251,12 +253,22 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           Effect.timeout(`${o.readyTimeoutMs} millis`),
           Effect.catchTag("TimeoutException", () => fail(`provider not ready after ${o.readyTimeoutMs} ms`))
         )
-        // E-4: ready only if the process is still alive after answering.
-        yield* Effect.sleep(ALIVE_AFTER_READY)
+        // E-4: a process already gone now never started; one that goes within ALIVE_AFTER_READY is told by
+        // `exitedAfterReady` when a request fails (when the exit was seen: a wait for it here cost every start).
+        const readyAt = yield* Clock.currentTimeMillis
+        const exitSeenAt = yield* Ref.make<number | null>(null)
+        yield* Effect.forkScoped(Effect.flatMap(child.exited, () => Effect.flatMap(Clock.currentTimeMillis, (t) => Ref.set(exitSeenAt, t))))
         if (yield* child.hasExited) {
           const x = yield* child.exited
           return yield* fail(`provider answered /v1/models then exited (${x.signal ?? `exit code ${x.code}`})`, x.code)
         }
+        const windowEnd = readyAt + Duration.toMillis(ALIVE_AFTER_READY)
+        const exitedAfterReady = Effect.gen(function*() {
+          const left = windowEnd - (yield* Clock.currentTimeMillis)
+          if (left > 0) yield* Effect.timeout(child.exited, Duration.millis(left)).pipe(Effect.ignore)
+          const seen = yield* Ref.get(exitSeenAt)
+          return seen !== null && seen <= windowEnd ? yield* child.exited : null
+        })
         const data = (models as { data?: Array<{ id?: unknown }> } | null)?.data
         const wanted = o.adapter.servedModelId?.(spec)
         if (wanted !== undefined && !(data ?? []).some((m) => m.id === wanted)) {
@@ -273,7 +285,8 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           outputTail: fileTail(logPath),
           decided: Ref.set(decided, true),
           // The shim that watches this process for a provider that cannot is not the provider: its memory is left out.
-          residentBytes: groupResident(exec, pid, o.adapter.watchesParent ? [] : [pid])
+          residentBytes: groupResident(exec, pid, o.adapter.watchesParent ? [] : [pid]),
+          exitedAfterReady
         } satisfies RunningServer
       })
     return { start } as const
@@ -333,5 +346,6 @@ export const serverWithoutProcess = (baseUrl: string, modelId: string): RunningS
   exited: Effect.never,
   outputTail: Effect.succeed(""),
   decided: Effect.void,
-  residentBytes: Effect.succeed(null)
+  residentBytes: Effect.succeed(null),
+  exitedAfterReady: Effect.succeed(null)
 })

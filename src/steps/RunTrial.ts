@@ -321,7 +321,20 @@ export const runTrial = (
         // Its short requests' calibration is kept: a later trial of the model sizes its prompt from it (issue 14).
         return summarize(warm.failure, [], warm.calibration ?? null, { marginal: false, background: warmBackground })
       }
-      return preWarmFailed(warm.failure, yield* server.outputTail)
+      // SPEC E-4: a provider that answered ready and died within ALIVE_AFTER_READY never started.
+      const early = yield* server.exitedAfterReady
+      const tail = yield* server.outputTail
+      if (early !== null) {
+        return preWarmFailed(
+          Verdict.StartFailed({
+            message: `provider answered /v1/models then exited (${early.signal ?? `exit code ${early.code}`})`,
+            detail: tail ? errorLines(tail) : "",
+            exitCode: early.code
+          }),
+          tail
+        )
+      }
+      return preWarmFailed(warm.failure, tail)
     }
     const calibration = warm.calibration
     const words = wordsForTokens(calibration, s.targetContext)

@@ -68,6 +68,10 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
     assert.strictEqual(built.code, 0, built.stderr)
     assert.strictEqual(built.stderr, "")
     assert.include(inputsOf(root), "node_modules/node-llama-cpp/dist/index.js")
+    // What it bundled, for the launcher to compare with what is installed (bin/autotune.js).
+    assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8")), [
+      { package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }
+    ])
     const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
     assert.strictEqual(served.code, 0, served.stderr)
     // Its own file, not the bundle's; moved with the package, still its own.
@@ -79,12 +83,24 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
     fs.rmSync(moved, { recursive: true, force: true })
   })
 
+  it("issue 14 a node-llama-cpp module that finds its files by another way than import.meta.url is not bundled: no bundle, and the build says why", async () => {
+    const { nlcIndex, root } = standIn(true)
+    fs.appendFileSync(nlcIndex, `\nexport const dir = () => import.meta.dirname\n`)
+    const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    assert.match(built.stderr, /^note: the serve bundle was not made \(autotune serve runs from dist\/\)/m)
+    assert.include(built.stderr, "index.js finds its files by import.meta.dirname, which a bundle would change")
+    assert.isFalse(fs.existsSync(Path.join(root, "dist", "serve-bundle")))
+    fs.rmSync(root, { recursive: true, force: true })
+  })
+
   it("issue 14 node-llama-cpp failing its binary test at build time stays outside the bundle, and tests at every start", async () => {
     const { nlcIndex, root } = standIn(false)
     const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
     assert.strictEqual(built.code, 0, built.stderr)
     assert.match(built.stderr, /^note: node-llama-cpp's binary test failed here, so the serve bundle leaves node-llama-cpp outside.*no binary for this machine/m)
     assert.deepStrictEqual(inputsOf(root).filter((i) => i.includes("node-llama-cpp")), [])
+    assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8")), [])
     const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
     assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: "no binary for this machine" })
     // Nothing of the test left behind.

@@ -116,6 +116,13 @@ describe("the installed package (issue 14)", () => {
     const bundle = Path.join(root, "dist", "serve-bundle")
     fs.mkdirSync(Path.join(bundle, "serve"), { recursive: true })
     fs.writeFileSync(Path.join(bundle, "serveBin.js"), `process.stdout.write("bundled " + process.env.UV_THREADPOOL_SIZE)\n`)
+    // What it bundled of node_modules (bin/bundle-serve.js): a stand-in node-llama-cpp, as installed.
+    const installed = (version: string) => {
+      fs.mkdirSync(Path.join(root, "node_modules", "node-llama-cpp"), { recursive: true })
+      fs.writeFileSync(Path.join(root, "node_modules", "node-llama-cpp", "package.json"), JSON.stringify({ name: "node-llama-cpp", version }))
+    }
+    installed("3.0.0")
+    fs.writeFileSync(Path.join(bundle, "built-with.json"), JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version: "3.0.0" }]))
     const buildInfo = Path.join(root, "dist", ".tsbuildinfo")
     fs.writeFileSync(buildInfo, "")
     const at = (file: string, s: number) => fs.utimesSync(file, s, s)
@@ -126,6 +133,18 @@ describe("the installed package (issue 14)", () => {
       assert.strictEqual(await run(...adapter.argv(spec, true).args.slice(1)), "bundled 1")
     }
     assert.strictEqual(await run("serve", "--port", "1", "--help"), "whole 1")
+    // Another node-llama-cpp installed since (`npm update` runs no build), or none: the bundle is stale.
+    installed("3.0.1")
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    fs.rmSync(Path.join(root, "node_modules"), { recursive: true })
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    installed("3.0.0")
+    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
+    // A bundle that does not say what it bundled (made before it did) is not used either.
+    const said = fs.readFileSync(Path.join(bundle, "built-with.json"))
+    fs.rmSync(Path.join(bundle, "built-with.json"))
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    fs.writeFileSync(Path.join(bundle, "built-with.json"), said)
     // The bundle's own LlamaBoot is the one started early: the stand-in's writes a mark first.
     fs.writeFileSync(Path.join(bundle, "serve", "LlamaBoot.js"), `export const startLlama = async () => process.stdout.write("early ")\n`)
     assert.strictEqual(await run("serve", "--model", "/m/model.gguf"), "early bundled 1")

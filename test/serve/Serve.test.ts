@@ -127,7 +127,12 @@ describe("autotune serve (SPEC E-5)", () => {
       assert.includeMembers(inputs, ["dist/serveBin.js", "dist/serve/Engine.js", "dist/serve/LlamaBoot.js"])
       // node-llama-cpp too (its binary test passed when the build ran it): its ~300 modules and its per-start
       // binary-test fork were ~0.6 s of each start (test/library/BundleServe.test.ts has the rest).
-      assert.includeMembers(inputs, ["node_modules/node-llama-cpp/dist/index.js", "node_modules/node-llama-cpp/dist/bindings/getLlama.js"])
+      assert.includeMembers(inputs, ["node_modules/node-llama-cpp/dist/index.js", "node_modules/node-llama-cpp/dist/bindings/getLlama.js"],
+        "node-llama-cpp is not in the serve bundle: see what `npm run build` noted")
+      // Its binary test is the build's: no copy of the forked test's code (it answers to TEST_BINDING_CP) is bundled.
+      const code = Fs.readdirSync(bundle).filter((f) => f.endsWith(".js")).map((f) => Fs.readFileSync(Path.join(bundle, f), "utf8"))
+      assert.isTrue(code.some((c) => c.includes("binariesGithubRelease")))
+      assert.isFalse(code.some((c) => c.includes("TEST_BINDING_CP")))
       // LlamaBoot's module (the launcher's early start of llama.cpp, which the engine takes) is one instance:
       // in one output only, which both entries import. Two copies would start llama.cpp twice.
       const outputs = Object.entries(meta.outputs)
@@ -142,7 +147,7 @@ describe("autotune serve (SPEC E-5)", () => {
       const answer = yield* streamChat(bundled.baseUrl, { messages: [{ role: "user", content: words(10) }], max_tokens: 4, temperature: 0 })
       assert.strictEqual(answer.status, 200)
       assert.notInclude(bundled.stderr(), "the serve bundle could not be loaded")
-      // Nothing node-llama-cpp says of a copy bundled without its own file layout (it would then skip its test, warning).
+      // node-llama-cpp says nothing as it starts: a bundled copy of its own test would warn that it skips itself.
       assert.notInclude(bundled.stderr(), "[node-llama-cpp]")
     }))
 

@@ -37,7 +37,8 @@ const serverWith = (exited: Effect.Effect<ProcessExit>): RunningServer => ({
   exited,
   outputTail: Effect.succeed("CUDA error: out of memory"),
   decided: Effect.void,
-  residentBytes: Effect.succeed(null)
+  residentBytes: Effect.succeed(null),
+  exitedAfterReady: Effect.succeed(null)
 })
 const alive = serverWith(Effect.never)
 const delta = (t: string) => `data: {"choices":[{"delta":{"content":"${t}"}}]}\n\n`
