@@ -35,25 +35,35 @@ for (const d of fs.readdirSync(dist)) {
   if (/^(serve-bundle\.next-\d+|binary-test-\d+\.mjs)$/.test(d)) fs.rmSync(path.join(dist, d), { recursive: true, force: true })
 }
 // A bundle that cannot be made never fails the build: `autotune serve` then runs from dist/, only slower.
-/** Whether node-llama-cpp, unbundled, loads its CPU binary on this machine (its binary test included). */
-const binaryPasses = () => {
-  // A file, not `node -e`: the test forks with this process's exec arguments, which would run an -e script again.
-  const script = path.join(dist, `binary-test-${process.pid}.mjs`)
-  fs.writeFileSync(script, [
-    "const m = await import(\"node-llama-cpp\")",
-    "const llama = await m.getLlama({ gpu: false, build: \"never\", logLevel: m.LlamaLogLevel.error })",
-    "await llama.dispose()"
-  ].join("\n"))
+/**
+ * Runs `lines` as an ES module file in `dir` (not `node -e`: node-llama-cpp's binary test forks with this
+ * process's exec arguments, which would run an -e script again); the file is removed after. Null when it
+ * exited 0, else the first lines of what it said.
+ */
+const runScript = (dir, lines) => {
+  const script = path.join(dir, `binary-test-${process.pid}.mjs`)
+  fs.writeFileSync(script, lines.join("\n"))
   try {
     const r = require("node:child_process").spawnSync(process.execPath, [script], { cwd: root, encoding: "utf8", timeout: 120_000 })
-    if (r.status !== 0) {
-      const why = (r.stderr || String(r.error ?? r.signal)).trim().split("\n").slice(0, 2).join(" ")
-      process.stderr.write(`note: node-llama-cpp's binary test failed here, so the serve bundle leaves node-llama-cpp outside (it tests at every start): ${why}\n`)
-    }
-    return r.status === 0
+    if (r.status === 0) return null
+    // Its error line (Node's own warnings left out), else its last words.
+    const lines = (r.stderr || String(r.error ?? r.signal)).split("\n").map((l) => l.trim())
+      .filter((l) => l !== "" && !/^\(node:\d+\) |^\(Use `node --trace/.test(l))
+    return lines.find((l) => /^\w*Error\b.*: /.test(l)) ?? lines.slice(-2).join(" ")
   } finally {
     fs.rmSync(script, { force: true })
   }
+}
+
+/** Whether node-llama-cpp, unbundled, loads its CPU binary on this machine (its binary test included). */
+const binaryPasses = () => {
+  const why = runScript(dist, [
+    "const m = await import(\"node-llama-cpp\")",
+    "const llama = await m.getLlama({ gpu: false, build: \"never\", logLevel: m.LlamaLogLevel.error })",
+    "await llama.dispose()"
+  ])
+  if (why !== null) process.stderr.write(`note: node-llama-cpp's binary test failed here, so the serve bundle leaves node-llama-cpp outside (it tests at every start): ${why}\n`)
+  return why === null
 }
 
 const nlcDist = /[\\/]node_modules[\\/]node-llama-cpp[\\/]dist[\\/]/
@@ -79,10 +89,16 @@ const nodeLlamaCppInPlace = {
   }
 }
 
-// esbuild's plugins need its asynchronous API.
-const main = async () => {
+/**
+ * Makes the bundle in `next`, node-llama-cpp inside it or not (`inside`); throws when what it made would
+ * not serve: node-llama-cpp's code below the bundle's root (its file URLs are relative to it), its
+ * package not found among the inputs, or llama.cpp not starting through the bundle's own LlamaBoot (a
+ * package the bundled copy imports that resolves from node-llama-cpp's folder but not from the bundle's,
+ * as in a nested or pnpm layout).
+ */
+const build = async (inside) => {
   const esbuild = require("esbuild")
-  const inside = binaryPasses()
+  fs.rmSync(next, { recursive: true, force: true })
   const built = await esbuild.build({
     // Metafile paths relative to the package, wherever the build was started from.
     absWorkingDir: root,
@@ -105,19 +121,42 @@ const main = async () => {
     // What went in, for the test that no tuner module did (test/serve/Serve.test.ts).
     metafile: true
   })
-  // node-llama-cpp's file URLs are relative to the bundle's root: its code must be in no output below it.
-  const deep = Object.entries(built.metafile.outputs)
-    .filter(([file, o]) => Object.keys(o.inputs).some((i) => nlcDist.test(`/${i}`)) && path.dirname(path.join(root, file)) !== next)
-  if (deep.length > 0) throw new Error(`node-llama-cpp's code landed below the bundle's root (${deep.map(([f]) => f).join(", ")})`)
   fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
   // The node-llama-cpp bundled, by its package.json (relative to the package) and version: the launcher
   // serves from dist/ instead once another is installed (`npm update` runs no build).
-  const index = Object.keys(built.metafile.inputs).find((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))
-  const manifest = index === undefined ? null : path.join(path.dirname(path.dirname(index)), "package.json")
-  const builtWith = manifest === null ? [] : [{ package: manifest.split(path.sep).join("/"), version: JSON.parse(fs.readFileSync(path.join(root, manifest), "utf8")).version }]
+  let builtWith = []
+  if (inside) {
+    const deep = Object.entries(built.metafile.outputs)
+      .filter(([file, o]) => Object.keys(o.inputs).some((i) => nlcDist.test(`/${i}`)) && path.dirname(path.join(root, file)) !== next)
+    if (deep.length > 0) throw new Error(`node-llama-cpp's code landed below the bundle's root (${deep.map(([f]) => f).join(", ")})`)
+    const index = Object.keys(built.metafile.inputs).find((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))
+    if (index === undefined) throw new Error("node-llama-cpp was not found under node_modules/ among the bundle's inputs")
+    const manifest = path.join(path.dirname(path.dirname(index)), "package.json")
+    builtWith = [{ package: manifest.split(path.sep).join("/"), version: JSON.parse(fs.readFileSync(path.join(root, manifest), "utf8")).version }]
+    const why = runScript(next, [
+      "const { bootLlama } = await import(\"./serve/LlamaBoot.js\")",
+      "const booted = await bootLlama()",
+      "const llama = await booted.llama.catch((e) => { for (const l of booted.earlyLog ?? []) console.error(l.message); throw e })",
+      "await llama.dispose()"
+    ])
+    if (why !== null) throw new Error(`llama.cpp does not start through the bundle: ${why}`)
+  }
   fs.writeFileSync(path.join(next, "built-with.json"), JSON.stringify(builtWith))
   fs.rmSync(outdir, { recursive: true, force: true })
   fs.renameSync(next, outdir)
+}
+
+// esbuild's plugins need its asynchronous API. With node-llama-cpp inside where its binary test passed;
+// where that bundle would not serve, with it outside (tested at every start), said on stderr.
+const main = async () => {
+  if (binaryPasses()) {
+    try {
+      return await build(true)
+    } catch (e) {
+      process.stderr.write(`note: the serve bundle leaves node-llama-cpp outside (it tests at every start): ${e instanceof Error ? e.message : String(e)}\n`)
+    }
+  }
+  await build(false)
 }
 
 main().catch((e) => {

@@ -38,12 +38,14 @@ export interface RunningServer {
    */
   readonly residentBytes: Effect.Effect<number | null>
   /**
-   * SPEC E-4 after the fact, for a first request that failed: waits until
-   * ALIVE_AFTER_READY (200 ms, services/CandidateProvider.ts) after the
-   * provider answered ready, or its exit if sooner, and gives that exit when
-   * the process exited within it (it answered, then died: the start's failure,
-   * reported with its exit code), else null. A healthy start waits for
-   * nothing: the check costs time only on this failure path (issue 14).
+   * SPEC E-4 after the fact, asked when the pre-warm's first requests failed
+   * (none answered): waits until ALIVE_AFTER_READY (200 ms,
+   * services/CandidateProvider.ts) after the provider answered ready, or its
+   * exit if sooner, and gives that exit when the process exited within it (it
+   * answered ready, then died: the start's failure, with its exit code), else
+   * null. A healthy start waits for nothing: the check costs time only on
+   * this failure path (issue 14). Absent (a server built by a library user for
+   * `CandidateProvider.Stub`): never asked.
    */
-  readonly exitedAfterReady: Effect.Effect<ProcessExit | null>
+  readonly exitedAfterReady?: Effect.Effect<ProcessExit | null>
 }

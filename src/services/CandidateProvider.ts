@@ -8,7 +8,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Clock, Data, Duration, Effect, Layer, Ref, Schedule, type Scope } from "effect"
+import { Clock, Data, Duration, Effect, Layer, Option, Ref, Schedule, type Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import type { RunningServer } from "../domain/RunningServer.js"
@@ -144,7 +144,8 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
     /**
      * Spawns the provider on a free loopback port with `--no-join` (where the
      * adapter has it) and waits until the adapter's health endpoint (if any, E-5)
-     * and then `GET /v1/models` are 200 and the process is still alive after it (SPEC E-4).
+     * and then `GET /v1/models` are 200 (asked every READY_POLL) and the process has not exited by then
+     * (SPEC E-4; an exit within ALIVE_AFTER_READY after it is told by the server's `exitedAfterReady`).
      * The process group is stopped when the caller's Scope closes: SIGTERM, then
      * SIGKILL after STOP_GRACE (announced on stderr; `stopProcess`). Fails with ProviderStartFailed
      * at once when the binary cannot be spawned or the process exits while starting
@@ -253,8 +254,9 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           Effect.timeout(`${o.readyTimeoutMs} millis`),
           Effect.catchTag("TimeoutException", () => fail(`provider not ready after ${o.readyTimeoutMs} ms`))
         )
-        // E-4: a process already gone now never started; one that goes within ALIVE_AFTER_READY is told by
-        // `exitedAfterReady` when a request fails (when the exit was seen: a wait for it here cost every start).
+        // E-4: a process already gone now never started; one that goes within ALIVE_AFTER_READY, before
+        // answering a request, is told by `exitedAfterReady` when the pre-warm's first requests fail (by when
+        // its exit was seen: a wait for it here cost every start).
         const readyAt = yield* Clock.currentTimeMillis
         const exitSeenAt = yield* Ref.make<number | null>(null)
         yield* Effect.forkScoped(Effect.flatMap(child.exited, () => Effect.flatMap(Clock.currentTimeMillis, (t) => Ref.set(exitSeenAt, t))))
@@ -264,10 +266,11 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
         }
         const windowEnd = readyAt + Duration.toMillis(ALIVE_AFTER_READY)
         const exitedAfterReady = Effect.gen(function*() {
-          const left = windowEnd - (yield* Clock.currentTimeMillis)
-          if (left > 0) yield* Effect.timeout(child.exited, Duration.millis(left)).pipe(Effect.ignore)
           const seen = yield* Ref.get(exitSeenAt)
-          return seen !== null && seen <= windowEnd ? yield* child.exited : null
+          if (seen !== null) return seen <= windowEnd ? yield* child.exited : null
+          const left = windowEnd - (yield* Clock.currentTimeMillis)
+          // An exit seen while waiting is within the window.
+          return left <= 0 ? null : Option.getOrNull(yield* Effect.timeoutOption(child.exited, Duration.millis(left)))
         })
         const data = (models as { data?: Array<{ id?: unknown }> } | null)?.data
         const wanted = o.adapter.servedModelId?.(spec)

@@ -51,6 +51,11 @@ export type PreWarmResult =
      * 1.1B cells do).
      */
     readonly calibration?: Calibration | null
+    /**
+     * Failed in the process's first use (the first short requests): no request of this pre-warm was
+     * answered before it. With a provider exit soon after ready, the start's failure (SPEC E-4, RunTrial).
+     */
+    readonly firstUse?: boolean
   }
 
 /** What a pre-warm needs. Units: tokens, ms. */
@@ -182,8 +187,10 @@ export const preWarm = (
       concurrency: "unbounded"
     })
     for (const s of first) {
-      const bad = failed(s) ?? implausible(SHORT_WORDS, s.promptTokens)
-      if (bad !== null) return bad
+      const bad = failed(s)
+      if (bad !== null) return { ...bad, firstUse: true }
+      const miscounted = implausible(SHORT_WORDS, s.promptTokens)
+      if (miscounted !== null) return miscounted
     }
     const a = first[0]!
     const shortPoint: readonly [number, number] | null = a.promptTokens === null ? null : [SHORT_WORDS, a.promptTokens]

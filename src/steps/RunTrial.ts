@@ -321,8 +321,9 @@ export const runTrial = (
         // Its short requests' calibration is kept: a later trial of the model sizes its prompt from it (issue 14).
         return summarize(warm.failure, [], warm.calibration ?? null, { marginal: false, background: warmBackground })
       }
-      // SPEC E-4: a provider that answered ready and died within ALIVE_AFTER_READY never started.
-      const early = yield* server.exitedAfterReady
+      // SPEC E-4: a provider that answered ready and died within ALIVE_AFTER_READY, before answering any
+      // request, never started (a death after an answered request is the pre-warm's, G-1).
+      const early = warm.firstUse === true && server.exitedAfterReady !== undefined ? yield* server.exitedAfterReady : null
       const tail = yield* server.outputTail
       if (early !== null) {
         return preWarmFailed(

@@ -21,11 +21,11 @@ const node = (cwd: string, args: ReadonlyArray<string>) =>
  * did, and a fake node-llama-cpp whose `getLlama` passes or fails (`passes`), whose `where` is its own
  * module's file path (from `import.meta.url`), and whose binary test says it forked.
  */
-const standIn = (passes: boolean) => {
+const standIn = (passes: boolean, nestedBinary = false) => {
   const root = tempDir()
   fs.mkdirSync(Path.join(root, "bin"))
-  fs.copyFileSync(Path.join(repoRoot, "bin", "bundle-serve.js"), Path.join(root, "bin", "bundle-serve.js"))
-  fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
+  for (const f of ["bundle-serve.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+  fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9", type: "module" }))
   const modules = Path.join(root, "node_modules")
   fs.mkdirSync(modules)
   fs.symlinkSync(fs.realpathSync(Path.join(repoRoot, "node_modules", "esbuild")), Path.join(modules, "esbuild"))
@@ -37,22 +37,33 @@ const standIn = (passes: boolean) => {
     type: "module",
     exports: { ".": "./dist/index.js" }
   }))
+  if (nestedBinary) {
+    // Its prebuilt binary package where only it resolves it (a nested or pnpm layout), as node-llama-cpp imports it.
+    const bin = Path.join(nlc, "node_modules", "@node-llama-cpp", "linux-x64")
+    fs.mkdirSync(bin, { recursive: true })
+    fs.writeFileSync(Path.join(bin, "package.json"), JSON.stringify({ name: "@node-llama-cpp/linux-x64", type: "module", exports: { ".": "./index.js" } }))
+    fs.writeFileSync(Path.join(bin, "index.js"), `export const binary = "found"\n`)
+  }
   fs.writeFileSync(Path.join(nlc, "dist", "index.js"), [
     `import { fileURLToPath } from "node:url"`,
     `import { testBindingBinary } from "./bindings/utils/testBindingBinary.js"`,
     `export const LlamaLogLevel = { error: "error" }`,
     `export const where = () => fileURLToPath(import.meta.url)`,
     `export const getLlama = async () => {`,
+    nestedBinary ? `  await import("@node-llama-cpp/linux-x64")` : ``,
     passes ? `  return { tested: await testBindingBinary(), dispose: async () => {} }` : `  throw new Error("no binary for this machine")`,
     `}`
   ].join("\n"))
   fs.writeFileSync(Path.join(nlc, "dist", "bindings", "utils", "testBindingBinary.js"), `export async function testBindingBinary() { return "forked" }\n`)
   fs.mkdirSync(Path.join(root, "dist", "serve"), { recursive: true })
-  fs.writeFileSync(Path.join(root, "dist", "serve", "LlamaBoot.js"), `export const boot = () => import("node-llama-cpp")\n`)
+  // As src/serve/LlamaBoot.ts: `bootLlama` starts llama.cpp (the build starts it through the bundle's own).
+  fs.writeFileSync(Path.join(root, "dist", "serve", "LlamaBoot.js"), [
+    `export const bootLlama = async () => ({ llama: (await import("node-llama-cpp")).getLlama(), earlyLog: [] })`
+  ].join("\n"))
   fs.writeFileSync(Path.join(root, "dist", "serveBin.js"), [
-    `import { boot } from "./serve/LlamaBoot.js"`,
-    `const m = await boot()`,
-    `const llama = await m.getLlama().catch((e) => ({ tested: e.message }))`,
+    `import { bootLlama } from "./serve/LlamaBoot.js"`,
+    `const m = await import("node-llama-cpp")`,
+    `const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
     `process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested }))`
   ].join("\n"))
   return { root, nlcIndex: Path.join(nlc, "dist", "index.js") }
@@ -83,15 +94,33 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
     fs.rmSync(moved, { recursive: true, force: true })
   })
 
-  it("issue 14 a node-llama-cpp module that finds its files by another way than import.meta.url is not bundled: no bundle, and the build says why", async () => {
-    const { nlcIndex, root } = standIn(true)
-    fs.appendFileSync(nlcIndex, `\nexport const dir = () => import.meta.dirname\n`)
-    const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
-    assert.strictEqual(built.code, 0, built.stderr)
-    assert.match(built.stderr, /^note: the serve bundle was not made \(autotune serve runs from dist\/\)/m)
-    assert.include(built.stderr, "index.js finds its files by import.meta.dirname, which a bundle would change")
-    assert.isFalse(fs.existsSync(Path.join(root, "dist", "serve-bundle")))
-    fs.rmSync(root, { recursive: true, force: true })
+  it("issue 14 node-llama-cpp finding its files by another way than import.meta.url, or its binary package only from its own folder, stays outside the bundle, said", async () => {
+    const cases = [
+      {
+        standIn: () => {
+          const s = standIn(true)
+          fs.appendFileSync(s.nlcIndex, `\nexport const dir = () => import.meta.dirname\n`)
+          return s
+        },
+        why: /index\.js finds its files by import\.meta\.dirname, which a bundle would change/
+      },
+      // A nested (or pnpm) layout: the bundled copy, resolving from the bundle's folder, would not find it.
+      { standIn: () => standIn(true, true), why: /llama\.cpp does not start through the bundle: .*@node-llama-cpp\/linux-x64/ }
+    ]
+    for (const c of cases) {
+      const { nlcIndex, root } = c.standIn()
+      const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+      assert.strictEqual(built.code, 0, built.stderr)
+      assert.match(built.stderr, /^note: the serve bundle leaves node-llama-cpp outside \(it tests at every start\): /m)
+      assert.match(built.stderr, c.why, built.stderr)
+      assert.deepStrictEqual(inputsOf(root).filter((i) => i.includes("node-llama-cpp")), [])
+      assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8")), [])
+      // And that bundle serves, with node-llama-cpp's own test.
+      const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
+      assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: "forked" })
+      assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serve-bundle", "serveBin.js"])
+      fs.rmSync(root, { recursive: true, force: true })
+    }
   })
 
   it("issue 14 node-llama-cpp failing its binary test at build time stays outside the bundle, and tests at every start", async () => {

@@ -3,14 +3,15 @@
  * estimated above the limit never reaches the provider's start; with the
  * estimate off it always does.
  */
-import { HttpClient } from "@effect/platform"
+import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { Effect, Layer, Ref } from "effect"
 import { describe, expect, it } from "vitest"
 import { ProviderStartFailed } from "../../src/domain/AutotuneError.js"
 import { Knobs } from "../../src/domain/Knobs.js"
 import { notesOf } from "../../src/domain/Verdict.js"
 import { embedded } from "../../src/providers/Embedded.js"
-import { CandidateProvider, type StubEvent } from "../../src/services/CandidateProvider.js"
+import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
+import type { ProcessExit } from "../../src/domain/RunningServer.js"
 import { runTrial, type TrialSettings } from "../../src/steps/RunTrial.js"
 import { CpuMeter } from "../../src/services/CpuMeter.js"
 import { tinyModelPath } from "../support/models.js"
@@ -54,5 +55,49 @@ describe("memory estimate before launch (issue: llama-server, item 4)", () => {
     expect(r.starts).toEqual([null])
     expect(r.outcome.verdict._tag).toBe("StartFailed")
     expect(notesOf(r.outcome.verdict)).toContain("stub: not started")
+  })
+})
+
+/**
+ * One trial against a started stand-in provider whose every request answers HTTP 503, whose process
+ * exited `exit` within 200 ms of ready (null: it did not), and whose output ends with `tail`.
+ */
+const diedAfterReady = (exit: ProcessExit | null, tail: string) =>
+  Effect.runPromise(Effect.scoped(Effect.gen(function*() {
+    const provider = CandidateProvider.Stub(() =>
+      Effect.succeed({
+        ...serverWithoutProcess("http://127.0.0.1:9", "tiny"),
+        outputTail: Effect.succeed(tail),
+        exitedAfterReady: Effect.succeed(exit)
+      })
+    )
+    const refused = Layer.succeed(
+      HttpClient.HttpClient,
+      HttpClient.make((request) => Effect.succeed(HttpClientResponse.fromWeb(request, new Response("", { status: 503 }))))
+    )
+    return yield* runTrial(
+      settings(false),
+      { id: "tiny", model: tinyModelPath(), rank: 1, paramCount: 15e6, ggufFile: true, fileBytes: null },
+      new Knobs({ kvBits: null, maxContext: null, maxBatch: null, threads: null }),
+      1,
+      null
+    ).pipe(Effect.provide(Layer.mergeAll(provider, refused, CpuMeter.Stub(() => 0))))
+  })))
+
+describe("a provider that answers ready, then exits (SPEC E-4, D-2)", () => {
+  it("E-4 exited within 200 ms of ready, its first requests failed: the start failed, with the exit code and its output", async () => {
+    const o = await diedAfterReady({ code: 1, signal: null }, "fatal: backend crashed after start")
+    expect(o.verdict._tag).toBe("StartFailed")
+    expect(notesOf(o.verdict)).toBe("provider answered /v1/models then exited (exit code 1): fatal: backend crashed after start")
+  })
+  it("E-4 still running (or gone later): the pre-warm's own failure", async () => {
+    const o = await diedAfterReady(null, "fatal: backend crashed after start")
+    expect(o.verdict._tag).toBe("RequestFailed")
+    expect(notesOf(o.verdict)).toMatch(/^pre-warm: HTTP 503/)
+  })
+  it("D-2 E-4 one whose output names a missing tokenizer is an integrity failure", async () => {
+    const o = await diedAfterReady({ code: null, signal: "SIGABRT" }, "Required configuration file missing: tokenizer.json")
+    expect(o.verdict._tag).toBe("Integrity")
+    expect(notesOf(o.verdict)).toContain("provider answered /v1/models then exited (SIGABRT)")
   })
 })
