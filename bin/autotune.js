@@ -68,7 +68,8 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // `serve` alone (src/serveBin.ts) loads none of the tuner's modules: ~0.2 s less per candidate start
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
-  // Bundled (bin/bundle-serve.js), node-llama-cpp inside where its binary test passed at build time:
+  // Bundled (bin/bundle-serve.js), node-llama-cpp inside where its binary test passed at build time and
+  // llama.cpp started through the bundle:
   // spawn → ready 0.60–0.70 s (15M; 130M 0.84–0.94 s), against 1.15–1.34 s (1.50–1.93 s) with
   // node-llama-cpp outside the bundle (2 cores, alternating starts, 2026-12-06), which was itself 0.14 s
   // faster than dist/. Only while it is as new as the build it came from (a bare tsc since leaves it

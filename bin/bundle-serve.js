@@ -7,14 +7,21 @@
 // embedded candidate's spawn → ready at its load + 0.3 s).
 //
 // node-llama-cpp is bundled too (issue 14 part 3: its ~300 modules took 0.27–0.35 s to import and its
-// per-start binary test 0.4 s, both on an embedded candidate's spawn → ready), on two conditions:
+// per-start binary test 0.4 s, both on an embedded candidate's spawn → ready), where all of this holds,
+// else it stays outside the bundle (imported from node_modules, testing its binary at every start) and
+// the build says why:
 // - Its own paths stay its own: it finds its prebuilt binaries, its llama/ folder and its package.json
 //   from `import.meta.url`, which each of its modules gets back as its own file's URL, relative to the
-//   bundle's root (every output holding its code must be there: checked below, else no bundle).
+//   bundle's root (every output holding its code must be there; no module may find its files otherwise).
 // - Its binary test (a forked Node that loads the native binding before the real load, so an
 //   incompatible binary cannot crash the caller) is run here, once, by node-llama-cpp itself unbundled
-//   (`getLlama`, CPU only, build never: the binary every start loads); the bundle's copy answers
-//   "passed" without a fork. When that test fails, node-llama-cpp stays outside and tests at every start.
+//   (`getLlama`, CPU only, build never: the binary every start loads), and must pass; the bundle's copy
+//   answers "passed" without a fork.
+// - llama.cpp starts through the bundle (its own LlamaBoot, in a child process): the packages the
+//   bundled copy imports at run time (its prebuilt binaries) resolve from the bundle's folder, not only
+//   from node-llama-cpp's (a nested or pnpm layout).
+// The version it bundled goes into built-with.json: bin/autotune.js uses the bundle only while that
+// node-llama-cpp is the one installed.
 // LlamaBoot is a second entry, split into a shared chunk,
 // so bin/autotune.js's early start of llama.cpp and the engine's use of it are one module instance.
 // The bundle is written last, after dist/.tsbuildinfo is touched: bin/autotune.js uses it only
@@ -46,10 +53,13 @@ const runScript = (dir, lines) => {
   try {
     const r = require("node:child_process").spawnSync(process.execPath, [script], { cwd: root, encoding: "utf8", timeout: 120_000 })
     if (r.status === 0) return null
-    // Its error line (Node's own warnings left out), else its last words.
-    const lines = (r.stderr || String(r.error ?? r.signal)).split("\n").map((l) => l.trim())
+    const how = r.error !== undefined ? String(r.error) : r.signal !== null ? `killed by ${r.signal}` : `exit code ${r.status}`
+    // What node-llama-cpp said (its own lines first: its errors name little), else the error line (Node's own
+    // warnings left out), else the last words; and how it ended.
+    const lines = (r.stderr ?? "").split("\n").map((l) => l.trim())
       .filter((l) => l !== "" && !/^\(node:\d+\) |^\(Use `node --trace/.test(l))
-    return lines.find((l) => /^\w*Error\b.*: /.test(l)) ?? lines.slice(-2).join(" ")
+    const said = lines.find((l) => l.startsWith("[node-llama-cpp]")) ?? lines.find((l) => /^\w*Error\b.*: /.test(l)) ?? lines.slice(-2).join(" ")
+    return said === "" ? how : `${said} (${how})`
   } finally {
     fs.rmSync(script, { force: true })
   }
@@ -78,7 +88,7 @@ const nodeLlamaCppInPlace = {
         return { loader: "js", contents: "// Tested by bin/bundle-serve.js when it made this bundle.\nexport async function testBindingBinary() { return true }\n" }
       }
       const text = fs.readFileSync(args.path, "utf8")
-      // Only import.meta.url is given back; another way to its own place would be the bundle's: no bundle then.
+      // Only import.meta.url is given back; another way to its own place would be the bundle's: not bundled then.
       // (A module's own __dirname or __filename, defined from import.meta.url, follows it.)
       const other = /import\.meta\.(?!url\b)\w+/.exec(text)?.[0] ??
         ["__dirname", "__filename"].find((n) => new RegExp(`\\b${n}\\b`).test(text) && !text.includes(`const ${n} = `))
@@ -149,6 +159,8 @@ const build = async (inside) => {
 // esbuild's plugins need its asynchronous API. With node-llama-cpp inside where its binary test passed;
 // where that bundle would not serve, with it outside (tested at every start), said on stderr.
 const main = async () => {
+  // Without esbuild (a dev dependency) there is no bundle at all: said once, below, and nothing tested for one.
+  require("esbuild")
   if (binaryPasses()) {
     try {
       return await build(true)

@@ -52,8 +52,9 @@ export type PreWarmResult =
      */
     readonly calibration?: Calibration | null
     /**
-     * Failed in the process's first use (the first short requests): no request of this pre-warm was
-     * answered before it. With a provider exit soon after ready, the start's failure (SPEC E-4, RunTrial).
+     * Failed in the process's first use (the first short requests), none of which was answered (an
+     * HTTP error counts as no answer): the provider served nothing yet. With its exit soon after
+     * ready, the start's failure (SPEC E-4, RunTrial).
      */
     readonly firstUse?: boolean
   }
@@ -186,9 +187,11 @@ export const preWarm = (
     const first = yield* Effect.forEach(Array.from({ length: spec.concurrent }), () => send(SHORT_WORDS, null), {
       concurrency: "unbounded"
     })
+    // None of them answered (every one failed before a first token): the process served nothing yet (E-4, RunTrial).
+    const noneAnswered = first.every((s) => s.failure !== null && s.ttftMs === null)
     for (const s of first) {
       const bad = failed(s)
-      if (bad !== null) return { ...bad, firstUse: true }
+      if (bad !== null) return noneAnswered ? { ...bad, firstUse: true } : bad
       const miscounted = implausible(SHORT_WORDS, s.promptTokens)
       if (miscounted !== null) return miscounted
     }

@@ -123,6 +123,18 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
     }
   })
 
+  it("issue 14 without esbuild (a dev dependency) no bundle is made, said once, and nothing is tested for one", async () => {
+    const { root } = standIn(false)
+    fs.rmSync(Path.join(root, "node_modules", "esbuild"))
+    const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    assert.match(built.stderr, /^note: the serve bundle was not made \(autotune serve runs from dist\/\): Cannot find module 'esbuild'/)
+    assert.strictEqual(built.stderr.trim().split("\n").filter((l) => l.startsWith("note:")).length, 1, built.stderr)
+    assert.notInclude(built.stderr, "binary test")
+    assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serveBin.js"])
+    fs.rmSync(root, { recursive: true, force: true })
+  })
+
   it("issue 14 node-llama-cpp failing its binary test at build time stays outside the bundle, and tests at every start", async () => {
     const { nlcIndex, root } = standIn(false)
     const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])

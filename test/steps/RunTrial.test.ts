@@ -1,7 +1,8 @@
 /**
- * The memory-estimate gate of a trial (issue: llama-server, item 4): a cell
- * estimated above the limit never reaches the provider's start; with the
- * estimate off it always does.
+ * A trial's own decisions before any measurement: the memory-estimate gate
+ * (issue: llama-server, item 4: a cell estimated above the limit never reaches
+ * the provider's start; with the estimate off it always does), and a provider
+ * that answered ready, then exited (SPEC E-4, D-2).
  */
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { Effect, Layer, Ref } from "effect"
@@ -13,6 +14,7 @@ import { embedded } from "../../src/providers/Embedded.js"
 import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
 import type { ProcessExit } from "../../src/domain/RunningServer.js"
 import { runTrial, type TrialSettings } from "../../src/steps/RunTrial.js"
+import { preWarm } from "../../src/steps/PreWarm.js"
 import { CpuMeter } from "../../src/services/CpuMeter.js"
 import { tinyModelPath } from "../support/models.js"
 
@@ -59,21 +61,19 @@ describe("memory estimate before launch (issue: llama-server, item 4)", () => {
 })
 
 /**
- * One trial against a started stand-in provider whose every request answers HTTP 503, whose process
- * exited `exit` within 200 ms of ready (null: it did not), and whose output ends with `tail`.
+ * One trial against a started stand-in provider whose process exited `exit` within 200 ms of ready
+ * (null: it did not; an Effect: what asking it does), whose output ends with `tail`, and whose
+ * requests answer HTTP 503, all of them or (`answered` > 0) all but the first `answered`, which stream
+ * one token.
  */
-const diedAfterReady = (exit: ProcessExit | null, tail: string) =>
+const diedAfterReady = (exit: ProcessExit | null | Effect.Effect<ProcessExit | null>, tail: string, answered = 0) =>
   Effect.runPromise(Effect.scoped(Effect.gen(function*() {
     const provider = CandidateProvider.Stub(() =>
       Effect.succeed({
         ...serverWithoutProcess("http://127.0.0.1:9", "tiny"),
         outputTail: Effect.succeed(tail),
-        exitedAfterReady: Effect.succeed(exit)
+        exitedAfterReady: Effect.isEffect(exit) ? exit : Effect.succeed(exit)
       })
-    )
-    const refused = Layer.succeed(
-      HttpClient.HttpClient,
-      HttpClient.make((request) => Effect.succeed(HttpClientResponse.fromWeb(request, new Response("", { status: 503 }))))
     )
     return yield* runTrial(
       settings(false),
@@ -81,8 +81,24 @@ const diedAfterReady = (exit: ProcessExit | null, tail: string) =>
       new Knobs({ kvBits: null, maxContext: null, maxBatch: null, threads: null }),
       1,
       null
-    ).pipe(Effect.provide(Layer.mergeAll(provider, refused, CpuMeter.Stub(() => 0))))
+    ).pipe(Effect.provide(Layer.mergeAll(provider, answering(answered), CpuMeter.Stub(() => 0))))
   })))
+
+/** An HttpClient whose first `answered` requests stream one token, and every later one answers HTTP 503. */
+const answering = (answered: number) => {
+  let sent = 0
+  const token = `data: {"choices":[{"delta":{"content":"a"}}]}\n\ndata: {"choices":[],"usage":{"prompt_tokens":20,"completion_tokens":1}}\n\ndata: [DONE]\n\n`
+  return Layer.succeed(
+    HttpClient.HttpClient,
+    HttpClient.make((request) =>
+      Effect.succeed(HttpClientResponse.fromWeb(
+        request,
+        sent++ < answered
+          ? new Response(token, { status: 200, headers: { "content-type": "text/event-stream" } })
+          : new Response("", { status: 503 })
+      )))
+  )
+}
 
 describe("a provider that answers ready, then exits (SPEC E-4, D-2)", () => {
   it("E-4 exited within 200 ms of ready, its first requests failed: the start failed, with the exit code and its output", async () => {
@@ -90,10 +106,23 @@ describe("a provider that answers ready, then exits (SPEC E-4, D-2)", () => {
     expect(o.verdict._tag).toBe("StartFailed")
     expect(notesOf(o.verdict)).toBe("provider answered /v1/models then exited (exit code 1): fatal: backend crashed after start")
   })
-  it("E-4 still running (or gone later): the pre-warm's own failure", async () => {
+  it("E-4 still running 200 ms after ready: the pre-warm's own failure", async () => {
     const o = await diedAfterReady(null, "fatal: backend crashed after start")
     expect(o.verdict._tag).toBe("RequestFailed")
     expect(notesOf(o.verdict)).toMatch(/^pre-warm: HTTP 503/)
+  })
+  it("E-4 a first request answered, a later one failed: the pre-warm's own failure, and the exit is not asked", async () => {
+    const o = await diedAfterReady(Effect.die("exitedAfterReady asked after an answered request"), "fatal: backend crashed", 1)
+    expect(o.verdict._tag).toBe("RequestFailed")
+    expect(notesOf(o.verdict)).toMatch(/^pre-warm: HTTP 503/)
+  })
+  it("E-4 of two first requests at once (two slots), one answered: the process served; both failed: it had not", async () => {
+    const firstUse = (answered: number) =>
+      Effect.runPromise(preWarm(serverWithoutProcess("http://127.0.0.1:9", "tiny"), {
+        targetContext: 256, concurrent: 2, timeoutMs: 10_000, boundMs: null, gateTtftMs: 60_000, known: null, fullLength: true
+      }).pipe(Effect.provide(answering(answered)), Effect.map((r) => (r._tag === "Failed" ? r.firstUse === true : "warm"))))
+    expect(await firstUse(1)).toBe(false)
+    expect(await firstUse(0)).toBe(true)
   })
   it("D-2 E-4 one whose output names a missing tokenizer is an integrity failure", async () => {
     const o = await diedAfterReady({ code: null, signal: "SIGABRT" }, "Required configuration file missing: tokenizer.json")
