@@ -28,6 +28,7 @@
 // while it is at least as new as that file and dist/serveBin.js (a bare `tsc` after it leaves it
 // stale, and unused).
 "use strict"
+const { spawnSync } = require("node:child_process")
 const fs = require("node:fs")
 const path = require("node:path")
 
@@ -45,13 +46,13 @@ for (const d of fs.readdirSync(dist)) {
 /**
  * Runs `lines` as an ES module file in `dir` (not `node -e`: node-llama-cpp's binary test forks with this
  * process's exec arguments, which would run an -e script again); the file is removed after. Null when it
- * exited 0, else the first lines of what it said.
+ * exited 0, else one line of what it said (node-llama-cpp's own first) and how it ended.
  */
 const runScript = (dir, lines) => {
   const script = path.join(dir, `binary-test-${process.pid}.mjs`)
   fs.writeFileSync(script, lines.join("\n"))
   try {
-    const r = require("node:child_process").spawnSync(process.execPath, [script], { cwd: root, encoding: "utf8", timeout: 120_000 })
+    const r = spawnSync(process.execPath, [script], { cwd: root, encoding: "utf8", timeout: 120_000 })
     if (r.status === 0) return null
     const how = r.error !== undefined ? String(r.error) : r.signal !== null ? `killed by ${r.signal}` : `exit code ${r.status}`
     // What node-llama-cpp said (its own lines first: its errors name little), else the error line (Node's own
@@ -100,14 +101,13 @@ const nodeLlamaCppInPlace = {
 }
 
 /**
- * Makes the bundle in `next`, node-llama-cpp inside it or not (`inside`); throws when what it made would
+ * Makes the bundle in `next` with `esbuild`, node-llama-cpp inside it or not (`inside`); throws when what it made would
  * not serve: node-llama-cpp's code below the bundle's root (its file URLs are relative to it), its
  * package not found among the inputs, or llama.cpp not starting through the bundle's own LlamaBoot (a
  * package the bundled copy imports that resolves from node-llama-cpp's folder but not from the bundle's,
  * as in a nested or pnpm layout).
  */
-const build = async (inside) => {
-  const esbuild = require("esbuild")
+const build = async (esbuild, inside) => {
   fs.rmSync(next, { recursive: true, force: true })
   const built = await esbuild.build({
     // Metafile paths relative to the package, wherever the build was started from.
@@ -160,15 +160,15 @@ const build = async (inside) => {
 // where that bundle would not serve, with it outside (tested at every start), said on stderr.
 const main = async () => {
   // Without esbuild (a dev dependency) there is no bundle at all: said once, below, and nothing tested for one.
-  require("esbuild")
+  const esbuild = require("esbuild")
   if (binaryPasses()) {
     try {
-      return await build(true)
+      return await build(esbuild, true)
     } catch (e) {
       process.stderr.write(`note: the serve bundle leaves node-llama-cpp outside (it tests at every start): ${e instanceof Error ? e.message : String(e)}\n`)
     }
   }
-  await build(false)
+  await build(esbuild, false)
 }
 
 main().catch((e) => {

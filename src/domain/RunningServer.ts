@@ -7,6 +7,9 @@ export interface ProcessExit {
   readonly signal: string | null
 }
 
+/** How a process ended, for a reason: its signal's name, else `exit code N`. */
+export const exitText = (x: ProcessExit): string => x.signal ?? `exit code ${x.code}`
+
 /**
  * A started, ready candidate provider (SPEC E-3, E-4). Lives as long as the
  * Scope it was started in; closing that Scope stops the whole process group.

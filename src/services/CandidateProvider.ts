@@ -11,7 +11,7 @@ import * as path from "node:path"
 import { Clock, Data, Duration, Effect, Layer, Option, Ref, Schedule, type Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
-import type { RunningServer } from "../domain/RunningServer.js"
+import { exitText, type ProcessExit, type RunningServer } from "../domain/RunningServer.js"
 import type { LaunchSpec } from "../domain/LaunchSpec.js"
 import { groupResidentBytes, groupResidentBytesFromPs } from "../system/GroupMemory.js"
 import { freePort } from "../system/Ports.js"
@@ -52,6 +52,9 @@ export const READY_POLL = Duration.millis(25)
  * a wait was 0.2 s of every start (issue 14).
  */
 export const ALIVE_AFTER_READY = Duration.millis(200)
+
+/** The start's failure of a provider that answered ready, then exited (SPEC E-4): here, or found later by RunTrial. */
+export const answeredThenExited = (x: ProcessExit): string => `provider answered /v1/models then exited (${exitText(x)})`
 
 /** Bytes of the log file read for an output tail (SPEC E-4): enough for llama.cpp's error line above its exit chatter. */
 const TAIL_BYTES = 8192
@@ -248,7 +251,7 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           ),
           Effect.raceFirst(
             child.exited.pipe(Effect.flatMap((x) =>
-              fail(`provider exited while starting (${x.signal ?? `exit code ${x.code}`})`, x.code)
+              fail(`provider exited while starting (${exitText(x)})`, x.code)
             ))
           ),
           Effect.timeout(`${o.readyTimeoutMs} millis`),
@@ -262,7 +265,7 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
         yield* Effect.forkScoped(Effect.flatMap(child.exited, () => Effect.flatMap(Clock.currentTimeMillis, (t) => Ref.set(exitSeenAt, t))))
         if (yield* child.hasExited) {
           const x = yield* child.exited
-          return yield* fail(`provider answered /v1/models then exited (${x.signal ?? `exit code ${x.code}`})`, x.code)
+          return yield* fail(answeredThenExited(x), x.code)
         }
         const windowEnd = readyAt + Duration.toMillis(ALIVE_AFTER_READY)
         const exitedAfterReady = Effect.gen(function*() {

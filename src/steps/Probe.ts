@@ -5,7 +5,7 @@
  */
 import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { Clock, Effect, Ref, Stream } from "effect"
-import type { RunningServer } from "../domain/RunningServer.js"
+import { exitText, type RunningServer } from "../domain/RunningServer.js"
 import { median, percentile } from "../domain/Stats.js"
 import { type ServerTimings, sseChunks, type Usage } from "../domain/SseStream.js"
 import type { ProbeSample } from "../domain/Trial.js"
@@ -86,7 +86,7 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
       Effect.gen(function*() {
         const tail = yield* server.outputTail
         return yield* Effect.fail(
-          new Failed(Verdict.ProviderDied({ phase: "probe", exit: x.signal ?? `exit code ${x.code}`, tail: tail ? excerpt(tail) : "" }))
+          new Failed(Verdict.ProviderDied({ phase: "probe", exit: exitText(x), tail: tail ? excerpt(tail) : "" }))
         )
       })
     ))

@@ -16,7 +16,7 @@ import { notesOf, Verdict } from "../domain/Verdict.js"
 import { availableMemoryBytes, estimateMemory } from "../gguf/MemoryEstimate.js"
 import { readModelInfo } from "../gguf/ModelInfo.js"
 import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
-import { CandidateProvider } from "../services/CandidateProvider.js"
+import { answeredThenExited, CandidateProvider } from "../services/CandidateProvider.js"
 import { CpuMeter, type CpuSnapshot, othersCores } from "../services/CpuMeter.js"
 import type { TrialLedger } from "./Ledger.js"
 import { preWarm, preWarmBoundMs } from "./PreWarm.js"
@@ -328,7 +328,7 @@ export const runTrial = (
       if (early !== null) {
         return preWarmFailed(
           Verdict.StartFailed({
-            message: `provider answered /v1/models then exited (${early.signal ?? `exit code ${early.code}`})`,
+            message: answeredThenExited(early),
             detail: tail ? errorLines(tail) : "",
             exitCode: early.code
           }),

@@ -72,6 +72,16 @@ const standIn = (passes: boolean, nestedBinary = false) => {
 const inputsOf = (root: string) =>
   Object.keys((JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
 
+const builtWithOf = (root: string) => JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8"))
+
+/** Asserts the bundle holds no node-llama-cpp (no input of it, none recorded as bundled); what its serve entry printed. */
+const servedWithNodeLlamaCppOutside = async (root: string) => {
+  assert.deepStrictEqual(inputsOf(root).filter((i) => i.includes("node-llama-cpp")), [])
+  assert.deepStrictEqual(builtWithOf(root), [])
+  const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
+  return JSON.parse(served.stdout) as unknown
+}
+
 describe("the serve bundle's build (issue 14 part 3)", () => {
   it("issue 14 node-llama-cpp passing its binary test at build time is bundled: its modules find their own files, its test answers without a fork", async () => {
     const { nlcIndex, root } = standIn(true)
@@ -80,9 +90,7 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
     assert.strictEqual(built.stderr, "")
     assert.include(inputsOf(root), "node_modules/node-llama-cpp/dist/index.js")
     // What it bundled, for the launcher to compare with what is installed (bin/autotune.js).
-    assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8")), [
-      { package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }
-    ])
+    assert.deepStrictEqual(builtWithOf(root), [{ package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }])
     const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
     assert.strictEqual(served.code, 0, served.stderr)
     // Its own file, not the bundle's; moved with the package, still its own.
@@ -113,11 +121,8 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
       assert.strictEqual(built.code, 0, built.stderr)
       assert.match(built.stderr, /^note: the serve bundle leaves node-llama-cpp outside \(it tests at every start\): /m)
       assert.match(built.stderr, c.why, built.stderr)
-      assert.deepStrictEqual(inputsOf(root).filter((i) => i.includes("node-llama-cpp")), [])
-      assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8")), [])
       // And that bundle serves, with node-llama-cpp's own test.
-      const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
-      assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: "forked" })
+      assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "forked" })
       assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serve-bundle", "serveBin.js"])
       fs.rmSync(root, { recursive: true, force: true })
     }
@@ -140,10 +145,7 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
     const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
     assert.strictEqual(built.code, 0, built.stderr)
     assert.match(built.stderr, /^note: node-llama-cpp's binary test failed here, so the serve bundle leaves node-llama-cpp outside.*no binary for this machine/m)
-    assert.deepStrictEqual(inputsOf(root).filter((i) => i.includes("node-llama-cpp")), [])
-    assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8")), [])
-    const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
-    assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: "no binary for this machine" })
+    assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "no binary for this machine" })
     // Nothing of the test left behind.
     assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serve-bundle", "serveBin.js"])
     fs.rmSync(root, { recursive: true, force: true })
