@@ -351,7 +351,7 @@ const runIdentityOf = (plan: TunePlan, adapter: ProviderAdapter, version: string
           }
         }),
         ...(plan.memoryHeadroom === undefined || plan.memoryHeadroom === DEFAULT_MEMORY_HEADROOM ? {} : { memory_headroom: plan.memoryHeadroom }),
-        prewarm: preWarmPolicy(adapter.shortWarmUpSuffices),
+        prewarm: preWarmPolicy(adapter.shortWarmUpSuffices, adapter.countsTokens),
         ...(adapter.streamIntervalMs == null ? {} : { stream_interval_ms: adapter.streamIntervalMs })
       }
     })

@@ -360,7 +360,7 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
       JSON.parse((await readRows<{ identity_json: string }>(db, `SELECT identity_json FROM tune_runs WHERE run_id = '${runId}'`))[0]!.identity_json).policy
     expect((await policyOf(doc.run_id)).stream_interval_ms).toBe(19)
     // The embedded provider's pre-warm policy (D-1: the short requests warm it) is in the identity too.
-    expect((await policyOf(doc.run_id)).prewarm).toBe(preWarmPolicy(true))
+    expect((await policyOf(doc.run_id)).prewarm).toBe(preWarmPolicy(true, true))
 
     // From the run id: started as the recipe's serve command says; from the file: the file says it.
     const byRun = await runCli(["verify", doc.run_id, "--db-path", db, "--tolerance", "0.9"], { env })

@@ -282,7 +282,7 @@ describe("autotune tune on the real embedded provider (SPEC A, B, F, S)", () => 
     expect(doc.recommendation).toBeNull()
     expect(doc.recipe_hash).toBeNull()
     expect(doc.infeasible.map((i) => i.rank)).toEqual([1, 2])
-    expect(r.stderr).toMatch(new RegExp(`even ${tinyModelPath().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(14\\.\\dM\\): pre-warm: TTFT > 1 ms gate`))
+    expect(r.stderr).toMatch(new RegExp(`even ${tinyModelPath().replace(/[.*+?^${}()|[\]\\]/g, "\\$&")} \\(14\\.\\dM\\): TTFT > 1 ms gate \\(no first token yet\\)`))
     const runs = await readRows<{ exit_reason: string }>(db, "SELECT exit_reason FROM tune_runs")
     expect(runs).toEqual([{ exit_reason: "all_infeasible" }])
     const trials = await readRows<TrialDbRow>(db, "SELECT * FROM tune_trials")

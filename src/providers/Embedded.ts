@@ -75,6 +75,7 @@ export const embedded = (binary: string | null, streamIntervalMs: number | null 
     hasThreads: true,
     hasFlashAttn: true,
     shortWarmUpSuffices: true,
+    countsTokens: true,
     streamIntervalMs,
     watchesParent: true,
     healthPath: null,

@@ -85,6 +85,7 @@ export const llamaServer = (binary: string, flags: LlamaServerFlags): ProviderAd
     hasThreads: true,
     hasFlashAttn: true,
     shortWarmUpSuffices: true,
+    countsTokens: true,
     watchesParent: false,
     healthPath: "/health",
     argv: (spec) => ({

@@ -24,6 +24,7 @@ export const macProvider = (binary: string): ProviderAdapter => {
     hasThreads: false,
     hasFlashAttn: false,
     shortWarmUpSuffices: false,
+    countsTokens: false,
     watchesParent: false,
     healthPath: null,
     argv: (spec, candidate) => ({

@@ -70,6 +70,19 @@ export interface ProviderAdapter extends Launchable {
    */
   readonly shortWarmUpSuffices: boolean
   /**
+   * Whether the provider serves llama-server's `POST /tokenize` (`{content}`
+   * → `{tokens}`, the text alone): the pre-warm then sizes the probe prompt
+   * with the provider's own tokenizer, no prefill (issue 14 part 4; steps/
+   * TokenCount.ts), and a provider the short requests warm needs no
+   * full-length pre-warm request at all. True for llama-server and the
+   * embedded provider (measured 2026-12-07: a request's `usage.prompt_tokens`
+   * minus `/tokenize`'s count of its text is the same for 16 to 1000 words,
+   * 37 tokens on llama-server, 9 on embedded, 130M); macprovider: false (no
+   * such route). Where the route fails anyway, the pre-warm counts tokens as
+   * before (two short requests' usage and a full-length request).
+   */
+  readonly countsTokens: boolean
+  /**
    * How often the provider is told to write a stream's tokens, ms (the
    * embedded provider's `--stream-interval-ms`, SPEC E-5, under a tight ITL
    * objective: `streamIntervalForItl`); null or absent: the provider's own

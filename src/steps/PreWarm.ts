@@ -1,8 +1,9 @@
 /**
  * The pre-warm (SPEC D-1): the process's first use, before anything is
  * measured (short requests, then a full-length one where the provider needs
- * it or the prompt is not calibrated yet, bounded in Stage 1 by twice the
- * gate); it also calibrates the prompt builder.
+ * it or the prompt could not be sized without it, bounded in Stage 1 by twice
+ * the gate); it also sizes the probe prompt (P-1), with the provider's own
+ * tokenizer where it has one.
  */
 import type { HttpClient } from "@effect/platform"
 import { Effect } from "effect"
@@ -10,6 +11,7 @@ import type { RunningServer } from "../domain/RunningServer.js"
 import { inPreWarm, type ProbeFailure, Verdict } from "../domain/Verdict.js"
 import type { ProbeSample } from "../domain/Trial.js"
 import { probeOnce } from "./Probe.js"
+import { countTokens } from "./TokenCount.js"
 import {
   type Calibration,
   calibrate,
@@ -22,25 +24,84 @@ import {
 /** Words of the first, short pre-warm request: a process's first use, and one calibration point. */
 const SHORT_WORDS = 16
 
-/** Words of the second short request (every trial): past llama.cpp's 32-token batched path, and the second calibration point. */
+/** Words of the second short request (where needed, `preWarm`): past llama.cpp's 32-token batched path, and the second calibration point. */
 const SECOND_WORDS = 64
+
+/**
+ * Prompt tokens up to which llama.cpp evaluates a batch on its single-token
+ * matrix path; a longer prompt takes the batched one (and a GPU build's GEMM
+ * library), which the process's first use must reach (SPEC D-1).
+ */
+const BATCHED_PATH_TOKENS = 32
+
+/** Bound of one `/tokenize` call, ms: a count takes milliseconds (no inference); a provider silent this long cannot count. */
+const TOKEN_COUNT_TIMEOUT_MS = 15_000
+
+/**
+ * The prompt calibration from the provider's tokenizer (issue 14 part 4),
+ * without a prefill: the chat template's tokens are the first short
+ * request's `usage.prompt_tokens` (`shortPoint`: [words, tokens]) minus
+ * `/tokenize`'s count of its text (the same for 16 to 1000 words on
+ * llama-server and embedded, measured 2026-12-07); the tokens per word come
+ * from counting that text and a text of about `targetContext` tokens (probe
+ * variant 1), counted again, at most twice, until the count is on the target
+ * within half of P-1's tolerance. Null when the provider cannot count (no
+ * route, an error, a count no tokenizer gives, a text counted longer than its
+ * whole request): the caller fits from requests' usage instead. Units: words,
+ * tokens, ms.
+ */
+const tokenizerCalibration = (
+  server: RunningServer,
+  shortPoint: readonly [number, number],
+  targetContext: number,
+  timeoutMs: number
+): Effect.Effect<Calibration | null, never, HttpClient.HttpClient> =>
+  Effect.gen(function*() {
+    const [shortWords, shortTokens] = shortPoint
+    const shortText = yield* countTokens(server, promptOfWords(shortWords), timeoutMs)
+    if (shortText === null || !plausiblePromptTokens(shortWords, shortText) || shortText > shortTokens) return null
+    const templateTokens = shortTokens - shortText
+    let calibration: Calibration = { overheadTokens: templateTokens, tokensPerWord: shortText / shortWords }
+    for (let round = 0; round < 2; round++) {
+      const words = Math.max(wordsForTokens(calibration, targetContext), 2 * shortWords)
+      const text = yield* countTokens(server, promptOfWords(words, 1), timeoutMs)
+      if (text === null || !plausiblePromptTokens(words, text) || text <= shortText) return null
+      calibration = calibrate(shortPoint, [words, text + templateTokens])
+      if (Math.abs(text + templateTokens - targetContext) <= (PROMPT_TOLERANCE / 2) * targetContext) break
+    }
+    return calibration
+  })
 
 /**
  * The pre-warm's policy in a run's identity (SPEC R-1 `policy.prewarm`) for
  * a provider whose adapter says short requests warm it or not
- * (`ProviderAdapter.shortWarmUpSuffices`): changed whenever what a pre-warm
- * sends or bounds changes, so a resume does not replay trials pre-warmed
- * otherwise (a run recorded before 2026-12-06's switch of embedded and
- * llama-server to true, with one slot, is measured again).
+ * (`ProviderAdapter.shortWarmUpSuffices`) and that counts tokens or not
+ * (`countsTokens`): changed whenever what a pre-warm sends or bounds changes,
+ * so a resume does not replay trials pre-warmed otherwise (a run recorded
+ * before 2026-12-06's switch of embedded and llama-server to true, with one
+ * slot, or before 2026-12-07's sizing by `/tokenize`, is measured again).
  */
-export const preWarmPolicy = (shortWarmUpSuffices: boolean): string =>
-  shortWarmUpSuffices
-    ? "two short first-use requests, then full-length only to calibrate with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1 (issue 14)"
-    : "two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)"
+export const preWarmPolicy = (shortWarmUpSuffices: boolean, countsTokens: boolean): string =>
+  `one short first-use request (a second where it was 32 tokens or fewer, or the prompt is not sized yet by an earlier trial${
+    countsTokens ? " or the provider's /tokenize" : ""
+  }), ` +
+  (shortWarmUpSuffices
+    ? "then full-length only to calibrate from usage with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1, where the first probe is so bounded when no full-length request ran (issue 14)"
+    : "then full-length bounded at twice the gate in Stage 1 (issue 14)")
 
 /** Pre-warm outcome: a calibration on success, else how the request failed (phase `pre-warm`). */
 export type PreWarmResult =
-  | { readonly _tag: "Warm"; readonly calibration: Calibration }
+  | {
+    readonly _tag: "Warm"
+    readonly calibration: Calibration
+    /**
+     * Whether a full-length request ran: false where the first probe is the
+     * trial's first full-length request (a sized prompt on a provider the
+     * short requests warm), which Stage 1 then bounds as it would have
+     * bounded the pre-warm's (RunTrial).
+     */
+    readonly fullLength: boolean
+  }
   | {
     readonly _tag: "Failed"
     readonly failure: ProbeFailure
@@ -81,10 +142,17 @@ export interface PreWarmSpec {
   /** Calibration of the same model from an earlier trial, if any. */
   readonly known: Calibration | null
   /**
-   * Whether a trial with a `known` calibration still sends the full-length
-   * request (false where the short requests warm the provider: its
-   * adapter's `shortWarmUpSuffices` and one slot, RunTrial). Without a known
-   * calibration it is always sent: it refines the calibration (P-1).
+   * Whether the provider counts tokens (`ProviderAdapter.countsTokens`):
+   * without a `known` calibration the prompt is then sized with its
+   * tokenizer (`/tokenize`), falling back to usage counts where that fails.
+   */
+  readonly countsTokens: boolean
+  /**
+   * Whether a trial whose prompt is sized (a `known` calibration, or one
+   * counted by the tokenizer) still sends the full-length request (false
+   * where the short requests warm the provider: its adapter's
+   * `shortWarmUpSuffices` and one slot, RunTrial). With a prompt fitted from
+   * usage counts it is always sent: it refines the calibration (P-1).
    */
   readonly fullLength: boolean
   /**
@@ -136,21 +204,30 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * once (16 words, 1 reply token) are the process's first use (page faults of
  * the weights, a first graph, a JIT) and are bounded only by `timeoutMs`;
  * then `concurrent` requests at the full target context at once run the
- * first inference at that length — unless the trial has a `known`
- * calibration and `fullLength` is false (a provider the short requests warm,
+ * first inference at that length — unless the prompt is sized (a `known`
+ * calibration, or one counted by the provider's tokenizer) and `fullLength`
+ * is false (a provider the short requests warm,
  * `ProviderAdapter.shortWarmUpSuffices`, with one slot: embedded and
  * llama-server, measured 2026-12-06; macprovider and several slots,
- * unmeasured, keep it).
+ * unmeasured, keep it). Then the result says `fullLength: false` and the
+ * first probe is the trial's first full-length request.
  *
- * A second short request (64 words, every trial: past the 32 tokens where
- * llama.cpp switches to its batched matrix path) follows the first; without
- * a `known` calibration the two `usage.prompt_tokens` counts calibrate
- * words → tokens for this provider's tokenizer and chat template (SPEC P-1)
- * before any full-length prefill, so that request is sized to the target;
- * the first point and the full-length one then refine it (a wider baseline).
- * A prompt-token count no tokenizer gives (0, negative, absurd: see
- * `plausiblePromptTokens`) fails the pre-warm with that reason instead of
- * sizing a prompt from it.
+ * Sizing the prompt (SPEC P-1) without a `known` calibration: where the
+ * provider counts tokens (`countsTokens`: llama-server's `/tokenize`, which
+ * embedded serves too), the first request's `usage.prompt_tokens` gives the
+ * chat template's tokens and `/tokenize` the text's, with no prefill
+ * (issue 14 part 4); else, or where that fails, a second short request
+ * (64 words) gives a second `usage.prompt_tokens` point, the two calibrate
+ * words → tokens before any full-length prefill, so that request is sized to
+ * the target, and the first point and the full-length one then refine it (a
+ * wider baseline). The second short request is also sent where the first
+ * one's prompt was not past the 32 tokens where llama.cpp switches to its
+ * batched matrix path (or its count is unknown): the first use must reach
+ * that path (one short request past it warms as two did: measured 2026-12-07,
+ * 130M on llama-server, first full-length ÷ later ones 0.86–1.13 after one,
+ * 1.00–1.08 after two). A prompt-token count no tokenizer gives (0,
+ * negative, absurd: see `plausiblePromptTokens`) in a request's usage fails
+ * the pre-warm with that reason instead of sizing a prompt from it.
  *
  * Bounded by the gate (issue 14 part 4): a full-length request with no
  * first token by `boundMs` (or a first token later than it) is cut, and the
@@ -197,21 +274,33 @@ export const preWarm = (
     }
     const a = first[0]!
     const shortPoint: readonly [number, number] | null = a.promptTokens === null ? null : [SHORT_WORDS, a.promptTokens]
-    // The second short request, in every trial too: a prompt past 32 tokens, where llama.cpp's batched matrix
-    // path (and a GPU build's GEMM library) takes over from the single-token one. Its prompt extends the first's
-    // (same words, same template), so the difference of the two counts is the 48 added words' tokens alone.
-    const b = yield* send(SECOND_WORDS, null)
-    const badB = failed(b) ?? implausible(SECOND_WORDS, b.promptTokens)
-    if (badB !== null) return badB
     let calibration = spec.known
-    if (calibration === null) {
-      calibration = shortPoint !== null && b.promptTokens !== null
-        ? calibrate(shortPoint, [SECOND_WORDS, b.promptTokens])
-        // No counts to calibrate from: 1 token a word, the full-length request's count corrects it below.
-        : { overheadTokens: 0, tokensPerWord: 1 }
+    // Sized by the provider's own tokenizer (issue 14 part 4), no prefill: exact, so no full-length request
+    // needs to refine it.
+    const counted = calibration === null && spec.countsTokens && shortPoint !== null
+      ? yield* tokenizerCalibration(server, shortPoint, spec.targetContext, Math.min(spec.timeoutMs, TOKEN_COUNT_TIMEOUT_MS))
+      : null
+    if (counted !== null) calibration = counted
+    // The second short request: where the first one's prompt did not go past the 32 tokens where llama.cpp's
+    // batched matrix path (and a GPU build's GEMM library) takes over from the single-token one (its count
+    // unknown, or at most that), or where the prompt is not sized yet (a second point to fit). Its prompt
+    // extends the first's (same words, same template), so the difference of the two counts is the 48 added
+    // words' tokens alone.
+    let fitted = false
+    if (calibration === null || a.promptTokens === null || a.promptTokens <= BATCHED_PATH_TOKENS) {
+      const b = yield* send(SECOND_WORDS, null)
+      const badB = failed(b) ?? implausible(SECOND_WORDS, b.promptTokens)
+      if (badB !== null) return badB
+      if (calibration === null) {
+        fitted = shortPoint !== null && b.promptTokens !== null && b.promptTokens > shortPoint[1]
+        calibration = shortPoint !== null && b.promptTokens !== null
+          ? calibrate(shortPoint, [SECOND_WORDS, b.promptTokens])
+          // No counts to calibrate from: 1 token a word, the full-length request's count corrects it below.
+          : { overheadTokens: 0, tokensPerWord: 1 }
+      }
     }
-    // A calibrated trial on a provider the short request warmed: its first probe is its first full-length request.
-    if (spec.known !== null && !spec.fullLength) return { _tag: "Warm", calibration } as const
+    // A sized prompt on a provider the short requests warmed: its first probe is its first full-length request.
+    if ((spec.known !== null || counted !== null) && !spec.fullLength) return { _tag: "Warm", calibration, fullLength: false } as const
     const words = wordsForTokens(calibration, spec.targetContext)
     if (spec.onFullLength !== undefined) yield* spec.onFullLength
     // Short of the request timeout, so a cut there reads as the bound's, never as a timeout (a race otherwise).
@@ -231,13 +320,13 @@ export const preWarm = (
       return {
         _tag: "Failed",
         failure: Verdict.GateMissed({ phase: "pre-warm", gateTtftMs: spec.gateTtftMs, ttftMs: cut.ttftMs }),
-        // Only a fitted one (two counts, the longer prompt more tokens), never calibrate's 1-token-a-word fallback.
-        calibration: spec.known ?? (shortPoint !== null && b.promptTokens !== null && b.promptTokens > shortPoint[1] ? calibration : null)
+        // A counted or fitted one (two counts, the longer prompt more tokens), never calibrate's 1-token-a-word fallback.
+        calibration: spec.known ?? counted ?? (fitted ? calibration : null)
       } as const
     }
     const tokens = full[0]?.promptTokens ?? null
-    if (spec.known === null && shortPoint !== null && tokens !== null) {
+    if (spec.known === null && counted === null && shortPoint !== null && tokens !== null) {
       calibration = calibrate(shortPoint, [words, tokens])
     }
-    return { _tag: "Warm", calibration } as const
+    return { _tag: "Warm", calibration, fullLength: true } as const
   })

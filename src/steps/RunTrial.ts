@@ -19,7 +19,7 @@ import type { ProviderAdapter } from "../providers/ProviderAdapter.js"
 import { answeredThenExited, CandidateProvider } from "../services/CandidateProvider.js"
 import { CpuMeter, type CpuSnapshot, othersCores } from "../services/CpuMeter.js"
 import type { TrialLedger } from "./Ledger.js"
-import { preWarm, preWarmBoundMs } from "./PreWarm.js"
+import { PRE_WARM_LOOSE_BOUND, preWarm, preWarmBoundMs } from "./PreWarm.js"
 import { probeOnce } from "./Probe.js"
 
 /** The run-wide settings a trial needs. Units: tokens, ms. */
@@ -135,7 +135,10 @@ const replicate = (
  *
  * SPEC N-2, Stage 1 (`marginalCap` set, the `--max-replicates` cap; not under an objective): requests
  * are cut off only at the gate + 15 % (MARGINAL_BAND); a cut one is a
- * replicate over the gate (∞), not the call. Every replicate so far cut
+ * replicate over the gate (∞), not the call — but where the pre-warm sent no
+ * full-length request, the first probe is bounded as that request would have
+ * been (PRE_WARM_LOOSE_BOUND × the gate): cut there, it is the call at once;
+ * past the gate + 15 % within it, a replicate over the gate with its TTFT. Every replicate so far cut
  * there, and at least two (one when `replicates` is 1): a clear miss, called
  * at once. When the first `replicates` put the TTFT p95 within ±15 % of the gate
  * or on both sides of it, the trial is `marginal`: it goes on toward
@@ -305,6 +308,7 @@ export const runTrial = (
       boundMs: preWarmBoundMs(gate, { probeEqual: shortWarms && marginalUpTo === null && objective === null, stage1: marginalUpTo !== null }),
       gateTtftMs: gate,
       known,
+      countsTokens: s.adapter.countsTokens,
       fullLength: !shortWarms,
       onFullLength: openWarmWindow
     })
@@ -343,16 +347,23 @@ export const runTrial = (
     const before = yield* meter.snapshot(group)
     const t2 = yield* Clock.currentTimeMillis
     let marginal = false
+    // Stage 1 bounds the process's first full-length request as the pre-warm bounds it (twice the gate,
+    // PRE_WARM_LOOSE_BOUND): where the pre-warm sent none (a sized prompt on a provider the short requests warm),
+    // that is the first probe, and a cut there is the call at once (issue 14 part 4), as in the pre-warm.
+    const firstBound = marginalUpTo !== null && !warm.fullLength
+      ? Math.max(cutoff, Math.min(PRE_WARM_LOOSE_BOUND * gate, s.requestTimeoutMs - 1))
+      : null
     const probes = Effect.gen(function*() {
       let target = replicates
       for (let i = 0; i < target; i++) {
+        const bound = i === 0 && firstBound !== null ? firstBound : cutoff
         // Every request gets its own prompt variant: no two share a cacheable prefix.
-        const { merged: sample, parts, missed: missedObjective } = yield* replicate(
+        const { merged, parts, missed: missedObjective } = yield* replicate(
           (j) =>
             probeOnce(server, {
               prompt: promptOfWords(words, 1 + i * concurrent + j),
               maxTokens: s.maxTokens,
-              gateTtftMs: cutoff,
+              gateTtftMs: bound,
               requestTimeoutMs: s.requestTimeoutMs
             }),
           concurrent,
@@ -360,9 +371,17 @@ export const runTrial = (
           gate,
           cutoff
         )
+        // Measured past the marginal band under the wider first bound: a replicate over the gate (N-2), as a cut
+        // at the band would have been, with its TTFT.
+        const sample = bound > cutoff && merged.failure === null && merged.ttftMs !== null && merged.ttftMs > cutoff
+          ? { ...merged, failure: Verdict.GateMissed({ phase: "probe", gateTtftMs: cutoff, ttftMs: merged.ttftMs }) }
+          : merged
         samples.push(sample)
         phases.probeMs = yield* since(t2)
         const f = sample.failure
+        if (bound > cutoff && f?._tag === "GateMissed" && (f.ttftMs === null || f.ttftMs > bound)) {
+          return gateMissed(stage1Ttfts(samples), gate)
+        }
         // Stage 1 (N-2): a request past the gate + 15 % is a replicate over the gate, not yet the call.
         const overBand = marginalUpTo !== null && f?._tag === "GateMissed"
         if (f !== null && !overBand) {

@@ -16,19 +16,26 @@ const spec = (knobs: Partial<ConstructorParameters<typeof Knobs>[0]>) => ({
 })
 
 describe("embedded provider adapter (SPEC E-5)", () => {
-  it("issue 14 D-1 R-1 embedded and llama-server are warmed by the short requests (measured with one slot), so a calibrated one-slot trial sends no full-length warm-up; macprovider, unmeasured, keeps it; the policy in a run's identity says which", () => {
+  it("issue 14 D-1 P-1 R-1 embedded and llama-server are warmed by the short requests (measured with one slot) and count tokens (/tokenize), so a one-slot trial sends no full-length warm-up; macprovider, unmeasured, keeps it; the policy in a run's identity says which", () => {
     // 2026-12-06: the first full-length TTFT after the two short requests within 2 % of later ones, and three
     // npm run bench pairs with and without the full-length warm-up made the same decisions (ProviderAdapter.ts).
     expect(embedded(null).shortWarmUpSuffices).toBe(true)
     expect(embedded("/opt/fake-provider").shortWarmUpSuffices).toBe(true)
     expect(llamaServer("llama-server", NO_OPTIONAL_FLAGS).shortWarmUpSuffices).toBe(true)
     expect(macProvider("macprovider-cli").shortWarmUpSuffices).toBe(false)
-    // A run recorded under the other policy is not resumed from (its trials were pre-warmed otherwise).
-    expect(preWarmPolicy(true)).not.toBe(preWarmPolicy(false))
-    expect(preWarmPolicy(false)).toBe("two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)")
+    // 2026-12-07: usage.prompt_tokens − /tokenize's count of the text is one number per provider (16 to 1000 words).
+    expect(embedded(null).countsTokens).toBe(true)
+    expect(llamaServer("llama-server", NO_OPTIONAL_FLAGS).countsTokens).toBe(true)
+    expect(macProvider("macprovider-cli").countsTokens).toBe(false)
+    // A run recorded under another policy is not resumed from (its trials were pre-warmed otherwise).
+    const policies = [preWarmPolicy(true, true), preWarmPolicy(true, false), preWarmPolicy(false, true), preWarmPolicy(false, false)]
+    expect(new Set(policies).size).toBe(4)
+    expect(preWarmPolicy(false, false)).toBe(
+      "one short first-use request (a second where it was 32 tokens or fewer, or the prompt is not sized yet by an earlier trial), then full-length bounded at twice the gate in Stage 1 (issue 14)"
+    )
     // Pinned: a change of what a pre-warm sends or bounds must change this text too.
-    expect(preWarmPolicy(true)).toBe(
-      "two short first-use requests, then full-length only to calibrate with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1 (issue 14)"
+    expect(preWarmPolicy(true, true)).toBe(
+      "one short first-use request (a second where it was 32 tokens or fewer, or the prompt is not sized yet by an earlier trial or the provider's /tokenize), then full-length only to calibrate from usage with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1, where the first probe is so bounded when no full-length request ran (issue 14)"
     )
   })
 

@@ -16,7 +16,7 @@ import type { Calibration } from "../../src/domain/Prompt.js"
 import { preWarmBoundMs } from "../../src/steps/PreWarm.js"
 import { runTrial, type TrialSettings } from "../../src/steps/RunTrial.js"
 import { stage1 } from "../../src/steps/Stage1.js"
-import { fakeHttp, simulatedSettings, startsAndStops, ttftSeconds } from "../support/simulatedProvider.js"
+import { fakeHttp, noTokenize, simulatedSettings, startsAndStops, templateTokens, ttftSeconds } from "../support/simulatedProvider.js"
 
 const cand = (id: string): Candidate => ({ id, model: id, rank: 1, paramCount: null, ggufFile: false, fileBytes: null })
 
@@ -46,8 +46,14 @@ const cellTrial = (model: string, gateMs: number, known: Calibration | null, set
   simulated(runTrial({ ...settings, gateTtftMs: gateMs }, cand(model), Knobs.defaults, 3, known))
 
 /** One Stage 1 trial of `model` at gate `gateMs`, 3 replicates minimum, up to 9 near the gate. */
-const stage1Trial = (model: string, gateMs: number) =>
-  runTrial({ ...simulatedSettings, gateTtftMs: gateMs }, cand(model), Knobs.defaults, 3, null, 9)
+const stage1Trial = (model: string, gateMs: number, settings: TrialSettings = simulatedSettings) =>
+  runTrial({ ...settings, gateTtftMs: gateMs }, cand(model), Knobs.defaults, 3, null, 9)
+
+/** A provider the short requests warm (one slot) and that counts tokens (`/tokenize`), as embedded and llama-server. */
+const counting: TrialSettings = {
+  ...simulatedSettings,
+  adapter: { ...simulatedSettings.adapter, shortWarmUpSuffices: true, countsTokens: true }
+}
 
 describe("Stage 1 near the gate (SPEC N-2)", () => {
   it.effect("N-2 a TTFT p95 within 15 % under the gate gets more replicates, is called on the median once settled (5 of a cap of 9) and marked marginal", () =>
@@ -158,6 +164,55 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       expect(yield* preWarmMsOf(1, Knobs.defaults)).toBe(2000)
       expect(yield* preWarmMsOf(1, twoSlots)).toBe(3000)
       expect(yield* preWarmMsOf(4, Knobs.defaults)).toBe(2000)
+    }))
+  it.effect("issue 14 D-1 P-1 a provider that counts tokens and is warmed by a short request: one short request past 32 tokens, the prompt sized by /tokenize, no full-length pre-warm", () =>
+    Effect.gen(function*() {
+      // counting-1b: 1 s to a first token, 40 tokens of chat template (so 16 words make 56 tokens, past 32).
+      ttftSeconds["counting-1b"] = 1
+      templateTokens["counting-1b"] = 40
+      const { value: o } = yield* simulated(stage1Trial("counting-1b", 60_000, counting))
+      expect(o.verdict._tag).toBe("Fits")
+      // The one short request (1 s), then the probes: 3 of 1 s + 2 token gaps of 100 ms.
+      expect(o.phases.preWarmMs).toBe(1000)
+      expect(o.samples.length).toBe(3)
+      // The template's 40 tokens from usage − /tokenize, one token a word from /tokenize: the probes' prompts are the target.
+      expect(o.calibration).toEqual({ overheadTokens: 40, tokensPerWord: 1 })
+      expect(o.samples.map((x) => x.promptTokens)).toEqual([100, 100, 100])
+      // A template of 5 tokens: 21 tokens is not past 32, so the second short request goes too (no full-length one).
+      const { value: short } = yield* simulated(stage1Trial("fast-1b", 60_000, counting))
+      expect(short.phases.preWarmMs).toBe(2000)
+      expect(short.calibration).toEqual({ overheadTokens: 5, tokensPerWord: 1 })
+      // No /tokenize route: as a provider that does not count (two short requests, the full-length one).
+      noTokenize.add("fast-1b")
+      try {
+        const { value: fallback } = yield* simulated(stage1Trial("fast-1b", 60_000, counting))
+        expect(fallback.verdict._tag).toBe("Fits")
+        expect(fallback.phases.preWarmMs).toBe(3000)
+        expect(fallback.calibration).toEqual({ overheadTokens: 5, tokensPerWord: 1 })
+      } finally {
+        noTokenize.delete("fast-1b")
+      }
+    }))
+  it.effect("issue 14 N-2 with no full-length pre-warm, Stage 1's first probe is bounded at twice the gate: cut there, the call at once, in the probe", () =>
+    Effect.gen(function*() {
+      ttftSeconds["counting-8b"] = 4
+      templateTokens["counting-8b"] = 40
+      // 4 s to a first token against a 1500 ms gate: the first probe is cut at 3000 ms, and that is the call.
+      const { value: o, started, stopped } = yield* simulated(stage1Trial("counting-8b", 1500, counting))
+      expect(o.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 1500, ttftMs: null })
+      expect(notesOf(o.verdict)).toBe("TTFT > 1500 ms gate (no first token yet)")
+      expect(o.phases.preWarmMs).toBe(4000)
+      expect(o.phases.probeMs).toBe(3000)
+      expect(o.samples.length).toBe(1)
+      expect(o.calibration).toEqual({ overheadTokens: 40, tokensPerWord: 1 })
+      expect([started, stopped]).toEqual([1, 1])
+      // Against a 2500 ms gate the first probe's 4 s is within twice the gate but past the gate + 15 %: a
+      // replicate over the gate with its TTFT; the second, cut at 2875 ms, makes the clear miss (two over).
+      const { value: over } = yield* simulated(stage1Trial("counting-8b", 2500, counting))
+      expect(over.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 2500 })
+      expect(over.samples.map((x) => x.ttftMs)).toEqual([4000, null])
+      expect(over.phases.probeMs).toBe(4000 + 200 + 2875)
+      expect(over.marginal).toBe(false)
     }))
   it.effect("N-2 one slow request does not decide Stage 1: replicates on both sides of the gate are marginal and called on the median", () =>
     Effect.gen(function*() {

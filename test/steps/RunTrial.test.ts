@@ -119,7 +119,7 @@ describe("a provider that answers ready, then exits (SPEC E-4, D-2)", () => {
   it("E-4 of two first requests at once (two slots), one answered: the process served; both failed: it had not", async () => {
     const firstUse = (answered: number) =>
       Effect.runPromise(preWarm(serverWithoutProcess("http://127.0.0.1:9", "tiny"), {
-        targetContext: 256, concurrent: 2, timeoutMs: 10_000, boundMs: null, gateTtftMs: 60_000, known: null, fullLength: true
+        targetContext: 256, concurrent: 2, timeoutMs: 10_000, boundMs: null, gateTtftMs: 60_000, known: null, countsTokens: false, fullLength: true
       }).pipe(Effect.provide(answering(answered)), Effect.map((r) => (r._tag === "Failed" ? r.firstUse === true : "warm"))))
     expect(await firstUse(1)).toBe(false)
     expect(await firstUse(0)).toBe(true)

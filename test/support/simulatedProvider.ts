@@ -3,7 +3,7 @@
  * starts are instant and counted, chat completions stream on the test clock.
  * For deterministic budget tests (SPEC H-3) without real processes or sleeping.
  */
-import { HttpClient } from "@effect/platform"
+import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { Effect, Layer, Ref } from "effect"
 import { macProvider } from "../../src/providers/MacProvider.js"
 import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
@@ -17,9 +17,17 @@ export const ttftSeconds: Record<string, number> = { "slow-8b": 4, "fast-1b": 1 
 /** Simulated ms between tokens, per KV-cache setting: kv-bits 8 decodes fastest here. */
 export const tokenGapMs: Record<string, number> = { unset: 100, "8": 50, "4": 80 }
 
+/** Simulated chat-template tokens a request's `usage.prompt_tokens` counts beyond its words, per model (default 5). */
+export const templateTokens: Record<string, number> = {}
+
+/** Models whose provider has no `/tokenize` route (404). */
+export const noTokenize = new Set<string>()
+
 /**
  * A provider whose chat completions stream up to 3 tokens: the first after
- * `ttftSeconds[model]`, the rest `tokenGapMs[kv]` apart, all in TestClock time.
+ * `ttftSeconds[model]`, the rest `tokenGapMs[kv]` apart, all in TestClock time;
+ * each word is a token, and the chat template `templateTokens[model]` more.
+ * `POST /tokenize` counts a text's words at once (404 for `noTokenize` models).
  * The host name is `<model>.kv-<bits>`.
  */
 export const fakeHttp = Layer.succeed(
@@ -27,14 +35,18 @@ export const fakeHttp = Layer.succeed(
   HttpClient.make((request, url) => {
     const [model, kv] = url.hostname.split(".kv-") as [string, string]
     const body = request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : {}
-    const words = String(body.messages?.[0]?.content ?? "").split(" ").length
+    if (url.pathname === "/tokenize") {
+      const tokens = noTokenize.has(model) ? null : Array.from({ length: String(body.content ?? "").split(" ").length }, () => 1)
+      return Effect.succeed(HttpClientResponse.fromWeb(request, new Response(JSON.stringify({ tokens }), { status: tokens === null ? 404 : 200 })))
+    }
+    const promptTokens = String(body.messages?.[0]?.content ?? "").split(" ").length + (templateTokens[model] ?? 5)
     const n = Math.min(3, Number(body.max_tokens ?? 3))
     return clockedSseResponse(request, [
       ...Array.from({ length: n }, (_, i) => ({
         afterMs: i === 0 ? ttftSeconds[model]! * 1000 : tokenGapMs[kv]!,
         data: deltaData(`t${i}`)
       })),
-      { afterMs: 0, data: usageData(words + 5, n) }
+      { afterMs: 0, data: usageData(promptTokens, n) }
     ])
   })
 )

@@ -1,0 +1,128 @@
+/**
+ * The pre-warm against real providers (SPEC D-1, P-1; issue 14 part 4): the
+ * embedded provider (`autotune serve`) and the real `llama-server` on the
+ * tiny synthetic model, every request the pre-warm sends recorded on its way
+ * out. Where the provider counts tokens, the probe prompt is sized by its
+ * tokenizer without a prefill, and a provider the short requests warm gets
+ * no full-length request; the prompt so sized is on the target when the
+ * provider itself counts it.
+ */
+import { FetchHttpClient, HttpClient } from "@effect/platform"
+import { assert, describe, it } from "@effect/vitest"
+import { Effect, Layer, type Scope } from "effect"
+import { spawn } from "node:child_process"
+import { PROMPT_TOLERANCE, promptOfWords, wordsForTokens } from "../../src/domain/Prompt.js"
+import { serverWithoutProcess } from "../../src/services/CandidateProvider.js"
+import { preWarm, type PreWarmResult } from "../../src/steps/PreWarm.js"
+import { probeOnce } from "../../src/steps/Probe.js"
+import { freePort, spawnServe, waitReady } from "../serve/ServeProcess.js"
+import { llamaServerBin } from "../support/llamaCpp.js"
+import { tinyModelPath } from "../support/models.js"
+
+/** What one request sent: its path and its prompt's words (the chat message's, or `/tokenize`'s content). */
+interface Sent {
+  readonly path: string
+  readonly words: number
+}
+
+/** The live HTTP client, recording every request into `sent`. */
+const recording = (sent: Array<Sent>) =>
+  Layer.effect(
+    HttpClient.HttpClient,
+    Effect.map(HttpClient.HttpClient, (client) =>
+      HttpClient.tapRequest(client, (req) =>
+        Effect.sync(() => {
+          const body = req.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(req.body.body)) : {}
+          const text = String(body.messages?.[0]?.content ?? body.content ?? "")
+          sent.push({ path: new URL(req.url).pathname, words: text === "" ? 0 : text.split(" ").length })
+        })))
+  ).pipe(Layer.provide(FetchHttpClient.layer))
+
+const TARGET = 256
+
+/** Pre-warms the provider at `baseUrl` as a one-slot trial of a provider the short requests warm, recording what it sent. */
+const warmAt = (baseUrl: string, countsTokens: boolean) =>
+  Effect.gen(function*() {
+    const sent: Array<Sent> = []
+    const server = serverWithoutProcess(baseUrl, "synth-15M-q4_0")
+    const result: PreWarmResult = yield* preWarm(server, {
+      targetContext: TARGET,
+      concurrent: 1,
+      timeoutMs: 120_000,
+      boundMs: null,
+      gateTtftMs: 60_000,
+      known: null,
+      countsTokens,
+      fullLength: false
+    }).pipe(Effect.provide(recording(sent)))
+    assert.strictEqual(result._tag, "Warm", JSON.stringify(result))
+    if (result._tag !== "Warm") throw new Error("unreachable")
+    // The provider's own count of the prompt the probes would send (variant 1, the first probe's).
+    const probe = yield* probeOnce(server, {
+      prompt: promptOfWords(wordsForTokens(result.calibration, TARGET), 1),
+      maxTokens: 1,
+      gateTtftMs: 120_000,
+      requestTimeoutMs: 120_000
+    }).pipe(Effect.provide(FetchHttpClient.layer))
+    return { sent, result, promptTokens: probe.promptTokens }
+  })
+
+/** Both ways of sizing the prompt on one provider. */
+const bothWays = (baseUrl: string) =>
+  Effect.gen(function*() {
+    const counted = yield* warmAt(baseUrl, true)
+    // One short request (its 16 words make more than 32 tokens with the template), then only /tokenize calls.
+    const chats = counted.sent.filter((s) => s.path === "/v1/chat/completions")
+    assert.deepStrictEqual(chats.map((s) => s.words), [16])
+    assert.isAtLeast(counted.sent.filter((s) => s.path === "/tokenize").length, 2)
+    assert.isFalse(counted.result._tag === "Warm" && counted.result.fullLength)
+    // P-1: sized without a prefill, and on the target as the provider counts it (within half of the tolerance).
+    assert.isNotNull(counted.promptTokens)
+    assert.isAtMost(Math.abs(counted.promptTokens! - TARGET), (PROMPT_TOLERANCE / 2) * TARGET)
+
+    // Without counting: the two short requests, then a full-length one, which refines the calibration.
+    const fitted = yield* warmAt(baseUrl, false)
+    const fittedChats = fitted.sent.filter((s) => s.path === "/v1/chat/completions").map((s) => s.words)
+    assert.deepStrictEqual(fittedChats.slice(0, 2), [16, 64])
+    assert.strictEqual(fittedChats.length, 3)
+    assert.isAbove(fittedChats[2]!, 64)
+    assert.isFalse(fitted.sent.some((s) => s.path === "/tokenize"))
+    assert.isTrue(fitted.result._tag === "Warm" && fitted.result.fullLength)
+    assert.isAtMost(Math.abs(fitted.promptTokens! - TARGET), PROMPT_TOLERANCE * TARGET)
+  })
+
+/** The real llama-server on `model`, one slot, SIGKILLed when the Scope closes; ready once `/health` answers 200. */
+const llamaServer = (model: string): Effect.Effect<string, never, Scope.Scope> =>
+  Effect.gen(function*() {
+    const port = yield* freePort
+    const proc = yield* Effect.acquireRelease(
+      Effect.sync(() =>
+        spawn(llamaServerBin(), ["-m", model, "--host", "127.0.0.1", "--port", `${port}`, "--ctx-size", "2048", "--parallel", "1", "--threads", "1"], {
+          stdio: "ignore"
+        })
+      ),
+      (p) => Effect.sync(() => void p.kill("SIGKILL"))
+    )
+    const baseUrl = `http://127.0.0.1:${port}`
+    yield* Effect.promise(async () => {
+      for (;;) {
+        if (proc.exitCode !== null || proc.signalCode !== null) throw new Error(`llama-server exited (${proc.exitCode ?? proc.signalCode}) before ready`)
+        if (await fetch(`${baseUrl}/health`).then((r) => r.ok, () => false)) return
+        await new Promise((r) => setTimeout(r, 50))
+      }
+    })
+    return baseUrl
+  })
+
+describe("the pre-warm sizes the probe prompt with the provider's tokenizer (issue 14 part 4)", () => {
+  it.scopedLive("D-1 P-1 embedded: one short request and /tokenize, no full-length request, the prompt on the target; without counting, two short and a full-length one", () =>
+    Effect.gen(function*() {
+      const s = yield* spawnServe(["--model", tinyModelPath(), "--max-context", "600", "--threads", "1"])
+      yield* waitReady(s, 120_000)
+      yield* bothWays(s.baseUrl)
+    }), 300_000)
+  it.scopedLive("D-1 P-1 llama-server: the same, with its own /tokenize and chat template", () =>
+    Effect.gen(function*() {
+      yield* bothWays(yield* llamaServer(tinyModelPath()))
+    }), 300_000)
+})
