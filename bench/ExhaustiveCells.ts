@@ -43,12 +43,12 @@ export interface CellSettings {
 
 /**
  * Runs every cell of `axes` on `model` with llama-server, one after another.
- * The first cell calibrates the prompt (its two short requests; its
- * full-length warm-up, a probe's equal outside Stage 1, is bounded at the
- * gate + 5 %, and a cut one keeps the short requests' calibration); later
- * cells reuse that calibration, as the tune's Stage 2 reuses Stage 1's, and
- * (one slot each: the bench's batch axis is 1) send no full-length warm-up
- * (D-1: the short requests warm llama-server).
+ * The first cell sizes the prompt (its short request and llama-server's
+ * `/tokenize`, steps/PreWarm.ts); later cells reuse that calibration, as the
+ * tune's Stage 2 reuses Stage 1's. No cell sends a full-length warm-up (one
+ * slot each: the bench's batch axis is 1; D-1: the short requests warm
+ * llama-server); each first probe is its first full-length request, cut at
+ * the gate (outside Stage 1).
  */
 export const runExhaustiveCells = (s: CellSettings, binary: string): Promise<ReadonlyArray<CellCost>> =>
   Effect.runPromise(

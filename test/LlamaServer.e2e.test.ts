@@ -157,10 +157,17 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
   })
 
   /**
-   * Requests a Stage 1 pre-warm sends on llama-server (steps/PreWarm.ts): one short one (its 16 words are past
-   * 32 tokens with the chat template), the prompt sized by `/tokenize`; no full-length one (issue 14).
+   * Requests a Stage 1 pre-warm sends on llama-server (steps/PreWarm.ts): the two short ones, the prompt sized by
+   * `/tokenize`; no full-length one (issue 14).
    */
-  const PRE_WARM_REQUESTS = 1
+  const PRE_WARM_REQUESTS = 2
+
+  /**
+   * Whether the llama-server logging to `file` has begun a measured request: it logs "processing task" as each
+   * request takes its slot, so the one after the pre-warm's is the first probe.
+   */
+  const probing = (file: string | undefined) =>
+    file !== undefined && Fs.readFileSync(file, "utf8").split("processing task").length - 1 > PRE_WARM_REQUESTS
 
   it("G-1 E-4 a llama-server killed mid-probe fails that trial as a provider death, and the tune goes on", async () => {
     const dir = tempDir()
@@ -172,14 +179,9 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     )
     const logs = Path.join(dir, "logs")
     const log = () => logFiles(logs)[0]
-    // Stage 1's pre-warm request is done (llama-server logs "prompt eval time" per finished request): probes
-    // are next.
-    const finished = () => {
-      const f = log()
-      return f === undefined ? 0 : Fs.readFileSync(f, "utf8").split("prompt eval time").length - 1
-    }
-    await waitFor(() => finished() >= PRE_WARM_REQUESTS, 60_000)
-    expect(finished()).toBeGreaterThanOrEqual(PRE_WARM_REQUESTS)
+    // Stage 1's pre-warm is done and its first probe has its slot.
+    await waitFor(() => probing(log()), 60_000)
+    expect(probing(log())).toBe(true)
     // This run's server: the port is in its log file's name (<model>-<port>-<ts>-<uuid8>.log, SPEC E-3).
     const port = Path.basename(log()!).split("-").at(-3)
     // The server itself, not the shim that runs it (whose argv starts with node).
@@ -203,7 +205,7 @@ describe("the llama-server provider against the real llama-server (SPEC E-5, P-1
     const cli = startCli(tuneArgs(db, smallModelPath(), ["--kv-bits-axis", "unset"], 400, 3), { XDG_DATA_HOME: dir })
     const logs = Path.join(dir, "logs")
     const log = () => logFiles(logs)[0]
-    await waitFor(() => log() !== undefined && Fs.readFileSync(log()!, "utf8").split("prompt eval time").length - 1 >= PRE_WARM_REQUESTS, 60_000)
+    await waitFor(() => probing(log()), 60_000)
     const port = Path.basename(log()!).split("-").at(-3)
     const pid = Number(ChildProcess.execFileSync("pgrep", ["-f", "--", `^[^ ]*llama-server -m .*--port ${port} `]).toString().trim().split("\n")[0])
     return { cli, db, pid, port: Number(port) }

@@ -186,10 +186,15 @@ export const summarizeTrial = (
       const v = f(x)
       return v === null || v === undefined ? [] : [v]
     }))
-  // TTFT figures over every request that was timed, a gate miss too (at least the cut-off when it was cut).
+  // TTFT figures over every request that was timed, a gate miss too (at least the bound it was cut at: the
+  // Stage 1 cut-off, or the first probe's wider bound, issue 14).
   const ttfts = samples.flatMap((x) =>
     x.failure === null || x.failure._tag === "GateMissed"
-      ? x.ttftMs !== null ? [x.ttftMs] : x.failure !== null && o.cutoffMs != null ? [o.cutoffMs] : []
+      ? x.ttftMs !== null
+        ? [x.ttftMs]
+        : x.failure !== null && o.cutoffMs != null
+        ? [Math.max(o.cutoffMs, x.failure.gateTtftMs)]
+        : []
       : []
   )
   const tps = ok.flatMap((x) => (x.tps === null ? [] : [x.tps]))

@@ -51,7 +51,8 @@ export interface ProviderAdapter extends Launchable {
   readonly hasFlashAttn: boolean
   /**
    * Whether short requests warm this provider for a full-length one (SPEC
-   * D-1, issue 14 part 4): a trial that already has its prompt calibration
+   * D-1, issue 14 part 4): a trial whose prompt is sized (calibrated by an
+   * earlier trial, or counted by the provider's tokenizer: `countsTokens`)
    * then sends no full-length pre-warm request, and one that sends it where
    * it is a probe's equal bounds it at the gate + 5 %. True for embedded and
    * llama-server (issue 14, 2026-12-06): after the two short requests the

@@ -24,15 +24,8 @@ import {
 /** Words of the first, short pre-warm request: a process's first use, and one calibration point. */
 const SHORT_WORDS = 16
 
-/** Words of the second short request (where needed, `preWarm`): past llama.cpp's 32-token batched path, and the second calibration point. */
+/** Words of the second short request (every trial): past llama.cpp's 32-token batched path, and the second calibration point. */
 const SECOND_WORDS = 64
-
-/**
- * Prompt tokens up to which llama.cpp evaluates a batch on its single-token
- * matrix path; a longer prompt takes the batched one (and a GPU build's GEMM
- * library), which the process's first use must reach (SPEC D-1).
- */
-const BATCHED_PATH_TOKENS = 32
 
 /** Bound of one `/tokenize` call, ms: a count takes milliseconds (no inference); a provider silent this long cannot count. */
 const TOKEN_COUNT_TIMEOUT_MS = 15_000
@@ -42,13 +35,16 @@ const TOKEN_COUNT_TIMEOUT_MS = 15_000
  * without a prefill: the chat template's tokens are the first short
  * request's `usage.prompt_tokens` (`shortPoint`: [words, tokens]) minus
  * `/tokenize`'s count of its text (the same for 16 to 1000 words on
- * llama-server and embedded, measured 2026-12-07); the tokens per word come
- * from counting that text and a text of about `targetContext` tokens (probe
- * variant 1), counted again, at most twice, until the count is on the target
- * within half of P-1's tolerance. Null when the provider cannot count (no
- * route, an error, a count no tokenizer gives, a text counted longer than its
- * whole request): the caller fits from requests' usage instead. Units: words,
- * tokens, ms.
+ * llama-server and embedded, measured 2026-12-07 on a synthetic model's
+ * tokenizer and each provider's template); the tokens per word come from
+ * counting that text and a text of about `targetContext` tokens (probe
+ * variant 1; at least twice the short text's words), counted again (once,
+ * where the first count missed) until the count is on the target within
+ * half of P-1's tolerance. Null when the provider cannot count (no route, an
+ * error, a count no tokenizer gives, a text counted longer than its whole
+ * request) or the last count is still off a target above twice the short
+ * text: the caller fits from requests' usage instead. Units: words, tokens,
+ * ms.
  */
 const tokenizerCalibration = (
   server: RunningServer,
@@ -61,15 +57,22 @@ const tokenizerCalibration = (
     const shortText = yield* countTokens(server, promptOfWords(shortWords), timeoutMs)
     if (shortText === null || !plausiblePromptTokens(shortWords, shortText) || shortText > shortTokens) return null
     const templateTokens = shortTokens - shortText
+    const onTarget = (tokens: number) => Math.abs(tokens - targetContext) <= (PROMPT_TOLERANCE / 2) * targetContext
     let calibration: Calibration = { overheadTokens: templateTokens, tokensPerWord: shortText / shortWords }
+    let counted: { readonly words: number; readonly tokens: number } | null = null
     for (let round = 0; round < 2; round++) {
+      // At least twice the short text, so the two counts are apart (a small target is sized between them).
       const words = Math.max(wordsForTokens(calibration, targetContext), 2 * shortWords)
-      const text = yield* countTokens(server, promptOfWords(words, 1), timeoutMs)
+      if (counted !== null && words === counted.words) break
+      const text: number | null = yield* countTokens(server, promptOfWords(words, 1), timeoutMs)
       if (text === null || !plausiblePromptTokens(words, text) || text <= shortText) return null
-      calibration = calibrate(shortPoint, [words, text + templateTokens])
-      if (Math.abs(text + templateTokens - targetContext) <= (PROMPT_TOLERANCE / 2) * targetContext) break
+      counted = { words, tokens: text + templateTokens }
+      calibration = calibrate(shortPoint, [words, counted.tokens])
+      if (onTarget(counted.tokens)) return calibration
     }
-    return calibration
+    // The last count missed the target: good only where the target lies between the two counted texts (one
+    // below twice the short text's words, sized between two exact counts); else not known to be on it.
+    return wordsForTokens(calibration, targetContext) <= 2 * shortWords ? calibration : null
   })
 
 /**
@@ -82,9 +85,7 @@ const tokenizerCalibration = (
  * slot, or before 2026-12-07's sizing by `/tokenize`, is measured again).
  */
 export const preWarmPolicy = (shortWarmUpSuffices: boolean, countsTokens: boolean): string =>
-  `one short first-use request (a second where it was 32 tokens or fewer, or the prompt is not sized yet by an earlier trial${
-    countsTokens ? " or the provider's /tokenize" : ""
-  }), ` +
+  `two short first-use requests, ${countsTokens ? "the prompt sized by the provider's /tokenize where it counts, " : ""}` +
   (shortWarmUpSuffices
     ? "then full-length only to calibrate from usage with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1, where the first probe is so bounded when no full-length request ran (issue 14)"
     : "then full-length bounded at twice the gate in Stage 1 (issue 14)")
@@ -106,8 +107,8 @@ export type PreWarmResult =
     readonly _tag: "Failed"
     readonly failure: ProbeFailure
     /**
-     * A full-length request cut at its bound (`GateMissed`): the known calibration, else the one the two
-     * short requests fitted (null when they did not), so a later trial of the same model sizes its
+     * A full-length request cut at its bound (`GateMissed`): the known calibration, else the one the
+     * tokenizer counted or the two short requests fitted (null when neither), so a later trial of the same model sizes its
      * full-length request from it (the tune never reuses an infeasible trial's; the bench's exhaustive
      * 1.1B cells do).
      */
@@ -212,22 +213,18 @@ const failed = (s: ProbeSample): PreWarmResult | null =>
  * unmeasured, keep it). Then the result says `fullLength: false` and the
  * first probe is the trial's first full-length request.
  *
- * Sizing the prompt (SPEC P-1) without a `known` calibration: where the
- * provider counts tokens (`countsTokens`: llama-server's `/tokenize`, which
- * embedded serves too), the first request's `usage.prompt_tokens` gives the
- * chat template's tokens and `/tokenize` the text's, with no prefill
- * (issue 14 part 4); else, or where that fails, a second short request
- * (64 words) gives a second `usage.prompt_tokens` point, the two calibrate
- * words → tokens before any full-length prefill, so that request is sized to
- * the target, and the first point and the full-length one then refine it (a
- * wider baseline). The second short request is also sent where the first
- * one's prompt was not past the 32 tokens where llama.cpp switches to its
- * batched matrix path (or its count is unknown): the first use must reach
- * that path (one short request past it warms as two did: measured 2026-12-07,
- * 130M on llama-server, first full-length ÷ later ones 0.86–1.13 after one,
- * 1.00–1.08 after two). A prompt-token count no tokenizer gives (0,
- * negative, absurd: see `plausiblePromptTokens`) in a request's usage fails
- * the pre-warm with that reason instead of sizing a prompt from it.
+ * A second short request (64 words, every trial: past the 32 tokens where
+ * llama.cpp switches to its batched matrix path) follows the first. Sizing
+ * the prompt (SPEC P-1) without a `known` calibration: where the provider
+ * counts tokens (`countsTokens`: llama-server's `/tokenize`, which embedded
+ * serves too), the first request's `usage.prompt_tokens` gives the chat
+ * template's tokens and `/tokenize` the text's, with no prefill (issue 14
+ * part 4); else, or where that fails, the two requests' `usage.prompt_tokens`
+ * counts calibrate words → tokens before any full-length prefill, so that
+ * request is sized to the target, and the first point and the full-length one
+ * then refine it (a wider baseline). A prompt-token count no tokenizer gives
+ * (0, negative, absurd: see `plausiblePromptTokens`) in a request's usage
+ * fails the pre-warm with that reason instead of sizing a prompt from it.
  *
  * Bounded by the gate (issue 14 part 4): a full-length request with no
  * first token by `boundMs` (or a first token later than it) is cut, and the
@@ -274,31 +271,25 @@ export const preWarm = (
     }
     const a = first[0]!
     const shortPoint: readonly [number, number] | null = a.promptTokens === null ? null : [SHORT_WORDS, a.promptTokens]
+    // The second short request, in every trial too: a prompt past 32 tokens, where llama.cpp's batched matrix
+    // path (and a GPU build's GEMM library) takes over from the single-token one; the two together are the
+    // first use measured to warm embedded and llama-server (D-1). Its prompt extends the first's (same words,
+    // same template), so the difference of the two counts is the 48 added words' tokens alone.
+    const b = yield* send(SECOND_WORDS, null)
+    const badB = failed(b) ?? implausible(SECOND_WORDS, b.promptTokens)
+    if (badB !== null) return badB
     let calibration = spec.known
-    // Sized by the provider's own tokenizer (issue 14 part 4), no prefill: exact, so no full-length request
-    // needs to refine it.
+    // Sized by the provider's own tokenizer (issue 14 part 4), no prefill: no full-length request needs to
+    // refine it.
     const counted = calibration === null && spec.countsTokens && shortPoint !== null
       ? yield* tokenizerCalibration(server, shortPoint, spec.targetContext, Math.min(spec.timeoutMs, TOKEN_COUNT_TIMEOUT_MS))
       : null
-    if (counted !== null) calibration = counted
-    // The second short request: where the first one's prompt did not go past the 32 tokens where llama.cpp's
-    // batched matrix path (and a GPU build's GEMM library) takes over from the single-token one (its count
-    // unknown, or at most that), or where the prompt is not sized yet (a second point to fit). Its prompt
-    // extends the first's (same words, same template), so the difference of the two counts is the 48 added
-    // words' tokens alone.
-    let fitted = false
-    if (calibration === null || a.promptTokens === null || a.promptTokens <= BATCHED_PATH_TOKENS) {
-      const b = yield* send(SECOND_WORDS, null)
-      const badB = failed(b) ?? implausible(SECOND_WORDS, b.promptTokens)
-      if (badB !== null) return badB
-      if (calibration === null) {
-        fitted = shortPoint !== null && b.promptTokens !== null && b.promptTokens > shortPoint[1]
-        calibration = shortPoint !== null && b.promptTokens !== null
-          ? calibrate(shortPoint, [SECOND_WORDS, b.promptTokens])
-          // No counts to calibrate from: 1 token a word, the full-length request's count corrects it below.
-          : { overheadTokens: 0, tokensPerWord: 1 }
-      }
-    }
+    // Fitted from the two short requests' counts (the longer prompt more tokens), else 1 token a word, which the
+    // full-length request's count corrects below.
+    const fitted = shortPoint !== null && b.promptTokens !== null && b.promptTokens > shortPoint[1]
+    calibration ??= counted ?? (shortPoint !== null && b.promptTokens !== null
+      ? calibrate(shortPoint, [SECOND_WORDS, b.promptTokens])
+      : { overheadTokens: 0, tokensPerWord: 1 })
     // A sized prompt on a provider the short requests warmed: its first probe is its first full-length request.
     if ((spec.known !== null || counted !== null) && !spec.fullLength) return { _tag: "Warm", calibration, fullLength: false } as const
     const words = wordsForTokens(calibration, spec.targetContext)

@@ -31,11 +31,11 @@ describe("embedded provider adapter (SPEC E-5)", () => {
     const policies = [preWarmPolicy(true, true), preWarmPolicy(true, false), preWarmPolicy(false, true), preWarmPolicy(false, false)]
     expect(new Set(policies).size).toBe(4)
     expect(preWarmPolicy(false, false)).toBe(
-      "one short first-use request (a second where it was 32 tokens or fewer, or the prompt is not sized yet by an earlier trial), then full-length bounded at twice the gate in Stage 1 (issue 14)"
+      "two short first-use requests, then full-length bounded at twice the gate in Stage 1 (issue 14)"
     )
     // Pinned: a change of what a pre-warm sends or bounds must change this text too.
     expect(preWarmPolicy(true, true)).toBe(
-      "one short first-use request (a second where it was 32 tokens or fewer, or the prompt is not sized yet by an earlier trial or the provider's /tokenize), then full-length only to calibrate from usage with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1, where the first probe is so bounded when no full-length request ran (issue 14)"
+      "two short first-use requests, the prompt sized by the provider's /tokenize where it counts, then full-length only to calibrate from usage with one slot (else always), bounded at the gate + 5 % where a probe's equal, else twice the gate in Stage 1, where the first probe is so bounded when no full-length request ran (issue 14)"
     )
   })
 

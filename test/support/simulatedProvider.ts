@@ -17,17 +17,22 @@ export const ttftSeconds: Record<string, number> = { "slow-8b": 4, "fast-1b": 1 
 /** Simulated ms between tokens, per KV-cache setting: kv-bits 8 decodes fastest here. */
 export const tokenGapMs: Record<string, number> = { unset: 100, "8": 50, "4": 80 }
 
-/** Simulated chat-template tokens a request's `usage.prompt_tokens` counts beyond its words, per model (default 5). */
+/** Simulated chat-template tokens a request's `usage.prompt_tokens` counts beyond its text's, per model (default 5). */
 export const templateTokens: Record<string, number> = {}
 
-/** Models whose provider has no `/tokenize` route (404). */
+/** Simulated tokens of a text of n words, per model (default one a word). */
+export const textTokens: Record<string, (words: number) => number> = {}
+
+/** Models whose provider has no `/tokenize` route (404), and whose `/tokenize` counts every text as 0 tokens. */
 export const noTokenize = new Set<string>()
+export const zeroTokenize = new Set<string>()
 
 /**
  * A provider whose chat completions stream up to 3 tokens: the first after
  * `ttftSeconds[model]`, the rest `tokenGapMs[kv]` apart, all in TestClock time;
- * each word is a token, and the chat template `templateTokens[model]` more.
- * `POST /tokenize` counts a text's words at once (404 for `noTokenize` models).
+ * a prompt counts `textTokens[model]` of its words, and the chat template
+ * `templateTokens[model]` more. `POST /tokenize` counts a text at once (404 for
+ * `noTokenize` models, 0 tokens for `zeroTokenize` ones).
  * The host name is `<model>.kv-<bits>`.
  */
 export const fakeHttp = Layer.succeed(
@@ -35,11 +40,16 @@ export const fakeHttp = Layer.succeed(
   HttpClient.make((request, url) => {
     const [model, kv] = url.hostname.split(".kv-") as [string, string]
     const body = request.body._tag === "Uint8Array" ? JSON.parse(new TextDecoder().decode(request.body.body)) : {}
-    if (url.pathname === "/tokenize") {
-      const tokens = noTokenize.has(model) ? null : Array.from({ length: String(body.content ?? "").split(" ").length }, () => 1)
-      return Effect.succeed(HttpClientResponse.fromWeb(request, new Response(JSON.stringify({ tokens }), { status: tokens === null ? 404 : 200 })))
+    const tokensOf = (text: unknown) => {
+      const words = String(text ?? "").split(" ").length
+      return textTokens[model]?.(words) ?? words
     }
-    const promptTokens = String(body.messages?.[0]?.content ?? "").split(" ").length + (templateTokens[model] ?? 5)
+    if (url.pathname === "/tokenize") {
+      const n = zeroTokenize.has(model) ? 0 : tokensOf(body.content)
+      const status = noTokenize.has(model) ? 404 : 200
+      return Effect.succeed(HttpClientResponse.fromWeb(request, new Response(JSON.stringify({ tokens: Array.from({ length: n }, () => 1) }), { status })))
+    }
+    const promptTokens = tokensOf(body.messages?.[0]?.content) + (templateTokens[model] ?? 5)
     const n = Math.min(3, Number(body.max_tokens ?? 3))
     return clockedSseResponse(request, [
       ...Array.from({ length: n }, (_, i) => ({
