@@ -172,8 +172,10 @@ export const summarizeTrial = (
     readonly marginal: boolean
     readonly background: Background | null
     /**
-     * Stage 1's cut-off (N-2), ms: a request cut there without a first token had a
-     * TTFT of at least this, and counts so in the TTFT figures; null elsewhere.
+     * Stage 1's cut-off (N-2), ms: a request cut without a first token had a TTFT
+     * of at least this, or of the wider bound it was cut at (a first probe's,
+     * twice the gate, RunTrial), and counts so in the TTFT figures; null
+     * elsewhere. (A call made in the pre-warm has no sample: no TTFT figure.)
      */
     readonly cutoffMs?: number | null
     /** Streams per replicate and the memory figures (SPEC C-1, C-3); absent when not measured. */

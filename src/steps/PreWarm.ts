@@ -146,8 +146,9 @@ export interface PreWarmSpec {
    * Whether the provider counts tokens (`ProviderAdapter.countsTokens`):
    * without a `known` calibration the prompt is then sized with its
    * tokenizer (`/tokenize`), falling back to usage counts where that fails.
+   * Absent: false.
    */
-  readonly countsTokens: boolean
+  readonly countsTokens?: boolean
   /**
    * Whether a trial whose prompt is sized (a `known` calibration, or one
    * counted by the tokenizer) still sends the full-length request (false
@@ -281,7 +282,7 @@ export const preWarm = (
     let calibration = spec.known
     // Sized by the provider's own tokenizer (issue 14 part 4), no prefill: no full-length request needs to
     // refine it.
-    const counted = calibration === null && spec.countsTokens && shortPoint !== null
+    const counted = calibration === null && spec.countsTokens === true && shortPoint !== null
       ? yield* tokenizerCalibration(server, shortPoint, spec.targetContext, Math.min(spec.timeoutMs, TOKEN_COUNT_TIMEOUT_MS))
       : null
     // Fitted from the two short requests' counts (the longer prompt more tokens), else 1 token a word, which the

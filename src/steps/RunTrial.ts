@@ -322,7 +322,7 @@ export const runTrial = (
       if (warm.failure._tag === "GateMissed") {
         // The gate decided it: a healthy provider, not an integrity question (D-2), and not waited for when it stops.
         yield* server.decided
-        // Its short requests' calibration is kept: a later trial of the model sizes its prompt from it (issue 14).
+        // Its counted or fitted calibration is kept: a later trial of the model sizes its prompt from it (issue 14).
         return summarize(warm.failure, [], warm.calibration ?? null, { marginal: false, background: warmBackground })
       }
       // SPEC E-4: a provider that answered ready and died within ALIVE_AFTER_READY, before answering any

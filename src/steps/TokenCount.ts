@@ -2,7 +2,8 @@
  * Counting a prompt's tokens with the provider's own tokenizer, without a
  * prefill: llama-server's `POST /tokenize` (`{content, add_special: false}`
  * → `{tokens: [...]}`, no BOS: sent explicitly, the embedded provider's
- * default is true), which the embedded provider serves too
+ * default is true; `model` for a router in front of several, which the
+ * others ignore), which the embedded provider serves too
  * (src/serve/Serve.ts). The pre-warm sizes the probe prompt from it (SPEC
  * P-1, issue 14 part 4: "calibrate the prompt length with the provider's
  * tokenizer where it has one … instead of a discarded full-length prefill").
@@ -28,7 +29,7 @@ export const countTokens = (
   Effect.gen(function*() {
     const client = yield* HttpClient.HttpClient
     const res = yield* client.execute(
-      HttpClientRequest.post(`${server.baseUrl}/tokenize`).pipe(HttpClientRequest.bodyUnsafeJson({ content, add_special: false }))
+      HttpClientRequest.post(`${server.baseUrl}/tokenize`).pipe(HttpClientRequest.bodyUnsafeJson({ content, add_special: false, model: server.modelId }))
     )
     if (res.status !== 200) return null
     const body = yield* res.json

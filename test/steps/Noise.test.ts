@@ -193,6 +193,41 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
         }
       }
     }))
+  it.effect("issue 14 P-1 a tokenizer count that misses twice sizes the prompt only where the target lies between two exact counts; else the usage fit and a full-length request", () =>
+    Effect.gen(function*() {
+      // A tokenizer far denser on long texts (n + n²/20 tokens for n words): at a 100-token target both counts
+      // miss, but the target (25 words) lies between the short text and the 32 words counted: sized so.
+      ttftSeconds["dense-1b"] = 1
+      templateTokens["dense-1b"] = 40
+      textTokens["dense-1b"] = (n) => n + Math.floor((n * n) / 20)
+      const { value: small } = yield* simulated(stage1Trial("dense-1b", 60_000, counting))
+      expect(small.phases.preWarmMs).toBe(2000)
+      expect(small.verdict._tag).toBe("Fits")
+      expect(small.samples.map((x) => x.promptTokens)).toEqual([96, 96, 96])
+      // n + n²/50 at a 1000-token target: both counts miss and the target lies beyond them: not used. The two
+      // short requests' fit sizes a full-length request (1 s more), whose count refines it; so far off a
+      // tokenizer, the probe's prompt then still misses P-1 (a reason, not a silent mis-sized measurement).
+      ttftSeconds["denser-1b"] = 1
+      templateTokens["denser-1b"] = 40
+      textTokens["denser-1b"] = (n) => n + Math.floor((n * n) / 50)
+      const { value: large } = yield* simulated(stage1Trial("denser-1b", 60_000, { ...counting, targetContext: 1000 }))
+      expect(large.phases.preWarmMs).toBe(3000)
+      expect(large.verdict._tag).toBe("PromptMiss")
+    }))
+  it.effect("issue 14 D-1 P-1 a counting provider with two slots still gets its full-length warm-up, which does not refit the counted prompt", () =>
+    Effect.gen(function*() {
+      // counting-1b's tokenizer (n + n²/200) puts a refit through the full-length count elsewhere than the count.
+      ttftSeconds["counting-1b"] = 1
+      templateTokens["counting-1b"] = 40
+      textTokens["counting-1b"] = (n) => n + Math.floor((n * n) / 200)
+      const twoSlots = new Knobs({ kvBits: null, maxContext: null, maxBatch: 2, threads: null })
+      const { value: o } = yield* simulated(runTrial({ ...counting, gateTtftMs: 60_000 }, cand("counting-1b"), twoSlots, 3, null))
+      expect(o.verdict._tag).toBe("Fits")
+      // Two short rounds and the full-length one, 1 s each.
+      expect(o.phases.preWarmMs).toBe(3000)
+      // The count through 48 words (99 tokens): (57 − 21) template and text, 42 tokens over 32 words.
+      expect(o.calibration).toEqual({ overheadTokens: 36, tokensPerWord: 1.3125 })
+    }))
   it.effect("issue 14 N-2 with no full-length pre-warm, Stage 1's first probe is bounded at twice the gate: cut there, the call at once, in the probe", () =>
     Effect.gen(function*() {
       ttftSeconds["counting-8b"] = 4
