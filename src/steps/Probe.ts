@@ -21,6 +21,13 @@ export interface ProbeRequest {
   readonly gateTtftMs: number
   /** Whole-request cap, ms; a request over it fails its trial, not the run. */
   readonly requestTimeoutMs: number
+  /**
+   * A first token later than this, ms (under `gateTtftMs`), ends the request
+   * at once as a GateMissed naming this bound, with its TTFT: only whether it
+   * was over is asked of it (Stage 1's first probe bounded wider than its
+   * cut-off, RunTrial, issue 14). Absent: a reply is read to its end.
+   */
+  readonly overMs?: number
 }
 
 /** The longest reply text kept, in characters (4 MiB): far beyond any `max_tokens` a probe asks for. */
@@ -116,9 +123,14 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
             const t = yield* nowMs
             const before = yield* Ref.get(last)
             if (before !== null) gaps.push(t - before)
-            if ((yield* Ref.get(first)) === null) yield* Ref.set(first, t)
+            const isFirst = (yield* Ref.get(first)) === null
+            if (isFirst) yield* Ref.set(first, t)
             yield* Ref.set(last, t)
             yield* Ref.update(deltas, (n) => n + 1)
+            // Past the TTFT asked of it: the request has given its answer, nothing after it is measured.
+            if (isFirst && req.overMs !== undefined && t - start > req.overMs) {
+              return yield* Effect.fail(new Failed(Verdict.GateMissed({ phase: "probe", gateTtftMs: req.overMs, ttftMs: t - start })))
+            }
             // The reply is read for stop tokens only: a provider that streams without end fails
             // the request at MAX_REPLY_CHARS, never the run's memory.
             const sofar = yield* Ref.updateAndGet(text, (s) => s + c.text)

@@ -138,7 +138,9 @@ const replicate = (
  * replicate over the gate (∞), not the call — but where the pre-warm sent no
  * full-length request, the first probe is bounded as that request would have
  * been (PRE_WARM_LOOSE_BOUND × the gate): cut there, it is the call at once;
- * past the gate + 15 % within it, a replicate over the gate with its TTFT. Every replicate so far cut
+ * a first token past the gate + 15 % within it ends the request there (its
+ * reply not waited for: `ProbeRequest.overMs`), a replicate over the gate
+ * with its TTFT. Every replicate so far cut
  * there, and at least two (one when `replicates` is 1): a clear miss, called
  * at once. When the first `replicates` put the TTFT p95 within ±15 % of the gate
  * or on both sides of it, the trial is `marginal`: it goes on toward
@@ -358,27 +360,26 @@ export const runTrial = (
       for (let i = 0; i < target; i++) {
         const bound = i === 0 && firstBound !== null ? firstBound : cutoff
         // Every request gets its own prompt variant: no two share a cacheable prefix.
-        const { merged, parts, missed: missedObjective } = yield* replicate(
+        const { merged: sample, parts, missed: missedObjective } = yield* replicate(
           (j) =>
             probeOnce(server, {
               prompt: promptOfWords(words, 1 + i * concurrent + j),
               maxTokens: s.maxTokens,
               gateTtftMs: bound,
-              requestTimeoutMs: s.requestTimeoutMs
+              requestTimeoutMs: s.requestTimeoutMs,
+              // Under the wider first bound, a first token past the cut-off is a replicate over the gate (N-2),
+              // as a cut at the cut-off would have been, with its TTFT: its reply is not waited for.
+              ...(bound > cutoff ? { overMs: cutoff } : {})
             }),
           concurrent,
           objective,
           gate,
           cutoff
         )
-        // Measured past the marginal band under the wider first bound: a replicate over the gate (N-2), as a cut
-        // at the band would have been, with its TTFT.
-        const sample = bound > cutoff && merged.failure === null && merged.ttftMs !== null && merged.ttftMs > cutoff
-          ? { ...merged, failure: Verdict.GateMissed({ phase: "probe", gateTtftMs: cutoff, ttftMs: merged.ttftMs }) }
-          : merged
         samples.push(sample)
         phases.probeMs = yield* since(t2)
         const f = sample.failure
+        // Cut at the wider first bound (no first token by then, or a later one): the call at once, as in the pre-warm.
         if (bound > cutoff && f?._tag === "GateMissed" && (f.ttftMs === null || f.ttftMs > bound)) {
           return gateMissed(stage1Ttfts(samples), gate)
         }

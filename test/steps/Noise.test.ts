@@ -243,11 +243,13 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       expect(o.calibration).toEqual({ overheadTokens: 5, tokensPerWord: 1 })
       expect([started, stopped]).toEqual([1, 1])
       // Against a 2500 ms gate the first probe's 4 s is within twice the gate but past the gate + 15 %: a
-      // replicate over the gate with its TTFT; the second, cut at 2875 ms, makes the clear miss (two over).
+      // replicate over the gate with its TTFT, ended at its first token (its reply is not waited for); the second,
+      // cut at 2875 ms, makes the clear miss (two over).
       const { value: over } = yield* simulated(stage1Trial("counting-8b", 2500, counting))
       expect(over.verdict).toMatchObject({ _tag: "GateMissed", phase: "probe", gateTtftMs: 2500 })
       expect(over.samples.map((x) => x.ttftMs)).toEqual([4000, null])
-      expect(over.phases.probeMs).toBe(4000 + 200 + 2875)
+      expect(over.samples[0]!.failure).toMatchObject({ _tag: "GateMissed", gateTtftMs: 2875, ttftMs: 4000 })
+      expect(over.phases.probeMs).toBe(4000 + 2875)
       expect(over.marginal).toBe(false)
       // Outside Stage 1 (a Stage 2 cell, verify) the first probe is held to the gate itself, as every probe there.
       const { value: cell } = yield* cellTrial("counting-8b", 3000, null, counting)

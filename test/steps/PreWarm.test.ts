@@ -5,7 +5,8 @@
  * out. Where the provider counts tokens, the probe prompt is sized by its
  * tokenizer without a prefill, and a provider the short requests warm gets
  * no full-length request; the prompt so sized is on the target when the
- * provider itself counts it.
+ * provider itself counts it. And a probe past the TTFT asked of it ends at
+ * its first token (Stage 1's first probe where no full-length pre-warm ran).
  */
 import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
@@ -114,15 +115,35 @@ const llamaServer = (model: string): Effect.Effect<string, never, Scope.Scope> =
     return baseUrl
   })
 
+/**
+ * A probe whose first token comes later than `overMs` (0: any) ends at that token, and the provider, whose
+ * reply was abandoned, answers the next request whole: what Stage 1's first probe under its wider bound relies on.
+ */
+const endsAtFirstToken = (baseUrl: string) =>
+  Effect.gen(function*() {
+    const server = serverWithoutProcess(baseUrl, "synth-15M-q4_0")
+    const req = { prompt: promptOfWords(200, 1), maxTokens: 64, gateTtftMs: 120_000, requestTimeoutMs: 120_000 }
+    const over = yield* probeOnce(server, { ...req, overMs: 0 }).pipe(Effect.provide(FetchHttpClient.layer))
+    assert.strictEqual(over.failure?._tag, "GateMissed")
+    assert.deepInclude(over.failure, { gateTtftMs: 0, ttftMs: over.ttftMs })
+    assert.strictEqual(over.completionTokens, 1)
+    const whole = yield* probeOnce(server, req).pipe(Effect.provide(FetchHttpClient.layer))
+    assert.isNull(whole.failure)
+    assert.strictEqual(whole.completionTokens, 64)
+  })
+
 describe("the pre-warm sizes the probe prompt with the provider's tokenizer (issue 14 part 4)", () => {
-  it.scopedLive("D-1 P-1 embedded: the short requests and /tokenize, no full-length request, the prompt on the target; without counting, a full-length one too", () =>
+  it.scopedLive("D-1 P-1 embedded: the short requests and /tokenize, no full-length request, the prompt on the target; without counting, a full-length one too; N-2 a probe past its TTFT bound ends at its first token", () =>
     Effect.gen(function*() {
       const s = yield* spawnServe(["--model", tinyModelPath(), "--max-context", "600", "--threads", "1"])
       yield* waitReady(s, 120_000)
       yield* bothWays(s.baseUrl)
+      yield* endsAtFirstToken(s.baseUrl)
     }), 300_000)
-  it.scopedLive("D-1 P-1 llama-server: the same, with its own /tokenize and chat template", () =>
+  it.scopedLive("D-1 P-1 N-2 llama-server: the same, with its own /tokenize and chat template", () =>
     Effect.gen(function*() {
-      yield* bothWays(yield* llamaServer(tinyModelPath()))
+      const baseUrl = yield* llamaServer(tinyModelPath())
+      yield* bothWays(baseUrl)
+      yield* endsAtFirstToken(baseUrl)
     }), 300_000)
 })
