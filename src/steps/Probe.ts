@@ -22,7 +22,7 @@ export interface ProbeRequest {
   /** Whole-request cap, ms; a request over it fails its trial, not the run. */
   readonly requestTimeoutMs: number
   /**
-   * A first token later than this, ms (under `gateTtftMs`), ends the request
+   * A first token later than this, ms (meant to be under `gateTtftMs`), ends the request
    * at once as a GateMissed naming this bound, with its TTFT: only whether it
    * was over is asked of it (Stage 1's first probe bounded wider than its
    * cut-off, RunTrial, issue 14). Absent: a reply is read to its end.
@@ -66,7 +66,9 @@ const requestFailed = (detail: string, status: number | null = null) =>
  * a stream with no content, a stream cut short (neither `[DONE]` nor `usage`) or an error
  * payload in the stream; ProviderDied for the provider's death during the request (with
  * its exit code and output tail); GateMissed for a TTFT over the gate (cut off at the gate,
- * not waited out); StopTokenLeak for a special token in the reply. The
+ * not waited out), or a first token past `overMs` (the request ended there: no usage, no
+ * server timings; the provider stops its reply within about one decode step, which a
+ * next request may wait for); StopTokenLeak for a special token in the reply. The
  * sample carries the inter-token latencies' median and p95 (ms, from the
  * arrival times of successive content deltas; SPEC C-1).
  */
