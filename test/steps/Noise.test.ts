@@ -49,6 +49,14 @@ const cellTrial = (model: string, gateMs: number, known: Calibration | null, set
 const stage1Trial = (model: string, gateMs: number, settings: TrialSettings = simulatedSettings) =>
   runTrial({ ...settings, gateTtftMs: gateMs }, cand(model), Knobs.defaults, 3, null, 9)
 
+/** Registers a simulated model for fakeHttp: seconds to a first token, chat-template tokens, tokens of a text of n words. */
+const simulatedModel = (name: string, ttftS: number, template: number, tokens: (n: number) => number): string => {
+  ttftSeconds[name] = ttftS
+  templateTokens[name] = template
+  textTokens[name] = tokens
+  return name
+}
+
 /** A provider the short requests warm (one slot) and that counts tokens (`/tokenize`), as embedded and llama-server. */
 const counting: TrialSettings = {
   ...simulatedSettings,
@@ -169,9 +177,7 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
     Effect.gen(function*() {
       // counting-1b: 1 s to a first token, 40 tokens of chat template, and a tokenizer that makes longer texts
       // denser (n + n²/200 tokens for n words), so the count near the target misses it once and is counted again.
-      ttftSeconds["counting-1b"] = 1
-      templateTokens["counting-1b"] = 40
-      textTokens["counting-1b"] = (n) => n + Math.floor((n * n) / 200)
+      simulatedModel("counting-1b", 1, 40, (n) => n + Math.floor((n * n) / 200))
       const { value: o } = yield* simulated(stage1Trial("counting-1b", 60_000, counting))
       expect(o.verdict._tag).toBe("Fits")
       // The two short requests of 1 s, then the probes: nothing full-length in the pre-warm.
@@ -197,9 +203,7 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
     Effect.gen(function*() {
       // A tokenizer far denser on long texts (n + n²/20 tokens for n words): at a 100-token target both counts
       // miss, but the target (25 words) lies between the short text and the 32 words counted: sized so.
-      ttftSeconds["dense-1b"] = 1
-      templateTokens["dense-1b"] = 40
-      textTokens["dense-1b"] = (n) => n + Math.floor((n * n) / 20)
+      simulatedModel("dense-1b", 1, 40, (n) => n + Math.floor((n * n) / 20))
       const { value: small } = yield* simulated(stage1Trial("dense-1b", 60_000, counting))
       expect(small.phases.preWarmMs).toBe(2000)
       expect(small.verdict._tag).toBe("Fits")
@@ -207,9 +211,7 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
       // n + n²/50 at a 1000-token target: both counts miss and the target lies beyond them: not used. The two
       // short requests' fit sizes a full-length request (1 s more), whose count refines it; so far off a
       // tokenizer, the probe's prompt then still misses P-1 (a reason, not a silent mis-sized measurement).
-      ttftSeconds["denser-1b"] = 1
-      templateTokens["denser-1b"] = 40
-      textTokens["denser-1b"] = (n) => n + Math.floor((n * n) / 50)
+      simulatedModel("denser-1b", 1, 40, (n) => n + Math.floor((n * n) / 50))
       const { value: large } = yield* simulated(stage1Trial("denser-1b", 60_000, { ...counting, targetContext: 1000 }))
       expect(large.phases.preWarmMs).toBe(3000)
       expect(large.verdict._tag).toBe("PromptMiss")
@@ -217,9 +219,7 @@ describe("Stage 1 near the gate (SPEC N-2)", () => {
   it.effect("issue 14 D-1 P-1 a counting provider with two slots still gets its full-length warm-up, which does not refit the counted prompt", () =>
     Effect.gen(function*() {
       // counting-1b's tokenizer (n + n²/200) puts a refit through the full-length count elsewhere than the count.
-      ttftSeconds["counting-1b"] = 1
-      templateTokens["counting-1b"] = 40
-      textTokens["counting-1b"] = (n) => n + Math.floor((n * n) / 200)
+      simulatedModel("counting-1b", 1, 40, (n) => n + Math.floor((n * n) / 200))
       const twoSlots = new Knobs({ kvBits: null, maxContext: null, maxBatch: 2, threads: null })
       const { value: o } = yield* simulated(runTrial({ ...counting, gateTtftMs: 60_000 }, cand("counting-1b"), twoSlots, 3, null))
       expect(o.verdict._tag).toBe("Fits")
