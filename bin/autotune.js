@@ -42,7 +42,7 @@ const isFresh = (file, ...than) => {
   return f !== undefined && t.length > 0 && f.mtimeMs >= Math.max(...t)
 }
 /**
- * Whether the packages bundled into `bundle` (its built-with.json, bin/bundle-serve.js: each package.json,
+ * Whether the packages bundled into `bundle` (its built-with.json, bin/bundle.js: each package.json,
  * relative to the package root, and the version bundled) are the ones installed: false once one differs
  * or is gone, or when the file cannot be read.
  */
@@ -55,6 +55,28 @@ const builtWithInstalled = (bundle) => {
   }
 }
 const args = process.argv.slice(2)
+// Every command but a serve started alone runs the whole CLI: bundled (bin/bundle.js, dist/cli-bundle/,
+// node-llama-cpp inside where its binary test passed at build time), `autotune history` 0.49–0.52 s
+// against 1.26–1.38 s from dist/, a tune's first trial 1.0 s sooner and no forked binary test at its first
+// memory estimate (2 cores, 2026-12-07). Only while it is as new as the build and the entry it was made
+// from, and the node-llama-cpp it bundled is the one installed; not under AUTOTUNE_CLI_BUNDLE=off.
+let cliBundle
+/** Whether the whole CLI runs from its bundle (decided once). */
+const cliBundled = () =>
+  cliBundle ??= process.env.AUTOTUNE_CLI_BUNDLE !== "off" &&
+    isFresh(path.join(dist, "cli-bundle", "bin.js"), path.join(dist, ".tsbuildinfo"), entry) &&
+    builtWithInstalled(path.join(dist, "cli-bundle"))
+/**
+ * Runs the whole CLI. A bundle that cannot be imported (a build replacing it right now) has run nothing
+ * yet (its entry's last statement starts the command): the CLI from dist/, said on stderr.
+ */
+const loadCli = () =>
+  cliBundled()
+    ? load("cli-bundle/bin.js").catch((e) => {
+      process.stderr.write(`autotune: the CLI bundle could not be loaded (${e instanceof Error ? e.message : String(e)}); running from dist/\n`)
+      return load("bin.js")
+    })
+    : load("bin.js")
 // `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js).
 const kept = helpCache.cached(dist, args)
 // @effect/cli's built-in flags (matched as it does, case-insensitively). After `serve` only --completions
@@ -68,7 +90,7 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // `serve` alone (src/serveBin.ts) loads none of the tuner's modules: ~0.2 s less per candidate start
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
-  // Bundled (bin/bundle-serve.js), node-llama-cpp inside where its binary test passed at build time and
+  // Bundled (bin/bundle.js), node-llama-cpp inside where its binary test passed at build time and
   // llama.cpp started through the bundle:
   // spawn → ready 0.60–0.70 s (15M; 130M 0.84–0.94 s), against 1.15–1.34 s (1.50–1.93 s) with
   // node-llama-cpp outside the bundle (2 cores, alternating starts, 2026-12-06), which was itself 0.14 s
@@ -78,21 +100,25 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   const bundled = alone && process.env.AUTOTUNE_SERVE_BUNDLE !== "off" &&
     isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"), path.join(dist, "serveBin.js")) &&
     builtWithInstalled(path.join(dist, "serve-bundle"))
-  const from = bundled ? "serve-bundle/" : ""
-  const main = alone ? `${from}serveBin.js` : "bin.js"
+  // The folder whose LlamaBoot the engine will use: the serve bundle's, the CLI bundle's (serve through the
+  // whole CLI), or dist/.
+  const from = alone ? (bundled ? "serve-bundle/" : "") : cliBundled() ? "cli-bundle/" : ""
+  const main = `${from}serveBin.js`
   // A bundle that cannot be imported (a build replacing it right now): the serve entry from dist/, said
   // on stderr (it costs a second start of llama.cpp: dist/ has its own LlamaBoot). An import that fails
   // has served nothing yet: the serve entry's last statement starts it.
   const start = () =>
-    load(main).catch((e) => {
-      if (!bundled) throw e
-      process.stderr.write(`autotune: the serve bundle could not be loaded (${e instanceof Error ? e.message : String(e)}); serving from dist/\n`)
-      return load("serveBin.js")
-    })
+    alone
+      ? load(main).catch((e) => {
+        if (!bundled) throw e
+        process.stderr.write(`autotune: the serve bundle could not be loaded (${e instanceof Error ? e.message : String(e)}); serving from dist/\n`)
+        return load("serveBin.js")
+      })
+      : loadCli()
   if (args.some((a) => /^--(model|config)(=|$)/.test(a)) && !args.some(textOnly)) {
     // llama.cpp's start first, so that it overlaps the serve entry's loading (src/serve/LlamaBoot.ts;
     // from dist/ it includes node-llama-cpp's binary test, a forked process); the engine reports any failure of it.
     // (The bundle's LlamaBoot: the one module instance its serve entry uses.)
     load(`${from}serve/LlamaBoot.js`).then((boot) => boot.startLlama()).catch(() => {}).then(start)
   } else start()
-} else load("bin.js")
+} else loadCli()

@@ -31,13 +31,13 @@ const keyOf = (args) => {
 
 /**
  * The newest modification time (ms) of the files under `dir` whose names end with `ext` (0 when none),
- * leaving out what the build derives from the compiled CLI: the kept answers (help/) and the serve
- * bundle (serve-bundle/ and its next one being written, bin/bundle-serve.js; it answers no help).
+ * leaving out what the build derives from the compiled CLI: the kept answers (help/) and the bundles
+ * (serve-bundle/, cli-bundle/ and the next ones being written, bin/bundle.js; made after the answers).
  */
 const newestFile = (dir, ext) =>
   fs.readdirSync(dir, { withFileTypes: true }).reduce((newest, e) => {
     const p = path.join(dir, e.name)
-    if (e.isDirectory()) return e.name === "help" || /^serve-bundle(\.next-\d+)?$/.test(e.name) ? newest : Math.max(newest, newestFile(p, ext))
+    if (e.isDirectory()) return e.name === "help" || /^(serve|cli)-bundle(\.next-\d+)?$/.test(e.name) ? newest : Math.max(newest, newestFile(p, ext))
     return e.name.endsWith(ext) ? Math.max(newest, fs.statSync(p).mtimeMs) : newest
   }, 0)
 

@@ -8,7 +8,7 @@
  * From dist/, `getLlama` on Linux first tests its prebuilt binary in a forked
  * Node process (~0.45 s here, node-llama-cpp 3.22.1 `testBindingBinary`), which
  * then runs on another core; from a serve bundle with node-llama-cpp inside
- * no test is forked (bin/bundle-serve.js ran it once, at build time, and
+ * no test is forked (bin/bundle.js ran it once, at build time, and
  * bundles node-llama-cpp only where it passed and llama.cpp then started
  * through the bundle's own `bootLlama`).
  * The early start is taken once, by the first engine, which owns (and

@@ -30,11 +30,13 @@ export const STOP_GRACE = Duration.seconds(3)
  * The grace of a candidate whose trial the gate has decided (`RunningServer.decided`):
  * what it does after the cut is never measured, so it is not waited for (issue 14: the
  * bench's llama-server tune spent ~22 s in stops, most of it 1.1B prefills a gate cut
- * abandoned). Long enough for a provider that does honour SIGTERM at once; the
- * SIGKILL after it is expected, so not announced (an embedded provider finishing a
- * prefill chunk and disposing its model often takes longer).
+ * abandoned). Long enough for a provider that does honour SIGTERM at once (an idle
+ * llama-server, alone or under bin/provider-shim.mjs, had its whole group gone 15–25 ms
+ * after SIGTERM, 2026-12-07); the SIGKILL after it is expected, so not announced (an
+ * embedded provider finishing a prefill chunk and disposing its model often takes
+ * longer). Was 0.5 s: each gated-out candidate then cost 0.3 s more between trials.
  */
-export const DECIDED_STOP_GRACE = Duration.millis(500)
+export const DECIDED_STOP_GRACE = Duration.millis(200)
 
 /**
  * How often readiness is asked while a candidate starts (SPEC E-4, E-5): each ask is a refused

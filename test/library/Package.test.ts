@@ -9,7 +9,7 @@ import * as fs from "node:fs"
 import * as Path from "node:path"
 import { Knobs } from "../../src/domain/Knobs.js"
 import { embedded } from "../../src/providers/Embedded.js"
-import { repoRoot } from "../support/models.js"
+import { repoRoot, tinyModelPath } from "../support/models.js"
 import { tempDir } from "../support/cli.js"
 
 const node = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env) =>
@@ -29,15 +29,15 @@ describe("the installed package (issue 14)", () => {
     assert.isTrue(fs.existsSync(Path.join(repoRoot, "dist", "index.d.ts")))
   })
 
-  it("issue 14 the serve bundle is not packed: it is made by the build on the machine that runs it (node-llama-cpp's paths and binary test are that machine's)", async () => {
+  it("issue 14 the bundles are not packed: they are made by the build on the machine that runs them (node-llama-cpp's paths and binary test are that machine's)", async () => {
     // --ignore-scripts: no build (`prepare`) in the middle of the suite.
     const r = await new Promise<string>((resolve, reject) =>
       execFile("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], { cwd: repoRoot, timeout: 60_000 }, (err, stdout) =>
         err === null ? resolve(stdout) : reject(err)))
     const files = (JSON.parse(r) as Array<{ files: Array<{ path: string }> }>)[0]!.files.map((f) => f.path)
     assert.include(files, "dist/serveBin.js")
-    assert.include(files, "bin/bundle-serve.js")
-    assert.deepStrictEqual(files.filter((f) => f.startsWith("dist/serve-bundle")), [])
+    assert.includeMembers(files, ["dist/bin.js", "bin/bundle.js"])
+    assert.deepStrictEqual(files.filter((f) => /^dist\/(serve|cli)-bundle/.test(f)), [])
   })
 
   it("the autotune launcher runs the compiled CLI: --version answers without a TypeScript loader", async () => {
@@ -111,12 +111,12 @@ describe("the installed package (issue 14)", () => {
     // Not serve, or serve after a root option: the whole CLI.
     assert.strictEqual(await run("tune", "--port", "1"), "whole undefined")
     assert.strictEqual(await run("--log-level", "debug", "serve"), "whole 1")
-    // With the serve bundle (bin/bundle-serve.js) at least as new as the build: the bundle serves, from flags or a
+    // With the serve bundle (bin/bundle.js) at least as new as the build: the bundle serves, from flags or a
     // config; built-in flags still answer from the whole tree.
     const bundle = Path.join(root, "dist", "serve-bundle")
     fs.mkdirSync(Path.join(bundle, "serve"), { recursive: true })
     fs.writeFileSync(Path.join(bundle, "serveBin.js"), `process.stdout.write("bundled " + process.env.UV_THREADPOOL_SIZE)\n`)
-    // What it bundled of node_modules (bin/bundle-serve.js): a stand-in node-llama-cpp, as installed.
+    // What it bundled of node_modules (bin/bundle.js): a stand-in node-llama-cpp, as installed.
     const installed = (version: string) => {
       fs.mkdirSync(Path.join(root, "node_modules", "node-llama-cpp"), { recursive: true })
       fs.writeFileSync(Path.join(root, "node_modules", "node-llama-cpp", "package.json"), JSON.stringify({ name: "node-llama-cpp", version }))
@@ -183,6 +183,97 @@ describe("the installed package (issue 14)", () => {
     // A dist/ built before the serve entry existed: the whole CLI serves.
     fs.rmSync(Path.join(root, "dist", "serveBin.js"))
     assert.strictEqual(await run("serve", "--port", "1"), "whole 1")
+  })
+
+  it("issue 14 the build bundles the whole CLI with node-llama-cpp inside and better-sqlite3 outside; the launcher runs a tune's commands from it", async () => {
+    // The bundle the test setup's build made (this fails where esbuild could not run: the build only notes it).
+    const bundle = Path.join(repoRoot, "dist", "cli-bundle")
+    assert.isAtLeast(fs.statSync(Path.join(bundle, "bin.js")).mtimeMs, fs.statSync(Path.join(repoRoot, "dist", ".tsbuildinfo")).mtimeMs)
+    const inputs = Object.keys((JSON.parse(fs.readFileSync(Path.join(bundle, "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
+    assert.includeMembers(inputs, ["dist/bin.js", "dist/Pipeline.js", "dist/gguf/MemoryEstimate.js", "node_modules/node-llama-cpp/dist/index.js"],
+      "node-llama-cpp is not in the CLI bundle: see what `npm run build` noted")
+    assert.deepStrictEqual(inputs.filter((i) => i.includes("better-sqlite3")), [])
+    // Under an import hook that refuses dist/'s own modules and node-llama-cpp from node_modules, a command that
+    // opens the SQLite database, and one that estimates a model's memory (node-llama-cpp loaded), still answer.
+    const { NODE_OPTIONS: _o, ...env } = process.env
+    const hook = ["--import", Path.join(repoRoot, "test", "support", "onlyCliBundle.mjs")]
+    const dir = tempDir()
+    const model = tinyModelPath()
+    const tune = await node([
+      ...hook, Path.join(repoRoot, "bin", "autotune.js"), "tune", "--candidate-models", model, "--target-context", "128", "--max-tokens", "8",
+      "--stage1-replicates", "1", "--stage2-replicates", "1", "--threads-axis", "1", "--kv-bits-axis", "unset", "--db-path", Path.join(dir, "tune.db"),
+      "--json"
+    ], env)
+    assert.strictEqual(tune.code, 0, tune.stderr)
+    assert.notInclude(tune.stderr, "not from the CLI bundle")
+    assert.include(tune.stderr, "[stage 1] #1")
+    const history = await node([...hook, Path.join(repoRoot, "bin", "autotune.js"), "history", "--db-path", Path.join(dir, "tune.db")], env)
+    assert.strictEqual(history.code, 0, history.stderr)
+    assert.notInclude(history.stderr, "not from the CLI bundle")
+    assert.include(history.stdout, "15M")
+    // The same hook refuses the CLI from dist/ (the hook can fail).
+    const off = await node([...hook, Path.join(repoRoot, "bin", "autotune.js"), "history", "--db-path", Path.join(dir, "tune.db")], { ...env, AUTOTUNE_CLI_BUNDLE: "off" })
+    assert.notStrictEqual(off.code, 0)
+    assert.include(off.stderr, "not from the CLI bundle")
+  }, 120_000)
+
+  it("issue 14 the launcher runs every other command through the CLI bundle while it is as new as the build and bundled the installed node-llama-cpp; else, turned off or unloadable, from dist/", async () => {
+    // A stand-in package: the real launcher over a dist/ whose entries and CLI bundle say which one answered.
+    const root = tempDir()
+    fs.mkdirSync(Path.join(root, "bin"))
+    for (const f of ["autotune.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+    fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
+    const bundle = Path.join(root, "dist", "cli-bundle")
+    fs.mkdirSync(Path.join(bundle, "serve"), { recursive: true })
+    const says = (who: string) => `process.stdout.write(${JSON.stringify(who)} + " " + process.env.UV_THREADPOOL_SIZE)\n`
+    fs.writeFileSync(Path.join(root, "dist", "bin.js"), says("whole"))
+    fs.writeFileSync(Path.join(root, "dist", "serveBin.js"), says("serve-only"))
+    fs.writeFileSync(Path.join(bundle, "bin.js"), says("cli-bundled"))
+    const installed = (version: string) => {
+      fs.mkdirSync(Path.join(root, "node_modules", "node-llama-cpp"), { recursive: true })
+      fs.writeFileSync(Path.join(root, "node_modules", "node-llama-cpp", "package.json"), JSON.stringify({ name: "node-llama-cpp", version }))
+    }
+    installed("3.0.0")
+    fs.writeFileSync(Path.join(bundle, "built-with.json"), JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version: "3.0.0" }]))
+    const buildInfo = Path.join(root, "dist", ".tsbuildinfo")
+    fs.writeFileSync(buildInfo, "")
+    const at = (file: string, s: number) => fs.utimesSync(file, s, s)
+    for (const f of [buildInfo, Path.join(root, "dist", "bin.js"), Path.join(bundle, "bin.js")]) at(f, 1_000_000)
+    const { UV_THREADPOOL_SIZE: _pool, ...env } = process.env
+    const launch = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) => node([Path.join(root, "bin", "autotune.js"), ...args], { ...env, ...extra })
+    const run = async (...args: Array<string>) => (await launch(args)).stdout
+    assert.strictEqual(await run("tune", "--port", "1"), "cli-bundled undefined")
+    assert.strictEqual(await run("history"), "cli-bundled undefined")
+    // serve with a built-in flag, or after a root option: the whole CLI, bundled, on one pool thread; serve alone: its own entry.
+    assert.strictEqual(await run("serve", "--port", "1", "--help"), "cli-bundled 1")
+    assert.strictEqual(await run("--log-level", "debug", "serve"), "cli-bundled 1")
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    // Through the whole CLI with a model, llama.cpp is started early from the CLI bundle's own LlamaBoot (the one its engine uses).
+    fs.writeFileSync(Path.join(bundle, "serve", "LlamaBoot.js"), `export const startLlama = async () => process.stdout.write("early ")\n`)
+    assert.strictEqual(await run("--log-level", "debug", "serve", "--model", "/m/model.gguf"), "early cli-bundled 1")
+    // Turned off: dist/.
+    assert.strictEqual((await launch(["tune"], { AUTOTUNE_CLI_BUNDLE: "off" })).stdout, "whole undefined")
+    // Another node-llama-cpp installed since (`npm update` runs no build), or none: stale.
+    installed("3.0.1")
+    assert.strictEqual(await run("tune"), "whole undefined")
+    fs.rmSync(Path.join(root, "node_modules"), { recursive: true })
+    assert.strictEqual(await run("tune"), "whole undefined")
+    installed("3.0.0")
+    assert.strictEqual(await run("tune"), "cli-bundled undefined")
+    // A build newer than the bundle (a bare tsc since), or an entry newer than it: stale.
+    at(buildInfo, 1_000_001)
+    assert.strictEqual(await run("tune"), "whole undefined")
+    at(buildInfo, 1_000_000)
+    at(Path.join(root, "dist", "bin.js"), 1_000_001)
+    assert.strictEqual(await run("tune"), "whole undefined")
+    at(Path.join(root, "dist", "bin.js"), 1_000_000)
+    assert.strictEqual(await run("tune"), "cli-bundled undefined")
+    // One that cannot be loaded (a build replacing it right now): the CLI from dist/, said.
+    fs.writeFileSync(Path.join(bundle, "bin.js"), `import "./chunk-gone.js"\n`)
+    at(Path.join(bundle, "bin.js"), 1_000_000)
+    const unloadable = await launch(["tune"])
+    assert.strictEqual(unloadable.stdout, "whole undefined")
+    assert.match(unloadable.stderr, /^autotune: the CLI bundle could not be loaded \(.*chunk-gone\.js.*\); running from dist\/$/m)
   })
 
   it("issue 14 `autotune serve` through its own entry answers bad input as the whole CLI does: the same exit code and stderr", async () => {

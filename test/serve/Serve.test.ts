@@ -111,7 +111,7 @@ describe("autotune serve (SPEC E-5)", () => {
       const each = yield* runNode([...noTuner, "--input-type=module", "-e",
         `for (const m of ${JSON.stringify(modules)}) await import(m).then(() => console.log("loaded", m), () => console.log("refused", m))`])
       assert.deepStrictEqual(each.stdout.trim().split("\n"), modules.map((m) => `${m.includes("/serve/") || m.includes("ServeCommand") ? "loaded" : "refused"} ${m}`))
-      // Everywhere else the launcher serves from the bundle (bin/bundle-serve.js), as new as the build the test
+      // Everywhere else the launcher serves from the bundle (bin/bundle.js), as new as the build the test
       // setup made (this fails where esbuild could not run: the build only notes it). What went into it
       // (esbuild's metafile) is the serve entry's modules: no other compiled module, no @effect/sql.
       const bundle = Path.join(repoRoot, "dist", "serve-bundle")

@@ -1,7 +1,7 @@
 // The compiled modules (paths under dist/, as regular expressions) that `autotune serve` may load
 // (issue 14: it starts through src/serveBin.ts, not the whole CLI): its entry, the serve command and
 // its options, serve/, and the few domain/ and system/ modules serve uses; also what the serve bundle
-// (bin/bundle-serve.js) may be made of, checked against its metafile. Not the bundle's own files: the
+// (bin/bundle.js) may be made of, checked against its metafile. Not the bundle's own files: the
 // import-hook test serves from dist/ (AUTOTUNE_SERVE_BUNDLE=off), and must fail if the switch did not.
 // Shared by test/support/noTuner.mjs (the import hook) and test/serve/Serve.test.ts.
 export const serveOnlyModules = [

@@ -1,32 +1,39 @@
 #!/usr/bin/env node
-// Part of `npm run build`, after tsc: bundles `autotune serve` (dist/serveBin.js, the embedded
-// provider the tuner starts once per candidate) into dist/serve-bundle/ with esbuild, the bundler
+// Part of `npm run build`, after tsc: bundles the launcher's two entries with esbuild, the bundler
 // tsx already brings. One file for Effect, @effect/cli and @effect/platform instead of hundreds of
-// ES modules, each resolved, read and compiled on every start: the serve entry's own loading took
-// 0.73–0.79 s from dist/ and 0.22–0.25 s bundled (2 cores, 2026-12-06, issue 14 part 3: an
-// embedded candidate's spawn → ready at its load + 0.3 s).
+// ES modules, each resolved, read and compiled on every start:
+// - dist/serve-bundle/: `autotune serve` (dist/serveBin.js, the embedded provider the tuner starts once
+//   per candidate). The serve entry's own loading took 0.73–0.79 s from dist/ and 0.22–0.25 s bundled
+//   (2 cores, 2026-12-06, issue 14 part 3: an embedded candidate's spawn → ready at its load + 0.3 s).
+// - dist/cli-bundle/: every other command (dist/bin.js, the whole CLI; better-sqlite3, a native addon
+//   that finds its binary from its own folder, stays outside). `autotune history` took 1.26–1.38 s from
+//   dist/ and 0.49–0.52 s bundled, and a tune reached its first trial 1.0 s sooner; its first memory
+//   estimate no longer imports node-llama-cpp's ~300 modules nor forks its binary test (2 cores,
+//   2026-12-07, issue 14 part 4: the tune's own start-up and the gaps between trials).
 //
 // node-llama-cpp is bundled too (issue 14 part 3: its ~300 modules took 0.27–0.35 s to import and its
 // per-start binary test 0.4 s, both on an embedded candidate's spawn → ready), where all of this holds,
-// else it stays outside the bundle (imported from node_modules, testing its binary at every start) and
+// else it stays outside the bundles (imported from node_modules, testing its binary at every start) and
 // the build says why:
 // - Its own paths stay its own: it finds its prebuilt binaries, its llama/ folder and its package.json
 //   from `import.meta.url`, which each of its modules gets back as its own file's URL, relative to the
 //   bundle's root (every output holding its code must be there; no module may find its files otherwise).
+//   The compiled modules of this package (dist/) get their own URLs back the same way (they find
+//   bin/autotune.js, bin/provider-shim.mjs and package.json from them).
 // - Its binary test (a forked Node that loads the native binding before the real load, so an
 //   incompatible binary cannot crash the caller) is run here, once, by node-llama-cpp itself unbundled
 //   (`getLlama`, CPU only, build never: the binary every start loads), and must pass; the bundle's copy
 //   answers "passed" without a fork.
-// - llama.cpp starts through the bundle (its own LlamaBoot, in a child process): the packages the
+// - llama.cpp starts through each bundle (its own LlamaBoot, in a child process): the packages the
 //   bundled copy imports at run time (its prebuilt binaries) resolve from the bundle's folder, not only
 //   from node-llama-cpp's (a nested or pnpm layout).
-// The version it bundled goes into built-with.json: bin/autotune.js uses the bundle only while that
-// node-llama-cpp is the one installed.
-// LlamaBoot is a second entry, split into a shared chunk,
+// The version it bundled goes into each bundle's built-with.json: bin/autotune.js uses a bundle only
+// while that node-llama-cpp is the one installed.
+// LlamaBoot is a second entry of each bundle, split into a shared chunk,
 // so bin/autotune.js's early start of llama.cpp and the engine's use of it are one module instance.
-// The bundle is written last, after dist/.tsbuildinfo is touched: bin/autotune.js uses it only
-// while it is at least as new as that file and dist/serveBin.js (a bare `tsc` after it leaves it
-// stale, and unused).
+// The bundles are written last, after dist/.tsbuildinfo is touched: bin/autotune.js uses one only
+// while it is at least as new as that file and the entry it was made from (a bare `tsc` after it
+// leaves it stale, and unused). An entry not compiled (a dist/ without it) gets no bundle.
 "use strict"
 const { spawnSync } = require("node:child_process")
 const fs = require("node:fs")
@@ -34,15 +41,23 @@ const path = require("node:path")
 
 const root = path.join(__dirname, "..")
 const dist = path.join(root, "dist")
-const outdir = path.join(dist, "serve-bundle")
-// Written aside, then renamed into place: a serve started while the build runs finds the old bundle,
+/**
+ * The bundles: their folder under dist/, their entries (compiled modules, relative to dist/; the first is
+ * what the launcher runs, LlamaBoot second), what stays outside besides native code, and how the notes name them.
+ */
+const BUNDLES = [
+  { dir: "serve-bundle", entries: ["serveBin.js", "serve/LlamaBoot.js"], external: [], label: "serve", runs: "autotune serve runs from dist/" },
+  // better-sqlite3 finds its native binary from its own folder (the `bindings` package reads its caller's file path).
+  { dir: "cli-bundle", entries: ["bin.js", "serve/LlamaBoot.js"], external: ["better-sqlite3"], label: "CLI", runs: "the other commands run from dist/" }
+]
+// Written aside, then renamed into place: a command started while the build runs finds the old bundle,
 // none (and runs from dist/), or the new one whole, never half of one.
-const next = path.join(dist, `serve-bundle.next-${process.pid}`)
+const nextOf = (b) => path.join(dist, `${b.dir}.next-${process.pid}`)
 // Also what a build stopped midway left.
 for (const d of fs.readdirSync(dist)) {
-  if (/^(serve-bundle\.next-\d+|binary-test-\d+\.mjs)$/.test(d)) fs.rmSync(path.join(dist, d), { recursive: true, force: true })
+  if (/^((serve|cli)-bundle\.next-\d+|binary-test-\d+\.mjs)$/.test(d)) fs.rmSync(path.join(dist, d), { recursive: true, force: true })
 }
-// A bundle that cannot be made never fails the build: `autotune serve` then runs from dist/, only slower.
+// A bundle that cannot be made never fails the build: what it bundles then runs from dist/, only slower.
 /**
  * Runs `lines` as an ES module file in `dir` (not `node -e`: node-llama-cpp's binary test forks with this
  * process's exec arguments, which would run an -e script again); the file is removed after. Null when it
@@ -73,20 +88,31 @@ const binaryPasses = () => {
     "const llama = await m.getLlama({ gpu: false, build: \"never\", logLevel: m.LlamaLogLevel.error })",
     "await llama.dispose()"
   ])
-  if (why !== null) process.stderr.write(`note: node-llama-cpp's binary test failed here, so the serve bundle leaves node-llama-cpp outside (it tests at every start): ${why}\n`)
+  if (why !== null) process.stderr.write(`note: node-llama-cpp's binary test failed here, so the bundles leave node-llama-cpp outside (it tests at every start): ${why}\n`)
   return why === null
 }
 
 const nlcDist = /[\\/]node_modules[\\/]node-llama-cpp[\\/]dist[\\/]/
 
-/** esbuild plugin: node-llama-cpp's modules keep their own file URLs; its binary test is the one run above. */
-const nodeLlamaCppInPlace = {
-  name: "node-llama-cpp-in-place",
+/** A compiled module of this package (under dist/, not a bundle's own output). */
+const ownDist = (file) => !path.relative(dist, file).startsWith("..") && !/^(serve|cli)-bundle/.test(path.relative(dist, file))
+
+/**
+ * esbuild plugin for the bundle written to `next`: node-llama-cpp's modules and this package's compiled
+ * ones keep their own file URLs; node-llama-cpp's binary test is the one run above.
+ */
+const inPlace = (next) => ({
+  name: "own-file-urls",
   setup(build) {
+    // `import.meta.url` as the module's own file's URL, relative to the bundle's (the package may move).
+    const own = (file, text) => {
+      const rel = path.relative(next, file).split(path.sep).map(encodeURIComponent).join("/")
+      return { loader: "js", contents: text.replaceAll("import.meta.url", `new URL(${JSON.stringify(rel)}, import.meta.url).href`) }
+    }
     build.onLoad({ filter: /node-llama-cpp[\\/]dist[\\/].*\.js$/ }, (args) => {
       if (!nlcDist.test(args.path)) return undefined
       if (/[\\/]bindings[\\/]utils[\\/]testBindingBinary\.js$/.test(args.path)) {
-        return { loader: "js", contents: "// Tested by bin/bundle-serve.js when it made this bundle.\nexport async function testBindingBinary() { return true }\n" }
+        return { loader: "js", contents: "// Tested by bin/bundle.js when it made this bundle.\nexport async function testBindingBinary() { return true }\n" }
       }
       const text = fs.readFileSync(args.path, "utf8")
       // Only import.meta.url is given back; another way to its own place would be the bundle's: not bundled then.
@@ -94,25 +120,30 @@ const nodeLlamaCppInPlace = {
       const other = /import\.meta\.(?!url\b)\w+/.exec(text)?.[0] ??
         ["__dirname", "__filename"].find((n) => new RegExp(`\\b${n}\\b`).test(text) && !text.includes(`const ${n} = `))
       if (other !== undefined) throw new Error(`${args.path} finds its files by ${other}, which a bundle would change`)
-      const own = path.relative(next, args.path).split(path.sep).map(encodeURIComponent).join("/")
-      return { loader: "js", contents: text.replaceAll("import.meta.url", `new URL(${JSON.stringify(own)}, import.meta.url).href`) }
+      return own(args.path, text)
+    })
+    build.onLoad({ filter: /\.js$/ }, (args) => {
+      if (!ownDist(args.path)) return undefined
+      const text = fs.readFileSync(args.path, "utf8")
+      return text.includes("import.meta.url") ? own(args.path, text) : undefined
     })
   }
-}
+})
 
 /**
- * Makes the bundle in `next` with `esbuild`, node-llama-cpp inside it or not (`inside`); throws when what it made would
+ * Makes bundle `b` (one of BUNDLES) with `esbuild`, node-llama-cpp inside it or not (`inside`); throws when what it made would
  * not serve: node-llama-cpp's code below the bundle's root (its file URLs are relative to it), its
  * package not found among the inputs, or llama.cpp not starting through the bundle's own LlamaBoot (a
  * package the bundled copy imports that resolves from node-llama-cpp's folder but not from the bundle's,
  * as in a nested or pnpm layout).
  */
-const build = async (esbuild, inside) => {
+const build = async (esbuild, inside, b) => {
+  const next = nextOf(b)
   fs.rmSync(next, { recursive: true, force: true })
   const built = await esbuild.build({
     // Metafile paths relative to the package, wherever the build was started from.
     absWorkingDir: root,
-    entryPoints: [path.join(dist, "serveBin.js"), path.join(dist, "serve", "LlamaBoot.js")],
+    entryPoints: b.entries.map((e) => path.join(dist, e)),
     outdir: next,
     outbase: dist,
     bundle: true,
@@ -121,19 +152,19 @@ const build = async (esbuild, inside) => {
     platform: "node",
     target: "node20",
     // Native code and the prebuilt-binary packages are found at run time, from node_modules.
-    external: inside ? ["@node-llama-cpp/*", "@reflink/*", "*.node"] : ["node-llama-cpp"],
-    plugins: inside ? [nodeLlamaCppInPlace] : [],
+    external: [...(inside ? ["@node-llama-cpp/*", "@reflink/*", "*.node"] : ["node-llama-cpp"]), ...b.external],
+    plugins: [inPlace(next)],
     // CommonJS dependencies inside an ES module bundle call require() for Node's built-ins.
     banner: { js: "import { createRequire as __autotuneRequire } from \"node:module\"; const require = __autotuneRequire(import.meta.url);" },
     // Class and function names as in dist/ (stack traces, and any code that reads a constructor's name).
     keepNames: true,
     logLevel: "warning",
-    // What went in, for the test that no tuner module did (test/serve/Serve.test.ts).
+    // What went in, for the tests of what each holds (test/serve/Serve.test.ts, test/library/Package.test.ts).
     metafile: true
   })
   fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
   // The node-llama-cpp bundled, by its package.json (relative to the package) and version: the launcher
-  // serves from dist/ instead once another is installed (`npm update` runs no build).
+  // runs from dist/ instead once another is installed (`npm update` runs no build).
   let builtWith = []
   if (inside) {
     const deep = Object.entries(built.metafile.outputs)
@@ -152,27 +183,39 @@ const build = async (esbuild, inside) => {
     if (why !== null) throw new Error(`llama.cpp does not start through the bundle: ${why}`)
   }
   fs.writeFileSync(path.join(next, "built-with.json"), JSON.stringify(builtWith))
+  const outdir = path.join(dist, b.dir)
   fs.rmSync(outdir, { recursive: true, force: true })
   fs.renameSync(next, outdir)
 }
 
-// esbuild's plugins need its asynchronous API. With node-llama-cpp inside where its binary test passed;
-// where that bundle would not serve, with it outside (tested at every start), said on stderr.
+// esbuild's plugins need its asynchronous API. Each bundle whose entry was compiled, with node-llama-cpp
+// inside where its binary test passed; where that bundle would not serve, with it outside (tested at every
+// start), said on stderr; one that cannot be made at all, said, and its entry runs from dist/.
 const main = async () => {
   // Without esbuild (a dev dependency) there is no bundle at all: said once, below, and nothing tested for one.
   const esbuild = require("esbuild")
-  if (binaryPasses()) {
+  const bundles = BUNDLES.filter((b) => fs.existsSync(path.join(dist, b.entries[0])))
+  const passes = bundles.length > 0 && binaryPasses()
+  for (const b of bundles) {
     try {
-      return await build(esbuild, true)
+      if (passes) {
+        try {
+          await build(esbuild, true, b)
+          continue
+        } catch (e) {
+          process.stderr.write(`note: the ${b.label} bundle leaves node-llama-cpp outside (it tests at every start): ${e instanceof Error ? e.message : String(e)}\n`)
+        }
+      }
+      await build(esbuild, false, b)
     } catch (e) {
-      process.stderr.write(`note: the serve bundle leaves node-llama-cpp outside (it tests at every start): ${e instanceof Error ? e.message : String(e)}\n`)
+      // A bundle left from an earlier build is older than this build's .tsbuildinfo: the launcher does not use it.
+      fs.rmSync(nextOf(b), { recursive: true, force: true })
+      process.stderr.write(`note: the ${b.label} bundle was not made (${b.runs}): ${e instanceof Error ? e.message : String(e)}\n`)
     }
   }
-  await build(esbuild, false)
 }
 
 main().catch((e) => {
-  // A bundle left from an earlier build is older than this build's .tsbuildinfo: the launcher does not use it.
-  fs.rmSync(next, { recursive: true, force: true })
-  process.stderr.write(`note: the serve bundle was not made (autotune serve runs from dist/): ${e instanceof Error ? e.message : String(e)}\n`)
+  for (const b of BUNDLES) fs.rmSync(nextOf(b), { recursive: true, force: true })
+  process.stderr.write(`note: no bundle was made (autotune runs from dist/): ${e instanceof Error ? e.message : String(e)}\n`)
 })

@@ -1,8 +1,10 @@
 /**
- * bin/bundle-serve.js on stand-in packages (issue 14 part 3): node-llama-cpp goes into the serve
- * bundle when its binary test passes at build time, each of its modules still finding its own
- * files, and its per-start test answered without a fork; when that test fails, it stays outside.
- * A fake node-llama-cpp stands in (the real one's bundle is checked by test/serve/Serve.test.ts).
+ * bin/bundle.js on stand-in packages (issue 14 parts 3 and 4): node-llama-cpp goes into the serve
+ * and CLI bundles when its binary test passes at build time, each of its modules (and each of this
+ * package's compiled ones) still finding its own files, and its per-start test answered without a
+ * fork; when that test fails, it stays outside. better-sqlite3 stays outside the CLI bundle.
+ * A fake node-llama-cpp stands in (the real bundles are checked by test/serve/Serve.test.ts and
+ * test/library/Package.test.ts).
  */
 import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
@@ -21,10 +23,10 @@ const node = (cwd: string, args: ReadonlyArray<string>) =>
  * did, and a fake node-llama-cpp whose `getLlama` passes or fails (`passes`), whose `where` is its own
  * module's file path (from `import.meta.url`), and whose binary test says it forked.
  */
-const standIn = (passes: boolean, nestedBinary = false) => {
+const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
   const root = tempDir()
   fs.mkdirSync(Path.join(root, "bin"))
-  for (const f of ["bundle-serve.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+  for (const f of ["bundle.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
   fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9", type: "module" }))
   const modules = Path.join(root, "node_modules")
   fs.mkdirSync(modules)
@@ -66,6 +68,28 @@ const standIn = (passes: boolean, nestedBinary = false) => {
     `const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
     `process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested }))`
   ].join("\n"))
+  if (cli) {
+    // The whole CLI's entry (as src/bin.ts): one of this package's modules that finds its place from import.meta.url
+    // (as src/providers/Embedded.ts finds bin/autotune.js), and better-sqlite3, a CommonJS package that finds its
+    // native binary from its own file (here: says which file it is).
+    fs.mkdirSync(Path.join(root, "dist", "providers"))
+    fs.writeFileSync(Path.join(root, "dist", "providers", "Own.js"), [
+      `import { fileURLToPath } from "node:url"`,
+      `export const own = () => fileURLToPath(import.meta.url)`
+    ].join("\n"))
+    const sqlite = Path.join(modules, "better-sqlite3")
+    fs.mkdirSync(sqlite)
+    fs.writeFileSync(Path.join(sqlite, "package.json"), JSON.stringify({ name: "better-sqlite3", main: "index.js" }))
+    fs.writeFileSync(Path.join(sqlite, "index.js"), `module.exports = { where: __filename }\n`)
+    fs.writeFileSync(Path.join(root, "dist", "bin.js"), [
+      `import { bootLlama } from "./serve/LlamaBoot.js"`,
+      `import { own } from "./providers/Own.js"`,
+      `import sqlite from "better-sqlite3"`,
+      `const m = await import("node-llama-cpp")`,
+      `const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
+      `process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, own: own(), sqlite: sqlite.where }))`
+    ].join("\n"))
+  }
   return { root, nlcIndex: Path.join(nlc, "dist", "index.js") }
 }
 
@@ -82,10 +106,10 @@ const servedWithNodeLlamaCppOutside = async (root: string) => {
   return JSON.parse(served.stdout) as unknown
 }
 
-describe("the serve bundle's build (issue 14 part 3)", () => {
+describe("the bundles' build (issue 14 parts 3 and 4)", () => {
   it("issue 14 node-llama-cpp passing its binary test at build time is bundled: its modules find their own files, its test answers without a fork", async () => {
     const { nlcIndex, root } = standIn(true)
-    const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+    const built = await node(root, [Path.join(root, "bin", "bundle.js")])
     assert.strictEqual(built.code, 0, built.stderr)
     assert.strictEqual(built.stderr, "")
     assert.include(inputsOf(root), "node_modules/node-llama-cpp/dist/index.js")
@@ -99,6 +123,35 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
     fs.renameSync(root, moved)
     const again = await node(moved, [Path.join(moved, "dist", "serve-bundle", "serveBin.js")])
     assert.deepStrictEqual(JSON.parse(again.stdout), { where: nlcIndex.replace(root, moved), tested: true })
+    fs.rmSync(moved, { recursive: true, force: true })
+  })
+
+  it("issue 14 the whole CLI is bundled beside serve: node-llama-cpp inside, tested at build time; this package's modules find their own files; better-sqlite3 stays outside", async () => {
+    const { nlcIndex, root } = standIn(true, false, true)
+    const built = await node(root, [Path.join(root, "bin", "bundle.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    assert.strictEqual(built.stderr, "")
+    assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["bin.js", "cli-bundle", "providers", "serve", "serve-bundle", "serveBin.js"])
+    const inputs = Object.keys((JSON.parse(fs.readFileSync(Path.join(root, "dist", "cli-bundle", "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
+    assert.includeMembers(inputs, ["dist/bin.js", "dist/providers/Own.js", "node_modules/node-llama-cpp/dist/index.js"])
+    assert.deepStrictEqual(inputs.filter((i) => i.includes("better-sqlite3")), [])
+    assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "cli-bundle", "built-with.json"), "utf8")), [
+      { package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }
+    ])
+    const expected = (r: string) => ({
+      where: nlcIndex.replace(root, r),
+      tested: true,
+      own: Path.join(r, "dist", "providers", "Own.js"),
+      sqlite: Path.join(r, "node_modules", "better-sqlite3", "index.js")
+    })
+    const ran = await node(root, [Path.join(root, "dist", "cli-bundle", "bin.js")])
+    assert.strictEqual(ran.code, 0, ran.stderr)
+    assert.deepStrictEqual(JSON.parse(ran.stdout), expected(root))
+    // Moved with the package: still their own files.
+    const moved = `${root}-moved`
+    fs.renameSync(root, moved)
+    const again = await node(moved, [Path.join(moved, "dist", "cli-bundle", "bin.js")])
+    assert.deepStrictEqual(JSON.parse(again.stdout), expected(moved))
     fs.rmSync(moved, { recursive: true, force: true })
   })
 
@@ -117,7 +170,7 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
     ]
     for (const c of cases) {
       const { nlcIndex, root } = c.standIn()
-      const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+      const built = await node(root, [Path.join(root, "bin", "bundle.js")])
       assert.strictEqual(built.code, 0, built.stderr)
       assert.match(built.stderr, /^note: the serve bundle leaves node-llama-cpp outside \(it tests at every start\): /m)
       assert.match(built.stderr, c.why, built.stderr)
@@ -131,9 +184,9 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
   it("issue 14 without esbuild (a dev dependency) no bundle is made, said once, and nothing is tested for one", async () => {
     const { root } = standIn(false)
     fs.rmSync(Path.join(root, "node_modules", "esbuild"))
-    const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+    const built = await node(root, [Path.join(root, "bin", "bundle.js")])
     assert.strictEqual(built.code, 0, built.stderr)
-    assert.match(built.stderr, /^note: the serve bundle was not made \(autotune serve runs from dist\/\): Cannot find module 'esbuild'/)
+    assert.match(built.stderr, /^note: no bundle was made \(autotune runs from dist\/\): Cannot find module 'esbuild'/)
     assert.strictEqual(built.stderr.trim().split("\n").filter((l) => l.startsWith("note:")).length, 1, built.stderr)
     assert.notInclude(built.stderr, "binary test")
     assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serveBin.js"])
@@ -142,9 +195,9 @@ describe("the serve bundle's build (issue 14 part 3)", () => {
 
   it("issue 14 node-llama-cpp failing its binary test at build time stays outside the bundle, and tests at every start", async () => {
     const { nlcIndex, root } = standIn(false)
-    const built = await node(root, [Path.join(root, "bin", "bundle-serve.js")])
+    const built = await node(root, [Path.join(root, "bin", "bundle.js")])
     assert.strictEqual(built.code, 0, built.stderr)
-    assert.match(built.stderr, /^note: node-llama-cpp's binary test failed here, so the serve bundle leaves node-llama-cpp outside.*no binary for this machine/m)
+    assert.match(built.stderr, /^note: node-llama-cpp's binary test failed here, so the bundles leave node-llama-cpp outside.*no binary for this machine/m)
     assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "no binary for this machine" })
     // Nothing of the test left behind.
     assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serve-bundle", "serveBin.js"])
