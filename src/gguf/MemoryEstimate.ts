@@ -175,8 +175,10 @@ const oneAtATime = Effect.unsafeMakeSemaphore(1)
  * the 15M/130M estimates are within ±20 % of the model's own RSS. Through its own entry
  * (src/serveBin.ts, 2026-12-06) the test's baseline (a process importing the same modules and
  * starting a `Llama`, no server, no model) is ~128 MiB and the 15M/130M serve 178/334 MiB: estimate
- * ÷ (serve − baseline) 1.6 and 1.0, within the test's 0.5–3. What "the model adds" depends on how
- * closely that baseline matches the serving process (the two baselines give the 15M 50 or 77 MiB). For 1.1B the mmap
+ * ÷ (serve − baseline) 1.6 and 1.0, within the test's 0.5–3. From the serve bundle (2026-12-07) the
+ * baseline (the bundle's own code loaded, a `Llama` started) is ~109 MiB and the 15M/130M serve
+ * 155/316 MiB: 1.8 and 1.0. What "the model adds" depends on how closely that baseline matches the
+ * serving process (the two baselines give the 15M 50 or 77 MiB). For 1.1B the mmap
  * double-count of repacked Q4_0 weights (see `MemoryEstimate`) makes RSS ~1.7× the estimate.
  *
  * Cost (measured, 1.1B model): the first call in a process ~0.7–1.5 s (importing node-llama-cpp,
