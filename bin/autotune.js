@@ -56,10 +56,10 @@ const builtWithInstalled = (bundle) => {
 }
 const args = process.argv.slice(2)
 // Every command but a serve started alone runs the whole CLI: bundled (bin/bundle.js, dist/cli-bundle/,
-// node-llama-cpp inside where its binary test passed at build time), `autotune history` 0.49–0.52 s
-// against 1.26–1.38 s from dist/, a tune's first trial 1.0 s sooner and no forked binary test at its first
+// node-llama-cpp inside where its binary test passed at build time), `autotune history` 0.35–0.52 s
+// against 0.90–1.38 s from dist/, a tune's first trial 1.0 s sooner and no forked binary test at its first
 // memory estimate (2 cores, 2026-12-07). Only while it is as new as the build and the entry it was made
-// from, and the node-llama-cpp it bundled is the one installed; not under AUTOTUNE_CLI_BUNDLE=off.
+// from, and the packages it bundled (node-llama-cpp, Effect, …) are the ones installed; not under AUTOTUNE_CLI_BUNDLE=off.
 let cliBundle
 /** Whether the whole CLI runs from its bundle (decided once). */
 const cliBundled = () =>

@@ -27,8 +27,9 @@
 // - llama.cpp starts through each bundle (its own LlamaBoot, in a child process): the packages the
 //   bundled copy imports at run time (its prebuilt binaries) resolve from the bundle's folder, not only
 //   from node-llama-cpp's (a nested or pnpm layout).
-// The version it bundled goes into each bundle's built-with.json: bin/autotune.js uses a bundle only
-// while that node-llama-cpp is the one installed.
+// The version of every package a bundle holds from node_modules (node-llama-cpp, Effect, …) goes into its
+// built-with.json: bin/autotune.js uses a bundle only while those are the ones installed (`npm update`
+// runs no build).
 // LlamaBoot is a second entry of each bundle, split into a shared chunk,
 // so bin/autotune.js's early start of llama.cpp and the engine's use of it are one module instance.
 // The bundles are written last, after dist/.tsbuildinfo is touched: bin/autotune.js uses one only
@@ -81,12 +82,21 @@ const runScript = (dir, lines) => {
   }
 }
 
-/** Whether node-llama-cpp, unbundled, loads its CPU binary on this machine (its binary test included). */
+/**
+ * Whether node-llama-cpp, unbundled, loads its CPU binary on this machine (its binary test included),
+ * the binary it tried first: where it fell back (a local build that failed its test, then the prebuilt
+ * one: node-llama-cpp 3.22.1 says "Falling back to …"), the bundle's test, which always passes, would
+ * load the one that failed.
+ */
 const binaryPasses = () => {
   const why = runScript(dist, [
+    "const said = []",
+    "for (const k of [\"info\", \"warn\", \"error\"]) { const f = console[k]; console[k] = (...a) => { said.push(a.join(\" \")); f(...a) } }",
     "const m = await import(\"node-llama-cpp\")",
     "const llama = await m.getLlama({ gpu: false, build: \"never\", logLevel: m.LlamaLogLevel.error })",
-    "await llama.dispose()"
+    "await llama.dispose()",
+    "const fell = said.find((l) => /falling back/i.test(l))",
+    "if (fell !== undefined) { console.error(fell.trim()); process.exit(1) }"
   ])
   if (why !== null) process.stderr.write(`note: node-llama-cpp's binary test failed here, so the bundles leave node-llama-cpp outside (it tests at every start): ${why}\n`)
   return why === null
@@ -101,11 +111,12 @@ const ownDist = (file) => !path.relative(dist, file).startsWith("..") && !/^(ser
  * esbuild plugin for the bundle written to `next`: node-llama-cpp's modules and this package's compiled
  * ones keep their own file URLs; node-llama-cpp's binary test is the one run above.
  */
-const inPlace = (next) => ({
+const inPlace = (next, rewritten) => ({
   name: "own-file-urls",
   setup(build) {
     // `import.meta.url` as the module's own file's URL, relative to the bundle's (the package may move).
     const own = (file, text) => {
+      rewritten.add(path.relative(root, file).split(path.sep).join("/"))
       const rel = path.relative(next, file).split(path.sep).map(encodeURIComponent).join("/")
       return { loader: "js", contents: text.replaceAll("import.meta.url", `new URL(${JSON.stringify(rel)}, import.meta.url).href`) }
     }
@@ -125,6 +136,8 @@ const inPlace = (next) => ({
     build.onLoad({ filter: /\.js$/ }, (args) => {
       if (!ownDist(args.path)) return undefined
       const text = fs.readFileSync(args.path, "utf8")
+      const other = /import\.meta\.(?!url\b)\w+/.exec(text)?.[0]
+      if (other !== undefined) throw new Error(`${args.path} finds its files by ${other}, which a bundle would change`)
       return text.includes("import.meta.url") ? own(args.path, text) : undefined
     })
   }
@@ -140,6 +153,8 @@ const inPlace = (next) => ({
 const build = async (esbuild, inside, b) => {
   const next = nextOf(b)
   fs.rmSync(next, { recursive: true, force: true })
+  // The inputs given their own file URLs (relative to the bundle's root: every output holding one must be there).
+  const rewritten = new Set()
   const built = await esbuild.build({
     // Metafile paths relative to the package, wherever the build was started from.
     absWorkingDir: root,
@@ -153,7 +168,7 @@ const build = async (esbuild, inside, b) => {
     target: "node20",
     // Native code and the prebuilt-binary packages are found at run time, from node_modules.
     external: [...(inside ? ["@node-llama-cpp/*", "@reflink/*", "*.node"] : ["node-llama-cpp"]), ...b.external],
-    plugins: [inPlace(next)],
+    plugins: [inPlace(next, rewritten)],
     // CommonJS dependencies inside an ES module bundle call require() for Node's built-ins.
     banner: { js: "import { createRequire as __autotuneRequire } from \"node:module\"; const require = __autotuneRequire(import.meta.url);" },
     // Class and function names as in dist/ (stack traces, and any code that reads a constructor's name).
@@ -163,17 +178,26 @@ const build = async (esbuild, inside, b) => {
     metafile: true
   })
   fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
-  // The node-llama-cpp bundled, by its package.json (relative to the package) and version: the launcher
-  // runs from dist/ instead once another is installed (`npm update` runs no build).
-  let builtWith = []
+  const deep = Object.entries(built.metafile.outputs)
+    .filter(([file, o]) => Object.keys(o.inputs).some((i) => rewritten.has(i) || nlcDist.test(`/${i}`)) && path.dirname(path.join(root, file)) !== next)
+  if (deep.length > 0) throw new Error(`code that finds its own files landed below the bundle's root (${deep.map(([f]) => f).join(", ")})`)
+  // Every package bundled from node_modules, by its package.json (relative to the package) and version: the
+  // launcher runs from dist/ instead once another is installed (`npm update` runs no build).
+  const roots = new Set(Object.keys(built.metafile.inputs).map((i) => /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1]).filter((r) => r !== undefined))
+  const builtWith = [...roots].sort().flatMap((r) => {
+    const manifest = `${r}/package.json`
+    const version = (() => {
+      try {
+        return JSON.parse(fs.readFileSync(path.join(root, manifest), "utf8")).version
+      } catch {
+        return undefined
+      }
+    })()
+    return version === undefined ? [] : [{ package: manifest, version }]
+  })
   if (inside) {
-    const deep = Object.entries(built.metafile.outputs)
-      .filter(([file, o]) => Object.keys(o.inputs).some((i) => nlcDist.test(`/${i}`)) && path.dirname(path.join(root, file)) !== next)
-    if (deep.length > 0) throw new Error(`node-llama-cpp's code landed below the bundle's root (${deep.map(([f]) => f).join(", ")})`)
     const index = Object.keys(built.metafile.inputs).find((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))
     if (index === undefined) throw new Error("node-llama-cpp was not found under node_modules/ among the bundle's inputs")
-    const manifest = path.join(path.dirname(path.dirname(index)), "package.json")
-    builtWith = [{ package: manifest.split(path.sep).join("/"), version: JSON.parse(fs.readFileSync(path.join(root, manifest), "utf8")).version }]
     const why = runScript(next, [
       "const { bootLlama } = await import(\"./serve/LlamaBoot.js\")",
       "const booted = await bootLlama()",

@@ -72,7 +72,7 @@ describe("L-1 a candidate's whole process group is stopped", () => {
     }
   }, 60_000)
 
-  it("L-1 G-1 a candidate the gate decided, in its pre-warm or its probe, is not waited for: SIGKILLed, unannounced, after 200 ms, not 3 s; one that fits still gets 3 s (issue 14)", async () => {
+  it("L-1 G-1 a candidate the gate decided, in its pre-warm or its probe, is not waited for: SIGKILLed, unannounced, after the short grace (DECIDED_STOP_GRACE), not 3 s; one that fits still gets 3 s (issue 14)", async () => {
     const dir = tempDir()
     // All ignore SIGTERM, and answer every request after their delay. At a 700 ms gate, Stage 1 bounds the
     // full-length pre-warm at twice the gate: stubborn-1500 is cut there (its short first-use requests are not

@@ -108,8 +108,9 @@ const errorMessage = (e: unknown): string => (e instanceof Error ? e.message : S
 const coreCount = (): number => Math.max(1, Math.min(Os.availableParallelism(), Os.cpus().length))
 
 /**
- * The process's estimating `Llama`, created on first use: `getLlama` spawns a test
- * process (0.5–1 s), so it is made once and kept for the life of the process (it
+ * The process's estimating `Llama`, created on first use: from dist/ `getLlama` spawns a test
+ * process (0.5–1 s; none from the CLI bundle, bin/bundle.js, whose build ran that test), so it
+ * is made once and kept for the life of the process (it
  * holds no model and does not keep the event loop alive). CPU only, prebuilt
  * binaries only, at most `threads` ≤ core count threads (STACK.md), and llama.cpp's
  * logs go to `logTail`, never to stdout. A failed creation is forgotten, so a
@@ -181,8 +182,8 @@ const oneAtATime = Effect.unsafeMakeSemaphore(1)
  * serving process (the two baselines give the 15M 50 or 77 MiB). For 1.1B the mmap
  * double-count of repacked Q4_0 weights (see `MemoryEstimate`) makes RSS ~1.7× the estimate.
  *
- * Cost (measured, 1.1B model): the first call in a process ~0.7–1.5 s (importing node-llama-cpp,
- * `getLlama`'s test process), then ~65 ms median per call (two header reads, ~35 ms model
+ * Cost (measured, 1.1B model): the first call in a process ~0.7–1.5 s from dist/ (importing
+ * node-llama-cpp, `getLlama`'s test process; from the CLI bundle no test process), then ~65 ms median per call (two header reads, ~35 ms model
  * simulation, ~5 ms context simulation). 40 calls in a row leave RSS flat.
  *
  * Fails: `EstimateUnavailable` when the file is missing or not a valid GGUF (checked by

@@ -169,7 +169,7 @@ const LOG_SETTLE_MS = 250
  * MIN tokens. On 2 cores a 1.1B Q4_0 model prefills ~70–240 tok/s, a 3B one
  * ~20–80 tok/s: a fixed 256-token chunk could outlast the tuner's stop grace
  * (`STOP_GRACE` in services/CandidateProvider.ts, 3 s; a candidate the gate has
- * decided gets 500 ms, then SIGKILL: its answer no longer matters).
+ * decided gets 200 ms, then SIGKILL: its answer no longer matters).
  */
 const PREFILL_CHUNK_MS = 500
 const PREFILL_CHUNK_MIN_TOKENS = 32

@@ -143,14 +143,32 @@ const vmRssBytes = (pid: number): number => {
 }
 
 /**
+ * Whether bin/autotune.js serves `autotune serve` from the serve bundle here: not turned off, at least
+ * as new as the build and the serve entry, and bundled with the node-llama-cpp installed.
+ */
+const servesFromBundle = (): boolean => {
+  const mtime = (...p: Array<string>) => Fs.statSync(Path.join(repoRoot, ...p), { throwIfNoEntry: false })?.mtimeMs
+  const bundle = mtime("dist", "serve-bundle", "serveBin.js")
+  const built = [mtime("dist", ".tsbuildinfo"), mtime("dist", "serveBin.js")].filter((t) => t !== undefined)
+  if (process.env.AUTOTUNE_SERVE_BUNDLE === "off" || bundle === undefined || built.length === 0 || bundle < Math.max(...built)) return false
+  try {
+    const withs = JSON.parse(Fs.readFileSync(Path.join(repoRoot, "dist", "serve-bundle", "built-with.json"), "utf8")) as Array<{ package: string; version: string }>
+    return withs.every((w) => (JSON.parse(Fs.readFileSync(Path.join(repoRoot, w.package), "utf8")) as { version: string }).version === w.version)
+  } catch {
+    return false
+  }
+}
+
+/**
  * RSS (bytes) of a process that does what `autotune serve` does before loading a model: Node, the
  * code of its entry as bin/autotune.js runs it, one CPU `Llama` (2 threads). Measured, not assumed.
  * From the serve bundle where the launcher serves from it (as in these tests: the setup's build made
  * it): the bundle's LlamaBoot starts llama.cpp through the bundled node-llama-cpp, then the bundled
- * serve entry runs `serve --version` and the RSS is read as the process exits (the whole bundle loaded
- * and evaluated, no model, no context). A baseline of dist/'s modules and node_modules' node-llama-cpp
- * read ~18 MiB above the bundled one (127 against 109 MiB), which put the 15M's ratio at 2.4–3.0 (issue 14). Else from
- * dist/ and node_modules, as the launcher would serve.
+ * serve entry runs `serve --version`, and the RSS is read when the process is about to exit, before
+ * node-llama-cpp disposes the `Llama` (its own `beforeExit` listener comes after this one): the whole
+ * bundle loaded and evaluated, a live `Llama`, no model, no context. A baseline of dist/'s modules and
+ * node_modules' node-llama-cpp read ~18 MiB above the bundled one, which put the 15M's ratio at 2.4–3.0
+ * (issue 14). Else from dist/ and node_modules, as the launcher would serve.
  */
 const baselineRssBytes = Effect.promise(() =>
   new Promise<number>((resolve, reject) => {
@@ -158,28 +176,29 @@ const baselineRssBytes = Effect.promise(() =>
     const dir = tempDir("memory-baseline-")
     const script = Path.join(dir, "baseline.mjs")
     const url = (...p: Array<string>) => JSON.stringify(pathToFileURL(Path.join(repoRoot, ...p)).href)
-    const rssAtExit = `process.on("exit", () => {
-        const m = /^VmRSS:\\s+(\\d+)/m.exec((fs).readFileSync("/proc/self/status", "utf8"))
+    const say = `const say = () => {
+        const m = /^VmRSS:\\s+(\\d+)/m.exec(fs.readFileSync("/proc/self/status", "utf8"))
         fs.writeSync(2, "\\nbaseline-rss-kb " + m[1] + "\\n")
-      })`
-    const bundled = Fs.existsSync(Path.join(repoRoot, "dist", "serve-bundle", "serveBin.js"))
-    Fs.writeFileSync(script, bundled
+      }`
+    Fs.writeFileSync(script, servesFromBundle()
       ? `
       import * as fs from "node:fs"
+      ${say}
+      process.once("beforeExit", say)
       const boot = await import(${url("dist", "serve-bundle", "serve", "LlamaBoot.js")})
       const llama = await (await boot.bootLlama()).llama
       llama.maxThreads = 2
-      ${rssAtExit}
       process.argv = [process.argv[0], ${JSON.stringify(Path.join(repoRoot, "bin", "autotune.js"))}, "serve", "--version"]
       await import(${url("dist", "serve-bundle", "serveBin.js")})
     `
       : `
       import * as fs from "node:fs"
+      ${say}
       const nlc = await import(${url("node_modules", "node-llama-cpp", "dist", "index.js")})
       for (const m of [${url("dist", "cli", "Root.js")}, ${url("dist", "cli", "RunProcess.js")}, ${url("dist", "cli", "ServeCommand.js")}]) await import(m)
       await import(${url("node_modules", "@effect", "platform-node", "dist", "esm", "NodeContext.js")})
       await nlc.getLlama({ gpu: false, build: "never", maxThreads: 2, logLevel: nlc.LlamaLogLevel.info, logger: () => {} })
-      ${rssAtExit}
+      say()
       process.exit(0)
     `)
     execFile(process.execPath, [script], { cwd: repoRoot, timeout: 60_000, env: { ...process.env, UV_THREADPOOL_SIZE: "1" } }, (err, _stdout, stderr) => {

@@ -81,13 +81,19 @@ const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
     fs.mkdirSync(sqlite)
     fs.writeFileSync(Path.join(sqlite, "package.json"), JSON.stringify({ name: "better-sqlite3", main: "index.js" }))
     fs.writeFileSync(Path.join(sqlite, "index.js"), `module.exports = { where: __filename }\n`)
+    // A dependency bundled like Effect: named, with its version, in what the bundle was made with.
+    const dep = Path.join(modules, "@scope", "dep")
+    fs.mkdirSync(dep, { recursive: true })
+    fs.writeFileSync(Path.join(dep, "package.json"), JSON.stringify({ name: "@scope/dep", version: "1.2.3", type: "module", exports: { ".": "./index.js" } }))
+    fs.writeFileSync(Path.join(dep, "index.js"), `export const dep = "dep"\n`)
     fs.writeFileSync(Path.join(root, "dist", "bin.js"), [
       `import { bootLlama } from "./serve/LlamaBoot.js"`,
       `import { own } from "./providers/Own.js"`,
       `import sqlite from "better-sqlite3"`,
+      `import { dep } from "@scope/dep"`,
       `const m = await import("node-llama-cpp")`,
       `const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
-      `process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, own: own(), sqlite: sqlite.where }))`
+      `process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, own: own(), sqlite: sqlite.where, dep }))`
     ].join("\n"))
   }
   return { root, nlcIndex: Path.join(nlc, "dist", "index.js") }
@@ -135,14 +141,17 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     const inputs = Object.keys((JSON.parse(fs.readFileSync(Path.join(root, "dist", "cli-bundle", "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
     assert.includeMembers(inputs, ["dist/bin.js", "dist/providers/Own.js", "node_modules/node-llama-cpp/dist/index.js"])
     assert.deepStrictEqual(inputs.filter((i) => i.includes("better-sqlite3")), [])
+    // Every package it holds from node_modules, with the version bundled (the launcher compares them with what is installed).
     assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "cli-bundle", "built-with.json"), "utf8")), [
+      { package: "node_modules/@scope/dep/package.json", version: "1.2.3" },
       { package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }
     ])
     const expected = (r: string) => ({
       where: nlcIndex.replace(root, r),
       tested: true,
       own: Path.join(r, "dist", "providers", "Own.js"),
-      sqlite: Path.join(r, "node_modules", "better-sqlite3", "index.js")
+      sqlite: Path.join(r, "node_modules", "better-sqlite3", "index.js"),
+      dep: "dep"
     })
     const ran = await node(root, [Path.join(root, "dist", "cli-bundle", "bin.js")])
     assert.strictEqual(ran.code, 0, ran.stderr)
@@ -179,6 +188,27 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
       assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serve-bundle", "serveBin.js"])
       fs.rmSync(root, { recursive: true, force: true })
     }
+  })
+
+  it("issue 14 node-llama-cpp that falls back from the binary it tried first stays outside the bundles, said: the bundled test, which always passes, would load that one", async () => {
+    const { nlcIndex, root } = standIn(true)
+    // As node-llama-cpp 3.22.1 says when a local build fails its test and the prebuilt binary loads instead.
+    fs.appendFileSync(nlcIndex, `\nconsole.warn("[node-llama-cpp] The local build binary was not built in the current system and is incompatible with it")\nconsole.warn("[node-llama-cpp] Falling back to prebuilt binaries")\n`)
+    const built = await node(root, [Path.join(root, "bin", "bundle.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    assert.match(built.stderr, /^note: node-llama-cpp's binary test failed here, so the bundles leave node-llama-cpp outside \(it tests at every start\): \[node-llama-cpp\] The local build binary was not built in the current system/m)
+    assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "forked" })
+    fs.rmSync(root, { recursive: true, force: true })
+  })
+
+  it("issue 14 a compiled module of this package that finds its files by import.meta.dirname gets no CLI bundle, said; serve still gets its own", async () => {
+    const { root } = standIn(true, false, true)
+    fs.appendFileSync(Path.join(root, "dist", "providers", "Own.js"), `\nexport const dir = () => import.meta.dirname\n`)
+    const built = await node(root, [Path.join(root, "bin", "bundle.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    assert.match(built.stderr, /^note: the CLI bundle was not made \(the other commands run from dist\/\): [\s\S]*Own\.js finds its files by import\.meta\.dirname/m)
+    assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["bin.js", "providers", "serve", "serve-bundle", "serveBin.js"])
+    fs.rmSync(root, { recursive: true, force: true })
   })
 
   it("issue 14 without esbuild (a dev dependency) no bundle is made, said once, and nothing is tested for one", async () => {

@@ -207,10 +207,21 @@ describe("the installed package (issue 14)", () => {
     assert.strictEqual(tune.code, 0, tune.stderr)
     assert.notInclude(tune.stderr, "not from the CLI bundle")
     assert.include(tune.stderr, "[stage 1] #1")
+    // Its memory estimates were made through the bundled node-llama-cpp (a failed one says so and measures instead).
+    assert.notInclude(tune.stderr, "no memory estimate")
     const history = await node([...hook, Path.join(repoRoot, "bin", "autotune.js"), "history", "--db-path", Path.join(dir, "tune.db")], env)
     assert.strictEqual(history.code, 0, history.stderr)
     assert.notInclude(history.stderr, "not from the CLI bundle")
     assert.include(history.stdout, "15M")
+    // From dist/ (an install from a packed tarball has no bundle, nor does a build without esbuild): the same tune.
+    const fromDist = await node([
+      Path.join(repoRoot, "bin", "autotune.js"), "tune", "--candidate-models", model, "--target-context", "128", "--max-tokens", "8",
+      "--stage1-replicates", "1", "--stage2-replicates", "1", "--threads-axis", "1", "--kv-bits-axis", "unset", "--db-path", Path.join(dir, "dist.db"),
+      "--json"
+    ], { ...env, AUTOTUNE_CLI_BUNDLE: "off" })
+    assert.strictEqual(fromDist.code, 0, fromDist.stderr)
+    assert.include(fromDist.stderr, "[stage 1] #1")
+    assert.notInclude(fromDist.stderr, "no memory estimate")
     // The same hook refuses the CLI from dist/ (the hook can fail).
     const off = await node([...hook, Path.join(repoRoot, "bin", "autotune.js"), "history", "--db-path", Path.join(dir, "tune.db")], { ...env, AUTOTUNE_CLI_BUNDLE: "off" })
     assert.notStrictEqual(off.code, 0)

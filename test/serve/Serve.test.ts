@@ -126,7 +126,7 @@ describe("autotune serve (SPEC E-5)", () => {
       assert.deepStrictEqual(inputs.filter((f) => f.includes("@effect/sql")), [])
       assert.includeMembers(inputs, ["dist/serveBin.js", "dist/serve/Engine.js", "dist/serve/LlamaBoot.js"])
       // node-llama-cpp too (its binary test passed when the build ran it): its ~300 modules and its per-start
-      // binary-test fork were ~0.6 s of each start (test/library/BundleServe.test.ts has the rest).
+      // binary-test fork were ~0.6 s of each start (test/library/Bundle.test.ts has the rest).
       assert.includeMembers(inputs, ["node_modules/node-llama-cpp/dist/index.js", "node_modules/node-llama-cpp/dist/bindings/getLlama.js"],
         "node-llama-cpp is not in the serve bundle: see what `npm run build` noted")
       // Its binary test is the build's: no copy of the forked test's code (it answers to TEST_BINDING_CP) is bundled.
