@@ -96,7 +96,7 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // node-llama-cpp outside the bundle (2 cores, alternating starts, 2026-12-06), which was itself 0.14 s
   // faster than dist/. Only while it is as new as the build it came from (a bare tsc since leaves it
   // stale), and not under AUTOTUNE_SERVE_BUNDLE=off.
-  // Nor once another node-llama-cpp is installed than the one it bundled (`npm update` runs no build).
+  // Nor once another version of a package it bundled is installed (`npm update` runs no build).
   const bundled = alone && process.env.AUTOTUNE_SERVE_BUNDLE !== "off" &&
     isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"), path.join(dist, "serveBin.js")) &&
     builtWithInstalled(path.join(dist, "serve-bundle"))

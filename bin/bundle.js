@@ -6,8 +6,9 @@
 //   per candidate). The serve entry's own loading took 0.73–0.79 s from dist/ and 0.22–0.25 s bundled
 //   (2 cores, 2026-12-06, issue 14 part 3: an embedded candidate's spawn → ready at its load + 0.3 s).
 // - dist/cli-bundle/: every other command (dist/bin.js, the whole CLI; better-sqlite3, a native addon
-//   that finds its binary from its own folder, stays outside). `autotune history` took 1.26–1.38 s from
-//   dist/ and 0.49–0.52 s bundled, and a tune reached its first trial 1.0 s sooner; its first memory
+//   that finds its binary from its own folder, stays outside, and must resolve from the bundle's folder as
+//   from the package that imports it: not so in a pnpm layout, which then gets no CLI bundle). `autotune
+//   history` took 0.90–1.38 s from dist/ and 0.35–0.52 s bundled, and a tune reached its first trial 1.0 s sooner; its first memory
 //   estimate no longer imports node-llama-cpp's ~300 modules nor forks its binary test (2 cores,
 //   2026-12-07, issue 14 part 4: the tune's own start-up and the gaps between trials).
 //
@@ -137,22 +138,37 @@ const inPlace = (next, rewritten) => ({
       if (!ownDist(args.path)) return undefined
       const text = fs.readFileSync(args.path, "utf8")
       const other = /import\.meta\.(?!url\b)\w+/.exec(text)?.[0]
-      if (other !== undefined) throw new Error(`${args.path} finds its files by ${other}, which a bundle would change`)
+      if (other !== undefined) throw fatal(`${args.path} finds its files by ${other}, which a bundle would change`)
       return text.includes("import.meta.url") ? own(args.path, text) : undefined
     })
   }
 })
+
+/** The file `pkg` resolves to from a module in `dir`, or null. */
+const resolveFrom = (dir, pkg) => {
+  try {
+    return require("node:module").createRequire(path.join(dir, "x.js")).resolve(pkg)
+  } catch {
+    return null
+  }
+}
+
+/** A failure no other bundle of the same entries would avoid: said, and that bundle is not made. */
+const fatal = (message) => Object.assign(new Error(message), { fatal: true })
 
 /**
  * Makes bundle `b` (one of BUNDLES) with `esbuild`, node-llama-cpp inside it or not (`inside`); throws when what it made would
  * not serve: node-llama-cpp's code below the bundle's root (its file URLs are relative to it), its
  * package not found among the inputs, or llama.cpp not starting through the bundle's own LlamaBoot (a
  * package the bundled copy imports that resolves from node-llama-cpp's folder but not from the bundle's,
- * as in a nested or pnpm layout).
+ * as in a nested or pnpm layout). Throws `fatal` (no bundle of these entries would serve) when one of
+ * this package's modules finds its files otherwise than by import.meta.url or landed below the root, or
+ * a package left outside resolves otherwise from the bundle than from the module importing it.
  */
 const build = async (esbuild, inside, b) => {
   const next = nextOf(b)
   fs.rmSync(next, { recursive: true, force: true })
+
   // The inputs given their own file URLs (relative to the bundle's root: every output holding one must be there).
   const rewritten = new Set()
   const built = await esbuild.build({
@@ -178,14 +194,32 @@ const build = async (esbuild, inside, b) => {
     metafile: true
   })
   fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
-  const deep = Object.entries(built.metafile.outputs)
-    .filter(([file, o]) => Object.keys(o.inputs).some((i) => rewritten.has(i) || nlcDist.test(`/${i}`)) && path.dirname(path.join(root, file)) !== next)
-  if (deep.length > 0) throw new Error(`code that finds its own files landed below the bundle's root (${deep.map(([f]) => f).join(", ")})`)
+  // What stays outside (besides node-llama-cpp's binaries) must resolve from the bundle's folder to the file
+  // it resolved to from the module that imports it (not so in a nested or pnpm layout).
+  for (const [input, o] of Object.entries(built.metafile.inputs)) {
+    for (const imp of o.imports ?? []) {
+      if (!imp.external || !b.external.includes(imp.path)) continue
+      const want = resolveFrom(path.dirname(path.join(root, input)), imp.path)
+      const got = resolveFrom(next, imp.path)
+      if (want !== got) throw fatal(`${imp.path}, imported by ${input}, resolves otherwise from the bundle (${got ?? "not at all"}) than from there (${want ?? "not at all"})`)
+    }
+  }
+  const below = (test) =>
+    Object.entries(built.metafile.outputs)
+      .filter(([file, o]) => Object.keys(o.inputs).some(test) && path.dirname(path.join(root, file)) !== next).map(([f]) => f)
+  // This package's own: no retry without node-llama-cpp would change that. node-llama-cpp's: the retry leaves it outside.
+  const ownBelow = below((i) => rewritten.has(i) && !nlcDist.test(`/${i}`))
+  if (ownBelow.length > 0) throw fatal(`code that finds its own files landed below the bundle's root (${ownBelow.join(", ")})`)
+  const nlcBelow = below((i) => nlcDist.test(`/${i}`))
+  if (nlcBelow.length > 0) throw new Error(`node-llama-cpp's code landed below the bundle's root (${nlcBelow.join(", ")})`)
   // Every package bundled from node_modules, by its package.json (relative to the package) and version: the
   // launcher runs from dist/ instead once another is installed (`npm update` runs no build).
-  const roots = new Set(Object.keys(built.metafile.inputs).map((i) => /^(.*node_modules\/(?:@[^/]+\/)?[^/]+)\//.exec(i)?.[1]).filter((r) => r !== undefined))
+  // (Absolute paths: a package built inside another's node_modules sees its hoisted siblings as ../x/.)
+  const roots = new Set(Object.keys(built.metafile.inputs)
+    .map((i) => /^(.*[\\/]node_modules[\\/](?:@[^\\/]+[\\/])?[^\\/]+)[\\/]/.exec(path.resolve(root, i))?.[1])
+    .filter((r) => r !== undefined))
   const builtWith = [...roots].sort().flatMap((r) => {
-    const manifest = `${r}/package.json`
+    const manifest = path.relative(root, path.join(r, "package.json")).split(path.sep).join("/")
     const version = (() => {
       try {
         return JSON.parse(fs.readFileSync(path.join(root, manifest), "utf8")).version
@@ -227,6 +261,8 @@ const main = async () => {
           await build(esbuild, true, b)
           continue
         } catch (e) {
+          // (esbuild keeps what a plugin threw as an error's `detail`.)
+          if (e.fatal === true || e.errors?.some((m) => m.detail?.fatal === true)) throw e
           process.stderr.write(`note: the ${b.label} bundle leaves node-llama-cpp outside (it tests at every start): ${e instanceof Error ? e.message : String(e)}\n`)
         }
       }

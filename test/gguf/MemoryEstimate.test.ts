@@ -144,7 +144,7 @@ const vmRssBytes = (pid: number): number => {
 
 /**
  * Whether bin/autotune.js serves `autotune serve` from the serve bundle here: not turned off, at least
- * as new as the build and the serve entry, and bundled with the node-llama-cpp installed.
+ * as new as the build and the serve entry, and every package it bundled the one installed.
  */
 const servesFromBundle = (): boolean => {
   const mtime = (...p: Array<string>) => Fs.statSync(Path.join(repoRoot, ...p), { throwIfNoEntry: false })?.mtimeMs
@@ -166,9 +166,9 @@ const servesFromBundle = (): boolean => {
  * it): the bundle's LlamaBoot starts llama.cpp through the bundled node-llama-cpp, then the bundled
  * serve entry runs `serve --version`, and the RSS is read when the process is about to exit, before
  * node-llama-cpp disposes the `Llama` (its own `beforeExit` listener comes after this one): the whole
- * bundle loaded and evaluated, a live `Llama`, no model, no context. A baseline of dist/'s modules and
- * node_modules' node-llama-cpp read ~18 MiB above the bundled one, which put the 15M's ratio at 2.4–3.0
- * (issue 14). Else from dist/ and node_modules, as the launcher would serve.
+ * bundle loaded and evaluated, a live `Llama`, no model, no context: ~109 MiB (2026-12-07; the 15M's
+ * ratio 1.8–2.0). A baseline of dist/'s modules and node_modules' node-llama-cpp read ~127 MiB, which put
+ * the 15M's ratio at 2.4–3.0 (issue 14). Else from dist/ and node_modules, as the launcher would serve.
  */
 const baselineRssBytes = Effect.promise(() =>
   new Promise<number>((resolve, reject) => {

@@ -207,6 +207,26 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     const built = await node(root, [Path.join(root, "bin", "bundle.js")])
     assert.strictEqual(built.code, 0, built.stderr)
     assert.match(built.stderr, /^note: the CLI bundle was not made \(the other commands run from dist\/\): [\s\S]*Own\.js finds its files by import\.meta\.dirname/m)
+    // Not tried again without node-llama-cpp: that would not change it.
+    assert.notInclude(built.stderr, "leaves node-llama-cpp outside")
+    assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["bin.js", "providers", "serve", "serve-bundle", "serveBin.js"])
+    fs.rmSync(root, { recursive: true, force: true })
+  })
+
+  it("issue 14 better-sqlite3 that only a bundled package's own folder resolves (a nested layout) gets no CLI bundle, said: from the bundle it would not load", async () => {
+    const { root } = standIn(true, false, true)
+    const modules = Path.join(root, "node_modules")
+    const nested = Path.join(modules, "@scope", "dep", "node_modules")
+    fs.mkdirSync(nested, { recursive: true })
+    fs.renameSync(Path.join(modules, "better-sqlite3"), Path.join(nested, "better-sqlite3"))
+    fs.writeFileSync(Path.join(modules, "@scope", "dep", "index.js"), `import sqlite from "better-sqlite3"\nexport const dep = sqlite.where\n`)
+    // The CLI's own import of it goes through the package that nests it, as @effect/sql-sqlite-node imports better-sqlite3.
+    const bin = Path.join(root, "dist", "bin.js")
+    fs.writeFileSync(bin, fs.readFileSync(bin, "utf8").replace(`import sqlite from "better-sqlite3"`, `const sqlite = { where: null }`))
+    const built = await node(root, [Path.join(root, "bin", "bundle.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    assert.match(built.stderr, /^note: the CLI bundle was not made \(the other commands run from dist\/\): better-sqlite3, imported by node_modules\/@scope\/dep\/index\.js, resolves otherwise from the bundle \(/m)
+    assert.notInclude(built.stderr, "leaves node-llama-cpp outside")
     assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["bin.js", "providers", "serve", "serve-bundle", "serveBin.js"])
     fs.rmSync(root, { recursive: true, force: true })
   })

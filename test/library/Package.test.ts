@@ -213,12 +213,13 @@ describe("the installed package (issue 14)", () => {
     assert.strictEqual(history.code, 0, history.stderr)
     assert.notInclude(history.stderr, "not from the CLI bundle")
     assert.include(history.stdout, "15M")
-    // From dist/ (an install from a packed tarball has no bundle, nor does a build without esbuild): the same tune.
+    // From dist/ (an install from a packed tarball has no bundle, nor does a build without esbuild): the same tune,
+    // its candidates served from dist/ too.
     const fromDist = await node([
       Path.join(repoRoot, "bin", "autotune.js"), "tune", "--candidate-models", model, "--target-context", "128", "--max-tokens", "8",
       "--stage1-replicates", "1", "--stage2-replicates", "1", "--threads-axis", "1", "--kv-bits-axis", "unset", "--db-path", Path.join(dir, "dist.db"),
       "--json"
-    ], { ...env, AUTOTUNE_CLI_BUNDLE: "off" })
+    ], { ...env, AUTOTUNE_CLI_BUNDLE: "off", AUTOTUNE_SERVE_BUNDLE: "off" })
     assert.strictEqual(fromDist.code, 0, fromDist.stderr)
     assert.include(fromDist.stderr, "[stage 1] #1")
     assert.notInclude(fromDist.stderr, "no memory estimate")
@@ -264,10 +265,21 @@ describe("the installed package (issue 14)", () => {
     assert.strictEqual(await run("--log-level", "debug", "serve", "--model", "/m/model.gguf"), "early cli-bundled 1")
     // Turned off: dist/.
     assert.strictEqual((await launch(["tune"], { AUTOTUNE_CLI_BUNDLE: "off" })).stdout, "whole undefined")
-    // Another node-llama-cpp installed since (`npm update` runs no build), or none: stale.
+    // Another version of any package it bundled installed since (`npm update` runs no build), or none: stale.
+    const effect = Path.join(root, "node_modules", "effect")
+    fs.mkdirSync(effect, { recursive: true })
+    fs.writeFileSync(Path.join(effect, "package.json"), JSON.stringify({ name: "effect", version: "3.1.0" }))
+    fs.writeFileSync(Path.join(bundle, "built-with.json"), JSON.stringify([
+      { package: "node_modules/effect/package.json", version: "3.1.0" },
+      { package: "node_modules/node-llama-cpp/package.json", version: "3.0.0" }
+    ]))
+    assert.strictEqual(await run("tune"), "cli-bundled undefined")
+    fs.writeFileSync(Path.join(effect, "package.json"), JSON.stringify({ name: "effect", version: "3.2.0" }))
+    assert.strictEqual(await run("tune"), "whole undefined")
+    fs.writeFileSync(Path.join(effect, "package.json"), JSON.stringify({ name: "effect", version: "3.1.0" }))
     installed("3.0.1")
     assert.strictEqual(await run("tune"), "whole undefined")
-    fs.rmSync(Path.join(root, "node_modules"), { recursive: true })
+    fs.rmSync(Path.join(root, "node_modules", "node-llama-cpp"), { recursive: true })
     assert.strictEqual(await run("tune"), "whole undefined")
     installed("3.0.0")
     assert.strictEqual(await run("tune"), "cli-bundled undefined")
