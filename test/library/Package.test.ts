@@ -17,6 +17,48 @@ const node = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env)
     execFile(process.execPath, [...args], { cwd: repoRoot, env, timeout: 60_000 }, (err, stdout, stderr) =>
       resolve({ code: err === null ? 0 : typeof err.code === "number" ? err.code : null, stdout, stderr })))
 
+/**
+ * A stand-in package for the launcher: the real bin/autotune.js (and its help cache) over a dist/ whose two
+ * entries say which one answered (dist/bin.js "whole", dist/serveBin.js "serve-only", each with the libuv pool
+ * size it ran with: `says`). `installed(version)` puts a stand-in node-llama-cpp in node_modules; `buildInfo` is
+ * where the build's mark goes (not made here); `at` dates a file (s); `launch` runs the launcher with extra
+ * environment variables, `run` gives what it printed.
+ */
+const launcherStandIn = () => {
+  const root = tempDir()
+  fs.mkdirSync(Path.join(root, "bin"))
+  for (const f of ["autotune.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+  fs.mkdirSync(Path.join(root, "dist"))
+  fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
+  const says = (who: string) => `process.stdout.write(${JSON.stringify(who)} + " " + process.env.UV_THREADPOOL_SIZE)\n`
+  fs.writeFileSync(Path.join(root, "dist", "bin.js"), says("whole"))
+  fs.writeFileSync(Path.join(root, "dist", "serveBin.js"), says("serve-only"))
+  const installed = (version: string) => {
+    fs.mkdirSync(Path.join(root, "node_modules", "node-llama-cpp"), { recursive: true })
+    fs.writeFileSync(Path.join(root, "node_modules", "node-llama-cpp", "package.json"), JSON.stringify({ name: "node-llama-cpp", version }))
+  }
+  const { UV_THREADPOOL_SIZE: _pool, ...env } = process.env
+  const launch = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) =>
+    node([Path.join(root, "bin", "autotune.js"), ...args], { ...env, ...extra })
+  const buildInfo = Path.join(root, "dist", ".tsbuildinfo")
+  const at = (file: string, s: number) => fs.utimesSync(file, s, s)
+  /**
+   * A bundle as the build leaves it (bin/bundle.js): dist/<dir>/<entry> saying `who`, made with the node-llama-cpp
+   * installed (3.0.0), as new as the build info and the entry it was made from (all dated 1 000 000 s). Its folder.
+   */
+  const freshBundle = (dir: string, entry: string, who: string) => {
+    const bundle = Path.join(root, "dist", dir)
+    fs.mkdirSync(Path.join(bundle, "serve"), { recursive: true })
+    fs.writeFileSync(Path.join(bundle, entry), says(who))
+    installed("3.0.0")
+    fs.writeFileSync(Path.join(bundle, "built-with.json"), JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version: "3.0.0" }]))
+    fs.writeFileSync(buildInfo, "")
+    for (const f of [buildInfo, Path.join(root, "dist", entry), Path.join(bundle, entry)]) at(f, 1_000_000)
+    return bundle
+  }
+  return { root, says, installed, buildInfo, at, freshBundle, launch, run: async (...args: Array<string>) => (await launch(args)).stdout }
+}
+
 describe("the installed package (issue 14)", () => {
   it("node imports llm-autotune with no loader: the exports are compiled JS with types", async () => {
     // No tsx anywhere: NODE_OPTIONS cleared, so only what package.json exports can load.
@@ -84,17 +126,7 @@ describe("the installed package (issue 14)", () => {
   }, 120_000)
 
   it("issue 14 the launcher runs `serve` through the serve-only entry, and through the whole CLI for @effect/cli's built-in flags and every other command", async () => {
-    // A stand-in package: the real launcher over a dist/ whose two entries say which one answered.
-    const root = tempDir()
-    fs.mkdirSync(Path.join(root, "bin"))
-    for (const f of ["autotune.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
-    fs.mkdirSync(Path.join(root, "dist"))
-    fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
-    for (const [file, who] of [["bin.js", "whole"], ["serveBin.js", "serve-only"]] as const) {
-      fs.writeFileSync(Path.join(root, "dist", file), `process.stdout.write(${JSON.stringify(who)} + " " + process.env.UV_THREADPOOL_SIZE)\n`)
-    }
-    const { UV_THREADPOOL_SIZE: _pool, ...env } = process.env
-    const run = async (...args: Array<string>) => (await node([Path.join(root, "bin", "autotune.js"), ...args], env)).stdout
+    const { at, buildInfo, freshBundle, installed, launch, root, run } = launcherStandIn()
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
     assert.strictEqual(await run("serve", "--no-join", "--threads", "2"), "serve-only 1")
     // As the tuner starts an embedded candidate, from flags or from a config (llama.cpp's early start first, absent here).
@@ -113,21 +145,9 @@ describe("the installed package (issue 14)", () => {
     assert.strictEqual(await run("--log-level", "debug", "serve"), "whole 1")
     // With the serve bundle (bin/bundle.js) at least as new as the build: the bundle serves, from flags or a
     // config; built-in flags still answer from the whole tree.
-    const bundle = Path.join(root, "dist", "serve-bundle")
-    fs.mkdirSync(Path.join(bundle, "serve"), { recursive: true })
-    fs.writeFileSync(Path.join(bundle, "serveBin.js"), `process.stdout.write("bundled " + process.env.UV_THREADPOOL_SIZE)\n`)
-    // What it bundled of node_modules (bin/bundle.js): a stand-in node-llama-cpp, as installed.
-    const installed = (version: string) => {
-      fs.mkdirSync(Path.join(root, "node_modules", "node-llama-cpp"), { recursive: true })
-      fs.writeFileSync(Path.join(root, "node_modules", "node-llama-cpp", "package.json"), JSON.stringify({ name: "node-llama-cpp", version }))
-    }
-    installed("3.0.0")
-    fs.writeFileSync(Path.join(bundle, "built-with.json"), JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version: "3.0.0" }]))
-    const buildInfo = Path.join(root, "dist", ".tsbuildinfo")
-    fs.writeFileSync(buildInfo, "")
-    const at = (file: string, s: number) => fs.utimesSync(file, s, s)
-    // (Compared with the newest of the build info and the serve entry the bundle was made from.)
-    for (const f of [buildInfo, Path.join(root, "dist", "serveBin.js"), Path.join(bundle, "serveBin.js")]) at(f, 1_000_000)
+    // What it bundled of node_modules (bin/bundle.js): a stand-in node-llama-cpp, as installed. (Compared with the
+    // newest of the build info and the serve entry the bundle was made from.)
+    const bundle = freshBundle("serve-bundle", "serveBin.js", "bundled")
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
     for (const adapter of [embedded(null), embedded(null).config!.launchFrom!("/etc/autotune.yaml")]) {
       assert.strictEqual(await run(...adapter.argv(spec, true).args.slice(1)), "bundled 1")
@@ -150,13 +170,12 @@ describe("the installed package (issue 14)", () => {
     assert.strictEqual(await run("serve", "--model", "/m/model.gguf"), "early bundled 1")
     fs.rmSync(Path.join(bundle, "serve", "LlamaBoot.js"))
     // Turned off, or one that cannot be loaded (a build replacing it right now): the serve entry from dist/.
-    const off = async (...args: Array<string>) =>
-      (await node([Path.join(root, "bin", "autotune.js"), ...args], { ...env, AUTOTUNE_SERVE_BUNDLE: "off" })).stdout
+    const off = async (...args: Array<string>) => (await launch(args, { AUTOTUNE_SERVE_BUNDLE: "off" })).stdout
     assert.strictEqual(await off("serve", "--port", "1"), "serve-only 1")
     const good = fs.readFileSync(Path.join(bundle, "serveBin.js"))
     fs.writeFileSync(Path.join(bundle, "serveBin.js"), `import "./chunk-gone.js"\n`)
     at(Path.join(bundle, "serveBin.js"), 1_000_000)
-    const unloadable = await node([Path.join(root, "bin", "autotune.js"), "serve", "--port", "1"], env)
+    const unloadable = await launch(["serve", "--port", "1"])
     assert.strictEqual(unloadable.stdout, "serve-only 1")
     assert.match(unloadable.stderr, /^autotune: the serve bundle could not be loaded \(.*chunk-gone\.js.*\); serving from dist\/$/m)
     // As a candidate starts (its LlamaBoot first, absent here): the same.
@@ -231,29 +250,8 @@ describe("the installed package (issue 14)", () => {
 
   it("issue 14 the launcher runs every other command through the CLI bundle while it is as new as the build and bundled the installed node-llama-cpp; else, turned off or unloadable, from dist/", async () => {
     // A stand-in package: the real launcher over a dist/ whose entries and CLI bundle say which one answered.
-    const root = tempDir()
-    fs.mkdirSync(Path.join(root, "bin"))
-    for (const f of ["autotune.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
-    fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
-    const bundle = Path.join(root, "dist", "cli-bundle")
-    fs.mkdirSync(Path.join(bundle, "serve"), { recursive: true })
-    const says = (who: string) => `process.stdout.write(${JSON.stringify(who)} + " " + process.env.UV_THREADPOOL_SIZE)\n`
-    fs.writeFileSync(Path.join(root, "dist", "bin.js"), says("whole"))
-    fs.writeFileSync(Path.join(root, "dist", "serveBin.js"), says("serve-only"))
-    fs.writeFileSync(Path.join(bundle, "bin.js"), says("cli-bundled"))
-    const installed = (version: string) => {
-      fs.mkdirSync(Path.join(root, "node_modules", "node-llama-cpp"), { recursive: true })
-      fs.writeFileSync(Path.join(root, "node_modules", "node-llama-cpp", "package.json"), JSON.stringify({ name: "node-llama-cpp", version }))
-    }
-    installed("3.0.0")
-    fs.writeFileSync(Path.join(bundle, "built-with.json"), JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version: "3.0.0" }]))
-    const buildInfo = Path.join(root, "dist", ".tsbuildinfo")
-    fs.writeFileSync(buildInfo, "")
-    const at = (file: string, s: number) => fs.utimesSync(file, s, s)
-    for (const f of [buildInfo, Path.join(root, "dist", "bin.js"), Path.join(bundle, "bin.js")]) at(f, 1_000_000)
-    const { UV_THREADPOOL_SIZE: _pool, ...env } = process.env
-    const launch = (args: ReadonlyArray<string>, extra: Record<string, string> = {}) => node([Path.join(root, "bin", "autotune.js"), ...args], { ...env, ...extra })
-    const run = async (...args: Array<string>) => (await launch(args)).stdout
+    const { at, buildInfo, freshBundle, installed, launch, root, run } = launcherStandIn()
+    const bundle = freshBundle("cli-bundle", "bin.js", "cli-bundled")
     assert.strictEqual(await run("tune", "--port", "1"), "cli-bundled undefined")
     assert.strictEqual(await run("history"), "cli-bundled undefined")
     // serve with a built-in flag, or after a root option: the whole CLI, bundled, on one pool thread; serve alone: its own entry.
