@@ -13,7 +13,7 @@ import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import { exitText, type ProcessExit, type RunningServer } from "../domain/RunningServer.js"
 import type { LaunchSpec } from "../domain/LaunchSpec.js"
-import { groupResidentBytes, groupResidentBytesFromPs } from "../system/GroupMemory.js"
+import { groupResidentBytesFromPs, groupResidentSampler } from "../system/GroupMemory.js"
 import { freePort } from "../system/Ports.js"
 import { Exec, stopProcess } from "./Exec.js"
 
@@ -334,12 +334,16 @@ export type StubEvent =
  * Resident bytes of process group `pgid` without the pids in `except` (SPEC
  * C-3): from /proc on Linux, from `ps` elsewhere; null when neither answers.
  */
-const groupResident = (exec: Exec, pgid: number, except: ReadonlyArray<number>): Effect.Effect<number | null> =>
-  process.platform === "linux"
-    ? Effect.promise(() => groupResidentBytes(pgid, except))
-    : exec.run("ps", ["-axo", "pid=,pgid=,rss="], { timeoutMs: 5000 }).pipe(
+const groupResident = (exec: Exec, pgid: number, except: ReadonlyArray<number>): Effect.Effect<number | null> => {
+  if (process.platform !== "linux") {
+    return exec.run("ps", ["-axo", "pid=,pgid=,rss="], { timeoutMs: 5000 }).pipe(
       Effect.map((r) => (r.code === 0 ? groupResidentBytesFromPs(r.stdout, pgid, except) : null))
     )
+  }
+  // Sampled every MEMORY_SAMPLE_MS while requests are timed: the members are looked for in all of /proc only now and then.
+  const sample = groupResidentSampler(pgid, except)
+  return Effect.promise(sample)
+}
 
 /**
  * A RunningServer with no process behind it, at `baseUrl` (for `CandidateProvider.Stub`):

@@ -1,7 +1,8 @@
 /** The resident memory of a process group (src/system/GroupMemory.ts, SPEC C-3), on real processes and on `ps` text. */
 import { describe, expect, it } from "@effect/vitest"
 import * as ChildProcess from "node:child_process"
-import { groupResidentBytes, groupResidentBytesFromPs, vmRssBytes } from "../../src/system/GroupMemory.js"
+import * as Fs from "node:fs"
+import { groupResidentBytes, groupResidentBytesFromPs, groupResidentSampler, vmRssBytes } from "../../src/system/GroupMemory.js"
 
 const MIB = 1024 * 1024
 
@@ -34,6 +35,55 @@ describe("a process group's resident memory (SPEC C-3)", () => {
       expect(withoutLeader).toBeGreaterThan(64 * MIB)
       expect(all! - withoutLeader).toBeGreaterThan(10 * MIB)
       expect(await groupResidentBytes(leader.pid!, [leader.pid!, worker])).toBeNull()
+    } finally {
+      try {
+        process.kill(-leader.pid!, "SIGKILL")
+      } catch { /* gone */ }
+    }
+  })
+
+  it("C-3 the sampler looks for the members in all of /proc every 4th sample only, reads the members it knows in between, and counts a worker forked since from the next scan", async () => {
+    // A leader of its own group that forks a worker holding ~64 MiB when told to (a line on its stdin).
+    const leader = ChildProcess.spawn(process.execPath, ["-e", `
+      process.stdin.once("data", () => {
+        const w = require("node:child_process").spawn(process.execPath, ["-e", "globalThis.b = Buffer.alloc(64 * 1024 * 1024, 1); setInterval(() => {}, 1000)"], { stdio: ["ignore", "inherit", "ignore"] })
+        process.stdout.write(String(w.pid) + "\\n")
+      })
+      setInterval(() => {}, 1000)`], { detached: true, stdio: ["pipe", "pipe", "ignore"] })
+    try {
+      let scans = 0
+      const scan = async (except: ReadonlyArray<number>) => {
+        scans++
+        return Fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map(Number).filter((p) => !except.includes(p))
+      }
+      const sample = groupResidentSampler(leader.pid!, [], 4, scan)
+      const alone = await sample()
+      expect(scans).toBe(1)
+      expect(alone).toBeGreaterThan(10 * MIB)
+      expect(await sample()).toBeGreaterThan(10 * MIB)
+      expect(scans).toBe(1)
+      leader.stdin!.write("fork\n")
+      const worker = Number(await new Promise<string>((resolve) => leader.stdout!.once("data", (d) => resolve(String(d)))))
+      // Until the worker has touched its whole buffer.
+      for (let i = 0; i < 200; i++) {
+        const rss = vmRssBytes(Fs.readFileSync(`/proc/${worker}/status`, "utf8")) ?? 0
+        if (rss > 64 * MIB) break
+        await new Promise((r) => setTimeout(r, 50))
+      }
+      // Samples 3 and 4: the leader alone still (no scan since); sample 5 scans and finds the worker.
+      expect(await sample()).toBeLessThan(alone! + 32 * MIB)
+      expect(await sample()).toBeLessThan(alone! + 32 * MIB)
+      expect(scans).toBe(1)
+      const both = await sample()
+      expect(scans).toBe(2)
+      expect(both).toBeGreaterThan(alone! + 64 * MIB)
+      // The worker gone: counted no more, without a scan (the leader is still known).
+      process.kill(worker, "SIGKILL")
+      for (let i = 0; i < 200 && Fs.existsSync(`/proc/${worker}/status`) && !/^State:\s+Z/m.test(Fs.readFileSync(`/proc/${worker}/status`, "utf8")); i++) {
+        await new Promise((r) => setTimeout(r, 20))
+      }
+      expect(await sample()).toBeLessThan(alone! + 32 * MIB)
+      expect(scans).toBe(2)
     } finally {
       try {
         process.kill(-leader.pid!, "SIGKILL")
