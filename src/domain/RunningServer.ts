@@ -41,6 +41,13 @@ export interface RunningServer {
    */
   readonly residentBytes: Effect.Effect<number | null>
   /**
+   * The same, the members looked for afresh (on Linux `residentBytes` may
+   * read only the members found at its last look through /proc: a worker
+   * forked since counts from its next look). A trial's last sample. Absent:
+   * `residentBytes`. Never fails.
+   */
+  readonly residentBytesScanned?: Effect.Effect<number | null>
+  /**
    * SPEC E-4 after the fact, asked when the pre-warm's first requests failed
    * (none answered): waits until ALIVE_AFTER_READY (200 ms,
    * services/CandidateProvider.ts) after the provider answered ready, or its

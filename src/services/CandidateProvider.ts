@@ -283,6 +283,8 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           return yield* fail(`provider does not serve ${wanted} (GET /v1/models lists ${(data ?? []).map((m) => String(m.id)).join(", ") || "nothing"})`)
         }
         const modelId = wanted ?? (typeof data?.[0]?.id === "string" ? data[0].id : spec.model)
+        // The shim that watches this process for a provider that cannot is not the provider: its memory is left out.
+        const resident = groupResident(exec, pid, o.adapter.watchesParent ? [] : [pid])
         return {
           baseUrl,
           port,
@@ -292,8 +294,8 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
           exited: child.exited,
           outputTail: fileTail(logPath),
           decided: Ref.set(decided, true),
-          // The shim that watches this process for a provider that cannot is not the provider: its memory is left out.
-          residentBytes: groupResident(exec, pid, o.adapter.watchesParent ? [] : [pid]),
+          residentBytes: resident.sample,
+          residentBytesScanned: resident.scan,
           exitedAfterReady
         } satisfies RunningServer
       })
@@ -334,15 +336,20 @@ export type StubEvent =
  * Resident bytes of process group `pgid` without the pids in `except` (SPEC
  * C-3): from /proc on Linux, from `ps` elsewhere; null when neither answers.
  */
-const groupResident = (exec: Exec, pgid: number, except: ReadonlyArray<number>): Effect.Effect<number | null> => {
+const groupResident = (
+  exec: Exec,
+  pgid: number,
+  except: ReadonlyArray<number>
+): { readonly sample: Effect.Effect<number | null>; readonly scan: Effect.Effect<number | null> } => {
   if (process.platform !== "linux") {
-    return exec.run("ps", ["-axo", "pid=,pgid=,rss="], { timeoutMs: 5000 }).pipe(
+    const ps = exec.run("ps", ["-axo", "pid=,pgid=,rss="], { timeoutMs: 5000 }).pipe(
       Effect.map((r) => (r.code === 0 ? groupResidentBytesFromPs(r.stdout, pgid, except) : null))
     )
+    return { sample: ps, scan: ps }
   }
   // Sampled every MEMORY_SAMPLE_MS while requests are timed: the members are looked for in all of /proc only now and then.
-  const sample = groupResidentSampler(pgid, except)
-  return Effect.promise(sample)
+  const sampler = groupResidentSampler(pgid, except)
+  return { sample: Effect.promise(sampler.sample), scan: Effect.promise(sampler.scan) }
 }
 
 /**

@@ -69,40 +69,55 @@ export const groupResidentBytes = async (pgid: number, except: ReadonlyArray<num
  */
 export const RESCAN_EVERY = 4
 
+/** What `groupResidentSampler` gives: a cheap sample, and one that always looks through all of /proc. */
+export interface GroupResidentSampler {
+  /** The members known read alone, all of /proc scanned at the first call, every `rescanEvery`-th and when none is left. */
+  readonly sample: () => Promise<number | null>
+  /** All of /proc scanned for the members (the last sample of a trial: a worker forked since the last scan counts). */
+  readonly scan: () => Promise<number | null>
+}
+
 /**
  * A sampler of `groupResidentBytes(pgid, except)` for repeated use (SPEC C-3:
- * a trial samples its provider's group every MEMORY_SAMPLE_MS): the first
- * call, every `rescanEvery`-th after it, and any call that finds none of the
- * members it knew alive, scan /proc for the members; the others read only the
- * members found last (each still checked to be a live member of the group, so
- * a pid reused by another process is not counted). A member forked between
- * two scans counts from the next scan on. Never rejects; null as
- * `groupResidentBytes`. `scan` is for tests (default: every pid in /proc).
+ * a trial samples its provider's group every MEMORY_SAMPLE_MS): `sample`'s
+ * first call, every `rescanEvery`-th after it (≥ 1), and any call that finds
+ * none of the members it knew alive, scan /proc for the members; the others
+ * read only the members found last (each still checked to be a live member of
+ * the group, so a pid reused by another process is not counted). A member
+ * forked between two scans counts from the next scan on; `scan` always scans
+ * (a trial's last sample). A read of the known members that ends after a scan
+ * began does not replace what that scan found. Never rejects; null as
+ * `groupResidentBytes`. `scanPids` is for tests (default: every pid in /proc).
  */
 export const groupResidentSampler = (
   pgid: number,
   except: ReadonlyArray<number> = [],
   rescanEvery: number = RESCAN_EVERY,
-  scan: (except: ReadonlyArray<number>) => Promise<ReadonlyArray<number> | null> = allPids
-): (() => Promise<number | null>) => {
+  scanPids: (except: ReadonlyArray<number>) => Promise<ReadonlyArray<number> | null> = allPids
+): GroupResidentSampler => {
   let known: ReadonlyArray<number> = []
   let calls = 0
-  const full = async (): Promise<number | null> => {
-    const pids = await scan(except)
+  // Scans begun: a read of the known members started before the latest one does not overwrite `known`.
+  let scans = 0
+  const scan = async (): Promise<number | null> => {
+    scans++
+    const pids = await scanPids(except)
     if (pids === null) return null
     const r = await sumOf(pids, pgid)
     known = r.members
     return r.bytes
   }
-  return async () => {
-    const rescan = calls % rescanEvery === 0 || known.length === 0
+  const sample = async (): Promise<number | null> => {
+    const rescan = calls % Math.max(1, Math.floor(rescanEvery)) === 0 || known.length === 0
     calls++
-    if (rescan) return full()
+    if (rescan) return scan()
+    const since = scans
     const r = await sumOf(known, pgid)
-    if (r.bytes === null) return full()
-    known = r.members
+    if (r.bytes === null) return scan()
+    if (since === scans) known = r.members
     return r.bytes
   }
+  return { sample, scan }
 }
 
 /**

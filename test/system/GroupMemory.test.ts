@@ -42,48 +42,68 @@ describe("a process group's resident memory (SPEC C-3)", () => {
     }
   })
 
-  it("C-3 the sampler looks for the members in all of /proc every 4th sample only, reads the members it knows in between, and counts a worker forked since from the next scan", async () => {
-    // A leader of its own group that forks a worker holding ~64 MiB when told to (a line on its stdin).
+  it("C-3 the sampler looks for the members in all of /proc every 4th sample only, reads the members it knows in between, counts a worker forked since from the next scan, and its scan finds one at once", async () => {
+    // A leader of its own group that says "up" once started, and forks a worker holding ~64 MiB when told to (a line on its stdin).
     const leader = ChildProcess.spawn(process.execPath, ["-e", `
-      process.stdin.once("data", () => {
-        const w = require("node:child_process").spawn(process.execPath, ["-e", "globalThis.b = Buffer.alloc(64 * 1024 * 1024, 1); setInterval(() => {}, 1000)"], { stdio: ["ignore", "inherit", "ignore"] })
-        process.stdout.write(String(w.pid) + "\\n")
+      const cp = require("node:child_process")
+      process.stdin.on("data", () => {
+        const w = cp.spawn(process.execPath, ["-e", "globalThis.b = Buffer.alloc(64 * 1024 * 1024, 1); process.stdout.write('filled\\\\n'); setInterval(() => {}, 1000)"], { stdio: ["ignore", "pipe", "ignore"] })
+        w.stdout.once("data", () => process.stdout.write(String(w.pid) + "\\n"))
       })
+      process.stdout.write("up\\n")
       setInterval(() => {}, 1000)`], { detached: true, stdio: ["pipe", "pipe", "ignore"] })
+    const line = () => new Promise<string>((resolve) => leader.stdout!.once("data", (d) => resolve(String(d).trim())))
+    // The leader's own VmRSS now (its part of every sample), read beside each sample.
+    const leaderRss = () => vmRssBytes(Fs.readFileSync(`/proc/${leader.pid}/status`, "utf8"))!
+    const gone = (pid: number) => {
+      try {
+        return /^State:\s+Z/m.test(Fs.readFileSync(`/proc/${pid}/status`, "utf8"))
+      } catch {
+        return true
+      }
+    }
     try {
+      expect(await line()).toBe("up")
       let scans = 0
-      const scan = async (except: ReadonlyArray<number>) => {
+      const scanPids = async (except: ReadonlyArray<number>) => {
         scans++
         return Fs.readdirSync("/proc").filter((n) => /^\d+$/.test(n)).map(Number).filter((p) => !except.includes(p))
       }
-      const sample = groupResidentSampler(leader.pid!, [], 4, scan)
-      const alone = await sample()
+      const s = groupResidentSampler(leader.pid!, [], 4, scanPids)
+      const near = (bytes: number | null, expected: number) => expect(Math.abs(bytes! - expected)).toBeLessThan(16 * MIB)
+      near(await s.sample(), leaderRss())
       expect(scans).toBe(1)
-      expect(alone).toBeGreaterThan(10 * MIB)
-      expect(await sample()).toBeGreaterThan(10 * MIB)
+      near(await s.sample(), leaderRss())
       expect(scans).toBe(1)
-      leader.stdin!.write("fork\n")
-      const worker = Number(await new Promise<string>((resolve) => leader.stdout!.once("data", (d) => resolve(String(d)))))
-      // Until the worker has touched its whole buffer.
-      for (let i = 0; i < 200; i++) {
-        const rss = vmRssBytes(Fs.readFileSync(`/proc/${worker}/status`, "utf8")) ?? 0
-        if (rss > 64 * MIB) break
-        await new Promise((r) => setTimeout(r, 50))
+      // A worker forked now, its buffer filled (it says so).
+      const fork = async () => {
+        const next = line()
+        leader.stdin!.write("fork\n")
+        return Number(await next)
       }
-      // Samples 3 and 4: the leader alone still (no scan since); sample 5 scans and finds the worker.
-      expect(await sample()).toBeLessThan(alone! + 32 * MIB)
-      expect(await sample()).toBeLessThan(alone! + 32 * MIB)
+      const worker = await fork()
+      // Samples 3 and 4: the leader alone still (no scan since); sample 5 scans and counts the worker.
+      near(await s.sample(), leaderRss())
+      near(await s.sample(), leaderRss())
       expect(scans).toBe(1)
-      const both = await sample()
+      expect(await s.sample()).toBeGreaterThan(leaderRss() + 64 * MIB)
       expect(scans).toBe(2)
-      expect(both).toBeGreaterThan(alone! + 64 * MIB)
       // The worker gone: counted no more, without a scan (the leader is still known).
       process.kill(worker, "SIGKILL")
-      for (let i = 0; i < 200 && Fs.existsSync(`/proc/${worker}/status`) && !/^State:\s+Z/m.test(Fs.readFileSync(`/proc/${worker}/status`, "utf8")); i++) {
-        await new Promise((r) => setTimeout(r, 20))
-      }
-      expect(await sample()).toBeLessThan(alone! + 32 * MIB)
+      for (let i = 0; i < 250 && !gone(worker); i++) await new Promise((r) => setTimeout(r, 20))
+      near(await s.sample(), leaderRss())
       expect(scans).toBe(2)
+      // Another forked now: the next sample (6th) does not see it, a scan (a trial's last sample) does at once.
+      await fork()
+      near(await s.sample(), leaderRss())
+      expect(scans).toBe(2)
+      expect(await s.scan()).toBeGreaterThan(leaderRss() + 64 * MIB)
+      expect(scans).toBe(3)
+      // The leader left out (the shim's place): its worker alone.
+      const without = groupResidentSampler(leader.pid!, [leader.pid!], 4, scanPids)
+      const alone = await without.sample()
+      expect(alone).toBeGreaterThan(64 * MIB)
+      near((await s.scan())! - alone!, leaderRss())
     } finally {
       try {
         process.kill(-leader.pid!, "SIGKILL")
