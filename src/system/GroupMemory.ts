@@ -85,8 +85,9 @@ export interface GroupResidentSampler {
  * read only the members found last (each still checked to be a live member of
  * the group, so a pid reused by another process is not counted). A member
  * forked between two scans counts from the next scan on; `scan` always scans
- * (a trial's last sample). A read of the known members that ends after a scan
- * began does not replace what that scan found. Never rejects; null as
+ * (a trial's last sample). What a look finds replaces `known` only if no
+ * later look has begun, and a read of the known members only if no look began
+ * or ended while it ran. Never rejects; null as
  * `groupResidentBytes`. `scanPids` is for tests (default: every pid in /proc).
  */
 export const groupResidentSampler = (
@@ -97,24 +98,26 @@ export const groupResidentSampler = (
 ): GroupResidentSampler => {
   let known: ReadonlyArray<number> = []
   let calls = 0
-  // Scans begun: a read of the known members started before the latest one does not overwrite `known`.
-  let scans = 0
+  // Looks through /proc begun and ended: what an older look or a read overlapping a look found does not replace `known`.
+  let begun = 0
+  let ended = 0
   const scan = async (): Promise<number | null> => {
-    scans++
+    const mine = ++begun
     const pids = await scanPids(except)
-    if (pids === null) return null
-    const r = await sumOf(pids, pgid)
-    known = r.members
+    const r = pids === null ? null : await sumOf(pids, pgid)
+    ended++
+    if (r === null) return null
+    if (mine === begun) known = r.members
     return r.bytes
   }
   const sample = async (): Promise<number | null> => {
     const rescan = calls % Math.max(1, Math.floor(rescanEvery)) === 0 || known.length === 0
     calls++
     if (rescan) return scan()
-    const since = scans
+    const [b, e] = [begun, ended]
     const r = await sumOf(known, pgid)
     if (r.bytes === null) return scan()
-    if (since === scans) known = r.members
+    if (b === begun && e === ended) known = r.members
     return r.bytes
   }
   return { sample, scan }

@@ -397,3 +397,35 @@ describe("CpuMeter (SPEC N-3)", () => {
       }
     }).pipe(Effect.provide(CpuMeter.Default)))
 })
+
+describe("the last memory sample of a trial (SPEC C-3)", () => {
+  /** One trial of fast-1b whose provider's periodic samples read 1 MiB and whose look through all of /proc (`scanned`) reads more. */
+  const withMemory = (scanned: number | undefined) =>
+    Effect.gen(function*() {
+      const journal = yield* Ref.make<ReadonlyArray<StubEvent>>([])
+      const provider = CandidateProvider.Stub((o) =>
+        Effect.succeed({
+          ...serverWithoutProcess(`http://${o.spec.model}.kv-unset`, o.spec.model),
+          residentBytes: Effect.succeed(1024 * 1024),
+          ...(scanned === undefined ? {} : { residentBytesScanned: Effect.succeed(scanned) })
+        }), journal)
+      const fiber = yield* Effect.fork(
+        runTrial({ ...simulatedSettings, memoryLimitGiB: 0.5 }, cand("fast-1b"), Knobs.defaults, 3, null).pipe(
+          Effect.provide(Layer.mergeAll(provider, fakeHttp, CpuMeter.Stub(() => 0)))
+        )
+      )
+      yield* TestClock.adjust("10 minutes")
+      return yield* Fiber.join(fiber)
+    })
+
+  it.effect("C-3 a worker the periodic samples missed (forked since the last look through /proc) counts at the trial's last sample: over the headroom, MemoryOver", () =>
+    Effect.gen(function*() {
+      const missed = yield* withMemory(1024 * 1024 * 1024)
+      expect(missed.verdict._tag).toBe("MemoryOver")
+      expect(missed.load?.peakRssBytes).toBe(1024 * 1024 * 1024)
+      // A provider with no such look (a stand-in): the periodic samples are the last word.
+      const plain = yield* withMemory(undefined)
+      expect(plain.verdict._tag).toBe("Fits")
+      expect(plain.load?.peakRssBytes).toBe(1024 * 1024)
+    }))
+})

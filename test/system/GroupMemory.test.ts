@@ -52,7 +52,15 @@ describe("a process group's resident memory (SPEC C-3)", () => {
       })
       process.stdout.write("up\\n")
       setInterval(() => {}, 1000)`], { detached: true, stdio: ["pipe", "pipe", "ignore"] })
-    const line = () => new Promise<string>((resolve) => leader.stdout!.once("data", (d) => resolve(String(d).trim())))
+    // Its next line; fails, saying so, if none comes within 30 s (the leader or its worker died).
+    const line = () =>
+      new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error("the stand-in group said nothing for 30 s")), 30_000)
+        leader.stdout!.once("data", (d) => {
+          clearTimeout(timer)
+          resolve(String(d).trim())
+        })
+      })
     // The leader's own VmRSS now (its part of every sample), read beside each sample.
     const leaderRss = () => vmRssBytes(Fs.readFileSync(`/proc/${leader.pid}/status`, "utf8"))!
     const gone = (pid: number) => {
@@ -93,7 +101,7 @@ describe("a process group's resident memory (SPEC C-3)", () => {
       for (let i = 0; i < 250 && !gone(worker); i++) await new Promise((r) => setTimeout(r, 20))
       near(await s.sample(), leaderRss())
       expect(scans).toBe(2)
-      // Another forked now: the next sample (6th) does not see it, a scan (a trial's last sample) does at once.
+      // Another forked now: the next sample (the 7th) does not see it, a scan (a trial's last sample) does at once.
       await fork()
       near(await s.sample(), leaderRss())
       expect(scans).toBe(2)
