@@ -35,25 +35,7 @@ try {
   // No src/ or no build info: nothing to compare.
 }
 const load = (file) => import(pathToFileURL(path.join(dist, file)).href)
-/** Whether `file` exists and is at least as new as the newest of `than` that exist (none: false). */
-const isFresh = (file, ...than) => {
-  const f = fs.statSync(file, { throwIfNoEntry: false })
-  const t = than.map((x) => fs.statSync(x, { throwIfNoEntry: false })?.mtimeMs).filter((x) => x !== undefined)
-  return f !== undefined && t.length > 0 && f.mtimeMs >= Math.max(...t)
-}
-/**
- * Whether the packages bundled into `bundle` (its built-with.json, bin/bundle.js: each package.json,
- * relative to the package root, and the version bundled) are the ones installed: false once one differs
- * or is gone, or when the file cannot be read.
- */
-const builtWithInstalled = (bundle) => {
-  try {
-    return JSON.parse(fs.readFileSync(path.join(bundle, "built-with.json"), "utf8")).every((p) =>
-      JSON.parse(fs.readFileSync(path.join(root, p.package), "utf8")).version === p.version)
-  } catch {
-    return false
-  }
-}
+const { bundleUsable } = require("./bundle-use.js")
 const args = process.argv.slice(2)
 // Every command but a serve started alone runs the whole CLI: bundled (bin/bundle.js, dist/cli-bundle/,
 // node-llama-cpp inside where its binary test passed at build time), `autotune history` 0.35–0.52 s
@@ -63,9 +45,7 @@ const args = process.argv.slice(2)
 let cliBundle
 /** Whether the whole CLI runs from its bundle (decided once). */
 const cliBundled = () =>
-  cliBundle ??= process.env.AUTOTUNE_CLI_BUNDLE !== "off" &&
-    isFresh(path.join(dist, "cli-bundle", "bin.js"), path.join(dist, ".tsbuildinfo"), entry) &&
-    builtWithInstalled(path.join(dist, "cli-bundle"))
+  cliBundle ??= bundleUsable(root, "cli-bundle", "bin.js", "AUTOTUNE_CLI_BUNDLE")
 /**
  * Runs the whole CLI. A bundle that cannot be imported (a build replacing it right now) has run nothing
  * yet (its entry's last statement starts the command): the CLI from dist/, said on stderr.
@@ -97,9 +77,7 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // faster than dist/. Only while it is as new as the build it came from (a bare tsc since leaves it
   // stale), and not under AUTOTUNE_SERVE_BUNDLE=off.
   // Nor once another version of a package it bundled is installed (`npm update` runs no build).
-  const bundled = alone && process.env.AUTOTUNE_SERVE_BUNDLE !== "off" &&
-    isFresh(path.join(dist, "serve-bundle", "serveBin.js"), path.join(dist, ".tsbuildinfo"), path.join(dist, "serveBin.js")) &&
-    builtWithInstalled(path.join(dist, "serve-bundle"))
+  const bundled = alone && bundleUsable(root, "serve-bundle", "serveBin.js", "AUTOTUNE_SERVE_BUNDLE")
   // The folder whose LlamaBoot the engine will use: the serve bundle's, the CLI bundle's (serve through the
   // whole CLI), or dist/.
   const from = alone ? (bundled ? "serve-bundle/" : "") : cliBundled() ? "cli-bundle/" : ""

@@ -8,6 +8,7 @@ import { beforeAll } from "vitest"
 import { Effect, Either } from "effect"
 import { execFile } from "node:child_process"
 import * as Fs from "node:fs"
+import { createRequire } from "node:module"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
@@ -142,22 +143,11 @@ const vmRssBytes = (pid: number): number => {
   return Number(m[1]) * 1024
 }
 
-/**
- * Whether bin/autotune.js serves `autotune serve` from the serve bundle here: not turned off, at least
- * as new as the build and the serve entry, and every package it bundled the one installed.
- */
-const servesFromBundle = (): boolean => {
-  const mtime = (...p: Array<string>) => Fs.statSync(Path.join(repoRoot, ...p), { throwIfNoEntry: false })?.mtimeMs
-  const bundle = mtime("dist", "serve-bundle", "serveBin.js")
-  const built = [mtime("dist", ".tsbuildinfo"), mtime("dist", "serveBin.js")].filter((t) => t !== undefined)
-  if (process.env.AUTOTUNE_SERVE_BUNDLE === "off" || bundle === undefined || built.length === 0 || bundle < Math.max(...built)) return false
-  try {
-    const withs = JSON.parse(Fs.readFileSync(Path.join(repoRoot, "dist", "serve-bundle", "built-with.json"), "utf8")) as Array<{ package: string; version: string }>
-    return withs.every((w) => (JSON.parse(Fs.readFileSync(Path.join(repoRoot, w.package), "utf8")) as { version: string }).version === w.version)
-  } catch {
-    return false
-  }
-}
+/** Whether bin/autotune.js serves `autotune serve` from the serve bundle here (its own rule, bin/bundle-use.js). */
+const servesFromBundle = (): boolean =>
+  (createRequire(import.meta.url)(Path.join(repoRoot, "bin", "bundle-use.js")) as {
+    bundleUsable: (root: string, dir: string, entry: string, offVar: string) => boolean
+  }).bundleUsable(repoRoot, "serve-bundle", "serveBin.js", "AUTOTUNE_SERVE_BUNDLE")
 
 /**
  * RSS (bytes) of a process that does what `autotune serve` does before loading a model: Node, the
@@ -167,7 +157,7 @@ const servesFromBundle = (): boolean => {
  * serve entry runs `serve --version`, and the RSS is read when the process is about to exit, before
  * node-llama-cpp disposes the `Llama` (its own `beforeExit` listener comes after this one): the whole
  * bundle loaded and evaluated, a live `Llama`, no model, no context: ~109 MiB (2026-12-07; the 15M's
- * ratio 1.8–2.0). A baseline of dist/'s modules and node_modules' node-llama-cpp read ~127 MiB, which put
+ * ratio 1.7–2.0). A baseline of dist/'s modules and node_modules' node-llama-cpp read ~127 MiB, which put
  * the 15M's ratio at 2.4–3.0 (issue 14). Else from dist/ and node_modules, as the launcher would serve.
  */
 const baselineRssBytes = Effect.promise(() =>

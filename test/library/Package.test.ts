@@ -27,7 +27,7 @@ const node = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env)
 const launcherStandIn = () => {
   const root = tempDir()
   fs.mkdirSync(Path.join(root, "bin"))
-  for (const f of ["autotune.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+  for (const f of ["autotune.js", "bundle-use.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
   fs.mkdirSync(Path.join(root, "dist"))
   fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
   const says = (who: string) => `process.stdout.write(${JSON.stringify(who)} + " " + process.env.UV_THREADPOOL_SIZE)\n`
@@ -313,7 +313,7 @@ describe("the installed package (issue 14)", () => {
     // A stand-in package: the real launcher over a dist/ whose CLI says which one answered.
     const root = tempDir()
     fs.mkdirSync(Path.join(root, "bin"))
-    for (const f of ["autotune.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+    for (const f of ["autotune.js", "bundle-use.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
     const dist = Path.join(root, "dist")
     fs.mkdirSync(Path.join(dist, "help"), { recursive: true })
     fs.writeFileSync(Path.join(dist, "bin.js"), "process.stdout.write(\"live \" + process.argv.slice(2).join(\" \"))\n")

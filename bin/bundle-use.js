@@ -1,0 +1,41 @@
+// When the launcher (bin/autotune.js) runs a command from one of the build's bundles (bin/bundle.js):
+// shared with the tests that must know which code a command runs. CommonJS, as the launcher.
+"use strict"
+const fs = require("node:fs")
+const path = require("node:path")
+
+/** Whether `file` exists and is at least as new as the newest of `than` that exist (none: false). */
+const isFresh = (file, ...than) => {
+  const f = fs.statSync(file, { throwIfNoEntry: false })
+  const t = than.map((x) => fs.statSync(x, { throwIfNoEntry: false })?.mtimeMs).filter((x) => x !== undefined)
+  return f !== undefined && t.length > 0 && f.mtimeMs >= Math.max(...t)
+}
+
+/**
+ * Whether the packages bundled into `bundle` (its built-with.json, bin/bundle.js: each package.json,
+ * relative to the package `root`, and the version bundled) are the ones installed: false once one differs
+ * or is gone, or when the file cannot be read.
+ */
+const builtWithInstalled = (root, bundle) => {
+  try {
+    return JSON.parse(fs.readFileSync(path.join(bundle, "built-with.json"), "utf8")).every((p) =>
+      JSON.parse(fs.readFileSync(path.join(root, p.package), "utf8")).version === p.version)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Whether the package at `root` runs `entry` (a compiled module, relative to dist/) from its bundle
+ * dist/<dir>/: not turned off (`offVar`, e.g. AUTOTUNE_CLI_BUNDLE, set to "off"), the bundle's copy at
+ * least as new as the build (dist/.tsbuildinfo; a bare tsc since leaves it stale) and the entry it was
+ * made from, and every package it bundled the one installed (`npm update` runs no build).
+ */
+const bundleUsable = (root, dir, entry, offVar) => {
+  const dist = path.join(root, "dist")
+  return process.env[offVar] !== "off" &&
+    isFresh(path.join(dist, dir, entry), path.join(dist, ".tsbuildinfo"), path.join(dist, entry)) &&
+    builtWithInstalled(root, path.join(dist, dir))
+}
+
+module.exports = { bundleUsable }
