@@ -36,27 +36,40 @@ try {
 }
 const load = (file) => import(pathToFileURL(path.join(dist, file)).href)
 const { bundleUsable } = require("./bundle-use.js")
+const { loadBundle } = require("./bundle-load.js")
 const args = process.argv.slice(2)
-// Every command but a serve started alone runs the whole CLI: bundled (bin/bundle.js, dist/cli-bundle/,
-// node-llama-cpp inside where its binary test passed at build time), `autotune history` 0.35–0.52 s
+/**
+ * Bundle `dir`'s exports (bin/bundle.js, run by bin/bundle-load.js with its code cache): `startLlama` and
+ * `run()`, which imports its entry (and so starts the command). Loaded once; an error (a build replacing it
+ * right now) is the caller's, who then runs from dist/, having run nothing of the bundle's command yet.
+ */
+const bundles = new Map()
+const bundleOf = (dir, file) => {
+  if (!bundles.has(dir)) bundles.set(dir, loadBundle(path.join(dist, dir, file)).exports)
+  return bundles.get(dir)
+}
+/** Runs bundle `dir` (its entry), or, where it cannot be loaded, `fallback` from dist/, said on stderr as `what`. */
+const runBundle = (dir, file, what, fallback) =>
+  Promise.resolve().then(() => bundleOf(dir, file).run()).catch((e) => {
+    // (Its first line: Node's "Cannot find module" goes on with the require stack.)
+    process.stderr.write(`autotune: ${what} could not be loaded (${(e instanceof Error ? e.message : String(e)).split("\n")[0]}); ${fallback.says}\n`)
+    return load(fallback.file)
+  })
+// Every command but a serve started alone runs the whole CLI: bundled (bin/bundle.js, dist/cli-bundle/cli.cjs,
+// node-llama-cpp inside where its binary test passed at build time), `autotune history` 0.26–0.29 s
 // against 0.90–1.38 s from dist/, a tune's first trial 1.0 s sooner and no forked binary test at its first
 // memory estimate (2 cores, 2026-12-07). Only while it is as new as the build and the entry it was made
 // from, and the packages it bundled (node-llama-cpp, Effect, …) are the ones installed; not under AUTOTUNE_CLI_BUNDLE=off.
 let cliBundle
 /** Whether the whole CLI runs from its bundle (decided once). */
 const cliBundled = () =>
-  cliBundle ??= bundleUsable(root, "cli-bundle", "bin.js", "AUTOTUNE_CLI_BUNDLE")
+  cliBundle ??= bundleUsable(root, "cli-bundle", "cli.cjs", "bin.js", "AUTOTUNE_CLI_BUNDLE")
 /**
- * Runs the whole CLI. A bundle that cannot be imported (a build replacing it right now) has run nothing
- * yet (its entry's last statement starts the command): the CLI from dist/, said on stderr.
+ * Runs the whole CLI. A bundle that cannot be loaded (a build replacing it right now) has run nothing
+ * yet (its entry starts the command when `run` imports it): the CLI from dist/, said on stderr.
  */
 const loadCli = () =>
-  cliBundled()
-    ? load("cli-bundle/bin.js").catch((e) => {
-      process.stderr.write(`autotune: the CLI bundle could not be loaded (${e instanceof Error ? e.message : String(e)}); running from dist/\n`)
-      return load("bin.js")
-    })
-    : load("bin.js")
+  cliBundled() ? runBundle("cli-bundle", "cli.cjs", "the CLI bundle", { file: "bin.js", says: "running from dist/" }) : load("bin.js")
 // `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js).
 const kept = helpCache.cached(dist, args)
 // @effect/cli's built-in flags (matched as it does, case-insensitively). After `serve` only --completions
@@ -71,32 +84,28 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
   // Bundled (bin/bundle.js), node-llama-cpp inside where its binary test passed at build time and
-  // llama.cpp started through the bundle:
-  // spawn → ready 0.60–0.70 s (15M; 130M 0.84–0.94 s), against 1.15–1.34 s (1.50–1.93 s) with
-  // node-llama-cpp outside the bundle (2 cores, alternating starts, 2026-12-06), which was itself 0.14 s
-  // faster than dist/. Only while it is as new as the build it came from (a bare tsc since leaves it
-  // stale), and not under AUTOTUNE_SERVE_BUNDLE=off.
-  // Nor once another version of a package it bundled is installed (`npm update` runs no build).
-  const bundled = alone && bundleUsable(root, "serve-bundle", "serveBin.js", "AUTOTUNE_SERVE_BUNDLE")
-  // The folder whose LlamaBoot the engine will use: the serve bundle's, the CLI bundle's (serve through the
-  // whole CLI), or dist/.
-  const from = alone ? (bundled ? "serve-bundle/" : "") : cliBundled() ? "cli-bundle/" : ""
-  const main = `${from}serveBin.js`
-  // A bundle that cannot be imported (a build replacing it right now): the serve entry from dist/, said
-  // on stderr (it costs a second start of llama.cpp: dist/ has its own LlamaBoot). An import that fails
-  // has served nothing yet: the serve entry's last statement starts it.
+  // llama.cpp started through the bundle: spawn → ready beyond the model's load 0.23–0.30 s with the
+  // bundle's code cache (130M, 2 cores, 2026-12-07; 0.34–0.37 s bundled as ES modules, without one), against
+  // 1.15–1.34 s for the 15M with node-llama-cpp outside the bundle (2026-12-06), itself 0.14 s faster than
+  // dist/. Only while it is as new as the build it came from (a bare tsc since leaves it stale), and not
+  // under AUTOTUNE_SERVE_BUNDLE=off. Nor once another version of a package it bundled is installed (`npm update` runs no build).
+  const bundled = alone && bundleUsable(root, "serve-bundle", "serve.cjs", "serveBin.js", "AUTOTUNE_SERVE_BUNDLE")
+  // The bundle whose LlamaBoot the engine will use: the serve bundle's, the CLI bundle's (serve through the
+  // whole CLI), or none (dist/'s).
+  const from = alone ? (bundled ? ["serve-bundle", "serve.cjs"] : null) : cliBundled() ? ["cli-bundle", "cli.cjs"] : null
+  // A bundle that cannot be loaded (a build replacing it right now): the serve entry from dist/, said
+  // on stderr (it costs a second start of llama.cpp: dist/ has its own LlamaBoot). A bundle that fails
+  // has served nothing yet: its entry starts serving when `run` imports it.
   const start = () =>
     alone
-      ? load(main).catch((e) => {
-        if (!bundled) throw e
-        process.stderr.write(`autotune: the serve bundle could not be loaded (${e instanceof Error ? e.message : String(e)}); serving from dist/\n`)
-        return load("serveBin.js")
-      })
+      ? (bundled ? runBundle("serve-bundle", "serve.cjs", "the serve bundle", { file: "serveBin.js", says: "serving from dist/" }) : load("serveBin.js"))
       : loadCli()
   if (args.some((a) => /^--(model|config)(=|$)/.test(a)) && !args.some(textOnly)) {
     // llama.cpp's start first, so that it overlaps the serve entry's loading (src/serve/LlamaBoot.ts;
     // from dist/ it includes node-llama-cpp's binary test, a forked process); the engine reports any failure of it.
     // (The bundle's LlamaBoot: the one module instance its serve entry uses.)
-    load(`${from}serve/LlamaBoot.js`).then((boot) => boot.startLlama()).catch(() => {}).then(start)
+    Promise.resolve()
+      .then(() => from === null ? load("serve/LlamaBoot.js") : bundleOf(...from))
+      .then((boot) => boot.startLlama()).catch(() => {}).then(start)
   } else start()
 } else loadCli()

@@ -27,14 +27,14 @@ const builtWithInstalled = (root, bundle) => {
 
 /**
  * Whether the package at `root` runs `entry` (a compiled module, relative to dist/) from its bundle
- * dist/<dir>/: not turned off (`offVar`, e.g. AUTOTUNE_CLI_BUNDLE, set to "off"), the bundle's copy at
- * least as new as the build (dist/.tsbuildinfo; a bare tsc since leaves it stale) and the entry it was
- * made from, and every package it bundled the one installed (`npm update` runs no build).
+ * dist/<dir>/<file> (bin/bundle.js): not turned off (`offVar`, e.g. AUTOTUNE_CLI_BUNDLE, set to "off"), the
+ * bundle at least as new as the build (dist/.tsbuildinfo; a bare tsc since leaves it stale) and the entry
+ * it was made from, and every package it bundled the one installed (`npm update` runs no build).
  */
-const bundleUsable = (root, dir, entry, offVar) => {
+const bundleUsable = (root, dir, file, entry, offVar) => {
   const dist = path.join(root, "dist")
   return process.env[offVar] !== "off" &&
-    isFresh(path.join(dist, dir, entry), path.join(dist, ".tsbuildinfo"), path.join(dist, entry)) &&
+    isFresh(path.join(dist, dir, file), path.join(dist, ".tsbuildinfo"), path.join(dist, entry)) &&
     builtWithInstalled(root, path.join(dist, dir))
 }
 

@@ -1,16 +1,22 @@
 #!/usr/bin/env node
 // Part of `npm run build`, after tsc: bundles the launcher's two entries with esbuild, the bundler
-// tsx already brings. One file for Effect, @effect/cli and @effect/platform instead of hundreds of
-// ES modules, each resolved, read and compiled on every start:
-// - dist/serve-bundle/: `autotune serve` (dist/serveBin.js, the embedded provider the tuner starts once
+// tsx already brings. One CommonJS file for Effect, @effect/cli and @effect/platform instead of hundreds of
+// ES modules, each resolved, read and compiled on every start, and a V8 code cache beside it, written by
+// running the bundle once here (bin/bundle-load.js runs it with that cache: ~0.1 s less per start, below):
+// - dist/serve-bundle/serve.cjs: `autotune serve` (dist/serveBin.js, the embedded provider the tuner starts once
 //   per candidate). The serve entry's own loading took 0.73–0.79 s from dist/ and 0.22–0.25 s bundled
 //   (2 cores, 2026-12-06, issue 14 part 3: an embedded candidate's spawn → ready at its load + 0.3 s).
-// - dist/cli-bundle/: every other command (dist/bin.js, the whole CLI; better-sqlite3, a native addon
+// - dist/cli-bundle/cli.cjs: every other command (dist/bin.js, the whole CLI; better-sqlite3, a native addon
 //   that finds its binary from its own folder, stays outside, and must resolve from the bundle's folder as
 //   from the package that imports it: not so in a pnpm layout, which then gets no CLI bundle). `autotune
 //   history` took 0.90–1.38 s from dist/ and 0.35–0.52 s bundled, and a tune reached its first trial 1.0 s sooner; its first memory
 //   estimate no longer imports node-llama-cpp's ~300 modules nor forks its binary test (2 cores,
 //   2026-12-07, issue 14 part 4: the tune's own start-up and the gaps between trials).
+// CommonJS (not ES modules, as until 2026-12-07) for the code cache: Node 20 keeps none for ES modules. With
+// it, the 130M's spawn → ready beyond its load 0.23–0.30 s against 0.34–0.37 s, `autotune history` 0.26–0.29 s
+// against 0.37–0.40 s (2 cores, 2026-12-07, alternating starts). Each bundle is one file exporting LlamaBoot's
+// `startLlama` and `bootLlama` and `run()`, which imports its entry (evaluated then, not before): the
+// launcher's early start of llama.cpp and the engine's use of it are one module instance.
 //
 // node-llama-cpp is bundled too (issue 14 part 3: its ~300 modules took 0.27–0.35 s to import and its
 // per-start binary test 0.4 s, both on an embedded candidate's spawn → ready), where all of this holds,
@@ -18,9 +24,10 @@
 // the build says why:
 // - Its own paths stay its own: it finds its prebuilt binaries, its llama/ folder and its package.json
 //   from `import.meta.url`, which each of its modules gets back as its own file's URL, relative to the
-//   bundle's root (every output holding its code must be there; no module may find its files otherwise).
-//   The compiled modules of this package (dist/) get their own URLs back the same way (they find
-//   bin/autotune.js, bin/provider-shim.mjs and package.json from them).
+//   bundle's file (no module may find its files otherwise). The compiled modules of this package (dist/)
+//   get their own URLs back the same way (they find bin/autotune.js, bin/provider-shim.mjs and package.json from them).
+// - Its one top-level await (node-llama-cpp 3.22.1 reads its llama.cpp release from a JSON file with it),
+//   which CommonJS cannot hold, becomes the same read made synchronously; another one fails the bundle.
 // - Its binary test (a forked Node that loads the native binding before the real load, so an
 //   incompatible binary cannot crash the caller) is run here, once, by node-llama-cpp itself unbundled
 //   (`getLlama`, CPU only, build never: the binary every start loads), and must pass; the bundle's copy
@@ -28,11 +35,11 @@
 // - llama.cpp starts through each bundle (its own LlamaBoot, in a child process): the packages the
 //   bundled copy imports at run time (its prebuilt binaries) resolve from the bundle's folder, not only
 //   from node-llama-cpp's (a nested or pnpm layout).
+// What a bundle imports at run time from outside it (node-llama-cpp's prebuilt binaries, or node-llama-cpp
+// itself left outside) it imports through its own import.cjs (bin/bundle-load.js says why).
 // The version of every package a bundle holds from node_modules (node-llama-cpp, Effect, …) goes into its
 // built-with.json: bin/autotune.js uses a bundle only while those are the ones installed (`npm update`
 // runs no build).
-// LlamaBoot is a second entry of each bundle, split into a shared chunk,
-// so bin/autotune.js's early start of llama.cpp and the engine's use of it are one module instance.
 // The bundles are written last, after dist/.tsbuildinfo is touched: bin/autotune.js uses one only
 // while it is at least as new as that file and the entry it was made from (a bare `tsc` after it
 // leaves it stale, and unused). An entry not compiled (a dist/ without it) gets no bundle.
@@ -44,14 +51,19 @@ const path = require("node:path")
 const root = path.join(__dirname, "..")
 const dist = path.join(root, "dist")
 /**
- * The bundles: their folder under dist/, their entries (compiled modules, relative to dist/; the first is
- * what the launcher runs, LlamaBoot second), what stays outside besides native code, and how the notes name them.
+ * The bundles: their folder under dist/ and file in it, the entry it runs (a compiled module, relative to
+ * dist/), what stays outside besides native code, and how the notes name them.
  */
 const BUNDLES = [
-  { dir: "serve-bundle", entries: ["serveBin.js", "serve/LlamaBoot.js"], external: [], label: "serve", runs: "autotune serve runs from dist/" },
+  { dir: "serve-bundle", file: "serve.cjs", entry: "serveBin.js", external: [], label: "serve", runs: "autotune serve runs from dist/" },
   // better-sqlite3 finds its native binary from its own folder (the `bindings` package reads its caller's file path).
-  { dir: "cli-bundle", entries: ["bin.js", "serve/LlamaBoot.js"], external: ["better-sqlite3"], label: "CLI", runs: "the other commands run from dist/" }
+  { dir: "cli-bundle", file: "cli.cjs", entry: "bin.js", external: ["better-sqlite3"], label: "CLI", runs: "the other commands run from dist/" }
 ]
+/** What each bundle exports (bin/bundle-load.js): LlamaBoot's starts, and its entry, evaluated when run. */
+const entryOf = (b) => [
+  `export { startLlama, bootLlama } from "./serve/LlamaBoot.js"`,
+  `export const run = () => import(${JSON.stringify(`./${b.entry}`)})`
+].join("\n")
 // Written aside, then renamed into place: a command started while the build runs finds the old bundle,
 // none (and runs from dist/), or the new one whole, never half of one.
 const nextOf = (b) => path.join(dist, `${b.dir}.next-${process.pid}`)
@@ -108,25 +120,37 @@ const nlcDist = /[\\/]node_modules[\\/]node-llama-cpp[\\/]dist[\\/]/
 /** A compiled module of this package (under dist/, not a bundle's own output). */
 const ownDist = (file) => !path.relative(dist, file).startsWith("..") && !/^(serve|cli)-bundle/.test(path.relative(dist, file))
 
+/** Whether `spec` is one of esbuild's `external` patterns (a trailing `*` matches any rest). */
+const matches = (external, spec) => external.some((e) => e.endsWith("*") ? spec.startsWith(e.slice(0, -1)) : spec === e)
+
+// node-llama-cpp 3.22.1's one top-level await (bindings/utils/binariesGithubRelease.js), and the same read
+// made synchronously (its `fs` is fs-extra, which has readFileSync): CommonJS holds no top-level await.
+const releaseAwait = "export const builtinLlamaCppRelease = await getBinariesGithubRelease();"
+const releaseRead = "export const builtinLlamaCppRelease = JSON.parse(fs.readFileSync(binariesGithubReleasePath, \"utf8\")).release;"
+
 /**
- * esbuild plugin for the bundle written to `next`: node-llama-cpp's modules and this package's compiled
- * ones keep their own file URLs; node-llama-cpp's binary test is the one run above.
+ * esbuild plugin for the bundle file `file`, `external` left outside it: node-llama-cpp's modules and this
+ * package's compiled ones keep their own file URLs, and import what is left outside through the bundle's
+ * import.cjs (bin/bundle-load.js); node-llama-cpp's binary test is the one run above, its top-level await a read.
  */
-const inPlace = (next, rewritten) => ({
+const inPlace = (file, external, rewritten) => ({
   name: "own-file-urls",
   setup(build) {
-    // `import.meta.url` as the module's own file's URL, relative to the bundle's (the package may move).
-    const own = (file, text) => {
-      rewritten.add(path.relative(root, file).split(path.sep).join("/"))
-      const rel = path.relative(next, file).split(path.sep).map(encodeURIComponent).join("/")
-      return { loader: "js", contents: text.replaceAll("import.meta.url", `new URL(${JSON.stringify(rel)}, import.meta.url).href`) }
+    // `import.meta.url` as the module's own file's URL, relative to the bundle's (the package may move);
+    // `import("x")` of a package left outside through the bundle's own importer (the banner's).
+    const importsOutside = (text) =>
+      text.replace(/\bimport\((["'])([^"'\s]+)\1\)/g, (call, q, spec) => matches(external, spec) ? `__autotuneImport(${q}${spec}${q})` : call)
+    const own = (input, text) => {
+      rewritten.add(path.relative(root, input).split(path.sep).join("/"))
+      const rel = path.relative(path.dirname(file), input).split(path.sep).map(encodeURIComponent).join("/")
+      return { loader: "js", contents: importsOutside(text.replaceAll("import.meta.url", `new URL(${JSON.stringify(rel)}, __autotuneBundleUrl).href`)) }
     }
     build.onLoad({ filter: /node-llama-cpp[\\/]dist[\\/].*\.js$/ }, (args) => {
       if (!nlcDist.test(args.path)) return undefined
       if (/[\\/]bindings[\\/]utils[\\/]testBindingBinary\.js$/.test(args.path)) {
         return { loader: "js", contents: "// Tested by bin/bundle.js when it made this bundle.\nexport async function testBindingBinary() { return true }\n" }
       }
-      const text = fs.readFileSync(args.path, "utf8")
+      const text = fs.readFileSync(args.path, "utf8").replace(releaseAwait, releaseRead)
       // Only import.meta.url is given back; another way to its own place would be the bundle's: not bundled then.
       // (A module's own __dirname or __filename, defined from import.meta.url, follows it.)
       const other = /import\.meta\.(?!url\b)\w+/.exec(text)?.[0] ??
@@ -139,7 +163,14 @@ const inPlace = (next, rewritten) => ({
       const text = fs.readFileSync(args.path, "utf8")
       const other = /import\.meta\.(?!url\b)\w+/.exec(text)?.[0]
       if (other !== undefined) throw fatal(`${args.path} finds its files by ${other}, which a bundle would change`)
-      return text.includes("import.meta.url") ? own(args.path, text) : undefined
+      return text.includes("import.meta.url") || /\bimport\(/.test(text) ? own(args.path, text) : undefined
+    })
+    // Any other package's `import()` of one left outside (ipull's of @reflink/reflink).
+    build.onLoad({ filter: /[\\/]node_modules[\\/].*\.(m?js|cjs)$/ }, (args) => {
+      const text = fs.readFileSync(args.path, "utf8")
+      if (!/\bimport\(/.test(text)) return undefined
+      const contents = importsOutside(text)
+      return contents === text ? undefined : { loader: "js", contents }
     })
   }
 })
@@ -153,65 +184,72 @@ const resolveFrom = (dir, pkg) => {
   }
 }
 
-/** A failure no other bundle of the same entries would avoid: said, and that bundle is not made. */
+/** A failure no other bundle of the same entry would avoid: said, and that bundle is not made. */
 const fatal = (message) => Object.assign(new Error(message), { fatal: true })
 
+// The bundle's own importer (bin/bundle-load.js: a script compiled from a code cache has no import() of its own in Node 20).
+const importer = [
+  "// Imports, for the bundle beside this file (bin/bundle.js), what it leaves outside: resolved from this folder, as from the bundle.",
+  "module.exports = (specifier) => import(specifier)",
+  ""
+].join("\n")
+
 /**
- * Makes bundle `b` (one of BUNDLES) with `esbuild`, node-llama-cpp inside it or not (`inside`); throws when what it made would
- * not serve: node-llama-cpp's code below the bundle's root (its file URLs are relative to it), its
- * package not found among the inputs, or llama.cpp not starting through the bundle's own LlamaBoot (a
- * package the bundled copy imports that resolves from node-llama-cpp's folder but not from the bundle's,
- * as in a nested or pnpm layout). Throws `fatal` (no bundle of these entries would serve) when one of
- * this package's modules finds its files otherwise than by import.meta.url or landed below the root, or
- * a package left outside resolves otherwise from the bundle than from the module importing it.
+ * Makes bundle `b` (one of BUNDLES) with `esbuild`, node-llama-cpp inside it or not (`inside`), and its code
+ * cache (bin/bundle-load.js) by running it once (its `--version`); throws when what it made would not serve:
+ * node-llama-cpp's package not found among the inputs, a top-level await or `import.meta` left in it (CommonJS
+ * has neither), an `import()` of a package left outside that was not routed through import.cjs, or the
+ * bundle not running (llama.cpp not starting through its own LlamaBoot: a package the bundled copy imports
+ * that resolves from node-llama-cpp's folder but not from the bundle's, as in a nested or pnpm layout).
+ * Throws `fatal` (no bundle of this entry would serve) when one of this package's modules finds its files
+ * otherwise than by import.meta.url, or a package left outside resolves otherwise from the bundle than
+ * from the module importing it.
  */
 const build = async (esbuild, inside, b) => {
   const next = nextOf(b)
   fs.rmSync(next, { recursive: true, force: true })
+  const file = path.join(next, b.file)
+  // Native code and the prebuilt-binary packages are found at run time, from node_modules.
+  const external = [...(inside ? ["@node-llama-cpp/*", "@reflink/*", "*.node"] : ["node-llama-cpp"]), ...b.external]
 
-  // The inputs given their own file URLs (relative to the bundle's root: every output holding one must be there).
+  // The inputs given their own file URLs (relative to the bundle's file).
   const rewritten = new Set()
   const built = await esbuild.build({
     // Metafile paths relative to the package, wherever the build was started from.
     absWorkingDir: root,
-    entryPoints: b.entries.map((e) => path.join(dist, e)),
-    outdir: next,
-    outbase: dist,
+    stdin: { contents: entryOf(b), resolveDir: dist, sourcefile: `bundle-of-${b.entry}`, loader: "js" },
+    outfile: file,
     bundle: true,
-    splitting: true,
-    format: "esm",
+    format: "cjs",
     platform: "node",
     target: "node20",
-    // Native code and the prebuilt-binary packages are found at run time, from node_modules.
-    external: [...(inside ? ["@node-llama-cpp/*", "@reflink/*", "*.node"] : ["node-llama-cpp"]), ...b.external],
-    plugins: [inPlace(next, rewritten)],
-    // CommonJS dependencies inside an ES module bundle call require() for Node's built-ins.
-    banner: { js: "import { createRequire as __autotuneRequire } from \"node:module\"; const require = __autotuneRequire(import.meta.url);" },
+    external,
+    plugins: [inPlace(file, external, rewritten)],
+    // The bundle's own URL (what its modules' file URLs are relative to) and importer (import.cjs, above).
+    banner: { js: "const __autotuneBundleUrl = require(\"node:url\").pathToFileURL(__filename).href, __autotuneImport = require(\"./import.cjs\");" },
     // Class and function names as in dist/ (stack traces, and any code that reads a constructor's name).
     keepNames: true,
     logLevel: "warning",
     // What went in, for the tests of what each holds (test/serve/Serve.test.ts, test/library/Package.test.ts).
     metafile: true
   })
+  fs.writeFileSync(path.join(next, "import.cjs"), importer)
   fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
-  // What stays outside (besides node-llama-cpp's binaries) must resolve from the bundle's folder to the file
-  // it resolved to from the module that imports it (not so in a nested or pnpm layout).
+  // esbuild leaves an `import.meta` it was not given back empty in CommonJS (node-llama-cpp's: not bundled then).
+  const meta = built.warnings.find((w) => /import\.meta/.test(w.text))
+  if (meta !== undefined) throw new Error(`${meta.location?.file ?? "a module"} uses import.meta, which a CommonJS bundle leaves empty`)
   for (const [input, o] of Object.entries(built.metafile.inputs)) {
     for (const imp of o.imports ?? []) {
-      if (!imp.external || !b.external.includes(imp.path)) continue
+      if (!imp.external) continue
+      if (imp.kind === "dynamic-import") throw new Error(`${input} imports ${imp.path} by import(), which a script compiled from a code cache cannot (bin/bundle-load.js)`)
+      // What stays outside (besides node-llama-cpp's binaries) must resolve from the bundle's folder to the file
+      // it resolved to from the module that imports it (not so in a nested or pnpm layout).
+      if (!b.external.includes(imp.path)) continue
       const want = resolveFrom(path.dirname(path.join(root, input)), imp.path)
       const got = resolveFrom(next, imp.path)
       if (want !== got) throw fatal(`${imp.path}, imported by ${input}, resolves otherwise from the bundle (${got ?? "not at all"}) than from there (${want ?? "not at all"})`)
     }
   }
-  const below = (test) =>
-    Object.entries(built.metafile.outputs)
-      .filter(([file, o]) => Object.keys(o.inputs).some(test) && path.dirname(path.join(root, file)) !== next).map(([f]) => f)
-  // This package's own: no retry without node-llama-cpp would change that. node-llama-cpp's: the retry leaves it outside.
-  const ownBelow = below((i) => rewritten.has(i) && !nlcDist.test(`/${i}`))
-  if (ownBelow.length > 0) throw fatal(`code that finds its own files landed below the bundle's root (${ownBelow.join(", ")})`)
-  const nlcBelow = below((i) => nlcDist.test(`/${i}`))
-  if (nlcBelow.length > 0) throw new Error(`node-llama-cpp's code landed below the bundle's root (${nlcBelow.join(", ")})`)
   // Every package bundled from node_modules, by its package.json (relative to the package) and version: the
   // launcher runs from dist/ instead once another is installed (`npm update` runs no build).
   // (Absolute paths: a package built inside another's node_modules sees its hoisted siblings as ../x/.)
@@ -229,17 +267,27 @@ const build = async (esbuild, inside, b) => {
     })()
     return version === undefined ? [] : [{ package: manifest, version }]
   })
-  if (inside) {
-    const index = Object.keys(built.metafile.inputs).find((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))
-    if (index === undefined) throw new Error("node-llama-cpp was not found under node_modules/ among the bundle's inputs")
-    const why = runScript(next, [
-      "const { bootLlama } = await import(\"./serve/LlamaBoot.js\")",
-      "const booted = await bootLlama()",
-      "const llama = await booted.llama.catch((e) => { for (const l of booted.earlyLog ?? []) console.error(l.message); throw e })",
-      "await llama.dispose()"
-    ])
-    if (why !== null) throw new Error(`llama.cpp does not start through the bundle: ${why}`)
+  if (inside && !Object.keys(built.metafile.inputs).some((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))) {
+    throw new Error("node-llama-cpp was not found under node_modules/ among the bundle's inputs")
   }
+  // Run once, as the launcher runs it (bin/bundle-load.js), writing its code cache as it exits: llama.cpp
+  // started through its own LlamaBoot (node-llama-cpp inside), then its entry's `--version` (every module
+  // evaluated, the command line parsed).
+  const why = runScript(next, [
+    "import { createRequire } from \"node:module\"",
+    `const { loadBundle } = createRequire(import.meta.url)(${JSON.stringify(path.join(__dirname, "bundle-load.js"))})`,
+    `const bundle = loadBundle(${JSON.stringify(file)}, true).exports`,
+    ...(inside
+      ? [
+        "const booted = await bundle.bootLlama()",
+        "const llama = await booted.llama.catch((e) => { for (const l of booted.earlyLog ?? []) console.error(l.message); throw e })",
+        "await llama.dispose()"
+      ]
+      : []),
+    `process.argv = [process.execPath, ${JSON.stringify(file)}, "--version"]`,
+    "await bundle.run()"
+  ])
+  if (why !== null) throw new Error(`${inside ? "llama.cpp does not start through the bundle" : "the bundle does not run"}: ${why}`)
   fs.writeFileSync(path.join(next, "built-with.json"), JSON.stringify(builtWith))
   const outdir = path.join(dist, b.dir)
   fs.rmSync(outdir, { recursive: true, force: true })
@@ -252,7 +300,7 @@ const build = async (esbuild, inside, b) => {
 const main = async () => {
   // Without esbuild (a dev dependency) there is no bundle at all: said once, below, and nothing tested for one.
   const esbuild = require("esbuild")
-  const bundles = BUNDLES.filter((b) => fs.existsSync(path.join(dist, b.entries[0])))
+  const bundles = BUNDLES.filter((b) => fs.existsSync(path.join(dist, b.entry)))
   const passes = bundles.length > 0 && binaryPasses()
   for (const b of bundles) {
     try {

@@ -146,15 +146,15 @@ const vmRssBytes = (pid: number): number => {
 /** Whether bin/autotune.js serves `autotune serve` from the serve bundle here (its own rule, bin/bundle-use.js). */
 const servesFromBundle = (): boolean =>
   (createRequire(import.meta.url)(Path.join(repoRoot, "bin", "bundle-use.js")) as {
-    bundleUsable: (root: string, dir: string, entry: string, offVar: string) => boolean
-  }).bundleUsable(repoRoot, "serve-bundle", "serveBin.js", "AUTOTUNE_SERVE_BUNDLE")
+    bundleUsable: (root: string, dir: string, file: string, entry: string, offVar: string) => boolean
+  }).bundleUsable(repoRoot, "serve-bundle", "serve.cjs", "serveBin.js", "AUTOTUNE_SERVE_BUNDLE")
 
 /**
  * RSS (bytes) of a process that does what `autotune serve` does before loading a model: Node, the
  * code of its entry as bin/autotune.js runs it, one CPU `Llama` (2 threads). Measured, not assumed.
  * From the serve bundle where the launcher serves from it (as in these tests: the setup's build made
- * it): the bundle's LlamaBoot starts llama.cpp through the bundled node-llama-cpp, then the bundled
- * serve entry runs `serve --version`, and the RSS is read when the process is about to exit, before
+ * it), run as the launcher runs it (bin/bundle-load.js, with its code cache): its LlamaBoot starts llama.cpp
+ * through the bundled node-llama-cpp, then the bundled serve entry runs `serve --version`, and the RSS is read when the process is about to exit, before
  * node-llama-cpp disposes the `Llama` (its own `beforeExit` listener comes after this one): the whole
  * bundle loaded and evaluated, a live `Llama`, no model, no context: ~109 MiB (2026-12-07; the 15M's
  * ratio 1.7–2.0). A baseline of dist/'s modules and node_modules' node-llama-cpp read ~127 MiB, which put
@@ -173,13 +173,15 @@ const baselineRssBytes = Effect.promise(() =>
     Fs.writeFileSync(script, servesFromBundle()
       ? `
       import * as fs from "node:fs"
+      import { createRequire } from "node:module"
       ${say}
       process.once("beforeExit", say)
-      const boot = await import(${url("dist", "serve-bundle", "serve", "LlamaBoot.js")})
-      const llama = await (await boot.bootLlama()).llama
+      const { loadBundle } = createRequire(import.meta.url)(${JSON.stringify(Path.join(repoRoot, "bin", "bundle-load.js"))})
+      const bundle = loadBundle(${JSON.stringify(Path.join(repoRoot, "dist", "serve-bundle", "serve.cjs"))}).exports
+      const llama = await (await bundle.bootLlama()).llama
       llama.maxThreads = 2
       process.argv = [process.argv[0], ${JSON.stringify(Path.join(repoRoot, "bin", "autotune.js"))}, "serve", "--version"]
-      await import(${url("dist", "serve-bundle", "serveBin.js")})
+      await bundle.run()
     `
       : `
       import * as fs from "node:fs"

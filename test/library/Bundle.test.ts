@@ -26,7 +26,7 @@ const node = (cwd: string, args: ReadonlyArray<string>) =>
 const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
   const root = tempDir()
   fs.mkdirSync(Path.join(root, "bin"))
-  for (const f of ["bundle.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+  for (const f of ["bundle.js", "bundle-load.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
   fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9", type: "module" }))
   const modules = Path.join(root, "node_modules")
   fs.mkdirSync(modules)
@@ -46,11 +46,21 @@ const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
     fs.writeFileSync(Path.join(bin, "package.json"), JSON.stringify({ name: "@node-llama-cpp/linux-x64", type: "module", exports: { ".": "./index.js" } }))
     fs.writeFileSync(Path.join(bin, "index.js"), `export const binary = "found"\n`)
   }
+  // Its one top-level await, as node-llama-cpp 3.22.1 reads its llama.cpp release (the build makes it a synchronous read).
+  fs.writeFileSync(Path.join(nlc, "release.json"), JSON.stringify({ release: "b1234" }))
+  fs.writeFileSync(Path.join(nlc, "dist", "bindings", "utils", "binariesGithubRelease.js"), [
+    `import fs from "node:fs"`,
+    `const binariesGithubReleasePath = new URL("../../../release.json", import.meta.url)`,
+    `export async function getBinariesGithubRelease() { return JSON.parse(await fs.promises.readFile(binariesGithubReleasePath, "utf8")).release }`,
+    `export const builtinLlamaCppRelease = await getBinariesGithubRelease();`
+  ].join("\n"))
   fs.writeFileSync(Path.join(nlc, "dist", "index.js"), [
     `import { fileURLToPath } from "node:url"`,
     `import { testBindingBinary } from "./bindings/utils/testBindingBinary.js"`,
+    `import { builtinLlamaCppRelease } from "./bindings/utils/binariesGithubRelease.js"`,
     `export const LlamaLogLevel = { error: "error" }`,
     `export const where = () => fileURLToPath(import.meta.url)`,
+    `export const release = builtinLlamaCppRelease`,
     `export const getLlama = async () => {`,
     nestedBinary ? `  await import("@node-llama-cpp/linux-x64")` : ``,
     passes ? `  return { tested: await testBindingBinary(), dispose: async () => {} }` : `  throw new Error("no binary for this machine")`,
@@ -60,13 +70,16 @@ const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
   fs.mkdirSync(Path.join(root, "dist", "serve"), { recursive: true })
   // As src/serve/LlamaBoot.ts: `bootLlama` starts llama.cpp (the build starts it through the bundle's own).
   fs.writeFileSync(Path.join(root, "dist", "serve", "LlamaBoot.js"), [
+    `export const startLlama = async () => {}`,
     `export const bootLlama = async () => ({ llama: (await import("node-llama-cpp")).getLlama(), earlyLog: [] })`
   ].join("\n"))
+  // (No top-level await in an entry: a CommonJS bundle holds none.)
   fs.writeFileSync(Path.join(root, "dist", "serveBin.js"), [
     `import { bootLlama } from "./serve/LlamaBoot.js"`,
-    `const m = await import("node-llama-cpp")`,
-    `const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
-    `process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested }))`
+    `import("node-llama-cpp").then(async (m) => {`,
+    `  const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
+    `  process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, release: m.release }))`,
+    `})`
   ].join("\n"))
   if (cli) {
     // The whole CLI's entry (as src/bin.ts): one of this package's modules that finds its place from import.meta.url
@@ -85,19 +98,27 @@ const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
     const dep = Path.join(modules, "@scope", "dep")
     fs.mkdirSync(dep, { recursive: true })
     fs.writeFileSync(Path.join(dep, "package.json"), JSON.stringify({ name: "@scope/dep", version: "1.2.3", type: "module", exports: { ".": "./index.js" } }))
-    fs.writeFileSync(Path.join(dep, "index.js"), `export const dep = "dep"\n`)
+    // It imports a package left outside by import(), as ipull imports @reflink/reflink: routed through the bundle's import.cjs.
+    fs.writeFileSync(Path.join(dep, "index.js"), `export const dep = "dep"\nexport const later = () => import("better-sqlite3")\n`)
     fs.writeFileSync(Path.join(root, "dist", "bin.js"), [
       `import { bootLlama } from "./serve/LlamaBoot.js"`,
       `import { own } from "./providers/Own.js"`,
       `import sqlite from "better-sqlite3"`,
-      `import { dep } from "@scope/dep"`,
-      `const m = await import("node-llama-cpp")`,
-      `const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
-      `process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, own: own(), sqlite: sqlite.where, dep }))`
+      `import { dep, later } from "@scope/dep"`,
+      `import("node-llama-cpp").then(async (m) => {`,
+      `  const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
+      `  const lazily = (await later()).default.where`,
+      `  process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, own: own(), sqlite: sqlite.where, lazily, dep }))`,
+      `})`
     ].join("\n"))
   }
   return { root, nlcIndex: Path.join(nlc, "dist", "index.js") }
 }
+
+/** Runs bundle dist/<dir>/<file> of the package at `root` as the launcher does (bin/bundle-load.js); what it printed, and its code cache's fate. */
+const runBundle = (root: string, dir: string, file: string) =>
+  node(root, ["-e", `const r = require(${JSON.stringify(Path.join(root, "bin", "bundle-load.js"))}).loadBundle(${
+    JSON.stringify(Path.join(root, "dist", dir, file))}); process.stderr.write("cache " + r.cache + "\\n"); r.exports.run()`])
 
 const inputsOf = (root: string) =>
   Object.keys((JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
@@ -108,12 +129,12 @@ const builtWithOf = (root: string) => JSON.parse(fs.readFileSync(Path.join(root,
 const servedWithNodeLlamaCppOutside = async (root: string) => {
   assert.deepStrictEqual(inputsOf(root).filter((i) => i.includes("node-llama-cpp")), [])
   assert.deepStrictEqual(builtWithOf(root), [])
-  const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
+  const served = await runBundle(root, "serve-bundle", "serve.cjs")
   return JSON.parse(served.stdout) as unknown
 }
 
 describe("the bundles' build (issue 14 parts 3 and 4)", () => {
-  it("issue 14 node-llama-cpp passing its binary test at build time is bundled: its modules find their own files, its test answers without a fork", async () => {
+  it("issue 14 node-llama-cpp passing its binary test at build time is bundled: its modules find their own files, its test answers without a fork, its top-level await is a read; the bundle runs with the build's code cache", async () => {
     const { nlcIndex, root } = standIn(true)
     const built = await node(root, [Path.join(root, "bin", "bundle.js")])
     assert.strictEqual(built.code, 0, built.stderr)
@@ -121,14 +142,29 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     assert.include(inputsOf(root), "node_modules/node-llama-cpp/dist/index.js")
     // What it bundled, for the launcher to compare with what is installed (bin/autotune.js).
     assert.deepStrictEqual(builtWithOf(root), [{ package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }])
-    const served = await node(root, [Path.join(root, "dist", "serve-bundle", "serveBin.js")])
+    // One CommonJS file, its V8 code cache (written by running it once) and its importer of what it leaves outside.
+    assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist", "serve-bundle")).sort(),
+      ["built-with.json", "import.cjs", "meta.json", "serve.cjs", "serve.cjs.cache"])
+    const served = await runBundle(root, "serve-bundle", "serve.cjs")
     assert.strictEqual(served.code, 0, served.stderr)
-    // Its own file, not the bundle's; moved with the package, still its own.
-    assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: true })
+    assert.strictEqual(served.stderr, "cache used\n")
+    // Its own file, not the bundle's; the release its top-level await read; moved with the package, still its own.
+    assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: true, release: "b1234" })
+    // A bundle edited since its cache was made, to the same length (V8 checks only that): compiled afresh, the edit runs.
+    const bundle = Path.join(root, "dist", "serve-bundle", "serve.cjs")
+    const text = fs.readFileSync(bundle, "utf8")
+    assert.include(text, "return true")
+    fs.writeFileSync(bundle, text.replace("return true", `return "ok"`))
+    const later = fs.statSync(`${bundle}.cache`).mtimeMs / 1000 + 10
+    fs.utimesSync(bundle, later, later)
+    const edited = await runBundle(root, "serve-bundle", "serve.cjs")
+    assert.strictEqual(edited.stderr, "cache none\n")
+    assert.deepStrictEqual(JSON.parse(edited.stdout), { where: nlcIndex, tested: "ok", release: "b1234" })
+    fs.writeFileSync(bundle, text)
     const moved = `${root}-moved`
     fs.renameSync(root, moved)
-    const again = await node(moved, [Path.join(moved, "dist", "serve-bundle", "serveBin.js")])
-    assert.deepStrictEqual(JSON.parse(again.stdout), { where: nlcIndex.replace(root, moved), tested: true })
+    const again = await runBundle(moved, "serve-bundle", "serve.cjs")
+    assert.deepStrictEqual(JSON.parse(again.stdout), { where: nlcIndex.replace(root, moved), tested: true, release: "b1234" })
     fs.rmSync(moved, { recursive: true, force: true })
   })
 
@@ -151,20 +187,21 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
       tested: true,
       own: Path.join(r, "dist", "providers", "Own.js"),
       sqlite: Path.join(r, "node_modules", "better-sqlite3", "index.js"),
+      lazily: Path.join(r, "node_modules", "better-sqlite3", "index.js"),
       dep: "dep"
     })
-    const ran = await node(root, [Path.join(root, "dist", "cli-bundle", "bin.js")])
+    const ran = await runBundle(root, "cli-bundle", "cli.cjs")
     assert.strictEqual(ran.code, 0, ran.stderr)
     assert.deepStrictEqual(JSON.parse(ran.stdout), expected(root))
     // Moved with the package: still their own files.
     const moved = `${root}-moved`
     fs.renameSync(root, moved)
-    const again = await node(moved, [Path.join(moved, "dist", "cli-bundle", "bin.js")])
+    const again = await runBundle(moved, "cli-bundle", "cli.cjs")
     assert.deepStrictEqual(JSON.parse(again.stdout), expected(moved))
     fs.rmSync(moved, { recursive: true, force: true })
   })
 
-  it("issue 14 node-llama-cpp finding its files by another way than import.meta.url, or its binary package only from its own folder, stays outside the bundle, said", async () => {
+  it("issue 14 node-llama-cpp finding its files by another way than import.meta.url, with a top-level await the build does not know, or with its binary package only in its own folder, stays outside the bundle, said", async () => {
     const cases = [
       {
         standIn: () => {
@@ -173,6 +210,15 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
           return s
         },
         why: /index\.js finds its files by import\.meta\.dirname, which a bundle would change/
+      },
+      // A top-level await other than the one read it makes synchronous: a CommonJS bundle cannot hold it.
+      {
+        standIn: () => {
+          const s = standIn(true)
+          fs.appendFileSync(s.nlcIndex, `\nexport const later = await Promise.resolve(1)\n`)
+          return s
+        },
+        why: /Top-level await is currently not supported with the "cjs" output format/
       },
       // A nested (or pnpm) layout: the bundled copy, resolving from the bundle's folder, would not find it.
       { standIn: () => standIn(true, true), why: /llama\.cpp does not start through the bundle: .*@node-llama-cpp\/linux-x64/ }
@@ -184,7 +230,7 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
       assert.match(built.stderr, /^note: the serve bundle leaves node-llama-cpp outside \(it tests at every start\): /m)
       assert.match(built.stderr, c.why, built.stderr)
       // And that bundle serves, with node-llama-cpp's own test.
-      assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "forked" })
+      assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "forked", release: "b1234" })
       assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serve-bundle", "serveBin.js"])
       fs.rmSync(root, { recursive: true, force: true })
     }
@@ -197,7 +243,7 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     const built = await node(root, [Path.join(root, "bin", "bundle.js")])
     assert.strictEqual(built.code, 0, built.stderr)
     assert.match(built.stderr, /^note: node-llama-cpp's binary test failed here, so the bundles leave node-llama-cpp outside \(it tests at every start\): \[node-llama-cpp\] The local build binary was not built in the current system/m)
-    assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "forked" })
+    assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "forked", release: "b1234" })
     fs.rmSync(root, { recursive: true, force: true })
   })
 
@@ -219,7 +265,7 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     const nested = Path.join(modules, "@scope", "dep", "node_modules")
     fs.mkdirSync(nested, { recursive: true })
     fs.renameSync(Path.join(modules, "better-sqlite3"), Path.join(nested, "better-sqlite3"))
-    fs.writeFileSync(Path.join(modules, "@scope", "dep", "index.js"), `import sqlite from "better-sqlite3"\nexport const dep = sqlite.where\n`)
+    fs.writeFileSync(Path.join(modules, "@scope", "dep", "index.js"), `import sqlite from "better-sqlite3"\nexport const dep = sqlite.where\nexport const later = () => import("better-sqlite3")\n`)
     // The CLI's own import of it goes through the package that nests it, as @effect/sql-sqlite-node imports better-sqlite3.
     const bin = Path.join(root, "dist", "bin.js")
     fs.writeFileSync(bin, fs.readFileSync(bin, "utf8").replace(`import sqlite from "better-sqlite3"`, `const sqlite = { where: null }`))
@@ -248,7 +294,7 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     const built = await node(root, [Path.join(root, "bin", "bundle.js")])
     assert.strictEqual(built.code, 0, built.stderr)
     assert.match(built.stderr, /^note: node-llama-cpp's binary test failed here, so the bundles leave node-llama-cpp outside.*no binary for this machine/m)
-    assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "no binary for this machine" })
+    assert.deepStrictEqual(await servedWithNodeLlamaCppOutside(root), { where: nlcIndex, tested: "no binary for this machine", release: "b1234" })
     // Nothing of the test left behind.
     assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["serve", "serve-bundle", "serveBin.js"])
     fs.rmSync(root, { recursive: true, force: true })

@@ -27,7 +27,7 @@ const node = (args: ReadonlyArray<string>, env: NodeJS.ProcessEnv = process.env)
 const launcherStandIn = () => {
   const root = tempDir()
   fs.mkdirSync(Path.join(root, "bin"))
-  for (const f of ["autotune.js", "bundle-use.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+  for (const f of ["autotune.js", "bundle-load.js", "bundle-use.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
   fs.mkdirSync(Path.join(root, "dist"))
   fs.writeFileSync(Path.join(root, "package.json"), JSON.stringify({ name: "stand-in", version: "9.9.9" }))
   const says = (who: string) => `process.stdout.write(${JSON.stringify(who)} + " " + process.env.UV_THREADPOOL_SIZE)\n`
@@ -43,18 +43,23 @@ const launcherStandIn = () => {
   const buildInfo = Path.join(root, "dist", ".tsbuildinfo")
   const at = (file: string, s: number) => fs.utimesSync(file, s, s)
   /**
-   * A bundle as the build leaves it (bin/bundle.js): dist/<dir>/<entry> saying `who`, made with the node-llama-cpp
-   * installed (3.0.0), as new as the build info and the entry it was made from (all dated 1 000 000 s). Its folder.
+   * A bundle as the build leaves it (bin/bundle.js): dist/<dir>/<file>, CommonJS, whose `run` says `who` and
+   * whose `startLlama` (the launcher's early start of llama.cpp) writes "early " first, made with the
+   * node-llama-cpp installed (3.0.0), as new as the build info and the entry it was made from (all dated
+   * 1 000 000 s). Its file.
    */
-  const freshBundle = (dir: string, entry: string, who: string) => {
+  const freshBundle = (dir: string, file: string, entry: string, who: string) => {
     const bundle = Path.join(root, "dist", dir)
-    fs.mkdirSync(Path.join(bundle, "serve"), { recursive: true })
-    fs.writeFileSync(Path.join(bundle, entry), says(who))
+    fs.mkdirSync(bundle, { recursive: true })
+    fs.writeFileSync(Path.join(bundle, file), [
+      `exports.startLlama = async () => { process.stdout.write("early ") }`,
+      `exports.run = async () => { ${says(who)} }`
+    ].join("\n"))
     installed("3.0.0")
     fs.writeFileSync(Path.join(bundle, "built-with.json"), JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version: "3.0.0" }]))
     fs.writeFileSync(buildInfo, "")
-    for (const f of [buildInfo, Path.join(root, "dist", entry), Path.join(bundle, entry)]) at(f, 1_000_000)
-    return bundle
+    for (const f of [buildInfo, Path.join(root, "dist", entry), Path.join(bundle, file)]) at(f, 1_000_000)
+    return Path.join(bundle, file)
   }
   return { root, says, installed, buildInfo, at, freshBundle, launch, run: async (...args: Array<string>) => (await launch(args)).stdout }
 }
@@ -120,7 +125,8 @@ describe("the installed package (issue 14)", () => {
     const fast = await node([...noImport, launcher, "tune", "--help"])
     assert.strictEqual(fast.code, 0, fast.stderr)
     assert.include(fast.stdout, "--candidate-models")
-    const live = await node([...noImport, launcher, "tune", "--help"], { ...process.env, AUTOTUNE_HELP_CACHE: "off" })
+    // (From dist/: the CLI bundle is compiled from its file, which no import hook sees.)
+    const live = await node([...noImport, launcher, "tune", "--help"], { ...process.env, AUTOTUNE_HELP_CACHE: "off", AUTOTUNE_CLI_BUNDLE: "off" })
     assert.notStrictEqual(live.code, 0)
     assert.include(live.stderr, "no module may be loaded here")
   }, 120_000)
@@ -147,10 +153,12 @@ describe("the installed package (issue 14)", () => {
     // config; built-in flags still answer from the whole tree.
     // What it bundled of node_modules (bin/bundle.js): a stand-in node-llama-cpp, as installed. (Compared with the
     // newest of the build info and the serve entry the bundle was made from.)
-    const bundle = freshBundle("serve-bundle", "serveBin.js", "bundled")
+    const bundle = freshBundle("serve-bundle", "serve.cjs", "serveBin.js", "bundled")
+    const builtWith = Path.join(Path.dirname(bundle), "built-with.json")
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
+    // As a candidate starts: the bundle's own LlamaBoot is the one started early (the stand-in's writes a mark first).
     for (const adapter of [embedded(null), embedded(null).config!.launchFrom!("/etc/autotune.yaml")]) {
-      assert.strictEqual(await run(...adapter.argv(spec, true).args.slice(1)), "bundled 1")
+      assert.strictEqual(await run(...adapter.argv(spec, true).args.slice(1)), "early bundled 1")
     }
     assert.strictEqual(await run("serve", "--port", "1", "--help"), "whole 1")
     // Another node-llama-cpp installed since (`npm update` runs no build), or none: the bundle is stale.
@@ -161,30 +169,26 @@ describe("the installed package (issue 14)", () => {
     installed("3.0.0")
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
     // A bundle that does not say what it bundled (made before it did) is not used either.
-    const said = fs.readFileSync(Path.join(bundle, "built-with.json"))
-    fs.rmSync(Path.join(bundle, "built-with.json"))
+    const said = fs.readFileSync(builtWith)
+    fs.rmSync(builtWith)
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
-    fs.writeFileSync(Path.join(bundle, "built-with.json"), said)
-    // The bundle's own LlamaBoot is the one started early: the stand-in's writes a mark first.
-    fs.writeFileSync(Path.join(bundle, "serve", "LlamaBoot.js"), `export const startLlama = async () => process.stdout.write("early ")\n`)
-    assert.strictEqual(await run("serve", "--model", "/m/model.gguf"), "early bundled 1")
-    fs.rmSync(Path.join(bundle, "serve", "LlamaBoot.js"))
+    fs.writeFileSync(builtWith, said)
     // Turned off, or one that cannot be loaded (a build replacing it right now): the serve entry from dist/.
     const off = async (...args: Array<string>) => (await launch(args, { AUTOTUNE_SERVE_BUNDLE: "off" })).stdout
     assert.strictEqual(await off("serve", "--port", "1"), "serve-only 1")
-    const good = fs.readFileSync(Path.join(bundle, "serveBin.js"))
-    fs.writeFileSync(Path.join(bundle, "serveBin.js"), `import "./chunk-gone.js"\n`)
-    at(Path.join(bundle, "serveBin.js"), 1_000_000)
+    const good = fs.readFileSync(bundle)
+    fs.writeFileSync(bundle, `require("./chunk-gone.cjs")\n`)
+    at(bundle, 1_000_000)
     const unloadable = await launch(["serve", "--port", "1"])
     assert.strictEqual(unloadable.stdout, "serve-only 1")
-    assert.match(unloadable.stderr, /^autotune: the serve bundle could not be loaded \(.*chunk-gone\.js.*\); serving from dist\/$/m)
-    // As a candidate starts (its LlamaBoot first, absent here): the same.
+    assert.match(unloadable.stderr, /^autotune: the serve bundle could not be loaded \(.*chunk-gone\.cjs.*\); serving from dist\/$/m)
+    // As a candidate starts (the bundle's LlamaBoot first, which cannot load either; dist/'s absent here): the same.
     assert.strictEqual(await run("serve", "--model", "/m/model.gguf"), "serve-only 1")
-    fs.writeFileSync(Path.join(bundle, "serveBin.js"), good)
+    fs.writeFileSync(bundle, good)
     // Without build info, the bundle is compared with the serve entry it was made from.
     fs.rmSync(buildInfo)
     at(Path.join(root, "dist", "serveBin.js"), 1_000_000)
-    at(Path.join(bundle, "serveBin.js"), 1_000_000)
+    at(bundle, 1_000_000)
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
     at(Path.join(root, "dist", "serveBin.js"), 1_000_001)
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
@@ -207,7 +211,7 @@ describe("the installed package (issue 14)", () => {
   it("issue 14 the build bundles the whole CLI with node-llama-cpp inside and better-sqlite3 outside; the launcher runs a tune's commands from it", async () => {
     // The bundle the test setup's build made (this fails where esbuild could not run: the build only notes it).
     const bundle = Path.join(repoRoot, "dist", "cli-bundle")
-    assert.isAtLeast(fs.statSync(Path.join(bundle, "bin.js")).mtimeMs, fs.statSync(Path.join(repoRoot, "dist", ".tsbuildinfo")).mtimeMs)
+    assert.isAtLeast(fs.statSync(Path.join(bundle, "cli.cjs")).mtimeMs, fs.statSync(Path.join(repoRoot, "dist", ".tsbuildinfo")).mtimeMs)
     const inputs = Object.keys((JSON.parse(fs.readFileSync(Path.join(bundle, "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
     assert.includeMembers(inputs, ["dist/bin.js", "dist/Pipeline.js", "dist/gguf/MemoryEstimate.js", "node_modules/node-llama-cpp/dist/index.js"],
       "node-llama-cpp is not in the CLI bundle: see what `npm run build` noted")
@@ -251,7 +255,8 @@ describe("the installed package (issue 14)", () => {
   it("issue 14 the launcher runs every other command through the CLI bundle while it is as new as the build and bundled the installed node-llama-cpp; else, turned off or unloadable, from dist/", async () => {
     // A stand-in package: the real launcher over a dist/ whose entries and CLI bundle say which one answered.
     const { at, buildInfo, freshBundle, installed, launch, root, run } = launcherStandIn()
-    const bundle = freshBundle("cli-bundle", "bin.js", "cli-bundled")
+    const bundle = freshBundle("cli-bundle", "cli.cjs", "bin.js", "cli-bundled")
+    const builtWith = Path.join(Path.dirname(bundle), "built-with.json")
     assert.strictEqual(await run("tune", "--port", "1"), "cli-bundled undefined")
     assert.strictEqual(await run("history"), "cli-bundled undefined")
     // serve with a built-in flag, or after a root option: the whole CLI, bundled, on one pool thread; serve alone: its own entry.
@@ -259,7 +264,6 @@ describe("the installed package (issue 14)", () => {
     assert.strictEqual(await run("--log-level", "debug", "serve"), "cli-bundled 1")
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
     // Through the whole CLI with a model, llama.cpp is started early from the CLI bundle's own LlamaBoot (the one its engine uses).
-    fs.writeFileSync(Path.join(bundle, "serve", "LlamaBoot.js"), `export const startLlama = async () => process.stdout.write("early ")\n`)
     assert.strictEqual(await run("--log-level", "debug", "serve", "--model", "/m/model.gguf"), "early cli-bundled 1")
     // Turned off: dist/.
     assert.strictEqual((await launch(["tune"], { AUTOTUNE_CLI_BUNDLE: "off" })).stdout, "whole undefined")
@@ -267,7 +271,7 @@ describe("the installed package (issue 14)", () => {
     const effect = Path.join(root, "node_modules", "effect")
     fs.mkdirSync(effect, { recursive: true })
     fs.writeFileSync(Path.join(effect, "package.json"), JSON.stringify({ name: "effect", version: "3.1.0" }))
-    fs.writeFileSync(Path.join(bundle, "built-with.json"), JSON.stringify([
+    fs.writeFileSync(builtWith, JSON.stringify([
       { package: "node_modules/effect/package.json", version: "3.1.0" },
       { package: "node_modules/node-llama-cpp/package.json", version: "3.0.0" }
     ]))
@@ -290,11 +294,11 @@ describe("the installed package (issue 14)", () => {
     at(Path.join(root, "dist", "bin.js"), 1_000_000)
     assert.strictEqual(await run("tune"), "cli-bundled undefined")
     // One that cannot be loaded (a build replacing it right now): the CLI from dist/, said.
-    fs.writeFileSync(Path.join(bundle, "bin.js"), `import "./chunk-gone.js"\n`)
-    at(Path.join(bundle, "bin.js"), 1_000_000)
+    fs.writeFileSync(bundle, `require("./chunk-gone.cjs")\n`)
+    at(bundle, 1_000_000)
     const unloadable = await launch(["tune"])
     assert.strictEqual(unloadable.stdout, "whole undefined")
-    assert.match(unloadable.stderr, /^autotune: the CLI bundle could not be loaded \(.*chunk-gone\.js.*\); running from dist\/$/m)
+    assert.match(unloadable.stderr, /^autotune: the CLI bundle could not be loaded \(.*chunk-gone\.cjs.*\); running from dist\/$/m)
   })
 
   it("issue 14 `autotune serve` through its own entry answers bad input as the whole CLI does: the same exit code and stderr", async () => {
@@ -313,7 +317,7 @@ describe("the installed package (issue 14)", () => {
     // A stand-in package: the real launcher over a dist/ whose CLI says which one answered.
     const root = tempDir()
     fs.mkdirSync(Path.join(root, "bin"))
-    for (const f of ["autotune.js", "bundle-use.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
+    for (const f of ["autotune.js", "bundle-load.js", "bundle-use.js", "help-cache.js", "package.json"]) fs.copyFileSync(Path.join(repoRoot, "bin", f), Path.join(root, "bin", f))
     const dist = Path.join(root, "dist")
     fs.mkdirSync(Path.join(dist, "help"), { recursive: true })
     fs.writeFileSync(Path.join(dist, "bin.js"), "process.stdout.write(\"live \" + process.argv.slice(2).join(\" \"))\n")

@@ -103,7 +103,8 @@ describe("autotune serve (SPEC E-5)", () => {
       assert.include(bad.stderr, "Expected one of the following cases: on, off, auto")
       // The hook does bite: the whole CLI (here `tune --help` with the kept answers off) cannot load under it,
       // nor any tuner module on its own, while the serve entry's modules can.
-      const tune = yield* runNode([...noTuner, Path.join(repoRoot, "bin", "autotune.js"), "tune", "--help"], { AUTOTUNE_HELP_CACHE: "off" })
+      // (From dist/: the CLI bundle is compiled from its file, which no import hook sees.)
+      const tune = yield* runNode([...noTuner, Path.join(repoRoot, "bin", "autotune.js"), "tune", "--help"], { AUTOTUNE_HELP_CACHE: "off", AUTOTUNE_CLI_BUNDLE: "off" })
       assert.notStrictEqual(tune.code, 0)
       assert.include(tune.stderr, "a tuner module was loaded")
       const modules = ["./dist/Cli.js", "./dist/steps/Probe.js", "./dist/providers/Embedded.js", "./dist/domain/TuneDocument.js",
@@ -115,14 +116,15 @@ describe("autotune serve (SPEC E-5)", () => {
       // setup made (this fails where esbuild could not run: the build only notes it). What went into it
       // (esbuild's metafile) is the serve entry's modules: no other compiled module, no @effect/sql.
       const bundle = Path.join(repoRoot, "dist", "serve-bundle")
-      assert.isAtLeast(Fs.statSync(Path.join(bundle, "serveBin.js")).mtimeMs, Fs.statSync(Path.join(repoRoot, "dist", ".tsbuildinfo")).mtimeMs)
+      assert.isAtLeast(Fs.statSync(Path.join(bundle, "serve.cjs")).mtimeMs, Fs.statSync(Path.join(repoRoot, "dist", ".tsbuildinfo")).mtimeMs)
       const meta = JSON.parse(Fs.readFileSync(Path.join(bundle, "meta.json"), "utf8")) as {
         inputs: Record<string, unknown>
-        outputs: Record<string, { entryPoint?: string; inputs: Record<string, unknown>; imports: Array<{ path: string }> }>
+        outputs: Record<string, { inputs: Record<string, unknown> }>
       }
       const inputs = Object.keys(meta.inputs)
       const allowed = new RegExp(`^dist/(${(serveOnlyModules as Array<string>).join("|")})$`)
-      assert.deepStrictEqual(inputs.filter((f) => f.startsWith("dist/") && !allowed.test(f)), [])
+      // (Besides the bundle's own entry, which bin/bundle.js writes: LlamaBoot's starts and the serve entry's `run`.)
+      assert.deepStrictEqual(inputs.filter((f) => f.startsWith("dist/") && !allowed.test(f) && f !== "dist/bundle-of-serveBin.js"), [])
       assert.deepStrictEqual(inputs.filter((f) => f.includes("@effect/sql")), [])
       assert.includeMembers(inputs, ["dist/serveBin.js", "dist/serve/Engine.js", "dist/serve/LlamaBoot.js"])
       // node-llama-cpp too (its binary test passed when the build ran it): its ~300 modules and its per-start
@@ -130,18 +132,16 @@ describe("autotune serve (SPEC E-5)", () => {
       assert.includeMembers(inputs, ["node_modules/node-llama-cpp/dist/index.js", "node_modules/node-llama-cpp/dist/bindings/getLlama.js"],
         "node-llama-cpp is not in the serve bundle: see what `npm run build` noted")
       // Its binary test is the build's: no copy of the forked test's code (it answers to TEST_BINDING_CP) is bundled.
-      const code = Fs.readdirSync(bundle).filter((f) => f.endsWith(".js")).map((f) => Fs.readFileSync(Path.join(bundle, f), "utf8"))
-      assert.isTrue(code.some((c) => c.includes("binariesGithubRelease")))
-      assert.isFalse(code.some((c) => c.includes("TEST_BINDING_CP")))
-      // LlamaBoot's module (the launcher's early start of llama.cpp, which the engine takes) is one instance:
-      // in one output only, which both entries import. Two copies would start llama.cpp twice.
-      const outputs = Object.entries(meta.outputs)
-      const boot = outputs.filter(([, o]) => "dist/serve/LlamaBoot.js" in o.inputs).map(([file]) => file)
-      assert.strictEqual(boot.length, 1, boot.join(", "))
-      for (const entry of ["dist/serveBin.js", "dist/serve/LlamaBoot.js"]) {
-        const [, o] = outputs.find(([, x]) => x.entryPoint === entry)!
-        assert.include(o.imports.map((i) => i.path), boot[0], entry)
-      }
+      const code = Fs.readFileSync(Path.join(bundle, "serve.cjs"), "utf8")
+      assert.include(code, "binariesGithubRelease")
+      assert.notInclude(code, "TEST_BINDING_CP")
+      // One file: LlamaBoot's module (the launcher's early start of llama.cpp, which the engine takes) is one
+      // instance, which the serve entry, evaluated when the launcher runs it, shares. Two would start llama.cpp twice.
+      assert.deepStrictEqual(Object.values(meta.outputs).filter((o) => "dist/serve/LlamaBoot.js" in o.inputs).length, 1)
+      // Its V8 code cache, written by the build, is the one V8 takes for it in a plain `node` (bin/bundle-load.js).
+      const loaded = yield* runNode(["-e", `const r = require(${JSON.stringify(Path.join(repoRoot, "bin", "bundle-load.js"))})` +
+        `.loadBundle(${JSON.stringify(Path.join(bundle, "serve.cjs"))}); console.log(r.cache, Object.keys(r.exports).sort().join(" "))`])
+      assert.strictEqual(loaded.stdout.trim(), "used bootLlama run startLlama", loaded.stderr)
       // And the launcher serves from it, no fallback to dist/ said.
       const bundled = yield* startServe(base)
       const answer = yield* streamChat(bundled.baseUrl, { messages: [{ role: "user", content: words(10) }], max_tokens: 4, temperature: 0 })
