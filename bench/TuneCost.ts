@@ -18,6 +18,7 @@
 import * as fs from "node:fs"
 import type { TrialRow } from "../src/domain/Trial.js"
 import { cpuInWindows } from "./TreeSampler.js"
+import type { ChildSeen } from "./TreeSampler.js"
 import type { ProviderLog, TuneRun } from "./TuneRun.js"
 
 /** One trial on the tune's timeline (wall-clock ms) with its limit parts (ms). */
@@ -51,11 +52,17 @@ export interface WallBreakdown {
   readonly loadMs: number
   readonly preWarmMs: number
   readonly probeMs: number
-  /** Between a trial's last probe and the next trial's start: provider stop, SQLite insert, next GGUF check. */
+  /**
+   * Between trials: the wall time not in start-up, the trials' phases or the finish (provider stops, SQLite
+   * inserts, the next GGUF check, the gaps around an extension's later start).
+   */
   readonly betweenMs: number
-  /** Last trial's last probe → tune exit: last provider stop, SQLite, document, process exit. */
+  /** The last provider gone (last seen alive, ± one sample interval) → tune exit: SQLite, document, process exit. */
   readonly finishMs: number
-  /** Of between + finish: providers' stop (tuner's last probe → provider last seen alive), ± one sample interval each. */
+  /**
+   * Of between: providers' stop (a trial's end → its own provider last seen alive), ± one sample interval
+   * each; a merged row's later start (an extension) not counted.
+   */
   readonly providerStopMs: number
 }
 
@@ -156,22 +163,34 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const sum = (f: (t: TrialCost) => number) => trials.reduce((a, t) => a + f(t), 0)
   const first = trials[0]
   const last = trials.at(-1)
-  const betweenMs = trials.slice(1).reduce((a, t, i) => a + (t.startMs - trials[i]!.endMs), 0)
-  // Providers: the tuner's descendants started on a model (not `--version` helpers); each belongs to
-  // the trial whose window holds its first sighting, and stops when it was last seen alive.
+  // Providers: the tuner's descendants started on a model (not `--version` helpers). A provider start is one whose
+  // parent is not a provider itself (llama-server under bin/provider-shim.mjs belongs to the shim's start), gone
+  // when the last process of it was last seen alive (± one sample interval).
   const providers = run.sampling.children.filter((c) => !c.helper && c.argv.some((a) => a.endsWith(".gguf")))
+  const providerPids = new Set(providers.map((p) => p.pid))
+  const goneAt = (start: ChildSeen) => Math.max(start.lastAlive, ...providers.filter((p) => p.ppid === start.pid).map((p) => p.lastAlive))
+  const providerStarts = providers.filter((p) => !providerPids.has(p.ppid)).sort((a, b) => a.firstSeen - b.firstSeen)
+  // A trial's own provider is the first one started in its window [its start, the next trial's start). Later ones
+  // there are other trials' extensions (N-2's extra replicates, in a later start of the same candidate, merged into
+  // that trial's row, whose phases then sum both starts): their stops are not counted, nor do they move a trial's end.
   const providerStopMs = trials.reduce((a, t, i) => {
-    const mine = providers.filter((p) => p.firstSeen >= t.startMs && (i + 1 >= trials.length || p.firstSeen < trials[i + 1]!.startMs))
-    return mine.length === 0 ? a : a + Math.max(0, Math.max(...mine.map((p) => p.lastAlive)) - t.endMs)
+    const mine = providerStarts.find((p) => p.firstSeen >= t.startMs && (i + 1 >= trials.length || p.firstSeen < trials[i + 1]!.startMs))
+    return mine === undefined ? a : a + Math.max(0, goneAt(mine) - t.endMs)
   }, 0)
+  // Finish: after the last provider is gone (the document, SQLite, the process's exit). Between trials: the rest
+  // (the parts sum to the wall time). Each trial's end as its start plus its summed phases would misplace a merged row.
+  const lastGone = providerStarts.length > 0 ? Math.max(...providerStarts.map(goneAt)) : Math.max(...trials.map((t) => t.endMs))
+  const startupMs = first === undefined ? run.wallMs : first.startMs - run.spawnedAt
+  const phasesMs = sum((t) => t.loadMs + t.preWarmMs + t.probeMs)
+  const finishMs = last === undefined ? 0 : Math.max(0, run.exitedAt - lastGone)
   const breakdown: WallBreakdown = {
     wallMs: run.wallMs,
-    startupMs: first === undefined ? run.wallMs : first.startMs - run.spawnedAt,
+    startupMs,
     loadMs: sum((t) => t.loadMs),
     preWarmMs: sum((t) => t.preWarmMs),
     probeMs: sum((t) => t.probeMs),
-    betweenMs,
-    finishMs: last === undefined ? 0 : run.exitedAt - last.endMs,
+    betweenMs: last === undefined ? 0 : run.wallMs - startupMs - phasesMs - finishMs,
+    finishMs,
     providerStopMs
   }
   const limit = {

@@ -45,8 +45,17 @@ const args = process.argv.slice(2)
  */
 const bundles = new Map()
 const bundleOf = (dir, file) => {
-  if (!bundles.has(dir)) bundles.set(dir, loadBundle(path.join(dist, dir, file)).exports)
-  return bundles.get(dir)
+  if (!bundles.has(dir)) {
+    // Once: what failed is not run again (the early start's failure is the run's).
+    try {
+      bundles.set(dir, { exports: loadBundle(path.join(dist, dir, file)).exports })
+    } catch (e) {
+      bundles.set(dir, { error: `${path.join("dist", dir, file)}: ${(e instanceof Error ? e.message : String(e)).split("\n")[0]}` })
+    }
+  }
+  const b = bundles.get(dir)
+  if (b.error !== undefined) throw new Error(b.error)
+  return b.exports
 }
 /** Runs bundle `dir` (its entry), or, where it cannot be loaded, `fallback` from dist/, said on stderr as `what`. */
 const runBundle = (dir, file, what, fallback) =>
@@ -56,7 +65,7 @@ const runBundle = (dir, file, what, fallback) =>
     return load(fallback.file)
   })
 // Every command but a serve started alone runs the whole CLI: bundled (bin/bundle.js, dist/cli-bundle/cli.cjs,
-// node-llama-cpp inside where its binary test passed at build time), `autotune history` 0.26–0.29 s
+// node-llama-cpp inside where its binary test passed at build time), `autotune history` 0.27–0.28 s
 // against 0.90–1.38 s from dist/, a tune's first trial 1.0 s sooner and no forked binary test at its first
 // memory estimate (2 cores, 2026-12-07). Only while it is as new as the build and the entry it was made
 // from, and the packages it bundled (node-llama-cpp, Effect, …) are the ones installed; not under AUTOTUNE_CLI_BUNDLE=off.
@@ -84,7 +93,7 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
   // Bundled (bin/bundle.js), node-llama-cpp inside where its binary test passed at build time and
-  // llama.cpp started through the bundle: spawn → ready beyond the model's load 0.23–0.30 s with the
+  // llama.cpp started through the bundle: spawn → ready beyond the model's load 0.21–0.25 s with the
   // bundle's code cache (130M, 2 cores, 2026-12-07; 0.34–0.37 s bundled as ES modules, without one), against
   // 1.15–1.34 s for the 15M with node-llama-cpp outside the bundle (2026-12-06), itself 0.14 s faster than
   // dist/. Only while it is as new as the build it came from (a bare tsc since leaves it stale), and not

@@ -9,14 +9,17 @@
 // - dist/cli-bundle/cli.cjs: every other command (dist/bin.js, the whole CLI; better-sqlite3, a native addon
 //   that finds its binary from its own folder, stays outside, and must resolve from the bundle's folder as
 //   from the package that imports it: not so in a pnpm layout, which then gets no CLI bundle). `autotune
-//   history` took 0.90–1.38 s from dist/ and 0.35–0.52 s bundled, and a tune reached its first trial 1.0 s sooner; its first memory
+//   history` took 0.90–1.38 s from dist/ and 0.35–0.52 s bundled as ES modules, and a tune reached its first trial 1.0 s sooner; its first memory
 //   estimate no longer imports node-llama-cpp's ~300 modules nor forks its binary test (2 cores,
 //   2026-12-07, issue 14 part 4: the tune's own start-up and the gaps between trials).
 // CommonJS (not ES modules, as until 2026-12-07) for the code cache: Node 20 keeps none for ES modules. With
-// it, the 130M's spawn → ready beyond its load 0.23–0.30 s against 0.34–0.37 s, `autotune history` 0.26–0.29 s
-// against 0.37–0.40 s (2 cores, 2026-12-07, alternating starts). Each bundle is one file exporting LlamaBoot's
-// `startLlama` and `bootLlama` and `run()`, which imports its entry (evaluated then, not before): the
-// launcher's early start of llama.cpp and the engine's use of it are one module instance.
+// it, the 130M's spawn → ready beyond its load 0.21–0.25 s against 0.34–0.37 s, `autotune history` 0.27–0.28 s
+// against 0.37–0.40 s (2 cores, 2026-12-07). Each bundle is one file exporting LlamaBoot's `startLlama` and
+// `bootLlama` and `run()`, which imports its entry (evaluated then, not before): the launcher's early start of
+// llama.cpp and the engine's use of it are one module instance. It runs in strict mode, as its ES modules did
+// (and the CommonJS packages inside them, which the ES module bundles ran strict too). Any package's other
+// `import.meta.url` is the bundle's own URL, as it was in those; an `import.meta` otherwise left empty, or an
+// `import()` the bundle could not run (bin/bundle-load.js), fails that bundle (said).
 //
 // node-llama-cpp is bundled too (issue 14 part 3: its ~300 modules took 0.27–0.35 s to import and its
 // per-start binary test 0.4 s, both on an embedded candidate's spawn → ready), where all of this holds,
@@ -138,8 +141,10 @@ const inPlace = (file, external, rewritten) => ({
   setup(build) {
     // `import.meta.url` as the module's own file's URL, relative to the bundle's (the package may move);
     // `import("x")` of a package left outside through the bundle's own importer (the banner's).
+    // (Text, not syntax: one in a comment or a string is rewritten too, harmlessly. A call it leaves, an
+    // external's with options say, or one whose specifier is computed, fails the bundle below.)
     const importsOutside = (text) =>
-      text.replace(/\bimport\((["'])([^"'\s]+)\1\)/g, (call, q, spec) => matches(external, spec) ? `__autotuneImport(${q}${spec}${q})` : call)
+      text.replace(/(?<![\w$.])import\s*\(\s*(["'])([^"'\s]+)\1\s*\)/g, (call, q, spec) => matches(external, spec) ? `__autotuneImport(${q}${spec}${q})` : call)
     const own = (input, text) => {
       rewritten.add(path.relative(root, input).split(path.sep).join("/"))
       const rel = path.relative(path.dirname(file), input).split(path.sep).map(encodeURIComponent).join("/")
@@ -163,12 +168,12 @@ const inPlace = (file, external, rewritten) => ({
       const text = fs.readFileSync(args.path, "utf8")
       const other = /import\.meta\.(?!url\b)\w+/.exec(text)?.[0]
       if (other !== undefined) throw fatal(`${args.path} finds its files by ${other}, which a bundle would change`)
-      return text.includes("import.meta.url") || /\bimport\(/.test(text) ? own(args.path, text) : undefined
+      return text.includes("import.meta.url") || /\bimport\s*\(/.test(text) ? own(args.path, text) : undefined
     })
     // Any other package's `import()` of one left outside (ipull's of @reflink/reflink).
     build.onLoad({ filter: /[\\/]node_modules[\\/].*\.(m?js|cjs)$/ }, (args) => {
       const text = fs.readFileSync(args.path, "utf8")
-      if (!/\bimport\(/.test(text)) return undefined
+      if (!/\bimport\s*\(/.test(text)) return undefined
       const contents = importsOutside(text)
       return contents === text ? undefined : { loader: "js", contents }
     })
@@ -197,10 +202,11 @@ const importer = [
 /**
  * Makes bundle `b` (one of BUNDLES) with `esbuild`, node-llama-cpp inside it or not (`inside`), and its code
  * cache (bin/bundle-load.js) by running it once (its `--version`); throws when what it made would not serve:
- * node-llama-cpp's package not found among the inputs, a top-level await or `import.meta` left in it (CommonJS
- * has neither), an `import()` of a package left outside that was not routed through import.cjs, or the
- * bundle not running (llama.cpp not starting through its own LlamaBoot: a package the bundled copy imports
- * that resolves from node-llama-cpp's folder but not from the bundle's, as in a nested or pnpm layout).
+ * node-llama-cpp's package not found among the inputs, a top-level await or an `import.meta` other than its
+ * URL left in it (CommonJS has neither), an `import()` left in it (of a package left outside that was not
+ * routed through import.cjs, or of a computed specifier), llama.cpp not starting through its own LlamaBoot (a
+ * package the bundled copy imports that resolves from node-llama-cpp's folder but not from the bundle's, as
+ * in a nested or pnpm layout), or the bundle not running its `--version` or writing no code cache.
  * Throws `fatal` (no bundle of this entry would serve) when one of this package's modules finds its files
  * otherwise than by import.meta.url, or a package left outside resolves otherwise from the bundle than
  * from the module importing it.
@@ -225,8 +231,11 @@ const build = async (esbuild, inside, b) => {
     target: "node20",
     external,
     plugins: [inPlace(file, external, rewritten)],
-    // The bundle's own URL (what its modules' file URLs are relative to) and importer (import.cjs, above).
-    banner: { js: "const __autotuneBundleUrl = require(\"node:url\").pathToFileURL(__filename).href, __autotuneImport = require(\"./import.cjs\");" },
+    // Strict mode, as every ES module and the ES module bundles before (esbuild adds no directive to a CommonJS
+    // file); the bundle's own URL (what its modules' file URLs are relative to) and importer (import.cjs, above).
+    banner: { js: "\"use strict\";\nconst __autotuneBundleUrl = require(\"node:url\").pathToFileURL(__filename).href, __autotuneImport = require(\"./import.cjs\");" },
+    // Any other package's import.meta.url: the bundle's, as in the ES module bundles (esbuild would leave it empty).
+    define: { "import.meta.url": "__autotuneBundleUrl" },
     // Class and function names as in dist/ (stack traces, and any code that reads a constructor's name).
     keepNames: true,
     logLevel: "warning",
@@ -235,9 +244,16 @@ const build = async (esbuild, inside, b) => {
   })
   fs.writeFileSync(path.join(next, "import.cjs"), importer)
   fs.writeFileSync(path.join(next, "meta.json"), JSON.stringify(built.metafile))
-  // esbuild leaves an `import.meta` it was not given back empty in CommonJS (node-llama-cpp's: not bundled then).
-  const meta = built.warnings.find((w) => /import\.meta/.test(w.text))
-  if (meta !== undefined) throw new Error(`${meta.location?.file ?? "a module"} uses import.meta, which a CommonJS bundle leaves empty`)
+  // esbuild leaves any other `import.meta` (`dirname`, `filename`, …) empty in CommonJS, as `import_meta = {}`,
+  // and says so only outside node_modules (node-llama-cpp's: not bundled then).
+  const output = fs.readFileSync(file, "utf8")
+  const empty = /^\s*(?:var |const )?import_meta\d*\s*=\s*\{\};?$/m.exec(output)
+  if (empty !== null) throw new Error(`a bundled module uses import.meta otherwise than for its URL, which a CommonJS bundle leaves empty (${empty[0].trim()})`)
+  // esbuild turns every import() of a bundled module into a call of its own; one left (a computed specifier,
+  // which the metafile below does not list) would fail when it runs (bin/bundle-load.js). (A JSDoc type
+  // `import('x')` in a comment keeps its quote.)
+  const left = /^.*(?<![\w$.])import\s*\((?!\s*["'`]).*$/m.exec(output)
+  if (left !== null) throw new Error(`an import() the bundle cannot run is left in it: ${left[0].trim().slice(0, 120)}`)
   for (const [input, o] of Object.entries(built.metafile.inputs)) {
     for (const imp of o.imports ?? []) {
       if (!imp.external) continue
@@ -270,24 +286,32 @@ const build = async (esbuild, inside, b) => {
   if (inside && !Object.keys(built.metafile.inputs).some((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))) {
     throw new Error("node-llama-cpp was not found under node_modules/ among the bundle's inputs")
   }
-  // Run once, as the launcher runs it (bin/bundle-load.js), writing its code cache as it exits: llama.cpp
-  // started through its own LlamaBoot (node-llama-cpp inside), then its entry's `--version` (every module
-  // evaluated, the command line parsed).
-  const why = runScript(next, [
+  // llama.cpp starts through the bundle's own LlamaBoot (node-llama-cpp inside).
+  const load = [
     "import { createRequire } from \"node:module\"",
-    `const { loadBundle } = createRequire(import.meta.url)(${JSON.stringify(path.join(__dirname, "bundle-load.js"))})`,
+    `const { loadBundle } = createRequire(import.meta.url)(${JSON.stringify(path.join(__dirname, "bundle-load.js"))})`
+  ]
+  const boot = [
+    "const booted = await bundle.bootLlama()",
+    "const llama = await booted.llama.catch((e) => { for (const l of booted.earlyLog ?? []) console.error(l.message); throw e })",
+    "await llama.dispose()"
+  ]
+  if (inside) {
+    const why = runScript(next, [...load, `const bundle = loadBundle(${JSON.stringify(file)}).exports`, ...boot])
+    if (why !== null) throw new Error(`llama.cpp does not start through the bundle: ${why}`)
+  }
+  // Its code cache (bin/bundle-load.js), written as the bundle runs once as the launcher runs it: llama.cpp's
+  // start (node-llama-cpp inside), then its entry's `--version` (every module evaluated, the command line parsed).
+  fs.readdirSync(next).filter((f) => f.endsWith(".cache")).forEach((f) => fs.rmSync(path.join(next, f)))
+  const why = runScript(next, [
+    ...load,
     `const bundle = loadBundle(${JSON.stringify(file)}, true).exports`,
-    ...(inside
-      ? [
-        "const booted = await bundle.bootLlama()",
-        "const llama = await booted.llama.catch((e) => { for (const l of booted.earlyLog ?? []) console.error(l.message); throw e })",
-        "await llama.dispose()"
-      ]
-      : []),
+    ...(inside ? boot : []),
     `process.argv = [process.execPath, ${JSON.stringify(file)}, "--version"]`,
     "await bundle.run()"
   ])
-  if (why !== null) throw new Error(`${inside ? "llama.cpp does not start through the bundle" : "the bundle does not run"}: ${why}`)
+  if (why !== null) throw new Error(`the bundle does not run its --version: ${why}`)
+  if (!fs.readdirSync(next).some((f) => f.startsWith(`${b.file}.`) && f.endsWith(".cache"))) throw new Error("the bundle's code cache was not written")
   fs.writeFileSync(path.join(next, "built-with.json"), JSON.stringify(builtWith))
   const outdir = path.join(dist, b.dir)
   fs.rmSync(outdir, { recursive: true, force: true })

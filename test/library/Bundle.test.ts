@@ -10,6 +10,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as Path from "node:path"
+import { pathToFileURL } from "node:url"
 import { repoRoot } from "../support/models.js"
 import { tempDir } from "../support/cli.js"
 
@@ -88,7 +89,9 @@ const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
     fs.mkdirSync(Path.join(root, "dist", "providers"))
     fs.writeFileSync(Path.join(root, "dist", "providers", "Own.js"), [
       `import { fileURLToPath } from "node:url"`,
-      `export const own = () => fileURLToPath(import.meta.url)`
+      `export const own = () => fileURLToPath(import.meta.url)`,
+      // Strict, as every ES module: no \`this\` in a plain call.
+      `export const strict = (function () { return this })() === undefined`
     ].join("\n"))
     const sqlite = Path.join(modules, "better-sqlite3")
     fs.mkdirSync(sqlite)
@@ -99,16 +102,21 @@ const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
     fs.mkdirSync(dep, { recursive: true })
     fs.writeFileSync(Path.join(dep, "package.json"), JSON.stringify({ name: "@scope/dep", version: "1.2.3", type: "module", exports: { ".": "./index.js" } }))
     // It imports a package left outside by import(), as ipull imports @reflink/reflink: routed through the bundle's import.cjs.
-    fs.writeFileSync(Path.join(dep, "index.js"), `export const dep = "dep"\nexport const later = () => import("better-sqlite3")\n`)
+    // And its import.meta.url is the bundle's, as in an ES module bundle (not left empty).
+    fs.writeFileSync(Path.join(dep, "index.js"), [
+      `export const dep = "dep"`,
+      `export const later = () => import("better-sqlite3")`,
+      `export const url = import.meta.url`
+    ].join("\n"))
     fs.writeFileSync(Path.join(root, "dist", "bin.js"), [
       `import { bootLlama } from "./serve/LlamaBoot.js"`,
-      `import { own } from "./providers/Own.js"`,
+      `import { own, strict } from "./providers/Own.js"`,
       `import sqlite from "better-sqlite3"`,
-      `import { dep, later } from "@scope/dep"`,
+      `import { dep, later, url } from "@scope/dep"`,
       `import("node-llama-cpp").then(async (m) => {`,
       `  const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
       `  const lazily = (await later()).default.where`,
-      `  process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, own: own(), sqlite: sqlite.where, lazily, dep }))`,
+      `  process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, own: own(), strict, sqlite: sqlite.where, lazily, dep, url }))`,
       `})`
     ].join("\n"))
   }
@@ -142,29 +150,41 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     assert.include(inputsOf(root), "node_modules/node-llama-cpp/dist/index.js")
     // What it bundled, for the launcher to compare with what is installed (bin/autotune.js).
     assert.deepStrictEqual(builtWithOf(root), [{ package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }])
-    // One CommonJS file, its V8 code cache (written by running it once) and its importer of what it leaves outside.
-    assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist", "serve-bundle")).sort(),
-      ["built-with.json", "import.cjs", "meta.json", "serve.cjs", "serve.cjs.cache"])
+    // One CommonJS file, its V8 code cache (written by running it once, named by the file it is for) and its
+    // importer of what it leaves outside.
+    const folder = Path.join(root, "dist", "serve-bundle")
+    const files = fs.readdirSync(folder).sort()
+    assert.deepStrictEqual(files.filter((f) => !/^serve\.cjs\.\d+-\d+-\d+\.cache$/.test(f)), ["built-with.json", "import.cjs", "meta.json", "serve.cjs"])
+    assert.strictEqual(files.length, 5, files.join(" "))
     const served = await runBundle(root, "serve-bundle", "serve.cjs")
     assert.strictEqual(served.code, 0, served.stderr)
     assert.strictEqual(served.stderr, "cache used\n")
-    // Its own file, not the bundle's; the release its top-level await read; moved with the package, still its own.
+    // Its own file, not the bundle's; the release its top-level await read.
     assert.deepStrictEqual(JSON.parse(served.stdout), { where: nlcIndex, tested: true, release: "b1234" })
-    // A bundle edited since its cache was made, to the same length (V8 checks only that): compiled afresh, the edit runs.
-    const bundle = Path.join(root, "dist", "serve-bundle", "serve.cjs")
+    // A bundle edited since its cache was made, to the same length (V8 checks only that): compiled afresh, the
+    // edit runs, and a cache is made for it as the process exits; the next start uses that one.
+    const bundle = Path.join(folder, "serve.cjs")
     const text = fs.readFileSync(bundle, "utf8")
     assert.include(text, "return true")
     fs.writeFileSync(bundle, text.replace("return true", `return "ok"`))
-    const later = fs.statSync(`${bundle}.cache`).mtimeMs / 1000 + 10
-    fs.utimesSync(bundle, later, later)
     const edited = await runBundle(root, "serve-bundle", "serve.cjs")
     assert.strictEqual(edited.stderr, "cache none\n")
     assert.deepStrictEqual(JSON.parse(edited.stdout), { where: nlcIndex, tested: "ok", release: "b1234" })
-    fs.writeFileSync(bundle, text)
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache used\n")
+    // A cache V8 does not take (another Node, other V8 flags): compiled afresh, the same answer, and replaced.
+    const cache = fs.readdirSync(folder).filter((f) => f.endsWith(".cache"))
+    assert.strictEqual(cache.length, 2, cache.join(" "))
+    for (const f of cache) fs.writeFileSync(Path.join(folder, f), "not a code cache")
+    const rejected = await runBundle(root, "serve-bundle", "serve.cjs")
+    assert.strictEqual(rejected.stderr, "cache rejected\n")
+    assert.deepStrictEqual(JSON.parse(rejected.stdout), { where: nlcIndex, tested: "ok", release: "b1234" })
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache used\n")
+    // Moved with the package: its cache still its own, and each module's file its own.
     const moved = `${root}-moved`
     fs.renameSync(root, moved)
     const again = await runBundle(moved, "serve-bundle", "serve.cjs")
-    assert.deepStrictEqual(JSON.parse(again.stdout), { where: nlcIndex.replace(root, moved), tested: true, release: "b1234" })
+    assert.strictEqual(again.stderr, "cache used\n")
+    assert.deepStrictEqual(JSON.parse(again.stdout), { where: nlcIndex.replace(root, moved), tested: "ok", release: "b1234" })
     fs.rmSync(moved, { recursive: true, force: true })
   })
 
@@ -187,8 +207,10 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
       tested: true,
       own: Path.join(r, "dist", "providers", "Own.js"),
       sqlite: Path.join(r, "node_modules", "better-sqlite3", "index.js"),
+      strict: true,
       lazily: Path.join(r, "node_modules", "better-sqlite3", "index.js"),
-      dep: "dep"
+      dep: "dep",
+      url: pathToFileURL(Path.join(r, "dist", "cli-bundle", "cli.cjs")).href
     })
     const ran = await runBundle(root, "cli-bundle", "cli.cjs")
     assert.strictEqual(ran.code, 0, ran.stderr)
@@ -259,13 +281,34 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     fs.rmSync(root, { recursive: true, force: true })
   })
 
+  it("issue 14 a bundled package whose code a CommonJS bundle run from its code cache would break gets no CLI bundle, said: an import.meta other than its URL, an import() with a computed specifier, or one of a package left outside that the build does not route", async () => {
+    const cases = [
+      { code: `export const dir = import.meta.dirname`, why: /uses import\.meta otherwise than for its URL/ },
+      { code: `const which = ["better", "sqlite3"].join("-")\nexport const computed = () => import(which)`, why: /an import\(\) the bundle cannot run is left in it: .*import\(which\)/ },
+      { code: `export const withOptions = () => import("better-sqlite3", { with: {} })`, why: /imports better-sqlite3 by import\(\), which a script compiled from a code cache cannot/ }
+    ]
+    for (const c of cases) {
+      const { root } = standIn(true, false, true)
+      fs.appendFileSync(Path.join(root, "node_modules", "@scope", "dep", "index.js"), `\n${c.code}\n`)
+      // Used by the CLI (else esbuild would leave it out).
+      fs.appendFileSync(Path.join(root, "dist", "bin.js"), `\nimport * as all from "@scope/dep"\nglobalThis.all = all\n`)
+      const built = await node(root, [Path.join(root, "bin", "bundle.js")])
+      assert.strictEqual(built.code, 0, built.stderr)
+      assert.match(built.stderr, /^note: the CLI bundle was not made \(the other commands run from dist\/\): /m, `${c.code}: ${built.stderr}`)
+      assert.match(built.stderr, c.why, built.stderr)
+      // serve's bundle (which does not hold that package) is made; the CLI runs from dist/.
+      assert.deepStrictEqual(fs.readdirSync(Path.join(root, "dist")).sort(), ["bin.js", "providers", "serve", "serve-bundle", "serveBin.js"])
+      fs.rmSync(root, { recursive: true, force: true })
+    }
+  })
+
   it("issue 14 better-sqlite3 that only a bundled package's own folder resolves (a nested layout) gets no CLI bundle, said: from the bundle it would not load", async () => {
     const { root } = standIn(true, false, true)
     const modules = Path.join(root, "node_modules")
     const nested = Path.join(modules, "@scope", "dep", "node_modules")
     fs.mkdirSync(nested, { recursive: true })
     fs.renameSync(Path.join(modules, "better-sqlite3"), Path.join(nested, "better-sqlite3"))
-    fs.writeFileSync(Path.join(modules, "@scope", "dep", "index.js"), `import sqlite from "better-sqlite3"\nexport const dep = sqlite.where\nexport const later = () => import("better-sqlite3")\n`)
+    fs.writeFileSync(Path.join(modules, "@scope", "dep", "index.js"), `import sqlite from "better-sqlite3"\nexport const dep = sqlite.where\nexport const later = () => import("better-sqlite3")\nexport const url = ""\n`)
     // The CLI's own import of it goes through the package that nests it, as @effect/sql-sqlite-node imports better-sqlite3.
     const bin = Path.join(root, "dist", "bin.js")
     fs.writeFileSync(bin, fs.readFileSync(bin, "utf8").replace(`import sqlite from "better-sqlite3"`, `const sqlite = { where: null }`))
