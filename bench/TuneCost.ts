@@ -57,11 +57,14 @@ export interface WallBreakdown {
    * inserts, the next GGUF check, the gaps around an extension's later start).
    */
   readonly betweenMs: number
-  /** The last provider gone (last seen alive, ± one sample interval) → tune exit: SQLite, document, process exit. */
+  /**
+   * The last provider gone (last seen alive, ± one sample interval) and the last trial ended → tune exit:
+   * SQLite, document, process exit.
+   */
   readonly finishMs: number
   /**
-   * Of between: providers' stop (a trial's end → its own provider last seen alive), ± one sample interval
-   * each; a merged row's later start (an extension) not counted.
+   * Of between and finish: providers' stop (a trial's end → its own provider last seen alive), ± one sample
+   * interval each; not known, so not counted, for a row merged from two provider starts (N-2's extra replicates).
    */
   readonly providerStopMs: number
 }
@@ -163,23 +166,26 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const sum = (f: (t: TrialCost) => number) => trials.reduce((a, t) => a + f(t), 0)
   const first = trials[0]
   const last = trials.at(-1)
-  // Providers: the tuner's descendants started on a model (not `--version` helpers). A provider start is one whose
-  // parent is not a provider itself (llama-server under bin/provider-shim.mjs belongs to the shim's start), gone
-  // when the last process of it was last seen alive (± one sample interval).
+  // Providers: the tuner's descendants started on a model (not helpers: `--version` runs, bin/provider-shim.mjs,
+  // TuneRun's isHelper). A provider start is one whose parent is not a provider itself (a provider's own workers
+  // belong to it), gone when the last process of it was last seen alive (± one sample interval).
   const providers = run.sampling.children.filter((c) => !c.helper && c.argv.some((a) => a.endsWith(".gguf")))
   const providerPids = new Set(providers.map((p) => p.pid))
-  const goneAt = (start: ChildSeen) => Math.max(start.lastAlive, ...providers.filter((p) => p.ppid === start.pid).map((p) => p.lastAlive))
+  const goneAt = (start: ChildSeen) =>
+    Math.max(start.lastAlive, ...providers.filter((p) => p.ppid === start.pid && p.firstSeen >= start.firstSeen && p.firstSeen <= start.lastAlive).map((p) => p.lastAlive))
   const providerStarts = providers.filter((p) => !providerPids.has(p.ppid)).sort((a, b) => a.firstSeen - b.firstSeen)
-  // A trial's own provider is the first one started in its window [its start, the next trial's start). Later ones
-  // there are other trials' extensions (N-2's extra replicates, in a later start of the same candidate, merged into
-  // that trial's row, whose phases then sum both starts): their stops are not counted, nor do they move a trial's end.
-  const providerStopMs = trials.reduce((a, t, i) => {
-    const mine = providerStarts.find((p) => p.firstSeen >= t.startMs && (i + 1 >= trials.length || p.firstSeen < trials[i + 1]!.startMs))
-    return mine === undefined ? a : a + Math.max(0, goneAt(mine) - t.endMs)
+  // A trial's own provider starts as the trial does: first seen by the end of its load (+ one sample interval).
+  // Its stop is counted where the provider outlived the trial's end; a row merged from two starts (N-2's extra
+  // replicates in a later start of the same candidate) sums both starts' phases, so its end lies past its first
+  // start's and neither stop is known: not counted (nor is a trial whose provider was never seen).
+  const providerStopMs = trials.reduce((a, t) => {
+    const mine = providerStarts.find((p) => p.firstSeen >= t.startMs && p.firstSeen <= t.startMs + t.loadMs + run.sampling.intervalMs)
+    return mine === undefined || goneAt(mine) < t.endMs ? a : a + goneAt(mine) - t.endMs
   }, 0)
-  // Finish: after the last provider is gone (the document, SQLite, the process's exit). Between trials: the rest
-  // (the parts sum to the wall time). Each trial's end as its start plus its summed phases would misplace a merged row.
-  const lastGone = providerStarts.length > 0 ? Math.max(...providerStarts.map(goneAt)) : Math.max(...trials.map((t) => t.endMs))
+  // Finish: after the last provider is gone and the last trial ended (the document, SQLite, the process's exit).
+  // Between trials: the rest (the parts sum to the wall time). (A trial's end as its start plus its summed
+  // phases would misplace a merged row's later start; it is never past the trial's real end.)
+  const lastGone = Math.max(...providerStarts.map(goneAt), ...trials.map((t) => t.endMs))
   const startupMs = first === undefined ? run.wallMs : first.startMs - run.spawnedAt
   const phasesMs = sum((t) => t.loadMs + t.preWarmMs + t.probeMs)
   const finishMs = last === undefined ? 0 : Math.max(0, run.exitedAt - lastGone)

@@ -11,39 +11,64 @@
 // (bin/bundle.js rewrites every such `import()`).
 // Shared by the launcher (bin/autotune.js), the build (which writes the first cache) and the tests. CommonJS, as the launcher.
 "use strict"
+const crypto = require("node:crypto")
 const fs = require("node:fs")
 const path = require("node:path")
+const v8 = require("node:v8")
 const vm = require("node:vm")
 const { createRequire } = require("node:module")
 
-/**
- * The code cache of bundle `file` as it is now, `stats` its BigInt fstat: named by the file's inode, size and
- * modification time (ns), so that no other version of the bundle (a rebuild, an edit) ever takes it — V8 itself
- * checks only its own version, its flags and the source's length, not the text.
- */
-const cacheFor = (file, stats) => `${file}.${stats.ino}-${stats.size}-${stats.mtimeNs}.cache`
+/** The first line bin/bundle.js writes into a bundle: the SHA-256 (hex, 16 digits) of the rest of it. */
+const ID_LINE = /^\/\/ llm-autotune bundle ([0-9a-f]{16})\n/
 
-/** Writes `script`'s code cache (what V8 has compiled of it so far) to `cache`, whole or not at all. */
+/**
+ * The code cache of bundle `file` as it is now (`source`, `stats` its BigInt fstat), for this Node and its V8
+ * flags: named by the digest the build wrote into the bundle, the file's size and modification time (ns), and
+ * V8's tag for its version and flags (`v8.cachedDataVersionTag`). No other bundle (a rebuild, even one whose
+ * timestamps a reproducible build fixed; an edit) takes it — V8 itself checks only its version, its flags and
+ * the source's length, not the text — and a copy of the package (`cp -a`, a container image) keeps it.
+ */
+const cacheFor = (file, source, stats) =>
+  `${file}.${ID_LINE.exec(source)?.[1] ?? "none"}-${stats.size}-${stats.mtimeNs}-${v8.cachedDataVersionTag()}.cache`
+
+/**
+ * Writes `script`'s code cache (what V8 has compiled of it so far) to `cache`, whole or not at all (a file of
+ * its own first, then renamed over), and removes the caches of other versions of the bundle (an edit) and
+ * writes left unfinished over 10 min ago (a process killed as it wrote); caches of the same bundle for other
+ * V8 flags stay. Says nothing when it cannot (a full disk, a race with a rebuild).
+ */
 const writeCache = (cache, script) => {
-  const part = `${cache}.${process.pid}.part`
+  const dir = path.dirname(cache)
+  const name = path.basename(cache)
+  // <bundle>.<digest>-<size>-<mtime ns>-<V8 tag>.cache: the bundle, and this version of it.
+  const [, bundle, version] = /^(.*)\.([^.]*)-\d+\.cache$/.exec(name)
+  const part = `${cache}.${process.pid}-${crypto.randomBytes(4).toString("hex")}.part`
   try {
-    fs.writeFileSync(part, script.createCachedData())
+    fs.writeFileSync(part, script.createCachedData(), { flag: "wx" })
     fs.renameSync(part, cache)
+    for (const f of fs.readdirSync(dir)) {
+      if (!f.startsWith(`${bundle}.`)) continue
+      const other = /^([^.]*)-\d+\.cache$/.exec(f.slice(bundle.length + 1))
+      const stale = other !== null
+        ? other[1] !== version
+        : f.endsWith(".part") && Date.now() - fs.statSync(path.join(dir, f)).mtimeMs > 600_000
+      if (stale) fs.rmSync(path.join(dir, f), { force: true })
+    }
   } catch {
-    // A read-only install or a full disk: the next start compiles from the source, as this one did.
     fs.rmSync(part, { force: true })
   }
 }
 
 /**
  * Compiles and runs the CommonJS bundle `file` (an absolute path) as Node would `require` it, strict mode as
- * the bundle says, with the code cache of this very file where there is one. Returns its `exports`
- * (`startLlama`, `bootLlama`: src/serve/LlamaBoot.ts; `run()`: imports the entry it was made from, which
- * starts its command) and what became of the `cache`: "used", "rejected" by V8 (another Node or other V8
- * flags, e.g. NODE_OPTIONS=--max-old-space-size) or "none". Where it was not used, the process writes one for
- * its Node and flags when it exits (what V8 compiled by then, including what the command ran), for the next
- * start; so does the build (`produce`: no cache read, one written; bin/bundle.js runs the bundle's `--version`).
- * Throws what reading, compiling or evaluating it threw.
+ * the bundle says, with the code cache of this very file, Node and V8 flags where there is one. Returns its
+ * `exports` (`startLlama`, `bootLlama`: src/serve/LlamaBoot.ts; `run()`: imports the entry it was made from,
+ * which starts its command) and what became of the `cache`: "used", "rejected" by V8, or "none". Where it
+ * was not used and the bundle's folder can be written, the process writes one when it exits (what V8
+ * compiled by then, including what the command ran), for the next start: the first start under other V8
+ * flags (NODE_OPTIONS=--max-old-space-size=…) or another Node pays the compile once. So does the build
+ * (`produce`: none read; bin/bundle.js runs the bundle's `--version`). Throws what reading, compiling or
+ * evaluating it threw (then nothing is written).
  */
 const loadBundle = (file, produce = false) => {
   // The text and the identity of one file (a rebuild renaming another into place meanwhile changes neither).
@@ -56,7 +81,7 @@ const loadBundle = (file, produce = false) => {
   } finally {
     fs.closeSync(fd)
   }
-  const cache = cacheFor(file, stats)
+  const cache = cacheFor(file, source, stats)
   let cachedData
   if (!produce) {
     try {
@@ -68,10 +93,22 @@ const loadBundle = (file, produce = false) => {
   // Node's own CommonJS wrapper, on the source's first line (its line numbers stay the bundle's).
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData })
   const used = cachedData === undefined ? "none" : script.cachedDataRejected ? "rejected" : "used"
-  if (used !== "used") process.once("exit", () => writeCache(cache, script))
   const module = { exports: {} }
   script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file))
+  // (After the evaluation, which only defines the bundle's modules, and before its entry runs: before any
+  // exit listener of the command's.)
+  if (used !== "used" && writable(path.dirname(file))) process.once("exit", () => writeCache(cache, script))
   return { exports: module.exports, cache: used }
+}
+
+/** Whether this process may write in `dir` (a read-only install: no cache is serialized in vain at every exit). */
+const writable = (dir) => {
+  try {
+    fs.accessSync(dir, fs.constants.W_OK)
+    return true
+  } catch {
+    return false
+  }
 }
 
 module.exports = { loadBundle }

@@ -247,13 +247,15 @@ const build = async (esbuild, inside, b) => {
   // esbuild leaves any other `import.meta` (`dirname`, `filename`, …) empty in CommonJS, as `import_meta = {}`,
   // and says so only outside node_modules (node-llama-cpp's: not bundled then).
   const output = fs.readFileSync(file, "utf8")
-  const empty = /^\s*(?:var |const )?import_meta\d*\s*=\s*\{\};?$/m.exec(output)
-  if (empty !== null) throw new Error(`a bundled module uses import.meta otherwise than for its URL, which a CommonJS bundle leaves empty (${empty[0].trim()})`)
+  const empty = /\bimport_meta\d*\s*=\s*\{\s*\}/.exec(output)
+  if (empty !== null) throw new Error(`a bundled module uses import.meta otherwise than for its URL, which a CommonJS bundle leaves empty (${empty[0]})`)
   // esbuild turns every import() of a bundled module into a call of its own; one left (a computed specifier,
-  // which the metafile below does not list) would fail when it runs (bin/bundle-load.js). (A JSDoc type
-  // `import('x')` in a comment keeps its quote.)
-  const left = /^.*(?<![\w$.])import\s*\((?!\s*["'`]).*$/m.exec(output)
+  // which the metafile below does not list) would fail when it runs (bin/bundle-load.js). (One of a literal,
+  // a JSDoc type `import('x')` in a comment say, is the metafile's to judge.)
+  const left = /^.*(?<![\w$.])import\s*\((?!\s*(["'])[^"'\n]*\1\s*\)).*$/m.exec(output)
   if (left !== null) throw new Error(`an import() the bundle cannot run is left in it: ${left[0].trim().slice(0, 120)}`)
+  // Its digest, first (bin/bundle-load.js names the code cache by it).
+  fs.writeFileSync(file, `// llm-autotune bundle ${require("node:crypto").createHash("sha256").update(output).digest("hex").slice(0, 16)}\n${output}`)
   for (const [input, o] of Object.entries(built.metafile.inputs)) {
     for (const imp of o.imports ?? []) {
       if (!imp.external) continue
