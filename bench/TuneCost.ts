@@ -174,13 +174,18 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const goneAt = (start: ChildSeen) =>
     Math.max(start.lastAlive, ...providers.filter((p) => p.ppid === start.pid && p.firstSeen >= start.firstSeen && p.firstSeen <= start.lastAlive).map((p) => p.lastAlive))
   const providerStarts = providers.filter((p) => !providerPids.has(p.ppid)).sort((a, b) => a.firstSeen - b.firstSeen)
-  // A trial's own provider starts as the trial does: first seen by the end of its load (+ one sample interval).
-  // Its stop is counted where the provider outlived the trial's end; a row merged from two starts (N-2's extra
-  // replicates in a later start of the same candidate) sums both starts' phases, so its end lies past its first
-  // start's and neither stop is known: not counted (nor is a trial whose provider was never seen).
-  const providerStopMs = trials.reduce((a, t) => {
-    const mine = providerStarts.find((p) => p.firstSeen >= t.startMs && p.firstSeen <= t.startMs + t.loadMs + run.sampling.intervalMs)
-    return mine === undefined || goneAt(mine) < t.endMs ? a : a + goneAt(mine) - t.endMs
+  // A trial's own provider is the first started in its window [its start, the next trial's start) (its start
+  // comes before its memory estimate, the spawn after). Its stop: from the trial's end, taken as that start's first
+  // sighting plus the trial's phases (± one sample interval), to the provider last seen alive. A row merged from
+  // two starts (N-2's extra replicates in a later start of the same candidate) sums both starts' phases, so that
+  // end lies past its first start's and neither stop is known: not counted, nor is a trial that started no
+  // provider (no load) or whose provider was never seen.
+  const providerStopMs = trials.reduce((a, t, i) => {
+    if (t.loadMs <= 0) return a
+    const mine = providerStarts.find((p) => p.firstSeen >= t.startMs && (i + 1 >= trials.length || p.firstSeen < trials[i + 1]!.startMs))
+    if (mine === undefined) return a
+    const stop = goneAt(mine) - (mine.firstSeen + t.loadMs + t.preWarmMs + t.probeMs)
+    return stop < 0 ? a : a + stop
   }, 0)
   // Finish: after the last provider is gone and the last trial ended (the document, SQLite, the process's exit).
   // Between trials: the rest (the parts sum to the wall time). (A trial's end as its start plus its summed

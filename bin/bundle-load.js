@@ -11,7 +11,6 @@
 // (bin/bundle.js rewrites every such `import()`).
 // Shared by the launcher (bin/autotune.js), the build (which writes the first cache) and the tests. CommonJS, as the launcher.
 "use strict"
-const crypto = require("node:crypto")
 const fs = require("node:fs")
 const path = require("node:path")
 const v8 = require("node:v8")
@@ -26,38 +25,66 @@ const ID_LINE = /^\/\/ llm-autotune bundle ([0-9a-f]{16})\n/
  * flags: named by the digest the build wrote into the bundle, the file's size and modification time (ns), and
  * V8's tag for its version and flags (`v8.cachedDataVersionTag`). No other bundle (a rebuild, even one whose
  * timestamps a reproducible build fixed; an edit) takes it — V8 itself checks only its version, its flags and
- * the source's length, not the text — and a copy of the package (`cp -a`, a container image) keeps it.
+ * the source's length, not the text — and a copy of the package that keeps modification times (`cp -a`,
+ * `rsync -a`) keeps it; another copy's first start writes one where the folder can be written.
  */
 const cacheFor = (file, source, stats) =>
   `${file}.${ID_LINE.exec(source)?.[1] ?? "none"}-${stats.size}-${stats.mtimeNs}-${v8.cachedDataVersionTag()}.cache`
 
+/** Caches kept per version of a bundle, one per set of V8 flags (Node), the newest. */
+const KEEP_PER_VERSION = 3
+
 /**
  * Writes `script`'s code cache (what V8 has compiled of it so far) to `cache`, whole or not at all (a file of
- * its own first, then renamed over), and removes the caches of other versions of the bundle (an edit) and
- * writes left unfinished over 10 min ago (a process killed as it wrote); caches of the same bundle for other
- * V8 flags stay. Says nothing when it cannot (a full disk, a race with a rebuild).
+ * its own first, then renamed over), unless `file` changed since it was read (`stats`: a rebuild or an edit
+ * meanwhile; the cache would be named for a bundle no longer there). Then removes the caches of other
+ * versions of the bundle (an edit), all but the KEEP_PER_VERSION newest of this version (other V8 flags),
+ * and writes left unfinished over 10 min ago (a process killed as it wrote). Never throws (it runs as the
+ * process exits, whose exit code it must not change); says nothing (a full disk, a race with a rebuild: the
+ * next start compiles from the source).
  */
-const writeCache = (cache, script) => {
-  const dir = path.dirname(cache)
-  const name = path.basename(cache)
-  // <bundle>.<digest>-<size>-<mtime ns>-<V8 tag>.cache: the bundle, and this version of it.
-  const [, bundle, version] = /^(.*)\.([^.]*)-\d+\.cache$/.exec(name)
-  const part = `${cache}.${process.pid}-${crypto.randomBytes(4).toString("hex")}.part`
+const writeCache = (file, stats, cache, script) => {
+  const part = `${cache}.${process.pid}-${Date.now()}.part`
   try {
+    const now = fs.statSync(file, { bigint: true })
+    if (now.size !== stats.size || now.mtimeNs !== stats.mtimeNs || now.ino !== stats.ino) return
     fs.writeFileSync(part, script.createCachedData(), { flag: "wx" })
     fs.renameSync(part, cache)
-    for (const f of fs.readdirSync(dir)) {
-      if (!f.startsWith(`${bundle}.`)) continue
-      const other = /^([^.]*)-\d+\.cache$/.exec(f.slice(bundle.length + 1))
-      const stale = other !== null
-        ? other[1] !== version
-        : f.endsWith(".part") && Date.now() - fs.statSync(path.join(dir, f)).mtimeMs > 600_000
-      if (stale) fs.rmSync(path.join(dir, f), { force: true })
-    }
   } catch {
-    fs.rmSync(part, { force: true })
+    try {
+      fs.rmSync(part, { force: true })
+    } catch {
+      // Nothing more to do.
+    }
+    return
+  }
+  const dir = path.dirname(cache)
+  const bundle = path.basename(file)
+  // <bundle>.<digest>-<size>-<mtime ns>-<V8 tag>.cache: this version of the bundle is all but the tag.
+  const versionOf = (name) => /^([^.]*)-\d+\.cache$/.exec(name.slice(bundle.length + 1))?.[1] ?? null
+  const version = versionOf(path.basename(cache))
+  const mine = []
+  for (const f of safely(() => fs.readdirSync(dir), [])) {
+    if (!f.startsWith(`${bundle}.`)) continue
+    const at = path.join(dir, f)
+    const v = versionOf(f)
+    if (v === version) mine.push({ at, mtimeMs: safely(() => fs.statSync(at).mtimeMs, 0) })
+    else if (v !== null || (f.endsWith(".part") && Date.now() - safely(() => fs.statSync(at).mtimeMs, Date.now()) > 600_000)) remove(at)
+  }
+  mine.sort((x, y) => y.mtimeMs - x.mtimeMs).slice(KEEP_PER_VERSION).forEach((c) => c.at !== cache && remove(c.at))
+}
+
+/** `f()`, or `otherwise` where it throws (a file gone meanwhile). */
+const safely = (f, otherwise) => {
+  try {
+    return f()
+  } catch {
+    return otherwise
   }
 }
+
+/** Removes `file`, if it is still there. */
+const remove = (file) => safely(() => fs.rmSync(file, { force: true }), undefined)
 
 /**
  * Compiles and runs the CommonJS bundle `file` (an absolute path) as Node would `require` it, strict mode as
@@ -95,9 +122,9 @@ const loadBundle = (file, produce = false) => {
   const used = cachedData === undefined ? "none" : script.cachedDataRejected ? "rejected" : "used"
   const module = { exports: {} }
   script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file))
-  // (After the evaluation, which only defines the bundle's modules, and before its entry runs: before any
-  // exit listener of the command's.)
-  if (used !== "used" && writable(path.dirname(file))) process.once("exit", () => writeCache(cache, script))
+  // (After the evaluation, which defines the bundle's modules and evaluates LlamaBoot's, before its entry
+  // runs: before any exit listener of the command's.)
+  if (used !== "used" && writable(path.dirname(file))) process.once("exit", () => writeCache(file, stats, cache, script))
   return { exports: module.exports, cache: used }
 }
 

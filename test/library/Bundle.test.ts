@@ -8,6 +8,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
+import { createHash } from "node:crypto"
 import * as fs from "node:fs"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
@@ -186,6 +187,20 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     assert.strictEqual(rejected.stderr, "cache rejected\n")
     assert.deepStrictEqual(JSON.parse(rejected.stdout), { where: nlcIndex, tested: "ok", release: "b1234" })
     assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache used\n")
+    fs.writeFileSync(bundle, text)
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache none\n")
+    // The digest first in the bundle is the build's of the rest of it; another bundle of the same size and
+    // time (a reproducible build's fixed timestamps) but another digest does not take this one's cache.
+    const digest = (t: string) => createHash("sha256").update(t.slice(t.indexOf("\n") + 1)).digest("hex").slice(0, 16)
+    assert.strictEqual(text.slice(0, text.indexOf("\n")), `// llm-autotune bundle ${digest(text)}`)
+    fs.utimesSync(bundle, 1_000_000, 1_000_000)
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache none\n")
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache used\n")
+    const other = text.replace(/^\/\/ llm-autotune bundle [0-9a-f]{16}/, `// llm-autotune bundle ${digest(text) === "0".repeat(16) ? "1".repeat(16) : "0".repeat(16)}`)
+    assert.strictEqual(other.length, text.length)
+    fs.writeFileSync(bundle, other)
+    fs.utimesSync(bundle, 1_000_000, 1_000_000)
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache none\n")
     fs.writeFileSync(bundle, text)
     assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache none\n")
     // Moved with the package: its cache still its own, and each module's file its own.

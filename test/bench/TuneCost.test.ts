@@ -1,0 +1,95 @@
+/**
+ * The bench's account of a tune's wall time (bench/TuneCost.ts, figure 1's breakdown): its parts sum to the
+ * wall time, and a trial row merged from two provider starts (N-2's extra replicates in a later start of the
+ * same candidate) neither makes "between trials" negative nor counts another start's life as a provider's stop.
+ */
+import { assert, describe, it } from "@effect/vitest"
+import type { ChildSeen } from "../../bench/TreeSampler.js"
+import { tuneCost } from "../../bench/TuneCost.js"
+import type { TuneRun } from "../../bench/TuneRun.js"
+import type { TrialRow } from "../../src/domain/Trial.js"
+
+const T0 = Date.parse("2026-12-07T08:00:00.000Z")
+
+/** A trial row (only what tuneCost reads): started `at` ms after T0, with its phases (ms). */
+const row = (at: number, knobs: { threads: number }, phases: { load: number; prewarm: number; probe: number }, notes: string | null = null) =>
+  ({
+    stage: 2,
+    model: "/m/130M.gguf",
+    kv_bits: null,
+    threads: knobs.threads,
+    max_batch: 1,
+    fits: notes === null ? 1 : 0,
+    notes,
+    started_at: new Date(T0 + at).toISOString(),
+    load_ms: phases.load,
+    prewarm_ms: phases.prewarm,
+    probe_ms: phases.probe,
+    server_request_ms: phases.probe - 50
+  }) as unknown as TrialRow
+
+/** A provider process seen by the sampler from `from` to `to` ms after T0. */
+const seen = (pid: number, ppid: number, from: number, to: number, helper = false): ChildSeen => ({
+  pid,
+  ppid,
+  argv: helper ? ["node", "bin/provider-shim.mjs", "llama-server", "-m", "/m/130M.gguf"] : ["llama-server", "-m", "/m/130M.gguf"],
+  helper,
+  firstSeen: T0 + from,
+  lastAlive: T0 + to,
+  cpuS: 1
+})
+
+const run = (trials: ReadonlyArray<TrialRow>, children: ReadonlyArray<ChildSeen>, exitAt: number): TuneRun => ({
+  args: [],
+  exitCode: 0,
+  spawnedAt: T0 - 1_000,
+  exitedAt: T0 + exitAt,
+  wallMs: exitAt + 1_000,
+  doc: null,
+  trials,
+  logs: [],
+  sampling: { samples: [], children, tunerPeakRssMb: 0, tunerCpuS: 0, tunerReapedChildrenCpuS: 0, intervalMs: 250 },
+  stderrPath: "/dev/null"
+})
+
+describe("the bench's wall-time breakdown (figure 1)", () => {
+  it("issue 14 its parts sum to the wall time; a merged row's later start makes no negative gap and no provider stop", () => {
+    // Trial A (threads 1): one start 0–10 s, extended by a second start 20–25 s (its row sums both starts' phases).
+    // Trial B (threads 2): one start 10.3–19.8 s. Each provider under the shim (a helper), seen 100 ms after its spawn.
+    const trials = [
+      row(0, { threads: 1 }, { load: 500, prewarm: 300, probe: 9_000 + 4_500 }),
+      row(10_300, { threads: 2 }, { load: 400, prewarm: 200, probe: 8_800 })
+    ]
+    const children = [
+      seen(10, 1, 100, 9_950, true), seen(11, 10, 100, 9_950), // A's first start, gone at 9.95 s
+      seen(20, 1, 10_400, 19_900, true), seen(21, 20, 10_400, 19_900), // B: its phases end at 10.4 + 9.4 = 19.8 s; gone at 19.9 s
+      seen(30, 1, 20_100, 25_300, true), seen(31, 30, 20_100, 25_300) // A's extension
+    ]
+    const cost = tuneCost(run(trials, children, 25_500), 5_000)
+    const b = cost.breakdown
+    assert.strictEqual(b.startupMs, 1_000)
+    assert.strictEqual(b.startupMs + b.loadMs + b.preWarmMs + b.probeMs + b.betweenMs + b.finishMs, b.wallMs)
+    assert.isAtLeast(b.betweenMs, 0)
+    // After the last provider is gone (25.3 s): 0.2 s to the exit.
+    assert.strictEqual(b.finishMs, 200)
+    // B's stop only (0.1 s): A's row ends, by its summed phases, past its first start's life, and the extension
+    // (first seen in B's window, after B's own start) is nobody's stop.
+    assert.strictEqual(b.providerStopMs, 100)
+  })
+
+  it("issue 14 a trial that started no provider (no load) claims none, and one whose provider was never seen counts no stop", () => {
+    const trials = [
+      row(0, { threads: 1 }, { load: 0, prewarm: 0, probe: 0 }, "does not fit: estimate 30 GiB"),
+      row(300, { threads: 2 }, { load: 400, prewarm: 200, probe: 3_000 })
+    ]
+    const children = [seen(20, 1, 400, 4_200)]
+    const cost = tuneCost(run(trials, children, 4_500), 5_000)
+    // The second trial's provider: its phases end at 0.4 + 3.6 = 4.0 s, gone at 4.2 s.
+    assert.strictEqual(cost.breakdown.providerStopMs, 200)
+    assert.strictEqual(cost.breakdown.finishMs, 300)
+    const unseen = tuneCost(run(trials, [], 4_500), 5_000)
+    assert.strictEqual(unseen.breakdown.providerStopMs, 0)
+    const u = unseen.breakdown
+    assert.strictEqual(u.startupMs + u.loadMs + u.preWarmMs + u.probeMs + u.betweenMs + u.finishMs, u.wallMs)
+  })
+})
