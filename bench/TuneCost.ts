@@ -63,8 +63,9 @@ export interface WallBreakdown {
    */
   readonly finishMs: number
   /**
-   * Of between and finish: providers' stop (a trial's end → its own provider last seen alive), ± one sample
-   * interval each; not known, so not counted, for a row merged from two provider starts (N-2's extra replicates).
+   * Of between and finish: providers' stop (a trial's end → its own provider last seen alive), each up to one
+   * sample interval short; not known, so not counted, for a row merged from two provider starts (N-2's extra
+   * replicates), a trial that started no provider, or one whose provider was never seen.
    */
   readonly providerStopMs: number
 }
@@ -176,16 +177,17 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const providerStarts = providers.filter((p) => !providerPids.has(p.ppid)).sort((a, b) => a.firstSeen - b.firstSeen)
   // A trial's own provider is the first started in its window [its start, the next trial's start) (its start
   // comes before its memory estimate, the spawn after). Its stop: from the trial's end, taken as that start's first
-  // sighting plus the trial's phases (± one sample interval), to the provider last seen alive. A row merged from
-  // two starts (N-2's extra replicates in a later start of the same candidate) sums both starts' phases, so that
-  // end lies past its first start's and neither stop is known: not counted, nor is a trial that started no
-  // provider (no load) or whose provider was never seen.
-  const providerStopMs = trials.reduce((a, t, i) => {
+  // sighting (its shim's, where bin/provider-shim.mjs started it) plus the trial's phases, to the provider last
+  // seen alive; sightings come every sample interval, so it reads up to one interval short, and a shorter stop
+  // as 0. A row merged from two starts (N-2's extra replicates in a later start of the same candidate) sums
+  // both starts' phases, so that end lies past its first start's and neither stop is known: it counts 0, as
+  // does a trial that started no provider (no load) or whose provider was never seen.
+  const byStart = [...trials].sort((x, y) => x.startMs - y.startMs)
+  const spawnSeen = (p: ChildSeen) => run.sampling.children.find((c) => c.pid === p.ppid && c.helper && c.firstSeen <= p.firstSeen)?.firstSeen ?? p.firstSeen
+  const providerStopMs = byStart.reduce((a, t, i) => {
     if (t.loadMs <= 0) return a
-    const mine = providerStarts.find((p) => p.firstSeen >= t.startMs && (i + 1 >= trials.length || p.firstSeen < trials[i + 1]!.startMs))
-    if (mine === undefined) return a
-    const stop = goneAt(mine) - (mine.firstSeen + t.loadMs + t.preWarmMs + t.probeMs)
-    return stop < 0 ? a : a + stop
+    const mine = providerStarts.find((p) => p.firstSeen >= t.startMs && (i + 1 >= byStart.length || p.firstSeen < byStart[i + 1]!.startMs))
+    return mine === undefined ? a : a + Math.max(0, goneAt(mine) - (spawnSeen(mine) + t.loadMs + t.preWarmMs + t.probeMs))
   }, 0)
   // Finish: after the last provider is gone and the last trial ended (the document, SQLite, the process's exit).
   // Between trials: the rest (the parts sum to the wall time). (A trial's end as its start plus its summed

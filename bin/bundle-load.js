@@ -44,18 +44,17 @@ const KEEP_PER_VERSION = 3
  * next start compiles from the source).
  */
 const writeCache = (file, stats, cache, script) => {
-  const part = `${cache}.${process.pid}-${Date.now()}.part`
+  const part = `${cache}.${process.pid}-${Date.now()}-${Math.random().toString(36).slice(2, 10)}.part`
+  let created = false
   try {
     const now = fs.statSync(file, { bigint: true })
     if (now.size !== stats.size || now.mtimeNs !== stats.mtimeNs || now.ino !== stats.ino) return
-    fs.writeFileSync(part, script.createCachedData(), { flag: "wx" })
+    const data = script.createCachedData()
+    fs.writeFileSync(part, data, { flag: "wx" })
+    created = true
     fs.renameSync(part, cache)
   } catch {
-    try {
-      fs.rmSync(part, { force: true })
-    } catch {
-      // Nothing more to do.
-    }
+    if (created) remove(part)
     return
   }
   const dir = path.dirname(cache)
@@ -92,8 +91,9 @@ const remove = (file) => safely(() => fs.rmSync(file, { force: true }), undefine
  * `exports` (`startLlama`, `bootLlama`: src/serve/LlamaBoot.ts; `run()`: imports the entry it was made from,
  * which starts its command) and what became of the `cache`: "used", "rejected" by V8, or "none". Where it
  * was not used and the bundle's folder can be written, the process writes one when it exits (what V8
- * compiled by then, including what the command ran), for the next start: the first start under other V8
- * flags (NODE_OPTIONS=--max-old-space-size=…) or another Node pays the compile once. So does the build
+ * compiled by then, including what the command ran; not if the bundle changed meanwhile), for the next
+ * start: the first start under other V8 flags (NODE_OPTIONS=--max-old-space-size=…) or another Node pays the
+ * compile once, and up to KEEP_PER_VERSION such caches are kept (the most recently used). So does the build
  * (`produce`: none read; bin/bundle.js runs the bundle's `--version`). Throws what reading, compiling or
  * evaluating it threw (then nothing is written).
  */
@@ -120,6 +120,8 @@ const loadBundle = (file, produce = false) => {
   // Node's own CommonJS wrapper, on the source's first line (its line numbers stay the bundle's).
   const script = new vm.Script(`(function (exports, require, module, __filename, __dirname) {${source}\n})`, { filename: file, cachedData })
   const used = cachedData === undefined ? "none" : script.cachedDataRejected ? "rejected" : "used"
+  // A cache in use is kept as the newest of its version's (writeCache keeps KEEP_PER_VERSION by time).
+  if (used === "used") safely(() => fs.utimesSync(cache, new Date(), new Date()), undefined)
   const module = { exports: {} }
   script.runInThisContext()(module.exports, createRequire(file), module, file, path.dirname(file))
   // (After the evaluation, which defines the bundle's modules and evaluates LlamaBoot's, before its entry

@@ -212,6 +212,38 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     fs.rmSync(moved, { recursive: true, force: true })
   })
 
+  it("issue 14 a bundle keeps the 3 most recently used code caches of its version (one per set of V8 flags), none of another version, and no write left unfinished over 10 minutes ago", async () => {
+    const { root } = standIn(true)
+    const built = await node(root, {}, [Path.join(root, "bin", "bundle.js")])
+    assert.strictEqual(built.code, 0, built.stderr)
+    const folder = Path.join(root, "dist", "serve-bundle")
+    const [made] = fs.readdirSync(folder).filter((f) => f.endsWith(".cache"))
+    const version = made!.slice("serve.cjs.".length).replace(/-\d+\.cache$/, "")
+    // Three of this version for other flags, used long ago; one of another version; writes left by processes
+    // killed as they wrote, one an hour ago, one just now (another process may be writing it).
+    const old = Date.now() / 1000 - 3600
+    const seed = (name: string, at?: number) => {
+      fs.writeFileSync(Path.join(folder, name), "x")
+      if (at !== undefined) fs.utimesSync(Path.join(folder, name), at, at)
+    }
+    for (const tag of [1, 2, 3]) seed(`serve.cjs.${version}-${tag}.cache`, old + tag)
+    seed("serve.cjs.0000000000000000-1-1-7.cache")
+    seed(`serve.cjs.${version}-9.cache.1-1-a.part`, old)
+    seed(`serve.cjs.${version}-9.cache.2-2-b.part`)
+    // The build's cache used now (it stays the newest of the old ones); then a start under other flags writes its own.
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache used\n")
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs", { NODE_OPTIONS: "--max-old-space-size=600" })).stderr, "cache none\n")
+    const left = fs.readdirSync(folder).filter((f) => f.startsWith("serve.cjs.")).sort()
+    const caches = left.filter((f) => f.endsWith(".cache"))
+    assert.strictEqual(caches.length, 3, left.join(" "))
+    assert.include(caches, made)
+    assert.include(caches, `serve.cjs.${version}-3.cache`)
+    assert.isTrue(caches.every((f) => f.startsWith(`serve.cjs.${version}-`)), left.join(" "))
+    assert.deepStrictEqual(left.filter((f) => f.endsWith(".part")), [`serve.cjs.${version}-9.cache.2-2-b.part`])
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs", { NODE_OPTIONS: "--max-old-space-size=600" })).stderr, "cache used\n")
+    fs.rmSync(root, { recursive: true, force: true })
+  })
+
   it("issue 14 the whole CLI is bundled beside serve: node-llama-cpp inside, tested at build time; this package's modules find their own files; better-sqlite3 stays outside", async () => {
     const { nlcIndex, root } = standIn(true, false, true)
     const built = await node(root, {}, [Path.join(root, "bin", "bundle.js")])
