@@ -76,10 +76,14 @@ const standIn = (passes: boolean, nestedBinary = false, cli = false) => {
     `export const bootLlama = async () => ({ llama: (await import("node-llama-cpp")).getLlama(), earlyLog: [] })`
   ].join("\n"))
   // (No top-level await in an entry: a CommonJS bundle holds none.)
+  // (STANDIN_TOUCH: a file it dates 5 s later as it runs, as a rebuild or an edit would change the bundle meanwhile.)
   fs.writeFileSync(Path.join(root, "dist", "serveBin.js"), [
+    `import * as fs from "node:fs"`,
     `import { bootLlama } from "./serve/LlamaBoot.js"`,
     `import("node-llama-cpp").then(async (m) => {`,
     `  const llama = await (await bootLlama()).llama.catch((e) => ({ tested: e.message }))`,
+    `  const touch = process.env.STANDIN_TOUCH`,
+    `  if (touch !== undefined) fs.utimesSync(touch, Date.now() / 1000 + 5, Date.now() / 1000 + 5)`,
     `  process.stdout.write(JSON.stringify({ where: m.where(), tested: llama.tested, release: m.release }))`,
     `})`
   ].join("\n"))
@@ -212,7 +216,7 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     fs.rmSync(moved, { recursive: true, force: true })
   })
 
-  it("issue 14 a bundle keeps the 3 most recently used code caches of its version (one per set of V8 flags), none of another version, and no write left unfinished over 10 minutes ago", async () => {
+  it("issue 14 a bundle keeps the 3 most recently used code caches of its version (one per set of V8 flags), none of another version, no write left unfinished over 10 minutes ago, and none from a process that ran it while it changed", async () => {
     const { root } = standIn(true)
     const built = await node(root, {}, [Path.join(root, "bin", "bundle.js")])
     assert.strictEqual(built.code, 0, built.stderr)
@@ -241,6 +245,16 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     assert.isTrue(caches.every((f) => f.startsWith(`serve.cjs.${version}-`)), left.join(" "))
     assert.deepStrictEqual(left.filter((f) => f.endsWith(".part")), [`serve.cjs.${version}-9.cache.2-2-b.part`])
     assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs", { NODE_OPTIONS: "--max-old-space-size=600" })).stderr, "cache used\n")
+    // A bundle changed while a process ran it (a rebuild, an edit): that process writes no cache at its exit
+    // (it would be named for a bundle no longer there).
+    for (const f of fs.readdirSync(folder).filter((x) => x.startsWith("serve.cjs."))) fs.rmSync(Path.join(folder, f))
+    const touched = await runBundle(root, "serve-bundle", "serve.cjs", { STANDIN_TOUCH: Path.join(folder, "serve.cjs") })
+    assert.strictEqual(touched.stderr, "cache none\n")
+    assert.strictEqual(JSON.parse(touched.stdout).tested, true)
+    assert.deepStrictEqual(fs.readdirSync(folder).filter((x) => x.startsWith("serve.cjs.")), [])
+    // Unchanged: it writes one.
+    assert.strictEqual((await runBundle(root, "serve-bundle", "serve.cjs")).stderr, "cache none\n")
+    assert.strictEqual(fs.readdirSync(folder).filter((x) => x.startsWith("serve.cjs.")).length, 1)
     fs.rmSync(root, { recursive: true, force: true })
   })
 
