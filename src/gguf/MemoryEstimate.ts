@@ -178,7 +178,9 @@ const oneAtATime = Effect.unsafeMakeSemaphore(1)
  * starting a `Llama`, no server, no model) is ~128 MiB and the 15M/130M serve 178/334 MiB: estimate
  * ÷ (serve − baseline) 1.6 and 1.0, within the test's 0.5–3. From the serve bundle (2026-12-07) the
  * baseline (the bundle's own code loaded, a `Llama` started) is ~109 MiB and the 15M/130M serve
- * 151–157/307–316 MiB: 1.7–2.0 and 1.0. What "the model adds" depends on how closely that baseline matches the
+ * 151–157/307–316 MiB: 1.7–2.0 and 1.0; run from its V8 code cache (one CommonJS file, 2026-12-07) the
+ * baseline is ~99 MiB and the 15M/130M serve 157/318 MiB (context 2048): about 1.4 and 0.95. What "the
+ * model adds" depends on how closely that baseline matches the
  * serving process (the two baselines give the 15M 50 or 77 MiB). For 1.1B the mmap
  * double-count of repacked Q4_0 weights (see `MemoryEstimate`) makes RSS ~1.7× the estimate.
  *

@@ -156,8 +156,8 @@ const servesFromBundle = (): boolean =>
  * it), run as the launcher runs it (bin/bundle-load.js, with its code cache): its LlamaBoot starts llama.cpp
  * through the bundled node-llama-cpp, then the bundled serve entry runs `serve --version`, and the RSS is read when the process is about to exit, before
  * node-llama-cpp disposes the `Llama` (its own `beforeExit` listener comes after this one): the whole
- * bundle loaded and evaluated, a live `Llama`, no model, no context: ~109 MiB (2026-12-07; the 15M's
- * ratio 1.7–2.0). A baseline of dist/'s modules and node_modules' node-llama-cpp read ~127 MiB, which put
+ * bundle loaded and evaluated, a live `Llama`, no model, no context: ~99 MiB from the code cache (~109 MiB
+ * as ES modules, 2026-12-07, the 15M's ratio then 1.7–2.0). A baseline of dist/'s modules and node_modules' node-llama-cpp read ~127 MiB, which put
  * the 15M's ratio at 2.4–3.0 (issue 14). Else from dist/ and node_modules, as the launcher would serve.
  */
 const baselineRssBytes = Effect.promise(() =>
