@@ -93,7 +93,7 @@ else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !=
   // (15M spawn → ready 1.25–1.30 s against 1.45–1.55 s, 2 cores). A dist/ built before it existed: the whole CLI.
   const alone = args[0] === "serve" && !args.some(builtIn) && fs.existsSync(path.join(dist, "serveBin.js"))
   // Bundled (bin/bundle.js), node-llama-cpp inside where its binary test passed at build time and
-  // llama.cpp started through the bundle: spawn → ready beyond the model's load 0.21–0.25 s with the
+  // llama.cpp started through the bundle: spawn → ready beyond the model's load 0.21–0.28 s with the
   // bundle's code cache (130M, 2 cores, 2026-12-07; 0.34–0.37 s bundled as ES modules, without one), against
   // 1.15–1.34 s for the 15M with node-llama-cpp outside the bundle (2026-12-06), itself 0.14 s faster than
   // dist/. Only while it is as new as the build it came from (a bare tsc since leaves it stale), and not

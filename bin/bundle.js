@@ -13,7 +13,7 @@
 //   estimate no longer imports node-llama-cpp's ~300 modules nor forks its binary test (2 cores,
 //   2026-12-07, issue 14 part 4: the tune's own start-up and the gaps between trials).
 // CommonJS (not ES modules, as until 2026-12-07) for the code cache: Node 20 keeps none for ES modules. With
-// it, the 130M's spawn → ready beyond its load 0.21–0.25 s against 0.34–0.37 s, `autotune history` 0.27–0.28 s
+// it, the 130M's spawn → ready beyond its load 0.21–0.28 s against 0.34–0.37 s, `autotune history` 0.27–0.28 s
 // against 0.37–0.40 s (2 cores, 2026-12-07). Each bundle is one file exporting LlamaBoot's `startLlama` and
 // `bootLlama` and `run()`, which imports its entry (evaluated then, not before): the launcher's early start of
 // llama.cpp and the engine's use of it are one module instance. It runs in strict mode, as its ES modules did
