@@ -136,7 +136,7 @@ const releaseRead = "export const builtinLlamaCppRelease = JSON.parse(fs.readFil
  * package's compiled ones keep their own file URLs, and import what is left outside through the bundle's
  * import.cjs (bin/bundle-load.js); node-llama-cpp's binary test is the one run above, its top-level await a read.
  */
-const inPlace = (file, external, rewritten) => ({
+const inPlace = (file, external) => ({
   name: "own-file-urls",
   setup(build) {
     // `import.meta.url` as the module's own file's URL, relative to the bundle's (the package may move);
@@ -146,7 +146,6 @@ const inPlace = (file, external, rewritten) => ({
     const importsOutside = (text) =>
       text.replace(/(?<![\w$.])import\s*\(\s*(["'])([^"'\s]+)\1\s*\)/g, (call, q, spec) => matches(external, spec) ? `__autotuneImport(${q}${spec}${q})` : call)
     const own = (input, text) => {
-      rewritten.add(path.relative(root, input).split(path.sep).join("/"))
       const rel = path.relative(path.dirname(file), input).split(path.sep).map(encodeURIComponent).join("/")
       return { loader: "js", contents: importsOutside(text.replaceAll("import.meta.url", `new URL(${JSON.stringify(rel)}, __autotuneBundleUrl).href`)) }
     }
@@ -218,8 +217,6 @@ const build = async (esbuild, inside, b) => {
   // Native code and the prebuilt-binary packages are found at run time, from node_modules.
   const external = [...(inside ? ["@node-llama-cpp/*", "@reflink/*", "*.node"] : ["node-llama-cpp"]), ...b.external]
 
-  // The inputs given their own file URLs (relative to the bundle's file).
-  const rewritten = new Set()
   const built = await esbuild.build({
     // Metafile paths relative to the package, wherever the build was started from.
     absWorkingDir: root,
@@ -230,7 +227,7 @@ const build = async (esbuild, inside, b) => {
     platform: "node",
     target: "node20",
     external,
-    plugins: [inPlace(file, external, rewritten)],
+    plugins: [inPlace(file, external)],
     // Strict mode, as every ES module and the ES module bundles before (esbuild adds no directive to a CommonJS
     // file); the bundle's own URL (what its modules' file URLs are relative to) and importer (import.cjs, above).
     banner: { js: "\"use strict\";\nconst __autotuneBundleUrl = require(\"node:url\").pathToFileURL(__filename).href, __autotuneImport = require(\"./import.cjs\");" },
@@ -288,31 +285,28 @@ const build = async (esbuild, inside, b) => {
   if (inside && !Object.keys(built.metafile.inputs).some((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))) {
     throw new Error("node-llama-cpp was not found under node_modules/ among the bundle's inputs")
   }
-  // llama.cpp starts through the bundle's own LlamaBoot (node-llama-cpp inside).
-  const load = [
+  // Run once as the launcher runs it (bin/bundle-load.js), writing its code cache as it exits: llama.cpp
+  // started through its own LlamaBoot (node-llama-cpp inside), then its entry's `--version` (every module
+  // evaluated, the command line parsed). Only where that fails, a run of llama.cpp's start alone says which
+  // step did (a package the bundled copy imports that resolves from node-llama-cpp's folder but not the bundle's).
+  const run = (produce, steps) => runScript(next, [
     "import { createRequire } from \"node:module\"",
-    `const { loadBundle } = createRequire(import.meta.url)(${JSON.stringify(path.join(__dirname, "bundle-load.js"))})`
-  ]
-  const boot = [
-    "const booted = await bundle.bootLlama()",
-    "const llama = await booted.llama.catch((e) => { for (const l of booted.earlyLog ?? []) console.error(l.message); throw e })",
-    "await llama.dispose()"
-  ]
-  if (inside) {
-    const why = runScript(next, [...load, `const bundle = loadBundle(${JSON.stringify(file)}).exports`, ...boot])
-    if (why !== null) throw new Error(`llama.cpp does not start through the bundle: ${why}`)
-  }
-  // Its code cache (bin/bundle-load.js), written as the bundle runs once as the launcher runs it: llama.cpp's
-  // start (node-llama-cpp inside), then its entry's `--version` (every module evaluated, the command line parsed).
-  fs.readdirSync(next).filter((f) => f.endsWith(".cache")).forEach((f) => fs.rmSync(path.join(next, f)))
-  const why = runScript(next, [
-    ...load,
-    `const bundle = loadBundle(${JSON.stringify(file)}, true).exports`,
-    ...(inside ? boot : []),
-    `process.argv = [process.execPath, ${JSON.stringify(file)}, "--version"]`,
-    "await bundle.run()"
+    `const { loadBundle } = createRequire(import.meta.url)(${JSON.stringify(path.join(__dirname, "bundle-load.js"))})`,
+    `const bundle = loadBundle(${JSON.stringify(file)}, ${produce}).exports`,
+    ...steps
   ])
-  if (why !== null) throw new Error(`the bundle does not run its --version: ${why}`)
+  const boot = inside
+    ? [
+      "const booted = await bundle.bootLlama()",
+      "const llama = await booted.llama.catch((e) => { for (const l of booted.earlyLog ?? []) console.error(l.message); throw e })",
+      "await llama.dispose()"
+    ]
+    : []
+  const why = run(true, [...boot, `process.argv = [process.execPath, ${JSON.stringify(file)}, "--version"]`, "await bundle.run()"])
+  if (why !== null) {
+    const booting = inside ? run(false, boot) : null
+    throw new Error(booting !== null ? `llama.cpp does not start through the bundle: ${booting}` : `the bundle does not run its --version: ${why}`)
+  }
   if (!fs.readdirSync(next).some((f) => f.startsWith(`${b.file}.`) && f.endsWith(".cache"))) throw new Error("the bundle's code cache was not written")
   fs.writeFileSync(path.join(next, "built-with.json"), JSON.stringify(builtWith))
   const outdir = path.join(dist, b.dir)
