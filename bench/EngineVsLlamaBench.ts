@@ -8,11 +8,14 @@
  * the provider's own timings (`prompt_per_second`, `predicted_per_second`), as
  * llama-bench times only the engine. Decode is measured a second time with
  * flash attention off on both sides (`serve --flash-attn off`, `llama-bench
- * -fa 0`; issue 14). Start-up: spawn → ready minus the load
+ * -fa 0`; issue 14). node-llama-cpp's own `evaluate` loop runs the same decode
+ * (bench/LibraryLoop.ts), so the gap splits into the provider's share and the
+ * library's. Start-up: spawn → ready minus the load
  * the provider logs (`loaded <model> in N ms`: getLlama + model + context).
  */
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { measureLibraryLoop, type LibraryLoopResult } from "./LibraryLoop.js"
 import { findRow, llamaBench, type LlamaBenchRow } from "./LlamaBench.js"
 import { measureThroughput, type ThroughputResult, type ThroughputSpec } from "./Throughput.js"
 import { providerLoadMs } from "./TuneCost.js"
@@ -34,6 +37,13 @@ export interface EngineRow {
   readonly flashAttnOff?: { readonly embedded: ThroughputResult; readonly tg: LlamaBenchRow | null }
   /** Why the flash-attention-off measurement failed (its rows are then n/a; the others stay). */
   readonly flashAttnOffFailure?: string
+  /**
+   * node-llama-cpp's own `evaluate` loop on the same model, threads, context and prompt length
+   * (bench/LibraryLoop.ts): the floor under the embedded provider. Absent in results saved before it was measured.
+   */
+  readonly library?: LibraryLoopResult
+  /** Why the loop failed (its rows are then n/a; the others stay). */
+  readonly libraryFailure?: string
 }
 
 /** Thread counts compared. */
@@ -84,6 +94,12 @@ const measureModel = async (
     ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", `${p}`, "-n", "0"]),
     ...await llamaBench(m.path, ["-t", THREADS.join(","), "-p", "0", "-n", `${spec.maxTokens}`, "-d", `${p}`])
   ]
+  // node-llama-cpp's own loop at the same length, per thread count: a failure leaves the rows above.
+  const library = new Map<number, LibraryLoopResult | string>()
+  for (const t of THREADS) {
+    library.set(t, await measureLibraryLoop({ ...spec, model: m.path, threads: t, promptTokens: p }).catch((e: unknown) =>
+      e instanceof Error ? e.message.split("\n")[0] ?? e.message : String(e)))
+  }
   // Flash attention off on both sides: its own step, so a failure there leaves the rows above.
   const off = await (async () => {
     const faOff: Array<ThroughputResult> = []
@@ -99,6 +115,7 @@ const measureModel = async (
     promptTokens: p,
     pp: findRow(bench, { threads: e.threads, nPrompt: p, nGen: 0, nDepth: 0 }),
     tg: findRow(bench, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p }),
+    ...loopFields(library.get(e.threads)),
     ...(typeof off === "string" ? { flashAttnOffFailure: off } : {
       flashAttnOff: {
         embedded: off.faOff.find((x) => x.threads === e.threads)!,
@@ -107,3 +124,6 @@ const measureModel = async (
     })
   }))
 }
+
+const loopFields = (r: LibraryLoopResult | string | undefined): Pick<EngineRow, "library" | "libraryFailure"> =>
+  r === undefined ? {} : typeof r === "string" ? { libraryFailure: r } : { library: r }

@@ -208,6 +208,20 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
             r.embedded.requests}) ÷ llama-bench -n ${r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s`
         },
         {
+          key: `embedded_vs_library.decode.${params}.t${t}`, n: 8, sub: true,
+          label: `… the provider's share: embedded decode ÷ node-llama-cpp's own evaluate loop, ${th}`,
+          value: r?.library === undefined ? null : ratio(r.embedded.serverDecodeTps, r.library.decodeTps), unit: "×", target: { op: ">=", value: 0.95 },
+          detail: r?.library === undefined ? (r === null ? missing : `n/a: ${r.libraryFailure ?? "not measured in this run"}`) : `${
+            fx(r.embedded.serverDecodeTps, 1)} ÷ ${fx(r.library.decodeTps, 1)} tok/s (medians of ${r.embedded.requests} and ${r.library.requests}; same model, threads, context, prompt length)`
+        },
+        {
+          key: `library_vs_llama_bench.decode.${params}.t${t}`, n: 8, sub: true,
+          label: `… the library's share: node-llama-cpp's own loop ÷ llama-bench tg, ${th}`,
+          value: r?.library === undefined ? null : ratio(r.library.decodeTps, r.tg?.medianTps), unit: "×", target: null,
+          detail: r?.library === undefined ? (r === null ? missing : `n/a: ${r.libraryFailure ?? "not measured in this run"}`) : `${
+            fx(r.library.decodeTps, 1)} ÷ ${fx(r.tg?.medianTps, 1)} tok/s: node-llama-cpp 3.22.1 (prebuilt) starts llama.cpp's worker threads per graph and runs each call on a libuv thread`
+        },
+        {
           key: `embedded_vs_llama_bench.decode_fa_off.${params}.t${t}`, n: 8, sub: true,
           label: `… with flash attention off on both sides, ${th}`,
           value: r?.flashAttnOff === undefined ? null : ratio(r.flashAttnOff.embedded.serverDecodeTps, r.flashAttnOff.tg?.medianTps),

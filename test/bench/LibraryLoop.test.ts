@@ -1,0 +1,85 @@
+/**
+ * Figure 8's floor (bench/LibraryLoop.ts, issue 14 part 1): node-llama-cpp's own `evaluate` loop, run as its
+ * own process on a real GGUF, and the two rows that split the embedded provider's decode gap with it — the
+ * provider's share (its decode ÷ the loop's) and the library's (the loop's ÷ llama-bench's).
+ */
+import { describe, expect, it } from "@effect/vitest"
+import type { EngineMeasurements, EngineRow } from "../../bench/EngineVsLlamaBench.js"
+import { engineFigures } from "../../bench/Figures.js"
+import { measureLibraryLoop } from "../../bench/LibraryLoop.js"
+import type { LlamaBenchRow } from "../../bench/LlamaBench.js"
+import type { ThroughputResult } from "../../bench/Throughput.js"
+import { tinyModelPath } from "../support/models.js"
+
+const spec = { threads: 1, contextTokens: 512, promptTokens: 120, promptWords: 40, maxTokens: 8, warmup: 1, requests: 2 }
+
+describe("node-llama-cpp's own evaluate loop (bench/LibraryLoop.ts, issue 14)", () => {
+  it("issue 14 runs the measured requests on the real model in its own process: each decodes max_tokens, at a positive tokens/s", async () => {
+    const r = await measureLibraryLoop({ ...spec, model: tinyModelPath() })
+    expect(r.requests).toBe(2)
+    expect(r.completionTokens).toBe(8)
+    expect(r.decodeTps).not.toBeNull()
+    expect(r.decodeTps!).toBeGreaterThan(0)
+    expect(Number.isFinite(r.decodeTps!)).toBe(true)
+  }, 60_000)
+
+  it("issue 14 a model the library cannot load rejects, naming the loop, the model and the library's error", async () => {
+    await expect(measureLibraryLoop({ ...spec, model: "/nonexistent/nope.gguf" }))
+      .rejects.toThrow(/node-llama-cpp loop \(nope\.gguf, 1 threads\) exited 1: .*nope\.gguf/)
+  }, 60_000)
+})
+
+const throughput = (decodeTps: number): ThroughputResult => ({
+  kind: "embedded",
+  threads: 1,
+  requests: 5,
+  promptTokens: 990,
+  serverPromptN: 990,
+  completionTokens: 64,
+  ttftMs: 100,
+  serverPrefillTps: 9000,
+  serverDecodeTps: decodeTps,
+  clientPrefillTps: 9000,
+  clientDecodeTps: decodeTps,
+  readyMs: 500
+})
+
+const tg = (medianTps: number): LlamaBenchRow => ({
+  threads: 1,
+  nPrompt: 0,
+  nGen: 64,
+  nDepth: 990,
+  flashAttn: true,
+  medianTps,
+  avgTps: medianTps,
+  stddevTps: 1,
+  samplesTps: [medianTps]
+})
+
+const figure = (rows: ReadonlyArray<EngineRow>, key: string) => {
+  const o = { value: { rows, failures: {} } satisfies EngineMeasurements, reason: null }
+  return engineFigures(o, ["15M"]).find((f) => f.key === key)
+}
+
+describe("figure 8: the decode gap split into the provider's share and the library's (issue 14)", () => {
+  const base: EngineRow = { params: "15M", threads: 1, embedded: throughput(780), loadMs: 250, promptTokens: 990, pp: null, tg: tg(1100) }
+
+  it("issue 14 the provider's share is its decode ÷ the loop's (target ≥ 0.95), the library's the loop's ÷ llama-bench's (no target)", () => {
+    const row = { ...base, library: { decodeTps: 800, completionTokens: 64, requests: 5 } }
+    const provider = figure([row], "embedded_vs_library.decode.15M.t1")!
+    expect(provider.value).toBeCloseTo(780 / 800, 6)
+    expect(provider.target).toEqual({ op: ">=", value: 0.95 })
+    const library = figure([row], "library_vs_llama_bench.decode.15M.t1")!
+    expect(library.value).toBeCloseTo(800 / 1100, 6)
+    expect(library.target).toBeNull()
+  })
+
+  it("issue 14 a failed loop leaves both rows n/a with its reason; a result saved before the loop existed says so", () => {
+    const failed = figure([{ ...base, libraryFailure: "node-llama-cpp loop (m.gguf, 1 threads) exited 1: boom" }], "embedded_vs_library.decode.15M.t1")!
+    expect(failed.value).toBeNull()
+    expect(failed.detail).toBe("n/a: node-llama-cpp loop (m.gguf, 1 threads) exited 1: boom")
+    const old = figure([base], "library_vs_llama_bench.decode.15M.t1")!
+    expect(old.value).toBeNull()
+    expect(old.detail).toBe("n/a: not measured in this run")
+  })
+})
