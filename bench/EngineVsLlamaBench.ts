@@ -56,7 +56,7 @@ export interface EngineMeasurements {
 }
 
 /**
- * Measures every model at 1 and 2 threads (embedded, then llama-bench at the counted prompt
+ * Measures every model at 1 and 2 threads (embedded, then node-llama-cpp's own loop and llama-bench at the counted prompt
  * length); logs go to `<logDir>/engine-<params>/`. A model that fails (a server, llama-bench)
  * is recorded with its reason and the next one still runs; rejects only when none ran.
  */

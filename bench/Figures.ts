@@ -188,9 +188,17 @@ export const sweepFigures = (tune: Outcome<TuneCost>, extra: Outcome<ReadonlyArr
   ]
 }
 
+/** A rate, tokens/s, with its per-request range: `408.9 [312–702]`. */
+const tpsWithRange = (v: number | null, range: readonly [number, number] | null | undefined): string =>
+  `${fx(v, 1)}${range == null ? "" : ` [${fx(range[0], 0)}–${fx(range[1], 0)}]`}`
+
+const fa = (v: boolean | "auto"): string => (v === "auto" ? "auto" : v ? "on" : "off")
+
 /**
  * Figure 8's rows: per model and threads, decode ÷ llama-bench (flash attention as the builds decide,
- * then off on both sides), prefill ÷ llama-bench and the start-up beyond the load.
+ * then off on both sides), that decode split in two factors (the served path: embedded ÷ node-llama-cpp's
+ * own loop, bench/LibraryLoop.ts; the library and its build: the loop ÷ llama-bench), prefill ÷
+ * llama-bench and the start-up beyond the load.
  */
 export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyArray<string>): Array<Figure> =>
   models.flatMap((params) =>
@@ -208,20 +216,6 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
             r.embedded.requests}) ÷ llama-bench -n ${r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s`
         },
         {
-          key: `embedded_vs_library.decode.${params}.t${t}`, n: 8, sub: true,
-          label: `… the provider's share: embedded decode ÷ node-llama-cpp's own evaluate loop, ${th}`,
-          value: r?.library === undefined ? null : ratio(r.embedded.serverDecodeTps, r.library.decodeTps), unit: "×", target: { op: ">=", value: 0.95 },
-          detail: r?.library === undefined ? (r === null ? missing : `n/a: ${r.libraryFailure ?? "not measured in this run"}`) : `${
-            fx(r.embedded.serverDecodeTps, 1)} ÷ ${fx(r.library.decodeTps, 1)} tok/s (medians of ${r.embedded.requests} and ${r.library.requests}; same model, threads, context, prompt length)`
-        },
-        {
-          key: `library_vs_llama_bench.decode.${params}.t${t}`, n: 8, sub: true,
-          label: `… the library's share: node-llama-cpp's own loop ÷ llama-bench tg, ${th}`,
-          value: r?.library === undefined ? null : ratio(r.library.decodeTps, r.tg?.medianTps), unit: "×", target: null,
-          detail: r?.library === undefined ? (r === null ? missing : `n/a: ${r.libraryFailure ?? "not measured in this run"}`) : `${
-            fx(r.library.decodeTps, 1)} ÷ ${fx(r.tg?.medianTps, 1)} tok/s: node-llama-cpp 3.22.1 (prebuilt) starts llama.cpp's worker threads per graph and runs each call on a libuv thread`
-        },
-        {
           key: `embedded_vs_llama_bench.decode_fa_off.${params}.t${t}`, n: 8, sub: true,
           label: `… with flash attention off on both sides, ${th}`,
           value: r?.flashAttnOff === undefined ? null : ratio(r.flashAttnOff.embedded.serverDecodeTps, r.flashAttnOff.tg?.medianTps),
@@ -229,6 +223,24 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
           detail: r?.flashAttnOff === undefined ? (r === null ? missing : `n/a: ${r.flashAttnOffFailure ?? "not measured in this run"}`) : `${
             fx(r.flashAttnOff.embedded.serverDecodeTps, 1)} tok/s ÷ llama-bench -fa 0: ${fx(r.flashAttnOff.tg?.medianTps, 1)} tok/s; ${
             fx(ratio(r.flashAttnOff.embedded.serverDecodeTps, r.embedded.serverDecodeTps), 2)}× the embedded decode with it on`
+        },
+        {
+          key: `embedded_vs_library.decode.${params}.t${t}`, n: 8, sub: true,
+          label: `… factor of the served path: embedded decode ÷ node-llama-cpp's own evaluate loop, ${th}`,
+          value: r?.library === undefined ? null : ratio(r.embedded.serverDecodeTps, r.library.decodeTps), unit: "×", target: { op: ">=", value: 0.95 },
+          detail: r?.library === undefined ? (r === null ? missing : `n/a: ${r.libraryFailure ?? "not measured in this run"}`) : `${
+            tpsWithRange(r.embedded.serverDecodeTps, r.embedded.serverDecodeTpsRange)} ÷ ${tpsWithRange(r.library.decodeTps, r.library.decodeTpsRange)} tok/s (median [range] of ${
+            r.embedded.requests} and ${r.library.requests} requests; ${fx(r.embedded.completionTokens, 0)} and ${fx(r.library.completionTokens, 0)} tokens; the loop: ${
+            r.library.context.contextSize}-token context, ${r.library.context.threads} thread${r.library.context.threads === 1 ? "" : "s"}, flash attention ${
+            fa(r.library.context.flashAttention)}); × the next row = the decode row`
+        },
+        {
+          key: `library_vs_llama_bench.decode.${params}.t${t}`, n: 8, sub: true,
+          label: `… node-llama-cpp's own loop ÷ llama-bench tg (two builds of llama.cpp), ${th}`,
+          value: r?.library === undefined ? null : ratio(r.library.decodeTps, r.tg?.medianTps), unit: "×", target: null,
+          detail: r?.library === undefined ? (r === null ? missing : `n/a: ${r.libraryFailure ?? "not measured in this run"}`) : `${
+            fx(r.library.decodeTps, 1)} ÷ ${fx(r.tg?.medianTps, 1)} tok/s: node-llama-cpp's prebuilt llama.cpp (release ${
+            r.library.build.llamaCppRelease}, ${r.library.build.cpuBackend ?? "CPU backend unseen"}) against the shared llama-bench`
         },
         {
           key: `embedded_vs_llama_bench.prefill.${params}.t${t}`, n: 8, sub: true,

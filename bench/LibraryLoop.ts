@@ -1,57 +1,82 @@
 /**
- * node-llama-cpp's own decode speed: the floor under the embedded provider
+ * node-llama-cpp's own decode speed, with none of the provider around it
  * (issue 14 part 1: "if node-llama-cpp itself is the floor, show it with a
  * minimal script (its own `evaluate` loop against llama-bench)"). Figure 8
- * divides the embedded provider's decode by this loop's (what the provider adds
- * on top of the library: HTTP, SSE, the stop scanner, detokenizing, Effect) and
- * this loop's by llama-bench's (what the library loses against llama.cpp's own
- * tool: node-llama-cpp 3.22.1 runs each native call on a libuv pool thread and
- * attaches no persistent ggml threadpool, so llama.cpp's worker threads are
- * created anew for every graph; docs/SPEC.md, the embedded provider).
+ * divides the embedded provider's decode by this loop's — the factor of the
+ * served path: the provider's per-token code (Effect, detokenizing, the stop
+ * scanner, SSE) and, at as many threads as cores, the HTTP stream and its
+ * client competing with llama.cpp's compute threads for the cores — and this
+ * loop's by llama-bench's: node-llama-cpp's native path against llama.cpp's own
+ * tool, which is also another build (node-llama-cpp's prebuilt llama.cpp, its
+ * CPU variant chosen at run time, against the shared llama.cpp), so the detail
+ * names both.
  *
  * The loop is a separate process (`node --import tsx bench/LibraryLoop.ts
- * <spec JSON>`) started as the provider's launcher starts `serve`: with
- * `UV_THREADPOOL_SIZE=1` (bin/autotune.js) and the engine's own options — CPU
- * only, the prebuilt binary (`build: "never"`), one sequence of
- * `contextTokens`, flash attention as the build's `auto` unless set, f16 KV.
- * It prints one JSON line: the medians over the measured requests.
+ * <spec JSON>`) started as the launcher starts `serve`: `UV_THREADPOOL_SIZE=1`
+ * (bin/autotune.js), the engine's `getLlama` (src/serve/LlamaBoot.ts) and
+ * context options (`engineContextOptions`: one sequence of `contextTokens`,
+ * f16 KV, flash attention as set or the build's `auto`), and the engine's
+ * decode rate (`decodeTokensPerSecond`). It prints one JSON line: the medians
+ * over the measured requests, and what it actually ran with.
  */
 import * as ChildProcess from "node:child_process"
+import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { promptOfWords } from "../src/domain/Prompt.js"
 import { median } from "../src/domain/Stats.js"
+import { decodeTokensPerSecond, engineContextOptions } from "../src/serve/Engine.js"
+import { bootLlama } from "../src/serve/LlamaBoot.js"
 
 /** What the loop runs: the throughput step's requests, the prompt cut or repeated to `promptTokens` (the provider's count). */
 export interface LibraryLoopSpec {
+  /** GGUF file. */
   readonly model: string
   readonly threads: number
+  /** Context size, tokens (`serve --max-context`). */
   readonly contextTokens: number
   /** Prompt length, tokens: what the embedded provider counted for the same requests (chat template included). */
   readonly promptTokens: number
+  /** Words of the prompt text tokenized (the project's probe prompt, P-1), before the cut to `promptTokens`. */
   readonly promptWords: number
+  /** Tokens generated per request (`max_tokens`). */
   readonly maxTokens: number
+  /** Requests run first and not measured. */
   readonly warmup: number
+  /** Requests measured. */
   readonly requests: number
   /** Flash attention on or off; absent: the build's `auto`, as `serve` without `--flash-attn`. */
   readonly flashAttn?: boolean
 }
 
-/** The loop's medians over its measured requests. */
+/** The loop's medians over its measured requests, and the settings and build it ran with. */
 export interface LibraryLoopResult {
-  /** Tokens/s from the first generated token to the last, `(n − 1) / (last − first)`: the embedded provider's `predicted_per_second`. */
+  /** Median decode, tokens/s (`decodeTokensPerSecond`: the embedded provider's `predicted_per_second`). */
   readonly decodeTps: number | null
+  /** The lowest and highest request's decode, tokens/s (2 threads on 2 cores is bimodal: this shows it). */
+  readonly decodeTpsRange: readonly [number, number] | null
+  /** Median tokens generated per request (below `maxTokens` only when the model ended a reply). */
   readonly completionTokens: number | null
   readonly requests: number
+  /** What the context reported: tokens, threads, flash attention (node-llama-cpp's `contextSize`, `currentThreads`, `flashAttention`). */
+  readonly context: { readonly contextSize: number; readonly threads: number; readonly flashAttention: boolean | "auto" }
+  /** node-llama-cpp's llama.cpp release and the CPU backend library it loaded (e.g. `libggml-cpu-haswell.so`; null if unseen). */
+  readonly build: { readonly llamaCppRelease: string; readonly cpuBackend: string | null }
 }
 
 const here = fileURLToPath(import.meta.url)
 
+/** The line of a child's stderr that says why it failed: the last one that is not a stack frame or Node's version banner. */
+const reasonOf = (stderr: string): string =>
+  stderr.split("\n").map((l) => l.trim()).filter((l) => l !== "" && !l.startsWith("at ") && !/^Node\.js v\d/.test(l)).pop() ??
+    "no output"
+
 /**
- * Runs the loop in its own process and returns its medians. Rejects with the
- * child's last stderr line when it exits non-zero, prints no result, or runs
- * longer than `timeoutMs` (then its process group is killed).
+ * Runs the loop in its own process and returns what it printed. Rejects, naming
+ * the model and threads, with the child's reason when it exits non-zero or prints
+ * no result, and when it runs longer than `timeoutMs` (its process group is then
+ * killed).
  */
 export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): Promise<LibraryLoopResult> =>
   new Promise((resolve, reject) => {
@@ -61,44 +86,62 @@ export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): 
       detached: true,
       env: { ...process.env, UV_THREADPOOL_SIZE: "1" }
     })
+    const what = `node-llama-cpp loop (${path.basename(spec.model)}, ${spec.threads} thread${spec.threads === 1 ? "" : "s"})`
     let out = ""
     let err = ""
+    let timedOut = false
     child.stdout.on("data", (b: Buffer) => (out += b.toString()))
     child.stderr.on("data", (b: Buffer) => (err += b.toString()))
     const timer = setTimeout(() => {
+      timedOut = true
       try {
         process.kill(-child.pid!, "SIGKILL")
       } catch { /* gone */ }
     }, timeoutMs)
     child.once("error", (e) => {
       clearTimeout(timer)
-      reject(e)
+      reject(new Error(`${what} could not be started: ${e.message}`))
     })
-    child.once("exit", (code, signal) => {
+    // `close`, not `exit`: stdout may still hold the result line when the process has exited.
+    child.once("close", (code, signal) => {
       clearTimeout(timer)
+      if (timedOut) return reject(new Error(`${what} timed out after ${timeoutMs / 1000} s`))
       const line = out.trim().split("\n").pop() ?? ""
-      if (code === 0 && line.startsWith("{")) return resolve(JSON.parse(line) as LibraryLoopResult)
-      const why = err.trim().split("\n").filter((l) => l.trim() !== "").pop() ?? "no output"
-      reject(new Error(`node-llama-cpp loop (${path.basename(spec.model)}, ${spec.threads} threads) ${
-        signal === null ? `exited ${code}` : `killed by ${signal}`}: ${why}`))
+      if (code === 0) {
+        try {
+          return resolve(JSON.parse(line) as LibraryLoopResult)
+        } catch {
+          return reject(new Error(`${what} printed no result: ${JSON.stringify(line.slice(0, 200))}`))
+        }
+      }
+      reject(new Error(`${what} ${signal === null ? `exited ${code}` : `killed by ${signal}`}: ${reasonOf(err)}`))
     })
   })
 
+/** The CPU backend library this process loaded (`/proc/self/maps`; Linux), or null. */
+const cpuBackend = (): string | null => {
+  try {
+    return fs.readFileSync("/proc/self/maps", "utf8").match(/libggml-cpu[\w.-]*\.so/)?.[0] ?? null
+  } catch {
+    return null
+  }
+}
+
 /** The child: load, then `warmup + requests` generations one after another on one sequence, cleared between. */
 const runLoop = async (spec: LibraryLoopSpec): Promise<LibraryLoopResult> => {
-  const { getLlama, LlamaLogLevel } = await import("node-llama-cpp")
-  const llama = await getLlama({ gpu: false, build: "never", logLevel: LlamaLogLevel.error })
+  const llama = await (await bootLlama()).llama
+  llama.logger = () => {}
   llama.maxThreads = spec.threads
   const model = await llama.loadModel({ modelPath: spec.model })
-  const context = await model.createContext({
+  const context = await model.createContext(engineContextOptions({
     contextSize: spec.contextTokens,
     sequences: 1,
     threads: spec.threads,
-    flashAttention: spec.flashAttn ?? "auto",
-    failedCreationRemedy: false
-  })
+    flashAttn: spec.flashAttn ?? "auto",
+    kvType: "F16"
+  }))
   const seq = context.getSequence()
-  const measured: Array<{ tps: number | null; n: number }> = []
+  const measured: Array<{ tps: number; n: number }> = []
   for (let i = 0; i < spec.warmup + spec.requests; i++) {
     // The same prompt variant the provider was sent, as tokens, cut or repeated to its count.
     const words = model.tokenize(promptOfWords(spec.promptWords, 1 + i), false)
@@ -112,21 +155,26 @@ const runLoop = async (spec: LibraryLoopSpec): Promise<LibraryLoopResult> => {
       if (++n >= spec.maxTokens) break
     }
     await seq.clearHistory()
-    if (i >= spec.warmup) measured.push({ tps: n > 1 ? ((n - 1) * 1000) / (last - first) : null, n })
+    if (i >= spec.warmup) measured.push({ tps: decodeTokensPerSecond(n, first, last), n })
+  }
+  const result: LibraryLoopResult = {
+    decodeTps: median(measured.flatMap((m) => (m.tps > 0 ? [m.tps] : []))),
+    decodeTpsRange: measured.length === 0
+      ? null
+      : [Math.min(...measured.map((m) => m.tps)), Math.max(...measured.map((m) => m.tps))],
+    completionTokens: median(measured.map((m) => m.n)),
+    requests: measured.length,
+    context: { contextSize: context.contextSize, threads: context.currentThreads, flashAttention: context.flashAttention },
+    build: { llamaCppRelease: llama.llamaCppRelease.release, cpuBackend: cpuBackend() }
   }
   await context.dispose()
   await model.dispose()
   await llama.dispose()
-  const tps = measured.flatMap((m) => (m.tps === null ? [] : [m.tps]))
-  return {
-    decodeTps: tps.length === 0 ? null : median(tps),
-    completionTokens: measured.length === 0 ? null : median(measured.map((m) => m.n)),
-    requests: measured.length
-  }
+  return result
 }
 
 if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === here) {
-  runLoop(JSON.parse(process.argv[2] ?? "{}") as LibraryLoopSpec).then(
+  Promise.resolve().then(() => runLoop(JSON.parse(process.argv[2] ?? "") as LibraryLoopSpec)).then(
     (r) => {
       process.stdout.write(`${JSON.stringify(r)}\n`)
       process.exit(0)

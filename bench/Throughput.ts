@@ -21,6 +21,8 @@ export interface ThroughputResult {
   readonly ttftMs: number | null
   readonly serverPrefillTps: number | null
   readonly serverDecodeTps: number | null
+  /** The lowest and highest measured request's `serverDecodeTps` (absent in results saved before it was kept). */
+  readonly serverDecodeTpsRange?: readonly [number, number] | null
   readonly clientPrefillTps: number | null
   readonly clientDecodeTps: number | null
   /** Spawn → ready, ms. */
@@ -46,6 +48,9 @@ const med = (xs: ReadonlyArray<ChatMeasure>, f: (m: ChatMeasure) => number | nul
     const v = f(m)
     return v === null ? [] : [v]
   }))
+
+const range = (xs: ReadonlyArray<number>): readonly [number, number] | null =>
+  xs.length === 0 ? null : [Math.min(...xs), Math.max(...xs)]
 
 /**
  * Starts `kind` with `threads`, sends `warmup + requests` requests one after
@@ -77,6 +82,7 @@ export const measureThroughput = async (kind: ServerKind, threads: number, s: Th
       ttftMs: med(measured, (m) => m.ttftMs),
       serverPrefillTps: med(measured, (m) => m.serverPrefillTps),
       serverDecodeTps: med(measured, (m) => m.serverDecodeTps),
+      serverDecodeTpsRange: range(measured.flatMap((m) => (m.serverDecodeTps === null ? [] : [m.serverDecodeTps]))),
       clientPrefillTps: med(measured, (m) => m.clientPrefillTps),
       clientDecodeTps: med(measured, (m) => m.clientDecodeTps),
       readyMs: server.readyMs

@@ -176,6 +176,38 @@ const PREFILL_CHUNK_MIN_TOKENS = 32
 const PREFILL_CHUNK_MAX_TOKENS = 512
 
 /**
+ * The options of the engine's llama.cpp context (node-llama-cpp 3.22.1 `createContext`):
+ * `contextSize` tokens shared by `sequences` slots, `threads` CPU threads (prefill and decode
+ * alike), flash attention on, off or `auto` (on, on CPU: STACK.md; a quantized V cache needs it),
+ * the KV cache type on both K and V (`F16` is node-llama-cpp's default, so it is left unset), and
+ * no shrinking retry on failure (the caller names the failure). bench/LibraryLoop.ts builds its
+ * context from it too, so bench figure 8 compares the same work (issue 14).
+ */
+export const engineContextOptions = (o: {
+  readonly contextSize: number
+  readonly sequences: number
+  readonly threads: number
+  readonly flashAttn: boolean | "auto"
+  readonly kvType: ReturnType<typeof kvGgmlType>
+}) => ({
+  contextSize: o.contextSize,
+  sequences: o.sequences,
+  threads: o.threads,
+  flashAttention: o.flashAttn,
+  failedCreationRemedy: false as const,
+  ...(o.kvType === "F16" ? {} : { experimentalKvCacheKeyType: o.kvType, experimentalKvCacheValueType: o.kvType })
+})
+
+/**
+ * Decode speed, tokens/s: `(n − 1)` tokens over the time from the first generated token to the
+ * last (`firstAt`, `lastAt`: ms on one clock); 0 for fewer than 2 tokens or no time between them.
+ * The first token comes with the prefill (its time is in TTFT), so decode counts from it. The
+ * provider's `predicted_per_second`; bench figure 8's loop (bench/LibraryLoop.ts) uses it too.
+ */
+export const decodeTokensPerSecond = (n: number, firstAt: number, lastAt: number): number =>
+  n > 1 && lastAt > firstAt ? ((n - 1) * 1000) / (lastAt - firstAt) : 0
+
+/**
  * Loads the model and creates the context; disposes context, model and Llama
  * (in that order) when the Scope closes.
  * Fails: ServeFailed when the file is missing or not a regular file, when
@@ -227,15 +259,13 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
       nativeStep(
         `cannot create a context of ${contextLimit} tokens × ${o.maxBatch} sequences (KV ${kvType})`,
         () =>
-          model.createContext({
+          model.createContext(engineContextOptions({
             contextSize: contextLimit,
             sequences: o.maxBatch,
             threads,
-            // A quantized V cache needs flash attention; "auto" turns it on on CPU (STACK.md).
-            flashAttention: Option.getOrElse(o.flashAttn ?? Option.none(), () => "auto" as const),
-            failedCreationRemedy: false,
-            ...(kvType === "F16" ? {} : { experimentalKvCacheKeyType: kvType, experimentalKvCacheValueType: kvType })
-          }),
+            flashAttn: Option.getOrElse(o.flashAttn ?? Option.none(), () => "auto" as const),
+            kvType
+          })),
         log
       ),
       (c) => awaitBounded(() => c.dispose(), 10_000)
@@ -359,7 +389,7 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
           prompt_per_second: promptMs > 0 ? (req.prompt.length * 1000) / promptMs : 0,
           predicted_n: n,
           predicted_ms: predictedMs,
-          predicted_per_second: predictedMs > 0 ? ((n - 1) * 1000) / predictedMs : 0
+          predicted_per_second: decodeTokensPerSecond(n, firstAt, lastAt)
         }
         return { text, completionTokens: n, finishReason, timings }
       }).pipe(Effect.scoped)

@@ -1,9 +1,10 @@
 /**
  * Figure 8's floor (bench/LibraryLoop.ts, issue 14 part 1): node-llama-cpp's own `evaluate` loop, run as its
  * own process on a real GGUF, and the two rows that split the embedded provider's decode gap with it — the
- * provider's share (its decode ÷ the loop's) and the library's (the loop's ÷ llama-bench's).
+ * served path's factor (the provider's decode ÷ the loop's) and the library's (the loop's ÷ llama-bench's).
  */
 import { describe, expect, it } from "@effect/vitest"
+import * as ChildProcess from "node:child_process"
 import type { EngineMeasurements, EngineRow } from "../../bench/EngineVsLlamaBench.js"
 import { engineFigures } from "../../bench/Figures.js"
 import { measureLibraryLoop } from "../../bench/LibraryLoop.js"
@@ -14,18 +15,35 @@ import { tinyModelPath } from "../support/models.js"
 const spec = { threads: 1, contextTokens: 512, promptTokens: 120, promptWords: 40, maxTokens: 8, warmup: 1, requests: 2 }
 
 describe("node-llama-cpp's own evaluate loop (bench/LibraryLoop.ts, issue 14)", () => {
-  it("issue 14 runs the measured requests on the real model in its own process: each decodes max_tokens, at a positive tokens/s", async () => {
-    const r = await measureLibraryLoop({ ...spec, model: tinyModelPath() })
+  it("issue 14 runs the measured requests on the real model in its own process, with the engine's context options as asked: each decodes max_tokens", async () => {
+    const r = await measureLibraryLoop({ ...spec, model: tinyModelPath(), flashAttn: false })
     expect(r.requests).toBe(2)
     expect(r.completionTokens).toBe(8)
-    expect(r.decodeTps).not.toBeNull()
     expect(r.decodeTps!).toBeGreaterThan(0)
-    expect(Number.isFinite(r.decodeTps!)).toBe(true)
+    expect(r.decodeTpsRange![0]).toBeLessThanOrEqual(r.decodeTps!)
+    expect(r.decodeTpsRange![1]).toBeGreaterThanOrEqual(r.decodeTps!)
+    // What the context says it got, not what was asked: a loop that ignored the spec would show here.
+    expect(r.context).toEqual({ contextSize: 512, threads: 1, flashAttention: false })
+    expect(r.build.llamaCppRelease).not.toBe("")
+    if (process.platform === "linux") expect(r.build.cpuBackend).toMatch(/^libggml-cpu-[\w-]+\.so$/)
   }, 60_000)
 
-  it("issue 14 a model the library cannot load rejects, naming the loop, the model and the library's error", async () => {
+  it("issue 14 without flash attention set the loop leaves it to the build (`auto`), as `serve` does", async () => {
+    const r = await measureLibraryLoop({ ...spec, model: tinyModelPath(), requests: 1 })
+    expect(r.context.flashAttention).toBe("auto")
+  }, 60_000)
+
+  it("issue 14 a model the library cannot load rejects, naming the loop, the model and the library's error (not a stack frame)", async () => {
     await expect(measureLibraryLoop({ ...spec, model: "/nonexistent/nope.gguf" }))
-      .rejects.toThrow(/node-llama-cpp loop \(nope\.gguf, 1 threads\) exited 1: .*nope\.gguf/)
+      .rejects.toThrow(/^node-llama-cpp loop \(nope\.gguf, 1 thread\) exited 1: .*\/nonexistent\/nope\.gguf/)
+  }, 60_000)
+
+  it("issue 14 a loop past its time limit is killed and said to have timed out; none of its processes is left", async () => {
+    // A million requests cannot end within 2 s on any machine: the limit decides, whatever the speed.
+    await expect(measureLibraryLoop({ ...spec, model: tinyModelPath(), requests: 1_000_000 }, 2_000))
+      .rejects.toThrow("node-llama-cpp loop (synth-15M-q4_0.gguf, 1 thread) timed out after 2 s")
+    const left = ChildProcess.spawnSync("pgrep", ["-f", "bench/LibraryLoop.ts"], { encoding: "utf8" }).stdout.trim()
+    expect(left).toBe("")
   }, 60_000)
 })
 
@@ -39,6 +57,7 @@ const throughput = (decodeTps: number): ThroughputResult => ({
   ttftMs: 100,
   serverPrefillTps: 9000,
   serverDecodeTps: decodeTps,
+  serverDecodeTpsRange: [700, 820],
   clientPrefillTps: 9000,
   clientDecodeTps: decodeTps,
   readyMs: 500
@@ -61,23 +80,37 @@ const figure = (rows: ReadonlyArray<EngineRow>, key: string) => {
   return engineFigures(o, ["15M"]).find((f) => f.key === key)
 }
 
-describe("figure 8: the decode gap split into the provider's share and the library's (issue 14)", () => {
+describe("figure 8: the decode gap split into the served path's factor and the library's (issue 14)", () => {
   const base: EngineRow = { params: "15M", threads: 1, embedded: throughput(780), loadMs: 250, promptTokens: 990, pp: null, tg: tg(1100) }
 
-  it("issue 14 the provider's share is its decode ÷ the loop's (target ≥ 0.95), the library's the loop's ÷ llama-bench's (no target)", () => {
-    const row = { ...base, library: { decodeTps: 800, completionTokens: 64, requests: 5 } }
+  it("issue 14 the served path's factor is the provider's decode ÷ the loop's (target ≥ 0.95), the library's the loop's ÷ llama-bench's (no target)", () => {
+    const row: EngineRow = {
+      ...base,
+      library: {
+        decodeTps: 800,
+        decodeTpsRange: [600, 900],
+        completionTokens: 64,
+        requests: 5,
+        context: { contextSize: 2048, threads: 1, flashAttention: "auto" },
+        build: { llamaCppRelease: "v0.5.0", cpuBackend: "libggml-cpu-zen4.so" }
+      }
+    }
     const provider = figure([row], "embedded_vs_library.decode.15M.t1")!
     expect(provider.value).toBeCloseTo(780 / 800, 6)
     expect(provider.target).toEqual({ op: ">=", value: 0.95 })
     const library = figure([row], "library_vs_llama_bench.decode.15M.t1")!
     expect(library.value).toBeCloseTo(800 / 1100, 6)
     expect(library.target).toBeNull()
+    // The two factors multiply to the decode row; the details give the ranges and name both builds.
+    expect(provider.value! * library.value!).toBeCloseTo(figure([row], "embedded_vs_llama_bench.decode.15M.t1")!.value!, 9)
+    expect(provider.detail).toContain("780.0 [700–820] ÷ 800.0 [600–900] tok/s")
+    expect(library.detail).toContain("release v0.5.0, libggml-cpu-zen4.so")
   })
 
   it("issue 14 a failed loop leaves both rows n/a with its reason; a result saved before the loop existed says so", () => {
-    const failed = figure([{ ...base, libraryFailure: "node-llama-cpp loop (m.gguf, 1 threads) exited 1: boom" }], "embedded_vs_library.decode.15M.t1")!
+    const failed = figure([{ ...base, libraryFailure: "node-llama-cpp loop (m.gguf, 1 thread) exited 1: boom" }], "embedded_vs_library.decode.15M.t1")!
     expect(failed.value).toBeNull()
-    expect(failed.detail).toBe("n/a: node-llama-cpp loop (m.gguf, 1 threads) exited 1: boom")
+    expect(failed.detail).toBe("n/a: node-llama-cpp loop (m.gguf, 1 thread) exited 1: boom")
     const old = figure([base], "library_vs_llama_bench.decode.15M.t1")!
     expect(old.value).toBeNull()
     expect(old.detail).toBe("n/a: not measured in this run")
