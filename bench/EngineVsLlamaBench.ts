@@ -9,8 +9,8 @@
  * llama-bench times only the engine. Decode is measured a second time with
  * flash attention off on both sides (`serve --flash-attn off`, `llama-bench
  * -fa 0`; issue 14). node-llama-cpp's own `evaluate` loop runs the same decode
- * (bench/LibraryLoop.ts), so the gap splits into the provider's share and the
- * library's. Start-up: spawn → ready minus the load
+ * (bench/LibraryLoop.ts), so the decode ratio splits into two factors: the served
+ * path's (provider ÷ loop) and the library's with its build (loop ÷ llama-bench). Start-up: spawn → ready minus the load
  * the provider logs (`loaded <model> in N ms`: getLlama + model + context).
  */
 import * as fs from "node:fs"
@@ -39,7 +39,8 @@ export interface EngineRow {
   readonly flashAttnOffFailure?: string
   /**
    * node-llama-cpp's own `evaluate` loop on the same model, threads, context and prompt length
-   * (bench/LibraryLoop.ts): the floor under the embedded provider. Absent in results saved before it was measured.
+   * (bench/LibraryLoop.ts): the provider with nothing of its own around node-llama-cpp. Absent in results saved
+   * before it was measured.
    */
   readonly library?: LibraryLoopResult
   /** Why the loop failed (its rows are then n/a; the others stay). */

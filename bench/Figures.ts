@@ -4,7 +4,7 @@
  * the step behind it failed.
  */
 import * as path from "node:path"
-import { type EngineMeasurements, THREADS as ENGINE_THREADS } from "./EngineVsLlamaBench.js"
+import { type EngineMeasurements, type EngineRow, THREADS as ENGINE_THREADS } from "./EngineVsLlamaBench.js"
 import type { CellCost } from "./ExhaustiveCells.js"
 import { findRow, type LlamaBenchRow } from "./LlamaBench.js"
 import type { Figure } from "./Report.js"
@@ -192,6 +192,14 @@ export const sweepFigures = (tune: Outcome<TuneCost>, extra: Outcome<ReadonlyArr
 const tpsWithRange = (v: number | null, range: readonly [number, number] | null | undefined): string =>
   `${fx(v, 1)}${range == null ? "" : ` [${fx(range[0], 0)}–${fx(range[1], 0)}]`}`
 
+/**
+ * What the embedded ÷ llama-bench rows compare besides the code: two llama.cpp builds, node-llama-cpp's
+ * prebuilt with the CPU backend it loaded (an AVX-512 variant where the CPU has it) and the shared AVX2
+ * llama-bench; named where the loop saw it.
+ */
+const builds = (r: EngineRow): string =>
+  r.library?.build.cpuBackend == null ? "" : `; two builds: node-llama-cpp's ${r.library.build.cpuBackend}, the shared llama-bench`
+
 const fa = (v: boolean | "auto"): string => (v === "auto" ? "auto" : v ? "on" : "off")
 
 /**
@@ -213,7 +221,7 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
           label: `embedded decode ÷ llama-bench tg after the prompt, ${th}`,
           value: r === null ? null : ratio(r.embedded.serverDecodeTps, r.tg?.medianTps), unit: "×", target: { op: ">=", value: 0.95 },
           detail: r === null ? missing : `${fx(r.embedded.serverDecodeTps, 1)} tok/s over ${fx(r.embedded.completionTokens, 0)} tokens (median of ${
-            r.embedded.requests}) ÷ llama-bench -n ${r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s`
+            r.embedded.requests}) ÷ llama-bench -n ${r.tg?.nGen ?? "?"} -d ${r.promptTokens}: ${fx(r.tg?.medianTps, 1)} tok/s${builds(r)}`
         },
         {
           key: `embedded_vs_llama_bench.decode_fa_off.${params}.t${t}`, n: 8, sub: true,
@@ -222,7 +230,7 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
           unit: "×", target: { op: ">=", value: 0.95 },
           detail: r?.flashAttnOff === undefined ? (r === null ? missing : `n/a: ${r.flashAttnOffFailure ?? "not measured in this run"}`) : `${
             fx(r.flashAttnOff.embedded.serverDecodeTps, 1)} tok/s ÷ llama-bench -fa 0: ${fx(r.flashAttnOff.tg?.medianTps, 1)} tok/s; ${
-            fx(ratio(r.flashAttnOff.embedded.serverDecodeTps, r.embedded.serverDecodeTps), 2)}× the embedded decode with it on`
+            fx(ratio(r.flashAttnOff.embedded.serverDecodeTps, r.embedded.serverDecodeTps), 2)}× the embedded decode with it on${builds(r)}`
         },
         {
           key: `embedded_vs_library.decode.${params}.t${t}`, n: 8, sub: true,
@@ -246,7 +254,7 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
           key: `embedded_vs_llama_bench.prefill.${params}.t${t}`, n: 8, sub: true,
           label: `embedded prefill ÷ llama-bench pp, ${th}`,
           value: r === null ? null : ratio(r.embedded.serverPrefillTps, r.pp?.medianTps), unit: "×", target: { op: ">=", value: 0.9 },
-          detail: r === null ? missing : `${fx(r.embedded.serverPrefillTps, 0)} tok/s ÷ llama-bench -p ${r.promptTokens}: ${fx(r.pp?.medianTps, 0)} tok/s`
+          detail: r === null ? missing : `${fx(r.embedded.serverPrefillTps, 0)} tok/s ÷ llama-bench -p ${r.promptTokens}: ${fx(r.pp?.medianTps, 0)} tok/s${builds(r)}`
         },
         {
           key: `embedded_start_beyond_load.${params}.t${t}`, n: 8, sub: true,

@@ -17,7 +17,7 @@
  * context options (`engineContextOptions`: one sequence of `contextTokens`,
  * f16 KV, flash attention as set or the build's `auto`), and the engine's
  * decode rate (`decodeTokensPerSecond`). It prints one JSON line: the medians
- * over the measured requests, and what it actually ran with.
+ * over the measured requests, and what it ran with.
  */
 import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
@@ -59,9 +59,16 @@ export interface LibraryLoopResult {
   /** Median tokens generated per request (below `maxTokens` only when the model ended a reply). */
   readonly completionTokens: number | null
   readonly requests: number
-  /** What the context reported: tokens, threads, flash attention (node-llama-cpp's `contextSize`, `currentThreads`, `flashAttention`). */
+  /**
+   * The context node-llama-cpp made: tokens and flash attention as it holds them (the options it was
+   * given, `auto` unresolved), threads as llama.cpp reports them (`currentThreads`, native).
+   */
   readonly context: { readonly contextSize: number; readonly threads: number; readonly flashAttention: boolean | "auto" }
-  /** node-llama-cpp's llama.cpp release and the CPU backend library it loaded (e.g. `libggml-cpu-haswell.so`; null if unseen). */
+  /**
+   * node-llama-cpp's llama.cpp release and the CPU backend libraries mapped in the process after the
+   * load (ggml loads the best variant for the CPU, e.g. `libggml-cpu-zen4.so`; joined with "+" if more
+   * than one stayed; null if none was seen).
+   */
   readonly build: { readonly llamaCppRelease: string; readonly cpuBackend: string | null }
 }
 
@@ -118,19 +125,28 @@ export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): 
     })
   })
 
-/** The CPU backend library this process loaded (`/proc/self/maps`; Linux), or null. */
+/** The CPU backend libraries mapped in this process (`/proc/self/maps`; Linux), "+"-joined, or null. */
 const cpuBackend = (): string | null => {
   try {
-    return fs.readFileSync("/proc/self/maps", "utf8").match(/libggml-cpu[\w.-]*\.so/)?.[0] ?? null
+    const found = [...new Set(fs.readFileSync("/proc/self/maps", "utf8").match(/libggml-cpu[\w.-]*\.so/g) ?? [])]
+    return found.length === 0 ? null : found.sort().join("+")
   } catch {
     return null
   }
 }
 
+/** llama.cpp's last log lines, kept for a failure's message (as the engine's log tail). */
+const logTail: Array<string> = []
+const keepLog = (message: string): void => {
+  logTail.push(message.trim())
+  if (logTail.length > 5) logTail.shift()
+}
+
 /** The child: load, then `warmup + requests` generations one after another on one sequence, cleared between. */
 const runLoop = async (spec: LibraryLoopSpec): Promise<LibraryLoopResult> => {
-  const llama = await (await bootLlama()).llama
-  llama.logger = () => {}
+  const boot = await bootLlama()
+  const llama = await boot.llama.finally(() => boot.earlyLog.forEach((l) => keepLog(l.message)))
+  llama.logger = (_level, message) => keepLog(message)
   llama.maxThreads = spec.threads
   const model = await llama.loadModel({ modelPath: spec.model })
   const context = await model.createContext(engineContextOptions({
@@ -157,11 +173,11 @@ const runLoop = async (spec: LibraryLoopSpec): Promise<LibraryLoopResult> => {
     await seq.clearHistory()
     if (i >= spec.warmup) measured.push({ tps: decodeTokensPerSecond(n, first, last), n })
   }
+  // A request of fewer than 2 tokens has no decode rate (0): left out of the median and the range alike.
+  const rates = measured.flatMap((m) => (m.tps > 0 ? [m.tps] : []))
   const result: LibraryLoopResult = {
-    decodeTps: median(measured.flatMap((m) => (m.tps > 0 ? [m.tps] : []))),
-    decodeTpsRange: measured.length === 0
-      ? null
-      : [Math.min(...measured.map((m) => m.tps)), Math.max(...measured.map((m) => m.tps))],
+    decodeTps: median(rates),
+    decodeTpsRange: rates.length === 0 ? null : [Math.min(...rates), Math.max(...rates)],
     completionTokens: median(measured.map((m) => m.n)),
     requests: measured.length,
     context: { contextSize: context.contextSize, threads: context.currentThreads, flashAttention: context.flashAttention },
@@ -181,7 +197,9 @@ if (process.argv[1] !== undefined && path.resolve(process.argv[1]) === here) {
     },
     (e: unknown) => {
       // The message alone, on one line: the parent quotes the last line (a stack's would be a frame).
-      process.stderr.write(`${(e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ")}\n`)
+      const message = (e instanceof Error ? e.message : String(e)).replace(/\s*\n\s*/g, " ")
+      const log = logTail.filter((l) => l !== "").join(" | ")
+      process.stderr.write(`${message}${log === "" ? "" : ` (llama.cpp: ${log})`}\n`)
       process.exit(1)
     }
   )

@@ -189,6 +189,10 @@ describe("autotune serve (SPEC E-5)", () => {
       for (const k of ["prompt_ms", "prompt_per_second", "predicted_ms", "predicted_per_second"]) {
         assert.isAtLeast(last.timings[k], 0, k)
       }
+      // Decode speed counts the tokens after the first over the time from the first to the last (decodeTokensPerSecond).
+      if (n > 1 && last.timings.predicted_ms > 0) {
+        assert.closeTo(last.timings.predicted_per_second, ((n - 1) * 1000) / last.timings.predicted_ms, 1e-6)
+      }
       const streamedText = deltas.map((d) => d.json.choices[0].delta.content).join("")
 
       // Non-stream: greedy by default, so the same prompt gives the same text.
