@@ -8,7 +8,7 @@ import { Effect, Option, Queue, Schema, type Scope } from "effect"
 import * as fs from "node:fs"
 import * as os from "node:os"
 import * as path from "node:path"
-import type { Llama, LlamaContext, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp"
+import type { Llama, LlamaContext, LlamaContextOptions, LlamaContextSequence, LlamaModel, Token } from "node-llama-cpp"
 import { ServeFailed } from "../domain/AutotuneError.js"
 import { type KvBits, kvGgmlType } from "../domain/Knobs.js"
 import type { FinishReason, Timings } from "./OpenAi.js"
@@ -189,12 +189,12 @@ export const engineContextOptions = (o: {
   readonly threads: number
   readonly flashAttn: boolean | "auto"
   readonly kvType: ReturnType<typeof kvGgmlType>
-}) => ({
+}): LlamaContextOptions => ({
   contextSize: o.contextSize,
   sequences: o.sequences,
   threads: o.threads,
   flashAttention: o.flashAttn,
-  failedCreationRemedy: false as const,
+  failedCreationRemedy: false,
   ...(o.kvType === "F16" ? {} : { experimentalKvCacheKeyType: o.kvType, experimentalKvCacheValueType: o.kvType })
 })
 
