@@ -11,6 +11,7 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import type { GgufInsights, Llama } from "node-llama-cpp"
 import { type KvBits, kvGgmlType } from "../domain/Knobs.js"
+import { cachedByStamp, makeFileStampCache } from "./FileStampCache.js"
 import { GgmlTypeId, tensorBytes } from "./GgmlType.js"
 import { readModelInfo } from "./ModelInfo.js"
 
@@ -142,6 +143,19 @@ const getSharedLlama = (threads: number | undefined): Promise<Llama> => {
   return created
 }
 
+/** What an estimate needs from the model file alone (no context): kept per file by `modelParts`. */
+interface ModelPart {
+  readonly insights: GgufInsights
+  /** The weights' buffers as llama.cpp's `no_alloc` load would allocate them, bytes. */
+  readonly weightsBytes: number
+  /** Whether that simulation fell back to node-llama-cpp's heuristic (SIMULATION_FAILED logged). */
+  readonly fellBack: boolean
+  readonly version: string
+}
+
+/** The model parts of the last few files estimated (a tune's ladder is a few models; a part holds the vocabulary). */
+const modelParts = makeFileStampCache<ModelPart>(4)
+
 /**
  * One estimate at a time: the shared `Llama`'s log is how a fallback from llama.cpp's
  * simulation to node-llama-cpp's heuristic is detected, so lines must not interleave.
@@ -185,8 +199,10 @@ const oneAtATime = Effect.unsafeMakeSemaphore(1)
  * double-count of repacked Q4_0 weights (see `MemoryEstimate`) makes RSS ~1.7× the estimate.
  *
  * Cost (measured, 1.1B model): the first call in a process ~0.7–1.5 s from dist/ (importing
- * node-llama-cpp, `getLlama`'s test process; from the CLI bundle no test process), then ~65 ms median per call (two header reads, ~35 ms model
- * simulation, ~5 ms context simulation). 40 calls in a row leave RSS flat.
+ * node-llama-cpp, `getLlama`'s test process; from the CLI bundle no test process), then ~65 ms median for a
+ * file's first call (two header reads, ~35 ms model simulation, ~5 ms context simulation) and 1–4 ms for
+ * later calls while the file stays as it was (its header check and model part kept, gguf/FileStampCache.ts;
+ * 2026-12-07: 90–170 ms per call before, 130M and 1.1B). 40 calls in a row leave RSS flat.
  *
  * Fails: `EstimateUnavailable` when the file is missing or not a valid GGUF (checked by
  * `readModelInfo`: magic, version, tensors within the file), when `contextSize` or `sequences`
@@ -212,12 +228,27 @@ export const estimateMemory = (o: EstimateOptions): Effect.Effect<MemoryEstimate
       catch: (e) => unavailable(`cannot initialise llama.cpp: ${errorMessage(e)}\n${logTail.join("\n")}`)
     })
     const kvType = nlc.GgmlType[kvGgmlType(o.kvBits)]
+    // The model's part (its header read whole, the insights, the weights' simulation) depends on the
+    // file alone: kept while the file stays as it was (FileStampCache), so each Stage 2 cell pays
+    // only its context's simulation.
+    const modelPart = yield* cachedByStamp(
+      modelParts,
+      o.modelPath,
+      Effect.tryPromise({
+        try: async (): Promise<ModelPart> => {
+          const before = simulationFailures
+          const info = await nlc.readGgufFileInfo(o.modelPath, { sourceType: "filesystem", logWarnings: false })
+          const insights: GgufInsights = await nlc.GgufInsights.from(info, llama)
+          const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers: 0 })
+          return { insights, weightsBytes: model.cpuRam, fellBack: simulationFailures > before, version: await nlc.getModuleVersion() }
+        },
+        catch: (e) => unavailable(`node-llama-cpp could not estimate: ${errorMessage(e)}`)
+      })
+    )
     const failuresBefore = simulationFailures
     const estimated = yield* Effect.tryPromise({
       try: async () => {
-        const info = await nlc.readGgufFileInfo(o.modelPath, { sourceType: "filesystem", logWarnings: false })
-        const insights: GgufInsights = await nlc.GgufInsights.from(info, llama)
-        const model = await insights.estimateModelResourceRequirementsV2({ gpuLayers: 0 })
+        const { insights } = modelPart
         const context = await insights.estimateContextResourceRequirementsV2({
           contextSize: o.contextSize,
           modelGpuLayers: 0,
@@ -240,15 +271,15 @@ export const estimateMemory = (o: EstimateOptions): Effect.Effect<MemoryEstimate
           }).cpuRam
         const kvElements = (kvF16(o.contextSize) - kvF16(0)) / F16_BYTES
         return {
-          weights: model.cpuRam,
+          weights: modelPart.weightsBytes,
           context: context.cpuRam,
           kv: kvElements * kvBytesPerElement(o.kvBits),
-          version: await nlc.getModuleVersion()
+          version: modelPart.version
         }
       },
       catch: (e) => unavailable(`node-llama-cpp could not estimate: ${errorMessage(e)}`)
     })
-    const fellBack = simulationFailures > failuresBefore
+    const fellBack = modelPart.fellBack || simulationFailures > failuresBefore
     const { weights, context, version } = estimated
     if (![weights, context, estimated.kv].every((n) => Number.isFinite(n) && n >= 0)) {
       return yield* unavailable(`node-llama-cpp returned an invalid estimate (weights ${weights}, context ${context} bytes)`)

@@ -5,6 +5,7 @@
 import { Effect, Schema } from "effect"
 import * as Fs from "node:fs/promises"
 import type { GgufFileInfo } from "node-llama-cpp"
+import { cachedByStamp, makeFileStampCache } from "./FileStampCache.js"
 import { tensorBytes } from "./GgmlType.js"
 
 /**
@@ -62,11 +63,21 @@ const reason = (e: unknown): string => (e instanceof Error ? e.message : String(
  * checked to start within the file. For a split model (`-00001-of-0000N.gguf`) the
  * parameter count covers all parts and the bounds check covers the first part.
  *
+ * The result is kept while the file stays as it was (gguf/FileStampCache.ts: same device,
+ * inode, size, mtime and ctime), so the per-trial check of a tune reads each header once.
+ *
  * Fails with `GgufInvalid` when the file cannot be read or fails a check; its message
  * quotes the reason, e.g. `Invalid GGUF magic: expected "GGUF", got "\0\0\0\0"` or
  * `tensor 'output.weight' data is not within the file bounds (...)`.
  */
 export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
+  cachedByStamp(modelInfoCache, path, checkModelFile(path))
+
+/** The checked files' ModelInfo (a tune's ladder is a few models). */
+const modelInfoCache = makeFileStampCache<ModelInfo>(16)
+
+/** readModelInfo's work, uncached. */
+const checkModelFile = (path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
   Effect.gen(function*() {
     const invalid = (message: string) => new GgufInvalid({ path, kind: "corrupt", message })
     const unreadable = (message: string) => new GgufInvalid({ path, kind: "io", message })
