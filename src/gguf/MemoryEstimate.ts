@@ -13,7 +13,7 @@ import type { GgufInsights, Llama } from "node-llama-cpp"
 import { type KvBits, kvGgmlType } from "../domain/Knobs.js"
 import { cachedByStamp, makeFileStampCache } from "./FileStampCache.js"
 import { GgmlTypeId, tensorBytes } from "./GgmlType.js"
-import { readModelInfo } from "./ModelInfo.js"
+import { ggufStamp, readModelInfo } from "./ModelInfo.js"
 
 /** Bytes in one GiB (2^30). */
 const GIB = 1024 ** 3
@@ -146,15 +146,18 @@ const getSharedLlama = (threads: number | undefined): Promise<Llama> => {
 /** What an estimate needs from the model file alone (no context): kept per file by `modelParts`. */
 interface ModelPart {
   readonly insights: GgufInsights
-  /** The weights' buffers as llama.cpp's `no_alloc` load would allocate them, bytes. */
+  /** The weights' buffers, bytes: llama.cpp's `no_alloc` simulation (node-llama-cpp's heuristic when `fellBack`). */
   readonly weightsBytes: number
-  /** Whether that simulation fell back to node-llama-cpp's heuristic (SIMULATION_FAILED logged). */
+  /** Whether that simulation fell back to node-llama-cpp's heuristic (SIMULATION_FAILED logged); such a part is not kept. */
   readonly fellBack: boolean
   readonly version: string
 }
 
-/** The model parts of the last few files estimated (a tune's ladder is a few models; a part holds the vocabulary). */
-const modelParts = makeFileStampCache<ModelPart>(4)
+/**
+ * The model parts of the two files most recently used (Stage 2 estimates one model cell after
+ * cell; a part holds the model's vocabulary and llama.cpp's no_alloc model, so few are kept).
+ */
+const modelParts = makeFileStampCache<ModelPart>(2)
 
 /**
  * One estimate at a time: the shared `Llama`'s log is how a fallback from llama.cpp's
@@ -200,9 +203,11 @@ const oneAtATime = Effect.unsafeMakeSemaphore(1)
  *
  * Cost (measured, 1.1B model): the first call in a process ~0.7–1.5 s from dist/ (importing
  * node-llama-cpp, `getLlama`'s test process; from the CLI bundle no test process), then ~65 ms median for a
- * file's first call (two header reads, ~35 ms model simulation, ~5 ms context simulation) and 1–4 ms for
- * later calls while the file stays as it was (its header check and model part kept, gguf/FileStampCache.ts;
- * 2026-12-07: 90–170 ms per call before, 130M and 1.1B). 40 calls in a row leave RSS flat.
+ * file's first call (two header reads, ~35 ms model simulation, ~5 ms context simulation), then, while
+ * the file stays as it was (gguf/FileStampCache.ts: its header check and model part kept), only the
+ * context's simulation, which the kept insights also remember per context (1–4 ms for the same context
+ * again; 2026-12-07, 130M and 1.1B, from TypeScript sources: 90–170 ms per call without the cache).
+ * 40 calls in a row on one file leave RSS flat.
  *
  * Fails: `EstimateUnavailable` when the file is missing or not a valid GGUF (checked by
  * `readModelInfo`: magic, version, tensors within the file), when `contextSize` or `sequences`
@@ -229,8 +234,9 @@ export const estimateMemory = (o: EstimateOptions): Effect.Effect<MemoryEstimate
     })
     const kvType = nlc.GgmlType[kvGgmlType(o.kvBits)]
     // The model's part (its header read whole, the insights, the weights' simulation) depends on the
-    // file alone: kept while the file stays as it was (FileStampCache), so each Stage 2 cell pays
-    // only its context's simulation.
+    // file alone: kept while the file stays as it was (FileStampCache), so a Stage 2 cell pays only
+    // for its context (the insights also remember a context they have simulated). A part whose
+    // simulation fell back to the heuristic is not kept: the next call tries llama.cpp again.
     const modelPart = yield* cachedByStamp(
       modelParts,
       o.modelPath,
@@ -243,7 +249,8 @@ export const estimateMemory = (o: EstimateOptions): Effect.Effect<MemoryEstimate
           return { insights, weightsBytes: model.cpuRam, fellBack: simulationFailures > before, version: await nlc.getModuleVersion() }
         },
         catch: (e) => unavailable(`node-llama-cpp could not estimate: ${errorMessage(e)}`)
-      })
+      }),
+      { stamp: ggufStamp, keep: (part) => !part.fellBack }
     )
     const failuresBefore = simulationFailures
     const estimated = yield* Effect.tryPromise({

@@ -5,7 +5,7 @@
 import { Effect, Schema } from "effect"
 import * as Fs from "node:fs/promises"
 import type { GgufFileInfo } from "node-llama-cpp"
-import { cachedByStamp, makeFileStampCache } from "./FileStampCache.js"
+import { cachedByStamp, filesStamp, makeFileStampCache } from "./FileStampCache.js"
 import { tensorBytes } from "./GgmlType.js"
 
 /**
@@ -63,25 +63,40 @@ const reason = (e: unknown): string => (e instanceof Error ? e.message : String(
  * checked to start within the file. For a split model (`-00001-of-0000N.gguf`) the
  * parameter count covers all parts and the bounds check covers the first part.
  *
- * The result is kept while the file stays as it was (gguf/FileStampCache.ts: same device,
- * inode, size, mtime and ctime), so the per-trial check of a tune reads each header once.
+ * The magic and version are read on every call; the rest (the header's parse and the bounds
+ * check) is kept while the file, and every part of a split model, stays as it was
+ * (gguf/FileStampCache.ts: same device, inode, size, mtime and ctime), so the per-trial check
+ * of a tune parses each header once.
  *
  * Fails with `GgufInvalid` when the file cannot be read or fails a check; its message
  * quotes the reason, e.g. `Invalid GGUF magic: expected "GGUF", got "\0\0\0\0"` or
  * `tensor 'output.weight' data is not within the file bounds (...)`.
  */
 export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
-  cachedByStamp(modelInfoCache, path, checkModelFile(path))
+  checkHead(path).pipe(Effect.flatMap((fileBytes) => cachedByStamp(modelInfoCache, path, checkTensors(path, fileBytes), { stamp: ggufStamp })))
 
-/** The checked files' ModelInfo (a tune's ladder is a few models). */
+/** The checked files' ModelInfo (a tune's ladder is a few models; an entry is four numbers and a name). */
 const modelInfoCache = makeFileStampCache<ModelInfo>(16)
 
-/** readModelInfo's work, uncached. */
-const checkModelFile = (path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
+/** A split model's part names (`<name>-00001-of-00003.gguf` → its three parts); a single file's own name. */
+export const ggufParts = (path: string): ReadonlyArray<string> => {
+  const m = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i.exec(path)
+  const total = m === null ? 0 : Number(m[3])
+  if (m === null || total < 1) return [path]
+  return Array.from({ length: total }, (_, i) => `${m[1]}-${String(i + 1).padStart(5, "0")}-of-${m[3]}.gguf`)
+}
+
+/** A GGUF model's stamp: every part of a split model together (FileStampCache). */
+export const ggufStamp = (path: string) => filesStamp(ggufParts(path))
+
+const invalidOf = (path: string) => (message: string) => new GgufInvalid({ path, kind: "corrupt", message })
+const unreadableOf = (path: string) => (message: string) => new GgufInvalid({ path, kind: "io", message })
+
+/** The magic and version (read on every call); succeeds with the file's size, bytes. */
+const checkHead = (path: string): Effect.Effect<number, GgufInvalid> =>
   Effect.gen(function*() {
-    const invalid = (message: string) => new GgufInvalid({ path, kind: "corrupt", message })
-    const unreadable = (message: string) => new GgufInvalid({ path, kind: "io", message })
-    const unsupported = (message: string) => new GgufInvalid({ path, kind: "unsupported", message })
+    const invalid = invalidOf(path)
+    const unreadable = unreadableOf(path)
     const { fileBytes, head } = yield* Effect.acquireUseRelease(
       Effect.tryPromise({ try: () => Fs.open(path, "r"), catch: (e) => unreadable(`cannot open the file: ${reason(e)}`) }),
       (fh) => Effect.tryPromise({
@@ -101,6 +116,14 @@ const checkModelFile = (path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
     if (version !== 2 && version !== 3) {
       return yield* invalid(`unsupported GGUF version ${version} (llama.cpp reads 2 and 3)`)
     }
+    return fileBytes
+  })
+
+/** The header's parse and the tensor bounds check (kept per file stamp by readModelInfo). */
+const checkTensors = (path: string, fileBytes: number): Effect.Effect<ModelInfo, GgufInvalid> =>
+  Effect.gen(function*() {
+    const invalid = invalidOf(path)
+    const unsupported = (message: string) => new GgufInvalid({ path, kind: "unsupported", message })
     const info = yield* Effect.tryPromise({
       try: () => readGgufHeader(path),
       catch: (e) => invalid(`unreadable GGUF header: ${reason(e)}`)

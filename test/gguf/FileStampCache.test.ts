@@ -4,11 +4,13 @@
  */
 import { describe, expect, it } from "@effect/vitest"
 import { Effect, Either } from "effect"
+import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import { cachedByStamp, fileStamp, makeFileStampCache } from "../../src/gguf/FileStampCache.js"
-import { readModelInfo } from "../../src/gguf/ModelInfo.js"
+import { estimateMemory } from "../../src/gguf/MemoryEstimate.js"
+import { ggufParts, ggufStamp, readModelInfo } from "../../src/gguf/ModelInfo.js"
 import { tinyModelPath } from "../support/models.js"
 
 const tempFile = (content: string | Buffer): string => {
@@ -31,18 +33,24 @@ const counting = (file: string) => {
 }
 
 describe("FileStampCache (issue 14: one header read per file per tune)", () => {
-  it.effect("issue 14 the same file, untouched, is computed once; any write, even one that restores size and mtime, computes again", () =>
+  it.effect("issue 14 the same file, untouched, is computed once; any write, even one with size and mtime put back to the nanosecond, computes again", () =>
     Effect.gen(function*() {
       const file = tempFile("aaaa")
-      const cache = makeFileStampCache<string>(4)
+      const cache = makeFileStampCache<string>(4, 0)
       const c = counting(file)
       expect(yield* cachedByStamp(cache, file, c.effect)).toBe("aaaa")
       expect(yield* cachedByStamp(cache, file, c.effect)).toBe("aaaa")
       expect(c.runs()).toBe(1)
-      // Same size, the old mtime put back: ctime still moved.
-      const { mtime } = Fs.statSync(file)
+      // Same size, same inode, the old mtime put back exactly (touch -r copies nanoseconds): only ctime moved.
+      const ref = `${file}.ref`
+      Fs.writeFileSync(ref, "")
+      ChildProcess.execFileSync("touch", ["-r", file, ref])
+      const old = Fs.statSync(file, { bigint: true })
       Fs.writeFileSync(file, "bbbb")
-      Fs.utimesSync(file, mtime, mtime)
+      ChildProcess.execFileSync("touch", ["-r", ref, file])
+      const now = Fs.statSync(file, { bigint: true })
+      expect([now.size, now.ino, now.mtimeNs]).toEqual([old.size, old.ino, old.mtimeNs])
+      expect(now.ctimeNs).not.toBe(old.ctimeNs)
       expect(yield* cachedByStamp(cache, file, c.effect)).toBe("bbbb")
       expect(c.runs()).toBe(2)
       // Replaced by rename: another inode.
@@ -53,17 +61,54 @@ describe("FileStampCache (issue 14: one header read per file per tune)", () => {
       expect(c.runs()).toBe(3)
     }))
 
+  it.effect("issue 14 a file changed within the racy window (2 s by default) is not kept: a same-size change in the same clock tick could not be told apart", () =>
+    Effect.gen(function*() {
+      const file = tempFile("aaaa")
+      const c = counting(file)
+      const cache = makeFileStampCache<string>(4)
+      yield* cachedByStamp(cache, file, c.effect)
+      yield* cachedByStamp(cache, file, c.effect)
+      expect(c.runs()).toBe(2)
+      // The same file under a window of 0 is kept.
+      const eager = makeFileStampCache<string>(4, 0)
+      yield* cachedByStamp(eager, file, c.effect)
+      yield* cachedByStamp(eager, file, c.effect)
+      expect(c.runs()).toBe(3)
+    }))
+
+  it.effect("issue 14 a split model's stamp covers every part: a change to part 2 computes again", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-split-"))
+      const first = Path.join(dir, "m-00001-of-00002.gguf")
+      expect(ggufParts(first)).toEqual([first, Path.join(dir, "m-00002-of-00002.gguf")])
+      expect(ggufParts(Path.join(dir, "m.gguf"))).toEqual([Path.join(dir, "m.gguf")])
+      for (const p of ggufParts(first)) Fs.writeFileSync(p, "part")
+      const cache = makeFileStampCache<string>(4, 0)
+      const c = counting(first)
+      yield* cachedByStamp(cache, first, c.effect, { stamp: ggufStamp })
+      yield* cachedByStamp(cache, first, c.effect, { stamp: ggufStamp })
+      expect(c.runs()).toBe(1)
+      Fs.writeFileSync(ggufParts(first)[1]!, "PART")
+      yield* cachedByStamp(cache, first, c.effect, { stamp: ggufStamp })
+      expect(c.runs()).toBe(2)
+      // A missing part: no stamp, nothing kept.
+      Fs.rmSync(ggufParts(first)[1]!)
+      yield* cachedByStamp(cache, first, c.effect, { stamp: ggufStamp })
+      yield* cachedByStamp(cache, first, c.effect, { stamp: ggufStamp })
+      expect(c.runs()).toBe(4)
+    }))
+
   it.effect("issue 14 a failure is not kept, nor a value read while the file changed, nor anything for a file that cannot be stat'ed", () =>
     Effect.gen(function*() {
       const file = tempFile("aaaa")
-      const cache = makeFileStampCache<string>(4)
+      const cache = makeFileStampCache<string>(4, 0)
       let runs = 0
       const failOnce = Effect.suspend(() => (++runs === 1 ? Effect.fail("boom" as const) : Effect.succeed("ok")))
       expect(Either.getLeft(yield* Effect.either(cachedByStamp(cache, file, failOnce)))._tag).toBe("Some")
       expect(yield* cachedByStamp(cache, file, failOnce)).toBe("ok")
       expect(runs).toBe(2)
 
-      const numbers = makeFileStampCache<number>(4)
+      const numbers = makeFileStampCache<number>(4, 0)
       const changing = tempFile("x")
       let reads = 0
       const writesWhileReading = Effect.sync(() => {
@@ -85,11 +130,11 @@ describe("FileStampCache (issue 14: one header read per file per tune)", () => {
 
   it.effect("issue 14 keeps at most its capacity of files, dropping the oldest", () =>
     Effect.gen(function*() {
-      const cache = makeFileStampCache<string>(2)
+      const cache = makeFileStampCache<string>(2, 0)
       const files = ["a", "b", "c"].map(tempFile)
       const cs = files.map(counting)
       for (const [i, f] of files.entries()) yield* cachedByStamp(cache, f, cs[i]!.effect)
-      // a was dropped when c came; b and c are still kept.
+      // a was dropped when c came; b and c are still kept (a hit makes a file the newest).
       yield* cachedByStamp(cache, files[2]!, cs[2]!.effect)
       yield* cachedByStamp(cache, files[1]!, cs[1]!.effect)
       expect(cs.map((c) => c.runs())).toEqual([1, 1, 1])
@@ -114,4 +159,34 @@ describe("readModelInfo through the cache (SPEC D-2)", () => {
       const cut = yield* Effect.either(readModelInfo(file))
       expect(Either.isLeft(cut) && cut.left.message).toMatch(/not within the file bounds/)
     }))
+
+  it.effect("D-2 the magic is read on every call: a same-size overwrite of it in place, after the model was read, fails the check", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-magic-"))
+      const file = Path.join(dir, "m.gguf")
+      Fs.copyFileSync(tinyModelPath("q4_0"), file)
+      yield* readModelInfo(file)
+      const fd = Fs.openSync(file, "r+")
+      Fs.writeSync(fd, Buffer.from("XXXX"), 0, 4, 0)
+      Fs.closeSync(fd)
+      const bad = yield* Effect.either(readModelInfo(file))
+      expect(Either.isLeft(bad) && bad.left.message).toBe('Invalid GGUF magic: expected "GGUF", got "XXXX"')
+    }))
+})
+
+describe("estimateMemory through the cache (issue 14)", () => {
+  it.effect("issue 14 a model swapped for another under the same path gets the other's estimate (the model part is read again)", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-estimate-"))
+      const link = Path.join(dir, "m.gguf")
+      Fs.symlinkSync(tinyModelPath("q4_0"), link)
+      const opts = { modelPath: link, contextSize: 512, sequences: 1, kvBits: null, threads: 1 } as const
+      const q4 = yield* estimateMemory(opts)
+      expect((yield* estimateMemory(opts)).totalBytes).toBe(q4.totalBytes)
+      // Swapped by rename: the link now names the f16 model, whose weights are about 4× larger.
+      Fs.symlinkSync(tinyModelPath("f16"), `${link}.new`)
+      Fs.renameSync(`${link}.new`, link)
+      const f16 = yield* estimateMemory(opts)
+      expect(f16.weightsBytes).toBeGreaterThan(2 * q4.weightsBytes)
+    }), 60_000)
 })
