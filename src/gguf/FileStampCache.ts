@@ -19,16 +19,22 @@
 import { Effect } from "effect"
 import * as Fs from "node:fs"
 
-/** A file's identity and its bytes' version (`key`), and when it last changed (ms since the epoch: max of mtime and ctime). */
+/**
+ * A file's identity and its bytes' version (`key`), when it last changed (`changedMs`: its ctime,
+ * ms since the epoch — the kernel moves ctime on every change, `utimes` included, and no user can
+ * set it), and its size (`bytes`; of the first file, for several).
+ */
 export interface FileStamp {
   readonly key: string
   readonly changedMs: number
+  readonly bytes: number
 }
 
 /** The stamp of an open file's `fstat` (bigint: nanoseconds). */
 const stampOf = (s: Fs.BigIntStats): FileStamp => ({
   key: `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`,
-  changedMs: Number((s.mtimeNs > s.ctimeNs ? s.mtimeNs : s.ctimeNs) / 1_000_000n)
+  changedMs: Number(s.ctimeNs / 1_000_000n),
+  bytes: Number(s.size)
 })
 
 /** `path`'s stamp, read through an open descriptor (symlinks followed); null when it cannot be opened or stat'ed. */
@@ -50,7 +56,7 @@ export const filesStamp = async (paths: ReadonlyArray<string>): Promise<FileStam
   const stamps = await Promise.all(paths.map(fileStamp))
   if (stamps.some((s) => s === null)) return null
   const all = stamps as Array<FileStamp>
-  return { key: all.map((s) => s.key).join("|"), changedMs: Math.max(...all.map((s) => s.changedMs)) }
+  return { key: all.map((s) => s.key).join("|"), changedMs: Math.max(...all.map((s) => s.changedMs)), bytes: all[0]?.bytes ?? 0 }
 }
 
 /** Git's racy-clean window: a file changed less than this before its stamp was read is not kept, ms. */
@@ -93,19 +99,21 @@ export const makeFileStampCache = <V>(capacity: number, racyMs: number = RACY_MS
 }
 
 /**
- * `compute` (which reads `path`) through `cache`: the kept value while the file's stamp
- * (`o.stamp(path)`, default `fileStamp`) is the one it was computed under, else `compute` again —
- * kept only when it succeeds, `o.keep(value)` holds (default: always) and the stamp is the same
- * after it as before it (a file changed while it was read is not kept), and not when the file
- * changed within the racy window. The
- * racy window is measured on the wall clock (`Date.now()`), as the file system's times are, not
- * on the Effect clock. Fails as `compute` does; a failure is never kept. Two calls at once for one
- * path may both compute (both results are right; the callers here are sequential).
+ * `compute` (which reads `path`; given the stamp it runs under, so what it checks is what is kept
+ * under that stamp) through `cache`: the kept value while the file's stamp (`o.stamp(path)`,
+ * default `fileStamp`; it must not reject: null for no stamp) is the one it was computed under,
+ * else `compute` again — kept only when it succeeds, `o.keep(value)` holds (default: always), the
+ * stamp is the same after it as before it (a file changed while it was read is not kept), and the
+ * file's ctime is at least the racy window older than this machine's clock (`Date.now()`, not the
+ * Effect clock: a file system's times are real ones; a network file system whose clock runs behind
+ * this machine's by more than the window weakens the rule). Fails as `compute` does; a failure is
+ * never kept. Two calls at once for one path may both compute (both results are right; the callers
+ * here are sequential).
  */
 export const cachedByStamp = <V, E, R>(
   cache: FileStampCache<V>,
   path: string,
-  compute: Effect.Effect<V, E, R>,
+  compute: (stamp: FileStamp | null) => Effect.Effect<V, E, R>,
   o: {
     readonly stamp?: (path: string) => Promise<FileStamp | null>
     readonly keep?: (value: V) => boolean
@@ -117,7 +125,7 @@ export const cachedByStamp = <V, E, R>(
     const before = yield* Effect.promise(() => stamp(path))
     const hit = cache.lookup(path, before)
     if (hit !== undefined) return hit
-    const value = yield* compute
+    const value = yield* compute(before)
     if (before === null || (o.keep !== undefined && !o.keep(value))) return value
     const after = yield* Effect.promise(() => stamp(path))
     if (after !== null && after.key === before.key) cache.store(path, before, stampedAtMs, value)

@@ -240,7 +240,7 @@ export const estimateMemory = (o: EstimateOptions): Effect.Effect<MemoryEstimate
     const modelPart = yield* cachedByStamp(
       modelParts,
       o.modelPath,
-      Effect.tryPromise({
+      () => Effect.tryPromise({
         try: async (): Promise<ModelPart> => {
           const before = simulationFailures
           const info = await nlc.readGgufFileInfo(o.modelPath, { sourceType: "filesystem", logWarnings: false })

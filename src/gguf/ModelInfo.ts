@@ -5,7 +5,7 @@
 import { Effect, Schema } from "effect"
 import * as Fs from "node:fs/promises"
 import type { GgufFileInfo } from "node-llama-cpp"
-import { cachedByStamp, filesStamp, makeFileStampCache } from "./FileStampCache.js"
+import { cachedByStamp, type FileStamp, type FileStampCache, filesStamp, makeFileStampCache } from "./FileStampCache.js"
 import { tensorBytes } from "./GgmlType.js"
 
 /**
@@ -72,18 +72,37 @@ const reason = (e: unknown): string => (e instanceof Error ? e.message : String(
  * quotes the reason, e.g. `Invalid GGUF magic: expected "GGUF", got "\0\0\0\0"` or
  * `tensor 'output.weight' data is not within the file bounds (...)`.
  */
-export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
-  checkHead(path).pipe(Effect.flatMap((fileBytes) => cachedByStamp(modelInfoCache, path, checkTensors(path, fileBytes), { stamp: ggufStamp })))
+export const readModelInfo = (path: string): Effect.Effect<ModelInfo, GgufInvalid> => modelInfoReader(modelInfoCache)(path)
 
 /** The checked files' ModelInfo (a tune's ladder is a few models; an entry is four numbers and a name). */
 const modelInfoCache = makeFileStampCache<ModelInfo>(16)
 
-/** A split model's part names (`<name>-00001-of-00003.gguf` → its three parts); a single file's own name. */
+/**
+ * readModelInfo over `cache`, files stamped by `stamp` (default `ggufStamp`; a test gives a fixed
+ * one to reach the kept path): the head checked on every call, then the tensors through the cache,
+ * checked against the size in the stamp they are kept under (the head's own size where no stamp).
+ */
+export const modelInfoReader = (
+  cache: FileStampCache<ModelInfo>,
+  stamp: (path: string) => Promise<FileStamp | null> = ggufStamp
+) =>
+(path: string): Effect.Effect<ModelInfo, GgufInvalid> =>
+  checkHead(path).pipe(
+    Effect.flatMap((fileBytes) => cachedByStamp(cache, path, (st) => checkTensors(path, st?.bytes ?? fileBytes), { stamp }))
+  )
+
+/**
+ * A split model's part names as node-llama-cpp resolves them (its `resolveSplitGgufParts`, which
+ * reads every part): `<name>-0000K-of-0000N.gguf` with 1 ≤ K ≤ N gives its N parts; any other
+ * name, itself alone.
+ */
 export const ggufParts = (path: string): ReadonlyArray<string> => {
-  const m = /^(.*)-(\d{5})-of-(\d{5})\.gguf$/i.exec(path)
-  const total = m === null ? 0 : Number(m[3])
-  if (m === null || total < 1) return [path]
-  return Array.from({ length: total }, (_, i) => `${m[1]}-${String(i + 1).padStart(5, "0")}-of-${m[3]}.gguf`)
+  const m = /-(\d{5})-of-(\d{5})\.gguf$/.exec(path)
+  const part = m === null ? 0 : Number(m[1])
+  const parts = m === null ? 0 : Number(m[2])
+  if (m === null || part === 0 || parts === 0 || part > parts) return [path]
+  const common = path.slice(0, path.length - m[0].length)
+  return Array.from({ length: parts }, (_, i) => `${common}-${String(i + 1).padStart(5, "0")}-of-${m[2]}.gguf`)
 }
 
 /** A GGUF model's stamp: every part of a split model together (FileStampCache). */

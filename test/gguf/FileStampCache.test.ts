@@ -8,9 +8,9 @@ import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
-import { cachedByStamp, fileStamp, makeFileStampCache } from "../../src/gguf/FileStampCache.js"
+import { cachedByStamp, type FileStamp, fileStamp, makeFileStampCache } from "../../src/gguf/FileStampCache.js"
 import { estimateMemory } from "../../src/gguf/MemoryEstimate.js"
-import { ggufParts, ggufStamp, readModelInfo } from "../../src/gguf/ModelInfo.js"
+import { ggufParts, ggufStamp, modelInfoReader, readModelInfo } from "../../src/gguf/ModelInfo.js"
 import { tinyModelPath } from "../support/models.js"
 
 const tempFile = (content: string | Buffer): string => {
@@ -25,12 +25,22 @@ const counting = (file: string) => {
   let runs = 0
   return {
     runs: () => runs,
-    effect: Effect.sync(() => {
-      runs++
-      return Fs.readFileSync(file, "utf8")
-    })
+    effect: () =>
+      Effect.sync(() => {
+        runs++
+        return Fs.readFileSync(file, "utf8")
+      })
   }
 }
+
+/** A stamp function that answers the given stamps in turn (the last one from then on). */
+const stamps = (...seq: ReadonlyArray<FileStamp | null>) => {
+  let i = 0
+  return () => Promise.resolve(seq[Math.min(i++, seq.length - 1)]!)
+}
+
+/** A stamp changed long enough ago to be kept under the default racy window. */
+const old = (key: string, bytes = 4): FileStamp => ({ key, changedMs: Date.now() - 60_000, bytes })
 
 describe("FileStampCache (issue 14: one header read per file per tune)", () => {
   it.effect("issue 14 the same file, untouched, is computed once; any write, even one with size and mtime put back to the nanosecond, computes again", () =>
@@ -45,12 +55,12 @@ describe("FileStampCache (issue 14: one header read per file per tune)", () => {
       const ref = `${file}.ref`
       Fs.writeFileSync(ref, "")
       ChildProcess.execFileSync("touch", ["-r", file, ref])
-      const old = Fs.statSync(file, { bigint: true })
+      const before = Fs.statSync(file, { bigint: true })
       Fs.writeFileSync(file, "bbbb")
       ChildProcess.execFileSync("touch", ["-r", ref, file])
-      const now = Fs.statSync(file, { bigint: true })
-      expect([now.size, now.ino, now.mtimeNs]).toEqual([old.size, old.ino, old.mtimeNs])
-      expect(now.ctimeNs).not.toBe(old.ctimeNs)
+      const after = Fs.statSync(file, { bigint: true })
+      expect([after.size, after.ino, after.mtimeNs]).toEqual([before.size, before.ino, before.mtimeNs])
+      expect(after.ctimeNs).not.toBe(before.ctimeNs)
       expect(yield* cachedByStamp(cache, file, c.effect)).toBe("bbbb")
       expect(c.runs()).toBe(2)
       // Replaced by rename: another inode.
@@ -63,32 +73,35 @@ describe("FileStampCache (issue 14: one header read per file per tune)", () => {
 
   it.effect("issue 14 a file changed within the racy window (2 s by default) is not kept: a same-size change in the same clock tick could not be told apart", () =>
     Effect.gen(function*() {
-      const file = tempFile("aaaa")
-      const c = counting(file)
       const cache = makeFileStampCache<string>(4)
-      yield* cachedByStamp(cache, file, c.effect)
-      yield* cachedByStamp(cache, file, c.effect)
-      expect(c.runs()).toBe(2)
-      // The same file under a window of 0 is kept.
-      const eager = makeFileStampCache<string>(4, 0)
-      yield* cachedByStamp(eager, file, c.effect)
-      yield* cachedByStamp(eager, file, c.effect)
-      expect(c.runs()).toBe(3)
+      let runs = 0
+      const compute = () => Effect.sync(() => `v${++runs}`)
+      const fresh: FileStamp = { key: "k", changedMs: Date.now(), bytes: 4 }
+      yield* cachedByStamp(cache, "/m.gguf", compute, { stamp: stamps(fresh) })
+      yield* cachedByStamp(cache, "/m.gguf", compute, { stamp: stamps(fresh) })
+      expect(runs).toBe(2)
+      // The same file once it is older than the window is kept.
+      yield* cachedByStamp(cache, "/m.gguf", compute, { stamp: stamps(old("k")) })
+      expect(yield* cachedByStamp(cache, "/m.gguf", compute, { stamp: stamps(old("k")) })).toBe("v3")
+      expect(runs).toBe(3)
     }))
 
-  it.effect("issue 14 a split model's stamp covers every part: a change to part 2 computes again", () =>
+  it.effect("issue 14 a split model's stamp covers every part, as node-llama-cpp names them: a change to part 2 computes again", () =>
     Effect.gen(function*() {
       const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-split-"))
       const first = Path.join(dir, "m-00001-of-00002.gguf")
       expect(ggufParts(first)).toEqual([first, Path.join(dir, "m-00002-of-00002.gguf")])
-      expect(ggufParts(Path.join(dir, "m.gguf"))).toEqual([Path.join(dir, "m.gguf")])
+      expect(ggufParts(Path.join(dir, "m-00002-of-00002.gguf"))).toEqual(ggufParts(first))
+      for (const name of ["m.gguf", "m-00000-of-00002.gguf", "m-00003-of-00002.gguf", "m-00001-of-00002.GGUF"]) {
+        expect(ggufParts(Path.join(dir, name))).toEqual([Path.join(dir, name)])
+      }
       for (const p of ggufParts(first)) Fs.writeFileSync(p, "part")
       const cache = makeFileStampCache<string>(4, 0)
       const c = counting(first)
       yield* cachedByStamp(cache, first, c.effect, { stamp: ggufStamp })
       yield* cachedByStamp(cache, first, c.effect, { stamp: ggufStamp })
       expect(c.runs()).toBe(1)
-      Fs.writeFileSync(ggufParts(first)[1]!, "PART")
+      Fs.writeFileSync(ggufParts(first)[1]!, "part two")
       yield* cachedByStamp(cache, first, c.effect, { stamp: ggufStamp })
       expect(c.runs()).toBe(2)
       // A missing part: no stamp, nothing kept.
@@ -98,48 +111,54 @@ describe("FileStampCache (issue 14: one header read per file per tune)", () => {
       expect(c.runs()).toBe(4)
     }))
 
-  it.effect("issue 14 a failure is not kept, nor a value read while the file changed, nor anything for a file that cannot be stat'ed", () =>
+  it.effect("issue 14 not kept: a failure, a value read while the stamp moved and came back, one `keep` refuses, a file with no stamp", () =>
     Effect.gen(function*() {
-      const file = tempFile("aaaa")
       const cache = makeFileStampCache<string>(4, 0)
       let runs = 0
-      const failOnce = Effect.suspend(() => (++runs === 1 ? Effect.fail("boom" as const) : Effect.succeed("ok")))
-      expect(Either.getLeft(yield* Effect.either(cachedByStamp(cache, file, failOnce)))._tag).toBe("Some")
-      expect(yield* cachedByStamp(cache, file, failOnce)).toBe("ok")
+      const failOnce = () => Effect.suspend(() => (++runs === 1 ? Effect.fail("boom" as const) : Effect.succeed("ok")))
+      const a = old("a")
+      expect(Either.isLeft(yield* Effect.either(cachedByStamp(cache, "/f", failOnce, { stamp: stamps(a) })))).toBe(true)
+      expect(yield* cachedByStamp(cache, "/f", failOnce, { stamp: stamps(a) })).toBe("ok")
       expect(runs).toBe(2)
 
-      const numbers = makeFileStampCache<number>(4, 0)
-      const changing = tempFile("x")
+      // Before: a; after the read: b (the file changed while it was read); then a again: not the value read under b.
       let reads = 0
-      const writesWhileReading = Effect.sync(() => {
-        reads++
-        Fs.appendFileSync(changing, "y")
-        return reads
-      })
-      yield* cachedByStamp(numbers, changing, writesWhileReading)
-      yield* cachedByStamp(numbers, changing, writesWhileReading)
+      const read = () => Effect.sync(() => `r${++reads}`)
+      yield* cachedByStamp(cache, "/g", read, { stamp: stamps(a, old("b"), a, a) })
+      expect(yield* cachedByStamp(cache, "/g", read, { stamp: stamps(a) })).toBe("r2")
       expect(reads).toBe(2)
+
+      let kept = 0
+      const k = () => Effect.sync(() => `k${++kept}`)
+      yield* cachedByStamp(cache, "/h", k, { stamp: stamps(a), keep: () => false })
+      yield* cachedByStamp(cache, "/h", k, { stamp: stamps(a), keep: () => false })
+      expect(kept).toBe(2)
 
       expect(yield* Effect.promise(() => fileStamp("/nonexistent/f.gguf"))).toBeNull()
       let missing = 0
-      const m = Effect.sync(() => ++missing)
-      yield* cachedByStamp(numbers, "/nonexistent/f.gguf", m)
-      yield* cachedByStamp(numbers, "/nonexistent/f.gguf", m)
+      const m = () => Effect.sync(() => `m${++missing}`)
+      yield* cachedByStamp(cache, "/nonexistent/f.gguf", m)
+      yield* cachedByStamp(cache, "/nonexistent/f.gguf", m)
       expect(missing).toBe(2)
     }))
 
-  it.effect("issue 14 keeps at most its capacity of files, dropping the oldest", () =>
+  it.effect("issue 14 keeps at most its capacity of files, the least recently used dropped first", () =>
     Effect.gen(function*() {
       const cache = makeFileStampCache<string>(2, 0)
-      const files = ["a", "b", "c"].map(tempFile)
-      const cs = files.map(counting)
-      for (const [i, f] of files.entries()) yield* cachedByStamp(cache, f, cs[i]!.effect)
-      // a was dropped when c came; b and c are still kept (a hit makes a file the newest).
-      yield* cachedByStamp(cache, files[2]!, cs[2]!.effect)
-      yield* cachedByStamp(cache, files[1]!, cs[1]!.effect)
-      expect(cs.map((c) => c.runs())).toEqual([1, 1, 1])
-      yield* cachedByStamp(cache, files[0]!, cs[0]!.effect)
-      expect(cs.map((c) => c.runs())).toEqual([2, 1, 1])
+      const runs = new Map<string, number>()
+      const get = (path: string) =>
+        cachedByStamp(cache, path, () => Effect.sync(() => {
+          runs.set(path, (runs.get(path) ?? 0) + 1)
+          return path
+        }), { stamp: stamps(old(path)) })
+      yield* get("/a")
+      yield* get("/b")
+      yield* get("/a") // a used: b is now the least recently used
+      yield* get("/c") // drops b, not a (first in, first out would drop a)
+      yield* get("/a")
+      expect(runs.get("/a")).toBe(1)
+      yield* get("/b")
+      expect(runs.get("/b")).toBe(2)
     }))
 })
 
@@ -150,7 +169,6 @@ describe("readModelInfo through the cache (SPEC D-2)", () => {
       const file = Path.join(dir, "m.gguf")
       Fs.copyFileSync(tinyModelPath("q4_0"), file)
       const first = yield* readModelInfo(file)
-      expect(yield* readModelInfo(file)).toEqual(first)
       Fs.copyFileSync(tinyModelPath("q8_0"), file)
       const replaced = yield* readModelInfo(file)
       expect(replaced.fileBytes).toBe(Fs.statSync(tinyModelPath("q8_0")).size)
@@ -160,17 +178,33 @@ describe("readModelInfo through the cache (SPEC D-2)", () => {
       expect(Either.isLeft(cut) && cut.left.message).toMatch(/not within the file bounds/)
     }))
 
-  it.effect("D-2 the magic is read on every call: a same-size overwrite of it in place, after the model was read, fails the check", () =>
+  it.effect("D-2 the magic is read on every call, even when the stamp says the file is unchanged: a damaged magic fails the check", () =>
     Effect.gen(function*() {
       const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-magic-"))
       const file = Path.join(dir, "m.gguf")
       Fs.copyFileSync(tinyModelPath("q4_0"), file)
-      yield* readModelInfo(file)
+      const bytes = Fs.statSync(file).size
+      // A stamp that never moves: the tensors' check is kept after the first call.
+      const read = modelInfoReader(makeFileStampCache(4, 0), stamps(old("same", bytes)))
+      const info = yield* read(file)
+      expect(yield* read(file)).toBe(info) // the kept value itself
       const fd = Fs.openSync(file, "r+")
       Fs.writeSync(fd, Buffer.from("XXXX"), 0, 4, 0)
       Fs.closeSync(fd)
-      const bad = yield* Effect.either(readModelInfo(file))
+      const bad = yield* Effect.either(read(file))
       expect(Either.isLeft(bad) && bad.left.message).toBe('Invalid GGUF magic: expected "GGUF", got "XXXX"')
+    }))
+
+  it.effect("D-2 the tensors are checked against the size in the stamp they are kept under", () =>
+    Effect.gen(function*() {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-size-"))
+      const file = Path.join(dir, "m.gguf")
+      Fs.copyFileSync(tinyModelPath("q4_0"), file)
+      // The stamp saw the file cut to half (as if truncated between the head's read and the stamp's).
+      const half = Math.floor(Fs.statSync(file).size / 2)
+      const read = modelInfoReader(makeFileStampCache(4, 0), stamps(old("cut", half)))
+      const r = yield* Effect.either(read(file))
+      expect(Either.isLeft(r) && r.left.message).toMatch(new RegExp(`file has ${half}\\)`))
     }))
 })
 
