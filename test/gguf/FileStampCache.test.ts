@@ -39,6 +39,14 @@ const stamps = (...seq: ReadonlyArray<FileStamp | null>) => {
   return () => Promise.resolve(seq[Math.min(i++, seq.length - 1)]!)
 }
 
+/** `m.gguf` in a new temporary folder: a copy of the 15M test model (`link`: a symlink to it instead). */
+const tinyModelAt = (how: "copy" | "link" = "copy"): string => {
+  const file = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-model-")), "m.gguf")
+  if (how === "copy") Fs.copyFileSync(tinyModelPath("q4_0"), file)
+  else Fs.symlinkSync(tinyModelPath("q4_0"), file)
+  return file
+}
+
 /** A stamp changed long enough ago to be kept under the default racy window. */
 const old = (key: string, bytes = 4): FileStamp => ({ key, changedMs: Date.now() - 60_000, bytes })
 
@@ -165,9 +173,7 @@ describe("FileStampCache (issue 14: one header read per file per tune)", () => {
 describe("readModelInfo through the cache (SPEC D-2)", () => {
   it.effect("D-2 a model replaced by another, or cut short, after it was read is read again: the new size, then the damage", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-model-"))
-      const file = Path.join(dir, "m.gguf")
-      Fs.copyFileSync(tinyModelPath("q4_0"), file)
+      const file = tinyModelAt()
       const first = yield* readModelInfo(file)
       Fs.copyFileSync(tinyModelPath("q8_0"), file)
       const replaced = yield* readModelInfo(file)
@@ -180,9 +186,7 @@ describe("readModelInfo through the cache (SPEC D-2)", () => {
 
   it.effect("D-2 the magic is read on every call, even when the stamp says the file is unchanged: a damaged magic fails the check", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-magic-"))
-      const file = Path.join(dir, "m.gguf")
-      Fs.copyFileSync(tinyModelPath("q4_0"), file)
+      const file = tinyModelAt()
       const bytes = Fs.statSync(file).size
       // A stamp that never moves: the tensors' check is kept after the first call.
       const read = modelInfoReader(makeFileStampCache(4, 0), stamps(old("same", bytes)))
@@ -197,9 +201,7 @@ describe("readModelInfo through the cache (SPEC D-2)", () => {
 
   it.effect("D-2 the tensors are checked against the size in the stamp they are kept under", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-size-"))
-      const file = Path.join(dir, "m.gguf")
-      Fs.copyFileSync(tinyModelPath("q4_0"), file)
+      const file = tinyModelAt()
       // The stamp saw the file cut to half (as if truncated between the head's read and the stamp's).
       const half = Math.floor(Fs.statSync(file).size / 2)
       const read = modelInfoReader(makeFileStampCache(4, 0), stamps(old("cut", half)))
@@ -211,9 +213,7 @@ describe("readModelInfo through the cache (SPEC D-2)", () => {
 describe("estimateMemory through the cache (issue 14)", () => {
   it.effect("issue 14 a model swapped for another under the same path gets the other's estimate (the model part is read again)", () =>
     Effect.gen(function*() {
-      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "stamp-estimate-"))
-      const link = Path.join(dir, "m.gguf")
-      Fs.symlinkSync(tinyModelPath("q4_0"), link)
+      const link = tinyModelAt("link")
       const opts = { modelPath: link, contextSize: 512, sequences: 1, kvBits: null, threads: 1 } as const
       const q4 = yield* estimateMemory(opts)
       expect((yield* estimateMemory(opts)).totalBytes).toBe(q4.totalBytes)
