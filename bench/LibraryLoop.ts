@@ -80,10 +80,12 @@ const reasonOf = (stderr: string): string =>
     "no output"
 
 /**
- * Runs the loop in its own process and returns what it printed. Rejects, naming
- * the model and threads, with the child's reason when it exits non-zero or prints
- * no result, and when it runs longer than `timeoutMs` (its process group is then
- * killed).
+ * Runs the loop in its own process group and returns what it printed. Rejects,
+ * naming the model and threads, with the child's reason when it exits non-zero or
+ * prints no result, and when it runs longer than `timeoutMs` (its group is then
+ * killed). A SIGINT or SIGTERM to this process while the loop runs (Ctrl-C: the
+ * terminal signals this process's group, not the loop's) kills the loop's group
+ * first, then ends this process by the same signal.
  */
 export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): Promise<LibraryLoopResult> =>
   new Promise((resolve, reject) => {
@@ -99,19 +101,34 @@ export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): 
     let timedOut = false
     child.stdout.on("data", (b: Buffer) => (out += b.toString()))
     child.stderr.on("data", (b: Buffer) => (err += b.toString()))
-    const timer = setTimeout(() => {
-      timedOut = true
+    const killGroup = () => {
       try {
         process.kill(-child.pid!, "SIGKILL")
       } catch { /* gone */ }
+    }
+    const timer = setTimeout(() => {
+      timedOut = true
+      killGroup()
     }, timeoutMs)
-    child.once("error", (e) => {
+    const onSignal = (signal: NodeJS.Signals) => {
+      killGroup()
+      done()
+      process.kill(process.pid, signal)
+    }
+    process.once("SIGINT", onSignal)
+    process.once("SIGTERM", onSignal)
+    const done = () => {
       clearTimeout(timer)
+      process.removeListener("SIGINT", onSignal)
+      process.removeListener("SIGTERM", onSignal)
+    }
+    child.once("error", (e) => {
+      done()
       reject(new Error(`${what} could not be started: ${e.message}`))
     })
     // `close`, not `exit`: stdout may still hold the result line when the process has exited.
     child.once("close", (code, signal) => {
-      clearTimeout(timer)
+      done()
       if (timedOut) return reject(new Error(`${what} timed out after ${timeoutMs / 1000} s`))
       const line = out.trim().split("\n").pop() ?? ""
       if (code === 0) {

@@ -7,13 +7,16 @@ import { describe, expect, it } from "@effect/vitest"
 import * as ChildProcess from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
+import { createRequire } from "node:module"
 import * as Path from "node:path"
+import { pathToFileURL } from "node:url"
 import type { EngineMeasurements, EngineRow } from "../../bench/EngineVsLlamaBench.js"
 import { engineFigures } from "../../bench/Figures.js"
 import { measureLibraryLoop } from "../../bench/LibraryLoop.js"
 import type { LlamaBenchRow } from "../../bench/LlamaBench.js"
 import type { ThroughputResult } from "../../bench/Throughput.js"
-import { tinyModelPath } from "../support/models.js"
+import { waitFor } from "../support/cli.js"
+import { repoRoot, tinyModelPath } from "../support/models.js"
 
 const spec = { threads: 1, contextTokens: 512, promptTokens: 120, promptWords: 40, maxTokens: 8, warmup: 1, requests: 2 }
 
@@ -53,6 +56,39 @@ describe("node-llama-cpp's own evaluate loop (bench/LibraryLoop.ts, issue 14)", 
       const left = ChildProcess.spawnSync("pgrep", ["-f", Path.basename(model)], { encoding: "utf8" }).stdout.trim()
       expect(left).toBe("")
     } finally {
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }, 60_000)
+
+  it("issue 14 Ctrl-C to the bench's process group while a loop runs: the bench ends by SIGINT, the loop's own group is killed", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "library-loop-int-"))
+    const model = Path.join(dir, `interrupted-${process.pid}-${Date.now()}.gguf`)
+    Fs.symlinkSync(tinyModelPath(), model)
+    // A stand-in for bench/run.ts: a process that runs one loop (a million requests: it only ends by a signal).
+    const script = Path.join(dir, "bench.mts")
+    Fs.writeFileSync(script, `import { measureLibraryLoop } from ${JSON.stringify(Path.join(repoRoot, "bench", "LibraryLoop.ts"))}
+await measureLibraryLoop({ ...JSON.parse(process.env.LOOP_SPEC), requests: 1_000_000 }, 600_000)
+`)
+    const tsx = pathToFileURL(createRequire(import.meta.url).resolve("tsx")).href
+    // Its own group, as a terminal's foreground job; the model only in the environment, so only the loop's argv names it.
+    const bench = ChildProcess.spawn(process.execPath, ["--import", tsx, script], {
+      detached: true,
+      stdio: "ignore",
+      env: { ...process.env, LOOP_SPEC: JSON.stringify({ ...spec, model }) }
+    })
+    const exited = new Promise<NodeJS.Signals | number | null>((resolve) => bench.once("exit", (code, signal) => resolve(signal ?? code)))
+    const loops = () => ChildProcess.spawnSync("pgrep", ["-f", Path.basename(model)], { encoding: "utf8" }).stdout.trim()
+    try {
+      await waitFor(() => loops() !== "", 30_000)
+      process.kill(-bench.pid!, "SIGINT")
+      expect(await exited).toBe("SIGINT")
+      await waitFor(() => loops() === "", 5_000)
+      expect(loops()).toBe("")
+    } finally {
+      try {
+        process.kill(-bench.pid!, "SIGKILL")
+      } catch { /* gone */ }
+      for (const pid of loops().split("\n").filter((x) => x !== "")) process.kill(Number(pid), "SIGKILL")
       Fs.rmSync(dir, { recursive: true, force: true })
     }
   }, 60_000)
