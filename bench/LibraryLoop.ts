@@ -83,9 +83,10 @@ const reasonOf = (stderr: string): string =>
  * Runs the loop in its own process group and returns what it printed. Rejects,
  * naming the model and threads, with the child's reason when it exits non-zero or
  * prints no result, and when it runs longer than `timeoutMs` (its group is then
- * killed). A SIGINT or SIGTERM to this process while the loop runs (Ctrl-C: the
- * terminal signals this process's group, not the loop's) kills the loop's group
- * first, then ends this process by the same signal.
+ * killed). A SIGINT, SIGTERM or SIGHUP to this process while the loop runs (Ctrl-C,
+ * a closed terminal: they reach this process's group, not the loop's) kills the
+ * loop's group first, then ends this process by the same signal (unless another
+ * listener handles it); any other exit of this process kills it too.
  */
 export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): Promise<LibraryLoopResult> =>
   new Promise((resolve, reject) => {
@@ -110,18 +111,21 @@ export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): 
       timedOut = true
       killGroup()
     }, timeoutMs)
+    const signals: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP"]
+    const done = () => {
+      clearTimeout(timer)
+      for (const sig of signals) process.removeListener(sig, onSignal)
+      process.removeListener("exit", killGroup)
+    }
+    // The loop first; then this process ends by the same signal, unless another listener handles it.
     const onSignal = (signal: NodeJS.Signals) => {
       killGroup()
       done()
-      process.kill(process.pid, signal)
+      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
     }
-    process.once("SIGINT", onSignal)
-    process.once("SIGTERM", onSignal)
-    const done = () => {
-      clearTimeout(timer)
-      process.removeListener("SIGINT", onSignal)
-      process.removeListener("SIGTERM", onSignal)
-    }
+    for (const sig of signals) process.once(sig, onSignal)
+    // Any other exit of this process while the loop runs (process.exit elsewhere) takes the loop with it.
+    process.once("exit", killGroup)
     child.once("error", (e) => {
       done()
       reject(new Error(`${what} could not be started: ${e.message}`))

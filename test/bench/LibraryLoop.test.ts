@@ -80,6 +80,7 @@ await measureLibraryLoop({ ...JSON.parse(process.env.LOOP_SPEC), requests: 1_000
     const loops = () => ChildProcess.spawnSync("pgrep", ["-f", Path.basename(model)], { encoding: "utf8" }).stdout.trim()
     try {
       await waitFor(() => loops() !== "", 30_000)
+      expect(loops()).not.toBe("")
       process.kill(-bench.pid!, "SIGINT")
       expect(await exited).toBe("SIGINT")
       await waitFor(() => loops() === "", 5_000)
@@ -88,7 +89,11 @@ await measureLibraryLoop({ ...JSON.parse(process.env.LOOP_SPEC), requests: 1_000
       try {
         process.kill(-bench.pid!, "SIGKILL")
       } catch { /* gone */ }
-      for (const pid of loops().split("\n").filter((x) => x !== "")) process.kill(Number(pid), "SIGKILL")
+      for (const pid of loops().split("\n").filter((x) => x !== "")) {
+        try {
+          process.kill(Number(pid), "SIGKILL")
+        } catch { /* gone */ }
+      }
       Fs.rmSync(dir, { recursive: true, force: true })
     }
   }, 60_000)
