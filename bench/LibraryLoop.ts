@@ -28,6 +28,7 @@ import { promptOfWords } from "../src/domain/Prompt.js"
 import { median } from "../src/domain/Stats.js"
 import { decodeTokensPerSecond, engineContextOptions } from "../src/serve/Engine.js"
 import { bootLlama } from "../src/serve/LlamaBoot.js"
+import { guardGroup } from "./GroupGuard.js"
 
 /** What the loop runs: the throughput step's requests, the prompt cut or repeated to `promptTokens` (the provider's count). */
 export interface LibraryLoopSpec {
@@ -83,10 +84,10 @@ const reasonOf = (stderr: string): string =>
  * Runs the loop in its own process group and returns what it printed. Rejects,
  * naming the model and threads, with the child's reason when it exits non-zero or
  * prints no result, and when it runs longer than `timeoutMs` (its group is then
- * killed). A SIGINT, SIGTERM or SIGHUP to this process while the loop runs (Ctrl-C,
- * a closed terminal: they reach this process's group, not the loop's) kills the
- * loop's group first, then ends this process by the same signal (unless another
- * listener handles it); any other exit of this process kills it too.
+ * killed). While it runs its group is guarded (bench/GroupGuard.ts): a SIGINT,
+ * SIGTERM or SIGHUP to this process (Ctrl-C, a closed terminal: they reach this
+ * process's group, not the loop's) kills it first, then ends this process by the
+ * same signal (unless another listener handles it); any other exit kills it too.
  */
 export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): Promise<LibraryLoopResult> =>
   new Promise((resolve, reject) => {
@@ -102,30 +103,16 @@ export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): 
     let timedOut = false
     child.stdout.on("data", (b: Buffer) => (out += b.toString()))
     child.stderr.on("data", (b: Buffer) => (err += b.toString()))
-    const killGroup = () => {
-      try {
-        process.kill(-child.pid!, "SIGKILL")
-      } catch { /* gone */ }
-    }
+    // Ctrl-C, a closed terminal or another exit of this process takes the loop's group with it (GroupGuard).
+    const guard = child.pid === undefined ? null : guardGroup(child.pid)
     const timer = setTimeout(() => {
       timedOut = true
-      killGroup()
+      guard?.kill()
     }, timeoutMs)
-    const signals: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP"]
     const done = () => {
       clearTimeout(timer)
-      for (const sig of signals) process.removeListener(sig, onSignal)
-      process.removeListener("exit", killGroup)
+      guard?.release()
     }
-    // The loop first; then this process ends by the same signal, unless another listener handles it.
-    const onSignal = (signal: NodeJS.Signals) => {
-      killGroup()
-      done()
-      if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
-    }
-    for (const sig of signals) process.once(sig, onSignal)
-    // Any other exit of this process while the loop runs (process.exit elsewhere) takes the loop with it.
-    process.once("exit", killGroup)
     child.once("error", (e) => {
       done()
       reject(new Error(`${what} could not be started: ${e.message}`))

@@ -2,11 +2,13 @@
  * Starts one provider by hand for the throughput comparison (figure 3): the
  * embedded provider (`node bin/autotune.js serve`) or llama.cpp's
  * `llama-server`, on a free loopback port, output to a log file, in its own
- * process group; ready when its readiness URL answers 200.
+ * process group (guarded while it runs: a Ctrl-C of the bench kills it,
+ * bench/GroupGuard.ts); ready when its readiness URL answers 200.
  */
 import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
 import * as net from "node:net"
+import { guardGroup } from "./GroupGuard.js"
 import { autotuneBin, llamaServerPath } from "./Tools.js"
 
 /** The two providers compared. */
@@ -80,8 +82,13 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
       if (child.pid === undefined) resolve()
     })
   })
+  // A Ctrl-C of the bench (its group, not this detached one) or another exit of it takes the server along.
+  const guard = child.pid === undefined ? null : guardGroup(child.pid)
   let gone = false
-  void exited.then(() => (gone = true))
+  void exited.then(() => {
+    gone = true
+    guard?.release()
+  })
   const stop = async () => {
     if (gone || child.pid === undefined) return
     const kill = (sig: NodeJS.Signals) => {
