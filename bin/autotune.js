@@ -86,7 +86,7 @@ const kept = helpCache.cached(dist, args)
 const textOnly = (a) => ["--help", "-h", "--version", "--wizard"].includes(a.toLowerCase()) || /^--completions(=|$)/i.test(a)
 const builtIn = (a) => textOnly(a) || /^--log-level(=|$)/i.test(a)
 // The subcommand: the tuner starts candidates as `autotune.js serve …`.
-if (kept !== null) process.stdout.write(kept)
+if (kept !== null) process.stdout.write(helpCache.forStream(kept, process.stdout))
 else if (args.find((a, i) => !a.startsWith("-") && args[i - 1]?.toLowerCase() !== "--log-level") === "serve") {
   process.env.UV_THREADPOOL_SIZE = "1"
   // `serve` alone (src/serveBin.ts) loads none of the tuner's modules: ~0.2 s less per candidate start

@@ -86,6 +86,19 @@ const cached = (dist, args) => {
 const ANSI = /\u001b\[[0-9;]*m/g
 
 /**
+ * Whether text written to `stream` keeps its ANSI styling: FORCE_COLOR set (other than "0") keeps it;
+ * NO_COLOR set and non-empty (https://no-color.org), or a stream that is not a terminal (a pipe, a
+ * file), drops it. The CLI applies the same rule (src/cli/PlainText.ts); the answers are kept styled
+ * (the build runs the CLI with FORCE_COLOR=1) and printed plain where that says so.
+ */
+const keepsAnsi = (stream, env = process.env) =>
+  env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== "0" ? true : (env.NO_COLOR ?? "") === "" && stream.isTTY === true
+
+/** A kept answer (bytes) as `stream` should get it: as kept, or plain (`keepsAnsi`). */
+const forStream = (kept, stream) =>
+  keepsAnsi(stream) ? kept : Buffer.from(require("node:util").stripVTControlCharacters(kept.toString("utf8")), "utf8")
+
+/**
  * Writes dist/help/: runs `node dist/bin.js` for `--help`, `-h`, `--version`
  * and each command the top-level help lists (`<command> --help`, `-h`), two
  * at a time, and keeps each stdout of a run that exited 0 with nothing on
@@ -102,7 +115,8 @@ const build = async (dist) => {
   const fresh = (file) => (fs.statSync(path.join(dir, file), { throwIfNoEntry: false })?.mtimeMs ?? 0) >= newest
   const run = (args) =>
     new Promise((resolve) => {
-      const env = { ...process.env, AUTOTUNE_HELP_CACHE: "off" }
+      // Styled, as a terminal gets it (`forStream` makes it plain for a pipe or a file, as the CLI would).
+      const env = { ...process.env, AUTOTUNE_HELP_CACHE: "off", FORCE_COLOR: "1" }
       // A CLI that hangs costs the build a minute per run (at most 8 minutes), not forever.
       const options = { env, encoding: "buffer", maxBuffer: 16 << 20, timeout: 60_000 }
       execFile(process.execPath, [path.join(dist, "bin.js"), ...args], options, (error, stdout, stderr) =>
@@ -147,7 +161,7 @@ const build = async (dist) => {
   fs.renameSync(staging, dir)
 }
 
-module.exports = { cached, keyOf, newestFile, build }
+module.exports = { cached, forStream, keepsAnsi, keyOf, newestFile, build }
 
 if (require.main === module) {
   // Never fails the build: without a cache the launcher runs the CLI for these too.

@@ -9,6 +9,7 @@ import { Cause, Console, Effect, type Layer, Logger, Schema } from "effect"
 import { AutotuneError } from "../domain/AutotuneError.js"
 import { exitCodeAfter } from "../domain/ExitReason.js"
 import { recordedExitReason } from "../system/RunOutcome.js"
+import { plainWhereNotShown } from "./PlainText.js"
 
 const isAutotuneError = Schema.is(AutotuneError)
 
@@ -25,6 +26,8 @@ export const runAsProcess = <E, R>(program: Effect.Effect<void, E, R>, layer: La
           ? (isAutotuneError(o.value) ? Console.error(`autotune: ${o.value.message}`) : Effect.void)
           : Console.error(`autotune: internal error\n${Cause.pretty(cause)}`))),
     Effect.provide([layer, Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false }))]),
+    // @effect/cli's help is styled whatever the output: plain where no terminal shows it (NO_COLOR too).
+    (self) => Effect.consoleWith((console) => Effect.withConsole(self, plainWhereNotShown(console))),
     NodeRuntime.runMain({
       disablePrettyLogger: true,
       disableErrorReporting: true,

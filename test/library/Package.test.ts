@@ -7,6 +7,7 @@ import { assert, describe, it } from "@effect/vitest"
 import { execFile } from "node:child_process"
 import * as fs from "node:fs"
 import * as Path from "node:path"
+import { stripVTControlCharacters } from "node:util"
 import { Knobs } from "../../src/domain/Knobs.js"
 import { embedded } from "../../src/providers/Embedded.js"
 import { repoRoot, tinyModelPath } from "../support/models.js"
@@ -105,21 +106,32 @@ describe("the installed package (issue 14)", () => {
     // Every command the CLI lists has its entry (the build read them from the top-level help).
     assert.includeMembers(commands, ["tune", "serve", "verify", "history", "report", "restore", "synth"])
     assert.includeMembers(kept, ["help", "version"])
-    // Each kept answer is byte for byte what the CLI prints with the cache off (two at a time: 2 cores).
+    // Each kept answer is byte for byte what the CLI prints with the cache off, styled as a terminal gets it
+    // (FORCE_COLOR), two at a time (2 cores).
+    const { FORCE_COLOR: _f, NO_COLOR: _n, ...plainEnv } = process.env
+    const styled = { ...plainEnv, FORCE_COLOR: "1" }
     const argvs = [["--help"], ["--version"], ...commands.map((c) => [c, "--help"])]
     for (let i = 0; i < argvs.length; i += 2) {
       await Promise.all(argvs.slice(i, i + 2).map(async (argv) => {
-        const live = await node([launcher, ...argv], { ...process.env, AUTOTUNE_HELP_CACHE: "off" })
+        const live = await node([launcher, ...argv], { ...styled, AUTOTUNE_HELP_CACHE: "off" })
         assert.strictEqual(live.code, 0, live.stderr)
         const key = argv.length === 1 ? argv[0]!.slice(2) : `${argv[0]}.help`
         assert.strictEqual(fs.readFileSync(Path.join(repoRoot, "dist", "help", `${key}.txt`), "utf8"), live.stdout, argv.join(" "))
       }))
     }
     // The launcher prints them, `-h` as `--help` (the build kept it only because the CLI printed the same).
-    const short = await node([launcher, "verify", "-h"])
+    const keptVerify = fs.readFileSync(Path.join(repoRoot, "dist", "help", "verify.help.txt"), "utf8")
+    const short = await node([launcher, "verify", "-h"], styled)
     assert.strictEqual(short.code, 0, short.stderr)
-    assert.strictEqual(short.stdout, fs.readFileSync(Path.join(repoRoot, "dist", "help", "verify.help.txt"), "utf8"))
+    assert.strictEqual(short.stdout, keptVerify)
     assert.strictEqual(short.stderr, "")
+    // To a pipe (as here, no FORCE_COLOR) or under NO_COLOR, plain: kept or live, the same text without escape sequences.
+    assert.match(keptVerify, /\u001b\[/)
+    for (const env of [plainEnv, { ...plainEnv, AUTOTUNE_HELP_CACHE: "off" }, { ...styled, FORCE_COLOR: "0", NO_COLOR: "1" }]) {
+      const piped = await node([launcher, "verify", "--help"], env)
+      assert.strictEqual(piped.code, 0, piped.stderr)
+      assert.strictEqual(piped.stdout, stripVTControlCharacters(keptVerify), JSON.stringify({ cache: env.AUTOTUNE_HELP_CACHE, NO_COLOR: env.NO_COLOR }))
+    }
     // Answered without loading any module: with every import failing, the kept answer still comes, and the CLI does not.
     const noImport = ["--import", Path.join(repoRoot, "test", "support", "noImport.mjs")]
     // (The CLI bundle off: it is compiled from its file, which no import hook sees, so a launcher that fell

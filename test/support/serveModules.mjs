@@ -6,7 +6,7 @@
 // Shared by test/support/noTuner.mjs (the import hook) and test/serve/Serve.test.ts.
 export const serveOnlyModules = [
   "serveBin\\.js",
-  "cli/(Root|RunProcess|ServeCommand|CliOptions)\\.js",
+  "cli/(Root|RunProcess|ServeCommand|CliOptions|PlainText)\\.js",
   "serve/[^/]+\\.js",
   "domain/(AutotuneError|ExitReason|Knobs|Limits|StreamInterval)\\.js",
   "system/(HoldSignals|Pids|RunOutcome|Versions)\\.js"
