@@ -8,23 +8,32 @@
 /** The signals a terminal (or a session's end) sends to the foreground group. */
 const SIGNALS: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP"]
 
-/** An installed guard: `release()` removes it once the group is gone (idempotent); `kill()` SIGKILLs the group now. */
+/**
+ * An installed guard. `watch(pgid)` names the group (the detached child's pid, right after its
+ * spawn); `release()` removes the guard once its leader has exited (idempotent); `kill()`
+ * SIGKILLs the group now (nothing before `watch`).
+ */
 export interface GroupGuard {
+  readonly watch: (pgid: number) => void
   readonly release: () => void
   readonly kill: () => void
 }
 
 /**
- * Guards the process group `pgid` (the detached child's pid) while it runs: a
- * SIGINT, SIGTERM or SIGHUP to this process SIGKILLs the group, then ends this
- * process by the same signal unless another listener handles that signal (one
- * Ctrl-C stays one Ctrl-C: a second guard, or the bench's own handler, sees the
- * same signal and does its part); any other exit of this process (a
- * `process.exit` elsewhere) SIGKILLs the group too. SIGKILL, not SIGTERM: the
- * bench is going away and nothing it would wait for is measured.
+ * Installs a guard, before the child is spawned (a signal between the spawn and the guard would
+ * otherwise end the bench by its default action and leave the new group running): a SIGINT,
+ * SIGTERM or SIGHUP to this process SIGKILLs the watched group, removes the guard, then ends this
+ * process by the same signal if no other listener for it is left. Where one is left, ending the
+ * process is that listener's: another guard (one Ctrl-C takes every guarded group, and the last
+ * guard ends the bench), or a handler of the bench's own (none today). Any other exit of this
+ * process (a `process.exit` elsewhere) SIGKILLs the group too. SIGKILL, not SIGTERM: the bench is
+ * going away and nothing it would wait for is measured. The group is released when its leader has
+ * exited: a member that outlived the leader is not taken then.
  */
-export const guardGroup = (pgid: number): GroupGuard => {
+export const guardGroup = (): GroupGuard => {
+  let pgid: number | null = null
   const kill = () => {
+    if (pgid === null) return
     try {
       process.kill(-pgid, "SIGKILL")
     } catch { /* already gone */ }
@@ -40,5 +49,5 @@ export const guardGroup = (pgid: number): GroupGuard => {
   }
   for (const sig of SIGNALS) process.once(sig, onSignal)
   process.once("exit", kill)
-  return { release, kill }
+  return { watch: (g) => void (pgid = g), release, kill }
 }

@@ -92,6 +92,8 @@ const reasonOf = (stderr: string): string =>
 export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): Promise<LibraryLoopResult> =>
   new Promise((resolve, reject) => {
     const tsx = createRequire(import.meta.url).resolve("tsx")
+    // Ctrl-C, a closed terminal or another exit of this process takes the loop's group with it (GroupGuard).
+    const guard = guardGroup()
     const child = ChildProcess.spawn(process.execPath, ["--import", pathToFileURL(tsx).href, here, JSON.stringify(spec)], {
       stdio: ["ignore", "pipe", "pipe"],
       detached: true,
@@ -103,15 +105,14 @@ export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): 
     let timedOut = false
     child.stdout.on("data", (b: Buffer) => (out += b.toString()))
     child.stderr.on("data", (b: Buffer) => (err += b.toString()))
-    // Ctrl-C, a closed terminal or another exit of this process takes the loop's group with it (GroupGuard).
-    const guard = child.pid === undefined ? null : guardGroup(child.pid)
+    if (child.pid !== undefined) guard.watch(child.pid)
     const timer = setTimeout(() => {
       timedOut = true
-      guard?.kill()
+      guard.kill()
     }, timeoutMs)
     const done = () => {
       clearTimeout(timer)
-      guard?.release()
+      guard.release()
     }
     child.once("error", (e) => {
       done()

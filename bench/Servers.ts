@@ -70,8 +70,11 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
   const { args, command } = serverArgv(s, port)
   const fd = fs.openSync(s.logPath, "a")
   fs.writeSync(fd, `$ ${command} ${args.join(" ")}\n`)
+  // A Ctrl-C of the bench (its group, not this detached one) or another exit of it takes the server along.
+  const guard = guardGroup()
   const t0 = Date.now()
   const child = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true })
+  if (child.pid !== undefined) guard.watch(child.pid)
   fs.closeSync(fd)
   // A failed spawn (ENOENT, EACCES) emits 'error' and no 'exit': without a listener it would crash the bench.
   let spawnError: Error | null = null
@@ -82,12 +85,10 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
       if (child.pid === undefined) resolve()
     })
   })
-  // A Ctrl-C of the bench (its group, not this detached one) or another exit of it takes the server along.
-  const guard = child.pid === undefined ? null : guardGroup(child.pid)
   let gone = false
   void exited.then(() => {
     gone = true
-    guard?.release()
+    guard.release()
   })
   const stop = async () => {
     if (gone || child.pid === undefined) return

@@ -79,7 +79,8 @@ const cliBundled = () =>
  */
 const loadCli = () =>
   cliBundled() ? runBundle("cli-bundle", "cli.cjs", "the CLI bundle", { file: "bin.js", says: "running from dist/" }) : load("bin.js")
-// `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js).
+// `--help`, `--version`, `<command> --help`: what the build kept of the CLI's own answer (bin/help-cache.js),
+// styled, printed plain where the CLI would print it plain (a pipe, a file, NO_COLOR).
 const kept = helpCache.cached(dist, args)
 // @effect/cli's built-in flags (matched as it does, case-insensitively). After `serve` only --completions
 // answers differently in the serve-only tree (a script for it alone); all go to the whole tree, to be safe.

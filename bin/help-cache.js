@@ -3,8 +3,10 @@
 // What `autotune --help`, `-h`, `--version` and `autotune <command> --help`
 // print is a pure function of the compiled CLI in dist/: the build (`npm run
 // build`, which `npm install` runs through `prepare`) runs the CLI itself for
-// each of them and keeps its exact stdout in dist/help/. The launcher prints a
-// kept answer when it is at least as new as every compiled file, so those
+// each of them and keeps its exact stdout in dist/help/, styled as a terminal
+// gets it (FORCE_COLOR=1). The launcher prints a kept answer, plain where the
+// CLI would print it plain (`keepsAnsi`: a pipe, a file, NO_COLOR), when it is
+// at least as new as every compiled file, so those
 // invocations load neither Effect (0.45 s of module loading on Node 20, which
 // has no compile cache) nor the CLI; any other argv, a stale or missing entry,
 // or AUTOTUNE_HELP_CACHE=off runs the CLI as before. test/library/Package.test.ts
@@ -85,24 +87,41 @@ const cached = (dist, args) => {
 
 const ANSI = /\u001b\[[0-9;]*m/g
 
-/**
- * Whether text written to `stream` keeps its ANSI styling: FORCE_COLOR set (other than "0") keeps it;
- * NO_COLOR set and non-empty (https://no-color.org), or a stream that is not a terminal (a pipe, a
- * file), drops it. The CLI applies the same rule (src/cli/PlainText.ts); the answers are kept styled
- * (the build runs the CLI with FORCE_COLOR=1) and printed plain where that says so.
- */
-const keepsAnsi = (stream, env = process.env) =>
-  env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== "0" ? true : (env.NO_COLOR ?? "") === "" && stream.isTTY === true
+/** Values of FORCE_COLOR that force styling, as Node's own `tty.getColorDepth` reads them (others, "0" and "false", turn it off). */
+const FORCING = new Set(["", "1", "2", "3", "true"])
 
-/** A kept answer (bytes) as `stream` should get it: as kept, or plain (`keepsAnsi`). */
-const forStream = (kept, stream) =>
-  keepsAnsi(stream) ? kept : Buffer.from(require("node:util").stripVTControlCharacters(kept.toString("utf8")), "utf8")
+/**
+ * Whether text written to `stream` keeps its ANSI styling, by the rule Node's console uses: FORCE_COLOR
+ * set decides first ("", "1", "2", "3", "true" keep it; "0", "false" or another value drops it); else
+ * NO_COLOR set and non-empty (https://no-color.org), NODE_DISABLE_COLORS set or TERM=dumb drops it;
+ * else it is kept on a terminal and dropped for a pipe or a file. The CLI's rule is the same
+ * (src/cli/PlainText.ts `keepsAnsi`; test/cli/PlainText.test.ts checks both on one table).
+ */
+const keepsAnsi = (stream, env = process.env) => {
+  if (env.FORCE_COLOR !== undefined) return FORCING.has(env.FORCE_COLOR)
+  if ((env.NO_COLOR ?? "") !== "" || env.NODE_DISABLE_COLORS !== undefined || env.TERM === "dumb") return false
+  return stream.isTTY === true
+}
+
+/** A kept answer (bytes, styled) as `stream` should get it: as kept, or without its SGR sequences (`keepsAnsi`). */
+const forStream = (kept, stream) => (keepsAnsi(stream) ? kept : Buffer.from(kept.toString("utf8").replace(ANSI, ""), "utf8"))
+
+/**
+ * The environment the build runs the CLI in to keep its answers: styled, as a terminal gets them
+ * (FORCE_COLOR=1; `forStream` makes them plain for a pipe or a file, as the CLI itself then does), and
+ * without NO_COLOR and NODE_DISABLE_COLORS, which Node would warn about beside FORCE_COLOR on stderr
+ * (a run with anything on stderr is not kept). Not the cache's own switch.
+ */
+const captureEnv = (env) => {
+  const { NO_COLOR: _n, NODE_DISABLE_COLORS: _d, ...inherited } = env
+  return { ...inherited, AUTOTUNE_HELP_CACHE: "off", FORCE_COLOR: "1" }
+}
 
 /**
  * Writes dist/help/: runs `node dist/bin.js` for `--help`, `-h`, `--version`
  * and each command the top-level help lists (`<command> --help`, `-h`), two
- * at a time, and keeps each stdout of a run that exited 0 with nothing on
- * stderr, with the `stamp` it was made under. Skipped when the stamp holds
+ * at a time, in `captureEnv` (styled), and keeps each stdout of a run that
+ * exited 0 with nothing on stderr, with the `stamp` it was made under. Skipped when the stamp holds
  * and every kept entry is newer than every compiled file. A run that fails
  * leaves its entry out (the launcher then runs the CLI) and is reported;
  * it never fails the build, which only loses the shortcut.
@@ -115,8 +134,7 @@ const build = async (dist) => {
   const fresh = (file) => (fs.statSync(path.join(dir, file), { throwIfNoEntry: false })?.mtimeMs ?? 0) >= newest
   const run = (args) =>
     new Promise((resolve) => {
-      // Styled, as a terminal gets it (`forStream` makes it plain for a pipe or a file, as the CLI would).
-      const env = { ...process.env, AUTOTUNE_HELP_CACHE: "off", FORCE_COLOR: "1" }
+      const env = captureEnv(process.env)
       // A CLI that hangs costs the build a minute per run (at most 8 minutes), not forever.
       const options = { env, encoding: "buffer", maxBuffer: 16 << 20, timeout: 60_000 }
       execFile(process.execPath, [path.join(dist, "bin.js"), ...args], options, (error, stdout, stderr) =>
@@ -161,7 +179,7 @@ const build = async (dist) => {
   fs.renameSync(staging, dir)
 }
 
-module.exports = { cached, forStream, keepsAnsi, keyOf, newestFile, build }
+module.exports = { cached, captureEnv, forStream, keepsAnsi, keyOf, newestFile, build }
 
 if (require.main === module) {
   // Never fails the build: without a cache the launcher runs the CLI for these too.

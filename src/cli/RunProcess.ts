@@ -26,7 +26,7 @@ export const runAsProcess = <E, R>(program: Effect.Effect<void, E, R>, layer: La
           ? (isAutotuneError(o.value) ? Console.error(`autotune: ${o.value.message}`) : Effect.void)
           : Console.error(`autotune: internal error\n${Cause.pretty(cause)}`))),
     Effect.provide([layer, Logger.replace(Logger.defaultLogger, Logger.prettyLogger({ stderr: true, colors: false }))]),
-    // @effect/cli's help is styled whatever the output: plain where no terminal shows it (NO_COLOR too).
+    // @effect/cli styles its help whatever the output: every Console write is plain where no terminal shows it (PlainText.ts).
     (self) => Effect.consoleWith((console) => Effect.withConsole(self, plainWhereNotShown(console))),
     NodeRuntime.runMain({
       disablePrettyLogger: true,

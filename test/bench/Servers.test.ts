@@ -73,6 +73,41 @@ setInterval(() => {}, 1000)
     }
   }, 120_000)
 
+  for (const how of ["SIGTERM", "SIGHUP", "process.exit"] as const) {
+    it(`issue 14 ${how} of the bench while a server runs takes the server's group along`, async () => {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "bench-servers-end-"))
+      const model = Path.join(dir, `ended-${process.pid}-${Date.now()}.gguf`)
+      Fs.symlinkSync(tinyModelPath(), model)
+      const servers = Path.join(repoRoot, "bench", "Servers.ts")
+      const run = standIn(
+        dir,
+        `import { existsSync } from "node:fs"
+import { startServer } from ${JSON.stringify(servers)}
+await startServer({ kind: "llama-server", model: ${JSON.stringify(model)}, threads: 1, contextTokens: 256, logPath: ${JSON.stringify(dir)} + "/ls.log" })
+process.stdout.write("ready\\n")
+// process.exit: once the test says so (a file appears), as a bench that ends by its own exit while a server runs.
+setInterval(() => ${how === "process.exit" ? `void (existsSync(${JSON.stringify(dir)} + "/go") && process.exit(3))` : "{}"}, 20)
+`
+      )
+      try {
+        await waitFor(() => run.out().includes("ready") || run.out().includes("Error"), 60_000)
+        expect(run.out()).toContain("ready")
+        expect(pidsNaming(model).length).toBeGreaterThanOrEqual(1)
+        if (how === "process.exit") Fs.writeFileSync(Path.join(dir, "go"), "")
+        else process.kill(-run.bench.pid!, how)
+        expect(await run.exited).toBe(how === "process.exit" ? 3 : how)
+        await waitFor(() => pidsNaming(model).length === 0, 5_000)
+        expect(pidsNaming(model)).toEqual([])
+      } finally {
+        try {
+          process.kill(-run.bench.pid!, "SIGKILL")
+        } catch { /* gone */ }
+        killAll(pidsNaming(model))
+        Fs.rmSync(dir, { recursive: true, force: true })
+      }
+    }, 90_000)
+  }
+
   it("issue 14 a server stopped by the bench releases its guard: a later Ctrl-C still ends the bench by SIGINT, with nothing left", async () => {
     const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "bench-servers-stop-"))
     const model = Path.join(dir, `stopped-${process.pid}-${Date.now()}.gguf`)

@@ -4,7 +4,7 @@
  * and the `autotune` launcher runs the compiled CLI.
  */
 import { assert, describe, it } from "@effect/vitest"
-import { execFile } from "node:child_process"
+import { execFile, spawnSync } from "node:child_process"
 import * as fs from "node:fs"
 import * as Path from "node:path"
 import { stripVTControlCharacters } from "node:util"
@@ -127,10 +127,25 @@ describe("the installed package (issue 14)", () => {
     assert.strictEqual(short.stderr, "")
     // To a pipe (as here, no FORCE_COLOR) or under NO_COLOR, plain: kept or live, the same text without escape sequences.
     assert.match(keptVerify, /\u001b\[/)
-    for (const env of [plainEnv, { ...plainEnv, AUTOTUNE_HELP_CACHE: "off" }, { ...styled, FORCE_COLOR: "0", NO_COLOR: "1" }]) {
+    for (const env of [plainEnv, { ...plainEnv, AUTOTUNE_HELP_CACHE: "off" }, { ...styled, FORCE_COLOR: "0" }]) {
       const piped = await node([launcher, "verify", "--help"], env)
       assert.strictEqual(piped.code, 0, piped.stderr)
-      assert.strictEqual(piped.stdout, stripVTControlCharacters(keptVerify), JSON.stringify({ cache: env.AUTOTUNE_HELP_CACHE, NO_COLOR: env.NO_COLOR }))
+      assert.strictEqual(piped.stdout, stripVTControlCharacters(keptVerify), JSON.stringify({ cache: env.AUTOTUNE_HELP_CACHE, FORCE_COLOR: env.FORCE_COLOR }))
+    }
+    // On a terminal (a pty, through util-linux's `script`): styled, kept or live; plain under NO_COLOR.
+    const onTerminal = (env: NodeJS.ProcessEnv) =>
+      spawnSync("script", ["-qec", `${process.execPath} ${launcher} verify --help`, "/dev/null"], { env, encoding: "utf8", timeout: 60_000 })
+    const terminals: ReadonlyArray<readonly [NodeJS.ProcessEnv, boolean]> = [
+      [plainEnv, true],
+      [{ ...plainEnv, AUTOTUNE_HELP_CACHE: "off" }, true],
+      [{ ...plainEnv, NO_COLOR: "1" }, false],
+      [{ ...plainEnv, NO_COLOR: "1", AUTOTUNE_HELP_CACHE: "off" }, false]
+    ]
+    for (const [env, styledThere] of terminals) {
+      const tty = onTerminal(env)
+      assert.strictEqual(tty.status, 0, tty.stderr)
+      assert.include(tty.stdout, "--gate-ttft-ms")
+      assert.strictEqual(tty.stdout.includes("\u001b["), styledThere, JSON.stringify({ cache: env.AUTOTUNE_HELP_CACHE, NO_COLOR: env.NO_COLOR }))
     }
     // Answered without loading any module: with every import failing, the kept answer still comes, and the CLI does not.
     const noImport = ["--import", Path.join(repoRoot, "test", "support", "noImport.mjs")]

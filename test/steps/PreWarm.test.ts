@@ -12,6 +12,9 @@ import { FetchHttpClient, HttpClient } from "@effect/platform"
 import { assert, describe, it } from "@effect/vitest"
 import { Effect, Layer, type Scope } from "effect"
 import { spawn } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { PROMPT_TOLERANCE, promptOfWords, wordsForTokens } from "../../src/domain/Prompt.js"
 import { serverWithoutProcess } from "../../src/services/CandidateProvider.js"
 import { preWarm, type PreWarmResult } from "../../src/steps/PreWarm.js"
@@ -96,17 +99,27 @@ const bothWays = (baseUrl: string) =>
     assert.isAtMost(Math.abs(fitted.promptTokens! - TARGET), PROMPT_TOLERANCE * TARGET)
   })
 
-/** The real llama-server on `model`, one slot, SIGKILLed when the Scope closes; ready once `/health` answers 200. */
-const llamaServer = (model: string): Effect.Effect<string, never, Scope.Scope> =>
+/**
+ * The real llama-server on `model`, one slot, its process group SIGKILLed when the Scope closes; ready once
+ * `/health` answers 200. With `presetDir`, as a router (`--models-preset`, F-4) whose one section, named
+ * synth-15M-q4_0, serves `model` from a server of its own (in the router's group) started on first use.
+ */
+const llamaServer = (model: string, presetDir: string | null = null): Effect.Effect<string, never, Scope.Scope> =>
   Effect.gen(function*() {
     const port = yield* freePort
+    const options = ["--ctx-size", "2048", "--parallel", "1", "--threads", "1"]
+    const args = presetDir === null ? ["-m", model, ...options] : ["--models-preset", Path.join(presetDir, "models.ini")]
+    if (presetDir !== null) {
+      Fs.writeFileSync(Path.join(presetDir, "models.ini"), `[synth-15M-q4_0]\nmodel = ${model}\nctx-size = 2048\nparallel = 1\nthreads = 1\n`)
+    }
     const proc = yield* Effect.acquireRelease(
-      Effect.sync(() =>
-        spawn(llamaServerBin(), ["-m", model, "--host", "127.0.0.1", "--port", `${port}`, "--ctx-size", "2048", "--parallel", "1", "--threads", "1"], {
-          stdio: "ignore"
+      Effect.sync(() => spawn(llamaServerBin(), [...args, "--host", "127.0.0.1", "--port", `${port}`], { stdio: "ignore", detached: true })),
+      (p) =>
+        Effect.sync(() => {
+          try {
+            process.kill(-p.pid!, "SIGKILL")
+          } catch { /* gone */ }
         })
-      ),
-      (p) => Effect.sync(() => void p.kill("SIGKILL"))
     )
     const baseUrl = `http://127.0.0.1:${port}`
     yield* Effect.promise(async () => {
@@ -149,5 +162,19 @@ describe("the pre-warm sizes the probe prompt with the provider's tokenizer (iss
       const baseUrl = yield* llamaServer(tinyModelPath())
       yield* bothWays(baseUrl)
       yield* endsAtFirstToken(baseUrl)
+    }), 300_000)
+  it.scopedLive("D-1 P-1 F-4 llama-server as a router (--models-preset): its /tokenize needs the model's id, which the pre-warm sends; the same sizing", () =>
+    Effect.gen(function*() {
+      const dir = yield* Effect.acquireRelease(
+        Effect.sync(() => Fs.mkdtempSync(Path.join(Os.tmpdir(), "prewarm-router-"))),
+        (d) => Effect.sync(() => Fs.rmSync(d, { recursive: true, force: true }))
+      )
+      const baseUrl = yield* llamaServer(tinyModelPath(), dir)
+      // A router answers /tokenize only for a named model (without one: 400, and the pre-warm would fall back to fitting).
+      const unnamed = yield* Effect.promise(() =>
+        fetch(`${baseUrl}/tokenize`, { method: "POST", body: JSON.stringify({ content: "hello world", add_special: false }) }).then((r) => r.status)
+      )
+      assert.strictEqual(unnamed, 400)
+      yield* bothWays(baseUrl)
     }), 300_000)
 })
