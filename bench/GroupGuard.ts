@@ -25,7 +25,8 @@ export interface GroupGuard {
  * SIGTERM or SIGHUP to this process SIGKILLs the watched group, removes the guard, then ends this
  * process by the same signal if no other listener for it is left. Where one is left, ending the
  * process is that listener's: another guard (one Ctrl-C takes every guarded group, and the last
- * guard ends the bench), or a handler of the bench's own (none today). Any other exit of this
+ * guard ends the bench), or one installed before (signal-exit's, once node-llama-cpp is imported in
+ * the bench, which re-raises the signal when it finds itself alone: the guard runs first for that). Any other exit of this
  * process (a `process.exit` elsewhere) SIGKILLs the group too. SIGKILL, not SIGTERM: the bench is
  * going away and nothing it would wait for is measured. The group is released when its leader has
  * exited: a member that outlived the leader is not taken then.
@@ -47,7 +48,9 @@ export const guardGroup = (): GroupGuard => {
     release()
     if (process.listenerCount(signal) === 0) process.kill(process.pid, signal)
   }
-  for (const sig of SIGNALS) process.once(sig, onSignal)
+  // First in line: a listener already there that re-raises only when it is alone (signal-exit, which
+  // node-llama-cpp's import installs) then finds the guard gone, and ends the process as it would have.
+  for (const sig of SIGNALS) process.prependOnceListener(sig, onSignal)
   process.once("exit", kill)
   return { watch: (g) => void (pgid = g), release, kill }
 }

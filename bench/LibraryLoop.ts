@@ -23,6 +23,7 @@ import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
 import { createRequire } from "node:module"
 import * as path from "node:path"
+import type { Readable } from "node:stream"
 import { fileURLToPath, pathToFileURL } from "node:url"
 import { promptOfWords } from "../src/domain/Prompt.js"
 import { median } from "../src/domain/Stats.js"
@@ -94,11 +95,18 @@ export const measureLibraryLoop = (spec: LibraryLoopSpec, timeoutMs = 300_000): 
     const tsx = createRequire(import.meta.url).resolve("tsx")
     // Ctrl-C, a closed terminal or another exit of this process takes the loop's group with it (GroupGuard).
     const guard = guardGroup()
-    const child = ChildProcess.spawn(process.execPath, ["--import", pathToFileURL(tsx).href, here, JSON.stringify(spec)], {
-      stdio: ["ignore", "pipe", "pipe"],
-      detached: true,
-      env: { ...process.env, UV_THREADPOOL_SIZE: "1" }
-    })
+    let child: ChildProcess.ChildProcessByStdio<null, Readable, Readable>
+    try {
+      child = ChildProcess.spawn(process.execPath, ["--import", pathToFileURL(tsx).href, here, JSON.stringify(spec)], {
+        stdio: ["ignore", "pipe", "pipe"],
+        detached: true,
+        env: { ...process.env, UV_THREADPOOL_SIZE: "1" }
+      })
+    } catch (e) {
+      // Thrown rather than emitted: nothing started, nothing to guard (the promise rejects with it).
+      guard.release()
+      throw e
+    }
     const what = `node-llama-cpp loop (${path.basename(spec.model)}, ${spec.threads} thread${spec.threads === 1 ? "" : "s"})`
     let out = ""
     let err = ""

@@ -73,9 +73,17 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
   // A Ctrl-C of the bench (its group, not this detached one) or another exit of it takes the server along.
   const guard = guardGroup()
   const t0 = Date.now()
-  const child = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true })
+  let child: ChildProcess.ChildProcess
+  try {
+    child = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true })
+  } catch (e) {
+    // Thrown rather than emitted (an argument Node refuses): nothing started, nothing to guard.
+    guard.release()
+    throw e
+  } finally {
+    fs.closeSync(fd)
+  }
   if (child.pid !== undefined) guard.watch(child.pid)
-  fs.closeSync(fd)
   // A failed spawn (ENOENT, EACCES) emits 'error' and no 'exit': without a listener it would crash the bench.
   let spawnError: Error | null = null
   const exited = new Promise<void>((resolve) => {

@@ -91,10 +91,11 @@ const ANSI = /\u001b\[[0-9;]*m/g
 const FORCING = new Set(["", "1", "2", "3", "true"])
 
 /**
- * Whether text written to `stream` keeps its ANSI styling, by the rule Node's console uses: FORCE_COLOR
- * set decides first ("", "1", "2", "3", "true" keep it; "0", "false" or another value drops it); else
- * NO_COLOR set and non-empty (https://no-color.org), NODE_DISABLE_COLORS set or TERM=dumb drops it;
- * else it is kept on a terminal and dropped for a pipe or a file. The CLI's rule is the same
+ * Whether text written to `stream` keeps its ANSI styling: FORCE_COLOR, when set, decides first, read
+ * as Node's `tty.WriteStream.getColorDepth` reads it ("", "1", "2", "3", "true" keep it; "0", "false"
+ * or another value drops it); else NO_COLOR set and non-empty (https://no-color.org),
+ * NODE_DISABLE_COLORS set or TERM=dumb drops it; else it is kept on a terminal and dropped for a
+ * pipe or a file. The CLI's rule is the same
  * (src/cli/PlainText.ts `keepsAnsi`; test/cli/PlainText.test.ts checks both on one table).
  */
 const keepsAnsi = (stream, env = process.env) => {

@@ -9,11 +9,12 @@ import type { Console } from "effect"
 const FORCING = new Set(["", "1", "2", "3", "true"])
 
 /**
- * Whether text written to `stream` keeps its ANSI styling, by the rule Node's console uses
- * (`tty.WriteStream.getColorDepth` and `hasColors`): FORCE_COLOR set decides first ("", "1", "2",
- * "3", "true" keep it; any other value, "0" and "false", drops it); else NO_COLOR set and non-empty
- * (https://no-color.org), NODE_DISABLE_COLORS set, or TERM=dumb drops it; else it is kept on a
- * terminal and dropped for a pipe or a file. bin/help-cache.js `keepsAnsi` is the same rule, for the
+ * Whether text written to `stream` keeps its ANSI styling: FORCE_COLOR, when set, decides first, read
+ * as Node's `tty.WriteStream.getColorDepth` reads it ("", "1", "2", "3", "true" keep it; any other
+ * value, "0" and "false", drops it); else NO_COLOR set and non-empty (https://no-color.org; Node's
+ * console also takes an empty one), NODE_DISABLE_COLORS set, or TERM=dumb drops it; else it is kept
+ * on a terminal (whatever its TERM says of colours: @effect/cli uses bold and the basic 8) and dropped
+ * for a pipe or a file. bin/help-cache.js `keepsAnsi` is the same rule, for the
  * help the build kept (test/cli/PlainText.test.ts checks both on one table).
  */
 export const keepsAnsi = (stream: { readonly isTTY?: boolean }, env: NodeJS.ProcessEnv = process.env): boolean => {

@@ -73,6 +73,39 @@ setInterval(() => {}, 1000)
     }
   }, 120_000)
 
+  it("issue 14 with node-llama-cpp imported in the bench first (its signal-exit listens to SIGINT too), one Ctrl-C still ends the bench by SIGINT and takes the server", async () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "bench-servers-nlc-"))
+    const model = Path.join(dir, `imported-${process.pid}-${Date.now()}.gguf`)
+    Fs.symlinkSync(tinyModelPath(), model)
+    const servers = Path.join(repoRoot, "bench", "Servers.ts")
+    const run = standIn(
+      dir,
+      `await import(${JSON.stringify(pathToFileURL(Path.join(repoRoot, "node_modules", "node-llama-cpp", "dist", "index.js")).href)})
+const before = process.listenerCount("SIGINT")
+const { startServer } = await import(${JSON.stringify(servers)})
+await startServer({ kind: "llama-server", model: ${JSON.stringify(model)}, threads: 1, contextTokens: 256, logPath: ${JSON.stringify(dir)} + "/ls.log" })
+process.stdout.write("ready: SIGINT listeners before " + before + "\\n")
+setInterval(() => {}, 1000)
+`
+    )
+    try {
+      await waitFor(() => run.out().includes("ready") || run.out().includes("Error"), 60_000)
+      // The listener that would swallow a second one's signal is there.
+      expect(run.out()).toContain("ready: SIGINT listeners before 1")
+      expect(pidsNaming(model).length).toBeGreaterThanOrEqual(1)
+      process.kill(-run.bench.pid!, "SIGINT")
+      expect(await run.exited).toBe("SIGINT")
+      await waitFor(() => pidsNaming(model).length === 0, 5_000)
+      expect(pidsNaming(model)).toEqual([])
+    } finally {
+      try {
+        process.kill(-run.bench.pid!, "SIGKILL")
+      } catch { /* gone */ }
+      killAll(pidsNaming(model))
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
+  }, 90_000)
+
   for (const how of ["SIGTERM", "SIGHUP", "process.exit"] as const) {
     it(`issue 14 ${how} of the bench while a server runs takes the server's group along`, async () => {
       const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "bench-servers-end-"))
@@ -129,6 +162,7 @@ setInterval(() => {}, 1000)
     try {
       await waitFor(() => run.out().includes("stopped") || run.out().includes("Error"), 60_000)
       // No listener left behind by the stopped server's guard.
+      expect(run.out()).toMatch(/stopped: listeners \S+ before, \S+ after/)
       const [, before, after] = /listeners (\S+) before, (\S+) after/.exec(run.out()) ?? []
       expect(after).toBe(before)
       expect(pidsNaming(model)).toEqual([])

@@ -108,7 +108,8 @@ describe("the installed package (issue 14)", () => {
     assert.includeMembers(kept, ["help", "version"])
     // Each kept answer is byte for byte what the CLI prints with the cache off, styled as a terminal gets it
     // (FORCE_COLOR), two at a time (2 cores).
-    const { FORCE_COLOR: _f, NO_COLOR: _n, ...plainEnv } = process.env
+    // The runner's own colour settings left out (a CI's TERM=dumb or NODE_DISABLE_COLORS would turn a terminal's styling off).
+    const { FORCE_COLOR: _f, NO_COLOR: _n, NODE_DISABLE_COLORS: _d, TERM: _t, ...plainEnv } = process.env
     const styled = { ...plainEnv, FORCE_COLOR: "1" }
     const argvs = [["--help"], ["--version"], ...commands.map((c) => [c, "--help"])]
     for (let i = 0; i < argvs.length; i += 2) {
@@ -133,8 +134,13 @@ describe("the installed package (issue 14)", () => {
       assert.strictEqual(piped.stdout, stripVTControlCharacters(keptVerify), JSON.stringify({ cache: env.AUTOTUNE_HELP_CACHE, FORCE_COLOR: env.FORCE_COLOR }))
     }
     // On a terminal (a pty, through util-linux's `script`): styled, kept or live; plain under NO_COLOR.
+    const quote = (p: string) => `'${p.replace(/'/g, "'\\''")}'`
     const onTerminal = (env: NodeJS.ProcessEnv) =>
-      spawnSync("script", ["-qec", `${process.execPath} ${launcher} verify --help`, "/dev/null"], { env, encoding: "utf8", timeout: 60_000 })
+      spawnSync("script", ["-qec", `${quote(process.execPath)} ${quote(launcher)} verify --help`, "/dev/null"], {
+        env: { ...env, TERM: "xterm" },
+        encoding: "utf8",
+        timeout: 60_000
+      })
     const terminals: ReadonlyArray<readonly [NodeJS.ProcessEnv, boolean]> = [
       [plainEnv, true],
       [{ ...plainEnv, AUTOTUNE_HELP_CACHE: "off" }, true],
@@ -143,6 +149,8 @@ describe("the installed package (issue 14)", () => {
     ]
     for (const [env, styledThere] of terminals) {
       const tty = onTerminal(env)
+      // util-linux's script(1) (Debian's bsdutils, an essential package) gives the CLI a pseudo-terminal.
+      assert.isUndefined(tty.error, `script(1): ${tty.error?.message}`)
       assert.strictEqual(tty.status, 0, tty.stderr)
       assert.include(tty.stdout, "--gate-ttft-ms")
       assert.strictEqual(tty.stdout.includes("\u001b["), styledThere, JSON.stringify({ cache: env.AUTOTUNE_HELP_CACHE, NO_COLOR: env.NO_COLOR }))

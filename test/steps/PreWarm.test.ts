@@ -100,9 +100,10 @@ const bothWays = (baseUrl: string) =>
   })
 
 /**
- * The real llama-server on `model`, one slot, its process group SIGKILLed when the Scope closes; ready once
- * `/health` answers 200. With `presetDir`, as a router (`--models-preset`, F-4) whose one section, named
- * synth-15M-q4_0, serves `model` from a server of its own (in the router's group) started on first use.
+ * The real llama-server on `model`, one slot, SIGKILLed when the Scope closes; ready once `/health` answers
+ * 200. With `presetDir`, as a router (`--models-preset`, F-4) whose one section, named synth-15M-q4_0,
+ * serves `model` from a server of its own started on first use (which ends when the router's pipe to it
+ * closes: "EOF on stdin detected"), listing no model of the machine's llama.cpp cache (LLAMA_CACHE there).
  */
 const llamaServer = (model: string, presetDir: string | null = null): Effect.Effect<string, never, Scope.Scope> =>
   Effect.gen(function*() {
@@ -113,13 +114,13 @@ const llamaServer = (model: string, presetDir: string | null = null): Effect.Eff
       Fs.writeFileSync(Path.join(presetDir, "models.ini"), `[synth-15M-q4_0]\nmodel = ${model}\nctx-size = 2048\nparallel = 1\nthreads = 1\n`)
     }
     const proc = yield* Effect.acquireRelease(
-      Effect.sync(() => spawn(llamaServerBin(), [...args, "--host", "127.0.0.1", "--port", `${port}`], { stdio: "ignore", detached: true })),
-      (p) =>
-        Effect.sync(() => {
-          try {
-            process.kill(-p.pid!, "SIGKILL")
-          } catch { /* gone */ }
+      Effect.sync(() =>
+        spawn(llamaServerBin(), [...args, "--host", "127.0.0.1", "--port", `${port}`], {
+          stdio: "ignore",
+          env: presetDir === null ? process.env : { ...process.env, LLAMA_CACHE: presetDir }
         })
+      ),
+      (p) => Effect.sync(() => void p.kill("SIGKILL"))
     )
     const baseUrl = `http://127.0.0.1:${port}`
     yield* Effect.promise(async () => {
