@@ -10,13 +10,13 @@ const SIGNALS: ReadonlyArray<NodeJS.Signals> = ["SIGINT", "SIGTERM", "SIGHUP"]
 
 /**
  * An installed guard. `watch(pgid)` names the group (the detached child's pid, right after its
- * spawn); `release()` removes the guard once its leader has exited (idempotent); `kill()`
- * SIGKILLs the group now (nothing before `watch`).
+ * spawn); `release()` removes the guard once its leader has exited (idempotent); `kill(signal)`
+ * sends the group `signal` (default SIGKILL) now (nothing before `watch`, nothing to a group gone).
  */
 export interface GroupGuard {
   readonly watch: (pgid: number) => void
   readonly release: () => void
-  readonly kill: () => void
+  readonly kill: (signal?: NodeJS.Signals) => void
 }
 
 /**
@@ -33,15 +33,16 @@ export interface GroupGuard {
  */
 export const guardGroup = (): GroupGuard => {
   let pgid: number | null = null
-  const kill = () => {
+  const kill = (signal: NodeJS.Signals = "SIGKILL") => {
     if (pgid === null) return
     try {
-      process.kill(-pgid, "SIGKILL")
+      process.kill(-pgid, signal)
     } catch { /* already gone */ }
   }
+  const killOnExit = () => kill()
   const release = () => {
     for (const sig of SIGNALS) process.removeListener(sig, onSignal)
-    process.removeListener("exit", kill)
+    process.removeListener("exit", killOnExit)
   }
   const onSignal = (signal: NodeJS.Signals) => {
     kill()
@@ -51,6 +52,6 @@ export const guardGroup = (): GroupGuard => {
   // First in line: a listener already there that re-raises only when it is alone (signal-exit, which
   // node-llama-cpp's import installs) then finds the guard gone, and ends the process as it would have.
   for (const sig of SIGNALS) process.prependOnceListener(sig, onSignal)
-  process.once("exit", kill)
+  process.once("exit", killOnExit)
   return { watch: (g) => void (pgid = g), release, kill }
 }

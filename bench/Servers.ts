@@ -100,13 +100,8 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
   })
   const stop = async () => {
     if (gone || child.pid === undefined) return
-    const kill = (sig: NodeJS.Signals) => {
-      try {
-        process.kill(-child.pid!, sig)
-      } catch { /* already gone */ }
-    }
-    kill("SIGTERM")
-    const timer = setTimeout(() => kill("SIGKILL"), 10_000)
+    guard.kill("SIGTERM")
+    const timer = setTimeout(() => guard.kill("SIGKILL"), 10_000)
     await exited
     clearTimeout(timer)
   }

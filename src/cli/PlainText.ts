@@ -3,7 +3,7 @@
  * help out in bold and colour whatever the output is, so `autotune --help > file` or `| grep` got
  * escape sequences.
  */
-import type { Console } from "effect"
+import type { Console, Effect } from "effect"
 
 /** Values of FORCE_COLOR that force styling, as Node's own `tty.getColorDepth` reads them (others, "0" and "false", turn it off). */
 const FORCING = new Set(["", "1", "2", "3", "true"])
@@ -46,15 +46,18 @@ export const plainWhereNotShown = (
   err: { readonly isTTY?: boolean } = process.stderr,
   env: NodeJS.ProcessEnv = process.env
 ): Console.Console => {
+  // A method as it is where its stream keeps the styling, else writing its arguments plain.
+  const through = (keep: boolean, write: (...args: ReadonlyArray<unknown>) => Effect.Effect<void>) =>
+    keep ? write : (...args: ReadonlyArray<unknown>) => write(...plain(args))
   const toOut = keepsAnsi(out, env)
   const toErr = keepsAnsi(err, env)
   return {
     ...base,
-    log: (...args) => base.log(...(toOut ? args : plain(args))),
-    info: (...args) => base.info(...(toOut ? args : plain(args))),
-    debug: (...args) => base.debug(...(toOut ? args : plain(args))),
-    error: (...args) => base.error(...(toErr ? args : plain(args))),
-    warn: (...args) => base.warn(...(toErr ? args : plain(args))),
-    trace: (...args) => base.trace(...(toErr ? args : plain(args)))
+    log: through(toOut, base.log),
+    info: through(toOut, base.info),
+    debug: through(toOut, base.debug),
+    error: through(toErr, base.error),
+    warn: through(toErr, base.warn),
+    trace: through(toErr, base.trace)
   }
 }
