@@ -15,6 +15,7 @@ import type { FinishReason, Timings } from "./OpenAi.js"
 import { awaitBounded } from "./AwaitBounded.js"
 import { bootLlama } from "./LlamaBoot.js"
 import { makeStopScanner } from "./StopScanner.js"
+import type { ThreadpoolShim } from "./ThreadpoolShim.js"
 
 /** Generation failed inside node-llama-cpp after the request was accepted (HTTP 500). Internal to serve. */
 export class GenerateFailed extends Schema.TaggedError<GenerateFailed>()("GenerateFailed", {
@@ -67,6 +68,8 @@ export interface Engine {
   /** Actual per-sequence context llama.cpp allocated (rounded up to a multiple of 256). */
   readonly allocatedContext: number
   readonly threads: number
+  /** The context's threads: a persistent ggml threadpool, or created per graph and why (ThreadpoolShim.ts). */
+  readonly threadpool: ThreadpoolShim
   /** Flash attention as the context was created: on, off, or `auto` (llama.cpp decides: on, on CPU). */
   readonly flashAttn: "auto" | boolean
   /** KV cache type name, e.g. `F16`, `Q8_0`. */
@@ -232,9 +235,11 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
 
     const started = performance.now()
     const log = makeLogTail()
+    let threadpool: ThreadpoolShim = { loaded: false, why: "llama.cpp not started" }
     const llama: Llama = yield* Effect.acquireRelease(
       nativeStep("cannot initialise llama.cpp", async () => {
         const boot = await bootLlama()
+        threadpool = boot.threadpool
         // What llama.cpp said before this engine took over goes to the log tail either way;
         // on success the logger is replaced first, so no line lands in the early buffer after it is read.
         const handOver = () => boot.earlyLog.splice(0).forEach((line) => log.push(line.level, line.message))
@@ -399,6 +404,7 @@ export const makeEngine = (o: EngineOptions): Effect.Effect<Engine, ServeFailed,
       contextLimit,
       allocatedContext: context.contextSize,
       threads,
+      threadpool,
       flashAttn: context.flashAttention,
       kvCacheType: kvType,
       loadMs,

@@ -17,6 +17,7 @@
  * Llama, and what llama.cpp logged before that is handed over.
  */
 import type { Llama, LlamaLogLevel } from "node-llama-cpp"
+import { loadThreadpoolShim, type ThreadpoolShim } from "./ThreadpoolShim.js"
 
 /** One llama.cpp log line: its level and message. */
 export interface LlamaLogLine {
@@ -24,10 +25,14 @@ export interface LlamaLogLine {
   readonly message: string
 }
 
-/** A started `getLlama` and the log lines it has written so far (until the engine takes the logger). */
+/**
+ * A started `getLlama`, the log lines it has written so far (until the engine takes the logger),
+ * and whether llama.cpp's contexts get a persistent threadpool (ThreadpoolShim.ts).
+ */
 export interface BootedLlama {
   readonly llama: Promise<Llama>
   readonly earlyLog: Array<LlamaLogLine>
+  readonly threadpool: ThreadpoolShim
 }
 
 let early: BootedLlama | undefined
@@ -38,6 +43,8 @@ const importNlc = (): Promise<typeof import("node-llama-cpp")> =>
   })
 
 const start = (nlc: typeof import("node-llama-cpp")): BootedLlama => {
+  // Before getLlama loads the addon, whose llama_decode must resolve to the shim's.
+  const threadpool = loadThreadpoolShim()
   const earlyLog: Array<LlamaLogLine> = []
   const llama = nlc.getLlama({
     gpu: false,
@@ -49,7 +56,7 @@ const start = (nlc: typeof import("node-llama-cpp")): BootedLlama => {
   })
   // Observed by the engine; a launch that never gets that far (a usage error) must not crash on it.
   llama.catch(() => {})
-  return { llama, earlyLog }
+  return { llama, earlyLog, threadpool }
 }
 
 /**

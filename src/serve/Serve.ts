@@ -14,6 +14,7 @@ import { leadsOwnGroup, pidAlive } from "../system/Pids.js"
 import { type Engine, makeEngine } from "./Engine.js"
 import { type BodyReadFailed, listen, readBody, sendJson } from "./HttpServer.js"
 import { makeSseWriter } from "./SseWriter.js"
+import { threadpoolText } from "./ThreadpoolShim.js"
 import {
   ChatRequest,
   chunk,
@@ -228,7 +229,7 @@ export const serve = (o: ServeOptions): Effect.Effect<never, ServeFailed, Scope.
           `loaded ${engine.modelId} in ${Math.round(engine.loadMs)} ms: context ${engine.contextLimit} tokens/sequence ` +
             `(allocated ${engine.allocatedContext}) × ${o.maxBatch} sequences, KV ${engine.kvCacheType}, ${engine.threads} threads, ` +
             `flash attention ${engine.flashAttn === "auto" ? "auto" : engine.flashAttn ? "on" : "off"}, ` +
-            `libuv pool ${pool ?? "4 (default)"}`
+            `libuv pool ${pool ?? "4 (default)"}, ${threadpoolText(engine.threadpool)}`
         )
         if (pool !== "1") {
           yield* Effect.logWarning(

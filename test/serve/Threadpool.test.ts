@@ -1,0 +1,114 @@
+/**
+ * The embedded provider's persistent ggml threadpool (issue 14; native/llama-threadpool.c,
+ * bin/native.js, src/serve/ThreadpoolShim.ts): `autotune serve` says which threads its context
+ * computes on, attaches one pool per context, and replies exactly as llama.cpp's per-graph
+ * threads do; the build makes the library where it can and says why where it cannot. (How much
+ * faster decode is with it is the bench's figure 8, measured side by side, not a test.)
+ */
+import { assert, describe, it } from "@effect/vitest"
+import { Effect } from "effect"
+import { spawnSync } from "node:child_process"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
+import { repoRoot, tinyModelPath } from "../support/models.js"
+import { postJson, startServe } from "./ServeProcess.js"
+
+const base = ["--model", tinyModelPath("q4_0"), "--no-join", "--max-context", "1024", "--threads", "2"]
+const ATTACHED = /autotune: a persistent ggml threadpool of (\d+) thread\(s\) attached to a llama\.cpp context/g
+
+/** Two greedy completions of different prompts from one `autotune serve`, and what it said on stderr. */
+const twoReplies = (env: Record<string, string>) =>
+  Effect.scoped(Effect.gen(function*() {
+    const s = yield* startServe(base, undefined, [], env)
+    const replies: Array<string> = []
+    for (const content of ["the quick brown fox jumps over the lazy dog", "seven happy cats sing near the old river"]) {
+      const r = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages: [{ role: "user", content }], max_tokens: 24, temperature: 0 })
+      assert.strictEqual(r.status, 200)
+      replies.push(r.body.choices[0].message.content as string)
+    }
+    return { replies, stderr: s.stderr() }
+  }))
+
+describe("the embedded provider's ggml threadpool (issue 14)", () => {
+  it.live("issue 14 E-5 at 2 threads serve computes on one persistent threadpool per context, said on its loaded line, and replies token for token as with per-graph threads (AUTOTUNE_THREADPOOL=off)", () =>
+    Effect.gen(function*() {
+      const pooled = yield* twoReplies({})
+      assert.include(pooled.stderr, "2 threads, flash attention auto, libuv pool 1, ggml threadpool persistent")
+      // Attached at the context's first decode, once: the second request computes on the same pool.
+      const attached = [...pooled.stderr.matchAll(ATTACHED)].map((m) => m[1])
+      assert.deepStrictEqual(attached, ["2"], pooled.stderr)
+
+      const perGraph = yield* twoReplies({ AUTOTUNE_THREADPOOL: "off" })
+      assert.include(perGraph.stderr, "ggml threadpool per graph (AUTOTUNE_THREADPOOL=off)")
+      assert.notMatch(perGraph.stderr, ATTACHED)
+      // The same work on the same thread count, on other threads: the same tokens.
+      assert.deepStrictEqual(pooled.replies, perGraph.replies)
+      assert.isAbove(pooled.replies.join("").length, 0)
+    }), 120_000)
+
+  describe("bin/native.js (part of npm run build)", () => {
+    /** A package root with the build script, the C file and this checkout's node_modules (or `nodeModules`). */
+    const packageRoot = (nodeModules?: (dir: string) => void) => {
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "autotune-native-"))
+      Fs.mkdirSync(Path.join(dir, "bin"))
+      Fs.mkdirSync(Path.join(dir, "native"))
+      Fs.copyFileSync(Path.join(repoRoot, "bin", "native.js"), Path.join(dir, "bin", "native.js"))
+      Fs.copyFileSync(Path.join(repoRoot, "native", "llama-threadpool.c"), Path.join(dir, "native", "llama-threadpool.c"))
+      if (nodeModules === undefined) Fs.symlinkSync(Path.join(repoRoot, "node_modules"), Path.join(dir, "node_modules"))
+      else nodeModules(dir)
+      return dir
+    }
+    const library = (dir: string) => Path.join(dir, "dist", "native", "llama-threadpool.so")
+    /** An earlier build's library, which a build that cannot make one must not leave behind. */
+    const earlier = (dir: string) => {
+      Fs.mkdirSync(Path.dirname(library(dir)), { recursive: true })
+      Fs.writeFileSync(library(dir), "an earlier build")
+    }
+    /** Runs the build script of the package root `dir`. */
+    const build = (dir: string, env: Record<string, string> = {}) =>
+      spawnSync(process.execPath, [Path.join(dir, "bin", "native.js")], { encoding: "utf8", env: { ...process.env, ...env }, timeout: 120_000 })
+
+    it("issue 14 with the machine's C compiler it builds the library (a Node-API module defining llama_decode and llama_free); without one the build still succeeds, says why, and leaves no earlier library", () => {
+      const dir = packageRoot()
+      earlier(dir)
+      const made = build(dir)
+      try {
+        assert.strictEqual(made.status, 0, made.stderr)
+        assert.strictEqual(made.stderr, "")
+        const symbols = spawnSync("nm", ["-D", "--defined-only", library(dir)], { encoding: "utf8" }).stdout
+        for (const s of ["llama_decode", "llama_free", "napi_register_module_v1"]) assert.match(symbols, new RegExp(` T ${s}$`, "m"))
+        assert.deepStrictEqual(Fs.readdirSync(Path.dirname(library(dir))), ["llama-threadpool.so"])
+      } finally {
+        Fs.rmSync(dir, { recursive: true, force: true })
+      }
+
+      const none = packageRoot()
+      earlier(none)
+      try {
+        const r = build(none, { CC: Path.join(none, "no-such-cc") })
+        assert.strictEqual(r.status, 0, r.stderr)
+        assert.match(r.stderr, /^note: no persistent ggml threadpool for the embedded provider \(no C compiler \(.*no-such-cc\)\): autotune serve starts llama\.cpp's threads per token/)
+        assert.isFalse(Fs.existsSync(library(none)))
+      } finally {
+        Fs.rmSync(none, { recursive: true, force: true })
+      }
+    })
+
+    it("issue 14 against another node-llama-cpp than the C file was written for (its llama_batch), nothing is built, and the build says which", () => {
+      const dir = packageRoot((d) => {
+        Fs.mkdirSync(Path.join(d, "node_modules", "node-llama-cpp"), { recursive: true })
+        Fs.writeFileSync(Path.join(d, "node_modules", "node-llama-cpp", "package.json"), JSON.stringify({ name: "node-llama-cpp", version: "3.23.0" }))
+      })
+      earlier(dir)
+      try {
+        const r = build(dir)
+        assert.strictEqual(r.status, 0, r.stderr)
+        assert.include(r.stderr, "node-llama-cpp 3.23.0 is installed; native/llama-threadpool.c is written for 3.22.1")
+        assert.isFalse(Fs.existsSync(library(dir)))
+      } finally {
+        Fs.rmSync(dir, { recursive: true, force: true })
+      }
+    })
+  })
+})
