@@ -38,6 +38,18 @@ export interface EngineRow {
   /** Why the flash-attention-off measurement failed (its rows are then n/a; the others stay). */
   readonly flashAttnOffFailure?: string
   /**
+   * What the provider's context computed on (`threadpoolOf`): the ggml threadpool of src/serve/ThreadpoolShim.ts
+   * attached, or why not; null when its log says neither. Absent before it was kept.
+   */
+  readonly threadpool?: string | null
+  /**
+   * The same provider measurement with llama.cpp's threads started per graph (`AUTOTUNE_THREADPOOL=off`), measured
+   * right after the library loop: the threadpool's factor, side by side. Absent in results saved before it was measured.
+   */
+  readonly perGraph?: ThroughputResult
+  /** Why the per-graph measurement failed (its row is then n/a; the others stay). */
+  readonly perGraphFailure?: string
+  /**
    * node-llama-cpp's own `evaluate` loop on the same model, threads, context and prompt length
    * (bench/LibraryLoop.ts): the provider with nothing of its own around node-llama-cpp. Absent in results saved
    * before it was measured.
@@ -101,6 +113,12 @@ const measureModel = async (
     library.set(t, await measureLibraryLoop({ ...spec, model: m.path, threads: t, promptTokens: p }).catch((e: unknown) =>
       e instanceof Error ? e.message.split("\n")[0] ?? e.message : String(e)))
   }
+  // The provider without its persistent threadpool, per thread count: a failure leaves the rows above.
+  const perGraph = new Map<number, ThroughputResult | string>()
+  for (const t of THREADS) {
+    perGraph.set(t, await measureThroughput("embedded", t, { ...spec, model: m.path, logDir, threadpool: false }).catch((e: unknown) =>
+      e instanceof Error ? e.message.split("\n")[0] ?? e.message : String(e)))
+  }
   // Flash attention off on both sides: its own step, so a failure there leaves the rows above.
   const off = await (async () => {
     const faOff: Array<ThroughputResult> = []
@@ -117,6 +135,8 @@ const measureModel = async (
     pp: findRow(bench, { threads: e.threads, nPrompt: p, nGen: 0, nDepth: 0 }),
     tg: findRow(bench, { threads: e.threads, nPrompt: 0, nGen: spec.maxTokens, nDepth: p }),
     ...loopFields(library.get(e.threads)),
+    threadpool: threadpoolOf(path.join(logDir, `throughput-embedded-t${e.threads}.log`)),
+    ...perGraphFields(perGraph.get(e.threads)),
     ...(typeof off === "string" ? { flashAttnOffFailure: off } : {
       flashAttnOff: {
         embedded: off.faOff.find((x) => x.threads === e.threads)!,
@@ -124,6 +144,27 @@ const measureModel = async (
       }
     })
   }))
+}
+
+const perGraphFields = (r: ThroughputResult | string | undefined): Pick<EngineRow, "perGraph" | "perGraphFailure"> =>
+  r === undefined ? {} : typeof r === "string" ? { perGraphFailure: r } : { perGraph: r }
+
+/**
+ * What `autotune serve`'s context computed on, from its log `logFile`: `persistent, N thread(s) attached` where the
+ * threadpool library said it attached a pool; `loaded, never attached` where only the loaded line says it was loaded
+ * (the library then says why on its own line); `per graph (<why>)` as the loaded line says it; null without that line.
+ */
+export const threadpoolOf = (logFile: string): string | null => {
+  let text: string
+  try {
+    text = fs.readFileSync(logFile, "utf8")
+  } catch {
+    return null
+  }
+  const attached = /^autotune: a persistent ggml threadpool of (\d+) thread\(s\) attached/m.exec(text)
+  if (attached !== null) return `persistent, ${attached[1]} thread(s) attached`
+  const said = /\bloaded \S+ in .*, ggml threadpool (.*?)\s*$/m.exec(text)?.[1]
+  return said === undefined ? null : said.startsWith("persistent") ? "loaded, never attached" : said
 }
 
 const loopFields = (r: LibraryLoopResult | string | undefined): Pick<EngineRow, "library" | "libraryFailure"> =>

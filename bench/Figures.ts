@@ -233,6 +233,15 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
             fx(ratio(r.flashAttnOff.embedded.serverDecodeTps, r.embedded.serverDecodeTps), 2)}× the embedded decode with it on${builds(r)}`
         },
         {
+          key: `embedded_threadpool.decode.${params}.t${t}`, n: 8, sub: true,
+          label: `… factor of the persistent ggml threadpool: embedded decode ÷ the same with llama.cpp's threads per graph (AUTOTUNE_THREADPOOL=off), ${th}`,
+          value: r?.perGraph === undefined ? null : ratio(r.embedded.serverDecodeTps, r.perGraph.serverDecodeTps), unit: "×", target: null,
+          detail: r?.perGraph === undefined ? (r === null ? missing : `n/a: ${r.perGraphFailure ?? "not measured in this run"}`) : `${
+            tpsWithRange(r.embedded.serverDecodeTps, r.embedded.serverDecodeTpsRange)} (threadpool ${r.threadpool ?? "not said"}) ÷ ${
+            tpsWithRange(r.perGraph.serverDecodeTps, r.perGraph.serverDecodeTpsRange)} tok/s (median [range] of ${r.embedded.requests} and ${
+            r.perGraph.requests} requests, two starts side by side)`
+        },
+        {
           key: `embedded_vs_library.decode.${params}.t${t}`, n: 8, sub: true,
           label: `… factor of the served path: embedded decode ÷ node-llama-cpp's own evaluate loop, ${th}`,
           value: r?.library === undefined ? null : ratio(r.embedded.serverDecodeTps, r.library.decodeTps), unit: "×", target: { op: ">=", value: 0.95 },
@@ -240,7 +249,7 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
             tpsWithRange(r.embedded.serverDecodeTps, r.embedded.serverDecodeTpsRange)} ÷ ${tpsWithRange(r.library.decodeTps, r.library.decodeTpsRange)} tok/s (median [range] of ${
             r.embedded.requests} and ${r.library.requests} requests; ${fx(r.embedded.completionTokens, 0)} and ${fx(r.library.completionTokens, 0)} tokens; the loop: ${
             r.library.context.contextSize}-token context, ${r.library.context.threads} thread${r.library.context.threads === 1 ? "" : "s"}, flash attention ${
-            fa(r.library.context.flashAttention)}); × the next row = the decode row`
+            fa(r.library.context.flashAttention)}${r.library.threadpool === undefined ? "" : `, ${r.library.threadpool}`}); × the next row = the decode row`
         },
         {
           key: `library_vs_llama_bench.decode.${params}.t${t}`, n: 8, sub: true,

@@ -29,6 +29,7 @@ import { promptOfWords } from "../src/domain/Prompt.js"
 import { median } from "../src/domain/Stats.js"
 import { decodeTokensPerSecond, engineContextOptions } from "../src/serve/Engine.js"
 import { bootLlama } from "../src/serve/LlamaBoot.js"
+import { threadpoolText } from "../src/serve/ThreadpoolShim.js"
 import { guardGroup } from "./GroupGuard.js"
 
 /** What the loop runs: the throughput step's requests, the prompt cut or repeated to `promptTokens` (the provider's count). */
@@ -72,6 +73,8 @@ export interface LibraryLoopResult {
    * than one stayed; null if none was seen).
    */
   readonly build: { readonly llamaCppRelease: string; readonly cpuBackend: string | null }
+  /** The context's threads, as `serve`'s loaded line says it (src/serve/ThreadpoolShim.ts); absent in results saved before. */
+  readonly threadpool?: string
 }
 
 const here = fileURLToPath(import.meta.url)
@@ -198,7 +201,8 @@ const runLoop = async (spec: LibraryLoopSpec): Promise<LibraryLoopResult> => {
     completionTokens: median(measured.map((m) => m.n)),
     requests: measured.length,
     context: { contextSize: context.contextSize, threads: context.currentThreads, flashAttention: context.flashAttention },
-    build: { llamaCppRelease: llama.llamaCppRelease.release, cpuBackend: cpuBackend() }
+    build: { llamaCppRelease: llama.llamaCppRelease.release, cpuBackend: cpuBackend() },
+    threadpool: threadpoolText(boot.threadpool)
   }
   await context.dispose()
   await model.dispose()

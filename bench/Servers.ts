@@ -34,6 +34,8 @@ export interface ServerSpec {
   readonly contextTokens: number
   readonly logPath: string
   readonly flashAttn?: boolean
+  /** Environment added to the bench's for the server (`AUTOTUNE_THREADPOOL=off`: figure 8's per-graph row). */
+  readonly env?: Readonly<Record<string, string>>
 }
 
 /** A free loopback TCP port. */
@@ -75,7 +77,7 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
   const t0 = Date.now()
   let child: ChildProcess.ChildProcess
   try {
-    child = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true })
+    child = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true, env: { ...process.env, ...s.env } })
   } catch (e) {
     // Thrown rather than emitted (an argument Node refuses): nothing started, nothing to guard.
     guard.release()

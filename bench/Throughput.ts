@@ -41,6 +41,11 @@ export interface ThroughputSpec {
   readonly logDir: string
   /** Flash attention on or off; absent: the build's `auto` (on, on CPU). */
   readonly flashAttn?: boolean
+  /**
+   * false: the embedded provider without its persistent ggml threadpool (`AUTOTUNE_THREADPOOL=off`,
+   * src/serve/ThreadpoolShim.ts), llama.cpp's threads started per graph; absent: as `serve` runs.
+   */
+  readonly threadpool?: false
 }
 
 const med = (xs: ReadonlyArray<ChatMeasure>, f: (m: ChatMeasure) => number | null) =>
@@ -63,8 +68,10 @@ export const measureThroughput = async (kind: ServerKind, threads: number, s: Th
     model: s.model,
     threads,
     contextTokens: s.contextTokens,
-    logPath: path.join(s.logDir, `throughput-${kind}-t${threads}${s.flashAttn === undefined ? "" : `-fa-${s.flashAttn ? "on" : "off"}`}.log`),
-    ...(s.flashAttn === undefined ? {} : { flashAttn: s.flashAttn })
+    logPath: path.join(s.logDir, `throughput-${kind}-t${threads}${s.flashAttn === undefined ? "" : `-fa-${s.flashAttn ? "on" : "off"}`}${
+      s.threadpool === false ? "-per-graph" : ""}.log`),
+    ...(s.flashAttn === undefined ? {} : { flashAttn: s.flashAttn }),
+    ...(s.threadpool === false ? { env: { AUTOTUNE_THREADPOOL: "off" } } : {})
   })
   try {
     const measured: Array<ChatMeasure> = []

@@ -5,7 +5,7 @@
 // context computes on a persistent ggml threadpool instead of starting its helper threads per token
 // (issue 14). Nothing of llama.cpp is compiled: node-llama-cpp's prebuilt binaries are used as they are.
 //
-// Never fails the build: where it cannot be made (not Linux, no compiler, another node-llama-cpp than the
+// Never fails the build (whatever goes wrong is said): where it cannot be made (not Linux, no compiler, another node-llama-cpp than the
 // one the C file was written for), it says why and removes an earlier build's library, and `autotune
 // serve` runs llama.cpp's per-graph threads, as without it (its `loaded …` line says which).
 "use strict"
@@ -17,32 +17,38 @@ const root = path.join(__dirname, "..")
 const source = path.join(root, "native", "llama-threadpool.c")
 const outDir = path.join(root, "dist", "native")
 const out = path.join(outDir, "llama-threadpool.so")
+const builtFor = path.join(outDir, "built-for.json")
 /** The node-llama-cpp whose llama.cpp (de3ff81) the C file declares `struct llama_batch` from. */
 const WRITTEN_FOR = "3.22.1"
 
 /** Why the library cannot be made here, or null. */
 const obstacle = () => {
   if (process.platform !== "linux") return `${process.platform}: the shim is for Linux (glibc)`
-  // (Its `exports` hide package.json from require.resolve: looked up where Node would find the package.)
-  const dir = (require("node:module").createRequire(path.join(root, "x.js")).resolve.paths("node-llama-cpp") ?? [])
-    .map((d) => path.join(d, "node-llama-cpp")).find((d) => fs.existsSync(path.join(d, "package.json")))
-  if (dir === undefined) return "node-llama-cpp is not installed"
-  const version = JSON.parse(fs.readFileSync(path.join(dir, "package.json"), "utf8")).version
+  const version = nodeLlamaCppVersion(root)
+  if (version === null) return "node-llama-cpp is not installed"
   if (version !== WRITTEN_FOR) return `node-llama-cpp ${version} is installed; native/llama-threadpool.c is written for ${WRITTEN_FOR}`
   return null
+}
+
+/** The node-llama-cpp version where Node would find the package from `dir`, or null. */
+const nodeLlamaCppVersion = (dir) => {
+  // (Its `exports` hide package.json from require.resolve: looked up where Node would find the package.)
+  const found = (require("node:module").createRequire(path.join(dir, "x.js")).resolve.paths("node-llama-cpp") ?? [])
+    .map((d) => path.join(d, "node-llama-cpp", "package.json")).find((f) => fs.existsSync(f))
+  return found === undefined ? null : JSON.parse(fs.readFileSync(found, "utf8")).version
 }
 
 const build = () => {
   const why = obstacle()
   if (why !== null) return why
-  // `$CC` as given, else cc, then gcc (where no `cc` link is installed).
-  const given = process.env.CC !== undefined && process.env.CC.trim() !== "" ? process.env.CC.trim() : null
+  // `$CC` as given (split as make would run it: `ccache gcc`), else cc, then gcc (where no `cc` link is installed).
+  const given = process.env.CC !== undefined && process.env.CC.trim() !== "" ? process.env.CC.trim().split(/\s+/) : null
   fs.mkdirSync(outDir, { recursive: true })
   // Written aside, then renamed into place: a serve starting during the build loads the old library or the new one.
   const next = `${out}.next-${process.pid}`
   let failed = null
-  for (const cc of given !== null ? [given] : ["cc", "gcc"]) {
-    const r = spawnSync(cc, ["-O2", "-shared", "-fPIC", "-o", next, source, "-ldl", "-lpthread"], { encoding: "utf8", timeout: 120_000 })
+  for (const cc of given !== null ? [given] : [["cc"], ["gcc"]]) {
+    const r = spawnSync(cc[0], [...cc.slice(1), "-O2", "-shared", "-fPIC", "-o", next, source, "-ldl", "-lpthread"], { encoding: "utf8", timeout: 120_000 })
     if (r.status === 0) {
       failed = null
       break
@@ -50,21 +56,32 @@ const build = () => {
     fs.rmSync(next, { force: true })
     const said = (r.stderr ?? "").split("\n").map((l) => l.trim()).filter((l) => l !== "").slice(-1)[0]
     failed = r.error !== undefined
-      ? (r.error.code === "ENOENT" ? `no C compiler (${given ?? "cc, gcc"})` : String(r.error))
-      : `${cc} exited ${r.status}${said ? `: ${said}` : ""}`
+      ? (r.error.code === "ENOENT" ? `no C compiler (${given?.join(" ") ?? "cc, gcc"})` : String(r.error))
+      : `${cc.join(" ")} ${r.signal !== null ? `killed by ${r.signal}` : `exited ${r.status}`}${said ? `: ${said}` : ""}`
     // Only a missing compiler is worth another try.
     if (r.error === undefined || r.error.code !== "ENOENT") break
   }
   if (failed !== null) return failed
   fs.renameSync(next, out)
+  // What it was built against: src/serve/ThreadpoolShim.ts loads it only with that node-llama-cpp installed.
+  fs.writeFileSync(builtFor, `${JSON.stringify({ "node-llama-cpp": WRITTEN_FOR })}\n`)
   return null
 }
 
-for (const f of fs.existsSync(outDir) ? fs.readdirSync(outDir) : []) {
-  if (/\.next-\d+$/.test(f)) fs.rmSync(path.join(outDir, f), { force: true })
+let why
+try {
+  for (const f of fs.existsSync(outDir) ? fs.readdirSync(outDir) : []) {
+    if (/\.next-\d+$/.test(f)) fs.rmSync(path.join(outDir, f), { force: true })
+  }
+  why = build()
+} catch (e) {
+  why = e instanceof Error ? e.message : String(e)
 }
-const why = build()
 if (why !== null) {
-  fs.rmSync(out, { force: true })
+  for (const f of [out, builtFor]) {
+    try {
+      fs.rmSync(f, { force: true })
+    } catch { /* said below either way */ }
+  }
   process.stderr.write(`note: no persistent ggml threadpool for the embedded provider (${why}): autotune serve starts llama.cpp's threads per token, slower at 2+ threads (issue 14)\n`)
 }

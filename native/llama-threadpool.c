@@ -3,8 +3,8 @@
  * `autotune serve` (issue 14: the embedded provider's decode at 2 threads).
  *
  * node-llama-cpp 3.22.1's addon never calls `llama_attach_threadpool`, and its
- * prebuilt CPU backends are built without OpenMP, so every graph compute (one per
- * decoded token) creates its helper threads and joins them again
+ * prebuilt CPU backends are built without OpenMP, so at 2 or more threads every graph
+ * compute (one per decoded token) creates its helper threads and joins them again
  * (ggml-cpu.c `ggml_graph_compute`: "disposable_threadpool"); llama-bench attaches
  * one pool per context and the shared llama-server's OpenMP keeps its threads. On 2
  * cores that cost the 15M model a quarter of its decode at 2 threads (2026-12-07:
@@ -12,14 +12,16 @@
  * served path 526/582 -> 686/763; the 42M served at 2 threads 214/239 -> 291/324,
  * which then beats 1 thread as llama-bench says it should).
  *
- * How: loaded by src/serve/LlamaBoot.ts with RTLD_GLOBAL before node-llama-cpp
- * loads its addon, this library's `llama_decode` comes first in the addon's symbol
- * lookup. It gives a context that has no pool of the size it needs one (through
+ * How: loaded by src/serve/ThreadpoolShim.ts (from LlamaBoot, before `getLlama`) with
+ * RTLD_GLOBAL before node-llama-cpp loads its addon, this library's `llama_decode` comes
+ * first in the addon's symbol lookup. It gives a context that has no pool of its size one (through
  * llama.cpp's own API: `ggml_threadpool_params_init`, the CPU backend's
  * `ggml_threadpool_new` as llama-bench finds it, `llama_attach_threadpool`), then
  * calls llama.cpp's `llama_decode` unchanged. `llama_free` frees the context, then its
- * pool. Nothing else is touched: what a context computes is what it computed without
- * the pool (the tests compare replies at temperature 0).
+ * pools. Nothing else is touched: what a context computes is what it computed without
+ * the pool (the tests compare replies at temperature 0). The pool is llama.cpp's default
+ * (`poll` 50, as llama-bench and llama-server run theirs): after a graph its helper threads
+ * spin for a while (~0.1-0.5 s of a core) before they sleep, so an idle server sleeps.
  *
  * Written for llama.cpp de3ff81, the release node-llama-cpp 3.22.1 ships (v0.5.0):
  * only `struct llama_batch`, passed by value, is declared here (bin/native.js builds
@@ -85,7 +87,10 @@ static int collect(struct dl_phdr_info *info, size_t size, void *data) {
   return 0;
 }
 
-/* The first definition of `name` in a loaded object, other than `self` (this library's own). */
+/* Defined by this library only: an object that has it is a copy of the shim, never llama.cpp. */
+const int autotune_llama_threadpool_shim = 1;
+
+/* The first definition of `name` in a loaded object other than a copy of this library. */
 static void *find(const char *name, void *self) {
   struct objects o = { 0 };
   dl_iterate_phdr(collect, &o);
@@ -95,7 +100,7 @@ static void *find(const char *name, void *self) {
       void *h = dlopen(o.names[i], RTLD_LAZY | RTLD_NOLOAD);
       if (h != NULL) {
         void *s = dlsym(h, name);
-        if (s != NULL && s != self) found = s;
+        if (s != NULL && s != self && dlsym(h, "autotune_llama_threadpool_shim") == NULL) found = s;
         dlclose(h);
       }
     }
@@ -144,23 +149,38 @@ static void resolve(void) {
 }
 
 #define MAX_CONTEXTS 64
-/* Each context with a pool, and the pool's threads. */
-static struct { void *ctx; void *pool; int threads; } pools[MAX_CONTEXTS];
+#define MAX_RETIRED 4
+/*
+ * Each context with a pool, the pool's threads, and the pools it replaced: llama.cpp's CPU backend
+ * still points at a replaced pool until its next compute (which pauses it, ggml-cpu.cpp
+ * `ggml_backend_cpu_set_threadpool`), so those are freed with the context, not before.
+ */
+static struct {
+  void *ctx;
+  void *pool;
+  int threads;
+  int retired;
+  void *replaced[MAX_RETIRED];
+} pools[MAX_CONTEXTS];
 
 static int slot_of(void *ctx) {
   for (int i = 0; i < MAX_CONTEXTS; i++) if (pools[i].ctx == ctx) return i;
   return -1;
 }
 
-/* Under `mu`: `ctx` has a pool of at least the threads it computes with, or keeps what it has. */
+/*
+ * Under `mu`: `ctx` computes on a pool of exactly its threads (a bigger one would wake its idle
+ * workers at every graph, and they would poll a core away), or keeps what it has: more live contexts
+ * than slots, or a context whose thread count changed more than MAX_RETIRED times.
+ */
 static void ensure_pool(void *ctx) {
   int want = n_threads(ctx);
   int batch = n_threads_batch(ctx);
   if (batch > want) want = batch;
   int i = slot_of(ctx);
-  if (i >= 0 && pools[i].threads >= want) return;
+  if (i >= 0 && (pools[i].threads == want || pools[i].retired == MAX_RETIRED)) return;
   if (i < 0) i = slot_of(NULL);
-  if (i < 0) return; /* more live contexts than slots: this one keeps per-graph threads */
+  if (i < 0) return;
   /* struct ggml_threadpool_params is 528 bytes in this llama.cpp; room to spare, initialized by llama.cpp. */
   _Alignas(16) unsigned char params[4096];
   memset(params, 0, sizeof params);
@@ -168,9 +188,11 @@ static void ensure_pool(void *ctx) {
   void *pool = pool_new(params);
   if (pool == NULL) return;
   void *old = pools[i].ctx == ctx ? pools[i].pool : NULL;
-  if (old != NULL) detach(ctx);
+  if (old != NULL) {
+    detach(ctx);
+    pools[i].replaced[pools[i].retired++] = old;
+  }
   attach(ctx, pool, NULL);
-  if (old != NULL) pool_free(old);
   pools[i].ctx = ctx;
   pools[i].pool = pool;
   pools[i].threads = want;
@@ -192,15 +214,17 @@ void llama_free(void *ctx) {
   resolve();
   free_fn release = real_free;
   int i = ctx == NULL ? -1 : slot_of(ctx);
-  void *pool = i >= 0 ? pools[i].pool : NULL;
+  void *owned[MAX_RETIRED + 1];
+  int n = 0;
   if (i >= 0) {
-    pools[i].ctx = pools[i].pool = NULL;
-    pools[i].threads = 0;
+    owned[n++] = pools[i].pool;
+    for (int k = 0; k < pools[i].retired; k++) owned[n++] = pools[i].replaced[k];
+    memset(&pools[i], 0, sizeof pools[i]);
   }
   pthread_mutex_unlock(&mu);
   if (release != NULL) release(ctx);
-  /* The context is gone, and with it the last user of its pool. */
-  if (pool != NULL) pool_free(pool);
+  /* The context is gone, and with it the last user of its pools. */
+  for (int k = 0; k < n; k++) pool_free(owned[k]);
 }
 
 /* Node-API's module entry (process.dlopen keeps the library loaded): exports nothing. */

@@ -122,6 +122,44 @@ describe("autotune verify (SPEC R-3)", () => {
     expect(missed.stdout).toMatch(new RegExp(`infeasible now: (pre-warm: )?TTFT .*> ${gate} ms gate`))
   })
 
+  it("R-3 a regression is called only when a second provider start shows it too: one slow start measured again holds (both said), two slow starts regress, a start that holds is the only one", { timeout: VERIFY_TIMEOUT_MS }, async () => {
+    const dir = tempDir()
+    const db = dbOf(dir)
+    // A real GGUF file whose base name tells the fake provider how to behave (ok, 200 ms to the first token:
+    // a few ms of a process's jitter are within the tolerance of it).
+    const model = Path.join(dir, "ok-200")
+    Fs.copyFileSync(tinyModelPath(), model)
+    const tuned = await runCli(["tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+      "--kv-bits-axis", "unset", "--threads-axis", "1", "--max-replicates", "3", "--json", "--db-path", db], { env: { XDG_DATA_HOME: dir } })
+    expect(tuned.code, tuned.stderr).toBe(0)
+    const runId = (JSON.parse(tuned.stdout) as { run_id: string }).run_id
+    // Each verify's provider starts answer after the TTFTs given, in order (the last for any later start).
+    const verify = async (ttfts: string, json: boolean) => {
+      const count = Path.join(dir, `starts-${ttfts}`)
+      const r = await runCli(["verify", runId, "--db-path", db, ...(json ? ["--json"] : [])],
+        { env: { XDG_DATA_HOME: dir, FAKE_PROVIDER_START_TTFTS: ttfts, FAKE_PROVIDER_START_COUNT: count } })
+      return { ...r, starts: Fs.readFileSync(count, "utf8").trim().split("\n").length }
+    }
+    const slowFirst = await verify("600,200", false)
+    expect(slowFirst.code, slowFirst.stdout + slowFirst.stderr).toBe(0)
+    expect(slowFirst.starts).toBe(2)
+    expect(slowFirst.stdout).toMatch(/^ +first start: .* TTFT p95 6\d\d ms over 3 replicate\(s\), regressed \(TTFT p95 \d+ ms → 6\d\d ms \(.*\)\): measured again in a second provider start$/m)
+    expect(slowFirst.stdout).toContain("holds: the recipe still passes the gate")
+
+    const bothSlow = await verify("600", true)
+    expect(bothSlow.code, bothSlow.stdout + bothSlow.stderr).toBe(1)
+    expect(bothSlow.starts).toBe(2)
+    const doc = JSON.parse(bothSlow.stdout) as { verdict: string; regressions: Array<string>; first_start: { regressions: Array<string> } | null }
+    expect(doc.verdict).toBe("regressed")
+    expect(doc.regressions[0]).toMatch(/^TTFT p95 \d+ ms → 6\d\d ms/)
+    expect(doc.first_start?.regressions[0]).toMatch(/^TTFT p95 \d+ ms → 6\d\d ms/)
+
+    const quick = await verify("200", true)
+    expect(quick.code, quick.stdout + quick.stderr).toBe(0)
+    expect(quick.starts).toBe(1)
+    expect((JSON.parse(quick.stdout) as { first_start: unknown }).first_start).toBeNull()
+  })
+
   it("R-3 H-4 Ctrl-C twice during verify's probe: exit 130, the recipe's provider stopped, nothing left running", { timeout: VERIFY_TIMEOUT_MS }, async () => {
     const dir = tempDir()
     const db = dbOf(dir)

@@ -11,11 +11,23 @@
  * or an operator ruling it out).
  */
 import * as fs from "node:fs"
+import { createRequire } from "node:module"
 import * as os from "node:os"
+import * as path from "node:path"
 import { fileURLToPath } from "node:url"
 
 /** The built library, dist/native/ under the package root (from src/serve/ or dist/serve/ alike, and from a bundle). */
 export const threadpoolShimPath = fileURLToPath(new URL("../../dist/native/llama-threadpool.so", import.meta.url))
+
+/** What bin/native.js built it against: `{"node-llama-cpp": "<version>"}` (its `struct llama_batch`). */
+const builtForPath = path.join(path.dirname(threadpoolShimPath), "built-for.json")
+
+/** The installed node-llama-cpp's version, where Node finds the package from here; null when none is. */
+const installedNodeLlamaCpp = (): string | null => {
+  const found = (createRequire(import.meta.url).resolve.paths("node-llama-cpp") ?? [])
+    .map((d) => path.join(d, "node-llama-cpp", "package.json")).find((f) => fs.existsSync(f))
+  return found === undefined ? null : (JSON.parse(fs.readFileSync(found, "utf8")) as { version: string }).version
+}
 
 /** Whether the shim is in the process, or why not (for the `loaded …` line, and the bench). */
 export type ThreadpoolShim =
@@ -26,7 +38,8 @@ let state: ThreadpoolShim | undefined
 
 /**
  * Loads the shim into this process once (later calls answer the first's outcome). Never throws:
- * a shim that is off, not built (no C compiler at build time, not Linux) or not loadable leaves
+ * a shim that is off, not built (no C compiler at build time, not Linux), built for another
+ * node-llama-cpp than the installed one, or not loadable leaves
  * llama.cpp's per-graph threads, said in the result. Must run before node-llama-cpp's `getLlama`.
  */
 export const loadThreadpoolShim = (): ThreadpoolShim => {
@@ -35,6 +48,10 @@ export const loadThreadpoolShim = (): ThreadpoolShim => {
     if (process.platform !== "linux") return { loaded: false, why: `not built for ${process.platform}` }
     if (!fs.existsSync(threadpoolShimPath)) return { loaded: false, why: "not built (npm run build says why)" }
     try {
+      // Built against another node-llama-cpp than the one installed (`npm update` runs no build): its llama_batch may differ.
+      const built = (JSON.parse(fs.readFileSync(builtForPath, "utf8")) as Record<string, unknown>)["node-llama-cpp"]
+      const installed = installedNodeLlamaCpp()
+      if (built !== installed) return { loaded: false, why: `built for node-llama-cpp ${String(built)}, ${installed ?? "none"} installed (npm run build)` }
       const { RTLD_NOW, RTLD_GLOBAL } = os.constants.dlopen as { RTLD_NOW: number; RTLD_GLOBAL: number }
       process.dlopen({ exports: {} }, threadpoolShimPath, RTLD_NOW | RTLD_GLOBAL)
       return { loaded: true }
@@ -45,6 +62,10 @@ export const loadThreadpoolShim = (): ThreadpoolShim => {
   return state
 }
 
-/** How the `loaded …` line names it: `ggml threadpool persistent`, or `per graph (<why>)`. */
+/**
+ * How the `loaded …` line names it: `ggml threadpool persistent (attached at the first decode)`, or
+ * `per graph (<why>)`. Loaded is not yet attached: the library says on stderr when it attaches a pool
+ * ("autotune: a persistent ggml threadpool of N thread(s) attached …"), or that it cannot.
+ */
 export const threadpoolText = (s: ThreadpoolShim): string =>
-  s.loaded ? "ggml threadpool persistent" : `ggml threadpool per graph (${s.why})`
+  s.loaded ? "ggml threadpool persistent (attached at the first decode)" : `ggml threadpool per graph (${s.why})`

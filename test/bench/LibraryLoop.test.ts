@@ -10,7 +10,7 @@ import * as Os from "node:os"
 import { createRequire } from "node:module"
 import * as Path from "node:path"
 import { pathToFileURL } from "node:url"
-import type { EngineMeasurements, EngineRow } from "../../bench/EngineVsLlamaBench.js"
+import { type EngineMeasurements, type EngineRow, threadpoolOf } from "../../bench/EngineVsLlamaBench.js"
 import { engineFigures } from "../../bench/Figures.js"
 import { measureLibraryLoop } from "../../bench/LibraryLoop.js"
 import type { LlamaBenchRow } from "../../bench/LlamaBench.js"
@@ -32,6 +32,8 @@ describe("node-llama-cpp's own evaluate loop (bench/LibraryLoop.ts, issue 14)", 
     expect(r.context).toEqual({ contextSize: 512, threads: 1, flashAttention: false })
     expect(r.build.llamaCppRelease).not.toBe("")
     if (process.platform === "linux") expect(r.build.cpuBackend).toMatch(/^libggml-cpu-[\w-]+\.so$/)
+    // As `serve` computes: on the persistent threadpool the build made (bin/native.js), named in figure 8's detail.
+    expect(r.threadpool).toBe("ggml threadpool persistent (attached at the first decode)")
   }, 60_000)
 
   it("issue 14 without flash attention set the loop leaves it to the build (`auto`), as `serve` does", async () => {
@@ -157,6 +159,40 @@ describe("figure 8: the decode gap split into the served path's factor and the l
     expect(provider.value! * library.value!).toBeCloseTo(figure([row], "embedded_vs_llama_bench.decode.15M.t1")!.value!, 9)
     expect(provider.detail).toContain("780.0 [700–820] ÷ 800.0 [600–900] tok/s")
     expect(library.detail).toContain("release v0.5.0, libggml-cpu-zen4.so")
+  })
+
+  it("issue 14 the persistent threadpool's factor is the provider's decode ÷ its decode with per-graph threads, measured side by side; n/a with the reason when that start failed", () => {
+    const row: EngineRow = { ...base, threadpool: "persistent, 1 thread(s) attached", perGraph: { ...throughput(520), serverDecodeTpsRange: [480, 560] } }
+    const pool = figure([row], "embedded_threadpool.decode.15M.t1")!
+    expect(pool.value).toBeCloseTo(780 / 520, 6)
+    expect(pool.target).toBeNull()
+    expect(pool.detail).toContain("780.0 [700–820] (threadpool persistent, 1 thread(s) attached) ÷ 520.0 [480–560] tok/s")
+    const failed = figure([{ ...base, perGraphFailure: "embedded exited while starting; see x.log" }], "embedded_threadpool.decode.15M.t1")!
+    expect(failed.value).toBeNull()
+    expect(failed.detail).toBe("n/a: embedded exited while starting; see x.log")
+    expect(figure([base], "embedded_threadpool.decode.15M.t1")!.detail).toBe("n/a: not measured in this run")
+  })
+
+  it("issue 14 what the provider's context computed on is read from its loaded line (persistent, or per graph and why)", () => {
+    const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "threadpool-of-"))
+    try {
+      const log = (line: string) => {
+        const f = Path.join(dir, `${Math.random()}.log`)
+        Fs.writeFileSync(f, `$ node bin/autotune.js serve …\n${line}\n[12:00:00.100] INFO (#21): listening on http://127.0.0.1:1\n`)
+        return f
+      }
+      const loaded = "[12:00:00.000] INFO (#21): loaded m in 380 ms: context 2048 tokens/sequence (allocated 2048) × 1 sequences, KV F16, 2 threads, flash attention auto, libuv pool 1, "
+      const persistent = `${loaded}ggml threadpool persistent (attached at the first decode)`
+      expect(threadpoolOf(log(`${persistent}\nautotune: a persistent ggml threadpool of 2 thread(s) attached to a llama.cpp context`)))
+        .toBe("persistent, 2 thread(s) attached")
+      expect(threadpoolOf(log(`${persistent}\nautotune: llama.cpp's threadpool functions not found: contexts keep per-graph threads`)))
+        .toBe("loaded, never attached")
+      expect(threadpoolOf(log(`${loaded}ggml threadpool per graph (not built (npm run build says why))`))).toBe("per graph (not built (npm run build says why))")
+      expect(threadpoolOf(log("[12:00:00.000] INFO (#21): loaded m in 380 ms: an older line"))).toBeNull()
+      expect(threadpoolOf(Path.join(dir, "none.log"))).toBeNull()
+    } finally {
+      Fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 
   it("issue 14 a failed loop leaves both rows n/a with its reason; a result saved before the loop existed says so", () => {

@@ -17,24 +17,41 @@ import { postJson, startServe } from "./ServeProcess.js"
 const base = ["--model", tinyModelPath("q4_0"), "--no-join", "--max-context", "1024", "--threads", "2"]
 const ATTACHED = /autotune: a persistent ggml threadpool of (\d+) thread\(s\) attached to a llama\.cpp context/g
 
-/** Two greedy completions of different prompts from one `autotune serve`, and what it said on stderr. */
+/** The thread ids of a process (/proc/<pid>/task). */
+const threadIds = (pid: number): Set<string> => new Set(Fs.readdirSync(`/proc/${pid}/task`))
+
+/**
+ * Two greedy completions of different prompts from one `autotune serve` at 2 threads, the threads it has
+ * after each (the fewest of a few reads: a helper llama.cpp started for the last graph may still be
+ * exiting), and how it stopped on SIGTERM.
+ */
 const twoReplies = (env: Record<string, string>) =>
-  Effect.scoped(Effect.gen(function*() {
+  Effect.gen(function*() {
     const s = yield* startServe(base, undefined, [], env)
     const replies: Array<string> = []
+    const threads: Array<Set<string>> = []
     for (const content of ["the quick brown fox jumps over the lazy dog", "seven happy cats sing near the old river"]) {
       const r = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages: [{ role: "user", content }], max_tokens: 24, temperature: 0 })
       assert.strictEqual(r.status, 200)
       replies.push(r.body.choices[0].message.content as string)
+      let fewest = threadIds(s.proc.pid!)
+      for (let i = 0; i < 4; i++) {
+        yield* Effect.sleep("50 millis")
+        const now = threadIds(s.proc.pid!)
+        if (now.size < fewest.size) fewest = now
+      }
+      threads.push(fewest)
     }
-    return { replies, stderr: s.stderr() }
-  }))
+    s.proc.kill("SIGTERM")
+    const exit = yield* Effect.promise(() => s.exited)
+    return { replies, threads, exit, stderr: s.stderr() }
+  })
 
 describe("the embedded provider's ggml threadpool (issue 14)", () => {
-  it.live("issue 14 E-5 at 2 threads serve computes on one persistent threadpool per context, said on its loaded line, and replies token for token as with per-graph threads (AUTOTUNE_THREADPOOL=off)", () =>
+  it.scopedLive("issue 14 E-5 at 2 threads serve computes on one persistent threadpool per context (said; its helper thread outlives each request), replies token for token as with per-graph threads (AUTOTUNE_THREADPOOL=off), and stops as cleanly", () =>
     Effect.gen(function*() {
       const pooled = yield* twoReplies({})
-      assert.include(pooled.stderr, "2 threads, flash attention auto, libuv pool 1, ggml threadpool persistent")
+      assert.include(pooled.stderr, "2 threads, flash attention auto, libuv pool 1, ggml threadpool persistent (attached at the first decode)")
       // Attached at the context's first decode, once: the second request computes on the same pool.
       const attached = [...pooled.stderr.matchAll(ATTACHED)].map((m) => m[1])
       assert.deepStrictEqual(attached, ["2"], pooled.stderr)
@@ -45,6 +62,15 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
       // The same work on the same thread count, on other threads: the same tokens.
       assert.deepStrictEqual(pooled.replies, perGraph.replies)
       assert.isAbove(pooled.replies.join("").length, 0)
+      // The pool's helper thread is there after each request, the same thread; per graph, llama.cpp joined its helper.
+      assert.isAtLeast(pooled.threads[1]!.size - perGraph.threads[1]!.size, 1, `threads: pooled ${pooled.threads[1]!.size}, per graph ${perGraph.threads[1]!.size}`)
+      const kept = [...pooled.threads[0]!].filter((t) => pooled.threads[1]!.has(t))
+      assert.strictEqual(kept.length, pooled.threads[1]!.size)
+      // llama_free through the library (the context, then its pool): the same clean stop as without it.
+      for (const r of [pooled, perGraph]) {
+        assert.deepStrictEqual(r.exit, { code: 130, signal: null }, r.stderr)
+        assert.include(r.stderr, "stopped: context, model and llama.cpp released")
+      }
     }), 120_000)
 
   describe("bin/native.js (part of npm run build)", () => {
@@ -78,7 +104,9 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
         assert.strictEqual(made.stderr, "")
         const symbols = spawnSync("nm", ["-D", "--defined-only", library(dir)], { encoding: "utf8" }).stdout
         for (const s of ["llama_decode", "llama_free", "napi_register_module_v1"]) assert.match(symbols, new RegExp(` T ${s}$`, "m"))
-        assert.deepStrictEqual(Fs.readdirSync(Path.dirname(library(dir))), ["llama-threadpool.so"])
+        assert.deepStrictEqual(Fs.readdirSync(Path.dirname(library(dir))).sort(), ["built-for.json", "llama-threadpool.so"])
+        // What serve checks before it loads the library (an `npm update` runs no build).
+        assert.deepStrictEqual(JSON.parse(Fs.readFileSync(Path.join(Path.dirname(library(dir)), "built-for.json"), "utf8")), { "node-llama-cpp": "3.22.1" })
       } finally {
         Fs.rmSync(dir, { recursive: true, force: true })
       }
