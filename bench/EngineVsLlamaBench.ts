@@ -18,7 +18,7 @@ import * as path from "node:path"
 import { measureLibraryLoop, type LibraryLoopResult } from "./LibraryLoop.js"
 import { findRow, llamaBench, type LlamaBenchRow } from "./LlamaBench.js"
 import { measureThroughput, type ThroughputResult, type ThroughputSpec } from "./Throughput.js"
-import { providerLoadMs } from "./TuneCost.js"
+import { providerLoadMs, providerLog } from "./TuneCost.js"
 
 /** One model × threads: the provider's medians, its logged load (ms) and llama-bench's rows at the same length. */
 export interface EngineRow {
@@ -43,8 +43,8 @@ export interface EngineRow {
    */
   readonly threadpool?: string | null
   /**
-   * The same provider measurement with llama.cpp's threads started per graph (`AUTOTUNE_THREADPOOL=off`), measured
-   * right after the library loop: the threadpool's factor, side by side. Absent in results saved before it was measured.
+   * The same provider measurement with llama.cpp's threads started per graph (`AUTOTUNE_THREADPOOL=off`), from a start
+   * right after the provider's own: the threadpool's factor. Absent in results saved before it was measured.
    */
   readonly perGraph?: ThroughputResult
   /** Why the per-graph measurement failed (its row is then n/a; the others stay). */
@@ -98,7 +98,14 @@ const measureModel = async (
   const logDir = path.join(spec.logDir, `engine-${m.params}`)
   fs.mkdirSync(logDir, { recursive: true })
   const measured: Array<ThroughputResult> = []
-  for (const t of THREADS) measured.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir }))
+  // Each thread count's provider, then at once the same without its persistent threadpool (AUTOTUNE_THREADPOOL=off):
+  // the threadpool's factor from two starts one right after the other; that start's failure leaves the other rows.
+  const perGraph = new Map<number, ThroughputResult | string>()
+  for (const t of THREADS) {
+    measured.push(await measureThroughput("embedded", t, { ...spec, model: m.path, logDir }))
+    perGraph.set(t, await measureThroughput("embedded", t, { ...spec, model: m.path, logDir, threadpool: false }).catch((e: unknown) =>
+      e instanceof Error ? e.message.split("\n")[0] ?? e.message : String(e)))
+  }
   // llama-bench at the length the provider counted (both threads see the same prompts).
   const counted = measured[0]!.serverPromptN ?? measured[0]!.promptTokens
   if (counted === null) throw new Error("the provider reported no prompt token count")
@@ -111,12 +118,6 @@ const measureModel = async (
   const library = new Map<number, LibraryLoopResult | string>()
   for (const t of THREADS) {
     library.set(t, await measureLibraryLoop({ ...spec, model: m.path, threads: t, promptTokens: p }).catch((e: unknown) =>
-      e instanceof Error ? e.message.split("\n")[0] ?? e.message : String(e)))
-  }
-  // The provider without its persistent threadpool, per thread count: a failure leaves the rows above.
-  const perGraph = new Map<number, ThroughputResult | string>()
-  for (const t of THREADS) {
-    perGraph.set(t, await measureThroughput("embedded", t, { ...spec, model: m.path, logDir, threadpool: false }).catch((e: unknown) =>
       e instanceof Error ? e.message.split("\n")[0] ?? e.message : String(e)))
   }
   // Flash attention off on both sides: its own step, so a failure there leaves the rows above.
@@ -155,12 +156,8 @@ const perGraphFields = (r: ThroughputResult | string | undefined): Pick<EngineRo
  * (the library then says why on its own line); `per graph (<why>)` as the loaded line says it; null without that line.
  */
 export const threadpoolOf = (logFile: string): string | null => {
-  let text: string
-  try {
-    text = fs.readFileSync(logFile, "utf8")
-  } catch {
-    return null
-  }
+  const text = providerLog(logFile)
+  if (text === null) return null
   const attached = /^autotune: a persistent ggml threadpool of (\d+) thread\(s\) attached/m.exec(text)
   if (attached !== null) return `persistent, ${attached[1]} thread(s) attached`
   const said = /\bloaded \S+ in .*, ggml threadpool (.*?)\s*$/m.exec(text)?.[1]

@@ -239,7 +239,7 @@ export const engineFigures = (o: Outcome<EngineMeasurements>, models: ReadonlyAr
           detail: r?.perGraph === undefined ? (r === null ? missing : `n/a: ${r.perGraphFailure ?? "not measured in this run"}`) : `${
             tpsWithRange(r.embedded.serverDecodeTps, r.embedded.serverDecodeTpsRange)} (threadpool ${r.threadpool ?? "not said"}) ÷ ${
             tpsWithRange(r.perGraph.serverDecodeTps, r.perGraph.serverDecodeTpsRange)} tok/s (median [range] of ${r.embedded.requests} and ${
-            r.perGraph.requests} requests, two starts side by side)`
+            r.perGraph.requests} requests, one start each, the second right after the first: one process can decode tens of % off another's)`
         },
         {
           key: `embedded_vs_library.decode.${params}.t${t}`, n: 8, sub: true,

@@ -105,14 +105,19 @@ export interface TuneCost {
   readonly runCpu: { readonly tunerCpuS: number; readonly helpersCpuS: number; readonly providersCpuS: number }
 }
 
-/** Provider-reported load time in a log, ms; null when the log does not say. */
-export const providerLoadMs = (logFile: string): number | null => {
-  let text: string
+/** A provider's log file's text, or null when it cannot be read (never written, removed). */
+export const providerLog = (logFile: string): string | null => {
   try {
-    text = fs.readFileSync(logFile, "utf8")
+    return fs.readFileSync(logFile, "utf8")
   } catch {
     return null
   }
+}
+
+/** Provider-reported load time in a log, ms; null when the log does not say. */
+export const providerLoadMs = (logFile: string): number | null => {
+  const text = providerLog(logFile)
+  if (text === null) return null
   // llama-server: "0.00.503.239 I srv  llama_server: model loaded" — minutes.seconds.ms.µs since its log started.
   const ls = /^(\d+)\.(\d{2})\.(\d{3})\.(\d{3}) .*model loaded/m.exec(text)
   if (ls !== null) return Number(ls[1]) * 60_000 + Number(ls[2]) * 1000 + Number(ls[3]) + Number(ls[4]) / 1000

@@ -160,7 +160,7 @@ static struct {
   void *pool;
   int threads;
   int retired;
-  void *replaced[MAX_RETIRED];
+  void *replaced[MAX_RETIRED + 1]; /* + the last pool, when the context went back to per-graph threads */
 } pools[MAX_CONTEXTS];
 
 static int slot_of(void *ctx) {
@@ -170,23 +170,43 @@ static int slot_of(void *ctx) {
 
 /*
  * Under `mu`: `ctx` computes on a pool of exactly its threads (a bigger one would wake its idle
- * workers at every graph, and they would poll a core away), or keeps what it has: more live contexts
- * than slots, or a context whose thread count changed more than MAX_RETIRED times.
+ * workers at every graph, and they would poll a core away; a smaller one would cap its threads), or
+ * on llama.cpp's per-graph threads where it cannot (more live contexts than slots, no pool made, or a
+ * context whose thread count changed more than MAX_RETIRED times), said once on stderr.
  */
 static void ensure_pool(void *ctx) {
   int want = n_threads(ctx);
   int batch = n_threads_batch(ctx);
   if (batch > want) want = batch;
   int i = slot_of(ctx);
-  if (i >= 0 && (pools[i].threads == want || pools[i].retired == MAX_RETIRED)) return;
+  if (i >= 0 && (pools[i].threads == want || pools[i].threads == 0)) return; /* 0: per graph from now on */
+  if (i >= 0 && pools[i].retired == MAX_RETIRED) {
+    /* Back to per-graph threads; its pools are kept (the backend may still point at the last) until it is freed. */
+    detach(ctx);
+    pools[i].replaced[pools[i].retired++] = pools[i].pool;
+    pools[i].pool = NULL;
+    pools[i].threads = 0;
+    fprintf(stderr, "autotune: a llama.cpp context changed its thread count %d times: it computes on per-graph threads from now on\n", MAX_RETIRED);
+    return;
+  }
   if (i < 0) i = slot_of(NULL);
-  if (i < 0) return;
+  if (i < 0) {
+    static bool said = false;
+    if (!said) fprintf(stderr, "autotune: more than %d llama.cpp contexts at once: the others compute on per-graph threads\n", MAX_CONTEXTS);
+    said = true;
+    return;
+  }
   /* struct ggml_threadpool_params is 528 bytes in this llama.cpp; room to spare, initialized by llama.cpp. */
   _Alignas(16) unsigned char params[4096];
   memset(params, 0, sizeof params);
   params_init(params, want);
   void *pool = pool_new(params);
-  if (pool == NULL) return;
+  if (pool == NULL) {
+    static bool said = false;
+    if (!said) fprintf(stderr, "autotune: ggml could not make a threadpool of %d thread(s): per-graph threads\n", want);
+    said = true;
+    return;
+  }
   void *old = pools[i].ctx == ctx ? pools[i].pool : NULL;
   if (old != NULL) {
     detach(ctx);
@@ -214,10 +234,10 @@ void llama_free(void *ctx) {
   resolve();
   free_fn release = real_free;
   int i = ctx == NULL ? -1 : slot_of(ctx);
-  void *owned[MAX_RETIRED + 1];
+  void *owned[MAX_RETIRED + 2];
   int n = 0;
   if (i >= 0) {
-    owned[n++] = pools[i].pool;
+    if (pools[i].pool != NULL) owned[n++] = pools[i].pool;
     for (int k = 0; k < pools[i].retired; k++) owned[n++] = pools[i].replaced[k];
     memset(&pools[i], 0, sizeof pools[i]);
   }

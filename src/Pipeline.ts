@@ -518,7 +518,9 @@ const apply = (run: Run, configPath: string | null, rec: Recommended, state: Run
  * exactly as the restart line says (`adapter.config.launchFrom`), probed at
  * the target context with the recipe's replicates (at least
  * MIN_COMPARED_REPLICATES), and compared with the recipe (`verifyRecipe`: the
- * gate, the memory estimate, its interval and the tie band). A miss puts the
+ * gate, the memory estimate, its interval and the tie band; figures that
+ * regressed are measured again in a second start, which decides, so the written
+ * config stays in place, unverified, for that start too). A miss puts the
  * original config back byte for byte (`restoreApplied`) and fails with
  * ApplyFailed (exit 6) naming what missed; the recommendation is still printed.
  */

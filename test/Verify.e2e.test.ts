@@ -19,6 +19,21 @@ const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
  */
 const VERIFY_TIMEOUT_MS = 600_000
 
+/**
+ * A recipe tuned on the fake provider as the embedded one (one cell, 3 replicates): a real GGUF file named
+ * `behaviour` (the fake provider's behaviour, e.g. `ok-5`: 5 ms to the first token) in a fresh directory.
+ */
+const fakeRecipe = async (behaviour: string) => {
+  const dir = tempDir()
+  const db = Path.join(dir, "runs.db")
+  const model = Path.join(dir, behaviour)
+  Fs.copyFileSync(tinyModelPath(), model)
+  const tuned = await runCli(["tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+    "--kv-bits-axis", "unset", "--threads-axis", "1", "--max-replicates", "3", "--json", "--db-path", db], { env: { XDG_DATA_HOME: dir } })
+  expect(tuned.code, tuned.stderr).toBe(0)
+  return { dir, db, model, runId: (JSON.parse(tuned.stdout) as { run_id: string }).run_id }
+}
+
 describe("autotune verify (SPEC R-3)", () => {
   // In three steps that share one recipe (each a test of its own, so a slow machine
   // spends its time budget per step): tune it, verify it, then replace its model.
@@ -123,16 +138,8 @@ describe("autotune verify (SPEC R-3)", () => {
   })
 
   it("R-3 a regression is called only when a second provider start shows it too: one slow start measured again holds (both said), two slow starts regress, a start that holds is the only one", { timeout: VERIFY_TIMEOUT_MS }, async () => {
-    const dir = tempDir()
-    const db = dbOf(dir)
-    // A real GGUF file whose base name tells the fake provider how to behave (ok, 200 ms to the first token:
-    // a few ms of a process's jitter are within the tolerance of it).
-    const model = Path.join(dir, "ok-200")
-    Fs.copyFileSync(tinyModelPath(), model)
-    const tuned = await runCli(["tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
-      "--kv-bits-axis", "unset", "--threads-axis", "1", "--max-replicates", "3", "--json", "--db-path", db], { env: { XDG_DATA_HOME: dir } })
-    expect(tuned.code, tuned.stderr).toBe(0)
-    const runId = (JSON.parse(tuned.stdout) as { run_id: string }).run_id
+    // ok, 200 ms to the first token: a few ms of a process's jitter are within the tolerance of it.
+    const { db, dir, runId } = await fakeRecipe("ok-200")
     // Each verify's provider starts answer after the TTFTs given, in order (the last for any later start).
     const verify = async (ttfts: string, json: boolean) => {
       const count = Path.join(dir, `starts-${ttfts}`)
@@ -143,16 +150,18 @@ describe("autotune verify (SPEC R-3)", () => {
     const slowFirst = await verify("600,200", false)
     expect(slowFirst.code, slowFirst.stdout + slowFirst.stderr).toBe(0)
     expect(slowFirst.starts).toBe(2)
-    expect(slowFirst.stdout).toMatch(/^ +first start: .* TTFT p95 6\d\d ms over 3 replicate\(s\), regressed \(TTFT p95 \d+ ms → 6\d\d ms \(.*\)\): measured again in a second provider start$/m)
+    expect(slowFirst.stdout).toMatch(/^ +first start: .* TTFT p95 (?:[5-9]\d\d|\d{4,}) ms over 3 replicate\(s\), regressed \(TTFT p95 \d+ ms → (?:[5-9]\d\d|\d{4,}) ms \(.*\)\): measured again in a second provider start$/m)
     expect(slowFirst.stdout).toContain("holds: the recipe still passes the gate")
+    // The figures shown as now, and judged, are the second start's.
+    expect(Number(/^ +now: .* TTFT p95 (\d+) ms/m.exec(slowFirst.stdout)?.[1])).toBeLessThan(500)
 
     const bothSlow = await verify("600", true)
     expect(bothSlow.code, bothSlow.stdout + bothSlow.stderr).toBe(1)
     expect(bothSlow.starts).toBe(2)
     const doc = JSON.parse(bothSlow.stdout) as { verdict: string; regressions: Array<string>; first_start: { regressions: Array<string> } | null }
     expect(doc.verdict).toBe("regressed")
-    expect(doc.regressions[0]).toMatch(/^TTFT p95 \d+ ms → 6\d\d ms/)
-    expect(doc.first_start?.regressions[0]).toMatch(/^TTFT p95 \d+ ms → 6\d\d ms/)
+    expect(doc.regressions[0]).toMatch(/^TTFT p95 \d+ ms → (?:[5-9]\d\d|\d{4,}) ms/)
+    expect(doc.first_start?.regressions[0]).toMatch(/^TTFT p95 \d+ ms → (?:[5-9]\d\d|\d{4,}) ms/)
 
     const quick = await verify("200", true)
     expect(quick.code, quick.stdout + quick.stderr).toBe(0)
@@ -161,15 +170,7 @@ describe("autotune verify (SPEC R-3)", () => {
   })
 
   it("R-3 H-4 Ctrl-C twice during verify's probe: exit 130, the recipe's provider stopped, nothing left running", { timeout: VERIFY_TIMEOUT_MS }, async () => {
-    const dir = tempDir()
-    const db = dbOf(dir)
-    // A real GGUF file whose base name tells the fake provider how to behave (ok, 5 ms to the first token).
-    const model = Path.join(dir, "ok-5")
-    Fs.copyFileSync(tinyModelPath(), model)
-    const tuned = await runCli(["tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
-      "--kv-bits-axis", "unset", "--threads-axis", "1", "--max-replicates", "3", "--json", "--db-path", db], { env: { XDG_DATA_HOME: dir } })
-    expect(tuned.code, tuned.stderr).toBe(0)
-    const runId = (JSON.parse(tuned.stdout) as { run_id: string }).run_id
+    const { db, dir, model, runId } = await fakeRecipe("ok-5")
     // The recipe's measured requests hang (every launch of it passes --max-batch): Ctrl-C lands mid-probe.
     const argvLog = Path.join(dir, "argv")
     const run = startCli(["verify", runId, "--db-path", db], { XDG_DATA_HOME: dir, FAKE_PROVIDER_ARGV_LOG: argvLog, FAKE_PROVIDER_SLOW_FLAG: "--max-batch" }, true)

@@ -46,7 +46,9 @@ export const loadThreadpoolShim = (): ThreadpoolShim => {
   state ??= (() => {
     if (process.env["AUTOTUNE_THREADPOOL"] === "off") return { loaded: false, why: "AUTOTUNE_THREADPOOL=off" }
     if (process.platform !== "linux") return { loaded: false, why: `not built for ${process.platform}` }
-    if (!fs.existsSync(threadpoolShimPath)) return { loaded: false, why: "not built (npm run build says why)" }
+    // (An install from a package tarball runs no build: it has none.)
+    if (!fs.existsSync(threadpoolShimPath)) return { loaded: false, why: "not built: npm run build makes it, or says why it cannot" }
+    if (!fs.existsSync(builtForPath)) return { loaded: false, why: `${builtForPath} is missing: npm run build` }
     try {
       // Built against another node-llama-cpp than the one installed (`npm update` runs no build): its llama_batch may differ.
       const built = (JSON.parse(fs.readFileSync(builtForPath, "utf8")) as Record<string, unknown>)["node-llama-cpp"]

@@ -78,7 +78,12 @@ export interface VerifyResult {
   readonly disturbed: boolean
   readonly recorded: RecipeFigures
   readonly measured: RecipeFigures | null
-  readonly first_start: { readonly measured: RecipeFigures; readonly regressions: ReadonlyArray<string> } | null
+  /** Absent in results made before the second start (R-3): read as null. */
+  readonly first_start?: {
+    readonly measured: RecipeFigures
+    readonly regressions: ReadonlyArray<string>
+    readonly disturbed: boolean
+  } | null
 }
 
 /** The value after the first of `flags` in `words`, if any. */
@@ -322,8 +327,9 @@ export const verifyRecipe = (
     // process of the same model and knobs can decode well outside the tolerance of another (the embedded
     // provider's 15M at 1 thread: 172–320 tok/s between processes, 2 cores, 2026-12-06), while the
     // recipe's interval comes from one process. A changed model file decides without figures.
+    // An infeasible start is not measured again: the gate's own rules (G-1, N-2's extra replicates near it) judged it.
     if (first.verdict !== "regressed" || modelChanged || first.measured === null) return first
-    return yield* start({ measured: first.measured, regressions: first.regressions })
+    return yield* start({ measured: first.measured, regressions: first.regressions, disturbed: first.disturbed })
   })
 
 /** What a recipe that does not hold missed, in one line: why it is infeasible, or what regressed. */
@@ -343,8 +349,9 @@ export const renderVerify = (r: VerifyResult): string => {
   return [
     `recipe ${r.model} on ${r.provider} at ${r.target_context} tokens, gate ${r.gate_ttft_ms} ms`,
     `  then: ${f(r.recorded)}`,
-    ...(r.first_start === null ? [] : [
-      `  first start: ${f(r.first_start.measured)}, regressed (${r.first_start.regressions.join("; ")}): measured again in a second provider start`
+    ...(r.first_start == null ? [] : [
+      `  first start: ${f(r.first_start.measured)}${r.first_start.disturbed ? " (disturbed, SPEC N-3)" : ""}, regressed (${
+        r.first_start.regressions.join("; ")}): measured again in a second provider start`
     ]),
     `  now:  ${f(r.measured)}${r.disturbed ? " (other processes were busy: disturbed, SPEC N-3)" : ""}`,
     ...r.changes.map((c) => `  changed: ${c}`),
