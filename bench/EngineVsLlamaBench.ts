@@ -158,6 +158,8 @@ const perGraphFields = (r: ThroughputResult | string | undefined): Pick<EngineRo
 export const threadpoolOf = (logFile: string): string | null => {
   const text = providerLog(logFile)
   if (text === null) return null
+  const fellBack = /^autotune: (?:a llama\.cpp context changed its thread count|ggml could not make a threadpool)/m.test(text)
+  if (fellBack) return "per graph after all (its log says why)"
   const attached = /^autotune: a persistent ggml threadpool of (\d+) thread\(s\) attached/m.exec(text)
   if (attached !== null) return `persistent, ${attached[1]} thread(s) attached`
   const said = /\bloaded \S+ in .*, ggml threadpool (.*?)\s*$/m.exec(text)?.[1]

@@ -62,16 +62,30 @@ const build = () => {
     if (r.error === undefined || r.error.code !== "ENOENT") break
   }
   if (failed !== null) return failed
+  // What it was built against, in place first (src/serve/ThreadpoolShim.ts loads the library only with that
+  // node-llama-cpp installed): a serve starting between the two renames finds the old library or none.
+  fs.writeFileSync(`${builtFor}.next-${process.pid}`, `${JSON.stringify({ "node-llama-cpp": WRITTEN_FOR })}\n`)
+  fs.renameSync(`${builtFor}.next-${process.pid}`, builtFor)
   fs.renameSync(next, out)
-  // What it was built against: src/serve/ThreadpoolShim.ts loads it only with that node-llama-cpp installed.
-  fs.writeFileSync(builtFor, `${JSON.stringify({ "node-llama-cpp": WRITTEN_FOR })}\n`)
   return null
+}
+
+/** Whether a process `pid` exists (EPERM: it does, another user's). */
+const alive = (pid) => {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch (e) {
+    return e.code === "EPERM"
+  }
 }
 
 let why
 try {
+  // What a build stopped midway left (not another build's, still running, in the same tree).
   for (const f of fs.existsSync(outDir) ? fs.readdirSync(outDir) : []) {
-    if (/\.next-\d+$/.test(f)) fs.rmSync(path.join(outDir, f), { force: true })
+    const pid = /\.next-(\d+)$/.exec(f)?.[1]
+    if (pid !== undefined && !alive(Number(pid))) fs.rmSync(path.join(outDir, f), { force: true })
   }
   why = build()
 } catch (e) {

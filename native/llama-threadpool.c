@@ -169,6 +169,20 @@ static int slot_of(void *ctx) {
 }
 
 /*
+ * Under `mu`: `ctx` (in slot `i`, with a pool) goes back to llama.cpp's per-graph threads; its pools
+ * are kept (the backend may still point at the last) until it is freed. threads 0 marks it.
+ */
+static void per_graph(int i, void *ctx) {
+  if (pools[i].pool != NULL) {
+    detach(ctx);
+    pools[i].replaced[pools[i].retired++] = pools[i].pool;
+  }
+  pools[i].ctx = ctx;
+  pools[i].pool = NULL;
+  pools[i].threads = 0;
+}
+
+/*
  * Under `mu`: `ctx` computes on a pool of exactly its threads (a bigger one would wake its idle
  * workers at every graph, and they would poll a core away; a smaller one would cap its threads), or
  * on llama.cpp's per-graph threads where it cannot (more live contexts than slots, no pool made, or a
@@ -181,12 +195,8 @@ static void ensure_pool(void *ctx) {
   int i = slot_of(ctx);
   if (i >= 0 && (pools[i].threads == want || pools[i].threads == 0)) return; /* 0: per graph from now on */
   if (i >= 0 && pools[i].retired == MAX_RETIRED) {
-    /* Back to per-graph threads; its pools are kept (the backend may still point at the last) until it is freed. */
-    detach(ctx);
-    pools[i].replaced[pools[i].retired++] = pools[i].pool;
-    pools[i].pool = NULL;
-    pools[i].threads = 0;
-    fprintf(stderr, "autotune: a llama.cpp context changed its thread count %d times: it computes on per-graph threads from now on\n", MAX_RETIRED);
+    per_graph(i, ctx);
+    fprintf(stderr, "autotune: a llama.cpp context changed its thread count more than %d times: it computes on per-graph threads from now on\n", MAX_RETIRED);
     return;
   }
   if (i < 0) i = slot_of(NULL);
@@ -202,9 +212,9 @@ static void ensure_pool(void *ctx) {
   params_init(params, want);
   void *pool = pool_new(params);
   if (pool == NULL) {
-    static bool said = false;
-    if (!said) fprintf(stderr, "autotune: ggml could not make a threadpool of %d thread(s): per-graph threads\n", want);
-    said = true;
+    /* A context with a smaller pool would have its threads capped: per-graph threads instead. */
+    per_graph(i, ctx); /* also a context new to its slot: said once, not at every decode */
+    fprintf(stderr, "autotune: ggml could not make a threadpool of %d thread(s): that context computes on per-graph threads\n", want);
     return;
   }
   void *old = pools[i].ctx == ctx ? pools[i].pool : NULL;
@@ -238,7 +248,7 @@ void llama_free(void *ctx) {
   int n = 0;
   if (i >= 0) {
     if (pools[i].pool != NULL) owned[n++] = pools[i].pool;
-    for (int k = 0; k < pools[i].retired; k++) owned[n++] = pools[i].replaced[k];
+    for (int k = 0; k < pools[i].retired; k++) if (pools[i].replaced[k] != NULL) owned[n++] = pools[i].replaced[k];
     memset(&pools[i], 0, sizeof pools[i]);
   }
   pthread_mutex_unlock(&mu);

@@ -187,6 +187,9 @@ describe("figure 8: the decode gap split into the served path's factor and the l
         .toBe("persistent, 2 thread(s) attached")
       expect(threadpoolOf(log(`${persistent}\nautotune: llama.cpp's threadpool functions not found: contexts keep per-graph threads`)))
         .toBe("loaded, never attached")
+      expect(threadpoolOf(log([persistent, "autotune: a persistent ggml threadpool of 2 thread(s) attached to a llama.cpp context",
+        "autotune: a llama.cpp context changed its thread count more than 4 times: it computes on per-graph threads from now on"].join("\n"))))
+        .toBe("per graph after all (its log says why)")
       expect(threadpoolOf(log(`${loaded}ggml threadpool per graph (not built (npm run build says why))`))).toBe("per graph (not built (npm run build says why))")
       expect(threadpoolOf(log("[12:00:00.000] INFO (#21): loaded m in 380 ms: an older line"))).toBeNull()
       expect(threadpoolOf(Path.join(dir, "none.log"))).toBeNull()
