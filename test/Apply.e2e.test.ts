@@ -276,6 +276,25 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     expect(logFiles(Path.join(dir, "logs"))).toHaveLength(logsBefore + verifyLogs.length)
   })
 
+  it("F-6 R-3 a verification start from the written config whose figures regressed is measured again: the second holding, the config stays written (exit 0), both starts said", { timeout: 120_000 }, async () => {
+    // 200 ms to the first token while tuned; the first start from the written config 600 ms, the second 200 ms.
+    const { cfg, dir, model } = fakeServedSetup("ok-200")
+    const count = Path.join(dir, "starts")
+    const r = await runCli([
+      "tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+      "--threads-axis", "1", "--gate-ttft-ms", "1500", "--max-replicates", "3", "--apply", "--config-path", cfg, "--verify",
+      "--db-path", Path.join(dir, "runs.db")
+    ], { env: { XDG_DATA_HOME: dir, FAKE_PROVIDER_START_TTFTS: "600,200", FAKE_PROVIDER_START_COUNT: count, FAKE_PROVIDER_START_FLAG: "--config" } })
+    expect(r.code, r.stderr).toBe(0)
+    expect(Fs.readFileSync(count, "utf8").trim().split("\n")).toHaveLength(2)
+    expect(r.stdout).toMatch(/^ +first start: .* TTFT p95 (?:[5-9]\d\d|\d{4,}) ms over 3 replicate\(s\)(?: \(disturbed, SPEC N-3\))?, regressed \(TTFT p95 .*\): measured again in a second provider start$/m)
+    expect(r.stdout).toContain("holds: the recipe still passes the gate")
+    expect(Fs.readFileSync(cfg, "utf8")).not.toBe(servedConfig)
+    expect(r.stdout).not.toContain("not applied:")
+    // The figures judged are the second start's.
+    expect(Number(/^ +now: .* TTFT p95 (\d+) ms/m.exec(r.stdout)?.[1])).toBeLessThan(500)
+  })
+
   it("F-6 an applied config that misses the gate when served from the file is put back byte for byte (a created one removed) and the tune exits 6", { timeout: 120_000 }, async () => {
     const { cfg, dir, model } = fakeServedSetup()
     const args = (configPath: string) => [
