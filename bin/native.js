@@ -21,6 +21,14 @@ const builtFor = path.join(outDir, "built-for.json")
 /** The node-llama-cpp whose llama.cpp (de3ff81) the C file declares `struct llama_batch` from. */
 const WRITTEN_FOR = "3.22.1"
 
+/** The node-llama-cpp version where Node would find the package from `dir`, or null. */
+const nodeLlamaCppVersion = (dir) => {
+  // (Its `exports` hide package.json from require.resolve: looked up where Node would find the package.)
+  const found = (require("node:module").createRequire(path.join(dir, "x.js")).resolve.paths("node-llama-cpp") ?? [])
+    .map((d) => path.join(d, "node-llama-cpp", "package.json")).find((f) => fs.existsSync(f))
+  return found === undefined ? null : JSON.parse(fs.readFileSync(found, "utf8")).version
+}
+
 /** Why the library cannot be made here, or null. */
 const obstacle = () => {
   if (process.platform !== "linux") return `${process.platform}: the shim is for Linux (glibc)`
@@ -28,14 +36,6 @@ const obstacle = () => {
   if (version === null) return "node-llama-cpp is not installed"
   if (version !== WRITTEN_FOR) return `node-llama-cpp ${version} is installed; native/llama-threadpool.c is written for ${WRITTEN_FOR}`
   return null
-}
-
-/** The node-llama-cpp version where Node would find the package from `dir`, or null. */
-const nodeLlamaCppVersion = (dir) => {
-  // (Its `exports` hide package.json from require.resolve: looked up where Node would find the package.)
-  const found = (require("node:module").createRequire(path.join(dir, "x.js")).resolve.paths("node-llama-cpp") ?? [])
-    .map((d) => path.join(d, "node-llama-cpp", "package.json")).find((f) => fs.existsSync(f))
-  return found === undefined ? null : JSON.parse(fs.readFileSync(found, "utf8")).version
 }
 
 const build = () => {

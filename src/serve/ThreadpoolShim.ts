@@ -11,23 +11,16 @@
  * or an operator ruling it out).
  */
 import * as fs from "node:fs"
-import { createRequire } from "node:module"
 import * as os from "node:os"
 import * as path from "node:path"
 import { fileURLToPath } from "node:url"
+import { NODE_LLAMA_CPP_VERSION } from "../system/Versions.js"
 
 /** The built library, dist/native/ under the package root (from src/serve/ or dist/serve/ alike, and from a bundle). */
 export const threadpoolShimPath = fileURLToPath(new URL("../../dist/native/llama-threadpool.so", import.meta.url))
 
 /** What bin/native.js built it against: `{"node-llama-cpp": "<version>"}` (its `struct llama_batch`). */
 const builtForPath = path.join(path.dirname(threadpoolShimPath), "built-for.json")
-
-/** The installed node-llama-cpp's version, where Node finds the package from here; null when none is. */
-const installedNodeLlamaCpp = (): string | null => {
-  const found = (createRequire(import.meta.url).resolve.paths("node-llama-cpp") ?? [])
-    .map((d) => path.join(d, "node-llama-cpp", "package.json")).find((f) => fs.existsSync(f))
-  return found === undefined ? null : (JSON.parse(fs.readFileSync(found, "utf8")) as { version: string }).version
-}
 
 /** Whether the shim is in the process, or why not (for the `loaded …` line, and the bench). */
 export type ThreadpoolShim =
@@ -52,8 +45,10 @@ export const loadThreadpoolShim = (): ThreadpoolShim => {
     try {
       // Built against another node-llama-cpp than the one installed (`npm update` runs no build): its llama_batch may differ.
       const built = (JSON.parse(fs.readFileSync(builtForPath, "utf8")) as Record<string, unknown>)["node-llama-cpp"]
-      const installed = installedNodeLlamaCpp()
-      if (built !== installed) return { loaded: false, why: `built for node-llama-cpp ${String(built)}, ${installed ?? "none"} installed (npm run build)` }
+      // (Versions.ts read the installed one already: serve names it in --version and the recipe's identity.)
+      if (built !== NODE_LLAMA_CPP_VERSION) {
+        return { loaded: false, why: `built for node-llama-cpp ${String(built)}, ${NODE_LLAMA_CPP_VERSION} installed (npm run build)` }
+      }
       const { RTLD_NOW, RTLD_GLOBAL } = os.constants.dlopen as { RTLD_NOW: number; RTLD_GLOBAL: number }
       process.dlopen({ exports: {} }, threadpoolShimPath, RTLD_NOW | RTLD_GLOBAL)
       return { loaded: true }
