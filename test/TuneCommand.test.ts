@@ -137,7 +137,7 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
     const dir = tempDir()
     const r = await runCli(["tune", "--dry-run", "--db-path", Path.join(dir, "runs.db")], { env: env(dir) })
     expect(r.code).toBe(0)
-    expect(r.stdout).toContain("synth-1.1b-q4_0.gguf")
+    expect(r.stdout).toContain("synth-3b-q4_0.gguf")
     const cores = physicalCores()
     const threads = cores === 1 ? [1] : [cores, 1]
     expect(r.stdout).toContain(`× threads ${threads.join(",")} × flash-attn on,off = ${threads.length * 3} cell(s)`)
