@@ -5,9 +5,10 @@ import { Effect } from "effect"
 import { parse } from "yaml"
 import { calibrate, promptOfWords, wordsForTokens } from "../src/domain/Prompt.js"
 import { preWarmPolicy } from "../src/steps/PreWarm.js"
+import { pidAlive } from "../src/system/Pids.js"
 import { freePort } from "../src/system/Ports.js"
 import { describe, expect, it } from "vitest"
-import { logFiles, runCli, startCli, tempDir, waitFor } from "./support/cli.js"
+import { ctrlC, logFiles, runCli, sleep, startCli, tempDir, waitFor } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot, tinyModelPath } from "./support/models.js"
 
@@ -293,6 +294,40 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     expect(r.stdout).not.toContain("not applied:")
     // The figures judged are the second start's.
     expect(Number(/^ +now: .* TTFT p95 (\d+) ms/m.exec(r.stdout)?.[1])).toBeLessThan(500)
+  })
+
+  it("F-6 H-4 Ctrl-C twice (SIGINT to the tuner's process group) during the verification's second provider start: exit 130, the config put back byte for byte, the run interrupted, that provider gone", { timeout: 120_000 }, async () => {
+    // The first start from the written config regresses (600 ms against 200); the second answers after 60 s: it is mid-probe when interrupted.
+    const { cfg, dir, model } = fakeServedSetup("ok-200")
+    const count = Path.join(dir, "starts")
+    const cli = startCli([
+      "tune", "--provider", "embedded", "--provider-bin", fake, "--candidate-models", model, "--target-context", "100",
+      // --json: the apply report goes to stderr, which the test reads.
+      "--threads-axis", "1", "--gate-ttft-ms", "1500", "--max-replicates", "3", "--apply", "--config-path", cfg, "--verify", "--json",
+      "--db-path", Path.join(dir, "runs.db")
+    ], { XDG_DATA_HOME: dir, FAKE_PROVIDER_START_TTFTS: "600,60000", FAKE_PROVIDER_START_COUNT: count, FAKE_PROVIDER_START_FLAG: "--config" }, true)
+    const starts = () => Fs.existsSync(count) ? Fs.readFileSync(count, "utf8").trim().split("\n").length : 0
+    await waitFor(() => starts() === 2 || cli.child.exitCode !== null, 90_000)
+    expect(starts(), cli.stderr()).toBe(2)
+    // The second start's provider (not bin/provider-shim.mjs, which runs it with the same words), once it listens.
+    const provider = () => ChildProcess.spawnSync("pgrep", ["-a", "-f", "--", `--config ${cfg}`], { encoding: "utf8" }).stdout.trim().split("\n")
+      .filter((l) => l !== "" && !l.includes("provider-shim.mjs"))
+    await waitFor(() => provider().length === 1, 10_000)
+    const argv = provider()[0]!.split(" ")
+    const [pid, port] = [Number(argv[0]), Number(argv[argv.indexOf("--port") + 1])]
+    await waitFor(() => ChildProcess.spawnSync("curl", ["-sf", `http://127.0.0.1:${port}/v1/models`]).status === 0, 10_000)
+    await sleep(500) // a probe request in flight (it would take 60 s)
+    expect(Fs.readFileSync(cfg, "utf8")).not.toBe(servedConfig) // still the written config, unverified
+    ctrlC(cli)
+    await sleep(100)
+    ctrlC(cli)
+    expect(await cli.exited, cli.stderr()).toBe(130)
+    expect(Fs.readFileSync(cfg, "utf8")).toBe(servedConfig)
+    expect(cli.stderr()).toMatch(/not applied: +\S+config\.yaml put back from \S+, byte for byte: the run was stopped before the verification finished/)
+    await waitFor(() => !pidAlive(pid), 3000)
+    expect(pidAlive(pid)).toBe(false)
+    const runs = await readRows<{ exit_reason: string }>(Path.join(dir, "runs.db"), "SELECT exit_reason FROM tune_runs")
+    expect(runs).toEqual([{ exit_reason: "interrupted" }])
   })
 
   it("F-6 an applied config that misses the gate when served from the file is put back byte for byte (a created one removed) and the tune exits 6", { timeout: 120_000 }, async () => {

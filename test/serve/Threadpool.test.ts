@@ -73,6 +73,65 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
       }
     }), 120_000)
 
+  it("issue 14 E-5 a context whose thread count changes (two contexts sharing node-llama-cpp's thread budget) gets a pool of its new size each time, after more than 4 changes per-graph threads (said), replies token for token as without the library, and frees every pool with its context", () => {
+    // node-llama-cpp gives each context 2 threads alone and 1 beside the other (fixtures/two-contexts.mjs).
+    const run = (env: Record<string, string>) =>
+      spawnSync(process.execPath, [Path.join(repoRoot, "fixtures", "two-contexts.mjs"), tinyModelPath("q4_0"), "6"], {
+        encoding: "utf8",
+        env: { ...process.env, ...env },
+        timeout: 120_000
+      })
+    const pooled = run({})
+    assert.strictEqual(pooled.status, 0, pooled.stderr)
+    const attached = [...pooled.stderr.matchAll(ATTACHED)].map((m) => m[1])
+    // Without replacement each context would have its first pool only: 2 lines.
+    assert.isAtLeast(attached.length, 4, pooled.stderr)
+    assert.includeMembers(attached, ["1", "2"])
+    assert.include(pooled.stderr, "autotune: a llama.cpp context changed its thread count more than 4 times: it computes on per-graph threads from now on")
+    // A context's first pool and at most 4 replacements; then no more pools for it (2 contexts).
+    assert.isAtMost(attached.length, 10, pooled.stderr)
+    // Every context, model and llama.cpp freed (each context's pools after it): no crash on the way out.
+    assert.match(pooled.stderr, /freed\n$/)
+
+    const perGraph = run({ AUTOTUNE_THREADPOOL: "off" })
+    assert.strictEqual(perGraph.status, 0, perGraph.stderr)
+    assert.notMatch(perGraph.stderr, ATTACHED)
+    const replies = JSON.parse(pooled.stdout) as Array<string>
+    assert.lengthOf(replies, 18)
+    assert.deepStrictEqual(replies, JSON.parse(perGraph.stdout))
+  }, 240_000)
+
+  it.scopedLive("issue 14 E-5 a library built for another node-llama-cpp, or one that cannot be loaded, is left out: serve says why on its loaded line and replies on per-graph threads", () =>
+    Effect.gen(function*() {
+      // A copy of the package (timestamps kept: its bundles stay usable) whose dist/native/ is changed.
+      const dir = Fs.mkdtempSync(Path.join(Os.tmpdir(), "autotune-shim-"))
+      yield* Effect.addFinalizer(() => Effect.sync(() => Fs.rmSync(dir, { recursive: true, force: true })))
+      for (const part of ["bin", "dist", "package.json"]) Fs.cpSync(Path.join(repoRoot, part), Path.join(dir, part), { recursive: true, preserveTimestamps: true })
+      Fs.symlinkSync(Path.join(repoRoot, "node_modules"), Path.join(dir, "node_modules"))
+      const native = Path.join(dir, "dist", "native")
+      const entry = Path.relative(repoRoot, Path.join(dir, "bin", "autotune.js"))
+      const serveOnce = Effect.gen(function*() {
+        const s = yield* startServe(base, entry)
+        const r = yield* postJson(`${s.baseUrl}/v1/chat/completions`, { messages: [{ role: "user", content: "the quick brown fox" }], max_tokens: 8, temperature: 0 })
+        assert.strictEqual(r.status, 200, s.stderr())
+        assert.isAbove((r.body.choices[0].message.content as string).length, 0)
+        s.proc.kill("SIGTERM")
+        assert.deepStrictEqual(yield* Effect.promise(() => s.exited), { code: 130, signal: null }, s.stderr())
+        return s.stderr()
+      })
+
+      Fs.writeFileSync(Path.join(native, "built-for.json"), JSON.stringify({ "node-llama-cpp": "3.21.0" }))
+      const otherVersion = yield* Effect.scoped(serveOnce)
+      assert.include(otherVersion, "ggml threadpool per graph (built for node-llama-cpp 3.21.0, 3.22.1 installed (npm run build))")
+      assert.notMatch(otherVersion, ATTACHED)
+
+      Fs.writeFileSync(Path.join(native, "built-for.json"), JSON.stringify({ "node-llama-cpp": "3.22.1" }))
+      Fs.writeFileSync(Path.join(native, "llama-threadpool.so"), "not a shared object")
+      const broken = yield* Effect.scoped(serveOnce)
+      assert.match(broken, /ggml threadpool per graph \(cannot load \S+llama-threadpool\.so: /)
+      assert.notMatch(broken, ATTACHED)
+    }), 120_000)
+
   describe("bin/native.js (part of npm run build)", () => {
     /** A package root with the build script, the C file and this checkout's node_modules (or `nodeModules`). */
     const packageRoot = (nodeModules?: (dir: string) => void) => {
