@@ -51,6 +51,13 @@ export const tuneFigures = (p: string, o: Outcome<TuneCost>, smallModel: string,
       detail: d((c) => `wall ${s1(c.breakdown.wallMs)} ÷ (limit ${s1(c.limit.totalMs)} + gate waits ${s1(c.limit.gateWaitMs)})`)
     },
     {
+      key: `overhead.${p}.excl_quiet`, n: 1, label: "wall excl. quiet-machine waits (N-3): the tune on a machine nothing else used",
+      value: v((c) => c.overheadExclQuiet), unit: "×", target: null, sub: true,
+      detail: d((c) =>
+        `(wall ${s1(c.breakdown.wallMs)} − ${s1(c.breakdown.quietWaitMs)} waited after ${c.breakdown.quietWaits} disturbed trial${c.breakdown.quietWaits === 1 ? "" : "s"}) ÷ limit ${s1(c.limit.totalMs)}`
+      )
+    },
+    {
       key: `overhead.${p}.limit`, n: 1, label: "physical limit (load + request time)", value: v((c) => c.limit.totalMs / 1000), unit: "s", target: null, sub: true,
       detail: d((c) =>
         `provider-logged load ${s1(c.limit.loadMs)} (${c.limit.loadFallbacks} trial${c.limit.loadFallbacks === 1 ? "" : "s"} fell back to load_ms) + server request time ${s1(c.limit.requestMs)}`
@@ -63,7 +70,7 @@ export const tuneFigures = (p: string, o: Outcome<TuneCost>, smallModel: string,
       "remainder",
       "remainder (start-up, stops, SQLite, tuner)",
       remainder,
-      (c) => `start-up ${s1(c.breakdown.startupMs)}, between trials ${s1(c.breakdown.betweenMs)}, finish ${s1(c.breakdown.finishMs)}; providers' stop ≈ ${s1(c.breakdown.providerStopMs)}`
+      (c) => `start-up ${s1(c.breakdown.startupMs)}, between trials ${s1(c.breakdown.betweenMs)} (of which quiet-machine waits ${s1(c.breakdown.quietWaitMs)}), finish ${s1(c.breakdown.finishMs)}; providers' stop ≈ ${s1(c.breakdown.providerStopMs)}`
     ),
     {
       key: `loads_per_stage1.${p}`, n: 2, label: `loads per Stage 1 candidate, max (${p})`,

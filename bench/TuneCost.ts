@@ -58,6 +58,13 @@ export interface WallBreakdown {
    */
   readonly betweenMs: number
   /**
+   * Of between: the tuner's waits for a quiet machine (SPEC N-3) before measuring a disturbed trial again —
+   * from the end of each disturbed provider start (its start plus its phases, from the ledger) to the next
+   * start (each also holds that start's ordinary between-trial work, ~0.1 s) — and how many there were.
+   */
+  readonly quietWaitMs: number
+  readonly quietWaits: number
+  /**
    * The last provider gone (last seen alive, ± one sample interval) and the last trial ended → tune exit:
    * SQLite, document, process exit.
    */
@@ -91,9 +98,13 @@ export interface TuneCost {
     readonly totalInclGateMs: number
     readonly loadFallbacks: number
   }
-  /** Figure 1: wall ÷ limit, and wall ÷ the gate-inclusive limit. */
+  /**
+   * Figure 1: wall ÷ limit, wall ÷ the gate-inclusive limit, and (wall − the N-3 quiet-machine waits) ÷ limit:
+   * what the tune cost beyond its inference when nothing else ran on the machine.
+   */
   readonly overhead: number | null
   readonly overheadInclGate: number | null
+  readonly overheadExclQuiet: number | null
   /** Figure 2: provider logs per Stage 1 trial (one entry per candidate), and logs outside any trial. */
   readonly loadsPerStage1: ReadonlyArray<{ readonly model: string; readonly loads: number }>
   readonly strayLogs: number
@@ -201,6 +212,10 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const startupMs = first === undefined ? run.wallMs : first.startMs - run.spawnedAt
   const phasesMs = sum((t) => t.loadMs + t.preWarmMs + t.probeMs)
   const finishMs = last === undefined ? 0 : Math.max(0, run.exitedAt - lastGone)
+  const quiet = run.measurements.flatMap((m, i) => {
+    const next = run.measurements[i + 1]
+    return m.disturbed && next !== undefined ? [Math.max(0, next.startMs - (m.startMs + m.phasesMs))] : []
+  })
   const breakdown: WallBreakdown = {
     wallMs: run.wallMs,
     startupMs,
@@ -208,6 +223,8 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
     preWarmMs: sum((t) => t.preWarmMs),
     probeMs: sum((t) => t.probeMs),
     betweenMs: last === undefined ? 0 : run.wallMs - startupMs - phasesMs - finishMs,
+    quietWaitMs: quiet.reduce((a, x) => a + x, 0),
+    quietWaits: quiet.length,
     finishMs,
     providerStopMs
   }
@@ -230,6 +247,7 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
     limit: { ...limit, totalMs, totalInclGateMs },
     overhead: totalMs > 0 ? run.wallMs / totalMs : null,
     overheadInclGate: totalInclGateMs > 0 ? run.wallMs / totalInclGateMs : null,
+    overheadExclQuiet: totalMs > 0 ? (run.wallMs - breakdown.quietWaitMs) / totalMs : null,
     loadsPerStage1: trials.filter((t) => t.stage === 1).map((t) => ({ model: t.model, loads: t.logs })),
     strayLogs: run.logs.length - sum((t) => t.logs),
     providerSeconds: sum((t) => t.loadMs + t.preWarmMs + t.probeMs) / 1000,

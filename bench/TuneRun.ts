@@ -9,6 +9,7 @@ import { Effect, Layer, Schema } from "effect"
 import * as ChildProcess from "node:child_process"
 import * as fs from "node:fs"
 import * as path from "node:path"
+import { decodeOutcome } from "../src/domain/OutcomeJson.js"
 import type { TrialRow } from "../src/domain/Trial.js"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
 import { TrialStore } from "../src/services/TrialStore.js"
@@ -22,6 +23,17 @@ export interface ProviderLog {
   readonly command: string
 }
 
+/**
+ * One provider start of the tune, from its ledger (SPEC R-2: one measurement per start, where a trial row
+ * may sum several): when it started (ms), its load + pre-warm + probe (ms), and whether other processes
+ * disturbed it (N-3: the tuner then waits for a quiet machine and measures it again).
+ */
+export interface MeasuredStart {
+  readonly startMs: number
+  readonly phasesMs: number
+  readonly disturbed: boolean
+}
+
 /** What one tune run produced. Times are wall-clock ms (Date.now). */
 export interface TuneRun {
   readonly args: ReadonlyArray<string>
@@ -32,6 +44,8 @@ export interface TuneRun {
   readonly wallMs: number
   readonly doc: TuneDocument | null
   readonly trials: ReadonlyArray<TrialRow>
+  /** Its provider starts in the order they were made (measurements replayed from a parent run left out). */
+  readonly measurements: ReadonlyArray<MeasuredStart>
   readonly logs: ReadonlyArray<ProviderLog>
   readonly sampling: TreeSampling
   readonly stderrPath: string
@@ -56,6 +70,23 @@ const readTrials = (dbPath: string, runId: string): Promise<ReadonlyArray<TrialR
     Effect.flatMap(TrialStore, (s) => s.trials(runId)).pipe(
       Effect.provide(TrialStore.layer(dbPath).pipe(Layer.provide(NodeContext.layer)))
     )
+  )
+
+/** The measurements `runId` made itself in `dbPath` (its ledger, SPEC R-2), in order. */
+const readMeasurements = (dbPath: string, runId: string): Promise<ReadonlyArray<MeasuredStart>> =>
+  Effect.runPromise(
+    Effect.flatMap(TrialStore, (s) => s.measurements(runId)).pipe(
+      Effect.provide(TrialStore.layer(dbPath).pipe(Layer.provide(NodeContext.layer)))
+    )
+  ).then((rows) =>
+    rows.filter((m) => m.reused_from_run === null).map((m) => {
+      const o = decodeOutcome(m.outcome_json)
+      return {
+        startMs: Date.parse(o.startedAt),
+        phasesMs: (o.phases.loadMs ?? 0) + (o.phases.preWarmMs ?? 0) + (o.phases.probeMs ?? 0),
+        disturbed: o.background?.disturbed === true
+      }
+    })
   )
 
 /** The provider logs under `logDir` (a tune keeps each run's in `logs/<run-id>/`, SPEC S-4), oldest first. */
@@ -121,6 +152,7 @@ export const runTune = async (dir: string, args: ReadonlyArray<string>, log: (li
       wallMs: r.exitedAt - r.spawnedAt,
       doc: doc._tag === "Some" ? doc.value : null,
       trials: runId === null || !fs.existsSync(dbPath) ? [] : await readTrials(dbPath, runId),
+      measurements: runId === null || !fs.existsSync(dbPath) ? [] : await readMeasurements(dbPath, runId),
       logs: readLogs(path.join(dir, "logs")),
       sampling: r.sampling,
       stderrPath

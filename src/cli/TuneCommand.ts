@@ -18,7 +18,7 @@ import {
 } from "../domain/Axes.js"
 import { UsageError } from "../domain/AutotuneError.js"
 import { describeKnobs, kvBitsText } from "../domain/Knobs.js"
-import { DEMO_DEFAULTS, demoThreadsAxis, LADDER, rungPath } from "../gguf/DemoLadder.js"
+import { DEMO_DEFAULTS, demoThreadsAxis, LADDER, ladderOf, rungPath } from "../gguf/DemoLadder.js"
 import { tune } from "../Pipeline.js"
 import { embedded } from "../providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../providers/LlamaServer.js"
@@ -154,9 +154,8 @@ const allOptions = Options.all(opt)
 /** The parsed flags of `autotune tune`. */
 export type TuneFlags = typeof allOptions extends Options.Options<infer A> ? A : never
 
-/** Whether `ids` are the demo ladder's files in `dir`, in its order. */
-const isLadder = (ids: ReadonlyArray<string>, dir: string): boolean =>
-  ids.length === LADDER.length && LADDER.every((r, i) => ids[i] === rungPath(dir, r))
+/** Whether `ids` are a demo ladder's files in `dir` (this one or an earlier one: a resumed demo run), in its order. */
+const isLadder = (ids: ReadonlyArray<string>, dir: string): boolean => ladderOf(ids, dir) !== null
 
 /** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
 const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {

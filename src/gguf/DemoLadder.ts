@@ -22,8 +22,10 @@ export interface Rung {
  * fast as the shared llama.cpp (AVX2) build, and the 1.1B's TTFT came to
  * 2.7–2.9 s, within 15 % of the gate (README run 24, and again at 18:36), so a fast hour
  * could let it through. The 42M's slowest Stage 2 cell (kv=8 with flash
- * attention, 1 thread) has a TTFT p95 of about 0.6 s embedded, 4× under
- * the gate — 2× on a machine twice as slow. A 130M middle rung cannot give
+ * attention, 1 thread) has a TTFT p95 of 0.36–0.62 s embedded, 4× under
+ * the gate or more — 2× on a machine twice as slow. Measured on 2 cores
+ * only: many more cores prefill the 3B faster; under ~2.2 GB available
+ * the memory estimate rules it out first (the choice is the 42M either way). A 130M middle rung cannot give
  * 2× both ways (its kv=8 cells prefill 2–3× slower than the 42M's). 15M is
  * the small alternate. The 3B is written once (1.7 GB, about 8 s).
  */
@@ -32,6 +34,18 @@ export const LADDER: ReadonlyArray<Rung> = [
   { params: 42e6, label: "42M" },
   { params: 15e6, label: "15M" }
 ]
+
+/** Earlier demo ladders (README runs 1 to 24: a 1.1B top rung), so that a demo run made with one can be resumed (R-2). */
+const EARLIER_LADDERS: ReadonlyArray<ReadonlyArray<Rung>> = [
+  [{ params: 1.1e9, label: "1.1B" }, LADDER[1]!, LADDER[2]!]
+]
+
+/**
+ * The demo ladder (this one or an earlier one) whose files under `dir` are exactly `ids`, in its
+ * order, or null: a resumed demo run names its own ladder's files, which are written again where missing.
+ */
+export const ladderOf = (ids: ReadonlyArray<string>, dir: string): ReadonlyArray<Rung> | null =>
+  [LADDER, ...EARLIER_LADDERS].find((l) => ids.length === l.length && l.every((r, i) => ids[i] === rungPath(dir, r))) ?? null
 
 /**
  * Settings the demo uses where the operator gave no flag: the target context
@@ -60,12 +74,12 @@ export const demoThreadsAxis = (cores: number): string => (cores <= 1 ? "1" : `$
 export const rungPath = (dir: string, r: Rung): string => path.join(dir, `synth-${r.label.toLowerCase()}-q4_0.gguf`)
 
 /**
- * Ensures every rung's Q4_0 model exists under `dir`, writing the missing ones
- * (seed 1; written once, reused after). Returns their paths, largest first.
+ * Ensures every rung's Q4_0 model of `ladder` (default this one) exists under `dir`, writing the
+ * missing ones (seed 1; written once, reused after). Returns their paths, largest first.
  * Fails with SynthFailed when a model cannot be written.
  */
-export const ensureLadder = (dir: string): Effect.Effect<ReadonlyArray<string>, SynthFailed> =>
-  Effect.forEach(LADDER, (r) => {
+export const ensureLadder = (dir: string, ladder: ReadonlyArray<Rung> = LADDER): Effect.Effect<ReadonlyArray<string>, SynthFailed> =>
+  Effect.forEach(ladder, (r) => {
     const file = rungPath(dir, r)
     return fs.existsSync(file) ? Effect.succeed(file) : Console.error(
       `autotune: writing synthetic ${r.label} model to ${file} (once; cached for later runs)`

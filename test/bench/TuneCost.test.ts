@@ -5,6 +5,7 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import type { ChildSeen } from "../../bench/TreeSampler.js"
+import { tuneFigures } from "../../bench/Figures.js"
 import { tuneCost } from "../../bench/TuneCost.js"
 import type { TuneRun } from "../../bench/TuneRun.js"
 import type { TrialRow } from "../../src/domain/Trial.js"
@@ -39,7 +40,7 @@ const seen = (pid: number, ppid: number, from: number, to: number, helper = fals
   cpuS: 1
 })
 
-const run = (trials: ReadonlyArray<TrialRow>, children: ReadonlyArray<ChildSeen>, exitAt: number): TuneRun => ({
+const run = (trials: ReadonlyArray<TrialRow>, children: ReadonlyArray<ChildSeen>, exitAt: number, measurements: TuneRun["measurements"] = []): TuneRun => ({
   args: [],
   exitCode: 0,
   spawnedAt: T0 - 1_000,
@@ -47,6 +48,7 @@ const run = (trials: ReadonlyArray<TrialRow>, children: ReadonlyArray<ChildSeen>
   wallMs: exitAt + 1_000,
   doc: null,
   trials,
+  measurements,
   logs: [],
   sampling: { samples: [], children, tunerPeakRssMb: 0, tunerCpuS: 0, tunerReapedChildrenCpuS: 0, intervalMs: 250 },
   stderrPath: "/dev/null"
@@ -77,6 +79,36 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
     // B's stop only (0.15 s): A's row ends, by its summed phases, past its first start's life, and the extension
     // (first seen in B's window, after B's own start) is nobody's stop.
     assert.strictEqual(b.providerStopMs, 150)
+  })
+
+  it("issue 14 N-3 the tuner's waits for a quiet machine before measuring a disturbed trial again are counted apart (from its ledger: one entry per provider start), and figure 1 gives the overhead without them", () => {
+    // Trial A: 0–10 s, disturbed (superseded); its second start after a quiet wait, 13–23 s. Trial B 23.1–30 s.
+    // A's row for its second start sums that start only; the disturbed start has its own row.
+    const trials = [
+      row(0, { threads: 1 }, { load: 500, prewarm: 500, probe: 9_000 }),
+      row(13_000, { threads: 1 }, { load: 500, prewarm: 500, probe: 9_000 }),
+      row(23_100, { threads: 2 }, { load: 400, prewarm: 500, probe: 6_000 })
+    ]
+    const measurements = [
+      { startMs: T0, phasesMs: 10_000, disturbed: true },
+      { startMs: T0 + 13_000, phasesMs: 10_000, disturbed: false },
+      { startMs: T0 + 23_100, phasesMs: 6_900, disturbed: false }
+    ]
+    const cost = tuneCost(run(trials, [], 30_200, measurements), 5_000)
+    const b = cost.breakdown
+    assert.strictEqual(b.quietWaitMs, 3_000)
+    assert.strictEqual(b.quietWaits, 1)
+    assert.strictEqual(b.betweenMs, 3_000 + 100)
+    assert.closeTo(cost.overheadExclQuiet!, (b.wallMs - 3_000) / cost.limit.totalMs, 1e-9)
+    assert.isBelow(cost.overheadExclQuiet!, cost.overhead!)
+    const figures = tuneFigures("embedded", { value: cost, reason: null }, "130M", "1.1B")
+    const excl = figures.find((f) => f.key === "overhead.embedded.excl_quiet")
+    assert.strictEqual(excl?.detail, `(wall 31.2 s − 3.0 s waited after 1 disturbed trial) ÷ limit ${(cost.limit.totalMs / 1000).toFixed(1)} s`)
+    assert.include(figures.find((f) => f.key === "overhead.embedded.remainder")?.detail, "between trials 3.1 s (of which quiet-machine waits 3.0 s)")
+    // Nothing disturbed: no waits, the same overhead.
+    const quiet = tuneCost(run(trials, [], 30_200, measurements.map((m) => ({ ...m, disturbed: false }))), 5_000)
+    assert.strictEqual(quiet.breakdown.quietWaitMs, 0)
+    assert.strictEqual(quiet.overheadExclQuiet, quiet.overhead)
   })
 
   it("issue 14 a trial that started no provider (no load) claims none; one whose memory estimate delayed its start still has its own; one never seen counts no stop", () => {

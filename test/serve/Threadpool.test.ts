@@ -7,10 +7,11 @@
  */
 import { assert, describe, it } from "@effect/vitest"
 import { Effect } from "effect"
-import { spawnSync } from "node:child_process"
+import { execFile, spawnSync } from "node:child_process"
 import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
+import { NODE_LLAMA_CPP_VERSION } from "../../src/system/Versions.js"
 import { repoRoot, tinyModelPath } from "../support/models.js"
 import { postJson, startServe } from "./ServeProcess.js"
 
@@ -73,16 +74,18 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
       }
     }), 120_000)
 
-  it("issue 14 E-5 a context whose thread count changes (two contexts sharing node-llama-cpp's thread budget) gets a pool of its new size each time, after more than 4 changes per-graph threads (said), replies token for token as without the library, and frees every pool with its context", () => {
+  it("issue 14 E-5 a context whose thread count changes (two contexts sharing node-llama-cpp's thread budget) gets a pool of its new size each time, after more than 4 changes per-graph threads (said), replies token for token as without the library, and frees every pool with its context", async () => {
     // node-llama-cpp gives each context 2 threads alone and 1 beside the other (fixtures/two-contexts.mjs).
     const run = (env: Record<string, string>) =>
-      spawnSync(process.execPath, [Path.join(repoRoot, "fixtures", "two-contexts.mjs"), tinyModelPath("q4_0"), "6"], {
-        encoding: "utf8",
-        env: { ...process.env, ...env },
-        timeout: 120_000
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [Path.join(repoRoot, "fixtures", "two-contexts.mjs"), tinyModelPath("q4_0"), "6"], {
+          encoding: "utf8",
+          env: { ...process.env, ...env },
+          timeout: 120_000
+        }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : (typeof error.code === "number" ? error.code : null), stdout, stderr }))
       })
-    const pooled = run({})
-    assert.strictEqual(pooled.status, 0, pooled.stderr)
+    const pooled = await run({})
+    assert.strictEqual(pooled.code, 0, pooled.stderr)
     const attached = [...pooled.stderr.matchAll(ATTACHED)].map((m) => m[1])
     // Without replacement each context would have its first pool only: 2 lines.
     assert.isAtLeast(attached.length, 4, pooled.stderr)
@@ -90,15 +93,19 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
     assert.include(pooled.stderr, "autotune: a llama.cpp context changed its thread count more than 4 times: it computes on per-graph threads from now on")
     // A context's first pool and at most 4 replacements; then no more pools for it (2 contexts).
     assert.isAtMost(attached.length, 10, pooled.stderr)
-    // Every context, model and llama.cpp freed (each context's pools after it): no crash on the way out.
+    // Model and llama.cpp freed after the contexts: no crash on the way out.
     assert.match(pooled.stderr, /freed\n$/)
 
-    const perGraph = run({ AUTOTUNE_THREADPOOL: "off" })
-    assert.strictEqual(perGraph.status, 0, perGraph.stderr)
+    const perGraph = await run({ AUTOTUNE_THREADPOOL: "off" })
+    assert.strictEqual(perGraph.code, 0, perGraph.stderr)
     assert.notMatch(perGraph.stderr, ATTACHED)
-    const replies = JSON.parse(pooled.stdout) as Array<string>
-    assert.lengthOf(replies, 18)
-    assert.deepStrictEqual(replies, JSON.parse(perGraph.stdout))
+    const [on, off] = [pooled, perGraph].map((r) => JSON.parse(r.stdout) as { replies: Array<string>; threadsBefore: number; threadsAfter: number })
+    assert.lengthOf(on!.replies, 18)
+    assert.deepStrictEqual(on!.replies, off!.replies)
+    // Every pool (the replaced ones too) freed with its context, its helper threads joined: as many threads as
+    // before the first decode, as per graph.
+    assert.strictEqual(on!.threadsAfter, on!.threadsBefore, pooled.stdout)
+    assert.strictEqual(off!.threadsAfter, off!.threadsBefore, perGraph.stdout)
   }, 240_000)
 
   it.scopedLive("issue 14 E-5 a library built for another node-llama-cpp, or one that cannot be loaded, is left out: serve says why on its loaded line and replies on per-graph threads", () =>
@@ -122,10 +129,10 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
 
       Fs.writeFileSync(Path.join(native, "built-for.json"), JSON.stringify({ "node-llama-cpp": "3.21.0" }))
       const otherVersion = yield* Effect.scoped(serveOnce)
-      assert.include(otherVersion, "ggml threadpool per graph (built for node-llama-cpp 3.21.0, 3.22.1 installed (npm run build))")
+      assert.include(otherVersion, `ggml threadpool per graph (built for node-llama-cpp 3.21.0, ${NODE_LLAMA_CPP_VERSION} installed (npm run build))`)
       assert.notMatch(otherVersion, ATTACHED)
 
-      Fs.writeFileSync(Path.join(native, "built-for.json"), JSON.stringify({ "node-llama-cpp": "3.22.1" }))
+      Fs.writeFileSync(Path.join(native, "built-for.json"), JSON.stringify({ "node-llama-cpp": NODE_LLAMA_CPP_VERSION }))
       Fs.writeFileSync(Path.join(native, "llama-threadpool.so"), "not a shared object")
       const broken = yield* Effect.scoped(serveOnce)
       assert.match(broken, /ggml threadpool per graph \(cannot load \S+llama-threadpool\.so: /)
