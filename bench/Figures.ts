@@ -51,7 +51,7 @@ export const tuneFigures = (p: string, o: Outcome<TuneCost>, smallModel: string,
       detail: d((c) => `wall ${s1(c.breakdown.wallMs)} ÷ (limit ${s1(c.limit.totalMs)} + gate waits ${s1(c.limit.gateWaitMs)})`)
     },
     {
-      key: `overhead.${p}.excl_quiet`, n: 1, label: "wall excl. quiet-machine waits (N-3): the tune on a machine nothing else used",
+      key: `overhead.${p}.excl_quiet`, n: 1, label: "wall less the quiet-machine waits (N-3) ÷ limit (the disturbed starts stay in both)",
       value: v((c) => c.overheadExclQuiet), unit: "×", target: null, sub: true,
       detail: d((c) =>
         `(wall ${s1(c.breakdown.wallMs)} − ${s1(c.breakdown.quietWaitMs)} waited after ${c.breakdown.quietWaits} disturbed trial${c.breakdown.quietWaits === 1 ? "" : "s"}) ÷ limit ${s1(c.limit.totalMs)}`

@@ -60,7 +60,9 @@ export interface WallBreakdown {
   /**
    * Of between: the tuner's waits for a quiet machine (SPEC N-3) before measuring a disturbed trial again —
    * from the end of each disturbed provider start (its start plus its phases, from the ledger) to the next
-   * start (each also holds that start's ordinary between-trial work, ~0.1 s) — and how many there were.
+   * start when that is the same trial's (a third disturbed outcome is kept, and then another trial follows
+   * with no wait) — and how many there were. Each also holds that start's provider stop (also in
+   * `providerStopMs`) and the ordinary work between trials, ~0.1–0.2 s.
    */
   readonly quietWaitMs: number
   readonly quietWaits: number
@@ -214,7 +216,7 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const finishMs = last === undefined ? 0 : Math.max(0, run.exitedAt - lastGone)
   const quiet = run.measurements.flatMap((m, i) => {
     const next = run.measurements[i + 1]
-    return m.disturbed && next !== undefined ? [Math.max(0, next.startMs - (m.startMs + m.phasesMs))] : []
+    return m.disturbed && next !== undefined && next.trialKey === m.trialKey ? [Math.max(0, next.startMs - (m.startMs + m.phasesMs))] : []
   })
   const breakdown: WallBreakdown = {
     wallMs: run.wallMs,

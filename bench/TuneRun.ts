@@ -25,10 +25,11 @@ export interface ProviderLog {
 
 /**
  * One provider start of the tune, from its ledger (SPEC R-2: one measurement per start, where a trial row
- * may sum several): when it started (ms), its load + pre-warm + probe (ms), and whether other processes
- * disturbed it (N-3: the tuner then waits for a quiet machine and measures it again).
+ * may sum several): its trial key, when it started (ms), its load + pre-warm + probe (ms), and whether other
+ * processes disturbed it (N-3: the tuner then waits for a quiet machine and measures it again, up to twice).
  */
 export interface MeasuredStart {
+  readonly trialKey: string
   readonly startMs: number
   readonly phasesMs: number
   readonly disturbed: boolean
@@ -72,19 +73,30 @@ const readTrials = (dbPath: string, runId: string): Promise<ReadonlyArray<TrialR
     )
   )
 
-/** The measurements `runId` made itself in `dbPath` (its ledger, SPEC R-2), in order. */
+/**
+ * The measurements `runId` made itself in `dbPath` (its ledger, SPEC R-2), in order; one that cannot be read
+ * (a corrupt outcome, no start time) is left out, as the ledger leaves it out of a resume. (The bench's tunes
+ * are fresh runs: none of their measurements is replayed from a parent run.)
+ */
 const readMeasurements = (dbPath: string, runId: string): Promise<ReadonlyArray<MeasuredStart>> =>
   Effect.runPromise(
     Effect.flatMap(TrialStore, (s) => s.measurements(runId)).pipe(
       Effect.provide(TrialStore.layer(dbPath).pipe(Layer.provide(NodeContext.layer)))
     )
   ).then((rows) =>
-    rows.filter((m) => m.reused_from_run === null).map((m) => {
-      const o = decodeOutcome(m.outcome_json)
-      return {
-        startMs: Date.parse(o.startedAt),
-        phasesMs: (o.phases.loadMs ?? 0) + (o.phases.preWarmMs ?? 0) + (o.phases.probeMs ?? 0),
-        disturbed: o.background?.disturbed === true
+    rows.filter((m) => m.reused_from_run === null).flatMap((m) => {
+      try {
+        const o = decodeOutcome(m.outcome_json)
+        const startMs = Date.parse(o.startedAt)
+        if (Number.isNaN(startMs)) return []
+        return [{
+          trialKey: m.trial_key,
+          startMs,
+          phasesMs: (o.phases.loadMs ?? 0) + (o.phases.preWarmMs ?? 0) + (o.phases.probeMs ?? 0),
+          disturbed: o.background?.disturbed === true
+        }]
+      } catch {
+        return []
       }
     })
   )

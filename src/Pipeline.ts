@@ -296,7 +296,7 @@ const restoreEarlierDrain = (dbPath: string) =>
 const candidatesOf = (plan: TunePlan) =>
   Effect.gen(function*() {
     if (plan.demoLadderDir !== null) {
-      yield* ensureLadder(plan.demoLadderDir, ladderOf(plan.candidateIds, plan.demoLadderDir) ?? LADDER)
+      yield* ensureLadder(plan.demoLadderDir, ladderOf(plan.candidateIds, plan.demoLadderDir, plan.resume != null) ?? LADDER)
     }
     return yield* resolveCandidates(plan.candidateIds, plan.adapter.name)
   })

@@ -327,17 +327,20 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
       expect(lines(requests)).toContain(port)
       expect(Fs.readFileSync(cfg, "utf8")).not.toBe(servedConfig) // still the written config, unverified
       ctrlC(cli)
-      // Its log (the verification's provider logs are in the run's verify/ directory).
+      // Its log: among the verification's provider logs (under a verify/ directory, each named
+      // <model>-<port>-<unix s>-<id>.log), the newest on its port.
       const logs = Path.join(dir, "logs")
-      const ignored = () =>
-        (Fs.readdirSync(logs, { recursive: true, encoding: "utf8" }) as Array<string>).map((f) => Path.join(logs, f)).filter((f) => Fs.statSync(f).isFile())
-          .some((f) => {
-            const text = Fs.readFileSync(f, "utf8")
-            return text.includes(`--port ${port}`) && text.includes("SIGTERM ignored")
-          })
+      const ignored = () => {
+        const mine = (Fs.readdirSync(logs, { recursive: true, encoding: "utf8" }) as Array<string>)
+          .filter((f) => f.split(Path.sep).includes("verify") && Path.basename(f).includes(`-${port}-`) && f.endsWith(".log"))
+          .sort((a, b) => Number(Path.basename(a).split("-").at(-2)) - Number(Path.basename(b).split("-").at(-2)))
+        return mine.length > 0 && Fs.readFileSync(Path.join(logs, mine.at(-1)!), "utf8").includes("SIGTERM ignored")
+      }
       await waitFor(ignored, 10_000)
       expect(ignored()).toBe(true)
-      expect(cli.child.exitCode).toBeNull() // stopping that provider, within its grace
+      // Stopping that provider, within its grace: not yet SIGKILLed, the tuner still running.
+      expect(cli.stderr()).not.toContain(`provider pid ${pid} did not exit`)
+      expect(cli.child.exitCode).toBeNull()
       ctrlC(cli)
       expect(await cli.exited, cli.stderr()).toBe(130)
       // (The first start's provider, stopped after its verdict, ignored SIGTERM too: its own line before.)

@@ -8,6 +8,8 @@ import { TuneDocument } from "../src/domain/TuneDocument.js"
 import * as NodeContext from "@effect/platform-node/NodeContext"
 import { parseTuneFlags, pinnedFlags, planFromFlags, renderPlan } from "../src/cli/TuneCommand.js"
 import { freePort } from "../src/system/Ports.js"
+import { cacheDir } from "../src/system/UserDirs.js"
+import { LADDER, rungPath } from "../src/gguf/DemoLadder.js"
 import { physicalCores } from "../src/system/MachineInfo.js"
 import { cliPath, runCli, tempDir, logFiles } from "./support/cli.js"
 import { readRows } from "./support/db.js"
@@ -108,6 +110,17 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
       expect((demo.axes.flashAttn ?? []).length).toBe(2)
       const resumed = yield* planFromFlags(pinnedFlags(yield* parseTuneFlags([]), demo))
       expect(renderPlan(resumed)).toBe(renderPlan(demo))
+    }).pipe(Effect.provide(NodeContext.layer)))
+
+  it.effect("R-2 A-1 a demo run made with the earlier ladder (1.1B top rung) is still a demo run when resumed (its files written again where missing); the same list given by an operator is an operator's list", () =>
+    Effect.gen(function*() {
+      const ladderDir = Path.join(cacheDir(), "models")
+      const earlier = ["1.1b", "42m", "15m"].map((l) => Path.join(ladderDir, `synth-${l}-q4_0.gguf`)).join(",")
+      const flags = yield* parseTuneFlags(["--provider", "embedded", "--candidate-models", earlier])
+      expect((yield* planFromFlags(flags, true)).demoLadderDir).toBe(ladderDir)
+      expect((yield* planFromFlags(flags)).demoLadderDir).toBeNull()
+      const current = yield* parseTuneFlags(["--provider", "embedded", "--candidate-models", LADDER.map((r) => rungPath(ladderDir, r)).join(",")])
+      expect((yield* planFromFlags(current)).demoLadderDir).toBe(ladderDir)
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.effect("C-1 E-5 issue 14 an ITL objective below twice the embedded provider's write interval starts it, and prints its serve command, with half the objective as --stream-interval-ms", () =>

@@ -154,8 +154,8 @@ const allOptions = Options.all(opt)
 /** The parsed flags of `autotune tune`. */
 export type TuneFlags = typeof allOptions extends Options.Options<infer A> ? A : never
 
-/** Whether `ids` are a demo ladder's files in `dir` (this one or an earlier one: a resumed demo run), in its order. */
-const isLadder = (ids: ReadonlyArray<string>, dir: string): boolean => ladderOf(ids, dir) !== null
+/** Whether `ids` are the demo ladder's files in `dir`, in its order (or, `resumed`, an earlier ladder's: R-2). */
+const isLadder = (ids: ReadonlyArray<string>, dir: string, resumed: boolean): boolean => ladderOf(ids, dir, resumed) !== null
 
 /** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
 const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {
@@ -175,9 +175,10 @@ const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, Us
  * when no `--candidate-models` is given, SPEC's otherwise), then checked by
  * `validatePlan`. Starts no process (SPEC H-5): the llama-server binary is
  * only located here; the pipeline asks it for its flags. Fails with
- * UsageError (exit 64) naming the flag.
+ * UsageError (exit 64) naming the flag. `resumed`: the flags of a run being resumed (R-2), whose
+ * candidates may be an earlier demo ladder's files.
  */
-export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError> =>
+export const planFromFlags = (f: TuneFlags, resumed = false): Effect.Effect<TunePlan, UsageError> =>
   Effect.gen(function*() {
     const providerName: ProviderName = Option.getOrElse(f.provider, () => findExecutable("macprovider-cli") !== null ? "macprovider" : "embedded")
     const providerBin = Option.getOrNull(f.providerBin)
@@ -211,7 +212,7 @@ export const planFromFlags = (f: TuneFlags): Effect.Effect<TunePlan, UsageError>
       adapter,
       candidateIds,
       // A resumed demo run names the ladder's files (pinned): they are still written when missing.
-      demoLadderDir: demo || isLadder(candidateIds, ladderDir) ? ladderDir : null,
+      demoLadderDir: demo || isLadder(candidateIds, ladderDir, resumed) ? ladderDir : null,
       targetContext,
       gateTtftMs,
       maxTokens: f.maxTokens,
@@ -407,7 +408,7 @@ const resumePlan = (f: TuneFlags, runId: string) =>
     if (Option.isSome(flags.candidateModels)) {
       yield* checkStartedHere(yield* parseCandidateList(flags.candidateModels.value), stored.cwd, parent.run_id)
     }
-    const plan = yield* planFromFlags(flags).pipe(
+    const plan = yield* planFromFlags(flags, true).pipe(
       // A stored flag the operator never typed here is named as the run's.
       Effect.mapError((e) =>
         isOwnFlag(e.flag) || (e.flag === "provider-bin" && Option.isSome(f.providerBin))

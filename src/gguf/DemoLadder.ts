@@ -24,8 +24,9 @@ export interface Rung {
  * could let it through. The 42M's slowest Stage 2 cell (kv=8 with flash
  * attention, 1 thread) has a TTFT p95 of 0.36–0.62 s embedded, 4× under
  * the gate or more — 2× on a machine twice as slow. Measured on 2 cores
- * only: many more cores prefill the 3B faster; under ~2.2 GB available
- * the memory estimate rules it out first (the choice is the 42M either way). A 130M middle rung cannot give
+ * only: a machine with many more cores prefills the 3B faster (at 8 about
+ * 2.3 s if it scaled linearly), where the demo may choose it; under ~2.2 GB
+ * available the memory estimate rules it out first. A 130M middle rung cannot give
  * 2× both ways (its kv=8 cells prefill 2–3× slower than the 42M's). 15M is
  * the small alternate. The 3B is written once (1.7 GB, about 8 s).
  */
@@ -41,11 +42,12 @@ const EARLIER_LADDERS: ReadonlyArray<ReadonlyArray<Rung>> = [
 ]
 
 /**
- * The demo ladder (this one or an earlier one) whose files under `dir` are exactly `ids`, in its
- * order, or null: a resumed demo run names its own ladder's files, which are written again where missing.
+ * The demo ladder whose files under `dir` are exactly `ids`, in its order, or null: this one, or with
+ * `earlier` an earlier one too (a resumed demo run names its own ladder's files, which are written again
+ * where missing; an operator's list naming an earlier ladder's files is an operator's list).
  */
-export const ladderOf = (ids: ReadonlyArray<string>, dir: string): ReadonlyArray<Rung> | null =>
-  [LADDER, ...EARLIER_LADDERS].find((l) => ids.length === l.length && l.every((r, i) => ids[i] === rungPath(dir, r))) ?? null
+export const ladderOf = (ids: ReadonlyArray<string>, dir: string, earlier: boolean): ReadonlyArray<Rung> | null =>
+  (earlier ? [LADDER, ...EARLIER_LADDERS] : [LADDER]).find((l) => ids.length === l.length && l.every((r, i) => ids[i] === rungPath(dir, r))) ?? null
 
 /**
  * Settings the demo uses where the operator gave no flag: the target context

@@ -90,9 +90,9 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
       row(23_100, { threads: 2 }, { load: 400, prewarm: 500, probe: 6_000 })
     ]
     const measurements = [
-      { startMs: T0, phasesMs: 10_000, disturbed: true },
-      { startMs: T0 + 13_000, phasesMs: 10_000, disturbed: false },
-      { startMs: T0 + 23_100, phasesMs: 6_900, disturbed: false }
+      { trialKey: "a", startMs: T0, phasesMs: 10_000, disturbed: true },
+      { trialKey: "a", startMs: T0 + 13_000, phasesMs: 10_000, disturbed: false },
+      { trialKey: "b", startMs: T0 + 23_100, phasesMs: 6_900, disturbed: false }
     ]
     const cost = tuneCost(run(trials, [], 30_200, measurements), 5_000)
     const b = cost.breakdown
@@ -109,6 +109,12 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
     const quiet = tuneCost(run(trials, [], 30_200, measurements.map((m) => ({ ...m, disturbed: false }))), 5_000)
     assert.strictEqual(quiet.breakdown.quietWaitMs, 0)
     assert.strictEqual(quiet.overheadExclQuiet, quiet.overhead)
+    // A disturbed start kept as it is (its third) followed by another trial, and a disturbed last start: no wait.
+    const kept = tuneCost(run(trials, [], 30_200, [
+      { ...measurements[0]!, trialKey: "b" }, { ...measurements[1]!, disturbed: true }, { ...measurements[2]!, disturbed: true }
+    ]), 5_000)
+    assert.strictEqual(kept.breakdown.quietWaits, 0)
+    assert.strictEqual(kept.breakdown.quietWaitMs, 0)
   })
 
   it("issue 14 a trial that started no provider (no load) claims none; one whose memory estimate delayed its start still has its own; one never seen counts no stop", () => {

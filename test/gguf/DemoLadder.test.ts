@@ -11,11 +11,12 @@ describe("the demo ladder (SPEC A-1, R-2)", () => {
     expect(LADDER.map((r) => rungPath(dir, r))).toEqual(paths(["3b", "42m", "15m"]))
   })
 
-  it("R-2 a demo run made with the earlier ladder (1.1B top rung) is still recognised, so resuming it writes its own files where missing; an operator's list is not a ladder", () => {
-    expect(ladderOf(paths(["3b", "42m", "15m"]), dir)).toBe(LADDER)
-    expect(ladderOf(paths(["1.1b", "42m", "15m"]), dir)?.map((r) => [r.label, r.params])).toEqual([["1.1B", 1.1e9], ["42M", 42e6], ["15M", 15e6]])
-    expect(ladderOf(paths(["42m", "3b", "15m"]), dir)).toBeNull()
-    expect(ladderOf(paths(["3b", "42m"]), dir)).toBeNull()
-    expect(ladderOf(paths(["3b", "42m", "15m"]), "/elsewhere")).toBeNull()
+  it("R-2 a resumed demo run made with the earlier ladder (1.1B top rung) is recognised, so its own files are written where missing; otherwise that list, another order or another directory is not a ladder", () => {
+    for (const earlier of [false, true]) expect(ladderOf(paths(["3b", "42m", "15m"]), dir, earlier)).toBe(LADDER)
+    expect(ladderOf(paths(["1.1b", "42m", "15m"]), dir, true)?.map((r) => [r.label, r.params])).toEqual([["1.1B", 1.1e9], ["42M", 42e6], ["15M", 15e6]])
+    expect(ladderOf(paths(["1.1b", "42m", "15m"]), dir, false)).toBeNull()
+    expect(ladderOf(paths(["42m", "3b", "15m"]), dir, true)).toBeNull()
+    expect(ladderOf(paths(["3b", "42m"]), dir, true)).toBeNull()
+    expect(ladderOf(paths(["3b", "42m", "15m"]), "/elsewhere", true)).toBeNull()
   })
 })
