@@ -17,6 +17,7 @@
  */
 import * as fs from "node:fs"
 import type { TrialRow } from "../src/domain/Trial.js"
+import { DISTURBED_RERUNS } from "../src/steps/QuietGuard.js"
 import { cpuInWindows } from "./TreeSampler.js"
 import type { ChildSeen } from "./TreeSampler.js"
 import type { ProviderLog, TuneRun } from "./TuneRun.js"
@@ -59,9 +60,9 @@ export interface WallBreakdown {
   readonly betweenMs: number
   /**
    * Of between: the tuner's waits for a quiet machine (SPEC N-3) before measuring a disturbed trial again —
-   * from the end of each disturbed provider start (its start plus its phases, from the ledger) to the next
-   * start when that is the same trial's (a third disturbed outcome is kept, and then another trial follows
-   * with no wait) — and how many there were. Each also holds that start's provider stop (also in
+   * from the end of each disturbed provider start (its start plus its phases, from the ledger) to the same
+   * trial's re-run (at most DISTURBED_RERUNS in a row; a third disturbed outcome is kept, and what follows it
+   * follows no wait) — and how many there were. Each also holds that start's provider stop (also in
    * `providerStopMs`) and the ordinary work between trials, ~0.1–0.2 s.
    */
   readonly quietWaitMs: number
@@ -214,9 +215,17 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const startupMs = first === undefined ? run.wallMs : first.startMs - run.spawnedAt
   const phasesMs = sum((t) => t.loadMs + t.preWarmMs + t.probeMs)
   const finishMs = last === undefined ? 0 : Math.max(0, run.exitedAt - lastGone)
+  // The tuner waits before each of a disturbed trial's DISTURBED_RERUNS re-runs (QuietGuard.ts), each a start
+  // of the same trial key; its last disturbed start is kept, and a start of the same key after that (N-2's
+  // extra replicates, the drift check) follows no wait. So of a run of consecutive disturbed starts of one
+  // key, all but every (DISTURBED_RERUNS + 1)-th are followed by a wait.
+  let disturbedInRow = 0
   const quiet = run.measurements.flatMap((m, i) => {
+    const previous = run.measurements[i - 1]
+    disturbedInRow = !m.disturbed ? 0 : previous?.disturbed === true && previous.trialKey === m.trialKey ? disturbedInRow + 1 : 1
     const next = run.measurements[i + 1]
-    return m.disturbed && next !== undefined && next.trialKey === m.trialKey ? [Math.max(0, next.startMs - (m.startMs + m.phasesMs))] : []
+    const waited = m.disturbed && next !== undefined && next.trialKey === m.trialKey && disturbedInRow % (DISTURBED_RERUNS + 1) !== 0
+    return waited ? [Math.max(0, next.startMs - (m.startMs + m.phasesMs))] : []
   })
   const breakdown: WallBreakdown = {
     wallMs: run.wallMs,

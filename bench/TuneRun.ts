@@ -27,6 +27,7 @@ export interface ProviderLog {
  * One provider start of the tune, from its ledger (SPEC R-2: one measurement per start, where a trial row
  * may sum several): its trial key, when it started (ms), its load + pre-warm + probe (ms), and whether other
  * processes disturbed it (N-3: the tuner then waits for a quiet machine and measures it again, up to twice).
+ * (A ledger row that cannot be read is left out; beside it a wait may be miscounted by one start's gap.)
  */
 export interface MeasuredStart {
   readonly trialKey: string

@@ -340,6 +340,7 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
       expect(ignored()).toBe(true)
       // Stopping that provider, within its grace: not yet SIGKILLed, the tuner still running.
       expect(cli.stderr()).not.toContain(`provider pid ${pid} did not exit`)
+      expect(pidAlive(pid)).toBe(true) // (the SIGKILL comes right after that line)
       expect(cli.child.exitCode).toBeNull()
       ctrlC(cli)
       expect(await cli.exited, cli.stderr()).toBe(130)

@@ -108,7 +108,7 @@ describe("autotune tune --dry-run (SPEC H-5)", () => {
     Effect.gen(function*() {
       const demo = yield* planFromFlags(yield* parseTuneFlags([]))
       expect((demo.axes.flashAttn ?? []).length).toBe(2)
-      const resumed = yield* planFromFlags(pinnedFlags(yield* parseTuneFlags([]), demo))
+      const resumed = yield* planFromFlags(pinnedFlags(yield* parseTuneFlags([]), demo), true)
       expect(renderPlan(resumed)).toBe(renderPlan(demo))
     }).pipe(Effect.provide(NodeContext.layer)))
 

@@ -115,6 +115,12 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
     ]), 5_000)
     assert.strictEqual(kept.breakdown.quietWaits, 0)
     assert.strictEqual(kept.breakdown.quietWaitMs, 0)
+    // Disturbed three times in a row (two waits, then the third kept), then the same trial again (N-2's extra
+    // replicates) after no wait: two waits of 2 s, the third gap not counted.
+    const a = (at: number, disturbed: boolean) => ({ trialKey: "a", startMs: T0 + at, phasesMs: 1_000, disturbed })
+    const thrice = tuneCost(run(trials, [], 30_200, [a(0, true), a(3_000, true), a(6_000, true), a(7_100, false)]), 5_000)
+    assert.strictEqual(thrice.breakdown.quietWaits, 2)
+    assert.strictEqual(thrice.breakdown.quietWaitMs, 4_000)
   })
 
   it("issue 14 a trial that started no provider (no load) claims none; one whose memory estimate delayed its start still has its own; one never seen counts no stop", () => {
