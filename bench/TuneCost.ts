@@ -247,7 +247,11 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   }
   const totalMs = limit.loadMs + limit.requestMs
   const totalInclGateMs = totalMs + limit.gateWaitMs
-  const probeWindows = trials.filter((t) => t.probeMs > 0).map((t) => [t.endMs - t.probeMs, t.endMs] as const)
+  // Figure 6's probe windows: each provider start's, from the ledger (a row merged from two starts would put
+  // its summed probe time after its first start); from the rows where the run kept no ledger.
+  const probeWindows = run.measurements.length > 0
+    ? run.measurements.filter((m) => m.probeMs > 0).map((m) => [m.startMs + m.phasesMs - m.probeMs, m.startMs + m.phasesMs] as const)
+    : trials.filter((t) => t.probeMs > 0).map((t) => [t.endMs - t.probeMs, t.endMs] as const)
   return {
     exitCode: run.exitCode,
     exitReason: run.doc?.exit_reason ?? null,
