@@ -248,10 +248,16 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const totalMs = limit.loadMs + limit.requestMs
   const totalInclGateMs = totalMs + limit.gateWaitMs
   // Figure 6's probe windows: each provider start's, from the ledger (a row merged from two starts would put
-  // its summed probe time after its first start); from the rows where the run kept no ledger.
+  // its summed probe time after its first start), and from the rows the ledger does not hold (no trial key:
+  // capacity steps, SPEC C-4; or a run that kept no ledger), one start each. (Both from `started_at`, which
+  // comes before the trial's memory estimate: a window lies early by that estimate's time.)
+  const rowWindows = (rows: ReadonlyArray<TrialCost>) => rows.filter((t) => t.probeMs > 0).map((t) => [t.endMs - t.probeMs, t.endMs] as const)
   const probeWindows = run.measurements.length > 0
-    ? run.measurements.filter((m) => m.probeMs > 0).map((m) => [m.startMs + m.phasesMs - m.probeMs, m.startMs + m.phasesMs] as const)
-    : trials.filter((t) => t.probeMs > 0).map((t) => [t.endMs - t.probeMs, t.endMs] as const)
+    ? [
+      ...run.measurements.filter((m) => m.probeMs > 0).map((m) => [m.startMs + m.phasesMs - m.probeMs, m.startMs + m.phasesMs] as const),
+      ...rowWindows(trials.filter((_, i) => run.trials[i]!.trial_key == null))
+    ]
+    : rowWindows(trials)
   return {
     exitCode: run.exitCode,
     exitReason: run.doc?.exit_reason ?? null,
