@@ -12,7 +12,7 @@ import * as path from "node:path"
 import { decodeOutcome } from "../src/domain/OutcomeJson.js"
 import type { TrialRow } from "../src/domain/Trial.js"
 import { TuneDocument } from "../src/domain/TuneDocument.js"
-import { TrialStore } from "../src/services/TrialStore.js"
+import { type MeasurementRow, TrialStore } from "../src/services/TrialStore.js"
 import { sampleTree, type TreeSampling } from "./TreeSampler.js"
 import { autotuneBin } from "./Tools.js"
 
@@ -67,41 +67,40 @@ export const isHelper = (argv: ReadonlyArray<string>): boolean =>
 
 const decodeDoc = Schema.decodeUnknownOption(Schema.parseJson(TuneDocument))
 
-/** The trial rows of `runId` in `dbPath`, in insertion order. */
-const readTrials = (dbPath: string, runId: string): Promise<ReadonlyArray<TrialRow>> =>
-  Effect.runPromise(
-    Effect.flatMap(TrialStore, (s) => s.trials(runId)).pipe(
-      Effect.provide(TrialStore.layer(dbPath).pipe(Layer.provide(NodeContext.layer)))
-    )
-  )
+/** One ledger row as the bench reads it (`readRun`), or null when it cannot be read (a corrupt outcome, no start time). */
+const measuredStart = (m: MeasurementRow): MeasuredStart | null => {
+  try {
+    const o = decodeOutcome(m.outcome_json)
+    const startMs = Date.parse(o.startedAt)
+    if (Number.isNaN(startMs)) return null
+    return {
+      trialKey: m.trial_key,
+      startMs,
+      phasesMs: (o.phases.loadMs ?? 0) + (o.phases.preWarmMs ?? 0) + (o.phases.probeMs ?? 0),
+      probeMs: o.phases.probeMs ?? 0,
+      disturbed: o.background?.disturbed === true
+    }
+  } catch {
+    return null
+  }
+}
 
 /**
- * The measurements `runId` made itself in `dbPath` (its ledger, SPEC R-2), in order; one that cannot be read
- * (a corrupt outcome, no start time) is left out, as the ledger leaves it out of a resume. (The bench's tunes
- * are fresh runs: none of their measurements is replayed from a parent run.)
+ * The trial rows of `runId` in `dbPath`, in insertion order, and the measurements it made itself (its
+ * ledger, SPEC R-2), in order, from one open of the database; a measurement that cannot be read is left out,
+ * as the ledger leaves it out of a resume. (The bench's tunes are fresh runs: none of their measurements is
+ * replayed from a parent run.)
  */
-const readMeasurements = (dbPath: string, runId: string): Promise<ReadonlyArray<MeasuredStart>> =>
+const readRun = (dbPath: string, runId: string): Promise<Pick<TuneRun, "trials" | "measurements">> =>
   Effect.runPromise(
-    Effect.flatMap(TrialStore, (s) => s.measurements(runId)).pipe(
-      Effect.provide(TrialStore.layer(dbPath).pipe(Layer.provide(NodeContext.layer)))
-    )
-  ).then((rows) =>
-    rows.filter((m) => m.reused_from_run === null).flatMap((m) => {
-      try {
-        const o = decodeOutcome(m.outcome_json)
-        const startMs = Date.parse(o.startedAt)
-        if (Number.isNaN(startMs)) return []
-        return [{
-          trialKey: m.trial_key,
-          startMs,
-          phasesMs: (o.phases.loadMs ?? 0) + (o.phases.preWarmMs ?? 0) + (o.phases.probeMs ?? 0),
-          probeMs: o.phases.probeMs ?? 0,
-          disturbed: o.background?.disturbed === true
-        }]
-      } catch {
-        return []
-      }
-    })
+    Effect.flatMap(TrialStore, (s) =>
+      Effect.all({ trials: s.trials(runId), ledger: s.measurements(runId) })).pipe(
+        Effect.map(({ trials, ledger }) => ({
+          trials,
+          measurements: ledger.filter((m) => m.reused_from_run === null).map(measuredStart).filter((m) => m !== null)
+        })),
+        Effect.provide(TrialStore.layer(dbPath).pipe(Layer.provide(NodeContext.layer)))
+      )
   )
 
 /** The provider logs under `logDir` (a tune keeps each run's in `logs/<run-id>/`, SPEC S-4), oldest first. */
@@ -166,8 +165,7 @@ export const runTune = async (dir: string, args: ReadonlyArray<string>, log: (li
       exitedAt: r.exitedAt,
       wallMs: r.exitedAt - r.spawnedAt,
       doc: doc._tag === "Some" ? doc.value : null,
-      trials: runId === null || !fs.existsSync(dbPath) ? [] : await readTrials(dbPath, runId),
-      measurements: runId === null || !fs.existsSync(dbPath) ? [] : await readMeasurements(dbPath, runId),
+      ...(runId === null || !fs.existsSync(dbPath) ? { trials: [], measurements: [] } : await readRun(dbPath, runId)),
       logs: readLogs(path.join(dir, "logs")),
       sampling: r.sampling,
       stderrPath

@@ -33,7 +33,7 @@ import { describeKnobs, Knobs } from "./domain/Knobs.js"
 import { TrialRow, type TrialOutcome } from "./domain/Trial.js"
 import { encodeTuneDocument, type Machine, SPEC_VERSION, type TuneDocument } from "./domain/TuneDocument.js"
 import { notesOf } from "./domain/Verdict.js"
-import { ensureLadder, LADDER, ladderOf } from "./gguf/DemoLadder.js"
+import { ensureLadder, ladderOf } from "./gguf/DemoLadder.js"
 import { adapterBinary, adapterExecutable, type ProviderAdapter } from "./providers/ProviderAdapter.js"
 import { restartInstructions, ServiceManager } from "./services/ServiceManager.js"
 import { TrialStore } from "./services/TrialStore.js"
@@ -295,9 +295,10 @@ const restoreEarlierDrain = (dbPath: string) =>
 /** The run's candidates in the operator's order, the demo ladder's files written first when missing. */
 const candidatesOf = (plan: TunePlan) =>
   Effect.gen(function*() {
-    if (plan.demoLadderDir !== null) {
-      yield* ensureLadder(plan.demoLadderDir, ladderOf(plan.candidateIds, plan.demoLadderDir, plan.resume != null) ?? LADDER)
-    }
+    // The plan named the ladder's directory only for a ladder's files (an earlier ladder's only when resumed).
+    const dir = plan.demoLadderDir
+    const rungs = dir === null ? null : ladderOf(plan.candidateIds, dir, true)
+    if (dir !== null && rungs !== null) yield* ensureLadder(dir, rungs)
     return yield* resolveCandidates(plan.candidateIds, plan.adapter.name)
   })
 

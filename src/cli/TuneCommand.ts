@@ -154,9 +154,6 @@ const allOptions = Options.all(opt)
 /** The parsed flags of `autotune tune`. */
 export type TuneFlags = typeof allOptions extends Options.Options<infer A> ? A : never
 
-/** Whether `ids` are the demo ladder's files in `dir`, in its order (or, `resumed`, an earlier ladder's: R-2). */
-const isLadder = (ids: ReadonlyArray<string>, dir: string, resumed: boolean): boolean => ladderOf(ids, dir, resumed) !== null
-
 /** The llama-server binary (see findLlamaServer); UsageError naming every place looked when there is none. */
 const llamaServerBinary = (providerBin: string | null): Effect.Effect<string, UsageError> => {
   const r = findLlamaServer(providerBin)
@@ -212,7 +209,7 @@ export const planFromFlags = (f: TuneFlags, resumed = false): Effect.Effect<Tune
       adapter,
       candidateIds,
       // A resumed demo run names the ladder's files (pinned): they are still written when missing.
-      demoLadderDir: demo || isLadder(candidateIds, ladderDir, resumed) ? ladderDir : null,
+      demoLadderDir: demo || ladderOf(candidateIds, ladderDir, resumed) !== null ? ladderDir : null,
       targetContext,
       gateTtftMs,
       maxTokens: f.maxTokens,

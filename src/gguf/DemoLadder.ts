@@ -76,11 +76,11 @@ export const demoThreadsAxis = (cores: number): string => (cores <= 1 ? "1" : `$
 export const rungPath = (dir: string, r: Rung): string => path.join(dir, `synth-${r.label.toLowerCase()}-q4_0.gguf`)
 
 /**
- * Ensures every rung's Q4_0 model of `ladder` (default this one) exists under `dir`, writing the
- * missing ones (seed 1; written once, reused after). Returns their paths, largest first.
- * Fails with SynthFailed when a model cannot be written.
+ * Ensures every rung's Q4_0 model of `ladder` (this one, or an earlier one a resumed run names:
+ * `ladderOf`) exists under `dir`, writing the missing ones (seed 1; written once, reused after).
+ * Returns their paths, largest first. Fails with SynthFailed when a model cannot be written.
  */
-export const ensureLadder = (dir: string, ladder: ReadonlyArray<Rung> = LADDER): Effect.Effect<ReadonlyArray<string>, SynthFailed> =>
+export const ensureLadder = (dir: string, ladder: ReadonlyArray<Rung>): Effect.Effect<ReadonlyArray<string>, SynthFailed> =>
   Effect.forEach(ladder, (r) => {
     const file = rungPath(dir, r)
     return fs.existsSync(file) ? Effect.succeed(file) : Console.error(
