@@ -70,7 +70,7 @@ export const tuneFigures = (p: string, o: Outcome<TuneCost>, smallModel: string,
       "remainder",
       "remainder (start-up, stops, SQLite, tuner)",
       remainder,
-      (c) => `start-up ${s1(c.breakdown.startupMs)}, between trials ${s1(c.breakdown.betweenMs)} (of which quiet-machine waits ${s1(c.breakdown.quietWaitMs)}), finish ${s1(c.breakdown.finishMs)}; providers' stop ≈ ${s1(c.breakdown.providerStopMs)}`
+      (c) => `start-up ${s1(c.breakdown.startupMs)}, between trials ${s1(c.breakdown.betweenMs)} (of which pre-load checks and memory estimates ${s1(c.breakdown.preLoadMs)}, quiet-machine waits ${s1(c.breakdown.quietWaitMs)}), finish ${s1(c.breakdown.finishMs)}; providers' stop ≈ ${s1(c.breakdown.providerStopMs)}`
     ),
     {
       key: `loads_per_stage1.${p}`, n: 2, label: `loads per Stage 1 candidate, max (${p})`,

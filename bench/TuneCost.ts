@@ -30,7 +30,10 @@ export interface TrialCost {
   readonly fits: boolean
   readonly notes: string | null
   readonly startMs: number
+  /** Its start plus its time before the spawn and its phases (a merged row's phases summed over its starts). */
   readonly endMs: number
+  /** The tuner's time before the provider's spawn: the pre-load check and memory estimate (`preload_ms`; 0 where not recorded). */
+  readonly preLoadMs: number
   readonly loadMs: number
   readonly preWarmMs: number
   readonly probeMs: number
@@ -59,8 +62,13 @@ export interface WallBreakdown {
    */
   readonly betweenMs: number
   /**
+   * Of between: the tuner's checks before each provider's spawn (the GGUF pre-load check, SPEC D-2, and the
+   * memory estimate, C-3), per start from the ledger (and the rows it does not hold), ms.
+   */
+  readonly preLoadMs: number
+  /**
    * Of between: the tuner's waits for a quiet machine (SPEC N-3) before measuring a disturbed trial again —
-   * from the end of each disturbed provider start (its start plus its phases, from the ledger) to the same
+   * from the end of each disturbed provider start (its start, its time before the spawn and its phases, from the ledger) to the same
    * trial's re-run (at most DISTURBED_RERUNS in a row; a third disturbed outcome is kept, and what follows it
    * follows no wait) — and how many there were. Each also holds that start's provider stop (also in
    * `providerStopMs`) and the ordinary work between trials, ~0.1–0.2 s.
@@ -157,6 +165,7 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const logsOf = (i: number): Array<ProviderLog> =>
     run.logs.filter((l) => l.createdMs + 10 >= starts[i]! && (i + 1 >= starts.length || l.createdMs + 10 < starts[i + 1]!))
   const trials: Array<TrialCost> = run.trials.map((t, i) => {
+    const preLoadMs = t.preload_ms ?? 0
     const loadMs = t.load_ms ?? 0
     const preWarmMs = t.prewarm_ms ?? 0
     const probeMs = t.probe_ms ?? 0
@@ -172,7 +181,8 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
       fits: t.fits === 1,
       notes: t.notes,
       startMs: starts[i]!,
-      endMs: starts[i]! + loadMs + preWarmMs + probeMs,
+      endMs: starts[i]! + preLoadMs + loadMs + preWarmMs + probeMs,
+      preLoadMs,
       loadMs,
       preWarmMs,
       probeMs,
@@ -225,8 +235,10 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
     disturbedInRow = !m.disturbed ? 0 : previous?.disturbed === true && previous.trialKey === m.trialKey ? disturbedInRow + 1 : 1
     const next = run.measurements[i + 1]
     const waited = m.disturbed && next !== undefined && next.trialKey === m.trialKey && disturbedInRow % (DISTURBED_RERUNS + 1) !== 0
-    return waited ? [Math.max(0, next.startMs - (m.startMs + m.phasesMs))] : []
+    return waited ? [Math.max(0, next.startMs - (m.startMs + m.preLoadMs + m.phasesMs))] : []
   })
+  // The rows the ledger does not hold (no trial key: capacity steps, SPEC C-4; or a run that kept no ledger).
+  const unledgered = run.measurements.length > 0 ? trials.filter((_, i) => run.trials[i]!.trial_key == null) : trials
   const breakdown: WallBreakdown = {
     wallMs: run.wallMs,
     startupMs,
@@ -234,6 +246,7 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
     preWarmMs: sum((t) => t.preWarmMs),
     probeMs: sum((t) => t.probeMs),
     betweenMs: last === undefined ? 0 : run.wallMs - startupMs - phasesMs - finishMs,
+    preLoadMs: run.measurements.reduce((a, m) => a + m.preLoadMs, 0) + unledgered.reduce((a, t) => a + t.preLoadMs, 0),
     quietWaitMs: quiet.reduce((a, x) => a + x, 0),
     quietWaits: quiet.length,
     finishMs,
@@ -248,16 +261,16 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const totalMs = limit.loadMs + limit.requestMs
   const totalInclGateMs = totalMs + limit.gateWaitMs
   // Figure 6's probe windows: each provider start's, from the ledger (a row merged from two starts would put
-  // its summed probe time after its first start), and from the rows the ledger does not hold (no trial key:
-  // capacity steps, SPEC C-4; or a run that kept no ledger), one start each. (Both from `started_at`, which
-  // comes before the trial's memory estimate: a window lies early by that estimate's time.)
-  const rowWindows = (rows: ReadonlyArray<TrialCost>) => rows.filter((t) => t.probeMs > 0).map((t) => [t.endMs - t.probeMs, t.endMs] as const)
-  const probeWindows = run.measurements.length > 0
-    ? [
-      ...run.measurements.filter((m) => m.probeMs > 0).map((m) => [m.startMs + m.phasesMs - m.probeMs, m.startMs + m.phasesMs] as const),
-      ...rowWindows(trials.filter((_, i) => run.trials[i]!.trial_key == null))
-    ]
-    : rowWindows(trials)
+  // its summed probe time after its first start), and from the rows the ledger does not hold, one start each.
+  // Each ends at its start + its time before the spawn + its phases (a window of an outcome recorded before
+  // that time was, lies early by it: up to ~1 s on a first trial's memory estimate).
+  const probeWindows = [
+    ...run.measurements.filter((m) => m.probeMs > 0).map((m) => {
+      const end = m.startMs + m.preLoadMs + m.phasesMs
+      return [end - m.probeMs, end] as const
+    }),
+    ...unledgered.filter((t) => t.probeMs > 0).map((t) => [t.endMs - t.probeMs, t.endMs] as const)
+  ]
   return {
     exitCode: run.exitCode,
     exitReason: run.doc?.exit_reason ?? null,

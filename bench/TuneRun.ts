@@ -25,13 +25,16 @@ export interface ProviderLog {
 
 /**
  * One provider start of the tune, from its ledger (SPEC R-2: one measurement per start, where a trial row
- * may sum several): its trial key, when it started (ms), its load + pre-warm + probe and its probe alone (ms),
- * and whether other processes disturbed it (N-3: the tuner then waits for a quiet machine and measures it again, up to twice).
+ * may sum several): its trial key, when its trial started (ms), the tuner's time before the spawn (the pre-load
+ * check and memory estimate; 0 in an outcome recorded before it was measured), its load + pre-warm + probe
+ * and its probe alone (ms), and whether other processes disturbed it (N-3: the tuner then waits for a quiet
+ * machine and measures it again, up to twice). The provider's phases run from `startMs + preLoadMs`.
  * (A ledger row that cannot be read is left out; beside it a wait may be miscounted by one start's gap.)
  */
 export interface MeasuredStart {
   readonly trialKey: string
   readonly startMs: number
+  readonly preLoadMs: number
   readonly phasesMs: number
   readonly probeMs: number
   readonly disturbed: boolean
@@ -76,6 +79,7 @@ const measuredStart = (m: MeasurementRow): MeasuredStart | null => {
     return {
       trialKey: m.trial_key,
       startMs,
+      preLoadMs: o.phases.preLoadMs ?? 0,
       phasesMs: (o.phases.loadMs ?? 0) + (o.phases.preWarmMs ?? 0) + (o.phases.probeMs ?? 0),
       probeMs: o.phases.probeMs ?? 0,
       disturbed: o.background?.disturbed === true

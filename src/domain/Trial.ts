@@ -85,8 +85,17 @@ export interface TrialOutcome {
    * Wall time of the trial's phases, ms (issue "llama-server" bench breakdown):
    * `load` spawn → ready (model load), `preWarm` the pre-warm requests,
    * `probe` the measured requests. Null for a phase the trial never reached.
+   * `preLoadMs`: from `startedAt` to the provider's spawn (the pre-load GGUF check, SPEC D-2, and the
+   * memory estimate, C-3), so the provider's own phases begin at `startedAt + preLoadMs`; absent where
+   * the trial ended before a spawn (a corrupt file, an estimate over the memory) and on outcomes recorded
+   * before it was measured (migration 0007).
    */
-  readonly phases: { readonly loadMs: number | null; readonly preWarmMs: number | null; readonly probeMs: number | null }
+  readonly phases: {
+    readonly preLoadMs?: number
+    readonly loadMs: number | null
+    readonly preWarmMs: number | null
+    readonly probeMs: number | null
+  }
   /** When the trial began (provider start), ISO-8601 UTC (S-1 `started_at`). */
   readonly startedAt: string
   /** The spread of the feasible replicates (SPEC N-1). */
@@ -261,6 +270,8 @@ export const mergeOutcomes = (first: TrialOutcome, more: TrialOutcome): TrialOut
     replicates: first.replicates + more.replicates,
     startedAt: first.startedAt,
     phases: {
+      // The first start's, as `startedAt` is.
+      ...(first.phases.preLoadMs === undefined ? {} : { preLoadMs: first.phases.preLoadMs }),
       loadMs: sum(first.phases.loadMs, more.phases.loadMs),
       preWarmMs: sum(first.phases.preWarmMs, more.phases.preWarmMs),
       probeMs: sum(first.phases.probeMs, more.phases.probeMs)
@@ -298,9 +309,11 @@ const nullByDefault = <S extends Schema.Schema.Any>(s: S) => Schema.optionalWith
  * (tokens the server actually prefilled), `server_prompt_tps` and
  * `server_decode_tps` (its `prompt_per_second` and `predicted_per_second`,
  * tokens/s), and `server_request_ms` (sum of its prefill + decode time over the
- * measured requests). Phase wall times of the trial, ms: `load_ms` (spawn →
- * ready), `prewarm_ms`, `probe_ms` (the measured requests). NULL when not
- * reported or not reached. What was measured: `model_params` (parameter count,
+ * measured requests). Phase wall times of the trial, ms: `preload_ms`
+ * (`started_at` → the provider's spawn: the pre-load GGUF check and the memory
+ * estimate; NULL where no provider was started and on rows stored before
+ * migration 0007), `load_ms` (spawn → ready), `prewarm_ms`, `probe_ms` (the
+ * measured requests). NULL when not reported or not reached. What was measured: `model_params` (parameter count,
  * SPEC A-4) and `model_bytes` (file size) of the model, NULL when unknown — so
  * a recipe can be re-checked against the file it names (`autotune verify`, SPEC R-3).
  * `verdict`: the tag of the trial's Verdict (domain/Verdict.ts); NULL on rows
@@ -376,7 +389,8 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
   aggregate_tps: nullByDefault(Schema.Number),
   flash_attn: nullByDefault(Schema.Literal(0, 1)),
   ubatch: nullByDefault(Schema.Int),
-  batch: nullByDefault(Schema.Int)
+  batch: nullByDefault(Schema.Int),
+  preload_ms: nullByDefault(Schema.Number)
 }) {
   /**
    * The row of a finished trial of `candidate` with `knobs` in run `runId`
@@ -444,7 +458,8 @@ export class TrialRow extends Schema.Class<TrialRow>("TrialRow")({
       aggregate_tps: o.load?.aggregateTps ?? null,
       flash_attn: knobs.flashAttn === null ? null : knobs.flashAttn ? 1 : 0,
       ubatch: knobs.ubatch,
-      batch: knobs.batch
+      batch: knobs.batch,
+      preload_ms: o.phases.preLoadMs ?? null
     })
   }
 }

@@ -153,7 +153,10 @@ const migrations = SqliteMigrator.fromRecord({
     "flash_attn INTEGER",
     "ubatch INTEGER",
     "batch INTEGER"
-  ])
+  ]),
+  // The tuner's own time before a provider's spawn (the pre-load check and memory estimate), ms: where the
+  // provider's phases begin (bench/TuneCost.ts places its probe windows and quiet-machine waits by it).
+  "0007_preload": addColumns("tune_trials", ["preload_ms REAL"])
 })
 
 const storeFailed = (what: string) => (e: { readonly message: string }) =>

@@ -173,9 +173,10 @@ export const runTrial = (
     // marginal median call near the gate either (Stage 2, capacity and verify judge the same configuration so).
     const marginalUpTo = (s.objective ?? null) !== null ? null : marginalCap
     const provider = yield* CandidateProvider
-    const startedAt = new Date(yield* Clock.currentTimeMillis).toISOString()
+    const startedAtMs = yield* Clock.currentTimeMillis
+    const startedAt = new Date(startedAtMs).toISOString()
     // Phase wall times, filled in as the trial reaches each phase.
-    const phases: { loadMs: number | null; preWarmMs: number | null; probeMs: number | null } = {
+    const phases: { preLoadMs?: number; loadMs: number | null; preWarmMs: number | null; probeMs: number | null } = {
       loadMs: null,
       preWarmMs: null,
       probeMs: null
@@ -260,6 +261,7 @@ export const runTrial = (
       }
     }
     const t0 = yield* Clock.currentTimeMillis
+    phases.preLoadMs = t0 - startedAtMs
     const started = yield* provider.start({
       adapter: s.adapter,
       spec,

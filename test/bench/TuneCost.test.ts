@@ -13,7 +13,7 @@ import type { TrialRow } from "../../src/domain/Trial.js"
 const T0 = Date.parse("2026-12-07T08:00:00.000Z")
 
 /** A trial row (only what tuneCost reads): started `at` ms after T0, with its phases (ms). */
-const row = (at: number, knobs: { threads: number }, phases: { load: number; prewarm: number; probe: number }, notes: string | null = null) =>
+const row = (at: number, knobs: { threads: number }, phases: { preLoad?: number; load: number; prewarm: number; probe: number }, notes: string | null = null) =>
   ({
     stage: 2,
     model: "/m/130M.gguf",
@@ -23,6 +23,7 @@ const row = (at: number, knobs: { threads: number }, phases: { load: number; pre
     fits: notes === null ? 1 : 0,
     notes,
     started_at: new Date(T0 + at).toISOString(),
+    preload_ms: phases.preLoad ?? null,
     load_ms: phases.load,
     prewarm_ms: phases.prewarm,
     probe_ms: phases.probe,
@@ -90,9 +91,9 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
       row(23_100, { threads: 2 }, { load: 400, prewarm: 500, probe: 6_000 })
     ]
     const measurements = [
-      { trialKey: "a", startMs: T0, phasesMs: 10_000, probeMs: 9_000, disturbed: true },
-      { trialKey: "a", startMs: T0 + 13_000, phasesMs: 10_000, probeMs: 9_000, disturbed: false },
-      { trialKey: "b", startMs: T0 + 23_100, phasesMs: 6_900, probeMs: 6_000, disturbed: false }
+      { trialKey: "a", startMs: T0, preLoadMs: 0, phasesMs: 10_000, probeMs: 9_000, disturbed: true },
+      { trialKey: "a", startMs: T0 + 13_000, preLoadMs: 0, phasesMs: 10_000, probeMs: 9_000, disturbed: false },
+      { trialKey: "b", startMs: T0 + 23_100, preLoadMs: 0, phasesMs: 6_900, probeMs: 6_000, disturbed: false }
     ]
     const cost = tuneCost(run(trials, [], 30_200, measurements), 5_000)
     const b = cost.breakdown
@@ -104,7 +105,7 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
     const figures = tuneFigures("embedded", { value: cost, reason: null }, "130M", "1.1B")
     const excl = figures.find((f) => f.key === "overhead.embedded.excl_quiet")
     assert.strictEqual(excl?.detail, `(wall 31.2 s − 3.0 s waited after 1 disturbed trial) ÷ limit ${(cost.limit.totalMs / 1000).toFixed(1)} s`)
-    assert.include(figures.find((f) => f.key === "overhead.embedded.remainder")?.detail, "between trials 3.1 s (of which quiet-machine waits 3.0 s)")
+    assert.include(figures.find((f) => f.key === "overhead.embedded.remainder")?.detail, "between trials 3.1 s (of which pre-load checks and memory estimates 0.0 s, quiet-machine waits 3.0 s)")
     // Nothing disturbed: no waits, the same overhead.
     const quiet = tuneCost(run(trials, [], 30_200, measurements.map((m) => ({ ...m, disturbed: false }))), 5_000)
     assert.strictEqual(quiet.breakdown.quietWaitMs, 0)
@@ -117,7 +118,7 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
     assert.strictEqual(kept.breakdown.quietWaitMs, 0)
     // Disturbed three times in a row (two waits, then the third kept), then the same trial again (N-2's extra
     // replicates) after no wait: two waits of 2 s, the third gap not counted.
-    const a = (at: number, disturbed: boolean) => ({ trialKey: "a", startMs: T0 + at, phasesMs: 1_000, probeMs: 500, disturbed })
+    const a = (at: number, disturbed: boolean) => ({ trialKey: "a", startMs: T0 + at, preLoadMs: 0, phasesMs: 1_000, probeMs: 500, disturbed })
     const thrice = tuneCost(run(trials, [], 30_200, [a(0, true), a(3_000, true), a(6_000, true), a(7_100, false)]), 5_000)
     assert.strictEqual(thrice.breakdown.quietWaits, 2)
     assert.strictEqual(thrice.breakdown.quietWaitMs, 4_000)
@@ -133,9 +134,9 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
       row(25_200, { threads: 2 }, { load: 100, prewarm: 0, probe: 500 })
     ]
     const measurements = [
-      { trialKey: "a", startMs: T0, phasesMs: 9_800, probeMs: 9_000, disturbed: false },
-      { trialKey: "b", startMs: T0 + 10_300, phasesMs: 9_400, probeMs: 8_800, disturbed: false },
-      { trialKey: "a", startMs: T0 + 20_000, phasesMs: 5_100, probeMs: 4_500, disturbed: false }
+      { trialKey: "a", startMs: T0, preLoadMs: 0, phasesMs: 9_800, probeMs: 9_000, disturbed: false },
+      { trialKey: "b", startMs: T0 + 10_300, preLoadMs: 0, phasesMs: 9_400, probeMs: 8_800, disturbed: false },
+      { trialKey: "a", startMs: T0 + 20_000, preLoadMs: 0, phasesMs: 5_100, probeMs: 4_500, disturbed: false }
     ]
     const probes = [[800, 9_800], [10_900, 19_700], [20_600, 25_100], [25_300, 25_800]] as const
     const busy = (t: number) => probes.reduce((s, [a, b]) => s + Math.max(0, Math.min(t, b) - a) / 1000, 0)
@@ -170,5 +171,33 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
     const u = unseen.breakdown
     assert.strictEqual(u.startupMs + u.loadMs + u.preWarmMs + u.probeMs + u.betweenMs + u.finishMs, u.wallMs)
     assert.isAtLeast(u.betweenMs, 0)
+  })
+
+  it("issue 14 C-3 a provider's phases begin after the tuner's pre-load check and memory estimate: figure 6's windows and the quiet waits are placed by it, and the remainder says its time", () => {
+    // Trial A: its trial starts at 0 s, 1 s of estimate, then its provider: load 0.5 s, pre-warm 0.5 s, probe 2–10 s;
+    // disturbed, so the tuner waits for a quiet machine to 12 s, 0.2 s of estimate, then probe 13.2–21.2 s.
+    // A capacity step (no trial key) at 21.3 s: 0.3 s of estimate, load 0.1 s, probe 21.7–22.2 s.
+    const trials = [
+      { ...row(0, { threads: 1 }, { preLoad: 1_000, load: 500, prewarm: 500, probe: 8_000 }), trial_key: "a" },
+      { ...row(12_000, { threads: 1 }, { preLoad: 200, load: 500, prewarm: 500, probe: 8_000 }), trial_key: "a" },
+      row(21_300, { threads: 2 }, { preLoad: 300, load: 100, prewarm: 0, probe: 500 })
+    ]
+    const measurements = [
+      { trialKey: "a", startMs: T0, preLoadMs: 1_000, phasesMs: 9_000, probeMs: 8_000, disturbed: true },
+      { trialKey: "a", startMs: T0 + 12_000, preLoadMs: 200, phasesMs: 9_000, probeMs: 8_000, disturbed: false }
+    ]
+    const probes = [[2_000, 10_000], [13_200, 21_200], [21_700, 22_200]] as const
+    const busy = (t: number) => probes.reduce((s, [a, b]) => s + Math.max(0, Math.min(t, b) - a) / 1000, 0)
+    const samples = Array.from({ length: 231 }, (_, i) => ({ t: T0 + i * 100, tunerCpuS: 0, helpersCpuS: 0, providersCpuS: busy(i * 100) }))
+    const r = run(trials, [], 22_500, measurements)
+    const cost = tuneCost({ ...r, sampling: { ...r.sampling, samples } }, 5_000)
+    // Every window is a probe's own: the providers' CPU in them is all of it, one core throughout.
+    assert.closeTo(cost.probeCpu.windowS, 8 + 8 + 0.5, 1e-6)
+    assert.closeTo(cost.probeCpu.providersCpuS, 8 + 8 + 0.5, 1e-6)
+    // The wait: from A's first provider's end (10 s) to its re-run's trial start (12 s).
+    assert.strictEqual(cost.breakdown.quietWaitMs, 2_000)
+    assert.strictEqual(cost.breakdown.preLoadMs, 1_000 + 200 + 300)
+    const figures = tuneFigures("embedded", { value: cost, reason: null }, "130M", "1.1B")
+    assert.include(figures.find((f) => f.key === "overhead.embedded.remainder")?.detail, "(of which pre-load checks and memory estimates 1.5 s, quiet-machine waits 2.0 s)")
   })
 })

@@ -40,7 +40,7 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       old.exec([
         "verdict", "tps_ci95_lo", "tps_ci95_hi", "ttft_ci95_lo_ms", "ttft_ci95_hi_ms", "tps_cv", "ttft_cv", "marginal",
         "background_cores", "disturbed", "superseded", "trial_key", "reused_from_run",
-        "streams", "peak_rss_bytes", "estimated_bytes", "itl_p95_ms", "aggregate_tps", "flash_attn", "ubatch", "batch"
+        "streams", "peak_rss_bytes", "estimated_bytes", "itl_p95_ms", "aggregate_tps", "flash_attn", "ubatch", "batch", "preload_ms"
       ].map((c) => `ALTER TABLE tune_trials DROP COLUMN ${c};`).join(" ") +
         ["parent_run_id", "flags_json", "identity_json"].map((c) => `ALTER TABLE tune_runs DROP COLUMN ${c};`).join(" ") +
         " DROP TABLE tune_measurements; DELETE FROM effect_sql_migrations WHERE migration_id >= 3;")
@@ -69,6 +69,8 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
         rows.map((r) => [r.streams, r.peak_rss_bytes, r.estimated_bytes, r.itl_p95_ms, r.aggregate_tps, r.flash_attn, r.ubatch, r.batch]),
         [[null, null, null, null, null, null, null, null], [null, null, null, null, null, null, null, null]]
       )
+      // Migration 0007: the time before a provider's spawn is NULL on rows stored before it and where none started.
+      assert.deepStrictEqual(rows.map((r) => r.preload_ms), [null, null])
       const run = yield* Effect.flatMap(TrialStore, (s) => s.run("old")).pipe(Effect.provide(TrialStore.layer(db)))
       assert.deepStrictEqual(Option.map(run, (r) => [r.parent_run_id, r.flags_json, r.identity_json]), Option.some([null, null, null]))
     }).pipe(Effect.provide(NodeContext.layer)))

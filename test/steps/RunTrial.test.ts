@@ -5,7 +5,7 @@
  * that answered ready, then exited (SPEC E-4, D-2).
  */
 import { HttpClient, HttpClientResponse } from "@effect/platform"
-import { Effect, Layer, Ref } from "effect"
+import { Clock, Effect, Layer, Ref } from "effect"
 import { describe, expect, it } from "vitest"
 import { ProviderStartFailed } from "../../src/domain/AutotuneError.js"
 import { Knobs } from "../../src/domain/Knobs.js"
@@ -18,29 +18,37 @@ import { preWarm } from "../../src/steps/PreWarm.js"
 import { CpuMeter } from "../../src/services/CpuMeter.js"
 import { tinyModelPath } from "../support/models.js"
 
-const settings = (estimate: boolean): TrialSettings => ({
+const settings = (estimate: boolean, memoryLimitGiB = 0.01): TrialSettings => ({
   adapter: embedded(null), targetContext: 256, maxTokens: 8, replyTokens: 8, gateTtftMs: 60_000, requestTimeoutMs: 120_000,
-  readyTimeoutMs: 60_000, logDir: "/tmp", estimate, memoryLimitGiB: 0.01, maxBackgroundCores: null
+  readyTimeoutMs: 60_000, logDir: "/tmp", estimate, memoryLimitGiB, maxBackgroundCores: null
 })
 
-/** Runs one trial of the tiny model with a provider whose start only counts and fails. */
-const trial = (estimate: boolean, maxBatch: number | null = null) =>
+/**
+ * Runs one trial of the tiny model with a provider whose start only counts and fails; `spawnedAt`: the
+ * clock's time (ms) when the start was asked for, null if it never was.
+ */
+const trial = (estimate: boolean, maxBatch: number | null = null, memoryLimitGiB = 0.01) =>
   Effect.runPromise(Effect.gen(function*() {
     const journal = yield* Ref.make<ReadonlyArray<StubEvent>>([])
+    const spawnedAt = yield* Ref.make<number | null>(null)
     const provider = CandidateProvider.Stub(
-      (o) => Effect.fail(new ProviderStartFailed({ model: o.spec.model, message: "stub: not started", exitCode: null, stderrTail: "" })),
+      (o) =>
+        Clock.currentTimeMillis.pipe(
+          Effect.flatMap((t) => Ref.set(spawnedAt, t)),
+          Effect.zipRight(Effect.fail(new ProviderStartFailed({ model: o.spec.model, message: "stub: not started", exitCode: null, stderrTail: "" })))
+        ),
       journal
     )
     const noHttp = Layer.succeed(HttpClient.HttpClient, HttpClient.make(() => Effect.die("no request expected")))
     const outcome = yield* runTrial(
-      settings(estimate),
+      settings(estimate, memoryLimitGiB),
       { id: "tiny", model: tinyModelPath(), rank: 1, paramCount: 15e6, ggufFile: true, fileBytes: null },
       new Knobs({ kvBits: null, maxContext: null, maxBatch, threads: null }),
       1,
       null
     ).pipe(Effect.provide(Layer.mergeAll(provider, noHttp, CpuMeter.Stub(() => 0))))
     const starts = (yield* Ref.get(journal)).flatMap((e) => (e._tag === "Start" ? [e.options.spec.knobs.maxBatch] : []))
-    return { outcome, starts }
+    return { outcome, starts, spawnedAt: yield* Ref.get(spawnedAt) }
   }))
 
 describe("memory estimate before launch (issue: llama-server, item 4)", () => {
@@ -50,7 +58,18 @@ describe("memory estimate before launch (issue: llama-server, item 4)", () => {
     expect(r.outcome.verdict._tag).toBe("EstimatedOver")
     expect(notesOf(r.outcome.verdict)).toMatch(/^estimated \d+\.\d GiB > 0\.0 GiB available$/)
     expect(r.outcome.phases.loadMs).toBeNull()
+    expect(r.outcome.phases.preLoadMs).toBeUndefined() // no spawn: no time before it
     expect(r.outcome.nErr).toBe(0) // no request was sent
+  })
+  it("C-3 D-2 the outcome places the spawn: startedAt + preLoadMs (the pre-load check and the estimate) is when the provider was started", async () => {
+    const r = await trial(true, null, 1024)
+    expect(r.starts).toEqual([null])
+    expect(r.outcome.load?.estimatedBytes).toBeGreaterThan(0) // the estimate ran before the start
+    expect(r.outcome.phases.preLoadMs).toBeGreaterThanOrEqual(0)
+    // The load phase (spawn → its end) holds the start: it begins at startedAt + preLoadMs.
+    const loadFrom = Date.parse(r.outcome.startedAt) + r.outcome.phases.preLoadMs!
+    expect(r.spawnedAt).toBeGreaterThanOrEqual(loadFrom)
+    expect(r.spawnedAt).toBeLessThanOrEqual(loadFrom + r.outcome.phases.loadMs!)
   })
   it("--no-estimate: the same cell is started whatever the limit", async () => {
     const r = await trial(false)

@@ -157,6 +157,19 @@ describe("gridSearch under noise, edge cases (SPEC N-2)", () => {
     }))
 })
 
+describe("a cell measured again in a start of its own (SPEC N-2)", () => {
+  it("N-2 the merged outcome keeps the first start's startedAt and time before its spawn; the providers' phases add up", () => {
+    const at = (startedAt: string, preLoadMs: number) =>
+      summarizeTrial(Verdict.Fits(), [sampleOf(100)], {
+        calibration: null, replicates: 1, startedAt,
+        phases: { preLoadMs, loadMs: 400, preWarmMs: 50, probeMs: 900 }, marginal: false, background: null
+      })
+    const merged = mergeOutcomes(at("2026-01-01T00:00:00.000Z", 30), at("2026-01-01T00:01:00.000Z", 7))
+    expect(merged.startedAt).toBe("2026-01-01T00:00:00.000Z")
+    expect(merged.phases).toEqual({ preLoadMs: 30, loadMs: 800, preWarmMs: 100, probeMs: 1800 })
+  })
+})
+
 describe("the drift check (SPEC N-2, issue 13 item 4)", () => {
   const cellOf = (maxBatch: number, tps: ReadonlyArray<number>): ClimbCell<TrialOutcome> => {
     const outcome = summarizeTrial(Verdict.Fits(), tps.map((t) => sampleOf(t)), {
