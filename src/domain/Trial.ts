@@ -86,9 +86,10 @@ export interface TrialOutcome {
    * `load` spawn → ready (model load), `preWarm` the pre-warm requests,
    * `probe` the measured requests. Null for a phase the trial never reached.
    * `preLoadMs`: from `startedAt` to the provider's spawn (the pre-load GGUF check, SPEC D-2, and the
-   * memory estimate, C-3), so the provider's own phases begin at `startedAt + preLoadMs`; absent where
-   * the trial ended before a spawn (a corrupt file, an estimate over the memory) and on outcomes recorded
-   * before it was measured (migration 0007).
+   * memory estimate, C-3), so the provider's own phases begin at `startedAt + preLoadMs`; for a trial
+   * that started none (a corrupt or unreadable file, an estimate over the memory), to that decision.
+   * Absent on outcomes recorded before it was measured (migration 0007). A merged outcome
+   * (`mergeOutcomes`) keeps its first start's, where its other phases are sums over its starts.
    */
   readonly phases: {
     readonly preLoadMs?: number
@@ -96,7 +97,10 @@ export interface TrialOutcome {
     readonly preWarmMs: number | null
     readonly probeMs: number | null
   }
-  /** When the trial began (provider start), ISO-8601 UTC (S-1 `started_at`). */
+  /**
+   * When the trial began, ISO-8601 UTC (S-1 `started_at`): before its pre-load check and memory
+   * estimate; its provider was spawned at `startedAt + phases.preLoadMs`.
+   */
   readonly startedAt: string
   /** The spread of the feasible replicates (SPEC N-1). */
   readonly spread: Spread
@@ -260,7 +264,8 @@ const maxOrNull = (a: number | null, b: number | null) => (a === null ? b : b ==
  * own): `more`'s samples appended to `first`'s and every figure recomputed.
  * The merged cell is feasible only if both were (B-2: every replicate); its
  * verdict is the first infeasible one. Phase times add up; the background is
- * the busier of the two; `startedAt` and calibration stay the first's.
+ * the busier of the two; `startedAt`, the time before its spawn (`phases.preLoadMs`) and
+ * calibration stay the first's.
  */
 export const mergeOutcomes = (first: TrialOutcome, more: TrialOutcome): TrialOutcome => {
   const sum = (a: number | null, b: number | null) => (a === null && b === null ? null : (a ?? 0) + (b ?? 0))
@@ -310,10 +315,11 @@ const nullByDefault = <S extends Schema.Schema.Any>(s: S) => Schema.optionalWith
  * `server_decode_tps` (its `prompt_per_second` and `predicted_per_second`,
  * tokens/s), and `server_request_ms` (sum of its prefill + decode time over the
  * measured requests). Phase wall times of the trial, ms: `preload_ms`
- * (`started_at` → the provider's spawn: the pre-load GGUF check and the memory
- * estimate; NULL where no provider was started and on rows stored before
- * migration 0007), `load_ms` (spawn → ready), `prewarm_ms`, `probe_ms` (the
- * measured requests). NULL when not reported or not reached. What was measured: `model_params` (parameter count,
+ * (`started_at` → the provider's spawn, or the decision not to start one: the
+ * pre-load GGUF check and the memory estimate; the first start's on a row
+ * merged from several; NULL on rows stored before migration 0007), `load_ms`
+ * (spawn → ready), `prewarm_ms`, `probe_ms` (the measured requests; sums over a
+ * merged row's starts). NULL when not reported or not reached. What was measured: `model_params` (parameter count,
  * SPEC A-4) and `model_bytes` (file size) of the model, NULL when unknown — so
  * a recipe can be re-checked against the file it names (`autotune verify`, SPEC R-3).
  * `verdict`: the tag of the trial's Verdict (domain/Verdict.ts); NULL on rows

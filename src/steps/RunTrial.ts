@@ -227,9 +227,15 @@ export const runTrial = (
     }
     // SPEC D-2: the weights are checked before loading where the format allows it
     // (GGUF: magic, version, tensor data within the file), so a corrupt file never starts.
+    // The tuner's time before the provider's spawn, or before deciding not to start one (phases.preLoadMs).
+    const preLoadEnds = Effect.map(Clock.currentTimeMillis, (t) => {
+      phases.preLoadMs = t - startedAtMs
+      return t
+    })
     if (candidate.ggufFile) {
       const checked = yield* readModelInfo(candidate.model).pipe(Effect.either)
       if (checked._tag === "Left") {
+        yield* preLoadEnds
         const reason = `pre-load check of ${candidate.model}: ${checked.left.message}`
         // A file whose bytes are not a valid GGUF is an integrity failure by construction;
         // one that cannot be read (permissions, vanished) is classified like any other failure.
@@ -257,11 +263,11 @@ export const runTrial = (
       )
       if (Option.isSome(est)) memory.estimatedBytes = est.value.totalBytes
       if (Option.isSome(est) && est.value.totalBytes > availableBytes) {
+        yield* preLoadEnds
         return summarize(Verdict.EstimatedOver({ neededBytes: est.value.totalBytes, availableBytes }))
       }
     }
-    const t0 = yield* Clock.currentTimeMillis
-    phases.preLoadMs = t0 - startedAtMs
+    const t0 = yield* preLoadEnds
     const started = yield* provider.start({
       adapter: s.adapter,
       spec,

@@ -176,28 +176,36 @@ describe("the bench's wall-time breakdown (figure 1)", () => {
   it("issue 14 C-3 a provider's phases begin after the tuner's pre-load check and memory estimate: figure 6's windows and the quiet waits are placed by it, and the remainder says its time", () => {
     // Trial A: its trial starts at 0 s, 1 s of estimate, then its provider: load 0.5 s, pre-warm 0.5 s, probe 2–10 s;
     // disturbed, so the tuner waits for a quiet machine to 12 s, 0.2 s of estimate, then probe 13.2–21.2 s.
-    // A capacity step (no trial key) at 21.3 s: 0.3 s of estimate, load 0.1 s, probe 21.7–22.2 s.
+    // Trial B, one row merged from two starts (N-2): 22.3 s + 0.1 s, probe 22.6–23.1 s; 23.2 s + 0.4 s, probe 23.8–24.3 s.
+    // A capacity step (no trial key) at 24.6 s: 0.3 s of estimate, load 0.1 s, probe 25.0–25.5 s. Exit at 25.8 s.
     const trials = [
       { ...row(0, { threads: 1 }, { preLoad: 1_000, load: 500, prewarm: 500, probe: 8_000 }), trial_key: "a" },
       { ...row(12_000, { threads: 1 }, { preLoad: 200, load: 500, prewarm: 500, probe: 8_000 }), trial_key: "a" },
-      row(21_300, { threads: 2 }, { preLoad: 300, load: 100, prewarm: 0, probe: 500 })
+      { ...row(22_300, { threads: 2 }, { preLoad: 100, load: 200, prewarm: 200, probe: 1_000 }), trial_key: "b" },
+      row(24_600, { threads: 2 }, { preLoad: 300, load: 100, prewarm: 0, probe: 500 })
     ]
     const measurements = [
       { trialKey: "a", startMs: T0, preLoadMs: 1_000, phasesMs: 9_000, probeMs: 8_000, disturbed: true },
-      { trialKey: "a", startMs: T0 + 12_000, preLoadMs: 200, phasesMs: 9_000, probeMs: 8_000, disturbed: false }
+      { trialKey: "a", startMs: T0 + 12_000, preLoadMs: 200, phasesMs: 9_000, probeMs: 8_000, disturbed: false },
+      { trialKey: "b", startMs: T0 + 22_300, preLoadMs: 100, phasesMs: 700, probeMs: 500, disturbed: false },
+      { trialKey: "b", startMs: T0 + 23_200, preLoadMs: 400, phasesMs: 700, probeMs: 500, disturbed: false }
     ]
-    const probes = [[2_000, 10_000], [13_200, 21_200], [21_700, 22_200]] as const
+    const probes = [[2_000, 10_000], [13_200, 21_200], [22_600, 23_100], [23_800, 24_300], [25_000, 25_500]] as const
     const busy = (t: number) => probes.reduce((s, [a, b]) => s + Math.max(0, Math.min(t, b) - a) / 1000, 0)
-    const samples = Array.from({ length: 231 }, (_, i) => ({ t: T0 + i * 100, tunerCpuS: 0, helpersCpuS: 0, providersCpuS: busy(i * 100) }))
-    const r = run(trials, [], 22_500, measurements)
+    const samples = Array.from({ length: 259 }, (_, i) => ({ t: T0 + i * 100, tunerCpuS: 0, helpersCpuS: 0, providersCpuS: busy(i * 100) }))
+    const r = run(trials, [], 25_800, measurements)
     const cost = tuneCost({ ...r, sampling: { ...r.sampling, samples } }, 5_000)
     // Every window is a probe's own: the providers' CPU in them is all of it, one core throughout.
-    assert.closeTo(cost.probeCpu.windowS, 8 + 8 + 0.5, 1e-6)
-    assert.closeTo(cost.probeCpu.providersCpuS, 8 + 8 + 0.5, 1e-6)
+    assert.closeTo(cost.probeCpu.windowS, 8 + 8 + 0.5 + 0.5 + 0.5, 1e-6)
+    assert.closeTo(cost.probeCpu.providersCpuS, 8 + 8 + 0.5 + 0.5 + 0.5, 1e-6)
+    const b = cost.breakdown
     // The wait: from A's first provider's end (10 s) to its re-run's trial start (12 s).
-    assert.strictEqual(cost.breakdown.quietWaitMs, 2_000)
-    assert.strictEqual(cost.breakdown.preLoadMs, 1_000 + 200 + 300)
+    assert.strictEqual(b.quietWaitMs, 2_000)
+    // Per start from the ledger (B's second start too, which its merged row does not hold), and the capacity step's row.
+    assert.strictEqual(b.preLoadMs, 1_000 + 200 + 100 + 400 + 300)
+    assert.strictEqual(b.startupMs + b.loadMs + b.preWarmMs + b.probeMs + b.betweenMs + b.finishMs, b.wallMs)
+    assert.isAtLeast(b.betweenMs, b.preLoadMs + b.quietWaitMs)
     const figures = tuneFigures("embedded", { value: cost, reason: null }, "130M", "1.1B")
-    assert.include(figures.find((f) => f.key === "overhead.embedded.remainder")?.detail, "(of which pre-load checks and memory estimates 1.5 s, quiet-machine waits 2.0 s)")
+    assert.include(figures.find((f) => f.key === "overhead.embedded.remainder")?.detail, "(of which pre-load checks and memory estimates 2.0 s, quiet-machine waits 2.0 s)")
   })
 })

@@ -82,16 +82,31 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
         const store = yield* TrialStore
         yield* store.startRun({ run_id: "r", started_at: "2026-01-01T00:00:00.000Z", spec_version: "1", machine_json: "{}", inputs_json: "{}" })
         const candidate = { id: "m", model: "m", rank: 1, paramCount: 1e6, ggufFile: false, fileBytes: null }
-        const first = { ...outcome(Verdict.Fits()), tpsMedian: 10, spread: { ...NO_SPREAD, tpsCi95: [9, 11] as const } }
+        const first = {
+          ...outcome(Verdict.Fits()),
+          tpsMedian: 10,
+          spread: { ...NO_SPREAD, tpsCi95: [9, 11] as const },
+          phases: { preLoadMs: 250, loadMs: 400, preWarmMs: 50, probeMs: 900 }
+        }
         const id = yield* store.insertTrial(TrialRow.fromOutcome("r", 2, candidate, 100, Knobs.defaults, first))
         yield* store.markKept(id)
-        const more = { ...first, tpsMedian: 12, spread: { ...NO_SPREAD, tpsCi95: [8, 14] as const } }
+        const inserted = yield* store.trials("r")
+        // Migration 0007: the time before the provider's spawn, as stored.
+        assert.deepStrictEqual(inserted.map((r) => [r.preload_ms, r.load_ms]), [[250, 400]])
+        // The extension's figures: phases summed over both starts, the time before the spawn the first start's (mergeOutcomes).
+        const more = {
+          ...first,
+          tpsMedian: 12,
+          spread: { ...NO_SPREAD, tpsCi95: [8, 14] as const },
+          phases: { preLoadMs: 250, loadMs: 800, preWarmMs: 100, probeMs: 1_800 }
+        }
         yield* store.updateTrial(id, TrialRow.fromOutcome("other-run", 1, { ...candidate, id: "other" }, 100, Knobs.defaults, more))
         return yield* store.trials("r")
       }).pipe(Effect.provide(TrialStore.layer(db)))
       assert.deepStrictEqual(rows.map((r) => [r.run_id, r.stage, r.model, r.kept, r.tps, r.tps_ci95_lo, r.tps_ci95_hi]), [
         ["r", 2, "m", 1, 12, 8, 14]
       ])
+      assert.deepStrictEqual(rows.map((r) => [r.preload_ms, r.load_ms, r.probe_ms]), [[250, 800, 1_800]])
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.effect("S-4 pruneRuns keeps the newest N runs and only their trials and ledger measurements; 0 keeps all", () =>

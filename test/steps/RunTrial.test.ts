@@ -6,6 +6,9 @@
  */
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { Clock, Effect, Layer, Ref } from "effect"
+import * as Fs from "node:fs"
+import * as Os from "node:os"
+import * as Path from "node:path"
 import { describe, expect, it } from "vitest"
 import { ProviderStartFailed } from "../../src/domain/AutotuneError.js"
 import { Knobs } from "../../src/domain/Knobs.js"
@@ -20,14 +23,35 @@ import { tinyModelPath } from "../support/models.js"
 
 const settings = (estimate: boolean, memoryLimitGiB = 0.01): TrialSettings => ({
   adapter: embedded(null), targetContext: 256, maxTokens: 8, replyTokens: 8, gateTtftMs: 60_000, requestTimeoutMs: 120_000,
-  readyTimeoutMs: 60_000, logDir: "/tmp", estimate, memoryLimitGiB, maxBackgroundCores: null
+  readyTimeoutMs: 60_000, logDir: Os.tmpdir(), estimate, memoryLimitGiB, maxBackgroundCores: null
 })
 
+/** How far the trials' clock moves at each read, ms: each phase boundary read is its own instant (`stepping`). */
+const STEP_MS = 1_000
+
 /**
- * Runs one trial of the tiny model with a provider whose start only counts and fails; `spawnedAt`: the
- * clock's time (ms) when the start was asked for, null if it never was.
+ * A clock that moves STEP_MS forward at every read of the time (sleeps are the real clock's): the trial's
+ * phase times are then counts of its reads, the same on any machine.
  */
-const trial = (estimate: boolean, maxBatch: number | null = null, memoryLimitGiB = 0.01) =>
+const stepping = (): Clock.Clock => {
+  const real = Clock.make()
+  let now = Date.parse("2026-12-07T00:00:00.000Z")
+  const next = () => (now += STEP_MS)
+  return {
+    [Clock.ClockTypeId]: Clock.ClockTypeId,
+    unsafeCurrentTimeMillis: next,
+    currentTimeMillis: Effect.sync(next),
+    unsafeCurrentTimeNanos: () => BigInt(next()) * 1_000_000n,
+    currentTimeNanos: Effect.sync(() => BigInt(next()) * 1_000_000n),
+    sleep: (d) => real.sleep(d)
+  }
+}
+
+/**
+ * Runs one trial of the tiny model (or `model`) on a stepping clock with a provider whose start only counts
+ * and fails; `spawnedAt`: the clock's time (ms) when the start was asked for, null if it never was.
+ */
+const trial = (estimate: boolean, maxBatch: number | null = null, memoryLimitGiB = 0.01, model = tinyModelPath()) =>
   Effect.runPromise(Effect.gen(function*() {
     const journal = yield* Ref.make<ReadonlyArray<StubEvent>>([])
     const spawnedAt = yield* Ref.make<number | null>(null)
@@ -42,11 +66,11 @@ const trial = (estimate: boolean, maxBatch: number | null = null, memoryLimitGiB
     const noHttp = Layer.succeed(HttpClient.HttpClient, HttpClient.make(() => Effect.die("no request expected")))
     const outcome = yield* runTrial(
       settings(estimate, memoryLimitGiB),
-      { id: "tiny", model: tinyModelPath(), rank: 1, paramCount: 15e6, ggufFile: true, fileBytes: null },
+      { id: "tiny", model, rank: 1, paramCount: 15e6, ggufFile: true, fileBytes: null },
       new Knobs({ kvBits: null, maxContext: null, maxBatch, threads: null }),
       1,
       null
-    ).pipe(Effect.provide(Layer.mergeAll(provider, noHttp, CpuMeter.Stub(() => 0))))
+    ).pipe(Effect.provide(Layer.mergeAll(provider, noHttp, CpuMeter.Stub(() => 0))), Effect.withClock(stepping()))
     const starts = (yield* Ref.get(journal)).flatMap((e) => (e._tag === "Start" ? [e.options.spec.knobs.maxBatch] : []))
     return { outcome, starts, spawnedAt: yield* Ref.get(spawnedAt) }
   }))
@@ -58,18 +82,27 @@ describe("memory estimate before launch (issue: llama-server, item 4)", () => {
     expect(r.outcome.verdict._tag).toBe("EstimatedOver")
     expect(notesOf(r.outcome.verdict)).toMatch(/^estimated \d+\.\d GiB > 0\.0 GiB available$/)
     expect(r.outcome.phases.loadMs).toBeNull()
-    expect(r.outcome.phases.preLoadMs).toBeUndefined() // no spawn: no time before it
+    // The time before the decision not to start it: at least the read that ended it.
+    expect(r.outcome.phases.preLoadMs).toBeGreaterThanOrEqual(STEP_MS)
     expect(r.outcome.nErr).toBe(0) // no request was sent
   })
-  it("C-3 D-2 the outcome places the spawn: startedAt + preLoadMs (the pre-load check and the estimate) is when the provider was started", async () => {
+  it("C-3 D-2 the outcome places the spawn: startedAt + preLoadMs (the pre-load check and the estimate) is the instant the start was asked for", async () => {
     const r = await trial(true, null, 1024)
     expect(r.starts).toEqual([null])
     expect(r.outcome.load?.estimatedBytes).toBeGreaterThan(0) // the estimate ran before the start
-    expect(r.outcome.phases.preLoadMs).toBeGreaterThanOrEqual(0)
-    // The load phase (spawn → its end) holds the start: it begins at startedAt + preLoadMs.
-    const loadFrom = Date.parse(r.outcome.startedAt) + r.outcome.phases.preLoadMs!
-    expect(r.spawnedAt).toBeGreaterThanOrEqual(loadFrom)
-    expect(r.spawnedAt).toBeLessThanOrEqual(loadFrom + r.outcome.phases.loadMs!)
+    expect(r.outcome.phases.preLoadMs).toBeGreaterThanOrEqual(STEP_MS)
+    // The load clock's start is the read just before the provider's own (one step before it).
+    expect(r.spawnedAt).toBe(Date.parse(r.outcome.startedAt) + r.outcome.phases.preLoadMs! + STEP_MS)
+    expect(r.outcome.phases.loadMs).toBe(2 * STEP_MS) // the provider's read, then the load clock's end
+  })
+  it("D-2 a corrupt GGUF never starts: no load, and the time of its pre-load check is recorded", async () => {
+    const bad = Path.join(Fs.mkdtempSync(Path.join(Os.tmpdir(), "run-trial-")), "bad.gguf")
+    Fs.writeFileSync(bad, "GGUF but not really a model file")
+    const r = await trial(true, null, 1024, bad)
+    expect(r.starts).toEqual([])
+    expect(r.outcome.verdict._tag).toBe("Integrity")
+    expect(r.outcome.phases.loadMs).toBeNull()
+    expect(r.outcome.phases.preLoadMs).toBeGreaterThanOrEqual(STEP_MS)
   })
   it("--no-estimate: the same cell is started whatever the limit", async () => {
     const r = await trial(false)

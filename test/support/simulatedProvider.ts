@@ -5,6 +5,7 @@
  */
 import { HttpClient, HttpClientResponse } from "@effect/platform"
 import { Effect, Layer, Ref } from "effect"
+import * as Os from "node:os"
 import { macProvider } from "../../src/providers/MacProvider.js"
 import { CandidateProvider, serverWithoutProcess, type StubEvent } from "../../src/services/CandidateProvider.js"
 import { CpuMeter } from "../../src/services/CpuMeter.js"
@@ -92,7 +93,7 @@ export const simulatedSettings: TrialSettings = {
   gateTtftMs: 60_000,
   requestTimeoutMs: 300_000,
   readyTimeoutMs: 300_000,
-  logDir: "/tmp",
+  logDir: Os.tmpdir(), // a stand-in provider writes no log there
   estimate: false,
   memoryLimitGiB: null,
   maxBackgroundCores: null
