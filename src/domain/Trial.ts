@@ -87,7 +87,7 @@ export interface TrialOutcome {
    * `probe` the measured requests. Null for a phase the trial never reached.
    * `preLoadMs`: from `startedAt` to the provider's spawn (the pre-load GGUF check, SPEC D-2, and the
    * memory estimate, C-3), so the provider's own phases begin at `startedAt + preLoadMs`; for a trial
-   * that started none (a corrupt or unreadable file, an estimate over the memory), to that decision.
+   * that started none (a corrupt, unreadable or unsupported file, an estimate over the memory), to that decision.
    * Absent on outcomes recorded before it was measured (migration 0007). A merged outcome
    * (`mergeOutcomes`) keeps its first start's, where its other phases are sums over its starts.
    */

@@ -93,12 +93,12 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
         const inserted = yield* store.trials("r")
         // Migration 0007: the time before the provider's spawn, as stored.
         assert.deepStrictEqual(inserted.map((r) => [r.preload_ms, r.load_ms]), [[250, 400]])
-        // The extension's figures: phases summed over both starts, the time before the spawn the first start's (mergeOutcomes).
+        // The cell's new figures (any value: the update writes what it is given, here another pre-load).
         const more = {
           ...first,
           tpsMedian: 12,
           spread: { ...NO_SPREAD, tpsCi95: [8, 14] as const },
-          phases: { preLoadMs: 250, loadMs: 800, preWarmMs: 100, probeMs: 1_800 }
+          phases: { preLoadMs: 260, loadMs: 800, preWarmMs: 100, probeMs: 1_800 }
         }
         yield* store.updateTrial(id, TrialRow.fromOutcome("other-run", 1, { ...candidate, id: "other" }, 100, Knobs.defaults, more))
         return yield* store.trials("r")
@@ -106,7 +106,7 @@ describe("trial store migrations (SPEC S-1, S-3)", () => {
       assert.deepStrictEqual(rows.map((r) => [r.run_id, r.stage, r.model, r.kept, r.tps, r.tps_ci95_lo, r.tps_ci95_hi]), [
         ["r", 2, "m", 1, 12, 8, 14]
       ])
-      assert.deepStrictEqual(rows.map((r) => [r.preload_ms, r.load_ms, r.probe_ms]), [[250, 800, 1_800]])
+      assert.deepStrictEqual(rows.map((r) => [r.preload_ms, r.load_ms, r.probe_ms]), [[260, 800, 1_800]])
     }).pipe(Effect.provide(NodeContext.layer)))
 
   it.effect("S-4 pruneRuns keeps the newest N runs and only their trials and ledger measurements; 0 keeps all", () =>
