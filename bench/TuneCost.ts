@@ -20,7 +20,7 @@ import type { TrialRow } from "../src/domain/Trial.js"
 import { DISTURBED_RERUNS } from "../src/steps/QuietGuard.js"
 import { cpuInWindows } from "./TreeSampler.js"
 import type { ChildSeen } from "./TreeSampler.js"
-import type { ProviderLog, TuneRun } from "./TuneRun.js"
+import type { MeasuredStart, ProviderLog, TuneRun } from "./TuneRun.js"
 
 /** One trial on the tune's timeline (wall-clock ms) with its limit parts (ms). */
 export interface TrialCost {
@@ -158,6 +158,9 @@ const knobsOf = (t: TrialRow) =>
  */
 const cutAtGate = (notes: string | null) => notes !== null && /^(pre-warm: )?TTFT > \d+ ms gate \(no first token yet\)/.test(notes)
 
+/** When a provider start's phases ended (wall-clock ms): its trial's start, the tuner's time before the spawn, its phases. */
+const providerEnd = (m: MeasuredStart): number => m.startMs + m.preLoadMs + m.phasesMs
+
 /** Analyses a tune run; `gateTtftMs` is the gate it ran with. */
 export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   const starts = run.trials.map((t) => Date.parse(t.started_at))
@@ -235,7 +238,7 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
     disturbedInRow = !m.disturbed ? 0 : previous?.disturbed === true && previous.trialKey === m.trialKey ? disturbedInRow + 1 : 1
     const next = run.measurements[i + 1]
     const waited = m.disturbed && next !== undefined && next.trialKey === m.trialKey && disturbedInRow % (DISTURBED_RERUNS + 1) !== 0
-    return waited ? [Math.max(0, next.startMs - (m.startMs + m.preLoadMs + m.phasesMs))] : []
+    return waited ? [Math.max(0, next.startMs - providerEnd(m))] : []
   })
   // The rows the ledger does not hold (no trial key: capacity steps, SPEC C-4; or a run that kept no ledger).
   const unledgered = run.measurements.length > 0 ? trials.filter((_, i) => run.trials[i]!.trial_key == null) : trials
@@ -265,10 +268,7 @@ export const tuneCost = (run: TuneRun, gateTtftMs: number): TuneCost => {
   // Each ends at its start + its time before the spawn + its phases (a window of an outcome recorded before
   // that time was, lies early by it: up to ~1 s on a first trial's memory estimate).
   const probeWindows = [
-    ...run.measurements.filter((m) => m.probeMs > 0).map((m) => {
-      const end = m.startMs + m.preLoadMs + m.phasesMs
-      return [end - m.probeMs, end] as const
-    }),
+    ...run.measurements.filter((m) => m.probeMs > 0).map((m) => [providerEnd(m) - m.probeMs, providerEnd(m)] as const),
     ...unledgered.filter((t) => t.probeMs > 0).map((t) => [t.endMs - t.probeMs, t.endMs] as const)
   ]
   return {

@@ -15,10 +15,13 @@ import * as Fs from "node:fs"
 import * as Os from "node:os"
 import * as Path from "node:path"
 import type { TestProject } from "vitest/node"
+import { pidAlive } from "../src/system/Pids.js"
 import { ensureTestModels, repoRoot } from "./support/models.js"
 
 /** A run's temp root: `<system temp>/autotune-suite-<pid of the vitest process>-<random>`. */
 const ROOT_PREFIX = "autotune-suite-"
+/** A root's name, capturing its vitest process's pid. */
+const ROOT_NAME = new RegExp(`^${ROOT_PREFIX}(\\d+)-`)
 /** The file a run writes into a root it keeps on purpose (a failure, AUTOTUNE_KEEP_TEST_TMP). */
 const KEPT = "KEPT"
 
@@ -29,7 +32,7 @@ const KEPT = "KEPT"
  */
 const removeAbandonedRoots = (): void => {
   for (const name of Fs.readdirSync(Os.tmpdir())) {
-    const pid = Number(new RegExp(`^${ROOT_PREFIX}(\\d+)-`).exec(name)?.[1] ?? Number.NaN)
+    const pid = Number(ROOT_NAME.exec(name)?.[1] ?? Number.NaN)
     if (Number.isNaN(pid) || pidAlive(pid)) continue
     const dir = Path.join(Os.tmpdir(), name)
     if (Fs.existsSync(Path.join(dir, KEPT))) continue
@@ -38,16 +41,6 @@ const removeAbandonedRoots = (): void => {
     } catch {
       // Another user's, or going away by itself: not this run's business.
     }
-  }
-}
-
-/** Whether process `pid` exists (EPERM: it does, another user's). */
-const pidAlive = (pid: number): boolean => {
-  try {
-    process.kill(pid, 0)
-    return true
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === "EPERM"
   }
 }
 

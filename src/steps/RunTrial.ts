@@ -4,7 +4,7 @@
  * stopped on every exit path.
  */
 import type { HttpClient } from "@effect/platform"
-import { Clock, Console, Effect, Fiber, Option, Schedule } from "effect"
+import { Clock, Console, Effect, Fiber, Option, Schedule, type Types } from "effect"
 import type { Candidate } from "../domain/Candidate.js"
 import { classifyPreWarmFailure } from "../domain/IntegrityMarkers.js"
 import type { Knobs } from "../domain/Knobs.js"
@@ -176,7 +176,7 @@ export const runTrial = (
     const startedAtMs = yield* Clock.currentTimeMillis
     const startedAt = new Date(startedAtMs).toISOString()
     // Phase wall times, filled in as the trial reaches each phase.
-    const phases: { preLoadMs?: number; loadMs: number | null; preWarmMs: number | null; probeMs: number | null } = {
+    const phases: Types.Mutable<TrialOutcome["phases"]> = {
       loadMs: null,
       preWarmMs: null,
       probeMs: null
