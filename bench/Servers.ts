@@ -10,6 +10,7 @@ import * as fs from "node:fs"
 import * as net from "node:net"
 import { guardGroup } from "./GroupGuard.js"
 import { autotuneBin, llamaServerPath } from "./Tools.js"
+import { ownNodeEnv } from "../src/services/CandidateProvider.js"
 
 /** The two providers compared. */
 export type ServerKind = "embedded" | "llama-server"
@@ -77,7 +78,9 @@ export const startServer = async (s: ServerSpec, readyTimeoutMs = 120_000): Prom
   const t0 = Date.now()
   let child: ChildProcess.ChildProcess
   try {
-    child = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true, env: { ...process.env, ...s.env } })
+    // The embedded provider as the tuner starts it (without what only TLS needs: ownNodeEnv).
+    const env = s.kind === "embedded" ? ownNodeEnv(process.env) : process.env
+    child = ChildProcess.spawn(command, args, { stdio: ["ignore", fd, fd], detached: true, env: { ...env, ...s.env } })
   } catch (e) {
     // Thrown rather than emitted (an argument Node refuses): nothing started, nothing to guard.
     guard.release()

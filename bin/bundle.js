@@ -273,14 +273,17 @@ const build = async (esbuild, inside, b) => {
     .filter((r) => r !== undefined))
   const builtWith = [...roots].sort().flatMap((r) => {
     const manifest = path.relative(root, path.join(r, "package.json")).split(path.sep).join("/")
-    const version = (() => {
+    const read = (() => {
       try {
-        return JSON.parse(fs.readFileSync(path.join(root, manifest), "utf8")).version
+        const at = path.join(root, manifest)
+        const { mtimeMs, size } = fs.statSync(at)
+        return { version: JSON.parse(fs.readFileSync(at, "utf8")).version, size, mtimeMs }
       } catch {
         return undefined
       }
     })()
-    return version === undefined ? [] : [{ package: manifest, version }]
+    // With the file's size and time, which the launcher compares first (bin/bundle-use.js).
+    return read?.version === undefined ? [] : [{ package: manifest, ...read }]
   })
   if (inside && !Object.keys(built.metafile.inputs).some((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))) {
     throw new Error("node-llama-cpp was not found under node_modules/ among the bundle's inputs")

@@ -22,7 +22,9 @@ export interface ProbeSample {
   readonly ttftMs: number | null
   /**
    * Throughput as SPEC P-2 defines it: generated tokens ÷ (last token − first
-   * token), tokens/s; null with fewer than 2 tokens or no time between them.
+   * token), tokens/s, or ÷ the provider's own decode time where the tokens
+   * arrived closer together than that (steps/Probe.ts `throughput`); null with
+   * fewer than 2 tokens or no time between them.
    * (It counts the first token too, so it reads n/(n−1) above the pure decode
    * rate: 1.6 % at 64 tokens.)
    */

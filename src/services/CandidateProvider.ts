@@ -8,7 +8,7 @@ import { HttpClient, HttpClientRequest } from "@effect/platform"
 import { randomUUID } from "node:crypto"
 import * as fs from "node:fs"
 import * as path from "node:path"
-import { Clock, Data, Duration, Effect, Layer, Option, Ref, Schedule, type Scope } from "effect"
+import { Clock, Data, Duration, Effect, identity, Layer, Option, Ref, Schedule, type Scope } from "effect"
 import { fileURLToPath } from "node:url"
 import { ProviderStartFailed } from "../domain/AutotuneError.js"
 import { exitText, type ProcessExit, type RunningServer } from "../domain/RunningServer.js"
@@ -96,6 +96,26 @@ export const providerShim = fileURLToPath(new URL("../../bin/provider-shim.mjs",
  */
 export const candidateEnv = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv =>
   Object.fromEntries(Object.entries(env).filter(([k]) => !k.startsWith("LLAMA_ARG_") && !k.startsWith("LLAMA_API_KEY")))
+
+/**
+ * Where the provider shim (bin/provider-shim.mjs) finds the `NODE_EXTRA_CA_CERTS` it hands back to the
+ * provider it runs (`ownNodeEnv`).
+ */
+export const SHIM_CA_CERTS_VAR = "AUTOTUNE_PROVIDER_NODE_EXTRA_CA_CERTS"
+
+/**
+ * The environment `env` for a Node process of this project's own that opens no TLS connection (the
+ * provider shim; `autotune serve`, the embedded provider, which serves loopback HTTP from a local file):
+ * without `NODE_EXTRA_CA_CERTS`, which Node 20 reads and parses at every start, before any of the
+ * process's code (the whole CA bundle: `node -e 0` 0.09–0.11 s with it against 0.05 s without, 6
+ * interleaved pairs, 2 cores, 2026-12-08; every candidate start pays it, issue 14 part 3). The value
+ * goes on as SHIM_CA_CERTS_VAR, which the shim turns back into `NODE_EXTRA_CA_CERTS` for the provider it
+ * runs (a provider's own TLS is not this tool's to change).
+ */
+export const ownNodeEnv = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
+  const { NODE_EXTRA_CA_CERTS: caCerts, ...rest } = env
+  return caCerts === undefined ? rest : { ...rest, [SHIM_CA_CERTS_VAR]: caCerts }
+}
 
 /**
  * What starting a provider needs of its adapter (providers/ProviderAdapter.ts
@@ -202,7 +222,12 @@ export class CandidateProvider extends Effect.Service<CandidateProvider>()("llm-
                 // process dies without running its finalizers (SIGKILL, crash).
                 // AUTOTUNE_GROUP_LEADER: it leads its own group, so when the tuner is gone it may stop that
                 // whole group (system/Pids.ts leadsOwnGroup; the shim and `autotune serve` do).
-                env: { ...candidateEnv(process.env), AUTOTUNE_PARENT_PID: `${process.pid}`, AUTOTUNE_GROUP_LEADER: "1" }
+                // The shim or this project's launcher (the embedded provider) run on this Node: ownNodeEnv.
+                env: {
+                  ...(launch.command === process.execPath ? ownNodeEnv : identity)(candidateEnv(process.env)),
+                  AUTOTUNE_PARENT_PID: `${process.pid}`,
+                  AUTOTUNE_GROUP_LEADER: "1"
+                }
               }),
             (fd) => Effect.sync(() => fs.closeSync(fd))
           ).pipe(Effect.catchTag("SpawnFailed", (e) =>

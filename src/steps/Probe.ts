@@ -60,6 +60,24 @@ const requestFailed = (detail: string, status: number | null = null) =>
   new Failed(Verdict.RequestFailed({ phase: "probe", detail, status }))
 
 /**
+ * A request's throughput, tokens/s (SPEC P-2): `n` generated tokens ÷ the time from the first
+ * token's arrival to the last's (`firstMs`, `lastMs`, ms on one clock) — or ÷ the provider's own time
+ * over the same tokens (`serverDecodeMs`, its `timings.predicted_ms`: first token → last, as llama-server
+ * and the embedded provider report it) where the arrivals lie closer together than the provider
+ * produced them. Tokens cannot leave a provider faster than it makes them, so such a window was
+ * squeezed on this side: the first token read late (this process without a core while the candidate's
+ * threads held both; 2 cores, 15M at 2 threads, 2026-12-08: one of three replicates read 90 301 tok/s,
+ * its 64 tokens in 5 ms, the provider's 1 119), and the replicate's 95 % interval (N-1) with it. An
+ * arrival window longer than the provider's is P-2's own measure, the time a client sees. Null with
+ * fewer than 2 tokens or no time between them.
+ */
+export const throughput = (n: number, firstMs: number | null, lastMs: number | null, serverDecodeMs: number | null): number | null => {
+  if (firstMs === null || lastMs === null || n < 2) return null
+  const window = Math.max(lastMs - firstMs, serverDecodeMs ?? 0)
+  return window > 0 ? (n * 1000) / window : null
+}
+
+/**
  * Sends one streaming chat completion to `server` and measures it (SPEC P-1..P-3, G-1).
  * Never fails: every failure becomes a sample with a `failure` (domain/Verdict.ts) —
  * RequestFailed for a non-2xx answer ("HTTP 503: …"), a request error, a request timeout,
@@ -177,7 +195,7 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const n = u?.completionTokens ?? (yield* Ref.get(deltas))
     const out = yield* Ref.get(text)
     const ttftMs = f === null ? null : f - start
-    const tps = f !== null && l !== null && l > f && n > 1 ? (n * 1000) / (l - f) : null
+    const tps = throughput(n, f, l, (yield* Ref.get(timings))?.predictedMs ?? null)
     const leaked = STOP_TOKENS.find((s) => out.includes(s))
     const failure: ProbeFailure | null = outcome._tag === "Left"
       ? outcome.left.failure

@@ -136,6 +136,12 @@ const runBundle = (root: string, dir: string, file: string, env: Record<string, 
 const inputsOf = (root: string) =>
   Object.keys((JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
 
+/** The size and modification time (ms) of package `name`'s package.json under `root`, as the build records them beside its version. */
+const stampOf = (root: string, name: string) => {
+  const { mtimeMs, size } = fs.statSync(Path.join(root, "node_modules", name, "package.json"))
+  return { size, mtimeMs }
+}
+
 const builtWithOf = (root: string) => JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8"))
 
 /** Asserts the bundle holds no node-llama-cpp (no input of it, none recorded as bundled); what its serve entry printed. */
@@ -154,7 +160,7 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     assert.strictEqual(built.stderr, "")
     assert.include(inputsOf(root), "node_modules/node-llama-cpp/dist/index.js")
     // What it bundled, for the launcher to compare with what is installed (bin/autotune.js).
-    assert.deepStrictEqual(builtWithOf(root), [{ package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }])
+    assert.deepStrictEqual(builtWithOf(root), [{ package: "node_modules/node-llama-cpp/package.json", version: "0.0.0", ...stampOf(root, "node-llama-cpp") }])
     // One CommonJS file (its digest first), its V8 code cache (written by running it once, named by that digest,
     // the file's size and time, and V8's tag for this Node and its flags) and its importer of what it leaves outside.
     const folder = Path.join(root, "dist", "serve-bundle")
@@ -269,8 +275,8 @@ describe("the bundles' build (issue 14 parts 3 and 4)", () => {
     assert.deepStrictEqual(inputs.filter((i) => i.includes("better-sqlite3")), [])
     // Every package it holds from node_modules, with the version bundled (the launcher compares them with what is installed).
     assert.deepStrictEqual(JSON.parse(fs.readFileSync(Path.join(root, "dist", "cli-bundle", "built-with.json"), "utf8")), [
-      { package: "node_modules/@scope/dep/package.json", version: "1.2.3" },
-      { package: "node_modules/node-llama-cpp/package.json", version: "0.0.0" }
+      { package: "node_modules/@scope/dep/package.json", version: "1.2.3", ...stampOf(root, "@scope/dep") },
+      { package: "node_modules/node-llama-cpp/package.json", version: "0.0.0", ...stampOf(root, "node-llama-cpp") }
     ])
     const expected = (r: string) => ({
       where: nlcIndex.replace(root, r),

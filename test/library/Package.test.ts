@@ -208,6 +208,20 @@ describe("the installed package (issue 14)", () => {
     const said = fs.readFileSync(builtWith)
     fs.rmSync(builtWith)
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    // What the build records (bin/bundle.js): each package.json's version with its size and time then. A file of
+    // that size and time is the one bundled and is not read again (a version it no longer says still passes);
+    // one of another time is read, and its version decides.
+    const manifest = Path.join(root, "node_modules", "node-llama-cpp", "package.json")
+    const stamped = (version: string, mtimeMs: number) =>
+      fs.writeFileSync(builtWith, JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version, size: fs.statSync(manifest).size, mtimeMs }]))
+    stamped("3.0.0", fs.statSync(manifest).mtimeMs)
+    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
+    stamped("9.9.9", fs.statSync(manifest).mtimeMs)
+    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
+    stamped("9.9.9", fs.statSync(manifest).mtimeMs - 1000)
+    assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
+    stamped("3.0.0", fs.statSync(manifest).mtimeMs - 1000)
+    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
     fs.writeFileSync(builtWith, said)
     // Turned off, or one that cannot be loaded (a build replacing it right now): the serve entry from dist/.
     const off = async (...args: Array<string>) => (await launch(args, { AUTOTUNE_SERVE_BUNDLE: "off" })).stdout

@@ -105,4 +105,37 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       expect(sample.tps).toBeCloseTo(8 / 0.3) // first token at 200 ms, last at 500 ms
       expect(sample.totalMs).toBe(500)
     }))
+
+  /** A reply whose 4 deltas (8 tokens) arrive `gapsMs` apart after 200 ms, then usage with the provider's decode time. */
+  const replyWith = (gapsMs: number, predictedMs: number) =>
+    Layer.succeed(HttpClient.HttpClient, HttpClient.make((request) =>
+      clockedSseResponse(request, [
+        { afterMs: 200, data: deltaData("a") },
+        { afterMs: gapsMs, data: deltaData("b") },
+        { afterMs: gapsMs, data: deltaData("c") },
+        { afterMs: gapsMs, data: deltaData("d") },
+        {
+          afterMs: 0,
+          data: JSON.stringify({ choices: [{ delta: {} }], usage: { prompt_tokens: 5, completion_tokens: 8 }, timings: { predicted_n: 8, predicted_ms: predictedMs } })
+        }
+      ])))
+
+  it.effect("P-2 a reply read in one burst (the first token read late, this side without a core) is timed over the provider's own decode time, not the squeezed arrival window", () =>
+    Effect.gen(function*() {
+      const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(replyWith(0, 300)), Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const sample = yield* Fiber.join(fiber)
+      expect(sample.failure).toBeNull()
+      expect(sample.ttftMs).toBe(200)
+      // Every token arrived at 200 ms: the arrival window is 0, the provider took 300 ms over them.
+      expect(sample.tps).toBeCloseTo(8 / 0.3)
+    }))
+
+  it.effect("P-2 an arrival window longer than the provider's decode time is the throughput a client sees", () =>
+    Effect.gen(function*() {
+      const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(replyWith(100, 120)), Effect.fork)
+      yield* TestClock.adjust("1 second")
+      const sample = yield* Fiber.join(fiber)
+      expect(sample.tps).toBeCloseTo(8 / 0.3) // first token at 200 ms, last at 500 ms
+    }))
 })
