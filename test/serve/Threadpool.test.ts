@@ -108,6 +108,40 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
     assert.strictEqual(off!.threadsAfter, off!.threadsBefore, perGraph.stdout)
   }, 240_000)
 
+  it("issue 14 E-5 past 64 contexts at once the others compute on per-graph threads (said once), a freed context's place goes to the next that decodes, and every reply is token for token as without the library", async () => {
+    // fixtures/many-contexts.mjs: 65 contexts of one thread, each decoded in turn; the first freed; the 65th and a new one decode again.
+    const run = (env: Record<string, string>) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        execFile(process.execPath, [Path.join(repoRoot, "fixtures", "many-contexts.mjs"), tinyModelPath("q4_0"), "65"], {
+          encoding: "utf8",
+          env: { ...process.env, ...env },
+          timeout: 180_000
+        }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : (typeof error.code === "number" ? error.code : null), stdout, stderr }))
+      })
+    const pooled = await run({})
+    assert.strictEqual(pooled.code, 0, pooled.stderr)
+    assert.match(pooled.stderr, /freed\n$/)
+    const [decoded, afterFree] = pooled.stderr.split("phase: all decoded\n")
+    assert.isDefined(afterFree, pooled.stderr)
+    const attachedIn = (text: string) => [...text.matchAll(ATTACHED)].map((m) => m[1])
+    // A pool of one thread for each of the first 64 contexts; the 65th told once that it computes per graph.
+    assert.deepStrictEqual(attachedIn(decoded!), Array.from({ length: 64 }, () => "1"))
+    const over = "autotune: more than 64 llama.cpp contexts at once: the others compute on per-graph threads"
+    assert.strictEqual(decoded!.split(over).length - 1, 1, decoded)
+    // The first freed: the 65th takes its place at its next decode; the context made then finds none free, and is not told again.
+    const [beforeDispose, afterDispose] = afterFree!.split("phase: first disposed\n")
+    assert.deepStrictEqual(attachedIn(beforeDispose!), [])
+    assert.deepStrictEqual(attachedIn(afterDispose!), ["1"])
+    assert.notInclude(afterFree!, over)
+
+    const perGraph = await run({ AUTOTUNE_THREADPOOL: "off" })
+    assert.strictEqual(perGraph.code, 0, perGraph.stderr)
+    assert.notMatch(perGraph.stderr, ATTACHED)
+    const [on, off] = [pooled, perGraph].map((r) => JSON.parse(r.stdout) as { replies: Array<string> })
+    assert.lengthOf(on!.replies, 67)
+    assert.deepStrictEqual(on!.replies, off!.replies)
+  }, 360_000)
+
   it.scopedLive("issue 14 E-5 a library built for another node-llama-cpp, or one that cannot be loaded, is left out: serve says why on its loaded line and replies on per-graph threads", () =>
     Effect.gen(function*() {
       // A copy of the package (timestamps kept: its bundles stay usable) whose dist/native/ is changed.
