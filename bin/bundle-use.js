@@ -13,18 +13,23 @@ const isFresh = (file, ...than) => {
 
 /**
  * Whether the packages bundled into `bundle` (its built-with.json, bin/bundle.js: each package.json,
- * relative to the package `root`, the version bundled, and the file's size and modification time then)
- * are the ones installed: false once one differs or is gone, or when the file cannot be read. A
- * package.json of the same size and time as at the build is the same file, so it is not read (85 of
- * them per start read and parsed: 10–12 ms of every candidate start, 2 cores, 2026-12-08); another is
- * read and its version compared (a copy that did not keep times).
+ * relative to the package `root`, the version bundled, and the file's size, modification and change
+ * times and inode then) are the ones installed: false once one differs or is gone, or when the file
+ * cannot be read. A package.json with the same size, times and inode as at the build is that file,
+ * unchanged, so it is not read (85 of them per start read and parsed: 10–12 ms of every candidate start,
+ * 2 cores, 2026-12-08). The change time and inode are what make that safe: an installer may give every
+ * file one fixed modification time (yarn's 1984 "safe time", a tarball's), so a new version of the
+ * same length could match on size and mtime alone; no installer sets a file's change time, and a
+ * rewrite changes it. Any other file is read and its version compared (a copy of the package, a
+ * reinstall of the same version).
  */
 const builtWithInstalled = (root, bundle) => {
   try {
     return JSON.parse(fs.readFileSync(path.join(bundle, "built-with.json"), "utf8")).every((p) => {
       const at = path.join(root, p.package)
       const now = fs.statSync(at)
-      return (now.size === p.size && now.mtimeMs === p.mtimeMs) || JSON.parse(fs.readFileSync(at, "utf8")).version === p.version
+      const same = now.size === p.size && now.mtimeMs === p.mtimeMs && now.ctimeMs === p.ctimeMs && now.ino === p.ino
+      return same || JSON.parse(fs.readFileSync(at, "utf8")).version === p.version
     })
   } catch {
     return false

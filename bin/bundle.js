@@ -41,7 +41,8 @@
 // What a bundle imports at run time from outside it (node-llama-cpp's prebuilt binaries, or node-llama-cpp
 // itself left outside) it imports through its own import.cjs (bin/bundle-load.js says why).
 // The version of every package a bundle holds from node_modules (node-llama-cpp, Effect, …) goes into its
-// built-with.json: bin/autotune.js uses a bundle only while those are the ones installed (`npm update`
+// built-with.json, with its package.json's size, times and inode (bin/bundle-use.js reads only a file that
+// changed since): bin/autotune.js uses a bundle only while those are the ones installed (`npm update`
 // runs no build).
 // The bundles are written last, after dist/.tsbuildinfo is touched: bin/autotune.js uses one only
 // while it is at least as new as that file and the entry it was made from (a bare `tsc` after it
@@ -276,13 +277,13 @@ const build = async (esbuild, inside, b) => {
     const read = (() => {
       try {
         const at = path.join(root, manifest)
-        const { mtimeMs, size } = fs.statSync(at)
-        return { version: JSON.parse(fs.readFileSync(at, "utf8")).version, size, mtimeMs }
+        const { ctimeMs, ino, mtimeMs, size } = fs.statSync(at)
+        return { version: JSON.parse(fs.readFileSync(at, "utf8")).version, size, mtimeMs, ctimeMs, ino }
       } catch {
         return undefined
       }
     })()
-    // With the file's size and time, which the launcher compares first (bin/bundle-use.js).
+    // With the file's size, times and inode, which the launcher compares first (bin/bundle-use.js).
     return read?.version === undefined ? [] : [{ package: manifest, ...read }]
   })
   if (inside && !Object.keys(built.metafile.inputs).some((i) => nlcDist.test(`/${i}`) && /[\\/]dist[\\/]index\.js$/.test(i))) {

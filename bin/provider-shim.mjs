@@ -28,7 +28,8 @@ const leadsGroup = () => {
 }
 // The provider does not lead the group (this shim does): it must never take the group along itself.
 // NODE_EXTRA_CA_CERTS, which the tuner keeps from this Node (its start reads the whole CA bundle for TLS it
-// never opens: src/services/CandidateProvider.ts ownNodeEnv), goes back to the provider, whose TLS it may be.
+// never opens: src/services/CandidateProvider.ts ownNodeEnv) and passes as AUTOTUNE_PROVIDER_NODE_EXTRA_CA_CERTS
+// (SHIM_CA_CERTS_VAR there), goes back to the provider, whose TLS it may be.
 const { AUTOTUNE_GROUP_LEADER: _leader, AUTOTUNE_PROVIDER_NODE_EXTRA_CA_CERTS: caCerts, ...childEnv } = process.env
 if (caCerts !== undefined) childEnv.NODE_EXTRA_CA_CERTS = caCerts
 const child = spawn(command, args, { stdio: "inherit", env: childEnv })

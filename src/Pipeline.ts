@@ -26,6 +26,7 @@ import { decodeRunIdentity, encodeRunIdentity, identityChanges, type ModelIdenti
 import { type LedgerEntry, makeLedger, type TrialLedger } from "./steps/Ledger.js"
 import { modelIdentity, providerIdentity } from "./steps/Identity.js"
 import { preWarmPolicy } from "./steps/PreWarm.js"
+import { THROUGHPUT_POLICY } from "./steps/Probe.js"
 import { AUTOTUNE_VERSION } from "./system/Versions.js"
 import { type Candidate, formatParams } from "./domain/Candidate.js"
 import { type ExitReason, fromExit } from "./domain/ExitReason.js"
@@ -355,6 +356,7 @@ const runIdentityOf = (plan: TunePlan, adapter: ProviderAdapter, version: string
         }),
         ...(plan.memoryHeadroom === undefined || plan.memoryHeadroom === DEFAULT_MEMORY_HEADROOM ? {} : { memory_headroom: plan.memoryHeadroom }),
         prewarm: preWarmPolicy(adapter.shortWarmUpSuffices, adapter.countsTokens),
+        throughput: THROUGHPUT_POLICY,
         ...(adapter.streamIntervalMs == null ? {} : { stream_interval_ms: adapter.streamIntervalMs })
       }
     })

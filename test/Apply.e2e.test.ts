@@ -11,6 +11,7 @@ import { describe, expect, it } from "vitest"
 import { ctrlC, logFiles, runCli, startCli, tempDir, waitFor } from "./support/cli.js"
 import { readRows } from "./support/db.js"
 import { repoRoot, tinyModelPath } from "./support/models.js"
+import { THROUGHPUT_POLICY } from "../src/steps/Probe.js"
 
 const fake = Path.join(repoRoot, "fixtures", "fake-provider.mjs")
 const fullConfig = Fs.readFileSync(Path.join(repoRoot, "fixtures", "config", "full.yaml"), "utf8")
@@ -449,6 +450,8 @@ describe("autotune tune --apply for the embedded provider, and --verify (SPEC F-
     expect((await policyOf(doc.run_id)).stream_interval_ms).toBe(19)
     // The embedded provider's pre-warm policy (D-1: the short requests warm it) is in the identity too.
     expect((await policyOf(doc.run_id)).prewarm).toBe(preWarmPolicy(true, true))
+    // And how a request's throughput is taken (P-2's extension).
+    expect((await policyOf(doc.run_id)).throughput).toBe(THROUGHPUT_POLICY)
 
     // From the run id: started as the recipe's serve command says; from the file: the file says it.
     const byRun = await runCli(["verify", doc.run_id, "--db-path", db, "--tolerance", "0.9"], { env })

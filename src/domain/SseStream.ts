@@ -15,6 +15,8 @@ export interface ServerTimings {
   /** Server-side prefill and decode time of the request, ms (`prompt_ms`, `predicted_ms`). */
   readonly promptMs: number | null
   readonly predictedMs: number | null
+  /** Tokens the decode time covers (`predicted_n`), when reported (absent in samples recorded before). */
+  readonly predictedN?: number | null
 }
 
 /**
@@ -46,7 +48,8 @@ const Payload = Schema.Struct({
     prompt_per_second: Schema.optional(Schema.Number),
     predicted_per_second: Schema.optional(Schema.Number),
     prompt_ms: Schema.optional(Schema.Number),
-    predicted_ms: Schema.optional(Schema.Number)
+    predicted_ms: Schema.optional(Schema.Number),
+    predicted_n: Schema.optional(Schema.Number)
   })))
 })
 const decodePayload = Schema.decodeUnknownOption(Schema.parseJson(Payload))
@@ -81,7 +84,8 @@ export const parseSseLine = (line: string): SseLine => {
           promptPerSecond: p.timings.prompt_per_second ?? null,
           predictedPerSecond: p.timings.predicted_per_second ?? null,
           promptMs: p.timings.prompt_ms ?? null,
-          predictedMs: p.timings.predicted_ms ?? null
+          predictedMs: p.timings.predicted_ms ?? null,
+          predictedN: p.timings.predicted_n ?? null
         }
         : null
       const error = p.error === undefined

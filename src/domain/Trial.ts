@@ -24,7 +24,7 @@ export interface ProbeSample {
    * Throughput as SPEC P-2 defines it: generated tokens ÷ (last token − first
    * token), tokens/s, or ÷ the provider's own decode time where the tokens
    * arrived closer together than that (steps/Probe.ts `throughput`); null with
-   * fewer than 2 tokens or no time between them.
+   * fewer than 2 tokens, or with no time between them on either clock.
    * (It counts the first token too, so it reads n/(n−1) above the pure decode
    * rate: 1.6 % at 64 tokens.)
    */

@@ -81,7 +81,13 @@ export class RunIdentity extends Schema.Class<RunIdentity>("RunIdentity")({
      * below twice its default: E-5); absent at the default (and in runs recorded before it was set, whose
      * trials with such an objective a resume therefore measures again).
      */
-    stream_interval_ms: Schema.optional(Schema.Int)
+    stream_interval_ms: Schema.optional(Schema.Int),
+    /**
+     * How a request's throughput is taken (SPEC P-2, steps/Probe.ts `THROUGHPUT_POLICY`); absent in runs
+     * recorded before the provider's own decode time bounded a squeezed window (issue 14), whose trials a
+     * resume therefore measures again (their intervals may hold a replicate read in a burst).
+     */
+    throughput: Schema.optional(Schema.String)
   })
 }) {}
 

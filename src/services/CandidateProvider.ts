@@ -110,10 +110,11 @@ export const SHIM_CA_CERTS_VAR = "AUTOTUNE_PROVIDER_NODE_EXTRA_CA_CERTS"
  * process's code (the whole CA bundle: `node -e 0` 0.09–0.11 s with it against 0.05 s without, 6
  * interleaved pairs, 2 cores, 2026-12-08; every candidate start pays it, issue 14 part 3). The value
  * goes on as SHIM_CA_CERTS_VAR, which the shim turns back into `NODE_EXTRA_CA_CERTS` for the provider it
- * runs (a provider's own TLS is not this tool's to change).
+ * runs (a provider's own TLS is not this tool's to change); a SHIM_CA_CERTS_VAR already in `env` (this
+ * tuner itself started from such an environment) is dropped, so the shim never sets what the operator did not.
  */
 export const ownNodeEnv = (env: NodeJS.ProcessEnv): NodeJS.ProcessEnv => {
-  const { NODE_EXTRA_CA_CERTS: caCerts, ...rest } = env
+  const { NODE_EXTRA_CA_CERTS: caCerts, [SHIM_CA_CERTS_VAR]: _inherited, ...rest } = env
   return caCerts === undefined ? rest : { ...rest, [SHIM_CA_CERTS_VAR]: caCerts }
 }
 

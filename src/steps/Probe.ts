@@ -60,20 +60,39 @@ const requestFailed = (detail: string, status: number | null = null) =>
   new Failed(Verdict.RequestFailed({ phase: "probe", detail, status }))
 
 /**
- * A request's throughput, tokens/s (SPEC P-2): `n` generated tokens ÷ the time from the first
- * token's arrival to the last's (`firstMs`, `lastMs`, ms on one clock) — or ÷ the provider's own time
- * over the same tokens (`serverDecodeMs`, its `timings.predicted_ms`: first token → last, as llama-server
- * and the embedded provider report it) where the arrivals lie closer together than the provider
- * produced them. Tokens cannot leave a provider faster than it makes them, so such a window was
- * squeezed on this side: the first token read late (this process without a core while the candidate's
- * threads held both; 2 cores, 15M at 2 threads, 2026-12-08: one of three replicates read 90 301 tok/s,
- * its 64 tokens in 5 ms, the provider's 1 119), and the replicate's 95 % interval (N-1) with it. An
- * arrival window longer than the provider's is P-2's own measure, the time a client sees. Null with
- * fewer than 2 tokens or no time between them.
+ * How `throughput` takes a request's throughput, in a run's identity (SPEC R-1 `policy.throughput`):
+ * changed whenever it changes, so a resume does not replay trials measured otherwise.
  */
-export const throughput = (n: number, firstMs: number | null, lastMs: number | null, serverDecodeMs: number | null): number | null => {
+export const THROUGHPUT_POLICY = "tokens over the longer of the arrival window and the provider's plausible predicted_ms"
+
+/**
+ * A request's throughput, tokens/s (SPEC P-2 as docs/SPEC.md extends it): `n` generated tokens ÷ the
+ * longer of two windows over them: the time from the first content token's arrival to the last's
+ * (`firstMs`, `lastMs`, ms on the clock of the request's start `startMs`), and the provider's own time from
+ * its first token to its last (`server`: `timings.predicted_ms`, as llama-server and the embedded provider
+ * report it). Where nothing delays the reading they agree within a few ms. The provider's is the longer
+ * where the arrivals were squeezed on this side: tokens cannot leave a provider faster than it makes
+ * them, so a reply read in a burst was read late (this process without a core while the candidate's
+ * threads held both; 2 cores, 15M at 2 threads, 2026-12-08: one of three replicates read 90 301 tok/s,
+ * its 64 tokens in 5 ms, the provider's 1 119, and the replicate's 95 % interval, N-1, with it); it is
+ * also the longer where the provider's first token carried no content, or its last none. The arrival
+ * window is the longer where delivery slowed the reply: the time a client sees. The provider's figure is
+ * taken only where it is plausible: over the same tokens (`predicted_n` equal to `n`, where reported) and
+ * positive, no longer than the request has lasted here (`lastMs − startMs`). Null with fewer than 2
+ * tokens or no time between them.
+ */
+export const throughput = (
+  n: number,
+  startMs: number,
+  firstMs: number | null,
+  lastMs: number | null,
+  server: ServerTimings | null
+): number | null => {
   if (firstMs === null || lastMs === null || n < 2) return null
-  const window = Math.max(lastMs - firstMs, serverDecodeMs ?? 0)
+  const decodeMs = server?.predictedMs ?? null
+  const plausible = decodeMs !== null && decodeMs > 0 && decodeMs <= lastMs - startMs &&
+    (server?.predictedN == null || server.predictedN === n)
+  const window = Math.max(lastMs - firstMs, plausible ? decodeMs : 0)
   return window > 0 ? (n * 1000) / window : null
 }
 
@@ -195,7 +214,7 @@ export const probeOnce = (server: RunningServer, req: ProbeRequest): Effect.Effe
     const n = u?.completionTokens ?? (yield* Ref.get(deltas))
     const out = yield* Ref.get(text)
     const ttftMs = f === null ? null : f - start
-    const tps = throughput(n, f, l, (yield* Ref.get(timings))?.predictedMs ?? null)
+    const tps = throughput(n, start, f, l, yield* Ref.get(timings))
     const leaked = STOP_TOKENS.find((s) => out.includes(s))
     const failure: ProbeFailure | null = outcome._tag === "Left"
       ? outcome.left.failure

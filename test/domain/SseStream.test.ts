@@ -66,12 +66,12 @@ describe("SSE reader (SPEC P-3)", () => {
     Effect.gen(function*() {
       const chunks = yield* sseChunks(bodyOf(
         `data: {"choices":[{"delta":{}}],"usage":{"prompt_tokens":512,"completion_tokens":64,"total_tokens":576},` +
-          `"timings":{"prompt_n":512,"prompt_ms":568.6,"prompt_per_second":900.5,"predicted_ms":1143.4,"predicted_per_second":55.1}}\n\n`
+          `"timings":{"prompt_n":512,"prompt_ms":568.6,"prompt_per_second":900.5,"predicted_n":64,"predicted_ms":1143.4,"predicted_per_second":55.1}}\n\n`
       )).pipe(Stream.runCollect)
       const last = Chunk.unsafeLast(chunks)
       expect(last.usage).toEqual({ promptTokens: 512, completionTokens: 64 })
       expect(last.timings).toEqual({
-        promptN: 512, promptPerSecond: 900.5, predictedPerSecond: 55.1, promptMs: 568.6, predictedMs: 1143.4
+        promptN: 512, promptPerSecond: 900.5, predictedPerSecond: 55.1, promptMs: 568.6, predictedMs: 1143.4, predictedN: 64
       })
     }))
 

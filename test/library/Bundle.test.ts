@@ -136,10 +136,10 @@ const runBundle = (root: string, dir: string, file: string, env: Record<string, 
 const inputsOf = (root: string) =>
   Object.keys((JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "meta.json"), "utf8")) as { inputs: Record<string, unknown> }).inputs)
 
-/** The size and modification time (ms) of package `name`'s package.json under `root`, as the build records them beside its version. */
+/** The size, times (ms) and inode of package `name`'s package.json under `root`, as the build records them beside its version. */
 const stampOf = (root: string, name: string) => {
-  const { mtimeMs, size } = fs.statSync(Path.join(root, "node_modules", name, "package.json"))
-  return { size, mtimeMs }
+  const { ctimeMs, ino, mtimeMs, size } = fs.statSync(Path.join(root, "node_modules", name, "package.json"))
+  return { size, mtimeMs, ctimeMs, ino }
 }
 
 const builtWithOf = (root: string) => JSON.parse(fs.readFileSync(Path.join(root, "dist", "serve-bundle", "built-with.json"), "utf8"))

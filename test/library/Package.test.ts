@@ -208,20 +208,36 @@ describe("the installed package (issue 14)", () => {
     const said = fs.readFileSync(builtWith)
     fs.rmSync(builtWith)
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
-    // What the build records (bin/bundle.js): each package.json's version with its size and time then. A file of
-    // that size and time is the one bundled and is not read again (a version it no longer says still passes);
-    // one of another time is read, and its version decides.
+    // What the build records (bin/bundle.js): each package.json's version with its size, times and inode then. That
+    // file, unchanged, is not read again (a version it no longer says still passes); any other is read, and its
+    // version decides.
     const manifest = Path.join(root, "node_modules", "node-llama-cpp", "package.json")
-    const stamped = (version: string, mtimeMs: number) =>
-      fs.writeFileSync(builtWith, JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version, size: fs.statSync(manifest).size, mtimeMs }]))
-    stamped("3.0.0", fs.statSync(manifest).mtimeMs)
+    const stamped = (version: string, changed: Partial<{ mtimeMs: number; ctimeMs: number; ino: number }> = {}) => {
+      const { ctimeMs, ino, mtimeMs, size } = fs.statSync(manifest)
+      fs.writeFileSync(builtWith, JSON.stringify([{ package: "node_modules/node-llama-cpp/package.json", version, size, mtimeMs, ctimeMs, ino, ...changed }]))
+    }
+    stamped("3.0.0")
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
-    stamped("9.9.9", fs.statSync(manifest).mtimeMs)
+    stamped("9.9.9")
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
-    stamped("9.9.9", fs.statSync(manifest).mtimeMs - 1000)
+    for (const changed of [{ mtimeMs: fs.statSync(manifest).mtimeMs - 1000 }, { ctimeMs: 1 }, { ino: 1 }]) {
+      stamped("9.9.9", changed)
+      assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1", JSON.stringify(changed))
+      stamped("3.0.0", changed)
+      assert.strictEqual(await run("serve", "--port", "1"), "bundled 1", JSON.stringify(changed))
+    }
+    // An installer that gives every file one fixed time (yarn's 1984 "safe time"): a new version of the same
+    // length, its modification time set back to the one recorded, is still read (its change time moved).
+    // (A launch between the build's record and the rewrite: the change time has moved on by then, whatever the
+    // file system's timestamp granularity.)
+    at(manifest, 1_000_000)
+    stamped("3.0.0")
+    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
+    installed("3.0.1")
+    at(manifest, 1_000_000)
+    assert.strictEqual(fs.statSync(manifest).mtimeMs, (JSON.parse(fs.readFileSync(builtWith, "utf8")) as Array<{ mtimeMs: number }>)[0]!.mtimeMs)
     assert.strictEqual(await run("serve", "--port", "1"), "serve-only 1")
-    stamped("3.0.0", fs.statSync(manifest).mtimeMs - 1000)
-    assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")
+    installed("3.0.0")
     fs.writeFileSync(builtWith, said)
     // Turned off, or one that cannot be loaded (a build replacing it right now): the serve entry from dist/.
     const off = async (...args: Array<string>) => (await launch(args, { AUTOTUNE_SERVE_BUNDLE: "off" })).stdout

@@ -14,7 +14,7 @@ import { embedded } from "../../src/providers/Embedded.js"
 import { llamaServer, NO_OPTIONAL_FLAGS } from "../../src/providers/LlamaServer.js"
 import { macProvider } from "../../src/providers/MacProvider.js"
 import type { ProviderAdapter } from "../../src/providers/ProviderAdapter.js"
-import { CandidateProvider } from "../../src/services/CandidateProvider.js"
+import { CandidateProvider, SHIM_CA_CERTS_VAR } from "../../src/services/CandidateProvider.js"
 import { tempDir } from "../support/cli.js"
 import { repoRoot, tinyModelPath } from "../support/models.js"
 
@@ -80,7 +80,7 @@ describe("candidate readiness (SPEC E-4, E-5)", () => {
 describe("a candidate's environment (issue 14 part 3)", () => {
   const caCerts = "/etc/ssl/certs/ca-certificates.crt"
 
-  it("E-3 the shim, a Node process of ours, starts without NODE_EXTRA_CA_CERTS and hands it back to the provider it runs; llama.cpp's LLAMA_ARG_* and LLAMA_API_KEY reach neither", async () => {
+  it("issue 14 E-5 the shim, a Node process of ours, starts without NODE_EXTRA_CA_CERTS and hands it back to the provider it runs; llama.cpp's LLAMA_ARG_* and LLAMA_API_KEY reach neither", async () => {
     const envLog = Path.join(tempDir(), "env.jsonl")
     const r = await startWith(
       llamaServer(fake, NO_OPTIONAL_FLAGS),
@@ -99,21 +99,23 @@ describe("a candidate's environment (issue 14 part 3)", () => {
       expect(env.LLAMA_ARG_CTX_SIZE).toBeUndefined()
       expect(env.LLAMA_API_KEY).toBeUndefined()
     }
-    // Without it set, none is made up.
+    // Without it set, none is made up, not even from a hand-over variable this tuner inherited.
     fs.rmSync(envLog)
-    const { NODE_EXTRA_CA_CERTS: _unset, ...without } = process.env
+    const { NODE_EXTRA_CA_CERTS: _unset, ...without } = { ...process.env, [SHIM_CA_CERTS_VAR]: "/inherited/ca.pem" } as NodeJS.ProcessEnv
     const saved = process.env
     process.env = without
     try {
       const plain = await startWith(llamaServer(fake, NO_OPTIONAL_FLAGS), { FAKE_PROVIDER_ENV_LOG: envLog })
       expect(plain.error).toBeNull()
-      expect(JSON.parse(fs.readFileSync(envLog, "utf8").trim()).NODE_EXTRA_CA_CERTS).toBeUndefined()
+      const provider = JSON.parse(fs.readFileSync(envLog, "utf8").trim()) as Record<string, string>
+      expect(provider.NODE_EXTRA_CA_CERTS).toBeUndefined()
+      expect(provider[SHIM_CA_CERTS_VAR]).toBeUndefined()
     } finally {
       process.env = saved
     }
   })
 
-  it("E-5 the embedded provider, this project's own serve, starts without NODE_EXTRA_CA_CERTS; another binary keeps it", async () => {
+  it("issue 14 E-5 the embedded provider, this project's own serve, starts without NODE_EXTRA_CA_CERTS; another binary keeps it", async () => {
     const own = await startWith(embedded(null), { NODE_EXTRA_CA_CERTS: caCerts }, (server) => environOf(server.pid), tinyModelPath("q4_0"))
     expect(own.error).toBeNull()
     expect(own.seen!.NODE_EXTRA_CA_CERTS).toBeUndefined()

@@ -16,6 +16,7 @@ import { makeLedger } from "../../src/steps/Ledger.js"
 import { measureQuietly } from "../../src/steps/QuietGuard.js"
 import { CpuMeter } from "../../src/services/CpuMeter.js"
 import { regressionsOf } from "../../src/steps/Verify.js"
+import { THROUGHPUT_POLICY } from "../../src/steps/Probe.js"
 
 const identity = new RunIdentity({
   tool_version: "0.1.0",
@@ -60,6 +61,8 @@ describe("trial keys (SPEC R-1)", () => {
     expect(trialKey(identity, 2, "a.gguf", new Knobs({ ...kv8, kvBits: 4 }))).not.toBe(k)
     expect(trialKey(identity, 1, "a.gguf", kv8)).not.toBe(k)
     expect(trialKey(new RunIdentity({ ...identity, policy: { ...identity.policy, gate_ttft_ms: 2000 } }), 2, "a.gguf", kv8)).not.toBe(k)
+    // P-2's extension (the provider's decode time bounding a squeezed window): trials recorded before it are measured again.
+    expect(trialKey(new RunIdentity({ ...identity, policy: { ...identity.policy, throughput: THROUGHPUT_POLICY } }), 2, "a.gguf", kv8)).not.toBe(k)
     // A new version of this tool measures anew (its probe and decision code may have changed).
     expect(trialKey(new RunIdentity({ ...identity, tool_version: "0.2.0" }), 2, "a.gguf", kv8)).not.toBe(k)
   })
@@ -97,6 +100,8 @@ describe("trial keys (SPEC R-1)", () => {
       "measurement policy: max_tokens"
     ])
     expect(identityChanges(identity, new RunIdentity({ ...identity, tool_version: "0.2.0" }))).toEqual(["llm-autotune 0.1.0 → 0.2.0"])
+    expect(identityChanges(identity, new RunIdentity({ ...identity, policy: { ...identity.policy, throughput: THROUGHPUT_POLICY } })))
+      .toEqual(["measurement policy: throughput"])
   })
 })
 

@@ -106,28 +106,32 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       expect(sample.totalMs).toBe(500)
     }))
 
-  /** A reply whose 4 deltas (8 tokens) arrive `gapsMs` apart after 200 ms, then usage with the provider's decode time. */
-  const replyWith = (gapsMs: number, predictedMs: number) =>
+  /**
+   * A reply whose 4 deltas (8 tokens) arrive `gapsMs` apart after `firstMs`, then usage with the provider's
+   * decode time over `predictedN` tokens.
+   */
+  const replyWith = (gapsMs: number, predictedMs: number, predictedN = 8, firstMs = 200) =>
     Layer.succeed(HttpClient.HttpClient, HttpClient.make((request) =>
       clockedSseResponse(request, [
-        { afterMs: 200, data: deltaData("a") },
+        { afterMs: firstMs, data: deltaData("a") },
         { afterMs: gapsMs, data: deltaData("b") },
         { afterMs: gapsMs, data: deltaData("c") },
         { afterMs: gapsMs, data: deltaData("d") },
         {
           afterMs: 0,
-          data: JSON.stringify({ choices: [{ delta: {} }], usage: { prompt_tokens: 5, completion_tokens: 8 }, timings: { predicted_n: 8, predicted_ms: predictedMs } })
+          data: JSON.stringify({ choices: [{ delta: {} }], usage: { prompt_tokens: 5, completion_tokens: 8 }, timings: { predicted_n: predictedN, predicted_ms: predictedMs } })
         }
       ])))
 
   it.effect("P-2 a reply read in one burst (the first token read late, this side without a core) is timed over the provider's own decode time, not the squeezed arrival window", () =>
     Effect.gen(function*() {
-      const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(replyWith(0, 300)), Effect.fork)
+      // The provider made the tokens from 150 to 450 ms; this side read them all at 500 ms.
+      const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(replyWith(0, 300, 8, 500)), Effect.fork)
       yield* TestClock.adjust("1 second")
       const sample = yield* Fiber.join(fiber)
       expect(sample.failure).toBeNull()
-      expect(sample.ttftMs).toBe(200)
-      // Every token arrived at 200 ms: the arrival window is 0, the provider took 300 ms over them.
+      expect(sample.ttftMs).toBe(500)
+      // Every token arrived at 500 ms: the arrival window is 0, the provider took 300 ms over them.
       expect(sample.tps).toBeCloseTo(8 / 0.3)
     }))
 
@@ -137,5 +141,23 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       yield* TestClock.adjust("1 second")
       const sample = yield* Fiber.join(fiber)
       expect(sample.tps).toBeCloseTo(8 / 0.3) // first token at 200 ms, last at 500 ms
+    }))
+
+  it.effect("P-2 a provider's decode time that cannot be this reply's (longer than the request lasted, or over other tokens) is not taken", () =>
+    Effect.gen(function*() {
+      const run = (gapsMs: number, predictedMs: number, predictedN?: number) =>
+        Effect.gen(function*() {
+          const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(replyWith(gapsMs, predictedMs, predictedN)), Effect.fork)
+          yield* TestClock.adjust("1 second")
+          return (yield* Fiber.join(fiber)).tps
+        })
+      // The request lasted 500 ms here: a decode of 900 ms (a cumulative or stale figure) is the arrival window's 300 ms.
+      expect(yield* run(100, 900)).toBeCloseTo(8 / 0.3)
+      // Over 20 tokens, not the reply's 8: the same.
+      expect(yield* run(100, 400, 20)).toBeCloseTo(8 / 0.3)
+      // A burst with no plausible figure has no time between its tokens: no throughput rather than an infinite one.
+      expect(yield* run(0, 900)).toBeNull()
+      // Within the request and over its tokens it is taken.
+      expect(yield* run(100, 400)).toBeCloseTo(8 / 0.4)
     }))
 })
