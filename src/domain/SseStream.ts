@@ -49,7 +49,8 @@ const Payload = Schema.Struct({
     predicted_per_second: Schema.optional(Schema.Number),
     prompt_ms: Schema.optional(Schema.Number),
     predicted_ms: Schema.optional(Schema.Number),
-    predicted_n: Schema.optional(Schema.Number)
+    // Read for P-2's plausibility check only: a provider's null here must not cost the chunk its usage.
+    predicted_n: Schema.optional(Schema.NullOr(Schema.Number))
   })))
 })
 const decodePayload = Schema.decodeUnknownOption(Schema.parseJson(Payload))

@@ -63,23 +63,29 @@ const requestFailed = (detail: string, status: number | null = null) =>
  * How `throughput` takes a request's throughput, in a run's identity (SPEC R-1 `policy.throughput`):
  * changed whenever it changes, so a resume does not replay trials measured otherwise.
  */
-export const THROUGHPUT_POLICY = "tokens over the longer of the arrival window and the provider's plausible predicted_ms"
+export const THROUGHPUT_POLICY = "tokens over the arrival window, or the provider's plausible predicted_ms where the arrivals were squeezed below 0.9 of it"
+
+/**
+ * An arrival window shorter than this fraction of the provider's own decode time was squeezed on the
+ * tuner's side (`throughput`). Where nothing delays the reading the two agree within about 0.5 %
+ * (llama-server: the arrival window 0.2–0.4 % shorter, three benches on 2 cores, 2026-12-07); the squeezed
+ * windows seen were 9 % and 62 % of the provider's time (2026-12-08, 15M at 2 threads). Below 1 by a margin so
+ * that the arrival window, P-2's own measure, stays the figure wherever nothing squeezed it.
+ */
+export const SQUEEZED_BELOW = 0.9
 
 /**
  * A request's throughput, tokens/s (SPEC P-2 as docs/SPEC.md extends it): `n` generated tokens ÷ the
- * longer of two windows over them: the time from the first content token's arrival to the last's
- * (`firstMs`, `lastMs`, ms on the clock of the request's start `startMs`), and the provider's own time from
- * its first token to its last (`server`: `timings.predicted_ms`, as llama-server and the embedded provider
- * report it). Where nothing delays the reading they agree within a few ms. The provider's is the longer
- * where the arrivals were squeezed on this side: tokens cannot leave a provider faster than it makes
- * them, so a reply read in a burst was read late (this process without a core while the candidate's
- * threads held both; 2 cores, 15M at 2 threads, 2026-12-08: one of three replicates read 90 301 tok/s,
- * its 64 tokens in 5 ms, the provider's 1 119, and the replicate's 95 % interval, N-1, with it); it is
- * also the longer where the provider's first token carried no content, or its last none. The arrival
- * window is the longer where delivery slowed the reply: the time a client sees. The provider's figure is
- * taken only where it is plausible: over the same tokens (`predicted_n` equal to `n`, where reported) and
- * positive, no longer than the request has lasted here (`lastMs − startMs`). Null with fewer than 2
- * tokens or no time between them.
+ * time from the first content token's arrival to the last's (`firstMs`, `lastMs`, ms on the clock of the
+ * request's start `startMs`) — P-2's measure — unless that window is shorter than SQUEEZED_BELOW × the
+ * provider's own time from its first token to its last (`server`: `timings.predicted_ms`, as llama-server
+ * and the embedded provider report it); then ÷ the provider's time. Tokens cannot leave a provider faster
+ * than it makes them, so such a reply was read late on this side, in a burst (this process without a
+ * core while the candidate's threads held both; 2 cores, 15M at 2 threads, 2026-12-08: one of three
+ * replicates read 90 301 tok/s, its 64 tokens in 5 ms, the provider's 1 119, and the replicate's 95 %
+ * interval, N-1, with it). The provider's figure is taken only where it is plausible: over the same
+ * tokens (`predicted_n` equal to `n`, where reported) and positive, no longer than the request has
+ * lasted here (`lastMs − startMs`). Null with fewer than 2 tokens or no time between them.
  */
 export const throughput = (
   n: number,
@@ -92,7 +98,8 @@ export const throughput = (
   const decodeMs = server?.predictedMs ?? null
   const plausible = decodeMs !== null && decodeMs > 0 && decodeMs <= lastMs - startMs &&
     (server?.predictedN == null || server.predictedN === n)
-  const window = Math.max(lastMs - firstMs, plausible ? decodeMs : 0)
+  const arrivals = lastMs - firstMs
+  const window = plausible && arrivals < SQUEEZED_BELOW * decodeMs ? decodeMs : arrivals
   return window > 0 ? (n * 1000) / window : null
 }
 

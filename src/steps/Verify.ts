@@ -25,6 +25,7 @@ import { modelIdentity, providerIdentity } from "./Identity.js"
 import { findExecutable, findLlamaServer } from "../system/Executables.js"
 import { machineOf } from "../system/MachineInfo.js"
 import { AUTOTUNE_VERSION } from "../system/Versions.js"
+import { THROUGHPUT_POLICY } from "./Probe.js"
 import { measureQuietly } from "./QuietGuard.js"
 import { runTrial, type TrialSettings } from "./RunTrial.js"
 
@@ -291,6 +292,8 @@ export const verifyRecipe = (
       new RunIdentity({
         ...before,
         tool_version: AUTOTUNE_VERSION,
+        // How this check takes a request's throughput (P-2): a recipe measured otherwise is said to be.
+        policy: { ...before.policy, throughput: THROUGHPUT_POLICY },
         machine,
         provider: providerIdentity(settings.adapter.name, adapterExecutable(settings.adapter), version),
         models: { [rec.model]: modelNow }

@@ -228,8 +228,8 @@ describe("the installed package (issue 14)", () => {
     }
     // An installer that gives every file one fixed time (yarn's 1984 "safe time"): a new version of the same
     // length, its modification time set back to the one recorded, is still read (its change time moved).
-    // (A launch between the build's record and the rewrite: the change time has moved on by then, whatever the
-    // file system's timestamp granularity.)
+    // (A launch between the build's record and the rewrite: the change time has moved on by then on Linux's file
+    // systems, whose timestamps are finer than a launch.)
     at(manifest, 1_000_000)
     stamped("3.0.0")
     assert.strictEqual(await run("serve", "--port", "1"), "bundled 1")

@@ -110,7 +110,7 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
    * A reply whose 4 deltas (8 tokens) arrive `gapsMs` apart after `firstMs`, then usage with the provider's
    * decode time over `predictedN` tokens.
    */
-  const replyWith = (gapsMs: number, predictedMs: number, predictedN = 8, firstMs = 200) =>
+  const replyWith = (gapsMs: number, predictedMs: number, predictedN: number | null = 8, firstMs = 200) =>
     Layer.succeed(HttpClient.HttpClient, HttpClient.make((request) =>
       clockedSseResponse(request, [
         { afterMs: firstMs, data: deltaData("a") },
@@ -119,7 +119,7 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
         { afterMs: gapsMs, data: deltaData("d") },
         {
           afterMs: 0,
-          data: JSON.stringify({ choices: [{ delta: {} }], usage: { prompt_tokens: 5, completion_tokens: 8 }, timings: { predicted_n: predictedN, predicted_ms: predictedMs } })
+          data: JSON.stringify({ choices: [{ delta: {} }], usage: { prompt_tokens: 5, completion_tokens: 8 }, timings: { ...(predictedN === null ? {} : { predicted_n: predictedN }), predicted_ms: predictedMs } })
         }
       ])))
 
@@ -135,17 +135,19 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       expect(sample.tps).toBeCloseTo(8 / 0.3)
     }))
 
-  it.effect("P-2 an arrival window longer than the provider's decode time is the throughput a client sees", () =>
+  it.effect("P-2 an arrival window longer than the provider's decode time, or short of it by less than the squeeze margin, is the throughput a client sees", () =>
     Effect.gen(function*() {
-      const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(replyWith(100, 120)), Effect.fork)
-      yield* TestClock.adjust("1 second")
-      const sample = yield* Fiber.join(fiber)
-      expect(sample.tps).toBeCloseTo(8 / 0.3) // first token at 200 ms, last at 500 ms
+      for (const predictedMs of [120, 310, 333]) {
+        const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(replyWith(100, predictedMs)), Effect.fork)
+        yield* TestClock.adjust("1 second")
+        const sample = yield* Fiber.join(fiber)
+        expect(sample.tps, `provider ${predictedMs} ms`).toBeCloseTo(8 / 0.3) // first token at 200 ms, last at 500 ms
+      }
     }))
 
   it.effect("P-2 a provider's decode time that cannot be this reply's (longer than the request lasted, or over other tokens) is not taken", () =>
     Effect.gen(function*() {
-      const run = (gapsMs: number, predictedMs: number, predictedN?: number) =>
+      const run = (gapsMs: number, predictedMs: number, predictedN: number | null = 8) =>
         Effect.gen(function*() {
           const fiber = yield* probeOnce(alive, req).pipe(Effect.provide(replyWith(gapsMs, predictedMs, predictedN)), Effect.fork)
           yield* TestClock.adjust("1 second")
@@ -157,7 +159,10 @@ describe("probe timing under TestClock (SPEC G-1, P-2)", () => {
       expect(yield* run(100, 400, 20)).toBeCloseTo(8 / 0.3)
       // A burst with no plausible figure has no time between its tokens: no throughput rather than an infinite one.
       expect(yield* run(0, 900)).toBeNull()
-      // Within the request and over its tokens it is taken.
+      // Within the request and over its tokens it is taken: the arrivals 300 ms, under 0.9 of 400 (and of 500, the whole request).
       expect(yield* run(100, 400)).toBeCloseTo(8 / 0.4)
+      expect(yield* run(100, 500)).toBeCloseTo(8 / 0.5)
+      // A provider that does not say how many tokens its time covers: taken too.
+      expect(yield* run(100, 400, null)).toBeCloseTo(8 / 0.4)
     }))
 })

@@ -15,6 +15,7 @@ import { Knobs } from "../../src/domain/Knobs.js"
 import { machineOf } from "../../src/system/MachineInfo.js"
 import { AUTOTUNE_VERSION } from "../../src/system/Versions.js"
 import { fakeHttp, fakeProvider, simulatedSettings } from "../support/simulatedProvider.js"
+import { THROUGHPUT_POLICY } from "../../src/steps/Probe.js"
 
 // fast-1b streams 3 tokens 100 ms apart after 1 s (kv unset): 15 tok/s, TTFT 1000 ms, every replicate.
 const recommendation = {
@@ -32,7 +33,8 @@ const identity = (over: Partial<ConstructorParameters<typeof RunIdentity>[0]> = 
     models: { "fast-1b": { id: "fast-1b", bytes: null, header_sha256: null } },
     policy: {
       target_context: 100, max_tokens: 3, gate_ttft_ms: 60_000, request_timeout_ms: 300_000, ready_timeout_ms: 300_000,
-      estimate: false, memory_limit_gib: null, stage1_replicates: 3, stage2_replicates: 3, max_replicates: 9, max_background_cores: null
+      estimate: false, memory_limit_gib: null, stage1_replicates: 3, stage2_replicates: 3, max_replicates: 9, max_background_cores: null,
+      throughput: THROUGHPUT_POLICY
     },
     ...over
   })
@@ -66,6 +68,11 @@ describe("verifyRecipe (SPEC R-3)", () => {
       expect(doc.verdict).toBe("holds")
       expect(doc.changes).toEqual([`machine ram_gb: 1 → ${machineOf(null).ram_gb}`])
       expect(doc.unchecked.length).toBe(2)
+      // A recipe measured before P-2's extension (its policy without it): this check takes throughput otherwise, and says so.
+      const { throughput: _p2, ...older } = identity().policy
+      const before = yield* verify(run(identity({ policy: older })))
+      expect(before.verdict).toBe("holds")
+      expect(before.changes).toEqual(["measurement policy: throughput"])
     }))
 
   it.effect("R-3 a model file that is not the one measured regresses by itself; a slower recipe regresses by its figure; a gate miss is infeasible", () =>
