@@ -16,6 +16,19 @@ import { repoRoot, tinyModelPath } from "../support/models.js"
 import { postJson, startServe } from "./ServeProcess.js"
 
 const base = ["--model", tinyModelPath("q4_0"), "--no-join", "--max-context", "1024", "--threads", "2"]
+/**
+ * Runs fixtures/<script> on the tiny model with `args` after it and `env` over this process's environment
+ * (killed after `timeoutMs`); its exit code (null when killed) and output.
+ */
+const runFixture = (script: string, args: ReadonlyArray<string>, env: Record<string, string>, timeoutMs: number) =>
+  new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+    execFile(process.execPath, [Path.join(repoRoot, "fixtures", script), tinyModelPath("q4_0"), ...args], {
+      encoding: "utf8",
+      env: { ...process.env, ...env },
+      timeout: timeoutMs
+    }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : (typeof error.code === "number" ? error.code : null), stdout, stderr }))
+  })
+
 const ATTACHED = /autotune: a persistent ggml threadpool of (\d+) thread\(s\) attached to a llama\.cpp context/g
 
 /** The thread ids of a process (/proc/<pid>/task). */
@@ -76,14 +89,7 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
 
   it("issue 14 E-5 a context whose thread count changes (two contexts sharing node-llama-cpp's thread budget) gets a pool of its new size each time, after more than 4 changes per-graph threads (said), replies token for token as without the library, and frees every pool with its context", async () => {
     // node-llama-cpp gives each context 2 threads alone and 1 beside the other (fixtures/two-contexts.mjs).
-    const run = (env: Record<string, string>) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, [Path.join(repoRoot, "fixtures", "two-contexts.mjs"), tinyModelPath("q4_0"), "6"], {
-          encoding: "utf8",
-          env: { ...process.env, ...env },
-          timeout: 120_000
-        }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : (typeof error.code === "number" ? error.code : null), stdout, stderr }))
-      })
+    const run = (env: Record<string, string>) => runFixture("two-contexts.mjs", ["6"], env, 120_000)
     const pooled = await run({})
     assert.strictEqual(pooled.code, 0, pooled.stderr)
     const attached = [...pooled.stderr.matchAll(ATTACHED)].map((m) => m[1])
@@ -110,14 +116,7 @@ describe("the embedded provider's ggml threadpool (issue 14)", () => {
 
   it("issue 14 E-5 past 64 contexts at once the others compute on per-graph threads (said once), a freed context's place goes to the next that decodes, and every reply is token for token as without the library", async () => {
     // fixtures/many-contexts.mjs: 65 contexts of one thread, each decoded in turn; the first freed; the 65th and a new one decode again.
-    const run = (env: Record<string, string>) =>
-      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-        execFile(process.execPath, [Path.join(repoRoot, "fixtures", "many-contexts.mjs"), tinyModelPath("q4_0"), "65"], {
-          encoding: "utf8",
-          env: { ...process.env, ...env },
-          timeout: 180_000
-        }, (error, stdout, stderr) => resolve({ code: error === null ? 0 : (typeof error.code === "number" ? error.code : null), stdout, stderr }))
-      })
+    const run = (env: Record<string, string>) => runFixture("many-contexts.mjs", ["65"], env, 180_000)
     const pooled = await run({})
     assert.strictEqual(pooled.code, 0, pooled.stderr)
     assert.match(pooled.stderr, /freed\n$/)
