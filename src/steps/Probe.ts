@@ -60,12 +60,6 @@ const requestFailed = (detail: string, status: number | null = null) =>
   new Failed(Verdict.RequestFailed({ phase: "probe", detail, status }))
 
 /**
- * How `throughput` takes a request's throughput, in a run's identity (SPEC R-1 `policy.throughput`):
- * changed whenever it changes, so a resume does not replay trials measured otherwise.
- */
-export const THROUGHPUT_POLICY = "tokens over the arrival window, or the provider's plausible predicted_ms where the arrivals were squeezed below 0.9 of it"
-
-/**
  * An arrival window shorter than this fraction of the provider's own decode time was squeezed on the
  * tuner's side (`throughput`). Where nothing delays the reading the two agree within about 0.5 %
  * (llama-server: the arrival window 0.2–0.4 % shorter, three benches on 2 cores, 2026-12-07); the squeezed
@@ -73,6 +67,12 @@ export const THROUGHPUT_POLICY = "tokens over the arrival window, or the provide
  * that the arrival window, P-2's own measure, stays the figure wherever nothing squeezed it.
  */
 export const SQUEEZED_BELOW = 0.9
+
+/**
+ * How `throughput` takes a request's throughput, in a run's identity (SPEC R-1 `policy.throughput`):
+ * built from SQUEEZED_BELOW, and changed whenever the rule changes, so a resume does not replay trials measured otherwise.
+ */
+export const THROUGHPUT_POLICY = `tokens over the arrival window, or the provider's plausible predicted_ms where the arrivals were squeezed below ${SQUEEZED_BELOW} of it`
 
 /**
  * A request's throughput, tokens/s (SPEC P-2 as docs/SPEC.md extends it): `n` generated tokens ÷ the
